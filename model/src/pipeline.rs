@@ -1,0 +1,412 @@
+//! Generation with the built-in model: one API for the CLI and the server.
+//!
+//! A request (prompt, optional first frame, frames, fps, steps, guidance, seed, motion) goes
+//! through an Euler flow-matching sampler with classifier-free guidance on text and image. The
+//! progress hook is called after every step and the cancel hook is checked between steps. The
+//! same request and seed give identical frames on the same machine: the initial noise comes
+//! from [`crate::rng`], not from the backend.
+
+use crate::net::{Conditioning, Net, NetConfig};
+use crate::prompt::{Prompt, parse};
+use crate::rng::Rng;
+use crate::training::multi_hot;
+use crate::vocab::NUM_TOKENS;
+use burn::prelude::*;
+use burn::store::{HalfPrecisionAdapter, ModuleSnapshot, SafetensorsStore};
+use image::RgbImage;
+use image::imageops::FilterType;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::time::Instant;
+
+/// Identifier of the shipped built-in model, recorded in every result's metadata.
+pub const BUILTIN_MODEL_ID: &str = "vidplay-toy-1";
+
+const SHIPPED_WEIGHTS: &[u8] = include_bytes!("../weights/toy.safetensors");
+const SHIPPED_CONFIG: &str = include_str!("../weights/toy.json");
+
+/// Longest prompt accepted, in characters.
+pub const MAX_PROMPT_CHARS: usize = 1000;
+/// Largest display size (frames are upscaled to this many pixels square).
+pub const MAX_DISPLAY_SIZE: u32 = 1024;
+pub const MAX_STEPS: usize = 200;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GenerationRequest {
+    pub prompt: String,
+    /// Number of output frames (at most the model's native clip length).
+    pub frames: Option<usize>,
+    pub fps: u32,
+    pub steps: usize,
+    /// Text guidance scale; 1 disables classifier-free guidance on text.
+    pub guidance: f32,
+    /// Image guidance scale for image-to-video; 1 disables it.
+    pub image_guidance: f32,
+    pub seed: u64,
+    /// Motion strength: 1 is normal speed, 0.5 slow, 1.5 fast.
+    pub motion: f32,
+    /// Output frames are upscaled to this size (square) with a Catmull-Rom filter.
+    pub display_size: u32,
+}
+
+impl Default for GenerationRequest {
+    fn default() -> Self {
+        Self {
+            prompt: String::new(),
+            frames: None,
+            fps: 8,
+            steps: 24,
+            guidance: 3.0,
+            image_guidance: 1.5,
+            seed: 0,
+            motion: 1.0,
+            display_size: 256,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    pub step: usize,
+    pub total: usize,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum GenerateError {
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("cancelled")]
+    Cancelled,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("cannot read model weights {path}: {message}")]
+    Weights { path: String, message: String },
+    #[error("model config: {0}")]
+    Config(String),
+}
+
+/// What came out of one generation.
+#[derive(Debug, Clone)]
+pub struct GeneratedClip {
+    /// Frames at display size.
+    pub frames: Vec<RgbImage>,
+    /// Frames at the model's own resolution.
+    pub native_frames: Vec<RgbImage>,
+    pub native_size: u32,
+    pub fps: u32,
+    /// What the prompt was understood as.
+    pub understood: Prompt,
+    /// The first frame actually used (cropped and resized to the native size), if any.
+    pub native_input: Option<RgbImage>,
+    pub sampling_seconds: f64,
+}
+
+/// The built-in toy-world model, loaded on a device.
+pub struct BuiltinModel {
+    net: Net,
+    config: NetConfig,
+    device: Device,
+}
+
+impl BuiltinModel {
+    /// The weights shipped inside the binary.
+    pub fn shipped(device: &Device) -> Result<Self, ModelError> {
+        let config: NetConfig =
+            serde_json::from_str(SHIPPED_CONFIG).map_err(|e| ModelError::Config(e.to_string()))?;
+        Self::from_store(
+            SafetensorsStore::from_bytes(Some(SHIPPED_WEIGHTS.to_vec())),
+            config,
+            "<built-in>",
+            device,
+        )
+    }
+
+    /// Weights exported by the trainer: `NAME.safetensors` with `NAME.json` beside it.
+    pub fn load(weights: &Path, device: &Device) -> Result<Self, ModelError> {
+        let config_path = weights.with_extension("json");
+        let config_text = std::fs::read_to_string(&config_path).map_err(|e| ModelError::Weights {
+            path: config_path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let config: NetConfig =
+            serde_json::from_str(&config_text).map_err(|e| ModelError::Config(e.to_string()))?;
+        if !weights.is_file() {
+            return Err(ModelError::Weights {
+                path: weights.display().to_string(),
+                message: "no such file".into(),
+            });
+        }
+        Self::from_store(
+            SafetensorsStore::from_file(weights),
+            config,
+            &weights.display().to_string(),
+            device,
+        )
+    }
+
+    fn from_store(store: SafetensorsStore, config: NetConfig, origin: &str, device: &Device) -> Result<Self, ModelError> {
+        let mut net = config.init(device);
+        let mut store = store.with_from_adapter(HalfPrecisionAdapter::new());
+        let result = net.load_from(&mut store).map_err(|e| ModelError::Weights {
+            path: origin.into(),
+            message: e.to_string(),
+        })?;
+        if !result.missing.is_empty() || !result.unused.is_empty() || !result.errors.is_empty() {
+            return Err(ModelError::Weights {
+                path: origin.into(),
+                message: format!(
+                    "weights do not match the network: missing {:?}, unused {:?}, errors {:?}",
+                    result.missing, result.unused, result.errors
+                ),
+            });
+        }
+        Ok(Self {
+            net,
+            config,
+            device: device.clone(),
+        })
+    }
+
+    pub fn config(&self) -> &NetConfig {
+        &self.config
+    }
+
+    pub fn id(&self) -> &'static str {
+        BUILTIN_MODEL_ID
+    }
+
+    /// Checks a request without running it.
+    pub fn validate(&self, req: &GenerationRequest, has_image: bool) -> Result<(), GenerateError> {
+        let bad = |m: String| Err(GenerateError::InvalidRequest(m));
+        if req.prompt.chars().count() > MAX_PROMPT_CHARS {
+            return bad(format!("the prompt is longer than {MAX_PROMPT_CHARS} characters"));
+        }
+        if !has_image && req.prompt.trim().is_empty() {
+            return bad("the prompt is empty: describe a scene, or give an image to animate".into());
+        }
+        if !has_image && parse(&req.prompt).is_empty() {
+            return bad(format!(
+                "the prompt names nothing the built-in model knows (it ignores: {}); try e.g. \
+                 \"a red ball bouncing on a grass field\"",
+                parse(&req.prompt).ignored.join(", ")
+            ));
+        }
+        let native = self.config.frames;
+        if let Some(f) = req.frames
+            && !(2..=native).contains(&f)
+        {
+            return bad(format!("frames must be between 2 and {native} for this model, not {f}"));
+        }
+        if !(1..=60).contains(&req.fps) {
+            return bad(format!("fps must be between 1 and 60, not {}", req.fps));
+        }
+        if !(1..=MAX_STEPS).contains(&req.steps) {
+            return bad(format!("steps must be between 1 and {MAX_STEPS}, not {}", req.steps));
+        }
+        for (name, g) in [("guidance", req.guidance), ("image guidance", req.image_guidance)] {
+            if !(0.0..=20.0).contains(&g) {
+                return bad(format!("{name} must be between 0 and 20, not {g}"));
+            }
+        }
+        if !(0.0..=2.0).contains(&req.motion) {
+            return bad(format!("motion must be between 0 and 2, not {}", req.motion));
+        }
+        let native_size = self.config.size as u32;
+        if !(native_size..=MAX_DISPLAY_SIZE).contains(&req.display_size) {
+            return bad(format!(
+                "display size must be between {native_size} and {MAX_DISPLAY_SIZE}, not {}",
+                req.display_size
+            ));
+        }
+        Ok(())
+    }
+
+    /// Generates a clip. `image`, when given, is the first frame to animate; it is centre-cropped
+    /// to a square and resized to the model's resolution.
+    pub fn generate(
+        &self,
+        req: &GenerationRequest,
+        image: Option<&RgbImage>,
+        on_progress: &mut dyn FnMut(Progress),
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<GeneratedClip, GenerateError> {
+        self.validate(req, image.is_some())?;
+        let started = Instant::now();
+        let (t, s) = (self.config.frames, self.config.size);
+        let understood = parse(&req.prompt);
+        let native_input = image.map(|img| crop_resize(img, s as u32));
+        let device = &self.device;
+
+        // Which conditioned passes each step runs, and how they combine.
+        let text = multi_hot(&understood);
+        let none = vec![0.0; NUM_TOKENS];
+        let has_text = !understood.is_empty();
+        let mut variants: Vec<(Vec<f32>, bool)> = Vec::new(); // (tokens, with image)
+        match (&native_input, has_text) {
+            (None, _) => {
+                variants.push((text.clone(), false));
+                if req.guidance != 1.0 {
+                    variants.push((none.clone(), false));
+                }
+            }
+            (Some(_), true) => {
+                variants.push((text.clone(), true));
+                variants.push((none.clone(), true));
+                variants.push((none.clone(), false));
+            }
+            (Some(_), false) => {
+                variants.push((none.clone(), true));
+                if req.image_guidance != 1.0 {
+                    variants.push((none.clone(), false));
+                }
+            }
+        }
+        let k = variants.len();
+        let image_planar: Vec<f32> = match &native_input {
+            Some(img) => to_planar(img),
+            None => vec![0.0; 3 * s * s],
+        };
+        let mut tokens = Vec::new();
+        let mut images = Vec::new();
+        let mut mask = Vec::new();
+        for (tok, with_image) in &variants {
+            tokens.extend_from_slice(tok);
+            if *with_image {
+                images.extend_from_slice(&image_planar);
+            } else {
+                images.extend(std::iter::repeat_n(0.0, 3 * s * s));
+            }
+            mask.push(if *with_image { 1.0 } else { 0.0 });
+        }
+        let cond = Conditioning {
+            tokens: Tensor::from_data(TensorData::new(tokens, [k, NUM_TOKENS]), device),
+            motion: Tensor::from_data(TensorData::new(vec![req.motion; k], [k, 1]), device),
+            image: Tensor::from_data(TensorData::new(images, [k, 3, s, s]), device),
+            image_mask: Tensor::from_data(TensorData::new(mask, [k, 1]), device),
+        };
+
+        let shape = [1, t, 3, s, s];
+        let noise = Rng::new(req.seed).normals(t * 3 * s * s);
+        let mut x = Tensor::<5>::from_data(TensorData::new(noise, shape), device);
+        let steps = req.steps;
+        for i in 0..steps {
+            if cancelled() {
+                return Err(GenerateError::Cancelled);
+            }
+            let time = i as f32 / steps as f32;
+            let xs = x.clone().expand([k, t, 3, s, s]);
+            let times = Tensor::<1>::from_data(TensorData::new(vec![time; k], [k]), device);
+            let v = self.net.forward(xs, times, &cond);
+            let part = |j: usize| v.clone().slice([j..j + 1]);
+            let v = match (&native_input, has_text, k) {
+                (_, _, 1) => part(0),
+                (None, _, _) => part(1) + (part(0) - part(1)) * req.guidance,
+                (Some(_), true, _) => {
+                    part(2)
+                        + (part(1) - part(2)) * req.image_guidance
+                        + (part(0) - part(1)) * req.guidance
+                }
+                (Some(_), false, _) => part(1) + (part(0) - part(1)) * req.image_guidance,
+            };
+            x = x + v * (1.0 / steps as f32);
+            on_progress(Progress { step: i + 1, total: steps });
+        }
+        let data: Vec<f32> = x
+            .into_data()
+            .convert::<f32>()
+            .to_vec()
+            .map_err(|e| GenerateError::InvalidRequest(format!("reading frames: {e:?}")))?;
+        let sampling_seconds = started.elapsed().as_secs_f64();
+
+        let wanted = req.frames.unwrap_or(t);
+        let native_frames: Vec<RgbImage> = frame_indices(t, wanted)
+            .into_iter()
+            .map(|f| from_planar(&data[f * 3 * s * s..(f + 1) * 3 * s * s], s as u32))
+            .collect();
+        let d = req.display_size;
+        let frames = native_frames
+            .iter()
+            .map(|f| image::imageops::resize(f, d, d, FilterType::CatmullRom))
+            .collect();
+        Ok(GeneratedClip {
+            frames,
+            native_frames,
+            native_size: s as u32,
+            fps: req.fps,
+            understood,
+            native_input,
+            sampling_seconds,
+        })
+    }
+}
+
+/// `wanted` frame indices spread evenly over a clip of `native` frames.
+pub fn frame_indices(native: usize, wanted: usize) -> Vec<usize> {
+    if wanted <= 1 {
+        return vec![0];
+    }
+    (0..wanted)
+        .map(|i| ((i * (native - 1)) as f32 / (wanted - 1) as f32).round() as usize)
+        .collect()
+}
+
+/// Centre-crops to a square and resizes (antialiased) to `size`.
+pub fn crop_resize(img: &RgbImage, size: u32) -> RgbImage {
+    let (w, h) = img.dimensions();
+    let side = w.min(h);
+    let cropped = image::imageops::crop_imm(img, (w - side) / 2, (h - side) / 2, side, side).to_image();
+    image::imageops::resize(&cropped, size, size, FilterType::Triangle)
+}
+
+/// RGB image -> planar `[3, h, w]` in [-1, 1].
+pub fn to_planar(img: &RgbImage) -> Vec<f32> {
+    let (w, h) = img.dimensions();
+    let plane = (w * h) as usize;
+    let mut out = vec![0.0; 3 * plane];
+    for (i, p) in img.pixels().enumerate() {
+        for c in 0..3 {
+            out[c * plane + i] = p.0[c] as f32 / 127.5 - 1.0;
+        }
+    }
+    out
+}
+
+/// Planar `[3, size, size]` in [-1, 1] -> RGB image.
+pub fn from_planar(data: &[f32], size: u32) -> RgbImage {
+    let plane = (size * size) as usize;
+    RgbImage::from_fn(size, size, |x, y| {
+        let i = (y * size + x) as usize;
+        image::Rgb(std::array::from_fn(|c| {
+            ((data[c * plane + i] + 1.0) * 127.5).round().clamp(0.0, 255.0) as u8
+        }))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_indices_span_the_clip() {
+        assert_eq!(frame_indices(16, 16), (0..16).collect::<Vec<_>>());
+        assert_eq!(frame_indices(16, 2), vec![0, 15]);
+        assert_eq!(frame_indices(16, 4), vec![0, 5, 10, 15]);
+    }
+
+    #[test]
+    fn planar_round_trip() {
+        let img = RgbImage::from_fn(8, 8, |x, y| image::Rgb([x as u8 * 30, y as u8 * 30, 7]));
+        assert_eq!(from_planar(&to_planar(&img), 8), img);
+    }
+
+    #[test]
+    fn crop_is_centred_and_square() {
+        let img = RgbImage::from_fn(30, 10, |x, _| image::Rgb([if (10..20).contains(&x) { 255 } else { 0 }, 0, 0]));
+        let out = crop_resize(&img, 10);
+        assert_eq!(out.dimensions(), (10, 10));
+        assert!(out.pixels().all(|p| p.0[0] == 255));
+    }
+}

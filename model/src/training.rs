@@ -1,0 +1,261 @@
+//! Training the built-in model: deterministic toy-world batches, the flow-matching loss, and
+//! resumable checkpoints.
+//!
+//! Batch `k` of a run depends only on the data seed and `k`, so a resumed run sees exactly the
+//! data an uninterrupted one would have.
+
+use crate::net::{Conditioning, Net, NetConfig};
+use crate::prompt::Prompt;
+use crate::rng::{Rng, mix};
+use crate::vocab::NUM_TOKENS;
+use crate::world::Scene;
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::prelude::*;
+use burn::store::{BurnpackStore, HalfPrecisionAdapter, ModuleSnapshot, SafetensorsStore};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// One training batch on the CPU, ready to become tensors.
+pub struct HostBatch {
+    pub batch: usize,
+    /// Clips in [-1, 1], `[batch, frames, 3, size, size]` flattened.
+    pub clips: Vec<f32>,
+    pub tokens: Vec<f32>,
+    pub motion: Vec<f32>,
+    pub images: Vec<f32>,
+    pub image_mask: Vec<f32>,
+    pub noise: Vec<f32>,
+    /// Flow time per sample in (0, 1).
+    pub times: Vec<f32>,
+}
+
+/// Multi-hot token vector for a prompt.
+pub fn multi_hot(prompt: &Prompt) -> Vec<f32> {
+    let mut v = vec![0.0; NUM_TOKENS];
+    for t in prompt.tokens() {
+        v[t] = 1.0;
+    }
+    v
+}
+
+/// Drops parts of a scene's prompt the way users leave them out, and sometimes all of it, so
+/// partial prompts work and classifier-free guidance has an unconditional model.
+fn training_prompt(scene: &Scene, rng: &mut Rng) -> Prompt {
+    let mut p = scene.prompt();
+    if rng.chance(0.1) {
+        return Prompt::default();
+    }
+    if rng.chance(0.08) {
+        p.subject = None;
+    }
+    if rng.chance(0.08) {
+        p.color = None;
+    }
+    if rng.chance(0.08) {
+        p.action = None;
+    }
+    if rng.chance(0.08) {
+        p.setting = None;
+    }
+    if p.camera == Some(crate::vocab::Camera::Static) && rng.chance(0.5) {
+        p.camera = None;
+    }
+    p
+}
+
+pub fn host_batch(data_seed: u64, step: u64, batch: usize, cfg: &NetConfig) -> HostBatch {
+    let (t, s) = (cfg.frames, cfg.size);
+    let frame = 3 * s * s;
+    let mut out = HostBatch {
+        batch,
+        clips: Vec::with_capacity(batch * t * frame),
+        tokens: Vec::with_capacity(batch * NUM_TOKENS),
+        motion: Vec::with_capacity(batch),
+        images: Vec::with_capacity(batch * frame),
+        image_mask: Vec::with_capacity(batch),
+        noise: Vec::new(),
+        times: Vec::with_capacity(batch),
+    };
+    let mut noise_rng = Rng::new(mix(data_seed ^ 0xA5A5) ^ mix(step));
+    for i in 0..batch {
+        let mut rng = Rng::new(mix(data_seed) ^ mix(step.wrapping_mul(1_000_003) + i as u64));
+        let with_image = rng.chance(0.5);
+        let scene = Scene::sample(&mut rng, &Prompt::default(), if with_image { 0.35 } else { 0.0 });
+        let clip: Vec<f32> = scene.render(t, s).iter().map(|v| v * 2.0 - 1.0).collect();
+        if with_image {
+            out.images.extend_from_slice(&clip[..frame]);
+        } else {
+            out.images.extend(std::iter::repeat_n(0.0, frame));
+        }
+        out.image_mask.push(if with_image { 1.0 } else { 0.0 });
+        out.clips.extend(clip);
+        out.tokens.extend(multi_hot(&training_prompt(&scene, &mut rng)));
+        out.motion.push(scene.motion);
+        // Flow time: half logit-normal (the informative middle), half uniform.
+        let time = if rng.chance(0.5) {
+            1.0 / (1.0 + (-rng.normal()).exp())
+        } else {
+            rng.uniform()
+        };
+        out.times.push(time.clamp(1e-4, 1.0 - 1e-4));
+    }
+    out.noise = noise_rng.normals(batch * t * frame);
+    out
+}
+
+/// The flow-matching loss of `net` on one batch.
+pub fn loss(net: &Net, hb: &HostBatch, cfg: &NetConfig, device: &Device) -> Tensor<1> {
+    let (b, t, s) = (hb.batch, cfg.frames, cfg.size);
+    let shape5 = [b, t, 3, s, s];
+    let data = Tensor::<5>::from_data(TensorData::new(hb.clips.clone(), shape5), device);
+    let noise = Tensor::<5>::from_data(TensorData::new(hb.noise.clone(), shape5), device);
+    let times = Tensor::<1>::from_data(TensorData::new(hb.times.clone(), [b]), device);
+    let s5 = times.clone().reshape([b, 1, 1, 1, 1]);
+    let x = noise.clone() * (s5.clone().neg() + 1.0) + data.clone() * s5;
+    let target = data - noise;
+    let cond = Conditioning {
+        tokens: Tensor::from_data(TensorData::new(hb.tokens.clone(), [b, NUM_TOKENS]), device),
+        motion: Tensor::from_data(TensorData::new(hb.motion.clone(), [b, 1]), device),
+        image: Tensor::from_data(TensorData::new(hb.images.clone(), [b, 3, s, s]), device),
+        image_mask: Tensor::from_data(TensorData::new(hb.image_mask.clone(), [b, 1]), device),
+    };
+    let v = net.forward(x, times, &cond);
+    (v - target).powf_scalar(2.0).mean()
+}
+
+/// What a checkpoint directory records besides the weights.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainState {
+    pub config: NetConfig,
+    pub data_seed: u64,
+    pub batch: usize,
+    pub step: u64,
+    /// (step, mean loss over the logging window, seconds per step).
+    pub log: Vec<(u64, f32, f32)>,
+    /// Wall-clock seconds of training so far, across resumes.
+    pub seconds: f64,
+    pub device: String,
+}
+
+pub struct Trainer {
+    pub net: Net,
+    pub optim: ModuleOptimizer,
+    pub state: TrainState,
+    pub device: Device,
+    pub lr: f64,
+}
+
+impl Trainer {
+    /// Starts fresh, or resumes from `dir` when it holds a checkpoint.
+    pub fn open(dir: &Path, fresh: TrainState, lr: f64, device: &Device) -> anyhow::Result<Self> {
+        let device = device.clone().autodiff();
+        let state_path = dir.join("state.json");
+        let optim_config = AdamConfig::new()
+            .with_beta_2(0.99)
+            .with_grad_clipping(Some(burn::grad_clipping::GradientClippingConfig::Norm(1.0)));
+        if state_path.exists() {
+            let state: TrainState = serde_json::from_slice(&std::fs::read(&state_path)?)?;
+            let mut net = state.config.init(&device);
+            let result = net
+                .load_from(&mut BurnpackStore::from_file(dir.join("model.bpk")))
+                .map_err(|e| anyhow::anyhow!("loading {}: {e}", dir.join("model.bpk").display()))?;
+            anyhow::ensure!(
+                result.missing.is_empty() && result.unused.is_empty(),
+                "checkpoint does not match the network: missing {:?}, unused {:?}",
+                result.missing,
+                result.unused
+            );
+            let optim = optim_config
+                .init()
+                .load(dir.join("optim.bpk"))
+                .map_err(|e| anyhow::anyhow!("loading optimizer state: {e:?}"))?;
+            tracing::info!(step = state.step, "resumed from {}", dir.display());
+            Ok(Self { net, optim, state, device, lr })
+        } else {
+            std::fs::create_dir_all(dir)?;
+            device.seed(fresh.data_seed);
+            let net = fresh.config.init(&device);
+            Ok(Self {
+                net,
+                optim: optim_config.init(),
+                state: fresh,
+                device,
+                lr,
+            })
+        }
+    }
+
+    /// One optimisation step; returns the loss.
+    pub fn step(&mut self) -> f32 {
+        let hb = host_batch(self.state.data_seed, self.state.step, self.state.batch, &self.state.config);
+        let loss = loss(&self.net, &hb, &self.state.config, &self.device);
+        let value = loss.clone().into_scalar::<f32>();
+        let grads = GradientsParams::from_grads(loss.backward(), &self.net);
+        // Modules share their tensors on clone; the optimizer returns the updated one.
+        self.net = self.optim.step(self.lr, self.net.clone(), grads);
+        self.state.step += 1;
+        value
+    }
+
+    /// Writes weights, optimizer state and the run state, each atomically.
+    pub fn save(&self, dir: &Path) -> anyhow::Result<()> {
+        let tmp = |name: &str| dir.join(format!("{name}.tmp"));
+        self.net
+            .save_into(&mut BurnpackStore::from_file(tmp("model.bpk")).auto_extension(false).overwrite(true))
+            .map_err(|e| anyhow::anyhow!("saving model: {e}"))?;
+        self.optim
+            .save(tmp("optim.bpk"))
+            .map_err(|e| anyhow::anyhow!("saving optimizer: {e:?}"))?;
+        std::fs::write(tmp("state.json"), serde_json::to_vec_pretty(&self.state)?)?;
+        for name in ["model.bpk", "optim.bpk", "state.json"] {
+            std::fs::rename(tmp(name), dir.join(name))?;
+        }
+        Ok(())
+    }
+
+    /// Exports inference weights: f16 safetensors plus the network config as JSON.
+    pub fn export(&self, weights: &Path) -> anyhow::Result<PathBuf> {
+        export(&self.net.valid(), &self.state, weights)
+    }
+}
+
+pub fn export(net: &Net, state: &TrainState, weights: &Path) -> anyhow::Result<PathBuf> {
+    if let Some(parent) = weights.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let tmp = weights.with_extension("safetensors.tmp");
+    let mut store = SafetensorsStore::from_file(&tmp)
+        .with_to_adapter(HalfPrecisionAdapter::new())
+        .metadata("vidplay.step", state.step.to_string())
+        .overwrite(true);
+    net.save_into(&mut store)
+        .map_err(|e| anyhow::anyhow!("exporting weights: {e}"))?;
+    std::fs::rename(&tmp, weights)?;
+    let config_path = weights.with_extension("json");
+    std::fs::write(&config_path, serde_json::to_vec_pretty(&state.config)?)?;
+    Ok(config_path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_are_deterministic_per_step() {
+        let cfg = NetConfig {
+            frames: 4,
+            size: 16,
+            channels: [8, 8, 8],
+            cond_dim: 8,
+        };
+        let a = host_batch(1, 5, 3, &cfg);
+        let b = host_batch(1, 5, 3, &cfg);
+        let c = host_batch(1, 6, 3, &cfg);
+        assert_eq!(a.clips, b.clips);
+        assert_eq!(a.noise, b.noise);
+        assert_eq!(a.tokens, b.tokens);
+        assert_ne!(a.clips, c.clips);
+        assert_eq!(a.clips.len(), 3 * 4 * 3 * 16 * 16);
+        assert!(a.clips.iter().all(|v| (-1.0..=1.0).contains(v)));
+    }
+}

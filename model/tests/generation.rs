@@ -1,0 +1,74 @@
+//! The generation API on the shipped weights, on wgpu's default adapter (lavapipe on machines
+//! without a GPU): progress per step, cancellation between steps, determinism, i2v shapes.
+
+use model::device::{self, DeviceChoice};
+use model::pipeline::{BuiltinModel, GenerateError, GenerationRequest};
+use std::cell::Cell;
+
+fn load() -> BuiltinModel {
+    let opened = device::open(DeviceChoice::Wgpu).expect("a wgpu adapter (install mesa-vulkan-drivers)");
+    BuiltinModel::shipped(&opened.device).expect("shipped weights load")
+}
+
+#[test]
+fn generation_api() {
+    let model = load();
+    let req = GenerationRequest {
+        prompt: "a blue ball bouncing in the desert".into(),
+        steps: 4,
+        seed: 11,
+        ..Default::default()
+    };
+
+    // Progress after every step, frames of the requested shape.
+    let mut seen = Vec::new();
+    let a = model.generate(&req, None, &mut |p| seen.push((p.step, p.total)), &|| false).unwrap();
+    assert_eq!(seen, vec![(1, 4), (2, 4), (3, 4), (4, 4)]);
+    assert_eq!(a.frames.len(), model.config().frames);
+    assert_eq!(a.frames[0].dimensions(), (256, 256));
+    assert_eq!(a.native_frames[0].dimensions(), (32, 32));
+
+    // Same request and seed: identical frames. Another seed: different frames.
+    let b = model.generate(&req, None, &mut |_| {}, &|| false).unwrap();
+    assert_eq!(a.native_frames, b.native_frames);
+    let c = model
+        .generate(&GenerationRequest { seed: 12, ..req.clone() }, None, &mut |_| {}, &|| false)
+        .unwrap();
+    assert_ne!(a.native_frames, c.native_frames);
+
+    // Cancelled between steps: stops after the step during which it was asked.
+    let steps_done = Cell::new(0);
+    let err = model
+        .generate(&req, None, &mut |p| steps_done.set(p.step), &|| steps_done.get() >= 2)
+        .unwrap_err();
+    assert_eq!(err, GenerateError::Cancelled);
+    assert_eq!(steps_done.get(), 2);
+
+    // Fewer frames are spread over the whole clip; image-to-video keeps the input's size.
+    let few = model
+        .generate(&GenerationRequest { frames: Some(4), ..req.clone() }, None, &mut |_| {}, &|| false)
+        .unwrap();
+    assert_eq!(few.native_frames.len(), 4);
+    assert_eq!(few.native_frames[0], a.native_frames[0]);
+    assert_eq!(few.native_frames[3], a.native_frames[15]);
+    let photo = image::RgbImage::from_fn(120, 80, |x, y| image::Rgb([x as u8 * 2, y as u8 * 3, 90]));
+    let i2v = model
+        .generate(&GenerationRequest { prompt: "camera pans left".into(), ..req.clone() }, Some(&photo), &mut |_| {}, &|| false)
+        .unwrap();
+    assert_eq!(i2v.native_input.as_ref().unwrap().dimensions(), (32, 32));
+    assert_eq!(i2v.frames.len(), 16);
+
+    // Bad requests are errors, not panics.
+    for bad in [
+        GenerationRequest { prompt: String::new(), ..req.clone() },
+        GenerationRequest { steps: 0, ..req.clone() },
+        GenerationRequest { frames: Some(99), ..req.clone() },
+        GenerationRequest { guidance: -1.0, ..req.clone() },
+        GenerationRequest { prompt: "x".repeat(5000), ..req.clone() },
+    ] {
+        assert!(matches!(
+            model.generate(&bad, None, &mut |_| {}, &|| false),
+            Err(GenerateError::InvalidRequest(_))
+        ));
+    }
+}

@@ -1,0 +1,87 @@
+//! `vidplay bench`: seconds per clip and peak memory of the built-in model at default settings.
+
+use model::pipeline::{BuiltinModel, GenerationRequest};
+use serde::Serialize;
+use std::time::Instant;
+
+#[derive(Debug, Serialize)]
+pub struct BenchReport {
+    pub device: String,
+    pub load_s: f64,
+    /// First clip: includes shader compilation and autotuning.
+    pub first_clip_s: f64,
+    pub clip_s: Vec<f64>,
+    pub steps: usize,
+    pub frames: usize,
+    pub native_size: usize,
+    /// Peak resident memory of the process (VmHWM), MiB.
+    pub peak_rss_mib: Option<f64>,
+}
+
+impl BenchReport {
+    pub fn mean_clip_s(&self) -> f64 {
+        self.clip_s.iter().sum::<f64>() / self.clip_s.len().max(1) as f64
+    }
+
+    pub fn table(&self) -> String {
+        let min = self.clip_s.iter().cloned().fold(f64::MAX, f64::min);
+        format!(
+            "device: {}\n\
+             | measure | value |\n|---|---|\n\
+             | model load | {:.2} s |\n\
+             | first clip (shader compile + autotune) | {:.2} s |\n\
+             | clip, mean of {} ({} frames {}x{}, {} steps) | {:.2} s |\n\
+             | clip, best | {:.2} s |\n\
+             | per sampling step | {:.3} s |\n\
+             | peak resident memory | {} |\n",
+            self.device,
+            self.load_s,
+            self.first_clip_s,
+            self.clip_s.len(),
+            self.frames,
+            self.native_size,
+            self.native_size,
+            self.steps,
+            self.mean_clip_s(),
+            min,
+            self.mean_clip_s() / self.steps as f64,
+            self.peak_rss_mib.map_or("n/a".into(), |m| format!("{m:.0} MiB")),
+        )
+    }
+}
+
+/// Peak resident set size of this process, from /proc (Linux only).
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+pub fn run(load: impl FnOnce() -> anyhow::Result<(BuiltinModel, String)>, runs: usize) -> anyhow::Result<BenchReport> {
+    let t0 = Instant::now();
+    let (model, device) = load()?;
+    let load_s = t0.elapsed().as_secs_f64();
+    let req = GenerationRequest {
+        prompt: "a red ball bouncing on a grass field while it snows, camera pans left".into(),
+        seed: 1,
+        ..Default::default()
+    };
+    let time = |seed: u64| -> anyhow::Result<f64> {
+        let t = Instant::now();
+        model.generate(&GenerationRequest { seed, ..req.clone() }, None, &mut |_| {}, &|| false)?;
+        Ok(t.elapsed().as_secs_f64())
+    };
+    let first_clip_s = time(0)?;
+    let clip_s = (0..runs).map(|i| time(i as u64 + 1)).collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(BenchReport {
+        device,
+        load_s,
+        first_clip_s,
+        clip_s,
+        steps: req.steps,
+        frames: model.config().frames,
+        native_size: model.config().size,
+        peak_rss_mib: peak_rss_mib(),
+    })
+}

@@ -1,0 +1,250 @@
+//! The `vidplay` binary: the playground server and the command line.
+
+use clap::{Parser, Subcommand};
+use model::device::{self, DeviceChoice};
+use model::pipeline::{BuiltinModel, GenerationRequest};
+use server::output::{Metadata, Timings, write_clip};
+use server::{bench, eval, input};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+#[derive(Parser)]
+#[command(name = "vidplay", version, about = "A self-hosted video-generation playground")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct ModelArgs {
+    /// Compute device: wgpu (default adapter), wgpu:discrete:N, wgpu:integrated:N, wgpu:cpu,
+    /// or cpu (Burn's pure-Rust CPU backend).
+    #[arg(long, env = "VIDPLAY_DEVICE", default_value = "wgpu")]
+    device: DeviceChoice,
+    /// Built-in model weights exported by the trainer (default: the weights shipped inside).
+    #[arg(long, env = "VIDPLAY_WEIGHTS")]
+    weights: Option<PathBuf>,
+}
+
+impl ModelArgs {
+    fn load(&self) -> anyhow::Result<(BuiltinModel, String)> {
+        let opened = device::open(self.device)?;
+        let model = match &self.weights {
+            Some(path) => BuiltinModel::load(path, &opened.device)?,
+            None => BuiltinModel::shipped(&opened.device)?,
+        };
+        Ok((model, opened.description))
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate a clip from a prompt, or animate an image.
+    Generate {
+        /// What to show, e.g. "a red ball bouncing on a grass field, camera pans left".
+        #[arg(long, default_value = "")]
+        prompt: String,
+        /// First frame to animate (image-to-video).
+        #[arg(long)]
+        image: Option<PathBuf>,
+        /// Number of frames (default: the model's native clip length).
+        #[arg(long)]
+        frames: Option<usize>,
+        #[arg(long, default_value_t = 8)]
+        fps: u32,
+        #[arg(long, default_value_t = 24)]
+        steps: usize,
+        /// Text guidance scale (1 turns classifier-free guidance off).
+        #[arg(long, default_value_t = 3.0)]
+        guidance: f32,
+        /// Image guidance scale for image-to-video.
+        #[arg(long, default_value_t = 1.5)]
+        image_guidance: f32,
+        /// Motion strength: 1 normal, 0.5 slow, 1.5 fast.
+        #[arg(long, default_value_t = 1.0)]
+        motion: f32,
+        /// Random seed (default: a new random one; the one used is in metadata.json).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Output frame size in pixels (frames are upscaled from the model's resolution).
+        #[arg(long, default_value_t = 256)]
+        size: u32,
+        /// Also write every frame as DIR/frames/0000.png, ...
+        #[arg(long)]
+        png_frames: bool,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        model: ModelArgs,
+    },
+    /// Measure the built-in model's faithfulness on held-out prompts.
+    Eval {
+        /// Clips per category.
+        #[arg(long, default_value_t = 8)]
+        per_category: usize,
+        #[arg(long, default_value_t = 24)]
+        steps: usize,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Also write the full report as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        #[command(flatten)]
+        model: ModelArgs,
+    },
+    /// Benchmark seconds per clip and peak memory at the default settings.
+    Bench {
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        #[command(flatten)]
+        model: ModelArgs,
+    },
+    /// List graphics adapters wgpu can see.
+    Devices,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Generate {
+            prompt,
+            image,
+            frames,
+            fps,
+            steps,
+            guidance,
+            image_guidance,
+            motion,
+            seed,
+            size,
+            png_frames,
+            out,
+            model,
+        } => {
+            let started = Instant::now();
+            let req = GenerationRequest {
+                prompt,
+                frames,
+                fps,
+                steps,
+                guidance,
+                image_guidance,
+                seed: seed.unwrap_or_else(random_seed),
+                motion,
+                display_size: size,
+            };
+            // Read the input before loading anything, so bad input fails fast.
+            let input_image = image.as_deref().map(input::load).transpose()?;
+            let (model, device) = model.load()?;
+            model.validate(&req, input_image.is_some())?;
+            let load_s = started.elapsed().as_secs_f64();
+            let understood = model::prompt::parse(&req.prompt);
+            if !understood.ignored.is_empty() {
+                eprintln!("note: the model ignores: {}", understood.ignored.join(", "));
+            }
+            let bar = indicatif::ProgressBar::new(req.steps as u64).with_style(
+                indicatif::ProgressStyle::with_template("{spinner} sampling [{bar:30}] {pos}/{len} steps, {elapsed} (eta {eta})")
+                    .expect("static template")
+                    .progress_chars("=> "),
+            );
+            let clip = model.generate(&req, input_image.as_ref(), &mut |p| bar.set_position(p.step as u64), &|| false)?;
+            bar.finish_and_clear();
+            let timings = Timings {
+                load_s,
+                sampling_s: clip.sampling_seconds,
+                encode_s: 0.0,
+                total_s: started.elapsed().as_secs_f64(),
+            };
+            let mut meta = Metadata::new(
+                model.id(),
+                &req,
+                &clip,
+                image.map(|p| p.display().to_string()),
+                &device,
+                timings,
+            );
+            write_clip(&out, &clip, &mut meta, png_frames)?;
+            println!(
+                "wrote {} ({} frames, {}x{} upscaled from {}x{}, seed {}) in {:.1} s",
+                out.display(),
+                meta.frames,
+                size,
+                size,
+                clip.native_size,
+                clip.native_size,
+                req.seed,
+                meta.timings.total_s
+            );
+            Ok(())
+        }
+        Command::Eval {
+            per_category,
+            steps,
+            seed,
+            json,
+            model,
+        } => {
+            let (model, device) = model.load()?;
+            println!("evaluating {} on {device}", model.id());
+            let report = eval::run(
+                &model,
+                &eval::EvalOptions {
+                    per_category,
+                    steps,
+                    seed,
+                },
+                |line| println!("  {line}"),
+            )?;
+            println!("\n{}", report.table());
+            println!(
+                "{} clips in {:.0} s; targets {}",
+                report.clips,
+                report.seconds,
+                if report.meets_targets() { "met" } else { "NOT met" }
+            );
+            if let Some(path) = json {
+                std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
+            }
+            Ok(())
+        }
+        Command::Bench { runs, model } => {
+            let report = bench::run(|| model.load(), runs.max(1))?;
+            println!("{}", report.table());
+            Ok(())
+        }
+        Command::Devices => {
+            let adapters = device::list_adapters();
+            if adapters.is_empty() {
+                println!("no wgpu adapters (install mesa-vulkan-drivers for a CPU one); `--device cpu` still works");
+            }
+            for a in adapters {
+                println!("{a}");
+            }
+            Ok(())
+        }
+    }
+}
+
+fn random_seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    model::rng::mix(nanos ^ std::process::id() as u64) % 1_000_000_000
+}

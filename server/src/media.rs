@@ -1,0 +1,315 @@
+//! Writing generated clips: H.264 in MP4 (plays in every browser), animated GIF, PNG frames.
+//!
+//! The generation parameters (JSON) are embedded in both files: in the MP4 as an H.264 SEI
+//! "user data unregistered" message in the first access unit, in the GIF as a comment
+//! extension. [`embedded_metadata`] reads them back from either.
+
+use anyhow::{Context, Result, bail};
+use image::RgbImage;
+use std::io::Write;
+use std::path::Path;
+
+/// UUID that marks vidplay's SEI payload.
+const SEI_UUID: [u8; 16] = *b"vidplay-params-1";
+/// Marker that precedes the JSON in a GIF comment.
+const GIF_MARKER: &str = "vidplay-params:";
+
+/// Writes `bytes` to `path` through a temporary file and a rename, so no half-written file is
+/// ever visible under the final name.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension(format!(
+        "{}.partial",
+        path.extension().and_then(|e| e.to_str()).unwrap_or("tmp")
+    ));
+    {
+        let mut f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+    Ok(())
+}
+
+fn check_frames(frames: &[RgbImage]) -> Result<(u32, u32)> {
+    let Some(first) = frames.first() else { bail!("no frames to encode") };
+    let dims = first.dimensions();
+    if frames.iter().any(|f| f.dimensions() != dims) {
+        bail!("frames differ in size");
+    }
+    Ok(dims)
+}
+
+/// Splits an Annex-B byte stream into NAL units (without start codes).
+fn split_annex_b(stream: &[u8]) -> Vec<&[u8]> {
+    let mut starts = Vec::new();
+    let mut i = 0;
+    while i + 3 <= stream.len() {
+        if stream[i] == 0 && stream[i + 1] == 0 && stream[i + 2] == 1 {
+            starts.push(i + 3);
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    let mut nals = Vec::new();
+    for (k, &s) in starts.iter().enumerate() {
+        let mut end = starts.get(k + 1).map_or(stream.len(), |&n| n - 3);
+        // A 4-byte start code leaves one more zero before the next NAL.
+        while end > s && stream[end - 1] == 0 && starts.get(k + 1).is_some() {
+            end -= 1;
+        }
+        if end > s {
+            nals.push(&stream[s..end]);
+        }
+    }
+    nals
+}
+
+/// An SEI NAL unit (type 6) carrying `payload` as user_data_unregistered (payload type 5).
+fn sei_user_data(payload: &[u8]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(payload.len() + 32);
+    body.push(5u8);
+    let mut size = SEI_UUID.len() + payload.len();
+    while size >= 255 {
+        body.push(255);
+        size -= 255;
+    }
+    body.push(size as u8);
+    body.extend_from_slice(&SEI_UUID);
+    body.extend_from_slice(payload);
+    body.push(0x80); // rbsp trailing bits
+    // Emulation prevention: no 00 00 0x (x <= 3) may appear inside a NAL.
+    let mut nal = vec![0x06u8];
+    let mut zeros = 0;
+    for b in body {
+        if zeros >= 2 && b <= 3 {
+            nal.push(3);
+            zeros = 0;
+        }
+        zeros = if b == 0 { zeros + 1 } else { 0 };
+        nal.push(b);
+    }
+    nal
+}
+
+/// Encodes frames as H.264 (constrained baseline, via OpenH264) in an MP4 file.
+pub fn encode_mp4(frames: &[RgbImage], fps: u32, metadata_json: &str) -> Result<Vec<u8>> {
+    use openh264::encoder::{BitRate, Encoder, EncoderConfig, FrameRate, RateControlMode};
+    use openh264::formats::{RgbSliceU8, YUVBuffer};
+    use openh264::OpenH264API;
+
+    let (w, h) = check_frames(frames)?;
+    if w % 2 != 0 || h % 2 != 0 {
+        bail!("H.264 needs even frame sizes, got {w}x{h}");
+    }
+    let config = EncoderConfig::new()
+        .max_frame_rate(FrameRate::from_hz(fps as f32))
+        .rate_control_mode(RateControlMode::Quality)
+        .bitrate(BitRate::from_bps(4_000_000));
+    let mut encoder = Encoder::with_api_config(OpenH264API::from_source(), config)
+        .map_err(|e| anyhow::anyhow!("starting the H.264 encoder: {e}"))?;
+
+    let mut sps = None;
+    let mut pps = None;
+    let mut samples: Vec<(Vec<u8>, bool)> = Vec::new();
+    for (i, frame) in frames.iter().enumerate() {
+        let yuv = YUVBuffer::from_rgb_source(RgbSliceU8::new(frame.as_raw(), (w as usize, h as usize)));
+        if i == 0 {
+            encoder.force_intra_frame();
+        }
+        let stream = encoder
+            .encode(&yuv)
+            .map_err(|e| anyhow::anyhow!("encoding frame {i}: {e}"))?
+            .to_vec();
+        let mut sample = Vec::new();
+        let mut is_sync = false;
+        let mut push = |sample: &mut Vec<u8>, nal: &[u8]| {
+            sample.extend_from_slice(&(nal.len() as u32).to_be_bytes());
+            sample.extend_from_slice(nal);
+        };
+        if i == 0 {
+            push(&mut sample, &sei_user_data(metadata_json.as_bytes()));
+        }
+        for nal in split_annex_b(&stream) {
+            match nal[0] & 0x1f {
+                7 => sps = Some(nal.to_vec()),
+                8 => pps = Some(nal.to_vec()),
+                t => {
+                    if t == 5 {
+                        is_sync = true;
+                    }
+                    push(&mut sample, nal);
+                }
+            }
+        }
+        samples.push((sample, is_sync));
+    }
+    let (Some(sps), Some(pps)) = (sps, pps) else {
+        bail!("the H.264 encoder produced no parameter sets")
+    };
+
+    let timescale = fps * 1000;
+    let mut writer = mp4::Mp4Writer::write_start(
+        std::io::Cursor::new(Vec::new()),
+        &mp4::Mp4Config {
+            major_brand: str::parse("isom").unwrap(),
+            minor_version: 512,
+            compatible_brands: ["isom", "iso2", "avc1", "mp41"]
+                .iter()
+                .map(|b| str::parse(b).unwrap())
+                .collect(),
+            timescale,
+        },
+    )?;
+    writer.add_track(&mp4::TrackConfig {
+        track_type: mp4::TrackType::Video,
+        timescale,
+        language: "und".into(),
+        media_conf: mp4::MediaConfig::AvcConfig(mp4::AvcConfig {
+            width: w as u16,
+            height: h as u16,
+            seq_param_set: sps,
+            pic_param_set: pps,
+        }),
+    })?;
+    for (i, (bytes, is_sync)) in samples.into_iter().enumerate() {
+        writer.write_sample(
+            1,
+            &mp4::Mp4Sample {
+                start_time: i as u64 * 1000,
+                duration: 1000,
+                rendering_offset: 0,
+                is_sync,
+                bytes: bytes.into(),
+            },
+        )?;
+    }
+    writer.write_end()?;
+    Ok(writer.into_writer().into_inner())
+}
+
+/// Encodes frames as a looping animated GIF with the metadata in a comment extension.
+pub fn encode_gif(frames: &[RgbImage], fps: u32, metadata_json: &str) -> Result<Vec<u8>> {
+    let (w, h) = check_frames(frames)?;
+    let mut out = Vec::new();
+    {
+        let mut enc = gif::Encoder::new(&mut out, w as u16, h as u16, &[])?;
+        enc.set_repeat(gif::Repeat::Infinite)?;
+        let comment = format!("{GIF_MARKER}{metadata_json}");
+        enc.write_raw_extension(gif::Extension::Comment.into(), &[comment.as_bytes()])?;
+        let delay = (100.0 / fps as f32).round().max(2.0) as u16;
+        for f in frames {
+            let mut frame = gif::Frame::from_rgb_speed(w as u16, h as u16, f.as_raw(), 10);
+            frame.delay = delay;
+            enc.write_frame(&frame)?;
+        }
+    }
+    Ok(out)
+}
+
+/// Finds the embedded parameters in an MP4 or GIF written by this module.
+pub fn embedded_metadata(bytes: &[u8]) -> Option<serde_json::Value> {
+    let start = if let Some(p) = find(bytes, &SEI_UUID) {
+        p + SEI_UUID.len()
+    } else {
+        find(bytes, GIF_MARKER.as_bytes())? + GIF_MARKER.len()
+    };
+    // GIF comments are split into sub-blocks of at most 255 bytes, each preceded by its length.
+    let mut json = Vec::new();
+    let is_gif = bytes.starts_with(b"GIF");
+    if is_gif {
+        // Walk back to the first sub-block's length byte.
+        let block_start = start - GIF_MARKER.len() - 1;
+        let mut i = block_start;
+        let mut first = true;
+        while i < bytes.len() && bytes[i] != 0 {
+            let len = bytes[i] as usize;
+            let data = bytes.get(i + 1..i + 1 + len)?;
+            json.extend_from_slice(if first { &data[GIF_MARKER.len()..] } else { data });
+            first = false;
+            i += 1 + len;
+        }
+    } else {
+        // The SEI payload ends at the rbsp trailing byte; remove emulation prevention bytes.
+        let mut zeros = 0;
+        for &b in &bytes[start..] {
+            if b == 0x80 {
+                break;
+            }
+            if zeros >= 2 && b == 3 {
+                zeros = 0;
+                continue;
+            }
+            zeros = if b == 0 { zeros + 1 } else { 0 };
+            json.push(b);
+        }
+    }
+    serde_json::from_slice(&json).ok()
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Writes every frame as DIR/0000.png, DIR/0001.png, ...
+pub fn write_png_frames(frames: &[RgbImage], dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
+    for (i, f) in frames.iter().enumerate() {
+        let mut bytes = Vec::new();
+        f.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)?;
+        write_atomic(&dir.join(format!("{i:04}.png")), &bytes)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames() -> Vec<RgbImage> {
+        (0..6)
+            .map(|t| RgbImage::from_fn(64, 48, |x, y| image::Rgb([(x * 4) as u8, (y * 5) as u8, (t * 40) as u8])))
+            .collect()
+    }
+
+    #[test]
+    fn mp4_is_valid_and_carries_metadata() {
+        let meta = r#"{"prompt":"a red ball","seed":7}"#;
+        let bytes = encode_mp4(&frames(), 8, meta).unwrap();
+        let reader = mp4::Mp4Reader::read_header(std::io::Cursor::new(&bytes), bytes.len() as u64).unwrap();
+        let track = reader.tracks().get(&1).unwrap();
+        assert_eq!(track.sample_count(), 6);
+        assert_eq!(track.width(), 64);
+        assert_eq!(track.height(), 48);
+        assert_eq!(embedded_metadata(&bytes).unwrap()["seed"], 7);
+    }
+
+    #[test]
+    fn gif_decodes_and_carries_long_metadata() {
+        let long = "x".repeat(700);
+        let meta = format!(r#"{{"prompt":"{long}","seed":9}}"#);
+        let bytes = encode_gif(&frames(), 8, &meta).unwrap();
+        let decoded = image::load_from_memory(&bytes).unwrap();
+        assert_eq!(decoded.width(), 64);
+        let back = embedded_metadata(&bytes).unwrap();
+        assert_eq!(back["seed"], 9);
+        assert_eq!(back["prompt"].as_str().unwrap().len(), 700);
+    }
+
+    #[test]
+    fn sei_escapes_start_code_patterns() {
+        let nal = sei_user_data(&[0, 0, 1, 0, 0, 0]);
+        assert!(!nal.windows(3).any(|w| w == [0, 0, 1] || w == [0, 0, 0]));
+    }
+
+    #[test]
+    fn atomic_write_leaves_no_partial_file() {
+        let dir = std::env::temp_dir().join(format!("vidplay-media-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("a.gif");
+        write_atomic(&p, b"abc").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"abc");
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
