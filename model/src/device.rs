@@ -1,9 +1,11 @@
 //! Which compute device the models run on.
 //!
-//! The default is wgpu's default adapter: a real GPU through Vulkan/Metal/DX12, or Mesa's
-//! lavapipe (a Vulkan driver on the CPU) on machines without one. `VIDPLAY_DEVICE` (or the
-//! CLI's `--device`) picks another: `wgpu`, `wgpu:discrete:N`, `wgpu:integrated:N`,
-//! `wgpu:virtual:N`, `wgpu:cpu`, or `cpu` for Burn's pure-Rust CPU backend (flex).
+//! The default, `auto`, is wgpu's default adapter when the machine has a GPU (Vulkan, Metal,
+//! DX12), and Burn's pure-Rust multithreaded CPU backend (flex) when the only adapters are CPU
+//! ones: on CPUs flex runs this crate's models many times faster than Mesa's lavapipe. Any
+//! device can be named instead with `VIDPLAY_DEVICE` or the CLI's `--device`: `wgpu` (the
+//! default adapter, lavapipe included), `wgpu:discrete:N`, `wgpu:integrated:N`,
+//! `wgpu:virtual:N`, `wgpu:cpu` (lavapipe), or `cpu` (flex).
 
 use burn::prelude::*;
 use burn::tensor::wgpu::wgpu;
@@ -12,8 +14,10 @@ use std::str::FromStr;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DeviceChoice {
-    /// wgpu's default adapter.
+    /// A GPU through wgpu if there is one, else Burn's CPU backend.
     #[default]
+    Auto,
+    /// wgpu's default adapter.
     Wgpu,
     WgpuDiscrete(usize),
     WgpuIntegrated(usize),
@@ -27,7 +31,7 @@ pub enum DeviceChoice {
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
     #[error(
-        "unknown device '{0}': use wgpu, wgpu:discrete:N, wgpu:integrated:N, wgpu:virtual:N, wgpu:cpu or cpu"
+        "unknown device '{0}': use auto, wgpu, wgpu:discrete:N, wgpu:integrated:N, wgpu:virtual:N, wgpu:cpu or cpu"
     )]
     Unknown(String),
     #[error(
@@ -47,7 +51,8 @@ impl FromStr for DeviceChoice {
             p.map_or(Ok(0), |v| v.parse().map_err(|_| DeviceError::Unknown(s.into())))
         };
         Ok(match parts.as_slice() {
-            ["" | "auto" | "wgpu" | "gpu"] => DeviceChoice::Wgpu,
+            ["" | "auto"] => DeviceChoice::Auto,
+            ["wgpu" | "gpu"] => DeviceChoice::Wgpu,
             ["cpu" | "flex"] => DeviceChoice::Cpu,
             ["wgpu", "cpu" | "lavapipe"] => DeviceChoice::WgpuCpu,
             ["wgpu", "discrete", rest @ ..] => DeviceChoice::WgpuDiscrete(index(rest.first())?),
@@ -61,6 +66,7 @@ impl FromStr for DeviceChoice {
 impl fmt::Display for DeviceChoice {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            DeviceChoice::Auto => write!(f, "auto"),
             DeviceChoice::Wgpu => write!(f, "wgpu"),
             DeviceChoice::WgpuDiscrete(i) => write!(f, "wgpu:discrete:{i}"),
             DeviceChoice::WgpuIntegrated(i) => write!(f, "wgpu:integrated:{i}"),
@@ -96,7 +102,21 @@ fn describe(info: &wgpu::AdapterInfo) -> String {
 
 /// Opens the chosen device. For wgpu choices the adapter must exist; its description is logged.
 pub fn open(choice: DeviceChoice) -> Result<OpenedDevice, DeviceError> {
+    let choice = match choice {
+        DeviceChoice::Auto => {
+            let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+            let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+            if adapters.iter().any(|a| a.get_info().device_type != wgpu::DeviceType::Cpu) {
+                DeviceChoice::Wgpu
+            } else {
+                tracing::info!("no GPU adapter: using Burn's CPU backend (--device wgpu:cpu for lavapipe)");
+                DeviceChoice::Cpu
+            }
+        }
+        other => other,
+    };
     let kind = match choice {
+        DeviceChoice::Auto => unreachable!("resolved above"),
         DeviceChoice::Cpu => {
             let description = format!(
                 "Burn flex CPU backend ({} threads)",
@@ -166,10 +186,6 @@ pub fn open(choice: DeviceChoice) -> Result<OpenedDevice, DeviceError> {
     })
 }
 
-/// The device named by `VIDPLAY_DEVICE`, or wgpu's default.
-pub fn from_env() -> Result<DeviceChoice, DeviceError> {
-    std::env::var("VIDPLAY_DEVICE").map_or(Ok(DeviceChoice::Wgpu), |v| v.parse())
-}
 
 #[cfg(test)]
 mod tests {
@@ -186,7 +202,8 @@ mod tests {
         );
         assert!("tpu".parse::<DeviceChoice>().is_err());
         assert!("wgpu:discrete:x".parse::<DeviceChoice>().is_err());
-        for c in ["wgpu", "cpu", "wgpu:cpu", "wgpu:integrated:2"] {
+        assert_eq!("auto".parse::<DeviceChoice>().unwrap(), DeviceChoice::Auto);
+        for c in ["auto", "wgpu", "cpu", "wgpu:cpu", "wgpu:integrated:2"] {
             assert_eq!(c.parse::<DeviceChoice>().unwrap().to_string(), c);
         }
     }

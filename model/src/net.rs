@@ -6,8 +6,9 @@
 //! (FiLM). The optional first frame is concatenated on channels with a mask channel, so
 //! classifier-free guidance can drop text and image independently.
 //!
-//! The network predicts the flow-matching velocity `data - noise` for a noisy clip
-//! `x_s = (1 - s) noise + s data`, with pixels in [-1, 1].
+//! For a noisy clip `x_s = (1 - s) noise + s data` (pixels in [-1, 1]) the network predicts the
+//! clean clip; the sampler turns that into the rectified-flow velocity
+//! `(prediction - x_s) / (1 - s)`, which removes the noise exactly by construction.
 
 use crate::vocab::NUM_TOKENS;
 use burn::module::{Initializer, Param};
@@ -109,7 +110,7 @@ pub struct Net {
 
 impl Net {
     /// `x`: noisy clip `[batch, frames, 3, size, size]`; `s`: flow time per sample `[batch]`.
-    /// Returns the predicted velocity, same shape as `x`.
+    /// Returns the predicted clean clip, same shape as `x`.
     pub fn forward(&self, x: Tensor<5>, s: Tensor<1>, cond: &Conditioning) -> Tensor<5> {
         let [b, t, _, h, w] = x.dims();
         let mask4 = cond.image_mask.clone().reshape([b, 1, 1, 1]);

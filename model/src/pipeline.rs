@@ -1,7 +1,7 @@
 //! Generation with the built-in model: one API for the CLI and the server.
 //!
 //! A request (prompt, optional first frame, frames, fps, steps, guidance, seed, motion) goes
-//! through an Euler flow-matching sampler with classifier-free guidance on text and image. The
+//! through an Euler rectified-flow sampler with classifier-free guidance on text and image. The
 //! progress hook is called after every step and the cancel hook is checked between steps. The
 //! same request and seed give identical frames on the same machine: the initial noise comes
 //! from [`crate::rng`], not from the backend.
@@ -299,9 +299,10 @@ impl BuiltinModel {
             let time = i as f32 / steps as f32;
             let xs = x.clone().expand([k, t, 3, s, s]);
             let times = Tensor::<1>::from_data(TensorData::new(vec![time; k], [k]), device);
-            let v = self.net.forward(xs, times, &cond);
-            let part = |j: usize| v.clone().slice([j..j + 1]);
-            let v = match (&native_input, has_text, k) {
+            let d = self.net.forward(xs, times, &cond);
+            let part = |j: usize| d.clone().slice([j..j + 1]);
+            // Guidance on the predicted clean clip (the velocity is affine in it).
+            let d = match (&native_input, has_text, k) {
                 (_, _, 1) => part(0),
                 (None, _, _) => part(1) + (part(0) - part(1)) * req.guidance,
                 (Some(_), true, _) => {
@@ -311,13 +312,15 @@ impl BuiltinModel {
                 }
                 (Some(_), false, _) => part(1) + (part(0) - part(1)) * req.image_guidance,
             };
-            x = x + v * (1.0 / steps as f32);
+            // Euler step of the flow: x += (d - x) / (1 - s) * ds; the last step lands on d.
+            let next = (i + 1) as f32 / steps as f32;
+            x = x.clone() + (d - x) * ((next - time) / (1.0 - time));
             on_progress(Progress { step: i + 1, total: steps });
         }
         let data: Vec<f32> = x
             .into_data()
             .convert::<f32>()
-            .to_vec()
+            .try_to_vec()
             .map_err(|e| GenerateError::InvalidRequest(format!("reading frames: {e:?}")))?;
         let sampling_seconds = started.elapsed().as_secs_f64();
 

@@ -103,7 +103,7 @@ pub fn host_batch(data_seed: u64, step: u64, batch: usize, cfg: &NetConfig) -> H
     out
 }
 
-/// The flow-matching loss of `net` on one batch.
+/// The loss of `net` on one batch: mean squared error of the predicted clean clip.
 pub fn loss(net: &Net, hb: &HostBatch, cfg: &NetConfig, device: &Device) -> Tensor<1> {
     let (b, t, s) = (hb.batch, cfg.frames, cfg.size);
     let shape5 = [b, t, 3, s, s];
@@ -111,16 +111,15 @@ pub fn loss(net: &Net, hb: &HostBatch, cfg: &NetConfig, device: &Device) -> Tens
     let noise = Tensor::<5>::from_data(TensorData::new(hb.noise.clone(), shape5), device);
     let times = Tensor::<1>::from_data(TensorData::new(hb.times.clone(), [b]), device);
     let s5 = times.clone().reshape([b, 1, 1, 1, 1]);
-    let x = noise.clone() * (s5.clone().neg() + 1.0) + data.clone() * s5;
-    let target = data - noise;
+    let x = noise * (s5.clone().neg() + 1.0) + data.clone() * s5;
     let cond = Conditioning {
         tokens: Tensor::from_data(TensorData::new(hb.tokens.clone(), [b, NUM_TOKENS]), device),
         motion: Tensor::from_data(TensorData::new(hb.motion.clone(), [b, 1]), device),
         image: Tensor::from_data(TensorData::new(hb.images.clone(), [b, 3, s, s]), device),
         image_mask: Tensor::from_data(TensorData::new(hb.image_mask.clone(), [b, 1]), device),
     };
-    let v = net.forward(x, times, &cond);
-    (v - target).powf_scalar(2.0).mean()
+    let predicted = net.forward(x, times, &cond);
+    (predicted - data).powf_scalar(2.0).mean()
 }
 
 /// What a checkpoint directory records besides the weights.

@@ -179,7 +179,7 @@ pub fn run(model: &BuiltinModel, opts: &EvalOptions, mut on_clip: impl FnMut(&st
         ..Default::default()
     };
     let size = model.config().size;
-    let mut still = |report: &mut EvalReport, frames: &[RgbImage]| {
+    let still = |report: &mut EvalReport, frames: &[RgbImage]| {
         report.clips += 1;
         let m = analysis::motion_amount(frames);
         if m < 0.004 {

@@ -7,3 +7,4 @@ pub mod eval;
 pub mod input;
 pub mod media;
 pub mod output;
+pub mod serve;

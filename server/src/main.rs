@@ -18,9 +18,9 @@ struct Cli {
 
 #[derive(clap::Args, Clone)]
 struct ModelArgs {
-    /// Compute device: wgpu (default adapter), wgpu:discrete:N, wgpu:integrated:N, wgpu:cpu,
-    /// or cpu (Burn's pure-Rust CPU backend).
-    #[arg(long, env = "VIDPLAY_DEVICE", default_value = "wgpu")]
+    /// Compute device: auto (a GPU through wgpu if present, else Burn's CPU backend), wgpu
+    /// (default adapter), wgpu:discrete:N, wgpu:integrated:N, wgpu:cpu (lavapipe), or cpu.
+    #[arg(long, env = "VIDPLAY_DEVICE", default_value = "auto")]
     device: DeviceChoice,
     /// Built-in model weights exported by the trainer (default: the weights shipped inside).
     #[arg(long, env = "VIDPLAY_WEIGHTS")]
@@ -103,12 +103,21 @@ enum Command {
     },
     /// List graphics adapters wgpu can see.
     Devices,
+    /// Start the playground web server.
+    Serve {
+        #[arg(long, env = "VIDPLAY_ADDR", default_value = "127.0.0.1:3000")]
+        addr: std::net::SocketAddr,
+        #[arg(long, env = "VIDPLAY_DATA_DIR", default_value = "data")]
+        data_dir: PathBuf,
+        #[command(flatten)]
+        model: ModelArgs,
+    },
 }
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,wgpu=warn,cubecl=warn,naga=warn,tower_http=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -228,6 +237,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let report = bench::run(|| model.load(), runs.max(1))?;
             println!("{}", report.table());
             Ok(())
+        }
+        Command::Serve { addr, data_dir, model } => {
+            let state = server::serve::start(data_dir.clone(), move || model.load())?;
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+                println!("vidplay playground on http://{addr} (data in {})", data_dir.display());
+                axum::serve(listener, server::serve::router(state))
+                    .with_graceful_shutdown(async {
+                        let _ = tokio::signal::ctrl_c().await;
+                    })
+                    .await?;
+                anyhow::Ok(())
+            })
         }
         Command::Devices => {
             let adapters = device::list_adapters();

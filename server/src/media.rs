@@ -123,7 +123,7 @@ pub fn encode_mp4(frames: &[RgbImage], fps: u32, metadata_json: &str) -> Result<
             .to_vec();
         let mut sample = Vec::new();
         let mut is_sync = false;
-        let mut push = |sample: &mut Vec<u8>, nal: &[u8]| {
+        let push = |sample: &mut Vec<u8>, nal: &[u8]| {
             sample.extend_from_slice(&(nal.len() as u32).to_be_bytes());
             sample.extend_from_slice(nal);
         };

@@ -56,7 +56,7 @@ fn bad_input_is_a_clear_error() {
     assert_fails_with(&["generate", "--prompt", "a red ball", "--frames", "1", "--out", out], "frames must be");
     assert_fails_with(&["generate", "--prompt", "a red ball", "--size", "100000", "--out", out], "display size");
     assert_fails_with(&["generate", "--prompt", "a red ball", "--steps", "0", "--out", out], "steps must be");
-    assert_fails_with(&["generate", "--prompt", "a red ball", "--steps", "-3", "--out", out], "steps");
+    assert_fails_with(&["generate", "--prompt", "a red ball", "--steps", "-3", "--out", out], "unexpected argument '-3'");
     assert_fails_with(&["generate", "--prompt", "a red ball", "--motion", "9", "--out", out], "motion must be");
     assert_fails_with(&["generate", "--prompt", "a red ball", "--device", "tpu", "--out", out], "unknown device");
     assert_fails_with(&["generate", "--prompt", "a red ball"], "--out");
