@@ -86,10 +86,15 @@ pub struct OpenedDevice {
 
 /// Lists wgpu adapters as "name (type, backend, driver)".
 pub fn list_adapters() -> Vec<String> {
+    adapters().iter().map(describe).collect()
+}
+
+/// What wgpu can see on this machine, all backends.
+fn adapters() -> Vec<wgpu::AdapterInfo> {
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
     pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
         .iter()
-        .map(|a| describe(&a.get_info()))
+        .map(|a| a.get_info())
         .collect()
 }
 
@@ -104,9 +109,7 @@ fn describe(info: &wgpu::AdapterInfo) -> String {
 pub fn open(choice: DeviceChoice) -> Result<OpenedDevice, DeviceError> {
     let choice = match choice {
         DeviceChoice::Auto => {
-            let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-            let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
-            if adapters.iter().any(|a| a.get_info().device_type != wgpu::DeviceType::Cpu) {
+            if adapters().iter().any(|a| a.device_type != wgpu::DeviceType::Cpu) {
                 DeviceChoice::Wgpu
             } else {
                 tracing::info!("no GPU adapter: using Burn's CPU backend (--device wgpu:cpu for lavapipe)");
@@ -134,9 +137,8 @@ pub fn open(choice: DeviceChoice) -> Result<OpenedDevice, DeviceError> {
         DeviceChoice::WgpuVirtual(i) => DeviceKind::VirtualGpu(i),
         DeviceChoice::WgpuCpu => DeviceKind::Cpu,
     };
-    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-    let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
-    if adapters.is_empty() {
+    let infos = adapters();
+    if infos.is_empty() {
         return Err(DeviceError::NoAdapter("wgpu enumerated no adapters".into()));
     }
     let wanted = |t: wgpu::DeviceType| match choice {
@@ -150,7 +152,6 @@ pub fn open(choice: DeviceChoice) -> Result<OpenedDevice, DeviceError> {
         DeviceChoice::WgpuDiscrete(i) | DeviceChoice::WgpuIntegrated(i) | DeviceChoice::WgpuVirtual(i) => i,
         _ => 0,
     };
-    let infos: Vec<wgpu::AdapterInfo> = adapters.iter().map(|a| a.get_info()).collect();
     let matching: Vec<&wgpu::AdapterInfo> = infos.iter().filter(|i| wanted(i.device_type)).collect();
     // wgpu's own default prefers a discrete GPU, then integrated, then others.
     let chosen = match choice {

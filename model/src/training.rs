@@ -145,8 +145,15 @@ pub struct Trainer {
 }
 
 impl Trainer {
-    /// Starts fresh, or resumes from `dir` when it holds a checkpoint.
-    pub fn open(dir: &Path, fresh: TrainState, lr: f64, device: &Device) -> anyhow::Result<Self> {
+    /// Resumes from `dir` when it holds a checkpoint; otherwise starts fresh, from random
+    /// weights or from exported inference weights `init_from` (with a new optimizer state).
+    pub fn open(
+        dir: &Path,
+        fresh: TrainState,
+        init_from: Option<&Path>,
+        lr: f64,
+        device: &Device,
+    ) -> anyhow::Result<Self> {
         let device = device.clone().autodiff();
         let state_path = dir.join("state.json");
         let optim_config = AdamConfig::new()
@@ -173,7 +180,21 @@ impl Trainer {
         } else {
             std::fs::create_dir_all(dir)?;
             device.seed(fresh.data_seed);
-            let net = fresh.config.init(&device);
+            let mut net = fresh.config.init(&device);
+            if let Some(weights) = init_from {
+                let mut store = SafetensorsStore::from_file(weights).with_from_adapter(HalfPrecisionAdapter::new());
+                let result = net
+                    .load_from(&mut store)
+                    .map_err(|e| anyhow::anyhow!("loading {}: {e}", weights.display()))?;
+                anyhow::ensure!(
+                    result.missing.is_empty() && result.unused.is_empty(),
+                    "{} does not match the network: missing {:?}, unused {:?}",
+                    weights.display(),
+                    result.missing,
+                    result.unused
+                );
+                tracing::info!(step = fresh.step, "initialised from {}", weights.display());
+            }
             Ok(Self {
                 net,
                 optim: optim_config.init(),

@@ -42,6 +42,13 @@ struct Args {
     save_every: u64,
     #[arg(long, default_value_t = 10)]
     log_every: u64,
+    /// Start a new run from these exported weights (e.g. the shipped ones) instead of random.
+    #[arg(long)]
+    init_from: Option<PathBuf>,
+    /// Step a new run starts counting at (with --init-from: the step the weights were at, so the
+    /// data stream continues rather than repeats).
+    #[arg(long, default_value_t = 0)]
+    start_step: u64,
     /// Also export f16 inference weights here at every checkpoint.
     #[arg(long)]
     export: Option<PathBuf>,
@@ -68,12 +75,12 @@ fn main() -> anyhow::Result<()> {
         },
         data_seed: args.data_seed,
         batch: args.batch,
-        step: 0,
+        step: args.start_step,
         log: Vec::new(),
         seconds: 0.0,
         device: opened.description.clone(),
     };
-    let mut trainer = Trainer::open(&args.dir, fresh, args.lr, &opened.device)?;
+    let mut trainer = Trainer::open(&args.dir, fresh, args.init_from.as_deref(), args.lr, &opened.device)?;
     let params = trainer.net.num_params();
     println!(
         "training {:?}, {params} parameters, batch {}, on {}",
