@@ -88,6 +88,20 @@ pub struct Conditioning {
     pub image_mask: Tensor<2>,
 }
 
+impl Conditioning {
+    /// Builds a batch of `batch` conditionings from flat host vectors (images planar
+    /// `[batch, 3, size, size]`).
+    pub fn from_host(tokens: Vec<f32>, motion: Vec<f32>, images: Vec<f32>, image_mask: Vec<f32>, size: usize, device: &Device) -> Self {
+        let b = motion.len();
+        Self {
+            tokens: Tensor::from_data(TensorData::new(tokens, [b, NUM_TOKENS]), device),
+            motion: Tensor::from_data(TensorData::new(motion, [b, 1]), device),
+            image: Tensor::from_data(TensorData::new(images, [b, 3, size, size]), device),
+            image_mask: Tensor::from_data(TensorData::new(image_mask, [b, 1]), device),
+        }
+    }
+}
+
 #[derive(Module, Debug)]
 pub struct Net {
     conv_in: Conv2d,

@@ -187,11 +187,12 @@ impl BuiltinModel {
         if !has_image && req.prompt.trim().is_empty() {
             return bad("the prompt is empty: describe a scene, or give an image to animate".into());
         }
-        if !has_image && parse(&req.prompt).is_empty() {
+        let understood = parse(&req.prompt);
+        if !has_image && understood.is_empty() {
             return bad(format!(
                 "the prompt names nothing the built-in model knows (it ignores: {}); try e.g. \
                  \"a red ball bouncing on a grass field\"",
-                parse(&req.prompt).ignored.join(", ")
+                understood.ignored.join(", ")
             ));
         }
         let native = self.config.frames;
@@ -281,12 +282,7 @@ impl BuiltinModel {
             }
             mask.push(if *with_image { 1.0 } else { 0.0 });
         }
-        let cond = Conditioning {
-            tokens: Tensor::from_data(TensorData::new(tokens, [k, NUM_TOKENS]), device),
-            motion: Tensor::from_data(TensorData::new(vec![req.motion; k], [k, 1]), device),
-            image: Tensor::from_data(TensorData::new(images, [k, 3, s, s]), device),
-            image_mask: Tensor::from_data(TensorData::new(mask, [k, 1]), device),
-        };
+        let cond = Conditioning::from_host(tokens, vec![req.motion; k], images, mask, s, device);
 
         let shape = [1, t, 3, s, s];
         let noise = Rng::new(req.seed).normals(t * 3 * s * s);

@@ -112,12 +112,14 @@ pub fn loss(net: &Net, hb: &HostBatch, cfg: &NetConfig, device: &Device) -> Tens
     let times = Tensor::<1>::from_data(TensorData::new(hb.times.clone(), [b]), device);
     let s5 = times.clone().reshape([b, 1, 1, 1, 1]);
     let x = noise * (s5.clone().neg() + 1.0) + data.clone() * s5;
-    let cond = Conditioning {
-        tokens: Tensor::from_data(TensorData::new(hb.tokens.clone(), [b, NUM_TOKENS]), device),
-        motion: Tensor::from_data(TensorData::new(hb.motion.clone(), [b, 1]), device),
-        image: Tensor::from_data(TensorData::new(hb.images.clone(), [b, 3, s, s]), device),
-        image_mask: Tensor::from_data(TensorData::new(hb.image_mask.clone(), [b, 1]), device),
-    };
+    let cond = Conditioning::from_host(
+        hb.tokens.clone(),
+        hb.motion.clone(),
+        hb.images.clone(),
+        hb.image_mask.clone(),
+        s,
+        device,
+    );
     let predicted = net.forward(x, times, &cond);
     (predicted - data).powf_scalar(2.0).mean()
 }

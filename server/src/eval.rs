@@ -288,11 +288,11 @@ pub fn run(model: &BuiltinModel, opts: &EvalOptions, mut on_clip: impl FnMut(&st
     // Image-to-video: first frames the model never saw (held-out seeds, textures).
     for k in 0..opts.per_category {
         let mut rng = Rng::new(0xE7A1 + k as u64);
-        let mut wish = model::prompt::Prompt::default();
-        wish.camera = Some(Camera::Static);
-        wish.weather = None;
-        let scene = Scene::sample(&mut rng, &wish, if k % 2 == 0 { 1.0 } else { 0.0 });
-        let mut scene = scene;
+        let wish = model::prompt::Prompt {
+            camera: Some(Camera::Static),
+            ..Default::default()
+        };
+        let mut scene = Scene::sample(&mut rng, &wish, if k % 2 == 0 { 1.0 } else { 0.0 });
         scene.weather = None;
         let clip = scene.render(1, size);
         let input = model::pipeline::from_planar(&clip.iter().map(|v| v * 2.0 - 1.0).collect::<Vec<_>>(), size as u32);
