@@ -173,7 +173,7 @@ fn page(title: &str, body: &str) -> Html<String> {
 }
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:0;background:#111;color:#eee}\
-header{padding:.8rem 1rem;background:#222}header a{color:#fff;font-weight:700;text-decoration:none}\
+header{padding:.8rem 1rem;background:#222}a{color:#8ab4ff}header a{color:#fff;font-weight:700;text-decoration:none}\
 main{max-width:960px;margin:auto;padding:1rem}label{display:block;margin:.5rem 0 .2rem}\
 input,textarea,select,button{font:inherit}textarea{width:100%;min-height:3rem}\
 .chips{display:flex;flex-wrap:wrap;gap:.3rem;margin:.2rem 0}.chips button{background:#333;color:#eee;border:1px solid #555;border-radius:1rem;padding:.2rem .7rem;cursor:pointer}\
