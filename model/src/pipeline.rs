@@ -148,23 +148,8 @@ impl BuiltinModel {
     }
 
     fn from_store(store: SafetensorsStore, config: NetConfig, origin: &str, device: &Device) -> Result<Self, ModelError> {
-        let mut net = config.init(device);
-        let mut store = store.with_from_adapter(HalfPrecisionAdapter::new());
-        let result = net.load_from(&mut store).map_err(|e| ModelError::Weights {
-            path: origin.into(),
-            message: e.to_string(),
-        })?;
-        if !result.missing.is_empty() || !result.unused.is_empty() || !result.errors.is_empty() {
-            return Err(ModelError::Weights {
-                path: origin.into(),
-                message: format!(
-                    "weights do not match the network: missing {:?}, unused {:?}, errors {:?}",
-                    result.missing, result.unused, result.errors
-                ),
-            });
-        }
         Ok(Self {
-            net,
+            net: load_net(store, &config, origin, device)?,
             config,
             device: device.clone(),
         })
@@ -340,6 +325,27 @@ impl BuiltinModel {
             sampling_seconds,
         })
     }
+}
+
+/// Builds a network on `device` and loads every tensor of `store` into it (f16 files are
+/// widened to f32); a file that does not match the network exactly is an error naming `origin`.
+pub fn load_net(store: SafetensorsStore, config: &NetConfig, origin: &str, device: &Device) -> Result<Net, ModelError> {
+    let mut net = config.init(device);
+    let mut store = store.with_from_adapter(HalfPrecisionAdapter::new());
+    let result = net.load_from(&mut store).map_err(|e| ModelError::Weights {
+        path: origin.into(),
+        message: e.to_string(),
+    })?;
+    if !result.missing.is_empty() || !result.unused.is_empty() || !result.errors.is_empty() {
+        return Err(ModelError::Weights {
+            path: origin.into(),
+            message: format!(
+                "weights do not match the network: missing {:?}, unused {:?}, errors {:?}",
+                result.missing, result.unused, result.errors
+            ),
+        });
+    }
+    Ok(net)
 }
 
 /// `wanted` frame indices spread evenly over a clip of `native` frames.

@@ -182,21 +182,18 @@ impl Trainer {
         } else {
             std::fs::create_dir_all(dir)?;
             device.seed(fresh.data_seed);
-            let mut net = fresh.config.init(&device);
-            if let Some(weights) = init_from {
-                let mut store = SafetensorsStore::from_file(weights).with_from_adapter(HalfPrecisionAdapter::new());
-                let result = net
-                    .load_from(&mut store)
-                    .map_err(|e| anyhow::anyhow!("loading {}: {e}", weights.display()))?;
-                anyhow::ensure!(
-                    result.missing.is_empty() && result.unused.is_empty(),
-                    "{} does not match the network: missing {:?}, unused {:?}",
-                    weights.display(),
-                    result.missing,
-                    result.unused
-                );
-                tracing::info!(step = fresh.step, "initialised from {}", weights.display());
-            }
+            let net = match init_from {
+                Some(weights) => {
+                    tracing::info!(step = fresh.step, "initialising from {}", weights.display());
+                    crate::pipeline::load_net(
+                        SafetensorsStore::from_file(weights),
+                        &fresh.config,
+                        &weights.display().to_string(),
+                        &device,
+                    )?
+                }
+                None => fresh.config.init(&device),
+            };
             Ok(Self {
                 net,
                 optim: optim_config.init(),
