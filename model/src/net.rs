@@ -4,7 +4,9 @@
 //! block a temporal convolution mixes each pixel's features across frames. Conditioning — the
 //! prompt's canonical tokens, motion strength, flow time and frame index — modulates every block
 //! (FiLM). The optional first frame is concatenated on channels with a mask channel, so
-//! classifier-free guidance can drop text and image independently.
+//! classifier-free guidance can drop text and image independently. Two coordinate channels
+//! (x and y in [-1, 1]) enter through their own input convolution: a convolution alone hardly
+//! knows where in the frame it is, and placing and moving a subject needs exactly that.
 //!
 //! For a noisy clip `x_s = (1 - s) noise + s data` (pixels in [-1, 1]) the network predicts the
 //! clean clip; the sampler turns that into the rectified-flow velocity
@@ -53,6 +55,11 @@ impl NetConfig {
         let block = |i: usize, o: usize| SpaceTimeBlock::new(i, o, d, device);
         Net {
             conv_in: conv(7 * 4, c0, 1),
+            // Zero at first, so weights trained before this layer existed load unchanged.
+            coord_in: Conv2dConfig::new([2 * 4, c0], [3, 3])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .with_initializer(Initializer::Zeros)
+                .init(device),
             cond_in: LinearConfig::new(NUM_TOKENS + 2, d).init(device),
             time_1: LinearConfig::new(64, d).init(device),
             time_2: LinearConfig::new(d, d).init(device),
@@ -105,6 +112,7 @@ impl Conditioning {
 #[derive(Module, Debug)]
 pub struct Net {
     conv_in: Conv2d,
+    coord_in: Conv2d,
     cond_in: Linear,
     time_1: Linear,
     time_2: Linear,
@@ -127,6 +135,7 @@ impl Net {
     /// Returns the predicted clean clip, same shape as `x`.
     pub fn forward(&self, x: Tensor<5>, s: Tensor<1>, cond: &Conditioning) -> Tensor<5> {
         let [b, t, _, h, w] = x.dims();
+        let x_device = x.device();
         let mask4 = cond.image_mask.clone().reshape([b, 1, 1, 1]);
         let image = (cond.image.clone() * mask4.clone())
             .unsqueeze_dim::<5>(1)
@@ -146,7 +155,7 @@ impl Net {
         let frame = self.frame_embedding.val().slice([0..t]).unsqueeze_dim::<3>(0).expand([b, t, d]);
         let c = silu((per_clip + frame).reshape([b * t, d]));
 
-        let h0 = self.conv_in.forward(input);
+        let h0 = self.conv_in.forward(input) + self.coord_in.forward(coordinates(b * t, h, w, &x_device));
         let h0 = self.block0.forward(h0, &c, t);
         let h1 = self.down0.forward(h0.clone());
         let h1 = self.block1a.forward(h1, &c, t);
@@ -237,6 +246,23 @@ fn timestep_embedding(s: Tensor<1>, dim: usize) -> Tensor<2> {
     let freqs = Tensor::<1>::from_data(TensorData::new(freqs, [half]), &device).unsqueeze_dim::<2>(0);
     let args = s.unsqueeze_dim::<2>(1) * freqs;
     Tensor::cat(vec![args.clone().sin(), args.cos()], 1)
+}
+
+/// Pixel coordinates in [-1, 1] (x right, y down), `[n, 8, h/2, w/2]` after space-to-depth.
+fn coordinates(n: usize, h: usize, w: usize, device: &Device) -> Tensor<4> {
+    let mut data = Vec::with_capacity(2 * h * w);
+    for _ in 0..h {
+        for x in 0..w {
+            data.push((x as f32 + 0.5) / w as f32 * 2.0 - 1.0);
+        }
+    }
+    for y in 0..h {
+        for _ in 0..w {
+            data.push((y as f32 + 0.5) / h as f32 * 2.0 - 1.0);
+        }
+    }
+    let one = Tensor::<4>::from_data(TensorData::new(data, [1, 2, h, w]), device);
+    space_to_depth(one).expand([n, 8, h / 2, w / 2])
 }
 
 /// `[n, c, h, w] -> [n, 4c, h/2, w/2]`.

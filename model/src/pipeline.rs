@@ -114,11 +114,9 @@ pub struct BuiltinModel {
 impl BuiltinModel {
     /// The weights shipped inside the binary.
     pub fn shipped(device: &Device) -> Result<Self, ModelError> {
-        let config: NetConfig =
-            serde_json::from_str(SHIPPED_CONFIG).map_err(|e| ModelError::Config(e.to_string()))?;
         Self::from_store(
             SafetensorsStore::from_bytes(Some(SHIPPED_WEIGHTS.to_vec())),
-            config,
+            Self::config_of(None)?,
             "<built-in>",
             device,
         )
@@ -126,13 +124,7 @@ impl BuiltinModel {
 
     /// Weights exported by the trainer: `NAME.safetensors` with `NAME.json` beside it.
     pub fn load(weights: &Path, device: &Device) -> Result<Self, ModelError> {
-        let config_path = weights.with_extension("json");
-        let config_text = std::fs::read_to_string(&config_path).map_err(|e| ModelError::Weights {
-            path: config_path.display().to_string(),
-            message: e.to_string(),
-        })?;
-        let config: NetConfig =
-            serde_json::from_str(&config_text).map_err(|e| ModelError::Config(e.to_string()))?;
+        let config = Self::config_of(Some(weights))?;
         if !weights.is_file() {
             return Err(ModelError::Weights {
                 path: weights.display().to_string(),
@@ -145,6 +137,21 @@ impl BuiltinModel {
             &weights.display().to_string(),
             device,
         )
+    }
+
+    /// The network shape of exported weights (`None`: the shipped ones), without loading them.
+    pub fn config_of(weights: Option<&Path>) -> Result<NetConfig, ModelError> {
+        let text = match weights {
+            None => SHIPPED_CONFIG.to_string(),
+            Some(weights) => {
+                let config_path = weights.with_extension("json");
+                std::fs::read_to_string(&config_path).map_err(|e| ModelError::Weights {
+                    path: config_path.display().to_string(),
+                    message: e.to_string(),
+                })?
+            }
+        };
+        serde_json::from_str(&text).map_err(|e| ModelError::Config(e.to_string()))
     }
 
     fn from_store(store: SafetensorsStore, config: NetConfig, origin: &str, device: &Device) -> Result<Self, ModelError> {
@@ -165,49 +172,7 @@ impl BuiltinModel {
 
     /// Checks a request without running it.
     pub fn validate(&self, req: &GenerationRequest, has_image: bool) -> Result<(), GenerateError> {
-        let bad = |m: String| Err(GenerateError::InvalidRequest(m));
-        if req.prompt.chars().count() > MAX_PROMPT_CHARS {
-            return bad(format!("the prompt is longer than {MAX_PROMPT_CHARS} characters"));
-        }
-        if !has_image && req.prompt.trim().is_empty() {
-            return bad("the prompt is empty: describe a scene, or give an image to animate".into());
-        }
-        let understood = parse(&req.prompt);
-        if !has_image && understood.is_empty() {
-            return bad(format!(
-                "the prompt names nothing the built-in model knows (it ignores: {}); try e.g. \
-                 \"a red ball bouncing on a grass field\"",
-                understood.ignored.join(", ")
-            ));
-        }
-        let native = self.config.frames;
-        if let Some(f) = req.frames
-            && !(2..=native).contains(&f)
-        {
-            return bad(format!("frames must be between 2 and {native} for this model, not {f}"));
-        }
-        if !(1..=60).contains(&req.fps) {
-            return bad(format!("fps must be between 1 and 60, not {}", req.fps));
-        }
-        if !(1..=MAX_STEPS).contains(&req.steps) {
-            return bad(format!("steps must be between 1 and {MAX_STEPS}, not {}", req.steps));
-        }
-        for (name, g) in [("guidance", req.guidance), ("image guidance", req.image_guidance)] {
-            if !(0.0..=20.0).contains(&g) {
-                return bad(format!("{name} must be between 0 and 20, not {g}"));
-            }
-        }
-        if !(0.0..=2.0).contains(&req.motion) {
-            return bad(format!("motion must be between 0 and 2, not {}", req.motion));
-        }
-        let native_size = self.config.size as u32;
-        if !(native_size..=MAX_DISPLAY_SIZE).contains(&req.display_size) {
-            return bad(format!(
-                "display size must be between {native_size} and {MAX_DISPLAY_SIZE}, not {}",
-                req.display_size
-            ));
-        }
-        Ok(())
+        validate(&self.config, req, has_image)
     }
 
     /// Generates a clip. `image`, when given, is the first frame to animate; it is centre-cropped
@@ -269,6 +234,9 @@ impl BuiltinModel {
         }
         let cond = Conditioning::from_host(tokens, vec![req.motion; k], images, mask, s, device);
 
+        let first_frame = native_input.as_ref().map(|_| {
+            Tensor::<5>::from_data(TensorData::new(image_planar.clone(), [1, 1, 3, s, s]), device)
+        });
         let shape = [1, t, 3, s, s];
         let noise = Rng::new(req.seed).normals(t * 3 * s * s);
         let mut x = Tensor::<5>::from_data(TensorData::new(noise, shape), device);
@@ -292,6 +260,13 @@ impl BuiltinModel {
                         + (part(0) - part(1)) * req.guidance
                 }
                 (Some(_), false, _) => part(1) + (part(0) - part(1)) * req.image_guidance,
+            };
+            // Image-to-video pins the first frame to the input (replacement sampling): the
+            // trajectory of frame 0 ends exactly on the image, and every other frame is
+            // predicted from a clip whose first frame is it.
+            let d = match &first_frame {
+                Some(f) => d.slice_assign([0..1, 0..1], f.clone()),
+                None => d,
             };
             // Euler step of the flow: x += (d - x) / (1 - s) * ds; the last step lands on d.
             let next = (i + 1) as f32 / steps as f32;
@@ -327,21 +302,86 @@ impl BuiltinModel {
     }
 }
 
+/// Checks a request against a model of shape `config` without running it.
+pub fn validate(config: &NetConfig, req: &GenerationRequest, has_image: bool) -> Result<(), GenerateError> {
+    let bad = |m: String| Err(GenerateError::InvalidRequest(m));
+    if req.prompt.chars().count() > MAX_PROMPT_CHARS {
+        return bad(format!("the prompt is longer than {MAX_PROMPT_CHARS} characters"));
+    }
+    if !has_image && req.prompt.trim().is_empty() {
+        return bad("the prompt is empty: describe a scene, or give an image to animate".into());
+    }
+    let understood = parse(&req.prompt);
+    if !has_image && understood.is_empty() {
+        return bad(format!(
+            "the prompt names nothing the built-in model knows (it ignores: {}); try e.g. \
+             \"a red ball bouncing on a grass field\"",
+            understood.ignored.join(", ")
+        ));
+    }
+    let native = config.frames;
+    if let Some(f) = req.frames
+        && !(2..=native).contains(&f)
+    {
+        return bad(format!("frames must be between 2 and {native} for this model, not {f}"));
+    }
+    if !(1..=60).contains(&req.fps) {
+        return bad(format!("fps must be between 1 and 60, not {}", req.fps));
+    }
+    if !(1..=MAX_STEPS).contains(&req.steps) {
+        return bad(format!("steps must be between 1 and {MAX_STEPS}, not {}", req.steps));
+    }
+    for (name, g) in [("guidance", req.guidance), ("image guidance", req.image_guidance)] {
+        if !(0.0..=20.0).contains(&g) {
+            return bad(format!("{name} must be between 0 and 20, not {g}"));
+        }
+    }
+    if !(0.0..=2.0).contains(&req.motion) {
+        return bad(format!("motion must be between 0 and 2, not {}", req.motion));
+    }
+    let native_size = config.size as u32;
+    if !(native_size..=MAX_DISPLAY_SIZE).contains(&req.display_size) {
+        return bad(format!(
+            "display size must be between {native_size} and {MAX_DISPLAY_SIZE}, not {}",
+            req.display_size
+        ));
+    }
+    Ok(())
+}
+
 /// Builds a network on `device` and loads every tensor of `store` into it (f16 files are
 /// widened to f32); a file that does not match the network exactly is an error naming `origin`.
 pub fn load_net(store: SafetensorsStore, config: &NetConfig, origin: &str, device: &Device) -> Result<Net, ModelError> {
+    load_net_with_new_layers(store, config, origin, device, &[])
+}
+
+/// Like [`load_net`], but layers named in `new_layers` (added to the network after the
+/// weights were exported, and zero-initialised so they change nothing) may be missing.
+pub fn load_net_with_new_layers(
+    store: SafetensorsStore,
+    config: &NetConfig,
+    origin: &str,
+    device: &Device,
+    new_layers: &[&str],
+) -> Result<Net, ModelError> {
     let mut net = config.init(device);
-    let mut store = store.with_from_adapter(HalfPrecisionAdapter::new());
+    // Partial: what is missing is reported below (and refused unless it is a new layer).
+    let mut store = store.with_from_adapter(HalfPrecisionAdapter::new()).allow_partial(true);
     let result = net.load_from(&mut store).map_err(|e| ModelError::Weights {
         path: origin.into(),
         message: e.to_string(),
     })?;
-    if !result.missing.is_empty() || !result.unused.is_empty() || !result.errors.is_empty() {
+    let missing: Vec<_> = result
+        .missing
+        .iter()
+        .filter(|(path, _)| !new_layers.iter().any(|layer| path.starts_with(&format!("{layer}."))))
+        .collect();
+    if !missing.is_empty() || !result.unused.is_empty() || !result.errors.is_empty() {
         return Err(ModelError::Weights {
             path: origin.into(),
             message: format!(
                 "weights do not match the network: missing {:?}, unused {:?}, errors {:?}",
-                result.missing, result.unused, result.errors
+                missing, result.unused, result.errors
             ),
         });
     }

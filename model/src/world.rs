@@ -200,8 +200,16 @@ impl Scene {
 
     /// Renders `frames` frames of `size` x `size`, planar `[frames, 3, size, size]` in [0, 1].
     pub fn render(&self, frames: usize, size: usize) -> Vec<f32> {
+        self.render_with_coverage(frames, size).0
+    }
+
+    /// Renders like [`Scene::render`] and also returns, per frame and pixel (`[frames, size,
+    /// size]`), the fraction of the pixel the subject covers: training weights the subject's
+    /// pixels by it, since a small object is a small part of the plain pixel loss.
+    pub fn render_with_coverage(&self, frames: usize, size: usize) -> (Vec<f32>, Vec<f32>) {
         let mut out = vec![0.0f32; frames * 3 * size * size];
         let plane = size * size;
+        let mut coverage = vec![0.0f32; frames * plane];
         const SS: usize = 3;
         for f in 0..frames {
             let tau = if frames > 1 { f as f32 / (frames - 1) as f32 } else { 0.0 };
@@ -211,11 +219,13 @@ impl Scene {
             for py in 0..size {
                 for px in 0..size {
                     let mut acc = [0.0f32; 3];
+                    let mut hits = 0;
                     for sy in 0..SS {
                         for sx in 0..SS {
                             let u = (px as f32 + (sx as f32 + 0.5) / SS as f32) / size as f32;
                             let v = (py as f32 + (sy as f32 + 0.5) / SS as f32) / size as f32;
-                            let c = self.sample_color(u, v, tau, cam, &pose);
+                            let (c, hit) = self.sample_color(u, v, tau, cam, &pose);
+                            hits += hit as usize;
                             for k in 0..3 {
                                 acc[k] += c[k];
                             }
@@ -225,10 +235,11 @@ impl Scene {
                         out[base + k * plane + py * size + px] =
                             (acc[k] / (SS * SS) as f32).clamp(0.0, 1.0);
                     }
+                    coverage[f * plane + py * size + px] = hits as f32 / (SS * SS) as f32;
                 }
             }
         }
-        out
+        (out, coverage)
     }
 
     /// Camera at clip time `tau`: (horizontal offset, zoom).
@@ -269,9 +280,11 @@ impl Scene {
         p
     }
 
-    fn sample_color(&self, u: f32, v: f32, tau: f32, (ox, zoom): (f32, f32), pose: &Pose) -> [f32; 3] {
+    /// The colour at frame point (u, v), and whether the subject is there.
+    fn sample_color(&self, u: f32, v: f32, tau: f32, (ox, zoom): (f32, f32), pose: &Pose) -> ([f32; 3], bool) {
         let x = 0.5 + (u - 0.5) / zoom + ox;
         let y = 0.5 + (v - 0.5) / zoom;
+        let mut hit = false;
         let mut c = match self.backdrop {
             Backdrop::Setting(s) => setting_color(s, x, y, self.seed),
             Backdrop::Texture { kind, seed } => texture_color(kind, seed, x, y),
@@ -285,6 +298,7 @@ impl Scene {
                 let lx = dx * co - dy * s;
                 let ly = dx * s + dy * co;
                 if inside(subject, lx, ly) {
+                    hit = true;
                     let fill = self.color.rgb();
                     let fill = [
                         (fill[0] + self.tint[0]).clamp(0.0, 1.0),
@@ -326,7 +340,7 @@ impl Scene {
             }
             None => {}
         }
-        c
+        (c, hit)
     }
 }
 

@@ -39,6 +39,9 @@ pub struct EvalReport {
     pub camera_pan: Tally,
     pub i2v_first_frame: Tally,
     pub i2v_psnr_db: Vec<f32>,
+    /// PSNR of the second frame against the input: the first frame is pinned to the input by
+    /// the sampler, so this is the measure of how well the clip continues from it.
+    pub i2v_second_frame_psnr_db: Vec<f32>,
     pub i2v_motion: Tally,
     /// Clips that asked for motion but came out still.
     pub still_clips: usize,
@@ -57,10 +60,7 @@ impl EvalReport {
     }
 
     pub fn mean_psnr(&self) -> f32 {
-        if self.i2v_psnr_db.is_empty() {
-            return 0.0;
-        }
-        self.i2v_psnr_db.iter().sum::<f32>() / self.i2v_psnr_db.len() as f32
+        mean(&self.i2v_psnr_db)
     }
 
     pub fn table(&self) -> String {
@@ -87,6 +87,11 @@ impl EvalReport {
             "i2v first-frame PSNR, mean (dB)",
             self.mean_psnr()
         ));
+        s.push_str(&format!(
+            "| {:<34} | {:>15.1} |          |\n",
+            "i2v second-frame PSNR, mean (dB)",
+            mean(&self.i2v_second_frame_psnr_db)
+        ));
         s.push_str(&row("i2v clip moves", &self.i2v_motion, ""));
         s.push_str(&format!(
             "| {:<34} | {:>15} | 0        |\n",
@@ -97,8 +102,12 @@ impl EvalReport {
     }
 }
 
+fn mean(values: &[f32]) -> f32 {
+    if values.is_empty() { 0.0 } else { values.iter().sum::<f32>() / values.len() as f32 }
+}
+
 /// Colours that a setting's own backdrop contains, which the colour measure cannot separate.
-fn backdrop_colors(setting: Setting) -> &'static [Color] {
+pub fn backdrop_colors(setting: Setting) -> &'static [Color] {
     match setting {
         Setting::GrassField => &[Color::Green],
         Setting::Ocean => &[Color::Blue],
@@ -302,13 +311,15 @@ pub fn run(model: &BuiltinModel, opts: &EvalOptions, mut on_clip: impl FnMut(&st
         let m = still(&mut report, &frames);
         let p = analysis::psnr(&frames[0], &input);
         report.i2v_psnr_db.push(p);
+        let second = analysis::psnr(&frames[1], &input);
+        report.i2v_second_frame_psnr_db.push(second);
         report.i2v_first_frame.add(p >= 25.0);
         report.i2v_motion.add(m >= 0.004);
         let kind = match scene.backdrop {
             Backdrop::Texture { .. } => "texture",
             Backdrop::Setting(_) => "toy scene",
         };
-        let detail = format!("i2v {kind} + {prompt:?}: first frame {p:.1} dB, motion {m:.4}");
+        let detail = format!("i2v {kind} + {prompt:?}: first frame {p:.1} dB, second {second:.1} dB, motion {m:.4}");
         on_clip(&detail);
         report.details.push(detail);
     }
@@ -317,7 +328,7 @@ pub fn run(model: &BuiltinModel, opts: &EvalOptions, mut on_clip: impl FnMut(&st
 }
 
 /// Dominant palette colour, ignoring colours the backdrop itself has.
-fn dominant_color_excluding(frames: &[RgbImage], excluded: &[Color]) -> Option<Color> {
+pub fn dominant_color_excluding(frames: &[RgbImage], excluded: &[Color]) -> Option<Color> {
     let mut best: Option<(Color, usize)> = None;
     for &c in Color::ALL {
         if excluded.contains(&c) {

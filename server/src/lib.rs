@@ -1,10 +1,16 @@
-//! vidplay's server side: media encoding, input handling, evaluation and benchmarks used by the
-//! `vidplay` binary.
+#![recursion_limit = "512"]
+//! vidplay's server side: the playground (pages, JSON API, job queue, storage), media
+//! encoding, input handling, evaluation and benchmarks used by the `vidplay` binary.
 
 pub mod analysis;
+pub mod api;
 pub mod bench;
 pub mod eval;
 pub mod input;
+pub mod jobs;
 pub mod media;
 pub mod output;
 pub mod serve;
+pub mod storage;
+pub mod studio;
+pub mod zip;

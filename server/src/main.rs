@@ -1,3 +1,4 @@
+#![recursion_limit = "512"]
 //! The `vidplay` binary: the playground server and the command line.
 
 use clap::{Parser, Subcommand};
@@ -107,8 +108,15 @@ enum Command {
     Serve {
         #[arg(long, env = "VIDPLAY_ADDR", default_value = "127.0.0.1:3000")]
         addr: std::net::SocketAddr,
+        /// Database and media live here.
         #[arg(long, env = "VIDPLAY_DATA_DIR", default_value = "data")]
         data_dir: PathBuf,
+        /// The browser bundle, styles and public files (`cargo xtask site` writes them).
+        #[arg(long, env = "VIDPLAY_SITE_ROOT", default_value = "target/site")]
+        site_root: PathBuf,
+        /// Do not queue example videos on first start.
+        #[arg(long)]
+        no_examples: bool,
         #[command(flatten)]
         model: ModelArgs,
     },
@@ -250,19 +258,29 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", report.table());
             Ok(())
         }
-        Command::Serve { addr, data_dir, model } => {
-            let state = server::serve::start(data_dir.clone(), move || model.load())?;
+        Command::Serve { addr, data_dir, site_root, no_examples, model } => {
+            let opts = server::serve::ServeOptions { addr, data_dir, site_root, seed_examples: !no_examples };
+            if !server::serve::site_is_built(&opts.site_root) {
+                eprintln!(
+                    "warning: no browser bundle in {}; pages work without JavaScript. Build it with `cargo xtask site --release` (scripts/play does).",
+                    opts.site_root.display()
+                );
+            }
+            let config = BuiltinModel::config_of(model.weights.as_deref())?;
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::bind(addr)
                     .await
                     .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
-                println!("vidplay playground on http://{addr} (data in {})", data_dir.display());
-                axum::serve(listener, server::serve::router(state))
+                let (router, jobs) = server::serve::build(&opts, config, move || model.load()).await?;
+                println!("vidplay playground on http://{addr} (data in {})", opts.data_dir.display());
+                axum::serve(listener, router)
                     .with_graceful_shutdown(async {
                         let _ = tokio::signal::ctrl_c().await;
                     })
                     .await?;
+                // A running job goes back to the queue and runs on the next start.
+                jobs.shutdown().await;
                 anyhow::Ok(())
             })
         }

@@ -1,6 +1,7 @@
 //! The `vidplay` command line, run as a user would: bad input gives a clear error and a non-zero
 //! exit; a real generation with the shipped weights writes playable files whose content matches
-//! the prompt's setting.
+//! the prompt's setting; and on wgpu (lavapipe without a GPU) the subject has the asked colour
+//! and moves the asked way.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -124,4 +125,40 @@ fn generates_playable_files_faithful_to_the_setting() {
     assert!(ocean[2] > ocean[0] + 0.1, "ocean is blue: {ocean:?}");
     assert!(desert[0] > desert[2] + 0.1, "desert is sandy: {desert:?}");
     assert!(green_share(grass) > green_share(ocean) && green_share(grass) > green_share(desert), "grass is greenest: {grass:?}");
+}
+
+/// Frames written at the model's own resolution (`--size 32`), as images.
+fn native_frames(dir: &Path) -> Vec<image::RgbImage> {
+    let mut paths: Vec<_> = std::fs::read_dir(dir.join("frames")).unwrap().map(|e| e.unwrap().path()).collect();
+    paths.sort();
+    paths.iter().map(|p| image::open(p).unwrap().to_rgb8()).collect()
+}
+
+#[test]
+fn generated_clip_matches_its_prompt_on_wgpu() {
+    use model::vocab::{Color, Setting};
+    use server::{analysis, eval};
+    let dir = temp_dir("faithful");
+    // (prompt, colour, setting, expected sign of the horizontal and vertical movement)
+    let cases = [
+        ("a red ball moving right on a plain background, static camera", Color::Red, Setting::Plain, (1.0, 0.0)),
+        ("a blue square moving up in the desert, static camera", Color::Blue, Setting::Desert, (0.0, -1.0)),
+    ];
+    for (k, (prompt, color, setting, (sx, sy))) in cases.into_iter().enumerate() {
+        let out = dir.join(format!("clip{k}"));
+        let result = vidplay(&[
+            "generate", "--prompt", prompt, "--seed", "5", "--device", "wgpu", "--size", "32", "--png-frames",
+            "--out", out.to_str().unwrap(),
+        ]);
+        assert!(result.status.success(), "generate failed:\n{}", String::from_utf8_lossy(&result.stderr));
+        let frames = native_frames(&out);
+        assert_eq!(frames.len(), 16);
+        assert_eq!(frames[0].dimensions(), (32, 32));
+        let got = eval::dominant_color_excluding(&frames, eval::backdrop_colors(setting));
+        assert_eq!(got, Some(color), "{prompt}: subject colour");
+        let (dx, dy) = analysis::displacement(&frames, color).unwrap_or_else(|| panic!("{prompt}: subject not found"));
+        let along = dx * sx + dy * sy;
+        let across = (dx * sy).abs() + (dy * sx).abs();
+        assert!(along > 3.0 && along > across, "{prompt}: moved ({dx:.1}, {dy:.1}) px");
+    }
 }

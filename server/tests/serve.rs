@@ -1,12 +1,18 @@
-//! The playground server, in-process with the real built-in model (Burn's CPU backend, few
-//! steps) and a temporary data dir: a generation from the form end to end, media with Range
-//! support, and bad input answered with 4xx, not 500s.
+//! The playground server in-process, on a real SQLite database in a temporary data dir and the
+//! real built-in model (Burn's CPU backend, few steps): the JSON API end to end, the pages,
+//! media with Range support, cancel, the queue limit, a restart, and bad input answered with
+//! 4xx JSON errors, never 500s.
 
+use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use model::device::{self, DeviceChoice};
 use model::pipeline::BuiltinModel;
+use serde_json::{Value, json};
+use server::serve::{ServeOptions, build};
+use std::path::PathBuf;
+use std::time::Duration;
 use tower::ServiceExt;
 
 const BOUNDARY: &str = "vidplayboundary";
@@ -32,90 +38,297 @@ fn multipart(fields: &[(&str, &str)], file: Option<(&str, &[u8])>) -> Body {
     Body::from(body)
 }
 
-fn post_form(body: Body) -> Request<Body> {
-    Request::post("/generate")
+fn post_multipart(body: Body) -> Request<Body> {
+    Request::post("/api/jobs")
         .header(header::CONTENT_TYPE, format!("multipart/form-data; boundary={BOUNDARY}"))
         .body(body)
         .unwrap()
 }
 
-async fn text(resp: axum::response::Response) -> String {
-    String::from_utf8_lossy(&resp.into_body().collect().await.unwrap().to_bytes()).to_string()
+fn post_json(value: Value) -> Request<Body> {
+    Request::post("/api/jobs")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(value.to_string()))
+        .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn playground_end_to_end() {
-    let data = std::env::temp_dir().join(format!("vidplay-serve-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&data);
-    let state = server::serve::start(data.clone(), || {
+fn get(uri: &str) -> Request<Body> {
+    Request::get(uri).body(Body::empty()).unwrap()
+}
+
+async fn send(app: &Router, req: Request<Body>) -> (StatusCode, Vec<u8>) {
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    (status, resp.into_body().collect().await.unwrap().to_bytes().to_vec())
+}
+
+async fn send_json(app: &Router, req: Request<Body>) -> (StatusCode, Value) {
+    let (status, body) = send(app, req).await;
+    let value = serde_json::from_slice(&body).unwrap_or_else(|_| json!({ "raw": String::from_utf8_lossy(&body) }));
+    (status, value)
+}
+
+/// A client error with a JSON message containing `needle`.
+async fn assert_rejected(app: &Router, req: Request<Body>, status: StatusCode, needle: &str) {
+    let (got, body) = send_json(app, req).await;
+    assert_eq!(got, status, "{body}");
+    let msg = body["error"].as_str().unwrap_or_else(|| panic!("JSON error expected, got {body}"));
+    assert!(msg.to_lowercase().contains(&needle.to_lowercase()), "{msg:?} should mention {needle:?}");
+}
+
+fn data_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("vidplay-serve-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn site_root() -> PathBuf {
+    // The examples are served from the site root; the repository's public/ is its source.
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../public")
+}
+
+async fn start(data: &PathBuf) -> (Router, server::jobs::Jobs) {
+    let opts = ServeOptions {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        data_dir: data.clone(),
+        site_root: site_root(),
+        seed_examples: false,
+    };
+    let config = BuiltinModel::config_of(None).unwrap();
+    build(&opts, config, || {
         let opened = device::open(DeviceChoice::Cpu)?;
         Ok((BuiltinModel::shipped(&opened.device)?, opened.description))
     })
-    .unwrap();
-    let app = server::serve::router(state);
+    .await
+    .unwrap()
+}
 
-    // The create page lists the vocabulary as chips.
-    let resp = app.clone().oneshot(Request::get("/").body(Body::empty()).unwrap()).await.unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    let html = text(resp).await;
-    assert!(html.contains("bouncing") && html.contains("camera pans left"));
-    assert!(html.contains("Nothing made yet"));
-
-    // Generate from the form.
-    let form = multipart(&[("prompt", "a green star spinning in the night sky"), ("steps", "3"), ("seed", "5")], None);
-    let resp = app.clone().oneshot(post_form(form)).await.unwrap();
-    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
-    let location = resp.headers()[header::LOCATION].to_str().unwrap().to_string();
-    let id = location.trim_start_matches("/v/").to_string();
-
-    let mut state_name = String::new();
-    for _ in 0..600 {
-        let resp = app
-            .clone()
-            .oneshot(Request::get(format!("/api/jobs/{id}")).body(Body::empty()).unwrap())
-            .await
-            .unwrap();
-        let json: serde_json::Value = serde_json::from_str(&text(resp).await).unwrap();
-        state_name = json["state"].as_str().unwrap().to_string();
-        if state_name != "queued" && state_name != "running" {
-            break;
+async fn wait_for(app: &Router, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+    for _ in 0..1200 {
+        let (status, job) = send_json(app, get(&format!("/api/jobs/{id}"))).await;
+        assert_eq!(status, StatusCode::OK);
+        if done(&job) {
+            return job;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(state_name, "done");
-    let page = text(app.clone().oneshot(Request::get(&location).body(Body::empty()).unwrap()).await.unwrap()).await;
-    assert!(page.contains(&format!("/media/{id}/video.mp4")), "{page}");
-    assert!(page.contains("a green star spinning in the night sky"));
+    panic!("job {id} never got there");
+}
 
-    // Media: correct type, byte ranges.
-    let resp = app
-        .clone()
-        .oneshot(Request::get(format!("/media/{id}/video.mp4")).header(header::RANGE, "bytes=0-99").body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
-    assert_eq!(resp.headers()[header::CONTENT_TYPE], "video/mp4");
-    assert_eq!(resp.into_body().collect().await.unwrap().to_bytes().len(), 100);
+fn png(w: u32, h: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 7) as u8, (y * 5) as u8, 128]));
+    let mut bytes = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png).unwrap();
+    bytes
+}
 
-    // Bad input: clear 4xx answers, and the stored result is untouched.
-    let resp = app.clone().oneshot(post_form(multipart(&[("prompt", "  ")], None))).await.unwrap();
-    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-    assert!(text(resp).await.contains("prompt is empty"));
-    let resp = app
-        .clone()
-        .oneshot(post_form(multipart(&[("prompt", "a ball")], Some(("cat.png", b"not really a png")))))
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-    assert!(text(resp).await.contains("not an image"));
-    let resp = app.clone().oneshot(post_form(multipart(&[("prompt", "a ball"), ("steps", "many")], None))).await.unwrap();
-    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-    for path in ["/v/..%2F..%2Fetc", "/media/../Cargo.toml", "/media/%2e%2e/%2e%2e/Cargo.toml", "/api/jobs/nope"] {
-        let resp = app.clone().oneshot(Request::get(path).body(Body::empty()).unwrap()).await.unwrap();
-        assert!(resp.status().is_client_error(), "{path}: {}", resp.status());
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_pages_and_media_end_to_end() {
+    let data = data_dir("e2e");
+    let (app, _jobs) = start(&data).await;
+
+    // Text to video through the JSON API.
+    let (status, job) = send_json(&app, post_json(json!({"prompt": "a red ball moving right on a grass field", "steps": 3, "seed": 11}))).await;
+    assert_eq!(status, StatusCode::CREATED, "{job}");
+    assert_eq!(job["state"], "queued");
+    assert_eq!(job["params"]["seed"], 11);
+    let id = job["id"].as_str().unwrap().to_string();
+    let done = wait_for(&app, &id, |j| j["state"] == "done").await;
+    assert_eq!(done["video_id"], id.as_str());
+    assert_eq!(done["step"], 3);
+
+    // Image to video through the multipart form, with a random seed that gets recorded.
+    let (status, job) = send_json(
+        &app,
+        post_multipart(multipart(&[("prompt", "camera pans left"), ("steps", "2"), ("seed", "")], Some(("photo.png", &png(80, 60))))),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{job}");
+    assert_eq!(job["mode"], "image-to-video");
+    assert!(job["params"]["seed"].as_u64().is_some());
+    let i2v = job["id"].as_str().unwrap().to_string();
+    wait_for(&app, &i2v, |j| j["state"] == "done").await;
+
+    // An example image, chosen by name.
+    let (status, job) = send_json(
+        &app,
+        post_multipart(multipart(&[("mode", "image-to-video"), ("example", "beach.png"), ("steps", "1")], None)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{job}");
+    let example = job["id"].as_str().unwrap().to_string();
+    wait_for(&app, &example, |j| j["state"] == "done").await;
+
+    // The gallery: search finds it, a non-matching search does not, filters work.
+    let (_, page) = send_json(&app, get("/api/videos?q=red+ball")).await;
+    assert_eq!(page["videos"].as_array().unwrap().len(), 1, "{page}");
+    assert_eq!(page["videos"][0]["id"], id.as_str());
+    let (_, page) = send_json(&app, get("/api/videos?q=purple")).await;
+    assert!(page["videos"].as_array().unwrap().is_empty());
+    let (_, page) = send_json(&app, get("/api/videos?mode=image-to-video")).await;
+    assert_eq!(page["videos"].as_array().unwrap().len(), 2);
+    let (status, page) = send_json(&app, get("/api/videos?q=%22red*%20OR%20(NEAR")).await;
+    assert_eq!(status, StatusCode::OK, "FTS syntax in a search is just text: {page}");
+    let (_, video) = send_json(&app, get(&format!("/api/videos/{id}"))).await;
+    assert_eq!(video["params"]["prompt"], "a red ball moving right on a grass field");
+    assert_eq!(video["metadata"]["resolution"]["native"][0], 32);
+
+    // Media: every download exists with the right type; Range requests work.
+    for (file, mime) in [
+        ("video.mp4", "video/mp4"),
+        ("video.gif", "image/gif"),
+        ("frames.zip", "application/zip"),
+        ("poster.png", "image/png"),
+        ("metadata.json", "application/json"),
+    ] {
+        let resp = app.clone().oneshot(get(&format!("/media/{id}/{file}"))).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{file}");
+        assert_eq!(resp.headers()[header::CONTENT_TYPE], mime, "{file}");
     }
-    assert!(data.join("results").join(&id).join("video.mp4").is_file());
-    let index = text(app.clone().oneshot(Request::get("/").body(Body::empty()).unwrap()).await.unwrap()).await;
-    assert!(index.contains(&format!("/v/{id}")));
-    std::fs::remove_dir_all(&data).unwrap();
+    let ranged = Request::get(format!("/media/{id}/video.mp4")).header(header::RANGE, "bytes=0-99").body(Body::empty()).unwrap();
+    let (status, bytes) = send(&app, ranged).await;
+    assert_eq!(status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(bytes.len(), 100);
+    let (status, input) = send(&app, get(&format!("/media/{i2v}/input.png"))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(image::load_from_memory(&input).unwrap().width(), 32, "the source at model resolution");
+
+    // Pages render on the server.
+    let (status, html) = send(&app, get("/")).await;
+    let html = String::from_utf8_lossy(&html);
+    assert_eq!(status, StatusCode::OK);
+    for needle in ["Create a video", "moving left", "camera pans left", "Generate", "beach.png"] {
+        assert!(html.contains(needle), "create page lacks {needle:?}");
+    }
+    let (status, html) = send(&app, get("/gallery?q=red")).await;
+    assert_eq!(status, StatusCode::OK);
+    let html = String::from_utf8_lossy(&html);
+    assert!(html.contains(&format!("/v/{id}")), "gallery search shows the video");
+    assert!(!html.contains(&format!("/v/{i2v}")), "and not the others");
+    let (status, html) = send(&app, get(&format!("/v/{id}"))).await;
+    assert_eq!(status, StatusCode::OK);
+    let html = String::from_utf8_lossy(&html);
+    for needle in ["a red ball moving right on a grass field", "Remix", "frames.zip", "11"] {
+        assert!(html.contains(needle), "video page lacks {needle:?}");
+    }
+    let (status, html) = send(&app, get("/queue")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(String::from_utf8_lossy(&html).contains("done"));
+    let (status, _) = send(&app, get("/v/ffffffffffffffff")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = send(&app, get("/no/such/page")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Delete: gone from the API, the search and the disk.
+    let (status, _) = send(&app, Request::delete(format!("/api/videos/{id}")).body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_rejected(&app, get(&format!("/api/videos/{id}")), StatusCode::NOT_FOUND, "no such video").await;
+    assert!(!data.join("media").join(&id).exists());
+    let (_, page) = send_json(&app, get("/api/videos?q=red")).await;
+    assert!(page["videos"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_a_clear_4xx() {
+    let data = data_dir("bad");
+    let (app, _jobs) = start(&data).await;
+    let bad = StatusCode::BAD_REQUEST;
+    assert_rejected(&app, post_json(json!({"prompt": ""})), bad, "prompt is empty").await;
+    assert_rejected(&app, post_json(json!({"prompt": "x".repeat(5000)})), bad, "longer than").await;
+    assert_rejected(&app, post_json(json!({"prompt": "a red ball", "frames": 100000})), bad, "frames").await;
+    assert_rejected(&app, post_json(json!({"prompt": "a red ball", "steps": 0})), bad, "steps").await;
+    assert_rejected(&app, post_json(json!({"prompt": "a red ball", "model": "sdxl"})), bad, "unknown model").await;
+    assert_rejected(&app, post_json(json!({"prompt": "a red ball", "colour": "red"})), bad, "unknown field").await;
+    assert_rejected(
+        &app,
+        Request::post("/api/jobs").header(header::CONTENT_TYPE, "application/json").body(Body::from("{not json")).unwrap(),
+        bad,
+        "invalid JSON",
+    )
+    .await;
+    assert_rejected(
+        &app,
+        Request::post("/api/jobs").header(header::CONTENT_TYPE, "text/plain").body(Body::from("hi")).unwrap(),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "application/json",
+    )
+    .await;
+    // Uploads: not an image, truncated, a decompression bomb, too large, none at all.
+    assert_rejected(&app, post_multipart(multipart(&[("prompt", "pan left")], Some(("notes.txt", b"hello")))), bad, "not an image").await;
+    let truncated = png(64, 64)[..60].to_vec();
+    assert_rejected(&app, post_multipart(multipart(&[], Some(("cut.png", &truncated)))), bad, "cut.png").await;
+    let mut bomb = png(8, 8);
+    bomb[16..20].copy_from_slice(&100_000u32.to_be_bytes());
+    bomb[20..24].copy_from_slice(&100_000u32.to_be_bytes());
+    assert_rejected(&app, post_multipart(multipart(&[], Some(("bomb.png", &bomb)))), bad, "bomb.png").await;
+    let huge = vec![0u8; 40 * 1024 * 1024];
+    assert_rejected(&app, post_multipart(multipart(&[], Some(("huge.png", &huge)))), StatusCode::PAYLOAD_TOO_LARGE, "larger than").await;
+    assert_rejected(&app, post_multipart(multipart(&[("mode", "image-to-video")], None)), bad, "choose an image").await;
+    assert_rejected(&app, post_multipart(multipart(&[("mode", "image-to-video"), ("example", "../vidplay.db")], None)), bad, "no example").await;
+    assert_rejected(&app, post_multipart(multipart(&[("prompt", "a ball"), ("steps", "many")], None)), bad, "steps must be a number").await;
+    // Unknown ids and path tricks.
+    assert_rejected(&app, get("/api/jobs/0123456789abcdef"), StatusCode::NOT_FOUND, "no such job").await;
+    assert_rejected(&app, get("/api/jobs/..%2F..%2Fetc"), StatusCode::NOT_FOUND, "no such job").await;
+    assert_rejected(&app, Request::delete("/api/videos/zzzz").body(Body::empty()).unwrap(), StatusCode::NOT_FOUND, "no such video").await;
+    assert_rejected(&app, get("/api/videos?mode=sideways"), bad, "mode").await;
+    assert_rejected(&app, get("/api/videos?before=..%2F"), bad, "before").await;
+    for path in ["/media/../vidplay.db", "/media/%2e%2e/vidplay.db", "/media/0123456789abcdef.partial/video.mp4", "/media/vidplay.db"] {
+        let (status, _) = send(&app, get(path)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+    }
+    // Nothing was stored by any of it, and the server still works.
+    let (_, jobs) = send_json(&app, get("/api/jobs")).await;
+    assert!(jobs.as_array().unwrap().is_empty(), "{jobs}");
+    let (status, _) = send_json(&app, post_json(json!({"prompt": "a green star", "steps": 1}))).await;
+    assert_eq!(status, StatusCode::CREATED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_queue_limit_and_restart() {
+    let data = data_dir("queue");
+    {
+        let (app, jobs) = start(&data).await;
+        // A long job starts running; the queue then fills up to its limit.
+        let (_, long) = send_json(&app, post_json(json!({"prompt": "a blue square spinning", "steps": 200}))).await;
+        let long = long["id"].as_str().unwrap().to_string();
+        wait_for(&app, &long, |j| j["state"] == "running" && j["step"].as_u64() > Some(0)).await;
+        let mut queued = Vec::new();
+        for k in 0..server::jobs::QUEUE_LIMIT {
+            let (status, job) = send_json(&app, post_json(json!({"prompt": format!("a red ball {k}"), "steps": 1}))).await;
+            assert_eq!(status, StatusCode::CREATED, "{job}");
+            queued.push(job["id"].as_str().unwrap().to_string());
+        }
+        assert_rejected(&app, post_json(json!({"prompt": "one red ball too many"})), StatusCode::TOO_MANY_REQUESTS, "queue is full").await;
+
+        // Cancel the running job between steps, and a queued one before it starts.
+        let (status, job) = send_json(&app, Request::delete(format!("/api/jobs/{}", queued[0])).body(Body::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(job["state"], "cancelled");
+        send_json(&app, Request::delete(format!("/api/jobs/{long}")).body(Body::empty()).unwrap()).await;
+        let cancelled = wait_for(&app, &long, |j| j["state"] == "cancelled").await;
+        assert!(cancelled["step"].as_u64().unwrap() < 200);
+        assert!(!data.join("media").join(&long).exists(), "no media for a cancelled job");
+        // The rest run; stop the server while some are still queued.
+        wait_for(&app, &queued[1], |j| j["state"] == "done").await;
+        jobs.shutdown().await;
+    }
+    // Simulate a crash mid-job: mark one job running in the database, as a killed server leaves it.
+    {
+        let store = server::storage::SqliteStore::open(&data.join("vidplay.db")).await.unwrap();
+        use server::storage::Store;
+        let mut job = store.jobs(100).await.unwrap().into_iter().find(|j| j.state == app::types::JobState::Queued).unwrap();
+        job.state = app::types::JobState::Running;
+        store.update_job(job).await.unwrap();
+    }
+    let (app, _jobs) = start(&data).await;
+    // After the restart, every job finishes: the interrupted one was queued again.
+    let (_, jobs) = send_json(&app, get("/api/jobs")).await;
+    let ids: Vec<String> = jobs.as_array().unwrap().iter().map(|j| j["id"].as_str().unwrap().to_string()).collect();
+    for id in &ids {
+        let job = wait_for(&app, id, |j| j["state"] != "queued" && j["state"] != "running").await;
+        assert!(job["state"] == "done" || job["state"] == "cancelled", "{job}");
+    }
+    assert!(jobs.as_array().unwrap().iter().any(|j| j["message"].as_str().is_some_and(|m| m.contains("restart"))));
+    let (_, page) = send_json(&app, get("/api/videos?limit=100")).await;
+    assert_eq!(page["videos"].as_array().unwrap().len(), server::jobs::QUEUE_LIMIT - 1);
 }

@@ -1,0 +1,32 @@
+//! What the server functions need from the server (`ssr` only). The server crate implements
+//! [`Studio`] over its job queue and store and provides it as context; the pages never see
+//! the database or the model directly.
+
+use crate::types::{Job, ModelInfo, PromptReading, Video, VideoPage, VideoQuery};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A failure the page shows as a message.
+pub type StudioResult<T> = Result<T, String>;
+
+pub trait Studio: Send + Sync + 'static {
+    fn model_info(&self) -> ModelInfo;
+    fn read_prompt(&self, prompt: &str) -> PromptReading;
+    /// A natural random prompt from the model's vocabulary.
+    fn surprise(&self, seed: u64) -> String;
+    /// Names of the example images offered for image-to-video.
+    fn examples(&self) -> Vec<String>;
+    fn videos(&self, query: VideoQuery) -> BoxFuture<'_, StudioResult<VideoPage>>;
+    fn video(&self, id: String) -> BoxFuture<'_, StudioResult<Option<Video>>>;
+    fn set_favorite(&self, id: String, favorite: bool) -> BoxFuture<'_, StudioResult<bool>>;
+    fn delete_video(&self, id: String) -> BoxFuture<'_, StudioResult<bool>>;
+    fn jobs(&self, limit: u32) -> BoxFuture<'_, StudioResult<Vec<Job>>>;
+    fn job(&self, id: String) -> BoxFuture<'_, StudioResult<Option<Job>>>;
+    fn cancel(&self, id: String) -> BoxFuture<'_, StudioResult<Option<Job>>>;
+}
+
+/// The studio as server functions find it in context.
+pub type SharedStudio = Arc<dyn Studio>;

@@ -1,0 +1,89 @@
+//! Browser-only helpers (`hydrate`): submitting the Create form with fetch, following job
+//! progress over server-sent events, and reading dropped or pasted images.
+
+use crate::types::{ApiError, Job};
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{EventSource, File, FormData, HtmlFormElement, HtmlInputElement, MessageEvent, Request, RequestInit, Response};
+
+fn js_error(e: JsValue) -> String {
+    e.as_string()
+        .or_else(|| js_sys::Reflect::get(&e, &"message".into()).ok().and_then(|m| m.as_string()))
+        .unwrap_or_else(|| "the request failed".into())
+}
+
+/// Milliseconds since the Unix epoch, from the browser's clock.
+pub fn now_ms() -> f64 {
+    js_sys::Date::now()
+}
+
+/// Posts the Create form to the JSON API; returns the queued job or the server's message.
+pub async fn submit_job(form: &HtmlFormElement) -> Result<Job, String> {
+    let data = FormData::new_with_form(form).map_err(js_error)?;
+    let init = RequestInit::new();
+    init.set_method("POST");
+    init.set_body(&data);
+    let request = Request::new_with_str_and_init("/api/jobs", &init).map_err(js_error)?;
+    request.headers().set("Accept", "application/json").map_err(js_error)?;
+    let window = web_sys::window().ok_or("no window")?;
+    let response: Response = JsFuture::from(window.fetch_with_request(&request))
+        .await
+        .map_err(|_| "the server cannot be reached".to_string())?
+        .dyn_into()
+        .map_err(js_error)?;
+    let text = JsFuture::from(response.text().map_err(js_error)?).await.map_err(js_error)?;
+    let text = text.as_string().unwrap_or_default();
+    if response.ok() {
+        serde_json::from_str::<Job>(&text).map_err(|e| format!("unexpected answer from the server: {e}"))
+    } else {
+        Err(serde_json::from_str::<ApiError>(&text)
+            .map(|e| e.error)
+            .unwrap_or_else(|_| format!("the server answered {}", response.status())))
+    }
+}
+
+/// Follows job updates (one job, or all with `None`) until the returned source is closed.
+pub fn watch_jobs(id: Option<&str>, on_job: impl Fn(Job) + 'static) -> Option<EventSource> {
+    let url = match id {
+        Some(id) => format!("/api/jobs/events?id={id}"),
+        None => "/api/jobs/events".to_string(),
+    };
+    let source = EventSource::new(&url).ok()?;
+    let callback = Closure::<dyn Fn(MessageEvent)>::new(move |ev: MessageEvent| {
+        if let Some(text) = ev.data().as_string()
+            && let Ok(job) = serde_json::from_str::<Job>(&text)
+        {
+            on_job(job);
+        }
+    });
+    source
+        .add_event_listener_with_callback("job", callback.as_ref().unchecked_ref())
+        .ok()?;
+    // The listener lives as long as the page; the source is closed by the caller.
+    callback.forget();
+    Some(source)
+}
+
+/// A `blob:` URL showing `file` (for the upload preview).
+pub fn object_url(file: &File) -> Option<String> {
+    web_sys::Url::create_object_url_with_blob(file).ok()
+}
+
+/// Puts the first image of a drop or paste into the file input, so the form sends it.
+pub fn take_image(input: &HtmlInputElement, transfer: Option<web_sys::DataTransfer>) -> Option<File> {
+    let transfer = transfer?;
+    let files = transfer.files()?;
+    let file = (0..files.length())
+        .filter_map(|i| files.get(i))
+        .find(|f| f.type_().starts_with("image/"))?;
+    let single = web_sys::DataTransfer::new().ok()?;
+    single.items().add_with_file(&file).ok()?;
+    input.set_files(single.files().as_ref());
+    Some(file)
+}
+
+/// The file chosen in a file input.
+pub fn chosen_file(input: &HtmlInputElement) -> Option<File> {
+    input.files()?.get(0)
+}

@@ -1,0 +1,96 @@
+//! Server functions: everything the pages ask the server for, besides submitting a job (a
+//! multipart POST to `/api/jobs`, which also works without JavaScript) and live progress
+//! (server-sent events from `/api/jobs/events`).
+//!
+//! Bad input is not an error here: unknown ids come back as `None` or `false`, so the page can
+//! say so; `ServerFnError` is kept for the server failing.
+
+use crate::types::{Job, ModelInfo, PromptReading, Video, VideoPage, VideoQuery};
+use leptos::prelude::*;
+
+#[cfg(feature = "ssr")]
+fn studio() -> Result<crate::backend::SharedStudio, ServerFnError> {
+    use_context::<crate::backend::SharedStudio>().ok_or_else(|| ServerFnError::new("the server has no studio"))
+}
+
+#[cfg(feature = "ssr")]
+fn fail(e: String) -> ServerFnError {
+    ServerFnError::new(e)
+}
+
+#[server]
+pub async fn describe_model() -> Result<ModelInfo, ServerFnError> {
+    Ok(studio()?.model_info())
+}
+
+#[server]
+pub async fn read_prompt(prompt: String) -> Result<PromptReading, ServerFnError> {
+    let prompt: String = prompt.chars().take(2000).collect();
+    Ok(studio()?.read_prompt(&prompt))
+}
+
+#[server]
+pub async fn surprise_prompt(seed: u64) -> Result<String, ServerFnError> {
+    Ok(studio()?.surprise(seed))
+}
+
+#[server]
+pub async fn example_images() -> Result<Vec<String>, ServerFnError> {
+    Ok(studio()?.examples())
+}
+
+#[server(input = leptos::server_fn::codec::Json)]
+pub async fn find_videos(query: VideoQuery) -> Result<VideoPage, ServerFnError> {
+    if query.before.as_deref().is_some_and(|b| !crate::types::is_valid_id(b)) {
+        return Ok(VideoPage { videos: Vec::new(), next: None });
+    }
+    studio()?.videos(query).await.map_err(fail)
+}
+
+#[server]
+pub async fn video_by_id(id: String) -> Result<Option<Video>, ServerFnError> {
+    if !crate::types::is_valid_id(&id) {
+        return Ok(None);
+    }
+    studio()?.video(id).await.map_err(fail)
+}
+
+#[server]
+pub async fn set_favorite(id: String, favorite: bool) -> Result<bool, ServerFnError> {
+    if !crate::types::is_valid_id(&id) {
+        return Ok(false);
+    }
+    studio()?.set_favorite(id, favorite).await.map_err(fail)
+}
+
+/// Deletes a video, then (for a form posted without JavaScript) goes to the gallery.
+#[server]
+pub async fn delete_video(id: String) -> Result<bool, ServerFnError> {
+    if !crate::types::is_valid_id(&id) {
+        return Ok(false);
+    }
+    let deleted = studio()?.delete_video(id).await.map_err(fail)?;
+    leptos_axum::redirect("/gallery");
+    Ok(deleted)
+}
+
+#[server]
+pub async fn recent_jobs() -> Result<Vec<Job>, ServerFnError> {
+    studio()?.jobs(100).await.map_err(fail)
+}
+
+#[server]
+pub async fn job_by_id(id: String) -> Result<Option<Job>, ServerFnError> {
+    if !crate::types::is_valid_id(&id) {
+        return Ok(None);
+    }
+    studio()?.job(id).await.map_err(fail)
+}
+
+#[server]
+pub async fn cancel_job(id: String) -> Result<Option<Job>, ServerFnError> {
+    if !crate::types::is_valid_id(&id) {
+        return Ok(None);
+    }
+    studio()?.cancel(id).await.map_err(fail)
+}

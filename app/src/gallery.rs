@@ -1,0 +1,177 @@
+//! The gallery: every finished video, newest first, with full-text search over prompts
+//! (`?q=`, shareable), filters and paging. Cards play muted loops when hovered, focused or
+//! scrolled into view.
+
+use crate::calls::{SetFavorite, find_videos};
+use crate::format;
+use crate::types::{Mode, Video, VideoQuery};
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::components::A;
+use leptos_router::hooks::use_query_map;
+
+const PAGE: u32 = 24;
+
+#[component]
+pub fn GalleryPage() -> impl IntoView {
+    let query = use_query_map();
+    let params = move || {
+        query.with(|q| {
+            let get = |k: &str| q.get(k).unwrap_or_default();
+            VideoQuery {
+                q: get("q"),
+                mode: Mode::parse(&get("mode")),
+                model: Some(get("model")).filter(|m| !m.is_empty()),
+                favorites: matches!(get("favorites").as_str(), "1" | "on" | "true"),
+                before: Some(get("before")).filter(|b| !b.is_empty()),
+                limit: PAGE,
+            }
+        })
+    };
+    let page = Resource::new(params, find_videos);
+    let favorite = ServerAction::<SetFavorite>::new();
+
+    view! {
+        <Title text="Gallery"/>
+        <h1>"Gallery"</h1>
+        <form method="get" action="/gallery" class="search" role="search">
+            <label for="q">"Search prompts"</label>
+            <input id="q" type="search" name="q" placeholder="e.g. red ball" value=move || params().q/>
+            <label for="mode">"Mode"</label>
+            <select id="mode" name="mode">
+                <option value="" selected=move || params().mode.is_none()>"All"</option>
+                <option value="text-to-video" selected=move || params().mode == Some(Mode::TextToVideo)>"Text to video"</option>
+                <option value="image-to-video" selected=move || params().mode == Some(Mode::ImageToVideo)>"Image to video"</option>
+            </select>
+            <label class="inline"><input type="checkbox" name="favorites" value="1" checked=move || params().favorites/>" Favorites only"</label>
+            <button type="submit" class="primary">"Search"</button>
+        </form>
+        <Transition fallback=|| view! { <p>"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match page.await {
+                    Err(e) => view! { <p class="error" role="alert">{format!("The gallery cannot be read: {e}")}</p> }.into_any(),
+                    Ok(page) if page.videos.is_empty() => {
+                        let p = params();
+                        let filtered = !p.q.is_empty() || p.mode.is_some() || p.favorites || p.before.is_some();
+                        view! {
+                            <section class="empty">
+                                {if filtered {
+                                    view! { <p>"No videos match. " <A href="/gallery">"Show all videos"</A></p> }.into_any()
+                                } else {
+                                    view! {
+                                        <p>"No videos yet. The first examples are being made in the background: watch them on the "
+                                        <A href="/queue">"queue"</A> ", or " <A href="/">"make your own"</A> "."</p>
+                                    }.into_any()
+                                }}
+                            </section>
+                        }.into_any()
+                    }
+                    Ok(page) => {
+                        let next = page.next.clone().map(|before| {
+                            let p = params();
+                            let mut url = format!("/gallery?before={before}");
+                            if !p.q.is_empty() { url += &format!("&q={}", encode(&p.q)); }
+                            if let Some(m) = p.mode { url += &format!("&mode={}", m.as_str()); }
+                            if p.favorites { url += "&favorites=1"; }
+                            url
+                        });
+                        view! {
+                            <ul class="cards">
+                                {page.videos.into_iter().map(|v| view! { <VideoCard video=v favorite/> }).collect_view()}
+                            </ul>
+                            <nav class="paging" aria-label="Pages">
+                                <Show when=move || params().before.is_some()>
+                                    <A href="/gallery">"Newest"</A>
+                                </Show>
+                                {next.map(|url| view! { <A href=url>"Older videos →"</A> })}
+                            </nav>
+                        }.into_any()
+                    }
+                }
+            })}
+        </Transition>
+    }
+}
+
+/// Percent-encodes a query value.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b' ' => "+".to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[component]
+fn VideoCard(video: Video, favorite: ServerAction<SetFavorite>) -> impl IntoView {
+    let fav = RwSignal::new(video.favorite);
+    let id = video.id.clone();
+    let video_ref = NodeRef::<leptos::html::Video>::new();
+    let play = move || {
+        #[cfg(feature = "hydrate")]
+        if let Some(v) = video_ref.get() {
+            let _ = v.play();
+        }
+    };
+    let pause = move || {
+        #[cfg(feature = "hydrate")]
+        if let Some(v) = video_ref.get() {
+            let _ = v.pause();
+        }
+    };
+    #[cfg(feature = "hydrate")]
+    autoplay_when_visible(video_ref);
+    let toggle = {
+        let id = id.clone();
+        move |_| {
+            let now = !fav.get_untracked();
+            fav.set(now);
+            favorite.dispatch(SetFavorite { id: id.clone(), favorite: now });
+        }
+    };
+    view! {
+        <li class="card" data-id=id.clone()>
+            <a href=format!("/v/{id}") 
+                on:mouseenter=move |_| play() on:mouseleave=move |_| pause() on:focus=move |_| play() on:blur=move |_| pause()>
+                <video node_ref=video_ref src=video.video_url() poster=video.poster_url() muted loop playsinline preload="metadata"
+                    aria-label=format!("Video: {}", video.params.prompt)></video>
+                <p class="prompt">{if video.params.prompt.is_empty() { "(no prompt)".to_string() } else { video.params.prompt.clone() }}</p>
+            </a>
+            <p class="meta">
+                <span>{video.mode.label()}</span>" · "<span>{format::utc(video.created_ms)}</span>
+            </p>
+            <button type="button" class="fav" aria-pressed=move || fav.get().to_string()
+                aria-label=move || if fav.get() { "Remove from favorites" } else { "Add to favorites" }
+                on:click=toggle>
+                {move || if fav.get() { "★" } else { "☆" }}
+            </button>
+        </li>
+    }
+}
+
+/// Plays a card's loop while it is on screen (browser only).
+#[cfg(feature = "hydrate")]
+fn autoplay_when_visible(video_ref: NodeRef<leptos::html::Video>) {
+    use wasm_bindgen::JsCast;
+    use wasm_bindgen::prelude::Closure;
+    Effect::new(move |_| {
+        let Some(video) = video_ref.get() else { return };
+        let callback = Closure::<dyn Fn(js_sys::Array)>::new(move |entries: js_sys::Array| {
+            for entry in entries.iter() {
+                let entry: web_sys::IntersectionObserverEntry = entry.unchecked_into();
+                let target: web_sys::HtmlVideoElement = entry.target().unchecked_into();
+                if entry.is_intersecting() {
+                    let _ = target.play();
+                } else {
+                    let _ = target.pause();
+                }
+            }
+        });
+        if let Ok(observer) = web_sys::IntersectionObserver::new(callback.as_ref().unchecked_ref()) {
+            observer.observe(&video);
+        }
+        callback.forget();
+    });
+}

@@ -1,0 +1,130 @@
+//! A job's card: state, live progress (step i/N, elapsed, estimate), cancel, and the video
+//! once it is done.
+
+use crate::calls::cancel_job;
+use crate::format;
+use crate::types::{Job, JobState};
+use leptos::prelude::*;
+use leptos_router::components::A;
+
+/// Keeps a list of job cards up to date from the server's one event stream (browser only),
+/// so a page holds a single connection however many jobs it shows. With `add_new`, jobs
+/// created elsewhere (another tab, the API) are added at the top.
+pub fn follow_jobs(jobs: RwSignal<Vec<RwSignal<Job>>>, add_new: bool) {
+    #[cfg(feature = "hydrate")]
+    {
+        let source = crate::browser::watch_jobs(None, move |update: Job| {
+            let card = jobs.with_untracked(|list| list.iter().find(|j| j.with_untracked(|j| j.id == update.id)).copied());
+            match card {
+                Some(card) => card.set(update),
+                None if add_new => jobs.update(|list| list.insert(0, RwSignal::new(update))),
+                None => {}
+            }
+        });
+        let source = send_wrapper::SendWrapper::new(source);
+        on_cleanup(move || {
+            if let Some(s) = source.take() {
+                s.close();
+            }
+        });
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = (jobs, add_new);
+}
+
+/// Browser clock, ticking every half second while a job runs (`None` on the server).
+fn clock() -> ReadSignal<Option<f64>> {
+    let (now, set_now) = signal(None::<f64>);
+    #[cfg(feature = "hydrate")]
+    {
+        set_now.set(Some(crate::browser::now_ms()));
+        if let Ok(handle) = set_interval_with_handle(
+            move || set_now.set(Some(crate::browser::now_ms())),
+            std::time::Duration::from_millis(500),
+        ) {
+            on_cleanup(move || handle.clear());
+        }
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = set_now;
+    now
+}
+
+#[component]
+pub fn JobCard(job: RwSignal<Job>, #[prop(optional)] show_video: bool) -> impl IntoView {
+    let now = clock();
+    let cancel = Action::new(move |id: &String| {
+        let id = id.clone();
+        async move { cancel_job(id).await }
+    });
+    Effect::new(move |_| {
+        if let Some(Ok(Some(updated))) = cancel.value().get() {
+            job.set(updated);
+        }
+    });
+    let state = move || job.with(|j| j.state);
+    let progress = move || {
+        job.with(|j| {
+            let total = j.total.max(1);
+            let pct = 100.0 * j.step as f64 / total as f64;
+            let timing = match (j.state, j.started_ms, now.get()) {
+                (JobState::Running, Some(started), Some(now)) => {
+                    let elapsed = ((now - started as f64) / 1000.0).max(0.0);
+                    let estimate = if j.step > 0 {
+                        format!(", about {} left", format::seconds(elapsed / j.step as f64 * (total - j.step) as f64))
+                    } else {
+                        String::new()
+                    };
+                    format!(" · {} elapsed{estimate}", format::seconds(elapsed))
+                }
+                _ => String::new(),
+            };
+            (pct, format!("step {} of {}{timing}", j.step, total))
+        })
+    };
+    view! {
+        <article class="job" id=move || format!("job-{}", job.with(|j| j.id.clone())) data-state=move || state().as_str()>
+            <header>
+                <span class=move || format!("badge {}", state().as_str())>{move || state().as_str()}</span>
+                <span class="prompt">{move || job.with(|j| if j.params.prompt.is_empty() { "(no prompt)".to_string() } else { j.params.prompt.clone() })}</span>
+            </header>
+            <p class="meta">
+                {move || job.with(|j| format!("{} · seed {} · {} frames at {} fps · {} steps",
+                    j.mode.label(), j.params.seed.unwrap_or_default(), j.params.frames, j.params.fps, j.params.steps))}
+            </p>
+            <Show when=move || matches!(state(), JobState::Queued | JobState::Running)>
+                <div class="progress">
+                    <progress max="100" value=move || progress().0.to_string() aria-label="Generation progress"></progress>
+                    <span class="progress-text" aria-live="polite">
+                        {move || if state() == JobState::Queued { "waiting in the queue".to_string() } else { progress().1 }}
+                    </span>
+                    <button type="button" class="secondary cancel"
+                        on:click=move |_| { cancel.dispatch(job.with_untracked(|j| j.id.clone())); }>
+                        "Cancel"
+                    </button>
+                </div>
+            </Show>
+            <Show when=move || state() == JobState::Failed>
+                <p class="error" role="alert">{move || job.with(|j| j.message.clone().unwrap_or_else(|| "failed".into()))}</p>
+            </Show>
+            <Show when=move || state() == JobState::Cancelled>
+                <p class="note">"Cancelled."</p>
+            </Show>
+            <Show when=move || state() == JobState::Done>
+                {move || {
+                    let id = job.with(|j| j.video_id.clone().unwrap_or_else(|| j.id.clone()));
+                    let src = format!("/media/{id}/video.mp4");
+                    view! {
+                        {show_video.then(|| view! {
+                            <video class="result" src=src.clone() controls autoplay loop muted playsinline></video>
+                        })}
+                        <p><A href=format!("/v/{id}")>"Open the video page"</A></p>
+                    }
+                }}
+            </Show>
+            <Show when=move || job.with(|j| j.message.is_some() && j.state == JobState::Queued)>
+                <p class="note">{move || job.with(|j| j.message.clone().unwrap_or_default())}</p>
+            </Show>
+        </article>
+    }
+}

@@ -1,0 +1,85 @@
+#![recursion_limit = "512"]
+//! The playground's pages, shared by the server (`ssr`: renders HTML, runs server functions)
+//! and the browser bundle (`hydrate`).
+
+#[cfg(feature = "ssr")]
+pub mod backend;
+#[cfg(feature = "hydrate")]
+pub mod browser;
+pub mod calls;
+mod create;
+mod format;
+mod gallery;
+mod job_card;
+pub mod prompt_builder;
+mod queue;
+pub mod types;
+mod video_page;
+
+use leptos::prelude::*;
+use leptos_meta::{Link, Meta, MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_router::components::{A, Route, Router, Routes};
+use leptos_router::path;
+
+/// The HTML document around the app.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Stylesheet id="vidplay" href="/pkg/vidplay.css"/>
+        <Link rel="icon" href="/favicon.svg"/>
+        <Meta name="description" content="Direct short generated videos: text to video, image to video, and a searchable gallery."/>
+        <Title formatter=|t: String| if t.is_empty() { "vidplay".to_string() } else { format!("{t} · vidplay") }/>
+        <Router>
+            <a class="skip" href="#main">"Skip to content"</a>
+            <header class="top">
+                <A href="/" attr:class="brand">"vidplay"</A>
+                <nav aria-label="Main">
+                    <A href="/">"Create"</A>
+                    <A href="/gallery">"Gallery"</A>
+                    <A href="/queue">"Queue"</A>
+                </nav>
+            </header>
+            <main id="main">
+                <Routes fallback=NotFound>
+                    <Route path=path!("") view=create::CreatePage/>
+                    <Route path=path!("/gallery") view=gallery::GalleryPage/>
+                    <Route path=path!("/v/:id") view=video_page::VideoPage/>
+                    <Route path=path!("/queue") view=queue::QueuePage/>
+                </Routes>
+            </main>
+        </Router>
+    }
+}
+
+#[component]
+fn NotFound() -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        response.set_status(http::StatusCode::NOT_FOUND);
+    }
+    view! {
+        <Title text="Not found"/>
+        <section class="empty">
+            <h1>"Nothing here"</h1>
+            <p>"This page does not exist. " <A href="/">"Make a video"</A> " or " <A href="/gallery">"browse the gallery"</A> "."</p>
+        </section>
+    }
+}

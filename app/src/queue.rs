@@ -1,0 +1,56 @@
+//! The queue page: every recent job (queued, running, done, failed with the reason,
+//! cancelled), updating live.
+
+use crate::calls::recent_jobs;
+use crate::job_card::JobCard;
+use crate::types::Job;
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+#[component]
+pub fn QueuePage() -> impl IntoView {
+    let jobs = Resource::new(|| (), |_| recent_jobs());
+    view! {
+        <Title text="Queue"/>
+        <h1>"Queue"</h1>
+        <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match jobs.await {
+                    Err(e) => view! { <p class="error" role="alert">{format!("The queue cannot be read: {e}")}</p> }.into_any(),
+                    Ok(list) if list.is_empty() => view! {
+                        <section class="empty"><p>"No jobs yet. " <a href="/">"Make a video"</a>"."</p></section>
+                    }.into_any(),
+                    Ok(list) => view! { <JobList initial=list/> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn JobList(initial: Vec<Job>) -> impl IntoView {
+    let jobs = RwSignal::new(initial.into_iter().map(RwSignal::new).collect::<Vec<_>>());
+    crate::job_card::follow_jobs(jobs, true);
+    let counts = move || {
+        jobs.with(|list| {
+            let count = |s: crate::types::JobState| list.iter().filter(|j| j.with(|j| j.state == s)).count();
+            use crate::types::JobState::*;
+            format!(
+                "{} queued · {} running · {} done · {} failed · {} cancelled",
+                count(Queued),
+                count(Running),
+                count(Done),
+                count(Failed),
+                count(Cancelled)
+            )
+        })
+    };
+    view! {
+        <p class="counts" aria-live="polite">{counts}</p>
+        <section class="jobs">
+            <For each=move || jobs.get() key=|j| j.with_untracked(|j| j.id.clone()) let:job>
+                <JobCard job/>
+            </For>
+        </section>
+    }
+}

@@ -1,0 +1,219 @@
+//! What the pages, the server functions and the JSON API exchange.
+
+use serde::{Deserialize, Serialize};
+
+/// Text-to-video, or image-to-video (an input image is animated).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    TextToVideo,
+    ImageToVideo,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::TextToVideo => "text-to-video",
+            Mode::ImageToVideo => "image-to-video",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Mode> {
+        match s {
+            "text-to-video" => Some(Mode::TextToVideo),
+            "image-to-video" => Some(Mode::ImageToVideo),
+            _ => None,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Mode::TextToVideo => "Text to video",
+            Mode::ImageToVideo => "Image to video",
+        }
+    }
+}
+
+/// The parameters of a generation, as a user sets them. Everything but the prompt has a
+/// default, so `{"prompt": "a red ball"}` is a complete request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobParams {
+    pub prompt: String,
+    pub model: String,
+    pub frames: u32,
+    pub fps: u32,
+    pub steps: u32,
+    pub guidance: f32,
+    pub image_guidance: f32,
+    pub motion: f32,
+    /// `None`: a random seed is drawn (and recorded) when the job is created.
+    pub seed: Option<u64>,
+}
+
+pub const BUILTIN_MODEL: &str = "vidplay-toy-1";
+
+impl Default for JobParams {
+    fn default() -> Self {
+        Self {
+            prompt: String::new(),
+            model: BUILTIN_MODEL.into(),
+            frames: 16,
+            fps: 8,
+            steps: 24,
+            guidance: 3.0,
+            image_guidance: 1.5,
+            motion: 1.0,
+            seed: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Queued,
+    Running,
+    Done,
+    Failed,
+    Cancelled,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Done => "done",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<JobState> {
+        Some(match s {
+            "queued" => JobState::Queued,
+            "running" => JobState::Running,
+            "done" => JobState::Done,
+            "failed" => JobState::Failed,
+            "cancelled" => JobState::Cancelled,
+            _ => return None,
+        })
+    }
+
+    pub fn is_finished(self) -> bool {
+        matches!(self, JobState::Done | JobState::Failed | JobState::Cancelled)
+    }
+}
+
+/// A job as the queue page and the API show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    pub id: String,
+    pub state: JobState,
+    pub mode: Mode,
+    /// The parameters with the seed resolved.
+    pub params: JobParams,
+    /// Unix milliseconds.
+    pub created_ms: i64,
+    pub started_ms: Option<i64>,
+    pub finished_ms: Option<i64>,
+    /// Sampling step reached, of `total`.
+    pub step: u32,
+    pub total: u32,
+    /// Why it failed (or a note, e.g. that it was re-queued after a restart).
+    pub message: Option<String>,
+    /// The finished video (same id as the job) when `state` is done.
+    pub video_id: Option<String>,
+}
+
+/// A finished clip in the gallery.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Video {
+    pub id: String,
+    pub mode: Mode,
+    pub params: JobParams,
+    pub created_ms: i64,
+    pub favorite: bool,
+    /// The full metadata.json written next to the media (timings, resolution, ...).
+    pub metadata: serde_json::Value,
+}
+
+impl Video {
+    pub fn video_url(&self) -> String {
+        format!("/media/{}/video.mp4", self.id)
+    }
+    pub fn gif_url(&self) -> String {
+        format!("/media/{}/video.gif", self.id)
+    }
+    pub fn poster_url(&self) -> String {
+        format!("/media/{}/poster.png", self.id)
+    }
+    pub fn frames_url(&self) -> String {
+        format!("/media/{}/frames.zip", self.id)
+    }
+    pub fn source_url(&self) -> Option<String> {
+        (self.mode == Mode::ImageToVideo).then(|| format!("/media/{}/input.png", self.id))
+    }
+}
+
+/// Gallery query: full text over prompts plus filters, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct VideoQuery {
+    pub q: String,
+    pub mode: Option<Mode>,
+    pub model: Option<String>,
+    pub favorites: bool,
+    /// Show videos older than this one (the previous page's last id).
+    pub before: Option<String>,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VideoPage {
+    pub videos: Vec<Video>,
+    /// Pass as `before` for the next page; `None` on the last page.
+    pub next: Option<String>,
+}
+
+/// One category of prompt words, e.g. "subject": ball, square, ...
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChipGroup {
+    pub name: String,
+    pub phrases: Vec<String>,
+}
+
+/// What a model understands, for the prompt builder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    pub id: String,
+    pub description: String,
+    pub chips: Vec<ChipGroup>,
+    /// Native frames, size; limits for the controls.
+    pub frames: u32,
+    pub size: u32,
+    pub max_steps: u32,
+    pub modes: Vec<Mode>,
+}
+
+/// How a model reads a prompt.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PromptReading {
+    /// Canonical phrases understood, e.g. ["red", "ball", "moving left"].
+    pub understood: Vec<String>,
+    /// Words the model ignores.
+    pub ignored: Vec<String>,
+}
+
+/// An error body of the JSON API: `{"error": "..."}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiError {
+    pub error: String,
+}
+
+/// Ids are generated by the server: lowercase hex. Anything else is rejected before it reaches
+/// a path or a query.
+pub fn is_valid_id(id: &str) -> bool {
+    (8..=40).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}

@@ -1,0 +1,172 @@
+import { expect, Page, test } from "@playwright/test";
+import * as path from "path";
+
+const fixtures = path.join(__dirname, "..", "fixtures");
+const shots = path.join(__dirname, "..", "test-results", "screenshots");
+
+async function hydrated(page: Page) {
+  // The wasm bundle marks the page once it has taken over.
+  await page.waitForFunction(() => document.documentElement.dataset.hydrated === "true", null, { timeout: 60_000 });
+}
+
+async function setSteps(page: Page, steps: number) {
+  await page.getByLabel("Steps").fill(String(steps));
+}
+
+/** Waits for the newest job card to finish and returns its video id. */
+async function waitForDone(page: Page): Promise<string> {
+  const card = page.locator("section.jobs article.job").first();
+  await expect(card).toHaveAttribute("data-state", "done", { timeout: 150_000 });
+  const href = await card.getByRole("link", { name: "Open the video page" }).getAttribute("href");
+  expect(href).toMatch(/^\/v\/[0-9a-f]+$/);
+  return href!.slice(3);
+}
+
+async function expectPlays(page: Page, selector: string) {
+  await page.waitForFunction(
+    (sel) => {
+      const v = document.querySelector(sel) as HTMLVideoElement | null;
+      return !!v && v.readyState >= 2 && v.duration > 0;
+    },
+    selector,
+    { timeout: 60_000 },
+  );
+}
+
+test("build a prompt from chips, watch it generate, play it, find it in the gallery", async ({ page }) => {
+  await page.goto("/");
+  await hydrated(page);
+  const groups = page.locator(".chip-group");
+  await groups.filter({ hasText: "color" }).getByRole("button", { name: "red", exact: true }).click();
+  await groups.filter({ hasText: "subject" }).getByRole("button", { name: "ball", exact: true }).click();
+  await groups.filter({ hasText: "action" }).getByRole("button", { name: "moving right", exact: true }).click();
+  await groups.filter({ hasText: "setting" }).getByRole("button", { name: "grass field", exact: true }).click();
+  const prompt = page.getByLabel("Assembled prompt (editable)");
+  await expect(prompt).toHaveValue("red ball moving right grass field");
+  await expect(groups.getByRole("button", { name: "red", exact: true })).toHaveAttribute("aria-pressed", "true");
+  // Free text is kept; unknown words are flagged.
+  await prompt.fill("a red ball moving right on a grass field, sparkly");
+  await expect(page.locator(".reading .ignored")).toContainText("sparkly");
+  await page.screenshot({ path: `${shots}/create.png`, fullPage: true });
+
+  await setSteps(page, 40);
+  await page.getByRole("button", { name: "Generate" }).click();
+  const card = page.locator("section.jobs article.job").first();
+  await expect(card).toBeVisible();
+  await expect(card.locator(".progress-text")).toContainText(/step \d+ of 40/);
+  await page.screenshot({ path: `${shots}/progress.png`, fullPage: true });
+  const id = await waitForDone(page);
+  await expectPlays(page, "section.jobs video.result");
+  await expect(card.locator(".meta")).toContainText(/seed \d+/);
+
+  await page.goto("/gallery");
+  await hydrated(page);
+  await expect(page.locator(`li.card[data-id="${id}"]`)).toBeVisible();
+  await page.screenshot({ path: `${shots}/gallery.png`, fullPage: true });
+  await page.getByLabel("Search prompts").fill("red ball");
+  await page.getByRole("button", { name: "Search" }).click();
+  await expect(page).toHaveURL(/q=red\+ball/);
+  await expect(page.locator(`li.card[data-id="${id}"]`)).toBeVisible();
+  await page.getByLabel("Search prompts").fill("purple zebra");
+  await page.getByRole("button", { name: "Search" }).click();
+  await expect(page.getByText("No videos match.")).toBeVisible();
+  await expect(page.locator("li.card")).toHaveCount(0);
+
+  // The video page plays it and shows its parameters.
+  await page.goto(`/v/${id}`);
+  await hydrated(page);
+  await expectPlays(page, "video.player");
+  await expect(page.locator("table.params")).toContainText("vidplay-toy-1");
+  await page.screenshot({ path: `${shots}/video.png`, fullPage: true });
+});
+
+test("upload an image and animate it; the first frame resembles the upload", async ({ page }) => {
+  await page.goto("/");
+  await hydrated(page);
+  await page.getByLabel("Image to video").check();
+  await page.getByLabel("Drop an image here, paste one, or choose a file").setInputFiles(path.join(fixtures, "photo.png"));
+  await expect(page.locator(".preview img")).toBeVisible();
+  await page.getByLabel("Assembled prompt (editable)").fill("camera pans left");
+  await setSteps(page, 8);
+  await page.getByRole("button", { name: "Generate" }).click();
+  const id = await waitForDone(page);
+
+  await page.goto(`/v/${id}`);
+  await hydrated(page);
+  await expect(page.locator("figure.source img")).toBeVisible();
+  // Compare the first frame with the stored source image (both at the model's 32x32).
+  const diffs = await page.evaluate(async (id) => {
+    const load = (src: string) =>
+      new Promise<HTMLImageElement>((ok, err) => {
+        const img = new Image();
+        img.onload = () => ok(img);
+        img.onerror = err;
+        img.src = src;
+      });
+    const pixels = (img: HTMLImageElement) => {
+      const c = document.createElement("canvas");
+      c.width = 32;
+      c.height = 32;
+      const ctx = c.getContext("2d")!;
+      ctx.drawImage(img, 0, 0, 32, 32);
+      return ctx.getImageData(0, 0, 32, 32).data;
+    };
+    const meanAbs = (a: Uint8ClampedArray, b: Uint8ClampedArray) => {
+      let s = 0;
+      for (let i = 0; i < a.length; i++) if (i % 4 !== 3) s += Math.abs(a[i] - b[i]);
+      return s / ((a.length * 3) / 4);
+    };
+    const source = pixels(await load(`/media/${id}/input.png`));
+    const first = pixels(await load(`/media/${id}/frames/0000.png`));
+    const flipped = new Uint8ClampedArray(source.length);
+    for (let y = 0; y < 32; y++) for (let x = 0; x < 32 * 4; x++) flipped[y * 128 + x] = source[(31 - y) * 128 + x];
+    return { same: meanAbs(source, first), other: meanAbs(flipped, first) };
+  }, id);
+  expect(diffs.same).toBeLessThan(12);
+  expect(diffs.same * 3).toBeLessThan(diffs.other);
+});
+
+test("cancel a running job", async ({ page }) => {
+  await page.goto("/");
+  await hydrated(page);
+  await page.getByLabel("Assembled prompt (editable)").fill("a green star spinning in the desert");
+  await setSteps(page, 200);
+  await page.getByRole("button", { name: "Generate" }).click();
+  const card = page.locator("section.jobs article.job").first();
+  await expect(card.locator(".progress-text")).toContainText(/step [1-9]\d* of 200/);
+  await card.getByRole("button", { name: "Cancel" }).click();
+  await expect(card).toHaveAttribute("data-state", "cancelled");
+  await page.goto("/queue");
+  await hydrated(page);
+  await expect(page.locator("article.job[data-state=cancelled]").first()).toBeVisible();
+  await page.screenshot({ path: `${shots}/queue.png`, fullPage: true });
+});
+
+test("remix opens Create with everything filled in", async ({ page }) => {
+  await page.goto("/gallery");
+  await hydrated(page);
+  const first = page.locator("li.card").first();
+  const id = await first.getAttribute("data-id");
+  await page.goto(`/v/${id}`);
+  await hydrated(page);
+  const seed = (await page.locator("table.params tr", { hasText: "Seed" }).locator("td").textContent())!.trim();
+  const title = (await page.locator("h1").textContent())!.trim();
+  await page.getByRole("link", { name: "Remix" }).click();
+  await expect(page).toHaveURL(new RegExp(`/\\?remix=${id}`));
+  await hydrated(page);
+  await expect(page.getByLabel("Assembled prompt (editable)")).toHaveValue(title);
+  await expect(page.getByLabel("Seed", { exact: true })).toHaveValue(seed);
+});
+
+test("a bad upload shows a clear error and nothing is queued", async ({ page }) => {
+  await page.goto("/");
+  await hydrated(page);
+  const before = await page.request.get("/api/jobs").then((r) => r.json());
+  await page.getByLabel("Image to video").check();
+  await page.getByLabel("Drop an image here, paste one, or choose a file").setInputFiles(path.join(fixtures, "not-an-image.png"));
+  await page.getByRole("button", { name: "Generate" }).click();
+  await expect(page.getByRole("alert")).toContainText("not an image");
+  const after = await page.request.get("/api/jobs").then((r) => r.json());
+  expect(after.length).toBe(before.length);
+  await page.screenshot({ path: `${shots}/bad-upload.png`, fullPage: true });
+});

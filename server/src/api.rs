@@ -1,0 +1,294 @@
+//! The JSON HTTP API for scripts (documented in the README), and the job event stream the
+//! pages listen to.
+//!
+//! Errors are `{"error": "..."}` with a 4xx status for anything the caller can fix.
+
+use crate::jobs::{Jobs, SubmitError, Upload};
+use crate::storage::StoreError;
+use app::types::{ApiError, JobParams, Mode, VideoQuery, is_valid_id};
+use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use futures_util::Stream;
+use serde::Deserialize;
+use std::convert::Infallible;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::BroadcastStream;
+
+/// An API failure: a status and a message for people.
+#[derive(Debug)]
+pub struct Failure(pub StatusCode, pub String);
+
+impl Failure {
+    pub fn bad(msg: impl Into<String>) -> Self {
+        Failure(StatusCode::BAD_REQUEST, msg.into())
+    }
+    pub fn not_found(what: &str) -> Self {
+        Failure(StatusCode::NOT_FOUND, format!("no such {what}"))
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        if self.0.is_server_error() {
+            tracing::error!(status = %self.0, "{}", self.1);
+        }
+        (self.0, Json(ApiError { error: self.1 })).into_response()
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        Failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    }
+}
+
+impl From<SubmitError> for Failure {
+    fn from(e: SubmitError) -> Self {
+        let status = match &e {
+            SubmitError::Invalid(_) => StatusCode::BAD_REQUEST,
+            SubmitError::QueueFull => StatusCode::TOO_MANY_REQUESTS,
+            SubmitError::Store(_) | SubmitError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        Failure(status, e.to_string())
+    }
+}
+
+type ApiResult<T> = Result<T, Failure>;
+
+pub fn routes() -> Router<Jobs> {
+    Router::new()
+        .route("/api/jobs", get(list_jobs).post(create_job))
+        .route("/api/jobs/events", get(job_events))
+        .route("/api/jobs/{id}", get(get_job).delete(cancel_job))
+        .route("/api/videos", get(list_videos))
+        .route("/api/videos/{id}", get(get_video).delete(delete_video))
+}
+
+fn check_id(id: &str, what: &str) -> ApiResult<()> {
+    if is_valid_id(id) { Ok(()) } else { Err(Failure::not_found(what)) }
+}
+
+/// Reads a job request: a JSON body (`JobParams`), or a multipart form with the same fields
+/// plus an optional `image` file (what the Create page's form sends without JavaScript).
+pub async fn read_job_request(req: Request, jobs: &Jobs) -> ApiResult<(JobParams, Option<Upload>)> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    if content_type.starts_with("multipart/form-data") {
+        let form = Multipart::from_request(req, &()).await.map_err(|e| Failure::bad(e.body_text()))?;
+        read_multipart(form, jobs).await
+    } else if content_type.starts_with("application/json") {
+        let Json(params) = Json::<JobParams>::from_request(req, &())
+            .await
+            .map_err(|e| Failure::bad(format!("invalid JSON job request: {}", e.body_text())))?;
+        Ok((params, None))
+    } else {
+        Err(Failure(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send the job as application/json, or multipart/form-data with an image".into(),
+        ))
+    }
+}
+
+async fn read_multipart(mut form: Multipart, jobs: &Jobs) -> ApiResult<(JobParams, Option<Upload>)> {
+    let mut params = JobParams::default();
+    let mut upload = None;
+    let (mut mode, mut example, mut source) = (None, None, None);
+    let too_big = |e: axum::extract::multipart::MultipartError| {
+        let text = e.body_text();
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE || exceeded_limit(&e) {
+            Failure(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the upload is larger than {} MB", crate::input::MAX_BYTES / (1024 * 1024)),
+            )
+        } else {
+            Failure::bad(format!("reading the form: {text}"))
+        }
+    };
+    while let Some(field) = form.next_field().await.map_err(too_big)? {
+        let name = field.name().unwrap_or_default().to_string();
+        if name == "image" {
+            let file_name = field.file_name().unwrap_or("upload").to_string();
+            let bytes = field.bytes().await.map_err(too_big)?;
+            if !bytes.is_empty() {
+                upload = Some(Upload { bytes: bytes.to_vec(), name: file_name });
+            }
+            continue;
+        }
+        let value = field.text().await.map_err(too_big)?;
+        let value = value.trim();
+        let num = |what: &str| Failure::bad(format!("{what} must be a number, not {value:?}"));
+        match name.as_str() {
+            "prompt" => params.prompt = value.to_string(),
+            "model" => params.model = value.to_string(),
+            "frames" => params.frames = value.parse().map_err(|_| num("frames"))?,
+            "fps" => params.fps = value.parse().map_err(|_| num("fps"))?,
+            "steps" => params.steps = value.parse().map_err(|_| num("steps"))?,
+            "guidance" => params.guidance = value.parse().map_err(|_| num("guidance"))?,
+            "image_guidance" => params.image_guidance = value.parse().map_err(|_| num("image guidance"))?,
+            "motion" => params.motion = value.parse().map_err(|_| num("motion"))?,
+            "seed" if value.is_empty() => params.seed = None,
+            "seed" => params.seed = Some(value.parse().map_err(|_| num("seed"))?),
+            "mode" => mode = Some(Mode::parse(value).ok_or_else(|| Failure::bad(format!("unknown mode {value:?}")))?),
+            "example" if !value.is_empty() => example = Some(value.to_string()),
+            "source" if !value.is_empty() => source = Some(value.to_string()),
+            _ => {}
+        }
+    }
+    if mode == Some(Mode::TextToVideo) {
+        // The form keeps a chosen image when the mode is switched back; text-to-video ignores it.
+        return Ok((params, None));
+    }
+    if upload.is_none()
+        && let Some(name) = example
+    {
+        if !crate::studio::list_examples(jobs.examples_dir()).contains(&name) {
+            return Err(Failure::bad(format!("there is no example image {name:?}")));
+        }
+        let bytes = tokio::fs::read(jobs.examples_dir().join(&name))
+            .await
+            .map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, format!("reading example {name}: {e}")))?;
+        upload = Some(Upload { bytes, name });
+    }
+    if upload.is_none()
+        && let Some(source) = source
+    {
+        // A remix of an image-to-video clip: its stored source image, `/media/ID/input.png`.
+        let id = source.strip_prefix("/media/").and_then(|s| s.strip_suffix("/input.png")).unwrap_or("");
+        if !is_valid_id(id) {
+            return Err(Failure::bad("the remixed source image is not a video's input image"));
+        }
+        let bytes = tokio::fs::read(jobs.media_dir().join(id).join("input.png"))
+            .await
+            .map_err(|_| Failure::bad("the remixed video's source image is gone"))?;
+        upload = Some(Upload { bytes, name: "input.png".into() });
+    }
+    if mode == Some(Mode::ImageToVideo) && upload.is_none() {
+        return Err(Failure::bad("choose an image to animate: upload, drop or paste one, or pick an example"));
+    }
+    Ok((params, upload))
+}
+
+/// Whether a body error comes from a body size limit (somewhere down its source chain).
+fn exceeded_limit(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(e);
+    while let Some(err) = current {
+        if err.to_string().contains("length limit exceeded") {
+            return true;
+        }
+        current = err.source();
+    }
+    false
+}
+
+fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"))
+}
+
+async fn create_job(State(jobs): State<Jobs>, req: Request) -> ApiResult<Response> {
+    let html = wants_html(req.headers());
+    let (params, upload) = read_job_request(req, &jobs).await?;
+    let job = jobs.submit(params, upload).await?;
+    if html {
+        // A browser without JavaScript posted the Create form: show the queue.
+        return Ok(Redirect::to(&format!("/queue#job-{}", job.id)).into_response());
+    }
+    Ok((StatusCode::CREATED, Json(job)).into_response())
+}
+
+async fn list_jobs(State(jobs): State<Jobs>) -> ApiResult<Response> {
+    Ok(Json(jobs.store().jobs(100).await?).into_response())
+}
+
+async fn get_job(State(jobs): State<Jobs>, Path(id): Path<String>) -> ApiResult<Response> {
+    check_id(&id, "job")?;
+    let job = jobs.store().job(id).await?.ok_or_else(|| Failure::not_found("job"))?;
+    Ok(Json(job).into_response())
+}
+
+async fn cancel_job(State(jobs): State<Jobs>, Path(id): Path<String>) -> ApiResult<Response> {
+    check_id(&id, "job")?;
+    let job = jobs.cancel(&id).await?.ok_or_else(|| Failure::not_found("job"))?;
+    Ok(Json(job).into_response())
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub struct VideoParams {
+    pub q: String,
+    pub mode: String,
+    pub model: String,
+    pub favorites: Option<String>,
+    pub before: String,
+    pub limit: Option<u32>,
+}
+
+impl VideoParams {
+    pub fn to_query(&self) -> ApiResult<VideoQuery> {
+        let mode = match self.mode.as_str() {
+            "" | "all" => None,
+            m => Some(Mode::parse(m).ok_or_else(|| Failure::bad(format!("mode must be text-to-video or image-to-video, not {m:?}")))?),
+        };
+        if !self.before.is_empty() {
+            check_id(&self.before, "video").map_err(|_| Failure::bad("`before` is not a video id"))?;
+        }
+        Ok(VideoQuery {
+            q: self.q.chars().take(200).collect(),
+            mode,
+            model: (!self.model.is_empty()).then(|| self.model.clone()),
+            favorites: matches!(self.favorites.as_deref(), Some("1" | "true" | "on" | "yes")),
+            before: (!self.before.is_empty()).then(|| self.before.clone()),
+            limit: self.limit.unwrap_or(24),
+        })
+    }
+}
+
+async fn list_videos(State(jobs): State<Jobs>, Query(params): Query<VideoParams>) -> ApiResult<Response> {
+    Ok(Json(jobs.store().videos(params.to_query()?).await?).into_response())
+}
+
+async fn get_video(State(jobs): State<Jobs>, Path(id): Path<String>) -> ApiResult<Response> {
+    check_id(&id, "video")?;
+    let video = jobs.store().video(id).await?.ok_or_else(|| Failure::not_found("video"))?;
+    Ok(Json(video).into_response())
+}
+
+async fn delete_video(State(jobs): State<Jobs>, Path(id): Path<String>) -> ApiResult<Response> {
+    check_id(&id, "video")?;
+    if !jobs.delete_video(&id).await? {
+        return Err(Failure::not_found("video"));
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct EventParams {
+    id: Option<String>,
+}
+
+/// Server-sent events: one `job` event (the job as JSON) per update, optionally for one id.
+async fn job_events(
+    State(jobs): State<Jobs>,
+    Query(params): Query<EventParams>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let only = params.id;
+    let stream = BroadcastStream::new(jobs.subscribe()).filter_map(move |update| {
+        // A lagging listener skips updates; the next one carries the full state anyway.
+        let job = update.ok()?;
+        if only.as_ref().is_some_and(|id| *id != job.id) {
+            return None;
+        }
+        Some(Ok(Event::default().event("job").json_data(&job).unwrap_or_default()))
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}

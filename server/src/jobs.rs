@@ -1,0 +1,449 @@
+//! The job queue: persisted in the [`Store`], run one at a time on a dedicated generation
+//! thread that owns the model (never on the async runtime), with live progress broadcast to
+//! whoever listens and cancel between steps.
+//!
+//! A job's files are written to `DATA_DIR/media/ID.partial/` and renamed to
+//! `DATA_DIR/media/ID/` only when complete, so no half-written media are ever served. Uploaded
+//! images are normalised to PNG in `DATA_DIR/uploads/ID.png` when the job is created, so a job
+//! interrupted by a restart can run again.
+
+use crate::input;
+use crate::media;
+use crate::output::{Metadata, Timings, write_clip};
+use crate::storage::{Store, StoreError};
+use app::types::{Job, JobParams, JobState, Mode, Video};
+use model::net::NetConfig;
+use model::pipeline::{BuiltinModel, GenerateError, GenerationRequest};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Instant;
+use tokio::runtime::Handle;
+use tokio::sync::broadcast;
+
+/// Most jobs waiting at once; more are refused with "queue full".
+pub const QUEUE_LIMIT: usize = 16;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// The request or its image is unusable; the message says why.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the queue is full ({QUEUE_LIMIT} jobs waiting); try again when some have finished")]
+    QueueFull,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// An image given with a job.
+pub struct Upload {
+    pub bytes: Vec<u8>,
+    pub name: String,
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A new id: time-ordered lowercase hex (16 digits).
+pub fn new_id() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() as u64);
+    let salt = model::rng::mix(nanos ^ (n << 32) ^ std::process::id() as u64) & 0xf_ffff;
+    format!("{:011x}{:05x}", now_ms() as u64 & 0xfff_ffff_ffff, salt)
+}
+
+fn random_seed() -> u64 {
+    model::rng::mix(new_id().bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64))) % 1_000_000_000
+}
+
+/// The model request a job's parameters make.
+pub fn request_of(params: &JobParams) -> GenerationRequest {
+    GenerationRequest {
+        prompt: params.prompt.clone(),
+        frames: Some(params.frames as usize),
+        fps: params.fps,
+        steps: params.steps as usize,
+        guidance: params.guidance,
+        image_guidance: params.image_guidance,
+        seed: params.seed.unwrap_or(0),
+        motion: params.motion,
+        ..GenerationRequest::default()
+    }
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    data_dir: PathBuf,
+    examples_dir: PathBuf,
+    config: NetConfig,
+    model_id: String,
+    /// Cancel flags of jobs that are queued or running in this process.
+    cancels: Mutex<HashMap<String, Arc<AtomicBool>>>,
+    events: broadcast::Sender<Job>,
+    wake: Mutex<mpsc::Sender<()>>,
+    /// Set by [`Jobs::shutdown`]: the worker puts its job back in the queue and stops.
+    stopping: AtomicBool,
+    worker: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// Handle to the queue; cheap to clone.
+#[derive(Clone)]
+pub struct Jobs {
+    inner: Arc<Inner>,
+}
+
+impl Jobs {
+    /// Re-queues jobs a crash interrupted, then starts the generation thread, which loads the
+    /// model with `load` and runs queued jobs oldest first.
+    pub async fn start(
+        store: Arc<dyn Store>,
+        data_dir: PathBuf,
+        examples_dir: PathBuf,
+        config: NetConfig,
+        model_id: &str,
+        load: impl FnOnce() -> anyhow::Result<(BuiltinModel, String)> + Send + 'static,
+    ) -> anyhow::Result<Jobs> {
+        for dir in ["media", "uploads"] {
+            std::fs::create_dir_all(data_dir.join(dir))?;
+        }
+        // Leftovers of a crash mid-write are never shown; remove them.
+        for entry in std::fs::read_dir(data_dir.join("media"))?.flatten() {
+            if entry.file_name().to_string_lossy().ends_with(".partial") {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        let requeued = store.requeue_interrupted().await?;
+        if !requeued.is_empty() {
+            tracing::warn!(?requeued, "jobs interrupted by a restart are queued again");
+        }
+        let (wake_tx, wake_rx) = mpsc::channel();
+        let jobs = Jobs {
+            inner: Arc::new(Inner {
+                store,
+                data_dir,
+                examples_dir,
+                config,
+                model_id: model_id.into(),
+                cancels: Mutex::default(),
+                events: broadcast::channel(256).0,
+                wake: Mutex::new(wake_tx),
+                stopping: AtomicBool::new(false),
+                worker: Mutex::new(None),
+            }),
+        };
+        let worker = jobs.clone();
+        let rt = Handle::current();
+        let handle = std::thread::Builder::new()
+            .name("generation".into())
+            .spawn(move || worker.run_worker(rt, wake_rx, load))?;
+        *jobs.inner.worker.lock().expect("worker lock") = Some(handle);
+        Ok(jobs)
+    }
+
+    /// Stops the generation thread: a running job is interrupted between steps and queued
+    /// again, so the next start runs it. Returns when the thread has exited.
+    pub async fn shutdown(&self) {
+        self.inner.stopping.store(true, Ordering::Relaxed);
+        for flag in self.inner.cancels.lock().expect("cancels lock").values() {
+            flag.store(true, Ordering::Relaxed);
+        }
+        self.wake();
+        let handle = self.inner.worker.lock().expect("worker lock").take();
+        if let Some(handle) = handle {
+            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    pub fn media_dir(&self) -> PathBuf {
+        self.inner.data_dir.join("media")
+    }
+
+    pub fn examples_dir(&self) -> &Path {
+        &self.inner.examples_dir
+    }
+
+    pub fn model_id(&self) -> &str {
+        &self.inner.model_id
+    }
+
+    pub fn config(&self) -> &NetConfig {
+        &self.inner.config
+    }
+
+    /// Every job update (created, each step, finished).
+    pub fn subscribe(&self) -> broadcast::Receiver<Job> {
+        self.inner.events.subscribe()
+    }
+
+    fn publish(&self, job: &Job) {
+        let _ = self.inner.events.send(job.clone());
+    }
+
+    fn wake(&self) {
+        let _ = self.inner.wake.lock().expect("wake lock").send(());
+    }
+
+    /// Checks and queues a job. The image, if any, is decoded with the upload limits and
+    /// stored as PNG before the job is queued.
+    pub async fn submit(&self, mut params: JobParams, upload: Option<Upload>) -> Result<Job, SubmitError> {
+        if params.model.is_empty() {
+            params.model = self.inner.model_id.clone();
+        }
+        if params.model != self.inner.model_id {
+            return Err(SubmitError::Invalid(format!(
+                "unknown model {:?}; this server has {:?}",
+                params.model, self.inner.model_id
+            )));
+        }
+        let seed = params.seed.unwrap_or_else(random_seed);
+        params.seed = Some(seed);
+        model::pipeline::validate(&self.inner.config, &request_of(&params), upload.is_some())
+            .map_err(|e| SubmitError::Invalid(e.to_string()))?;
+        let id = new_id();
+        let mode = if upload.is_some() { Mode::ImageToVideo } else { Mode::TextToVideo };
+        let upload_path = self.upload_path(&id);
+        if let Some(upload) = upload {
+            let path = upload_path.clone();
+            tokio::task::spawn_blocking(move || -> Result<(), SubmitError> {
+                let img = input::decode(&upload.bytes, &upload.name).map_err(|e| SubmitError::Invalid(e.to_string()))?;
+                let mut png = Vec::new();
+                img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+                    .map_err(|e| SubmitError::Internal(format!("encoding the upload: {e}")))?;
+                media::write_atomic(&path, &png).map_err(|e| SubmitError::Internal(format!("saving the upload: {e:#}")))
+            })
+            .await
+            .map_err(|e| SubmitError::Internal(e.to_string()))??;
+        }
+        let job = Job {
+            id: id.clone(),
+            state: JobState::Queued,
+            mode,
+            total: params.steps,
+            params,
+            created_ms: now_ms(),
+            started_ms: None,
+            finished_ms: None,
+            step: 0,
+            message: None,
+            video_id: None,
+        };
+        if !self.inner.store.enqueue(job.clone(), QUEUE_LIMIT).await? {
+            let _ = std::fs::remove_file(&upload_path);
+            return Err(SubmitError::QueueFull);
+        }
+        tracing::info!(id = %job.id, mode = job.mode.as_str(), "job queued");
+        self.publish(&job);
+        self.wake();
+        Ok(job)
+    }
+
+    fn upload_path(&self, id: &str) -> PathBuf {
+        self.inner.data_dir.join("uploads").join(format!("{id}.png"))
+    }
+
+    /// Cancels a queued or running job. Returns the job as it is now, or `None` if unknown.
+    pub async fn cancel(&self, id: &str) -> Result<Option<Job>, StoreError> {
+        let Some(mut job) = self.inner.store.job(id.to_string()).await? else {
+            return Ok(None);
+        };
+        if let Some(flag) = self.inner.cancels.lock().expect("cancels lock").get(id) {
+            flag.store(true, Ordering::Relaxed);
+        }
+        if job.state == JobState::Queued && self.inner.store.cancel_queued(id.to_string(), now_ms()).await? {
+            job = self.inner.store.job(id.to_string()).await?.unwrap_or(job);
+            self.publish(&job);
+        }
+        Ok(Some(job))
+    }
+
+    /// Deletes a video: its record first (so it disappears from the gallery at once), then
+    /// its files.
+    pub async fn delete_video(&self, id: &str) -> Result<bool, StoreError> {
+        let existed = self.inner.store.delete_video(id.to_string()).await?;
+        if existed {
+            let dir = self.media_dir().join(id);
+            let _ = tokio::fs::remove_dir_all(&dir).await;
+        }
+        Ok(existed)
+    }
+
+    fn run_worker(
+        self,
+        rt: Handle,
+        wake: mpsc::Receiver<()>,
+        load: impl FnOnce() -> anyhow::Result<(BuiltinModel, String)>,
+    ) {
+        let loaded = {
+            let _span = tracing::info_span!("load model").entered();
+            let started = Instant::now();
+            let loaded = load();
+            tracing::info!(seconds = started.elapsed().as_secs_f64(), ok = loaded.is_ok(), "model load");
+            loaded
+        };
+        loop {
+            if self.inner.stopping.load(Ordering::Relaxed) {
+                return;
+            }
+            let claimed = rt.block_on(self.inner.store.claim_next(now_ms()));
+            let job = match claimed {
+                Ok(Some(job)) => job,
+                Ok(None) => {
+                    // Sleep until a submit wakes us (or re-check now and then).
+                    match wake.recv_timeout(std::time::Duration::from_secs(2)) {
+                        Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                        _ => continue,
+                    }
+                }
+                Err(e) => {
+                    tracing::error!("reading the queue: {e}");
+                    std::thread::sleep(std::time::Duration::from_secs(1));
+                    continue;
+                }
+            };
+            let finished = match &loaded {
+                Ok((model, device)) => self.run_job(&rt, model, device, job),
+                Err(e) => Job {
+                    state: JobState::Failed,
+                    message: Some(format!("the model could not be loaded: {e:#}")),
+                    finished_ms: Some(now_ms()),
+                    ..job
+                },
+            };
+            if let Err(e) = rt.block_on(self.inner.store.update_job(finished.clone())) {
+                tracing::error!(id = %finished.id, "saving the job's result: {e}");
+            }
+            self.publish(&finished);
+        }
+    }
+
+    /// Runs one claimed job; returns it finished (done, failed or cancelled).
+    fn run_job(&self, rt: &Handle, model: &BuiltinModel, device: &str, mut job: Job) -> Job {
+        let span = tracing::info_span!("job", id = %job.id, mode = job.mode.as_str());
+        let _entered = span.enter();
+        let queue_wait_s = (job.started_ms.unwrap_or_else(now_ms) - job.created_ms) as f64 / 1000.0;
+        tracing::info!(queue_wait_s, "job started");
+        self.publish(&job);
+        let cancel = Arc::new(AtomicBool::new(false));
+        self.inner.cancels.lock().expect("cancels lock").insert(job.id.clone(), cancel.clone());
+        let result = self.generate(rt, model, device, &mut job, &cancel);
+        self.inner.cancels.lock().expect("cancels lock").remove(&job.id);
+        job.finished_ms = Some(now_ms());
+        match result {
+            Ok(()) => {
+                job.state = JobState::Done;
+                job.video_id = Some(job.id.clone());
+                let _ = std::fs::remove_file(self.upload_path(&job.id));
+            }
+            Err(GenerateError::Cancelled) if self.inner.stopping.load(Ordering::Relaxed) => {
+                job.state = JobState::Queued;
+                job.step = 0;
+                job.started_ms = None;
+                job.finished_ms = None;
+                job.message = Some("interrupted by a server shutdown; queued again".into());
+            }
+            Err(GenerateError::Cancelled) => {
+                job.state = JobState::Cancelled;
+                job.message = Some("cancelled".into());
+            }
+            Err(e) => {
+                job.state = JobState::Failed;
+                job.message = Some(e.to_string());
+            }
+        }
+        tracing::info!(state = job.state.as_str(), "job finished");
+        job
+    }
+
+    fn generate(
+        &self,
+        rt: &Handle,
+        model: &BuiltinModel,
+        device: &str,
+        job: &mut Job,
+        cancel: &AtomicBool,
+    ) -> Result<(), GenerateError> {
+        let started = Instant::now();
+        let image = match job.mode {
+            Mode::TextToVideo => None,
+            Mode::ImageToVideo => Some(
+                input::load(&self.upload_path(&job.id))
+                    .map_err(|e| GenerateError::InvalidRequest(format!("the uploaded image is gone: {e}")))?,
+            ),
+        };
+        let req = request_of(&job.params);
+        let steps_span = tracing::info_span!("sampling", steps = req.steps);
+        let clip = {
+            let _s = steps_span.enter();
+            let mut last_saved = Instant::now();
+            model.generate(
+                &req,
+                image.as_ref(),
+                &mut |p| {
+                    job.step = p.step as u32;
+                    job.total = p.total as u32;
+                    self.publish(job);
+                    // Progress is live in memory; the database gets it now and then.
+                    if last_saved.elapsed().as_secs_f32() > 1.0 {
+                        last_saved = Instant::now();
+                        let _ = rt.block_on(self.inner.store.update_job(job.clone()));
+                    }
+                },
+                &|| cancel.load(Ordering::Relaxed) || self.inner.stopping.load(Ordering::Relaxed),
+            )?
+        };
+        tracing::info!(seconds = clip.sampling_seconds, "sampling done");
+
+        let _encode = tracing::info_span!("encode").entered();
+        let timings = Timings {
+            load_s: 0.0,
+            sampling_s: clip.sampling_seconds,
+            encode_s: 0.0,
+            total_s: started.elapsed().as_secs_f64(),
+        };
+        let input_name = image.as_ref().map(|_| "upload".to_string());
+        let mut meta = Metadata::new(model.id(), &req, &clip, input_name, device, timings);
+        let media = self.media_dir();
+        let partial = media.join(format!("{}.partial", job.id));
+        let mut write = || -> anyhow::Result<()> {
+            let encode_s = write_clip(&partial, &clip, &mut meta, true)?;
+            tracing::info!(seconds = encode_s, "encoded");
+            crate::zip::zip_dir(&partial.join("frames"), &partial.join("frames.zip"))?;
+            let poster = &clip.frames[clip.frames.len() / 2];
+            let mut png = Vec::new();
+            poster.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
+            media::write_atomic(&partial.join("poster.png"), &png)?;
+            std::fs::rename(&partial, media.join(&job.id))?;
+            Ok(())
+        };
+        if let Err(e) = write() {
+            let _ = std::fs::remove_dir_all(&partial);
+            return Err(GenerateError::InvalidRequest(format!("writing the result failed: {e:#}")));
+        }
+        let video = Video {
+            id: job.id.clone(),
+            mode: job.mode,
+            params: job.params.clone(),
+            created_ms: now_ms(),
+            favorite: false,
+            metadata: serde_json::to_value(&meta).unwrap_or_default(),
+        };
+        if let Err(e) = rt.block_on(self.inner.store.insert_video(video)) {
+            let _ = std::fs::remove_dir_all(media.join(&job.id));
+            return Err(GenerateError::InvalidRequest(format!("saving the result failed: {e}")));
+        }
+        Ok(())
+    }
+}
