@@ -43,6 +43,13 @@ pub fn GalleryPage() -> impl IntoView {
                 <option value="text-to-video" selected=move || params().mode == Some(Mode::TextToVideo)>"Text to video"</option>
                 <option value="image-to-video" selected=move || params().mode == Some(Mode::ImageToVideo)>"Image to video"</option>
             </select>
+            <label for="model">"Model"</label>
+            <select id="model" name="model">
+                <option value="" selected=move || params().model.is_none()>"All"</option>
+                <option value=crate::types::BUILTIN_MODEL selected=move || params().model.as_deref() == Some(crate::types::BUILTIN_MODEL)>
+                    {crate::types::BUILTIN_MODEL}
+                </option>
+            </select>
             <label class="inline"><input type="checkbox" name="favorites" value="1" checked=move || params().favorites/>" Favorites only"</label>
             <button type="submit" class="primary">"Search"</button>
         </form>
@@ -52,7 +59,7 @@ pub fn GalleryPage() -> impl IntoView {
                     Err(e) => view! { <p class="error" role="alert">{format!("The gallery cannot be read: {e}")}</p> }.into_any(),
                     Ok(page) if page.videos.is_empty() => {
                         let p = params();
-                        let filtered = !p.q.is_empty() || p.mode.is_some() || p.favorites || p.before.is_some();
+                        let filtered = !p.q.is_empty() || p.mode.is_some() || p.model.is_some() || p.favorites || p.before.is_some();
                         view! {
                             <section class="empty">
                                 {if filtered {
@@ -72,6 +79,7 @@ pub fn GalleryPage() -> impl IntoView {
                             let mut url = format!("/gallery?before={before}");
                             if !p.q.is_empty() { url += &format!("&q={}", encode(&p.q)); }
                             if let Some(m) = p.mode { url += &format!("&mode={}", m.as_str()); }
+                            if let Some(m) = &p.model { url += &format!("&model={}", encode(m)); }
                             if p.favorites { url += "&favorites=1"; }
                             url
                         });

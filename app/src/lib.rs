@@ -69,12 +69,17 @@ pub fn App() -> impl IntoView {
     }
 }
 
-#[component]
-fn NotFound() -> impl IntoView {
+/// Answers the page being rendered on the server with 404 (a no-op in the browser).
+pub(crate) fn respond_not_found() {
     #[cfg(feature = "ssr")]
     if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
         response.set_status(http::StatusCode::NOT_FOUND);
     }
+}
+
+#[component]
+fn NotFound() -> impl IntoView {
+    respond_not_found();
     view! {
         <Title text="Not found"/>
         <section class="empty">

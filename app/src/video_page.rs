@@ -20,10 +20,7 @@ pub fn VideoPage() -> impl IntoView {
                 match video.await {
                     Ok(Some(v)) => view! { <VideoDetails video=v/> }.into_any(),
                     Ok(None) => {
-                        #[cfg(feature = "ssr")]
-                        if let Some(r) = use_context::<leptos_axum::ResponseOptions>() {
-                            r.set_status(http::StatusCode::NOT_FOUND);
-                        }
+                        crate::respond_not_found();
                         view! {
                             <Title text="Video not found"/>
                             <section class="empty">
@@ -42,7 +39,10 @@ pub fn VideoPage() -> impl IntoView {
 fn meta_str(v: &Video, path: &[&str]) -> Option<String> {
     let mut value = &v.metadata;
     for key in path {
-        value = value.get(key)?;
+        value = match key.parse::<usize>() {
+            Ok(i) => value.get(i)?,
+            Err(_) => value.get(key)?,
+        };
     }
     Some(match value {
         serde_json::Value::String(s) => s.clone(),

@@ -159,6 +159,18 @@ async fn api_pages_and_media_end_to_end() {
     let example = job["id"].as_str().unwrap().to_string();
     wait_for(&app, &example, |j| j["state"] == "done").await;
 
+    // Without JavaScript the Create form posts here and the browser is sent to the queue.
+    let no_js = Request::post("/api/jobs")
+        .header(header::CONTENT_TYPE, format!("multipart/form-data; boundary={BOUNDARY}"))
+        .header(header::ACCEPT, "text/html,application/xhtml+xml")
+        .body(multipart(&[("mode", "text-to-video"), ("prompt", "a white star spinning"), ("steps", "1"), ("seed", "")], None))
+        .unwrap();
+    let resp = app.clone().oneshot(no_js).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let location = resp.headers()[header::LOCATION].to_str().unwrap().to_string();
+    assert!(location.starts_with("/queue#job-"), "{location}");
+    wait_for(&app, location.trim_start_matches("/queue#job-"), |j| j["state"] == "done").await;
+
     // The gallery: search finds it, a non-matching search does not, filters work.
     let (_, page) = send_json(&app, get("/api/videos?q=red+ball")).await;
     assert_eq!(page["videos"].as_array().unwrap().len(), 1, "{page}");
@@ -167,6 +179,10 @@ async fn api_pages_and_media_end_to_end() {
     assert!(page["videos"].as_array().unwrap().is_empty());
     let (_, page) = send_json(&app, get("/api/videos?mode=image-to-video")).await;
     assert_eq!(page["videos"].as_array().unwrap().len(), 2);
+    let (_, page) = send_json(&app, get("/api/videos?model=vidplay-toy-1")).await;
+    assert_eq!(page["videos"].as_array().unwrap().len(), 4);
+    let (_, page) = send_json(&app, get("/api/videos?model=other")).await;
+    assert!(page["videos"].as_array().unwrap().is_empty());
     let (status, page) = send_json(&app, get("/api/videos?q=%22red*%20OR%20(NEAR")).await;
     assert_eq!(status, StatusCode::OK, "FTS syntax in a search is just text: {page}");
     let (_, video) = send_json(&app, get(&format!("/api/videos/{id}"))).await;
@@ -208,7 +224,7 @@ async fn api_pages_and_media_end_to_end() {
     let (status, html) = send(&app, get(&format!("/v/{id}"))).await;
     assert_eq!(status, StatusCode::OK);
     let html = String::from_utf8_lossy(&html);
-    for needle in ["a red ball moving right on a grass field", "Remix", "frames.zip", "11"] {
+    for needle in ["a red ball moving right on a grass field", "Remix", "frames.zip", "11", "32×32 generated, shown at 256×256"] {
         assert!(html.contains(needle), "video page lacks {needle:?}");
     }
     let (status, html) = send(&app, get("/queue")).await;
