@@ -6,6 +6,7 @@ import * as path from "path";
 const port = Number(process.env.VIDPLAY_E2E_PORT ?? 3917);
 const dataDir = path.join(os.tmpdir(), `vidplay-e2e-${process.pid}`);
 const root = path.resolve(__dirname, "..");
+const target = process.env.CARGO_TARGET_DIR ? path.resolve(root, process.env.CARGO_TARGET_DIR) : `${root}/target`;
 
 export default defineConfig({
   testDir: "./tests",
@@ -26,7 +27,7 @@ export default defineConfig({
   },
   projects: [{ name: "chromium" }],
   webServer: {
-    command: `${root}/target/release/vidplay serve --addr 127.0.0.1:${port} --data-dir ${dataDir} --site-root ${root}/target/site --no-examples`,
+    command: `${target}/release/vidplay serve --addr 127.0.0.1:${port} --data-dir ${dataDir} --site-root ${target}/site --no-examples`,
     url: `http://127.0.0.1:${port}/`,
     timeout: 120_000,
     reuseExistingServer: false,
