@@ -61,8 +61,12 @@ pub fn new_id() -> String {
     format!("{:011x}{:05x}", now_ms() as u64 & 0xfff_ffff_ffff, salt)
 }
 
-fn random_seed() -> u64 {
-    model::rng::mix(new_id().bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64))) % 1_000_000_000
+/// A seed for requests that leave it out (recorded with the result, so it can be reused).
+pub fn random_seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    model::rng::mix(nanos ^ std::process::id() as u64) % 1_000_000_000
 }
 
 /// The model request a job's parameters make.
@@ -421,10 +425,9 @@ impl Jobs {
             let encode_s = write_clip(&partial, &clip, &mut meta, true)?;
             tracing::info!(seconds = encode_s, "encoded");
             crate::zip::zip_dir(&partial.join("frames"), &partial.join("frames.zip"))?;
-            let poster = &clip.frames[clip.frames.len() / 2];
-            let mut png = Vec::new();
-            poster.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
-            media::write_atomic(&partial.join("poster.png"), &png)?;
+            // The poster is the middle frame, already written as PNG.
+            let poster = format!("{:04}.png", clip.frames.len() / 2);
+            std::fs::copy(partial.join("frames").join(poster), partial.join("poster.png"))?;
             std::fs::rename(&partial, media.join(&job.id))?;
             Ok(())
         };

@@ -175,7 +175,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 steps,
                 guidance,
                 image_guidance,
-                seed: seed.unwrap_or_else(random_seed),
+                seed: seed.unwrap_or_else(server::jobs::random_seed),
                 motion,
                 display_size: size,
             };
@@ -295,11 +295,4 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
-}
-
-fn random_seed() -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    model::rng::mix(nanos ^ std::process::id() as u64) % 1_000_000_000
 }
