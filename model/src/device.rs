@@ -82,6 +82,8 @@ impl fmt::Display for DeviceChoice {
 pub struct OpenedDevice {
     pub device: Device,
     pub description: String,
+    /// A real GPU (not lavapipe, not the CPU backend): where f16 pays off.
+    pub gpu: bool,
 }
 
 /// Lists wgpu adapters as "name (type, backend, driver)".
@@ -129,6 +131,7 @@ pub fn open(choice: DeviceChoice) -> Result<OpenedDevice, DeviceError> {
             return Ok(OpenedDevice {
                 device: Device::flex(),
                 description,
+                gpu: false,
             });
         }
         DeviceChoice::Wgpu => DeviceKind::DefaultDevice,
@@ -184,6 +187,7 @@ pub fn open(choice: DeviceChoice) -> Result<OpenedDevice, DeviceError> {
     Ok(OpenedDevice {
         device,
         description,
+        gpu: chosen.device_type != wgpu::DeviceType::Cpu,
     })
 }
 

@@ -3,6 +3,7 @@
 //! Kept out of the web app's wasm build; the server and the CLI call [`pipeline`].
 
 pub mod device;
+pub mod diffusers;
 pub mod net;
 pub mod pipeline;
 pub mod prompt;

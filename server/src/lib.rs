@@ -13,4 +13,5 @@ pub mod output;
 pub mod serve;
 pub mod storage;
 pub mod studio;
+pub mod text_to_image;
 pub mod zip;

@@ -102,6 +102,48 @@ enum Command {
         #[command(flatten)]
         model: ModelArgs,
     },
+    /// Make an image from a prompt with a Stable Diffusion-family model (diffusers layout).
+    Image {
+        /// A local diffusers folder (model_index.json, unet/, vae/, text_encoder/, ...).
+        #[arg(long, conflicts_with = "model")]
+        model_dir: Option<PathBuf>,
+        /// A Hugging Face repo id, e.g. stabilityai/sd-turbo (fetched into the HF cache if missing).
+        #[arg(long)]
+        model: Option<String>,
+        #[arg(long)]
+        prompt: String,
+        #[arg(long, default_value = "")]
+        negative: String,
+        #[arg(long, default_value_t = 25)]
+        steps: usize,
+        /// Classifier-free guidance scale; 1 or less turns it off (SD-Turbo wants 0).
+        #[arg(long, default_value_t = 7.5)]
+        guidance: f32,
+        #[arg(long, default_value_t = 512)]
+        width: usize,
+        #[arg(long, default_value_t = 512)]
+        height: usize,
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Initial latents: a safetensors file with one f32 tensor `noise` [1, 4, H/8, W/8],
+        /// meaning what diffusers' `latents` argument means.
+        #[arg(long)]
+        noise: Option<PathBuf>,
+        /// Sampler: euler or ddim (default: the model's own scheduler config).
+        #[arg(long)]
+        scheduler: Option<String>,
+        #[arg(long, value_enum, default_value = "auto")]
+        precision: server::text_to_image::PrecisionChoice,
+        #[arg(long, env = "VIDPLAY_DEVICE", default_value = "auto")]
+        device: DeviceChoice,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// List installed diffusers models (the models folder and the Hugging Face cache).
+    Models {
+        #[arg(long, env = "VIDPLAY_MODELS_DIR", default_value = "models")]
+        models_dir: PathBuf,
+    },
     /// List graphics adapters wgpu can see.
     Devices,
     /// Start the playground web server.
@@ -283,6 +325,93 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 jobs.shutdown().await;
                 anyhow::Ok(())
             })
+        }
+        Command::Image {
+            model_dir,
+            model,
+            prompt,
+            negative,
+            steps,
+            guidance,
+            width,
+            height,
+            seed,
+            noise,
+            scheduler,
+            precision,
+            device,
+            out,
+        } => {
+            use server::text_to_image as t2i;
+            let started = Instant::now();
+            let scheduler = t2i::parse_scheduler(scheduler.as_deref())?;
+            if prompt.trim().is_empty() {
+                anyhow::bail!("--prompt is empty");
+            }
+            if width == 0 || height == 0 || width % 8 != 0 || height % 8 != 0 {
+                anyhow::bail!("--width and --height must be positive multiples of 8, got {width}x{height}");
+            }
+            let noise_file = noise.as_ref().map(|p| p.display().to_string());
+            let noise = noise
+                .as_deref()
+                .map(|p| t2i::read_noise(p, [1, 4, height / 8, width / 8]))
+                .transpose()?;
+            let opened = device::open(device)?;
+            let dtype = precision.resolve(&opened);
+            let root = t2i::locate(model_dir.as_deref(), model.as_deref(), dtype)?;
+            let sd = model::diffusers::stable_diffusion::StableDiffusion::load(&root, &opened.device, dtype)?;
+            let load_s = started.elapsed().as_secs_f64();
+            let req = model::diffusers::stable_diffusion::ImageRequest {
+                prompt,
+                negative,
+                steps,
+                guidance,
+                width,
+                height,
+                seed: seed.unwrap_or_else(server::jobs::random_seed),
+                noise,
+                scheduler,
+            };
+            let image = t2i::generate(&sd, &req)?;
+            let meta = t2i::ImageMetadata {
+                kind: "text-to-image",
+                model: model.clone().unwrap_or_else(|| root.display().to_string()),
+                model_path: root.display().to_string(),
+                prompt: &req.prompt,
+                negative_prompt: &req.negative,
+                steps,
+                guidance,
+                width,
+                height,
+                seed: req.seed,
+                noise_file,
+                scheduler: format!("{:?}", scheduler.unwrap_or(sd.scheduler.kind())),
+                precision: format!("{dtype:?}"),
+                device: opened.description.clone(),
+                timings: t2i::ImageTimings {
+                    load_s,
+                    sampling_s: image.sampling_seconds,
+                    decode_s: image.decode_seconds,
+                    total_s: started.elapsed().as_secs_f64(),
+                },
+            };
+            t2i::write_image(&out, &image, &meta)?;
+            println!("wrote {}/image.png ({width}x{height}, seed {}) in {:.1} s", out.display(), req.seed, meta.timings.total_s);
+            Ok(())
+        }
+        Command::Models { models_dir } => {
+            let lines = server::text_to_image::list_models(Some(&models_dir));
+            if lines.is_empty() {
+                println!(
+                    "no diffusers models in {} or the Hugging Face cache ({}); `vidplay image --model REPO_ID` fetches one",
+                    models_dir.display(),
+                    model::diffusers::folder::hub_cache().display()
+                );
+            }
+            for l in lines {
+                println!("{l}");
+            }
+            Ok(())
         }
         Command::Devices => {
             let adapters = device::list_adapters();

@@ -160,3 +160,84 @@ fn generated_clip_has_the_asked_colour_on_wgpu() {
         assert_eq!(got, Some(color), "{prompt}: subject colour");
     }
 }
+
+fn sd_fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/tests/fixtures/sd").join(name)
+}
+
+/// `vidplay image` on the tiny SD fixture reproduces diffusers' image from diffusers' noise.
+#[test]
+fn image_reproduces_diffusers_from_the_same_noise() {
+    let dir = temp_dir("image");
+    let model = sd_fixture("sd1");
+    let noise = model.join("noise_0.safetensors");
+    let (model_s, noise_s, out_s) = (model.to_str().unwrap(), noise.to_str().unwrap(), dir.to_str().unwrap());
+    let out = vidplay(&[
+        "image", "--model-dir", model_s, "--prompt", "a red cat in space", "--negative", "blurry", "--steps", "3",
+        "--guidance", "7.5", "--width", "64", "--height", "64", "--noise", noise_s, "--device", "cpu", "--out", out_s,
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let got = image::open(dir.join("image.png")).unwrap().to_rgb8();
+    assert_eq!(got.dimensions(), (64, 64));
+    let device = model::device::open(model::device::DeviceChoice::Cpu).unwrap().device;
+    let expected = model::diffusers::weights::Weights::open(&[model.join("expected.safetensors")], &device, model::diffusers::DType::F32).unwrap();
+    let (want, _) = expected.read_f32("pipeline.0.image").unwrap();
+    let mse = got.as_raw().iter().zip(&want).map(|(&a, &b)| ((a as f64 / 255.0) - b as f64).powi(2)).sum::<f64>() / want.len() as f64;
+    let psnr = 10.0 * (1.0 / mse).log10();
+    assert!(psnr >= 40.0, "PSNR {psnr:.1} dB against diffusers");
+    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("metadata.json")).unwrap()).unwrap();
+    assert_eq!(meta["prompt"], "a red cat in space");
+    assert_eq!(meta["steps"], 3);
+    assert!(meta["noise_file"].as_str().unwrap().ends_with("noise_0.safetensors"));
+
+    // `models` lists the fixture folders as text-to-image models.
+    let out = Command::new(env!("CARGO_BIN_EXE_vidplay"))
+        .args(["models", "--models-dir", model.parent().unwrap().to_str().unwrap()])
+        .env("HF_HOME", dir.join("hf"))
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && listing.contains("sd1") && listing.contains("text-to-image"), "{listing}");
+}
+
+#[test]
+fn image_bad_input_is_a_clear_error() {
+    let dir = temp_dir("image-bad");
+    let model = sd_fixture("sd1");
+    let m = model.to_str().unwrap();
+    let out = dir.join("out");
+    let o = out.to_str().unwrap();
+    let base = |extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = ["image", "--model-dir", m, "--prompt", "a cat", "--steps", "1", "--device", "cpu", "--out", o]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let run = |args: Vec<String>, needle: &str| {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_fails_with(&refs, needle);
+    };
+    run(base(&["--width", "100"]), "multiples of 8");
+    let mut empty = base(&[]);
+    empty[4] = "  ".into();
+    run(empty, "prompt is empty");
+    let wrong = model.join("noise_1.safetensors"); // 8x16 latents, not 8x8 (64x64)
+    run(base(&["--width", "64", "--height", "64", "--noise", wrong.to_str().unwrap()]), "has shape");
+    run(base(&["--noise", "/nonexistent.safetensors"]), "nonexistent.safetensors");
+    run(base(&["--scheduler", "heun"]), "unknown scheduler");
+    let mut missing = base(&[]);
+    missing[2] = "/nonexistent/model".into();
+    run(missing, "does not exist");
+    // A folder without weights names the missing file.
+    let broken = dir.join("broken");
+    std::fs::create_dir_all(broken.join("tokenizer")).unwrap();
+    for f in ["model_index.json", "tokenizer/vocab.json", "tokenizer/merges.txt", "tokenizer/tokenizer_config.json"] {
+        std::fs::copy(model.join(f), broken.join(f)).unwrap();
+    }
+    let mut nofiles = base(&[]);
+    nofiles[2] = broken.to_str().unwrap().into();
+    run(nofiles, "text_encoder/config.json");
+    assert!(!out.exists(), "nothing written on errors");
+}

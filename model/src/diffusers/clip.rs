@@ -1,0 +1,140 @@
+//! transformers' `CLIPTextModel`, driven by its config.json.
+
+use super::blocks::multi_head_attention;
+use super::layers::{Activation, Embedding, LayerNorm, Linear};
+use super::weights::{LoadError, Vb, Weights};
+use burn::prelude::*;
+use serde::Deserialize;
+use std::path::Path;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ClipTextConfig {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub max_position_embeddings: usize,
+    #[serde(default = "default_act")]
+    pub hidden_act: String,
+    #[serde(default = "default_eps")]
+    pub layer_norm_eps: f64,
+}
+
+fn default_act() -> String {
+    "quick_gelu".into()
+}
+fn default_eps() -> f64 {
+    1e-5
+}
+
+impl ClipTextConfig {
+    pub fn read(path: &Path) -> Result<Self, LoadError> {
+        super::read_json(path)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct ClipAttention {
+    q_proj: Linear,
+    k_proj: Linear,
+    v_proj: Linear,
+    out_proj: Linear,
+    heads: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClipEncoderLayer {
+    self_attn: ClipAttention,
+    layer_norm1: LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+    layer_norm2: LayerNorm,
+    act: Activation,
+}
+
+impl ClipEncoderLayer {
+    fn load(vb: &Vb, c: &ClipTextConfig, act: Activation) -> Result<Self, LoadError> {
+        let d = c.hidden_size;
+        let a = vb.pp("self_attn");
+        Ok(Self {
+            self_attn: ClipAttention {
+                q_proj: Linear::load(&a.pp("q_proj"), d, d, true)?,
+                k_proj: Linear::load(&a.pp("k_proj"), d, d, true)?,
+                v_proj: Linear::load(&a.pp("v_proj"), d, d, true)?,
+                out_proj: Linear::load(&a.pp("out_proj"), d, d, true)?,
+                heads: c.num_attention_heads,
+            },
+            layer_norm1: LayerNorm::load(&vb.pp("layer_norm1"), d, c.layer_norm_eps)?,
+            fc1: Linear::load(&vb.pp("mlp").pp("fc1"), d, c.intermediate_size, true)?,
+            fc2: Linear::load(&vb.pp("mlp").pp("fc2"), c.intermediate_size, d, true)?,
+            layer_norm2: LayerNorm::load(&vb.pp("layer_norm2"), d, c.layer_norm_eps)?,
+            act,
+        })
+    }
+
+    /// One pre-norm layer with causal self-attention.
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let h = self.layer_norm1.forward(x.clone());
+        let a = &self.self_attn;
+        let attn = multi_head_attention(a.q_proj.forward(h.clone()), a.k_proj.forward(h.clone()), a.v_proj.forward(h), a.heads, true);
+        let x = a.out_proj.forward(attn) + x;
+        let h = self.fc2.forward(self.act.forward(self.fc1.forward(self.layer_norm2.forward(x.clone()))));
+        h + x
+    }
+}
+
+/// The text tower: token and position embeddings, causal encoder layers, final layer norm.
+#[derive(Debug, Clone)]
+pub struct ClipTextModel {
+    token_embedding: Embedding,
+    position_embedding: Embedding,
+    pub layers: Vec<ClipEncoderLayer>,
+    final_layer_norm: LayerNorm,
+    pub config: ClipTextConfig,
+}
+
+impl ClipTextModel {
+    /// Loads from a transformers file, with or without the `text_model.` prefix that older
+    /// transformers versions wrote.
+    pub fn load(weights: &Weights, config: &ClipTextConfig, config_path: &Path) -> Result<Self, LoadError> {
+        let act = Activation::parse(&config.hidden_act)
+            .ok_or_else(|| LoadError::config(config_path, "hidden_act", &config.hidden_act, "not a supported activation"))?;
+        let root = weights.root();
+        let vb = if root.contains("text_model.embeddings.token_embedding.weight") { root.pp("text_model") } else { root };
+        let emb = vb.pp("embeddings");
+        // A buffer older files carry; it must be the plain 0..n positions this port assumes.
+        if emb.contains("position_ids") {
+            let ids = weights.read_i64(&emb.key("position_ids"))?;
+            if ids.iter().enumerate().any(|(i, &v)| v != i as i64) {
+                return Err(LoadError::config(config_path, "position_ids", "non-sequential", "only 0..n positions are supported"));
+            }
+        }
+        let d = config.hidden_size;
+        Ok(Self {
+            token_embedding: Embedding::load(&emb.pp("token_embedding"), config.vocab_size, d)?,
+            position_embedding: Embedding::load(&emb.pp("position_embedding"), config.max_position_embeddings, d)?,
+            layers: (0..config.num_hidden_layers)
+                .map(|i| ClipEncoderLayer::load(&vb.pp("encoder").pp("layers").pp(i), config, act))
+                .collect::<Result<_, _>>()?,
+            final_layer_norm: LayerNorm::load(&vb.pp("final_layer_norm"), d, config.layer_norm_eps)?,
+            config: config.clone(),
+        })
+    }
+
+    pub fn embed(&self, ids: Tensor<2, Int>) -> Tensor<3> {
+        let [b, t] = ids.dims();
+        let device = ids.device();
+        let positions = Tensor::<1, Int>::arange(0..t as i64, &device).reshape([1, t]).expand([b, t]);
+        self.token_embedding.forward(ids) + self.position_embedding.forward(positions)
+    }
+
+    /// `last_hidden_state` for [B, T] token ids.
+    pub fn forward(&self, ids: Tensor<2, Int>) -> Tensor<3> {
+        let mut x = self.embed(ids);
+        for layer in &self.layers {
+            x = layer.forward(x);
+        }
+        self.final_layer_norm.forward(x)
+    }
+}

@@ -1,0 +1,292 @@
+//! diffusers model folders: `model_index.json` plus one subfolder per component, found locally
+//! or in the Hugging Face cache, and downloaded into that cache when missing.
+
+use super::weights::LoadError;
+use std::path::{Path, PathBuf};
+
+/// Which pipeline a folder holds, from `model_index.json`'s `_class_name`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PipelineKind {
+    TextToImage,
+    ImageToVideo,
+    Other(String),
+}
+
+impl PipelineKind {
+    pub fn of_class(class: &str) -> Self {
+        match class {
+            "StableDiffusionPipeline" => PipelineKind::TextToImage,
+            "StableVideoDiffusionPipeline" => PipelineKind::ImageToVideo,
+            other => PipelineKind::Other(other.to_string()),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ModelFolder {
+    pub root: PathBuf,
+    pub class_name: String,
+    /// Component names listed in model_index.json (non-null entries).
+    pub components: Vec<String>,
+}
+
+/// Weight precision preference when a folder holds both plain and `fp16` variant files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    F32,
+    F16,
+}
+
+impl ModelFolder {
+    pub fn open(root: &Path) -> Result<Self, LoadError> {
+        let index_path = root.join("model_index.json");
+        if !index_path.is_file() {
+            return Err(LoadError::File {
+                path: index_path,
+                message: "not found: a diffusers model folder has a model_index.json".into(),
+            });
+        }
+        let raw: serde_json::Value = super::read_json(&index_path)?;
+        let class_name = raw.get("_class_name").and_then(|v| v.as_str()).unwrap_or("").to_string();
+        let components = raw
+            .as_object()
+            .map(|o| {
+                o.iter()
+                    .filter(|(k, v)| !k.starts_with('_') && v.as_array().is_some_and(|a| a.first().is_some_and(|x| !x.is_null())))
+                    .map(|(k, _)| k.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Self { root: root.to_path_buf(), class_name, components })
+    }
+
+    pub fn kind(&self) -> PipelineKind {
+        PipelineKind::of_class(&self.class_name)
+    }
+
+    /// A component's config file.
+    pub fn config(&self, component: &str, file: &str) -> Result<PathBuf, LoadError> {
+        let p = self.root.join(component).join(file);
+        if p.is_file() {
+            Ok(p)
+        } else {
+            Err(LoadError::File { path: p, message: "missing file".into() })
+        }
+    }
+
+    /// A component's safetensors weight files (one file, or the shards named by an index),
+    /// preferring the `fp16` variant for f16 and plain files for f32. Pickle-only components are refused.
+    pub fn weights(&self, component: &str, stem: &str, precision: Precision) -> Result<Vec<PathBuf>, LoadError> {
+        let dir = self.root.join(component);
+        let plain = dir.join(format!("{stem}.safetensors"));
+        let half = dir.join(format!("{stem}.fp16.safetensors"));
+        let order = match precision {
+            Precision::F16 => [&half, &plain],
+            Precision::F32 => [&plain, &half],
+        };
+        for p in order {
+            if p.is_file() {
+                return Ok(vec![p.clone()]);
+            }
+        }
+        for variant in match precision {
+            Precision::F16 => [".fp16", ""],
+            Precision::F32 => ["", ".fp16"],
+        } {
+            let index = dir.join(format!("{stem}{variant}.safetensors.index.json"));
+            if index.is_file() {
+                let raw: serde_json::Value = super::read_json(&index)?;
+                let mut files: Vec<String> = raw
+                    .get("weight_map")
+                    .and_then(|m| m.as_object())
+                    .map(|m| m.values().filter_map(|v| v.as_str().map(str::to_string)).collect())
+                    .unwrap_or_default();
+                files.sort();
+                files.dedup();
+                if files.is_empty() {
+                    return Err(LoadError::File { path: index, message: "no weight_map".into() });
+                }
+                return Ok(files.into_iter().map(|f| dir.join(f)).collect());
+            }
+        }
+        for pickle in [format!("{stem}.bin"), format!("{stem}.fp16.bin"), format!("{stem}.ckpt")] {
+            if dir.join(&pickle).is_file() {
+                return Err(LoadError::File {
+                    path: dir.join(pickle),
+                    message: "only a pickle checkpoint is here; pickle files are refused (they can run code): use a safetensors copy".into(),
+                });
+            }
+        }
+        Err(LoadError::File { path: plain, message: format!("missing file (nor {stem}.fp16.safetensors)") })
+    }
+}
+
+/// The Hugging Face hub cache directory (`$HF_HOME/hub`, else `~/.cache/huggingface/hub`).
+pub fn hub_cache() -> PathBuf {
+    hf_hub::Cache::from_env().path().clone()
+}
+
+/// A repo id looks like `owner/name`.
+pub fn is_repo_id(s: &str) -> bool {
+    let mut parts = s.split('/');
+    matches!((parts.next(), parts.next(), parts.next()), (Some(a), Some(b), None)
+        if !a.is_empty() && !b.is_empty() && !a.starts_with('.') && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c)))
+}
+
+/// The cached snapshot of a repo at `main`, if its model_index.json is there.
+pub fn cached_snapshot(repo: &str) -> Option<PathBuf> {
+    let cache = hf_hub::Cache::from_env();
+    let path = cache.model(repo.to_string()).get("model_index.json")?;
+    path.parent().map(Path::to_path_buf)
+}
+
+/// Files a pipeline needs: configs, tokenizer files and one set of safetensors per component.
+fn wanted(files: &[String], precision: Precision) -> Vec<String> {
+    let mut out = vec!["model_index.json".to_string()];
+    let has = |f: &str| files.iter().any(|x| x == f);
+    for f in files {
+        let name = f.rsplit('/').next().unwrap_or(f);
+        let is_config = name.ends_with(".json") && !name.ends_with(".index.json") && f.contains('/');
+        let is_tok = f.starts_with("tokenizer") && (name == "vocab.json" || name == "merges.txt");
+        if is_config || is_tok {
+            out.push(f.clone());
+        }
+    }
+    for f in files {
+        let Some(dir) = f.split_once('/').map(|(d, _)| d) else { continue };
+        if !f.ends_with(".safetensors") || f.matches('/').count() != 1 {
+            continue;
+        }
+        let is_half = f.contains(".fp16.");
+        let other = if is_half { f.replace(".fp16.", ".") } else { f.replace(".safetensors", ".fp16.safetensors") };
+        let keep = match precision {
+            Precision::F16 => is_half || !has(&other),
+            Precision::F32 => !is_half || !has(&other),
+        };
+        if keep && !out.iter().any(|o| o.starts_with(&format!("{dir}/")) && o.ends_with(".safetensors")) {
+            out.push(f.clone());
+        }
+    }
+    out
+}
+
+/// Downloads a diffusers repo's pipeline files into the Hugging Face cache (resumable, with a
+/// progress bar on a terminal, `HF_TOKEN` or the cached login honoured) and returns the snapshot.
+pub fn download(repo: &str, precision: Precision, progress: bool) -> Result<PathBuf, LoadError> {
+    use hf_hub::api::sync::ApiBuilder;
+    let err = |message: String| LoadError::File { path: PathBuf::from(repo), message };
+    let mut builder = ApiBuilder::from_env().with_progress(progress).with_retries(3);
+    if let Ok(token) = std::env::var("HF_TOKEN") {
+        if !token.trim().is_empty() {
+            builder = builder.with_token(Some(token.trim().to_string()));
+        }
+    }
+    let api = builder.build().map_err(|e| err(format!("hub client: {e}")))?;
+    let repo_api = api.model(repo.to_string());
+    let info = repo_api.info().map_err(|e| err(format!("cannot list the repository on the hub: {e}")))?;
+    let files: Vec<String> = info.siblings.iter().map(|s| s.rfilename.clone()).collect();
+    if !files.iter().any(|f| f == "model_index.json") {
+        return Err(err("the repository has no model_index.json: not a diffusers pipeline".into()));
+    }
+    let mut snapshot = None;
+    for f in wanted(&files, precision) {
+        let path = repo_api.download(&f).map_err(|e| err(format!("downloading {f}: {e}")))?;
+        if f == "model_index.json" {
+            snapshot = path.parent().map(Path::to_path_buf);
+        }
+    }
+    snapshot.ok_or_else(|| err("download gave no model_index.json".into()))
+}
+
+/// A model argument: a local folder, a cached repo, or a repo to download.
+pub fn resolve(model: &str, precision: Precision, allow_download: bool) -> Result<PathBuf, LoadError> {
+    let p = Path::new(model);
+    if p.is_dir() {
+        return Ok(p.to_path_buf());
+    }
+    if !is_repo_id(model) {
+        return Err(LoadError::File { path: p.into(), message: "no such folder, and not a Hugging Face repo id (owner/name)".into() });
+    }
+    if let Some(snapshot) = cached_snapshot(model) {
+        return Ok(snapshot);
+    }
+    if !allow_download {
+        return Err(LoadError::File { path: p.into(), message: "not in the Hugging Face cache".into() });
+    }
+    download(model, precision, std::io::IsTerminal::is_terminal(&std::io::stderr()))
+}
+
+/// An installed model: where it is and what it does.
+#[derive(Debug, Clone)]
+pub struct Installed {
+    pub name: String,
+    pub path: PathBuf,
+    pub kind: PipelineKind,
+}
+
+/// Models in a local models directory (each subfolder with a model_index.json) and in the
+/// Hugging Face cache.
+pub fn installed(local: Option<&Path>) -> Vec<Installed> {
+    let mut out = Vec::new();
+    if let Some(dir) = local {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            let mut entries: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+            entries.sort();
+            for path in entries {
+                if let Ok(f) = ModelFolder::open(&path) {
+                    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+                    out.push(Installed { name, path, kind: f.kind() });
+                }
+            }
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(hub_cache()) {
+        let mut entries: Vec<_> = entries.flatten().map(|e| e.file_name().to_string_lossy().to_string()).collect();
+        entries.sort();
+        for dir in entries {
+            let Some(rest) = dir.strip_prefix("models--") else { continue };
+            let repo = rest.replacen("--", "/", 1);
+            if let Some(snapshot) = cached_snapshot(&repo) {
+                if let Ok(f) = ModelFolder::open(&snapshot) {
+                    out.push(Installed { name: repo, path: snapshot, kind: f.kind() });
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn picks_one_weight_file_per_component() {
+        let files: Vec<String> = [
+            "model_index.json",
+            "unet/config.json",
+            "unet/diffusion_pytorch_model.safetensors",
+            "unet/diffusion_pytorch_model.fp16.safetensors",
+            "unet/diffusion_pytorch_model.bin",
+            "vae/config.json",
+            "vae/diffusion_pytorch_model.safetensors",
+            "tokenizer/vocab.json",
+            "tokenizer/merges.txt",
+            "tokenizer/special_tokens_map.json",
+            "README.md",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let half = wanted(&files, Precision::F16);
+        assert!(half.contains(&"unet/diffusion_pytorch_model.fp16.safetensors".to_string()));
+        assert!(!half.contains(&"unet/diffusion_pytorch_model.safetensors".to_string()));
+        assert!(half.contains(&"vae/diffusion_pytorch_model.safetensors".to_string()));
+        let full = wanted(&files, Precision::F32);
+        assert!(full.contains(&"unet/diffusion_pytorch_model.safetensors".to_string()));
+        assert!(!full.iter().any(|f| f.ends_with(".bin") || f == "README.md"));
+        assert!(full.contains(&"tokenizer/merges.txt".to_string()));
+        assert!(is_repo_id("stabilityai/sd-turbo"));
+        assert!(!is_repo_id("/tmp/x") && !is_repo_id("a/b/c") && !is_repo_id("../x"));
+    }
+}

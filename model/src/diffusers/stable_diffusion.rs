@@ -1,0 +1,225 @@
+//! The Stable Diffusion text-to-image pipeline (diffusers' `StableDiffusionPipeline`).
+
+use super::autoencoder_kl::{AutoencoderKL, AutoencoderKLConfig};
+use super::clip::{ClipTextConfig, ClipTextModel};
+use super::folder::{ModelFolder, PipelineKind, Precision};
+use super::scheduler::{Kind, Scheduler, SchedulerConfig};
+use super::tokenizer::ClipTokenizer;
+use super::unet_2d_condition::{UNet2DConditionConfig, UNet2DConditionModel};
+use super::weights::{LoadError, Weights};
+use crate::pipeline::{GenerateError, Progress};
+use crate::rng::Rng;
+use burn::prelude::*;
+use burn::tensor::DType;
+use std::path::Path;
+use std::time::Instant;
+
+/// One text-to-image request.
+#[derive(Debug, Clone)]
+pub struct ImageRequest {
+    pub prompt: String,
+    pub negative: String,
+    pub steps: usize,
+    /// Classifier-free guidance scale; <= 1 turns guidance off (one UNet pass per step).
+    pub guidance: f32,
+    pub width: usize,
+    pub height: usize,
+    pub seed: u64,
+    /// Initial latents [1, 4, H/8, W/8], unscaled, as diffusers' `latents` argument; drawn from
+    /// `seed` when absent.
+    pub noise: Option<Vec<f32>>,
+    /// The sampler; the folder's own scheduler class when absent.
+    pub scheduler: Option<Kind>,
+}
+
+/// A generated image: RGB values in [0, 1], row-major [height, width, 3].
+#[derive(Debug, Clone)]
+pub struct GeneratedImage {
+    pub width: usize,
+    pub height: usize,
+    pub pixels: Vec<f32>,
+    pub sampling_seconds: f64,
+    pub decode_seconds: f64,
+}
+
+impl GeneratedImage {
+    /// 8-bit RGB, rounded as diffusers' `numpy_to_pil` rounds.
+    pub fn to_rgb8(&self) -> image::RgbImage {
+        let bytes = self.pixels.iter().map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8).collect();
+        image::RgbImage::from_raw(self.width as u32, self.height as u32, bytes).expect("buffer matches size")
+    }
+}
+
+#[derive(Clone)]
+pub struct StableDiffusion {
+    pub tokenizer: ClipTokenizer,
+    pub text_encoder: ClipTextModel,
+    pub unet: UNet2DConditionModel,
+    pub vae: AutoencoderKL,
+    pub scheduler: SchedulerConfig,
+    pub device: Device,
+    pub dtype: DType,
+    /// Parameters loaded, all components.
+    pub parameters: usize,
+}
+
+/// Loads one component's weights, builds it, and checks every tensor in its files was used.
+fn component<T>(
+    folder: &ModelFolder,
+    name: &str,
+    stem: &str,
+    device: &Device,
+    dtype: DType,
+    build: impl FnOnce(&Weights) -> Result<T, LoadError>,
+) -> Result<(T, usize), LoadError> {
+    let precision = if dtype == DType::F32 { Precision::F32 } else { Precision::F16 };
+    let files = folder.weights(name, stem, precision)?;
+    let weights = Weights::open(&files, device, dtype)?;
+    let built = build(&weights)?;
+    weights.finish()?;
+    Ok((built, weights.len()))
+}
+
+impl StableDiffusion {
+    /// Loads a diffusers `StableDiffusionPipeline` folder. `dtype` is F32 or F16.
+    pub fn load(root: &Path, device: &Device, dtype: DType) -> Result<Self, LoadError> {
+        let folder = ModelFolder::open(root)?;
+        if folder.kind() != PipelineKind::TextToImage {
+            return Err(LoadError::config(
+                &root.join("model_index.json"),
+                "_class_name",
+                &folder.class_name,
+                "a text-to-image model must be a StableDiffusionPipeline",
+            ));
+        }
+        let tokenizer = ClipTokenizer::load(&root.join("tokenizer"))?;
+        let te_cfg_path = folder.config("text_encoder", "config.json")?;
+        let te_cfg = ClipTextConfig::read(&te_cfg_path)?;
+        let (text_encoder, n_te) =
+            component(&folder, "text_encoder", "model", device, dtype, |w| ClipTextModel::load(w, &te_cfg, &te_cfg_path))?;
+        let unet_cfg = UNet2DConditionConfig::read(&folder.config("unet", "config.json")?)?;
+        let blocks = unet_cfg.block_out_channels.len();
+        let dims = unet_cfg.cross_attention_dim.per_block(blocks).unwrap_or_default();
+        if dims.iter().any(|&d| d != te_cfg.hidden_size) {
+            return Err(LoadError::config(
+                &root.join("unet/config.json"),
+                "cross_attention_dim",
+                &unet_cfg.cross_attention_dim,
+                &format!("the text encoder gives {} features", te_cfg.hidden_size),
+            ));
+        }
+        let (unet, n_unet) =
+            component(&folder, "unet", "diffusion_pytorch_model", device, dtype, |w| UNet2DConditionModel::load(w, &unet_cfg))?;
+        let vae_cfg = AutoencoderKLConfig::read(&folder.config("vae", "config.json")?)?;
+        let (vae, n_vae) = component(&folder, "vae", "diffusion_pytorch_model", device, dtype, |w| AutoencoderKL::load(w, &vae_cfg))?;
+        let scheduler = SchedulerConfig::read(&folder.config("scheduler", "scheduler_config.json")?)?;
+        Ok(Self { tokenizer, text_encoder, unet, vae, scheduler, device: device.clone(), dtype, parameters: n_te + n_unet + n_vae })
+    }
+
+    /// Image pixels per latent pixel.
+    pub fn scale_factor(&self) -> usize {
+        self.vae.config.scale_factor()
+    }
+
+    /// Text states [1, T, D] for a prompt.
+    pub fn encode_prompt(&self, text: &str) -> Tensor<3> {
+        let ids: Vec<i64> = self.tokenizer.encode_padded(text).into_iter().map(i64::from).collect();
+        let n = ids.len();
+        let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [1, n]), &self.device);
+        self.text_encoder.forward(ids)
+    }
+
+    pub fn validate(&self, req: &ImageRequest) -> Result<(), GenerateError> {
+        let bad = |m: String| Err(GenerateError::InvalidRequest(m));
+        let f = self.scale_factor();
+        if req.width == 0 || req.height == 0 || req.width % f != 0 || req.height % f != 0 {
+            return bad(format!("width and height must be positive multiples of {f}, got {}x{}", req.width, req.height));
+        }
+        if req.width * req.height > 2048 * 2048 {
+            return bad(format!("{}x{} is too large (at most 2048x2048 pixels)", req.width, req.height));
+        }
+        if req.steps == 0 || req.steps > 1000 {
+            return bad(format!("steps must be 1..=1000, got {}", req.steps));
+        }
+        if !req.guidance.is_finite() || !(0.0..=50.0).contains(&req.guidance) {
+            return bad(format!("guidance must be 0..=50, got {}", req.guidance));
+        }
+        if let Some(noise) = &req.noise {
+            let want = 4 * (req.height / f) * (req.width / f);
+            if noise.len() != want || noise.iter().any(|v| !v.is_finite()) {
+                return bad(format!("noise must hold {want} finite values ([1, 4, {}, {}])", req.height / f, req.width / f));
+            }
+        }
+        Ok(())
+    }
+
+    /// Generates an image, calling `on_progress` after every step and stopping when `cancelled`.
+    pub fn generate(
+        &self,
+        req: &ImageRequest,
+        on_progress: &mut dyn FnMut(Progress),
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<GeneratedImage, GenerateError> {
+        self.validate(req)?;
+        let started = Instant::now();
+        let config = match req.scheduler {
+            Some(kind) => self.scheduler.with_kind(kind),
+            None => self.scheduler.clone(),
+        };
+        let scheduler = Scheduler::new(&config, req.steps).map_err(GenerateError::InvalidRequest)?;
+        let f = self.scale_factor();
+        let (h, w) = (req.height / f, req.width / f);
+        let channels = self.unet.config.in_channels;
+        let noise = match &req.noise {
+            Some(n) => n.clone(),
+            None => Rng::new(req.seed).normals(channels * h * w),
+        };
+        if noise.len() != channels * h * w {
+            return Err(GenerateError::InvalidRequest(format!("noise must be [1, {channels}, {h}, {w}]")));
+        }
+        let guided = req.guidance > 1.0;
+        let cond = self.encode_prompt(&req.prompt);
+        let context = if guided { Tensor::cat(vec![self.encode_prompt(&req.negative), cond], 0) } else { cond };
+        let latents = Tensor::<4>::from_data(TensorData::new(noise, [1, channels, h, w]), &self.device);
+        let mut latents = latents * scheduler.init_noise_sigma;
+        let total = scheduler.len();
+        for i in 0..total {
+            if cancelled() {
+                return Err(GenerateError::Cancelled);
+            }
+            let t = scheduler.timesteps[i];
+            let input = if guided { Tensor::cat(vec![latents.clone(), latents.clone()], 0) } else { latents.clone() };
+            let input = scheduler.scale_model_input(input, i).cast(self.dtype);
+            let batch = input.dims()[0];
+            let out = self.unet.forward(input, &vec![t; batch], &context).cast(DType::F32);
+            let out = if guided {
+                let mut halves = out.chunk(2, 0);
+                let text = halves.pop().expect("two halves");
+                let uncond = halves.pop().expect("two halves");
+                uncond.clone() + (text - uncond) * req.guidance
+            } else {
+                out
+            };
+            latents = scheduler.step(out, i, latents);
+            on_progress(Progress { step: i + 1, total });
+        }
+        let sampling_seconds = started.elapsed().as_secs_f64();
+        let decode_started = Instant::now();
+        let z = (latents / self.vae.config.scaling_factor as f32).cast(self.dtype);
+        let image = self.vae.decode(z).cast(DType::F32);
+        let image = (image / 2.0 + 0.5).clamp(0.0, 1.0);
+        let pixels = image
+            .permute([0, 2, 3, 1])
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .map_err(|e| GenerateError::InvalidRequest(format!("reading the image back: {e:?}")))?;
+        Ok(GeneratedImage {
+            width: req.width,
+            height: req.height,
+            pixels,
+            sampling_seconds,
+            decode_seconds: decode_started.elapsed().as_secs_f64(),
+        })
+    }
+}

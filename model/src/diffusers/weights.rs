@@ -1,0 +1,208 @@
+//! Reading diffusers/transformers safetensors files into Burn tensors, by their own names.
+//!
+//! Modules take their tensors with [`Vb::get`] under dotted prefixes that mirror the Python module
+//! tree (`down_blocks.0.resnets.1.conv1.weight`), so files load without renaming. Every tensor read is
+//! recorded; [`Weights::finish`] fails when a file holds a tensor no module used, so a partial or
+//! mismatched port cannot go unnoticed. Errors name the file and the key.
+
+use burn::prelude::*;
+use burn::tensor::DType;
+use safetensors::{Dtype as StDtype, SafeTensors};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("{path}: missing tensor `{key}`")]
+    Missing { path: PathBuf, key: String },
+    #[error("{path}: tensor `{key}` has shape {found:?}, the config implies {expected:?}")]
+    Shape { path: PathBuf, key: String, found: Vec<usize>, expected: Vec<usize> },
+    #[error("{path}: tensor `{key}` has dtype {dtype}, only F32, F16 and BF16 are supported")]
+    Dtype { path: PathBuf, key: String, dtype: String },
+    #[error("{path}: {count} tensors are not used by the model, e.g. {examples}")]
+    Unused { path: PathBuf, count: usize, examples: String },
+    #[error("{path}: unsupported config value `{key}` = {value}: {why}")]
+    Config { path: PathBuf, key: String, value: String, why: String },
+}
+
+impl LoadError {
+    pub fn config(path: &Path, key: &str, value: impl std::fmt::Display, why: &str) -> Self {
+        LoadError::Config { path: path.to_path_buf(), key: key.into(), value: value.to_string(), why: why.into() }
+    }
+}
+
+struct File {
+    path: PathBuf,
+    map: memmap2::Mmap,
+}
+
+/// The tensors of one component (one or more safetensors shards), placed on one device.
+pub struct Weights {
+    files: Vec<File>,
+    /// Key -> index into `files`.
+    index: BTreeMap<String, usize>,
+    used: RefCell<BTreeSet<String>>,
+    pub device: Device,
+    /// Floating dtype the model computes in (F32 or F16).
+    pub dtype: DType,
+}
+
+impl Weights {
+    /// Opens safetensors files; pickle checkpoints are refused.
+    pub fn open(paths: &[PathBuf], device: &Device, dtype: DType) -> Result<Self, LoadError> {
+        let mut files = Vec::new();
+        let mut index = BTreeMap::new();
+        for path in paths {
+            let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+            if matches!(ext, "bin" | "pt" | "pth" | "ckpt" | "pkl") {
+                return Err(LoadError::File {
+                    path: path.clone(),
+                    message: "pickle checkpoints are not loaded (they can run code); convert to safetensors".into(),
+                });
+            }
+            let file = std::fs::File::open(path)
+                .map_err(|e| LoadError::File { path: path.clone(), message: e.to_string() })?;
+            // SAFETY: the map is read-only; a file changed underneath would give wrong numbers, not UB
+            // in our code (safetensors validates offsets against the length).
+            let map = unsafe { memmap2::Mmap::map(&file) }
+                .map_err(|e| LoadError::File { path: path.clone(), message: e.to_string() })?;
+            let st = SafeTensors::deserialize(&map)
+                .map_err(|e| LoadError::File { path: path.clone(), message: format!("not a safetensors file: {e}") })?;
+            for name in st.names() {
+                index.insert(name.to_string(), files.len());
+            }
+            drop(st);
+            files.push(File { path: path.clone(), map });
+        }
+        Ok(Self { files, index, used: RefCell::new(BTreeSet::new()), device: device.clone(), dtype })
+    }
+
+    /// The file a key would come from (the first file when the key is absent).
+    fn path_of(&self, key: &str) -> &Path {
+        let i = self.index.get(key).copied().unwrap_or(0);
+        self.files.get(i).map(|f| f.path.as_path()).unwrap_or(Path::new("(no file)"))
+    }
+
+    pub fn contains(&self, key: &str) -> bool {
+        self.index.contains_key(key)
+    }
+
+    /// Reads one tensor as f32 values with its shape.
+    pub fn read_f32(&self, key: &str) -> Result<(Vec<f32>, Vec<usize>), LoadError> {
+        let Some(&i) = self.index.get(key) else {
+            return Err(LoadError::Missing { path: self.path_of(key).into(), key: key.into() });
+        };
+        let file = &self.files[i];
+        let st = SafeTensors::deserialize(&file.map)
+            .map_err(|e| LoadError::File { path: file.path.clone(), message: e.to_string() })?;
+        let view = st
+            .tensor(key)
+            .map_err(|e| LoadError::File { path: file.path.clone(), message: e.to_string() })?;
+        let bytes = view.data();
+        let values: Vec<f32> = match view.dtype() {
+            StDtype::F32 => bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+            StDtype::F16 => bytes.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+            StDtype::BF16 => bytes.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+            other => {
+                return Err(LoadError::Dtype { path: file.path.clone(), key: key.into(), dtype: format!("{other:?}") })
+            }
+        };
+        self.used.borrow_mut().insert(key.to_string());
+        Ok((values, view.shape().to_vec()))
+    }
+
+    /// Reads an integer buffer (e.g. CLIP's `position_ids`) and marks it used.
+    pub fn read_i64(&self, key: &str) -> Result<Vec<i64>, LoadError> {
+        let Some(&i) = self.index.get(key) else {
+            return Err(LoadError::Missing { path: self.path_of(key).into(), key: key.into() });
+        };
+        let file = &self.files[i];
+        let st = SafeTensors::deserialize(&file.map)
+            .map_err(|e| LoadError::File { path: file.path.clone(), message: e.to_string() })?;
+        let view = st
+            .tensor(key)
+            .map_err(|e| LoadError::File { path: file.path.clone(), message: e.to_string() })?;
+        let b = view.data();
+        let values = match view.dtype() {
+            StDtype::I64 => b.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect(),
+            StDtype::I32 => b.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap()) as i64).collect(),
+            other => {
+                return Err(LoadError::Dtype { path: file.path.clone(), key: key.into(), dtype: format!("{other:?}") })
+            }
+        };
+        self.used.borrow_mut().insert(key.to_string());
+        Ok(values)
+    }
+
+    /// A tensor of exactly `shape`, in the compute dtype, on the device.
+    pub fn tensor<const D: usize>(&self, key: &str, shape: [usize; D]) -> Result<Tensor<D>, LoadError> {
+        let (values, found) = self.read_f32(key)?;
+        if found != shape {
+            return Err(LoadError::Shape { path: self.path_of(key).into(), key: key.into(), found, expected: shape.to_vec() });
+        }
+        let t = Tensor::<D>::from_data(TensorData::new(values, shape), &self.device);
+        Ok(if self.dtype == DType::F32 { t } else { t.cast(self.dtype) })
+    }
+
+    /// Fails when any tensor in the files was not read.
+    pub fn finish(&self) -> Result<(), LoadError> {
+        let used = self.used.borrow();
+        let unused: Vec<&String> = self.index.keys().filter(|k| !used.contains(*k)).collect();
+        if unused.is_empty() {
+            return Ok(());
+        }
+        let examples = unused.iter().take(5).map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ");
+        Err(LoadError::Unused { path: self.path_of(unused[0]).into(), count: unused.len(), examples })
+    }
+
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// The root scope.
+    pub fn root(&self) -> Vb<'_> {
+        Vb { weights: self, prefix: String::new() }
+    }
+}
+
+/// A scope inside [`Weights`]: a dotted prefix, like a module path in PyTorch.
+#[derive(Clone)]
+pub struct Vb<'a> {
+    pub weights: &'a Weights,
+    prefix: String,
+}
+
+impl<'a> Vb<'a> {
+    /// The scope of a child module.
+    pub fn pp(&self, name: impl std::fmt::Display) -> Vb<'a> {
+        let prefix = if self.prefix.is_empty() { name.to_string() } else { format!("{}.{name}", self.prefix) };
+        Vb { weights: self.weights, prefix }
+    }
+
+    pub fn key(&self, name: &str) -> String {
+        if self.prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{}.{name}", self.prefix)
+        }
+    }
+
+    pub fn get<const D: usize>(&self, name: &str, shape: [usize; D]) -> Result<Tensor<D>, LoadError> {
+        self.weights.tensor(&self.key(name), shape)
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.weights.contains(&self.key(name))
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.weights.device
+    }
+}

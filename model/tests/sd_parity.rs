@@ -1,0 +1,322 @@
+//! Stable Diffusion parity with diffusers, on the tiny random fixtures that
+//! `scripts/sd_fixtures.py` wrote with diffusers itself (model/tests/fixtures/sd/*): tokenizer ids,
+//! scheduler tables, single blocks (inputs captured by forward hooks), whole components, and
+//! whole pipelines from the same noise.
+//!
+//! Every check runs on two backends: Burn's flex CPU backend (no fusion) and wgpu (lavapipe on a
+//! GPU-less machine) with Burn's fusion, since fusion has had wrong-result bugs upstream.
+
+use burn::prelude::*;
+use burn::tensor::DType;
+use model::device::{self, DeviceChoice};
+use model::diffusers::scheduler::{Scheduler, SchedulerConfig};
+use model::diffusers::stable_diffusion::{ImageRequest, StableDiffusion};
+use model::diffusers::tokenizer::ClipTokenizer;
+use model::diffusers::weights::Weights;
+use std::path::{Path, PathBuf};
+
+const FIXTURES: [&str; 2] = ["sd1", "sd2"];
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sd").join(name)
+}
+
+fn meta(name: &str) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(fixture(name).join("expected.json")).unwrap()).unwrap()
+}
+
+/// The backends every check runs on: (label, device).
+fn devices() -> Vec<(&'static str, Device)> {
+    let mut out = vec![("flex (no fusion)", device::open(DeviceChoice::Cpu).unwrap().device)];
+    let wgpu = device::open(DeviceChoice::Wgpu).expect("a wgpu adapter (install mesa-vulkan-drivers)");
+    out.push(("wgpu (fusion)", wgpu.device));
+    out
+}
+
+struct Expected {
+    weights: Weights,
+    device: Device,
+}
+
+impl Expected {
+    fn open(name: &str, device: &Device) -> Self {
+        let weights = Weights::open(&[fixture(name).join("expected.safetensors")], device, DType::F32).unwrap();
+        Self { weights, device: device.clone() }
+    }
+    fn has(&self, key: &str) -> bool {
+        self.weights.contains(key)
+    }
+    fn values(&self, key: &str) -> Vec<f32> {
+        self.weights.read_f32(key).unwrap_or_else(|e| panic!("{e}")).0
+    }
+    fn t<const D: usize>(&self, key: &str) -> Tensor<D> {
+        let (v, shape) = self.weights.read_f32(key).unwrap_or_else(|e| panic!("{e}"));
+        let shape: [usize; D] = shape.try_into().unwrap_or_else(|s| panic!("{key}: rank of {s:?}"));
+        Tensor::from_data(TensorData::new(v, shape), &self.device)
+    }
+}
+
+fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.cast(DType::F32).into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
+}
+
+/// Max abs difference, asserting shapes agree.
+fn max_diff(got: &[f32], want: &[f32], what: &str) -> f32 {
+    assert_eq!(got.len(), want.len(), "{what}: element count");
+    got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max)
+}
+
+fn assert_close<const D: usize>(got: Tensor<D>, want: &[f32], tol: f32, what: &str) -> f32 {
+    let d = max_diff(&values(got), want, what);
+    assert!(d <= tol, "{what}: max abs difference {d:e} > {tol:e}");
+    d
+}
+
+fn psnr(got: &[f32], want: &[f32]) -> f64 {
+    let mse = got.iter().zip(want).map(|(a, b)| ((a - b) as f64).powi(2)).sum::<f64>() / got.len() as f64;
+    if mse == 0.0 {
+        f64::INFINITY
+    } else {
+        10.0 * (1.0 / mse).log10()
+    }
+}
+
+#[test]
+fn tokenizer_matches_transformers() {
+    for name in FIXTURES {
+        let tok = ClipTokenizer::load(&fixture(name).join("tokenizer")).unwrap();
+        let device = device::open(DeviceChoice::Cpu).unwrap().device;
+        let exp = Expected::open(name, &device);
+        let m = meta(name);
+        for (i, prompt) in m["prompts"].as_array().unwrap().iter().enumerate() {
+            let want: Vec<i64> = exp.weights.read_i64(&format!("tokenizer.{i}.ids")).unwrap();
+            let got: Vec<i64> = tok.encode_padded(prompt.as_str().unwrap()).into_iter().map(i64::from).collect();
+            assert_eq!(got, want, "{name}: ids of {prompt}");
+        }
+    }
+}
+
+#[test]
+fn schedulers_match_diffusers() {
+    let device = device::open(DeviceChoice::Cpu).unwrap().device;
+    for name in FIXTURES {
+        let exp = Expected::open(name, &device);
+        for (i, s) in meta(name)["schedulers"].as_array().unwrap().iter().enumerate() {
+            let mut config = s["config"].clone();
+            config["_class_name"] = s["class"].clone();
+            let config: SchedulerConfig = serde_json::from_value(config).unwrap();
+            let steps = s["steps"].as_u64().unwrap() as usize;
+            let sched = Scheduler::new(&config, steps).unwrap();
+            let what = format!("{name} scheduler {i} ({} {steps} steps, {})", s["class"], s["config"]);
+            // Within 1e-6, relative to the value for values above 1 (an f32 has ~7 digits).
+            let check = |got: &[f32], want: &[f32], label: &str| {
+                assert_eq!(got.len(), want.len(), "{what}: {label} count");
+                for (a, b) in got.iter().zip(want) {
+                    assert!((a - b).abs() <= 1e-6 * b.abs().max(1.0), "{what}: {label} {got:?} vs {want:?}");
+                }
+            };
+            check(&sched.timesteps, &exp.values(&format!("scheduler.{i}.timesteps")), "timesteps");
+            if exp.has(&format!("scheduler.{i}.sigmas")) {
+                check(&sched.sigmas, &exp.values(&format!("scheduler.{i}.sigmas")), "sigmas");
+            }
+            check(&[sched.init_noise_sigma], &exp.values(&format!("scheduler.{i}.init_noise_sigma")), "init_noise_sigma");
+        }
+    }
+}
+
+/// Each block on diffusers' own inputs, then whole components, then whole pipelines.
+#[test]
+fn blocks_components_and_pipelines_match_diffusers() {
+    for (label, device) in devices() {
+        for name in FIXTURES {
+            let what = |s: &str| format!("{name} on {label}: {s}");
+            let sd = StableDiffusion::load(&fixture(name), &device, DType::F32).unwrap_or_else(|e| panic!("{e}"));
+            let exp = Expected::open(name, &device);
+            let m = meta(name);
+            let tol = 1e-4;
+
+            // Blocks.
+            let blocks: Vec<String> = m["blocks"].as_object().unwrap().keys().cloned().collect();
+            let b = |block: &str, k: &str| format!("block.{block}.{k}");
+            let mut checked = 0;
+            for block in &blocks {
+                let out = exp.values(&b(block, "out"));
+                let got: Tensor<4> = match block.as_str() {
+                    "text_encoder.encoder.layers.0" => {
+                        assert_close(sd.text_encoder.layers[0].forward(exp.t(&b(block, "in0"))), &out, tol, &what(block));
+                        checked += 1;
+                        continue;
+                    }
+                    "unet.time_embedding" => {
+                        assert_close(sd.unet.time_embedding().forward(exp.t(&b(block, "in0"))), &out, tol, &what(block));
+                        checked += 1;
+                        continue;
+                    }
+                    "unet.down_blocks.0.resnets.0" => {
+                        sd.unet.down_resnet(0, 0).forward(exp.t(&b(block, "in0")), Some(&exp.t(&b(block, "in1"))))
+                    }
+                    "unet.up_blocks.0.resnets.0" => {
+                        sd.unet.up_resnet(0, 0).forward(exp.t(&b(block, "in0")), Some(&exp.t(&b(block, "in1"))))
+                    }
+                    "unet.down_blocks.0.attentions.0" => {
+                        sd.unet.down_attention(0, 0).forward(exp.t(&b(block, "in0")), &exp.t(&b(block, "encoder_hidden_states")))
+                    }
+                    s if s.starts_with("unet.up_blocks.") && s.ends_with(".attentions.0") => {
+                        let i: usize = s.split('.').nth(2).unwrap().parse().unwrap();
+                        sd.unet.up_attention(i, 0).forward(exp.t(&b(block, "in0")), &exp.t(&b(block, "encoder_hidden_states")))
+                    }
+                    "unet.down_blocks.0.downsamplers.0" => sd.unet.downsampler(0).unwrap().forward(exp.t(&b(block, "in0"))),
+                    "unet.up_blocks.0.upsamplers.0" => sd.unet.upsampler(0).unwrap().forward(exp.t(&b(block, "in0")), None),
+                    "unet.mid_block" => sd.unet.mid_block(
+                        exp.t(&b(block, "in0")),
+                        &exp.t(&b(block, "in1")),
+                        &exp.t(&b(block, "encoder_hidden_states")),
+                    ),
+                    "vae.encoder.down_blocks.0" => sd.vae.encoder.down_blocks[0].forward(exp.t(&b(block, "in0"))),
+                    "vae.decoder.up_blocks.0" => sd.vae.decoder.up_blocks[0].forward(exp.t(&b(block, "in0"))),
+                    "vae.encoder.mid_block.attentions.0" => sd.vae.encoder_mid_attention().unwrap().forward_spatial(exp.t(&b(block, "in0"))),
+                    "vae.decoder.mid_block" => sd.vae.decoder_mid_block(exp.t(&b(block, "in0"))),
+                    other => panic!("fixture block {other} has no check"),
+                };
+                assert_close(got, &out, tol, &what(block));
+                checked += 1;
+            }
+            assert_eq!(checked, blocks.len());
+
+            // Components.
+            for i in 0..m["prompts"].as_array().unwrap().len() {
+                let ids: Vec<i64> = exp.weights.read_i64(&format!("tokenizer.{i}.ids")).unwrap();
+                let n = ids.len();
+                let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [1, n]), &device);
+                assert_close(sd.text_encoder.forward(ids), &exp.values(&format!("text_encoder.{i}.out")), tol, &what("text encoder"));
+            }
+            let ts = exp.values("unet.timestep");
+            let unet = sd.unet.forward(exp.t("unet.sample"), &ts, &exp.t("unet.encoder_hidden_states"));
+            assert_close(unet, &exp.values("unet.out"), tol, &what("UNet"));
+            let ctx: Tensor<3> = exp.t("unet.encoder_hidden_states");
+            let unet2 = sd.unet.forward(exp.t("unet2.sample"), &[500.0], &ctx.narrow(0, 0, 1));
+            assert_close(unet2, &exp.values("unet2.out"), tol, &what("UNet, 8x16 latent"));
+            let (mean, logvar) = sd.vae.encode(exp.t("vae.image"));
+            assert_close(mean, &exp.values("vae.mean"), tol, &what("VAE encode mean"));
+            assert_close(logvar, &exp.values("vae.logvar"), tol, &what("VAE encode log variance"));
+            assert_close(sd.vae.decode(exp.t("vae.latent")), &exp.values("vae.decoded"), tol, &what("VAE decode"));
+
+            // Pipelines from diffusers' noise.
+            for (i, p) in m["pipelines"].as_array().unwrap().iter().enumerate() {
+                let req = ImageRequest {
+                    prompt: p["prompt"].as_str().unwrap().into(),
+                    negative: p["negative"].as_str().unwrap().into(),
+                    steps: p["steps"].as_u64().unwrap() as usize,
+                    guidance: p["guidance"].as_f64().unwrap() as f32,
+                    width: p["width"].as_u64().unwrap() as usize,
+                    height: p["height"].as_u64().unwrap() as usize,
+                    seed: 0,
+                    noise: Some(exp.values(&format!("pipeline.{i}.noise"))),
+                    scheduler: Some(if p["scheduler"] == "DDIMScheduler" {
+                        model::diffusers::scheduler::Kind::Ddim
+                    } else {
+                        model::diffusers::scheduler::Kind::Euler
+                    }),
+                };
+                // The fixture's DDIM runs use its own options; rebuild the same scheduler here.
+                let mut sd_cfg = p["scheduler_config"].clone();
+                sd_cfg["_class_name"] = p["scheduler"].clone();
+                let sched: SchedulerConfig = serde_json::from_value(sd_cfg).unwrap();
+                let pipeline = StableDiffusion { scheduler: sched, ..sd.clone() };
+                let image = pipeline.generate(&req, &mut |_| {}, &|| false).unwrap();
+                let want = exp.values(&format!("pipeline.{i}.image"));
+                let db = psnr(&image.pixels, &want);
+                eprintln!("{}: PSNR {db:.1} dB, max abs {:e}", what(&format!("pipeline {i}")), max_diff(&image.pixels, &want, "image"));
+                assert!(db >= 40.0, "{}: PSNR {db:.1} dB < 40", what(&format!("pipeline {i}")));
+            }
+        }
+    }
+}
+
+/// Copies a fixture folder so a test can break it.
+fn broken_copy(name: &str, tag: &str) -> PathBuf {
+    let dst = std::env::temp_dir().join(format!("vidplay-sd-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dst);
+    copy_dir(&fixture(name), &dst);
+    dst
+}
+
+fn copy_dir(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).unwrap();
+    for e in std::fs::read_dir(src).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            copy_dir(&p, &dst.join(e.file_name()));
+        } else {
+            std::fs::copy(&p, dst.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+fn load_err(root: &Path) -> String {
+    let device = device::open(DeviceChoice::Cpu).unwrap().device;
+    match StableDiffusion::load(root, &device, DType::F32) {
+        Ok(_) => panic!("{} loaded", root.display()),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn bad_folders_give_errors_naming_file_and_key() {
+    // Missing weights file.
+    let d = broken_copy("sd1", "missing");
+    std::fs::remove_file(d.join("vae/diffusion_pytorch_model.safetensors")).unwrap();
+    let e = load_err(&d);
+    assert!(e.contains("vae/diffusion_pytorch_model.safetensors") && e.contains("missing"), "{e}");
+
+    // A pickle-only component is refused.
+    std::fs::write(d.join("vae/diffusion_pytorch_model.bin"), b"not really a pickle").unwrap();
+    let e = load_err(&d);
+    assert!(e.contains("diffusion_pytorch_model.bin") && e.contains("pickle"), "{e}");
+
+    // A config that does not match the weights: a shape error naming file and key.
+    let d = broken_copy("sd1", "shape");
+    let cfg_path = d.join("unet/config.json");
+    let mut cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
+    cfg["block_out_channels"] = serde_json::json!([16, 40]);
+    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+    let e = load_err(&d);
+    assert!(e.contains("unet/diffusion_pytorch_model.safetensors") && e.contains("down_blocks.1"), "{e}");
+
+    // An unsupported config value names the file and the key.
+    cfg["block_out_channels"] = serde_json::json!([16, 32]);
+    cfg["resnet_time_scale_shift"] = serde_json::json!("scale_shift");
+    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+    let e = load_err(&d);
+    assert!(e.contains("unet/config.json") && e.contains("resnet_time_scale_shift"), "{e}");
+
+    // Fewer layers than the file has: the unused tensors are reported.
+    cfg["resnet_time_scale_shift"] = serde_json::json!("default");
+    cfg["layers_per_block"] = serde_json::json!(1);
+    let te_cfg_path = d.join("text_encoder/config.json");
+    let mut te: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&te_cfg_path).unwrap()).unwrap();
+    te["num_hidden_layers"] = serde_json::json!(1);
+    std::fs::write(&te_cfg_path, te.to_string()).unwrap();
+    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+    let e = load_err(&d);
+    assert!(e.contains("text_encoder/model.safetensors") && e.contains("not used") && e.contains("layers.1"), "{e}");
+
+    // Not a model folder at all.
+    let e = load_err(Path::new("/nonexistent/folder"));
+    assert!(e.contains("model_index.json"), "{e}");
+}
+
+#[test]
+fn an_unknown_scheduler_class_falls_back_to_euler() {
+    let d = broken_copy("sd1", "sched");
+    let p = d.join("scheduler/scheduler_config.json");
+    let mut cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+    cfg["_class_name"] = serde_json::json!("PNDMScheduler");
+    cfg["skip_prk_steps"] = serde_json::json!(true);
+    std::fs::write(&p, cfg.to_string()).unwrap();
+    let c = SchedulerConfig::read(&p).unwrap();
+    assert_eq!(c.kind(), model::diffusers::scheduler::Kind::Euler);
+    let s = Scheduler::new(&c, 5).unwrap();
+    assert_eq!(s.sigmas.len(), 6);
+    let _ = std::fs::remove_dir_all(&d);
+}
