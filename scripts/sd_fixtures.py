@@ -296,6 +296,53 @@ def build(name, cfg):
     print(name, "written:", sum(os.path.getsize(os.path.join(d, x)) for d, _, xs in os.walk(folder) for x in xs), "bytes")
 
 
+
+
+# SD-Turbo's published component configs (stabilityai/sd-turbo: the SD 2.1-base architecture with an
+# OpenCLIP ViT-H text tower), transcribed. Their parameter names and shapes, taken from diffusers
+# and transformers built on the meta device (no weights), let the Rust loader be checked against the
+# real architecture without downloading it.
+SD_TURBO = {
+    "unet": dict(sample_size=64, in_channels=4, out_channels=4, layers_per_block=2,
+                 block_out_channels=[320, 640, 1280, 1280],
+                 down_block_types=["CrossAttnDownBlock2D"] * 3 + ["DownBlock2D"],
+                 up_block_types=["UpBlock2D"] + ["CrossAttnUpBlock2D"] * 3,
+                 attention_head_dim=[5, 10, 20, 20], cross_attention_dim=1024, use_linear_projection=True,
+                 norm_num_groups=32, flip_sin_to_cos=True, freq_shift=0, act_fn="silu"),
+    "vae": dict(sample_size=768, in_channels=3, out_channels=3, latent_channels=4, layers_per_block=2,
+                block_out_channels=[128, 256, 512, 512], norm_num_groups=32, act_fn="silu",
+                down_block_types=["DownEncoderBlock2D"] * 4, up_block_types=["UpDecoderBlock2D"] * 4),
+    "text_encoder": dict(vocab_size=49408, hidden_size=1024, intermediate_size=4096, num_hidden_layers=23,
+                         num_attention_heads=16, max_position_embeddings=77, hidden_act="gelu",
+                         projection_dim=512, layer_norm_eps=1e-5),
+}
+
+
+def sd_turbo_shapes():
+    folder = os.path.join(ROOT, "sd-turbo-shapes")
+    os.makedirs(folder, exist_ok=True)
+    shapes = {}
+    with torch.device("meta"):
+        unet = UNet2DConditionModel(**SD_TURBO["unet"])
+        vae = AutoencoderKL(**SD_TURBO["vae"])
+        te = CLIPTextModel(CLIPTextConfig(**SD_TURBO["text_encoder"]))
+    shapes["unet"] = {k: list(v.shape) for k, v in unet.state_dict().items()}
+    shapes["vae"] = {k: list(v.shape) for k, v in vae.state_dict().items()}
+    # Published SD text encoders were saved by older transformers: under `text_model.`.
+    shapes["text_encoder"] = {"text_model." + k: list(v.shape) for k, v in te.state_dict().items()}
+    for name, cfg in SD_TURBO.items():
+        os.makedirs(os.path.join(folder, name), exist_ok=True)
+        with open(os.path.join(folder, name, "config.json"), "w") as f:
+            json.dump(cfg, f, indent=1)
+    with open(os.path.join(folder, "shapes.json"), "w") as f:
+        json.dump(shapes, f)
+    print("sd-turbo shapes:", {k: len(v) for k, v in shapes.items()},
+          "parameters:", {k: sum(int(np.prod(s)) for s in v.values()) for k, v in shapes.items()})
+
+
 if __name__ == "__main__":
-    for n in (sys.argv[1:] or CONFIGS):
-        build(n, CONFIGS[n])
+    for n in (sys.argv[1:] or list(CONFIGS) + ["sd-turbo-shapes"]):
+        if n == "sd-turbo-shapes":
+            sd_turbo_shapes()
+        else:
+            build(n, CONFIGS[n])

@@ -320,3 +320,44 @@ fn an_unknown_scheduler_class_falls_back_to_euler() {
     assert_eq!(s.sigmas.len(), 6);
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// SD-Turbo's real architecture (its published configs; names and shapes from diffusers and
+/// transformers built without weights) loads unchanged: every tensor name and shape the configs
+/// imply is in the checkpoint, and every tensor of the checkpoint is used.
+#[test]
+fn sd_turbo_names_and_shapes_load_unchanged() {
+    use model::diffusers::autoencoder_kl::{AutoencoderKL, AutoencoderKLConfig};
+    use model::diffusers::clip::{ClipTextConfig, ClipTextModel};
+    use model::diffusers::unet_2d_condition::{UNet2DConditionConfig, UNet2DConditionModel};
+    use std::collections::BTreeMap;
+    let root = fixture("sd-turbo-shapes");
+    let all: BTreeMap<String, BTreeMap<String, Vec<usize>>> =
+        serde_json::from_str(&std::fs::read_to_string(root.join("shapes.json")).unwrap()).unwrap();
+    let device = device::open(DeviceChoice::Cpu).unwrap().device;
+    let weights = |c: &str| Weights::shapes_only(&root.join(c), all[c].clone(), &device);
+    let count = |c: &str| all[c].values().map(|s| s.iter().product::<usize>()).sum::<usize>();
+
+    let w = weights("unet");
+    let cfg = UNet2DConditionConfig::read(&root.join("unet/config.json")).unwrap();
+    UNet2DConditionModel::load(&w, &cfg).unwrap_or_else(|e| panic!("{e}"));
+    w.finish().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(count("unet"), 865_910_724);
+
+    let w = weights("vae");
+    let cfg = AutoencoderKLConfig::read(&root.join("vae/config.json")).unwrap();
+    AutoencoderKL::load(&w, &cfg).unwrap_or_else(|e| panic!("{e}"));
+    w.finish().unwrap_or_else(|e| panic!("{e}"));
+
+    let w = weights("text_encoder");
+    let path = root.join("text_encoder/config.json");
+    let cfg = ClipTextConfig::read(&path).unwrap();
+    ClipTextModel::load(&w, &cfg, &path).unwrap_or_else(|e| panic!("{e}"));
+    w.finish().unwrap_or_else(|e| panic!("{e}"));
+
+    // A wrong head layout is caught by shape, not silently accepted.
+    let mut bad: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(root.join("unet/config.json")).unwrap()).unwrap();
+    bad["cross_attention_dim"] = serde_json::json!(768);
+    let bad: UNet2DConditionConfig = serde_json::from_value(bad).unwrap();
+    let e = UNet2DConditionModel::load(&weights("unet"), &bad).err().expect("SD 1.x text width must not fit").to_string();
+    assert!(e.contains("attn2.to_k.weight"), "{e}");
+}

@@ -45,6 +45,8 @@ pub struct Weights {
     /// Key -> index into `files`.
     index: BTreeMap<String, usize>,
     used: RefCell<BTreeSet<String>>,
+    /// Names and shapes only (no data): loading checks names and shapes, tensors are 1-element.
+    shapes_only: Option<(PathBuf, BTreeMap<String, Vec<usize>>)>,
     pub device: Device,
     /// Floating dtype the model computes in (F32 or F16).
     pub dtype: DType,
@@ -77,11 +79,30 @@ impl Weights {
             drop(st);
             files.push(File { path: path.clone(), map });
         }
-        Ok(Self { files, index, used: RefCell::new(BTreeSet::new()), device: device.clone(), dtype })
+        Ok(Self { files, index, used: RefCell::new(BTreeSet::new()), shapes_only: None, device: device.clone(), dtype })
+    }
+
+    /// A stand-in for a checkpoint that only lists tensor names and shapes (`origin` names where
+    /// the list came from). Building a model from it checks every name and shape against the
+    /// config without the memory of real weights; the tensors it gives are placeholders of one
+    /// element and must not be run.
+    pub fn shapes_only(origin: &Path, shapes: BTreeMap<String, Vec<usize>>, device: &Device) -> Self {
+        let index = shapes.keys().map(|k| (k.clone(), 0)).collect();
+        Self {
+            files: vec![],
+            index,
+            used: RefCell::new(BTreeSet::new()),
+            shapes_only: Some((origin.to_path_buf(), shapes)),
+            device: device.clone(),
+            dtype: DType::F32,
+        }
     }
 
     /// The file a key would come from (the first file when the key is absent).
     fn path_of(&self, key: &str) -> &Path {
+        if let Some((origin, _)) = &self.shapes_only {
+            return origin;
+        }
         let i = self.index.get(key).copied().unwrap_or(0);
         self.files.get(i).map(|f| f.path.as_path()).unwrap_or(Path::new("(no file)"))
     }
@@ -139,6 +160,16 @@ impl Weights {
 
     /// A tensor of exactly `shape`, in the compute dtype, on the device.
     pub fn tensor<const D: usize>(&self, key: &str, shape: [usize; D]) -> Result<Tensor<D>, LoadError> {
+        if let Some((origin, shapes)) = &self.shapes_only {
+            let Some(found) = shapes.get(key) else {
+                return Err(LoadError::Missing { path: origin.clone(), key: key.into() });
+            };
+            if found[..] != shape[..] {
+                return Err(LoadError::Shape { path: origin.clone(), key: key.into(), found: found.clone(), expected: shape.to_vec() });
+            }
+            self.used.borrow_mut().insert(key.to_string());
+            return Ok(Tensor::zeros([1; D], &self.device));
+        }
         let (values, found) = self.read_f32(key)?;
         if found != shape {
             return Err(LoadError::Shape { path: self.path_of(key).into(), key: key.into(), found, expected: shape.to_vec() });
