@@ -2,7 +2,8 @@ import { defineConfig } from "@playwright/test";
 import * as os from "os";
 import * as path from "path";
 
-// One server for the whole run, on a fresh data dir, with the built-in model on the CPU.
+// One server for the whole run, on a fresh data dir, with the built-in model on the CPU and the
+// tiny SD fixtures as installed text-to-image models.
 const port = Number(process.env.VIDPLAY_E2E_PORT ?? 3917);
 const dataDir = path.join(os.tmpdir(), `vidplay-e2e-${process.pid}`);
 const root = path.resolve(__dirname, "..");
@@ -31,7 +32,13 @@ export default defineConfig({
     url: `http://127.0.0.1:${port}/`,
     timeout: 120_000,
     reuseExistingServer: false,
-    env: { VIDPLAY_DEVICE: process.env.VIDPLAY_DEVICE ?? "cpu", RUST_LOG: "info" },
+    // The tiny Stable Diffusion fixtures stand in for installed text-to-image models.
+    env: {
+      VIDPLAY_DEVICE: process.env.VIDPLAY_DEVICE ?? "cpu",
+      VIDPLAY_MODELS_DIR: `${root}/model/tests/fixtures/sd`,
+      HF_HOME: path.join(dataDir, "hf"),
+      RUST_LOG: "info",
+    },
     stdout: "pipe",
     stderr: "pipe",
   },

@@ -14,6 +14,8 @@ pub type StudioResult<T> = Result<T, String>;
 
 pub trait Studio: Send + Sync + 'static {
     fn model_info(&self) -> ModelInfo;
+    /// Every model the server can run: the built-in one first, then installed text-to-image ones.
+    fn models(&self) -> Vec<ModelInfo>;
     fn read_prompt(&self, prompt: &str) -> PromptReading;
     /// A natural random prompt from the model's vocabulary.
     fn surprise(&self, seed: u64) -> String;

@@ -24,6 +24,11 @@ pub async fn describe_model() -> Result<ModelInfo, ServerFnError> {
 }
 
 #[server]
+pub async fn list_models() -> Result<Vec<ModelInfo>, ServerFnError> {
+    Ok(studio()?.models())
+}
+
+#[server]
 pub async fn read_prompt(prompt: String) -> Result<PromptReading, ServerFnError> {
     let prompt: String = prompt.chars().take(2000).collect();
     Ok(studio()?.read_prompt(&prompt))

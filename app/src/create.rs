@@ -2,7 +2,7 @@
 //! animate, set the parameters, and generate. Without JavaScript the form still posts to
 //! `/api/jobs` and lands on the queue.
 
-use crate::calls::{describe_model, example_images, read_prompt, recent_jobs, surprise_prompt, video_by_id};
+use crate::calls::{describe_model, example_images, list_models, read_prompt, recent_jobs, surprise_prompt, video_by_id};
 use crate::job_card::JobCard;
 use crate::prompt_builder::{apply_chip, contains_phrase};
 use crate::types::{Job, JobParams, Mode, ModelInfo};
@@ -14,6 +14,7 @@ use leptos_router::hooks::use_query_map;
 pub fn CreatePage() -> impl IntoView {
     let query = use_query_map();
     let info = Resource::new(|| (), |_| describe_model());
+    let models = Resource::new(|| (), |_| list_models());
     let examples = Resource::new(|| (), |_| example_images());
     let recent = Resource::new(|| (), |_| recent_jobs());
     // Remix: start from a video's parameters.
@@ -31,6 +32,7 @@ pub fn CreatePage() -> impl IntoView {
         <Suspense fallback=|| view! { <p>"Loading the model…"</p> }>
             {move || Suspend::new(async move {
                 let info = info.await;
+                let models = models.await.unwrap_or_default();
                 let remix = remix.await;
                 let examples = examples.await.unwrap_or_default();
                 let recent: Vec<String> = recent.await.unwrap_or_default().into_iter().map(|j: Job| j.params.prompt)
@@ -42,9 +44,17 @@ pub fn CreatePage() -> impl IntoView {
                                 let source = v.source_url();
                                 (v.params, v.mode, source)
                             }
-                            None => (JobParams { prompt: query.with_untracked(|q| q.get("prompt").unwrap_or_default()), ..JobParams::default() }, Mode::TextToVideo, None),
+                            None => {
+                                // "Animate this keyframe": a text-to-image result as the image to animate.
+                                let animate = query.with_untracked(|q| q.get("animate")).filter(|id| crate::types::is_valid_id(id));
+                                let start = JobParams { prompt: query.with_untracked(|q| q.get("prompt").unwrap_or_default()), ..JobParams::default() };
+                                match animate {
+                                    Some(id) => (start, Mode::ImageToVideo, Some(format!("/media/{id}/image.png"))),
+                                    None => (start, Mode::TextToVideo, None),
+                                }
+                            }
                         };
-                        view! { <CreateForm info start start_mode source examples recent/> }.into_any()
+                        view! { <CreateForm info models start start_mode source examples recent/> }.into_any()
                     }
                     Err(e) => view! { <p class="error" role="alert">{format!("The server cannot describe its model: {e}")}</p> }.into_any(),
                 }
@@ -56,6 +66,8 @@ pub fn CreatePage() -> impl IntoView {
 #[component]
 fn CreateForm(
     info: ModelInfo,
+    /// Every model, the built-in one first.
+    models: Vec<ModelInfo>,
     start: JobParams,
     start_mode: Mode,
     /// The source image of a remixed image-to-video clip.
@@ -65,6 +77,35 @@ fn CreateForm(
 ) -> impl IntoView {
     let prompt = RwSignal::new(start.prompt.clone());
     let mode = RwSignal::new(start_mode);
+    let image_models: Vec<String> =
+        models.iter().filter(|m| m.modes.contains(&Mode::TextToImage)).map(|m| m.id.clone()).collect();
+    let model_id = RwSignal::new(if start.model.is_empty() { info.id.clone() } else { start.model.clone() });
+    let steps = RwSignal::new(start.steps.to_string());
+    let guidance = RwSignal::new(start.guidance.to_string());
+    let is_image = move || mode.get() == Mode::TextToImage;
+    let info_max_steps = info.max_steps;
+    let image_max_steps = models.iter().filter(|m| m.modes.contains(&Mode::TextToImage)).map(|m| m.max_steps).max().unwrap_or(150);
+    // Switching between video and keyframe models: the model and sensible defaults follow.
+    let choose = {
+        let image_models = image_models.clone();
+        let builtin = info.id.clone();
+        move |m: Mode, model: Option<String>| {
+            let was_image = mode.get_untracked() == Mode::TextToImage;
+            mode.set(m);
+            if m == Mode::TextToImage {
+                let pick = model.or_else(|| image_models.first().cloned()).unwrap_or_default();
+                model_id.set(pick);
+                if !was_image {
+                    steps.set("25".into());
+                    guidance.set("7.5".into());
+                }
+            } else if was_image {
+                model_id.set(builtin.clone());
+                steps.set(JobParams::default().steps.to_string());
+                guidance.set(JobParams::default().guidance.to_string());
+            }
+        }
+    };
     let keep_seed = RwSignal::new(start.seed.is_some());
     let seed = RwSignal::new(start.seed.map(|s| s.to_string()).unwrap_or_default());
     let error = RwSignal::new(None::<String>);
@@ -131,6 +172,15 @@ fn CreateForm(
             mode.set(Mode::ImageToVideo);
         }
     };
+    // Re-roll a keyframe: the same settings with a new random seed.
+    let reroll = Callback::new(move |()| {
+        keep_seed.set(false);
+        seed.set(String::new());
+        #[cfg(feature = "hydrate")]
+        if let Some(form) = form_ref.get_untracked() {
+            let _ = form.request_submit();
+        }
+    });
     let on_drop = move |ev: leptos::ev::DragEvent| {
         ev.prevent_default();
         #[cfg(feature = "hydrate")]
@@ -171,14 +221,23 @@ fn CreateForm(
                 <legend>"Mode"</legend>
                 <label><input type="radio" name="mode" value="text-to-video"
                     prop:checked=move || !image_mode() checked={start_mode == Mode::TextToVideo}
-                    on:change=move |_| mode.set(Mode::TextToVideo)/>" Text to video"</label>
+                    on:change={let choose = choose.clone(); move |_| choose(Mode::TextToVideo, None)}/>" Text to video"</label>
                 <label><input type="radio" name="mode" value="image-to-video"
                     prop:checked=image_mode checked={start_mode == Mode::ImageToVideo}
-                    on:change=move |_| mode.set(Mode::ImageToVideo)/>" Image to video"</label>
+                    on:change={let choose = choose.clone(); move |_| choose(Mode::ImageToVideo, None)}/>" Image to video"</label>
+                {(!image_models.is_empty()).then(|| {
+                    let choose = choose.clone();
+                    view! {
+                        <label><input type="radio" name="mode" value="text-to-image"
+                            prop:checked=is_image checked={start_mode == Mode::TextToImage}
+                            on:change=move |_| choose(Mode::TextToImage, None)/>" Keyframe (text to image)"</label>
+                    }
+                })}
             </fieldset>
 
             <section class="builder" aria-labelledby="builder-title">
                 <h2 id="builder-title">"Prompt"</h2>
+                <div class="chips" class:hidden=is_image>
                 {chip_groups.into_iter().map(|group| {
                     let phrases = group.phrases.clone();
                     view! {
@@ -199,14 +258,15 @@ fn CreateForm(
                         </div>
                     }
                 }).collect_view()}
-                <label for="prompt">"Assembled prompt (editable)"</label>
+                </div>
+                <label for="prompt">{move || if is_image() { "Prompt" } else { "Assembled prompt (editable)" }}</label>
                 <textarea id="prompt" name="prompt" rows="2" maxlength="1000"
                     placeholder="a red ball bouncing on a grass field, camera pans left"
                     prop:value=move || prompt.get()
                     on:input:target=move |ev| prompt.set(ev.target().value())>
                     {start.prompt.clone()}
                 </textarea>
-                <div class="reading" aria-live="polite">
+                <div class="reading" aria-live="polite" class:hidden=is_image>
                     <Transition fallback=|| ()>
                         {move || reading.get().flatten().map(|r| {
                             let understood = r.understood.join(", ");
@@ -288,24 +348,52 @@ fn CreateForm(
                 <h2 id="params-title">"Parameters"</h2>
                 <div class="grid-params">
                     <label>"Model"
-                        <select name="model">
-                            <option value=info.id.clone() selected=true>{info.id.clone()}</option>
+                        <select name="model" prop:value=move || model_id.get()
+                            on:change:target={
+                                let choose = choose.clone();
+                                let image_models = image_models.clone();
+                                move |ev| {
+                                    let picked = ev.target().value();
+                                    if image_models.contains(&picked) {
+                                        choose(Mode::TextToImage, Some(picked));
+                                    } else {
+                                        model_id.set(picked);
+                                        if mode.get_untracked() == Mode::TextToImage { choose(Mode::TextToVideo, None); }
+                                    }
+                                }
+                            }>
+                            {models.iter().map(|m| {
+                                let id = m.id.clone();
+                                let label = if m.modes.contains(&Mode::TextToImage) { format!("{id} (keyframes)") } else { id.clone() };
+                                view! { <option value=id.clone() selected=model_id.get_untracked() == id>{label}</option> }
+                            }).collect_view()}
                         </select>
                     </label>
-                    <label>"Frames"
+                    <label class:hidden=move || !is_image()>"Negative prompt"
+                        <input type="text" name="negative" maxlength="1000" placeholder="what the image should not show" value=start.negative.clone()/>
+                    </label>
+                    <label class:hidden=move || !is_image()>"Width"
+                        <input type="number" name="width" min="64" max="1024" step="8" value=start.width.to_string()/>
+                    </label>
+                    <label class:hidden=move || !is_image()>"Height"
+                        <input type="number" name="height" min="64" max="1024" step="8" value=start.height.to_string()/>
+                    </label>
+                    <label class:hidden=is_image>"Frames"
                         <input type="number" name="frames" min="2" max=info.frames.to_string() value=start.frames.to_string()/>
                     </label>
-                    <label>"Frames per second"
+                    <label class:hidden=is_image>"Frames per second"
                         <input type="number" name="fps" min="1" max="60" value=start.fps.to_string()/>
                     </label>
-                    <label>"Motion strength"
+                    <label class:hidden=is_image>"Motion strength"
                         <input type="number" name="motion" min="0" max="2" step="0.1" value=start.motion.to_string()/>
                     </label>
                     <label>"Steps"
-                        <input type="number" name="steps" min="1" max=info.max_steps.to_string() value=start.steps.to_string()/>
+                        <input type="number" name="steps" min="1" max=move || if is_image() { image_max_steps.to_string() } else { info_max_steps.to_string() } value=steps.get_untracked()
+                            prop:value=move || steps.get() on:input:target=move |ev| steps.set(ev.target().value())/>
                     </label>
                     <label>"Guidance"
-                        <input type="number" name="guidance" min="0" max="20" step="0.5" value=start.guidance.to_string()/>
+                        <input type="number" name="guidance" min="0" max="30" step="0.5" value=guidance.get_untracked()
+                            prop:value=move || guidance.get() on:input:target=move |ev| guidance.set(ev.target().value())/>
                     </label>
                     <label>"Seed"
                         <input type="number" name="seed" min="0" placeholder="random"
@@ -329,7 +417,7 @@ fn CreateForm(
         </form>
         <section class="jobs" aria-label="Your jobs">
             <For each=move || jobs.get() key=|j| j.with_untracked(|j| j.id.clone()) let:job>
-                <JobCard job show_video=true/>
+                <JobCard job show_video=true on_reroll=reroll/>
             </For>
         </section>
     }

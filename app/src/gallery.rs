@@ -42,6 +42,7 @@ pub fn GalleryPage() -> impl IntoView {
                 <option value="" selected=move || params().mode.is_none()>"All"</option>
                 <option value="text-to-video" selected=move || params().mode == Some(Mode::TextToVideo)>"Text to video"</option>
                 <option value="image-to-video" selected=move || params().mode == Some(Mode::ImageToVideo)>"Image to video"</option>
+                <option value="text-to-image" selected=move || params().mode == Some(Mode::TextToImage)>"Keyframes (text to image)"</option>
             </select>
             <label for="model">"Model"</label>
             <select id="model" name="model">
@@ -143,8 +144,14 @@ fn VideoCard(video: Video, favorite: ServerAction<SetFavorite>) -> impl IntoView
         <li class="card" data-id=id.clone()>
             <a href=format!("/v/{id}") 
                 on:mouseenter=move |_| play() on:mouseleave=move |_| pause() on:focus=move |_| play() on:blur=move |_| pause()>
-                <video node_ref=video_ref src=video.video_url() poster=video.poster_url() muted loop playsinline preload="metadata"
-                    aria-label=format!("Video: {}", video.params.prompt)></video>
+                {if video.is_image() {
+                    view! { <img class="still" src=video.image_url() alt=format!("Keyframe: {}", video.params.prompt) loading="lazy"/> }.into_any()
+                } else {
+                    view! {
+                        <video node_ref=video_ref src=video.video_url() poster=video.poster_url() muted loop playsinline preload="metadata"
+                            aria-label=format!("Video: {}", video.params.prompt)></video>
+                    }.into_any()
+                }}
                 <p class="prompt">{if video.params.prompt.is_empty() { "(no prompt)".to_string() } else { video.params.prompt.clone() }}</p>
             </a>
             <p class="meta">

@@ -1,7 +1,7 @@
 //! A job's card: state, live progress (step i/N, elapsed, estimate), cancel, and the video
 //! once it is done.
 
-use crate::calls::cancel_job;
+use crate::calls::{cancel_job, set_favorite};
 use crate::format;
 use crate::types::{Job, JobState};
 use leptos::prelude::*;
@@ -51,7 +51,23 @@ fn clock() -> ReadSignal<Option<f64>> {
 }
 
 #[component]
-pub fn JobCard(job: RwSignal<Job>, #[prop(optional)] show_video: bool) -> impl IntoView {
+pub fn JobCard(
+    job: RwSignal<Job>,
+    #[prop(optional)] show_video: bool,
+    /// For keyframes: make another one with the same settings and a new seed.
+    #[prop(optional)]
+    on_reroll: Option<Callback<()>>,
+) -> impl IntoView {
+    let kept = RwSignal::new(false);
+    let keep = Action::new(move |id: &String| {
+        let id = id.clone();
+        async move { set_favorite(id, true).await }
+    });
+    Effect::new(move |_| {
+        if let Some(Ok(true)) = keep.value().get() {
+            kept.set(true);
+        }
+    });
     let now = clock();
     let cancel = Action::new(move |id: &String| {
         let id = id.clone();
@@ -89,8 +105,12 @@ pub fn JobCard(job: RwSignal<Job>, #[prop(optional)] show_video: bool) -> impl I
                 <span class="prompt">{move || job.with(|j| if j.params.prompt.is_empty() { "(no prompt)".to_string() } else { j.params.prompt.clone() })}</span>
             </header>
             <p class="meta">
-                {move || job.with(|j| format!("{} · seed {} · {} frames at {} fps · {} steps",
-                    j.mode.label(), j.params.seed.unwrap_or_default(), j.params.frames, j.params.fps, j.params.steps))}
+                {move || job.with(|j| if j.mode == crate::types::Mode::TextToImage {
+                    format!("{} · {} · seed {} · {}×{} · {} steps", j.mode.label(), j.params.model, j.params.seed.unwrap_or_default(), j.params.width, j.params.height, j.params.steps)
+                } else {
+                    format!("{} · seed {} · {} frames at {} fps · {} steps",
+                        j.mode.label(), j.params.seed.unwrap_or_default(), j.params.frames, j.params.fps, j.params.steps)
+                })}
             </p>
             <Show when=move || matches!(state(), JobState::Queued | JobState::Running)>
                 <div class="progress">
@@ -113,13 +133,32 @@ pub fn JobCard(job: RwSignal<Job>, #[prop(optional)] show_video: bool) -> impl I
             <Show when=move || state() == JobState::Done>
                 {move || {
                     let id = job.with(|j| j.video_id.clone().unwrap_or_else(|| j.id.clone()));
+                    if job.with(|j| j.mode == crate::types::Mode::TextToImage) {
+                        let id2 = id.clone();
+                        return view! {
+                            {show_video.then(|| view! {
+                                <img class="result" src=format!("/media/{id}/image.png") alt="The keyframe"/>
+                            })}
+                            <div class="actions">
+                                <a class="button primary" href=format!("/?animate={id}")>"Animate this keyframe"</a>
+                                {on_reroll.map(|reroll| view! {
+                                    <button type="button" class="secondary" on:click=move |_| reroll.run(())>"Re-roll"</button>
+                                })}
+                                <button type="button" class="secondary" aria-pressed=move || kept.get().to_string()
+                                    on:click=move |_| { keep.dispatch(id2.clone()); }>
+                                    {move || if kept.get() { "Kept ★" } else { "Keep" }}
+                                </button>
+                                <A href=format!("/v/{id}")>"Open the image page"</A>
+                            </div>
+                        }.into_any();
+                    }
                     let src = format!("/media/{id}/video.mp4");
                     view! {
                         {show_video.then(|| view! {
                             <video class="result" src=src.clone() controls autoplay loop muted playsinline></video>
                         })}
                         <p><A href=format!("/v/{id}")>"Open the video page"</A></p>
-                    }
+                    }.into_any()
                 }}
             </Show>
             <Show when=move || job.with(|j| j.message.is_some() && j.state == JobState::Queued)>

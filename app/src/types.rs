@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 pub enum Mode {
     TextToVideo,
     ImageToVideo,
+    /// A keyframe from a text-to-image model (the first half of text -> image -> video).
+    TextToImage,
 }
 
 impl Mode {
@@ -15,6 +17,7 @@ impl Mode {
         match self {
             Mode::TextToVideo => "text-to-video",
             Mode::ImageToVideo => "image-to-video",
+            Mode::TextToImage => "text-to-image",
         }
     }
 
@@ -22,6 +25,7 @@ impl Mode {
         match s {
             "text-to-video" => Some(Mode::TextToVideo),
             "image-to-video" => Some(Mode::ImageToVideo),
+            "text-to-image" => Some(Mode::TextToImage),
             _ => None,
         }
     }
@@ -30,6 +34,7 @@ impl Mode {
         match self {
             Mode::TextToVideo => "Text to video",
             Mode::ImageToVideo => "Image to video",
+            Mode::TextToImage => "Text to image (keyframe)",
         }
     }
 }
@@ -49,6 +54,10 @@ pub struct JobParams {
     pub motion: f32,
     /// `None`: a random seed is drawn (and recorded) when the job is created.
     pub seed: Option<u64>,
+    /// Text-to-image models: what the image should not show, and its size in pixels.
+    pub negative: String,
+    pub width: u32,
+    pub height: u32,
 }
 
 pub const BUILTIN_MODEL: &str = "vidplay-toy-1";
@@ -65,6 +74,9 @@ impl Default for JobParams {
             image_guidance: 1.5,
             motion: 1.0,
             seed: None,
+            negative: String::new(),
+            width: 512,
+            height: 512,
         }
     }
 }
@@ -151,6 +163,13 @@ impl Video {
     }
     pub fn frames_url(&self) -> String {
         format!("/media/{}/frames.zip", self.id)
+    }
+    /// A text-to-image result is one still image.
+    pub fn is_image(&self) -> bool {
+        self.mode == Mode::TextToImage
+    }
+    pub fn image_url(&self) -> String {
+        format!("/media/{}/image.png", self.id)
     }
     pub fn source_url(&self) -> Option<String> {
         (self.mode == Mode::ImageToVideo).then(|| format!("/media/{}/input.png", self.id))

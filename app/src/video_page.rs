@@ -53,11 +53,13 @@ fn meta_str(v: &Video, path: &[&str]) -> Option<String> {
 
 #[component]
 fn VideoDetails(video: Video) -> impl IntoView {
-    let delete = ServerAction::<DeleteVideo>::new();
     let p = &video.params;
     let native = meta_str(&video, &["resolution", "native", "0"]).unwrap_or_default();
     let display = meta_str(&video, &["resolution", "display", "0"]).unwrap_or_default();
     let timing = |k: &str| meta_str(&video, &["timings", k]).and_then(|s| s.parse::<f64>().ok()).map(format::seconds).unwrap_or_default();
+    if video.is_image() {
+        return view! { <ImageDetails video/> }.into_any();
+    }
     let rows: Vec<(&str, String)> = vec![
         ("Mode", video.mode.label().to_string()),
         ("Model", p.model.clone()),
@@ -99,14 +101,67 @@ fn VideoDetails(video: Video) -> impl IntoView {
                     {rows.into_iter().map(|(k, v)| view! { <tr><th scope="row">{k}</th><td>{v}</td></tr> }).collect_view()}
                 </tbody>
             </table>
-            <details class="danger">
-                <summary>"Delete…"</summary>
-                <ActionForm action=delete>
-                    <input type="hidden" name="id" value=id.clone()/>
-                    <p>"Delete this video and its files? This cannot be undone."</p>
-                    <button type="submit" class="danger">"Delete for good"</button>
-                </ActionForm>
-            </details>
+            <DeleteForm id/>
+        </article>
+    }
+    .into_any()
+}
+
+#[component]
+fn DeleteForm(id: String) -> impl IntoView {
+    let delete = ServerAction::<DeleteVideo>::new();
+    view! {
+        <details class="danger">
+            <summary>"Delete…"</summary>
+            <ActionForm action=delete>
+                <input type="hidden" name="id" value=id/>
+                <p>"Delete this result and its files? This cannot be undone."</p>
+                <button type="submit" class="danger">"Delete for good"</button>
+            </ActionForm>
+        </details>
+    }
+}
+
+/// A keyframe's page: the image, its parameters, and the way on to a video.
+#[component]
+fn ImageDetails(video: Video) -> impl IntoView {
+    let p = &video.params;
+    let timing = |k: &str| meta_str(&video, &["timings", k]).and_then(|s| s.parse::<f64>().ok()).map(format::seconds).unwrap_or_default();
+    let rows: Vec<(&str, String)> = vec![
+        ("Mode", video.mode.label().to_string()),
+        ("Model", p.model.clone()),
+        ("Negative prompt", p.negative.clone()),
+        ("Seed", p.seed.map(|s| s.to_string()).unwrap_or_default()),
+        ("Steps", p.steps.to_string()),
+        ("Guidance", p.guidance.to_string()),
+        ("Size", format!("{}×{}", p.width, p.height)),
+        ("Scheduler", meta_str(&video, &["scheduler"]).unwrap_or_default()),
+        ("Precision", meta_str(&video, &["precision"]).unwrap_or_default()),
+        ("Device", meta_str(&video, &["device"]).unwrap_or_default()),
+        ("Model load time", timing("load_s")),
+        ("Sampling time", timing("sampling_s")),
+        ("Decoding time", timing("decode_s")),
+        ("Created", format::utc(video.created_ms)),
+    ];
+    let id = video.id.clone();
+    let title = if p.prompt.is_empty() { "Untitled keyframe".to_string() } else { p.prompt.clone() };
+    view! {
+        <Title text=title.clone()/>
+        <article class="video-page">
+            <h1>{title.clone()}</h1>
+            <img class="player" src=video.image_url() alt=format!("Keyframe: {title}")/>
+            <div class="actions">
+                <a class="button primary" href=format!("/?animate={id}")>"Animate this keyframe"</a>
+                <a class="button" href=format!("/?remix={id}")>"Remix"</a>
+                <a class="button" href=video.image_url() download=format!("vidplay-{id}.png")>"Download image (PNG)"</a>
+            </div>
+            <table class="params">
+                <caption>"Parameters"</caption>
+                <tbody>
+                    {rows.into_iter().map(|(k, v)| view! { <tr><th scope="row">{k}</th><td>{v}</td></tr> }).collect_view()}
+                </tbody>
+            </table>
+            <DeleteForm id/>
         </article>
     }
 }

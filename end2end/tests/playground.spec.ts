@@ -170,3 +170,58 @@ test("a bad upload shows a clear error and nothing is queued", async ({ page }) 
   expect(after.length).toBe(before.length);
   await page.screenshot({ path: `${shots}/bad-upload.png`, fullPage: true });
 });
+
+test("make a keyframe with an installed SD model, re-roll it, keep it, animate it", async ({ page }) => {
+  await page.goto("/");
+  await hydrated(page);
+  await page.getByLabel("Keyframe (text to image)").check();
+  await expect(page.getByRole("combobox", { name: /Model/ })).toHaveValue("sd1");
+  await expect(page.getByLabel("Frames per second")).toBeHidden();
+  await page.getByRole("textbox", { name: "Prompt", exact: true }).fill("a red cat in space");
+  await page.getByLabel("Negative prompt").fill("blurry");
+  await page.getByLabel("Width").fill("64");
+  await page.getByLabel("Height").fill("64");
+  await setSteps(page, 2);
+  await page.getByRole("button", { name: "Generate" }).click();
+  const first = page.locator("section.jobs article.job").first();
+  await expect(first).toHaveAttribute("data-state", "done", { timeout: 150_000 });
+  const keyframe = first.locator("img.result");
+  await expect(keyframe).toBeVisible();
+  await page.waitForFunction(() => {
+    const img = document.querySelector("section.jobs article.job img.result") as HTMLImageElement | null;
+    return !!img && img.complete && img.naturalWidth === 64;
+  });
+  const firstMeta = await first.locator(".meta").textContent();
+  await page.screenshot({ path: `${shots}/keyframe.png`, fullPage: true });
+
+  // Re-roll: the same settings with a new seed, as a new card on top.
+  await first.getByRole("button", { name: "Re-roll" }).click();
+  await expect(page.locator("section.jobs article.job")).toHaveCount(2);
+  const second = page.locator("section.jobs article.job").first();
+  await expect(second).toHaveAttribute("data-state", "done", { timeout: 150_000 });
+  expect(await second.locator(".meta").textContent()).not.toEqual(firstMeta);
+
+  // Keep it (a favourite in the gallery), then animate it.
+  await second.getByRole("button", { name: "Keep" }).click();
+  await expect(second.getByRole("button", { name: "Kept ★" })).toBeVisible();
+  const href = await second.getByRole("link", { name: "Open the image page" }).getAttribute("href");
+  const id = href!.slice(3);
+  await page.goto("/gallery?mode=text-to-image&favorites=1");
+  await hydrated(page);
+  await expect(page.locator(`li.card[data-id="${id}"] img.still`)).toBeVisible();
+
+  await page.goto(`/v/${id}`);
+  await hydrated(page);
+  await page.getByRole("link", { name: "Animate this keyframe" }).click();
+  await expect(page).toHaveURL(new RegExp(`/\\?animate=${id}`));
+  await hydrated(page);
+  await expect(page.getByLabel("Image to video")).toBeChecked();
+  await expect(page.locator(".preview img")).toHaveAttribute("src", `/media/${id}/image.png`);
+  await page.getByLabel("Assembled prompt (editable)").fill("camera pans left");
+  await setSteps(page, 2);
+  await page.getByRole("button", { name: "Generate" }).click();
+  const video = await waitForDone(page);
+  await page.goto(`/v/${video}`);
+  await hydrated(page);
+  await expect(page.locator("figure.source img")).toBeVisible();
+});

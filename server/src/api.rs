@@ -134,6 +134,9 @@ async fn read_multipart(mut form: Multipart, jobs: &Jobs) -> ApiResult<(JobParam
             "guidance" => params.guidance = value.parse().map_err(|_| num("guidance"))?,
             "image_guidance" => params.image_guidance = value.parse().map_err(|_| num("image guidance"))?,
             "motion" => params.motion = value.parse().map_err(|_| num("motion"))?,
+            "negative" => params.negative = value.to_string(),
+            "width" => params.width = value.parse().map_err(|_| num("width"))?,
+            "height" => params.height = value.parse().map_err(|_| num("height"))?,
             "seed" if value.is_empty() => params.seed = None,
             "seed" => params.seed = Some(value.parse().map_err(|_| num("seed"))?),
             "mode" => mode = Some(Mode::parse(value).ok_or_else(|| Failure::bad(format!("unknown mode {value:?}")))?),
@@ -142,8 +145,8 @@ async fn read_multipart(mut form: Multipart, jobs: &Jobs) -> ApiResult<(JobParam
             _ => {}
         }
     }
-    if mode == Some(Mode::TextToVideo) {
-        // The form keeps a chosen image when the mode is switched back; text-to-video ignores it.
+    if matches!(mode, Some(Mode::TextToVideo | Mode::TextToImage)) {
+        // The form keeps a chosen image when the mode is switched back; text modes ignore it.
         return Ok((params, None));
     }
     if upload.is_none()
@@ -160,15 +163,17 @@ async fn read_multipart(mut form: Multipart, jobs: &Jobs) -> ApiResult<(JobParam
     if upload.is_none()
         && let Some(source) = source
     {
-        // A remix of an image-to-video clip: its stored source image, `/media/ID/input.png`.
-        let id = source.strip_prefix("/media/").and_then(|s| s.strip_suffix("/input.png")).unwrap_or("");
-        if !is_valid_id(id) {
-            return Err(Failure::bad("the remixed source image is not a video's input image"));
-        }
-        let bytes = tokio::fs::read(jobs.media_dir().join(id).join("input.png"))
+        // A stored image: a remixed clip's source, `/media/ID/input.png`, or a keyframe to
+        // animate, `/media/ID/image.png`.
+        let (id, file) = source
+            .strip_prefix("/media/")
+            .and_then(|s| s.split_once('/'))
+            .filter(|(id, file)| is_valid_id(id) && matches!(*file, "input.png" | "image.png"))
+            .ok_or_else(|| Failure::bad("the source image is not a stored input image or keyframe"))?;
+        let bytes = tokio::fs::read(jobs.media_dir().join(id).join(file))
             .await
-            .map_err(|_| Failure::bad("the remixed video's source image is gone"))?;
-        upload = Some(Upload { bytes, name: "input.png".into() });
+            .map_err(|_| Failure::bad("the source image is gone"))?;
+        upload = Some(Upload { bytes, name: file.into() });
     }
     if mode == Some(Mode::ImageToVideo) && upload.is_none() {
         return Err(Failure::bad("choose an image to animate: upload, drop or paste one, or pick an example"));
@@ -237,7 +242,7 @@ impl VideoParams {
     pub fn to_query(&self) -> ApiResult<VideoQuery> {
         let mode = match self.mode.as_str() {
             "" | "all" => None,
-            m => Some(Mode::parse(m).ok_or_else(|| Failure::bad(format!("mode must be text-to-video or image-to-video, not {m:?}")))?),
+            m => Some(Mode::parse(m).ok_or_else(|| Failure::bad(format!("mode must be text-to-video, image-to-video or text-to-image, not {m:?}")))?),
         };
         if !self.before.is_empty() {
             check_id(&self.before, "video").map_err(|_| Failure::bad("`before` is not a video id"))?;

@@ -12,8 +12,10 @@ use crate::media;
 use crate::output::{Metadata, Timings, write_clip};
 use crate::storage::{Store, StoreError};
 use app::types::{Job, JobParams, JobState, Mode, Video};
+use model::device::OpenedDevice;
+use model::diffusers::stable_diffusion::{ImageRequest, StableDiffusion};
 use model::net::NetConfig;
-use model::pipeline::{BuiltinModel, GenerateError, GenerationRequest};
+use model::pipeline::{BuiltinModel, GenerateError, GenerationRequest, Progress};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -36,6 +38,36 @@ pub enum SubmitError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Internal(String),
+}
+
+/// An installed text-to-image model the queue can run.
+#[derive(Debug, Clone)]
+pub struct ImageModel {
+    pub name: String,
+    pub path: PathBuf,
+}
+
+/// Limits of text-to-image jobs in the playground.
+pub const MAX_IMAGE_SIDE: u32 = 1024;
+pub const MAX_IMAGE_STEPS: u32 = 150;
+
+/// Checks a text-to-image job's parameters.
+pub fn validate_image_params(params: &JobParams) -> Result<(), String> {
+    if params.prompt.trim().is_empty() {
+        return Err("the prompt is empty: describe the image".into());
+    }
+    for (what, v) in [("width", params.width), ("height", params.height)] {
+        if v < 64 || v > MAX_IMAGE_SIDE || v % 8 != 0 {
+            return Err(format!("{what} must be a multiple of 8 from 64 to {MAX_IMAGE_SIDE}, not {v}"));
+        }
+    }
+    if params.steps == 0 || params.steps > MAX_IMAGE_STEPS {
+        return Err(format!("steps must be 1 to {MAX_IMAGE_STEPS}, not {}", params.steps));
+    }
+    if !params.guidance.is_finite() || !(0.0..=30.0).contains(&params.guidance) {
+        return Err(format!("guidance must be 0 to 30, not {}", params.guidance));
+    }
+    Ok(())
 }
 
 /// An image given with a job.
@@ -90,6 +122,7 @@ struct Inner {
     examples_dir: PathBuf,
     config: NetConfig,
     model_id: String,
+    image_models: Vec<ImageModel>,
     /// Cancel flags of jobs that are queued or running in this process.
     cancels: Mutex<HashMap<String, Arc<AtomicBool>>>,
     events: broadcast::Sender<Job>,
@@ -114,7 +147,8 @@ impl Jobs {
         examples_dir: PathBuf,
         config: NetConfig,
         model_id: &str,
-        load: impl FnOnce() -> anyhow::Result<(BuiltinModel, String)> + Send + 'static,
+        image_models: Vec<ImageModel>,
+        load: impl FnOnce() -> anyhow::Result<(BuiltinModel, OpenedDevice)> + Send + 'static,
     ) -> anyhow::Result<Jobs> {
         for dir in ["media", "uploads"] {
             std::fs::create_dir_all(data_dir.join(dir))?;
@@ -137,6 +171,7 @@ impl Jobs {
                 examples_dir,
                 config,
                 model_id: model_id.into(),
+                image_models,
                 cancels: Mutex::default(),
                 events: broadcast::channel(256).0,
                 wake: Mutex::new(wake_tx),
@@ -183,6 +218,10 @@ impl Jobs {
         &self.inner.model_id
     }
 
+    pub fn image_models(&self) -> &[ImageModel] {
+        &self.inner.image_models
+    }
+
     pub fn config(&self) -> &NetConfig {
         &self.inner.config
     }
@@ -206,18 +245,29 @@ impl Jobs {
         if params.model.is_empty() {
             params.model = self.inner.model_id.clone();
         }
-        if params.model != self.inner.model_id {
-            return Err(SubmitError::Invalid(format!(
-                "unknown model {:?}; this server has {:?}",
-                params.model, self.inner.model_id
-            )));
+        let is_image_model = self.inner.image_models.iter().any(|m| m.name == params.model);
+        if params.model != self.inner.model_id && !is_image_model {
+            let mut names = vec![self.inner.model_id.clone()];
+            names.extend(self.inner.image_models.iter().map(|m| m.name.clone()));
+            return Err(SubmitError::Invalid(format!("unknown model {:?}; this server has {names:?}", params.model)));
         }
         let seed = params.seed.unwrap_or_else(random_seed);
         params.seed = Some(seed);
-        model::pipeline::validate(&self.inner.config, &request_of(&params), upload.is_some())
-            .map_err(|e| SubmitError::Invalid(e.to_string()))?;
+        let mode = if is_image_model {
+            if upload.is_some() {
+                return Err(SubmitError::Invalid(format!(
+                    "{} makes images from text; it does not take an input image",
+                    params.model
+                )));
+            }
+            validate_image_params(&params).map_err(SubmitError::Invalid)?;
+            Mode::TextToImage
+        } else {
+            model::pipeline::validate(&self.inner.config, &request_of(&params), upload.is_some())
+                .map_err(|e| SubmitError::Invalid(e.to_string()))?;
+            if upload.is_some() { Mode::ImageToVideo } else { Mode::TextToVideo }
+        };
         let id = new_id();
-        let mode = if upload.is_some() { Mode::ImageToVideo } else { Mode::TextToVideo };
         let upload_path = self.upload_path(&id);
         if let Some(upload) = upload {
             let path = upload_path.clone();
@@ -288,8 +338,10 @@ impl Jobs {
         self,
         rt: Handle,
         wake: mpsc::Receiver<()>,
-        load: impl FnOnce() -> anyhow::Result<(BuiltinModel, String)>,
+        load: impl FnOnce() -> anyhow::Result<(BuiltinModel, OpenedDevice)>,
     ) {
+        // The installed text-to-image model last used, kept loaded until another one is asked for.
+        let mut image_model: Option<(String, StableDiffusion)> = None;
         let loaded = {
             let _span = tracing::info_span!("load model").entered();
             let started = Instant::now();
@@ -318,7 +370,7 @@ impl Jobs {
                 }
             };
             let finished = match &loaded {
-                Ok((model, device)) => self.run_job(&rt, model, device, job),
+                Ok((model, device)) => self.run_job(&rt, model, device, &mut image_model, job),
                 Err(e) => Job {
                     state: JobState::Failed,
                     message: Some(format!("the model could not be loaded: {e:#}")),
@@ -334,7 +386,14 @@ impl Jobs {
     }
 
     /// Runs one claimed job; returns it finished (done, failed or cancelled).
-    fn run_job(&self, rt: &Handle, model: &BuiltinModel, device: &str, mut job: Job) -> Job {
+    fn run_job(
+        &self,
+        rt: &Handle,
+        model: &BuiltinModel,
+        device: &OpenedDevice,
+        image_model: &mut Option<(String, StableDiffusion)>,
+        mut job: Job,
+    ) -> Job {
         let span = tracing::info_span!("job", id = %job.id, mode = job.mode.as_str());
         let _entered = span.enter();
         let queue_wait_s = (job.started_ms.unwrap_or_else(now_ms) - job.created_ms) as f64 / 1000.0;
@@ -342,7 +401,11 @@ impl Jobs {
         self.publish(&job);
         let cancel = Arc::new(AtomicBool::new(false));
         self.inner.cancels.lock().expect("cancels lock").insert(job.id.clone(), cancel.clone());
-        let result = self.generate(rt, model, device, &mut job, &cancel);
+        let result = if job.mode == Mode::TextToImage {
+            self.generate_image(rt, device, image_model, &mut job, &cancel)
+        } else {
+            self.generate(rt, model, &device.description, &mut job, &cancel)
+        };
         self.inner.cancels.lock().expect("cancels lock").remove(&job.id);
         job.finished_ms = Some(now_ms());
         match result {
@@ -381,7 +444,7 @@ impl Jobs {
     ) -> Result<(), GenerateError> {
         let started = Instant::now();
         let image = match job.mode {
-            Mode::TextToVideo => None,
+            Mode::TextToVideo | Mode::TextToImage => None,
             Mode::ImageToVideo => Some(
                 input::load(&self.upload_path(&job.id))
                     .map_err(|e| GenerateError::InvalidRequest(format!("the uploaded image is gone: {e}")))?,
@@ -391,22 +454,7 @@ impl Jobs {
         let steps_span = tracing::info_span!("sampling", steps = req.steps);
         let clip = {
             let _s = steps_span.enter();
-            let mut last_saved = Instant::now();
-            model.generate(
-                &req,
-                image.as_ref(),
-                &mut |p| {
-                    job.step = p.step as u32;
-                    job.total = p.total as u32;
-                    self.publish(job);
-                    // Progress is live in memory; the database gets it now and then.
-                    if last_saved.elapsed().as_secs_f32() > 1.0 {
-                        last_saved = Instant::now();
-                        let _ = rt.block_on(self.inner.store.update_job(job.clone()));
-                    }
-                },
-                &|| cancel.load(Ordering::Relaxed) || self.inner.stopping.load(Ordering::Relaxed),
-            )?
+            model.generate(&req, image.as_ref(), &mut self.progress(rt, job), &|| self.cancelled(cancel))?
         };
         tracing::info!(seconds = clip.sampling_seconds, "sampling done");
 
@@ -418,9 +466,8 @@ impl Jobs {
             total_s: started.elapsed().as_secs_f64(),
         };
         let input_name = image.as_ref().map(|_| "upload".to_string());
+        let partial = self.media_dir().join(format!("{}.partial", job.id));
         let mut meta = Metadata::new(model.id(), &req, &clip, input_name, device, timings);
-        let media = self.media_dir();
-        let partial = media.join(format!("{}.partial", job.id));
         let mut write = || -> anyhow::Result<()> {
             let encode_s = write_clip(&partial, &clip, &mut meta, true)?;
             tracing::info!(seconds = encode_s, "encoded");
@@ -428,11 +475,43 @@ impl Jobs {
             // The poster is the middle frame, already written as PNG.
             let poster = format!("{:04}.png", clip.frames.len() / 2);
             std::fs::copy(partial.join("frames").join(poster), partial.join("poster.png"))?;
-            std::fs::rename(&partial, media.join(&job.id))?;
             Ok(())
         };
-        if let Err(e) = write() {
-            let _ = std::fs::remove_dir_all(&partial);
+        let written = write();
+        self.publish_result(rt, job, &partial, written, serde_json::to_value(&meta).unwrap_or_default())
+    }
+
+    /// Progress reporting for a running job: live to listeners, to the database now and then.
+    fn progress<'a>(&'a self, rt: &'a Handle, job: &'a mut Job) -> impl FnMut(Progress) + 'a {
+        let mut last_saved = Instant::now();
+        move |p| {
+            job.step = p.step as u32;
+            job.total = p.total as u32;
+            self.publish(job);
+            if last_saved.elapsed().as_secs_f32() > 1.0 {
+                last_saved = Instant::now();
+                let _ = rt.block_on(self.inner.store.update_job(job.clone()));
+            }
+        }
+    }
+
+    fn cancelled(&self, cancel: &AtomicBool) -> bool {
+        cancel.load(Ordering::Relaxed) || self.inner.stopping.load(Ordering::Relaxed)
+    }
+
+    /// Moves a fully written `ID.partial` folder into place and records the result in the
+    /// gallery; on any failure nothing half-written stays.
+    fn publish_result(
+        &self,
+        rt: &Handle,
+        job: &Job,
+        partial: &Path,
+        written: anyhow::Result<()>,
+        metadata: serde_json::Value,
+    ) -> Result<(), GenerateError> {
+        let media = self.media_dir();
+        if let Err(e) = written.and_then(|()| Ok(std::fs::rename(partial, media.join(&job.id))?)) {
+            let _ = std::fs::remove_dir_all(partial);
             return Err(GenerateError::InvalidRequest(format!("writing the result failed: {e:#}")));
         }
         let video = Video {
@@ -441,12 +520,84 @@ impl Jobs {
             params: job.params.clone(),
             created_ms: now_ms(),
             favorite: false,
-            metadata: serde_json::to_value(&meta).unwrap_or_default(),
+            metadata,
         };
         if let Err(e) = rt.block_on(self.inner.store.insert_video(video)) {
             let _ = std::fs::remove_dir_all(media.join(&job.id));
             return Err(GenerateError::InvalidRequest(format!("saving the result failed: {e}")));
         }
         Ok(())
+    }
+
+    /// A text-to-image job on an installed model (loaded on first use, on the server's device:
+    /// f16 on a GPU, f32 on a CPU).
+    fn generate_image(
+        &self,
+        rt: &Handle,
+        device: &OpenedDevice,
+        loaded: &mut Option<(String, StableDiffusion)>,
+        job: &mut Job,
+        cancel: &AtomicBool,
+    ) -> Result<(), GenerateError> {
+        let started = Instant::now();
+        let p = job.params.clone();
+        let Some(entry) = self.inner.image_models.iter().find(|m| m.name == p.model) else {
+            return Err(GenerateError::InvalidRequest(format!("the model {} is not installed", p.model)));
+        };
+        let dtype = if device.gpu { model::diffusers::DType::F16 } else { model::diffusers::DType::F32 };
+        if loaded.as_ref().map(|(name, _)| name) != Some(&entry.name) {
+            *loaded = None; // free the previous one first
+            let _span = tracing::info_span!("load model", model = %entry.name).entered();
+            let sd = StableDiffusion::load(&entry.path, &device.device, dtype)
+                .map_err(|e| GenerateError::InvalidRequest(format!("the model {} cannot be loaded: {e}", entry.name)))?;
+            *loaded = Some((entry.name.clone(), sd));
+        }
+        let load_s = started.elapsed().as_secs_f64();
+        let sd = &loaded.as_ref().expect("loaded above").1;
+        let req = ImageRequest {
+            prompt: p.prompt.clone(),
+            negative: p.negative.clone(),
+            steps: p.steps as usize,
+            guidance: p.guidance,
+            width: p.width as usize,
+            height: p.height as usize,
+            seed: p.seed.unwrap_or(0),
+            noise: None,
+            scheduler: None,
+        };
+        let image = {
+            let _s = tracing::info_span!("sampling", steps = req.steps).entered();
+            sd.generate(&req, &mut self.progress(rt, job), &|| self.cancelled(cancel))?
+        };
+        let meta = crate::text_to_image::ImageMetadata {
+            kind: "text-to-image",
+            model: entry.name.clone(),
+            model_path: entry.path.display().to_string(),
+            prompt: &req.prompt,
+            negative_prompt: &req.negative,
+            steps: req.steps,
+            guidance: req.guidance,
+            width: req.width,
+            height: req.height,
+            seed: req.seed,
+            noise_file: None,
+            scheduler: format!("{:?}", sd.scheduler.kind()),
+            precision: format!("{dtype:?}"),
+            device: device.description.clone(),
+            timings: crate::text_to_image::ImageTimings {
+                load_s,
+                sampling_s: image.sampling_seconds,
+                decode_s: image.decode_seconds,
+                total_s: started.elapsed().as_secs_f64(),
+            },
+        };
+        let partial = self.media_dir().join(format!("{}.partial", job.id));
+        let written = (|| -> anyhow::Result<()> {
+            std::fs::create_dir_all(&partial)?;
+            crate::text_to_image::write_image(&partial, &image, &meta)?;
+            std::fs::copy(partial.join("image.png"), partial.join("poster.png"))?;
+            Ok(())
+        })();
+        self.publish_result(rt, job, &partial, written, serde_json::to_value(&meta).unwrap_or_default())
     }
 }

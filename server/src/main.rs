@@ -30,12 +30,18 @@ struct ModelArgs {
 
 impl ModelArgs {
     fn load(&self) -> anyhow::Result<(BuiltinModel, String)> {
+        let (model, opened) = self.load_on_device()?;
+        Ok((model, opened.description))
+    }
+
+    /// The model and the device it runs on (the server runs installed models there too).
+    fn load_on_device(&self) -> anyhow::Result<(BuiltinModel, device::OpenedDevice)> {
         let opened = device::open(self.device)?;
         let model = match &self.weights {
             Some(path) => BuiltinModel::load(path, &opened.device)?,
             None => BuiltinModel::shipped(&opened.device)?,
         };
-        Ok((model, opened.description))
+        Ok((model, opened))
     }
 }
 
@@ -159,6 +165,10 @@ enum Command {
         /// Do not queue example videos on first start.
         #[arg(long)]
         no_examples: bool,
+        /// Installed diffusers models (one folder each) offered next to the built-in model,
+        /// besides those in the Hugging Face cache.
+        #[arg(long, env = "VIDPLAY_MODELS_DIR", default_value = "models")]
+        models_dir: PathBuf,
         #[command(flatten)]
         model: ModelArgs,
     },
@@ -300,8 +310,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", report.table());
             Ok(())
         }
-        Command::Serve { addr, data_dir, site_root, no_examples, model } => {
-            let opts = server::serve::ServeOptions { addr, data_dir, site_root, seed_examples: !no_examples };
+        Command::Serve { addr, data_dir, site_root, no_examples, models_dir, model } => {
+            let opts = server::serve::ServeOptions { addr, data_dir, site_root, seed_examples: !no_examples, models_dir: Some(models_dir) };
             if !server::serve::site_is_built(&opts.site_root) {
                 eprintln!(
                     "warning: no browser bundle in {}; pages work without JavaScript. Build it with `cargo xtask site --release` (scripts/play does).",
@@ -314,7 +324,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 let listener = tokio::net::TcpListener::bind(addr)
                     .await
                     .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
-                let (router, jobs) = server::serve::build(&opts, config, move || model.load()).await?;
+                let (router, jobs) = server::serve::build(&opts, config, move || model.load_on_device()).await?;
                 println!("vidplay playground on http://{addr} (data in {})", opts.data_dir.display());
                 axum::serve(listener, router)
                     .with_graceful_shutdown(async {

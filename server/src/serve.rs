@@ -15,6 +15,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
+use model::device::OpenedDevice;
 use model::pipeline::BuiltinModel;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -28,6 +29,8 @@ pub struct ServeOptions {
     pub site_root: PathBuf,
     /// Queue example jobs when the gallery is empty and nothing was ever queued.
     pub seed_examples: bool,
+    /// Installed diffusers models, one folder each (the Hugging Face cache is looked at too).
+    pub models_dir: Option<PathBuf>,
 }
 
 /// Prompts made on first start, so a new gallery is never an empty dead end.
@@ -42,7 +45,7 @@ pub const EXAMPLE_PROMPTS: [&str; 3] = [
 pub async fn build(
     opts: &ServeOptions,
     config: model::net::NetConfig,
-    load: impl FnOnce() -> anyhow::Result<(BuiltinModel, String)> + Send + 'static,
+    load: impl FnOnce() -> anyhow::Result<(BuiltinModel, OpenedDevice)> + Send + 'static,
 ) -> anyhow::Result<(Router, Jobs)> {
     std::fs::create_dir_all(&opts.data_dir)
         .map_err(|e| anyhow::anyhow!("cannot create the data directory {}: {e}", opts.data_dir.display()))?;
@@ -54,6 +57,7 @@ pub async fn build(
         examples_dir.clone(),
         config,
         model::pipeline::BUILTIN_MODEL_ID,
+        image_models(opts.models_dir.as_deref()),
         load,
     )
     .await?;
@@ -62,6 +66,18 @@ pub async fn build(
     }
     let studio: SharedStudio = Arc::new(ServerStudio { jobs: jobs.clone(), examples_dir });
     Ok((router(jobs.clone(), studio, leptos_options(opts)), jobs))
+}
+
+/// Installed text-to-image models, by name.
+pub fn image_models(models_dir: Option<&Path>) -> Vec<crate::jobs::ImageModel> {
+    let mut out: Vec<crate::jobs::ImageModel> = Vec::new();
+    for m in model::diffusers::folder::installed(models_dir) {
+        if m.kind == model::diffusers::folder::PipelineKind::TextToImage && !out.iter().any(|o| o.name == m.name) {
+            tracing::info!(name = %m.name, path = %m.path.display(), "text-to-image model");
+            out.push(crate::jobs::ImageModel { name: m.name, path: m.path });
+        }
+    }
+    out
 }
 
 pub fn leptos_options(opts: &ServeOptions) -> LeptosOptions {

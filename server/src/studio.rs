@@ -66,6 +66,23 @@ impl Studio for ServerStudio {
         model_info(&self.jobs)
     }
 
+    fn models(&self) -> Vec<ModelInfo> {
+        let mut all = vec![model_info(&self.jobs)];
+        all.extend(self.jobs.image_models().iter().map(|m| ModelInfo {
+            id: m.name.clone(),
+            description: format!(
+                "A Stable Diffusion text-to-image model (diffusers folder {}): makes keyframes to animate.",
+                m.path.display()
+            ),
+            chips: Vec::new(),
+            frames: 1,
+            size: 512,
+            max_steps: crate::jobs::MAX_IMAGE_STEPS,
+            modes: vec![Mode::TextToImage],
+        }));
+        all
+    }
+
     fn read_prompt(&self, prompt: &str) -> PromptReading {
         reading(&parse(prompt))
     }

@@ -93,11 +93,12 @@ async fn start(data: &PathBuf) -> (Router, server::jobs::Jobs) {
         data_dir: data.clone(),
         site_root: site_root(),
         seed_examples: false,
+        models_dir: Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../model/tests/fixtures/sd")),
     };
     let config = BuiltinModel::config_of(None).unwrap();
     build(&opts, config, || {
         let opened = device::open(DeviceChoice::Cpu)?;
-        Ok((BuiltinModel::shipped(&opened.device)?, opened.description))
+        Ok((BuiltinModel::shipped(&opened.device)?, opened))
     })
     .await
     .unwrap()
@@ -347,4 +348,87 @@ async fn cancel_queue_limit_and_restart() {
     assert!(jobs.as_array().unwrap().iter().any(|j| j["message"].as_str().is_some_and(|m| m.contains("restart"))));
     let (_, page) = send_json(&app, get("/api/videos?limit=100")).await;
     assert_eq!(page["videos"].as_array().unwrap().len(), server::jobs::QUEUE_LIMIT - 1);
+}
+
+/// An installed Stable Diffusion model (the tiny sd1 fixture): offered next to the built-in
+/// model, its keyframes run as jobs, land in the gallery as images with a page, and can be
+/// animated by the built-in model.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyframes_from_an_installed_text_to_image_model() {
+    let data = data_dir("keyframes");
+    let (app, _jobs) = start(&data).await;
+
+    // The Create page offers it.
+    let (status, page) = send(&app, get("/")).await;
+    assert_eq!(status, StatusCode::OK);
+    let page = String::from_utf8_lossy(&page);
+    assert!(page.contains("sd1 (keyframes)") && page.contains("text-to-image"), "model picker lacks sd1");
+
+    let (status, job) = send_json(
+        &app,
+        post_json(json!({"prompt": "a red cat in space", "model": "sd1", "steps": 2, "guidance": 4.0, "width": 64, "height": 64, "negative": "blurry"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{job}");
+    assert_eq!(job["mode"], "text-to-image");
+    let id = job["id"].as_str().unwrap().to_string();
+    let done = wait_for(&app, &id, |j| j["state"].as_str().is_some_and(|s| s != "queued" && s != "running")).await;
+    assert_eq!(done["state"], "done", "{done}");
+    assert_eq!(done["step"], 2);
+
+    // The image, its metadata, the gallery filter and the page.
+    let (status, png_bytes) = send(&app, get(&format!("/media/{id}/image.png"))).await;
+    assert_eq!(status, StatusCode::OK);
+    let img = image::load_from_memory(&png_bytes).unwrap();
+    assert_eq!((img.width(), img.height()), (64, 64));
+    let (_, video) = send_json(&app, get(&format!("/api/videos/{id}"))).await;
+    assert_eq!(video["mode"], "text-to-image");
+    assert_eq!(video["metadata"]["negative_prompt"], "blurry");
+    assert_eq!(video["metadata"]["precision"], "F32");
+    let (_, page) = send_json(&app, get("/api/videos?mode=text-to-image")).await;
+    assert_eq!(page["videos"].as_array().unwrap().len(), 1);
+    let (_, page) = send_json(&app, get("/api/videos?mode=text-to-video")).await;
+    assert!(page["videos"].as_array().unwrap().is_empty());
+    let (status, html) = send(&app, get(&format!("/v/{id}"))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(String::from_utf8_lossy(&html).contains("Animate this keyframe"));
+
+    // Same seed, same image; then the keyframe animated by the built-in model.
+    let seed = done["params"]["seed"].as_u64().unwrap();
+    let (_, again) = send_json(
+        &app,
+        post_json(json!({"prompt": "a red cat in space", "model": "sd1", "steps": 2, "guidance": 4.0, "width": 64, "height": 64, "negative": "blurry", "seed": seed})),
+    )
+    .await;
+    let again = again["id"].as_str().unwrap().to_string();
+    wait_for(&app, &again, |j| j["state"] == "done").await;
+    let (_, png2) = send(&app, get(&format!("/media/{again}/image.png"))).await;
+    assert_eq!(png_bytes, png2, "same seed and settings give the same image");
+    let source = format!("/media/{id}/image.png");
+    let (status, anim) = send_json(
+        &app,
+        post_multipart(multipart(&[("mode", "image-to-video"), ("source", &source), ("prompt", "camera pans left"), ("steps", "1")], None)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{anim}");
+    assert_eq!(anim["mode"], "image-to-video");
+    wait_for(&app, anim["id"].as_str().unwrap(), |j| j["state"] == "done").await;
+
+    // Bad requests: a clear 4xx, nothing queued.
+    for (body, needle) in [
+        (json!({"prompt": "a cat", "model": "sd1", "width": 100}), "multiple of 8"),
+        (json!({"prompt": "  ", "model": "sd1"}), "prompt is empty"),
+        (json!({"prompt": "a cat", "model": "sd1", "steps": 0}), "steps"),
+        (json!({"prompt": "a cat", "model": "no-such-model"}), "unknown model"),
+    ] {
+        assert_rejected(&app, post_json(body), StatusCode::BAD_REQUEST, needle).await;
+    }
+    assert_rejected(
+        &app,
+        post_multipart(multipart(&[("model", "sd1"), ("prompt", "a cat")], Some(("photo.png", &png(64, 64))))),
+        StatusCode::BAD_REQUEST,
+        "does not take an input image",
+    )
+    .await;
+    let _ = std::fs::remove_dir_all(&data);
 }

@@ -63,16 +63,11 @@ impl AutoencoderKLConfig {
         check_unsupported(path, &raw, UNSUPPORTED)?;
         let c: Self = serde_json::from_value(raw)
             .map_err(|e| LoadError::File { path: path.into(), message: format!("bad VAE config: {e}") })?;
-        let n = c.block_out_channels.len();
-        if n == 0 || c.down_block_types.len() != n || c.up_block_types.len() != n {
-            return Err(LoadError::config(path, "down_block_types", n, "block lists must have one entry per block_out_channels"));
-        }
-        if let Some(t) = c.down_block_types.iter().find(|t| *t != "DownEncoderBlock2D") {
-            return Err(LoadError::config(path, "down_block_types", t, "supported: DownEncoderBlock2D"));
-        }
-        if let Some(t) = c.up_block_types.iter().find(|t| *t != "UpDecoderBlock2D") {
-            return Err(LoadError::config(path, "up_block_types", t, "supported: UpDecoderBlock2D"));
-        }
+        super::check_block_lists(
+            path,
+            c.block_out_channels.len(),
+            [("down_block_types", &c.down_block_types, &["DownEncoderBlock2D"]), ("up_block_types", &c.up_block_types, &["UpDecoderBlock2D"])],
+        )?;
         Ok(c)
     }
 

@@ -75,3 +75,16 @@ pub fn check_unsupported(path: &Path, raw: &serde_json::Value, keys: &[(&str, &s
     }
     Ok(())
 }
+
+/// Block type lists must have one entry per `block_out_channels` entry, each of the given kinds.
+pub fn check_block_lists(path: &Path, channels: usize, lists: [(&str, &[String], &[&str]); 2]) -> Result<(), LoadError> {
+    for (key, list, allowed) in lists {
+        if channels == 0 || list.len() != channels {
+            return Err(LoadError::config(path, key, list.len(), "block lists must have one entry per block_out_channels"));
+        }
+        if let Some(t) = list.iter().find(|t| !allowed.contains(&t.as_str())) {
+            return Err(LoadError::config(path, key, t, &format!("supported: {}", allowed.join(", "))));
+        }
+    }
+    Ok(())
+}

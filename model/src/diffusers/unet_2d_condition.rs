@@ -118,16 +118,14 @@ impl UNet2DConditionConfig {
         let c: Self = serde_json::from_value(raw)
             .map_err(|e| LoadError::File { path: path.into(), message: format!("bad UNet config: {e}") })?;
         let n = c.block_out_channels.len();
-        if n == 0 || c.down_block_types.len() != n || c.up_block_types.len() != n {
-            return Err(LoadError::config(path, "down_block_types", n, "block lists must have one entry per block_out_channels"));
-        }
-        for (key, list) in [("down_block_types", &c.down_block_types), ("up_block_types", &c.up_block_types)] {
-            for t in list {
-                if !matches!(t.as_str(), "CrossAttnDownBlock2D" | "DownBlock2D" | "CrossAttnUpBlock2D" | "UpBlock2D") {
-                    return Err(LoadError::config(path, key, t, "supported: CrossAttnDownBlock2D, DownBlock2D, CrossAttnUpBlock2D, UpBlock2D"));
-                }
-            }
-        }
+        super::check_block_lists(
+            path,
+            n,
+            [
+                ("down_block_types", &c.down_block_types, &["CrossAttnDownBlock2D", "DownBlock2D"]),
+                ("up_block_types", &c.up_block_types, &["CrossAttnUpBlock2D", "UpBlock2D"]),
+            ],
+        )?;
         if let Some(m) = &c.mid_block_type {
             if m != "UNetMidBlock2DCrossAttn" {
                 return Err(LoadError::config(path, "mid_block_type", m, "supported: UNetMidBlock2DCrossAttn"));

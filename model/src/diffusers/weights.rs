@@ -111,50 +111,43 @@ impl Weights {
         self.index.contains_key(key)
     }
 
-    /// Reads one tensor as f32 values with its shape.
-    pub fn read_f32(&self, key: &str) -> Result<(Vec<f32>, Vec<usize>), LoadError> {
+    /// Finds a key's bytes and hands (dtype, shape, bytes, file) to `decode`; marks it used.
+    fn read<R>(&self, key: &str, decode: impl FnOnce(StDtype, &[u8]) -> Option<R>) -> Result<(R, Vec<usize>), LoadError> {
         let Some(&i) = self.index.get(key) else {
             return Err(LoadError::Missing { path: self.path_of(key).into(), key: key.into() });
         };
-        let file = &self.files[i];
+        let Some(file) = self.files.get(i) else {
+            return Err(LoadError::File { path: self.path_of(key).into(), message: format!("`{key}`: names and shapes only, no data") });
+        };
         let st = SafeTensors::deserialize(&file.map)
             .map_err(|e| LoadError::File { path: file.path.clone(), message: e.to_string() })?;
         let view = st
             .tensor(key)
             .map_err(|e| LoadError::File { path: file.path.clone(), message: e.to_string() })?;
-        let bytes = view.data();
-        let values: Vec<f32> = match view.dtype() {
-            StDtype::F32 => bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-            StDtype::F16 => bytes.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-            StDtype::BF16 => bytes.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-            other => {
-                return Err(LoadError::Dtype { path: file.path.clone(), key: key.into(), dtype: format!("{other:?}") })
-            }
+        let Some(values) = decode(view.dtype(), view.data()) else {
+            return Err(LoadError::Dtype { path: file.path.clone(), key: key.into(), dtype: format!("{:?}", view.dtype()) });
         };
         self.used.borrow_mut().insert(key.to_string());
         Ok((values, view.shape().to_vec()))
     }
 
-    /// Reads an integer buffer (e.g. CLIP's `position_ids`) and marks it used.
+    /// Reads one floating tensor as f32 values with its shape.
+    pub fn read_f32(&self, key: &str) -> Result<(Vec<f32>, Vec<usize>), LoadError> {
+        self.read(key, |dtype, b| match dtype {
+            StDtype::F32 => Some(b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()),
+            StDtype::F16 => Some(b.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect()),
+            StDtype::BF16 => Some(b.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect()),
+            _ => None,
+        })
+    }
+
+    /// Reads an integer buffer (e.g. CLIP's `position_ids`).
     pub fn read_i64(&self, key: &str) -> Result<Vec<i64>, LoadError> {
-        let Some(&i) = self.index.get(key) else {
-            return Err(LoadError::Missing { path: self.path_of(key).into(), key: key.into() });
-        };
-        let file = &self.files[i];
-        let st = SafeTensors::deserialize(&file.map)
-            .map_err(|e| LoadError::File { path: file.path.clone(), message: e.to_string() })?;
-        let view = st
-            .tensor(key)
-            .map_err(|e| LoadError::File { path: file.path.clone(), message: e.to_string() })?;
-        let b = view.data();
-        let values = match view.dtype() {
-            StDtype::I64 => b.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect(),
-            StDtype::I32 => b.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap()) as i64).collect(),
-            other => {
-                return Err(LoadError::Dtype { path: file.path.clone(), key: key.into(), dtype: format!("{other:?}") })
-            }
-        };
-        self.used.borrow_mut().insert(key.to_string());
+        let (values, _) = self.read(key, |dtype, b| match dtype {
+            StDtype::I64 => Some(b.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes"))).collect()),
+            StDtype::I32 => Some(b.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().expect("4 bytes")) as i64).collect()),
+            _ => None,
+        })?;
         Ok(values)
     }
 
