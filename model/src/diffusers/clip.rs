@@ -84,10 +84,35 @@ impl ClipEncoderLayer {
     }
 }
 
+/// The token embedding table, kept in host memory: rows are gathered there and only the
+/// [B, T, D] result goes to the device. The table (49408 x 1024 f32 = 193 MiB for SD 2.x) is
+/// larger than the 128 MiB storage buffers some drivers allow (Mesa's lavapipe).
+#[derive(Debug, Clone)]
+struct TokenEmbedding {
+    table: std::sync::Arc<Vec<f32>>,
+    count: usize,
+    dim: usize,
+}
+
+impl TokenEmbedding {
+    fn forward(&self, ids: Tensor<2, Int>, dtype: burn::tensor::DType) -> Tensor<3> {
+        let [b, t] = ids.dims();
+        let device = ids.device();
+        let ids: Vec<i64> = ids.into_data().convert::<i64>().try_to_vec::<i64>().unwrap_or_default();
+        let mut out = Vec::with_capacity(b * t * self.dim);
+        for id in ids {
+            // Ids come from the tokenizer, which only gives ids of its vocabulary.
+            let row = (id.max(0) as usize).min(self.count - 1);
+            out.extend_from_slice(&self.table[row * self.dim..(row + 1) * self.dim]);
+        }
+        Tensor::<3>::from_data(TensorData::new(out, [b, t, self.dim]), &device).cast(dtype)
+    }
+}
+
 /// The text tower: token and position embeddings, causal encoder layers, final layer norm.
 #[derive(Debug, Clone)]
 pub struct ClipTextModel {
-    token_embedding: Embedding,
+    token_embedding: TokenEmbedding,
     position_embedding: Embedding,
     pub layers: Vec<ClipEncoderLayer>,
     final_layer_norm: LayerNorm,
@@ -112,7 +137,13 @@ impl ClipTextModel {
         }
         let d = config.hidden_size;
         Ok(Self {
-            token_embedding: Embedding::load(&emb.pp("token_embedding"), config.vocab_size, d)?,
+            token_embedding: TokenEmbedding {
+                table: std::sync::Arc::new(
+                    weights.host_f32(&emb.pp("token_embedding").key("weight"), &[config.vocab_size, d])?,
+                ),
+                count: config.vocab_size,
+                dim: d,
+            },
             position_embedding: Embedding::load(&emb.pp("position_embedding"), config.max_position_embeddings, d)?,
             layers: (0..config.num_hidden_layers)
                 .map(|i| ClipEncoderLayer::load(&vb.pp("encoder").pp("layers").pp(i), config, act))
@@ -126,7 +157,8 @@ impl ClipTextModel {
         let [b, t] = ids.dims();
         let device = ids.device();
         let positions = Tensor::<1, Int>::arange(0..t as i64, &device).reshape([1, t]).expand([b, t]);
-        self.token_embedding.forward(ids) + self.position_embedding.forward(positions)
+        let pos = self.position_embedding.forward(positions);
+        self.token_embedding.forward(ids, pos.dtype()) + pos
     }
 
     /// `last_hidden_state` for [B, T] token ids.

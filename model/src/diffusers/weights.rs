@@ -171,6 +171,20 @@ impl Weights {
         Ok(if self.dtype == DType::F32 { t } else { t.cast(self.dtype) })
     }
 
+    /// A tensor of exactly `shape` kept in host memory as f32 (empty for a shapes-only set): for
+    /// tables too large for one device buffer on some drivers, e.g. CLIP's token embeddings.
+    pub fn host_f32(&self, key: &str, shape: &[usize]) -> Result<Vec<f32>, LoadError> {
+        if self.shapes_only.is_some() {
+            let _: Tensor<2> = self.tensor(key, [shape[0], shape[1..].iter().product()])?;
+            return Ok(Vec::new());
+        }
+        let (values, found) = self.read_f32(key)?;
+        if found != shape {
+            return Err(LoadError::Shape { path: self.path_of(key).into(), key: key.into(), found, expected: shape.to_vec() });
+        }
+        Ok(values)
+    }
+
     /// Fails when any tensor in the files was not read.
     pub fn finish(&self) -> Result<(), LoadError> {
         let used = self.used.borrow();
