@@ -19,7 +19,7 @@ mod video_page;
 use leptos::prelude::*;
 use leptos_meta::{Link, Meta, MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::components::{A, Route, Router, Routes};
-use leptos_router::path;
+use leptos_router::{SsrMode, path};
 
 /// The HTML document around the app.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -61,7 +61,8 @@ pub fn App() -> impl IntoView {
                 <Routes fallback=NotFound>
                     <Route path=path!("") view=create::CreatePage/>
                     <Route path=path!("/gallery") view=gallery::GalleryPage/>
-                    <Route path=path!("/v/:id") view=video_page::VideoPage/>
+                    // Rendered whole before answering, so an unknown id is a real 404.
+                    <Route path=path!("/v/:id") view=video_page::VideoPage ssr=SsrMode::Async/>
                     <Route path=path!("/queue") view=queue::QueuePage/>
                 </Routes>
             </main>

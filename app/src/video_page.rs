@@ -60,7 +60,7 @@ fn VideoDetails(video: Video) -> impl IntoView {
     if video.is_image() {
         return view! { <ImageDetails video/> }.into_any();
     }
-    let rows: Vec<(&str, String)> = vec![
+    let rows: Vec<(&'static str, String)> = vec![
         ("Mode", video.mode.label().to_string()),
         ("Model", p.model.clone()),
         ("Seed", p.seed.map(|s| s.to_string()).unwrap_or_default()),
@@ -95,16 +95,23 @@ fn VideoDetails(video: Video) -> impl IntoView {
                     <figcaption>"Source image (as the model saw it)"</figcaption>
                 </figure>
             })}
-            <table class="params">
-                <caption>"Parameters"</caption>
-                <tbody>
-                    {rows.into_iter().map(|(k, v)| view! { <tr><th scope="row">{k}</th><td>{v}</td></tr> }).collect_view()}
-                </tbody>
-            </table>
+            <ParamsTable rows/>
             <DeleteForm id/>
         </article>
     }
     .into_any()
+}
+
+#[component]
+fn ParamsTable(rows: Vec<(&'static str, String)>) -> impl IntoView {
+    view! {
+        <table class="params">
+            <caption>"Parameters"</caption>
+            <tbody>
+                {rows.into_iter().map(|(k, v)| view! { <tr><th scope="row">{k}</th><td>{v}</td></tr> }).collect_view()}
+            </tbody>
+        </table>
+    }
 }
 
 #[component]
@@ -127,7 +134,7 @@ fn DeleteForm(id: String) -> impl IntoView {
 fn ImageDetails(video: Video) -> impl IntoView {
     let p = &video.params;
     let timing = |k: &str| meta_str(&video, &["timings", k]).and_then(|s| s.parse::<f64>().ok()).map(format::seconds).unwrap_or_default();
-    let rows: Vec<(&str, String)> = vec![
+    let rows: Vec<(&'static str, String)> = vec![
         ("Mode", video.mode.label().to_string()),
         ("Model", p.model.clone()),
         ("Negative prompt", p.negative.clone()),
@@ -155,12 +162,7 @@ fn ImageDetails(video: Video) -> impl IntoView {
                 <a class="button" href=format!("/?remix={id}")>"Remix"</a>
                 <a class="button" href=video.image_url() download=format!("vidplay-{id}.png")>"Download image (PNG)"</a>
             </div>
-            <table class="params">
-                <caption>"Parameters"</caption>
-                <tbody>
-                    {rows.into_iter().map(|(k, v)| view! { <tr><th scope="row">{k}</th><td>{v}</td></tr> }).collect_view()}
-                </tbody>
-            </table>
+            <ParamsTable rows/>
             <DeleteForm id/>
         </article>
     }
