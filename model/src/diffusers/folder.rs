@@ -140,11 +140,16 @@ pub fn cached_snapshot(repo: &str) -> Option<PathBuf> {
     path.parent().map(Path::to_path_buf)
 }
 
+/// The components a text-to-image pipeline runs (not e.g. SD 1.5's safety checker).
+const COMPONENTS: [&str; 5] = ["unet", "vae", "text_encoder", "tokenizer", "scheduler"];
+
 /// Files a pipeline needs: configs, tokenizer files and one set of safetensors per component.
 fn wanted(files: &[String], precision: Precision) -> Vec<String> {
     let mut out = vec!["model_index.json".to_string()];
     let has = |f: &str| files.iter().any(|x| x == f);
-    for f in files {
+    let files: Vec<&String> =
+        files.iter().filter(|f| f.split_once('/').is_some_and(|(dir, _)| COMPONENTS.contains(&dir))).collect();
+    for &f in &files {
         let name = f.rsplit('/').next().unwrap_or(f);
         let is_config = name.ends_with(".json") && !name.ends_with(".index.json") && f.contains('/');
         let is_tok = f.starts_with("tokenizer") && (name == "vocab.json" || name == "merges.txt");
@@ -152,7 +157,7 @@ fn wanted(files: &[String], precision: Precision) -> Vec<String> {
             out.push(f.clone());
         }
     }
-    for f in files {
+    for &f in &files {
         let Some(dir) = f.split_once('/').map(|(d, _)| d) else { continue };
         if !f.ends_with(".safetensors") || f.matches('/').count() != 1 {
             continue;
@@ -274,6 +279,8 @@ mod tests {
             "tokenizer/merges.txt",
             "tokenizer/special_tokens_map.json",
             "README.md",
+            "safety_checker/config.json",
+            "safety_checker/model.safetensors",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -284,7 +291,7 @@ mod tests {
         assert!(half.contains(&"vae/diffusion_pytorch_model.safetensors".to_string()));
         let full = wanted(&files, Precision::F32);
         assert!(full.contains(&"unet/diffusion_pytorch_model.safetensors".to_string()));
-        assert!(!full.iter().any(|f| f.ends_with(".bin") || f == "README.md"));
+        assert!(!full.iter().any(|f| f.ends_with(".bin") || f == "README.md" || f.starts_with("safety_checker")));
         assert!(full.contains(&"tokenizer/merges.txt".to_string()));
         assert!(is_repo_id("stabilityai/sd-turbo"));
         assert!(!is_repo_id("/tmp/x") && !is_repo_id("a/b/c") && !is_repo_id("../x"));
