@@ -178,6 +178,13 @@ fn CreateForm(
         seed.set(String::new());
         #[cfg(feature = "hydrate")]
         if let Some(form) = form_ref.get_untracked() {
+            use wasm_bindgen::JsCast;
+            // The field itself too: the signal reaches the DOM only after this submit is read.
+            if let Ok(Some(input)) = form.query_selector("input[name=seed]")
+                && let Ok(input) = input.dyn_into::<web_sys::HtmlInputElement>()
+            {
+                input.set_value("");
+            }
             let _ = form.request_submit();
         }
     });

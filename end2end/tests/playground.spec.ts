@@ -182,6 +182,8 @@ test("make a keyframe with an installed SD model, re-roll it, keep it, animate i
   await page.getByLabel("Width").fill("64");
   await page.getByLabel("Height").fill("64");
   await setSteps(page, 2);
+  // A kept seed: re-roll must still draw a new one.
+  await page.getByLabel("Seed", { exact: true }).fill("5");
   await page.getByRole("button", { name: "Generate" }).click();
   const first = page.locator("section.jobs article.job").first();
   await expect(first).toHaveAttribute("data-state", "done", { timeout: 150_000 });
@@ -199,7 +201,8 @@ test("make a keyframe with an installed SD model, re-roll it, keep it, animate i
   await expect(page.locator("section.jobs article.job")).toHaveCount(2);
   const second = page.locator("section.jobs article.job").first();
   await expect(second).toHaveAttribute("data-state", "done", { timeout: 150_000 });
-  expect(await second.locator(".meta").textContent()).not.toEqual(firstMeta);
+  expect(firstMeta).toContain("seed 5 ");
+  expect(await second.locator(".meta").textContent()).not.toContain("seed 5 ");
 
   // Keep it (a favourite in the gallery), then animate it.
   await second.getByRole("button", { name: "Keep" }).click();
