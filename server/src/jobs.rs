@@ -544,7 +544,7 @@ impl Jobs {
         let Some(entry) = self.inner.image_models.iter().find(|m| m.name == p.model) else {
             return Err(GenerateError::InvalidRequest(format!("the model {} is not installed", p.model)));
         };
-        let dtype = if device.gpu { model::diffusers::DType::F16 } else { model::diffusers::DType::F32 };
+        let dtype = crate::text_to_image::PrecisionChoice::Auto.resolve(device);
         if loaded.as_ref().map(|(name, _)| name) != Some(&entry.name) {
             *loaded = None; // free the previous one first
             let _span = tracing::info_span!("load model", model = %entry.name).entered();
@@ -569,28 +569,15 @@ impl Jobs {
             let _s = tracing::info_span!("sampling", steps = req.steps).entered();
             sd.generate(&req, &mut self.progress(rt, job), &|| self.cancelled(cancel))?
         };
-        let meta = crate::text_to_image::ImageMetadata {
-            kind: "text-to-image",
-            model: entry.name.clone(),
-            model_path: entry.path.display().to_string(),
-            prompt: &req.prompt,
-            negative_prompt: &req.negative,
-            steps: req.steps,
-            guidance: req.guidance,
-            width: req.width,
-            height: req.height,
-            seed: req.seed,
-            noise_file: None,
-            scheduler: format!("{:?}", sd.scheduler.kind()),
-            precision: format!("{dtype:?}"),
-            device: device.description.clone(),
-            timings: crate::text_to_image::ImageTimings {
-                load_s,
-                sampling_s: image.sampling_seconds,
-                decode_s: image.decode_seconds,
-                total_s: started.elapsed().as_secs_f64(),
-            },
-        };
+        let meta = crate::text_to_image::ImageMetadata::new(
+            entry.name.clone(),
+            sd,
+            &req,
+            &image,
+            device,
+            load_s,
+            started.elapsed().as_secs_f64(),
+        );
         let partial = self.media_dir().join(format!("{}.partial", job.id));
         let written = (|| -> anyhow::Result<()> {
             std::fs::create_dir_all(&partial)?;

@@ -240,11 +240,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if !understood.ignored.is_empty() {
                 eprintln!("note: the model ignores: {}", understood.ignored.join(", "));
             }
-            let bar = indicatif::ProgressBar::new(req.steps as u64).with_style(
-                indicatif::ProgressStyle::with_template("{spinner} sampling [{bar:30}] {pos}/{len} steps, {elapsed} (eta {eta})")
-                    .expect("static template")
-                    .progress_chars("=> "),
-            );
+            let bar = server::text_to_image::step_bar(req.steps);
             let clip = model.generate(&req, input_image.as_ref(), &mut |p| bar.set_position(p.step as u64), &|| false)?;
             bar.finish_and_clear();
             let timings = Timings {
@@ -383,28 +379,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 scheduler,
             };
             let image = t2i::generate(&sd, &req)?;
-            let meta = t2i::ImageMetadata {
-                kind: "text-to-image",
-                model: model.clone().unwrap_or_else(|| root.display().to_string()),
-                model_path: root.display().to_string(),
-                prompt: &req.prompt,
-                negative_prompt: &req.negative,
-                steps,
-                guidance,
-                width,
-                height,
-                seed: req.seed,
-                noise_file,
-                scheduler: format!("{:?}", scheduler.unwrap_or(sd.scheduler.kind())),
-                precision: format!("{dtype:?}"),
-                device: opened.description.clone(),
-                timings: t2i::ImageTimings {
-                    load_s,
-                    sampling_s: image.sampling_seconds,
-                    decode_s: image.decode_seconds,
-                    total_s: started.elapsed().as_secs_f64(),
-                },
-            };
+            let name = model.clone().unwrap_or_else(|| root.display().to_string());
+            let mut meta = t2i::ImageMetadata::new(name, &sd, &req, &image, &opened, load_s, started.elapsed().as_secs_f64());
+            meta.noise_file = noise_file;
             t2i::write_image(&out, &image, &meta)?;
             println!("wrote {}/image.png ({width}x{height}, seed {}) in {:.1} s", out.display(), req.seed, meta.timings.total_s);
             Ok(())

@@ -84,6 +84,47 @@ pub struct ImageTimings {
     pub total_s: f64,
 }
 
+impl<'a> ImageMetadata<'a> {
+    /// What one generation used and took: `model` is the name it was asked for, `load_s` the
+    /// model load time and `total_s` the whole run's.
+    pub fn new(
+        model: String,
+        sd: &StableDiffusion,
+        req: &'a ImageRequest,
+        image: &GeneratedImage,
+        device: &OpenedDevice,
+        load_s: f64,
+        total_s: f64,
+    ) -> Self {
+        Self {
+            kind: "text-to-image",
+            model,
+            model_path: sd.root.display().to_string(),
+            prompt: &req.prompt,
+            negative_prompt: &req.negative,
+            steps: req.steps,
+            guidance: req.guidance,
+            width: req.width,
+            height: req.height,
+            seed: req.seed,
+            noise_file: None,
+            scheduler: format!("{:?}", req.scheduler.unwrap_or(sd.scheduler.kind())),
+            precision: format!("{:?}", sd.dtype),
+            device: device.description.clone(),
+            timings: ImageTimings { load_s, sampling_s: image.sampling_seconds, decode_s: image.decode_seconds, total_s },
+        }
+    }
+}
+
+/// The terminal progress bar of a sampling run (hidden when stderr is not a terminal).
+pub fn step_bar(steps: usize) -> indicatif::ProgressBar {
+    indicatif::ProgressBar::new(steps as u64).with_style(
+        indicatif::ProgressStyle::with_template("{spinner} sampling [{bar:30}] {pos}/{len} steps, {elapsed} (eta {eta})")
+            .expect("static template")
+            .progress_chars("=> "),
+    )
+}
+
 /// Writes DIR/image.png and DIR/metadata.json.
 pub fn write_image(out: &Path, image: &GeneratedImage, meta: &ImageMetadata) -> anyhow::Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
@@ -104,11 +145,7 @@ pub fn parse_scheduler(name: Option<&str>) -> anyhow::Result<Option<Kind>> {
 
 /// Runs one request on a loaded model with a progress bar on the terminal.
 pub fn generate(sd: &StableDiffusion, req: &ImageRequest) -> anyhow::Result<GeneratedImage> {
-    let bar = indicatif::ProgressBar::new(req.steps as u64).with_style(
-        indicatif::ProgressStyle::with_template("{spinner} sampling [{bar:30}] {pos}/{len} steps, {elapsed} (eta {eta})")
-            .expect("static template")
-            .progress_chars("=> "),
-    );
+    let bar = step_bar(req.steps);
     let image = sd.generate(req, &mut |p| bar.set_position(p.step as u64), &|| false)?;
     bar.finish_and_clear();
     Ok(image)

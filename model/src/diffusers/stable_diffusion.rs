@@ -59,6 +59,8 @@ pub struct StableDiffusion {
     pub scheduler: SchedulerConfig,
     pub device: Device,
     pub dtype: DType,
+    /// The folder it was loaded from.
+    pub root: std::path::PathBuf,
     /// Parameters loaded, all components.
     pub parameters: usize,
 }
@@ -113,7 +115,17 @@ impl StableDiffusion {
         let vae_cfg = AutoencoderKLConfig::read(&folder.config("vae", "config.json")?)?;
         let (vae, n_vae) = component(&folder, "vae", "diffusion_pytorch_model", device, dtype, |w| AutoencoderKL::load(w, &vae_cfg))?;
         let scheduler = SchedulerConfig::read(&folder.config("scheduler", "scheduler_config.json")?)?;
-        Ok(Self { tokenizer, text_encoder, unet, vae, scheduler, device: device.clone(), dtype, parameters: n_te + n_unet + n_vae })
+        Ok(Self {
+            tokenizer,
+            text_encoder,
+            unet,
+            vae,
+            scheduler,
+            device: device.clone(),
+            dtype,
+            root: root.to_path_buf(),
+            parameters: n_te + n_unet + n_vae,
+        })
     }
 
     /// Image pixels per latent pixel.
