@@ -3,11 +3,13 @@
 //! scheduler tables, single blocks (inputs captured by forward hooks), whole components, and
 //! whole pipelines from the same noise.
 //!
-//! Every check runs on two backends: Burn's flex CPU backend (no fusion) and wgpu (lavapipe on a
-//! GPU-less machine) with Burn's fusion, since fusion has had wrong-result bugs upstream.
+//! Every check runs on two backends (see `common::devices`).
+
+mod common;
 
 use burn::prelude::*;
 use burn::tensor::DType;
+use common::{assert_close, copy_dir, devices, max_diff, psnr, Expected};
 use model::device::{self, DeviceChoice};
 use model::diffusers::scheduler::{Scheduler, SchedulerConfig};
 use model::diffusers::stable_diffusion::{ImageRequest, StableDiffusion};
@@ -22,63 +24,7 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 fn meta(name: &str) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(fixture(name).join("expected.json")).unwrap()).unwrap()
-}
-
-/// The backends every check runs on: (label, device).
-fn devices() -> Vec<(&'static str, Device)> {
-    let mut out = vec![("flex (no fusion)", device::open(DeviceChoice::Cpu).unwrap().device)];
-    let wgpu = device::open(DeviceChoice::Wgpu).expect("a wgpu adapter (install mesa-vulkan-drivers)");
-    out.push(("wgpu (fusion)", wgpu.device));
-    out
-}
-
-struct Expected {
-    weights: Weights,
-    device: Device,
-}
-
-impl Expected {
-    fn open(name: &str, device: &Device) -> Self {
-        let weights = Weights::open(&[fixture(name).join("expected.safetensors")], device, DType::F32).unwrap();
-        Self { weights, device: device.clone() }
-    }
-    fn has(&self, key: &str) -> bool {
-        self.weights.contains(key)
-    }
-    fn values(&self, key: &str) -> Vec<f32> {
-        self.weights.read_f32(key).unwrap_or_else(|e| panic!("{e}")).0
-    }
-    fn t<const D: usize>(&self, key: &str) -> Tensor<D> {
-        let (v, shape) = self.weights.read_f32(key).unwrap_or_else(|e| panic!("{e}"));
-        let shape: [usize; D] = shape.try_into().unwrap_or_else(|s| panic!("{key}: rank of {s:?}"));
-        Tensor::from_data(TensorData::new(v, shape), &self.device)
-    }
-}
-
-fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.cast(DType::F32).into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
-}
-
-/// Max abs difference, asserting shapes agree.
-fn max_diff(got: &[f32], want: &[f32], what: &str) -> f32 {
-    assert_eq!(got.len(), want.len(), "{what}: element count");
-    got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max)
-}
-
-fn assert_close<const D: usize>(got: Tensor<D>, want: &[f32], tol: f32, what: &str) -> f32 {
-    let d = max_diff(&values(got), want, what);
-    assert!(d <= tol, "{what}: max abs difference {d:e} > {tol:e}");
-    d
-}
-
-fn psnr(got: &[f32], want: &[f32]) -> f64 {
-    let mse = got.iter().zip(want).map(|(a, b)| ((a - b) as f64).powi(2)).sum::<f64>() / got.len() as f64;
-    if mse == 0.0 {
-        f64::INFINITY
-    } else {
-        10.0 * (1.0 / mse).log10()
-    }
+    common::meta(&fixture(name))
 }
 
 #[test]
@@ -86,7 +32,7 @@ fn tokenizer_matches_transformers() {
     for name in FIXTURES {
         let tok = ClipTokenizer::load(&fixture(name).join("tokenizer")).unwrap();
         let device = device::open(DeviceChoice::Cpu).unwrap().device;
-        let exp = Expected::open(name, &device);
+        let exp = Expected::open(&fixture(name), &device);
         let m = meta(name);
         for (i, prompt) in m["prompts"].as_array().unwrap().iter().enumerate() {
             let want: Vec<i64> = exp.weights.read_i64(&format!("tokenizer.{i}.ids")).unwrap();
@@ -100,7 +46,7 @@ fn tokenizer_matches_transformers() {
 fn schedulers_match_diffusers() {
     let device = device::open(DeviceChoice::Cpu).unwrap().device;
     for name in FIXTURES {
-        let exp = Expected::open(name, &device);
+        let exp = Expected::open(&fixture(name), &device);
         for (i, s) in meta(name)["schedulers"].as_array().unwrap().iter().enumerate() {
             let mut config = s["config"].clone();
             config["_class_name"] = s["class"].clone();
@@ -131,7 +77,7 @@ fn blocks_components_and_pipelines_match_diffusers() {
         for name in FIXTURES {
             let what = |s: &str| format!("{name} on {label}: {s}");
             let sd = StableDiffusion::load(&fixture(name), &device, DType::F32).unwrap_or_else(|e| panic!("{e}"));
-            let exp = Expected::open(name, &device);
+            let exp = Expected::open(&fixture(name), &device);
             let m = meta(name);
             let tol = 1e-4;
 
@@ -143,7 +89,7 @@ fn blocks_components_and_pipelines_match_diffusers() {
                 let out = exp.values(&b(block, "out"));
                 let got: Tensor<4> = match block.as_str() {
                     "text_encoder.encoder.layers.0" => {
-                        assert_close(sd.text_encoder.layers[0].forward(exp.t(&b(block, "in0"))), &out, tol, &what(block));
+                        assert_close(sd.text_encoder.layers[0].forward(exp.t(&b(block, "in0")), true), &out, tol, &what(block));
                         checked += 1;
                         continue;
                     }
@@ -239,18 +185,6 @@ fn broken_copy(name: &str, tag: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dst);
     copy_dir(&fixture(name), &dst);
     dst
-}
-
-fn copy_dir(src: &Path, dst: &Path) {
-    std::fs::create_dir_all(dst).unwrap();
-    for e in std::fs::read_dir(src).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            copy_dir(&p, &dst.join(e.file_name()));
-        } else {
-            std::fs::copy(&p, dst.join(e.file_name())).unwrap();
-        }
-    }
 }
 
 fn load_err(root: &Path) -> String {

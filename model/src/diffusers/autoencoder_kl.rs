@@ -138,6 +138,55 @@ pub struct Encoder {
     conv_out: Conv2d,
 }
 
+impl Encoder {
+    /// diffusers' `Encoder` with `double_z`: `2 * latent` output channels (mean and log variance).
+    pub fn load(vb: &Vb, in_channels: usize, ch: &[usize], layers: usize, groups: usize, latent: usize, mid_attention: bool) -> Result<Self, LoadError> {
+        let n = ch.len();
+        let mut down_blocks = Vec::new();
+        let mut prev = ch[0];
+        for (i, &out) in ch.iter().enumerate() {
+            let b = vb.pp("down_blocks").pp(i);
+            down_blocks.push(CoderBlock {
+                resnets: (0..layers)
+                    .map(|j| ResnetBlock2D::load(&b.pp("resnets").pp(j), if j == 0 { prev } else { out }, out, None, groups, 1e-6, 1.0))
+                    .collect::<Result<_, _>>()?,
+                down: if i + 1 < n { Some(Downsample2D::load(&b.pp("downsamplers").pp(0), out, out, 0)?) } else { None },
+                up: None,
+            });
+            prev = out;
+        }
+        Ok(Self {
+            conv_in: Conv2d::load(&vb.pp("conv_in"), in_channels, ch[0], 3, 1, 1)?,
+            down_blocks,
+            mid_block: MidBlock::load(&vb.pp("mid_block"), ch[n - 1], groups, mid_attention)?,
+            conv_norm_out: GroupNorm::load(&vb.pp("conv_norm_out"), groups, ch[n - 1], 1e-6)?,
+            conv_out: Conv2d::load(&vb.pp("conv_out"), ch[n - 1], 2 * latent, 3, 1, 1)?,
+        })
+    }
+
+    /// Images in [-1, 1] -> the moments (mean and log variance stacked on channels).
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let mut h = self.conv_in.forward(x);
+        for b in &self.down_blocks {
+            h = b.forward(h);
+        }
+        h = self.mid_block.forward(h);
+        self.conv_out.forward(silu(self.conv_norm_out.forward(h)))
+    }
+
+    pub fn mid_block(&self, x: Tensor<4>) -> Tensor<4> {
+        self.mid_block.forward(x)
+    }
+}
+
+/// Splits encoder moments (after `quant_conv`) into the mean and the clamped log variance.
+pub fn split_moments(h: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
+    let mut parts = h.chunk(2, 1);
+    let logvar = parts.pop().expect("two halves").clamp(-30.0, 20.0);
+    let mean = parts.pop().expect("two halves");
+    (mean, logvar)
+}
+
 #[derive(Debug, Clone)]
 pub struct Decoder {
     conv_in: Conv2d,
@@ -163,27 +212,7 @@ impl AutoencoderKL {
         let n = ch.len();
         let g = c.norm_num_groups;
         let l = c.latent_channels;
-        let e = vb.pp("encoder");
-        let mut down_blocks = Vec::new();
-        let mut prev = ch[0];
-        for (i, &out) in ch.iter().enumerate() {
-            let b = e.pp("down_blocks").pp(i);
-            down_blocks.push(CoderBlock {
-                resnets: (0..c.layers_per_block)
-                    .map(|j| ResnetBlock2D::load(&b.pp("resnets").pp(j), if j == 0 { prev } else { out }, out, None, g, 1e-6, 1.0))
-                    .collect::<Result<_, _>>()?,
-                down: if i + 1 < n { Some(Downsample2D::load(&b.pp("downsamplers").pp(0), out, out, 0)?) } else { None },
-                up: None,
-            });
-            prev = out;
-        }
-        let encoder = Encoder {
-            conv_in: Conv2d::load(&e.pp("conv_in"), c.in_channels, ch[0], 3, 1, 1)?,
-            down_blocks,
-            mid_block: MidBlock::load(&e.pp("mid_block"), ch[n - 1], g, c.mid_block_add_attention)?,
-            conv_norm_out: GroupNorm::load(&e.pp("conv_norm_out"), g, ch[n - 1], 1e-6)?,
-            conv_out: Conv2d::load(&e.pp("conv_out"), ch[n - 1], 2 * l, 3, 1, 1)?,
-        };
+        let encoder = Encoder::load(&vb.pp("encoder"), c.in_channels, ch, c.layers_per_block, g, l, c.mid_block_add_attention)?;
 
         let d = vb.pp("decoder");
         let mut up_blocks = Vec::new();
@@ -218,20 +247,11 @@ impl AutoencoderKL {
 
     /// Images in [-1, 1] -> (mean, log variance) of the latent distribution.
     pub fn encode(&self, x: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
-        let e = &self.encoder;
-        let mut h = e.conv_in.forward(x);
-        for b in &e.down_blocks {
-            h = b.forward(h);
-        }
-        h = e.mid_block.forward(h);
-        h = e.conv_out.forward(silu(e.conv_norm_out.forward(h)));
+        let mut h = self.encoder.forward(x);
         if let Some(q) = &self.quant_conv {
             h = q.forward(h);
         }
-        let mut parts = h.chunk(2, 1);
-        let logvar = parts.pop().expect("two halves").clamp(-30.0, 20.0);
-        let mean = parts.pop().expect("two halves");
-        (mean, logvar)
+        split_moments(h)
     }
 
     /// Latents (unscaled, as the encoder gives them) -> images in about [-1, 1].

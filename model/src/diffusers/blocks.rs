@@ -67,8 +67,43 @@ impl ResnetBlock2D {
     }
 }
 
+/// Largest attention score matrix computed at once, in elements (512 MiB in f32). Larger
+/// attention is split over the batch, then over query rows, which is exact: every query row's
+/// softmax is independent of the others. (A fused attention kernel never materialises the
+/// scores; the split bounds memory where the backend does.)
+pub const MAX_ATTENTION_SCORES: usize = 1 << 27;
+
 /// Multi-head scaled dot-product attention on [B, N, heads * dim] tensors.
 pub fn multi_head_attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, heads: usize, causal: bool) -> Tensor<3> {
+    let [b, n, _] = q.dims();
+    let m = k.dims()[1];
+    let per_item = heads * n * m;
+    if b > 1 && b * per_item > MAX_ATTENTION_SCORES {
+        let step = (MAX_ATTENTION_SCORES / per_item).max(1);
+        let parts = (0..b)
+            .step_by(step)
+            .map(|s| {
+                let e = (s + step).min(b);
+                multi_head_attention(q.clone().slice([s..e]), k.clone().slice([s..e]), v.clone().slice([s..e]), heads, causal)
+            })
+            .collect();
+        return Tensor::cat(parts, 0);
+    }
+    if !causal && per_item > MAX_ATTENTION_SCORES && n > 1 {
+        let rows = (MAX_ATTENTION_SCORES / (heads * m)).max(1);
+        let parts = (0..n)
+            .step_by(rows)
+            .map(|s| {
+                let e = (s + rows).min(n);
+                attend(q.clone().slice([0..b, s..e]), k.clone(), v.clone(), heads, false)
+            })
+            .collect();
+        return Tensor::cat(parts, 1);
+    }
+    attend(q, k, v, heads, causal)
+}
+
+fn attend(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, heads: usize, causal: bool) -> Tensor<3> {
     let [b, n, inner] = q.dims();
     let m = k.dims()[1];
     let d = inner / heads;
@@ -351,7 +386,12 @@ pub struct TimestepEmbedding {
 
 impl TimestepEmbedding {
     pub fn load(vb: &Vb, inp: usize, dim: usize) -> Result<Self, LoadError> {
-        Ok(Self { linear_1: Linear::load(&vb.pp("linear_1"), inp, dim, true)?, linear_2: Linear::load(&vb.pp("linear_2"), dim, dim, true)? })
+        Self::load_with_out(vb, inp, dim, dim)
+    }
+
+    /// With an output width other than the hidden one (`out_dim`).
+    pub fn load_with_out(vb: &Vb, inp: usize, dim: usize, out: usize) -> Result<Self, LoadError> {
+        Ok(Self { linear_1: Linear::load(&vb.pp("linear_1"), inp, dim, true)?, linear_2: Linear::load(&vb.pp("linear_2"), dim, out, true)? })
     }
 
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {

@@ -1,4 +1,5 @@
-//! transformers' `CLIPTextModel`, driven by its config.json.
+//! transformers' `CLIPTextModel`, driven by its config.json, and the encoder layer it shares
+//! with the vision tower (`clip_vision`).
 
 use super::blocks::multi_head_attention;
 use super::layers::{Activation, Embedding, LayerNorm, Linear};
@@ -32,6 +33,15 @@ impl ClipTextConfig {
     pub fn read(path: &Path) -> Result<Self, LoadError> {
         super::read_json(path)
     }
+
+    pub fn layer_shape(&self) -> LayerShape {
+        LayerShape {
+            hidden_size: self.hidden_size,
+            intermediate_size: self.intermediate_size,
+            heads: self.num_attention_heads,
+            eps: self.layer_norm_eps,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -53,8 +63,17 @@ pub struct ClipEncoderLayer {
     act: Activation,
 }
 
+/// The sizes of a CLIP encoder layer (text and vision towers share the layer).
+#[derive(Debug, Clone, Copy)]
+pub struct LayerShape {
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub heads: usize,
+    pub eps: f64,
+}
+
 impl ClipEncoderLayer {
-    fn load(vb: &Vb, c: &ClipTextConfig, act: Activation) -> Result<Self, LoadError> {
+    pub fn load(vb: &Vb, c: LayerShape, act: Activation) -> Result<Self, LoadError> {
         let d = c.hidden_size;
         let a = vb.pp("self_attn");
         Ok(Self {
@@ -63,21 +82,21 @@ impl ClipEncoderLayer {
                 k_proj: Linear::load(&a.pp("k_proj"), d, d, true)?,
                 v_proj: Linear::load(&a.pp("v_proj"), d, d, true)?,
                 out_proj: Linear::load(&a.pp("out_proj"), d, d, true)?,
-                heads: c.num_attention_heads,
+                heads: c.heads,
             },
-            layer_norm1: LayerNorm::load(&vb.pp("layer_norm1"), d, c.layer_norm_eps)?,
+            layer_norm1: LayerNorm::load(&vb.pp("layer_norm1"), d, c.eps)?,
             fc1: Linear::load(&vb.pp("mlp").pp("fc1"), d, c.intermediate_size, true)?,
             fc2: Linear::load(&vb.pp("mlp").pp("fc2"), c.intermediate_size, d, true)?,
-            layer_norm2: LayerNorm::load(&vb.pp("layer_norm2"), d, c.layer_norm_eps)?,
+            layer_norm2: LayerNorm::load(&vb.pp("layer_norm2"), d, c.eps)?,
             act,
         })
     }
 
-    /// One pre-norm layer with causal self-attention.
-    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+    /// One pre-norm layer; the text tower's self-attention is causal, the vision tower's is not.
+    pub fn forward(&self, x: Tensor<3>, causal: bool) -> Tensor<3> {
         let h = self.layer_norm1.forward(x.clone());
         let a = &self.self_attn;
-        let attn = multi_head_attention(a.q_proj.forward(h.clone()), a.k_proj.forward(h.clone()), a.v_proj.forward(h), a.heads, true);
+        let attn = multi_head_attention(a.q_proj.forward(h.clone()), a.k_proj.forward(h.clone()), a.v_proj.forward(h), a.heads, causal);
         let x = a.out_proj.forward(attn) + x;
         let h = self.fc2.forward(self.act.forward(self.fc1.forward(self.layer_norm2.forward(x.clone()))));
         h + x
@@ -146,7 +165,7 @@ impl ClipTextModel {
             },
             position_embedding: Embedding::load(&emb.pp("position_embedding"), config.max_position_embeddings, d)?,
             layers: (0..config.num_hidden_layers)
-                .map(|i| ClipEncoderLayer::load(&vb.pp("encoder").pp("layers").pp(i), config, act))
+                .map(|i| ClipEncoderLayer::load(&vb.pp("encoder").pp("layers").pp(i), config.layer_shape(), act))
                 .collect::<Result<_, _>>()?,
             final_layer_norm: LayerNorm::load(&vb.pp("final_layer_norm"), d, config.layer_norm_eps)?,
             config: config.clone(),
@@ -165,7 +184,7 @@ impl ClipTextModel {
     pub fn forward(&self, ids: Tensor<2, Int>) -> Tensor<3> {
         let mut x = self.embed(ids);
         for layer in &self.layers {
-            x = layer.forward(x);
+            x = layer.forward(x, true);
         }
         self.final_layer_norm.forward(x)
     }

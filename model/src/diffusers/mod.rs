@@ -7,16 +7,25 @@
 //! - [`unet_2d_condition`], [`autoencoder_kl`], [`scheduler`]: the Stable Diffusion parts.
 //! - [`folder`]: finding a model folder locally or in the Hugging Face cache, downloading it.
 //! - [`stable_diffusion`]: the text-to-image pipeline.
+//! - [`clip_vision`], [`spatio_temporal`], [`unet_spatio_temporal`],
+//!   [`autoencoder_kl_temporal_decoder`], [`image_processing`]: the Stable Video Diffusion parts.
+//! - [`stable_video_diffusion`]: the image-to-video pipeline.
 
 pub mod autoencoder_kl;
+pub mod autoencoder_kl_temporal_decoder;
 pub mod blocks;
 pub mod clip;
+pub mod clip_vision;
 pub mod folder;
+pub mod image_processing;
 pub mod layers;
 pub mod scheduler;
+pub mod spatio_temporal;
 pub mod stable_diffusion;
+pub mod stable_video_diffusion;
 pub mod tokenizer;
 pub mod unet_2d_condition;
+pub mod unet_spatio_temporal;
 pub mod weights;
 
 /// The compute precision of a loaded model.

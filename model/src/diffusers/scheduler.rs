@@ -51,6 +51,15 @@ pub struct SchedulerConfig {
     pub clip_sample_range: f64,
     #[serde(default)]
     pub set_alpha_to_one: Option<bool>,
+    /// Karras sigma bounds (SVD sets them); otherwise the schedule's own ends.
+    #[serde(default)]
+    pub sigma_min: Option<f64>,
+    #[serde(default)]
+    pub sigma_max: Option<f64>,
+    /// "discrete" (default) or "continuous": with v-prediction the model is given
+    /// `0.25 ln(sigma)` instead of a train timestep (SVD's EDM setting).
+    #[serde(default)]
+    pub timestep_type: Option<String>,
 }
 
 fn d1000() -> usize {
@@ -80,9 +89,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("use_beta_sigmas", "false"),
     ("interpolation_type", "\"linear\""),
     ("final_sigmas_type", "\"zero\""),
-    ("timestep_type", "\"discrete\""),
-    ("sigma_min", "null"),
-    ("sigma_max", "null"),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,6 +111,9 @@ impl SchedulerConfig {
         }
         c.prediction().map_err(|why| LoadError::config(path, "prediction_type", &c.prediction_type, &why))?;
         c.spacing().map_err(|why| LoadError::config(path, "timestep_spacing", format!("{:?}", c.timestep_spacing), &why))?;
+        if !matches!(c.timestep_type.as_deref(), None | Some("discrete") | Some("continuous")) {
+            return Err(LoadError::config(path, "timestep_type", format!("{:?}", c.timestep_type), "supported: discrete, continuous"));
+        }
         if !matches!(c.beta_schedule.as_str(), "linear" | "scaled_linear") && c.trained_betas.is_none() {
             return Err(LoadError::config(path, "beta_schedule", &c.beta_schedule, "supported: linear, scaled_linear"));
         }
@@ -174,7 +183,7 @@ impl SchedulerConfig {
 
 /// `torch.linspace(start, end, steps, dtype=torch.float32)` on the CPU: f32 step, first half
 /// counted from the start, second half from the end.
-fn torch_linspace_f32(start: f32, end: f32, steps: usize) -> Vec<f32> {
+pub(crate) fn torch_linspace_f32(start: f32, end: f32, steps: usize) -> Vec<f32> {
     if steps == 1 {
         return vec![start];
     }
@@ -242,7 +251,8 @@ impl Scheduler {
                 let mut sigmas: Vec<f64> = timesteps.iter().map(|&t| interp(t as f64, &full)).collect();
                 let mut timesteps = timesteps;
                 if config.use_karras_sigmas {
-                    let (min, max) = (sigmas[steps - 1], sigmas[0]);
+                    let min = config.sigma_min.unwrap_or(sigmas[steps - 1]);
+                    let max = config.sigma_max.unwrap_or(sigmas[0]);
                     let rho = 7.0;
                     let (min_r, max_r) = (min.powf(1.0 / rho), max.powf(1.0 / rho));
                     sigmas = (0..steps)
@@ -255,6 +265,9 @@ impl Scheduler {
                     timesteps = sigmas.iter().map(|&s| sigma_to_t(s, &log_sigmas) as f32).collect();
                 }
                 let mut sigmas: Vec<f32> = sigmas.into_iter().map(|s| s as f32).collect();
+                if config.timestep_type.as_deref() == Some("continuous") && prediction == Prediction::VPrediction {
+                    timesteps = sigmas.iter().map(|s| 0.25 * s.ln()).collect();
+                }
                 sigmas.push(0.0);
                 let max = sigmas.iter().cloned().fold(0f32, f32::max);
                 let init_noise_sigma = match spacing {

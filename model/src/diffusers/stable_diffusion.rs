@@ -66,7 +66,7 @@ pub struct StableDiffusion {
 }
 
 /// Loads one component's weights, builds it, and checks every tensor in its files was used.
-fn component<T>(
+pub(crate) fn component<T>(
     folder: &ModelFolder,
     name: &str,
     stem: &str,

@@ -174,8 +174,14 @@ impl Weights {
     /// A tensor of exactly `shape` kept in host memory as f32 (empty for a shapes-only set): for
     /// tables too large for one device buffer on some drivers, e.g. CLIP's token embeddings.
     pub fn host_f32(&self, key: &str, shape: &[usize]) -> Result<Vec<f32>, LoadError> {
-        if self.shapes_only.is_some() {
-            let _: Tensor<2> = self.tensor(key, [shape[0], shape[1..].iter().product()])?;
+        if let Some((origin, shapes)) = &self.shapes_only {
+            let Some(found) = shapes.get(key) else {
+                return Err(LoadError::Missing { path: origin.clone(), key: key.into() });
+            };
+            if found[..] != shape[..] {
+                return Err(LoadError::Shape { path: origin.clone(), key: key.into(), found: found.clone(), expected: shape.to_vec() });
+            }
+            self.used.borrow_mut().insert(key.to_string());
             return Ok(Vec::new());
         }
         let (values, found) = self.read_f32(key)?;

@@ -1,0 +1,122 @@
+//! transformers' `CLIPVisionModelWithProjection` (SVD's `image_encoder`), driven by its
+//! config.json: patch embedding, class token, positions, pre-norm, encoder layers without a
+//! causal mask, the class token's post-norm, and the projection to `image_embeds`.
+
+use super::clip::{ClipEncoderLayer, LayerShape};
+use super::layers::{Activation, LayerNorm, Linear};
+use super::weights::{LoadError, Weights};
+use burn::prelude::*;
+use burn::tensor::module::conv2d;
+use burn::tensor::ops::ConvOptions;
+use serde::Deserialize;
+use std::path::Path;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ClipVisionConfig {
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub image_size: usize,
+    pub patch_size: usize,
+    pub projection_dim: usize,
+    #[serde(default = "three")]
+    pub num_channels: usize,
+    #[serde(default = "default_act")]
+    pub hidden_act: String,
+    #[serde(default = "default_eps")]
+    pub layer_norm_eps: f64,
+}
+
+fn three() -> usize {
+    3
+}
+fn default_act() -> String {
+    "quick_gelu".into()
+}
+fn default_eps() -> f64 {
+    1e-5
+}
+
+impl ClipVisionConfig {
+    pub fn read(path: &Path) -> Result<Self, LoadError> {
+        let c: Self = super::read_json(path)?;
+        if c.patch_size == 0 || c.image_size % c.patch_size != 0 {
+            return Err(LoadError::config(path, "patch_size", c.patch_size, "must divide image_size"));
+        }
+        Ok(c)
+    }
+
+    fn patches(&self) -> usize {
+        (self.image_size / self.patch_size).pow(2)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ClipVisionModelWithProjection {
+    class_embedding: Tensor<1>,
+    /// [hidden, channels, patch, patch], no bias.
+    patch_embedding: Tensor<4>,
+    position_embedding: Tensor<2>,
+    pre_layrnorm: LayerNorm,
+    pub layers: Vec<ClipEncoderLayer>,
+    post_layernorm: LayerNorm,
+    visual_projection: Linear,
+    pub config: ClipVisionConfig,
+}
+
+impl ClipVisionModelWithProjection {
+    pub fn load(weights: &Weights, config: &ClipVisionConfig, config_path: &Path) -> Result<Self, LoadError> {
+        let act = Activation::parse(&config.hidden_act)
+            .ok_or_else(|| LoadError::config(config_path, "hidden_act", &config.hidden_act, "not a supported activation"))?;
+        let root = weights.root();
+        let vm = root.pp("vision_model");
+        let emb = vm.pp("embeddings");
+        let d = config.hidden_size;
+        let positions = config.patches() + 1;
+        // A buffer older files carry; it must be the plain 0..n positions this port assumes.
+        if emb.contains("position_ids") {
+            let ids = weights.read_i64(&emb.key("position_ids"))?;
+            if ids.iter().enumerate().any(|(i, &v)| v != i as i64) {
+                return Err(LoadError::config(config_path, "position_ids", "non-sequential", "only 0..n positions are supported"));
+            }
+        }
+        let shape = LayerShape {
+            hidden_size: d,
+            intermediate_size: config.intermediate_size,
+            heads: config.num_attention_heads,
+            eps: config.layer_norm_eps,
+        };
+        Ok(Self {
+            class_embedding: emb.get("class_embedding", [d])?,
+            patch_embedding: emb.pp("patch_embedding").get("weight", [d, config.num_channels, config.patch_size, config.patch_size])?,
+            position_embedding: emb.pp("position_embedding").get("weight", [positions, d])?,
+            pre_layrnorm: LayerNorm::load(&vm.pp("pre_layrnorm"), d, config.layer_norm_eps)?,
+            layers: (0..config.num_hidden_layers)
+                .map(|i| ClipEncoderLayer::load(&vm.pp("encoder").pp("layers").pp(i), shape, act))
+                .collect::<Result<_, _>>()?,
+            post_layernorm: LayerNorm::load(&vm.pp("post_layernorm"), d, config.layer_norm_eps)?,
+            visual_projection: Linear::load(&root.pp("visual_projection"), d, config.projection_dim, false)?,
+            config: config.clone(),
+        })
+    }
+
+    /// `image_embeds` [B, projection_dim] for normalised pixels [B, C, image_size, image_size].
+    pub fn forward(&self, pixels: Tensor<4>) -> Tensor<2> {
+        let [b, _, _, _] = pixels.dims();
+        let p = self.config.patch_size;
+        let d = self.config.hidden_size;
+        let n = self.config.patches();
+        let dtype = self.patch_embedding.dtype();
+        let patches = conv2d(pixels.cast(dtype), self.patch_embedding.clone(), None, ConvOptions::new([p, p], [0, 0], [1, 1], 1));
+        let patches = patches.reshape([b, d, n]).swap_dims(1, 2);
+        let class = self.class_embedding.clone().reshape([1, 1, d]).expand([b, 1, d]);
+        let x = Tensor::cat(vec![class, patches], 1) + self.position_embedding.clone().unsqueeze_dim::<3>(0);
+        let mut x = self.pre_layrnorm.forward(x);
+        for layer in &self.layers {
+            x = layer.forward(x, false);
+        }
+        let pooled = x.slice([0..b, 0..1]).reshape([b, d]);
+        self.visual_projection.forward(self.post_layernorm.forward(pooled))
+    }
+}

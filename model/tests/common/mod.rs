@@ -1,0 +1,89 @@
+//! Helpers the parity tests share: the backends to run on, fixture tensors written by the
+//! Python scripts, comparisons.
+#![allow(dead_code)]
+
+use burn::prelude::*;
+use burn::tensor::DType;
+use model::device::{self, DeviceChoice};
+use model::diffusers::weights::Weights;
+use std::path::Path;
+
+/// The backends every check runs on: (label, device). Burn's flex CPU backend (no fusion) and
+/// wgpu (lavapipe on a GPU-less machine) with Burn's fusion, since fusion has had wrong-result
+/// bugs upstream.
+pub fn devices() -> Vec<(&'static str, Device)> {
+    let mut out = vec![("flex (no fusion)", device::open(DeviceChoice::Cpu).unwrap().device)];
+    let wgpu = device::open(DeviceChoice::Wgpu).expect("a wgpu adapter (install mesa-vulkan-drivers)");
+    out.push(("wgpu (fusion)", wgpu.device));
+    out
+}
+
+pub fn cpu() -> Device {
+    device::open(DeviceChoice::Cpu).unwrap().device
+}
+
+pub fn meta(folder: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(folder.join("expected.json")).unwrap()).unwrap()
+}
+
+/// `expected.safetensors` of a fixture folder.
+pub struct Expected {
+    pub weights: Weights,
+    pub device: Device,
+}
+
+impl Expected {
+    pub fn open(folder: &Path, device: &Device) -> Self {
+        let weights = Weights::open(&[folder.join("expected.safetensors")], device, DType::F32).unwrap();
+        Self { weights, device: device.clone() }
+    }
+    pub fn has(&self, key: &str) -> bool {
+        self.weights.contains(key)
+    }
+    pub fn values(&self, key: &str) -> Vec<f32> {
+        self.weights.read_f32(key).unwrap_or_else(|e| panic!("{e}")).0
+    }
+    pub fn t<const D: usize>(&self, key: &str) -> Tensor<D> {
+        let (v, shape) = self.weights.read_f32(key).unwrap_or_else(|e| panic!("{e}"));
+        let shape: [usize; D] = shape.try_into().unwrap_or_else(|s| panic!("{key}: rank of {s:?}"));
+        Tensor::from_data(TensorData::new(v, shape), &self.device)
+    }
+}
+
+pub fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.cast(DType::F32).into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
+}
+
+/// Max abs difference, asserting the element counts agree.
+pub fn max_diff(got: &[f32], want: &[f32], what: &str) -> f32 {
+    assert_eq!(got.len(), want.len(), "{what}: element count");
+    got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max)
+}
+
+pub fn assert_close<const D: usize>(got: Tensor<D>, want: &[f32], tol: f32, what: &str) -> f32 {
+    let d = max_diff(&values(got), want, what);
+    assert!(d <= tol, "{what}: max abs difference {d:e} > {tol:e}");
+    d
+}
+
+/// PSNR of values in [0, 1].
+pub fn psnr(got: &[f32], want: &[f32]) -> f64 {
+    let mse = got.iter().zip(want).map(|(a, b)| ((a - b) as f64).powi(2)).sum::<f64>() / got.len() as f64;
+    if mse == 0.0 {
+        f64::INFINITY
+    } else {
+        10.0 * (1.0 / mse).log10()
+    }
+}
+
+pub fn copy_dir(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).unwrap();
+    for e in std::fs::read_dir(src).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            copy_dir(&p, &dst.join(e.file_name()));
+        } else {
+            std::fs::copy(&p, dst.join(e.file_name())).unwrap();
+        }
+    }
+}
