@@ -6,6 +6,7 @@ pub mod analysis;
 pub mod api;
 pub mod bench;
 pub mod eval;
+pub mod image_to_video;
 pub mod input;
 pub mod jobs;
 pub mod media;

@@ -45,9 +45,42 @@ impl ModelArgs {
     }
 }
 
+/// Stable Video Diffusion's options (diffusers' names and defaults).
+#[derive(clap::Args, Clone)]
+struct SvdArgs {
+    /// Motion bucket id: more motion when higher.
+    #[arg(long, default_value_t = 127)]
+    motion_bucket: u32,
+    /// Noise added to the input image before encoding it.
+    #[arg(long, default_value_t = 0.02)]
+    noise_aug: f32,
+    /// Guidance on the first frame; it ramps to --max-guidance on the last.
+    #[arg(long, default_value_t = 1.0)]
+    min_guidance: f32,
+    #[arg(long, default_value_t = 3.0)]
+    max_guidance: f32,
+    #[arg(long, default_value_t = 1024)]
+    width: usize,
+    #[arg(long, default_value_t = 576)]
+    height: usize,
+    /// Frames the VAE decodes at once (default: all; fewer use less memory).
+    #[arg(long)]
+    decode_chunk: Option<usize>,
+    /// Initial latents: a safetensors file with an f32 tensor `noise` [1, frames, 4, H/8, W/8]
+    /// (diffusers' `latents`) and optionally `image_noise` [1, 3, H, W].
+    #[arg(long)]
+    noise: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "auto")]
+    precision: server::text_to_image::PrecisionChoice,
+    /// Load each component only while it runs and run the guidance halves one at a time.
+    #[arg(long)]
+    low_memory: bool,
+}
+
 #[derive(Subcommand)]
 enum Command {
-    /// Generate a clip from a prompt, or animate an image.
+    /// Generate a clip from a prompt, or animate an image: with the built-in model, or with
+    /// Stable Video Diffusion (`--model-dir` or `--model`, image-to-video).
     Generate {
         /// What to show, e.g. "a red ball bouncing on a grass field, camera pans left".
         #[arg(long, default_value = "")]
@@ -58,10 +91,20 @@ enum Command {
         /// Number of frames (default: the model's native clip length).
         #[arg(long)]
         frames: Option<usize>,
-        #[arg(long, default_value_t = 8)]
-        fps: u32,
-        #[arg(long, default_value_t = 24)]
-        steps: usize,
+        /// Frames per second (default: 8 built-in, 7 for SVD).
+        #[arg(long)]
+        fps: Option<u32>,
+        /// Sampling steps (default: 24 built-in, 25 for SVD).
+        #[arg(long)]
+        steps: Option<usize>,
+        /// A local Stable Video Diffusion folder (diffusers layout).
+        #[arg(long, conflicts_with_all = ["model", "weights"])]
+        model_dir: Option<PathBuf>,
+        /// A Hugging Face repo id, e.g. stabilityai/stable-video-diffusion-img2vid-xt.
+        #[arg(long, conflicts_with = "weights")]
+        model: Option<String>,
+        #[command(flatten)]
+        svd: SvdArgs,
         /// Text guidance scale (1 turns classifier-free guidance off).
         #[arg(long, default_value_t = 3.0)]
         guidance: f32,
@@ -84,7 +127,7 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
         #[command(flatten)]
-        model: ModelArgs,
+        builtin: ModelArgs,
     },
     /// Measure the built-in model's faithfulness on held-out prompts.
     Eval {
@@ -202,6 +245,81 @@ fn main() -> ExitCode {
     }
 }
 
+/// `vidplay generate` with Stable Video Diffusion.
+#[allow(clippy::too_many_arguments)]
+fn generate_svd(
+    model_dir: Option<PathBuf>,
+    model: Option<String>,
+    image: Option<PathBuf>,
+    frames: Option<usize>,
+    fps: Option<u32>,
+    steps: Option<usize>,
+    seed: Option<u64>,
+    png_frames: bool,
+    out: PathBuf,
+    svd: SvdArgs,
+    device: DeviceChoice,
+) -> anyhow::Result<()> {
+    use model::diffusers::stable_video_diffusion::{MemoryMode, StableVideoDiffusion, VideoRequest};
+    use server::image_to_video as i2v;
+    let started = Instant::now();
+    let Some(image_path) = image else {
+        anyhow::bail!("Stable Video Diffusion animates an image: give --image PATH");
+    };
+    // Check the cheap things before loading anything.
+    let input_image = input::load(&image_path)?;
+    if svd.width == 0 || svd.height == 0 || svd.width % 8 != 0 || svd.height % 8 != 0 {
+        anyhow::bail!("--width and --height must be positive multiples of 8, got {}x{}", svd.width, svd.height);
+    }
+    let opened = device::open(device)?;
+    let dtype = svd.precision.resolve(&opened);
+    let root = server::text_to_image::locate(model_dir.as_deref(), model.as_deref(), dtype)?;
+    let memory = if svd.low_memory { MemoryMode::Low } else { MemoryMode::Resident };
+    let pipeline = StableVideoDiffusion::load(&root, &opened.device, dtype, memory)?;
+    let load_s = started.elapsed().as_secs_f64();
+    let mut req = VideoRequest::new(svd.width, svd.height);
+    req.frames = frames;
+    req.steps = steps.unwrap_or(25);
+    req.fps = fps.unwrap_or(7);
+    req.motion_bucket = svd.motion_bucket;
+    req.noise_aug = svd.noise_aug;
+    req.min_guidance = svd.min_guidance;
+    req.max_guidance = svd.max_guidance;
+    req.decode_chunk = svd.decode_chunk;
+    req.seed = seed.unwrap_or_else(server::jobs::random_seed);
+    if let Some(path) = &svd.noise {
+        let f = pipeline.scale_factor();
+        let n = frames.unwrap_or(pipeline.default_frames());
+        let latent = [pipeline.vae_config.latent_channels, svd.height / f, svd.width / f];
+        let (noise, image_noise) = i2v::read_noise(path, n, latent, [svd.height, svd.width])?;
+        req.noise = Some(noise);
+        req.image_noise = image_noise;
+    }
+    let bar = server::text_to_image::step_bar(req.steps);
+    let video = pipeline.generate(&input_image, &req, &mut |p| bar.set_position(p.step as u64), &|| false)?;
+    bar.finish_and_clear();
+    let name = model.unwrap_or_else(|| root.display().to_string());
+    let mut meta = i2v::VideoMetadata::new(name, &pipeline, &req, &video, &opened, load_s);
+    meta.input_image = Some(image_path.display().to_string());
+    meta.noise_file = svd.noise.as_ref().map(|p| p.display().to_string());
+    let input = if (input_image.width() as usize, input_image.height() as usize) == (req.width, req.height) {
+        input_image
+    } else {
+        image::imageops::resize(&input_image, req.width as u32, req.height as u32, image::imageops::FilterType::Lanczos3)
+    };
+    i2v::write_video(&out, &video.to_rgb8(), &input, &mut meta, png_frames)?;
+    println!(
+        "wrote {} ({} frames at {}x{}, seed {}) in {:.1} s",
+        out.display(),
+        meta.frames,
+        req.width,
+        req.height,
+        req.seed,
+        meta.timings.total_s
+    );
+    Ok(())
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Generate {
@@ -217,8 +335,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             size,
             png_frames,
             out,
+            model_dir,
             model,
+            svd,
+            builtin,
         } => {
+            if model_dir.is_some() || model.is_some() {
+                return generate_svd(model_dir, model, image, frames, fps, steps, seed, png_frames, out, svd, builtin.device);
+            }
+            let (fps, steps, model) = (fps.unwrap_or(8), steps.unwrap_or(24), builtin);
             let started = Instant::now();
             let req = GenerationRequest {
                 prompt,

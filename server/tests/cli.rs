@@ -241,3 +241,81 @@ fn image_bad_input_is_a_clear_error() {
     run(nofiles, "text_encoder/config.json");
     assert!(!out.exists(), "nothing written on errors");
 }
+
+fn svd_fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/tests/fixtures/svd").join(name)
+}
+
+/// `vidplay generate --model-dir` on each tiny SVD fixture reproduces diffusers' frames from
+/// diffusers' noise, and writes the same files as the built-in model.
+#[test]
+fn generate_with_svd_reproduces_diffusers_from_the_same_noise() {
+    for (name, args) in [
+        ("svd1", ["--frames", "4", "--steps", "3", "--fps", "7", "--motion-bucket", "127", "--noise-aug", "0.02", "--min-guidance", "1", "--max-guidance", "3", "--decode-chunk", "3", "--width", "64", "--height", "64"]),
+        ("svd2", ["--frames", "5", "--steps", "3", "--fps", "6", "--motion-bucket", "180", "--noise-aug", "0.05", "--min-guidance", "1.5", "--max-guidance", "2.5", "--decode-chunk", "2", "--width", "128", "--height", "64"]),
+    ] {
+        let dir = temp_dir(&format!("svd-{name}"));
+        let model = svd_fixture(name);
+        let (image, noise) = (model.join("image_0.png"), model.join("noise_0.safetensors"));
+        let mut all = vec!["generate", "--model-dir", model.to_str().unwrap(), "--image", image.to_str().unwrap()];
+        all.extend(args);
+        all.extend(["--noise", noise.to_str().unwrap(), "--png-frames", "--device", "cpu", "--out", dir.to_str().unwrap()]);
+        let out = vidplay(&all);
+        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        for f in ["video.mp4", "video.gif", "metadata.json", "input.png"] {
+            assert!(dir.join(f).is_file(), "{name}: {f} missing");
+        }
+        let device = model::device::open(model::device::DeviceChoice::Cpu).unwrap().device;
+        let expected = model::diffusers::weights::Weights::open(&[model.join("expected.safetensors")], &device, model::diffusers::DType::F32).unwrap();
+        let (want, shape) = expected.read_f32("pipeline.0.frames").unwrap();
+        let mut got = Vec::new();
+        for i in 0..shape[0] {
+            got.extend(image::open(dir.join(format!("frames/{i:04}.png"))).unwrap().to_rgb8().into_raw());
+        }
+        assert_eq!(got.len(), want.len(), "{name}: frame count and size");
+        let mse = got.iter().zip(&want).map(|(&a, &b)| ((a as f64 / 255.0) - b as f64).powi(2)).sum::<f64>() / want.len() as f64;
+        let psnr = 10.0 * (1.0 / mse).log10();
+        assert!(psnr >= 40.0, "{name}: PSNR {psnr:.1} dB against diffusers");
+        let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("metadata.json")).unwrap()).unwrap();
+        assert_eq!(meta["mode"], "image-to-video");
+        assert_eq!(meta["frames"].as_u64(), Some(shape[0] as u64));
+        assert!(meta["timings"]["sampling_s"].as_f64().unwrap() > 0.0);
+        let embedded = server::media::embedded_metadata(&std::fs::read(dir.join("video.mp4")).unwrap()).expect("parameters in the MP4");
+        assert_eq!(embedded["motion_bucket"], meta["motion_bucket"]);
+    }
+}
+
+#[test]
+fn generate_with_svd_bad_input_is_a_clear_error() {
+    let dir = temp_dir("svd-bad");
+    let model = svd_fixture("svd1");
+    let (m, image) = (model.to_str().unwrap().to_string(), model.join("image_0.png"));
+    let o = dir.join("out");
+    let base = |extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = ["generate", "--model-dir", &m, "--steps", "1", "--height", "64", "--device", "cpu", "--out", o.to_str().unwrap()]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let run = |args: Vec<String>, needle: &str| {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_fails_with(&refs, needle);
+    };
+    let img = image.to_str().unwrap();
+    run(base(&[]), "--image");
+    run(base(&["--image", "/nonexistent.png"]), "nonexistent.png");
+    run(base(&["--image", img, "--width", "100"]), "multiples of 8");
+    run(base(&["--image", img, "--width", "64", "--frames", "0"]), "frames");
+    run(base(&["--image", img, "--width", "64", "--fps", "0"]), "fps");
+    run(base(&["--image", img, "--width", "64", "--decode-chunk", "0"]), "decode chunk");
+    // svd2's noise is for 5 frames of 64x128.
+    let wrong = svd_fixture("svd2").join("noise_0.safetensors");
+    run(base(&["--image", img, "--width", "64", "--noise", wrong.to_str().unwrap()]), "has shape");
+    let sd = sd_fixture("sd1");
+    let mut t2i = base(&["--image", img, "--width", "64"]);
+    t2i[2] = sd.to_str().unwrap().into();
+    run(t2i, "StableVideoDiffusionPipeline");
+    assert!(!o.join("metadata.json").exists(), "nothing written on failure");
+}
