@@ -11,6 +11,7 @@ use crate::prompt::{Prompt, parse};
 use crate::rng::Rng;
 use crate::training::multi_hot;
 use crate::vocab::NUM_TOKENS;
+use crate::world::Scene;
 use burn::prelude::*;
 use burn::store::{HalfPrecisionAdapter, ModuleSnapshot, SafetensorsStore};
 use image::RgbImage;
@@ -232,7 +233,21 @@ impl BuiltinModel {
             }
             mask.push(if *with_image { 1.0 } else { 0.0 });
         }
-        let cond = Conditioning::from_host(tokens, vec![req.motion; k], images, mask, s, device);
+        // Text-to-video plans where the subject goes (from the prompt, the motion strength and
+        // the seed) and gives that layout to the text-conditioned pass only, so guidance pushes
+        // towards it. An animated image has no planned subject.
+        let plan = (native_input.is_none() && (understood.subject.is_some() || understood.action.is_some())).then(|| {
+            let mut rng = Rng::new(crate::rng::mix(req.seed ^ 0x1a70));
+            Scene::sample_with_motion(&mut rng, &understood, 0.0, Some(req.motion)).layout(t, s)
+        });
+        let mut layouts = Vec::with_capacity(k * t * s * s);
+        for (j, _) in variants.iter().enumerate() {
+            match (&plan, j) {
+                (Some(p), 0) => layouts.extend_from_slice(p),
+                _ => layouts.extend(std::iter::repeat_n(0.0, t * s * s)),
+            }
+        }
+        let cond = Conditioning::from_host(tokens, vec![req.motion; k], images, mask, layouts, s, device);
 
         let first_frame = native_input.as_ref().map(|_| {
             Tensor::<5>::from_data(TensorData::new(image_planar.clone(), [1, 1, 3, s, s]), device)
@@ -374,7 +389,7 @@ pub fn load_net_with_new_layers(
     let missing: Vec<_> = result
         .missing
         .iter()
-        .filter(|(path, _)| !new_layers.iter().any(|layer| path.starts_with(&format!("{layer}."))))
+        .filter(|(path, _)| !new_layers.iter().any(|layer| path == layer || path.starts_with(&format!("{layer}."))))
         .collect();
     if !missing.is_empty() || !result.unused.is_empty() || !result.errors.is_empty() {
         return Err(ModelError::Weights {

@@ -30,7 +30,14 @@ pub struct HostBatch {
     pub weights: Vec<f32>,
     /// Flow time per sample in (0, 1).
     pub times: Vec<f32>,
+    /// Subject layout per frame, `[batch, frames, size, size]` (zeros when not given).
+    pub layouts: Vec<f32>,
 }
+
+/// Chance that a clip with a subject and a prompt is given its layout; the rest train the
+/// network to draw without one (image-to-video, whose subject nobody has planned, mostly).
+pub const LAYOUT_PROB: f32 = 0.85;
+pub const LAYOUT_PROB_WITH_IMAGE: f32 = 0.3;
 
 /// Extra loss weight on the subject's pixels. The subject covers about 5% of a frame, so with
 /// a plain pixel loss a model that draws only the backdrop already scores well. A weight that
@@ -92,6 +99,7 @@ pub fn host_batch(data_seed: u64, step: u64, batch: usize, cfg: &NetConfig) -> H
         noise: Vec::new(),
         weights: Vec::with_capacity(batch * t * s * s),
         times: Vec::with_capacity(batch),
+        layouts: Vec::with_capacity(batch * t * s * s),
     };
     let mut noise_rng = Rng::new(mix(data_seed ^ 0xA5A5) ^ mix(step));
     for i in 0..batch {
@@ -108,7 +116,14 @@ pub fn host_batch(data_seed: u64, step: u64, batch: usize, cfg: &NetConfig) -> H
         }
         out.image_mask.push(if with_image { 1.0 } else { 0.0 });
         out.clips.extend(clip);
-        out.tokens.extend(multi_hot(&training_prompt(&scene, &mut rng)));
+        let prompt = training_prompt(&scene, &mut rng);
+        out.tokens.extend(multi_hot(&prompt));
+        let p = if with_image { LAYOUT_PROB_WITH_IMAGE } else { LAYOUT_PROB };
+        if !prompt.is_empty() && rng.chance(p) {
+            out.layouts.extend(scene.layout(t, s));
+        } else {
+            out.layouts.extend(std::iter::repeat_n(0.0, t * s * s));
+        }
         out.motion.push(scene.motion);
         // Flow time: half logit-normal (the informative middle), half uniform.
         let time = if rng.chance(0.5) {
@@ -138,6 +153,7 @@ pub fn loss(net: &Net, hb: &HostBatch, cfg: &NetConfig, device: &Device) -> Tens
         hb.motion.clone(),
         hb.images.clone(),
         hb.image_mask.clone(),
+        hb.layouts.clone(),
         s,
         device,
     );
@@ -210,13 +226,13 @@ impl Trainer {
             let net = match init_from {
                 Some(weights) => {
                     tracing::info!(step = fresh.step, "initialising from {}", weights.display());
-                    // Weights exported before the coordinate input existed still load.
+                    // Weights exported before the coordinate input or the layout prior existed still load.
                     crate::pipeline::load_net_with_new_layers(
                         SafetensorsStore::from_file(weights),
                         &fresh.config,
                         &weights.display().to_string(),
                         &device,
-                        &["coord_in"],
+                        &["coord_in", "layout_in"],
                     )?
                 }
                 None => fresh.config.init(&device),

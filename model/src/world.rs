@@ -53,6 +53,12 @@ impl Scene {
     /// Samples a scene, honouring whatever `wish` specifies. `texture_prob` is the chance of a
     /// texture backdrop when `wish` names no setting.
     pub fn sample(rng: &mut Rng, wish: &Prompt, texture_prob: f32) -> Scene {
+        Self::sample_with_motion(rng, wish, texture_prob, None)
+    }
+
+    /// Like [`Scene::sample`], with the motion strength fixed when `motion` is given (a
+    /// request's), instead of drawn.
+    pub fn sample_with_motion(rng: &mut Rng, wish: &Prompt, texture_prob: f32, motion: Option<f32>) -> Scene {
         let mut subject = wish.subject.unwrap_or(*rng.pick(Subject::ALL));
         let mut color = wish.color.unwrap_or(*rng.pick(Color::ALL));
         let mut action = wish.action.unwrap_or(*rng.pick(Action::ALL));
@@ -97,7 +103,8 @@ impl Scene {
                 *rng.pick(&Camera::ALL[1..])
             }
         });
-        let motion = rng.range(0.5, 1.5);
+        let drawn = rng.range(0.5, 1.5);
+        let motion = motion.unwrap_or(drawn);
         let size = rng.range(0.11, 0.16);
         let travel = 0.5 * motion;
         let (x0, y0) = match action {
@@ -196,6 +203,33 @@ impl Scene {
             s.push_str(camera);
         }
         s
+    }
+
+    /// Where the subject is in each frame, as the network's layout input: a soft disc of the
+    /// subject's on-screen centre and radius (camera pans and zooms included), `[frames, size,
+    /// size]` in [0, 1]; all zeros without a subject. It says where and how big, not what: the
+    /// shape, its colour, its spin and everything around it are left to the network.
+    pub fn layout(&self, frames: usize, size: usize) -> Vec<f32> {
+        let mut out = vec![0.0f32; frames * size * size];
+        if self.subject.is_none() {
+            return out;
+        }
+        for f in 0..frames {
+            let tau = if frames > 1 { f as f32 / (frames - 1) as f32 } else { 0.0 };
+            let (ox, zoom) = self.camera_at(tau);
+            let pose = self.pose_at(tau);
+            // World to screen: the inverse of `sample_color`'s mapping, in pixels.
+            let cx = (0.5 + (pose.x - ox - 0.5) * zoom) * size as f32;
+            let cy = (0.5 + (pose.y - 0.5) * zoom) * size as f32;
+            let r = pose.r * zoom * size as f32;
+            for py in 0..size {
+                for px in 0..size {
+                    let d = ((px as f32 + 0.5 - cx).powi(2) + (py as f32 + 0.5 - cy).powi(2)).sqrt();
+                    out[(f * size + py) * size + px] = (r - d + 0.5).clamp(0.0, 1.0);
+                }
+            }
+        }
+        out
     }
 
     /// Renders `frames` frames of `size` x `size`, planar `[frames, 3, size, size]` in [0, 1].
@@ -614,5 +648,39 @@ mod tests {
             let (mx, my) = (b.0 - a.0, b.1 - a.1);
             assert!(mx * dx + my * dy > 8.0, "{action:?}: moved ({mx}, {my})");
         }
+    }
+
+    /// The layout's disc sits on the rendered subject, with the camera moving too.
+    #[test]
+    fn layout_follows_the_rendered_subject() {
+        let (size, frames) = (32, 6);
+        let mut rng = Rng::new(4);
+        for _ in 0..12 {
+            let mut scene = Scene::sample(&mut rng, &Prompt::default(), 0.0);
+            if scene.subject.is_none() {
+                continue;
+            }
+            scene.weather = None;
+            let (_, coverage) = scene.render_with_coverage(frames, size);
+            let layout = scene.layout(frames, size);
+            for f in 0..frames {
+                let mass = |m: &[f32]| {
+                    let (mut sx, mut sy, mut n) = (0.0, 0.0, 0.0);
+                    for (i, v) in m[f * size * size..(f + 1) * size * size].iter().enumerate() {
+                        sx += v * (i % size) as f32;
+                        sy += v * (i / size) as f32;
+                        n += v;
+                    }
+                    (n > 0.5).then(|| (sx / n, sy / n))
+                };
+                // Subjects partly out of frame shift the centroids apart; compare whole ones.
+                let (Some(a), Some(b)) = (mass(&coverage), mass(&layout)) else { continue };
+                let inside = |(x, y): (f32, f32)| (6.0..26.0).contains(&x) && (6.0..26.0).contains(&y);
+                if inside(b) {
+                    assert!((a.0 - b.0).abs() < 1.5 && (a.1 - b.1).abs() < 1.5, "{:?} frame {f}: {a:?} vs {b:?}", scene.action);
+                }
+            }
+        }
+        assert!(Scene::sample(&mut rng, &Prompt::default(), 1.0).layout(2, 8).len() == 2 * 64);
     }
 }

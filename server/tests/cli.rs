@@ -136,17 +136,17 @@ fn native_frames(dir: &Path) -> Vec<image::RgbImage> {
 }
 
 #[test]
-fn generated_clip_has_the_asked_colour_on_wgpu() {
+fn generated_clip_has_the_asked_colour_and_direction_on_wgpu() {
     use model::vocab::{Color, Setting};
     use server::eval;
     let dir = temp_dir("faithful");
-    // Motion direction is not asserted: the model does not follow it reliably yet (see
-    // model/README.md); `vidplay eval` measures it.
+    // (prompt, colour, setting, the subject's net movement: x right, y down, in pixels)
     let cases = [
-        ("a red ball moving right on a plain background, static camera", Color::Red, Setting::Plain),
-        ("a blue square bouncing in the desert, static camera", Color::Blue, Setting::Desert),
+        ("a red ball moving right on a plain background, static camera", Color::Red, Setting::Plain, Some((1.0, 0.0))),
+        ("a yellow star moving up on a grass field, static camera", Color::Yellow, Setting::GrassField, Some((0.0, -1.0))),
+        ("a blue square bouncing in the desert, static camera", Color::Blue, Setting::Desert, None),
     ];
-    for (k, (prompt, color, setting)) in cases.into_iter().enumerate() {
+    for (k, (prompt, color, setting, direction)) in cases.into_iter().enumerate() {
         let out = dir.join(format!("clip{k}"));
         let result = vidplay(&[
             "generate", "--prompt", prompt, "--seed", "5", "--device", "wgpu", "--size", "32", "--png-frames",
@@ -158,6 +158,10 @@ fn generated_clip_has_the_asked_colour_on_wgpu() {
         assert_eq!(frames[0].dimensions(), (32, 32));
         let got = eval::dominant_color_excluding(&frames, eval::backdrop_colors(setting));
         assert_eq!(got, Some(color), "{prompt}: subject colour");
+        if let Some((dx, dy)) = direction {
+            let (mx, my) = server::analysis::displacement(&frames, color).expect("the subject is found at both ends");
+            assert!(mx * dx + my * dy > 5.0, "{prompt}: the subject moved ({mx:.1}, {my:.1}) px");
+        }
     }
 }
 
