@@ -1,12 +1,20 @@
 import { defineConfig } from "@playwright/test";
+import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 
 // One server for the whole run, on a fresh data dir, with the built-in model on the CPU and the
-// tiny SD fixtures as installed text-to-image models.
+// tiny SD and SVD fixtures as installed models.
 const port = Number(process.env.VIDPLAY_E2E_PORT ?? 3917);
 const dataDir = path.join(os.tmpdir(), `vidplay-e2e-${process.pid}`);
 const root = path.resolve(__dirname, "..");
+// Installed models: the tiny SD fixture (keyframes) and the tiny SVD fixture (image to video).
+const modelsDir = path.join(os.tmpdir(), `vidplay-e2e-models-${process.pid}`);
+fs.mkdirSync(modelsDir, { recursive: true });
+for (const [name, rel] of [["sd1", "sd/sd1"], ["svd1", "svd/svd1"]]) {
+  const link = path.join(modelsDir, name);
+  if (!fs.existsSync(link)) fs.symlinkSync(path.resolve(__dirname, "..", "model/tests/fixtures", rel), link);
+}
 const target = process.env.CARGO_TARGET_DIR ? path.resolve(root, process.env.CARGO_TARGET_DIR) : `${root}/target`;
 
 export default defineConfig({
@@ -32,10 +40,10 @@ export default defineConfig({
     url: `http://127.0.0.1:${port}/`,
     timeout: 120_000,
     reuseExistingServer: false,
-    // The tiny Stable Diffusion fixtures stand in for installed text-to-image models.
+    // The tiny diffusers fixtures stand in for installed models.
     env: {
       VIDPLAY_DEVICE: process.env.VIDPLAY_DEVICE ?? "cpu",
-      VIDPLAY_MODELS_DIR: `${root}/model/tests/fixtures/sd`,
+      VIDPLAY_MODELS_DIR: modelsDir,
       HF_HOME: path.join(dataDir, "hf"),
       RUST_LOG: "info",
     },

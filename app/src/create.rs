@@ -80,6 +80,14 @@ fn CreateForm(
     let image_models: Vec<String> =
         models.iter().filter(|m| m.modes.contains(&Mode::TextToImage)).map(|m| m.id.clone()).collect();
     let model_id = RwSignal::new(if start.model.is_empty() { info.id.clone() } else { start.model.clone() });
+    // Installed image-to-video models (Stable Video Diffusion): they take a size too.
+    let video_models: Vec<String> =
+        models.iter().filter(|m| m.id != info.id && m.modes.contains(&Mode::ImageToVideo)).map(|m| m.id.clone()).collect();
+    let is_svd = {
+        let video_models = video_models.clone();
+        Memo::new(move |_| video_models.contains(&model_id.get()))
+    };
+    let info_frames = info.frames;
     let steps = RwSignal::new(start.steps.to_string());
     let guidance = RwSignal::new(start.guidance.to_string());
     let is_image = move || mode.get() == Mode::TextToImage;
@@ -359,10 +367,16 @@ fn CreateForm(
                             on:change:target={
                                 let choose = choose.clone();
                                 let image_models = image_models.clone();
+                                let video_models = video_models.clone();
                                 move |ev| {
                                     let picked = ev.target().value();
                                     if image_models.contains(&picked) {
                                         choose(Mode::TextToImage, Some(picked));
+                                    } else if video_models.contains(&picked) {
+                                        if mode.get_untracked() == Mode::TextToImage { choose(Mode::TextToVideo, None); }
+                                        model_id.set(picked);
+                                        steps.set("25".into());
+                                        guidance.set("3".into());
                                     } else {
                                         model_id.set(picked);
                                         if mode.get_untracked() == Mode::TextToImage { choose(Mode::TextToVideo, None); }
@@ -379,14 +393,14 @@ fn CreateForm(
                     <label class:hidden=move || !is_image()>"Negative prompt"
                         <input type="text" name="negative" maxlength="1000" placeholder="what the image should not show" value=start.negative.clone()/>
                     </label>
-                    <label class:hidden=move || !is_image()>"Width"
+                    <label class:hidden=move || !is_image() && !is_svd.get()>"Width"
                         <input type="number" name="width" min="64" max="1024" step="8" value=start.width.to_string()/>
                     </label>
-                    <label class:hidden=move || !is_image()>"Height"
+                    <label class:hidden=move || !is_image() && !is_svd.get()>"Height"
                         <input type="number" name="height" min="64" max="1024" step="8" value=start.height.to_string()/>
                     </label>
                     <label class:hidden=is_image>"Frames"
-                        <input type="number" name="frames" min="2" max=info.frames.to_string() value=start.frames.to_string()/>
+                        <input type="number" name="frames" min="2" max=move || if is_svd.get() { "32".to_string() } else { info_frames.to_string() } value=start.frames.to_string()/>
                     </label>
                     <label class:hidden=is_image>"Frames per second"
                         <input type="number" name="fps" min="1" max="60" value=start.fps.to_string()/>

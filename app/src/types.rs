@@ -58,6 +58,11 @@ pub struct JobParams {
     pub negative: String,
     pub width: u32,
     pub height: u32,
+    /// Text-to-video with Stable Video Diffusion: the text-to-image model that makes the
+    /// keyframe first (empty: the first installed), and its steps and guidance.
+    pub keyframe_model: String,
+    pub keyframe_steps: u32,
+    pub keyframe_guidance: f32,
 }
 
 pub const BUILTIN_MODEL: &str = "vidplay-toy-1";
@@ -77,6 +82,9 @@ impl Default for JobParams {
             negative: String::new(),
             width: 512,
             height: 512,
+            keyframe_model: String::new(),
+            keyframe_steps: 25,
+            keyframe_guidance: 7.5,
         }
     }
 }
@@ -170,6 +178,10 @@ impl Video {
     }
     pub fn image_url(&self) -> String {
         format!("/media/{}/image.png", self.id)
+    }
+    /// The keyframe a text-to-video clip animates (text -> keyframe -> video).
+    pub fn keyframe_url(&self) -> Option<String> {
+        self.metadata.get("keyframe").filter(|k| !k.is_null()).map(|_| format!("/media/{}/keyframe.png", self.id))
     }
     pub fn source_url(&self) -> Option<String> {
         (self.mode == Mode::ImageToVideo).then(|| format!("/media/{}/input.png", self.id))

@@ -56,6 +56,8 @@ fn VideoDetails(video: Video) -> impl IntoView {
     let p = &video.params;
     let native = meta_str(&video, &["resolution", "native", "0"]).unwrap_or_default();
     let display = meta_str(&video, &["resolution", "display", "0"]).unwrap_or_default();
+    let native_h = meta_str(&video, &["resolution", "native", "1"]).unwrap_or_default();
+    let display_h = meta_str(&video, &["resolution", "display", "1"]).unwrap_or_default();
     let timing = |k: &str| meta_str(&video, &["timings", k]).and_then(|s| s.parse::<f64>().ok()).map(format::seconds).unwrap_or_default();
     if video.is_image() {
         return view! { <ImageDetails video/> }.into_any();
@@ -70,7 +72,7 @@ fn VideoDetails(video: Video) -> impl IntoView {
         ("Guidance", p.guidance.to_string()),
         ("Image guidance", p.image_guidance.to_string()),
         ("Motion strength", p.motion.to_string()),
-        ("Resolution", format!("{native}×{native} generated, shown at {display}×{display}")),
+        ("Resolution", format!("{native}×{native_h} generated, shown at {display}×{display_h}")),
         ("Device", meta_str(&video, &["device"]).unwrap_or_default()),
         ("Sampling time", timing("sampling_s")),
         ("Encoding time", timing("encode_s")),
@@ -94,6 +96,16 @@ fn VideoDetails(video: Video) -> impl IntoView {
                     <img src=src alt="The image this video animates" width="128" height="128"/>
                     <figcaption>"Source image (as the model saw it)"</figcaption>
                 </figure>
+            })}
+            {video.keyframe_url().map(|src| {
+                let by = meta_str(&video, &["keyframe", "model"]).unwrap_or_default();
+                let link = src.clone();
+                view! {
+                    <figure class="source">
+                        <a href=link><img src=src alt="The keyframe this video animates" width="128"/></a>
+                        <figcaption>{format!("Keyframe, made from the prompt by {by}, then animated")}</figcaption>
+                    </figure>
+                }
             })}
             <ParamsTable rows/>
             <DeleteForm id/>

@@ -228,3 +228,24 @@ test("make a keyframe with an installed SD model, re-roll it, keep it, animate i
   await hydrated(page);
   await expect(page.locator("figure.source img")).toBeVisible();
 });
+
+test("text to video through a keyframe and an installed SVD model", async ({ page }) => {
+  await page.goto("/");
+  await hydrated(page);
+  await page.getByRole("combobox", { name: /Model/ }).selectOption("svd1");
+  await expect(page.getByLabel("Text to video")).toBeChecked();
+  await expect(page.getByLabel("Width")).toBeVisible();
+  await page.getByLabel("Assembled prompt (editable)").fill("a red cat in space");
+  await page.getByLabel("Width").fill("64");
+  await page.getByLabel("Height").fill("64");
+  await page.getByLabel("Frames", { exact: true }).fill("4");
+  await setSteps(page, 2);
+  await page.getByRole("button", { name: "Generate" }).click();
+  const video = await waitForDone(page);
+  await page.goto(`/v/${video}`);
+  await hydrated(page);
+  await expect(page.getByText("Keyframe, made from the prompt by sd1, then animated")).toBeVisible();
+  await expect(page.locator(`img[src="/media/${video}/keyframe.png"]`)).toBeVisible();
+  await expectPlays(page, "video.player");
+  await page.screenshot({ path: `${shots}/svd-text-to-video.png`, fullPage: true });
+});

@@ -4,6 +4,7 @@
 
 use crate::media;
 use anyhow::{bail, Context};
+use app::types::JobParams;
 use image::RgbImage;
 use model::device::OpenedDevice;
 use model::diffusers::stable_video_diffusion::{GeneratedVideo, MemoryMode, StableVideoDiffusion, VideoRequest};
@@ -37,6 +38,70 @@ pub fn read_noise(path: &Path, frames: usize, latent: [usize; 3], size: [usize; 
     let noise = read_tensor(path, "noise", &[1, frames, c, h, w], true)?.expect("required");
     let image_noise = read_tensor(path, "image_noise", &[1, 3, size[0], size[1]], false)?;
     Ok((noise, image_noise))
+}
+
+/// Limits of Stable Video Diffusion jobs in the playground.
+pub const MAX_VIDEO_SIDE: u32 = 1024;
+pub const MAX_VIDEO_FRAMES: u32 = 32;
+pub const MAX_VIDEO_STEPS: u32 = 100;
+
+/// Checks an SVD job's parameters (`has_image`: an image to animate was given).
+pub fn validate_job(p: &JobParams, has_image: bool) -> Result<(), String> {
+    if !has_image && p.prompt.trim().is_empty() {
+        return Err("give an image to animate, or a prompt to make a keyframe from".into());
+    }
+    for (what, v) in [("width", p.width), ("height", p.height)] {
+        if v < 64 || v > MAX_VIDEO_SIDE || v % 64 != 0 {
+            return Err(format!("{what} must be a multiple of 64 from 64 to {MAX_VIDEO_SIDE}, not {v}"));
+        }
+    }
+    if p.frames < 2 || p.frames > MAX_VIDEO_FRAMES {
+        return Err(format!("frames must be 2 to {MAX_VIDEO_FRAMES}, not {}", p.frames));
+    }
+    if p.fps == 0 || p.fps > 60 {
+        return Err(format!("frames per second must be 1 to 60, not {}", p.fps));
+    }
+    if p.steps == 0 || p.steps > MAX_VIDEO_STEPS {
+        return Err(format!("steps must be 1 to {MAX_VIDEO_STEPS}, not {}", p.steps));
+    }
+    if !p.guidance.is_finite() || !(1.0..=20.0).contains(&p.guidance) {
+        return Err(format!("guidance must be 1 to 20, not {}", p.guidance));
+    }
+    if !p.motion.is_finite() || !(0.0..=2.0).contains(&p.motion) {
+        return Err(format!("motion strength must be 0 to 2, not {}", p.motion));
+    }
+    if !has_image {
+        if p.keyframe_steps == 0 || p.keyframe_steps > crate::jobs::MAX_IMAGE_STEPS {
+            return Err(format!("keyframe steps must be 1 to {}, not {}", crate::jobs::MAX_IMAGE_STEPS, p.keyframe_steps));
+        }
+        if !p.keyframe_guidance.is_finite() || !(0.0..=30.0).contains(&p.keyframe_guidance) {
+            return Err(format!("keyframe guidance must be 0 to 30, not {}", p.keyframe_guidance));
+        }
+    }
+    Ok(())
+}
+
+/// The SVD request a playground job makes. Guidance is the last frame's (it ramps from 1 on
+/// the first, diffusers' default), and motion strength scales SVD's motion bucket (1 is 127).
+pub fn request_of(p: &JobParams) -> VideoRequest {
+    let mut req = VideoRequest::new(p.width as usize, p.height as usize);
+    req.frames = Some(p.frames as usize);
+    req.fps = p.fps;
+    req.steps = p.steps as usize;
+    req.max_guidance = p.guidance;
+    req.min_guidance = 1.0f32.min(p.guidance);
+    req.motion_bucket = (127.0 * p.motion).round().clamp(0.0, 255.0) as u32;
+    req.seed = p.seed.unwrap_or(0);
+    req
+}
+
+/// `image` at exactly `width` x `height` (Lanczos, as diffusers' image processor resizes).
+pub fn fit(image: &RgbImage, width: usize, height: usize) -> RgbImage {
+    if (image.width() as usize, image.height() as usize) == (width, height) {
+        image.clone()
+    } else {
+        image::imageops::resize(image, width as u32, height as u32, image::imageops::FilterType::Lanczos3)
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -76,6 +141,10 @@ pub struct VideoMetadata {
     pub precision: String,
     pub memory_mode: String,
     pub device: String,
+    /// What the frames are: generated at this size, shown as they are.
+    pub resolution: crate::output::Resolution,
+    /// Text to video: the keyframe's own metadata (model, prompt, seed, timings).
+    pub keyframe: Option<serde_json::Value>,
     /// Peak resident memory of the process (VmHWM) when the run ended; on a GPU this is host
     /// memory, not the GPU's.
     pub peak_host_memory_mib: Option<f64>,
@@ -114,6 +183,12 @@ impl VideoMetadata {
             }
             .into(),
             device: device.description.clone(),
+            resolution: crate::output::Resolution {
+                native: [req.width as u32, req.height as u32],
+                display: [req.width as u32, req.height as u32],
+                upscale_filter: "none".into(),
+            },
+            keyframe: None,
             peak_host_memory_mib: crate::bench::peak_rss_mib(),
             timings: VideoTimings {
                 load_s,

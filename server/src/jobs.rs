@@ -14,6 +14,7 @@ use crate::storage::{Store, StoreError};
 use app::types::{Job, JobParams, JobState, Mode, Video};
 use model::device::OpenedDevice;
 use model::diffusers::stable_diffusion::{ImageRequest, StableDiffusion};
+use model::diffusers::stable_video_diffusion::{MemoryMode, StableVideoDiffusion};
 use model::net::NetConfig;
 use model::pipeline::{BuiltinModel, GenerateError, GenerationRequest, Progress};
 use std::collections::HashMap;
@@ -40,11 +41,13 @@ pub enum SubmitError {
     Internal(String),
 }
 
-/// An installed text-to-image model the queue can run.
+/// An installed diffusers model the queue can run: text-to-image (keyframes), or
+/// image-to-video (Stable Video Diffusion, also text-to-video through a keyframe).
 #[derive(Debug, Clone)]
 pub struct ImageModel {
     pub name: String,
     pub path: PathBuf,
+    pub video: bool,
 }
 
 /// Limits of text-to-image jobs in the playground.
@@ -245,15 +248,31 @@ impl Jobs {
         if params.model.is_empty() {
             params.model = self.inner.model_id.clone();
         }
-        let is_image_model = self.inner.image_models.iter().any(|m| m.name == params.model);
-        if params.model != self.inner.model_id && !is_image_model {
+        let installed = self.inner.image_models.iter().find(|m| m.name == params.model);
+        let is_image_model = installed.is_some_and(|m| !m.video);
+        let is_video_model = installed.is_some_and(|m| m.video);
+        if params.model != self.inner.model_id && installed.is_none() {
             let mut names = vec![self.inner.model_id.clone()];
             names.extend(self.inner.image_models.iter().map(|m| m.name.clone()));
             return Err(SubmitError::Invalid(format!("unknown model {:?}; this server has {names:?}", params.model)));
         }
         let seed = params.seed.unwrap_or_else(random_seed);
         params.seed = Some(seed);
-        let mode = if is_image_model {
+        let mode = if is_video_model {
+            crate::image_to_video::validate_job(&params, upload.is_some()).map_err(SubmitError::Invalid)?;
+            if upload.is_some() {
+                Mode::ImageToVideo
+            } else {
+                let Some(keyframe) = self.keyframe_model(&params) else {
+                    return Err(SubmitError::Invalid(format!(
+                        "{} animates images; for text to video install a text-to-image model too (it makes the keyframe), or give an image",
+                        params.model
+                    )));
+                };
+                params.keyframe_model = keyframe.name.clone();
+                Mode::TextToVideo
+            }
+        } else if is_image_model {
             if upload.is_some() {
                 return Err(SubmitError::Invalid(format!(
                     "{} makes images from text; it does not take an input image",
@@ -281,11 +300,12 @@ impl Jobs {
             .await
             .map_err(|e| SubmitError::Internal(e.to_string()))??;
         }
+        let total = if is_video_model && mode == Mode::TextToVideo { params.keyframe_steps + params.steps } else { params.steps };
         let job = Job {
             id: id.clone(),
             state: JobState::Queued,
             mode,
-            total: params.steps,
+            total,
             params,
             created_ms: now_ms(),
             started_ms: None,
@@ -302,6 +322,12 @@ impl Jobs {
         self.publish(&job);
         self.wake();
         Ok(job)
+    }
+
+    /// The text-to-image model that makes a text-to-video job's keyframe.
+    fn keyframe_model(&self, params: &JobParams) -> Option<&ImageModel> {
+        let mut t2i = self.inner.image_models.iter().filter(|m| !m.video);
+        if params.keyframe_model.is_empty() { t2i.next() } else { t2i.find(|m| m.name == params.keyframe_model) }
     }
 
     fn upload_path(&self, id: &str) -> PathBuf {
@@ -342,6 +368,8 @@ impl Jobs {
     ) {
         // The installed text-to-image model last used, kept loaded until another one is asked for.
         let mut image_model: Option<(String, StableDiffusion)> = None;
+        // Likewise the image-to-video model.
+        let mut video_model: Option<(String, StableVideoDiffusion)> = None;
         let loaded = {
             let _span = tracing::info_span!("load model").entered();
             let started = Instant::now();
@@ -370,7 +398,7 @@ impl Jobs {
                 }
             };
             let finished = match &loaded {
-                Ok((model, device)) => self.run_job(&rt, model, device, &mut image_model, job),
+                Ok((model, device)) => self.run_job(&rt, model, device, &mut image_model, &mut video_model, job),
                 Err(e) => Job {
                     state: JobState::Failed,
                     message: Some(format!("the model could not be loaded: {e:#}")),
@@ -392,6 +420,7 @@ impl Jobs {
         model: &BuiltinModel,
         device: &OpenedDevice,
         image_model: &mut Option<(String, StableDiffusion)>,
+        video_model: &mut Option<(String, StableVideoDiffusion)>,
         mut job: Job,
     ) -> Job {
         let span = tracing::info_span!("job", id = %job.id, mode = job.mode.as_str());
@@ -401,7 +430,10 @@ impl Jobs {
         self.publish(&job);
         let cancel = Arc::new(AtomicBool::new(false));
         self.inner.cancels.lock().expect("cancels lock").insert(job.id.clone(), cancel.clone());
-        let result = if job.mode == Mode::TextToImage {
+        let video = self.inner.image_models.iter().any(|m| m.video && m.name == job.params.model);
+        let result = if video {
+            self.generate_svd(rt, device, image_model, video_model, &mut job, &cancel)
+        } else if job.mode == Mode::TextToImage {
             self.generate_image(rt, device, image_model, &mut job, &cancel)
         } else {
             self.generate(rt, model, &device.description, &mut job, &cancel)
@@ -544,16 +576,8 @@ impl Jobs {
         let Some(entry) = self.inner.image_models.iter().find(|m| m.name == p.model) else {
             return Err(GenerateError::InvalidRequest(format!("the model {} is not installed", p.model)));
         };
-        let dtype = crate::text_to_image::PrecisionChoice::Auto.resolve(device);
-        if loaded.as_ref().map(|(name, _)| name) != Some(&entry.name) {
-            *loaded = None; // free the previous one first
-            let _span = tracing::info_span!("load model", model = %entry.name).entered();
-            let sd = StableDiffusion::load(&entry.path, &device.device, dtype)
-                .map_err(|e| GenerateError::InvalidRequest(format!("the model {} cannot be loaded: {e}", entry.name)))?;
-            *loaded = Some((entry.name.clone(), sd));
-        }
+        let sd = load_image_model(entry, device, loaded)?;
         let load_s = started.elapsed().as_secs_f64();
-        let sd = &loaded.as_ref().expect("loaded above").1;
         let req = ImageRequest {
             prompt: p.prompt.clone(),
             negative: p.negative.clone(),
@@ -587,4 +611,106 @@ impl Jobs {
         })();
         self.publish_result(rt, job, &partial, written, serde_json::to_value(&meta).unwrap_or_default())
     }
+
+    /// An image-to-video job on an installed Stable Video Diffusion model; without an input
+    /// image, text to video the Emu Video way: a keyframe from the text-to-image model first,
+    /// then the video from it, one job with both phases in its progress.
+    fn generate_svd(
+        &self,
+        rt: &Handle,
+        device: &OpenedDevice,
+        image_loaded: &mut Option<(String, StableDiffusion)>,
+        loaded: &mut Option<(String, StableVideoDiffusion)>,
+        job: &mut Job,
+        cancel: &AtomicBool,
+    ) -> Result<(), GenerateError> {
+        use crate::image_to_video as i2v;
+        let started = Instant::now();
+        let p = job.params.clone();
+        let Some(entry) = self.inner.image_models.iter().find(|m| m.video && m.name == p.model) else {
+            return Err(GenerateError::InvalidRequest(format!("the model {} is not installed", p.model)));
+        };
+        let partial = self.media_dir().join(format!("{}.partial", job.id));
+        // Phase 1 (text to video): the keyframe.
+        let mut keyframe_meta = None;
+        let input = match job.mode {
+            Mode::TextToVideo => {
+                let Some(kf) = self.keyframe_model(&p) else {
+                    return Err(GenerateError::InvalidRequest(format!("the keyframe model {} is not installed", p.keyframe_model)));
+                };
+                let sd = load_image_model(kf, device, image_loaded)?;
+                let req = ImageRequest {
+                    prompt: p.prompt.clone(),
+                    negative: p.negative.clone(),
+                    steps: p.keyframe_steps as usize,
+                    guidance: p.keyframe_guidance,
+                    width: p.width as usize,
+                    height: p.height as usize,
+                    seed: p.seed.unwrap_or(0),
+                    noise: None,
+                    scheduler: None,
+                };
+                let image = sd.generate(&req, &mut self.progress(rt, job), &|| self.cancelled(cancel))?;
+                let meta = crate::text_to_image::ImageMetadata::new(kf.name.clone(), sd, &req, &image, device, 0.0, started.elapsed().as_secs_f64());
+                keyframe_meta = Some(serde_json::to_value(&meta).unwrap_or_default());
+                image.to_rgb8()
+            }
+            _ => input::load(&self.upload_path(&job.id))
+                .map_err(|e| GenerateError::InvalidRequest(format!("the uploaded image is gone: {e}")))?,
+        };
+        // Phase 2: the video.
+        let keyframe_steps = if job.mode == Mode::TextToVideo { p.keyframe_steps as usize } else { 0 };
+        let load_started = Instant::now();
+        if loaded.as_ref().map(|(name, _)| name) != Some(&entry.name) {
+            *loaded = None;
+            let _span = tracing::info_span!("load model", model = %entry.name).entered();
+            let dtype = crate::text_to_image::PrecisionChoice::Auto.resolve(device);
+            let svd = StableVideoDiffusion::load(&entry.path, &device.device, dtype, MemoryMode::Resident)
+                .map_err(|e| GenerateError::InvalidRequest(format!("the model {} cannot be loaded: {e}", entry.name)))?;
+            *loaded = Some((entry.name.clone(), svd));
+        }
+        let svd = &loaded.as_ref().expect("loaded above").1;
+        let load_s = load_started.elapsed().as_secs_f64();
+        let req = i2v::request_of(&p);
+        let video = {
+            let mut progress = self.progress(rt, job);
+            let mut offset = |pr: Progress| progress(Progress { step: keyframe_steps + pr.step, total: keyframe_steps + pr.total });
+            svd.generate(&input, &req, &mut offset, &|| self.cancelled(cancel))?
+        };
+        let mut meta = i2v::VideoMetadata::new(entry.name.clone(), svd, &req, &video, device, load_s);
+        meta.prompt = p.prompt.clone();
+        meta.mode = job.mode.as_str();
+        meta.keyframe = keyframe_meta;
+        meta.timings.total_s = started.elapsed().as_secs_f64();
+        let frames = video.to_rgb8();
+        let written = (|| -> anyhow::Result<()> {
+            let input = i2v::fit(&input, req.width, req.height);
+            i2v::write_video(&partial, &frames, &input, &mut meta, true)?;
+            if meta.keyframe.is_some() {
+                std::fs::copy(partial.join("input.png"), partial.join("keyframe.png"))?;
+            }
+            crate::zip::zip_dir(&partial.join("frames"), &partial.join("frames.zip"))?;
+            std::fs::copy(partial.join("frames").join(format!("{:04}.png", frames.len() / 2)), partial.join("poster.png"))?;
+            Ok(())
+        })();
+        self.publish_result(rt, job, &partial, written, serde_json::to_value(&meta).unwrap_or_default())
+    }
+}
+
+/// The text-to-image model `entry`, loaded into `slot` unless it is there already (the one there
+/// before is freed first), on the server's device: f16 on a GPU, f32 on a CPU.
+fn load_image_model<'a>(
+    entry: &ImageModel,
+    device: &OpenedDevice,
+    slot: &'a mut Option<(String, StableDiffusion)>,
+) -> Result<&'a StableDiffusion, GenerateError> {
+    if slot.as_ref().map(|(name, _)| name) != Some(&entry.name) {
+        *slot = None;
+        let _span = tracing::info_span!("load model", model = %entry.name).entered();
+        let dtype = crate::text_to_image::PrecisionChoice::Auto.resolve(device);
+        let sd = StableDiffusion::load(&entry.path, &device.device, dtype)
+            .map_err(|e| GenerateError::InvalidRequest(format!("the model {} cannot be loaded: {e}", entry.name)))?;
+        *slot = Some((entry.name.clone(), sd));
+    }
+    Ok(&slot.as_ref().expect("loaded above").1)
 }

@@ -302,11 +302,7 @@ fn generate_svd(
     let mut meta = i2v::VideoMetadata::new(name, &pipeline, &req, &video, &opened, load_s);
     meta.input_image = Some(image_path.display().to_string());
     meta.noise_file = svd.noise.as_ref().map(|p| p.display().to_string());
-    let input = if (input_image.width() as usize, input_image.height() as usize) == (req.width, req.height) {
-        input_image
-    } else {
-        image::imageops::resize(&input_image, req.width as u32, req.height as u32, image::imageops::FilterType::Lanczos3)
-    };
+    let input = i2v::fit(&input_image, req.width, req.height);
     i2v::write_video(&out, &video.to_rgb8(), &input, &mut meta, png_frames)?;
     println!(
         "wrote {} ({} frames at {}x{}, seed {}) in {:.1} s",

@@ -68,13 +68,19 @@ pub async fn build(
     Ok((router(jobs.clone(), studio, leptos_options(opts)), jobs))
 }
 
-/// Installed text-to-image models, by name.
+/// Installed text-to-image and image-to-video models, by name.
 pub fn image_models(models_dir: Option<&Path>) -> Vec<crate::jobs::ImageModel> {
+    use model::diffusers::folder::PipelineKind;
     let mut out: Vec<crate::jobs::ImageModel> = Vec::new();
     for m in model::diffusers::folder::installed(models_dir) {
-        if m.kind == model::diffusers::folder::PipelineKind::TextToImage && !out.iter().any(|o| o.name == m.name) {
-            tracing::info!(name = %m.name, path = %m.path.display(), "text-to-image model");
-            out.push(crate::jobs::ImageModel { name: m.name, path: m.path });
+        let video = match m.kind {
+            PipelineKind::TextToImage => false,
+            PipelineKind::ImageToVideo => true,
+            PipelineKind::Other(_) => continue,
+        };
+        if !out.iter().any(|o| o.name == m.name) {
+            tracing::info!(name = %m.name, path = %m.path.display(), video, "installed model");
+            out.push(crate::jobs::ImageModel { name: m.name, path: m.path, video });
         }
     }
     out

@@ -68,17 +68,36 @@ impl Studio for ServerStudio {
 
     fn models(&self) -> Vec<ModelInfo> {
         let mut all = vec![model_info(&self.jobs)];
-        all.extend(self.jobs.image_models().iter().map(|m| ModelInfo {
-            id: m.name.clone(),
-            description: format!(
-                "A Stable Diffusion text-to-image model (diffusers folder {}): makes keyframes to animate.",
-                m.path.display()
-            ),
-            chips: Vec::new(),
-            frames: 1,
-            size: 512,
-            max_steps: crate::jobs::MAX_IMAGE_STEPS,
-            modes: vec![Mode::TextToImage],
+        let keyframes = self.jobs.image_models().iter().any(|m| !m.video);
+        all.extend(self.jobs.image_models().iter().map(|m| {
+            if m.video {
+                ModelInfo {
+                    id: m.name.clone(),
+                    description: format!(
+                        "Stable Video Diffusion (diffusers folder {}): animates an image{}.",
+                        m.path.display(),
+                        if keyframes { "; from text it first makes a keyframe with a text-to-image model" } else { "" }
+                    ),
+                    chips: Vec::new(),
+                    frames: crate::image_to_video::MAX_VIDEO_FRAMES,
+                    size: crate::image_to_video::MAX_VIDEO_SIDE,
+                    max_steps: crate::image_to_video::MAX_VIDEO_STEPS,
+                    modes: if keyframes { vec![Mode::TextToVideo, Mode::ImageToVideo] } else { vec![Mode::ImageToVideo] },
+                }
+            } else {
+                ModelInfo {
+                    id: m.name.clone(),
+                    description: format!(
+                        "A Stable Diffusion text-to-image model (diffusers folder {}): makes keyframes to animate.",
+                        m.path.display()
+                    ),
+                    chips: Vec::new(),
+                    frames: 1,
+                    size: 512,
+                    max_steps: crate::jobs::MAX_IMAGE_STEPS,
+                    modes: vec![Mode::TextToImage],
+                }
+            }
         }));
         all
     }

@@ -88,12 +88,16 @@ fn site_root() -> PathBuf {
 }
 
 async fn start(data: &PathBuf) -> (Router, server::jobs::Jobs) {
+    start_with(data, PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../model/tests/fixtures/sd")).await
+}
+
+async fn start_with(data: &PathBuf, models_dir: PathBuf) -> (Router, server::jobs::Jobs) {
     let opts = ServeOptions {
         addr: "127.0.0.1:0".parse().unwrap(),
         data_dir: data.clone(),
         site_root: site_root(),
         seed_examples: false,
-        models_dir: Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../model/tests/fixtures/sd")),
+        models_dir: Some(models_dir),
     };
     let config = BuiltinModel::config_of(None).unwrap();
     build(&opts, config, || {
@@ -431,4 +435,71 @@ async fn keyframes_from_an_installed_text_to_image_model() {
     )
     .await;
     let _ = std::fs::remove_dir_all(&data);
+}
+
+/// With a text-to-image and an image-to-video model installed (the tiny SD and SVD fixtures):
+/// text to video the Emu Video way (keyframe, then video, one job with both phases in its
+/// progress, the keyframe kept with the video and shown on its page), and image to video.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_to_video_through_a_keyframe_and_stable_video_diffusion() {
+    let data = data_dir("svd");
+    let models = data.with_extension("models");
+    let _ = std::fs::remove_dir_all(&models);
+    std::fs::create_dir_all(&models).unwrap();
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../model/tests/fixtures");
+    std::os::unix::fs::symlink(fixtures.join("sd/sd1"), models.join("sd1")).unwrap();
+    std::os::unix::fs::symlink(fixtures.join("svd/svd1"), models.join("svd1")).unwrap();
+    let (app, _jobs) = start_with(&data, models.clone()).await;
+
+    let (status, page) = send(&app, get("/")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(String::from_utf8_lossy(&page).contains("svd1"), "model picker lacks svd1");
+
+    let (status, job) = send_json(
+        &app,
+        post_json(json!({"prompt": "a red cat in space", "model": "svd1", "steps": 2, "frames": 4, "fps": 6, "width": 64, "height": 64, "keyframe_steps": 2, "keyframe_guidance": 4.0})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{job}");
+    assert_eq!(job["mode"], "text-to-video");
+    assert_eq!(job["total"], 4, "both phases count in the progress");
+    assert_eq!(job["params"]["keyframe_model"], "sd1");
+    let id = job["id"].as_str().unwrap().to_string();
+    let done = wait_for(&app, &id, |j| j["state"].as_str().is_some_and(|s| s != "queued" && s != "running")).await;
+    assert_eq!(done["state"], "done", "{done}");
+    assert_eq!(done["step"], 4);
+    for f in ["video.mp4", "video.gif", "keyframe.png", "poster.png", "frames.zip"] {
+        let (status, _) = send(&app, get(&format!("/media/{id}/{f}"))).await;
+        assert_eq!(status, StatusCode::OK, "{f}");
+    }
+    let (_, video) = send_json(&app, get(&format!("/api/videos/{id}"))).await;
+    assert_eq!(video["metadata"]["keyframe"]["model"], "sd1");
+    assert_eq!(video["metadata"]["frames"], 4);
+    assert_eq!(video["metadata"]["model"], "svd1");
+    let (status, html) = send(&app, get(&format!("/v/{id}"))).await;
+    assert_eq!(status, StatusCode::OK);
+    let html = String::from_utf8_lossy(&html);
+    assert!(html.contains(&format!("/media/{id}/keyframe.png")) && html.contains("made from the prompt by sd1"), "keyframe not shown");
+
+    // Image to video with an upload.
+    let (status, anim) = send_json(
+        &app,
+        post_multipart(multipart(&[("model", "svd1"), ("steps", "1"), ("frames", "3"), ("width", "64"), ("height", "64")], Some(("photo.png", &png(80, 60))))),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{anim}");
+    assert_eq!(anim["mode"], "image-to-video");
+    let done = wait_for(&app, anim["id"].as_str().unwrap(), |j| j["state"].as_str().is_some_and(|s| s != "queued" && s != "running")).await;
+    assert_eq!(done["state"], "done", "{done}");
+
+    for (body, needle) in [
+        (json!({"prompt": "a cat", "model": "svd1", "width": 100}), "multiple of 64"),
+        (json!({"prompt": "a cat", "model": "svd1", "frames": 1}), "frames"),
+        (json!({"prompt": "  ", "model": "svd1"}), "give an image to animate"),
+        (json!({"prompt": "a cat", "model": "svd1", "keyframe_model": "nope"}), "install a text-to-image model"),
+    ] {
+        assert_rejected(&app, post_json(body), StatusCode::BAD_REQUEST, needle).await;
+    }
+    let _ = std::fs::remove_dir_all(&data);
+    let _ = std::fs::remove_dir_all(&models);
 }
