@@ -578,17 +578,7 @@ impl Jobs {
         };
         let sd = load_image_model(entry, device, loaded)?;
         let load_s = started.elapsed().as_secs_f64();
-        let req = ImageRequest {
-            prompt: p.prompt.clone(),
-            negative: p.negative.clone(),
-            steps: p.steps as usize,
-            guidance: p.guidance,
-            width: p.width as usize,
-            height: p.height as usize,
-            seed: p.seed.unwrap_or(0),
-            noise: None,
-            scheduler: None,
-        };
+        let req = image_request(&p, p.steps, p.guidance);
         let image = {
             let _s = tracing::info_span!("sampling", steps = req.steps).entered();
             sd.generate(&req, &mut self.progress(rt, job), &|| self.cancelled(cancel))?
@@ -639,18 +629,13 @@ impl Jobs {
                     return Err(GenerateError::InvalidRequest(format!("the keyframe model {} is not installed", p.keyframe_model)));
                 };
                 let sd = load_image_model(kf, device, image_loaded)?;
-                let req = ImageRequest {
-                    prompt: p.prompt.clone(),
-                    negative: p.negative.clone(),
-                    steps: p.keyframe_steps as usize,
-                    guidance: p.keyframe_guidance,
-                    width: p.width as usize,
-                    height: p.height as usize,
-                    seed: p.seed.unwrap_or(0),
-                    noise: None,
-                    scheduler: None,
+                let req = image_request(&p, p.keyframe_steps, p.keyframe_guidance);
+                // The job's total counts both phases from the start.
+                let total = (p.keyframe_steps + p.steps) as usize;
+                let image = {
+                    let mut progress = self.progress(rt, job);
+                    sd.generate(&req, &mut |pr: Progress| progress(Progress { step: pr.step, total }), &|| self.cancelled(cancel))?
                 };
-                let image = sd.generate(&req, &mut self.progress(rt, job), &|| self.cancelled(cancel))?;
                 let meta = crate::text_to_image::ImageMetadata::new(kf.name.clone(), sd, &req, &image, device, 0.0, started.elapsed().as_secs_f64());
                 keyframe_meta = Some(serde_json::to_value(&meta).unwrap_or_default());
                 image.to_rgb8()
@@ -694,6 +679,22 @@ impl Jobs {
             Ok(())
         })();
         self.publish_result(rt, job, &partial, written, serde_json::to_value(&meta).unwrap_or_default())
+    }
+}
+
+/// The text-to-image request of a job: its prompt, negative prompt, size and seed, with the
+/// steps and guidance of the phase (a keyframe job's own, or a text-to-video job's keyframe's).
+fn image_request(p: &JobParams, steps: u32, guidance: f32) -> ImageRequest {
+    ImageRequest {
+        prompt: p.prompt.clone(),
+        negative: p.negative.clone(),
+        steps: steps as usize,
+        guidance,
+        width: p.width as usize,
+        height: p.height as usize,
+        seed: p.seed.unwrap_or(0),
+        noise: None,
+        scheduler: None,
     }
 }
 

@@ -449,7 +449,9 @@ async fn text_to_video_through_a_keyframe_and_stable_video_diffusion() {
     let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../model/tests/fixtures");
     std::os::unix::fs::symlink(fixtures.join("sd/sd1"), models.join("sd1")).unwrap();
     std::os::unix::fs::symlink(fixtures.join("svd/svd1"), models.join("svd1")).unwrap();
-    let (app, _jobs) = start_with(&data, models.clone()).await;
+    let (app, jobs) = start_with(&data, models.clone()).await;
+    // Every update of the text-to-video job counts both phases: the keyframe's steps, then the video's.
+    let mut updates = jobs.subscribe();
 
     let (status, page) = send(&app, get("/")).await;
     assert_eq!(status, StatusCode::OK);
@@ -468,6 +470,11 @@ async fn text_to_video_through_a_keyframe_and_stable_video_diffusion() {
     let done = wait_for(&app, &id, |j| j["state"].as_str().is_some_and(|s| s != "queued" && s != "running")).await;
     assert_eq!(done["state"], "done", "{done}");
     assert_eq!(done["step"], 4);
+    while let Ok(update) = updates.try_recv() {
+        if update.id == id {
+            assert_eq!(update.total, 4, "progress of {update:?}");
+        }
+    }
     for f in ["video.mp4", "video.gif", "keyframe.png", "poster.png", "frames.zip"] {
         let (status, _) = send(&app, get(&format!("/media/{id}/{f}"))).await;
         assert_eq!(status, StatusCode::OK, "{f}");

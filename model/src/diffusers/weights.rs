@@ -151,16 +151,23 @@ impl Weights {
         Ok(values)
     }
 
+    /// For a shapes-only set: checks `key` has `shape`, marks it used and answers true (the
+    /// caller then returns a placeholder). False for a set with real tensors.
+    fn check_shape_only(&self, key: &str, shape: &[usize]) -> Result<bool, LoadError> {
+        let Some((origin, shapes)) = &self.shapes_only else { return Ok(false) };
+        let Some(found) = shapes.get(key) else {
+            return Err(LoadError::Missing { path: origin.clone(), key: key.into() });
+        };
+        if found[..] != shape[..] {
+            return Err(LoadError::Shape { path: origin.clone(), key: key.into(), found: found.clone(), expected: shape.to_vec() });
+        }
+        self.used.borrow_mut().insert(key.to_string());
+        Ok(true)
+    }
+
     /// A tensor of exactly `shape`, in the compute dtype, on the device.
     pub fn tensor<const D: usize>(&self, key: &str, shape: [usize; D]) -> Result<Tensor<D>, LoadError> {
-        if let Some((origin, shapes)) = &self.shapes_only {
-            let Some(found) = shapes.get(key) else {
-                return Err(LoadError::Missing { path: origin.clone(), key: key.into() });
-            };
-            if found[..] != shape[..] {
-                return Err(LoadError::Shape { path: origin.clone(), key: key.into(), found: found.clone(), expected: shape.to_vec() });
-            }
-            self.used.borrow_mut().insert(key.to_string());
+        if self.check_shape_only(key, &shape)? {
             return Ok(Tensor::zeros([1; D], &self.device));
         }
         let (values, found) = self.read_f32(key)?;
@@ -174,14 +181,7 @@ impl Weights {
     /// A tensor of exactly `shape` kept in host memory as f32 (empty for a shapes-only set): for
     /// tables too large for one device buffer on some drivers, e.g. CLIP's token embeddings.
     pub fn host_f32(&self, key: &str, shape: &[usize]) -> Result<Vec<f32>, LoadError> {
-        if let Some((origin, shapes)) = &self.shapes_only {
-            let Some(found) = shapes.get(key) else {
-                return Err(LoadError::Missing { path: origin.clone(), key: key.into() });
-            };
-            if found[..] != shape[..] {
-                return Err(LoadError::Shape { path: origin.clone(), key: key.into(), found: found.clone(), expected: shape.to_vec() });
-            }
-            self.used.borrow_mut().insert(key.to_string());
+        if self.check_shape_only(key, shape)? {
             return Ok(Vec::new());
         }
         let (values, found) = self.read_f32(key)?;
