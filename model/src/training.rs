@@ -226,7 +226,7 @@ impl Trainer {
             let net = match init_from {
                 Some(weights) => {
                     tracing::info!(step = fresh.step, "initialising from {}", weights.display());
-                    // Weights exported before the coordinate input or the layout prior existed still load.
+                    // Weights exported before the coordinate input or the layout input existed still load.
                     crate::pipeline::load_net_with_new_layers(
                         SafetensorsStore::from_file(weights),
                         &fresh.config,
