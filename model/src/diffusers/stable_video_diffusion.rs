@@ -4,8 +4,8 @@
 //! noise augmentation), EDM Euler sampling with guidance ramped over the frames, and the
 //! temporal VAE decoder run over chunks of frames.
 //!
-//! Memory: [`MemoryMode::Low`] loads each component only for its phase and frees it (image
-//! encoder, then VAE encoder, then the UNet, then the VAE decoder), and runs the guided and
+//! Memory: [`MemoryMode::Low`] loads each component only for its phase and frees it (the image
+//! encoder, the VAE to encode, the UNet, the VAE again to decode), and runs the guided and
 //! unguided UNet passes one after the other instead of as one batch of two. Attention is
 //! chunked whenever its score matrix would be large (see `blocks::multi_head_attention`), and
 //! the VAE decodes `decode_chunk` frames at a time.
