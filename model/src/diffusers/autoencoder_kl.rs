@@ -9,22 +9,23 @@ use burn::tensor::activation::silu;
 use serde::Deserialize;
 use std::path::Path;
 
-fn d3() -> usize {
+// Config defaults (diffusers'), shared with the temporal-decoder VAE.
+pub(super) fn d3() -> usize {
     3
 }
-fn d1() -> usize {
+pub(super) fn d1() -> usize {
     1
 }
-fn d4() -> usize {
+pub(super) fn d4() -> usize {
     4
 }
 fn d32() -> usize {
     32
 }
-fn sf() -> f64 {
+pub(super) fn sf() -> f64 {
     0.18215
 }
-fn yes() -> bool {
+pub(super) fn yes() -> bool {
     true
 }
 

@@ -5,7 +5,7 @@
 //! The decoder's temporal group norms take statistics over all frames decoded together, so the
 //! frames of one call form a chunk as in diffusers' `decode_chunk_size`.
 
-use super::autoencoder_kl::{split_moments, Encoder};
+use super::autoencoder_kl::{d1, d3, d4, sf, split_moments, yes, Encoder};
 use super::blocks::{Attention, Upsample2D};
 use super::layers::{Conv2d, GroupNorm};
 use super::spatio_temporal::{SpatioTemporalResBlock, TemporalConv};
@@ -14,22 +14,6 @@ use burn::prelude::*;
 use burn::tensor::activation::silu;
 use serde::Deserialize;
 use std::path::Path;
-
-fn d3() -> usize {
-    3
-}
-fn d1() -> usize {
-    1
-}
-fn d4() -> usize {
-    4
-}
-fn sf() -> f64 {
-    0.18215
-}
-fn yes() -> bool {
-    true
-}
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct TemporalDecoderVaeConfig {
