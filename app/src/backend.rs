@@ -2,7 +2,7 @@
 //! [`Studio`] over its job queue and store and provides it as context; the pages never see
 //! the database or the model directly.
 
-use crate::types::{Job, ModelInfo, PromptReading, Video, VideoPage, VideoQuery};
+use crate::types::{Job, ModelInfo, PromptReading, Video, VideoPage, VideoQuery, WorkerHealth};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -28,6 +28,9 @@ pub trait Studio: Send + Sync + 'static {
     fn jobs(&self, limit: u32) -> BoxFuture<'_, StudioResult<Vec<Job>>>;
     fn job(&self, id: String) -> BoxFuture<'_, StudioResult<Option<Job>>>;
     fn cancel(&self, id: String) -> BoxFuture<'_, StudioResult<Option<Job>>>;
+    /// The most recent distinct prompts, newest first.
+    fn recent_prompts(&self, limit: u32) -> BoxFuture<'_, StudioResult<Vec<String>>>;
+    fn health(&self) -> BoxFuture<'_, StudioResult<WorkerHealth>>;
 }
 
 /// The studio as server functions find it in context.

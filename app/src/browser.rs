@@ -1,7 +1,7 @@
 //! Browser-only helpers (`hydrate`): submitting the Create form with fetch, following job
 //! progress over server-sent events, and reading dropped or pasted images.
 
-use crate::types::{ApiError, Job};
+use crate::types::{ApiError, Job, StepUpdate};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -43,8 +43,9 @@ pub async fn submit_job(form: &HtmlFormElement) -> Result<Job, String> {
     }
 }
 
-/// Follows job updates (one job, or all with `None`) until the returned source is closed.
-pub fn watch_jobs(id: Option<&str>, on_job: impl Fn(Job) + 'static) -> Option<EventSource> {
+/// Follows job updates (one job, or all with `None`) until the returned source is closed:
+/// `on_job` when a job changes state, `on_step` as it progresses.
+pub fn watch_jobs(id: Option<&str>, on_job: impl Fn(Job) + 'static, on_step: impl Fn(StepUpdate) + 'static) -> Option<EventSource> {
     let url = match id {
         Some(id) => format!("/api/jobs/events?id={id}"),
         None => "/api/jobs/events".to_string(),
@@ -60,8 +61,19 @@ pub fn watch_jobs(id: Option<&str>, on_job: impl Fn(Job) + 'static) -> Option<Ev
     source
         .add_event_listener_with_callback("job", callback.as_ref().unchecked_ref())
         .ok()?;
-    // The listener lives as long as the page; the source is closed by the caller.
+    let on_step = Closure::<dyn Fn(MessageEvent)>::new(move |ev: MessageEvent| {
+        if let Some(text) = ev.data().as_string()
+            && let Ok(step) = serde_json::from_str::<StepUpdate>(&text)
+        {
+            on_step(step);
+        }
+    });
+    source
+        .add_event_listener_with_callback("step", on_step.as_ref().unchecked_ref())
+        .ok()?;
+    // The listeners live as long as the page; the source is closed by the caller.
     callback.forget();
+    on_step.forget();
     Some(source)
 }
 

@@ -5,7 +5,7 @@
 //! Bad input is not an error here: unknown ids come back as `None` or `false`, so the page can
 //! say so; `ServerFnError` is kept for the server failing.
 
-use crate::types::{Job, ModelInfo, PromptReading, Video, VideoPage, VideoQuery};
+use crate::types::{Job, ModelInfo, PromptReading, Video, VideoPage, VideoQuery, WorkerHealth};
 use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
@@ -15,6 +15,15 @@ fn studio() -> Result<crate::backend::SharedStudio, ServerFnError> {
 
 #[cfg(feature = "ssr")]
 fn fail(e: String) -> ServerFnError {
+    ServerFnError::new(e)
+}
+
+/// Input the server refuses: answered with 400 and the message.
+#[cfg(feature = "ssr")]
+fn refuse(e: String) -> ServerFnError {
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        response.set_status(http::StatusCode::BAD_REQUEST);
+    }
     ServerFnError::new(e)
 }
 
@@ -30,7 +39,7 @@ pub async fn list_models() -> Result<Vec<ModelInfo>, ServerFnError> {
 
 #[server]
 pub async fn read_prompt(prompt: String) -> Result<PromptReading, ServerFnError> {
-    let prompt: String = prompt.chars().take(2000).collect();
+    crate::limits::check_text("the prompt", &prompt, crate::limits::MAX_PROMPT_CHARS).map_err(refuse)?;
     Ok(studio()?.read_prompt(&prompt))
 }
 
@@ -46,6 +55,10 @@ pub async fn example_images() -> Result<Vec<String>, ServerFnError> {
 
 #[server(input = leptos::server_fn::codec::Json)]
 pub async fn find_videos(query: VideoQuery) -> Result<VideoPage, ServerFnError> {
+    crate::limits::check_text("the search", &query.q, crate::limits::MAX_SEARCH_CHARS).map_err(refuse)?;
+    if let Some(model) = &query.model {
+        crate::limits::check_text("the model name", model, crate::limits::MAX_NAME_CHARS).map_err(refuse)?;
+    }
     if query.before.as_deref().is_some_and(|b| !crate::types::is_valid_id(b)) {
         return Ok(VideoPage { videos: Vec::new(), next: None });
     }
@@ -82,6 +95,17 @@ pub async fn delete_video(id: String) -> Result<bool, ServerFnError> {
 #[server]
 pub async fn recent_jobs() -> Result<Vec<Job>, ServerFnError> {
     studio()?.jobs(100).await.map_err(fail)
+}
+
+/// The prompts the Create page offers again (only what it shows).
+#[server]
+pub async fn recent_prompts() -> Result<Vec<String>, ServerFnError> {
+    studio()?.recent_prompts(6).await.map_err(fail)
+}
+
+#[server]
+pub async fn queue_health() -> Result<WorkerHealth, ServerFnError> {
+    studio()?.health().await.map_err(fail)
 }
 
 #[server]

@@ -2,7 +2,7 @@
 //! animate, set the parameters, and generate. Without JavaScript the form still posts to
 //! `/api/jobs` and lands on the queue.
 
-use crate::calls::{describe_model, example_images, list_models, read_prompt, recent_jobs, surprise_prompt, video_by_id};
+use crate::calls::{describe_model, example_images, list_models, read_prompt, recent_prompts, surprise_prompt, video_by_id};
 use crate::job_card::JobCard;
 use crate::prompt_builder::{apply_chip, contains_phrase};
 use crate::types::{Job, JobParams, Mode, ModelInfo};
@@ -16,7 +16,7 @@ pub fn CreatePage() -> impl IntoView {
     let info = Resource::new(|| (), |_| describe_model());
     let models = Resource::new(|| (), |_| list_models());
     let examples = Resource::new(|| (), |_| example_images());
-    let recent = Resource::new(|| (), |_| recent_jobs());
+    let recent = Resource::new(|| (), |_| recent_prompts());
     // Remix: start from a video's parameters.
     let remix_id = move || query.with(|q| q.get("remix"));
     let remix = Resource::new(remix_id, |id| async move {
@@ -35,8 +35,7 @@ pub fn CreatePage() -> impl IntoView {
                 let models = models.await.unwrap_or_default();
                 let remix = remix.await;
                 let examples = examples.await.unwrap_or_default();
-                let recent: Vec<String> = recent.await.unwrap_or_default().into_iter().map(|j: Job| j.params.prompt)
-                    .filter(|p| !p.is_empty()).fold(Vec::new(), |mut acc, p| { if !acc.contains(&p) && acc.len() < 6 { acc.push(p); } acc });
+                let recent: Vec<String> = recent.await.unwrap_or_default();
                 match info {
                     Ok(info) => {
                         let (start, start_mode, source) = match remix {

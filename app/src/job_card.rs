@@ -13,14 +13,24 @@ use leptos_router::components::A;
 pub fn follow_jobs(jobs: RwSignal<Vec<RwSignal<Job>>>, add_new: bool) {
     #[cfg(feature = "hydrate")]
     {
-        let source = crate::browser::watch_jobs(None, move |update: Job| {
-            let card = jobs.with_untracked(|list| list.iter().find(|j| j.with_untracked(|j| j.id == update.id)).copied());
-            match card {
+        let card = move |id: &str| jobs.with_untracked(|list| list.iter().find(|j| j.with_untracked(|j| j.id == id)).copied());
+        let source = crate::browser::watch_jobs(
+            None,
+            move |update: Job| match card(&update.id) {
                 Some(card) => card.set(update),
                 None if add_new => jobs.update(|list| list.insert(0, RwSignal::new(update))),
                 None => {}
-            }
-        });
+            },
+            move |step: crate::types::StepUpdate| {
+                if let Some(card) = card(&step.id) {
+                    card.update(|job| {
+                        job.step = step.step;
+                        job.total = step.total;
+                        job.state = crate::types::JobState::Running;
+                    });
+                }
+            },
+        );
         let source = send_wrapper::SendWrapper::new(source);
         on_cleanup(move || {
             if let Some(s) = source.take() {

@@ -8,27 +8,33 @@ pub mod backend;
 pub mod browser;
 pub mod calls;
 mod create;
+pub mod csp;
 mod format;
 mod gallery;
 mod job_card;
+pub mod limits;
 pub mod prompt_builder;
 mod queue;
 pub mod types;
 mod video_page;
 
 use leptos::prelude::*;
-use leptos_meta::{Link, Meta, MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_meta::{Link, Meta, MetaTags, Title, provide_meta_context};
 use leptos_router::components::{A, Route, Router, Routes};
 use leptos_router::{SsrMode, path};
 
 /// The HTML document around the app.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    csp::set_page_policy();
     view! {
         <!DOCTYPE html>
         <html lang="en">
             <head>
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                // The bundle's stylesheet carries the bundle's (content-hashed) name.
+                <link rel="stylesheet" href=format!("/{}/{}.css", options.site_pkg_dir, options.output_name)/>
                 <HydrationScripts options/>
                 <MetaTags/>
             </head>
@@ -43,7 +49,6 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 pub fn App() -> impl IntoView {
     provide_meta_context();
     view! {
-        <Stylesheet id="vidplay" href="/pkg/vidplay.css"/>
         <Link rel="icon" href="/favicon.svg"/>
         <Meta name="description" content="Direct short generated videos: text to video, image to video, and a searchable gallery."/>
         <Title formatter=|t: String| if t.is_empty() { "vidplay".to_string() } else { format!("{t} · vidplay") }/>

@@ -1,7 +1,7 @@
 //! The queue page: every recent job (queued, running, done, failed with the reason,
 //! cancelled), updating live.
 
-use crate::calls::recent_jobs;
+use crate::calls::{queue_health, recent_jobs};
 use crate::job_card::JobCard;
 use crate::types::Job;
 use leptos::prelude::*;
@@ -10,9 +10,25 @@ use leptos_meta::Title;
 #[component]
 pub fn QueuePage() -> impl IntoView {
     let jobs = Resource::new(|| (), |_| recent_jobs());
+    let health = Resource::new(|| (), |_| queue_health());
     view! {
         <Title text="Queue"/>
         <h1>"Queue"</h1>
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                match health.await {
+                    Ok(h) if h.stalled => {
+                        let why = h.last_error.unwrap_or_else(|| "the generation worker has stopped".into());
+                        view! {
+                            <p class="error stalled" role="alert">
+                                {format!("Nothing is running: {why}. Queued jobs wait until the server is restarted.")}
+                            </p>
+                        }.into_any()
+                    }
+                    _ => ().into_any(),
+                }
+            })}
+        </Suspense>
         <Suspense fallback=|| view! { <p>"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match jobs.await {

@@ -248,3 +248,26 @@ pub struct ApiError {
 pub fn is_valid_id(id: &str) -> bool {
     (8..=40).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
+
+/// A running job's progress, as the event stream sends it between state changes (the whole
+/// job is sent only when its state changes).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepUpdate {
+    pub id: String,
+    pub step: u32,
+    pub total: u32,
+}
+
+/// Whether the generation worker is alive and what it is doing (`GET /api/health`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WorkerHealth {
+    /// The generation thread is running.
+    pub worker_alive: bool,
+    /// The job it is running now.
+    pub current_job: Option<String>,
+    pub queue_length: u64,
+    /// The last failure of a job or of the worker itself (a panic, a model that did not load).
+    pub last_error: Option<String>,
+    /// Nothing will run: the worker is gone, or the model could not be loaded.
+    pub stalled: bool,
+}

@@ -87,9 +87,9 @@ fn VideoDetails(video: Video) -> impl IntoView {
             <video class="player" src=video.video_url() poster=video.poster_url() controls autoplay loop muted playsinline></video>
             <div class="actions">
                 <a class="button primary" href=format!("/?remix={id}")>"Remix"</a>
-                <a class="button" href=video.video_url() download=format!("vidplay-{id}.mp4")>"Download video (MP4)"</a>
-                <a class="button" href=video.gif_url() download=format!("vidplay-{id}.gif")>"Download GIF"</a>
-                <a class="button" href=video.frames_url() download=format!("vidplay-{id}-frames.zip")>"Download frames (PNG, zip)"</a>
+                <a class="button" href=format!("{}?download", video.video_url()) download=format!("vidplay-{id}.mp4")>"Download video (MP4)"</a>
+                <a class="button" href=format!("{}?download", video.gif_url()) download=format!("vidplay-{id}.gif")>"Download GIF"</a>
+                <a class="button" href=format!("{}?download", video.frames_url()) download=format!("vidplay-{id}-frames.zip")>"Download frames (PNG, zip)"</a>
             </div>
             {video.source_url().map(|src| view! {
                 <figure class="source">
@@ -172,7 +172,7 @@ fn ImageDetails(video: Video) -> impl IntoView {
             <div class="actions">
                 <a class="button primary" href=format!("/?animate={id}")>"Animate this keyframe"</a>
                 <a class="button" href=format!("/?remix={id}")>"Remix"</a>
-                <a class="button" href=video.image_url() download=format!("vidplay-{id}.png")>"Download image (PNG)"</a>
+                <a class="button" href=format!("{}?download", video.image_url()) download=format!("vidplay-{id}.png")>"Download image (PNG)"</a>
             </div>
             <ParamsTable rows/>
             <DeleteForm id/>

@@ -3,7 +3,7 @@
 //!
 //! Errors are `{"error": "..."}` with a 4xx status for anything the caller can fix.
 
-use crate::jobs::{Jobs, SubmitError, Upload};
+use crate::jobs::{JobEvent, Jobs, SubmitError, Upload};
 use crate::storage::StoreError;
 use app::types::{ApiError, JobParams, Mode, VideoQuery, is_valid_id};
 use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
@@ -12,7 +12,6 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use futures_util::Stream;
 use serde::Deserialize;
 use std::convert::Infallible;
 use tokio_stream::StreamExt;
@@ -66,10 +65,26 @@ pub fn routes() -> Router<Jobs> {
         .route("/api/jobs/{id}", get(get_job).delete(cancel_job))
         .route("/api/videos", get(list_videos))
         .route("/api/videos/{id}", get(get_video).delete(delete_video))
+        .route("/api/health", get(health))
 }
 
 fn check_id(id: &str, what: &str) -> ApiResult<()> {
     if is_valid_id(id) { Ok(()) } else { Err(Failure::not_found(what)) }
+}
+
+/// Largest JSON job request, and largest form field besides the image.
+pub const MAX_FIELD_BYTES: usize = 64 * 1024;
+
+/// Reads a form field's text, refusing one larger than [`MAX_FIELD_BYTES`] before it is all read.
+async fn field_text(mut field: axum::extract::multipart::Field<'_>, name: &str) -> Result<String, Failure> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = field.chunk().await.map_err(|e| Failure::bad(format!("reading the form: {}", e.body_text())))? {
+        if bytes.len() + chunk.len() > MAX_FIELD_BYTES {
+            return Err(Failure::bad(format!("the form field {name:?} is larger than {} KB", MAX_FIELD_BYTES / 1024)));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    String::from_utf8(bytes).map_err(|_| Failure::bad(format!("the form field {name:?} is not UTF-8 text")))
 }
 
 /// Reads a job request: a JSON body (`JobParams`), or a multipart form with the same fields
@@ -85,9 +100,10 @@ pub async fn read_job_request(req: Request, jobs: &Jobs) -> ApiResult<(JobParams
         let form = Multipart::from_request(req, &()).await.map_err(|e| Failure::bad(e.body_text()))?;
         read_multipart(form, jobs).await
     } else if content_type.starts_with("application/json") {
-        let Json(params) = Json::<JobParams>::from_request(req, &())
-            .await
-            .map_err(|e| Failure::bad(format!("invalid JSON job request: {}", e.body_text())))?;
+        let too_big = || Failure(StatusCode::PAYLOAD_TOO_LARGE, format!("a JSON job request is at most {} KB", MAX_FIELD_BYTES / 1024));
+        let body = axum::body::to_bytes(req.into_body(), MAX_FIELD_BYTES).await.map_err(|_| too_big())?;
+        let params = serde_json::from_slice::<JobParams>(&body)
+            .map_err(|e| Failure::bad(format!("invalid JSON job request: {e}")))?;
         Ok((params, None))
     } else {
         Err(Failure(
@@ -122,7 +138,7 @@ async fn read_multipart(mut form: Multipart, jobs: &Jobs) -> ApiResult<(JobParam
             }
             continue;
         }
-        let value = field.text().await.map_err(too_big)?;
+        let value = field_text(field, &name).await?;
         let value = value.trim();
         let num = |what: &str| Failure::bad(format!("{what} must be a number, not {value:?}"));
         match name.as_str() {
@@ -240,6 +256,9 @@ pub struct VideoParams {
 
 impl VideoParams {
     pub fn to_query(&self) -> ApiResult<VideoQuery> {
+        use app::limits::{MAX_NAME_CHARS, MAX_SEARCH_CHARS, check_text};
+        check_text("the search", &self.q, MAX_SEARCH_CHARS).map_err(Failure::bad)?;
+        check_text("the model name", &self.model, MAX_NAME_CHARS).map_err(Failure::bad)?;
         let mode = match self.mode.as_str() {
             "" | "all" => None,
             m => Some(Mode::parse(m).ok_or_else(|| Failure::bad(format!("mode must be text-to-video, image-to-video or text-to-image, not {m:?}")))?),
@@ -248,7 +267,7 @@ impl VideoParams {
             check_id(&self.before, "video").map_err(|_| Failure::bad("`before` is not a video id"))?;
         }
         Ok(VideoQuery {
-            q: self.q.chars().take(200).collect(),
+            q: self.q.clone(),
             mode,
             model: (!self.model.is_empty()).then(|| self.model.clone()),
             favorites: matches!(self.favorites.as_deref(), Some("1" | "true" | "on" | "yes")),
@@ -276,24 +295,40 @@ async fn delete_video(State(jobs): State<Jobs>, Path(id): Path<String>) -> ApiRe
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+async fn health(State(jobs): State<Jobs>) -> ApiResult<Response> {
+    Ok(Json(jobs.health().await?).into_response())
+}
+
 #[derive(Debug, Deserialize)]
 struct EventParams {
     id: Option<String>,
 }
 
-/// Server-sent events: one `job` event (the job as JSON) per update, optionally for one id.
-async fn job_events(
-    State(jobs): State<Jobs>,
-    Query(params): Query<EventParams>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+/// Server-sent events, optionally for one job id: a `job` event (the whole job as JSON) when a
+/// job's state changes, a `step` event (`{"id", "step", "total"}`) as it progresses. At most
+/// [`crate::jobs::MAX_EVENT_STREAMS`] at once (503 beyond); a listener that falls behind is
+/// dropped (browsers reconnect by themselves); every stream ends when the server shuts down.
+async fn job_events(State(jobs): State<Jobs>, Query(params): Query<EventParams>) -> ApiResult<Response> {
+    if let Some(id) = &params.id {
+        check_id(id, "job")?;
+    }
+    let Some(slot) = jobs.stream_slot() else {
+        return Err(Failure(StatusCode::SERVICE_UNAVAILABLE, "too many open event streams; try again later".into()));
+    };
     let only = params.id;
-    let stream = BroadcastStream::new(jobs.subscribe()).filter_map(move |update| {
-        // A lagging listener skips updates; the next one carries the full state anyway.
-        let job = update.ok()?;
-        if only.as_ref().is_some_and(|id| *id != job.id) {
-            return None;
-        }
-        Some(Ok(Event::default().event("job").json_data(&job).unwrap_or_default()))
-    });
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    let stream = BroadcastStream::new(jobs.subscribe())
+        .map_while(|update| update.ok())
+        .filter_map(move |event| {
+            let _slot = &slot;
+            if only.as_ref().is_some_and(|id| id != event.job_id()) {
+                return None;
+            }
+            let sse = match &event {
+                JobEvent::Changed(job) => Event::default().event("job").json_data(job),
+                JobEvent::Step(step) => Event::default().event("step").json_data(step),
+            };
+            Some(Ok::<_, Infallible>(sse.unwrap_or_default()))
+        });
+    let stream = futures_util::StreamExt::take_until(stream, jobs.closing());
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
 }

@@ -53,6 +53,18 @@ pub fn decode(bytes: &[u8], name: &str) -> Result<RgbImage, ImageInputError> {
     Ok(img.to_rgb8())
 }
 
+/// `img` scaled down (aspect kept, Lanczos) so neither side exceeds `max_side`; unchanged
+/// when it already fits.
+pub fn fit_within(img: RgbImage, max_side: u32) -> RgbImage {
+    let (w, h) = img.dimensions();
+    if w <= max_side && h <= max_side {
+        return img;
+    }
+    let scale = max_side as f64 / w.max(h) as f64;
+    let (nw, nh) = (((w as f64 * scale).round() as u32).max(1), ((h as f64 * scale).round() as u32).max(1));
+    image::imageops::resize(&img, nw.min(max_side), nh.min(max_side), image::imageops::FilterType::Lanczos3)
+}
+
 pub fn load(path: &Path) -> Result<RgbImage, ImageInputError> {
     let name = path.display().to_string();
     let meta = std::fs::metadata(path).map_err(|e| ImageInputError::Read(name.clone(), e.to_string()))?;
@@ -75,6 +87,14 @@ mod tests {
         let mut out = Vec::new();
         img.write_to(&mut Cursor::new(&mut out), image::ImageFormat::Png).unwrap();
         out
+    }
+
+    #[test]
+    fn large_images_are_fitted_within_the_limit() {
+        let img = RgbImage::new(3000, 1500);
+        assert_eq!(fit_within(img, 1024).dimensions(), (1024, 512));
+        assert_eq!(fit_within(RgbImage::new(20, 4000), 1024).dimensions(), (5, 1024));
+        assert_eq!(fit_within(RgbImage::new(640, 480), 1024).dimensions(), (640, 480));
     }
 
     #[test]

@@ -7,11 +7,12 @@
 //! images are normalised to PNG in `DATA_DIR/uploads/ID.png` when the job is created, so a job
 //! interrupted by a restart can run again.
 
+use crate::faults::{CrashPoint, Faults};
 use crate::input;
 use crate::media;
 use crate::output::{Metadata, Timings, write_clip};
 use crate::storage::{Store, StoreError};
-use app::types::{Job, JobParams, JobState, Mode, Video};
+use app::types::{Job, JobParams, JobState, Mode, StepUpdate, Video, WorkerHealth};
 use model::device::OpenedDevice;
 use model::diffusers::stable_diffusion::{ImageRequest, StableDiffusion};
 use model::diffusers::stable_video_diffusion::{MemoryMode, StableVideoDiffusion};
@@ -19,14 +20,42 @@ use model::net::NetConfig;
 use model::pipeline::{BuiltinModel, GenerateError, GenerationRequest, Progress};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Instant;
 use tokio::runtime::Handle;
-use tokio::sync::broadcast;
+use tokio::sync::{Semaphore, broadcast, watch};
 
 /// Most jobs waiting at once; more are refused with "queue full".
 pub const QUEUE_LIMIT: usize = 16;
+/// Most event streams open at once; more are refused with 503.
+pub const MAX_EVENT_STREAMS: usize = 64;
+
+/// What listeners of the queue hear: a job whose state changed (the whole job), or a running
+/// job's progress (just the numbers).
+#[derive(Debug, Clone)]
+pub enum JobEvent {
+    Changed(Job),
+    Step(StepUpdate),
+}
+
+impl JobEvent {
+    pub fn job_id(&self) -> &str {
+        match self {
+            JobEvent::Changed(job) => &job.id,
+            JobEvent::Step(step) => &step.id,
+        }
+    }
+}
+
+/// One open event stream; the slot is given back when it is dropped.
+pub struct StreamSlot(Arc<Inner>);
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        self.0.open_streams.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
@@ -126,11 +155,21 @@ struct Inner {
     config: NetConfig,
     model_id: String,
     image_models: Vec<ImageModel>,
-    /// Cancel flags of jobs that are queued or running in this process.
+    /// Cancel flags of jobs that are running, or were asked to stop while being claimed.
     cancels: Mutex<HashMap<String, Arc<AtomicBool>>>,
-    events: broadcast::Sender<Job>,
+    events: broadcast::Sender<JobEvent>,
+    /// Turns true when the server begins to shut down (event streams end).
+    closing: watch::Sender<bool>,
+    open_streams: AtomicUsize,
+    /// Image decoding at once: about one per core.
+    decoding: Semaphore,
+    faults: Faults,
+    /// The job the worker is running now, and the last failure it saw.
+    current: Mutex<Option<String>>,
+    last_error: Mutex<Option<String>>,
+    model_failed: AtomicBool,
     wake: Mutex<mpsc::Sender<()>>,
-    /// Set by [`Jobs::shutdown`]: the worker puts its job back in the queue and stops.
+    /// Set by [`Jobs::begin_shutdown`]: the worker puts its job back in the queue and stops.
     stopping: AtomicBool,
     worker: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -151,21 +190,23 @@ impl Jobs {
         config: NetConfig,
         model_id: &str,
         image_models: Vec<ImageModel>,
+        faults: Faults,
         load: impl FnOnce() -> anyhow::Result<(BuiltinModel, OpenedDevice)> + Send + 'static,
     ) -> anyhow::Result<Jobs> {
         for dir in ["media", "uploads"] {
             std::fs::create_dir_all(data_dir.join(dir))?;
         }
-        // Leftovers of a crash mid-write are never shown; remove them.
-        for entry in std::fs::read_dir(data_dir.join("media"))?.flatten() {
-            if entry.file_name().to_string_lossy().ends_with(".partial") {
-                let _ = std::fs::remove_dir_all(entry.path());
-            }
+        let recovered = store.recover_interrupted(now_ms()).await?;
+        if !recovered.requeued.is_empty() {
+            tracing::warn!(ids = ?recovered.requeued, "jobs interrupted by a restart are queued again");
         }
-        let requeued = store.requeue_interrupted().await?;
-        if !requeued.is_empty() {
-            tracing::warn!(?requeued, "jobs interrupted by a restart are queued again");
+        if !recovered.done.is_empty() {
+            tracing::warn!(ids = ?recovered.done, "jobs that finished just before a crash are marked done");
         }
+        if !recovered.failed.is_empty() {
+            tracing::error!(ids = ?recovered.failed, "jobs that crashed the server twice are failed");
+        }
+        crate::recovery::clean_orphans(store.as_ref(), &data_dir).await?;
         let (wake_tx, wake_rx) = mpsc::channel();
         let jobs = Jobs {
             inner: Arc::new(Inner {
@@ -177,6 +218,13 @@ impl Jobs {
                 image_models,
                 cancels: Mutex::default(),
                 events: broadcast::channel(256).0,
+                closing: watch::channel(false).0,
+                open_streams: AtomicUsize::new(0),
+                decoding: Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
+                faults,
+                current: Mutex::default(),
+                last_error: Mutex::default(),
+                model_failed: AtomicBool::new(false),
                 wake: Mutex::new(wake_tx),
                 stopping: AtomicBool::new(false),
                 worker: Mutex::new(None),
@@ -191,14 +239,26 @@ impl Jobs {
         Ok(jobs)
     }
 
-    /// Stops the generation thread: a running job is interrupted between steps and queued
-    /// again, so the next start runs it. Returns when the thread has exited.
-    pub async fn shutdown(&self) {
+    /// Begins shutting down: event streams end, and a running job is interrupted at its next
+    /// step and queued again, so the next start runs it. Returns at once.
+    pub fn begin_shutdown(&self) {
+        // The worker sees `stopping` between steps; a cancel flag stays a user's cancel.
         self.inner.stopping.store(true, Ordering::Relaxed);
-        for flag in self.inner.cancels.lock().expect("cancels lock").values() {
-            flag.store(true, Ordering::Relaxed);
-        }
+        self.inner.closing.send_replace(true);
         self.wake();
+    }
+
+    /// Resolves when the server begins to shut down.
+    pub fn closing(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.inner.closing.subscribe();
+        async move {
+            let _ = rx.wait_for(|closing| *closing).await;
+        }
+    }
+
+    /// Stops the generation thread (see [`Jobs::begin_shutdown`]); returns when it has exited.
+    pub async fn shutdown(&self) {
+        self.begin_shutdown();
         let handle = self.inner.worker.lock().expect("worker lock").take();
         if let Some(handle) = handle {
             let _ = tokio::task::spawn_blocking(move || handle.join()).await;
@@ -230,12 +290,50 @@ impl Jobs {
     }
 
     /// Every job update (created, each step, finished).
-    pub fn subscribe(&self) -> broadcast::Receiver<Job> {
+    pub fn subscribe(&self) -> broadcast::Receiver<JobEvent> {
         self.inner.events.subscribe()
     }
 
+    /// A slot for one more event stream, unless [`MAX_EVENT_STREAMS`] are open.
+    pub fn stream_slot(&self) -> Option<StreamSlot> {
+        let taken = self.inner.open_streams.fetch_add(1, Ordering::Relaxed);
+        let slot = StreamSlot(self.inner.clone());
+        (taken < MAX_EVENT_STREAMS).then_some(slot)
+    }
+
     fn publish(&self, job: &Job) {
-        let _ = self.inner.events.send(job.clone());
+        let _ = self.inner.events.send(JobEvent::Changed(job.clone()));
+    }
+
+    /// Whether the worker is alive, what it runs, how long the queue is, the last failure.
+    pub async fn health(&self) -> Result<WorkerHealth, StoreError> {
+        let worker_alive = self.inner.worker.lock().expect("worker lock").as_ref().is_some_and(|h| !h.is_finished());
+        let model_failed = self.inner.model_failed.load(Ordering::Relaxed);
+        let queue_length = self.inner.store.queued_count().await?;
+        Ok(WorkerHealth {
+            worker_alive,
+            current_job: self.inner.current.lock().expect("current lock").clone(),
+            queue_length,
+            last_error: self.inner.last_error.lock().expect("error lock").clone(),
+            stalled: !worker_alive || model_failed,
+        })
+    }
+
+    /// The largest side an accepted upload keeps: the largest any installed model uses.
+    pub fn max_input_side(&self) -> u32 {
+        let svd = self.inner.image_models.iter().any(|m| m.video);
+        let builtin = model::pipeline::MAX_DISPLAY_SIZE;
+        if svd { builtin.max(crate::image_to_video::MAX_VIDEO_SIDE) } else { builtin }
+    }
+
+    /// The cancel flag of a job, made if it has none yet (shared by a cancel and the worker,
+    /// whichever comes first, so a cancel that lands while the job is claimed is not lost).
+    fn cancel_flag(&self, id: &str) -> Arc<AtomicBool> {
+        self.inner.cancels.lock().expect("cancels lock").entry(id.to_string()).or_default().clone()
+    }
+
+    fn forget_cancel_flag(&self, id: &str) {
+        self.inner.cancels.lock().expect("cancels lock").remove(id);
     }
 
     fn wake(&self) {
@@ -245,6 +343,7 @@ impl Jobs {
     /// Checks and queues a job. The image, if any, is decoded with the upload limits and
     /// stored as PNG before the job is queued.
     pub async fn submit(&self, mut params: JobParams, upload: Option<Upload>) -> Result<Job, SubmitError> {
+        app::limits::check_params(&params).map_err(SubmitError::Invalid)?;
         if params.model.is_empty() {
             params.model = self.inner.model_id.clone();
         }
@@ -286,12 +385,20 @@ impl Jobs {
                 .map_err(|e| SubmitError::Invalid(e.to_string()))?;
             if upload.is_some() { Mode::ImageToVideo } else { Mode::TextToVideo }
         };
+        // Refuse before decoding anything when there is no room (enqueue checks again, atomically).
+        if self.inner.store.queued_count().await? >= QUEUE_LIMIT as u64 {
+            return Err(SubmitError::QueueFull);
+        }
         let id = new_id();
         let upload_path = self.upload_path(&id);
         if let Some(upload) = upload {
             let path = upload_path.clone();
+            let max_side = self.max_input_side();
+            let _permit = self.inner.decoding.acquire().await.map_err(|e| SubmitError::Internal(e.to_string()))?;
             tokio::task::spawn_blocking(move || -> Result<(), SubmitError> {
                 let img = input::decode(&upload.bytes, &upload.name).map_err(|e| SubmitError::Invalid(e.to_string()))?;
+                // Kept no larger than any model uses, so an accepted upload never fails later.
+                let img = input::fit_within(img, max_side);
                 let mut png = Vec::new();
                 img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
                     .map_err(|e| SubmitError::Internal(format!("encoding the upload: {e}")))?;
@@ -314,9 +421,16 @@ impl Jobs {
             message: None,
             video_id: None,
         };
-        if !self.inner.store.enqueue(job.clone(), QUEUE_LIMIT).await? {
-            let _ = std::fs::remove_file(&upload_path);
-            return Err(SubmitError::QueueFull);
+        match self.inner.store.enqueue(job.clone(), QUEUE_LIMIT).await {
+            Ok(true) => {}
+            Ok(false) => {
+                let _ = std::fs::remove_file(&upload_path);
+                return Err(SubmitError::QueueFull);
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&upload_path);
+                return Err(e.into());
+            }
         }
         tracing::info!(id = %job.id, mode = job.mode.as_str(), "job queued");
         self.publish(&job);
@@ -331,7 +445,14 @@ impl Jobs {
     }
 
     fn upload_path(&self, id: &str) -> PathBuf {
-        self.inner.data_dir.join("uploads").join(format!("{id}.png"))
+        crate::recovery::upload_path(&self.inner.data_dir, id)
+    }
+
+    /// The stored upload of a job (no paths in the message: it is shown to users).
+    fn load_upload(&self, id: &str) -> Result<image::RgbImage, GenerateError> {
+        let bytes = std::fs::read(self.upload_path(id))
+            .map_err(|e| GenerateError::InvalidRequest(format!("the uploaded image is gone ({})", e.kind())))?;
+        input::decode(&bytes, "the uploaded image").map_err(|e| GenerateError::InvalidRequest(e.to_string()))
     }
 
     /// Cancels a queued or running job. Returns the job as it is now, or `None` if unknown.
@@ -339,23 +460,33 @@ impl Jobs {
         let Some(mut job) = self.inner.store.job(id.to_string()).await? else {
             return Ok(None);
         };
-        if let Some(flag) = self.inner.cancels.lock().expect("cancels lock").get(id) {
-            flag.store(true, Ordering::Relaxed);
+        if job.state.is_finished() {
+            return Ok(Some(job));
         }
-        if job.state == JobState::Queued && self.inner.store.cancel_queued(id.to_string(), now_ms()).await? {
+        // Raised before the queue is touched: if the worker claims the job meanwhile, it finds
+        // the flag up and stops at once.
+        self.cancel_flag(id).store(true, Ordering::Relaxed);
+        if self.inner.store.cancel_queued(id.to_string(), now_ms()).await? {
+            self.forget_cancel_flag(id);
+            let _ = std::fs::remove_file(self.upload_path(id));
             job = self.inner.store.job(id.to_string()).await?.unwrap_or(job);
             self.publish(&job);
+        } else {
+            job = self.inner.store.job(id.to_string()).await?.unwrap_or(job);
+            if job.state.is_finished() {
+                // It finished before the flag was seen: nothing left to stop.
+                self.forget_cancel_flag(id);
+            }
         }
         Ok(Some(job))
     }
 
-    /// Deletes a video: its record first (so it disappears from the gallery at once), then
-    /// its files.
+    /// Deletes a video: its record first (its media are unreachable from then on), then its
+    /// files, moved aside at once and removed (a failed removal is retried at the next start).
     pub async fn delete_video(&self, id: &str) -> Result<bool, StoreError> {
         let existed = self.inner.store.delete_video(id.to_string()).await?;
         if existed {
-            let dir = self.media_dir().join(id);
-            let _ = tokio::fs::remove_dir_all(&dir).await;
+            crate::recovery::remove_media(&self.media_dir(), id).await;
         }
         Ok(existed)
     }
@@ -373,8 +504,13 @@ impl Jobs {
         let loaded = {
             let _span = tracing::info_span!("load model").entered();
             let started = Instant::now();
-            let loaded = load();
+            let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(load))
+                .unwrap_or_else(|panic| Err(anyhow::anyhow!("loading panicked: {}", panic_message(&*panic))));
             tracing::info!(seconds = started.elapsed().as_secs_f64(), ok = loaded.is_ok(), "model load");
+            if let Err(e) = &loaded {
+                self.inner.model_failed.store(true, Ordering::Relaxed);
+                self.set_last_error(format!("the model could not be loaded: {e:#}"));
+            }
             loaded
         };
         loop {
@@ -393,12 +529,31 @@ impl Jobs {
                 }
                 Err(e) => {
                     tracing::error!("reading the queue: {e}");
+                    self.set_last_error(format!("reading the queue: {e}"));
                     std::thread::sleep(std::time::Duration::from_secs(1));
                     continue;
                 }
             };
+            *self.inner.current.lock().expect("current lock") = Some(job.id.clone());
+            let id = job.id.clone();
             let finished = match &loaded {
-                Ok((model, device)) => self.run_job(&rt, model, device, &mut image_model, &mut video_model, job),
+                Ok((model, device)) => {
+                    let claimed = job.clone();
+                    // A panic inside generation fails this job; the worker goes on with the next.
+                    let run = std::panic::AssertUnwindSafe(|| self.run_job(&rt, model, device, &mut image_model, &mut video_model, job));
+                    std::panic::catch_unwind(run).unwrap_or_else(|panic| {
+                        let why = panic_message(&*panic);
+                        tracing::error!(id = %claimed.id, "generation panicked: {why}");
+                        self.forget_cancel_flag(&claimed.id);
+                        let _ = std::fs::remove_dir_all(self.partial_dir(&claimed.id));
+                        Job {
+                            state: JobState::Failed,
+                            message: Some(format!("the model crashed while generating: {why}")),
+                            finished_ms: Some(now_ms()),
+                            ..claimed
+                        }
+                    })
+                }
                 Err(e) => Job {
                     state: JobState::Failed,
                     message: Some(format!("the model could not be loaded: {e:#}")),
@@ -406,11 +561,28 @@ impl Jobs {
                     ..job
                 },
             };
+            if finished.state.is_finished() && finished.state != JobState::Done {
+                // Nothing will read a failed or cancelled job's upload again.
+                let _ = std::fs::remove_file(self.upload_path(&id));
+            }
+            if finished.state == JobState::Failed {
+                self.set_last_error(format!("job {id}: {}", finished.message.as_deref().unwrap_or("failed")));
+            }
+            self.inner.faults.at(CrashPoint::BeforeJobUpdate);
             if let Err(e) = rt.block_on(self.inner.store.update_job(finished.clone())) {
                 tracing::error!(id = %finished.id, "saving the job's result: {e}");
             }
+            *self.inner.current.lock().expect("current lock") = None;
             self.publish(&finished);
         }
+    }
+
+    fn set_last_error(&self, message: String) {
+        *self.inner.last_error.lock().expect("error lock") = Some(message);
+    }
+
+    fn partial_dir(&self, id: &str) -> PathBuf {
+        self.media_dir().join(format!("{id}.partial"))
     }
 
     /// Runs one claimed job; returns it finished (done, failed or cancelled).
@@ -428,17 +600,22 @@ impl Jobs {
         let queue_wait_s = (job.started_ms.unwrap_or_else(now_ms) - job.created_ms) as f64 / 1000.0;
         tracing::info!(queue_wait_s, "job started");
         self.publish(&job);
-        let cancel = Arc::new(AtomicBool::new(false));
-        self.inner.cancels.lock().expect("cancels lock").insert(job.id.clone(), cancel.clone());
+        let cancel = self.cancel_flag(&job.id);
         let video = self.inner.image_models.iter().any(|m| m.video && m.name == job.params.model);
-        let result = if video {
-            self.generate_svd(rt, device, image_model, video_model, &mut job, &cancel)
-        } else if job.mode == Mode::TextToImage {
-            self.generate_image(rt, device, image_model, &mut job, &cancel)
+        let result = if self.cancelled(&cancel) {
+            // Cancelled while it was being claimed.
+            Err(GenerateError::Cancelled)
         } else {
-            self.generate(rt, model, &device.description, &mut job, &cancel)
+            self.inner.faults.before_generating(&job.params.prompt);
+            if video {
+                self.generate_svd(rt, device, image_model, video_model, &mut job, &cancel)
+            } else if job.mode == Mode::TextToImage {
+                self.generate_image(rt, device, image_model, &mut job, &cancel)
+            } else {
+                self.generate(rt, model, &device.description, &mut job, &cancel)
+            }
         };
-        self.inner.cancels.lock().expect("cancels lock").remove(&job.id);
+        self.forget_cancel_flag(&job.id);
         job.finished_ms = Some(now_ms());
         match result {
             Ok(()) => {
@@ -446,7 +623,7 @@ impl Jobs {
                 job.video_id = Some(job.id.clone());
                 let _ = std::fs::remove_file(self.upload_path(&job.id));
             }
-            Err(GenerateError::Cancelled) if self.inner.stopping.load(Ordering::Relaxed) => {
+            Err(GenerateError::Cancelled) if self.inner.stopping.load(Ordering::Relaxed) && !cancel.load(Ordering::Relaxed) => {
                 job.state = JobState::Queued;
                 job.step = 0;
                 job.started_ms = None;
@@ -477,10 +654,7 @@ impl Jobs {
         let started = Instant::now();
         let image = match job.mode {
             Mode::TextToVideo | Mode::TextToImage => None,
-            Mode::ImageToVideo => Some(
-                input::load(&self.upload_path(&job.id))
-                    .map_err(|e| GenerateError::InvalidRequest(format!("the uploaded image is gone: {e}")))?,
-            ),
+            Mode::ImageToVideo => Some(self.load_upload(&job.id)?),
         };
         let req = request_of(&job.params);
         let steps_span = tracing::info_span!("sampling", steps = req.steps);
@@ -498,7 +672,7 @@ impl Jobs {
             total_s: started.elapsed().as_secs_f64(),
         };
         let input_name = image.as_ref().map(|_| "upload".to_string());
-        let partial = self.media_dir().join(format!("{}.partial", job.id));
+        let partial = self.partial_dir(&job.id);
         let mut meta = Metadata::new(model.id(), &req, &clip, input_name, device, timings);
         let mut write = || -> anyhow::Result<()> {
             let encode_s = write_clip(&partial, &clip, &mut meta, true)?;
@@ -519,7 +693,7 @@ impl Jobs {
         move |p| {
             job.step = p.step as u32;
             job.total = p.total as u32;
-            self.publish(job);
+            let _ = self.inner.events.send(JobEvent::Step(StepUpdate { id: job.id.clone(), step: job.step, total: job.total }));
             if last_saved.elapsed().as_secs_f32() > 1.0 {
                 last_saved = Instant::now();
                 let _ = rt.block_on(self.inner.store.update_job(job.clone()));
@@ -542,10 +716,14 @@ impl Jobs {
         metadata: serde_json::Value,
     ) -> Result<(), GenerateError> {
         let media = self.media_dir();
+        if written.is_ok() {
+            self.inner.faults.at(CrashPoint::AfterWrite);
+        }
         if let Err(e) = written.and_then(|()| Ok(std::fs::rename(partial, media.join(&job.id))?)) {
             let _ = std::fs::remove_dir_all(partial);
             return Err(GenerateError::InvalidRequest(format!("writing the result failed: {e:#}")));
         }
+        self.inner.faults.at(CrashPoint::AfterRename);
         let video = Video {
             id: job.id.clone(),
             mode: job.mode,
@@ -558,6 +736,7 @@ impl Jobs {
             let _ = std::fs::remove_dir_all(media.join(&job.id));
             return Err(GenerateError::InvalidRequest(format!("saving the result failed: {e}")));
         }
+        self.inner.faults.at(CrashPoint::AfterInsert);
         Ok(())
     }
 
@@ -592,7 +771,7 @@ impl Jobs {
             load_s,
             started.elapsed().as_secs_f64(),
         );
-        let partial = self.media_dir().join(format!("{}.partial", job.id));
+        let partial = self.partial_dir(&job.id);
         let written = (|| -> anyhow::Result<()> {
             std::fs::create_dir_all(&partial)?;
             crate::text_to_image::write_image(&partial, &image, &meta)?;
@@ -620,7 +799,7 @@ impl Jobs {
         let Some(entry) = self.inner.image_models.iter().find(|m| m.video && m.name == p.model) else {
             return Err(GenerateError::InvalidRequest(format!("the model {} is not installed", p.model)));
         };
-        let partial = self.media_dir().join(format!("{}.partial", job.id));
+        let partial = self.partial_dir(&job.id);
         // Phase 1 (text to video): the keyframe.
         let mut keyframe_meta = None;
         let input = match job.mode {
@@ -640,8 +819,7 @@ impl Jobs {
                 keyframe_meta = Some(serde_json::to_value(&meta).unwrap_or_default());
                 image.to_rgb8()
             }
-            _ => input::load(&self.upload_path(&job.id))
-                .map_err(|e| GenerateError::InvalidRequest(format!("the uploaded image is gone: {e}")))?,
+            _ => self.load_upload(&job.id)?,
         };
         // Phase 2: the video.
         let keyframe_steps = if job.mode == Mode::TextToVideo { p.keyframe_steps as usize } else { 0 };
@@ -714,4 +892,13 @@ fn load_image_model<'a>(
         *slot = Some((entry.name.clone(), sd));
     }
     Ok(&slot.as_ref().expect("loaded above").1)
+}
+
+/// The text of a panic's payload.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
 }

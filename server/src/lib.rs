@@ -4,13 +4,17 @@
 
 pub mod analysis;
 pub mod api;
+pub mod assets;
 pub mod bench;
 pub mod eval;
+pub mod faults;
 pub mod image_to_video;
 pub mod input;
 pub mod jobs;
 pub mod media;
 pub mod output;
+pub mod recovery;
+pub mod security;
 pub mod serve;
 pub mod storage;
 pub mod studio;

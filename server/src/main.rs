@@ -212,6 +212,18 @@ enum Command {
         /// besides those in the Hugging Face cache.
         #[arg(long, env = "VIDPLAY_MODELS_DIR", default_value = "models")]
         models_dir: PathBuf,
+        /// A host name this server may be reached by besides localhost and the bound address
+        /// (e.g. the machine's name on the lab network); repeatable, or comma-separated in
+        /// the environment. Requests for other names are refused (DNS rebinding).
+        #[arg(long = "public-host", env = "VIDPLAY_PUBLIC_HOST", value_delimiter = ',')]
+        public_hosts: Vec<String>,
+        /// Require this token: `Authorization: Bearer TOKEN` for the API, a sign-in for pages.
+        /// Needed to listen beyond loopback.
+        #[arg(long, env = "VIDPLAY_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Listen beyond loopback without a token (only behind something that authenticates).
+        #[arg(long)]
+        no_auth: bool,
         #[command(flatten)]
         model: ModelArgs,
     },
@@ -243,6 +255,30 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Ctrl-C (SIGINT) or SIGTERM (service managers, `docker stop`).
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(e) => {
+            eprintln!("warning: cannot listen for SIGTERM: {e}");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Checks command-line numbers against the table the API and the pages use.
+fn check_numbers(numbers: &[(&str, f64)]) -> anyhow::Result<()> {
+    for (name, value) in numbers {
+        app::limits::check_number(name, *value).map_err(|e| anyhow::anyhow!("--{}", e.replace('_', "-")))?;
+    }
+    Ok(())
 }
 
 /// `vidplay generate` with Stable Video Diffusion.
@@ -336,6 +372,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             svd,
             builtin,
         } => {
+            app::limits::check_text("the prompt", &prompt, app::limits::MAX_PROMPT_CHARS).map_err(|e| anyhow::anyhow!(e))?;
+            check_numbers(&[("guidance", guidance as f64), ("image_guidance", image_guidance as f64), ("motion", motion as f64)])?;
+            if let Some(fps) = fps {
+                check_numbers(&[("fps", fps as f64)])?;
+            }
             if model_dir.is_some() || model.is_some() {
                 return generate_svd(model_dir, model, image, frames, fps, steps, seed, png_frames, out, svd, builtin.device);
             }
@@ -427,9 +468,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", report.table());
             Ok(())
         }
-        Command::Serve { addr, data_dir, site_root, no_examples, models_dir, model } => {
-            let opts = server::serve::ServeOptions { addr, data_dir, site_root, seed_examples: !no_examples, models_dir: Some(models_dir) };
-            if !server::serve::site_is_built(&opts.site_root) {
+        Command::Serve { addr, data_dir, site_root, no_examples, models_dir, public_hosts, token, no_auth, model } => {
+            server::security::check_exposure(addr, token.as_deref(), no_auth).map_err(|e| anyhow::anyhow!(e))?;
+            let opts = server::serve::ServeOptions {
+                addr,
+                data_dir,
+                site_root,
+                seed_examples: !no_examples,
+                models_dir: Some(models_dir),
+                access: server::security::Access::new(addr, &public_hosts, token),
+                faults: server::faults::Faults::from_env()?,
+            };
+            if !server::assets::site_is_built(&opts.site_root) {
                 eprintln!(
                     "warning: no browser bundle in {}; pages work without JavaScript. Build it with `cargo xtask site --release` (scripts/play does).",
                     opts.site_root.display()
@@ -441,11 +491,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 let listener = tokio::net::TcpListener::bind(addr)
                     .await
                     .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+                let bound = listener.local_addr()?;
                 let (router, jobs) = server::serve::build(&opts, config, move || model.load_on_device()).await?;
-                println!("vidplay playground on http://{addr} (data in {})", opts.data_dir.display());
+                println!("vidplay playground on http://{bound} (data in {})", opts.data_dir.display());
+                let stopping = jobs.clone();
                 axum::serve(listener, router)
-                    .with_graceful_shutdown(async {
-                        let _ = tokio::signal::ctrl_c().await;
+                    .with_graceful_shutdown(async move {
+                        shutdown_signal().await;
+                        eprintln!("shutting down: the running job (if any) goes back to the queue");
+                        // Event streams end now, so open pages do not hold the shutdown.
+                        stopping.begin_shutdown();
+                        // Whatever still hangs after this is cut off.
+                        std::thread::spawn(|| {
+                            std::thread::sleep(std::time::Duration::from_secs(20));
+                            eprintln!("shutdown took too long; exiting");
+                            std::process::exit(1);
+                        });
                     })
                     .await?;
                 // A running job goes back to the queue and runs on the next start.
@@ -475,6 +536,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if prompt.trim().is_empty() {
                 anyhow::bail!("--prompt is empty");
             }
+            for (what, text) in [("the prompt", &prompt), ("the negative prompt", &negative)] {
+                app::limits::check_text(what, text, app::limits::MAX_PROMPT_CHARS).map_err(|e| anyhow::anyhow!(e))?;
+            }
+            check_numbers(&[("guidance", guidance as f64), ("steps", steps as f64), ("width", width as f64), ("height", height as f64)])?;
             if width == 0 || height == 0 || width % 8 != 0 || height % 8 != 0 {
                 anyhow::bail!("--width and --height must be positive multiples of 8, got {width}x{height}");
             }

@@ -3,13 +3,15 @@
 //! the job event stream and the media files.
 
 use crate::api;
+use crate::faults::Faults;
 use crate::jobs::Jobs;
+use crate::security::{self, Access};
 use crate::storage::{SqliteStore, Store};
 use crate::studio::ServerStudio;
 use app::backend::SharedStudio;
 use app::types::JobParams;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -31,6 +33,10 @@ pub struct ServeOptions {
     pub seed_examples: bool,
     /// Installed diffusers models, one folder each (the Hugging Face cache is looked at too).
     pub models_dir: Option<PathBuf>,
+    /// Host names answered and the token required (see [`crate::security`]).
+    pub access: Access,
+    /// Test-only fault injection; none in normal use.
+    pub faults: Faults,
 }
 
 /// Prompts made on first start, so a new gallery is never an empty dead end.
@@ -58,6 +64,7 @@ pub async fn build(
         config,
         model::pipeline::BUILTIN_MODEL_ID,
         image_models(opts.models_dir.as_deref()),
+        opts.faults.clone(),
         load,
     )
     .await?;
@@ -65,7 +72,7 @@ pub async fn build(
         seed_examples(&jobs, &examples_dir).await;
     }
     let studio: SharedStudio = Arc::new(ServerStudio { jobs: jobs.clone(), examples_dir });
-    Ok((router(jobs.clone(), studio, leptos_options(opts)), jobs))
+    Ok((router(jobs.clone(), studio, leptos_options(opts), Arc::new(opts.access.clone())), jobs))
 }
 
 /// Installed text-to-image and image-to-video models, by name.
@@ -88,7 +95,7 @@ pub fn image_models(models_dir: Option<&Path>) -> Vec<crate::jobs::ImageModel> {
 
 pub fn leptos_options(opts: &ServeOptions) -> LeptosOptions {
     LeptosOptions::builder()
-        .output_name("vidplay")
+        .output_name(crate::assets::bundle_name(&opts.site_root))
         .site_root(opts.site_root.display().to_string())
         .site_pkg_dir("pkg")
         .site_addr(opts.addr)
@@ -122,9 +129,10 @@ async fn seed_examples(jobs: &Jobs, examples_dir: &Path) {
     }
 }
 
-/// Refuses media paths that are not plain `ID/FILE` or `ID/frames/FILE` names of finished
-/// results (no `..`, no `.partial` folders being written).
-async fn guard_media(req: Request, next: Next) -> Response {
+/// Serves only plain `ID/FILE` or `ID/frames/FILE` names of videos in the gallery (no `..`, no
+/// `.partial` folders being written, nothing of a deleted video even while its files are being
+/// removed), as downloads when asked with `?download`.
+async fn guard_media(State(jobs): State<Jobs>, req: Request, next: Next) -> Response {
     let path = req.uri().path().trim_start_matches('/');
     let plain = |file: &str| {
         !file.is_empty()
@@ -133,19 +141,26 @@ async fn guard_media(req: Request, next: Next) -> Response {
             && file.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
     };
     let parts: Vec<&str> = path.split('/').collect();
-    let ok = match parts.as_slice() {
-        [id, file] => app::types::is_valid_id(id) && plain(file),
-        [id, "frames", file] => app::types::is_valid_id(id) && plain(file),
-        _ => false,
+    let (id, file) = match parts.as_slice() {
+        [id, file] if app::types::is_valid_id(id) && plain(file) => (id.to_string(), file.to_string()),
+        [id, "frames", file] if app::types::is_valid_id(id) && plain(file) => (id.to_string(), format!("frame-{file}")),
+        _ => return security::refuse(StatusCode::NOT_FOUND, "no such file"),
     };
-    if !ok {
-        return (StatusCode::NOT_FOUND, axum::Json(app::types::ApiError { error: "no such file".into() })).into_response();
+    match jobs.store().video_exists(id.clone()).await {
+        Ok(true) => {}
+        Ok(false) => return security::refuse(StatusCode::NOT_FOUND, "no such file"),
+        Err(e) => return crate::api::Failure::from(e).into_response(),
     }
+    let download = req.uri().query().is_some_and(|q| q.split('&').any(|p| p == "download" || p.starts_with("download=")));
     let mut res = next.run(req).await;
-    // Results never change once written.
-    if res.status().is_success() {
-        res.headers_mut()
-            .insert(header::CACHE_CONTROL, header::HeaderValue::from_static("public, max-age=31536000, immutable"));
+    if res.status().is_success() || res.status() == StatusCode::PARTIAL_CONTENT {
+        let h = res.headers_mut();
+        // Results never change once written.
+        h.insert(header::CACHE_CONTROL, header::HeaderValue::from_static("public, max-age=31536000, immutable"));
+        let disposition = format!("{}; filename=\"vidplay-{id}-{file}\"", if download { "attachment" } else { "inline" });
+        if let Ok(value) = header::HeaderValue::from_str(&disposition) {
+            h.insert(header::CONTENT_DISPOSITION, value);
+        }
     }
     res
 }
@@ -163,11 +178,13 @@ async fn json_too_large(res: Response) -> Response {
     res
 }
 
-pub fn router(jobs: Jobs, studio: SharedStudio, options: LeptosOptions) -> Router {
+pub fn router(jobs: Jobs, studio: SharedStudio, options: LeptosOptions, access: Arc<Access>) -> Router {
     let routes = generate_route_list(app::App);
+    let assets = crate::assets::routes(Path::new(&*options.site_root));
+    let stylesheet = format!("/{}/{}.css", options.site_pkg_dir, options.output_name);
     let media = Router::new()
         .fallback_service(ServeDir::new(jobs.media_dir()))
-        .layer(middleware::from_fn(guard_media));
+        .layer(middleware::from_fn_with_state(jobs.clone(), guard_media));
     let api = api::routes()
         .layer(DefaultBodyLimit::max(crate::input::MAX_BYTES as usize + 256 * 1024))
         .with_state(jobs);
@@ -185,18 +202,17 @@ pub fn router(jobs: Jobs, studio: SharedStudio, options: LeptosOptions) -> Route
     Router::new()
         .merge(api)
         .nest("/media", media)
+        .nest("/pkg", assets)
+        .merge(security::signin_routes(stylesheet).with_state(access.clone()))
         .merge(pages)
         // Server functions read their bodies themselves; bound them here.
         .layer(tower_http::limit::RequestBodyLimitLayer::new(crate::input::MAX_BYTES as usize + 1024 * 1024))
         .layer(middleware::map_response(json_too_large))
+        .layer(middleware::from_fn_with_state(access, security::guard))
+        .layer(middleware::map_response(security::security_headers))
         .layer(
             tower_http::trace::TraceLayer::new_for_http().make_span_with(|req: &Request| {
                 tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
             }),
         )
-}
-
-/// Whether the browser bundle has been built into `site_root`.
-pub fn site_is_built(site_root: &Path) -> bool {
-    site_root.join("pkg").join("vidplay.js").is_file() && site_root.join("pkg").join("vidplay_bg.wasm").is_file()
 }

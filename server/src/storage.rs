@@ -39,8 +39,14 @@ pub trait Store: Send + Sync + 'static {
     fn claim_next(&self, now_ms: i64) -> BoxFuture<'_, StoreResult<Option<Job>>>;
     /// Cancels a job if it is still queued; returns whether it was.
     fn cancel_queued(&self, id: String, now_ms: i64) -> BoxFuture<'_, StoreResult<bool>>;
-    /// After a restart: jobs left running by a crash go back to the queue, with a note.
-    fn requeue_interrupted(&self) -> BoxFuture<'_, StoreResult<Vec<String>>>;
+    /// After a restart, jobs left running by a crash: one whose video is already in the gallery
+    /// is done; one that was running during two crashes is failed; the rest go back to the queue.
+    fn recover_interrupted(&self, now_ms: i64) -> BoxFuture<'_, StoreResult<Recovered>>;
+    /// How many jobs are waiting.
+    fn queued_count(&self) -> BoxFuture<'_, StoreResult<u64>>;
+    /// The most recent distinct prompts, newest first.
+    fn recent_prompts(&self, limit: u32) -> BoxFuture<'_, StoreResult<Vec<String>>>;
+    fn video_exists(&self, id: String) -> BoxFuture<'_, StoreResult<bool>>;
     fn insert_video(&self, video: Video) -> BoxFuture<'_, StoreResult<()>>;
     fn video(&self, id: String) -> BoxFuture<'_, StoreResult<Option<Video>>>;
     fn videos(&self, query: VideoQuery) -> BoxFuture<'_, StoreResult<VideoPage>>;
@@ -51,6 +57,17 @@ pub trait Store: Send + Sync + 'static {
     fn delete_video(&self, id: String) -> BoxFuture<'_, StoreResult<bool>>;
 }
 
+/// What [`Store::recover_interrupted`] did, by job id.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Recovered {
+    pub done: Vec<String>,
+    pub requeued: Vec<String>,
+    pub failed: Vec<String>,
+}
+
+/// The message of a job failed because it was running during two crashes.
+pub const CRASHED_TWICE: &str = "this job crashed the server twice; it is not run again";
+
 /// SQLite in one file, `DATA_DIR/vidplay.db`, in WAL mode.
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -59,13 +76,13 @@ pub struct SqliteStore {
 
 fn migrations() -> sqlx::migrate::Migrator {
     use sqlx::migrate::{Migration, MigrationType, Migrator};
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        "jobs, videos and prompt search".into(),
-        MigrationType::Simple,
-        sqlx::AssertSqlSafe(include_str!("../migrations/0001_init.sql")).into_sql_str(),
-        false,
-    )])
+    let migration = |version, name: &str, sql: &'static str| {
+        Migration::new(version, name.to_string().into(), MigrationType::Simple, sqlx::AssertSqlSafe(sql).into_sql_str(), false)
+    };
+    Migrator::with_migrations(vec![
+        migration(1, "jobs, videos and prompt search", include_str!("../migrations/0001_init.sql")),
+        migration(2, "job attempts", include_str!("../migrations/0002_attempts.sql")),
+    ])
 }
 
 impl SqliteStore {
@@ -104,6 +121,31 @@ fn job_from_row(row: &SqliteRow) -> StoreResult<Job> {
         message: row.try_get("message")?,
         video_id: row.try_get("video_id")?,
     })
+}
+
+/// A job row for listings: one that cannot be read shows as failed with the reason, so a bad
+/// row never breaks the queue page or the API.
+fn job_or_failed(row: &SqliteRow) -> StoreResult<Job> {
+    match job_from_row(row) {
+        Err(StoreError::Corrupt(why)) => {
+            let id: String = row.try_get("id")?;
+            tracing::warn!(%id, "unreadable job record: {why}");
+            Ok(Job {
+                id,
+                state: JobState::Failed,
+                mode: Mode::TextToVideo,
+                params: JobParams::default(),
+                created_ms: row.try_get("created_ms").unwrap_or(0),
+                started_ms: None,
+                finished_ms: None,
+                step: 0,
+                total: 0,
+                message: Some(format!("this job's stored record cannot be read ({why})")),
+                video_id: None,
+            })
+        }
+        other => other,
+    }
 }
 
 fn video_from_row(row: &SqliteRow) -> StoreResult<Video> {
@@ -162,7 +204,7 @@ impl Store for SqliteStore {
         Box::pin(async move {
             let sql = sqlx::AssertSqlSafe(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"));
             let row = sqlx::query(sql).bind(id).fetch_optional(&self.pool).await?;
-            row.as_ref().map(job_from_row).transpose()
+            row.as_ref().map(job_or_failed).transpose()
         })
     }
 
@@ -172,7 +214,7 @@ impl Store for SqliteStore {
                 "SELECT {JOB_COLUMNS} FROM jobs ORDER BY created_ms DESC, id DESC LIMIT ?"
             ));
             let rows = sqlx::query(sql).bind(limit as i64).fetch_all(&self.pool).await?;
-            rows.iter().map(job_from_row).collect()
+            rows.iter().map(job_or_failed).collect()
         })
     }
 
@@ -180,8 +222,9 @@ impl Store for SqliteStore {
         Box::pin(async move {
             let params = serde_json::to_string(&job.params).map_err(corrupt)?;
             sqlx::query(
-                "UPDATE jobs SET state = ?, params = ?, started_ms = ?, finished_ms = ?, step = ?, \
-                 total = ?, message = ?, video_id = ? WHERE id = ?",
+                "UPDATE jobs SET state = ?1, params = ?2, started_ms = ?3, finished_ms = ?4, step = ?5, \
+                 total = ?6, message = ?7, video_id = ?8, \
+                 attempts = CASE WHEN ?1 = 'queued' THEN 0 ELSE attempts END WHERE id = ?9",
             )
             .bind(job.state.as_str())
             .bind(params)
@@ -200,13 +243,29 @@ impl Store for SqliteStore {
 
     fn claim_next(&self, now_ms: i64) -> BoxFuture<'_, StoreResult<Option<Job>>> {
         Box::pin(async move {
-            let sql = sqlx::AssertSqlSafe(format!(
-                "UPDATE jobs SET state = 'running', started_ms = ? WHERE id = \
+            let sql = format!(
+                "UPDATE jobs SET state = 'running', started_ms = ?, attempts = attempts + 1 WHERE id = \
                  (SELECT id FROM jobs WHERE state = 'queued' ORDER BY created_ms, id LIMIT 1) \
                  RETURNING {JOB_COLUMNS}"
-            ));
-            let row = sqlx::query(sql).bind(now_ms).fetch_optional(&self.pool).await?;
-            row.as_ref().map(job_from_row).transpose()
+            );
+            loop {
+                let row = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(now_ms).fetch_optional(&self.pool).await?;
+                let Some(row) = row else { return Ok(None) };
+                match job_from_row(&row) {
+                    Err(StoreError::Corrupt(why)) => {
+                        // Never run (or claim again and again) a job that cannot be read.
+                        let id: String = row.try_get("id")?;
+                        tracing::warn!(%id, "unreadable queued job failed: {why}");
+                        sqlx::query("UPDATE jobs SET state = 'failed', finished_ms = ?, message = ? WHERE id = ?")
+                            .bind(now_ms)
+                            .bind(format!("this job's stored record cannot be read ({why})"))
+                            .bind(id)
+                            .execute(&self.pool)
+                            .await?;
+                    }
+                    other => return other.map(Some),
+                }
+            }
         })
     }
 
@@ -224,16 +283,62 @@ impl Store for SqliteStore {
         })
     }
 
-    fn requeue_interrupted(&self) -> BoxFuture<'_, StoreResult<Vec<String>>> {
+    fn recover_interrupted(&self, now_ms: i64) -> BoxFuture<'_, StoreResult<Recovered>> {
         Box::pin(async move {
-            let rows = sqlx::query(
+            let mut tx = self.pool.begin().await?;
+            // Finished, but the crash came before the job itself was updated.
+            let done = sqlx::query_scalar(
+                "UPDATE jobs SET state = 'done', video_id = id, finished_ms = ?, step = total, message = NULL \
+                 WHERE state = 'running' AND id IN (SELECT id FROM videos) RETURNING id",
+            )
+            .bind(now_ms)
+            .fetch_all(&mut *tx)
+            .await?;
+            let failed = sqlx::query_scalar(
+                "UPDATE jobs SET state = 'failed', finished_ms = ?, message = ? \
+                 WHERE state = 'running' AND attempts >= 2 RETURNING id",
+            )
+            .bind(now_ms)
+            .bind(CRASHED_TWICE)
+            .fetch_all(&mut *tx)
+            .await?;
+            let requeued = sqlx::query_scalar(
                 "UPDATE jobs SET state = 'queued', step = 0, started_ms = NULL, \
                  message = 'interrupted by a server restart; queued again' \
                  WHERE state = 'running' RETURNING id",
             )
+            .fetch_all(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(Recovered { done, requeued, failed })
+        })
+    }
+
+    fn queued_count(&self) -> BoxFuture<'_, StoreResult<u64>> {
+        Box::pin(async move {
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE state = 'queued'").fetch_one(&self.pool).await?;
+            Ok(n as u64)
+        })
+    }
+
+    fn recent_prompts(&self, limit: u32) -> BoxFuture<'_, StoreResult<Vec<String>>> {
+        Box::pin(async move {
+            let rows: Vec<String> = sqlx::query_scalar(
+                "SELECT json_extract(params, '$.prompt') AS prompt FROM jobs \
+                 WHERE json_valid(params) AND json_extract(params, '$.prompt') <> '' \
+                 GROUP BY prompt ORDER BY MAX(created_ms) DESC LIMIT ?",
+            )
+            .bind(limit as i64)
             .fetch_all(&self.pool)
             .await?;
-            rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
+            Ok(rows)
+        })
+    }
+
+    fn video_exists(&self, id: String) -> BoxFuture<'_, StoreResult<bool>> {
+        Box::pin(async move {
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM videos WHERE id = ?").bind(id).fetch_one(&self.pool).await?;
+            Ok(n > 0)
         })
     }
 
@@ -289,14 +394,22 @@ impl Store for SqliteStore {
                     .push(")");
             }
             sql.push(" ORDER BY v.created_ms DESC, v.id DESC LIMIT ").push_bind(limit as i64 + 1);
-            let rows = sql.build().fetch_all(&self.pool).await?;
-            let mut videos: Vec<Video> = rows.iter().map(video_from_row).collect::<StoreResult<_>>()?;
-            let next = if videos.len() > limit as usize {
-                videos.truncate(limit as usize);
-                videos.last().map(|v| v.id.clone())
+            let mut rows = sql.build().fetch_all(&self.pool).await?;
+            let next = if rows.len() > limit as usize {
+                rows.truncate(limit as usize);
+                rows.last().map(|r| r.try_get::<String, _>("id")).transpose()?
             } else {
                 None
             };
+            // A row that cannot be read is left out (and logged), never an error for the page.
+            let mut videos = Vec::with_capacity(rows.len());
+            for row in &rows {
+                match video_from_row(row) {
+                    Ok(v) => videos.push(v),
+                    Err(StoreError::Corrupt(why)) => tracing::warn!("unreadable video record left out: {why}"),
+                    Err(e) => return Err(e),
+                }
+            }
             Ok(VideoPage { videos, next })
         })
     }
@@ -392,7 +505,8 @@ mod tests {
 
         // A restart: the running job is queued again, with a note, and nothing is lost.
         let store = SqliteStore::open(&path).await.unwrap();
-        assert_eq!(store.requeue_interrupted().await.unwrap(), vec!["aaaa0001".to_string()]);
+        let recovered = store.recover_interrupted(150).await.unwrap();
+        assert_eq!(recovered, Recovered { requeued: vec!["aaaa0001".to_string()], ..Default::default() });
         let j = store.job("aaaa0001".into()).await.unwrap().unwrap();
         assert_eq!((j.state, j.step), (JobState::Queued, 0));
         assert!(j.message.unwrap().contains("restart"));
@@ -402,6 +516,67 @@ mod tests {
         assert_eq!(store.claim_next(201).await.unwrap().unwrap().id, "aaaa0002");
         assert!(store.claim_next(202).await.unwrap().is_none());
         assert!(store.job("ffff0000".into()).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn unreadable_rows_never_break_listings() {
+        let path = temp_db("corrupt");
+        let store = SqliteStore::open(&path).await.unwrap();
+        assert!(store.enqueue(job("cccc0001", 1, "a"), 10).await.unwrap());
+        assert!(store.enqueue(job("cccc0002", 2, "b"), 10).await.unwrap());
+        store.insert_video(video("dddd0001", 5, "fine", Mode::TextToVideo)).await.unwrap();
+        store.insert_video(video("dddd0002", 6, "broken", Mode::TextToVideo)).await.unwrap();
+        // What an infinite number used to become: `null` where a number must be.
+        sqlx::query("UPDATE jobs SET params = '{\"prompt\":\"a\",\"guidance\":null}' WHERE id = 'cccc0001'")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE videos SET params = 'not json' WHERE id = 'dddd0002'").execute(&store.pool).await.unwrap();
+        let jobs = store.jobs(10).await.unwrap();
+        assert_eq!(jobs.len(), 2);
+        let bad = jobs.iter().find(|j| j.id == "cccc0001").unwrap();
+        assert_eq!(bad.state, JobState::Failed);
+        assert!(bad.message.as_deref().unwrap().contains("cannot be read"), "{bad:?}");
+        assert_eq!(store.job("cccc0001".into()).await.unwrap().unwrap().state, JobState::Failed);
+        // The worker skips it (failing it for good) and runs the next one.
+        assert_eq!(store.claim_next(10).await.unwrap().unwrap().id, "cccc0002");
+        assert!(store.claim_next(11).await.unwrap().is_none());
+        let page = store.videos(VideoQuery { limit: 10, ..Default::default() }).await.unwrap();
+        assert_eq!(page.videos.iter().map(|v| v.id.as_str()).collect::<Vec<_>>(), ["dddd0001"]);
+    }
+
+    #[tokio::test]
+    async fn a_job_that_crashed_twice_is_failed_and_a_finished_one_is_done() {
+        let store = SqliteStore::open(&temp_db("crashes")).await.unwrap();
+        assert!(store.enqueue(job("eeee0001", 1, "a"), 10).await.unwrap());
+        // First crash: queued again.
+        assert_eq!(store.claim_next(2).await.unwrap().unwrap().id, "eeee0001");
+        assert_eq!(store.recover_interrupted(3).await.unwrap().requeued, ["eeee0001"]);
+        // Put back on purpose (a shutdown): that does not count as a crash.
+        let mut j = store.claim_next(4).await.unwrap().unwrap();
+        j.state = JobState::Queued;
+        store.update_job(j).await.unwrap();
+        assert_eq!(store.claim_next(5).await.unwrap().unwrap().id, "eeee0001");
+        assert_eq!(store.recover_interrupted(6).await.unwrap().requeued, ["eeee0001"]);
+        // Second crash while it runs: failed, not queued a third time.
+        assert_eq!(store.claim_next(7).await.unwrap().unwrap().id, "eeee0001");
+        let r = store.recover_interrupted(8).await.unwrap();
+        assert_eq!((r.failed.as_slice(), r.requeued.len()), (["eeee0001".to_string()].as_slice(), 0));
+        let j = store.job("eeee0001".into()).await.unwrap().unwrap();
+        assert_eq!((j.state, j.message.as_deref()), (JobState::Failed, Some(CRASHED_TWICE)));
+        assert!(store.claim_next(9).await.unwrap().is_none());
+
+        // A crash after the gallery insert but before the job update: the job is done.
+        assert!(store.enqueue(job("eeee0002", 10, "b"), 10).await.unwrap());
+        assert_eq!(store.claim_next(11).await.unwrap().unwrap().id, "eeee0002");
+        store.insert_video(video("eeee0002", 12, "b", Mode::TextToVideo)).await.unwrap();
+        assert_eq!(store.recover_interrupted(13).await.unwrap().done, ["eeee0002"]);
+        let j = store.job("eeee0002".into()).await.unwrap().unwrap();
+        assert_eq!((j.state, j.video_id.as_deref()), (JobState::Done, Some("eeee0002")));
+        assert_eq!(store.queued_count().await.unwrap(), 0);
+        assert!(store.video_exists("eeee0002".into()).await.unwrap());
+        assert!(!store.video_exists("eeee0003".into()).await.unwrap());
+        assert_eq!(store.recent_prompts(5).await.unwrap(), ["b", "a"]);
     }
 
     #[tokio::test]

@@ -3,7 +3,7 @@
 
 use crate::jobs::Jobs;
 use app::backend::{BoxFuture, Studio, StudioResult};
-use app::types::{ChipGroup, Job, Mode, ModelInfo, PromptReading, Video, VideoPage, VideoQuery};
+use app::types::{ChipGroup, Job, Mode, ModelInfo, PromptReading, Video, VideoPage, VideoQuery, WorkerHealth};
 use model::prompt::{Prompt, parse};
 use model::rng::Rng;
 use model::world::Scene;
@@ -142,5 +142,13 @@ impl Studio for ServerStudio {
 
     fn cancel(&self, id: String) -> BoxFuture<'_, StudioResult<Option<Job>>> {
         Box::pin(async move { self.jobs.cancel(&id).await.map_err(|e| e.to_string()) })
+    }
+
+    fn recent_prompts(&self, limit: u32) -> BoxFuture<'_, StudioResult<Vec<String>>> {
+        Box::pin(async move { self.jobs.store().recent_prompts(limit).await.map_err(|e| e.to_string()) })
+    }
+
+    fn health(&self) -> BoxFuture<'_, StudioResult<WorkerHealth>> {
+        Box::pin(async move { self.jobs.health().await.map_err(|e| e.to_string()) })
     }
 }

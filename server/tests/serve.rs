@@ -3,129 +3,15 @@
 //! media with Range support, cancel, the queue limit, a restart, and bad input answered with
 //! 4xx JSON errors, never 500s.
 
-use axum::Router;
+mod common;
+
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use http_body_util::BodyExt;
-use model::device::{self, DeviceChoice};
-use model::pipeline::BuiltinModel;
-use serde_json::{Value, json};
-use server::serve::{ServeOptions, build};
+use common::*;
+use serde_json::json;
+use server::jobs::JobEvent;
 use std::path::PathBuf;
-use std::time::Duration;
 use tower::ServiceExt;
-
-const BOUNDARY: &str = "vidplayboundary";
-
-fn multipart(fields: &[(&str, &str)], file: Option<(&str, &[u8])>) -> Body {
-    let mut body = Vec::new();
-    for (name, value) in fields {
-        body.extend_from_slice(
-            format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").as_bytes(),
-        );
-    }
-    if let Some((filename, bytes)) = file {
-        body.extend_from_slice(
-            format!(
-                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-            )
-            .as_bytes(),
-        );
-        body.extend_from_slice(bytes);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
-    Body::from(body)
-}
-
-fn post_multipart(body: Body) -> Request<Body> {
-    Request::post("/api/jobs")
-        .header(header::CONTENT_TYPE, format!("multipart/form-data; boundary={BOUNDARY}"))
-        .body(body)
-        .unwrap()
-}
-
-fn post_json(value: Value) -> Request<Body> {
-    Request::post("/api/jobs")
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(value.to_string()))
-        .unwrap()
-}
-
-fn get(uri: &str) -> Request<Body> {
-    Request::get(uri).body(Body::empty()).unwrap()
-}
-
-async fn send(app: &Router, req: Request<Body>) -> (StatusCode, Vec<u8>) {
-    let resp = app.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    (status, resp.into_body().collect().await.unwrap().to_bytes().to_vec())
-}
-
-async fn send_json(app: &Router, req: Request<Body>) -> (StatusCode, Value) {
-    let (status, body) = send(app, req).await;
-    let value = serde_json::from_slice(&body).unwrap_or_else(|_| json!({ "raw": String::from_utf8_lossy(&body) }));
-    (status, value)
-}
-
-/// A client error with a JSON message containing `needle`.
-async fn assert_rejected(app: &Router, req: Request<Body>, status: StatusCode, needle: &str) {
-    let (got, body) = send_json(app, req).await;
-    assert_eq!(got, status, "{body}");
-    let msg = body["error"].as_str().unwrap_or_else(|| panic!("JSON error expected, got {body}"));
-    assert!(msg.to_lowercase().contains(&needle.to_lowercase()), "{msg:?} should mention {needle:?}");
-}
-
-fn data_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("vidplay-serve-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-fn site_root() -> PathBuf {
-    // The examples are served from the site root; the repository's public/ is its source.
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../public")
-}
-
-async fn start(data: &PathBuf) -> (Router, server::jobs::Jobs) {
-    start_with(data, PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../model/tests/fixtures/sd")).await
-}
-
-async fn start_with(data: &PathBuf, models_dir: PathBuf) -> (Router, server::jobs::Jobs) {
-    let opts = ServeOptions {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        data_dir: data.clone(),
-        site_root: site_root(),
-        seed_examples: false,
-        models_dir: Some(models_dir),
-    };
-    let config = BuiltinModel::config_of(None).unwrap();
-    build(&opts, config, || {
-        let opened = device::open(DeviceChoice::Cpu)?;
-        Ok((BuiltinModel::shipped(&opened.device)?, opened))
-    })
-    .await
-    .unwrap()
-}
-
-async fn wait_for(app: &Router, id: &str, done: impl Fn(&Value) -> bool) -> Value {
-    for _ in 0..1200 {
-        let (status, job) = send_json(app, get(&format!("/api/jobs/{id}"))).await;
-        assert_eq!(status, StatusCode::OK);
-        if done(&job) {
-            return job;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("job {id} never got there");
-}
-
-fn png(w: u32, h: u32) -> Vec<u8> {
-    let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 7) as u8, (y * 5) as u8, 128]));
-    let mut bytes = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png).unwrap();
-    bytes
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_pages_and_media_end_to_end() {
@@ -471,8 +357,12 @@ async fn text_to_video_through_a_keyframe_and_stable_video_diffusion() {
     assert_eq!(done["state"], "done", "{done}");
     assert_eq!(done["step"], 4);
     while let Ok(update) = updates.try_recv() {
-        if update.id == id {
-            assert_eq!(update.total, 4, "progress of {update:?}");
+        let total = match &update {
+            JobEvent::Changed(job) => job.total,
+            JobEvent::Step(step) => step.total,
+        };
+        if update.job_id() == id {
+            assert_eq!(total, 4, "progress of {update:?}");
         }
     }
     for f in ["video.mp4", "video.gif", "keyframe.png", "poster.png", "frames.zip"] {

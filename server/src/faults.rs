@@ -1,0 +1,102 @@
+//! Test-only fault injection: make generation panic, or kill the process (as `kill -9` would) at
+//! one chosen step of finishing a job, so tests can show that the queue survives both.
+//!
+//! Off unless `VIDPLAY_TEST_FAULTS` is set (the binary reads it; in-process tests pass a
+//! [`Faults`] directly). Values, comma-separated: `panic-on=TEXT` (a job whose prompt contains
+//! TEXT panics inside generation) and `crash-at=POINT` (the process aborts there; POINT is one
+//! of [`CrashPoint::ALL`]).
+
+/// A step of finishing a job, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashPoint {
+    /// Every file is written to `ID.partial/`.
+    AfterWrite,
+    /// `ID.partial/` is renamed to `ID/`.
+    AfterRename,
+    /// The video is in the gallery.
+    AfterInsert,
+    /// Just before the finished job is saved.
+    BeforeJobUpdate,
+}
+
+impl CrashPoint {
+    pub const ALL: [CrashPoint; 4] = [CrashPoint::AfterWrite, CrashPoint::AfterRename, CrashPoint::AfterInsert, CrashPoint::BeforeJobUpdate];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            CrashPoint::AfterWrite => "after-write",
+            CrashPoint::AfterRename => "after-rename",
+            CrashPoint::AfterInsert => "after-insert",
+            CrashPoint::BeforeJobUpdate => "before-job-update",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Faults {
+    pub panic_on: Option<String>,
+    pub crash_at: Option<CrashPoint>,
+}
+
+impl Faults {
+    /// Reads `VIDPLAY_TEST_FAULTS`; none when it is unset.
+    pub fn from_env() -> anyhow::Result<Faults> {
+        match std::env::var("VIDPLAY_TEST_FAULTS") {
+            Ok(spec) => Faults::parse(&spec),
+            Err(_) => Ok(Faults::default()),
+        }
+    }
+
+    pub fn parse(spec: &str) -> anyhow::Result<Faults> {
+        let mut faults = Faults::default();
+        for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            match item.split_once('=') {
+                Some(("panic-on", text)) if !text.is_empty() => faults.panic_on = Some(text.to_string()),
+                Some(("crash-at", point)) => {
+                    faults.crash_at = Some(
+                        CrashPoint::ALL
+                            .into_iter()
+                            .find(|p| p.name() == point)
+                            .ok_or_else(|| anyhow::anyhow!("VIDPLAY_TEST_FAULTS: unknown crash point {point:?}"))?,
+                    )
+                }
+                _ => anyhow::bail!("VIDPLAY_TEST_FAULTS: cannot read {item:?} (panic-on=TEXT, crash-at=POINT)"),
+            }
+        }
+        Ok(faults)
+    }
+
+    /// Panics when the prompt asks for it (inside generation, on the generation thread).
+    pub fn before_generating(&self, prompt: &str) {
+        if let Some(marker) = &self.panic_on
+            && prompt.contains(marker.as_str())
+        {
+            panic!("injected fault: a generation that panics ({marker:?} in the prompt)");
+        }
+    }
+
+    /// Ends the process at once, with no cleanup, when this is the chosen point.
+    pub fn at(&self, point: CrashPoint) {
+        if self.crash_at == Some(point) {
+            eprintln!("injected fault: crashing at {}", point.name());
+            std::process::abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_refuses() {
+        assert_eq!(Faults::parse("").unwrap(), Faults::default());
+        let f = Faults::parse("panic-on=BOOM, crash-at=after-rename").unwrap();
+        assert_eq!(f.panic_on.as_deref(), Some("BOOM"));
+        assert_eq!(f.crash_at, Some(CrashPoint::AfterRename));
+        assert!(Faults::parse("crash-at=never").is_err());
+        assert!(Faults::parse("explode").is_err());
+        f.at(CrashPoint::AfterWrite); // not the chosen point: nothing happens
+        f.before_generating("a calm prompt");
+    }
+}

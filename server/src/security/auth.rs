@@ -1,0 +1,172 @@
+//! The token: `Authorization: Bearer TOKEN` for scripts, and for people a sign-in page that
+//! sets an HttpOnly, SameSite=Strict cookie.
+
+use super::{Access, header_str, refuse};
+use axum::Form;
+use axum::extract::{Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+use std::sync::Arc;
+
+pub const SESSION_COOKIE: &str = "vidplay_token";
+
+/// What anyone may fetch: the sign-in page and the static files it needs.
+pub(super) fn exempt(path: &str) -> bool {
+    path == "/signin" || path == "/favicon.svg" || path.starts_with("/pkg/")
+}
+
+/// Compares in time independent of where the first difference is.
+fn same_secret(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+pub(super) fn authorized(token: &str, headers: &HeaderMap) -> bool {
+    if let Some(bearer) = header_str(headers, header::AUTHORIZATION).and_then(|v| v.strip_prefix("Bearer ")) {
+        return same_secret(bearer.trim(), token);
+    }
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .any(|(name, value)| name == SESSION_COOKIE && same_secret(value, token))
+}
+
+/// 401 with a JSON message for the API and media; the sign-in page for a person's browser.
+pub(super) fn challenge(req: &Request) -> Response {
+    let path = req.uri().path();
+    let wants_page = header_str(req.headers(), header::ACCEPT).is_some_and(|a| a.contains("text/html"));
+    if wants_page && req.method() == axum::http::Method::GET && !path.starts_with("/api/") {
+        let next = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        return Redirect::to(&format!("/signin?next={}", encode(next))).into_response();
+    }
+    let mut res = refuse(
+        StatusCode::UNAUTHORIZED,
+        "this server needs a token: send `Authorization: Bearer TOKEN`, or sign in at /signin",
+    );
+    res.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+    res
+}
+
+/// Percent-encodes everything but unreserved characters and `/`.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Only paths on this server (never `//other.host` or `https://...`).
+fn local_path(next: &str) -> &str {
+    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') { next } else { "/" }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('"', "&quot;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+fn page(stylesheet: &str, next: &str, message: Option<&str>) -> Html<String> {
+    let message = message.map(|m| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(m))).unwrap_or_default();
+    Html(format!(
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>Sign in · vidplay</title><link rel=\"stylesheet\" href=\"{}\"></head><body><main id=\"main\">\
+         <h1>Sign in</h1><p>This vidplay server needs its token (the one it was started with).</p>{message}\
+         <form method=\"post\" action=\"/signin\"><input type=\"hidden\" name=\"next\" value=\"{}\">\
+         <label>Token <input type=\"password\" name=\"token\" autocomplete=\"current-password\" required autofocus></label>\
+         <button type=\"submit\">Sign in</button></form></main></body></html>",
+        escape(stylesheet),
+        escape(local_path(next))
+    ))
+}
+
+#[derive(Deserialize)]
+struct NextParam {
+    #[serde(default)]
+    next: String,
+}
+
+#[derive(Deserialize)]
+struct SignIn {
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    next: String,
+}
+
+/// Checks a sign-in form: the cookie and the way on, or the page again with a message.
+fn sign_in(access: &Access, stylesheet: &str, form: SignIn) -> Response {
+    let Some(token) = &access.token else {
+        return Redirect::to(local_path(&form.next)).into_response();
+    };
+    if form.token.len() > 1024 || !same_secret(form.token.trim(), token) {
+        let page = page(stylesheet, &form.next, Some("That is not this server's token."));
+        return (StatusCode::UNAUTHORIZED, page).into_response();
+    }
+    let cookie = format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age=31536000");
+    let mut res = Redirect::to(local_path(&form.next)).into_response();
+    if let Ok(value) = header::HeaderValue::from_str(&cookie) {
+        res.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    res
+}
+
+/// `GET /signin`, `POST /signin` (sets the cookie) and `POST /signout`; `stylesheet` is the
+/// bundle's stylesheet.
+pub fn signin_routes(stylesheet: String) -> Router<Arc<Access>> {
+    let css = stylesheet.clone();
+    Router::new()
+        .route(
+            "/signin",
+            get(move |Query(q): Query<NextParam>| std::future::ready(page(&css, &q.next, None))).post(
+                move |State(access): State<Arc<Access>>, Form(form): Form<SignIn>| {
+                    std::future::ready(sign_in(&access, &stylesheet, form))
+                },
+            ),
+        )
+        .route(
+            "/signout",
+            post(|| async {
+                let mut res = Redirect::to("/signin").into_response();
+                let cookie = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+                res.headers_mut().insert(header::SET_COOKIE, header::HeaderValue::from_str(&cookie).expect("ascii"));
+                res
+            }),
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn bearer_or_cookie() {
+        let mut h = HeaderMap::new();
+        assert!(!authorized("s3cret", &h));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer s3cret"));
+        assert!(authorized("s3cret", &h));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer s3cre"));
+        assert!(!authorized("s3cret", &h));
+        let mut h = HeaderMap::new();
+        h.insert(header::COOKIE, HeaderValue::from_static("a=b; vidplay_token=s3cret"));
+        assert!(authorized("s3cret", &h));
+        h.insert(header::COOKIE, HeaderValue::from_static("vidplay_token=wrong"));
+        assert!(!authorized("s3cret", &h));
+    }
+
+    #[test]
+    fn next_stays_on_this_server() {
+        assert_eq!(local_path("/gallery?q=a"), "/gallery?q=a");
+        assert_eq!(local_path("//evil.example/x"), "/");
+        assert_eq!(local_path("https://evil.example"), "/");
+        assert_eq!(local_path("/\\evil.example"), "/");
+        assert_eq!(encode("/v/ab?x=1&y"), "/v/ab%3Fx%3D1%26y");
+    }
+}

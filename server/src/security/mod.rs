@@ -1,0 +1,147 @@
+//! Who may act on this server, and what every response tells the browser: requests for
+//! unknown host names are refused (DNS rebinding), state-changing requests from other sites are
+//! refused (CSRF), a token guards everything when the server is reachable beyond loopback, and
+//! every response carries the headers that keep pages from being sniffed, framed or leaked.
+
+mod auth;
+mod headers;
+mod origin;
+
+pub use auth::{SESSION_COOKIE, signin_routes};
+pub use headers::security_headers;
+
+use app::types::ApiError;
+use axum::Json;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+/// Who may talk to this server.
+#[derive(Debug, Clone)]
+pub struct Access {
+    /// Host names (no port, lowercase; IPv6 in brackets) requests may be addressed to.
+    pub allowed_hosts: Vec<String>,
+    /// When set, every request needs it (a bearer token, or the sign-in cookie).
+    pub token: Option<String>,
+}
+
+impl Access {
+    /// Loopback names, the bound address and the public names given with `--public-host`.
+    pub fn new(bound: SocketAddr, public_hosts: &[String], token: Option<String>) -> Access {
+        let mut allowed_hosts: Vec<String> = ["localhost", "127.0.0.1", "[::1]"].map(String::from).to_vec();
+        if !bound.ip().is_unspecified() {
+            allowed_hosts.push(host_of_ip(bound.ip()));
+        }
+        for name in public_hosts {
+            let name = host_part(name.trim()).to_ascii_lowercase();
+            if !name.is_empty() && !allowed_hosts.contains(&name) {
+                allowed_hosts.push(name);
+            }
+        }
+        Access { allowed_hosts, token: token.filter(|t| !t.is_empty()) }
+    }
+
+    /// Open to this machine only: what the tests and `vidplay serve` on loopback use.
+    pub fn local() -> Access {
+        Access::new(SocketAddr::from(([127, 0, 0, 1], 0)), &[], None)
+    }
+
+    pub fn host_allowed(&self, host: &str) -> bool {
+        let name = host_part(host).to_ascii_lowercase();
+        self.allowed_hosts.contains(&name)
+    }
+}
+
+/// Refuses to serve beyond loopback without a token, unless the user said so with `--no-auth`.
+pub fn check_exposure(addr: SocketAddr, token: Option<&str>, no_auth: bool) -> Result<(), String> {
+    if addr.ip().is_loopback() || token.is_some_and(|t| !t.is_empty()) || no_auth {
+        return Ok(());
+    }
+    Err(format!(
+        "{addr} is reachable from other machines, and anyone who can reach it could use and delete \
+         everything. Set a token (--token TOKEN or VIDPLAY_TOKEN=TOKEN; e.g. `openssl rand -hex 16`), \
+         or pass --no-auth if another layer guards it."
+    ))
+}
+
+fn host_of_ip(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("[{v6}]"),
+    }
+}
+
+/// `name` of `name:port`, `[v6]` of `[v6]:port`.
+fn host_part(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.find(']').map_or(host, |end| &host[..=end]);
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    }
+}
+
+pub(crate) fn refuse(status: StatusCode, error: impl Into<String>) -> Response {
+    (status, Json(ApiError { error: error.into() })).into_response()
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The guard in front of everything: host, then origin, then the token.
+pub async fn guard(State(access): State<Arc<Access>>, req: Request, next: Next) -> Response {
+    if let Some(host) = header_str(req.headers(), header::HOST)
+        && !access.host_allowed(host)
+    {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            format!("this server does not answer to the name {host:?}; start it with --public-host NAME to allow it"),
+        );
+    }
+    if let Err(why) = origin::check(&access, req.method(), req.headers()) {
+        return refuse(StatusCode::FORBIDDEN, why);
+    }
+    if let Some(token) = &access.token
+        && !auth::exempt(req.uri().path())
+        && !auth::authorized(token, req.headers())
+    {
+        return auth::challenge(&req);
+    }
+    next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_names() {
+        let a = Access::new("0.0.0.0:3000".parse().unwrap(), &["Studio.Lab:8080".into(), "box".into()], None);
+        for ok in ["localhost:3000", "127.0.0.1", "[::1]:3000", "studio.lab", "BOX:3000"] {
+            assert!(a.host_allowed(ok), "{ok}");
+        }
+        for bad in ["evil.example", "evil.example:3000", "0.0.0.0:3000", "192.168.1.5:3000", "localhost.evil.example"] {
+            assert!(!a.host_allowed(bad), "{bad}");
+        }
+        let bound = Access::new("192.168.1.5:3000".parse().unwrap(), &[], None);
+        assert!(bound.host_allowed("192.168.1.5:3000"));
+        let v6 = Access::new("[fd00::5]:3000".parse().unwrap(), &[], None);
+        assert!(v6.host_allowed("[fd00::5]:3000"));
+    }
+
+    #[test]
+    fn exposure_needs_a_token() {
+        assert!(check_exposure("127.0.0.1:3000".parse().unwrap(), None, false).is_ok());
+        assert!(check_exposure("[::1]:3000".parse().unwrap(), None, false).is_ok());
+        let err = check_exposure("0.0.0.0:3000".parse().unwrap(), None, false).unwrap_err();
+        assert!(err.contains("--token") && err.contains("VIDPLAY_TOKEN"), "{err}");
+        assert!(check_exposure("0.0.0.0:3000".parse().unwrap(), Some(""), false).is_err());
+        assert!(check_exposure("0.0.0.0:3000".parse().unwrap(), Some("s3cret"), false).is_ok());
+        assert!(check_exposure("0.0.0.0:3000".parse().unwrap(), None, true).is_ok());
+    }
+}
