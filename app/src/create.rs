@@ -10,6 +10,11 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
+/// A parameter's bounds, from the table the API checks against.
+fn lim(name: &str) -> crate::limits::NumberLimit {
+    crate::limits::number(name)
+}
+
 #[component]
 pub fn CreatePage() -> impl IntoView {
     let query = use_query_map();
@@ -274,7 +279,7 @@ fn CreateForm(
                 }).collect_view()}
                 </div>
                 <label for="prompt">{move || if is_image() { "Prompt" } else { "Assembled prompt (editable)" }}</label>
-                <textarea id="prompt" name="prompt" rows="2" maxlength="1000"
+                <textarea id="prompt" name="prompt" rows="2" maxlength=crate::limits::MAX_PROMPT_CHARS
                     placeholder="a red ball bouncing on a grass field, camera pans left"
                     prop:value=move || prompt.get()
                     on:input:target=move |ev| prompt.set(ev.target().value())>
@@ -390,7 +395,7 @@ fn CreateForm(
                         </select>
                     </label>
                     <label class:hidden=move || !is_image()>"Negative prompt"
-                        <input type="text" name="negative" maxlength="1000" placeholder="what the image should not show" value=start.negative.clone()/>
+                        <input type="text" name="negative" maxlength=crate::limits::MAX_PROMPT_CHARS placeholder="what the image should not show" value=start.negative.clone()/>
                     </label>
                     <label class:hidden=move || !is_image() && !is_svd.get()>"Width"
                         <input type="number" name="width" min="64" max="1024" step="8" value=start.width.to_string()/>
@@ -402,17 +407,17 @@ fn CreateForm(
                         <input type="number" name="frames" min="2" max=move || if is_svd.get() { "32".to_string() } else { info_frames.to_string() } value=start.frames.to_string()/>
                     </label>
                     <label class:hidden=is_image>"Frames per second"
-                        <input type="number" name="fps" min="1" max="60" value=start.fps.to_string()/>
+                        <input type="number" name="fps" min=lim("fps").min max=lim("fps").max value=start.fps.to_string()/>
                     </label>
                     <label class:hidden=is_image>"Motion strength"
-                        <input type="number" name="motion" min="0" max="2" step="0.1" value=start.motion.to_string()/>
+                        <input type="number" name="motion" min=lim("motion").min max=lim("motion").max step="0.1" value=start.motion.to_string()/>
                     </label>
                     <label>"Steps"
                         <input type="number" name="steps" min="1" max=move || if is_image() { image_max_steps.to_string() } else { info_max_steps.to_string() } value=steps.get_untracked()
                             prop:value=move || steps.get() on:input:target=move |ev| steps.set(ev.target().value())/>
                     </label>
                     <label>"Guidance"
-                        <input type="number" name="guidance" min="0" max="30" step="0.5" value=guidance.get_untracked()
+                        <input type="number" name="guidance" min=lim("guidance").min max=lim("guidance").max step="0.5" value=guidance.get_untracked()
                             prop:value=move || guidance.get() on:input:target=move |ev| guidance.set(ev.target().value())/>
                     </label>
                     <label>"Seed"

@@ -3,8 +3,9 @@
 //!
 //! Off unless `VIDPLAY_TEST_FAULTS` is set (the binary reads it; in-process tests pass a
 //! [`Faults`] directly). Values, comma-separated: `panic-on=TEXT` (a job whose prompt contains
-//! TEXT panics inside generation) and `crash-at=POINT` (the process aborts there; POINT is one
-//! of [`CrashPoint::ALL`]).
+//! TEXT panics inside generation), `crash-at=POINT` (the process aborts there; POINT is one of
+//! [`CrashPoint::ALL`]) and `pause-after-claim=MS` (the worker waits that long between claiming
+//! a job and starting it, so a test can land a cancel exactly there).
 
 /// A step of finishing a job, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +37,7 @@ impl CrashPoint {
 pub struct Faults {
     pub panic_on: Option<String>,
     pub crash_at: Option<CrashPoint>,
+    pub pause_after_claim: Option<std::time::Duration>,
 }
 
 impl Faults {
@@ -60,7 +62,10 @@ impl Faults {
                             .ok_or_else(|| anyhow::anyhow!("VIDPLAY_TEST_FAULTS: unknown crash point {point:?}"))?,
                     )
                 }
-                _ => anyhow::bail!("VIDPLAY_TEST_FAULTS: cannot read {item:?} (panic-on=TEXT, crash-at=POINT)"),
+                Some(("pause-after-claim", ms)) if ms.parse::<u64>().is_ok() => {
+                    faults.pause_after_claim = ms.parse().ok().map(std::time::Duration::from_millis)
+                }
+                _ => anyhow::bail!("VIDPLAY_TEST_FAULTS: cannot read {item:?} (panic-on=TEXT, crash-at=POINT, pause-after-claim=MS)"),
             }
         }
         Ok(faults)
@@ -72,6 +77,13 @@ impl Faults {
             && prompt.contains(marker.as_str())
         {
             panic!("injected fault: a generation that panics ({marker:?} in the prompt)");
+        }
+    }
+
+    /// Between claiming a job and starting it.
+    pub fn after_claim(&self) {
+        if let Some(pause) = self.pause_after_claim {
+            std::thread::sleep(pause);
         }
     }
 
@@ -91,7 +103,8 @@ mod tests {
     #[test]
     fn parses_and_refuses() {
         assert_eq!(Faults::parse("").unwrap(), Faults::default());
-        let f = Faults::parse("panic-on=BOOM, crash-at=after-rename").unwrap();
+        let f = Faults::parse("panic-on=BOOM, crash-at=after-rename, pause-after-claim=5").unwrap();
+        assert_eq!(f.pause_after_claim, Some(std::time::Duration::from_millis(5)));
         assert_eq!(f.panic_on.as_deref(), Some("BOOM"));
         assert_eq!(f.crash_at, Some(CrashPoint::AfterRename));
         assert!(Faults::parse("crash-at=never").is_err());

@@ -535,6 +535,7 @@ impl Jobs {
                 }
             };
             *self.inner.current.lock().expect("current lock") = Some(job.id.clone());
+            self.inner.faults.after_claim();
             let id = job.id.clone();
             let finished = match &loaded {
                 Ok((model, device)) => {

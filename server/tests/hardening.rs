@@ -238,7 +238,7 @@ async fn event_streams_and_uploads_are_bounded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panic_fails_its_job_and_the_worker_goes_on() {
     let data = data_dir("panic");
-    let faults = Faults { panic_on: Some("PANICNOW".into()), crash_at: None };
+    let faults = Faults { panic_on: Some("PANICNOW".into()), ..Faults::default() };
     let (app, _jobs) = start_custom(&data, no_models(), Access::local(), faults).await;
     let (_, bad) = send_json(&app, post_multipart(multipart(&[("prompt", "PANICNOW"), ("steps", "1")], Some(("p.png", &png(40, 40)))))).await;
     let bad = bad["id"].as_str().unwrap().to_string();
@@ -290,8 +290,19 @@ async fn a_worker_without_a_model_shows_as_stalled() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancel_racing_the_claim_is_never_lost() {
     let data = data_dir("race");
-    let (app, _jobs) = start_custom(&data, no_models(), Access::local(), Faults::default()).await;
-    for round in 0..40u64 {
+    // The worker lingers between claiming a job and starting it: the window a cancel used to
+    // fall into (the job no longer queued, its cancel flag not yet made).
+    let faults = Faults { pause_after_claim: Some(Duration::from_millis(300)), ..Faults::default() };
+    let (app, _jobs) = start_custom(&data, no_models(), Access::local(), faults).await;
+    for round in 0..3 {
+        let (_, job) = send_json(&app, post_json(json!({"prompt": "a red ball", "steps": 60, "seed": round}))).await;
+        let id = job["id"].as_str().unwrap().to_string();
+        wait_for(&app, &id, |j| j["state"] == "running").await;
+        send_json(&app, Request::delete(format!("/api/jobs/{id}")).body(Body::empty()).unwrap()).await;
+        let end = wait_for(&app, &id, |j| j["state"] != "queued" && j["state"] != "running").await;
+        assert_eq!((end["state"].as_str(), end["step"].as_u64()), (Some("cancelled"), Some(0)), "{end}");
+    }
+    for round in 0..20u64 {
         let (status, job) = send_json(&app, post_json(json!({"prompt": "a red ball moving left", "steps": 60, "seed": round}))).await;
         assert_eq!(status, StatusCode::CREATED);
         let id = job["id"].as_str().unwrap().to_string();
