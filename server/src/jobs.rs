@@ -35,7 +35,7 @@ pub const MAX_EVENT_STREAMS: usize = 64;
 /// job's progress (just the numbers).
 #[derive(Debug, Clone)]
 pub enum JobEvent {
-    Changed(Job),
+    Changed(Box<Job>),
     Step(StepUpdate),
 }
 
@@ -183,6 +183,7 @@ pub struct Jobs {
 impl Jobs {
     /// Re-queues jobs a crash interrupted, then starts the generation thread, which loads the
     /// model with `load` and runs queued jobs oldest first.
+    #[allow(clippy::too_many_arguments)]
     pub async fn start(
         store: Arc<dyn Store>,
         data_dir: PathBuf,
@@ -302,7 +303,7 @@ impl Jobs {
     }
 
     fn publish(&self, job: &Job) {
-        let _ = self.inner.events.send(JobEvent::Changed(job.clone()));
+        let _ = self.inner.events.send(JobEvent::Changed(Box::new(job.clone())));
     }
 
     /// Whether the worker is alive, what it runs, how long the queue is, the last failure.

@@ -514,7 +514,7 @@ fn a_crash_at_any_step_of_finishing_a_job_loses_nothing() {
         let ids: Vec<&str> = page["videos"].as_array().unwrap().iter().filter_map(|v| v["id"].as_str()).collect();
         assert_eq!(ids, [id.as_str()], "{}: exactly one video", point.name());
         let media: Vec<String> = std::fs::read_dir(data.join("media")).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
-        assert_eq!(media, [id.clone()], "{}: no orphan media", point.name());
+        assert_eq!(media, std::slice::from_ref(&id), "{}: no orphan media", point.name());
         let (status, _) = server.request("GET", &format!("/media/{id}/video.mp4"), None);
         assert_eq!(status, 200, "{}", point.name());
     }

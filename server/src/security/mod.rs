@@ -89,7 +89,7 @@ pub(crate) fn refuse(status: StatusCode, error: impl Into<String>) -> Response {
     (status, Json(ApiError { error: error.into() })).into_response()
 }
 
-fn header_str<'a>(headers: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str> {
+fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use server::faults::Faults;
 use server::security::Access;
 use server::serve::{ServeOptions, build};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tower::ServiceExt;
 
@@ -97,10 +97,10 @@ pub async fn start_with(data: &PathBuf, models_dir: PathBuf) -> (Router, server:
     start_custom(data, models_dir, Access::local(), Faults::default()).await
 }
 
-pub async fn start_custom(data: &PathBuf, models_dir: PathBuf, access: Access, faults: Faults) -> (Router, server::jobs::Jobs) {
+pub async fn start_custom(data: &Path, models_dir: PathBuf, access: Access, faults: Faults) -> (Router, server::jobs::Jobs) {
     let opts = ServeOptions {
         addr: "127.0.0.1:0".parse().unwrap(),
-        data_dir: data.clone(),
+        data_dir: data.to_path_buf(),
         site_root: site_root(),
         seed_examples: false,
         models_dir: Some(models_dir),
