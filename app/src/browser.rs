@@ -51,30 +51,24 @@ pub fn watch_jobs(id: Option<&str>, on_job: impl Fn(Job) + 'static, on_step: imp
         None => "/api/jobs/events".to_string(),
     };
     let source = EventSource::new(&url).ok()?;
+    listen(&source, "job", on_job)?;
+    listen(&source, "step", on_step)?;
+    Some(source)
+}
+
+/// Calls `handle` with each `event` of `source` whose data reads as a `T`. The listener lives
+/// as long as the page; the source is closed by the caller.
+fn listen<T: serde::de::DeserializeOwned + 'static>(source: &EventSource, event: &str, handle: impl Fn(T) + 'static) -> Option<()> {
     let callback = Closure::<dyn Fn(MessageEvent)>::new(move |ev: MessageEvent| {
         if let Some(text) = ev.data().as_string()
-            && let Ok(job) = serde_json::from_str::<Job>(&text)
+            && let Ok(value) = serde_json::from_str::<T>(&text)
         {
-            on_job(job);
+            handle(value);
         }
     });
-    source
-        .add_event_listener_with_callback("job", callback.as_ref().unchecked_ref())
-        .ok()?;
-    let on_step = Closure::<dyn Fn(MessageEvent)>::new(move |ev: MessageEvent| {
-        if let Some(text) = ev.data().as_string()
-            && let Ok(step) = serde_json::from_str::<StepUpdate>(&text)
-        {
-            on_step(step);
-        }
-    });
-    source
-        .add_event_listener_with_callback("step", on_step.as_ref().unchecked_ref())
-        .ok()?;
-    // The listeners live as long as the page; the source is closed by the caller.
+    source.add_event_listener_with_callback(event, callback.as_ref().unchecked_ref()).ok()?;
     callback.forget();
-    on_step.forget();
-    Some(source)
+    Some(())
 }
 
 /// A `blob:` URL showing `file` (for the upload preview).
