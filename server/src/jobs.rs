@@ -162,7 +162,7 @@ struct Inner {
     closing: watch::Sender<bool>,
     open_streams: AtomicUsize,
     /// Image decoding at once: about one per core.
-    decoding: Semaphore,
+    decoding: Arc<Semaphore>,
     faults: Faults,
     /// The job the worker is running now, and the last failure it saw.
     current: Mutex<Option<String>>,
@@ -221,7 +221,7 @@ impl Jobs {
                 events: broadcast::channel(256).0,
                 closing: watch::channel(false).0,
                 open_streams: AtomicUsize::new(0),
-                decoding: Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
+                decoding: Arc::new(Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))),
                 faults,
                 current: Mutex::default(),
                 last_error: Mutex::default(),
@@ -255,6 +255,24 @@ impl Jobs {
         async move {
             let _ = rx.wait_for(|closing| *closing).await;
         }
+    }
+
+    /// Puts the job the worker is running back in the queue, for a shutdown that cannot wait
+    /// for it to stop (a step longer than the shutdown allows): it runs again on the next start,
+    /// and it does not count as a crash.
+    pub async fn requeue_current(&self) -> Result<(), StoreError> {
+        let current = self.inner.current.lock().expect("current lock").clone();
+        if let Some(id) = current
+            && let Some(mut job) = self.inner.store.job(id).await?
+            && job.state == JobState::Running
+        {
+            job.state = JobState::Queued;
+            job.step = 0;
+            job.started_ms = None;
+            job.message = Some("interrupted by a server shutdown; queued again".into());
+            self.inner.store.update_job(job).await?;
+        }
+        Ok(())
     }
 
     /// Stops the generation thread (see [`Jobs::begin_shutdown`]); returns when it has exited.
@@ -395,8 +413,10 @@ impl Jobs {
         if let Some(upload) = upload {
             let path = upload_path.clone();
             let max_side = self.max_input_side();
-            let _permit = self.inner.decoding.acquire().await.map_err(|e| SubmitError::Internal(e.to_string()))?;
+            // Held by the decoding itself, so a client that goes away does not free it early.
+            let permit = self.inner.decoding.clone().acquire_owned().await.map_err(|e| SubmitError::Internal(e.to_string()))?;
             tokio::task::spawn_blocking(move || -> Result<(), SubmitError> {
+                let _permit = permit;
                 let img = input::decode(&upload.bytes, &upload.name).map_err(|e| SubmitError::Invalid(e.to_string()))?;
                 // Kept no larger than any model uses, so an accepted upload never fails later.
                 let img = input::fit_within(img, max_side);
@@ -546,7 +566,6 @@ impl Jobs {
                     std::panic::catch_unwind(run).unwrap_or_else(|panic| {
                         let why = panic_message(&*panic);
                         tracing::error!(id = %claimed.id, "generation panicked: {why}");
-                        self.forget_cancel_flag(&claimed.id);
                         let _ = std::fs::remove_dir_all(self.partial_dir(&claimed.id));
                         Job {
                             state: JobState::Failed,
@@ -574,6 +593,8 @@ impl Jobs {
             if let Err(e) = rt.block_on(self.inner.store.update_job(finished.clone())) {
                 tracing::error!(id = %finished.id, "saving the job's result: {e}");
             }
+            // Only now: a cancel that lands before this finds the flag, one after finds the job finished.
+            self.forget_cancel_flag(&id);
             *self.inner.current.lock().expect("current lock") = None;
             self.publish(&finished);
         }
@@ -617,7 +638,6 @@ impl Jobs {
                 self.generate(rt, model, &device.description, &mut job, &cancel)
             }
         };
-        self.forget_cancel_flag(&job.id);
         job.finished_ms = Some(now_ms());
         match result {
             Ok(()) => {

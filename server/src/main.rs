@@ -495,16 +495,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 let (router, jobs) = server::serve::build(&opts, config, move || model.load_on_device()).await?;
                 println!("vidplay playground on http://{bound} (data in {})", opts.data_dir.display());
                 let stopping = jobs.clone();
+                let runtime = tokio::runtime::Handle::current();
                 axum::serve(listener, router)
                     .with_graceful_shutdown(async move {
                         shutdown_signal().await;
                         eprintln!("shutting down: the running job (if any) goes back to the queue");
                         // Event streams end now, so open pages do not hold the shutdown.
                         stopping.begin_shutdown();
-                        // Whatever still hangs after this is cut off.
-                        std::thread::spawn(|| {
+                        // A step that outlasts this is cut off; its job still goes back to the queue.
+                        std::thread::spawn(move || {
                             std::thread::sleep(std::time::Duration::from_secs(20));
                             eprintln!("shutdown took too long; exiting");
+                            if let Err(e) = runtime.block_on(stopping.requeue_current()) {
+                                eprintln!("putting the running job back in the queue: {e}");
+                            }
                             std::process::exit(1);
                         });
                     })

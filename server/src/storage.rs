@@ -325,7 +325,8 @@ impl Store for SqliteStore {
         Box::pin(async move {
             let rows: Vec<String> = sqlx::query_scalar(
                 "SELECT json_extract(params, '$.prompt') AS prompt FROM jobs \
-                 WHERE json_valid(params) AND json_extract(params, '$.prompt') <> '' \
+                 WHERE json_valid(params) AND json_type(params, '$.prompt') = 'text' \
+                 AND json_extract(params, '$.prompt') <> '' \
                  GROUP BY prompt ORDER BY MAX(created_ms) DESC LIMIT ?",
             )
             .bind(limit as i64)
@@ -543,6 +544,9 @@ mod tests {
         assert!(store.claim_next(11).await.unwrap().is_none());
         let page = store.videos(VideoQuery { limit: 10, ..Default::default() }).await.unwrap();
         assert_eq!(page.videos.iter().map(|v| v.id.as_str()).collect::<Vec<_>>(), ["dddd0001"]);
+        // A prompt that is not text is left out of the recent prompts, not an error.
+        sqlx::query("UPDATE jobs SET params = '{\"prompt\": 5}' WHERE id = 'cccc0001'").execute(&store.pool).await.unwrap();
+        assert_eq!(store.recent_prompts(5).await.unwrap(), ["b"]);
     }
 
     #[tokio::test]

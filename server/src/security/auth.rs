@@ -63,9 +63,11 @@ fn encode(s: &str) -> String {
         .collect()
 }
 
-/// Only paths on this server (never `//other.host` or `https://...`).
+/// Only paths on this server (never `//other.host`, `https://...`, or characters browsers drop
+/// while parsing, such as `/<TAB>/other.host`).
 fn local_path(next: &str) -> &str {
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') { next } else { "/" }
+    let plain = next.bytes().all(|b| b.is_ascii_graphic() && b != b'\\');
+    if plain && next.starts_with('/') && !next.starts_with("//") { next } else { "/" }
 }
 
 fn escape(s: &str) -> String {
@@ -167,6 +169,9 @@ mod tests {
         assert_eq!(local_path("//evil.example/x"), "/");
         assert_eq!(local_path("https://evil.example"), "/");
         assert_eq!(local_path("/\\evil.example"), "/");
+        assert_eq!(local_path("/\t/evil.example"), "/");
+        assert_eq!(local_path("/\n/evil.example"), "/");
+        assert_eq!(local_path("/ok path"), "/");
         assert_eq!(encode("/v/ab?x=1&y"), "/v/ab%3Fx%3D1%26y");
     }
 }
