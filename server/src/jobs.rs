@@ -266,10 +266,7 @@ impl Jobs {
             && let Some(mut job) = self.inner.store.job(id).await?
             && job.state == JobState::Running
         {
-            job.state = JobState::Queued;
-            job.step = 0;
-            job.started_ms = None;
-            job.message = Some("interrupted by a server shutdown; queued again".into());
+            put_back_for_shutdown(&mut job);
             self.inner.store.update_job(job).await?;
         }
         Ok(())
@@ -646,11 +643,7 @@ impl Jobs {
                 let _ = std::fs::remove_file(self.upload_path(&job.id));
             }
             Err(GenerateError::Cancelled) if self.inner.stopping.load(Ordering::Relaxed) && !cancel.load(Ordering::Relaxed) => {
-                job.state = JobState::Queued;
-                job.step = 0;
-                job.started_ms = None;
-                job.finished_ms = None;
-                job.message = Some("interrupted by a server shutdown; queued again".into());
+                put_back_for_shutdown(&mut job);
             }
             Err(GenerateError::Cancelled) => {
                 job.state = JobState::Cancelled;
@@ -914,6 +907,15 @@ fn load_image_model<'a>(
         *slot = Some((entry.name.clone(), sd));
     }
     Ok(&slot.as_ref().expect("loaded above").1)
+}
+
+/// A job interrupted by a shutdown, as it goes back to the queue (to run again on the next start).
+fn put_back_for_shutdown(job: &mut Job) {
+    job.state = JobState::Queued;
+    job.step = 0;
+    job.started_ms = None;
+    job.finished_ms = None;
+    job.message = Some("interrupted by a server shutdown; queued again".into());
 }
 
 /// The text of a panic's payload.
