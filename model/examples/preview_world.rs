@@ -1,9 +1,9 @@
 //! Writes a contact sheet of toy-world training clips: one row per clip, one column per frame.
 //! cargo run -p model --release --example preview_world -- OUT.png [ROWS] [SEED]
 
-use model::prompt::Prompt;
+use model::builtin::prompt::Prompt;
 use model::rng::Rng;
-use model::world::Scene;
+use model::builtin::world::Scene;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();

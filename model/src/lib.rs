@@ -1,13 +1,13 @@
-//! vidplay's models: the built-in toy-world video model, written in Burn.
+//! vidplay's models, written in Burn: the built-in toy-world video model and ports of real open
+//! models in the diffusers layout. Kept out of the web app's wasm build.
 //!
-//! Kept out of the web app's wasm build; the server and the CLI call [`pipeline`].
+//! - [`generate`]: what every generator shares (progress with previews, cancel, errors).
+//! - [`builtin`]: the model we train and ship.
+//! - [`diffusers`]: one folder per diffusers family, plus their common parts.
+//! - [`device`], [`rng`]: picking a compute device; deterministic noise.
 
+pub mod builtin;
 pub mod device;
 pub mod diffusers;
-pub mod net;
-pub mod pipeline;
-pub mod prompt;
+pub mod generate;
 pub mod rng;
-pub mod training;
-pub mod vocab;
-pub mod world;

@@ -2,7 +2,8 @@
 //! without a GPU): progress per step, cancellation between steps, determinism, i2v shapes.
 
 use model::device::{self, DeviceChoice};
-use model::pipeline::{BuiltinModel, GenerateError, GenerationRequest};
+use model::builtin::pipeline::{BuiltinModel, GenerationRequest};
+use model::generate::GenerateError;
 use std::cell::Cell;
 
 fn load() -> BuiltinModel {

@@ -4,7 +4,7 @@
 //! cache gets the hub's layout, and the downloaded snapshot loads.
 
 use model::device::{self, DeviceChoice};
-use model::diffusers::folder::{self, Precision};
+use model::diffusers::common::folder::{self, Precision};
 use model::diffusers::stable_diffusion::StableDiffusion;
 use model::diffusers::DType;
 use std::io::{BufRead, BufReader, Read, Write};

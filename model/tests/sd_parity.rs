@@ -11,10 +11,10 @@ use burn::prelude::*;
 use burn::tensor::DType;
 use common::{assert_close, copy_dir, devices, max_diff, psnr, Expected};
 use model::device::{self, DeviceChoice};
-use model::diffusers::scheduler::{Scheduler, SchedulerConfig};
+use model::diffusers::common::scheduler::{Scheduler, SchedulerConfig};
 use model::diffusers::stable_diffusion::{ImageRequest, StableDiffusion};
-use model::diffusers::tokenizer::ClipTokenizer;
-use model::diffusers::weights::Weights;
+use model::diffusers::clip::tokenizer::ClipTokenizer;
+use model::diffusers::common::weights::Weights;
 use std::path::{Path, PathBuf};
 
 const FIXTURES: [&str; 2] = ["sd1", "sd2"];
@@ -159,9 +159,9 @@ fn blocks_components_and_pipelines_match_diffusers() {
                     seed: 0,
                     noise: Some(exp.values(&format!("pipeline.{i}.noise"))),
                     scheduler: Some(if p["scheduler"] == "DDIMScheduler" {
-                        model::diffusers::scheduler::Kind::Ddim
+                        model::diffusers::common::scheduler::Kind::Ddim
                     } else {
-                        model::diffusers::scheduler::Kind::Euler
+                        model::diffusers::common::scheduler::Kind::Euler
                     }),
                 };
                 // The fixture's DDIM runs use its own options; rebuild the same scheduler here.
@@ -249,7 +249,7 @@ fn an_unknown_scheduler_class_falls_back_to_euler() {
     cfg["skip_prk_steps"] = serde_json::json!(true);
     std::fs::write(&p, cfg.to_string()).unwrap();
     let c = SchedulerConfig::read(&p).unwrap();
-    assert_eq!(c.kind(), model::diffusers::scheduler::Kind::Euler);
+    assert_eq!(c.kind(), model::diffusers::common::scheduler::Kind::Euler);
     let s = Scheduler::new(&c, 5).unwrap();
     assert_eq!(s.sigmas.len(), 6);
     let _ = std::fs::remove_dir_all(&d);
@@ -260,9 +260,9 @@ fn an_unknown_scheduler_class_falls_back_to_euler() {
 /// imply is in the checkpoint, and every tensor of the checkpoint is used.
 #[test]
 fn sd_turbo_names_and_shapes_load_unchanged() {
-    use model::diffusers::autoencoder_kl::{AutoencoderKL, AutoencoderKLConfig};
-    use model::diffusers::clip::{ClipTextConfig, ClipTextModel};
-    use model::diffusers::unet_2d_condition::{UNet2DConditionConfig, UNet2DConditionModel};
+    use model::diffusers::stable_diffusion::autoencoder_kl::{AutoencoderKL, AutoencoderKLConfig};
+    use model::diffusers::clip::text::{ClipTextConfig, ClipTextModel};
+    use model::diffusers::stable_diffusion::unet_2d_condition::{UNet2DConditionConfig, UNet2DConditionModel};
     use std::collections::BTreeMap;
     let root = fixture("sd-turbo-shapes");
     let all: BTreeMap<String, BTreeMap<String, Vec<usize>>> =

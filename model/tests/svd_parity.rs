@@ -10,9 +10,9 @@ mod common;
 use burn::prelude::*;
 use burn::tensor::DType;
 use common::{assert_close, copy_dir, cpu, devices, max_diff, meta, psnr, Expected};
-use model::diffusers::scheduler::{Scheduler, SchedulerConfig};
+use model::diffusers::common::scheduler::{Scheduler, SchedulerConfig};
 use model::diffusers::stable_video_diffusion::{MemoryMode, StableVideoDiffusion, VideoRequest};
-use model::diffusers::weights::Weights;
+use model::diffusers::common::weights::Weights;
 use std::path::{Path, PathBuf};
 
 const FIXTURES: [&str; 2] = ["svd1", "svd2"];
@@ -224,7 +224,7 @@ fn progress_cancel_and_bad_requests() {
     let big = image::imageops::resize(&img, 100, 80, image::imageops::FilterType::Triangle);
     assert_eq!(svd.generate(&big, &req, &mut |_| {}, &|| false).unwrap().frames[0].len(), 64 * 64 * 3);
     let cancelled = svd.generate(&img, &req, &mut |_| {}, &|| true);
-    assert_eq!(cancelled.err(), Some(model::pipeline::GenerateError::Cancelled));
+    assert_eq!(cancelled.err(), Some(model::generate::GenerateError::Cancelled));
     for (tweak, needle) in [
         (Box::new(|r: &mut VideoRequest| r.width = 60) as Box<dyn Fn(&mut VideoRequest)>, "multiples of 8"),
         (Box::new(|r: &mut VideoRequest| r.frames = Some(0)), "frames"),
@@ -284,9 +284,9 @@ fn bad_folders_give_errors_naming_file_and_key() {
 /// the checkpoint with its shape, and every tensor of the checkpoint is used.
 #[test]
 fn svd_xt_names_and_shapes_load_unchanged() {
-    use model::diffusers::autoencoder_kl_temporal_decoder::{AutoencoderKLTemporalDecoder, TemporalDecoderVaeConfig};
-    use model::diffusers::clip_vision::{ClipVisionConfig, ClipVisionModelWithProjection};
-    use model::diffusers::unet_spatio_temporal::{UNetSpatioTemporalConditionModel, UNetSpatioTemporalConfig};
+    use model::diffusers::stable_video_diffusion::autoencoder_kl_temporal_decoder::{AutoencoderKLTemporalDecoder, TemporalDecoderVaeConfig};
+    use model::diffusers::clip::vision::{ClipVisionConfig, ClipVisionModelWithProjection};
+    use model::diffusers::stable_video_diffusion::unet_spatio_temporal::{UNetSpatioTemporalConditionModel, UNetSpatioTemporalConfig};
     use std::collections::BTreeMap;
     let root = fixture("svd-xt-shapes");
     let all: BTreeMap<String, BTreeMap<String, Vec<usize>>> =

@@ -1,6 +1,6 @@
 //! `vidplay bench`: seconds per clip and peak memory of the built-in model at default settings.
 
-use model::pipeline::{BuiltinModel, GenerationRequest};
+use model::builtin::pipeline::{BuiltinModel, GenerationRequest};
 use serde::Serialize;
 use std::time::Instant;
 

@@ -8,7 +8,7 @@ use app::types::JobParams;
 use image::RgbImage;
 use model::device::OpenedDevice;
 use model::diffusers::stable_video_diffusion::{GeneratedVideo, MemoryMode, StableVideoDiffusion, VideoRequest};
-use model::diffusers::weights::Weights;
+use model::diffusers::common::weights::Weights;
 use model::diffusers::DType;
 use serde::Serialize;
 use std::path::Path;

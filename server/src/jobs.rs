@@ -16,8 +16,9 @@ use app::types::{Job, JobParams, JobState, Mode, StepUpdate, Video, WorkerHealth
 use model::device::OpenedDevice;
 use model::diffusers::stable_diffusion::{ImageRequest, StableDiffusion};
 use model::diffusers::stable_video_diffusion::{MemoryMode, StableVideoDiffusion};
-use model::net::NetConfig;
-use model::pipeline::{BuiltinModel, GenerateError, GenerationRequest, Progress};
+use model::builtin::net::NetConfig;
+use model::builtin::pipeline::{BuiltinModel, GenerationRequest};
+use model::generate::{GenerateError, Progress};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -338,7 +339,7 @@ impl Jobs {
     /// The largest side an accepted upload keeps: the largest any installed model uses.
     pub fn max_input_side(&self) -> u32 {
         let svd = self.inner.image_models.iter().any(|m| m.video);
-        let builtin = model::pipeline::MAX_DISPLAY_SIZE;
+        let builtin = model::builtin::pipeline::MAX_DISPLAY_SIZE;
         if svd { builtin.max(crate::image_to_video::MAX_VIDEO_SIDE) } else { builtin }
     }
 
@@ -397,7 +398,7 @@ impl Jobs {
             validate_image_params(&params).map_err(SubmitError::Invalid)?;
             Mode::TextToImage
         } else {
-            model::pipeline::validate(&self.inner.config, &request_of(&params), upload.is_some())
+            model::builtin::pipeline::validate(&self.inner.config, &request_of(&params), upload.is_some())
                 .map_err(|e| SubmitError::Invalid(e.to_string()))?;
             if upload.is_some() { Mode::ImageToVideo } else { Mode::TextToVideo }
         };
@@ -828,7 +829,7 @@ impl Jobs {
                 let total = (p.keyframe_steps + p.steps) as usize;
                 let image = {
                     let mut progress = self.progress(rt, job);
-                    sd.generate(&req, &mut |pr: Progress| progress(Progress { step: pr.step, total }), &|| self.cancelled(cancel))?
+                    sd.generate(&req, &mut |pr: Progress| progress(Progress::new(pr.step, total)), &|| self.cancelled(cancel))?
                 };
                 let meta = crate::text_to_image::ImageMetadata::new(kf.name.clone(), sd, &req, &image, device, 0.0, started.elapsed().as_secs_f64());
                 keyframe_meta = Some(serde_json::to_value(&meta).unwrap_or_default());
@@ -852,7 +853,7 @@ impl Jobs {
         let req = i2v::request_of(&p);
         let video = {
             let mut progress = self.progress(rt, job);
-            let mut offset = |pr: Progress| progress(Progress { step: keyframe_steps + pr.step, total: keyframe_steps + pr.total });
+            let mut offset = |pr: Progress| progress(Progress::new(keyframe_steps + pr.step, keyframe_steps + pr.total));
             svd.generate(&input, &req, &mut offset, &|| self.cancelled(cancel))?
         };
         let mut meta = i2v::VideoMetadata::new(entry.name.clone(), svd, &req, &video, device, load_s);

@@ -2,11 +2,9 @@
 //! vidplay's server side: the playground (pages, JSON API, job queue, storage), media
 //! encoding, input handling, evaluation and benchmarks used by the `vidplay` binary.
 
-pub mod analysis;
 pub mod api;
 pub mod assets;
 pub mod bench;
-pub mod eval;
 pub mod faults;
 pub mod image_to_video;
 pub mod input;

@@ -3,9 +3,10 @@
 
 use clap::{Parser, Subcommand};
 use model::device::{self, DeviceChoice};
-use model::pipeline::{BuiltinModel, GenerationRequest};
+use model::builtin::pipeline::{BuiltinModel, GenerationRequest};
 use server::output::{Metadata, Timings, write_clip};
-use server::{bench, eval, input};
+use model::builtin::evaluation as eval;
+use server::{bench, input};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -398,7 +399,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let (model, device) = model.load()?;
             model.validate(&req, input_image.is_some())?;
             let load_s = started.elapsed().as_secs_f64();
-            let understood = model::prompt::parse(&req.prompt);
+            let understood = model::builtin::prompt::parse(&req.prompt);
             if !understood.ignored.is_empty() {
                 eprintln!("note: the model ignores: {}", understood.ignored.join(", "));
             }
@@ -582,7 +583,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 println!(
                     "no diffusers models in {} or the Hugging Face cache ({}); `vidplay image --model REPO_ID` fetches one",
                     models_dir.display(),
-                    model::diffusers::folder::hub_cache().display()
+                    model::diffusers::common::folder::hub_cache().display()
                 );
             }
             for l in lines {

@@ -3,8 +3,8 @@
 
 use crate::media;
 use anyhow::Result;
-use model::pipeline::{GeneratedClip, GenerationRequest};
-use model::prompt::Prompt;
+use model::builtin::pipeline::{GeneratedClip, GenerationRequest};
+use model::builtin::prompt::Prompt;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 

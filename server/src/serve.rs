@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use model::device::OpenedDevice;
-use model::pipeline::BuiltinModel;
+use model::builtin::pipeline::BuiltinModel;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -50,7 +50,7 @@ pub const EXAMPLE_PROMPTS: [&str; 3] = [
 /// router.
 pub async fn build(
     opts: &ServeOptions,
-    config: model::net::NetConfig,
+    config: model::builtin::net::NetConfig,
     load: impl FnOnce() -> anyhow::Result<(BuiltinModel, OpenedDevice)> + Send + 'static,
 ) -> anyhow::Result<(Router, Jobs)> {
     std::fs::create_dir_all(&opts.data_dir)
@@ -62,7 +62,7 @@ pub async fn build(
         opts.data_dir.clone(),
         examples_dir.clone(),
         config,
-        model::pipeline::BUILTIN_MODEL_ID,
+        model::builtin::pipeline::BUILTIN_MODEL_ID,
         image_models(opts.models_dir.as_deref()),
         opts.faults.clone(),
         load,
@@ -77,9 +77,9 @@ pub async fn build(
 
 /// Installed text-to-image and image-to-video models, by name.
 pub fn image_models(models_dir: Option<&Path>) -> Vec<crate::jobs::ImageModel> {
-    use model::diffusers::folder::PipelineKind;
+    use model::diffusers::common::folder::PipelineKind;
     let mut out: Vec<crate::jobs::ImageModel> = Vec::new();
-    for m in model::diffusers::folder::installed(models_dir) {
+    for m in model::diffusers::common::folder::installed(models_dir) {
         let video = match m.kind {
             PipelineKind::TextToImage => false,
             PipelineKind::ImageToVideo => true,

@@ -4,9 +4,9 @@
 use crate::jobs::Jobs;
 use app::backend::{BoxFuture, Studio, StudioResult};
 use app::types::{ChipGroup, Job, Mode, ModelInfo, PromptReading, Video, VideoPage, VideoQuery, WorkerHealth};
-use model::prompt::{Prompt, parse};
+use model::builtin::prompt::{Prompt, parse};
 use model::rng::Rng;
-use model::world::Scene;
+use model::builtin::world::Scene;
 use std::path::PathBuf;
 
 pub struct ServerStudio {
@@ -42,13 +42,13 @@ pub fn model_info(jobs: &Jobs) -> ModelInfo {
             "The built-in toy-world model: {} frames of {}×{} pixels, trained on simple shapes, settings, weather and camera moves.",
             config.frames, config.size, config.size
         ),
-        chips: model::vocab::categories()
+        chips: model::builtin::vocab::categories()
             .into_iter()
             .map(|c| ChipGroup { name: c.name, phrases: c.phrases })
             .collect(),
         frames: config.frames as u32,
         size: config.size as u32,
-        max_steps: model::pipeline::MAX_STEPS as u32,
+        max_steps: model::builtin::pipeline::MAX_STEPS as u32,
         modes: vec![Mode::TextToVideo, Mode::ImageToVideo],
     }
 }

@@ -2,10 +2,10 @@
 
 use anyhow::{bail, Context};
 use model::device::OpenedDevice;
-use model::diffusers::folder::{self, Precision};
-use model::diffusers::scheduler::Kind;
+use model::diffusers::common::folder::{self, Precision};
+use model::diffusers::common::scheduler::Kind;
 use model::diffusers::stable_diffusion::{GeneratedImage, ImageRequest, StableDiffusion};
-use model::diffusers::weights::Weights;
+use model::diffusers::common::weights::Weights;
 use model::diffusers::DType;
 use serde::Serialize;
 use std::path::{Path, PathBuf};

@@ -137,8 +137,8 @@ fn native_frames(dir: &Path) -> Vec<image::RgbImage> {
 
 #[test]
 fn generated_clip_has_the_asked_colour_and_direction_on_wgpu() {
-    use model::vocab::{Color, Setting};
-    use server::eval;
+    use model::builtin::vocab::{Color, Setting};
+    use model::builtin::evaluation as eval;
     let dir = temp_dir("faithful");
     // (prompt, colour, setting, the subject's net movement: x right, y down, in pixels)
     let cases = [
@@ -159,7 +159,7 @@ fn generated_clip_has_the_asked_colour_and_direction_on_wgpu() {
         let got = eval::dominant_color_excluding(&frames, eval::backdrop_colors(setting));
         assert_eq!(got, Some(color), "{prompt}: subject colour");
         if let Some((dx, dy)) = direction {
-            let (mx, my) = server::analysis::displacement(&frames, color).expect("the subject is found at both ends");
+            let (mx, my) = model::builtin::analysis::displacement(&frames, color).expect("the subject is found at both ends");
             assert!(mx * dx + my * dy > 5.0, "{prompt}: the subject moved ({mx:.1}, {my:.1}) px");
         }
     }
@@ -184,7 +184,7 @@ fn image_reproduces_diffusers_from_the_same_noise() {
     let got = image::open(dir.join("image.png")).unwrap().to_rgb8();
     assert_eq!(got.dimensions(), (64, 64));
     let device = model::device::open(model::device::DeviceChoice::Cpu).unwrap().device;
-    let expected = model::diffusers::weights::Weights::open(&[model.join("expected.safetensors")], &device, model::diffusers::DType::F32).unwrap();
+    let expected = model::diffusers::common::weights::Weights::open(&[model.join("expected.safetensors")], &device, model::diffusers::DType::F32).unwrap();
     let (want, _) = expected.read_f32("pipeline.0.image").unwrap();
     let mse = got.as_raw().iter().zip(&want).map(|(&a, &b)| ((a as f64 / 255.0) - b as f64).powi(2)).sum::<f64>() / want.len() as f64;
     let psnr = 10.0 * (1.0 / mse).log10();
@@ -270,7 +270,7 @@ fn generate_with_svd_reproduces_diffusers_from_the_same_noise() {
             assert!(dir.join(f).is_file(), "{name}: {f} missing");
         }
         let device = model::device::open(model::device::DeviceChoice::Cpu).unwrap().device;
-        let expected = model::diffusers::weights::Weights::open(&[model.join("expected.safetensors")], &device, model::diffusers::DType::F32).unwrap();
+        let expected = model::diffusers::common::weights::Weights::open(&[model.join("expected.safetensors")], &device, model::diffusers::DType::F32).unwrap();
         let (want, shape) = expected.read_f32("pipeline.0.frames").unwrap();
         let mut got = Vec::new();
         for i in 0..shape[0] {

@@ -134,7 +134,7 @@ fn fuzz(target: &str, mut check: impl FnMut(&[u8])) -> usize {
 fn prompt_parser() {
     let runs = fuzz("prompt", |bytes| {
         let text = String::from_utf8_lossy(bytes);
-        let prompt = model::prompt::parse(&text);
+        let prompt = model::builtin::prompt::parse(&text);
         let _ = prompt.understood();
         let _ = app::limits::check_text("the prompt", &text, app::limits::MAX_PROMPT_CHARS);
     });
@@ -182,7 +182,7 @@ fn job_requests_through_the_server() {
             access: Access::local(),
             faults: Faults::default(),
         };
-        let config = model::pipeline::BuiltinModel::config_of(None).unwrap();
+        let config = model::builtin::pipeline::BuiltinModel::config_of(None).unwrap();
         server::serve::build(&opts, config, || Err(anyhow::anyhow!("no model while fuzzing"))).await.unwrap().0
     });
     for (target, content_type) in [("json", "application/json".to_string()), ("multipart", format!("multipart/form-data; boundary={BOUNDARY}"))] {

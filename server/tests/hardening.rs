@@ -271,7 +271,7 @@ async fn a_worker_without_a_model_shows_as_stalled() {
         access: Access::local(),
         faults: Faults::default(),
     };
-    let config = model::pipeline::BuiltinModel::config_of(None).unwrap();
+    let config = model::builtin::pipeline::BuiltinModel::config_of(None).unwrap();
     let (app, _jobs) = server::serve::build(&opts, config, || Err(anyhow::anyhow!("no weights here"))).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     let health = loop {

@@ -6,8 +6,8 @@
 use burn::module::Module;
 use clap::Parser;
 use model::device::{self, DeviceChoice};
-use model::net::NetConfig;
-use model::training::{TrainState, Trainer};
+use model::builtin::net::NetConfig;
+use model::builtin::training::{TrainState, Trainer};
 use std::path::PathBuf;
 use std::time::Instant;
 

@@ -5,7 +5,7 @@
 use burn::prelude::*;
 use burn::tensor::DType;
 use model::device::{self, DeviceChoice};
-use model::diffusers::weights::Weights;
+use model::diffusers::common::weights::Weights;
 use std::path::Path;
 
 /// The backends every check runs on: (label, device). Burn's flex CPU backend (no fusion) and

@@ -8,7 +8,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use model::device::{self, DeviceChoice};
-use model::pipeline::BuiltinModel;
+use model::builtin::pipeline::BuiltinModel;
 use serde_json::{Value, json};
 use server::faults::Faults;
 use server::security::Access;

@@ -2,9 +2,9 @@
 //! config.json: patch embedding, class token, positions, pre-norm, encoder layers without a
 //! causal mask, the class token's post-norm, and the projection to `image_embeds`.
 
-use super::clip::{ClipEncoderLayer, LayerShape};
-use super::layers::{Activation, LayerNorm, Linear};
-use super::weights::{LoadError, Weights};
+use crate::diffusers::clip::text::{ClipEncoderLayer, LayerShape};
+use crate::diffusers::common::layers::{Activation, LayerNorm, Linear};
+use crate::diffusers::common::weights::{LoadError, Weights};
 use burn::prelude::*;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
@@ -40,7 +40,7 @@ fn default_eps() -> f64 {
 
 impl ClipVisionConfig {
     pub fn read(path: &Path) -> Result<Self, LoadError> {
-        let c: Self = super::read_json(path)?;
+        let c: Self = crate::diffusers::common::config::read_json(path)?;
         if c.patch_size == 0 || c.image_size % c.patch_size != 0 {
             return Err(LoadError::config(path, "patch_size", c.patch_size, "must divide image_size"));
         }

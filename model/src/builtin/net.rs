@@ -8,7 +8,7 @@
 //! (x and y in [-1, 1]) enter through their own input convolution: a convolution alone hardly
 //! knows where in the frame it is, and placing and moving a subject needs exactly that.
 //! A layout map enters the same way: per frame, a soft disc where the subject is and how big it
-//! is, drawn by a planner from the prompt ([`crate::world::Scene::layout`]). FiLM conditions
+//! is, drawn by a planner from the prompt ([`crate::builtin::world::Scene::layout`]). FiLM conditions
 //! every position of a frame alike, so without it the network has to turn "moving left" into
 //! positions through products of token and frame embeddings deep inside; trained to step 5,200
 //! it had not (its predicted mean clip was the same for "moving left" and "moving right").
@@ -17,7 +17,7 @@
 //! clean clip; the sampler turns that into the rectified-flow velocity
 //! `(prediction - x_s) / (1 - s)`, which removes the noise exactly by construction.
 
-use crate::vocab::NUM_TOKENS;
+use crate::builtin::vocab::NUM_TOKENS;
 use burn::module::{Initializer, Param};
 use burn::nn::conv::{Conv1d, Conv1dConfig, Conv2d, Conv2dConfig};
 use burn::nn::{GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig1d, PaddingConfig2d};

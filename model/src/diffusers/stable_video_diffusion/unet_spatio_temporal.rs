@@ -1,11 +1,11 @@
 //! diffusers' `UNetSpatioTemporalConditionModel` (Stable Video Diffusion), driven by
 //! `unet/config.json`.
 
-use super::blocks::{timestep_features, Downsample2D, TimestepEmbedding, Upsample2D};
-use super::layers::{Conv2d, GroupNorm};
-use super::spatio_temporal::{SpatioTemporalResBlock, TransformerSpatioTemporalModel};
-use super::weights::{LoadError, Weights};
-use super::IntOrList;
+use crate::diffusers::common::blocks::{timestep_features, Downsample2D, TimestepEmbedding, Upsample2D};
+use crate::diffusers::common::layers::{Conv2d, GroupNorm};
+use crate::diffusers::stable_video_diffusion::spatio_temporal::{SpatioTemporalResBlock, TransformerSpatioTemporalModel};
+use crate::diffusers::common::weights::{LoadError, Weights};
+use crate::diffusers::common::config::IntOrList;
 use burn::prelude::*;
 use burn::tensor::activation::silu;
 use serde::Deserialize;
@@ -69,9 +69,9 @@ pub struct UNetSpatioTemporalConfig {
 
 impl UNetSpatioTemporalConfig {
     pub fn read(path: &Path) -> Result<Self, LoadError> {
-        let c: Self = super::read_json(path)?;
+        let c: Self = crate::diffusers::common::config::read_json(path)?;
         let n = c.block_out_channels.len();
-        super::check_block_lists(
+        crate::diffusers::common::config::check_block_lists(
             path,
             n,
             [
@@ -150,10 +150,10 @@ impl UNetSpatioTemporalConditionModel {
         let layers = c.layers_per_block.per_block(n).expect("checked");
         let cross = c.cross_attention_dim.per_block(n).expect("checked");
         let tlayers = c.transformer_layers_per_block.per_block(n).expect("checked");
-        let resnet = |vb: &super::weights::Vb, inp: usize, out: usize, eps: f64| {
+        let resnet = |vb: &crate::diffusers::common::weights::Vb, inp: usize, out: usize, eps: f64| {
             SpatioTemporalResBlock::load(vb, inp, out, Some(temb), eps, eps, false)
         };
-        let attn = |vb: &super::weights::Vb, channels: usize, level: usize| {
+        let attn = |vb: &crate::diffusers::common::weights::Vb, channels: usize, level: usize| {
             TransformerSpatioTemporalModel::load(vb, channels, heads[level], channels / heads[level], tlayers[level], cross[level])
         };
 

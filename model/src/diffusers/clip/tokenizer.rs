@@ -5,7 +5,7 @@
 //! each piece's UTF-8 bytes map to printable characters, the last one marked `</w>`; merges apply
 //! by rank. Ids are framed by start/end tokens, truncated and padded to `model_max_length`.
 
-use super::weights::LoadError;
+use crate::diffusers::common::weights::LoadError;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -54,7 +54,7 @@ impl ClipTokenizer {
     /// Reads a `tokenizer/` folder.
     pub fn load(dir: &Path) -> Result<Self, LoadError> {
         let vocab_path = dir.join("vocab.json");
-        let vocab: HashMap<String, u32> = super::read_json(&vocab_path)?;
+        let vocab: HashMap<String, u32> = crate::diffusers::common::config::read_json(&vocab_path)?;
         let merges_path = dir.join("merges.txt");
         let merges = std::fs::read_to_string(&merges_path)
             .map_err(|e| LoadError::File { path: merges_path.clone(), message: e.to_string() })?;
@@ -75,7 +75,7 @@ impl ClipTokenizer {
         for name in ["special_tokens_map.json", "tokenizer_config.json"] {
             let p = dir.join(name);
             if p.exists() {
-                let v: serde_json::Value = super::read_json(&p)?;
+                let v: serde_json::Value = crate::diffusers::common::config::read_json(&p)?;
                 if let serde_json::Value::Object(o) = v {
                     settings.extend(o);
                 }

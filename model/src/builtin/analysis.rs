@@ -3,7 +3,7 @@
 //! which way things move, whether weather specks are present, PSNR against an input image.
 
 use image::RgbImage;
-use model::vocab::Color;
+use crate::builtin::vocab::Color;
 
 fn rgb(p: &image::Rgb<u8>) -> [f32; 3] {
     [p.0[0] as f32 / 255.0, p.0[1] as f32 / 255.0, p.0[2] as f32 / 255.0]
@@ -179,9 +179,9 @@ pub fn psnr(a: &RgbImage, b: &RgbImage) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use model::prompt::parse;
-    use model::rng::Rng;
-    use model::world::Scene;
+    use crate::builtin::prompt::parse;
+    use crate::rng::Rng;
+    use crate::builtin::world::Scene;
 
     /// Renders the toy world's own clip for a prompt, as 8-bit frames.
     fn world_clip(prompt: &str, seed: u64) -> Vec<RgbImage> {
@@ -192,7 +192,7 @@ mod tests {
         let (t, s) = (16, 32);
         let data: Vec<f32> = scene.render(t, s).iter().map(|v| v * 2.0 - 1.0).collect();
         (0..t)
-            .map(|f| model::pipeline::from_planar(&data[f * 3 * s * s..(f + 1) * 3 * s * s], s as u32))
+            .map(|f| crate::builtin::pipeline::from_planar(&data[f * 3 * s * s..(f + 1) * 3 * s * s], s as u32))
             .collect()
     }
 
@@ -216,9 +216,9 @@ mod tests {
         let mut scene = Scene::sample(&mut Rng::new(4), &parse("a blue triangle bouncing on a plain background, static camera"), 0.0);
         scene.weather = None;
         let dry = render(&scene);
-        scene.weather = Some(model::vocab::Weather::Snow);
+        scene.weather = Some(crate::builtin::vocab::Weather::Snow);
         let snowy = render(&scene);
-        scene.weather = Some(model::vocab::Weather::Rain);
+        scene.weather = Some(crate::builtin::vocab::Weather::Rain);
         let rainy = render(&scene);
         let d = speck_density(&dry);
         assert!(speck_density(&snowy) > d * 1.5 + 0.005, "{} vs {d}", speck_density(&snowy));

@@ -1,7 +1,7 @@
 //! The toy world's vocabulary: what the built-in model knows how to draw.
 //!
 //! Each concept is one canonical token; the model is conditioned on the set of tokens a prompt
-//! names (see [`crate::prompt`]). The token order here is part of the shipped weights' format.
+//! names (see [`crate::builtin::prompt`]). The token order here is part of the shipped weights' format.
 
 use serde::{Deserialize, Serialize};
 

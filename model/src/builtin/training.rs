@@ -4,11 +4,11 @@
 //! Batch `k` of a run depends only on the data seed and `k`, so a resumed run sees exactly the
 //! data an uninterrupted one would have.
 
-use crate::net::{Conditioning, Net, NetConfig};
-use crate::prompt::Prompt;
+use crate::builtin::net::{Conditioning, Net, NetConfig};
+use crate::builtin::prompt::{Prompt, multi_hot};
 use crate::rng::{Rng, mix};
-use crate::vocab::NUM_TOKENS;
-use crate::world::Scene;
+use crate::builtin::vocab::NUM_TOKENS;
+use crate::builtin::world::Scene;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use burn::store::{BurnpackStore, HalfPrecisionAdapter, ModuleSnapshot, SafetensorsStore};
@@ -52,15 +52,6 @@ pub const SUBJECT_WEIGHT: f32 = 2.0;
 /// things move: the subject's motion, camera pans, falling weather.
 pub const TEMPORAL_WEIGHT: f32 = 4.0;
 
-/// Multi-hot token vector for a prompt.
-pub fn multi_hot(prompt: &Prompt) -> Vec<f32> {
-    let mut v = vec![0.0; NUM_TOKENS];
-    for t in prompt.tokens() {
-        v[t] = 1.0;
-    }
-    v
-}
-
 /// Drops parts of a scene's prompt the way users leave them out, and sometimes all of it, so
 /// partial prompts work and classifier-free guidance has an unconditional model.
 fn training_prompt(scene: &Scene, rng: &mut Rng) -> Prompt {
@@ -80,7 +71,7 @@ fn training_prompt(scene: &Scene, rng: &mut Rng) -> Prompt {
     if rng.chance(0.08) {
         p.setting = None;
     }
-    if p.camera == Some(crate::vocab::Camera::Static) && rng.chance(0.5) {
+    if p.camera == Some(crate::builtin::vocab::Camera::Static) && rng.chance(0.5) {
         p.camera = None;
     }
     p
@@ -227,7 +218,7 @@ impl Trainer {
                 Some(weights) => {
                     tracing::info!(step = fresh.step, "initialising from {}", weights.display());
                     // Weights exported before the coordinate input or the layout input existed still load.
-                    crate::pipeline::load_net_with_new_layers(
+                    crate::builtin::weights::load_net_with_new_layers(
                         SafetensorsStore::from_file(weights),
                         &fresh.config,
                         &weights.display().to_string(),

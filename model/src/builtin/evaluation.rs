@@ -1,16 +1,16 @@
 //! `vidplay eval`: how faithful the built-in model is to prompts it was never trained on.
 //!
 //! Prompts are built from the (subject, colour, action, setting) combinations the trainer holds
-//! out (see `model::world::is_held_out`), phrased with synonyms the training captions do not use.
-//! Each clip is measured with [`crate::analysis`] at the model's own resolution.
+//! out (see `crate::builtin::world::is_held_out`), phrased with synonyms the training captions do not use.
+//! Each clip is measured with [`crate::builtin::analysis`] at the model's own resolution.
 
-use crate::analysis;
+use crate::builtin::analysis;
 use image::RgbImage;
-use model::pipeline::{BuiltinModel, GenerationRequest};
-use model::prompt::parse;
-use model::rng::Rng;
-use model::vocab::*;
-use model::world::{Backdrop, Scene, is_held_out};
+use crate::builtin::pipeline::{BuiltinModel, GenerationRequest};
+use crate::builtin::prompt::parse;
+use crate::rng::Rng;
+use crate::builtin::vocab::*;
+use crate::builtin::world::{Backdrop, Scene, is_held_out};
 use serde::Serialize;
 
 #[derive(Debug, Default, Clone, Serialize)]
@@ -297,14 +297,14 @@ pub fn run(model: &BuiltinModel, opts: &EvalOptions, mut on_clip: impl FnMut(&st
     // Image-to-video: first frames the model never saw (held-out seeds, textures).
     for k in 0..opts.per_category {
         let mut rng = Rng::new(0xE7A1 + k as u64);
-        let wish = model::prompt::Prompt {
+        let wish = crate::builtin::prompt::Prompt {
             camera: Some(Camera::Static),
             ..Default::default()
         };
         let mut scene = Scene::sample(&mut rng, &wish, if k % 2 == 0 { 1.0 } else { 0.0 });
         scene.weather = None;
         let clip = scene.render(1, size);
-        let input = model::pipeline::from_planar(&clip.iter().map(|v| v * 2.0 - 1.0).collect::<Vec<_>>(), size as u32);
+        let input = crate::builtin::pipeline::from_planar(&clip.iter().map(|v| v * 2.0 - 1.0).collect::<Vec<_>>(), size as u32);
         let prompt = ["camera pans left", "while it snows", "camera zooms in", "camera pans right while it rains"][k % 4];
         let req = GenerationRequest { prompt: prompt.into(), seed: opts.seed + 300 + k as u64, ..base.clone() };
         let frames = native(model, &req, Some(&input))?;

@@ -1,8 +1,8 @@
 //! Blocks shared by diffusers' image and video models: residual blocks, attention, transformer
 //! blocks, resampling and timestep embeddings. Field names are diffusers' own.
 
-use super::layers::{Activation, Conv2d, GroupNorm, LayerNorm, Linear};
-use super::weights::{LoadError, Vb};
+use crate::diffusers::common::layers::{Activation, Conv2d, GroupNorm, LayerNorm, Linear};
+use crate::diffusers::common::weights::{LoadError, Vb};
 use burn::prelude::*;
 use burn::tensor::activation::silu;
 use burn::tensor::module::{attention, interpolate};

@@ -7,9 +7,9 @@
 //! temporal decoder both build it so), which makes each blender a fixed mix; that is the case
 //! ported here.
 
-use super::blocks::{timestep_features, Attention, BasicTransformerBlock, FeedForward, ResnetBlock2D, TimestepEmbedding};
-use super::layers::{GroupNorm, LayerNorm, Linear};
-use super::weights::{LoadError, Vb};
+use crate::diffusers::common::blocks::{timestep_features, Attention, BasicTransformerBlock, FeedForward, ResnetBlock2D, TimestepEmbedding};
+use crate::diffusers::common::layers::{GroupNorm, LayerNorm, Linear};
+use crate::diffusers::common::weights::{LoadError, Vb};
 use burn::prelude::*;
 use burn::tensor::activation::silu;
 use burn::tensor::module::conv2d;

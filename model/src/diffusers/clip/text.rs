@@ -1,9 +1,9 @@
 //! transformers' `CLIPTextModel`, driven by its config.json, and the encoder layer it shares
 //! with the vision tower (`clip_vision`).
 
-use super::blocks::multi_head_attention;
-use super::layers::{Activation, Embedding, LayerNorm, Linear};
-use super::weights::{LoadError, Vb, Weights};
+use crate::diffusers::common::blocks::multi_head_attention;
+use crate::diffusers::common::layers::{Activation, Embedding, LayerNorm, Linear};
+use crate::diffusers::common::weights::{LoadError, Vb, Weights};
 use burn::prelude::*;
 use serde::Deserialize;
 use std::path::Path;
@@ -31,7 +31,7 @@ fn default_eps() -> f64 {
 
 impl ClipTextConfig {
     pub fn read(path: &Path) -> Result<Self, LoadError> {
-        super::read_json(path)
+        crate::diffusers::common::config::read_json(path)
     }
 
     pub fn layer_shape(&self) -> LayerShape {

@@ -4,7 +4,7 @@
 //! filler words are skipped silently, and every other word is reported back as ignored so the UI
 //! can flag it.
 
-use crate::vocab::*;
+use crate::builtin::vocab::*;
 use serde::{Deserialize, Serialize};
 
 /// What a prompt asks for. `None` means "not said": the model then picks.
@@ -315,6 +315,15 @@ impl Prompt {
         parts.extend(self.camera.map(|v| v.phrase()));
         parts.join(", ")
     }
+}
+
+/// Multi-hot token vector for a prompt.
+pub fn multi_hot(prompt: &Prompt) -> Vec<f32> {
+    let mut v = vec![0.0; NUM_TOKENS];
+    for t in prompt.tokens() {
+        v[t] = 1.0;
+    }
+    v
 }
 
 #[cfg(test)]

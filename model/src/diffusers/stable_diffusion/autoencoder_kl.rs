@@ -1,31 +1,31 @@
 //! diffusers' `AutoencoderKL` (encode to a diagonal Gaussian, decode), driven by `vae/config.json`.
 
-use super::blocks::{Attention, Downsample2D, ResnetBlock2D, Upsample2D};
-use super::layers::{Conv2d, GroupNorm};
-use super::weights::{LoadError, Vb, Weights};
-use super::check_unsupported;
+use crate::diffusers::common::blocks::{Attention, Downsample2D, ResnetBlock2D, Upsample2D};
+use crate::diffusers::common::layers::{Conv2d, GroupNorm};
+use crate::diffusers::common::weights::{LoadError, Vb, Weights};
+use crate::diffusers::common::config::check_unsupported;
 use burn::prelude::*;
 use burn::tensor::activation::silu;
 use serde::Deserialize;
 use std::path::Path;
 
 // Config defaults (diffusers'), shared with the temporal-decoder VAE.
-pub(super) fn d3() -> usize {
+pub(crate) fn d3() -> usize {
     3
 }
-pub(super) fn d1() -> usize {
+pub(crate) fn d1() -> usize {
     1
 }
-pub(super) fn d4() -> usize {
+pub(crate) fn d4() -> usize {
     4
 }
 fn d32() -> usize {
     32
 }
-pub(super) fn sf() -> f64 {
+pub(crate) fn sf() -> f64 {
     0.18215
 }
-pub(super) fn yes() -> bool {
+pub(crate) fn yes() -> bool {
     true
 }
 
@@ -60,11 +60,11 @@ const UNSUPPORTED: &[(&str, &str)] = &[("act_fn", "\"silu\""), ("latents_mean", 
 
 impl AutoencoderKLConfig {
     pub fn read(path: &Path) -> Result<Self, LoadError> {
-        let raw: serde_json::Value = super::read_json(path)?;
+        let raw: serde_json::Value = crate::diffusers::common::config::read_json(path)?;
         check_unsupported(path, &raw, UNSUPPORTED)?;
         let c: Self = serde_json::from_value(raw)
             .map_err(|e| LoadError::File { path: path.into(), message: format!("bad VAE config: {e}") })?;
-        super::check_block_lists(
+        crate::diffusers::common::config::check_block_lists(
             path,
             c.block_out_channels.len(),
             [("down_block_types", &c.down_block_types, &["DownEncoderBlock2D"]), ("up_block_types", &c.up_block_types, &["UpDecoderBlock2D"])],

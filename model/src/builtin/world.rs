@@ -4,9 +4,9 @@
 //! coloured subject doing one action, optional weather, and a camera move. Rendering is
 //! anti-aliased by supersampling; frames come out planar `[frames, 3, size, size]` in [0, 1].
 
-use crate::prompt::Prompt;
+use crate::builtin::prompt::Prompt;
 use crate::rng::{Rng, hash2};
-use crate::vocab::*;
+use crate::builtin::vocab::*;
 use serde::{Deserialize, Serialize};
 use std::f32::consts::{PI, TAU};
 
@@ -559,7 +559,7 @@ fn texture_color(kind: u8, seed: u64, x: f32, y: f32) -> [f32; 3] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::prompt::parse;
+    use crate::builtin::prompt::parse;
 
     #[test]
     fn same_seed_same_clip() {

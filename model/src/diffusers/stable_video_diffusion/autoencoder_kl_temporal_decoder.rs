@@ -5,11 +5,11 @@
 //! The decoder's temporal group norms take statistics over all frames decoded together, so the
 //! frames of one call form a chunk as in diffusers' `decode_chunk_size`.
 
-use super::autoencoder_kl::{d1, d3, d4, sf, split_moments, yes, Encoder};
-use super::blocks::{Attention, Upsample2D};
-use super::layers::{Conv2d, GroupNorm};
-use super::spatio_temporal::{SpatioTemporalResBlock, TemporalConv};
-use super::weights::{LoadError, Vb, Weights};
+use crate::diffusers::stable_diffusion::autoencoder_kl::{d1, d3, d4, sf, split_moments, yes, Encoder};
+use crate::diffusers::common::blocks::{Attention, Upsample2D};
+use crate::diffusers::common::layers::{Conv2d, GroupNorm};
+use crate::diffusers::stable_video_diffusion::spatio_temporal::{SpatioTemporalResBlock, TemporalConv};
+use crate::diffusers::common::weights::{LoadError, Vb, Weights};
 use burn::prelude::*;
 use burn::tensor::activation::silu;
 use serde::Deserialize;
@@ -36,7 +36,7 @@ pub struct TemporalDecoderVaeConfig {
 
 impl TemporalDecoderVaeConfig {
     pub fn read(path: &Path) -> Result<Self, LoadError> {
-        let c: Self = super::read_json(path)?;
+        let c: Self = crate::diffusers::common::config::read_json(path)?;
         if c.block_out_channels.is_empty() || c.down_block_types.len() != c.block_out_channels.len() {
             return Err(LoadError::config(path, "down_block_types", c.down_block_types.len(), "block lists must have one entry per block_out_channels"));
         }

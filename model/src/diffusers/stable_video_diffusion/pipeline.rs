@@ -10,15 +10,16 @@
 //! chunked whenever its score matrix would be large (see `blocks::multi_head_attention`), and
 //! the VAE decodes `decode_chunk` frames at a time.
 
-use super::autoencoder_kl_temporal_decoder::{AutoencoderKLTemporalDecoder, TemporalDecoderVaeConfig};
-use super::clip_vision::{ClipVisionConfig, ClipVisionModelWithProjection};
-use super::folder::{ModelFolder, PipelineKind};
-use super::image_processing::Planar;
-use super::scheduler::{torch_linspace_f32, Scheduler, SchedulerConfig};
-use super::stable_diffusion::component;
-use super::unet_spatio_temporal::{UNetSpatioTemporalConditionModel, UNetSpatioTemporalConfig};
-use super::weights::LoadError;
-use crate::pipeline::{GenerateError, Progress};
+use crate::diffusers::stable_video_diffusion::autoencoder_kl_temporal_decoder::{AutoencoderKLTemporalDecoder, TemporalDecoderVaeConfig};
+use crate::diffusers::clip::vision::{ClipVisionConfig, ClipVisionModelWithProjection};
+use crate::diffusers::common::folder::{ModelFolder, PipelineKind};
+use crate::diffusers::common::image_processing::Planar;
+use crate::diffusers::common::scheduler::{torch_linspace_f32, Scheduler, SchedulerConfig};
+use crate::diffusers::stable_diffusion::pipeline::component;
+use crate::diffusers::stable_video_diffusion::unet_spatio_temporal::{UNetSpatioTemporalConditionModel, UNetSpatioTemporalConfig};
+use crate::diffusers::common::weights::LoadError;
+use crate::diffusers::common::latent_preview::latent_to_rgb;
+use crate::generate::{GenerateError, PreviewClock, Progress};
 use crate::rng::Rng;
 use burn::prelude::*;
 use burn::tensor::DType;
@@ -180,7 +181,7 @@ impl StableVideoDiffusion {
         }
         let scheduler = SchedulerConfig::read(&folder.config("scheduler", "scheduler_config.json")?)?;
         let fe: FeatureExtractorConfig = match folder.config("feature_extractor", "preprocessor_config.json") {
-            Ok(p) => super::read_json(&p)?,
+            Ok(p) => crate::diffusers::common::config::read_json(&p)?,
             Err(_) => FeatureExtractorConfig { image_mean: clip_mean(), image_std: clip_std() },
         };
         let mut svd = Self {
@@ -410,6 +411,7 @@ impl StableVideoDiffusion {
             let zeros_embedding = Tensor::<3>::zeros(embedding.dims(), device).cast(self.dtype);
             let split = self.memory == MemoryMode::Low;
             let total = scheduler.len();
+            let mut clock = PreviewClock::default();
             for i in 0..total {
                 if cancelled() {
                     return Err(GenerateError::Cancelled);
@@ -436,7 +438,12 @@ impl StableVideoDiffusion {
                     uncond.clone() + (cond - uncond) * guidance.clone()
                 };
                 latents = step_5d(&scheduler, out, i, latents);
-                on_progress(Progress { step: i + 1, total });
+                // The middle frame of the clip so far.
+                let preview = clock.due(i + 1, total).then(|| {
+                    let mid = frames / 2;
+                    latent_to_rgb(latents.clone().slice([0..1, mid..mid + 1]).reshape([l, h, w]))
+                });
+                on_progress(Progress::new(i + 1, total).with_preview(preview.flatten()));
             }
         }
         let sampling_seconds = sampling_started.elapsed().as_secs_f64();

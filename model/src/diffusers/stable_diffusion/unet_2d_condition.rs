@@ -1,9 +1,9 @@
 //! diffusers' `UNet2DConditionModel` (SD 1.x, SD 2.x, SD-Turbo), driven by `unet/config.json`.
 
-use super::blocks::{timestep_features, Downsample2D, ResnetBlock2D, TimestepEmbedding, Transformer2DModel, Upsample2D};
-use super::layers::{Conv2d, GroupNorm};
-use super::weights::{LoadError, Vb, Weights};
-use super::{check_unsupported, IntOrList};
+use crate::diffusers::common::blocks::{timestep_features, Downsample2D, ResnetBlock2D, TimestepEmbedding, Transformer2DModel, Upsample2D};
+use crate::diffusers::common::layers::{Conv2d, GroupNorm};
+use crate::diffusers::common::weights::{LoadError, Vb, Weights};
+use crate::diffusers::common::config::{check_unsupported, IntOrList};
 use burn::prelude::*;
 use burn::tensor::activation::silu;
 use serde::Deserialize;
@@ -113,12 +113,12 @@ const UNSUPPORTED: &[(&str, &str)] = &[
 
 impl UNet2DConditionConfig {
     pub fn read(path: &Path) -> Result<Self, LoadError> {
-        let raw: serde_json::Value = super::read_json(path)?;
+        let raw: serde_json::Value = crate::diffusers::common::config::read_json(path)?;
         check_unsupported(path, &raw, UNSUPPORTED)?;
         let c: Self = serde_json::from_value(raw)
             .map_err(|e| LoadError::File { path: path.into(), message: format!("bad UNet config: {e}") })?;
         let n = c.block_out_channels.len();
-        super::check_block_lists(
+        crate::diffusers::common::config::check_block_lists(
             path,
             n,
             [

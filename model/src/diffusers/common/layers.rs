@@ -1,6 +1,6 @@
 //! The PyTorch layers diffusers models are made of, loaded under PyTorch's parameter names.
 
-use super::weights::{LoadError, Vb};
+use crate::diffusers::common::weights::{LoadError, Vb};
 use burn::prelude::*;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;

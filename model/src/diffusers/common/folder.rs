@@ -1,7 +1,7 @@
 //! diffusers model folders: `model_index.json` plus one subfolder per component, found locally
 //! or in the Hugging Face cache, and downloaded into that cache when missing.
 
-use super::weights::LoadError;
+use crate::diffusers::common::weights::LoadError;
 use std::path::{Path, PathBuf};
 
 /// Which pipeline a folder holds, from `model_index.json`'s `_class_name`.
@@ -46,7 +46,7 @@ impl ModelFolder {
                 message: "not found: a diffusers model folder has a model_index.json".into(),
             });
         }
-        let raw: serde_json::Value = super::read_json(&index_path)?;
+        let raw: serde_json::Value = crate::diffusers::common::config::read_json(&index_path)?;
         let class_name = raw.get("_class_name").and_then(|v| v.as_str()).unwrap_or("").to_string();
         let components = raw
             .as_object()
@@ -95,7 +95,7 @@ impl ModelFolder {
         } {
             let index = dir.join(format!("{stem}{variant}.safetensors.index.json"));
             if index.is_file() {
-                let raw: serde_json::Value = super::read_json(&index)?;
+                let raw: serde_json::Value = crate::diffusers::common::config::read_json(&index)?;
                 let mut files: Vec<String> = raw
                     .get("weight_map")
                     .and_then(|m| m.as_object())

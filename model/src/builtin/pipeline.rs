@@ -6,14 +6,15 @@
 //! same request and seed give identical frames on the same machine: the initial noise comes
 //! from [`crate::rng`], not from the backend.
 
-use crate::net::{Conditioning, Net, NetConfig};
-use crate::prompt::{Prompt, parse};
+use crate::builtin::net::{Conditioning, Net, NetConfig};
+use crate::builtin::prompt::{Prompt, multi_hot, parse};
+use crate::builtin::weights::{ModelError, load_net};
+use crate::generate::{GenerateError, PreviewClock, Progress};
 use crate::rng::Rng;
-use crate::training::multi_hot;
-use crate::vocab::NUM_TOKENS;
-use crate::world::Scene;
+use crate::builtin::vocab::NUM_TOKENS;
+use crate::builtin::world::Scene;
 use burn::prelude::*;
-use burn::store::{HalfPrecisionAdapter, ModuleSnapshot, SafetensorsStore};
+use burn::store::SafetensorsStore;
 use image::RgbImage;
 use image::imageops::FilterType;
 use serde::{Deserialize, Serialize};
@@ -23,8 +24,8 @@ use std::time::Instant;
 /// Identifier of the shipped built-in model, recorded in every result's metadata.
 pub const BUILTIN_MODEL_ID: &str = "vidplay-toy-1";
 
-const SHIPPED_WEIGHTS: &[u8] = include_bytes!("../weights/toy.safetensors");
-const SHIPPED_CONFIG: &str = include_str!("../weights/toy.json");
+const SHIPPED_WEIGHTS: &[u8] = include_bytes!("../../weights/toy.safetensors");
+const SHIPPED_CONFIG: &str = include_str!("../../weights/toy.json");
 
 /// Longest prompt accepted, in characters.
 pub const MAX_PROMPT_CHARS: usize = 1000;
@@ -65,28 +66,6 @@ impl Default for GenerationRequest {
             display_size: 256,
         }
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Progress {
-    pub step: usize,
-    pub total: usize,
-}
-
-#[derive(Debug, thiserror::Error, PartialEq)]
-pub enum GenerateError {
-    #[error("{0}")]
-    InvalidRequest(String),
-    #[error("cancelled")]
-    Cancelled,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ModelError {
-    #[error("cannot read model weights {path}: {message}")]
-    Weights { path: String, message: String },
-    #[error("model config: {0}")]
-    Config(String),
 }
 
 /// What came out of one generation.
@@ -256,6 +235,7 @@ impl BuiltinModel {
         let noise = Rng::new(req.seed).normals(t * 3 * s * s);
         let mut x = Tensor::<5>::from_data(TensorData::new(noise, shape), device);
         let steps = req.steps;
+        let mut clock = PreviewClock::default();
         for i in 0..steps {
             if cancelled() {
                 return Err(GenerateError::Cancelled);
@@ -284,9 +264,15 @@ impl BuiltinModel {
                 None => d,
             };
             // Euler step of the flow: x += (d - x) / (1 - s) * ds; the last step lands on d.
+            // The preview is the middle frame of the current estimate of the clean clip.
+            let preview = clock.due(i + 1, steps).then(|| {
+                let mid = t / 2;
+                let frame = d.clone().slice([0..1, mid..mid + 1]).into_data().convert::<f32>().try_into_vec::<f32>().ok();
+                frame.map(|f| from_planar(&f, s as u32))
+            });
             let next = (i + 1) as f32 / steps as f32;
             x = x.clone() + (d - x) * ((next - time) / (1.0 - time));
-            on_progress(Progress { step: i + 1, total: steps });
+            on_progress(Progress::new(i + 1, steps).with_preview(preview.flatten()));
         }
         let data: Vec<f32> = x
             .into_data()
@@ -362,45 +348,6 @@ pub fn validate(config: &NetConfig, req: &GenerationRequest, has_image: bool) ->
         ));
     }
     Ok(())
-}
-
-/// Builds a network on `device` and loads every tensor of `store` into it (f16 files are
-/// widened to f32); a file that does not match the network exactly is an error naming `origin`.
-pub fn load_net(store: SafetensorsStore, config: &NetConfig, origin: &str, device: &Device) -> Result<Net, ModelError> {
-    load_net_with_new_layers(store, config, origin, device, &[])
-}
-
-/// Like [`load_net`], but layers named in `new_layers` (added to the network after the
-/// weights were exported, and zero-initialised so they change nothing) may be missing.
-pub fn load_net_with_new_layers(
-    store: SafetensorsStore,
-    config: &NetConfig,
-    origin: &str,
-    device: &Device,
-    new_layers: &[&str],
-) -> Result<Net, ModelError> {
-    let mut net = config.init(device);
-    // Partial: what is missing is reported below (and refused unless it is a new layer).
-    let mut store = store.with_from_adapter(HalfPrecisionAdapter::new()).allow_partial(true);
-    let result = net.load_from(&mut store).map_err(|e| ModelError::Weights {
-        path: origin.into(),
-        message: e.to_string(),
-    })?;
-    let missing: Vec<_> = result
-        .missing
-        .iter()
-        .filter(|(path, _)| !new_layers.iter().any(|layer| path == layer || path.starts_with(&format!("{layer}."))))
-        .collect();
-    if !missing.is_empty() || !result.unused.is_empty() || !result.errors.is_empty() {
-        return Err(ModelError::Weights {
-            path: origin.into(),
-            message: format!(
-                "weights do not match the network: missing {:?}, unused {:?}, errors {:?}",
-                missing, result.unused, result.errors
-            ),
-        });
-    }
-    Ok(net)
 }
 
 /// `wanted` frame indices spread evenly over a clip of `native` frames.

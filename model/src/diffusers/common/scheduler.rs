@@ -5,7 +5,7 @@
 //! in f32, interpolation and Karras spacing in f64, then stored in f32. That keeps sigmas and
 //! timesteps within 1e-6 of diffusers' own.
 
-use super::weights::LoadError;
+use crate::diffusers::common::weights::LoadError;
 use burn::prelude::*;
 use serde::Deserialize;
 use std::path::Path;
@@ -100,14 +100,14 @@ pub enum Kind {
 impl SchedulerConfig {
     /// Reads the config. Another scheduler class falls back to Euler with the same betas.
     pub fn read(path: &Path) -> Result<Self, LoadError> {
-        let raw: serde_json::Value = super::read_json(path)?;
+        let raw: serde_json::Value = crate::diffusers::common::config::read_json(path)?;
         let c: Self = serde_json::from_value(raw.clone())
             .map_err(|e| LoadError::File { path: path.into(), message: format!("bad scheduler config: {e}") })?;
         if c.kind() == Kind::Euler && c.class_name != "EulerDiscreteScheduler" {
             tracing::info!(class = %c.class_name, "scheduler class not ported: using EulerDiscreteScheduler with the same betas");
         } else {
             // Only a ported class is held to its options; a fallback keeps just the betas.
-            super::check_unsupported(path, &raw, UNSUPPORTED)?;
+            crate::diffusers::common::config::check_unsupported(path, &raw, UNSUPPORTED)?;
         }
         c.prediction().map_err(|why| LoadError::config(path, "prediction_type", &c.prediction_type, &why))?;
         c.spacing().map_err(|why| LoadError::config(path, "timestep_spacing", format!("{:?}", c.timestep_spacing), &why))?;

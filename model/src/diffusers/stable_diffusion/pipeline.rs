@@ -1,13 +1,14 @@
 //! The Stable Diffusion text-to-image pipeline (diffusers' `StableDiffusionPipeline`).
 
-use super::autoencoder_kl::{AutoencoderKL, AutoencoderKLConfig};
-use super::clip::{ClipTextConfig, ClipTextModel};
-use super::folder::{ModelFolder, PipelineKind, Precision};
-use super::scheduler::{Kind, Scheduler, SchedulerConfig};
-use super::tokenizer::ClipTokenizer;
+use crate::diffusers::stable_diffusion::autoencoder_kl::{AutoencoderKL, AutoencoderKLConfig};
+use crate::diffusers::clip::text::{ClipTextConfig, ClipTextModel};
+use crate::diffusers::common::folder::{ModelFolder, PipelineKind, Precision};
+use crate::diffusers::common::scheduler::{Kind, Scheduler, SchedulerConfig};
+use crate::diffusers::clip::tokenizer::ClipTokenizer;
 use super::unet_2d_condition::{UNet2DConditionConfig, UNet2DConditionModel};
-use super::weights::{LoadError, Weights};
-use crate::pipeline::{GenerateError, Progress};
+use crate::diffusers::common::weights::{LoadError, Weights};
+use crate::diffusers::common::latent_preview::latent_to_rgb;
+use crate::generate::{GenerateError, PreviewClock, Progress};
 use crate::rng::Rng;
 use burn::prelude::*;
 use burn::tensor::DType;
@@ -195,6 +196,7 @@ impl StableDiffusion {
         let latents = Tensor::<4>::from_data(TensorData::new(noise, [1, channels, h, w]), &self.device);
         let mut latents = latents * scheduler.init_noise_sigma;
         let total = scheduler.len();
+        let mut clock = PreviewClock::default();
         for i in 0..total {
             if cancelled() {
                 return Err(GenerateError::Cancelled);
@@ -213,7 +215,8 @@ impl StableDiffusion {
                 out
             };
             latents = scheduler.step(out, i, latents);
-            on_progress(Progress { step: i + 1, total });
+            let preview = clock.due(i + 1, total).then(|| latent_to_rgb(latents.clone().squeeze_dim(0))).flatten();
+            on_progress(Progress::new(i + 1, total).with_preview(preview));
         }
         let sampling_seconds = started.elapsed().as_secs_f64();
         let decode_started = Instant::now();

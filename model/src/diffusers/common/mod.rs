@@ -1,0 +1,10 @@
+//! The parts every diffusers family shares.
+
+pub mod blocks;
+pub mod config;
+pub mod folder;
+pub mod image_processing;
+pub mod latent_preview;
+pub mod layers;
+pub mod scheduler;
+pub mod weights;
