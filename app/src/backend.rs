@@ -2,7 +2,8 @@
 //! [`Studio`] over its job queue and store and provides it as context; the pages never see
 //! the database or the model directly.
 
-use crate::types::{Job, ModelInfo, PromptReading, Video, VideoPage, VideoQuery, WorkerHealth};
+use crate::models::ModelInfo;
+use crate::types::{Job, PromptReading, Video, VideoPage, VideoQuery, WorkerHealth};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -13,8 +14,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub type StudioResult<T> = Result<T, String>;
 
 pub trait Studio: Send + Sync + 'static {
-    fn model_info(&self) -> ModelInfo;
-    /// Every model the server can run: the built-in one first, then installed text-to-image ones.
+    /// Every model the server can run, the default (built-in) one first.
     fn models(&self) -> Vec<ModelInfo>;
     fn read_prompt(&self, prompt: &str) -> PromptReading;
     /// A natural random prompt from the model's vocabulary.

@@ -1,7 +1,7 @@
 //! Browser-only helpers (`hydrate`): submitting the Create form with fetch, following job
 //! progress over server-sent events, and reading dropped or pasted images.
 
-use crate::types::{ApiError, Job, StepUpdate};
+use crate::types::{ApiError, FileSettings, Job, StepUpdate};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -18,13 +18,12 @@ pub fn now_ms() -> f64 {
     js_sys::Date::now()
 }
 
-/// Posts the Create form to the JSON API; returns the queued job or the server's message.
-pub async fn submit_job(form: &HtmlFormElement) -> Result<Job, String> {
-    let data = FormData::new_with_form(form).map_err(js_error)?;
+/// Posts `body` to `url` and reads the JSON answer: a `T`, or the server's message.
+async fn post_json<T: serde::de::DeserializeOwned>(url: &str, body: &JsValue) -> Result<T, String> {
     let init = RequestInit::new();
     init.set_method("POST");
-    init.set_body(&data);
-    let request = Request::new_with_str_and_init("/api/jobs", &init).map_err(js_error)?;
+    init.set_body(body);
+    let request = Request::new_with_str_and_init(url, &init).map_err(js_error)?;
     request.headers().set("Accept", "application/json").map_err(js_error)?;
     let window = web_sys::window().ok_or("no window")?;
     let response: Response = JsFuture::from(window.fetch_with_request(&request))
@@ -35,12 +34,23 @@ pub async fn submit_job(form: &HtmlFormElement) -> Result<Job, String> {
     let text = JsFuture::from(response.text().map_err(js_error)?).await.map_err(js_error)?;
     let text = text.as_string().unwrap_or_default();
     if response.ok() {
-        serde_json::from_str::<Job>(&text).map_err(|e| format!("unexpected answer from the server: {e}"))
+        serde_json::from_str::<T>(&text).map_err(|e| format!("unexpected answer from the server: {e}"))
     } else {
         Err(serde_json::from_str::<ApiError>(&text)
             .map(|e| e.error)
             .unwrap_or_else(|_| format!("the server answered {}", response.status())))
     }
+}
+
+/// Posts the Create form to the JSON API; returns the queued job or the server's message.
+pub async fn submit_job(form: &HtmlFormElement) -> Result<Job, String> {
+    let data = FormData::new_with_form(form).map_err(js_error)?;
+    post_json("/api/jobs", &data).await
+}
+
+/// The settings embedded in a file vidplay made (MP4, GIF or PNG), or why there are none.
+pub async fn settings_of(file: &File) -> Result<FileSettings, String> {
+    post_json("/api/settings", file).await
 }
 
 /// Follows job updates (one job, or all with `None`) until the returned source is closed:
@@ -74,6 +84,19 @@ fn listen<T: serde::de::DeserializeOwned + 'static>(source: &EventSource, event:
 /// A `blob:` URL showing `file` (for the upload preview).
 pub fn object_url(file: &File) -> Option<String> {
     web_sys::Url::create_object_url_with_blob(file).ok()
+}
+
+/// The first file of a drop.
+pub fn first_file(transfer: Option<web_sys::DataTransfer>) -> Option<File> {
+    transfer?.files()?.get(0)
+}
+
+/// Puts `file` into the file input, so the form sends it.
+pub fn put_file(input: &HtmlInputElement, file: &File) -> Option<()> {
+    let single = web_sys::DataTransfer::new().ok()?;
+    single.items().add_with_file(file).ok()?;
+    input.set_files(single.files().as_ref());
+    Some(())
 }
 
 /// Puts the first image of a drop or paste into the file input, so the form sends it.

@@ -5,7 +5,8 @@
 //! Bad input is not an error here: unknown ids come back as `None` or `false`, so the page can
 //! say so; `ServerFnError` is kept for the server failing.
 
-use crate::types::{Job, ModelInfo, PromptReading, Video, VideoPage, VideoQuery, WorkerHealth};
+use crate::models::ModelInfo;
+use crate::types::{Job, PromptReading, Video, VideoPage, VideoQuery, WorkerHealth};
 use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
@@ -25,11 +26,6 @@ fn refuse(e: String) -> ServerFnError {
         response.set_status(http::StatusCode::BAD_REQUEST);
     }
     ServerFnError::new(e)
-}
-
-#[server]
-pub async fn describe_model() -> Result<ModelInfo, ServerFnError> {
-    Ok(studio()?.model_info())
 }
 
 #[server]

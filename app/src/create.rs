@@ -1,24 +1,22 @@
 //! The Create page: build a prompt from chips or free text, optionally upload an image to
-//! animate, set the parameters, and generate. Without JavaScript the form still posts to
-//! `/api/jobs` and lands on the queue.
+//! animate, set the parameters, and generate. The parameters are drawn from the chosen model's
+//! own description ([`ModelInfo`]), so the form offers exactly what the server accepts.
+//! Dropping a video, GIF or image made here restores all its settings. Without JavaScript the
+//! form still posts to `/api/jobs` and lands on the queue.
 
-use crate::calls::{describe_model, example_images, list_models, read_prompt, recent_prompts, surprise_prompt, video_by_id};
+use crate::calls::{example_images, list_models, read_prompt, recent_prompts, surprise_prompt, video_by_id};
 use crate::job_card::JobCard;
+use crate::models::{ModelInfo, ParamKind, ParamSpec};
 use crate::prompt_builder::{apply_chip, contains_phrase};
-use crate::types::{Job, JobParams, Mode, ModelInfo};
+use crate::types::{Job, JobParams, Mode};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
-
-/// A parameter's bounds, from the table the API checks against.
-fn lim(name: &str) -> crate::limits::NumberLimit {
-    crate::limits::number(name)
-}
+use std::collections::HashMap;
 
 #[component]
 pub fn CreatePage() -> impl IntoView {
     let query = use_query_map();
-    let info = Resource::new(|| (), |_| describe_model());
     let models = Resource::new(|| (), |_| list_models());
     let examples = Resource::new(|| (), |_| example_images());
     let recent = Resource::new(|| (), |_| recent_prompts());
@@ -34,15 +32,14 @@ pub fn CreatePage() -> impl IntoView {
     view! {
         <Title text="Create"/>
         <h1>"Create a video"</h1>
-        <Suspense fallback=|| view! { <p>"Loading the model…"</p> }>
+        <Suspense fallback=|| view! { <p>"Loading the models…"</p> }>
             {move || Suspend::new(async move {
-                let info = info.await;
-                let models = models.await.unwrap_or_default();
+                let models = models.await;
                 let remix = remix.await;
                 let examples = examples.await.unwrap_or_default();
                 let recent: Vec<String> = recent.await.unwrap_or_default();
-                match info {
-                    Ok(info) => {
+                match models {
+                    Ok(models) if !models.is_empty() => {
                         let (start, start_mode, source) = match remix {
                             Some(v) => {
                                 let source = v.source_url();
@@ -51,26 +48,100 @@ pub fn CreatePage() -> impl IntoView {
                             None => {
                                 // "Animate this keyframe": a text-to-image result as the image to animate.
                                 let animate = query.with_untracked(|q| q.get("animate")).filter(|id| crate::types::is_valid_id(id));
-                                let start = JobParams { prompt: query.with_untracked(|q| q.get("prompt").unwrap_or_default()), ..JobParams::default() };
+                                let start = JobParams { prompt: query.with_untracked(|q| q.get("prompt").unwrap_or_default()), model: String::new(), ..JobParams::default() };
                                 match animate {
-                                    Some(id) => (start, Mode::ImageToVideo, Some(format!("/media/{id}/image.png"))),
+                                    Some(id) => (start, Mode::ImageToVideo, Some(crate::media_files::url(&id, crate::media_files::MediaFile::Image))),
                                     None => (start, Mode::TextToVideo, None),
                                 }
                             }
                         };
-                        view! { <CreateForm info models start start_mode source examples recent/> }.into_any()
+                        view! { <CreateForm models start start_mode source examples recent/> }.into_any()
                     }
-                    Err(e) => view! { <p class="error" role="alert">{format!("The server cannot describe its model: {e}")}</p> }.into_any(),
+                    Ok(_) => view! { <p class="error" role="alert">"The server has no models."</p> }.into_any(),
+                    Err(e) => view! { <p class="error" role="alert">{format!("The server cannot describe its models: {e}")}</p> }.into_any(),
                 }
             })}
         </Suspense>
     }
 }
 
+/// The form's text of every parameter of `params` (as `set_value` reads it back).
+fn form_values(params: &JobParams) -> HashMap<String, String> {
+    use crate::models::ParamValue;
+    let names = ["frames", "fps", "steps", "guidance", "image_guidance", "motion", "width", "height", "keyframe_steps", "keyframe_guidance", "negative", "keyframe_model"];
+    names
+        .into_iter()
+        .filter_map(|n| {
+            let text = match params.value(n)? {
+                ParamValue::Number(v) => v.to_string(),
+                ParamValue::Text(t) => t,
+            };
+            Some((n.to_string(), text))
+        })
+        .collect()
+}
+
+/// The model to start with for `mode`: `wanted` if it does that, else the first that does.
+fn pick_model(models: &[ModelInfo], wanted: &str, mode: Mode) -> ModelInfo {
+    models
+        .iter()
+        .find(|m| m.id == wanted && m.tasks.contains(&mode))
+        .or_else(|| models.iter().find(|m| m.tasks.contains(&mode)))
+        .unwrap_or(&models[0])
+        .clone()
+}
+
+/// One parameter's control, drawn from its description.
+fn param_control(spec: &ParamSpec, values: RwSignal<HashMap<String, String>>) -> AnyView {
+    let name = spec.name.clone();
+    let current = {
+        let name = name.clone();
+        move || values.with(|v| v.get(&name).cloned().unwrap_or_default())
+    };
+    let set = {
+        let name = name.clone();
+        move |value: String| values.update(|v| {
+            v.insert(name.clone(), value);
+        })
+    };
+    let label = spec.label.clone();
+    let help = spec.help.clone();
+    match &spec.kind {
+        ParamKind::Integer | ParamKind::Number => view! {
+            <label title=help.clone()>{label}
+                <input type="number" name=name.clone() min=spec.min max=spec.max step=spec.step
+                    value=current() prop:value=current.clone() on:input:target=move |ev| set(ev.target().value())/>
+                <small class="help">{help.clone()}</small>
+            </label>
+        }
+        .into_any(),
+        ParamKind::Text => view! {
+            <label title=help.clone()>{label}
+                <input type="text" name=name.clone() maxlength=spec.max placeholder=help.clone()
+                    value=current() prop:value=current.clone() on:input:target=move |ev| set(ev.target().value())/>
+            </label>
+        }
+        .into_any(),
+        ParamKind::Choice(options) => {
+            let options = options.clone();
+            view! {
+                <label title=help.clone()>{label}
+                    <select name=name.clone() prop:value=current.clone() on:change:target=move |ev| set(ev.target().value())>
+                        {options.into_iter().map(|o| {
+                            let selected = current() == o;
+                            view! { <option value=o.clone() selected=selected>{o.clone()}</option> }
+                        }).collect_view()}
+                    </select>
+                </label>
+            }
+            .into_any()
+        }
+    }
+}
+
 #[component]
 fn CreateForm(
-    info: ModelInfo,
-    /// Every model, the built-in one first.
+    /// Every model, the default (built-in) one first.
     models: Vec<ModelInfo>,
     start: JobParams,
     start_mode: Mode,
@@ -79,48 +150,24 @@ fn CreateForm(
     examples: Vec<String>,
     recent: Vec<String>,
 ) -> impl IntoView {
+    let models = StoredValue::new(models);
+    let first = pick_model(&models.get_value(), &start.model, start_mode);
+    let start_mode = if first.tasks.contains(&start_mode) { start_mode } else { first.tasks[0] };
     let prompt = RwSignal::new(start.prompt.clone());
     let mode = RwSignal::new(start_mode);
-    let image_models: Vec<String> =
-        models.iter().filter(|m| m.modes.contains(&Mode::TextToImage)).map(|m| m.id.clone()).collect();
-    let model_id = RwSignal::new(if start.model.is_empty() { info.id.clone() } else { start.model.clone() });
-    // Installed image-to-video models (Stable Video Diffusion): they take a size too.
-    let video_models: Vec<String> =
-        models.iter().filter(|m| m.id != info.id && m.modes.contains(&Mode::ImageToVideo)).map(|m| m.id.clone()).collect();
-    let is_svd = {
-        let video_models = video_models.clone();
-        Memo::new(move |_| video_models.contains(&model_id.get()))
-    };
-    let info_frames = info.frames;
-    let steps = RwSignal::new(start.steps.to_string());
-    let guidance = RwSignal::new(start.guidance.to_string());
-    let is_image = move || mode.get() == Mode::TextToImage;
-    let info_max_steps = info.max_steps;
-    let image_max_steps = models.iter().filter(|m| m.modes.contains(&Mode::TextToImage)).map(|m| m.max_steps).max().unwrap_or(150);
-    // Switching between video and keyframe models: the model and sensible defaults follow.
-    let choose = {
-        let image_models = image_models.clone();
-        let builtin = info.id.clone();
-        move |m: Mode, model: Option<String>| {
-            let was_image = mode.get_untracked() == Mode::TextToImage;
-            mode.set(m);
-            if m == Mode::TextToImage {
-                let pick = model.or_else(|| image_models.first().cloned()).unwrap_or_default();
-                model_id.set(pick);
-                if !was_image {
-                    steps.set("25".into());
-                    guidance.set("7.5".into());
-                }
-            } else if was_image {
-                model_id.set(builtin.clone());
-                steps.set(JobParams::default().steps.to_string());
-                guidance.set(JobParams::default().guidance.to_string());
-            }
+    let model = RwSignal::new(first.clone());
+    // The text of every parameter, by name: the model's defaults, then the remixed settings.
+    let values = RwSignal::new({
+        let mut v = form_values(&first.defaults(start_mode, JobParams::default()));
+        if start.model == first.id {
+            v.extend(form_values(&start));
         }
-    };
+        v
+    });
     let keep_seed = RwSignal::new(start.seed.is_some());
     let seed = RwSignal::new(start.seed.map(|s| s.to_string()).unwrap_or_default());
     let error = RwSignal::new(None::<String>);
+    let notice = RwSignal::new(None::<String>);
     let jobs = RwSignal::new(Vec::<RwSignal<Job>>::new());
     let preview = RwSignal::new(source.clone());
     let example = RwSignal::new(source.as_ref().map(|_| "remix".to_string()));
@@ -128,10 +175,51 @@ fn CreateForm(
     crate::job_card::follow_jobs(jobs, false);
     let form_ref = NodeRef::<leptos::html::Form>::new();
     let file_ref = NodeRef::<leptos::html::Input>::new();
+    let tasks: Vec<Mode> = {
+        let mut all: Vec<Mode> = Vec::new();
+        for m in models.get_value() {
+            for t in m.tasks {
+                if !all.contains(&t) {
+                    all.push(t);
+                }
+            }
+        }
+        all
+    };
+
+    // Switching model or task: the model follows the task (and the other way), and the
+    // parameters start from the model's defaults.
+    let choose = move |m: Mode, wanted: Option<String>| {
+        let current = model.get_untracked();
+        let picked = pick_model(&models.get_value(), wanted.as_deref().unwrap_or(&current.id), m);
+        let m = if picked.tasks.contains(&m) { m } else { picked.tasks[0] };
+        if picked.id != current.id {
+            values.set(form_values(&picked.defaults(m, JobParams::default())));
+            model.set(picked);
+        }
+        mode.set(m);
+    };
+    // Settings restored from a file: its model (if installed), task and every parameter.
+    let restore = move |mode_of_file: Mode, params: JobParams| {
+        let picked = pick_model(&models.get_value(), &params.model, mode_of_file);
+        let m = if picked.tasks.contains(&mode_of_file) { mode_of_file } else { picked.tasks[0] };
+        let mut v = form_values(&picked.defaults(m, JobParams::default()));
+        if picked.id == params.model {
+            v.extend(form_values(&params));
+        }
+        values.set(v);
+        model.set(picked);
+        mode.set(m);
+        prompt.set(params.prompt.clone());
+        if let Some(s) = params.seed {
+            seed.set(s.to_string());
+            keep_seed.set(true);
+        }
+    };
 
     // How the model reads the prompt, as it is typed.
-    let reading = Resource::new(move || prompt.get(), |p| async move {
-        if p.trim().is_empty() { None } else { read_prompt(p).await.ok() }
+    let reading = Resource::new(move || (prompt.get(), model.with(|m| m.reads_prompt)), |(p, reads)| async move {
+        if !reads || p.trim().is_empty() { None } else { read_prompt(p).await.ok() }
     });
     let surprise = Action::new(move |_: &()| async move {
         surprise_prompt((prompt.get_untracked().len() as u64) ^ 0x9E37_79B9).await
@@ -181,7 +269,7 @@ fn CreateForm(
         {
             preview.set(crate::browser::object_url(&file));
             example.set(None);
-            mode.set(Mode::ImageToVideo);
+            choose(Mode::ImageToVideo, None);
         }
     };
     // Re-roll a keyframe: the same settings with a new random seed.
@@ -200,20 +288,41 @@ fn CreateForm(
             let _ = form.request_submit();
         }
     });
+    // A dropped file: one made here restores its settings; another image is the one to animate.
     let on_drop = move |ev: leptos::ev::DragEvent| {
         ev.prevent_default();
         #[cfg(feature = "hydrate")]
-        if let Some(input) = file_ref.get() {
-            match crate::browser::take_image(&input, ev.data_transfer()) {
-                Some(file) => {
-                    preview.set(crate::browser::object_url(&file));
-                    example.set(None);
-                    mode.set(Mode::ImageToVideo);
-                    error.set(None);
-                }
-                None => error.set(Some("Drop an image file (PNG, JPEG, GIF, WebP or BMP).".into())),
+        {
+            let Some(file) = crate::browser::first_file(ev.data_transfer()) else { return };
+            let kind = file.type_();
+            if !matches!(kind.as_str(), "video/mp4" | "image/gif" | "image/png" | "image/jpeg" | "image/webp" | "image/bmp") {
+                error.set(Some("Drop an image file (PNG, JPEG, GIF, WebP or BMP), or a video made here.".into()));
+                return;
             }
+            error.set(None);
+            notice.set(None);
+            leptos::task::spawn_local(async move {
+                let can_carry = matches!(kind.as_str(), "video/mp4" | "image/gif" | "image/png");
+                let settings = if can_carry { crate::browser::settings_of(&file).await } else { Err(String::new()) };
+                match settings {
+                    Ok(s) => {
+                        restore(s.mode, s.params);
+                        notice.set(Some(format!("Settings restored from {}.", file.name())));
+                    }
+                    Err(e) if kind == "video/mp4" => error.set(Some(e)),
+                    Err(_) => {
+                        if let Some(input) = file_ref.get_untracked() {
+                            crate::browser::put_file(&input, &file);
+                        }
+                        preview.set(crate::browser::object_url(&file));
+                        example.set(None);
+                        choose(Mode::ImageToVideo, None);
+                    }
+                }
+            });
         }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = restore;
     };
     let on_paste = move |ev: leptos::ev::ClipboardEvent| {
         #[cfg(feature = "hydrate")]
@@ -223,41 +332,31 @@ fn CreateForm(
             ev.prevent_default();
             preview.set(crate::browser::object_url(&file));
             example.set(None);
-            mode.set(Mode::ImageToVideo);
+            choose(Mode::ImageToVideo, None);
         }
         #[cfg(not(feature = "hydrate"))]
         let _ = ev;
     };
 
-    let chip_groups = info.chips.clone();
-    let size = info.size;
     let image_mode = move || mode.get() == Mode::ImageToVideo;
+    let reads_prompt = move || model.with(|m| m.reads_prompt);
 
     view! {
         <form node_ref=form_ref class="create" action="/api/jobs" method="post" enctype="multipart/form-data"
-            on:submit=on_submit on:paste=on_paste>
+            on:submit=on_submit on:paste=on_paste on:dragover=|ev: leptos::ev::DragEvent| ev.prevent_default() on:drop=on_drop>
             <fieldset class="modes">
                 <legend>"Mode"</legend>
-                <label><input type="radio" name="mode" value="text-to-video"
-                    prop:checked=move || !image_mode() checked={start_mode == Mode::TextToVideo}
-                    on:change={let choose = choose.clone(); move |_| choose(Mode::TextToVideo, None)}/>" Text to video"</label>
-                <label><input type="radio" name="mode" value="image-to-video"
-                    prop:checked=image_mode checked={start_mode == Mode::ImageToVideo}
-                    on:change={let choose = choose.clone(); move |_| choose(Mode::ImageToVideo, None)}/>" Image to video"</label>
-                {(!image_models.is_empty()).then(|| {
-                    let choose = choose.clone();
-                    view! {
-                        <label><input type="radio" name="mode" value="text-to-image"
-                            prop:checked=is_image checked={start_mode == Mode::TextToImage}
-                            on:change=move |_| choose(Mode::TextToImage, None)/>" Keyframe (text to image)"</label>
-                    }
-                })}
+                {tasks.into_iter().map(|task| view! {
+                    <label><input type="radio" name="mode" value=task.as_str()
+                        prop:checked=move || mode.get() == task checked={start_mode == task}
+                        on:change=move |_| choose(task, None)/>" " {task.label()}</label>
+                }).collect_view()}
             </fieldset>
 
             <section class="builder" aria-labelledby="builder-title">
                 <h2 id="builder-title">"Prompt"</h2>
-                <div class="chips" class:hidden=is_image>
-                {chip_groups.into_iter().map(|group| {
+                <div class="chips" class:hidden=move || !reads_prompt() || mode.get() == Mode::TextToImage>
+                {move || model.with(|m| m.chips.clone()).into_iter().map(|group| {
                     let phrases = group.phrases.clone();
                     view! {
                         <div class="chip-group" role="group" aria-label=group.name.clone()>
@@ -278,14 +377,14 @@ fn CreateForm(
                     }
                 }).collect_view()}
                 </div>
-                <label for="prompt">{move || if is_image() { "Prompt" } else { "Assembled prompt (editable)" }}</label>
+                <label for="prompt">{move || if reads_prompt() { "Assembled prompt (editable)" } else { "Prompt" }}</label>
                 <textarea id="prompt" name="prompt" rows="2" maxlength=crate::limits::MAX_PROMPT_CHARS
                     placeholder="a red ball bouncing on a grass field, camera pans left"
                     prop:value=move || prompt.get()
                     on:input:target=move |ev| prompt.set(ev.target().value())>
                     {start.prompt.clone()}
                 </textarea>
-                <div class="reading" aria-live="polite" class:hidden=is_image>
+                <div class="reading" aria-live="polite" class:hidden=move || !reads_prompt()>
                     <Transition fallback=|| ()>
                         {move || reading.get().flatten().map(|r| {
                             let understood = r.understood.join(", ");
@@ -320,16 +419,16 @@ fn CreateForm(
 
             <section class="upload" class:hidden=move || !image_mode() aria-labelledby="upload-title">
                 <h2 id="upload-title">"Image to animate"</h2>
-                <div class="dropzone" on:dragover=|ev: leptos::ev::DragEvent| ev.prevent_default() on:drop=on_drop>
-                    <label for="image">"Drop an image here, paste one, or choose a file"</label>
+                <div class="dropzone">
+                    <label for="image">"Drop an image here, paste one, or choose a file. Drop a video, GIF or image made here to restore its settings."</label>
                     <input id="image" type="file" name="image" accept="image/png,image/jpeg,image/gif,image/webp,image/bmp"
                         node_ref=file_ref on:change=on_file/>
                     <Show when=move || preview.get().is_some()>
                         <figure class="preview">
-                            <div class="crop" style=format!("--native: {size}px")>
+                            <div class="crop" style=move || format!("--native: {}px", model.with(|m| m.native_width))>
                                 <img src=move || preview.get().unwrap_or_default() alt="The image to animate"/>
                             </div>
-                            <figcaption>{format!("The model sees the centre square, at {size}×{size} pixels.")}</figcaption>
+                            <figcaption>{move || model.with(|m| m.input_note.clone())}</figcaption>
                         </figure>
                     </Show>
                 </div>
@@ -346,7 +445,7 @@ fn CreateForm(
                                     on:change=move |_| {
                                         example.set(Some(n3.clone()));
                                         preview.set(Some(format!("/examples/{n3}")));
-                                        mode.set(Mode::ImageToVideo);
+                                        choose(Mode::ImageToVideo, None);
                                         #[cfg(feature = "hydrate")]
                                         if let Some(input) = file_ref.get_untracked() { input.set_value(""); }
                                     }/>
@@ -365,61 +464,23 @@ fn CreateForm(
 
             <section class="params" aria-labelledby="params-title">
                 <h2 id="params-title">"Parameters"</h2>
+                <p class="model-description">{move || model.with(|m| m.description.clone())}</p>
                 <div class="grid-params">
                     <label>"Model"
-                        <select name="model" prop:value=move || model_id.get()
-                            on:change:target={
-                                let choose = choose.clone();
-                                let image_models = image_models.clone();
-                                let video_models = video_models.clone();
-                                move |ev| {
-                                    let picked = ev.target().value();
-                                    if image_models.contains(&picked) {
-                                        choose(Mode::TextToImage, Some(picked));
-                                    } else if video_models.contains(&picked) {
-                                        if mode.get_untracked() == Mode::TextToImage { choose(Mode::TextToVideo, None); }
-                                        model_id.set(picked);
-                                        steps.set("25".into());
-                                        guidance.set("3".into());
-                                    } else {
-                                        model_id.set(picked);
-                                        if mode.get_untracked() == Mode::TextToImage { choose(Mode::TextToVideo, None); }
-                                    }
-                                }
-                            }>
-                            {models.iter().map(|m| {
-                                let id = m.id.clone();
-                                let label = if m.modes.contains(&Mode::TextToImage) { format!("{id} (keyframes)") } else { id.clone() };
-                                view! { <option value=id.clone() selected=model_id.get_untracked() == id>{label}</option> }
+                        <select name="model" prop:value=move || model.with(|m| m.id.clone())
+                            on:change:target=move |ev| choose(mode.get_untracked(), Some(ev.target().value()))>
+                            {models.get_value().into_iter().map(|m| {
+                                let label = if m.tasks == [Mode::TextToImage] { format!("{} (keyframes)", m.id) } else { m.id.clone() };
+                                let selected = m.id == first.id;
+                                view! { <option value=m.id.clone() selected=selected>{label}</option> }
                             }).collect_view()}
                         </select>
                     </label>
-                    <label class:hidden=move || !is_image()>"Negative prompt"
-                        <input type="text" name="negative" maxlength=crate::limits::MAX_PROMPT_CHARS placeholder="what the image should not show" value=start.negative.clone()/>
-                    </label>
-                    <label class:hidden=move || !is_image() && !is_svd.get()>"Width"
-                        <input type="number" name="width" min="64" max="1024" step="8" value=start.width.to_string()/>
-                    </label>
-                    <label class:hidden=move || !is_image() && !is_svd.get()>"Height"
-                        <input type="number" name="height" min="64" max="1024" step="8" value=start.height.to_string()/>
-                    </label>
-                    <label class:hidden=is_image>"Frames"
-                        <input type="number" name="frames" min="2" max=move || if is_svd.get() { "32".to_string() } else { info_frames.to_string() } value=start.frames.to_string()/>
-                    </label>
-                    <label class:hidden=is_image>"Frames per second"
-                        <input type="number" name="fps" min=lim("fps").min max=lim("fps").max value=start.fps.to_string()/>
-                    </label>
-                    <label class:hidden=is_image>"Motion strength"
-                        <input type="number" name="motion" min=lim("motion").min max=lim("motion").max step="0.1" value=start.motion.to_string()/>
-                    </label>
-                    <label>"Steps"
-                        <input type="number" name="steps" min="1" max=move || if is_image() { image_max_steps.to_string() } else { info_max_steps.to_string() } value=steps.get_untracked()
-                            prop:value=move || steps.get() on:input:target=move |ev| steps.set(ev.target().value())/>
-                    </label>
-                    <label>"Guidance"
-                        <input type="number" name="guidance" min=lim("guidance").min max=lim("guidance").max step="0.5" value=guidance.get_untracked()
-                            prop:value=move || guidance.get() on:input:target=move |ev| guidance.set(ev.target().value())/>
-                    </label>
+                    {move || {
+                        let m = model.get();
+                        let task = mode.get();
+                        m.params_for(task).map(|spec| param_control(spec, values)).collect_view()
+                    }}
                     <label>"Seed"
                         <input type="number" name="seed" min="0" placeholder="random"
                             prop:value=move || seed.get() value=seed.get_untracked()
@@ -433,6 +494,9 @@ fn CreateForm(
                 </div>
             </section>
 
+            <Show when=move || notice.get().is_some()>
+                <p class="notice" role="status">{move || notice.get().unwrap_or_default()}</p>
+            </Show>
             <Show when=move || error.get().is_some()>
                 <p class="error" role="alert">{move || error.get().unwrap_or_default()}</p>
             </Show>

@@ -6,11 +6,18 @@ use crate::format;
 use crate::types::{Job, JobState};
 use leptos::prelude::*;
 use leptos_router::components::A;
+use std::collections::HashMap;
+
+/// The latest preview of each running job (a `data:` URL), for the cards to show.
+#[derive(Clone, Copy)]
+struct Previews(RwSignal<HashMap<String, String>>);
 
 /// Keeps a list of job cards up to date from the server's one event stream (browser only),
 /// so a page holds a single connection however many jobs it shows. With `add_new`, jobs
 /// created elsewhere (another tab, the API) are added at the top.
 pub fn follow_jobs(jobs: RwSignal<Vec<RwSignal<Job>>>, add_new: bool) {
+    let previews = Previews(RwSignal::new(HashMap::new()));
+    provide_context(previews);
     #[cfg(feature = "hydrate")]
     {
         let card = move |id: &str| jobs.with_untracked(|list| list.iter().find(|j| j.with_untracked(|j| j.id == id)).copied());
@@ -22,6 +29,11 @@ pub fn follow_jobs(jobs: RwSignal<Vec<RwSignal<Job>>>, add_new: bool) {
                 None => {}
             },
             move |step: crate::types::StepUpdate| {
+                if let Some(url) = step.preview {
+                    previews.0.update(|p| {
+                        p.insert(step.id.clone(), url);
+                    });
+                }
                 if let Some(card) = card(&step.id) {
                     card.update(|job| {
                         job.step = step.step;
@@ -89,6 +101,11 @@ pub fn JobCard(
         }
     });
     let state = move || job.with(|j| j.state);
+    let previews = use_context::<Previews>();
+    let preview = move || {
+        let id = job.with(|j| j.id.clone());
+        previews.and_then(|p| p.0.with(|p| p.get(&id).cloned()))
+    };
     let progress = move || {
         job.with(|j| {
             let total = j.total.max(1);
@@ -122,6 +139,9 @@ pub fn JobCard(
                         j.mode.label(), j.params.seed.unwrap_or_default(), j.params.frames, j.params.fps, j.params.steps)
                 })}
             </p>
+            <Show when=move || state() == JobState::Running && preview().is_some()>
+                <img class="live-preview" src=move || preview().unwrap_or_default() alt="What the result looks like so far"/>
+            </Show>
             <Show when=move || matches!(state(), JobState::Queued | JobState::Running)>
                 <div class="progress">
                     <progress max="100" value=move || progress().0.to_string() aria-label="Generation progress"></progress>
@@ -147,7 +167,7 @@ pub fn JobCard(
                         let id2 = id.clone();
                         return view! {
                             {show_video.then(|| view! {
-                                <img class="result" src=format!("/media/{id}/image.png") alt="The keyframe"/>
+                                <img class="result" src=crate::media_files::url(&id, crate::media_files::MediaFile::Image) alt="The keyframe"/>
                             })}
                             <div class="actions">
                                 <a class="button primary" href=format!("/?animate={id}")>"Animate this keyframe"</a>
@@ -162,7 +182,7 @@ pub fn JobCard(
                             </div>
                         }.into_any();
                     }
-                    let src = format!("/media/{id}/video.mp4");
+                    let src = crate::media_files::url(&id, crate::media_files::MediaFile::Video);
                     view! {
                         {show_video.then(|| view! {
                             <video class="result" src=src.clone() controls autoplay loop muted playsinline></video>

@@ -13,8 +13,11 @@ mod format;
 mod gallery;
 mod job_card;
 pub mod limits;
+pub mod media_files;
+pub mod models;
 pub mod prompt_builder;
 mod queue;
+pub mod results;
 pub mod types;
 mod video_page;
 

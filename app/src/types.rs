@@ -1,5 +1,7 @@
 //! What the pages, the server functions and the JSON API exchange.
 
+use crate::media_files::MediaFile;
+use crate::results::ResultMeta;
 use serde::{Deserialize, Serialize};
 
 /// Text-to-video, or image-to-video (an input image is animated).
@@ -155,36 +157,40 @@ pub struct Video {
     pub params: JobParams,
     pub created_ms: i64,
     pub favorite: bool,
-    /// The full metadata.json written next to the media (timings, resolution, ...).
-    pub metadata: serde_json::Value,
+    /// The result's metadata (timings, resolution, ...), of any version.
+    #[serde(deserialize_with = "crate::results::read_any_version")]
+    pub metadata: ResultMeta,
 }
 
 impl Video {
+    pub fn url(&self, file: MediaFile) -> String {
+        crate::media_files::url(&self.id, file)
+    }
     pub fn video_url(&self) -> String {
-        format!("/media/{}/video.mp4", self.id)
+        self.url(MediaFile::Video)
     }
     pub fn gif_url(&self) -> String {
-        format!("/media/{}/video.gif", self.id)
+        self.url(MediaFile::Gif)
     }
     pub fn poster_url(&self) -> String {
-        format!("/media/{}/poster.png", self.id)
+        self.url(MediaFile::Poster)
     }
     pub fn frames_url(&self) -> String {
-        format!("/media/{}/frames.zip", self.id)
+        self.url(MediaFile::Frames)
     }
     /// A text-to-image result is one still image.
     pub fn is_image(&self) -> bool {
         self.mode == Mode::TextToImage
     }
     pub fn image_url(&self) -> String {
-        format!("/media/{}/image.png", self.id)
+        self.url(MediaFile::Image)
     }
     /// The keyframe a text-to-video clip animates (text -> keyframe -> video).
     pub fn keyframe_url(&self) -> Option<String> {
-        self.metadata.get("keyframe").filter(|k| !k.is_null()).map(|_| format!("/media/{}/keyframe.png", self.id))
+        self.metadata.keyframe.as_ref().map(|_| self.url(MediaFile::Keyframe))
     }
     pub fn source_url(&self) -> Option<String> {
-        (self.mode == Mode::ImageToVideo).then(|| format!("/media/{}/input.png", self.id))
+        (self.mode == Mode::ImageToVideo).then(|| self.url(MediaFile::Input))
     }
 }
 
@@ -208,24 +214,11 @@ pub struct VideoPage {
     pub next: Option<String>,
 }
 
-/// One category of prompt words, e.g. "subject": ball, square, ...
+/// The settings a file made by vidplay carries (`POST /api/settings`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ChipGroup {
-    pub name: String,
-    pub phrases: Vec<String>,
-}
-
-/// What a model understands, for the prompt builder.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ModelInfo {
-    pub id: String,
-    pub description: String,
-    pub chips: Vec<ChipGroup>,
-    /// Native frames, size; limits for the controls.
-    pub frames: u32,
-    pub size: u32,
-    pub max_steps: u32,
-    pub modes: Vec<Mode>,
+pub struct FileSettings {
+    pub mode: Mode,
+    pub params: JobParams,
 }
 
 /// How a model reads a prompt.
@@ -256,6 +249,10 @@ pub struct StepUpdate {
     pub id: String,
     pub step: u32,
     pub total: u32,
+    /// A small picture of the result so far, as a `data:image/png;base64,...` URL (a few per
+    /// second at most).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview: Option<String>,
 }
 
 /// Whether the generation worker is alive and what it is doing (`GET /api/health`).

@@ -36,29 +36,17 @@ pub fn VideoPage() -> impl IntoView {
     }
 }
 
-fn meta_str(v: &Video, path: &[&str]) -> Option<String> {
-    let mut value = &v.metadata;
-    for key in path {
-        value = match key.parse::<usize>() {
-            Ok(i) => value.get(i)?,
-            Err(_) => value.get(key)?,
-        };
-    }
-    Some(match value {
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Number(n) => n.as_f64().map_or(n.to_string(), |f| if f.fract() == 0.0 { format!("{f}") } else { format!("{f:.2}") }),
-        other => other.to_string(),
-    })
+/// A duration for the table; blank when the phase did not happen.
+fn seconds(s: f64) -> String {
+    if s > 0.0 { format::seconds(s) } else { String::new() }
 }
 
 #[component]
 fn VideoDetails(video: Video) -> impl IntoView {
     let p = &video.params;
-    let native = meta_str(&video, &["resolution", "native", "0"]).unwrap_or_default();
-    let display = meta_str(&video, &["resolution", "display", "0"]).unwrap_or_default();
-    let native_h = meta_str(&video, &["resolution", "native", "1"]).unwrap_or_default();
-    let display_h = meta_str(&video, &["resolution", "display", "1"]).unwrap_or_default();
-    let timing = |k: &str| meta_str(&video, &["timings", k]).and_then(|s| s.parse::<f64>().ok()).map(format::seconds).unwrap_or_default();
+    let m = &video.metadata;
+    let [native, native_h] = m.resolution.native;
+    let [display, display_h] = m.resolution.display;
     if video.is_image() {
         return view! { <ImageDetails video/> }.into_any();
     }
@@ -73,9 +61,9 @@ fn VideoDetails(video: Video) -> impl IntoView {
         ("Image guidance", p.image_guidance.to_string()),
         ("Motion strength", p.motion.to_string()),
         ("Resolution", format!("{native}×{native_h} generated, shown at {display}×{display_h}")),
-        ("Device", meta_str(&video, &["device"]).unwrap_or_default()),
-        ("Sampling time", timing("sampling_s")),
-        ("Encoding time", timing("encode_s")),
+        ("Device", m.device.clone()),
+        ("Sampling time", seconds(m.timings.sampling_s)),
+        ("Encoding time", seconds(m.timings.encode_s)),
         ("Created", format::utc(video.created_ms)),
     ];
     let id = video.id.clone();
@@ -98,7 +86,7 @@ fn VideoDetails(video: Video) -> impl IntoView {
                 </figure>
             })}
             {video.keyframe_url().map(|src| {
-                let by = meta_str(&video, &["keyframe", "model"]).unwrap_or_default();
+                let by = video.metadata.keyframe.as_ref().map(|k| k.model.clone()).unwrap_or_default();
                 let link = src.clone();
                 view! {
                     <figure class="source">
@@ -145,7 +133,8 @@ fn DeleteForm(id: String) -> impl IntoView {
 #[component]
 fn ImageDetails(video: Video) -> impl IntoView {
     let p = &video.params;
-    let timing = |k: &str| meta_str(&video, &["timings", k]).and_then(|s| s.parse::<f64>().ok()).map(format::seconds).unwrap_or_default();
+    let m = &video.metadata;
+    let detail = |k: &str| m.details.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_string();
     let rows: Vec<(&'static str, String)> = vec![
         ("Mode", video.mode.label().to_string()),
         ("Model", p.model.clone()),
@@ -154,12 +143,12 @@ fn ImageDetails(video: Video) -> impl IntoView {
         ("Steps", p.steps.to_string()),
         ("Guidance", p.guidance.to_string()),
         ("Size", format!("{}×{}", p.width, p.height)),
-        ("Scheduler", meta_str(&video, &["scheduler"]).unwrap_or_default()),
-        ("Precision", meta_str(&video, &["precision"]).unwrap_or_default()),
-        ("Device", meta_str(&video, &["device"]).unwrap_or_default()),
-        ("Model load time", timing("load_s")),
-        ("Sampling time", timing("sampling_s")),
-        ("Decoding time", timing("decode_s")),
+        ("Scheduler", detail("scheduler")),
+        ("Precision", m.precision.clone()),
+        ("Device", m.device.clone()),
+        ("Model load time", seconds(m.timings.load_s)),
+        ("Sampling time", seconds(m.timings.sampling_s)),
+        ("Decoding time", seconds(m.timings.decode_s)),
         ("Created", format::utc(video.created_ms)),
     ];
     let id = video.id.clone();

@@ -10,10 +10,8 @@
 /// A step of finishing a job, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CrashPoint {
-    /// Every file is written to `ID.partial/`.
+    /// Every file is in the media store; the gallery does not know of it yet.
     AfterWrite,
-    /// `ID.partial/` is renamed to `ID/`.
-    AfterRename,
     /// The video is in the gallery.
     AfterInsert,
     /// Just before the finished job is saved.
@@ -21,12 +19,11 @@ pub enum CrashPoint {
 }
 
 impl CrashPoint {
-    pub const ALL: [CrashPoint; 4] = [CrashPoint::AfterWrite, CrashPoint::AfterRename, CrashPoint::AfterInsert, CrashPoint::BeforeJobUpdate];
+    pub const ALL: [CrashPoint; 3] = [CrashPoint::AfterWrite, CrashPoint::AfterInsert, CrashPoint::BeforeJobUpdate];
 
     pub fn name(self) -> &'static str {
         match self {
             CrashPoint::AfterWrite => "after-write",
-            CrashPoint::AfterRename => "after-rename",
             CrashPoint::AfterInsert => "after-insert",
             CrashPoint::BeforeJobUpdate => "before-job-update",
         }
@@ -103,10 +100,10 @@ mod tests {
     #[test]
     fn parses_and_refuses() {
         assert_eq!(Faults::parse("").unwrap(), Faults::default());
-        let f = Faults::parse("panic-on=BOOM, crash-at=after-rename, pause-after-claim=5").unwrap();
+        let f = Faults::parse("panic-on=BOOM, crash-at=after-insert, pause-after-claim=5").unwrap();
         assert_eq!(f.pause_after_claim, Some(std::time::Duration::from_millis(5)));
         assert_eq!(f.panic_on.as_deref(), Some("BOOM"));
-        assert_eq!(f.crash_at, Some(CrashPoint::AfterRename));
+        assert_eq!(f.crash_at, Some(CrashPoint::AfterInsert));
         assert!(Faults::parse("crash-at=never").is_err());
         assert!(Faults::parse("explode").is_err());
         f.at(CrashPoint::AfterWrite); // not the chosen point: nothing happens

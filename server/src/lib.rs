@@ -1,20 +1,23 @@
 #![recursion_limit = "512"]
-//! vidplay's server side: the playground (pages, JSON API, job queue, storage), media
-//! encoding, input handling, evaluation and benchmarks used by the `vidplay` binary.
+//! vidplay's server side, by concern:
+//!
+//! - [`engines`]: one engine per model family, the registry of installed models, the
+//!   loaded-model cache.
+//! - [`queue`]: submit, claim, cancel, progress fan-out, the generation thread, recovery.
+//! - [`storage`]: the [`storage::Store`] of jobs and videos (SQLite), with its conformance suite.
+//! - [`media`]: the [`media::MediaStore`] of files (local disk via `object_store`), encoders,
+//!   the result writer, upload decoding.
+//! - [`web`]: router, security, JSON API, media serving, the pages' studio.
+//! - [`cli`]: one module per command.
+//! - [`ids`], [`memory`], [`precision`], [`faults`]: small shared pieces.
 
-pub mod api;
-pub mod assets;
-pub mod bench;
+pub mod cli;
+pub mod engines;
 pub mod faults;
-pub mod image_to_video;
-pub mod input;
-pub mod jobs;
+pub mod ids;
 pub mod media;
-pub mod output;
-pub mod recovery;
-pub mod security;
-pub mod serve;
+pub mod memory;
+pub mod precision;
+pub mod queue;
 pub mod storage;
-pub mod studio;
-pub mod text_to_image;
-pub mod zip;
+pub mod web;

@@ -101,12 +101,13 @@ fn generates_playable_files_faithful_to_the_setting() {
     assert_eq!(meta["understood"]["setting"], "night_sky");
 
     let mp4 = std::fs::read(out.join("video.mp4")).unwrap();
-    let embedded = server::media::embedded_metadata(&mp4).expect("parameters in the mp4");
-    assert_eq!(embedded["parameters"]["seed"], 3);
+    let embedded = server::media::encode::embedded_metadata(&mp4).expect("parameters in the mp4");
+    assert_eq!(embedded["params"]["seed"], 3);
+    assert_eq!(embedded["version"], app::results::RESULT_VERSION);
     let reader = mp4::Mp4Reader::read_header(std::io::Cursor::new(&mp4), mp4.len() as u64).unwrap();
     assert_eq!(reader.tracks()[&1].sample_count(), 16);
     let gif = std::fs::read(out.join("video.gif")).unwrap();
-    assert_eq!(server::media::embedded_metadata(&gif).unwrap()["parameters"]["seed"], 3);
+    assert_eq!(server::media::encode::embedded_metadata(&gif).unwrap()["params"]["seed"], 3);
 
     // The same subject in four settings: each backdrop comes out in its own colours.
     let night = backdrop_rgb(&out);
@@ -191,7 +192,11 @@ fn image_reproduces_diffusers_from_the_same_noise() {
     assert!(psnr >= 40.0, "PSNR {psnr:.1} dB against diffusers");
     let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("metadata.json")).unwrap()).unwrap();
     assert_eq!(meta["prompt"], "a red cat in space");
-    assert_eq!(meta["steps"], 3);
+    assert_eq!(meta["params"]["steps"], 3);
+    assert_eq!(meta["params"]["negative"], "blurry");
+    // The image carries its settings too (dropping it on the Create page restores them).
+    let png = std::fs::read(dir.join("image.png")).unwrap();
+    assert_eq!(server::media::encode::embedded_metadata(&png).expect("settings in the PNG")["params"]["steps"], 3);
     assert!(meta["noise_file"].as_str().unwrap().ends_with("noise_0.safetensors"));
 
     // `models` lists the fixture folders as text-to-image models.
@@ -284,7 +289,7 @@ fn generate_with_svd_reproduces_diffusers_from_the_same_noise() {
         assert_eq!(meta["mode"], "image-to-video");
         assert_eq!(meta["frames"].as_u64(), Some(shape[0] as u64));
         assert!(meta["timings"]["sampling_s"].as_f64().unwrap() > 0.0);
-        let embedded = server::media::embedded_metadata(&std::fs::read(dir.join("video.mp4")).unwrap()).expect("parameters in the MP4");
+        let embedded = server::media::encode::embedded_metadata(&std::fs::read(dir.join("video.mp4")).unwrap()).expect("parameters in the MP4");
         assert_eq!(embedded["motion_bucket"], meta["motion_bucket"]);
     }
 }

@@ -13,7 +13,7 @@ use axum::http::{Request, StatusCode, header};
 use common::*;
 use model::rng::Rng;
 use server::faults::Faults;
-use server::security::Access;
+use server::web::security::Access;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -144,9 +144,9 @@ fn prompt_parser() {
 #[test]
 fn image_decoding() {
     fuzz("image", |bytes| {
-        if let Ok(img) = server::input::decode(bytes, "fuzz") {
-            assert!(img.width() <= server::input::MAX_SIDE && img.height() <= server::input::MAX_SIDE);
-            let _ = server::input::fit_within(img, 64);
+        if let Ok(img) = server::media::input::decode(bytes, "fuzz") {
+            assert!(img.width() <= server::media::input::MAX_SIDE && img.height() <= server::media::input::MAX_SIDE);
+            let _ = server::media::input::fit_within(img, 64);
         }
     });
 }
@@ -173,17 +173,18 @@ fn job_requests_through_the_server() {
     let models = data.with_extension("models");
     std::fs::create_dir_all(&models).unwrap();
     let app = runtime.block_on(async {
-        let opts = server::serve::ServeOptions {
+        let opts = server::web::ServeOptions {
             addr: "127.0.0.1:0".parse().unwrap(),
             data_dir: data.clone(),
             site_root: site_root(),
             seed_examples: false,
             models_dir: Some(models),
             access: Access::local(),
+            model_memory_mib: 4096,
             faults: Faults::default(),
         };
         let config = model::builtin::pipeline::BuiltinModel::config_of(None).unwrap();
-        server::serve::build(&opts, config, || Err(anyhow::anyhow!("no model while fuzzing"))).await.unwrap().0
+        server::web::build(&opts, config, || Err(anyhow::anyhow!("no model while fuzzing"))).await.unwrap().0
     });
     for (target, content_type) in [("json", "application/json".to_string()), ("multipart", format!("multipart/form-data; boundary={BOUNDARY}"))] {
         fuzz(target, |bytes| {

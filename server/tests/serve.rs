@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use common::*;
 use serde_json::json;
-use server::jobs::JobEvent;
+use server::queue::events::JobEvent;
 use std::path::PathBuf;
 use tower::ServiceExt;
 
@@ -200,7 +200,7 @@ async fn cancel_queue_limit_and_restart() {
         let long = long["id"].as_str().unwrap().to_string();
         wait_for(&app, &long, |j| j["state"] == "running" && j["step"].as_u64() > Some(0)).await;
         let mut queued = Vec::new();
-        for k in 0..server::jobs::QUEUE_LIMIT {
+        for k in 0..server::queue::QUEUE_LIMIT {
             let (status, job) = send_json(&app, post_json(json!({"prompt": format!("a red ball {k}"), "steps": 1}))).await;
             assert_eq!(status, StatusCode::CREATED, "{job}");
             queued.push(job["id"].as_str().unwrap().to_string());
@@ -237,7 +237,7 @@ async fn cancel_queue_limit_and_restart() {
     }
     assert!(jobs.as_array().unwrap().iter().any(|j| j["message"].as_str().is_some_and(|m| m.contains("restart"))));
     let (_, page) = send_json(&app, get("/api/videos?limit=100")).await;
-    assert_eq!(page["videos"].as_array().unwrap().len(), server::jobs::QUEUE_LIMIT - 1);
+    assert_eq!(page["videos"].as_array().unwrap().len(), server::queue::QUEUE_LIMIT - 1);
 }
 
 /// An installed Stable Diffusion model (the tiny sd1 fixture): offered next to the built-in

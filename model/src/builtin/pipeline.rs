@@ -92,6 +92,11 @@ pub struct BuiltinModel {
 }
 
 impl BuiltinModel {
+    /// Size of the weights shipped inside the binary, in bytes.
+    pub fn shipped_weights_bytes() -> usize {
+        SHIPPED_WEIGHTS.len()
+    }
+
     /// The weights shipped inside the binary.
     pub fn shipped(device: &Device) -> Result<Self, ModelError> {
         Self::from_store(

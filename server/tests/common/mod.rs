@@ -11,8 +11,8 @@ use model::device::{self, DeviceChoice};
 use model::builtin::pipeline::BuiltinModel;
 use serde_json::{Value, json};
 use server::faults::Faults;
-use server::security::Access;
-use server::serve::{ServeOptions, build};
+use server::web::security::Access;
+use server::web::{ServeOptions, build};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tower::ServiceExt;
@@ -89,15 +89,15 @@ pub fn site_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../public")
 }
 
-pub async fn start(data: &PathBuf) -> (Router, server::jobs::Jobs) {
+pub async fn start(data: &PathBuf) -> (Router, server::queue::Jobs) {
     start_with(data, PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../model/tests/fixtures/sd")).await
 }
 
-pub async fn start_with(data: &PathBuf, models_dir: PathBuf) -> (Router, server::jobs::Jobs) {
+pub async fn start_with(data: &PathBuf, models_dir: PathBuf) -> (Router, server::queue::Jobs) {
     start_custom(data, models_dir, Access::local(), Faults::default()).await
 }
 
-pub async fn start_custom(data: &Path, models_dir: PathBuf, access: Access, faults: Faults) -> (Router, server::jobs::Jobs) {
+pub async fn start_custom(data: &Path, models_dir: PathBuf, access: Access, faults: Faults) -> (Router, server::queue::Jobs) {
     let opts = ServeOptions {
         addr: "127.0.0.1:0".parse().unwrap(),
         data_dir: data.to_path_buf(),
@@ -105,6 +105,7 @@ pub async fn start_custom(data: &Path, models_dir: PathBuf, access: Access, faul
         seed_examples: false,
         models_dir: Some(models_dir),
         access,
+        model_memory_mib: 4096,
         faults,
     };
     let config = BuiltinModel::config_of(None).unwrap();

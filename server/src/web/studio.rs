@@ -1,9 +1,10 @@
 //! The server's side of the pages' [`Studio`]: the job queue, the store and the built-in
 //! model's vocabulary, given to the server functions as context.
 
-use crate::jobs::Jobs;
+use crate::queue::Jobs;
 use app::backend::{BoxFuture, Studio, StudioResult};
-use app::types::{ChipGroup, Job, Mode, ModelInfo, PromptReading, Video, VideoPage, VideoQuery, WorkerHealth};
+use app::models::ModelInfo;
+use app::types::{Job, PromptReading, Video, VideoPage, VideoQuery, WorkerHealth};
 use model::builtin::prompt::{Prompt, parse};
 use model::rng::Rng;
 use model::builtin::world::Scene;
@@ -34,25 +35,6 @@ pub fn list_examples(dir: &std::path::Path) -> Vec<String> {
     names
 }
 
-pub fn model_info(jobs: &Jobs) -> ModelInfo {
-    let config = jobs.config();
-    ModelInfo {
-        id: jobs.model_id().to_string(),
-        description: format!(
-            "The built-in toy-world model: {} frames of {}×{} pixels, trained on simple shapes, settings, weather and camera moves.",
-            config.frames, config.size, config.size
-        ),
-        chips: model::builtin::vocab::categories()
-            .into_iter()
-            .map(|c| ChipGroup { name: c.name, phrases: c.phrases })
-            .collect(),
-        frames: config.frames as u32,
-        size: config.size as u32,
-        max_steps: model::builtin::pipeline::MAX_STEPS as u32,
-        modes: vec![Mode::TextToVideo, Mode::ImageToVideo],
-    }
-}
-
 pub fn reading(prompt: &Prompt) -> PromptReading {
     let understood = prompt.understood();
     PromptReading {
@@ -62,44 +44,8 @@ pub fn reading(prompt: &Prompt) -> PromptReading {
 }
 
 impl Studio for ServerStudio {
-    fn model_info(&self) -> ModelInfo {
-        model_info(&self.jobs)
-    }
-
     fn models(&self) -> Vec<ModelInfo> {
-        let mut all = vec![model_info(&self.jobs)];
-        let keyframes = self.jobs.image_models().iter().any(|m| !m.video);
-        all.extend(self.jobs.image_models().iter().map(|m| {
-            if m.video {
-                ModelInfo {
-                    id: m.name.clone(),
-                    description: format!(
-                        "Stable Video Diffusion (diffusers folder {}): animates an image{}.",
-                        m.path.display(),
-                        if keyframes { "; from text it first makes a keyframe with a text-to-image model" } else { "" }
-                    ),
-                    chips: Vec::new(),
-                    frames: crate::image_to_video::MAX_VIDEO_FRAMES,
-                    size: crate::image_to_video::MAX_VIDEO_SIDE,
-                    max_steps: crate::image_to_video::MAX_VIDEO_STEPS,
-                    modes: if keyframes { vec![Mode::TextToVideo, Mode::ImageToVideo] } else { vec![Mode::ImageToVideo] },
-                }
-            } else {
-                ModelInfo {
-                    id: m.name.clone(),
-                    description: format!(
-                        "A Stable Diffusion text-to-image model (diffusers folder {}): makes keyframes to animate.",
-                        m.path.display()
-                    ),
-                    chips: Vec::new(),
-                    frames: 1,
-                    size: 512,
-                    max_steps: crate::jobs::MAX_IMAGE_STEPS,
-                    modes: vec![Mode::TextToImage],
-                }
-            }
-        }));
-        all
+        self.jobs.registry().infos()
     }
 
     fn read_prompt(&self, prompt: &str) -> PromptReading {
@@ -107,7 +53,7 @@ impl Studio for ServerStudio {
     }
 
     fn surprise(&self, seed: u64) -> String {
-        let mut rng = Rng::new(model::rng::mix(seed ^ crate::jobs::now_ms() as u64));
+        let mut rng = Rng::new(model::rng::mix(seed ^ crate::ids::now_ms() as u64));
         let scene = Scene::sample(&mut rng, &Prompt::default(), 0.0);
         scene.caption(&mut rng)
     }

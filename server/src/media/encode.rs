@@ -4,31 +4,13 @@
 //! "user data unregistered" message in the first access unit, in the GIF as a comment
 //! extension. [`embedded_metadata`] reads them back from either.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use image::RgbImage;
-use std::io::Write;
-use std::path::Path;
 
 /// UUID that marks vidplay's SEI payload.
 const SEI_UUID: [u8; 16] = *b"vidplay-params-1";
 /// Marker that precedes the JSON in a GIF comment.
 const GIF_MARKER: &str = "vidplay-params:";
-
-/// Writes `bytes` to `path` through a temporary file and a rename, so no half-written file is
-/// ever visible under the final name.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!(
-        "{}.partial",
-        path.extension().and_then(|e| e.to_str()).unwrap_or("tmp")
-    ));
-    {
-        let mut f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
-    Ok(())
-}
 
 fn check_frames(frames: &[RgbImage]) -> Result<(u32, u32)> {
     let Some(first) = frames.first() else { bail!("no frames to encode") };
@@ -207,8 +189,53 @@ pub fn encode_gif(frames: &[RgbImage], fps: u32, metadata_json: &str) -> Result<
     Ok(out)
 }
 
-/// Finds the embedded parameters in an MP4 or GIF written by this module.
+/// The keyword of the PNG text chunk that carries the metadata.
+const PNG_KEYWORD: &str = "vidplay-params";
+const PNG_SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
+
+/// Encodes an image as PNG, with the metadata in a `tEXt` chunk when given.
+pub fn encode_png(image: &RgbImage, metadata_json: Option<&str>) -> Result<Vec<u8>> {
+    let mut png = Vec::new();
+    image.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
+    let Some(json) = metadata_json else { return Ok(png) };
+    // The text chunk goes right after IHDR (signature, then 4 + 4 + 13 + 4 bytes).
+    let at = PNG_SIGNATURE.len() + 25;
+    let mut data = Vec::with_capacity(PNG_KEYWORD.len() + 1 + json.len());
+    data.extend_from_slice(PNG_KEYWORD.as_bytes());
+    data.push(0);
+    data.extend_from_slice(json.as_bytes());
+    let mut chunk = Vec::with_capacity(data.len() + 12);
+    chunk.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    chunk.extend_from_slice(b"tEXt");
+    chunk.extend_from_slice(&data);
+    chunk.extend_from_slice(&crc32fast::hash(&chunk[4..]).to_be_bytes());
+    png.splice(at..at, chunk);
+    Ok(png)
+}
+
+/// The metadata text chunk of a PNG, if any.
+fn png_metadata(bytes: &[u8]) -> Option<&[u8]> {
+    let mut i = PNG_SIGNATURE.len();
+    while i + 8 <= bytes.len() {
+        let len = u32::from_be_bytes(bytes[i..i + 4].try_into().ok()?) as usize;
+        let kind = &bytes[i + 4..i + 8];
+        let data = bytes.get(i + 8..i + 8 + len)?;
+        if kind == b"tEXt" && data.starts_with(PNG_KEYWORD.as_bytes()) && data.get(PNG_KEYWORD.len()) == Some(&0) {
+            return Some(&data[PNG_KEYWORD.len() + 1..]);
+        }
+        if kind == b"IDAT" || kind == b"IEND" {
+            return None;
+        }
+        i += 12 + len;
+    }
+    None
+}
+
+/// Finds the embedded metadata in an MP4, GIF or PNG written by this module.
 pub fn embedded_metadata(bytes: &[u8]) -> Option<serde_json::Value> {
+    if bytes.starts_with(PNG_SIGNATURE) {
+        return serde_json::from_slice(png_metadata(bytes)?).ok();
+    }
     let start = if let Some(p) = find(bytes, &SEI_UUID) {
         p + SEI_UUID.len()
     } else {
@@ -251,20 +278,19 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-/// Writes every frame as DIR/0000.png, DIR/0001.png, ...
-pub fn write_png_frames(frames: &[RgbImage], dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir)?;
-    for (i, f) in frames.iter().enumerate() {
-        let mut bytes = Vec::new();
-        f.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)?;
-        write_atomic(&dir.join(format!("{i:04}.png")), &bytes)?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn png_metadata_round_trips_and_the_image_still_decodes() {
+        let img = RgbImage::from_fn(5, 3, |x, y| image::Rgb([x as u8 * 40, y as u8 * 80, 7]));
+        let png = encode_png(&img, Some(r#"{"seed":5,"prompt":"a boat"}"#)).unwrap();
+        assert_eq!(embedded_metadata(&png).unwrap()["seed"], 5);
+        let back = image::load_from_memory(&png).unwrap().to_rgb8();
+        assert_eq!(back, img);
+        assert!(embedded_metadata(&encode_png(&img, None).unwrap()).is_none());
+    }
 
     fn frames() -> Vec<RgbImage> {
         (0..6)

@@ -1,5 +1,6 @@
 //! `vidplay bench`: seconds per clip and peak memory of the built-in model at default settings.
 
+use super::common::ModelArgs;
 use model::builtin::pipeline::{BuiltinModel, GenerationRequest};
 use serde::Serialize;
 use std::time::Instant;
@@ -50,12 +51,18 @@ impl BenchReport {
     }
 }
 
-/// Peak resident set size of this process, from /proc (Linux only).
-pub fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
+pub fn command(a: BenchArgs) -> anyhow::Result<()> {
+    let report = run(|| a.model.load(), a.runs.max(1))?;
+    println!("{}", report.table());
+    Ok(())
 }
 
 pub fn run(load: impl FnOnce() -> anyhow::Result<(BuiltinModel, String)>, runs: usize) -> anyhow::Result<BenchReport> {
@@ -82,6 +89,6 @@ pub fn run(load: impl FnOnce() -> anyhow::Result<(BuiltinModel, String)>, runs: 
         steps: req.steps,
         frames: model.config().frames,
         native_size: model.config().size,
-        peak_rss_mib: peak_rss_mib(),
+        peak_rss_mib: crate::memory::peak_rss_mib(),
     })
 }

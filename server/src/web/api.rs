@@ -3,8 +3,10 @@
 //!
 //! Errors are `{"error": "..."}` with a 4xx status for anything the caller can fix.
 
-use crate::jobs::{JobEvent, Jobs, SubmitError, Upload};
+use crate::queue::events::JobEvent;
+use crate::queue::{Jobs, SubmitError, Upload};
 use crate::storage::StoreError;
+use app::media_files::MediaFile;
 use app::types::{ApiError, JobParams, Mode, VideoQuery, is_valid_id};
 use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -66,6 +68,8 @@ pub fn routes() -> Router<Jobs> {
         .route("/api/videos", get(list_videos))
         .route("/api/videos/{id}", get(get_video).delete(delete_video))
         .route("/api/health", get(health))
+        .route("/api/models", get(list_models))
+        .route("/api/settings", axum::routing::post(settings_of_file))
 }
 
 fn check_id(id: &str, what: &str) -> ApiResult<()> {
@@ -122,7 +126,7 @@ async fn read_multipart(mut form: Multipart, jobs: &Jobs) -> ApiResult<(JobParam
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE || exceeded_limit(&e) {
             Failure(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                format!("the upload is larger than {} MB", crate::input::MAX_BYTES / (1024 * 1024)),
+                format!("the upload is larger than {} MB", crate::media::input::MAX_BYTES / (1024 * 1024)),
             )
         } else {
             Failure::bad(format!("reading the form: {text}"))
@@ -140,24 +144,20 @@ async fn read_multipart(mut form: Multipart, jobs: &Jobs) -> ApiResult<(JobParam
         }
         let value = field_text(field, &name).await?;
         let value = value.trim();
-        let num = |what: &str| Failure::bad(format!("{what} must be a number, not {value:?}"));
         match name.as_str() {
             "prompt" => params.prompt = value.to_string(),
             "model" => params.model = value.to_string(),
-            "frames" => params.frames = value.parse().map_err(|_| num("frames"))?,
-            "fps" => params.fps = value.parse().map_err(|_| num("fps"))?,
-            "steps" => params.steps = value.parse().map_err(|_| num("steps"))?,
-            "guidance" => params.guidance = value.parse().map_err(|_| num("guidance"))?,
-            "image_guidance" => params.image_guidance = value.parse().map_err(|_| num("image guidance"))?,
-            "motion" => params.motion = value.parse().map_err(|_| num("motion"))?,
-            "negative" => params.negative = value.to_string(),
-            "width" => params.width = value.parse().map_err(|_| num("width"))?,
-            "height" => params.height = value.parse().map_err(|_| num("height"))?,
             "seed" if value.is_empty() => params.seed = None,
-            "seed" => params.seed = Some(value.parse().map_err(|_| num("seed"))?),
+            "seed" => params.seed = Some(value.parse().map_err(|_| Failure::bad(format!("seed must be a number, not {value:?}")))?),
             "mode" => mode = Some(Mode::parse(value).ok_or_else(|| Failure::bad(format!("unknown mode {value:?}")))?),
             "example" if !value.is_empty() => example = Some(value.to_string()),
             "source" if !value.is_empty() => source = Some(value.to_string()),
+            // Every model parameter, by its name in `JobParams`.
+            param if params.value(param).is_some() => {
+                if !app::models::set_value(&mut params, param, value) {
+                    return Err(Failure::bad(format!("{} must be a number, not {value:?}", param.replace('_', " "))));
+                }
+            }
             _ => {}
         }
     }
@@ -168,7 +168,7 @@ async fn read_multipart(mut form: Multipart, jobs: &Jobs) -> ApiResult<(JobParam
     if upload.is_none()
         && let Some(name) = example
     {
-        if !crate::studio::list_examples(jobs.examples_dir()).contains(&name) {
+        if !crate::web::studio::list_examples(jobs.examples_dir()).contains(&name) {
             return Err(Failure::bad(format!("there is no example image {name:?}")));
         }
         let bytes = tokio::fs::read(jobs.examples_dir().join(&name))
@@ -179,17 +179,20 @@ async fn read_multipart(mut form: Multipart, jobs: &Jobs) -> ApiResult<(JobParam
     if upload.is_none()
         && let Some(source) = source
     {
-        // A stored image: a remixed clip's source, `/media/ID/input.png`, or a keyframe to
-        // animate, `/media/ID/image.png`.
-        let (id, file) = source
+        // A stored image: a remixed clip's source (`input.png`), or a keyframe to animate
+        // (`image.png`, `keyframe.png`), by its URL.
+        let stored = source
             .strip_prefix("/media/")
             .and_then(|s| s.split_once('/'))
-            .filter(|(id, file)| is_valid_id(id) && matches!(*file, "input.png" | "image.png"))
-            .ok_or_else(|| Failure::bad("the source image is not a stored input image or keyframe"))?;
-        let bytes = tokio::fs::read(jobs.media_dir().join(id).join(file))
-            .await
-            .map_err(|_| Failure::bad("the source image is gone"))?;
-        upload = Some(Upload { bytes, name: file.into() });
+            .and_then(|(id, file)| Some((id, MediaFile::parse(file)?)))
+            .filter(|(id, file)| is_valid_id(id) && matches!(file, MediaFile::Input | MediaFile::Image | MediaFile::Keyframe));
+        let (id, file) = stored.ok_or_else(|| Failure::bad("the source image is not a stored input image or keyframe"))?;
+        let gone = || Failure::bad("the source image is gone");
+        if !jobs.store().video_exists(id.to_string()).await? {
+            return Err(gone());
+        }
+        let fetched = jobs.media().get(&app::media_files::key(id, file), None).await.map_err(|_| gone())?.ok_or_else(gone)?;
+        upload = Some(Upload { bytes: fetched.bytes.to_vec(), name: file.name() });
     }
     if mode == Some(Mode::ImageToVideo) && upload.is_none() {
         return Err(Failure::bad("choose an image to animate: upload, drop or paste one, or pick an example"));
@@ -295,6 +298,24 @@ async fn delete_video(State(jobs): State<Jobs>, Path(id): Path<String>) -> ApiRe
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// Every model this server runs, with its tasks and every parameter's bounds, default and
+/// help: what the Create page draws its form from, and what job requests are checked against.
+async fn list_models(State(jobs): State<Jobs>) -> ApiResult<Response> {
+    Ok(Json(jobs.registry().infos()).into_response())
+}
+
+/// The settings embedded in a file this server made (an MP4, GIF or PNG, sent as the body):
+/// `{"mode", "params"}`, for restoring them on the Create page. 400 when the file has none.
+async fn settings_of_file(body: axum::body::Bytes) -> ApiResult<Response> {
+    let meta = crate::media::encode::embedded_metadata(&body)
+        .ok_or_else(|| Failure::bad("this file carries no vidplay settings (only MP4, GIF and PNG files made here do)"))?;
+    let meta = app::results::ResultMeta::from_value(meta);
+    if meta.version == 0 {
+        return Err(Failure::bad("this file's settings cannot be read"));
+    }
+    Ok(Json(app::types::FileSettings { mode: meta.mode, params: meta.params }).into_response())
+}
+
 async fn health(State(jobs): State<Jobs>) -> ApiResult<Response> {
     Ok(Json(jobs.health().await?).into_response())
 }
@@ -306,7 +327,7 @@ struct EventParams {
 
 /// Server-sent events, optionally for one job id: a `job` event (the whole job as JSON) when a
 /// job's state changes, a `step` event (`{"id", "step", "total"}`) as it progresses. At most
-/// [`crate::jobs::MAX_EVENT_STREAMS`] at once (503 beyond); a listener that falls behind is
+/// [`crate::queue::events::MAX_EVENT_STREAMS`] at once (503 beyond); a listener that falls behind is
 /// dropped (browsers reconnect by themselves); every stream ends when the server shuts down.
 async fn job_events(State(jobs): State<Jobs>, Query(params): Query<EventParams>) -> ApiResult<Response> {
     if let Some(id) = &params.id {

@@ -1,72 +1,24 @@
-//! Where jobs and videos are kept: the [`Store`] interface, and its SQLite implementation
-//! (sqlx, migrations, FTS5 over prompts) in the data directory.
-//!
-//! Media files are not in the database: they live under `DATA_DIR/media/ID/` (see
-//! [`crate::jobs`]). A server database can replace SQLite by implementing [`Store`].
+//! The [`Store`] in SQLite (sqlx, WAL mode, FTS5 over prompts), `DATA_DIR/vidplay.db`.
 
+use super::{CRASHED_TWICE, MAX_PAGE, Recovered, Store, StoreError, StoreResult};
+use app::results::ResultMeta;
 use app::types::{Job, JobParams, JobState, Mode, Video, VideoPage, VideoQuery};
 use futures_util::future::BoxFuture;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{Row, SqlSafeStr, SqlitePool};
 use std::path::Path;
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error("database migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("stored record is corrupt: {0}")]
-    Corrupt(String),
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Database(e.to_string())
+    }
 }
 
-pub type StoreResult<T> = Result<T, StoreError>;
-
-/// Most videos one gallery page returns.
-pub const MAX_PAGE: u32 = 100;
-
-/// Persistence for the job queue and the gallery.
-pub trait Store: Send + Sync + 'static {
-    /// Adds a queued job unless `limit` jobs are already queued; returns whether it was added.
-    fn enqueue(&self, job: Job, limit: usize) -> BoxFuture<'_, StoreResult<bool>>;
-    fn job(&self, id: String) -> BoxFuture<'_, StoreResult<Option<Job>>>;
-    /// Most recent jobs first.
-    fn jobs(&self, limit: u32) -> BoxFuture<'_, StoreResult<Vec<Job>>>;
-    /// Writes a job's state, progress, times, message and video id.
-    fn update_job(&self, job: Job) -> BoxFuture<'_, StoreResult<()>>;
-    /// Marks the oldest queued job running (started at `now_ms`) and returns it; atomic, so a
-    /// job is never run twice or after it was cancelled.
-    fn claim_next(&self, now_ms: i64) -> BoxFuture<'_, StoreResult<Option<Job>>>;
-    /// Cancels a job if it is still queued; returns whether it was.
-    fn cancel_queued(&self, id: String, now_ms: i64) -> BoxFuture<'_, StoreResult<bool>>;
-    /// After a restart, jobs left running by a crash: one whose video is already in the gallery
-    /// is done; one that was running during two crashes is failed; the rest go back to the queue.
-    fn recover_interrupted(&self, now_ms: i64) -> BoxFuture<'_, StoreResult<Recovered>>;
-    /// How many jobs are waiting.
-    fn queued_count(&self) -> BoxFuture<'_, StoreResult<u64>>;
-    /// The most recent distinct prompts, newest first.
-    fn recent_prompts(&self, limit: u32) -> BoxFuture<'_, StoreResult<Vec<String>>>;
-    fn video_exists(&self, id: String) -> BoxFuture<'_, StoreResult<bool>>;
-    fn insert_video(&self, video: Video) -> BoxFuture<'_, StoreResult<()>>;
-    fn video(&self, id: String) -> BoxFuture<'_, StoreResult<Option<Video>>>;
-    fn videos(&self, query: VideoQuery) -> BoxFuture<'_, StoreResult<VideoPage>>;
-    fn count_videos(&self) -> BoxFuture<'_, StoreResult<u64>>;
-    /// Returns false when there is no such video.
-    fn set_favorite(&self, id: String, favorite: bool) -> BoxFuture<'_, StoreResult<bool>>;
-    /// Returns false when there is no such video.
-    fn delete_video(&self, id: String) -> BoxFuture<'_, StoreResult<bool>>;
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        StoreError::Migrate(e.to_string())
+    }
 }
-
-/// What [`Store::recover_interrupted`] did, by job id.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct Recovered {
-    pub done: Vec<String>,
-    pub requeued: Vec<String>,
-    pub failed: Vec<String>,
-}
-
-/// The message of a job failed because it was running during two crashes.
-pub const CRASHED_TWICE: &str = "this job crashed the server twice; it is not run again";
 
 /// SQLite in one file, `DATA_DIR/vidplay.db`, in WAL mode.
 #[derive(Clone)]
@@ -80,8 +32,8 @@ fn migrations() -> sqlx::migrate::Migrator {
         Migration::new(version, name.to_string().into(), MigrationType::Simple, sqlx::AssertSqlSafe(sql).into_sql_str(), false)
     };
     Migrator::with_migrations(vec![
-        migration(1, "jobs, videos and prompt search", include_str!("../migrations/0001_init.sql")),
-        migration(2, "job attempts", include_str!("../migrations/0002_attempts.sql")),
+        migration(1, "jobs, videos and prompt search", include_str!("migrations/0001_init.sql")),
+        migration(2, "job attempts", include_str!("migrations/0002_attempts.sql")),
     ])
 }
 
@@ -158,7 +110,7 @@ fn video_from_row(row: &SqliteRow) -> StoreResult<Video> {
         params: serde_json::from_str(&params).map_err(corrupt)?,
         created_ms: row.try_get("created_ms")?,
         favorite: row.try_get::<i64, _>("favorite")? != 0,
-        metadata: serde_json::from_str(&metadata).map_err(corrupt)?,
+        metadata: ResultMeta::from_value(serde_json::from_str(&metadata).map_err(corrupt)?),
     })
 }
 
@@ -354,7 +306,7 @@ impl Store for SqliteStore {
             .bind(&video.params.model)
             .bind(&video.params.prompt)
             .bind(serde_json::to_string(&video.params).map_err(corrupt)?)
-            .bind(video.metadata.to_string())
+            .bind(serde_json::to_string(&video.metadata).map_err(corrupt)?)
             .bind(video.created_ms)
             .bind(video.favorite as i64)
             .execute(&self.pool)
@@ -444,6 +396,7 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::conformance::{self, job, video};
 
     fn temp_db(name: &str) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!("vidplay-store-{name}-{}", std::process::id()));
@@ -452,31 +405,39 @@ mod tests {
         dir.join("vidplay.db")
     }
 
-    fn job(id: &str, ms: i64, prompt: &str) -> Job {
-        Job {
-            id: id.into(),
-            state: JobState::Queued,
-            mode: Mode::TextToVideo,
-            params: JobParams { prompt: prompt.into(), seed: Some(7), ..Default::default() },
-            created_ms: ms,
-            started_ms: None,
-            finished_ms: None,
-            step: 0,
-            total: 24,
-            message: None,
-            video_id: None,
-        }
+    #[tokio::test]
+    async fn sqlite_conforms() {
+        conformance::run(&|name: &str| {
+            let path = temp_db(&format!("conformance-{name}"));
+            Box::pin(async move { Box::new(SqliteStore::open(&path).await.unwrap()) as Box<dyn Store> })
+        })
+        .await;
     }
 
-    fn video(id: &str, ms: i64, prompt: &str, mode: Mode) -> Video {
-        Video {
-            id: id.into(),
-            mode,
-            params: JobParams { prompt: prompt.into(), seed: Some(1), ..Default::default() },
-            created_ms: ms,
-            favorite: false,
-            metadata: serde_json::json!({"seed": 1}),
-        }
+    #[tokio::test]
+    async fn nothing_is_lost_across_a_reopen() {
+        let path = temp_db("reopen");
+        let store = SqliteStore::open(&path).await.unwrap();
+        assert!(store.enqueue(job("aaaa0001", 1, "a"), 2).await.unwrap());
+        store.claim_next(100).await.unwrap().unwrap();
+        store.insert_video(video("bbbb0001", 5, "a boat", Mode::TextToVideo)).await.unwrap();
+        drop(store);
+        let store = SqliteStore::open(&path).await.unwrap();
+        assert_eq!(store.recover_interrupted(150).await.unwrap().requeued, ["aaaa0001"]);
+        assert_eq!(store.job("aaaa0001".into()).await.unwrap().unwrap().params.prompt, "a");
+        assert_eq!(store.video("bbbb0001".into()).await.unwrap().unwrap().metadata.details["note"], "kept");
+    }
+
+    /// Metadata written before it was versioned reads as typed metadata.
+    #[tokio::test]
+    async fn old_metadata_rows_still_read() {
+        let store = SqliteStore::open(&temp_db("old-metadata")).await.unwrap();
+        store.insert_video(video("dddd0003", 5, "old", Mode::TextToVideo)).await.unwrap();
+        let old = r#"{"model":"vidplay-toy-1","mode":"text-to-video","prompt":"old","parameters":{"frames":12,"fps":6,"steps":20,"seed":3},"seed":3,"resolution":{"native":[32,32],"display":[256,256],"upscale_filter":"catmull-rom"},"device":"cpu","timings":{"sampling_s":1.5}}"#;
+        sqlx::query("UPDATE videos SET metadata = ? WHERE id = 'dddd0003'").bind(old).execute(&store.pool).await.unwrap();
+        let v = store.video("dddd0003".into()).await.unwrap().unwrap();
+        assert_eq!((v.metadata.version, v.metadata.params.frames, v.metadata.resolution.display), (1, 12, [256, 256]));
+        assert_eq!(v.metadata.timings.sampling_s, 1.5);
     }
 
     #[test]
@@ -484,39 +445,6 @@ mod tests {
         assert_eq!(fts_query("red ball"), Some("\"red\"* \"ball\"*".into()));
         assert_eq!(fts_query("  \"*^()- OR NEAR:  "), Some("\"or\"* \"near\"*".into()));
         assert_eq!(fts_query("\"*^()-:"), None);
-    }
-
-    #[tokio::test]
-    async fn queue_limit_order_and_recovery() {
-        let path = temp_db("queue");
-        let store = SqliteStore::open(&path).await.unwrap();
-        assert!(store.enqueue(job("aaaa0001", 1, "a"), 2).await.unwrap());
-        assert!(store.enqueue(job("aaaa0002", 2, "b"), 2).await.unwrap());
-        assert!(!store.enqueue(job("aaaa0003", 3, "c"), 2).await.unwrap(), "queue full");
-        let mut first = store.claim_next(100).await.unwrap().unwrap();
-        assert_eq!((first.id.as_str(), first.state, first.started_ms), ("aaaa0001", JobState::Running, Some(100)));
-        first.step = 5;
-        store.update_job(first).await.unwrap();
-        assert!(store.enqueue(job("aaaa0003", 3, "c"), 2).await.unwrap(), "room again");
-        assert!(store.cancel_queued("aaaa0003".into(), 101).await.unwrap());
-        assert!(!store.cancel_queued("aaaa0003".into(), 102).await.unwrap(), "only once");
-        assert!(!store.cancel_queued("aaaa0001".into(), 102).await.unwrap(), "running jobs are not");
-        assert_eq!(store.job("aaaa0003".into()).await.unwrap().unwrap().state, JobState::Cancelled);
-        drop(store);
-
-        // A restart: the running job is queued again, with a note, and nothing is lost.
-        let store = SqliteStore::open(&path).await.unwrap();
-        let recovered = store.recover_interrupted(150).await.unwrap();
-        assert_eq!(recovered, Recovered { requeued: vec!["aaaa0001".to_string()], ..Default::default() });
-        let j = store.job("aaaa0001".into()).await.unwrap().unwrap();
-        assert_eq!((j.state, j.step), (JobState::Queued, 0));
-        assert!(j.message.unwrap().contains("restart"));
-        assert_eq!(j.params.prompt, "a");
-        assert_eq!(store.jobs(10).await.unwrap().len(), 3);
-        assert_eq!(store.claim_next(200).await.unwrap().unwrap().id, "aaaa0001", "oldest first");
-        assert_eq!(store.claim_next(201).await.unwrap().unwrap().id, "aaaa0002");
-        assert!(store.claim_next(202).await.unwrap().is_none());
-        assert!(store.job("ffff0000".into()).await.unwrap().is_none());
     }
 
     #[tokio::test]
@@ -547,82 +475,5 @@ mod tests {
         // A prompt that is not text is left out of the recent prompts, not an error.
         sqlx::query("UPDATE jobs SET params = '{\"prompt\": 5}' WHERE id = 'cccc0001'").execute(&store.pool).await.unwrap();
         assert_eq!(store.recent_prompts(5).await.unwrap(), ["b"]);
-    }
-
-    #[tokio::test]
-    async fn a_job_that_crashed_twice_is_failed_and_a_finished_one_is_done() {
-        let store = SqliteStore::open(&temp_db("crashes")).await.unwrap();
-        assert!(store.enqueue(job("eeee0001", 1, "a"), 10).await.unwrap());
-        // First crash: queued again.
-        assert_eq!(store.claim_next(2).await.unwrap().unwrap().id, "eeee0001");
-        assert_eq!(store.recover_interrupted(3).await.unwrap().requeued, ["eeee0001"]);
-        // Put back on purpose (a shutdown): that does not count as a crash.
-        let mut j = store.claim_next(4).await.unwrap().unwrap();
-        j.state = JobState::Queued;
-        store.update_job(j).await.unwrap();
-        assert_eq!(store.claim_next(5).await.unwrap().unwrap().id, "eeee0001");
-        assert_eq!(store.recover_interrupted(6).await.unwrap().requeued, ["eeee0001"]);
-        // Second crash while it runs: failed, not queued a third time.
-        assert_eq!(store.claim_next(7).await.unwrap().unwrap().id, "eeee0001");
-        let r = store.recover_interrupted(8).await.unwrap();
-        assert_eq!((r.failed.as_slice(), r.requeued.len()), (["eeee0001".to_string()].as_slice(), 0));
-        let j = store.job("eeee0001".into()).await.unwrap().unwrap();
-        assert_eq!((j.state, j.message.as_deref()), (JobState::Failed, Some(CRASHED_TWICE)));
-        assert!(store.claim_next(9).await.unwrap().is_none());
-
-        // A crash after the gallery insert but before the job update: the job is done.
-        assert!(store.enqueue(job("eeee0002", 10, "b"), 10).await.unwrap());
-        assert_eq!(store.claim_next(11).await.unwrap().unwrap().id, "eeee0002");
-        store.insert_video(video("eeee0002", 12, "b", Mode::TextToVideo)).await.unwrap();
-        assert_eq!(store.recover_interrupted(13).await.unwrap().done, ["eeee0002"]);
-        let j = store.job("eeee0002".into()).await.unwrap().unwrap();
-        assert_eq!((j.state, j.video_id.as_deref()), (JobState::Done, Some("eeee0002")));
-        assert_eq!(store.queued_count().await.unwrap(), 0);
-        assert!(store.video_exists("eeee0002".into()).await.unwrap());
-        assert!(!store.video_exists("eeee0003".into()).await.unwrap());
-        assert_eq!(store.recent_prompts(5).await.unwrap(), ["b", "a"]);
-    }
-
-    #[tokio::test]
-    async fn gallery_search_filters_and_pages() {
-        let store = SqliteStore::open(&temp_db("gallery")).await.unwrap();
-        store.insert_video(video("b0000001", 10, "a red ball bouncing on grass", Mode::TextToVideo)).await.unwrap();
-        store.insert_video(video("b0000002", 20, "a blue star moving left", Mode::TextToVideo)).await.unwrap();
-        store.insert_video(video("b0000003", 30, "camera pans left", Mode::ImageToVideo)).await.unwrap();
-        let ids = |p: &VideoPage| p.videos.iter().map(|v| v.id.clone()).collect::<Vec<_>>();
-        let q = |q: &str| VideoQuery { q: q.into(), limit: 10, ..Default::default() };
-
-        assert_eq!(ids(&store.videos(q("")).await.unwrap()), ["b0000003", "b0000002", "b0000001"]);
-        assert_eq!(ids(&store.videos(q("left")).await.unwrap()), ["b0000003", "b0000002"]);
-        assert_eq!(ids(&store.videos(q("RED bou")).await.unwrap()), ["b0000001"]);
-        assert!(store.videos(q("purple")).await.unwrap().videos.is_empty());
-        // FTS syntax in a search is just text.
-        assert!(store.videos(q("\"red* OR (NEAR")).await.unwrap().videos.is_empty());
-        assert_eq!(ids(&store.videos(q("red)*")).await.unwrap()), ["b0000001"]);
-
-        let i2v = VideoQuery { mode: Some(Mode::ImageToVideo), limit: 10, ..Default::default() };
-        assert_eq!(ids(&store.videos(i2v).await.unwrap()), ["b0000003"]);
-
-        assert!(store.set_favorite("b0000001".into(), true).await.unwrap());
-        assert!(!store.set_favorite("ffffffff".into(), true).await.unwrap());
-        let favs = VideoQuery { favorites: true, limit: 10, ..Default::default() };
-        assert_eq!(ids(&store.videos(favs).await.unwrap()), ["b0000001"]);
-
-        let page1 = store.videos(VideoQuery { limit: 2, ..Default::default() }).await.unwrap();
-        assert_eq!(ids(&page1), ["b0000003", "b0000002"]);
-        let page2 = store
-            .videos(VideoQuery { limit: 2, before: page1.next.clone(), ..Default::default() })
-            .await
-            .unwrap();
-        assert_eq!(ids(&page2), ["b0000001"]);
-        assert_eq!(page2.next, None);
-
-        assert!(store.delete_video("b0000002".into()).await.unwrap());
-        assert!(!store.delete_video("b0000002".into()).await.unwrap());
-        assert!(store.videos(q("star")).await.unwrap().videos.is_empty(), "the index forgets deleted videos");
-        assert_eq!(store.count_videos().await.unwrap(), 2);
-        let v = store.video("b0000001".into()).await.unwrap().unwrap();
-        assert!(v.favorite);
-        assert_eq!(v.metadata["seed"], 1);
     }
 }

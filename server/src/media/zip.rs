@@ -2,7 +2,6 @@
 //! file. PNGs are already compressed, so storing them loses nothing.
 
 use anyhow::{Result, ensure};
-use std::path::Path;
 
 /// Builds a ZIP archive of `(name, bytes)` entries.
 pub fn store(entries: &[(String, Vec<u8>)]) -> Result<Vec<u8>> {
@@ -56,21 +55,6 @@ pub fn store(entries: &[(String, Vec<u8>)]) -> Result<Vec<u8>> {
     out.extend_from_slice(&central_offset.to_le_bytes());
     out.extend_from_slice(&0u16.to_le_bytes()); // comment length
     Ok(out)
-}
-
-/// Zips every file of `dir` (sorted by name) into `dest`, atomically.
-pub fn zip_dir(dir: &Path, dest: &Path) -> Result<()> {
-    let mut names: Vec<_> = std::fs::read_dir(dir)?
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    let entries = names
-        .into_iter()
-        .map(|n| Ok((format!("frames/{n}"), std::fs::read(dir.join(&n))?)))
-        .collect::<Result<Vec<_>>>()?;
-    crate::media::write_atomic(dest, &store(&entries)?)
 }
 
 #[cfg(test)]

@@ -1,0 +1,94 @@
+//! What several commands share: the built-in model's options, number checks against the
+//! shared bounds, the terminal progress bar, finding a diffusers folder, and noise files.
+
+use anyhow::{Context, bail};
+use model::builtin::pipeline::BuiltinModel;
+use model::device::{self, DeviceChoice};
+use model::diffusers::DType;
+use model::diffusers::common::folder::{self, Precision};
+use model::diffusers::common::weights::Weights;
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args, Clone)]
+pub struct ModelArgs {
+    /// Compute device: auto (a GPU through wgpu if present, else Burn's CPU backend), wgpu
+    /// (default adapter), wgpu:discrete:N, wgpu:integrated:N, wgpu:cpu (lavapipe), or cpu.
+    #[arg(long, env = "VIDPLAY_DEVICE", default_value = "auto")]
+    pub device: DeviceChoice,
+    /// Built-in model weights exported by the trainer (default: the weights shipped inside).
+    #[arg(long, env = "VIDPLAY_WEIGHTS")]
+    pub weights: Option<PathBuf>,
+}
+
+impl ModelArgs {
+    pub fn load(&self) -> anyhow::Result<(BuiltinModel, String)> {
+        let (model, opened) = self.load_on_device()?;
+        Ok((model, opened.description))
+    }
+
+    /// The model and the device it runs on (the server runs installed models there too).
+    pub fn load_on_device(&self) -> anyhow::Result<(BuiltinModel, device::OpenedDevice)> {
+        let opened = device::open(self.device)?;
+        let model = match &self.weights {
+            Some(path) => BuiltinModel::load(path, &opened.device)?,
+            None => BuiltinModel::shipped(&opened.device)?,
+        };
+        Ok((model, opened))
+    }
+}
+
+/// Checks command-line numbers against the table the API and the pages use.
+pub fn check_numbers(numbers: &[(&str, f64)]) -> anyhow::Result<()> {
+    for (name, value) in numbers {
+        app::limits::check_number(name, *value).map_err(|e| anyhow::anyhow!("--{}", e.replace('_', "-")))?;
+    }
+    Ok(())
+}
+
+/// Checks a free-text option's length.
+pub fn check_text(what: &str, text: &str) -> anyhow::Result<()> {
+    app::limits::check_text(what, text, app::limits::MAX_PROMPT_CHARS).map_err(|e| anyhow::anyhow!(e))
+}
+
+/// The terminal progress bar of a sampling run (hidden when stderr is not a terminal).
+pub fn step_bar(steps: usize) -> indicatif::ProgressBar {
+    indicatif::ProgressBar::new(steps as u64).with_style(
+        indicatif::ProgressStyle::with_template("{spinner} sampling [{bar:30}] {pos}/{len} steps, {elapsed} (eta {eta})")
+            .expect("static template")
+            .progress_chars("=> "),
+    )
+}
+
+/// Where a model comes from: a folder, or a Hugging Face repo id (downloaded into the HF cache
+/// when missing).
+pub fn locate(model_dir: Option<&Path>, repo: Option<&str>, dtype: DType) -> anyhow::Result<PathBuf> {
+    let precision = if dtype == DType::F32 { Precision::F32 } else { Precision::F16 };
+    match (model_dir, repo) {
+        (Some(dir), None) => {
+            if !dir.is_dir() {
+                bail!("model folder {} does not exist", dir.display());
+            }
+            Ok(dir.to_path_buf())
+        }
+        (None, Some(id)) => Ok(folder::resolve(id, precision, true)?),
+        _ => bail!("give exactly one of --model-dir DIR or --model REPO_ID"),
+    }
+}
+
+/// Reads `key` from a safetensors file as f32 of exactly `shape`; `None` when the key is absent
+/// and not `required`.
+pub fn read_tensor(path: &Path, key: &str, shape: &[usize], required: bool) -> anyhow::Result<Option<Vec<f32>>> {
+    let device = device::open(DeviceChoice::Cpu)?.device;
+    let file = Weights::open(&[path.to_path_buf()], &device, DType::F32)?;
+    if !file.contains(key) {
+        if required {
+            bail!("{}: needs a tensor named `{key}` of shape {shape:?}", path.display());
+        }
+        return Ok(None);
+    }
+    let (values, found) = file.read_f32(key).with_context(|| format!("{}: reading `{key}`", path.display()))?;
+    if found != shape {
+        bail!("{}: `{key}` has shape {found:?}, this request needs {shape:?}", path.display());
+    }
+    Ok(Some(values))
+}

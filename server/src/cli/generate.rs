@@ -1,0 +1,221 @@
+//! `vidplay generate`: a clip from a prompt, or an animated image, with the built-in model or
+//! with Stable Video Diffusion (`--model-dir` or `--model`), written as the playground writes
+//! results (video.mp4, video.gif, metadata.json, input.png, optionally frames/*.png).
+
+use super::common::{ModelArgs, check_numbers, check_text, locate, read_tensor, step_bar};
+use crate::engines::builtin;
+use crate::engines::stable_video_diffusion as svd_engine;
+use crate::engines::Rendered;
+use crate::ids::random_seed;
+use crate::media::input;
+use crate::media::writer::{WriteOptions, write_to_folder};
+use crate::precision::PrecisionChoice;
+use app::types::{JobParams, Mode};
+use model::builtin::pipeline::GenerationRequest;
+use model::device;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Stable Video Diffusion's options (diffusers' names and defaults).
+#[derive(clap::Args, Clone)]
+pub struct SvdArgs {
+    /// Motion bucket id: more motion when higher.
+    #[arg(long, default_value_t = 127)]
+    motion_bucket: u32,
+    /// Noise added to the input image before encoding it.
+    #[arg(long, default_value_t = 0.02)]
+    noise_aug: f32,
+    /// Guidance on the first frame; it ramps to --max-guidance on the last.
+    #[arg(long, default_value_t = 1.0)]
+    min_guidance: f32,
+    #[arg(long, default_value_t = 3.0)]
+    max_guidance: f32,
+    #[arg(long, default_value_t = 1024)]
+    width: usize,
+    #[arg(long, default_value_t = 576)]
+    height: usize,
+    /// Frames the VAE decodes at once (default: all; fewer use less memory).
+    #[arg(long)]
+    decode_chunk: Option<usize>,
+    /// Initial latents: a safetensors file with an f32 tensor `noise` [1, frames, 4, H/8, W/8]
+    /// (diffusers' `latents`) and optionally `image_noise` [1, 3, H, W].
+    #[arg(long)]
+    noise: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "auto")]
+    precision: PrecisionChoice,
+    /// Load each component only while it runs and run the guidance halves one at a time.
+    #[arg(long)]
+    low_memory: bool,
+}
+
+#[derive(clap::Args)]
+pub struct GenerateArgs {
+    /// What to show, e.g. "a red ball bouncing on a grass field, camera pans left".
+    #[arg(long, default_value = "")]
+    prompt: String,
+    /// First frame to animate (image-to-video).
+    #[arg(long)]
+    image: Option<PathBuf>,
+    /// Number of frames (default: the model's native clip length).
+    #[arg(long)]
+    frames: Option<usize>,
+    /// Frames per second (default: 8 built-in, 7 for SVD).
+    #[arg(long)]
+    fps: Option<u32>,
+    /// Sampling steps (default: 24 built-in, 25 for SVD).
+    #[arg(long)]
+    steps: Option<usize>,
+    /// A local Stable Video Diffusion folder (diffusers layout).
+    #[arg(long, conflicts_with_all = ["model", "weights"])]
+    model_dir: Option<PathBuf>,
+    /// A Hugging Face repo id, e.g. stabilityai/stable-video-diffusion-img2vid-xt.
+    #[arg(long, conflicts_with = "weights")]
+    model: Option<String>,
+    #[command(flatten)]
+    svd: SvdArgs,
+    /// Text guidance scale (1 turns classifier-free guidance off).
+    #[arg(long, default_value_t = 3.0)]
+    guidance: f32,
+    /// Image guidance scale for image-to-video.
+    #[arg(long, default_value_t = 1.5)]
+    image_guidance: f32,
+    /// Motion strength: 1 normal, 0.5 slow, 1.5 fast.
+    #[arg(long, default_value_t = 1.0)]
+    motion: f32,
+    /// Random seed (default: a new random one; the one used is in metadata.json).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Output frame size in pixels (frames are upscaled from the model's resolution).
+    #[arg(long, default_value_t = 256)]
+    size: u32,
+    /// Also write every frame as DIR/frames/0000.png, ...
+    #[arg(long)]
+    png_frames: bool,
+    /// Output directory.
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    builtin: ModelArgs,
+}
+
+pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
+    check_text("the prompt", &a.prompt)?;
+    check_numbers(&[("guidance", a.guidance as f64), ("image_guidance", a.image_guidance as f64), ("motion", a.motion as f64)])?;
+    if let Some(fps) = a.fps {
+        check_numbers(&[("fps", fps as f64)])?;
+    }
+    if a.model_dir.is_some() || a.model.is_some() {
+        return run_svd(a);
+    }
+    let started = Instant::now();
+    let req = GenerationRequest {
+        prompt: a.prompt.clone(),
+        frames: a.frames,
+        fps: a.fps.unwrap_or(8),
+        steps: a.steps.unwrap_or(24),
+        guidance: a.guidance,
+        image_guidance: a.image_guidance,
+        seed: a.seed.unwrap_or_else(random_seed),
+        motion: a.motion,
+        display_size: a.size,
+    };
+    // Read the input before loading anything, so bad input fails fast.
+    let input_image = a.image.as_deref().map(input::load).transpose()?;
+    let (model, device) = a.builtin.load()?;
+    model.validate(&req, input_image.is_some())?;
+    let load_s = started.elapsed().as_secs_f64();
+    let understood = model::builtin::prompt::parse(&req.prompt);
+    if !understood.ignored.is_empty() {
+        eprintln!("note: the model ignores: {}", understood.ignored.join(", "));
+    }
+    let bar = step_bar(req.steps);
+    let clip = model.generate(&req, input_image.as_ref(), &mut |p| bar.set_position(p.step as u64), &|| false)?;
+    bar.finish_and_clear();
+    let params = JobParams {
+        prompt: req.prompt.clone(),
+        fps: req.fps,
+        steps: req.steps as u32,
+        guidance: req.guidance,
+        image_guidance: req.image_guidance,
+        motion: req.motion,
+        ..JobParams::default()
+    };
+    let mut meta = builtin::result_meta(&params, &clip, &req, &device);
+    meta.input_image = a.image.as_ref().map(|p| p.display().to_string());
+    meta.timings.load_s = load_s;
+    meta.timings.total_s = started.elapsed().as_secs_f64();
+    let native = clip.native_size;
+    let mut result = Rendered { frames: clip.frames, fps: clip.fps, still: false, input: clip.native_input, keyframe: None, meta };
+    write_to_folder(&mut result, WriteOptions { png_frames: a.png_frames, gallery: false }, &a.out)?;
+    println!(
+        "wrote {} ({} frames, {s}x{s} upscaled from {native}x{native}, seed {}) in {:.1} s",
+        a.out.display(),
+        result.meta.frames,
+        req.seed,
+        result.meta.timings.total_s,
+        s = a.size,
+    );
+    Ok(())
+}
+
+/// `vidplay generate` with Stable Video Diffusion.
+fn run_svd(a: GenerateArgs) -> anyhow::Result<()> {
+    use model::diffusers::stable_video_diffusion::{MemoryMode, StableVideoDiffusion, VideoRequest};
+    let svd = a.svd;
+    let started = Instant::now();
+    let Some(image_path) = a.image else {
+        anyhow::bail!("Stable Video Diffusion animates an image: give --image PATH");
+    };
+    // Check the cheap things before loading anything.
+    let input_image = input::load(&image_path)?;
+    if svd.width == 0 || svd.height == 0 || svd.width % 8 != 0 || svd.height % 8 != 0 {
+        anyhow::bail!("--width and --height must be positive multiples of 8, got {}x{}", svd.width, svd.height);
+    }
+    let opened = device::open(a.builtin.device)?;
+    let dtype = svd.precision.resolve(&opened);
+    let root = locate(a.model_dir.as_deref(), a.model.as_deref(), dtype)?;
+    let memory = if svd.low_memory { MemoryMode::Low } else { MemoryMode::Resident };
+    let pipeline = StableVideoDiffusion::load(&root, &opened.device, dtype, memory)?;
+    let load_s = started.elapsed().as_secs_f64();
+    let mut req = VideoRequest::new(svd.width, svd.height);
+    req.frames = a.frames;
+    req.steps = a.steps.unwrap_or(25);
+    req.fps = a.fps.unwrap_or(7);
+    req.motion_bucket = svd.motion_bucket;
+    req.noise_aug = svd.noise_aug;
+    req.min_guidance = svd.min_guidance;
+    req.max_guidance = svd.max_guidance;
+    req.decode_chunk = svd.decode_chunk;
+    req.seed = a.seed.unwrap_or_else(random_seed);
+    if let Some(path) = &svd.noise {
+        let f = pipeline.scale_factor();
+        let n = a.frames.unwrap_or(pipeline.default_frames());
+        let (c, h, w) = (pipeline.vae_config.latent_channels, svd.height / f, svd.width / f);
+        req.noise = read_tensor(path, "noise", &[1, n, c, h, w], true)?;
+        req.image_noise = read_tensor(path, "image_noise", &[1, 3, svd.height, svd.width], false)?;
+    }
+    let bar = step_bar(req.steps);
+    let video = pipeline.generate(&input_image, &req, &mut |p| bar.set_position(p.step as u64), &|| false)?;
+    bar.finish_and_clear();
+    let name = a.model.unwrap_or_else(|| root.display().to_string());
+    let mut meta = svd_engine::video_meta(&name, &pipeline, &req, &video, &opened.description, load_s);
+    meta.input_image = Some(image_path.display().to_string());
+    if let Some(noise) = &svd.noise {
+        meta.details.insert("noise_file".into(), noise.display().to_string().into());
+    }
+    meta.timings.total_s = started.elapsed().as_secs_f64();
+    let input = svd_engine::fit(&input_image, req.width, req.height);
+    let mut result = Rendered { frames: video.to_rgb8(), fps: req.fps, still: false, input: Some(input), keyframe: None, meta };
+    result.meta.mode = Mode::ImageToVideo;
+    write_to_folder(&mut result, WriteOptions { png_frames: a.png_frames, gallery: false }, &a.out)?;
+    println!(
+        "wrote {} ({} frames at {}x{}, seed {}) in {:.1} s",
+        a.out.display(),
+        result.meta.frames,
+        req.width,
+        req.height,
+        req.seed,
+        result.meta.timings.total_s
+    );
+    Ok(())
+}

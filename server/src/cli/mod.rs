@@ -1,0 +1,49 @@
+//! The `vidplay` command line: one module per command, each with its own arguments.
+
+pub mod bench;
+pub mod common;
+pub mod eval;
+pub mod generate;
+pub mod image;
+pub mod models;
+pub mod serve;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "vidplay", version, about = "A self-hosted video-generation playground")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Generate a clip from a prompt, or animate an image: with the built-in model, or with
+    /// Stable Video Diffusion (`--model-dir` or `--model`, image-to-video).
+    Generate(generate::GenerateArgs),
+    /// Measure the built-in model's faithfulness on held-out prompts.
+    Eval(eval::EvalArgs),
+    /// Benchmark seconds per clip and peak memory at the default settings.
+    Bench(bench::BenchArgs),
+    /// Make an image from a prompt with a Stable Diffusion-family model (diffusers layout).
+    Image(image::ImageArgs),
+    /// List installed diffusers models (the models folder and the Hugging Face cache).
+    Models(models::ModelsArgs),
+    /// List graphics adapters wgpu can see.
+    Devices,
+    /// Start the playground web server.
+    Serve(serve::ServeArgs),
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Generate(a) => generate::run(a),
+        Command::Eval(a) => eval::run(a),
+        Command::Bench(a) => bench::command(a),
+        Command::Image(a) => image::run(a),
+        Command::Models(a) => models::run(a),
+        Command::Devices => models::devices(),
+        Command::Serve(a) => serve::run(a),
+    }
+}

@@ -1,0 +1,112 @@
+//! `vidplay serve`: the playground, until Ctrl-C or SIGTERM (the running job goes back to the
+//! queue and runs on the next start).
+
+use super::common::ModelArgs;
+use crate::web::{ServeOptions, security};
+use model::builtin::pipeline::BuiltinModel;
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    #[arg(long, env = "VIDPLAY_ADDR", default_value = "127.0.0.1:3000")]
+    addr: std::net::SocketAddr,
+    /// Database and media live here.
+    #[arg(long, env = "VIDPLAY_DATA_DIR", default_value = "data")]
+    data_dir: PathBuf,
+    /// The browser bundle, styles and public files (`cargo xtask site` writes them).
+    #[arg(long, env = "VIDPLAY_SITE_ROOT", default_value = "target/site")]
+    site_root: PathBuf,
+    /// Do not queue example videos on first start.
+    #[arg(long)]
+    no_examples: bool,
+    /// Installed diffusers models (one folder each) offered next to the built-in model,
+    /// besides those in the Hugging Face cache.
+    #[arg(long, env = "VIDPLAY_MODELS_DIR", default_value = "models")]
+    models_dir: PathBuf,
+    /// Memory for loaded models, in MiB (default: half the machine's); when a model does not
+    /// fit, the least recently used ones are freed first.
+    #[arg(long, env = "VIDPLAY_MODEL_MEMORY_MIB")]
+    model_memory_mib: Option<u64>,
+    /// A host name this server may be reached by besides localhost and the bound address
+    /// (e.g. the machine's name on the lab network); repeatable, or comma-separated in
+    /// the environment. Requests for other names are refused (DNS rebinding).
+    #[arg(long = "public-host", env = "VIDPLAY_PUBLIC_HOST", value_delimiter = ',')]
+    public_hosts: Vec<String>,
+    /// Require this token: `Authorization: Bearer TOKEN` for the API, a sign-in for pages.
+    /// Needed to listen beyond loopback.
+    #[arg(long, env = "VIDPLAY_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Listen beyond loopback without a token (only behind something that authenticates).
+    #[arg(long)]
+    no_auth: bool,
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
+/// Ctrl-C (SIGINT) or SIGTERM (service managers, `docker stop`).
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(e) => {
+            eprintln!("warning: cannot listen for SIGTERM: {e}");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+pub fn run(a: ServeArgs) -> anyhow::Result<()> {
+    let addr = a.addr;
+    security::check_exposure(addr, a.token.as_deref(), a.no_auth).map_err(|e| anyhow::anyhow!(e))?;
+    let opts = ServeOptions {
+        addr,
+        data_dir: a.data_dir,
+        site_root: a.site_root,
+        seed_examples: !a.no_examples,
+        models_dir: Some(a.models_dir),
+        access: security::Access::new(addr, &a.public_hosts, a.token),
+        model_memory_mib: a.model_memory_mib.unwrap_or_else(ServeOptions::default_model_memory_mib),
+        faults: crate::faults::Faults::from_env()?,
+    };
+    if !crate::web::assets::site_is_built(&opts.site_root) {
+        eprintln!(
+            "warning: no browser bundle in {}; pages work without JavaScript. Build it with `cargo xtask site --release` (scripts/play does).",
+            opts.site_root.display()
+        );
+    }
+    let model = a.model;
+    let config = BuiltinModel::config_of(model.weights.as_deref())?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+        let bound = listener.local_addr()?;
+        let (router, jobs) = crate::web::build(&opts, config, move || model.load_on_device()).await?;
+        println!("vidplay playground on http://{bound} (data in {})", opts.data_dir.display());
+        let stopping = jobs.clone();
+        let runtime = tokio::runtime::Handle::current();
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                shutdown_signal().await;
+                eprintln!("shutting down: the running job (if any) goes back to the queue");
+                // Event streams end now, so open pages do not hold the shutdown.
+                stopping.begin_shutdown();
+                // A step that outlasts this is cut off; its job still goes back to the queue.
+                std::thread::spawn(move || {
+                    std::thread::sleep(std::time::Duration::from_secs(20));
+                    eprintln!("shutdown took too long; exiting");
+                    if let Err(e) = runtime.block_on(stopping.requeue_current()) {
+                        eprintln!("putting the running job back in the queue: {e}");
+                    }
+                    std::process::exit(1);
+                });
+            })
+            .await?;
+        // A running job goes back to the queue and runs on the next start.
+        jobs.shutdown().await;
+        anyhow::Ok(())
+    })
+}

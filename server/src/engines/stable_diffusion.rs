@@ -1,0 +1,154 @@
+//! Stable Diffusion-family text-to-image models (diffusers folders) as an engine: they make
+//! images, and the keyframes of text-to-video chains.
+
+use super::{EngineJob, Rendered, RunContext};
+use crate::precision::PrecisionChoice;
+use app::models::{ModelInfo, ParamSpec};
+use app::results::{Resolution, ResultMeta, Timings};
+use app::types::{JobParams, Mode};
+use model::diffusers::stable_diffusion::{ImageRequest, StableDiffusion};
+use model::generate::GenerateError;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Largest side of a generated image.
+pub const MAX_SIDE: u32 = 1024;
+/// Most sampling steps.
+pub const MAX_STEPS: u32 = 150;
+
+pub struct StableDiffusionEngine {
+    info: ModelInfo,
+    path: PathBuf,
+}
+
+impl StableDiffusionEngine {
+    pub fn new(name: &str, path: &Path) -> Self {
+        let info = ModelInfo {
+            id: name.into(),
+            family: "stable-diffusion".into(),
+            description: format!(
+                "A Stable Diffusion text-to-image model (diffusers folder {}): makes keyframes to animate.",
+                path.display()
+            ),
+            tasks: vec![Mode::TextToImage],
+            params: vec![
+                ParamSpec::text("negative", "Negative prompt", app::limits::MAX_PROMPT_CHARS, "what the image should not show"),
+                ParamSpec::integer("width", "Width", 64, MAX_SIDE, 8, 512, "width in pixels"),
+                ParamSpec::integer("height", "Height", 64, MAX_SIDE, 8, 512, "height in pixels"),
+                ParamSpec::integer("steps", "Steps", 1, MAX_STEPS, 1, 25, "sampling steps: more is slower and cleaner"),
+                ParamSpec::number("guidance", "Guidance", 0.0, 30.0, 0.5, 7.5, "how strongly the image follows the prompt (1 or less: off)"),
+            ],
+            native_width: 512,
+            native_height: 512,
+            native_frames: 1,
+            memory_mib: weights_mib(path),
+            chips: Vec::new(),
+            reads_prompt: false,
+            input_note: String::new(),
+        };
+        Self { info, path: path.to_path_buf() }
+    }
+
+    /// Makes the image of `params` (its prompt, negative prompt, size and seed, with the
+    /// given steps and guidance), reporting steps through `ctx`.
+    pub fn make_image(&self, params: &JobParams, steps: u32, guidance: f32, ctx: &mut RunContext<'_>) -> Result<Rendered, GenerateError> {
+        let started = Instant::now();
+        let dtype = PrecisionChoice::Auto.resolve(ctx.device);
+        let device = ctx.device.device.clone();
+        let sd = ctx.models.get_or_load(&self.info.id, self.info.memory_mib, || {
+            StableDiffusion::load(&self.path, &device, dtype).map_err(|e| super::load_error(&self.info.id, e))
+        })?;
+        let load_s = started.elapsed().as_secs_f64();
+        let req = ImageRequest {
+            prompt: params.prompt.clone(),
+            negative: params.negative.clone(),
+            steps: steps as usize,
+            guidance,
+            width: params.width as usize,
+            height: params.height as usize,
+            seed: params.seed.unwrap_or(0),
+            noise: None,
+            scheduler: None,
+        };
+        let image = {
+            let _s = tracing::info_span!("sampling", steps = req.steps).entered();
+            sd.generate(&req, ctx.progress, ctx.cancelled)?
+        };
+        let mut meta = image_meta(&self.info.id, &sd, &req, &image, &ctx.device.description);
+        meta.params = JobParams { model: self.info.id.clone(), steps, guidance, ..params.clone() };
+        meta.timings.load_s = load_s;
+        meta.timings.total_s = started.elapsed().as_secs_f64();
+        Ok(Rendered { frames: vec![image.to_rgb8()], fps: 1, still: true, input: None, keyframe: None, meta })
+    }
+}
+
+/// The metadata of one generated image.
+pub fn image_meta(
+    model: &str,
+    sd: &StableDiffusion,
+    req: &ImageRequest,
+    image: &model::diffusers::stable_diffusion::GeneratedImage,
+    device: &str,
+) -> ResultMeta {
+    let size = [req.width as u32, req.height as u32];
+    let mut details = serde_json::Map::new();
+    details.insert("model_path".into(), sd.root.display().to_string().into());
+    details.insert("scheduler".into(), format!("{:?}", req.scheduler.unwrap_or(sd.scheduler.kind())).into());
+    ResultMeta {
+        mode: Mode::TextToImage,
+        model: model.into(),
+        family: "stable-diffusion".into(),
+        prompt: req.prompt.clone(),
+        params: JobParams {
+            prompt: req.prompt.clone(),
+            model: model.into(),
+            negative: req.negative.clone(),
+            steps: req.steps as u32,
+            guidance: req.guidance,
+            width: size[0],
+            height: size[1],
+            seed: Some(req.seed),
+            ..JobParams::default()
+        },
+        seed: req.seed,
+        frames: 1,
+        fps: 1,
+        resolution: Resolution { native: size, display: size, upscale_filter: "none".into() },
+        device: device.into(),
+        precision: format!("{:?}", sd.dtype),
+        timings: Timings { sampling_s: image.sampling_seconds, decode_s: image.decode_seconds, ..Timings::default() },
+        details,
+        created_unix: crate::ids::now_unix(),
+        vidplay_version: env!("CARGO_PKG_VERSION").into(),
+        ..ResultMeta::default()
+    }
+}
+
+/// A model folder's weights in MiB: what loading it costs, roughly.
+pub fn weights_mib(root: &Path) -> u64 {
+    fn walk(dir: &Path, depth: usize) -> u64 {
+        let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+        entries
+            .flatten()
+            .map(|e| {
+                let path = e.path();
+                match e.metadata() {
+                    Ok(m) if m.is_dir() && depth < 2 => walk(&path, depth + 1),
+                    Ok(m) if path.extension().is_some_and(|x| x == "safetensors") => m.len(),
+                    _ => 0,
+                }
+            })
+            .sum()
+    }
+    walk(root, 0).div_ceil(1 << 20).max(1)
+}
+
+impl super::Engine for StableDiffusionEngine {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn run(&self, job: EngineJob<'_>, ctx: &mut RunContext<'_>) -> Result<Rendered, GenerateError> {
+        self.make_image(job.params, job.params.steps, job.params.guidance, ctx)
+    }
+}

@@ -1,0 +1,13 @@
+//! Media: where result files and uploads are kept ([`store::MediaStore`], the local disk
+//! through [`object::ObjectMedia`]), how results become files ([`writer`], [`encode`], [`zip`]),
+//! and how uploaded images are read ([`input`]).
+
+pub mod conformance;
+pub mod encode;
+pub mod input;
+pub mod object;
+pub mod store;
+pub mod writer;
+pub mod zip;
+
+pub use store::{MediaError, MediaStore};

@@ -1,0 +1,63 @@
+//! Where result files and uploads are kept: the [`MediaStore`] interface (put, get with byte
+//! ranges, delete, list). Keys come from [`app::media_files`]; nothing else names a file.
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use std::ops::Range;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    /// The asked range lies outside the object.
+    #[error("the range {start}-{end} is outside the file ({size} bytes)")]
+    Range { start: u64, end: u64, size: u64 },
+    #[error("the key {0:?} is not a valid media key")]
+    Key(String),
+    #[error("media storage failed: {0}")]
+    Backend(String),
+}
+
+pub type MediaResult<T> = Result<T, MediaError>;
+
+/// An object read back: the bytes asked for, and the whole object's size.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fetched {
+    pub bytes: Bytes,
+    /// The range returned, within `0..size`.
+    pub range: Range<u64>,
+    pub size: u64,
+}
+
+pub trait MediaStore: Send + Sync + 'static {
+    /// Stores `bytes` at `key`, atomically: a reader sees the old object, or the whole new one.
+    fn put(&self, key: &str, bytes: Bytes) -> BoxFuture<'_, MediaResult<()>>;
+    /// The object at `key` (only `range` of it when given; a range running past the end is cut
+    /// at the end), or `None` when there is none.
+    fn get(&self, key: &str, range: Option<Range<u64>>) -> BoxFuture<'_, MediaResult<Option<Fetched>>>;
+    /// Removes the object at `key`; removing a missing object is not an error.
+    fn delete(&self, key: &str) -> BoxFuture<'_, MediaResult<()>>;
+    /// Every key under `prefix` (a folder: `media/ID/`), in no particular order.
+    fn list(&self, prefix: &str) -> BoxFuture<'_, MediaResult<Vec<String>>>;
+}
+
+/// Removes every object under `prefix`; returns how many.
+pub async fn delete_prefix(store: &dyn MediaStore, prefix: &str) -> MediaResult<usize> {
+    let keys = store.list(prefix).await?;
+    for key in &keys {
+        store.delete(key).await?;
+    }
+    Ok(keys.len())
+}
+
+/// The ids of the results stored (`media/ID/...`), without duplicates.
+pub async fn result_ids(store: &dyn MediaStore) -> MediaResult<Vec<String>> {
+    let prefix = format!("{}/", app::media_files::RESULTS);
+    let mut ids: Vec<String> = store
+        .list(&prefix)
+        .await?
+        .iter()
+        .filter_map(|k| k.strip_prefix(&prefix)?.split('/').next().map(str::to_string))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    Ok(ids)
+}

@@ -1,0 +1,349 @@
+//! The job queue: persisted in the [`Store`], run one at a time on a dedicated generation
+//! thread that owns the models (never on the async runtime), with live progress broadcast to
+//! whoever listens and cancel between steps. The queue runs whatever engine a job names; it
+//! never knows the model family.
+//!
+//! Uploaded images are normalised to PNG in the media store when the job is created, so a job
+//! interrupted by a restart can run again. A result's files are all in the media store before
+//! its gallery record exists, and nothing serves a result without one.
+
+pub mod events;
+pub mod recovery;
+mod worker;
+
+use crate::engines::Registry;
+use crate::faults::Faults;
+use crate::ids::{new_id, now_ms};
+use crate::media::{MediaStore, input};
+use crate::storage::{Store, StoreError};
+use app::media_files::upload_key;
+use app::types::{Job, JobParams, JobState, WorkerHealth};
+use events::{JobEvent, StreamCounter, StreamSlot};
+use model::builtin::pipeline::BuiltinModel;
+use model::device::OpenedDevice;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use tokio::runtime::Handle;
+use tokio::sync::{Semaphore, broadcast, watch};
+
+/// Most jobs waiting at once; more are refused with "queue full".
+pub const QUEUE_LIMIT: usize = 16;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// The request or its image is unusable; the message says why.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the queue is full ({QUEUE_LIMIT} jobs waiting); try again when some have finished")]
+    QueueFull,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// An image given with a job.
+pub struct Upload {
+    pub bytes: Vec<u8>,
+    pub name: String,
+}
+
+/// How the queue is set up.
+pub struct QueueConfig {
+    pub store: Arc<dyn Store>,
+    pub media: Arc<dyn MediaStore>,
+    pub registry: Arc<Registry>,
+    /// Example images offered for image-to-video.
+    pub examples_dir: PathBuf,
+    /// Loaded models are kept within this much memory (MiB).
+    pub model_memory_mib: u64,
+    pub faults: Faults,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    media: Arc<dyn MediaStore>,
+    registry: Arc<Registry>,
+    examples_dir: PathBuf,
+    model_memory_mib: u64,
+    /// Cancel flags of jobs that are running, or were asked to stop while being claimed.
+    cancels: Mutex<HashMap<String, Arc<AtomicBool>>>,
+    events: broadcast::Sender<JobEvent>,
+    /// Turns true when the server begins to shut down (event streams end).
+    closing: watch::Sender<bool>,
+    streams: StreamCounter,
+    /// Image decoding at once: about one per core.
+    decoding: Arc<Semaphore>,
+    faults: Faults,
+    /// The job the worker is running now, and the last failure it saw.
+    current: Mutex<Option<String>>,
+    last_error: Mutex<Option<String>>,
+    model_failed: AtomicBool,
+    wake: Mutex<mpsc::Sender<()>>,
+    /// Set by [`Jobs::begin_shutdown`]: the worker puts its job back in the queue and stops.
+    stopping: AtomicBool,
+    worker: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// Handle to the queue; cheap to clone.
+#[derive(Clone)]
+pub struct Jobs {
+    inner: Arc<Inner>,
+}
+
+impl Jobs {
+    /// Re-queues jobs a crash interrupted, removes what they left behind, then starts the
+    /// generation thread, which opens the device and loads the built-in model with `load` and
+    /// runs queued jobs oldest first.
+    pub async fn start(
+        config: QueueConfig,
+        load: impl FnOnce() -> anyhow::Result<(BuiltinModel, OpenedDevice)> + Send + 'static,
+    ) -> anyhow::Result<Jobs> {
+        let QueueConfig { store, media, registry, examples_dir, model_memory_mib, faults } = config;
+        let recovered = store.recover_interrupted(now_ms()).await?;
+        if !recovered.requeued.is_empty() {
+            tracing::warn!(ids = ?recovered.requeued, "jobs interrupted by a restart are queued again");
+        }
+        if !recovered.done.is_empty() {
+            tracing::warn!(ids = ?recovered.done, "jobs that finished just before a crash are marked done");
+        }
+        if !recovered.failed.is_empty() {
+            tracing::error!(ids = ?recovered.failed, "jobs that crashed the server twice are failed");
+        }
+        recovery::clean_orphans(store.as_ref(), media.as_ref()).await?;
+        let (wake_tx, wake_rx) = mpsc::channel();
+        let jobs = Jobs {
+            inner: Arc::new(Inner {
+                store,
+                media,
+                registry,
+                examples_dir,
+                model_memory_mib,
+                cancels: Mutex::default(),
+                events: broadcast::channel(256).0,
+                closing: watch::channel(false).0,
+                streams: StreamCounter::default(),
+                decoding: Arc::new(Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))),
+                faults,
+                current: Mutex::default(),
+                last_error: Mutex::default(),
+                model_failed: AtomicBool::new(false),
+                wake: Mutex::new(wake_tx),
+                stopping: AtomicBool::new(false),
+                worker: Mutex::new(None),
+            }),
+        };
+        let worker = jobs.clone();
+        let rt = Handle::current();
+        let handle = std::thread::Builder::new()
+            .name("generation".into())
+            .spawn(move || worker.run_worker(rt, wake_rx, load))?;
+        *jobs.inner.worker.lock().expect("worker lock") = Some(handle);
+        Ok(jobs)
+    }
+
+    /// Begins shutting down: event streams end, and a running job is interrupted at its next
+    /// step and queued again, so the next start runs it. Returns at once.
+    pub fn begin_shutdown(&self) {
+        // The worker sees `stopping` between steps; a cancel flag stays a user's cancel.
+        self.inner.stopping.store(true, Ordering::Relaxed);
+        self.inner.closing.send_replace(true);
+        self.wake();
+    }
+
+    /// Resolves when the server begins to shut down.
+    pub fn closing(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.inner.closing.subscribe();
+        async move {
+            let _ = rx.wait_for(|closing| *closing).await;
+        }
+    }
+
+    /// Puts the job the worker is running back in the queue, for a shutdown that cannot wait
+    /// for it to stop (a step longer than the shutdown allows): it runs again on the next start,
+    /// and it does not count as a crash.
+    pub async fn requeue_current(&self) -> Result<(), StoreError> {
+        let current = self.inner.current.lock().expect("current lock").clone();
+        if let Some(id) = current
+            && let Some(mut job) = self.inner.store.job(id).await?
+            && job.state == JobState::Running
+        {
+            worker::put_back_for_shutdown(&mut job);
+            self.inner.store.update_job(job).await?;
+        }
+        Ok(())
+    }
+
+    /// Stops the generation thread (see [`Jobs::begin_shutdown`]); returns when it has exited.
+    pub async fn shutdown(&self) {
+        self.begin_shutdown();
+        let handle = self.inner.worker.lock().expect("worker lock").take();
+        if let Some(handle) = handle {
+            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    pub fn media(&self) -> &Arc<dyn MediaStore> {
+        &self.inner.media
+    }
+
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.inner.registry
+    }
+
+    pub fn examples_dir(&self) -> &Path {
+        &self.inner.examples_dir
+    }
+
+    /// Every job update (created, each step, finished).
+    pub fn subscribe(&self) -> broadcast::Receiver<JobEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// A slot for one more event stream, unless too many are open.
+    pub fn stream_slot(&self) -> Option<StreamSlot> {
+        self.inner.streams.slot()
+    }
+
+    fn publish(&self, job: &Job) {
+        let _ = self.inner.events.send(JobEvent::Changed(Box::new(job.clone())));
+    }
+
+    /// Whether the worker is alive, what it runs, how long the queue is, the last failure.
+    pub async fn health(&self) -> Result<WorkerHealth, StoreError> {
+        let worker_alive = self.inner.worker.lock().expect("worker lock").as_ref().is_some_and(|h| !h.is_finished());
+        let model_failed = self.inner.model_failed.load(Ordering::Relaxed);
+        let queue_length = self.inner.store.queued_count().await?;
+        Ok(WorkerHealth {
+            worker_alive,
+            current_job: self.inner.current.lock().expect("current lock").clone(),
+            queue_length,
+            last_error: self.inner.last_error.lock().expect("error lock").clone(),
+            stalled: !worker_alive || model_failed,
+        })
+    }
+
+    /// The cancel flag of a job, made if it has none yet (shared by a cancel and the worker,
+    /// whichever comes first, so a cancel that lands while the job is claimed is not lost).
+    fn cancel_flag(&self, id: &str) -> Arc<AtomicBool> {
+        self.inner.cancels.lock().expect("cancels lock").entry(id.to_string()).or_default().clone()
+    }
+
+    fn forget_cancel_flag(&self, id: &str) {
+        self.inner.cancels.lock().expect("cancels lock").remove(id);
+    }
+
+    fn wake(&self) {
+        let _ = self.inner.wake.lock().expect("wake lock").send(());
+    }
+
+    /// Checks and queues a job: the shared outer bounds, then the model's own (its engine
+    /// picks the task). The image, if any, is decoded with the upload limits and stored as PNG
+    /// before the job is queued.
+    pub async fn submit(&self, mut params: JobParams, upload: Option<Upload>) -> Result<Job, SubmitError> {
+        app::limits::check_params(&params).map_err(SubmitError::Invalid)?;
+        let registry = &self.inner.registry;
+        if params.model.is_empty() {
+            params.model = registry.default_id().to_string();
+        }
+        let Some(engine) = registry.get(&params.model) else {
+            return Err(SubmitError::Invalid(format!("unknown model {:?}; this server has {:?}", params.model, registry.ids())));
+        };
+        // The seed is drawn now, so the result can be made again.
+        let seed = params.seed.unwrap_or_else(crate::ids::random_seed);
+        params.seed = Some(seed);
+        let mode = engine.validate(&mut params, upload.is_some()).map_err(SubmitError::Invalid)?;
+        let total = engine.total_steps(&params, mode);
+        // Refuse before decoding anything when there is no room (enqueue checks again, atomically).
+        if self.inner.store.queued_count().await? >= QUEUE_LIMIT as u64 {
+            return Err(SubmitError::QueueFull);
+        }
+        let id = new_id();
+        let key = upload_key(&id);
+        if let Some(upload) = upload {
+            let max_side = registry.max_input_side();
+            // Held by the decoding itself, so a client that goes away does not free it early.
+            let permit = self.inner.decoding.clone().acquire_owned().await.map_err(|e| SubmitError::Internal(e.to_string()))?;
+            let png = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, SubmitError> {
+                let _permit = permit;
+                let img = input::decode(&upload.bytes, &upload.name).map_err(|e| SubmitError::Invalid(e.to_string()))?;
+                // Kept no larger than any model uses, so an accepted upload never fails later.
+                let img = input::fit_within(img, max_side);
+                crate::media::encode::encode_png(&img, None).map_err(|e| SubmitError::Internal(format!("encoding the upload: {e}")))
+            })
+            .await
+            .map_err(|e| SubmitError::Internal(e.to_string()))??;
+            self.inner.media.put(&key, png.into()).await.map_err(|e| SubmitError::Internal(format!("saving the upload: {e}")))?;
+        }
+        let job = Job {
+            id: id.clone(),
+            state: JobState::Queued,
+            mode,
+            total,
+            params,
+            created_ms: now_ms(),
+            started_ms: None,
+            finished_ms: None,
+            step: 0,
+            message: None,
+            video_id: None,
+        };
+        match self.inner.store.enqueue(job.clone(), QUEUE_LIMIT).await {
+            Ok(true) => {}
+            Ok(false) => {
+                let _ = self.inner.media.delete(&key).await;
+                return Err(SubmitError::QueueFull);
+            }
+            Err(e) => {
+                let _ = self.inner.media.delete(&key).await;
+                return Err(e.into());
+            }
+        }
+        tracing::info!(id = %job.id, mode = job.mode.as_str(), model = %job.params.model, "job queued");
+        self.publish(&job);
+        self.wake();
+        Ok(job)
+    }
+
+    /// Cancels a queued or running job. Returns the job as it is now, or `None` if unknown.
+    pub async fn cancel(&self, id: &str) -> Result<Option<Job>, StoreError> {
+        let Some(mut job) = self.inner.store.job(id.to_string()).await? else {
+            return Ok(None);
+        };
+        if job.state.is_finished() {
+            return Ok(Some(job));
+        }
+        // Raised before the queue is touched: if the worker claims the job meanwhile, it finds
+        // the flag up and stops at once.
+        self.cancel_flag(id).store(true, Ordering::Relaxed);
+        if self.inner.store.cancel_queued(id.to_string(), now_ms()).await? {
+            self.forget_cancel_flag(id);
+            let _ = self.inner.media.delete(&upload_key(id)).await;
+            job = self.inner.store.job(id.to_string()).await?.unwrap_or(job);
+            self.publish(&job);
+        } else {
+            job = self.inner.store.job(id.to_string()).await?.unwrap_or(job);
+            if job.state.is_finished() {
+                // It finished before the flag was seen: nothing left to stop.
+                self.forget_cancel_flag(id);
+            }
+        }
+        Ok(Some(job))
+    }
+
+    /// Deletes a video: its record first (its media are unreachable from then on), then its
+    /// files (a failed removal is retried at the next start).
+    pub async fn delete_video(&self, id: &str) -> Result<bool, StoreError> {
+        let existed = self.inner.store.delete_video(id.to_string()).await?;
+        if existed {
+            recovery::remove_media(self.inner.media.as_ref(), id).await;
+        }
+        Ok(existed)
+    }
+}

@@ -1,0 +1,49 @@
+//! What the stores must look like after any crash: at start, results without a gallery record
+//! (written just before a crash, or whose removal failed) and uploads of jobs that will never
+//! run again are removed.
+
+use crate::media::MediaStore;
+use crate::media::store::{delete_prefix, result_ids};
+use crate::storage::{Store, StoreError};
+use app::media_files::{UPLOADS, result_prefix};
+use app::types::is_valid_id;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecoveryError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Media(#[from] crate::media::MediaError),
+}
+
+/// Removes every file the store does not account for (run once at start, after
+/// [`Store::recover_interrupted`]). Returns how many results and uploads were removed.
+pub async fn clean_orphans(store: &dyn Store, media: &dyn MediaStore) -> Result<usize, RecoveryError> {
+    let mut removed = 0;
+    for id in result_ids(media).await? {
+        // Folders of older versions (`ID.partial`, `ID.deleted-...`) are not ids: orphans too.
+        if !is_valid_id(&id) || !store.video_exists(id.clone()).await? {
+            tracing::warn!(id, "removing media left by a crash or a failed removal");
+            delete_prefix(media, &result_prefix(&id)).await?;
+            removed += 1;
+        }
+    }
+    for key in media.list(&format!("{UPLOADS}/")).await? {
+        let id = key.strip_prefix(&format!("{UPLOADS}/")).and_then(|n| n.strip_suffix(".png")).unwrap_or_default();
+        let waiting = is_valid_id(id) && store.job(id.to_string()).await?.is_some_and(|job| !job.state.is_finished());
+        if !waiting {
+            tracing::warn!(key, "removing the upload of a job that will not run again");
+            media.delete(&key).await?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// Removes a deleted video's files. Its gallery record is gone first, so nothing serves them
+/// meanwhile; a removal that fails is finished at the next start.
+pub async fn remove_media(media: &dyn MediaStore, id: &str) {
+    if let Err(e) = delete_prefix(media, &result_prefix(id)).await {
+        tracing::warn!(id, "removing a deleted video's files (retried at the next start): {e}");
+    }
+}

@@ -1,0 +1,257 @@
+//! The generation thread: claims queued jobs oldest first, runs each on its engine with
+//! progress and cancel, writes the result's files to the media store and records it in the
+//! gallery. A panic fails the job, not the worker.
+
+use super::Jobs;
+use super::events::{JobEvent, preview_url};
+use crate::engines::cache::ModelCache;
+use crate::engines::{EngineJob, Rendered, RunContext};
+use crate::faults::CrashPoint;
+use crate::ids::now_ms;
+use crate::media::input;
+use crate::media::writer::{WriteOptions, write_result};
+use app::media_files::{self, MediaFile, upload_key};
+use app::types::{Job, JobState, Mode, StepUpdate, Video};
+use model::builtin::pipeline::{BUILTIN_MODEL_ID, BuiltinModel};
+use model::device::OpenedDevice;
+use model::generate::{GenerateError, Progress};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::Instant;
+use tokio::runtime::Handle;
+
+/// A job interrupted by a shutdown, as it goes back to the queue (to run again on the next start).
+pub(super) fn put_back_for_shutdown(job: &mut Job) {
+    job.state = JobState::Queued;
+    job.step = 0;
+    job.started_ms = None;
+    job.finished_ms = None;
+    job.message = Some("interrupted by a server shutdown; queued again".into());
+}
+
+/// The text of a panic's payload.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+impl Jobs {
+    pub(super) fn run_worker(
+        self,
+        rt: Handle,
+        wake: mpsc::Receiver<()>,
+        load: impl FnOnce() -> anyhow::Result<(BuiltinModel, OpenedDevice)>,
+    ) {
+        let mut models = ModelCache::new(self.inner.model_memory_mib);
+        let device = {
+            let _span = tracing::info_span!("load model").entered();
+            let started = Instant::now();
+            let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(load))
+                .unwrap_or_else(|panic| Err(anyhow::anyhow!("loading panicked: {}", panic_message(&*panic))));
+            tracing::info!(seconds = started.elapsed().as_secs_f64(), ok = loaded.is_ok(), "model load");
+            match loaded {
+                Ok((builtin, device)) => {
+                    let mib = self.inner.registry.get(BUILTIN_MODEL_ID).map_or(1, |e| e.info().memory_mib);
+                    models.insert_pinned(BUILTIN_MODEL_ID, mib, builtin);
+                    Ok(device)
+                }
+                Err(e) => {
+                    self.inner.model_failed.store(true, Ordering::Relaxed);
+                    self.set_last_error(format!("the model could not be loaded: {e:#}"));
+                    Err(e)
+                }
+            }
+        };
+        loop {
+            if self.inner.stopping.load(Ordering::Relaxed) {
+                return;
+            }
+            let job = match rt.block_on(self.inner.store.claim_next(now_ms())) {
+                Ok(Some(job)) => job,
+                Ok(None) => {
+                    // Sleep until a submit wakes us (or re-check now and then).
+                    match wake.recv_timeout(std::time::Duration::from_secs(2)) {
+                        Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                        _ => continue,
+                    }
+                }
+                Err(e) => {
+                    tracing::error!("reading the queue: {e}");
+                    self.set_last_error(format!("reading the queue: {e}"));
+                    std::thread::sleep(std::time::Duration::from_secs(1));
+                    continue;
+                }
+            };
+            *self.inner.current.lock().expect("current lock") = Some(job.id.clone());
+            self.inner.faults.after_claim();
+            let id = job.id.clone();
+            let finished = match &device {
+                Ok(device) => {
+                    let claimed = job.clone();
+                    // A panic inside generation fails this job; the worker goes on with the next.
+                    let run = std::panic::AssertUnwindSafe(|| self.run_job(&rt, device, &mut models, job));
+                    std::panic::catch_unwind(run).unwrap_or_else(|panic| {
+                        let why = panic_message(&*panic);
+                        tracing::error!(id = %claimed.id, "generation panicked: {why}");
+                        let _ = rt.block_on(crate::media::store::delete_prefix(self.inner.media.as_ref(), &media_files::result_prefix(&claimed.id)));
+                        Job {
+                            state: JobState::Failed,
+                            message: Some(format!("the model crashed while generating: {why}")),
+                            finished_ms: Some(now_ms()),
+                            ..claimed
+                        }
+                    })
+                }
+                Err(e) => Job {
+                    state: JobState::Failed,
+                    message: Some(format!("the model could not be loaded: {e:#}")),
+                    finished_ms: Some(now_ms()),
+                    ..job
+                },
+            };
+            if finished.state.is_finished() && finished.state != JobState::Done {
+                // Nothing will read a failed or cancelled job's upload again.
+                let _ = rt.block_on(self.inner.media.delete(&upload_key(&id)));
+            }
+            if finished.state == JobState::Failed {
+                self.set_last_error(format!("job {id}: {}", finished.message.as_deref().unwrap_or("failed")));
+            }
+            self.inner.faults.at(CrashPoint::BeforeJobUpdate);
+            if let Err(e) = rt.block_on(self.inner.store.update_job(finished.clone())) {
+                tracing::error!(id = %finished.id, "saving the job's result: {e}");
+            }
+            // Only now: a cancel that lands before this finds the flag, one after finds the job finished.
+            self.forget_cancel_flag(&id);
+            *self.inner.current.lock().expect("current lock") = None;
+            self.publish(&finished);
+        }
+    }
+
+    fn set_last_error(&self, message: String) {
+        *self.inner.last_error.lock().expect("error lock") = Some(message);
+    }
+
+    /// Runs one claimed job; returns it finished (done, failed or cancelled).
+    fn run_job(&self, rt: &Handle, device: &OpenedDevice, models: &mut ModelCache, mut job: Job) -> Job {
+        let span = tracing::info_span!("job", id = %job.id, mode = job.mode.as_str(), model = %job.params.model);
+        let _entered = span.enter();
+        let queue_wait_s = (job.started_ms.unwrap_or_else(now_ms) - job.created_ms) as f64 / 1000.0;
+        tracing::info!(queue_wait_s, "job started");
+        self.publish(&job);
+        let cancel = self.cancel_flag(&job.id);
+        let result = if self.cancelled(&cancel) {
+            // Cancelled while it was being claimed.
+            Err(GenerateError::Cancelled)
+        } else {
+            self.inner.faults.before_generating(&job.params.prompt);
+            self.generate(rt, device, models, &mut job, &cancel)
+        };
+        job.finished_ms = Some(now_ms());
+        match result {
+            Ok(()) => {
+                job.state = JobState::Done;
+                job.video_id = Some(job.id.clone());
+                let _ = rt.block_on(self.inner.media.delete(&upload_key(&job.id)));
+            }
+            Err(GenerateError::Cancelled) if self.inner.stopping.load(Ordering::Relaxed) && !cancel.load(Ordering::Relaxed) => {
+                put_back_for_shutdown(&mut job);
+            }
+            Err(GenerateError::Cancelled) => {
+                job.state = JobState::Cancelled;
+                job.message = Some("cancelled".into());
+            }
+            Err(e) => {
+                job.state = JobState::Failed;
+                job.message = Some(e.to_string());
+            }
+        }
+        tracing::info!(state = job.state.as_str(), "job finished");
+        job
+    }
+
+    /// Runs the job's engine and stores what it made.
+    fn generate(&self, rt: &Handle, device: &OpenedDevice, models: &mut ModelCache, job: &mut Job, cancel: &AtomicBool) -> Result<(), GenerateError> {
+        let Some(engine) = self.inner.registry.get(&job.params.model).cloned() else {
+            return Err(GenerateError::InvalidRequest(format!("the model {} is not installed", job.params.model)));
+        };
+        let input = match job.mode {
+            Mode::ImageToVideo => Some(self.load_upload(rt, &job.id)?),
+            _ => None,
+        };
+        let params = job.params.clone();
+        let mode = job.mode;
+        let mut rendered = {
+            let mut progress = self.progress(rt, job);
+            let cancelled = || self.cancelled(cancel);
+            let mut ctx = RunContext { device, models, progress: &mut progress, cancelled: &cancelled };
+            engine.run(EngineJob { params: &params, mode, input: input.as_ref() }, &mut ctx)?
+        };
+        rendered.meta.mode = mode;
+        self.store_result(rt, job, &mut rendered)
+    }
+
+    /// Progress reporting for a running job: live to listeners (with previews), to the
+    /// database now and then.
+    fn progress<'a>(&'a self, rt: &'a Handle, job: &'a mut Job) -> impl FnMut(Progress) + 'a {
+        let mut last_saved = Instant::now();
+        move |p| {
+            job.step = p.step as u32;
+            job.total = p.total as u32;
+            let preview = p.preview.as_ref().and_then(preview_url);
+            let _ = self.inner.events.send(JobEvent::Step(StepUpdate { id: job.id.clone(), step: job.step, total: job.total, preview }));
+            if last_saved.elapsed().as_secs_f32() > 1.0 {
+                last_saved = Instant::now();
+                let _ = rt.block_on(self.inner.store.update_job(job.clone()));
+            }
+        }
+    }
+
+    fn cancelled(&self, cancel: &AtomicBool) -> bool {
+        cancel.load(Ordering::Relaxed) || self.inner.stopping.load(Ordering::Relaxed)
+    }
+
+    /// The stored upload of a job (no paths in the message: it is shown to users).
+    fn load_upload(&self, rt: &Handle, id: &str) -> Result<image::RgbImage, GenerateError> {
+        let gone = |why: String| GenerateError::InvalidRequest(format!("the uploaded image is gone ({why})"));
+        let fetched = rt.block_on(self.inner.media.get(&upload_key(id), None)).map_err(|e| gone(e.to_string()))?;
+        let bytes = fetched.ok_or_else(|| gone("not found".into()))?.bytes;
+        input::decode(&bytes, "the uploaded image").map_err(|e| GenerateError::InvalidRequest(e.to_string()))
+    }
+
+    /// Writes a result's files to the media store, then records it in the gallery; on any
+    /// failure nothing of it stays.
+    fn store_result(&self, rt: &Handle, job: &Job, rendered: &mut Rendered) -> Result<(), GenerateError> {
+        let media = self.inner.media.as_ref();
+        let remove = || {
+            let _ = rt.block_on(crate::media::store::delete_prefix(media, &media_files::result_prefix(&job.id)));
+        };
+        let written = {
+            let _encode = tracing::info_span!("encode").entered();
+            write_result(rendered, WriteOptions::GALLERY, &mut |file: MediaFile, bytes: Vec<u8>| {
+                rt.block_on(media.put(&media_files::key(&job.id, file), bytes.into())).map_err(anyhow::Error::from)
+            })
+        };
+        if let Err(e) = written {
+            remove();
+            return Err(GenerateError::Backend(format!("writing the result failed: {e:#}")));
+        }
+        self.inner.faults.at(CrashPoint::AfterWrite);
+        let video = Video {
+            id: job.id.clone(),
+            mode: job.mode,
+            params: job.params.clone(),
+            created_ms: now_ms(),
+            favorite: false,
+            metadata: rendered.meta.clone(),
+        };
+        if let Err(e) = rt.block_on(self.inner.store.insert_video(video)) {
+            remove();
+            return Err(GenerateError::Backend(format!("saving the result failed: {e}")));
+        }
+        self.inner.faults.at(CrashPoint::AfterInsert);
+        Ok(())
+    }
+}

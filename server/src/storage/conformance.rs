@@ -1,0 +1,142 @@
+//! The behaviour every [`Store`] must have, as one suite each implementation's tests run.
+
+use super::{CRASHED_TWICE, Recovered, Store};
+use app::results::ResultMeta;
+use app::types::{Job, JobParams, JobState, Mode, Video, VideoPage, VideoQuery};
+use futures_util::future::BoxFuture;
+
+/// Runs every check, each on a fresh, empty store made by `fresh` (given a name for it).
+/// Panics on the first failure.
+pub async fn run(fresh: &dyn Fn(&str) -> BoxFuture<'static, Box<dyn Store>>) {
+    queue_limit_order_and_recovery(fresh("queue").await.as_ref()).await;
+    a_job_that_crashed_twice_is_failed_and_a_finished_one_is_done(fresh("crashes").await.as_ref()).await;
+    gallery_search_filters_and_pages(fresh("gallery").await.as_ref()).await;
+}
+
+/// A queued job, as tests make them.
+pub fn job(id: &str, ms: i64, prompt: &str) -> Job {
+    Job {
+        id: id.into(),
+        state: JobState::Queued,
+        mode: Mode::TextToVideo,
+        params: JobParams { prompt: prompt.into(), seed: Some(7), ..Default::default() },
+        created_ms: ms,
+        started_ms: None,
+        finished_ms: None,
+        step: 0,
+        total: 24,
+        message: None,
+        video_id: None,
+    }
+}
+
+/// A video, as tests make them.
+pub fn video(id: &str, ms: i64, prompt: &str, mode: Mode) -> Video {
+    Video {
+        id: id.into(),
+        mode,
+        params: JobParams { prompt: prompt.into(), seed: Some(1), ..Default::default() },
+        created_ms: ms,
+        favorite: false,
+        metadata: ResultMeta { seed: 1, details: [("note".to_string(), "kept".into())].into_iter().collect(), ..ResultMeta::default() },
+    }
+}
+
+async fn queue_limit_order_and_recovery(store: &dyn Store) {
+    assert!(store.enqueue(job("aaaa0001", 1, "a"), 2).await.unwrap());
+    assert!(store.enqueue(job("aaaa0002", 2, "b"), 2).await.unwrap());
+    assert!(!store.enqueue(job("aaaa0003", 3, "c"), 2).await.unwrap(), "queue full");
+    let mut first = store.claim_next(100).await.unwrap().unwrap();
+    assert_eq!((first.id.as_str(), first.state, first.started_ms), ("aaaa0001", JobState::Running, Some(100)));
+    first.step = 5;
+    store.update_job(first).await.unwrap();
+    assert!(store.enqueue(job("aaaa0003", 3, "c"), 2).await.unwrap(), "room again");
+    assert!(store.cancel_queued("aaaa0003".into(), 101).await.unwrap());
+    assert!(!store.cancel_queued("aaaa0003".into(), 102).await.unwrap(), "only once");
+    assert!(!store.cancel_queued("aaaa0001".into(), 102).await.unwrap(), "running jobs are not");
+    assert_eq!(store.job("aaaa0003".into()).await.unwrap().unwrap().state, JobState::Cancelled);
+    // A restart: the running job is queued again, with a note, and nothing is lost.
+    let recovered = store.recover_interrupted(150).await.unwrap();
+    assert_eq!(recovered, Recovered { requeued: vec!["aaaa0001".to_string()], ..Default::default() });
+    let j = store.job("aaaa0001".into()).await.unwrap().unwrap();
+    assert_eq!((j.state, j.step), (JobState::Queued, 0));
+    assert!(j.message.unwrap().contains("restart"));
+    assert_eq!(j.params.prompt, "a");
+    assert_eq!(store.jobs(10).await.unwrap().len(), 3);
+    assert_eq!(store.claim_next(200).await.unwrap().unwrap().id, "aaaa0001", "oldest first");
+    assert_eq!(store.claim_next(201).await.unwrap().unwrap().id, "aaaa0002");
+    assert!(store.claim_next(202).await.unwrap().is_none());
+    assert!(store.job("ffff0000".into()).await.unwrap().is_none());
+}
+async fn a_job_that_crashed_twice_is_failed_and_a_finished_one_is_done(store: &dyn Store) {
+    assert!(store.enqueue(job("eeee0001", 1, "a"), 10).await.unwrap());
+    // First crash: queued again.
+    assert_eq!(store.claim_next(2).await.unwrap().unwrap().id, "eeee0001");
+    assert_eq!(store.recover_interrupted(3).await.unwrap().requeued, ["eeee0001"]);
+    // Put back on purpose (a shutdown): that does not count as a crash.
+    let mut j = store.claim_next(4).await.unwrap().unwrap();
+    j.state = JobState::Queued;
+    store.update_job(j).await.unwrap();
+    assert_eq!(store.claim_next(5).await.unwrap().unwrap().id, "eeee0001");
+    assert_eq!(store.recover_interrupted(6).await.unwrap().requeued, ["eeee0001"]);
+    // Second crash while it runs: failed, not queued a third time.
+    assert_eq!(store.claim_next(7).await.unwrap().unwrap().id, "eeee0001");
+    let r = store.recover_interrupted(8).await.unwrap();
+    assert_eq!((r.failed.as_slice(), r.requeued.len()), (["eeee0001".to_string()].as_slice(), 0));
+    let j = store.job("eeee0001".into()).await.unwrap().unwrap();
+    assert_eq!((j.state, j.message.as_deref()), (JobState::Failed, Some(CRASHED_TWICE)));
+    assert!(store.claim_next(9).await.unwrap().is_none());
+
+    // A crash after the gallery insert but before the job update: the job is done.
+    assert!(store.enqueue(job("eeee0002", 10, "b"), 10).await.unwrap());
+    assert_eq!(store.claim_next(11).await.unwrap().unwrap().id, "eeee0002");
+    store.insert_video(video("eeee0002", 12, "b", Mode::TextToVideo)).await.unwrap();
+    assert_eq!(store.recover_interrupted(13).await.unwrap().done, ["eeee0002"]);
+    let j = store.job("eeee0002".into()).await.unwrap().unwrap();
+    assert_eq!((j.state, j.video_id.as_deref()), (JobState::Done, Some("eeee0002")));
+    assert_eq!(store.queued_count().await.unwrap(), 0);
+    assert!(store.video_exists("eeee0002".into()).await.unwrap());
+    assert!(!store.video_exists("eeee0003".into()).await.unwrap());
+    assert_eq!(store.recent_prompts(5).await.unwrap(), ["b", "a"]);
+}
+async fn gallery_search_filters_and_pages(store: &dyn Store) {
+    store.insert_video(video("b0000001", 10, "a red ball bouncing on grass", Mode::TextToVideo)).await.unwrap();
+    store.insert_video(video("b0000002", 20, "a blue star moving left", Mode::TextToVideo)).await.unwrap();
+    store.insert_video(video("b0000003", 30, "camera pans left", Mode::ImageToVideo)).await.unwrap();
+    let ids = |p: &VideoPage| p.videos.iter().map(|v| v.id.clone()).collect::<Vec<_>>();
+    let q = |q: &str| VideoQuery { q: q.into(), limit: 10, ..Default::default() };
+
+    assert_eq!(ids(&store.videos(q("")).await.unwrap()), ["b0000003", "b0000002", "b0000001"]);
+    assert_eq!(ids(&store.videos(q("left")).await.unwrap()), ["b0000003", "b0000002"]);
+    assert_eq!(ids(&store.videos(q("RED bou")).await.unwrap()), ["b0000001"]);
+    assert!(store.videos(q("purple")).await.unwrap().videos.is_empty());
+    // FTS syntax in a search is just text.
+    assert!(store.videos(q("\"red* OR (NEAR")).await.unwrap().videos.is_empty());
+    assert_eq!(ids(&store.videos(q("red)*")).await.unwrap()), ["b0000001"]);
+
+    let i2v = VideoQuery { mode: Some(Mode::ImageToVideo), limit: 10, ..Default::default() };
+    assert_eq!(ids(&store.videos(i2v).await.unwrap()), ["b0000003"]);
+
+    assert!(store.set_favorite("b0000001".into(), true).await.unwrap());
+    assert!(!store.set_favorite("ffffffff".into(), true).await.unwrap());
+    let favs = VideoQuery { favorites: true, limit: 10, ..Default::default() };
+    assert_eq!(ids(&store.videos(favs).await.unwrap()), ["b0000001"]);
+
+    let page1 = store.videos(VideoQuery { limit: 2, ..Default::default() }).await.unwrap();
+    assert_eq!(ids(&page1), ["b0000003", "b0000002"]);
+    let page2 = store
+        .videos(VideoQuery { limit: 2, before: page1.next.clone(), ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(ids(&page2), ["b0000001"]);
+    assert_eq!(page2.next, None);
+
+    assert!(store.delete_video("b0000002".into()).await.unwrap());
+    assert!(!store.delete_video("b0000002".into()).await.unwrap());
+    assert!(store.videos(q("star")).await.unwrap().videos.is_empty(), "the index forgets deleted videos");
+    assert_eq!(store.count_videos().await.unwrap(), 2);
+    let v = store.video("b0000001".into()).await.unwrap().unwrap();
+    assert!(v.favorite);
+    assert_eq!(v.metadata.seed, 1);
+    assert_eq!(v.metadata.details["note"], "kept");
+}

@@ -1,0 +1,93 @@
+//! Serving result files from the media store: only plain `ID/FILE` names of videos in the
+//! gallery (nothing being written, nothing of a deleted video even while its files are being
+//! removed), with byte ranges (video seeking), as downloads when asked with `?download`.
+
+use crate::queue::Jobs;
+use crate::web::security;
+use app::media_files::{self, MediaFile};
+use app::types::is_valid_id;
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+pub fn routes() -> axum::Router<Jobs> {
+    axum::Router::new().route("/media/{id}/{*file}", axum::routing::get(serve))
+}
+
+async fn serve(State(jobs): State<Jobs>, Path((id, file)): Path<(String, String)>, req: Request) -> Response {
+    let Some(which) = MediaFile::parse(&file).filter(|_| is_valid_id(&id)) else {
+        return security::refuse(StatusCode::NOT_FOUND, "no such file");
+    };
+    match jobs.store().video_exists(id.clone()).await {
+        Ok(true) => {}
+        Ok(false) => return security::refuse(StatusCode::NOT_FOUND, "no such file"),
+        Err(e) => return crate::web::api::Failure::from(e).into_response(),
+    }
+    let range = match req.headers().get(header::RANGE).map(|v| parse_range(v.to_str().unwrap_or(""))) {
+        None => None,
+        Some(Some(r)) => Some(r),
+        Some(None) => return security::refuse(StatusCode::RANGE_NOT_SATISFIABLE, "unsupported range"),
+    };
+    let key = media_files::key(&id, which);
+    let wanted = range.map(|(start, end)| start..end.map_or(u64::MAX, |e| e.saturating_add(1)));
+    let fetched = match jobs.media().get(&key, wanted).await {
+        Ok(Some(f)) => f,
+        Ok(None) => return security::refuse(StatusCode::NOT_FOUND, "no such file"),
+        Err(crate::media::MediaError::Range { size, .. }) => {
+            let mut res = security::refuse(StatusCode::RANGE_NOT_SATISFIABLE, "the range is outside the file");
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                res.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            return res;
+        }
+        Err(e) => {
+            tracing::error!(key, "reading media: {e}");
+            return security::refuse(StatusCode::INTERNAL_SERVER_ERROR, "the file cannot be read");
+        }
+    };
+    let download = req.uri().query().is_some_and(|q| q.split('&').any(|p| p == "download" || p.starts_with("download=")));
+    let status = if range.is_some() { StatusCode::PARTIAL_CONTENT } else { StatusCode::OK };
+    let mut res = (status, Body::from(fetched.bytes.clone())).into_response();
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(which.content_type()));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    // Results never change once written.
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=31536000, immutable"));
+    if range.is_some()
+        && let Ok(v) = HeaderValue::from_str(&format!("bytes {}-{}/{}", fetched.range.start, fetched.range.end.saturating_sub(1), fetched.size))
+    {
+        h.insert(header::CONTENT_RANGE, v);
+    }
+    let name = file.replace('/', "-");
+    let disposition = format!("{}; filename=\"vidplay-{id}-{name}\"", if download { "attachment" } else { "inline" });
+    if let Ok(value) = HeaderValue::from_str(&disposition) {
+        h.insert(header::CONTENT_DISPOSITION, value);
+    }
+    res
+}
+
+/// `bytes=START-` or `bytes=START-END` (one range; inclusive end). `None` for anything else.
+fn parse_range(value: &str) -> Option<(u64, Option<u64>)> {
+    let spec = value.trim().strip_prefix("bytes=")?;
+    let (start, end) = spec.split_once('-')?;
+    let start: u64 = start.trim().parse().ok()?;
+    let end = match end.trim() {
+        "" => None,
+        e => Some(e.parse::<u64>().ok().filter(|e| *e >= start)?),
+    };
+    Some((start, end))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ranges_parse() {
+        use super::parse_range;
+        assert_eq!(parse_range("bytes=0-99"), Some((0, Some(99))));
+        assert_eq!(parse_range("bytes=100-"), Some((100, None)));
+        for bad in ["bytes=-5", "bytes=9-3", "items=0-1", "bytes=0-1,5-6", "bytes=x-1"] {
+            assert_eq!(parse_range(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! One shape for every model: the registry finds the installed models and describes each one
+//! (tasks, parameters with their bounds); `GET /api/models`, the Create page's form and the
+//! server's validation all follow that one description. Results carry typed, versioned
+//! metadata (old results still display), their settings travel inside the files, and running
+//! jobs send live previews.
+
+mod common;
+
+use app::models::{ModelInfo, ParamKind};
+use app::types::{JobParams, Mode};
+use axum::http::StatusCode;
+use common::*;
+use serde_json::json;
+use server::engines::Registry;
+use server::engines::builtin::BuiltinEngine;
+use server::queue::events::JobEvent;
+use std::path::{Path, PathBuf};
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../model/tests/fixtures")
+}
+
+/// A models folder holding links to the named fixture models.
+fn models_dir(name: &str, links: &[&str]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("vidplay-models-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for link in links {
+        let (family, model) = link.split_once('/').unwrap();
+        std::os::unix::fs::symlink(fixtures().join(family).join(model), dir.join(model)).unwrap();
+    }
+    dir
+}
+
+fn builtin() -> BuiltinEngine {
+    BuiltinEngine::new(model::builtin::pipeline::BuiltinModel::config_of(None).unwrap())
+}
+
+#[test]
+fn the_registry_finds_and_describes_every_installed_model() {
+    // Alone, an image-to-video model only animates images.
+    let only_svd = Registry::discover(builtin(), Some(&models_dir("svd-only", &["svd/svd1"])));
+    assert_eq!(only_svd.ids(), ["vidplay-toy-1", "svd1"]);
+    let svd = only_svd.get("svd1").unwrap();
+    assert_eq!(svd.info().tasks, [Mode::ImageToVideo]);
+    let mut p = JobParams { prompt: "a boat".into(), model: "svd1".into(), ..JobParams::default() };
+    assert!(svd.validate(&mut p, false).unwrap_err().contains("animates images"));
+    assert_eq!(svd.validate(&mut p, true), Ok(Mode::ImageToVideo));
+
+    // With a text-to-image model, the same id also does text to video through a keyframe.
+    let registry = Registry::discover(builtin(), Some(&models_dir("both", &["sd/sd1", "svd/svd1"])));
+    assert_eq!(registry.ids(), ["vidplay-toy-1", "sd1", "svd1"]);
+    assert_eq!(registry.default_id(), "vidplay-toy-1");
+    let infos = registry.infos();
+    let by_id = |id: &str| infos.iter().find(|m| m.id == id).unwrap().clone();
+    let (toy, sd, chain) = (by_id("vidplay-toy-1"), by_id("sd1"), by_id("svd1"));
+    assert_eq!((toy.family.as_str(), sd.family.as_str(), chain.family.as_str()), ("builtin", "stable-diffusion", "stable-video-diffusion"));
+    assert_eq!(toy.tasks, [Mode::TextToVideo, Mode::ImageToVideo]);
+    assert_eq!(sd.tasks, [Mode::TextToImage]);
+    assert_eq!(chain.tasks, [Mode::TextToVideo, Mode::ImageToVideo]);
+    assert!(!toy.chips.is_empty() && toy.reads_prompt && sd.chips.is_empty());
+    assert!(sd.memory_mib >= 1 && chain.memory_mib > sd.memory_mib, "the chain needs both models");
+    assert_eq!(toy.param("frames").unwrap().max, toy.native_frames as f64);
+    assert_eq!(chain.param("keyframe_model").unwrap().kind, ParamKind::Choice(vec!["sd1".into()]));
+    assert!(chain.param("keyframe_steps").unwrap().applies_to(Mode::TextToVideo));
+    assert!(!chain.param("keyframe_steps").unwrap().applies_to(Mode::ImageToVideo));
+    assert_eq!(chain.param("width").unwrap().step, 64.0);
+    assert_eq!(sd.param("width").unwrap().step, 8.0);
+    assert_eq!(registry.max_input_side(), 1024);
+
+    // The chain fills in the keyframe model and counts both phases.
+    let engine = registry.get("svd1").unwrap();
+    let mut p = JobParams { prompt: "a boat".into(), model: "svd1".into(), keyframe_steps: 5, steps: 7, ..JobParams::default() };
+    assert_eq!(engine.validate(&mut p, false), Ok(Mode::TextToVideo));
+    assert_eq!((p.keyframe_model.as_str(), engine.total_steps(&p, Mode::TextToVideo)), ("sd1", 12));
+    assert_eq!(engine.total_steps(&p, Mode::ImageToVideo), 7);
+    let mut wrong = JobParams { keyframe_model: "sd9".into(), ..p.clone() };
+    assert!(engine.validate(&mut wrong, false).unwrap_err().contains("keyframe model"));
+    // A model that does not exist is not found; the text-to-image model takes no image.
+    assert!(registry.get("sd9").is_none());
+    let mut p = JobParams { prompt: "a cat".into(), model: "sd1".into(), ..JobParams::default() };
+    assert!(registry.get("sd1").unwrap().validate(&mut p, true).unwrap_err().contains("does not take an input image"));
+}
+
+/// Every bound of every model's description is the server's bound: the value at the bound is
+/// accepted, one step past it is refused with a message naming the parameter.
+#[test]
+fn validation_follows_the_description_at_every_bound() {
+    let registry = Registry::discover(builtin(), Some(&models_dir("bounds", &["sd/sd1", "svd/svd1"])));
+    for info in registry.infos() {
+        let engine = registry.get(&info.id).unwrap();
+        for &task in &info.tasks {
+            let has_image = task == Mode::ImageToVideo;
+            let base = info.defaults(task, JobParams { prompt: "a red ball".into(), model: info.id.clone(), ..JobParams::default() });
+            let mut ok = base.clone();
+            assert_eq!(engine.validate(&mut ok, has_image), Ok(task), "{} {task:?} defaults", info.id);
+            for spec in info.params_for(task).filter(|s| matches!(s.kind, ParamKind::Integer | ParamKind::Number)) {
+                for (value, accepted) in [(spec.min, true), (spec.max, true), (spec.max + spec.step, false), (spec.min - spec.step, false)] {
+                    if value < 0.0 {
+                        continue; // not representable in the field
+                    }
+                    let mut p = base.clone();
+                    assert!(app::models::set_value(&mut p, &spec.name, &value.to_string()), "{}", spec.name);
+                    let got = engine.validate(&mut p, has_image);
+                    if accepted {
+                        // Other rules may still apply (the built-in model's frames); the bound itself passes.
+                        if let Err(e) = &got {
+                            assert!(!e.contains(&spec.label.to_lowercase()), "{} {}={value}: {e}", info.id, spec.name);
+                        }
+                    } else {
+                        let e = got.expect_err(&format!("{} {}={value} accepted", info.id, spec.name));
+                        assert!(e.contains(&spec.label.to_lowercase()), "{} {}={value}: {e}", info.id, spec.name);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `GET /api/models` is the registry's description, and the Create page draws each control
+/// with exactly the described bounds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_and_the_page_follow_the_description() {
+    let data = data_dir("models-api");
+    let (app, jobs) = start_with(&data, models_dir("api", &["sd/sd1"])).await;
+    let (status, models) = send_json(&app, get("/api/models")).await;
+    assert_eq!(status, StatusCode::OK);
+    let models: Vec<ModelInfo> = serde_json::from_value(models).unwrap();
+    assert_eq!(models, jobs.registry().infos());
+    let toy = &models[0];
+
+    let (status, html) = send(&app, get("/")).await;
+    assert_eq!(status, StatusCode::OK);
+    let html = String::from_utf8_lossy(&html);
+    for spec in toy.params_for(Mode::TextToVideo) {
+        let control = format!(r#"name="{}" min="{}" max="{}" step="{}""#, spec.name, spec.min, spec.max, spec.step);
+        assert!(html.contains(&control), "the form lacks {control}");
+    }
+    // Parameters of other tasks and models are not drawn.
+    assert!(!html.contains(r#"name="image_guidance""#) && !html.contains(r#"name="negative""#));
+
+    // The API refuses what the description refuses, with the description's words.
+    let frames = toy.param("frames").unwrap();
+    let over = json!({"prompt": "a red ball", "frames": frames.max as u32 + 1});
+    assert_rejected(&app, post_json(over), StatusCode::BAD_REQUEST, "frames").await;
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// Results store typed metadata with the settings inside the files; dropping a file restores
+/// them; results written before versioned metadata still display; running jobs send previews.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typed_results_settings_in_files_old_metadata_and_previews() {
+    let data = data_dir("results");
+    let (app, jobs) = start_with(&data, models_dir("results", &[])).await;
+    let mut events = jobs.subscribe();
+    let (status, job) = send_json(&app, post_json(json!({"prompt": "a red ball moving right", "steps": 4, "seed": 5, "frames": 6, "motion": 1.5}))).await;
+    assert_eq!(status, StatusCode::CREATED, "{job}");
+    let id = job["id"].as_str().unwrap().to_string();
+    wait_for(&app, &id, |j| j["state"] == "done").await;
+
+    // A preview came with the first step: a small PNG as a data URL.
+    let mut preview = None;
+    while let Ok(event) = events.try_recv() {
+        if let JobEvent::Step(step) = event
+            && step.id == id
+            && step.preview.is_some()
+        {
+            preview = step.preview;
+        }
+    }
+    let preview = preview.expect("a preview while the job ran");
+    assert!(preview.starts_with("data:image/png;base64,") && preview.len() < 60_000, "{}", &preview[..40]);
+
+    // Typed metadata, the same in the API and inside the MP4.
+    let (_, video) = send_json(&app, get(&format!("/api/videos/{id}"))).await;
+    let meta = &video["metadata"];
+    assert_eq!((meta["version"].as_u64(), meta["family"].as_str()), (Some(app::results::RESULT_VERSION as u64), Some("builtin")));
+    assert_eq!((meta["params"]["seed"].as_u64(), meta["params"]["frames"].as_u64()), (Some(5), Some(6)));
+    let (status, mp4) = send(&app, get(&format!("/media/{id}/video.mp4"))).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Dropping the MP4 (or the GIF) on the Create page restores every setting.
+    for file in ["video.mp4", "video.gif"] {
+        let (_, bytes) = send(&app, get(&format!("/media/{id}/{file}"))).await;
+        let req = axum::http::Request::post("/api/settings").body(axum::body::Body::from(bytes)).unwrap();
+        let (status, settings) = send_json(&app, req).await;
+        assert_eq!(status, StatusCode::OK, "{file}: {settings}");
+        let settings: app::types::FileSettings = serde_json::from_value(settings).unwrap();
+        assert_eq!(settings.mode, Mode::TextToVideo);
+        assert_eq!((settings.params.seed, settings.params.frames, settings.params.motion, settings.params.steps), (Some(5), 6, 1.5, 4));
+        assert_eq!(settings.params.prompt, "a red ball moving right");
+    }
+    let req = axum::http::Request::post("/api/settings").body(axum::body::Body::from(png(8, 8))).unwrap();
+    assert_rejected(&app, req, StatusCode::BAD_REQUEST, "carries no vidplay settings").await;
+    assert!(mp4.len() > 1000);
+
+    // A result written before metadata was versioned still displays.
+    let old_id = "0123456789abcdef";
+    insert_old_result(&data.join("vidplay.db"), old_id).await;
+    let (status, html) = send(&app, get(&format!("/v/{old_id}"))).await;
+    assert_eq!(status, StatusCode::OK);
+    let html = String::from_utf8_lossy(&html);
+    assert!(html.contains("32×32 generated, shown at 256×256") && html.contains("an old device"), "the old result's details");
+    let (_, old) = send_json(&app, get(&format!("/api/videos/{old_id}"))).await;
+    assert_eq!((old["metadata"]["version"].as_u64(), old["metadata"]["params"]["steps"].as_u64()), (Some(1), Some(20)));
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// A gallery row as the previous version wrote it: the built-in model's unversioned metadata.
+async fn insert_old_result(db: &Path, id: &str) {
+    use sqlx::ConnectOptions;
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new().filename(db).connect().await.unwrap();
+    let metadata = json!({
+        "model": "vidplay-toy-1", "mode": "text-to-video", "prompt": "an old clip",
+        "understood": {"subject": "ball"},
+        "parameters": {"prompt": "an old clip", "frames": 8, "fps": 8, "steps": 20, "guidance": 3.0, "image_guidance": 1.5, "seed": 9, "motion": 1.0, "display_size": 256},
+        "seed": 9, "frames": 8, "fps": 8, "duration_s": 1.0,
+        "resolution": {"native": [32, 32], "display": [256, 256], "upscale_filter": "catmull-rom"},
+        "input_image": null, "device": "an old device",
+        "timings": {"load_s": 0.0, "sampling_s": 1.0, "encode_s": 0.1, "total_s": 1.2},
+        "created_unix": 1, "vidplay_version": "0.1.0"
+    });
+    let params = json!({"prompt": "an old clip", "seed": 9, "frames": 8, "steps": 20});
+    sqlx::query("INSERT INTO videos (id, mode, model, prompt, params, metadata, created_ms) VALUES (?, 'text-to-video', 'vidplay-toy-1', 'an old clip', ?, ?, 1)")
+        .bind(id)
+        .bind(params.to_string())
+        .bind(metadata.to_string())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+}
