@@ -216,7 +216,7 @@ async fn event_streams_and_uploads_are_bounded() {
     assert_eq!(status, StatusCode::CREATED, "{big}");
     let big = big["id"].as_str().unwrap().to_string();
     let stored = data.join("uploads").join(format!("{big}.png"));
-    let side = jobs.max_input_side();
+    let side = jobs.registry().max_input_side();
     assert_eq!(image::image_dimensions(&stored).unwrap(), (side, (side as f64 / 5.0).round() as u32));
 
     // A full queue is refused before any upload is decoded (this one is not even an image).

@@ -327,15 +327,4 @@ mod tests {
         let nal = sei_user_data(&[0, 0, 1, 0, 0, 0]);
         assert!(!nal.windows(3).any(|w| w == [0, 0, 1] || w == [0, 0, 0]));
     }
-
-    #[test]
-    fn atomic_write_leaves_no_partial_file() {
-        let dir = std::env::temp_dir().join(format!("vidplay-media-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let p = dir.join("a.gif");
-        write_atomic(&p, b"abc").unwrap();
-        assert_eq!(std::fs::read(&p).unwrap(), b"abc");
-        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
 }

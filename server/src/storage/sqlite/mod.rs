@@ -34,6 +34,7 @@ fn migrations() -> sqlx::migrate::Migrator {
     Migrator::with_migrations(vec![
         migration(1, "jobs, videos and prompt search", include_str!("migrations/0001_init.sql")),
         migration(2, "job attempts", include_str!("migrations/0002_attempts.sql")),
+        migration(3, "gallery search in gallery order", include_str!("migrations/0003_search_order.sql")),
     ])
 }
 
@@ -124,6 +125,54 @@ pub fn fts_query(text: &str) -> Option<String> {
         .map(|w| format!("\"{}\"*", w.to_lowercase()))
         .collect();
     (!terms.is_empty()).then(|| terms.join(" "))
+}
+
+/// A sort key strictly between `lo` and `hi`, the keys of the videos just before and just after
+/// a new one in gallery order (`None`: none there); `None` when there is no room. A video
+/// saved after all others gets the previous key plus 2^32 (room for 32 later videos saved out
+/// of order between them), one saved between two others the middle of their keys.
+fn sort_key_between(lo: Option<i64>, hi: Option<i64>) -> Option<i64> {
+    const GAP: i128 = 1 << 32;
+    let lo_bound = lo.map_or(i64::MIN as i128 - 1, i128::from);
+    let hi_bound = hi.map_or(i64::MAX as i128 + 1, i128::from);
+    let middle = lo_bound + (hi_bound - lo_bound) / 2;
+    let key = match (lo, hi) {
+        (None, None) => 0,
+        (Some(_), None) => lo_bound + GAP,
+        (None, Some(_)) => hi_bound - GAP,
+        (Some(_), Some(_)) => middle,
+    };
+    let inside = |k: i128| lo_bound < k && k < hi_bound;
+    let key = if inside(key) { key } else { middle };
+    inside(key).then_some(key as i64)
+}
+
+/// The sort key for a new video from its neighbours in gallery order, (created_ms, id).
+async fn sort_key_for(conn: &mut sqlx::SqliteConnection, created_ms: i64, id: &str) -> StoreResult<Option<i64>> {
+    let (lo, hi): (Option<i64>, Option<i64>) = sqlx::query_as(
+        "SELECT (SELECT sort_key FROM videos WHERE (created_ms, id) < (?1, ?2) ORDER BY created_ms DESC, id DESC LIMIT 1), \
+                (SELECT sort_key FROM videos WHERE (created_ms, id) > (?1, ?2) ORDER BY created_ms, id LIMIT 1)",
+    )
+    .bind(created_ms)
+    .bind(id)
+    .fetch_one(conn)
+    .await?;
+    Ok(sort_key_between(lo, hi))
+}
+
+/// Spreads the sort keys out again, 2^32 apart in gallery order (as migration 3 does), and
+/// rebuilds the prompt index, which is keyed by them. Only when a gap is used up.
+async fn renumber_sort_keys(conn: &mut sqlx::SqliteConnection) -> StoreResult<()> {
+    tracing::info!("renumbering the gallery sort keys");
+    sqlx::query(
+        "UPDATE videos SET sort_key = k.n * 4294967296 \
+         FROM (SELECT rowid AS r, row_number() OVER (ORDER BY created_ms, id) AS n FROM videos) AS k \
+         WHERE k.r = videos.rowid",
+    )
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("INSERT INTO videos_fts (videos_fts) VALUES ('rebuild')").execute(&mut *conn).await?;
+    Ok(())
 }
 
 const JOB_COLUMNS: &str = "id, state, mode, params, created_ms, started_ms, finished_ms, step, total, message, video_id";
@@ -297,20 +346,35 @@ impl Store for SqliteStore {
 
     fn insert_video(&self, video: Video) -> BoxFuture<'_, StoreResult<()>> {
         Box::pin(async move {
+            let params = serde_json::to_string(&video.params).map_err(corrupt)?;
+            // IMMEDIATE: the write lock is taken first, so no other insert can take the same
+            // place in the gallery order between the neighbour lookup and the insert.
+            let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+            let sort_key = match sort_key_for(&mut tx, video.created_ms, &video.id).await? {
+                Some(key) => key,
+                None => {
+                    renumber_sort_keys(&mut tx).await?;
+                    sort_key_for(&mut tx, video.created_ms, &video.id)
+                        .await?
+                        .ok_or_else(|| corrupt("no room for a gallery sort key after renumbering"))?
+                }
+            };
             sqlx::query(
-                "INSERT INTO videos (id, mode, model, prompt, params, metadata, created_ms, favorite) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO videos (id, mode, model, prompt, params, metadata, created_ms, favorite, sort_key) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(&video.id)
             .bind(video.mode.as_str())
             .bind(&video.params.model)
             .bind(&video.params.prompt)
-            .bind(serde_json::to_string(&video.params).map_err(corrupt)?)
+            .bind(params)
             .bind(serde_json::to_string(&video.metadata).map_err(corrupt)?)
             .bind(video.created_ms)
             .bind(video.favorite as i64)
-            .execute(&self.pool)
+            .bind(sort_key)
+            .execute(&mut *tx)
             .await?;
+            tx.commit().await?;
             Ok(())
         })
     }
@@ -326,12 +390,19 @@ impl Store for SqliteStore {
     fn videos(&self, query: VideoQuery) -> BoxFuture<'_, StoreResult<VideoPage>> {
         Box::pin(async move {
             let limit = query.limit.clamp(1, MAX_PAGE);
-            let mut sql = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!("SELECT {VIDEO_COLUMNS} FROM videos v WHERE 1"));
-            if let Some(fts) = fts_query(&query.q) {
-                sql.push(" AND v.rowid IN (SELECT rowid FROM videos_fts WHERE videos_fts MATCH ")
-                    .push_bind(fts)
-                    .push(")");
-            }
+            let mut sql = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!("SELECT {VIDEO_COLUMNS} FROM "));
+            let fts = fts_query(&query.q);
+            // With words: newest first straight from the prompt index, which is keyed by
+            // `sort_key` (in gallery order), so the walk stops after one page instead of sorting
+            // every match. CROSS JOIN keeps the index as the outer loop.
+            let (order, cursor) = if let Some(fts) = fts {
+                sql.push("videos_fts CROSS JOIN videos v ON v.sort_key = videos_fts.rowid WHERE videos_fts MATCH ")
+                    .push_bind(fts);
+                ("videos_fts.rowid DESC", " AND videos_fts.rowid < (SELECT sort_key FROM videos WHERE id = ")
+            } else {
+                sql.push("videos v WHERE 1");
+                ("v.created_ms DESC, v.id DESC", " AND (v.created_ms, v.id) < (SELECT created_ms, id FROM videos WHERE id = ")
+            };
             if let Some(mode) = query.mode {
                 sql.push(" AND v.mode = ").push_bind(mode.as_str());
             }
@@ -342,11 +413,9 @@ impl Store for SqliteStore {
                 sql.push(" AND v.favorite = 1");
             }
             if let Some(before) = query.before {
-                sql.push(" AND (v.created_ms, v.id) < (SELECT created_ms, id FROM videos WHERE id = ")
-                    .push_bind(before)
-                    .push(")");
+                sql.push(cursor).push_bind(before).push(")");
             }
-            sql.push(" ORDER BY v.created_ms DESC, v.id DESC LIMIT ").push_bind(limit as i64 + 1);
+            sql.push(" ORDER BY ").push(order).push(" LIMIT ").push_bind(limit as i64 + 1);
             let mut rows = sql.build().fetch_all(&self.pool).await?;
             let next = if rows.len() > limit as usize {
                 rows.truncate(limit as usize);
@@ -475,5 +544,165 @@ mod tests {
         // A prompt that is not text is left out of the recent prompts, not an error.
         sqlx::query("UPDATE jobs SET params = '{\"prompt\": 5}' WHERE id = 'cccc0001'").execute(&store.pool).await.unwrap();
         assert_eq!(store.recent_prompts(5).await.unwrap(), ["b"]);
+    }
+    /// Videos for the order tests: prompts of 1-4 words from a small vocabulary, random ids and
+    /// modes, some favorites, and times that mostly grow with `i` but are often older than
+    /// earlier videos, or equal to another video's (ties are ordered by id).
+    fn mixed_videos(seed: u64, n: u64) -> Vec<Video> {
+        const WORDS: [&str; 10] = ["red", "blue", "ball", "balloon", "star", "left", "bouncing", "bounce", "rare", "zebra"];
+        (0..n)
+            .map(|i| {
+                let r = model::rng::mix(seed.wrapping_mul(1_000_003) + i);
+                let words = 1 + r % 4;
+                let prompt = (0..words).map(|w| WORDS[((r >> (8 + 4 * w)) % 10) as usize]);
+                let created_ms = match (r >> 32) % 10 {
+                    0..=2 => ((r >> 40) % 40) as i64,
+                    3 => 100 + i as i64 / 2,
+                    _ => 100 + i as i64,
+                };
+                let mode = [Mode::TextToVideo, Mode::ImageToVideo, Mode::TextToImage][((r >> 50) % 3) as usize];
+                let mut v = video(&format!("{:08x}{i:04x}", (r >> 20) as u32), created_ms, &prompt.collect::<Vec<_>>().join(" "), mode);
+                v.favorite = (r >> 60).is_multiple_of(3);
+                v
+            })
+            .collect()
+    }
+
+    /// Pages through every query built from `texts`, modes, favorites and page sizes and checks
+    /// the ids, in order, against `all` filtered in Rust and sorted by (created_ms, id), newest
+    /// first; and that `next` is given exactly when more follow.
+    async fn check_against_reference(store: &SqliteStore, all: &[Video], texts: &[&str]) {
+        let words = |s: &str| s.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect::<Vec<_>>();
+        for text in texts {
+            for mode in [None, Some(Mode::TextToVideo), Some(Mode::ImageToVideo)] {
+                for favorites in [false, true] {
+                    let mut expected: Vec<&Video> = all
+                        .iter()
+                        .filter(|v| {
+                            let prompt = words(&v.params.prompt);
+                            words(text).iter().all(|w| prompt.iter().any(|p| p.starts_with(w.as_str())))
+                                && mode.is_none_or(|m| v.mode == m)
+                                && (!favorites || v.favorite)
+                        })
+                        .collect();
+                    expected.sort_by(|a, b| (b.created_ms, &b.id).cmp(&(a.created_ms, &a.id)));
+                    let expected: Vec<&str> = expected.iter().map(|v| v.id.as_str()).collect();
+                    for limit in [1, 7, 100] {
+                        let query = VideoQuery { q: text.to_string(), mode, favorites, limit, ..Default::default() };
+                        let mut got = Vec::new();
+                        let mut before = None;
+                        for _ in 0..=expected.len() {
+                            let page = store.videos(VideoQuery { before: before.clone(), ..query.clone() }).await.unwrap();
+                            assert!(page.videos.len() <= limit as usize);
+                            got.extend(page.videos.iter().map(|v| v.id.clone()));
+                            assert_eq!(page.next.is_some(), got.len() < expected.len(), "{query:?} after {}", got.len());
+                            before = page.next;
+                            if before.is_none() {
+                                break;
+                            }
+                        }
+                        assert_eq!(got, expected, "{query:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    const SEARCHES: [&str; 12] =
+        ["", "red", "RE", "b", "ball", "ball red", "bounc", "bounce", "rare", "zebra ball", "left-star", "purple"];
+
+    #[tokio::test]
+    async fn gallery_order_and_matches_equal_a_reference() {
+        let store = SqliteStore::open(&temp_db("reference")).await.unwrap();
+        let mut all = mixed_videos(1, 300);
+        for v in &all {
+            store.insert_video(v.clone()).await.unwrap();
+        }
+        // Deleted videos leave the index (by their sort key).
+        let deleted: Vec<String> = all.iter().step_by(17).map(|v| v.id.clone()).collect();
+        for id in &deleted {
+            assert!(store.delete_video(id.clone()).await.unwrap());
+        }
+        all.retain(|v| !deleted.contains(&v.id));
+        // Favorites changed afterwards are found by the favorites filter.
+        for v in all.iter_mut().step_by(5) {
+            v.favorite = !v.favorite;
+            assert!(store.set_favorite(v.id.clone(), v.favorite).await.unwrap());
+        }
+        // Videos at one time, each with an id just above the previous one and below another's
+        // there: each halves the same gap, which runs out (at the latest after 64) and every
+        // key is renumbered.
+        let mut last = video("ffff0000", 70, "red ball", Mode::TextToVideo);
+        last.favorite = true;
+        store.insert_video(last.clone()).await.unwrap();
+        all.push(last);
+        for i in 0..70 {
+            let v = video(&format!("fffe{i:04x}"), 70, if i % 2 == 0 { "red star" } else { "blue ball" }, Mode::ImageToVideo);
+            store.insert_video(v.clone()).await.unwrap();
+            all.push(v);
+        }
+        let min_key: i64 = sqlx::query_scalar("SELECT MIN(sort_key) FROM videos").fetch_one(&store.pool).await.unwrap();
+        assert_eq!(min_key, 1 << 32, "renumbered");
+        // A few more after the renumbering, among the others.
+        for v in mixed_videos(2, 30) {
+            store.insert_video(v.clone()).await.unwrap();
+            all.push(v);
+        }
+        assert_eq!(store.count_videos().await.unwrap(), all.len() as u64);
+        check_against_reference(&store, &all, &SEARCHES).await;
+    }
+
+    #[test]
+    fn sort_keys_fall_strictly_between_their_neighbours() {
+        assert_eq!(sort_key_between(None, None), Some(0));
+        assert_eq!(sort_key_between(Some(5), None), Some(5 + (1 << 32)));
+        assert_eq!(sort_key_between(None, Some(5)), Some(5 - (1 << 32)));
+        assert_eq!(sort_key_between(Some(4), Some(10)), Some(7));
+        assert_eq!(sort_key_between(Some(4), Some(6)), Some(5));
+        assert_eq!(sort_key_between(Some(4), Some(5)), None);
+        assert_eq!(sort_key_between(Some(i64::MAX - 2), None), Some(i64::MAX - 1));
+        assert_eq!(sort_key_between(Some(i64::MAX), None), None);
+        assert_eq!(sort_key_between(None, Some(i64::MIN + 2)), Some(i64::MIN));
+        assert_eq!(sort_key_between(None, Some(i64::MIN)), None);
+    }
+
+    /// A database made before migration 3 keeps every video, and searches it in gallery order.
+    #[tokio::test]
+    async fn older_databases_migrate_to_search_in_order() {
+        let path = temp_db("migrate3");
+        let all = mixed_videos(3, 200);
+        {
+            let options = SqliteConnectOptions::new().filename(&path).create_if_missing(true);
+            let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await.unwrap();
+            migrations().run_to(2, &pool).await.unwrap();
+            for v in &all {
+                sqlx::query(
+                    "INSERT INTO videos (id, mode, model, prompt, params, metadata, created_ms, favorite) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(&v.id)
+                .bind(v.mode.as_str())
+                .bind(&v.params.model)
+                .bind(&v.params.prompt)
+                .bind(serde_json::to_string(&v.params).unwrap())
+                .bind(serde_json::to_string(&v.metadata).unwrap())
+                .bind(v.created_ms)
+                .bind(v.favorite as i64)
+                .execute(&pool)
+                .await
+                .unwrap();
+            }
+            pool.close().await;
+        }
+        let store = SqliteStore::open(&path).await.unwrap();
+        assert_eq!(store.count_videos().await.unwrap(), all.len() as u64);
+        check_against_reference(&store, &all, &SEARCHES).await;
+        // And new videos find their place among the migrated ones.
+        let mut all = all;
+        for v in mixed_videos(4, 50) {
+            store.insert_video(v.clone()).await.unwrap();
+            all.push(v);
+        }
+        check_against_reference(&store, &all, &SEARCHES).await;
     }
 }
