@@ -81,6 +81,15 @@ fn form_values(params: &JobParams) -> HashMap<String, String> {
         .collect()
 }
 
+/// How the task is offered in the mode switch.
+fn task_label(task: Mode) -> &'static str {
+    match task {
+        Mode::TextToVideo => "Text to video",
+        Mode::ImageToVideo => "Image to video",
+        Mode::TextToImage => "Keyframe (text to image)",
+    }
+}
+
 /// The model to start with for `mode`: `wanted` if it does that, else the first that does.
 fn pick_model(models: &[ModelInfo], wanted: &str, mode: Mode) -> ModelInfo {
     models
@@ -98,6 +107,9 @@ fn param_control(spec: &ParamSpec, values: RwSignal<HashMap<String, String>>) ->
         let name = name.clone();
         move || values.with(|v| v.get(&name).cloned().unwrap_or_default())
     };
+    // Read once, untracked: the controls are redrawn when the model or task changes, not on
+    // every keystroke.
+    let initial = values.with_untracked(|v| v.get(&name).cloned().unwrap_or_default());
     let set = {
         let name = name.clone();
         move |value: String| values.update(|v| {
@@ -110,15 +122,14 @@ fn param_control(spec: &ParamSpec, values: RwSignal<HashMap<String, String>>) ->
         ParamKind::Integer | ParamKind::Number => view! {
             <label title=help.clone()>{label}
                 <input type="number" name=name.clone() min=spec.min max=spec.max step=spec.step
-                    value=current() prop:value=current.clone() on:input:target=move |ev| set(ev.target().value())/>
-                <small class="help">{help.clone()}</small>
+                    value=initial.clone() prop:value=current.clone() on:input:target=move |ev| set(ev.target().value())/>
             </label>
         }
         .into_any(),
         ParamKind::Text => view! {
             <label title=help.clone()>{label}
                 <input type="text" name=name.clone() maxlength=spec.max placeholder=help.clone()
-                    value=current() prop:value=current.clone() on:input:target=move |ev| set(ev.target().value())/>
+                    value=initial.clone() prop:value=current.clone() on:input:target=move |ev| set(ev.target().value())/>
             </label>
         }
         .into_any(),
@@ -128,7 +139,7 @@ fn param_control(spec: &ParamSpec, values: RwSignal<HashMap<String, String>>) ->
                 <label title=help.clone()>{label}
                     <select name=name.clone() prop:value=current.clone() on:change:target=move |ev| set(ev.target().value())>
                         {options.into_iter().map(|o| {
-                            let selected = current() == o;
+                            let selected = initial == o;
                             view! { <option value=o.clone() selected=selected>{o.clone()}</option> }
                         }).collect_view()}
                     </select>
@@ -152,7 +163,7 @@ fn CreateForm(
 ) -> impl IntoView {
     let models = StoredValue::new(models);
     let first = pick_model(&models.get_value(), &start.model, start_mode);
-    let start_mode = if first.tasks.contains(&start_mode) { start_mode } else { first.tasks[0] };
+    let start_mode = if first.tasks.contains(&start_mode) { start_mode } else { first.tasks.first().copied().unwrap_or(start_mode) };
     let prompt = RwSignal::new(start.prompt.clone());
     let mode = RwSignal::new(start_mode);
     let model = RwSignal::new(first.clone());
@@ -191,8 +202,14 @@ fn CreateForm(
     // parameters start from the model's defaults.
     let choose = move |m: Mode, wanted: Option<String>| {
         let current = model.get_untracked();
-        let picked = pick_model(&models.get_value(), wanted.as_deref().unwrap_or(&current.id), m);
-        let m = if picked.tasks.contains(&m) { m } else { picked.tasks[0] };
+        let all = models.get_value();
+        let picked = match &wanted {
+            // A model chosen by name: that one, on the task if it does it, else on its first.
+            Some(id) => all.iter().find(|x| &x.id == id).cloned().unwrap_or_else(|| current.clone()),
+            // A task chosen: the current model if it does it, else the first that does.
+            None => pick_model(&all, &current.id, m),
+        };
+        let m = if picked.tasks.contains(&m) { m } else { picked.tasks.first().copied().unwrap_or(m) };
         if picked.id != current.id {
             values.set(form_values(&picked.defaults(m, JobParams::default())));
             model.set(picked);
@@ -202,7 +219,7 @@ fn CreateForm(
     // Settings restored from a file: its model (if installed), task and every parameter.
     let restore = move |mode_of_file: Mode, params: JobParams| {
         let picked = pick_model(&models.get_value(), &params.model, mode_of_file);
-        let m = if picked.tasks.contains(&mode_of_file) { mode_of_file } else { picked.tasks[0] };
+        let m = if picked.tasks.contains(&mode_of_file) { mode_of_file } else { picked.tasks.first().copied().unwrap_or(mode_of_file) };
         let mut v = form_values(&picked.defaults(m, JobParams::default()));
         if picked.id == params.model {
             v.extend(form_values(&params));
@@ -349,7 +366,7 @@ fn CreateForm(
                 {tasks.into_iter().map(|task| view! {
                     <label><input type="radio" name="mode" value=task.as_str()
                         prop:checked=move || mode.get() == task checked={start_mode == task}
-                        on:change=move |_| choose(task, None)/>" " {task.label()}</label>
+                        on:change=move |_| choose(task, None)/>" " {task_label(task)}</label>
                 }).collect_view()}
             </fieldset>
 

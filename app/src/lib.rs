@@ -15,6 +15,7 @@ mod job_card;
 pub mod limits;
 pub mod media_files;
 pub mod models;
+pub mod params;
 pub mod prompt_builder;
 mod queue;
 pub mod results;

@@ -3,7 +3,7 @@
 //! it once per family; the API validates with it, `GET /api/models` returns it, and the Create
 //! page draws its form from it, so the three agree by construction.
 
-use crate::types::{JobParams, Mode};
+use crate::params::{JobParams, Mode};
 use serde::{Deserialize, Serialize};
 
 /// How a parameter is entered and stored.
@@ -44,7 +44,7 @@ impl ParamSpec {
 
     /// A decimal parameter.
     pub fn number(name: &str, label: &str, min: f32, max: f32, step: f32, default: f32, help: &str) -> Self {
-        Self::new(name, label, ParamKind::Number, min as f64, max as f64, step as f64, default.to_string(), help)
+        Self::new(name, label, ParamKind::Number, decimal(min), decimal(max), decimal(step), default.to_string(), help)
     }
 
     /// A text parameter of at most `max_chars` characters.
@@ -106,6 +106,12 @@ impl ParamSpec {
     }
 }
 
+/// An f32 as the f64 of its shortest decimal form (0.1f32 is 0.1, not 0.10000000149011612), so
+/// bounds, steps and values print and compare as people wrote them.
+pub fn decimal(x: f32) -> f64 {
+    x.to_string().parse().unwrap_or(x as f64)
+}
+
 /// A parameter's value read from [`JobParams`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum ParamValue {
@@ -121,13 +127,13 @@ impl JobParams {
             "frames" => N(self.frames as f64),
             "fps" => N(self.fps as f64),
             "steps" => N(self.steps as f64),
-            "guidance" => N(self.guidance as f64),
-            "image_guidance" => N(self.image_guidance as f64),
-            "motion" => N(self.motion as f64),
+            "guidance" => N(decimal(self.guidance)),
+            "image_guidance" => N(decimal(self.image_guidance)),
+            "motion" => N(decimal(self.motion)),
             "width" => N(self.width as f64),
             "height" => N(self.height as f64),
             "keyframe_steps" => N(self.keyframe_steps as f64),
-            "keyframe_guidance" => N(self.keyframe_guidance as f64),
+            "keyframe_guidance" => N(decimal(self.keyframe_guidance)),
             "negative" => T(self.negative.clone()),
             "keyframe_model" => T(self.keyframe_model.clone()),
             _ => return None,
@@ -274,6 +280,8 @@ mod tests {
     #[test]
     fn defaults_and_form_values_set_the_fields() {
         let m = info();
+        assert_eq!(decimal(0.1), 0.1);
+        assert_eq!(JobParams { motion: 0.7, ..JobParams::default() }.value("motion"), Some(ParamValue::Number(0.7)));
         let p = m.defaults(Mode::TextToVideo, JobParams { width: 64, guidance: 9.0, ..JobParams::default() });
         assert_eq!((p.width, p.guidance, p.keyframe_steps), (512, 3.0, 25));
         let mut p = JobParams::default();

@@ -2,7 +2,7 @@
 //! the database and the files themselves) and the pages and the API read. Results written
 //! before it existed (unversioned, one shape per family) are read into it too.
 
-use crate::types::{JobParams, Mode};
+use crate::params::{JobParams, Mode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -167,6 +167,7 @@ fn upgrade_v1(mut map: Map<String, Value>) -> Map<String, Value> {
             params.keyframe_model = p.get("model").and_then(Value::as_str).unwrap_or_default().to_string();
             if let Some(v) = num(p, "steps") { params.keyframe_steps = v as u32 }
             if let Some(v) = num(p, "guidance") { params.keyframe_guidance = v as f32 }
+            params.negative = p.get("negative").and_then(Value::as_str).unwrap_or_default().to_string();
         }
         map.insert("keyframe".into(), Value::Object(kf));
     }
@@ -209,7 +210,7 @@ mod tests {
             "width": 576, "height": 320, "frames": 14, "fps": 7, "duration_s": 2.0, "steps": 25, "motion_bucket": 127,
             "max_guidance": 3.0, "min_guidance": 1.0, "seed": 9, "precision": "F16", "device": "cuda",
             "resolution": {"native": [576, 320], "display": [576, 320], "upscale_filter": "none"},
-            "keyframe": {"kind": "text-to-image", "model": "sd", "prompt": "a boat", "negative_prompt": "",
+            "keyframe": {"kind": "text-to-image", "model": "sd", "prompt": "a boat", "negative_prompt": "fog",
                          "steps": 30, "guidance": 7.0, "width": 576, "height": 320, "seed": 9,
                          "timings": {"load_s": 1.0, "sampling_s": 2.0, "decode_s": 0.5, "total_s": 3.5}},
             "timings": {"load_s": 1.0, "conditioning_s": 0.5, "sampling_s": 9.0, "decode_s": 2.0, "encode_s": 0.5, "total_s": 13.0}
@@ -218,6 +219,7 @@ mod tests {
         assert_eq!((m.mode, m.family.as_str(), m.precision.as_str()), (Mode::TextToVideo, "stable-video-diffusion", "F16"));
         assert_eq!((m.params.width, m.params.height, m.params.guidance, m.params.motion), (576, 320, 3.0, 1.0));
         assert_eq!((m.params.keyframe_model.as_str(), m.params.keyframe_steps, m.params.keyframe_guidance), ("sd", 30, 7.0));
+        assert_eq!(m.params.negative, "fog", "the keyframe's negative prompt is the job's");
         let kf = m.keyframe.expect("the keyframe");
         assert_eq!((kf.mode, kf.model.as_str(), kf.resolution.native), (Mode::TextToImage, "sd", [576, 320]));
         assert_eq!(kf.timings.decode_s, 0.5);

@@ -10,7 +10,7 @@ async function hydrated(page: Page) {
 }
 
 async function setSteps(page: Page, steps: number) {
-  await page.getByLabel("Steps").fill(String(steps));
+  await page.getByLabel("Steps", { exact: true }).fill(String(steps));
 }
 
 /** Waits for the newest job card to finish and returns its video id. */
@@ -248,4 +248,46 @@ test("text to video through a keyframe and an installed SVD model", async ({ pag
   await expect(page.locator(`img[src="/media/${video}/keyframe.png"]`)).toBeVisible();
   await expectPlays(page, "video.player");
   await page.screenshot({ path: `${shots}/svd-text-to-video.png`, fullPage: true });
+});
+
+test("dropping a video made here restores all its settings", async ({ page }) => {
+  const job = await page.request
+    .post("/api/jobs", { data: { prompt: "a blue star moving left in the night sky", steps: 2, seed: 77, frames: 6, fps: 5, motion: 1.5 } })
+    .then((r) => r.json());
+  await expect
+    .poll(async () => (await page.request.get(`/api/jobs/${job.id}`).then((r) => r.json())).state, { timeout: 150_000 })
+    .toBe("done");
+  await page.goto("/");
+  await hydrated(page);
+  await page.evaluate(async (url) => {
+    const blob = await (await fetch(url)).blob();
+    const transfer = new DataTransfer();
+    transfer.items.add(new File([blob], "clip.mp4", { type: "video/mp4" }));
+    document.querySelector("form.create")!.dispatchEvent(new DragEvent("drop", { dataTransfer: transfer, bubbles: true, cancelable: true }));
+  }, `/media/${job.id}/video.mp4`);
+  await expect(page.getByRole("status")).toContainText("Settings restored from clip.mp4");
+  await expect(page.getByLabel("Assembled prompt (editable)")).toHaveValue("a blue star moving left in the night sky");
+  await expect(page.getByLabel("Seed", { exact: true })).toHaveValue("77");
+  await expect(page.getByLabel("Frames", { exact: true })).toHaveValue("6");
+  await expect(page.getByLabel("Frames per second")).toHaveValue("5");
+  await expect(page.getByLabel("Motion strength")).toHaveValue("1.5");
+  await expect(page.getByLabel("Steps", { exact: true })).toHaveValue("2");
+});
+
+test("the form is drawn from the model's description", async ({ page }) => {
+  const models = await page.request.get("/api/models").then((r) => r.json());
+  await page.goto("/");
+  await hydrated(page);
+  for (const m of models) {
+    await page.getByRole("combobox", { name: /Model/ }).selectOption(m.id);
+    const task = await page.locator('input[name="mode"]:checked').getAttribute("value");
+    for (const p of m.params.filter((p: any) => p.tasks.length === 0 || p.tasks.includes(task))) {
+      const control = page.locator(`[name="${p.name}"]`);
+      await expect(control, `${m.id} ${p.name}`).toBeVisible();
+      if (p.kind === "integer" || p.kind === "number") {
+        await expect(control).toHaveAttribute("min", String(p.min));
+        await expect(control).toHaveAttribute("max", String(p.max));
+      }
+    }
+  }
 });

@@ -252,17 +252,15 @@ pub fn embedded_metadata(bytes: &[u8]) -> Option<serde_json::Value> {
         while i < bytes.len() && bytes[i] != 0 {
             let len = bytes[i] as usize;
             let data = bytes.get(i + 1..i + 1 + len)?;
-            json.extend_from_slice(if first { &data[GIF_MARKER.len()..] } else { data });
+            json.extend_from_slice(if first { data.get(GIF_MARKER.len()..)? } else { data });
             first = false;
             i += 1 + len;
         }
     } else {
-        // The SEI payload ends at the rbsp trailing byte; remove emulation prevention bytes.
+        // The JSON runs from here to the end of the SEI payload; remove emulation prevention
+        // bytes and read the first complete JSON value (what follows it is not JSON).
         let mut zeros = 0;
         for &b in &bytes[start..] {
-            if b == 0x80 {
-                break;
-            }
             if zeros >= 2 && b == 3 {
                 zeros = 0;
                 continue;
@@ -270,6 +268,7 @@ pub fn embedded_metadata(bytes: &[u8]) -> Option<serde_json::Value> {
             zeros = if b == 0 { zeros + 1 } else { 0 };
             json.push(b);
         }
+        return serde_json::Deserializer::from_slice(&json).into_iter::<serde_json::Value>().next()?.ok();
     }
     serde_json::from_slice(&json).ok()
 }
@@ -308,6 +307,14 @@ mod tests {
         assert_eq!(track.width(), 64);
         assert_eq!(track.height(), 48);
         assert_eq!(embedded_metadata(&bytes).unwrap()["seed"], 7);
+        // Typographic punctuation holds 0x80 bytes in UTF-8: the settings still read back.
+        let curly = r#"{"prompt":"the boat’s wake — “slow”…","seed":8}"#;
+        let bytes = encode_mp4(&frames(), 8, curly).unwrap();
+        assert_eq!(embedded_metadata(&bytes).unwrap()["prompt"], "the boat’s wake — “slow”…");
+        // Truncated or forged files are no settings, never a panic.
+        for bad in [&b"GIF89a\x02\x01vidplay-params:{}"[..], b"GIFvidplay-params:", b"\x89PNG\r\n\x1a\n\xff\xff"] {
+            let _ = embedded_metadata(bad);
+        }
     }
 
     #[test]

@@ -20,12 +20,16 @@ pub enum RecoveryError {
 /// [`Store::recover_interrupted`]). Returns how many results and uploads were removed.
 pub async fn clean_orphans(store: &dyn Store, media: &dyn MediaStore) -> Result<usize, RecoveryError> {
     let mut removed = 0;
+    // Removal is best effort: what cannot be removed (a file not written by vidplay, with a
+    // name the store refuses) is logged and left alone, and never stops the start.
     for id in result_ids(media).await? {
         // Folders of older versions (`ID.partial`, `ID.deleted-...`) are not ids: orphans too.
         if !is_valid_id(&id) || !store.video_exists(id.clone()).await? {
             tracing::warn!(id, "removing media left by a crash or a failed removal");
-            delete_prefix(media, &result_prefix(&id)).await?;
-            removed += 1;
+            match delete_prefix(media, &result_prefix(&id)).await {
+                Ok(_) => removed += 1,
+                Err(e) => tracing::warn!(id, "cannot remove it: {e}"),
+            }
         }
     }
     for key in media.list(&format!("{UPLOADS}/")).await? {
@@ -33,8 +37,10 @@ pub async fn clean_orphans(store: &dyn Store, media: &dyn MediaStore) -> Result<
         let waiting = is_valid_id(id) && store.job(id.to_string()).await?.is_some_and(|job| !job.state.is_finished());
         if !waiting {
             tracing::warn!(key, "removing the upload of a job that will not run again");
-            media.delete(&key).await?;
-            removed += 1;
+            match media.delete(&key).await {
+                Ok(()) => removed += 1,
+                Err(e) => tracing::warn!(key, "cannot remove it: {e}"),
+            }
         }
     }
     Ok(removed)

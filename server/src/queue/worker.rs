@@ -248,6 +248,11 @@ impl Jobs {
             metadata: rendered.meta.clone(),
         };
         if let Err(e) = rt.block_on(self.inner.store.insert_video(video)) {
+            // Already in the gallery (a shutdown put the job back after its insert): the files
+            // just written are that video's; keep them.
+            if rt.block_on(self.inner.store.video_exists(job.id.clone())).unwrap_or(false) {
+                return Ok(());
+            }
             remove();
             return Err(GenerateError::Backend(format!("saving the result failed: {e}")));
         }

@@ -24,23 +24,28 @@ async fn serve(State(jobs): State<Jobs>, Path((id, file)): Path<(String, String)
         Ok(false) => return security::refuse(StatusCode::NOT_FOUND, "no such file"),
         Err(e) => return crate::web::api::Failure::from(e).into_response(),
     }
-    let range = match req.headers().get(header::RANGE).map(|v| parse_range(v.to_str().unwrap_or(""))) {
-        None => None,
-        Some(Some(r)) => Some(r),
-        Some(None) => return security::refuse(StatusCode::RANGE_NOT_SATISFIABLE, "unsupported range"),
-    };
+    // A header that is not one plain range is ignored (the whole file), as HTTP allows.
+    let range = req.headers().get(header::RANGE).and_then(|v| parse_range(v.to_str().unwrap_or("")));
     let key = media_files::key(&id, which);
-    let wanted = range.map(|(start, end)| start..end.map_or(u64::MAX, |e| e.saturating_add(1)));
+    let wanted = match range {
+        Some(ByteRange::From(start, end)) => Some(start..end.map_or(u64::MAX, |e| e.saturating_add(1))),
+        // The last N bytes: read the whole (small) file and keep its end.
+        Some(ByteRange::Last(_)) | None => None,
+    };
     let fetched = match jobs.media().get(&key, wanted).await {
-        Ok(Some(f)) => f,
-        Ok(None) => return security::refuse(StatusCode::NOT_FOUND, "no such file"),
-        Err(crate::media::MediaError::Range { size, .. }) => {
-            let mut res = security::refuse(StatusCode::RANGE_NOT_SATISFIABLE, "the range is outside the file");
-            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
-                res.headers_mut().insert(header::CONTENT_RANGE, v);
+        Ok(Some(mut f)) => {
+            if let Some(ByteRange::Last(n)) = range {
+                if n == 0 || f.size == 0 {
+                    return unsatisfiable(f.size);
+                }
+                let start = f.size.saturating_sub(n);
+                f.bytes = f.bytes.slice(start as usize..);
+                f.range = start..f.size;
             }
-            return res;
+            f
         }
+        Ok(None) => return security::refuse(StatusCode::NOT_FOUND, "no such file"),
+        Err(crate::media::MediaError::Range { size, .. }) => return unsatisfiable(size),
         Err(e) => {
             tracing::error!(key, "reading media: {e}");
             return security::refuse(StatusCode::INTERNAL_SERVER_ERROR, "the file cannot be read");
@@ -67,26 +72,48 @@ async fn serve(State(jobs): State<Jobs>, Path((id, file)): Path<(String, String)
     res
 }
 
-/// `bytes=START-` or `bytes=START-END` (one range; inclusive end). `None` for anything else.
-fn parse_range(value: &str) -> Option<(u64, Option<u64>)> {
+/// 416 with the file's size, as HTTP asks.
+fn unsatisfiable(size: u64) -> Response {
+    let mut res = security::refuse(StatusCode::RANGE_NOT_SATISFIABLE, "the range is outside the file");
+    if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+        res.headers_mut().insert(header::CONTENT_RANGE, v);
+    }
+    res
+}
+
+/// One byte range of a `Range` header.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum ByteRange {
+    /// `bytes=START-` or `bytes=START-END` (inclusive end).
+    From(u64, Option<u64>),
+    /// `bytes=-N`: the last N bytes.
+    Last(u64),
+}
+
+/// One plain range; `None` for anything else (several ranges, other units, nonsense).
+fn parse_range(value: &str) -> Option<ByteRange> {
     let spec = value.trim().strip_prefix("bytes=")?;
     let (start, end) = spec.split_once('-')?;
+    if start.trim().is_empty() {
+        return end.trim().parse().ok().map(ByteRange::Last);
+    }
     let start: u64 = start.trim().parse().ok()?;
     let end = match end.trim() {
         "" => None,
         e => Some(e.parse::<u64>().ok().filter(|e| *e >= start)?),
     };
-    Some((start, end))
+    Some(ByteRange::From(start, end))
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn ranges_parse() {
-        use super::parse_range;
-        assert_eq!(parse_range("bytes=0-99"), Some((0, Some(99))));
-        assert_eq!(parse_range("bytes=100-"), Some((100, None)));
-        for bad in ["bytes=-5", "bytes=9-3", "items=0-1", "bytes=0-1,5-6", "bytes=x-1"] {
+        use super::{ByteRange, parse_range};
+        assert_eq!(parse_range("bytes=0-99"), Some(ByteRange::From(0, Some(99))));
+        assert_eq!(parse_range("bytes=100-"), Some(ByteRange::From(100, None)));
+        assert_eq!(parse_range("bytes=-5"), Some(ByteRange::Last(5)));
+        for bad in ["bytes=9-3", "items=0-1", "bytes=0-1,5-6", "bytes=x-1", "bytes=-"] {
             assert_eq!(parse_range(bad), None, "{bad}");
         }
     }

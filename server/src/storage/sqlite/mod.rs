@@ -35,6 +35,7 @@ fn migrations() -> sqlx::migrate::Migrator {
         migration(1, "jobs, videos and prompt search", include_str!("migrations/0001_init.sql")),
         migration(2, "job attempts", include_str!("migrations/0002_attempts.sql")),
         migration(3, "gallery search in gallery order", include_str!("migrations/0003_search_order.sql")),
+        migration(4, "gallery search by model", include_str!("migrations/0004_search_by_model.sql")),
     ])
 }
 
@@ -392,10 +393,21 @@ impl Store for SqliteStore {
             let limit = query.limit.clamp(1, MAX_PAGE);
             let mut sql = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!("SELECT {VIDEO_COLUMNS} FROM "));
             let fts = fts_query(&query.q);
-            // With words: newest first straight from the prompt index, which is keyed by
+            let model = query.model.filter(|m| !m.is_empty());
+            // With words and a model: that model's videos newest first (its index), each
+            // checked against the prompt matches (collected once), so a model with few videos
+            // costs little however many videos match the words.
+            // With words only: newest first straight from the prompt index, which is keyed by
             // `sort_key` (in gallery order), so the walk stops after one page instead of sorting
             // every match. CROSS JOIN keeps the index as the outer loop.
-            let (order, cursor) = if let Some(fts) = fts {
+            let (order, cursor) = if let (Some(fts), Some(model)) = (&fts, &model) {
+                sql.push("videos v INDEXED BY videos_by_model WHERE v.model = ")
+                    .push_bind(model.clone())
+                    .push(" AND v.sort_key IN (SELECT rowid FROM videos_fts WHERE videos_fts MATCH ")
+                    .push_bind(fts.clone())
+                    .push(")");
+                ("v.sort_key DESC", " AND v.sort_key < (SELECT sort_key FROM videos WHERE id = ")
+            } else if let Some(fts) = fts {
                 sql.push("videos_fts CROSS JOIN videos v ON v.sort_key = videos_fts.rowid WHERE videos_fts MATCH ")
                     .push_bind(fts);
                 ("videos_fts.rowid DESC", " AND videos_fts.rowid < (SELECT sort_key FROM videos WHERE id = ")
@@ -406,7 +418,7 @@ impl Store for SqliteStore {
             if let Some(mode) = query.mode {
                 sql.push(" AND v.mode = ").push_bind(mode.as_str());
             }
-            if let Some(model) = query.model.filter(|m| !m.is_empty()) {
+            if let Some(model) = model.filter(|_| fts_query(&query.q).is_none()) {
                 sql.push(" AND v.model = ").push_bind(model);
             }
             if query.favorites {
@@ -563,6 +575,8 @@ mod tests {
                 let mode = [Mode::TextToVideo, Mode::ImageToVideo, Mode::TextToImage][((r >> 50) % 3) as usize];
                 let mut v = video(&format!("{:08x}{i:04x}", (r >> 20) as u32), created_ms, &prompt.collect::<Vec<_>>().join(" "), mode);
                 v.favorite = (r >> 60).is_multiple_of(3);
+                // Most by one model, a few by another.
+                v.params.model = if (r >> 56).is_multiple_of(5) { "sd1".into() } else { "vidplay-toy-1".into() };
                 v
             })
             .collect()
@@ -574,7 +588,15 @@ mod tests {
     async fn check_against_reference(store: &SqliteStore, all: &[Video], texts: &[&str]) {
         let words = |s: &str| s.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect::<Vec<_>>();
         for text in texts {
-            for mode in [None, Some(Mode::TextToVideo), Some(Mode::ImageToVideo)] {
+            for (mode, model) in [
+                (None, None),
+                (Some(Mode::TextToVideo), None),
+                (Some(Mode::ImageToVideo), None),
+                (None, Some("sd1")),
+                (None, Some("vidplay-toy-1")),
+                (Some(Mode::TextToVideo), Some("sd1")),
+                (None, Some("no-such-model")),
+            ] {
                 for favorites in [false, true] {
                     let mut expected: Vec<&Video> = all
                         .iter()
@@ -582,13 +604,15 @@ mod tests {
                             let prompt = words(&v.params.prompt);
                             words(text).iter().all(|w| prompt.iter().any(|p| p.starts_with(w.as_str())))
                                 && mode.is_none_or(|m| v.mode == m)
+                                && model.is_none_or(|m| v.params.model == m)
                                 && (!favorites || v.favorite)
                         })
                         .collect();
                     expected.sort_by(|a, b| (b.created_ms, &b.id).cmp(&(a.created_ms, &a.id)));
                     let expected: Vec<&str> = expected.iter().map(|v| v.id.as_str()).collect();
                     for limit in [1, 7, 100] {
-                        let query = VideoQuery { q: text.to_string(), mode, favorites, limit, ..Default::default() };
+                        let model = model.map(str::to_string);
+                        let query = VideoQuery { q: text.to_string(), mode, model, favorites, limit, ..Default::default() };
                         let mut got = Vec::new();
                         let mut before = None;
                         for _ in 0..=expected.len() {

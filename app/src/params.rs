@@ -1,0 +1,90 @@
+//! What a generation is asked to do: its task ([`Mode`]) and its settings ([`JobParams`]).
+
+use serde::{Deserialize, Serialize};
+
+/// Text-to-video, or image-to-video (an input image is animated).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    TextToVideo,
+    ImageToVideo,
+    /// A keyframe from a text-to-image model (the first half of text -> image -> video).
+    TextToImage,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::TextToVideo => "text-to-video",
+            Mode::ImageToVideo => "image-to-video",
+            Mode::TextToImage => "text-to-image",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Mode> {
+        match s {
+            "text-to-video" => Some(Mode::TextToVideo),
+            "image-to-video" => Some(Mode::ImageToVideo),
+            "text-to-image" => Some(Mode::TextToImage),
+            _ => None,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Mode::TextToVideo => "Text to video",
+            Mode::ImageToVideo => "Image to video",
+            Mode::TextToImage => "Text to image (keyframe)",
+        }
+    }
+}
+
+/// The parameters of a generation, as a user sets them. Everything but the prompt has a
+/// default, so `{"prompt": "a red ball"}` is a complete request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobParams {
+    pub prompt: String,
+    pub model: String,
+    pub frames: u32,
+    pub fps: u32,
+    pub steps: u32,
+    pub guidance: f32,
+    pub image_guidance: f32,
+    pub motion: f32,
+    /// `None`: a random seed is drawn (and recorded) when the job is created.
+    pub seed: Option<u64>,
+    /// Text-to-image models: what the image should not show, and its size in pixels.
+    pub negative: String,
+    pub width: u32,
+    pub height: u32,
+    /// Text-to-video with Stable Video Diffusion: the text-to-image model that makes the
+    /// keyframe first (empty: the first installed), and its steps and guidance.
+    pub keyframe_model: String,
+    pub keyframe_steps: u32,
+    pub keyframe_guidance: f32,
+}
+
+pub const BUILTIN_MODEL: &str = "vidplay-toy-1";
+
+impl Default for JobParams {
+    fn default() -> Self {
+        Self {
+            prompt: String::new(),
+            model: BUILTIN_MODEL.into(),
+            frames: 16,
+            fps: 8,
+            steps: 24,
+            guidance: 3.0,
+            image_guidance: 1.5,
+            motion: 1.0,
+            seed: None,
+            negative: String::new(),
+            width: 512,
+            height: 512,
+            keyframe_model: String::new(),
+            keyframe_steps: 25,
+            keyframe_guidance: 7.5,
+        }
+    }
+}
