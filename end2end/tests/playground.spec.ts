@@ -235,7 +235,8 @@ test("text to video through a keyframe and an installed SVD model", async ({ pag
   await page.getByRole("combobox", { name: /Model/ }).selectOption("svd1");
   await expect(page.getByLabel("Text to video")).toBeChecked();
   await expect(page.getByLabel("Width")).toBeVisible();
-  await page.getByLabel("Assembled prompt (editable)").fill("a red cat in space");
+  // No chips for a free-text model: the field is just the prompt.
+  await page.getByRole("textbox", { name: "Prompt", exact: true }).fill("a red cat in space");
   await page.getByLabel("Width").fill("64");
   await page.getByLabel("Height").fill("64");
   await page.getByLabel("Frames", { exact: true }).fill("4");
