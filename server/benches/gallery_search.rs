@@ -49,7 +49,13 @@ fn video(i: u64) -> Video {
         1 => Mode::TextToImage,
         _ => Mode::TextToVideo,
     };
-    let params = JobParams { prompt: prompt(r), seed: Some(r), ..Default::default() };
+    let mut params = JobParams { prompt: prompt(r), seed: Some(r), ..Default::default() };
+    // One video in a hundred by another model, one in a thousand by a third.
+    if mix(r).is_multiple_of(100) {
+        params.model = "sd-turbo".into();
+    } else if mix(r ^ 1).is_multiple_of(1000) {
+        params.model = "svd".into();
+    }
     let metadata = app::results::ResultMeta::from_value(serde_json::json!({
         "model": params.model, "mode": mode.as_str(), "prompt": params.prompt, "seed": r,
         "understood": {"subject": "ball", "color": "red", "motion": "bouncing"},
@@ -104,6 +110,10 @@ async fn bench(dir: &std::path::Path, videos: u64, runs: usize) -> anyhow::Resul
         ("rare word + mode", VideoQuery { mode: Some(Mode::TextToVideo), ..q("aurora") }),
         // The worst case: a filter that none of the matches passes.
         ("common word + unknown model", VideoQuery { model: Some("none".into()), ..q("cinematic") }),
+        ("common word + rare model (1%)", VideoQuery { model: Some("sd-turbo".into()), ..q("cinematic") }),
+        ("common word + very rare model (0.1%)", VideoQuery { model: Some("svd".into()), ..q("cinematic") }),
+        ("common word + common model (99%)", VideoQuery { model: Some("vidplay-toy-1".into()), ..q("cinematic") }),
+        ("rare word + common model", VideoQuery { model: Some("vidplay-toy-1".into()), ..q("zebra") }),
     ];
     // Second pages: the cursor is the first page's `next`.
     for (name, first) in [("page 2, common word", q("cinematic")), ("page 2, no text", q(""))] {

@@ -176,6 +176,13 @@ async fn renumber_sort_keys(conn: &mut sqlx::SqliteConnection) -> StoreResult<()
     Ok(())
 }
 
+/// A model with fewer videos than this is searched by walking its own videos (fewer in tests,
+/// so the reference test goes both ways).
+#[cfg(not(test))]
+const RARE_MODEL: i64 = 500;
+#[cfg(test)]
+const RARE_MODEL: i64 = 100;
+
 const JOB_COLUMNS: &str = "id, state, mode, params, created_ms, started_ms, finished_ms, step, total, message, video_id";
 const VIDEO_COLUMNS: &str = "v.id, v.mode, v.params, v.metadata, v.created_ms, v.favorite";
 
@@ -394,13 +401,29 @@ impl Store for SqliteStore {
             let mut sql = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!("SELECT {VIDEO_COLUMNS} FROM "));
             let fts = fts_query(&query.q);
             let model = query.model.filter(|m| !m.is_empty());
-            // With words and a model: that model's videos newest first (its index), each
-            // checked against the prompt matches (collected once), so a model with few videos
-            // costs little however many videos match the words.
-            // With words only: newest first straight from the prompt index, which is keyed by
-            // `sort_key` (in gallery order), so the walk stops after one page instead of sorting
-            // every match. CROSS JOIN keeps the index as the outer loop.
-            let (order, cursor) = if let (Some(fts), Some(model)) = (&fts, &model) {
+            // How many videos the model has, counted up to RARE_MODEL on its index: none means no
+            // results, whatever the words.
+            let model_videos: Option<i64> = match &model {
+                Some(m) => Some(
+                    sqlx::query_scalar("SELECT COUNT(*) FROM (SELECT 1 FROM videos WHERE model = ? LIMIT ?)")
+                        .bind(m)
+                        .bind(RARE_MODEL)
+                        .fetch_one(&self.pool)
+                        .await?,
+                ),
+                None => None,
+            };
+            if model_videos == Some(0) {
+                return Ok(VideoPage { videos: Vec::new(), next: None });
+            }
+            // With words and a model with few videos: that model's videos newest first (its
+            // index), each checked against the words' matches (collected once), so the walk is
+            // at most the model's videos however few of them match.
+            // With words otherwise: newest first straight from the prompt index, which is keyed
+            // by `sort_key` (in gallery order), so the walk stops after one page instead of
+            // sorting every match. CROSS JOIN keeps the index as the outer loop.
+            let rare_model = model.clone().filter(|_| fts.is_some() && model_videos.is_some_and(|n| n < RARE_MODEL));
+            let (order, cursor) = if let (Some(fts), Some(model)) = (&fts, &rare_model) {
                 sql.push("videos v INDEXED BY videos_by_model WHERE v.model = ")
                     .push_bind(model.clone())
                     .push(" AND v.sort_key IN (SELECT rowid FROM videos_fts WHERE videos_fts MATCH ")
@@ -418,7 +441,7 @@ impl Store for SqliteStore {
             if let Some(mode) = query.mode {
                 sql.push(" AND v.mode = ").push_bind(mode.as_str());
             }
-            if let Some(model) = model.filter(|_| fts_query(&query.q).is_none()) {
+            if let Some(model) = model.filter(|_| rare_model.is_none()) {
                 sql.push(" AND v.model = ").push_bind(model);
             }
             if query.favorites {
