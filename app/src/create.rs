@@ -81,6 +81,13 @@ fn form_values(params: &JobParams) -> HashMap<String, String> {
         .collect()
 }
 
+/// The form's text of every parameter at `info`'s defaults, for all its tasks (so switching
+/// task on the same model finds every field filled).
+fn default_values(info: &ModelInfo) -> HashMap<String, String> {
+    let params = info.tasks.iter().fold(JobParams::default(), |p, &task| info.defaults(task, p));
+    form_values(&params)
+}
+
 /// How the task is offered in the mode switch.
 fn task_label(task: Mode) -> &'static str {
     match task {
@@ -169,7 +176,7 @@ fn CreateForm(
     let model = RwSignal::new(first.clone());
     // The text of every parameter, by name: the model's defaults, then the remixed settings.
     let values = RwSignal::new({
-        let mut v = form_values(&first.defaults(start_mode, JobParams::default()));
+        let mut v = default_values(&first);
         if start.model == first.id {
             v.extend(form_values(&start));
         }
@@ -211,7 +218,7 @@ fn CreateForm(
         };
         let m = if picked.tasks.contains(&m) { m } else { picked.tasks.first().copied().unwrap_or(m) };
         if picked.id != current.id {
-            values.set(form_values(&picked.defaults(m, JobParams::default())));
+            values.set(default_values(&picked));
             model.set(picked);
         }
         mode.set(m);
@@ -220,7 +227,7 @@ fn CreateForm(
     let restore = move |mode_of_file: Mode, params: JobParams| {
         let picked = pick_model(&models.get_value(), &params.model, mode_of_file);
         let m = if picked.tasks.contains(&mode_of_file) { mode_of_file } else { picked.tasks.first().copied().unwrap_or(mode_of_file) };
-        let mut v = form_values(&picked.defaults(m, JobParams::default()));
+        let mut v = default_values(&picked);
         if picked.id == params.model {
             v.extend(form_values(&params));
         }

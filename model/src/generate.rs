@@ -40,8 +40,8 @@ pub enum GenerateError {
     /// The model's files cannot be loaded.
     #[error("the model cannot be loaded: {0}")]
     Load(String),
-    /// The compute backend failed while running.
-    #[error("the model failed while running: {0}")]
+    /// Running or storing the result failed; the message says what.
+    #[error("{0}")]
     Backend(String),
 }
 
