@@ -24,7 +24,9 @@ impl Registry {
         let mut video = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for m in folder::installed(models_dir) {
-            if !seen.insert(m.name.clone()) {
+            // The first folder of a name wins (the models folder before the cache); folders of
+            // pipelines no engine runs are skipped.
+            if matches!(m.kind, PipelineKind::Other(_)) || !seen.insert(m.name.clone()) {
                 continue;
             }
             tracing::info!(name = %m.name, path = %m.path.display(), kind = ?m.kind, "installed model");
