@@ -97,6 +97,11 @@ fn task_label(task: Mode) -> &'static str {
     }
 }
 
+/// `mode` if `info` does it, else the task `info` does first.
+fn task_for(info: &ModelInfo, mode: Mode) -> Mode {
+    if info.tasks.contains(&mode) { mode } else { info.tasks.first().copied().unwrap_or(mode) }
+}
+
 /// The model to start with for `mode`: `wanted` if it does that, else the first that does.
 fn pick_model(models: &[ModelInfo], wanted: &str, mode: Mode) -> ModelInfo {
     models
@@ -170,7 +175,7 @@ fn CreateForm(
 ) -> impl IntoView {
     let models = StoredValue::new(models);
     let first = pick_model(&models.get_value(), &start.model, start_mode);
-    let start_mode = if first.tasks.contains(&start_mode) { start_mode } else { first.tasks.first().copied().unwrap_or(start_mode) };
+    let start_mode = task_for(&first, start_mode);
     let prompt = RwSignal::new(start.prompt.clone());
     let mode = RwSignal::new(start_mode);
     let model = RwSignal::new(first.clone());
@@ -216,7 +221,7 @@ fn CreateForm(
             // A task chosen: the current model if it does it, else the first that does.
             None => pick_model(&all, &current.id, m),
         };
-        let m = if picked.tasks.contains(&m) { m } else { picked.tasks.first().copied().unwrap_or(m) };
+        let m = task_for(&picked, m);
         if picked.id != current.id {
             values.set(default_values(&picked));
             model.set(picked);
@@ -226,7 +231,7 @@ fn CreateForm(
     // Settings restored from a file: its model (if installed), task and every parameter.
     let restore = move |mode_of_file: Mode, params: JobParams| {
         let picked = pick_model(&models.get_value(), &params.model, mode_of_file);
-        let m = if picked.tasks.contains(&mode_of_file) { mode_of_file } else { picked.tasks.first().copied().unwrap_or(mode_of_file) };
+        let m = task_for(&picked, mode_of_file);
         let mut v = default_values(&picked);
         if picked.id == params.model {
             v.extend(form_values(&params));

@@ -24,10 +24,7 @@ impl KeyframeChain {
         let t2v = [Mode::TextToVideo];
         let mut info = video.info().clone();
         info.tasks = vec![Mode::TextToVideo, Mode::ImageToVideo];
-        info.description = format!(
-            "{} From text it first makes a keyframe with a text-to-image model.",
-            info.description.trim_end_matches('.').to_string() + "."
-        );
+        info.description.push_str(" From text it first makes a keyframe with a text-to-image model.");
         let names: Vec<String> = keyframers.iter().map(|k| k.info().id.clone()).collect();
         info.params.extend([
             ParamSpec::text("negative", "Negative prompt", app::limits::MAX_PROMPT_CHARS, "what the keyframe should not show").for_tasks(&t2v),
