@@ -6,10 +6,12 @@
 //! - [`net`], [`weights`]: the network and its strictly loaded weights.
 //! - [`pipeline`]: generation (the sampler) for text-to-video and image-to-video.
 //! - [`training`]: the trainer.
+//! - [`motion`]: the image-to-video model, which animates a picture by moving its own pixels.
 //! - [`analysis`], [`evaluation`]: measuring clips, and how faithful the model is to prompts.
 
 pub mod analysis;
 pub mod evaluation;
+pub mod motion;
 pub mod net;
 pub mod pipeline;
 pub mod prompt;

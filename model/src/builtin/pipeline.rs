@@ -6,6 +6,7 @@
 //! same request and seed give identical frames on the same machine: the initial noise comes
 //! from [`crate::rng`], not from the backend.
 
+use crate::builtin::motion::animate::{AnimateRequest, Animator};
 use crate::builtin::net::{Conditioning, Net, NetConfig};
 use crate::builtin::prompt::{Prompt, multi_hot, parse};
 use crate::builtin::weights::{ModelError, load_net};
@@ -48,8 +49,10 @@ pub struct GenerationRequest {
     pub seed: u64,
     /// Motion strength: 1 is normal speed, 0.5 slow, 1.5 fast.
     pub motion: f32,
-    /// Output frames are upscaled to this size (square) with a Catmull-Rom filter.
+    /// Text-to-video frames are upscaled to this size (square) with a Catmull-Rom filter.
     pub display_size: u32,
+    /// Image-to-video: the longest side of the output; `None` keeps the picture's own.
+    pub image_long_side: Option<u32>,
 }
 
 impl Default for GenerationRequest {
@@ -64,6 +67,7 @@ impl Default for GenerationRequest {
             seed: 0,
             motion: 1.0,
             display_size: 256,
+            image_long_side: None,
         }
     }
 }
@@ -84,17 +88,19 @@ pub struct GeneratedClip {
     pub sampling_seconds: f64,
 }
 
-/// The built-in toy-world model, loaded on a device.
+/// The built-in model, loaded on a device: the toy-world clip network (text-to-video) and the
+/// motion model (image-to-video, [`crate::builtin::motion`]).
 pub struct BuiltinModel {
     net: Net,
     config: NetConfig,
+    animator: Animator,
     device: Device,
 }
 
 impl BuiltinModel {
     /// Size of the weights shipped inside the binary, in bytes.
     pub fn shipped_weights_bytes() -> usize {
-        SHIPPED_WEIGHTS.len()
+        SHIPPED_WEIGHTS.len() + Animator::shipped_weights_bytes()
     }
 
     /// The weights shipped inside the binary.
@@ -143,8 +149,14 @@ impl BuiltinModel {
         Ok(Self {
             net: load_net(store, &config, origin, device)?,
             config,
+            animator: Animator::shipped(device)?,
             device: device.clone(),
         })
+    }
+
+    /// The image-to-video motion model.
+    pub fn animator(&self) -> &Animator {
+        &self.animator
     }
 
     pub fn config(&self) -> &NetConfig {
@@ -170,6 +182,9 @@ impl BuiltinModel {
         cancelled: &dyn Fn() -> bool,
     ) -> Result<GeneratedClip, GenerateError> {
         self.validate(req, image.is_some())?;
+        if let Some(image) = image {
+            return self.animate(req, image, on_progress, cancelled);
+        }
         let started = Instant::now();
         let (t, s) = (self.config.frames, self.config.size);
         let understood = parse(&req.prompt);
@@ -308,6 +323,41 @@ impl BuiltinModel {
     }
 }
 
+impl BuiltinModel {
+    /// The motion model's request for a generation request.
+    pub fn animate_request(&self, req: &GenerationRequest) -> AnimateRequest {
+        AnimateRequest {
+            prompt: req.prompt.clone(),
+            frames: req.frames.unwrap_or(self.animator.config().frames),
+            motion: req.motion,
+            seed: req.seed,
+            long_side: req.image_long_side,
+        }
+    }
+
+    /// Image-to-video: the picture's own pixels, moved by the motion model, at its resolution.
+    fn animate(
+        &self,
+        req: &GenerationRequest,
+        image: &RgbImage,
+        on_progress: &mut dyn FnMut(Progress),
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<GeneratedClip, GenerateError> {
+        let animation = self.animator.animate(&self.animate_request(req), image, on_progress, cancelled)?;
+        let s = self.animator.config().size as u32;
+        let first = animation.frames[0].clone();
+        Ok(GeneratedClip {
+            native_frames: animation.frames.iter().map(|f| image::imageops::resize(f, s, s, FilterType::Triangle)).collect(),
+            frames: animation.frames,
+            native_size: s,
+            fps: req.fps,
+            understood: animation.understood,
+            native_input: Some(first),
+            sampling_seconds: animation.seconds,
+        })
+    }
+}
+
 /// Checks a request against a model of shape `config` without running it.
 pub fn validate(config: &NetConfig, req: &GenerationRequest, has_image: bool) -> Result<(), GenerateError> {
     let bad = |m: String| Err(GenerateError::InvalidRequest(m));
@@ -344,6 +394,14 @@ pub fn validate(config: &NetConfig, req: &GenerationRequest, has_image: bool) ->
     }
     if !(0.0..=2.0).contains(&req.motion) {
         return bad(format!("motion must be between 0 and 2, not {}", req.motion));
+    }
+    if let Some(side) = req.image_long_side
+        && !(crate::builtin::motion::animate::MIN_SIDE..=MAX_DISPLAY_SIZE).contains(&side)
+    {
+        return bad(format!(
+            "size must be between {} and {MAX_DISPLAY_SIZE} pixels, not {side}",
+            crate::builtin::motion::animate::MIN_SIDE
+        ));
     }
     let native_size = config.size as u32;
     if !(native_size..=MAX_DISPLAY_SIZE).contains(&req.display_size) {

@@ -277,7 +277,7 @@ impl Scene {
     }
 
     /// Camera at clip time `tau`: (horizontal offset, zoom).
-    fn camera_at(&self, tau: f32) -> (f32, f32) {
+    pub(crate) fn camera_at(&self, tau: f32) -> (f32, f32) {
         let m = self.motion;
         match self.camera {
             Camera::Static => (0.0, 1.0),
@@ -289,7 +289,7 @@ impl Scene {
         }
     }
 
-    fn pose_at(&self, tau: f32) -> Pose {
+    pub(crate) fn pose_at(&self, tau: f32) -> Pose {
         let m = self.motion;
         let travel = 0.5 * m;
         let mut p = Pose {
@@ -315,7 +315,7 @@ impl Scene {
     }
 
     /// The colour at frame point (u, v), and whether the subject is there.
-    fn sample_color(&self, u: f32, v: f32, tau: f32, (ox, zoom): (f32, f32), pose: &Pose) -> ([f32; 3], bool) {
+    pub(crate) fn sample_color(&self, u: f32, v: f32, tau: f32, (ox, zoom): (f32, f32), pose: &Pose) -> ([f32; 3], bool) {
         let x = 0.5 + (u - 0.5) / zoom + ox;
         let y = 0.5 + (v - 0.5) / zoom;
         let mut hit = false;
@@ -353,21 +353,19 @@ impl Scene {
         }
         match self.weather {
             Some(Weather::Rain) => {
-                for k in 0..36u64 {
-                    let rx = hash2(self.seed, k as i64, 1);
-                    let ry = (hash2(self.seed, k as i64, 2) + 1.6 * tau).fract() * 1.2 - 0.1;
+                for k in 0..RAIN_STREAKS {
+                    let (rx, ry) = rain_anchor(self.seed, k, tau, (1.0, 1.0));
                     // A streak from (rx, ry) going down-left.
-                    if streak_hit(u, v, rx, ry, -0.025, 0.11, 0.022) {
+                    if streak_hit(u, v, rx, ry, RAIN_STREAK.0, RAIN_STREAK.1, RAIN_STREAK.2) {
                         c = mix(c, [0.78, 0.84, 0.98], 0.75);
                     }
                 }
             }
             Some(Weather::Snow) => {
-                for k in 0..22u64 {
-                    let sx = hash2(self.seed, k as i64, 3) + 0.03 * (TAU * (tau + hash2(self.seed, k as i64, 5))).sin();
-                    let sy = (hash2(self.seed, k as i64, 4) + 0.45 * tau).fract() * 1.1 - 0.05;
+                for k in 0..SNOW_FLAKES {
+                    let (sx, sy) = snow_flake(self.seed, k, tau, (1.0, 1.0));
                     let (ddx, ddy) = (u - sx, v - sy);
-                    if ddx * ddx + ddy * ddy < 0.028 * 0.028 {
+                    if ddx * ddx + ddy * ddy < SNOW_RADIUS * SNOW_RADIUS {
                         c = mix(c, [1.0, 1.0, 1.0], 0.95);
                     }
                 }
@@ -378,15 +376,17 @@ impl Scene {
     }
 }
 
-struct Pose {
-    x: f32,
-    y: f32,
-    r: f32,
-    angle: f32,
+/// The subject's placement at one moment, in world units.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Pose {
+    pub x: f32,
+    pub y: f32,
+    pub r: f32,
+    pub angle: f32,
 }
 
 /// Whether the point (x, y) (units of the radius, y up) is inside the subject's shape.
-fn inside(subject: Subject, x: f32, y: f32) -> bool {
+pub(crate) fn inside(subject: Subject, x: f32, y: f32) -> bool {
     match subject {
         Subject::Ball => x * x + y * y <= 1.0,
         Subject::Square => x.abs().max(y.abs()) <= 0.85,
@@ -407,7 +407,32 @@ fn inside(subject: Subject, x: f32, y: f32) -> bool {
     }
 }
 
-fn streak_hit(u: f32, v: f32, x: f32, y: f32, dx: f32, dy: f32, width: f32) -> bool {
+/// Rain streaks per frame (over the unit square of the screen).
+pub(crate) const RAIN_STREAKS: u64 = 36;
+/// A rain streak: its direction and length (dx, dy) from the anchor, and its width.
+pub(crate) const RAIN_STREAK: (f32, f32, f32) = (-0.025, 0.11, 0.022);
+/// Snowflakes per frame, and their radius.
+pub(crate) const SNOW_FLAKES: u64 = 22;
+pub(crate) const SNOW_RADIUS: f32 = 0.028;
+
+/// Where rain streak `k` starts at clip time `tau`, on a screen `extent` = (width, height)
+/// units large (the toy world's screen is 1 x 1): streaks fall about 1.6 units per clip and
+/// wrap around.
+pub(crate) fn rain_anchor(seed: u64, k: u64, tau: f32, (ex, ey): (f32, f32)) -> (f32, f32) {
+    let rx = hash2(seed, k as i64, 1) * ex;
+    let ry = (hash2(seed, k as i64, 2) + 1.6 * tau / ey).fract() * (ey + 0.2) - 0.1;
+    (rx, ry)
+}
+
+/// The centre of snowflake `k` at clip time `tau` (screen as for [`rain_anchor`]): flakes
+/// drift down about 0.45 units per clip, swaying sideways.
+pub(crate) fn snow_flake(seed: u64, k: u64, tau: f32, (ex, ey): (f32, f32)) -> (f32, f32) {
+    let sx = hash2(seed, k as i64, 3) * ex + 0.03 * (TAU * (tau + hash2(seed, k as i64, 5))).sin();
+    let sy = (hash2(seed, k as i64, 4) + 0.45 * tau / ey).fract() * (ey + 0.1) - 0.05;
+    (sx, sy)
+}
+
+pub(crate) fn streak_hit(u: f32, v: f32, x: f32, y: f32, dx: f32, dy: f32, width: f32) -> bool {
     let (px, py) = (u - x, v - y);
     let len2 = dx * dx + dy * dy;
     let t = ((px * dx + py * dy) / len2).clamp(0.0, 1.0);

@@ -85,9 +85,11 @@ pub struct GenerateArgs {
     /// Random seed (default: a new random one; the one used is in metadata.json).
     #[arg(long)]
     seed: Option<u64>,
-    /// Output frame size in pixels (frames are upscaled from the model's resolution).
-    #[arg(long, default_value_t = 256)]
-    size: u32,
+    /// Output size in pixels: text-to-video frames are this many pixels square (default 256,
+    /// upscaled from the model's resolution); an animated image keeps its own resolution
+    /// unless this sets its longest side.
+    #[arg(long)]
+    size: Option<u32>,
     /// Also write every frame as DIR/frames/0000.png, ...
     #[arg(long)]
     png_frames: bool,
@@ -117,7 +119,8 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
         image_guidance: a.image_guidance,
         seed: a.seed.unwrap_or_else(random_seed),
         motion: a.motion,
-        display_size: a.size,
+        display_size: a.size.filter(|_| a.image.is_none()).unwrap_or(256),
+        image_long_side: a.size.filter(|_| a.image.is_some()),
     };
     // Read the input before loading anything, so bad input fails fast.
     let input_image = a.image.as_deref().map(input::load).transpose()?;
@@ -145,15 +148,20 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
     meta.timings.load_s = load_s;
     meta.timings.total_s = started.elapsed().as_secs_f64();
     let native = clip.native_size;
+    let (w, h) = clip.frames[0].dimensions();
+    let how = if input_image.is_some() {
+        format!("{w}x{h}, the picture moved by the motion model")
+    } else {
+        format!("{w}x{h} upscaled from {native}x{native}")
+    };
     let mut result = Rendered { frames: clip.frames, fps: clip.fps, still: false, input: clip.native_input, keyframe: None, meta };
     write_to_folder(&mut result, WriteOptions { png_frames: a.png_frames, gallery: false }, &a.out)?;
     println!(
-        "wrote {} ({} frames, {s}x{s} upscaled from {native}x{native}, seed {}) in {:.1} s",
+        "wrote {} ({} frames, {how}, seed {}) in {:.1} s",
         a.out.display(),
         result.meta.frames,
         req.seed,
         result.meta.timings.total_s,
-        s = a.size,
     );
     Ok(())
 }

@@ -28,21 +28,20 @@ impl BuiltinEngine {
 
 fn info(config: &NetConfig) -> ModelInfo {
     let frames = config.frames as u32;
-    let i2v = [Mode::ImageToVideo];
+    let t2v = [Mode::TextToVideo];
     ModelInfo {
         id: BUILTIN_MODEL_ID.into(),
         family: "builtin".into(),
         description: format!(
-            "The built-in toy-world model: {frames} frames of {s}×{s} pixels, trained on simple shapes, settings, weather and camera moves.",
+            "The built-in models: text to {frames} frames of {s}×{s} pixels of a toy world (simple shapes, settings, weather, camera moves); an uploaded picture is animated at its own resolution by moving its pixels.",
             s = config.size
         ),
         tasks: vec![Mode::TextToVideo, Mode::ImageToVideo],
         params: vec![
             ParamSpec::integer("frames", "Frames", 2, frames, 1, frames.min(16), "frames in the clip"),
             ParamSpec::integer("fps", "Frames per second", 1, 60, 1, 8, "playback speed of the files"),
-            ParamSpec::integer("steps", "Steps", 1, MAX_STEPS as u32, 1, 24, "sampling steps: more is slower and cleaner"),
-            ParamSpec::number("guidance", "Guidance", 0.0, 20.0, 0.5, 3.0, "how strongly the clip follows the prompt"),
-            ParamSpec::number("image_guidance", "Image guidance", 0.0, 20.0, 0.5, 1.5, "how strongly the clip keeps to the image").for_tasks(&i2v),
+            ParamSpec::integer("steps", "Steps", 1, MAX_STEPS as u32, 1, 24, "sampling steps: more is slower and cleaner").for_tasks(&t2v),
+            ParamSpec::number("guidance", "Guidance", 0.0, 20.0, 0.5, 3.0, "how strongly the clip follows the prompt").for_tasks(&t2v),
             ParamSpec::number("motion", "Motion strength", 0.0, 2.0, 0.1, 1.0, "1 is normal speed, 0.5 slow, 1.5 fast"),
         ],
         native_width: config.size as u32,
@@ -51,7 +50,9 @@ fn info(config: &NetConfig) -> ModelInfo {
         memory_mib: (BuiltinModel::shipped_weights_bytes() as u64).div_ceil(1 << 20),
         chips: model::builtin::vocab::categories().into_iter().map(|c| ChipGroup { name: c.name, phrases: c.phrases }).collect(),
         reads_prompt: true,
-            input_note: format!("The model sees the centre square, at {s}×{s} pixels.", s = config.size),
+        input_note: "The picture itself moves, at its own resolution (up to 1024 pixels on the longest side): \
+             say how (\"camera pans left\", \"zoom in\", \"snow\", \"the red ball moving right\")."
+            .into(),
     }
 }
 
@@ -75,6 +76,9 @@ pub fn result_meta(params: &JobParams, clip: &model::builtin::pipeline::Generate
     let frames = clip.frames.len() as u32;
     let mut details = serde_json::Map::new();
     details.insert("understood".into(), serde_json::to_value(&clip.understood).unwrap_or_default());
+    if clip.native_input.is_some() {
+        details.insert("motion_model".into(), model::builtin::motion::animate::MOTION_MODEL_ID.into());
+    }
     ResultMeta {
         mode: if clip.native_input.is_some() { Mode::ImageToVideo } else { Mode::TextToVideo },
         model: BUILTIN_MODEL_ID.into(),
@@ -87,8 +91,8 @@ pub fn result_meta(params: &JobParams, clip: &model::builtin::pipeline::Generate
         duration_s: frames as f64 / clip.fps.max(1) as f64,
         resolution: Resolution {
             native: [clip.native_size; 2],
-            display: [req.display_size; 2],
-            upscale_filter: "catmull-rom".into(),
+            display: clip.frames.first().map_or([req.display_size; 2], |f| [f.width(), f.height()]),
+            upscale_filter: if clip.native_input.is_some() { "motion-warp".into() } else { "catmull-rom".into() },
         },
         device: device.into(),
         precision: "F32".into(),
@@ -114,6 +118,15 @@ impl super::Engine for BuiltinEngine {
 
     fn max_input_side(&self) -> u32 {
         MAX_DISPLAY_SIZE
+    }
+
+    /// Text-to-video counts sampling steps; image-to-video counts frames (one motion pass,
+    /// then each frame is warped).
+    fn total_steps(&self, params: &JobParams, mode: Mode) -> u32 {
+        match mode {
+            Mode::ImageToVideo => params.frames,
+            _ => params.steps,
+        }
     }
 
     fn run(&self, job: EngineJob<'_>, ctx: &mut RunContext<'_>) -> Result<Rendered, GenerateError> {
