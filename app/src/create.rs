@@ -94,6 +94,7 @@ fn task_label(task: Mode) -> &'static str {
         Mode::TextToVideo => "Text to video",
         Mode::ImageToVideo => "Image to video",
         Mode::TextToImage => "Keyframe (text to image)",
+        Mode::Extend => "Extend a video",
     }
 }
 

@@ -43,6 +43,7 @@ pub fn GalleryPage() -> impl IntoView {
                 <option value="text-to-video" selected=move || params().mode == Some(Mode::TextToVideo)>"Text to video"</option>
                 <option value="image-to-video" selected=move || params().mode == Some(Mode::ImageToVideo)>"Image to video"</option>
                 <option value="text-to-image" selected=move || params().mode == Some(Mode::TextToImage)>"Keyframes (text to image)"</option>
+                <option value="extend" selected=move || params().mode == Some(Mode::Extend)>"Extended videos"</option>
             </select>
             <label for="model">"Model"</label>
             <select id="model" name="model">

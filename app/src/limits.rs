@@ -65,6 +65,20 @@ pub fn check_params(p: &JobParams) -> Result<(), String> {
     check_text("the negative prompt", &p.negative, MAX_PROMPT_CHARS)?;
     check_text("the model name", &p.model, MAX_NAME_CHARS)?;
     check_text("the keyframe model name", &p.keyframe_model, MAX_NAME_CHARS)?;
+    check_text("the source video", &p.source, MAX_NAME_CHARS)?;
+    match p.task.as_str() {
+        "" | crate::params::EXTEND_TASK => {}
+        other => return Err(format!("unknown task {other:?}: leave it out for a new clip, or use \"extend\" with a source video")),
+    }
+    if p.task == crate::params::EXTEND_TASK && p.source.trim().is_empty() {
+        return Err("extending needs the source video's id (\"source\")".into());
+    }
+    if p.segments.len() > crate::params::MAX_SEGMENTS {
+        return Err(format!("a shot list has at most {} segments, not {}", crate::params::MAX_SEGMENTS, p.segments.len()));
+    }
+    for (i, s) in p.segments.iter().enumerate() {
+        check_text(&format!("segment {}'s prompt", i + 1), &s.prompt, MAX_PROMPT_CHARS)?;
+    }
     let numbers = [
         ("frames", p.frames as f64),
         ("fps", p.fps as f64),

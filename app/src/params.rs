@@ -10,6 +10,9 @@ pub enum Mode {
     ImageToVideo,
     /// A keyframe from a text-to-image model (the first half of text -> image -> video).
     TextToImage,
+    /// A stored video continued from its last frame: the result is the source and the new
+    /// segment(s), joined.
+    Extend,
 }
 
 impl Mode {
@@ -18,6 +21,7 @@ impl Mode {
             Mode::TextToVideo => "text-to-video",
             Mode::ImageToVideo => "image-to-video",
             Mode::TextToImage => "text-to-image",
+            Mode::Extend => "extend",
         }
     }
 
@@ -26,6 +30,7 @@ impl Mode {
             "text-to-video" => Some(Mode::TextToVideo),
             "image-to-video" => Some(Mode::ImageToVideo),
             "text-to-image" => Some(Mode::TextToImage),
+            "extend" => Some(Mode::Extend),
             _ => None,
         }
     }
@@ -35,6 +40,7 @@ impl Mode {
             Mode::TextToVideo => "Text to video",
             Mode::ImageToVideo => "Image to video",
             Mode::TextToImage => "Text to image (keyframe)",
+            Mode::Extend => "Extended video",
         }
     }
 }
@@ -63,7 +69,30 @@ pub struct JobParams {
     pub keyframe_model: String,
     pub keyframe_steps: u32,
     pub keyframe_guidance: f32,
+    /// `"extend"`: continue the stored video `source` from its last frame (empty: a new clip).
+    pub task: String,
+    /// The video an extension continues (its parent).
+    pub source: String,
+    /// A shot list: one segment per entry, each continuing from the last frame of the one
+    /// before (empty: one segment, the prompt). The first starts from the image, the source
+    /// video, or the text.
+    pub segments: Vec<Segment>,
 }
+
+/// One segment of a shot list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Segment {
+    pub prompt: String,
+    /// `None`: the job's seed plus the segment's index. Re-rolling a segment sets its own.
+    pub seed: Option<u64>,
+}
+
+/// The task name of an extension.
+pub const EXTEND_TASK: &str = "extend";
+
+/// Most segments in one shot list.
+pub const MAX_SEGMENTS: usize = 8;
 
 pub const BUILTIN_MODEL: &str = "vidplay-toy-1";
 
@@ -85,6 +114,9 @@ impl Default for JobParams {
             keyframe_model: String::new(),
             keyframe_steps: 25,
             keyframe_guidance: 7.5,
+            task: String::new(),
+            source: String::new(),
+            segments: Vec::new(),
         }
     }
 }

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod common;
 pub mod eval;
+pub mod extend;
 pub mod generate;
 pub mod image;
 pub mod models;
@@ -22,6 +23,8 @@ pub enum Command {
     /// Generate a clip from a prompt, or animate an image: with the built-in model, or with
     /// Stable Video Diffusion (`--model-dir` or `--model`, image-to-video).
     Generate(generate::GenerateArgs),
+    /// Continue a clip from its last frame with the built-in model: one segment per --prompt.
+    Extend(extend::ExtendArgs),
     /// Measure the built-in model's faithfulness on held-out prompts.
     Eval(eval::EvalArgs),
     /// Benchmark seconds per clip and peak memory at the default settings.
@@ -39,6 +42,7 @@ pub enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Generate(a) => generate::run(a),
+        Command::Extend(a) => extend::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Bench(a) => bench::command(a),
         Command::Image(a) => image::run(a),

@@ -9,6 +9,7 @@ pub mod builtin;
 pub mod cache;
 pub mod keyframe_chain;
 pub mod registry;
+pub mod segments;
 pub mod stable_diffusion;
 pub mod stable_video_diffusion;
 

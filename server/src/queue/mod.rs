@@ -16,8 +16,8 @@ use crate::faults::Faults;
 use crate::ids::{new_id, now_ms};
 use crate::media::{MediaStore, input};
 use crate::storage::{Store, StoreError};
-use app::media_files::upload_key;
-use app::types::{Job, JobParams, JobState, WorkerHealth};
+use app::media_files::{MediaFile, upload_key};
+use app::types::{Job, JobParams, JobState, Mode, Video, WorkerHealth};
 use events::{JobEvent, StreamCounter, StreamSlot};
 use model::builtin::pipeline::BuiltinModel;
 use model::device::OpenedDevice;
@@ -243,6 +243,25 @@ impl Jobs {
         let _ = self.inner.wake.lock().expect("wake lock").send(());
     }
 
+    /// Whether the stored video `id` can be continued: it exists, is a clip, and its frames
+    /// are stored (the last one is where the extension starts).
+    async fn check_continuable(&self, id: &str) -> Result<Video, SubmitError> {
+        let missing = || SubmitError::Invalid(format!("there is no video {id:?} to extend"));
+        if !app::types::is_valid_id(id) {
+            return Err(missing());
+        }
+        let video = self.inner.store.video(id.to_string()).await?.ok_or_else(missing)?;
+        if video.is_image() {
+            return Err(SubmitError::Invalid(format!("video {id} is a still image; only clips can be extended (animate it instead)")));
+        }
+        let last = app::media_files::key(id, MediaFile::Frame(video.metadata.frames.saturating_sub(1) as usize));
+        let stored = self.inner.media.get(&last, Some(0..1)).await.ok().flatten().is_some();
+        if video.metadata.frames < 2 || !stored {
+            return Err(SubmitError::Invalid(format!("video {id} cannot be continued: its frames are not stored")));
+        }
+        Ok(video)
+    }
+
     /// Checks and queues a job: the shared outer bounds, then the model's own (its engine
     /// picks the task). The image, if any, is decoded with the upload limits and stored as PNG
     /// before the job is queued.
@@ -258,8 +277,29 @@ impl Jobs {
         // The seed is drawn now, so the result can be made again.
         let seed = params.seed.unwrap_or_else(crate::ids::random_seed);
         params.seed = Some(seed);
-        let mode = engine.validate(&mut params, upload.is_some()).map_err(SubmitError::Invalid)?;
-        let total = engine.total_steps(&params, mode);
+        let extending = params.task == app::params::EXTEND_TASK;
+        if extending {
+            self.check_continuable(&params.source).await?;
+        }
+        if !params.segments.is_empty() && params.prompt.trim().is_empty() {
+            params.prompt = crate::engines::segments::shot_list_prompt(&params.segments);
+        }
+        let from_image = upload.is_some() && !extending;
+        let (mode, total) = if extending || !params.segments.is_empty() {
+            let steps = crate::engines::segments::check(engine.as_ref(), &params, extending || from_image).map_err(SubmitError::Invalid)?;
+            let mode = if extending {
+                Mode::Extend
+            } else if from_image {
+                Mode::ImageToVideo
+            } else {
+                Mode::TextToVideo
+            };
+            (mode, steps.iter().sum())
+        } else {
+            let mode = engine.validate(&mut params, from_image).map_err(SubmitError::Invalid)?;
+            (mode, engine.total_steps(&params, mode))
+        };
+        let upload = if extending { None } else { upload };
         // Refuse before decoding anything when there is no room (enqueue checks again, atomically).
         if self.inner.store.queued_count().await? >= QUEUE_LIMIT as u64 {
             return Err(SubmitError::QueueFull);

@@ -5,7 +5,7 @@
 use super::Jobs;
 use super::events::{JobEvent, preview_url};
 use crate::engines::cache::ModelCache;
-use crate::engines::{EngineJob, Rendered, RunContext};
+use crate::engines::{EngineJob, Rendered, RunContext, segments};
 use crate::faults::CrashPoint;
 use crate::ids::now_ms;
 use crate::media::input;
@@ -181,13 +181,21 @@ impl Jobs {
             Mode::ImageToVideo => Some(self.load_upload(rt, &job.id)?),
             _ => None,
         };
+        let prior = match job.mode {
+            Mode::Extend => self.load_frames(rt, &job.params.source)?,
+            _ => Vec::new(),
+        };
         let params = job.params.clone();
         let mode = job.mode;
         let mut rendered = {
             let mut progress = self.progress(rt, job);
             let cancelled = || self.cancelled(cancel);
             let mut ctx = RunContext { device, models, progress: &mut progress, cancelled: &cancelled };
-            engine.run(EngineJob { params: &params, mode, input: input.as_ref() }, &mut ctx)?
+            if mode == Mode::Extend || !params.segments.is_empty() {
+                segments::run(engine.as_ref(), &params, prior, input, &mut ctx)?
+            } else {
+                engine.run(EngineJob { params: &params, mode, input: input.as_ref() }, &mut ctx)?
+            }
         };
         rendered.meta.mode = mode;
         self.store_result(rt, job, &mut rendered)
@@ -219,6 +227,20 @@ impl Jobs {
         let fetched = rt.block_on(self.inner.media.get(&upload_key(id), None)).map_err(|e| gone(e.to_string()))?;
         let bytes = fetched.ok_or_else(|| gone("not found".into()))?.bytes;
         input::decode(&bytes, "the uploaded image").map_err(|e| GenerateError::InvalidRequest(e.to_string()))
+    }
+
+    /// The stored frames of video `id`, in order (what an extension continues).
+    fn load_frames(&self, rt: &Handle, id: &str) -> Result<Vec<image::RgbImage>, GenerateError> {
+        let gone = |why: String| GenerateError::InvalidRequest(format!("the video to extend cannot be read ({why})"));
+        let video = rt.block_on(self.inner.store.video(id.to_string())).map_err(|e| gone(e.to_string()))?.ok_or_else(|| gone("it was deleted".into()))?;
+        (0..video.metadata.frames as usize)
+            .map(|i| {
+                let key = media_files::key(id, MediaFile::Frame(i));
+                let fetched = rt.block_on(self.inner.media.get(&key, None)).map_err(|e| gone(e.to_string()))?;
+                let bytes = fetched.ok_or_else(|| gone(format!("frame {i} is missing")))?.bytes;
+                input::decode(&bytes, "a stored frame").map_err(|e| gone(e.to_string()))
+            })
+            .collect()
     }
 
     /// Writes a result's files to the media store, then records it in the gallery; on any

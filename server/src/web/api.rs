@@ -264,7 +264,7 @@ impl VideoParams {
         check_text("the model name", &self.model, MAX_NAME_CHARS).map_err(Failure::bad)?;
         let mode = match self.mode.as_str() {
             "" | "all" => None,
-            m => Some(Mode::parse(m).ok_or_else(|| Failure::bad(format!("mode must be text-to-video, image-to-video or text-to-image, not {m:?}")))?),
+            m => Some(Mode::parse(m).ok_or_else(|| Failure::bad(format!("mode must be text-to-video, image-to-video, text-to-image or extend, not {m:?}")))?),
         };
         if !self.before.is_empty() {
             check_id(&self.before, "video").map_err(|_| Failure::bad("`before` is not a video id"))?;
