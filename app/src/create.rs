@@ -430,6 +430,12 @@ fn CreateForm(
                         })}
                     </Transition>
                 </div>
+                <details class="shots" class:hidden=move || mode.get() == Mode::TextToImage>
+                    <summary>"Shot list: then…"</summary>
+                    <label for="shots">"More segments, one prompt per line; each continues from the last frame of the one before"</label>
+                    <textarea id="shots" name="shots" rows="3" maxlength="4000"
+                        placeholder="camera pans right\nzoom in while it snows"></textarea>
+                </details>
                 <div class="row">
                     <button type="button" class="secondary" on:click=move |_| { surprise.dispatch(()); }>"Surprise me"</button>
                     <button type="button" class="secondary" on:click=move |_| prompt.set(String::new())>"Clear"</button>

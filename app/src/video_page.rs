@@ -68,6 +68,8 @@ fn VideoDetails(video: Video) -> impl IntoView {
     ];
     let id = video.id.clone();
     let title = if p.prompt.is_empty() { "Untitled video".to_string() } else { p.prompt.clone() };
+    let parent = (video.mode == crate::types::Mode::Extend && !p.source.is_empty()).then(|| p.source.clone());
+    let spans = spans_of(&video);
     view! {
         <Title text=title.clone()/>
         <article class="video-page">
@@ -95,11 +97,136 @@ fn VideoDetails(video: Video) -> impl IntoView {
                     </figure>
                 }
             })}
+            {parent.map(|parent| view! {
+                <p class="parent">"Continues " <A href=format!("/v/{parent}")>"the video it extends"</A></p>
+            })}
+            {(!spans.is_empty()).then(|| view! { <Timeline video=video.clone() spans=spans.clone()/> })}
+            <ExtendForm video=video.clone()/>
             <ParamsTable rows/>
             <DeleteForm id/>
         </article>
     }
     .into_any()
+}
+
+/// A segment of a shot list or extension, as the result's details record it.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct Span {
+    pub prompt: String,
+    pub seed: u64,
+    pub start: u32,
+    pub frames: u32,
+}
+
+/// The segments a result was made of (empty for a single clip).
+pub fn spans_of(video: &Video) -> Vec<Span> {
+    video
+        .metadata
+        .details
+        .get("segments")
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default()
+}
+
+/// The hidden fields that make a job like `video`'s (model and settings), for the forms below.
+fn kept_fields(video: &Video) -> impl IntoView + use<> {
+    let p = &video.params;
+    let fields = [
+        ("model", p.model.clone()),
+        ("frames", p.frames.to_string()),
+        ("fps", p.fps.to_string()),
+        ("steps", p.steps.to_string()),
+        ("guidance", p.guidance.to_string()),
+        ("image_guidance", p.image_guidance.to_string()),
+        ("width", p.width.to_string()),
+        ("height", p.height.to_string()),
+    ];
+    fields.into_iter().map(|(name, value)| view! { <input type="hidden" name=name value=value/> }).collect_view()
+}
+
+/// The clip's segments on a timeline (the extended video's own frames first), each with a
+/// button that makes the whole shot list again with a new seed for that segment alone (the
+/// segments before it come out the same; the ones after it continue from the new one).
+#[component]
+fn Timeline(video: Video, spans: Vec<Span>) -> impl IntoView {
+    let total = video.metadata.frames.max(1) as f32;
+    let fps = video.metadata.fps.max(1) as f32;
+    let p = video.params.clone();
+    let source_frames = spans.first().map_or(0, |s| s.start);
+    let rerolls = (0..spans.len()).map(|k| {
+        let span = spans[k].clone();
+        let width = format!("width: {:.2}%", 100.0 * span.frames as f32 / total);
+        let when = format!("{:.1}–{:.1} s", span.start as f32 / fps, (span.start + span.frames) as f32 / fps);
+        let segments = spans.iter().enumerate().map(|(j, s)| {
+            let seed = if j == k { "new".to_string() } else { s.seed.to_string() };
+            view! {
+                <input type="hidden" name="segment" value=s.prompt.clone()/>
+                <input type="hidden" name="segment_seed" value=seed/>
+            }
+        }).collect_view();
+        let task = (!p.task.is_empty()).then(|| view! {
+            <input type="hidden" name="task" value=p.task.clone()/>
+            <input type="hidden" name="source" value=p.source.clone()/>
+        });
+        let image = (p.task.is_empty()).then(|| video.source_url()).flatten().map(|src| view! { <input type="hidden" name="source" value=src/> });
+        view! {
+            <li class="segment" style=width>
+                <span class="segment-prompt">{span.prompt.clone()}</span>
+                <span class="segment-time">{when}</span>
+                <form action="/api/jobs" method="post" enctype="multipart/form-data">
+                    {kept_fields(&video)}
+                    <input type="hidden" name="motion" value=p.motion.to_string()/>
+                    <input type="hidden" name="seed" value=p.seed.map(|s| s.to_string()).unwrap_or_default()/>
+                    {task}
+                    {image}
+                    {segments}
+                    <button type="submit" class="small" title="Make this segment again with a new seed">"Re-roll"</button>
+                </form>
+            </li>
+        }
+    }).collect_view();
+    view! {
+        <section class="timeline" aria-label="Segments">
+            <h2>"Segments"</h2>
+            <ol class="segments">
+                {(source_frames > 0).then(|| view! {
+                    <li class="segment source-part" style=format!("width: {:.2}%", 100.0 * source_frames as f32 / total)>
+                        <span class="segment-prompt">"the video it continues"</span>
+                        <span class="segment-time">{format!("0–{:.1} s", source_frames as f32 / fps)}</span>
+                    </li>
+                })}
+                {rerolls}
+            </ol>
+        </section>
+    }
+}
+
+/// Extend: a new job that continues this video from its last frame, with the prompt editable
+/// and every other setting kept unless changed.
+#[component]
+fn ExtendForm(video: Video) -> impl IntoView {
+    let p = video.params.clone();
+    let prompt = spans_of(&video).last().map(|s| s.prompt.clone()).unwrap_or_else(|| p.prompt.clone());
+    view! {
+        <details class="extend">
+            <summary>"Extend…"</summary>
+            <form class="extend-form" action="/api/jobs" method="post" enctype="multipart/form-data">
+                <input type="hidden" name="task" value="extend"/>
+                <input type="hidden" name="source" value=video.id.clone()/>
+                {kept_fields(&video)}
+                <label>"What happens next"
+                    <textarea name="prompt" rows="2" maxlength="1000">{prompt}</textarea>
+                </label>
+                <label>"Then (optional, one prompt per line: more segments)"
+                    <textarea name="shots" rows="2" maxlength="4000"></textarea>
+                </label>
+                <label>"Motion strength"
+                    <input type="number" name="motion" min="0" max="2" step="0.1" value=p.motion.to_string()/>
+                </label>
+                <button type="submit" class="primary">"Extend"</button>
+            </form>
+        </details>
+    }
 }
 
 #[component]

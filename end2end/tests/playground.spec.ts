@@ -87,7 +87,7 @@ test("upload an image and animate it; the first frame resembles the upload", asy
   await page.getByLabel("Drop an image here, paste one, or choose a file").setInputFiles(path.join(fixtures, "photo.png"));
   await expect(page.locator(".preview img")).toBeVisible();
   await page.getByLabel("Assembled prompt (editable)").fill("camera pans left");
-  await setSteps(page, 8);
+  await page.getByLabel("Frames", { exact: true }).fill("8");
   await page.getByRole("button", { name: "Generate" }).click();
   const id = await waitForDone(page);
 
@@ -124,6 +124,63 @@ test("upload an image and animate it; the first frame resembles the upload", asy
   }, id);
   expect(diffs.same).toBeLessThan(12);
   expect(diffs.same * 3).toBeLessThan(diffs.other);
+});
+
+/** Waits on the queue page (where a form without JavaScript lands) for the newest job. */
+async function waitForQueued(page: Page): Promise<string> {
+  await expect(page).toHaveURL(/\/queue/);
+  await hydrated(page);
+  const card = page.locator("article.job").first();
+  await expect(card).toHaveAttribute("data-state", "done", { timeout: 150_000 });
+  const href = await card.getByRole("link", { name: "Open the video page" }).getAttribute("href");
+  return href!.slice(3);
+}
+
+test("extend a video from its page, then plan a shot list and re-roll one segment", async ({ page }) => {
+  await page.goto("/");
+  await hydrated(page);
+  await page.getByLabel("Image to video").check();
+  await page.getByLabel("Drop an image here, paste one, or choose a file").setInputFiles(path.join(fixtures, "photo.png"));
+  await page.getByLabel("Assembled prompt (editable)").fill("camera pans left");
+  await page.getByLabel("Frames", { exact: true }).fill("6");
+  await page.getByRole("button", { name: "Generate" }).click();
+  const id = await waitForDone(page);
+
+  await page.goto(`/v/${id}`);
+  await hydrated(page);
+  await page.getByText("Extend…").click();
+  await page.getByLabel("What happens next").fill("zoom in while it snows");
+  await page.getByRole("button", { name: "Extend", exact: true }).click();
+  const extended = await waitForQueued(page);
+  await page.goto(`/v/${extended}`);
+  await hydrated(page);
+  await expect(page.getByRole("link", { name: "the video it extends" })).toHaveAttribute("href", `/v/${id}`);
+  const parts = page.locator("ol.segments li.segment");
+  await expect(parts).toHaveCount(2);
+  await expect(parts.nth(1)).toContainText("zoom in while it snows");
+  await expect(page.locator("table.params tr", { hasText: "Frames" }).first()).toBeVisible();
+  await expectPlays(page, "video.player");
+
+  // A shot list from the Create page: three segments in one job.
+  await page.goto("/");
+  await hydrated(page);
+  await page.getByLabel("Image to video").check();
+  await page.getByLabel("Drop an image here, paste one, or choose a file").setInputFiles(path.join(fixtures, "photo.png"));
+  await page.getByLabel("Assembled prompt (editable)").fill("camera pans right");
+  await page.getByText("Shot list: then…").click();
+  await page.getByLabel(/More segments, one prompt per line/).fill("zoom in\nstatic camera, rain");
+  await page.getByLabel("Frames", { exact: true }).fill("4");
+  await page.getByRole("button", { name: "Generate" }).click();
+  const list = await waitForDone(page);
+  await page.goto(`/v/${list}`);
+  await hydrated(page);
+  const segments = page.locator("ol.segments li.segment");
+  await expect(segments).toHaveCount(3);
+  await expect(segments.nth(2)).toContainText("static camera, rain");
+  await page.screenshot({ path: `${shots}/shot-list.png`, fullPage: true });
+  await segments.nth(1).getByRole("button", { name: "Re-roll" }).click();
+  const rerolled = await waitForQueued(page);
+  expect(rerolled).not.toBe(list);
 });
 
 test("cancel a running job", async ({ page }) => {

@@ -391,6 +391,21 @@ async fn text_to_video_through_a_keyframe_and_stable_video_diffusion() {
     let done = wait_for(&app, anim["id"].as_str().unwrap(), |j| j["state"].as_str().is_some_and(|s| s != "queued" && s != "running")).await;
     assert_eq!(done["state"], "done", "{done}");
 
+    // Extending it continues from its last frame with the same engine.
+    let (status, ext) = send_json(
+        &app,
+        post_json(json!({"task": "extend", "source": anim["id"], "model": "svd1", "steps": 1, "frames": 3, "width": 64, "height": 64})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{ext}");
+    assert_eq!(ext["mode"], "extend");
+    let ext_id = ext["id"].as_str().unwrap().to_string();
+    let done = wait_for(&app, &ext_id, |j| j["state"].as_str().is_some_and(|s| s != "queued" && s != "running")).await;
+    assert_eq!(done["state"], "done", "{done}");
+    let (_, video) = send_json(&app, get(&format!("/api/videos/{ext_id}"))).await;
+    assert_eq!(video["metadata"]["frames"], 3 + 2, "the source's 3 frames, then 2 new ones");
+    assert_eq!(video["metadata"]["parent"], anim["id"]);
+
     for (body, needle) in [
         (json!({"prompt": "a cat", "model": "svd1", "width": 100}), "multiple of 64"),
         (json!({"prompt": "a cat", "model": "svd1", "frames": 1}), "frames"),

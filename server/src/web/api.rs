@@ -121,6 +121,9 @@ async fn read_multipart(mut form: Multipart, jobs: &Jobs) -> ApiResult<(JobParam
     let mut params = JobParams::default();
     let mut upload = None;
     let (mut mode, mut example, mut source) = (None, None, None);
+    // A shot list: `segment` fields in order, each optionally followed by its `segment_seed`
+    // ("new" draws a fresh one: a re-roll); or `shots`, one prompt per line after `prompt`.
+    let mut shots: Option<String> = None;
     let too_big = |e: axum::extract::multipart::MultipartError| {
         let text = e.body_text();
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE || exceeded_limit(&e) {
@@ -152,6 +155,17 @@ async fn read_multipart(mut form: Multipart, jobs: &Jobs) -> ApiResult<(JobParam
             "mode" => mode = Some(Mode::parse(value).ok_or_else(|| Failure::bad(format!("unknown mode {value:?}")))?),
             "example" if !value.is_empty() => example = Some(value.to_string()),
             "source" if !value.is_empty() => source = Some(value.to_string()),
+            "task" => params.task = value.to_string(),
+            "segment" => params.segments.push(app::params::Segment { prompt: value.to_string(), seed: None }),
+            "segment_seed" => {
+                let last = params.segments.last_mut().ok_or_else(|| Failure::bad("segment_seed must follow a segment"))?;
+                last.seed = match value {
+                    "" => None,
+                    "new" => Some(crate::ids::random_seed()),
+                    v => Some(v.parse().map_err(|_| Failure::bad(format!("a segment's seed must be a number, not {v:?}")))?),
+                };
+            }
+            "shots" if !value.is_empty() => shots = Some(value.to_string()),
             // Every model parameter, by its name in `JobParams`.
             param if params.value(param).is_some() => {
                 if !app::models::set_value(&mut params, param, value) {
@@ -160,6 +174,19 @@ async fn read_multipart(mut form: Multipart, jobs: &Jobs) -> ApiResult<(JobParam
             }
             _ => {}
         }
+    }
+    if let Some(shots) = shots {
+        let more: Vec<&str> = shots.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        if !more.is_empty() && params.segments.is_empty() {
+            params.segments.push(app::params::Segment { prompt: params.prompt.clone(), seed: None });
+            params.segments.extend(more.iter().map(|p| app::params::Segment { prompt: p.to_string(), seed: None }));
+            params.prompt.clear();
+        }
+    }
+    if params.task == app::params::EXTEND_TASK {
+        // The source is the video to continue, not an image.
+        params.source = source.unwrap_or_default();
+        return Ok((params, None));
     }
     if matches!(mode, Some(Mode::TextToVideo | Mode::TextToImage)) {
         // The form keeps a chosen image when the mode is switched back; text modes ignore it.

@@ -2,8 +2,9 @@
 //! 32 x 32, then every frame is the upload itself, warped by the upsampled motion field, at its
 //! own resolution. Areas the first frame hid are filled with the network's fill colour; areas
 //! that enter the frame (a pan, a zoom out) continue the picture mirrored at its edge. Rain and
-//! snow come from the learned weather layer, drawn on a canvas scaled to the picture. The same
-//! request and seed give the same frames.
+//! snow come from the learned weather layer, drawn on a canvas scaled to the picture. The seed
+//! places the weather's particles and varies the pace of the motion a little
+//! ([`effective_motion`]); the same request and seed give the same frames.
 
 use super::net::{MotionConfig, MotionModel, PER_FRAME};
 use super::truth::{WEATHER_UNIT, particle_map, tau};
@@ -134,7 +135,7 @@ impl Animator {
         let (w, h) = (((iw as f32 * scale).round() as u32).max(1), ((ih as f32 * scale).round() as u32).max(1));
         let picture = if (w, h) == (iw, ih) { image.clone() } else { image::imageops::resize(image, w, h, FilterType::Lanczos3) };
         let understood = parse(&req.prompt);
-        let fields = self.fields(&picture, &understood, req.motion);
+        let fields = self.fields(&picture, &understood, effective_motion(req));
         let (f_native, s) = (self.config.frames, self.config.size);
         let weather = understood.weather.map(|_| self.weather(&understood, req.seed, w, h));
         let indices = crate::builtin::pipeline::frame_indices(f_native, req.frames);
@@ -184,6 +185,14 @@ impl Animator {
         let layers = self.model.weather.forward(particles).into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default();
         WeatherFrames { layers, cw, ch }
     }
+}
+
+/// The motion strength the network is given: the request's, with a pace that the seed varies
+/// by up to 15% either way, so that a new seed (a re-roll) moves differently, and the same
+/// seed the same.
+pub fn effective_motion(req: &AnimateRequest) -> f32 {
+    let pace = 1.0 + 0.3 * (crate::rng::hash2(req.seed, 17, 29) - 0.5);
+    (req.motion * pace).clamp(0.0, 2.0)
 }
 
 /// Weather opacity and colour per frame, `[frames, 4, ch, cw]`.

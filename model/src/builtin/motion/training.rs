@@ -105,7 +105,8 @@ pub fn batch(data_seed: u64, step: u64, batch: usize, cfg: &MotionConfig) -> Mot
 }
 
 /// The loss on one batch: L1 of the motion fields, binary cross-entropy of the hidden areas,
-/// L1 of the fill colour (mostly where hidden), and L1 of the weather layer's opacity and colour.
+/// L1 of the fill colour (mostly where hidden), cross-entropy of the weather layer's opacity
+/// and L1 of its colour where there is weather.
 pub fn loss(model: &MotionModel, b: &MotionBatch, cfg: &MotionConfig, device: &Device) -> Tensor<1> {
     let (n, f, s) = (b.batch, cfg.frames, cfg.size);
     let t = |v: &Vec<f32>, shape: [usize; 5]| Tensor::<5>::from_data(TensorData::new(v.clone(), shape), device);
@@ -130,7 +131,10 @@ pub fn loss(model: &MotionModel, b: &MotionBatch, cfg: &MotionConfig, device: &D
     let target = Tensor::<4>::from_data(TensorData::new(b.weather.clone(), [w, 4, u, u]), device);
     let layer = model.weather.forward(particles);
     let alpha_t = target.clone().slice([0..w, 0..1]);
-    let alpha_loss = (layer.clone().slice([0..w, 0..1]) - alpha_t.clone()).abs().mean() * 4.0;
+    // Cross-entropy, not L1: the opacity is zero almost everywhere, and L1's optimum (the
+    // median) would be no weather at all (it was, for the first 1,260 steps).
+    let alpha = layer.clone().slice([0..w, 0..1]).clamp(1e-4, 1.0 - 1e-4);
+    let alpha_loss = (alpha_t.clone() * alpha.clone().log() + (alpha_t.clone().neg() + 1.0) * (alpha.neg() + 1.0).log()).mean().neg() * 4.0;
     let colour_loss = ((layer.slice([0..w, 1..4]) - target.slice([0..w, 1..4])).abs() * alpha_t).mean();
     flow_loss + bce + fill_loss + alpha_loss + colour_loss
 }
