@@ -83,8 +83,8 @@ fn VideoDetails(video: Video) -> impl IntoView {
             </div>
             {video.source_url().map(|src| view! {
                 <figure class="source">
-                    <img src=src alt="The image this video animates" width="128" height="128"/>
-                    <figcaption>"Source image (as the model saw it)"</figcaption>
+                    <img src=src alt="The image this video animates" width="128"/>
+                    <figcaption>"Source image"</figcaption>
                 </figure>
             })}
             {video.keyframe_url().map(|src| {

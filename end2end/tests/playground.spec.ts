@@ -278,7 +278,9 @@ test("make a keyframe with an installed SD model, re-roll it, keep it, animate i
   await expect(page.getByLabel("Image to video")).toBeChecked();
   await expect(page.locator(".preview img")).toHaveAttribute("src", `/media/${id}/image.png`);
   await page.getByLabel("Assembled prompt (editable)").fill("camera pans left");
-  await setSteps(page, 2);
+  // The built-in model animates by motion: frames, not sampling steps.
+  await expect(page.getByLabel("Steps", { exact: true })).toBeHidden();
+  await page.getByLabel("Frames", { exact: true }).fill("4");
   await page.getByRole("button", { name: "Generate" }).click();
   const video = await waitForDone(page);
   await page.goto(`/v/${video}`);

@@ -98,7 +98,8 @@ async fn api_pages_and_media_end_to_end() {
     assert_eq!(bytes.len(), 100);
     let (status, input) = send(&app, get(&format!("/media/{i2v}/input.png"))).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(image::load_from_memory(&input).unwrap().width(), 32, "the source at model resolution");
+    let input = image::load_from_memory(&input).unwrap();
+    assert_eq!((input.width(), input.height()), (80, 60), "the source at its own resolution");
 
     // Pages render on the server.
     let (status, html) = send(&app, get("/")).await;
