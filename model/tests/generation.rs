@@ -56,8 +56,20 @@ fn generation_api() {
     let i2v = model
         .generate(&GenerationRequest { prompt: "camera pans left".into(), ..req.clone() }, Some(&photo), &mut |_| {}, &|| false)
         .unwrap();
-    assert_eq!(i2v.native_input.as_ref().unwrap().dimensions(), (32, 32));
+    // The motion model moves the picture itself, at its own resolution.
+    assert_eq!(i2v.native_input.as_ref(), Some(&photo));
     assert_eq!(i2v.frames.len(), 16);
+    assert_eq!(i2v.frames[0], photo);
+    assert!(i2v.frames.iter().all(|f| f.dimensions() == (120, 80)));
+    assert_ne!(i2v.frames[15], photo, "the camera moved");
+    let again = model
+        .generate(&GenerationRequest { prompt: "camera pans left".into(), ..req.clone() }, Some(&photo), &mut |_| {}, &|| false)
+        .unwrap();
+    assert_eq!(again.frames, i2v.frames, "same request and seed, same frames");
+    let larger = model
+        .generate(&GenerationRequest { prompt: "zoom in".into(), image_long_side: Some(240), ..req.clone() }, Some(&photo), &mut |_| {}, &|| false)
+        .unwrap();
+    assert_eq!(larger.frames[3].dimensions(), (240, 160), "--size sets the longest side");
 
     // Bad requests are errors, not panics.
     for bad in [
@@ -66,6 +78,7 @@ fn generation_api() {
         GenerationRequest { frames: Some(99), ..req.clone() },
         GenerationRequest { guidance: -1.0, ..req.clone() },
         GenerationRequest { prompt: "x".repeat(5000), ..req.clone() },
+        GenerationRequest { image_long_side: Some(5000), ..req.clone() },
     ] {
         assert!(matches!(
             model.generate(&bad, None, &mut |_| {}, &|| false),

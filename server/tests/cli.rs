@@ -328,3 +328,35 @@ fn generate_with_svd_bad_input_is_a_clear_error() {
     run(t2i, "StableVideoDiffusionPipeline");
     assert!(!o.join("metadata.json").exists(), "nothing written on failure");
 }
+
+/// `vidplay extend` continues a clip from its last frame: the source frames first, unchanged,
+/// then each segment without a repeated frame; the metadata knows the parent and the segments.
+#[test]
+fn extend_continues_a_clip_with_segments() {
+    let dir = temp_dir("extend");
+    let (src, out) = (dir.join("src"), dir.join("longer"));
+    let picture = dir.join("photo.png");
+    image::RgbImage::from_fn(72, 48, |x, y| image::Rgb([(x * 3) as u8, (y * 5) as u8, ((x + y) * 2) as u8])).save(&picture).unwrap();
+    let made = vidplay(&["generate", "--image", picture.to_str().unwrap(), "--prompt", "camera pans left", "--frames", "6", "--seed", "2", "--png-frames", "--out", src.to_str().unwrap()]);
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let ext = vidplay(&["extend", "--from", src.to_str().unwrap(), "--prompt", "zoom in", "--prompt", "static camera, snow", "--frames", "4", "--seed", "5", "--out", out.to_str().unwrap()]);
+    assert!(ext.status.success(), "{}", String::from_utf8_lossy(&ext.stderr));
+    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("metadata.json")).unwrap()).unwrap();
+    assert_eq!(meta["mode"], "extend");
+    assert_eq!(meta["frames"], 6 + 3 + 3);
+    assert_eq!(meta["segments"].as_array().unwrap().len(), 2);
+    assert_eq!(meta["parent"], src.to_str().unwrap());
+    let frame = |d: &Path, i: usize| image::open(d.join(format!("frames/{i:04}.png"))).unwrap().to_rgb8();
+    for i in 0..6 {
+        assert_eq!(frame(&out, i), frame(&src, i), "source frame {i} kept");
+    }
+    assert_eq!(frame(&out, 6).dimensions(), (72, 48));
+    assert_ne!(frame(&out, 6), frame(&out, 5), "no repeated frame at the seam");
+    // It can be extended again; a folder that is not a result, or has no frames, is refused.
+    let again = vidplay(&["extend", "--from", out.to_str().unwrap(), "--prompt", "camera pans right", "--out", dir.join("again").to_str().unwrap()]);
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert_fails_with(&["extend", "--from", dir.to_str().unwrap(), "--prompt", "x", "--out", dir.join("x").to_str().unwrap()], "not a vidplay result");
+    std::fs::remove_file(src.join("frames/0005.png")).unwrap();
+    assert_fails_with(&["extend", "--from", src.to_str().unwrap(), "--prompt", "x", "--out", dir.join("y").to_str().unwrap()], "--png-frames");
+    assert_fails_with(&["extend", "--from", src.to_str().unwrap(), "--prompt", "x", "--segments", "30", "--out", dir.join("z").to_str().unwrap()], "--segments must be");
+}
