@@ -16,6 +16,10 @@ use std::path::{Path, PathBuf};
 
 /// Loss weight of the motion fields (screen units: 0.01 is a third of a pixel at 32 x 32).
 pub const FLOW_WEIGHT: f32 = 20.0;
+/// Extra weight of the motion fields on the subject's pixels: it covers a few percent of a
+/// frame, so a network that moves only the camera already scores well (it did, to step 2,400:
+/// subjects barely moved).
+pub const SUBJECT_WEIGHT: f32 = 4.0;
 /// Clips per batch whose weather layer is trained (one random moment each).
 pub const WEATHER_BATCH: usize = 4;
 
@@ -30,6 +34,8 @@ pub struct MotionBatch {
     pub flow: Vec<f32>,
     /// `[b, frames, 1, s, s]`.
     pub hidden: Vec<f32>,
+    /// `[b, frames, 1, s, s]`: 1 on the subject.
+    pub subject: Vec<f32>,
     /// `[b, frames, 3, s, s]` in [0, 1].
     pub colours: Vec<f32>,
     /// `[WEATHER_BATCH, 2, u, u]` particle impulses and `[WEATHER_BATCH, 4, u, u]` the layer (u = [`WEATHER_UNIT`]).
@@ -78,6 +84,7 @@ pub fn batch(data_seed: u64, step: u64, batch: usize, cfg: &MotionConfig) -> Mot
         motion: Vec::with_capacity(batch),
         flow: Vec::with_capacity(batch * f * 2 * plane),
         hidden: Vec::with_capacity(batch * f * plane),
+        subject: Vec::with_capacity(batch * f * plane),
         colours: Vec::with_capacity(batch * f * 3 * plane),
         particles: Vec::with_capacity(WEATHER_BATCH * 2 * u * u),
         weather: Vec::with_capacity(WEATHER_BATCH * 4 * u * u),
@@ -94,6 +101,7 @@ pub fn batch(data_seed: u64, step: u64, batch: usize, cfg: &MotionConfig) -> Mot
         out.motion.push(scene.motion);
         out.flow.extend(truth.flow);
         out.hidden.extend(truth.hidden);
+        out.subject.extend(truth.subject);
         out.colours.extend(truth.frames);
         if i < WEATHER_BATCH {
             let t = tau(rng.below(f), f);
@@ -104,7 +112,7 @@ pub fn batch(data_seed: u64, step: u64, batch: usize, cfg: &MotionConfig) -> Mot
     out
 }
 
-/// The loss on one batch: L1 of the motion fields, binary cross-entropy of the hidden areas,
+/// The loss on one batch: L1 of the motion fields (subject pixels weighted up), binary cross-entropy of the hidden areas,
 /// L1 of the fill colour (mostly where hidden), cross-entropy of the weather layer's opacity
 /// and L1 of its colour where there is weather.
 pub fn loss(model: &MotionModel, b: &MotionBatch, cfg: &MotionConfig, device: &Device) -> Tensor<1> {
@@ -120,7 +128,8 @@ pub fn loss(model: &MotionModel, b: &MotionBatch, cfg: &MotionConfig, device: &D
     let flow_t = t(&b.flow, [n, f, 2, s, s]);
     let hidden_t = t(&b.hidden, [n, f, 1, s, s]);
     let colours_t = t(&b.colours, [n, f, 3, s, s]);
-    let flow_loss = (flow - flow_t).abs().mean() * FLOW_WEIGHT;
+    let weight = t(&b.subject, [n, f, 1, s, s]) * SUBJECT_WEIGHT + 1.0;
+    let flow_loss = ((flow - flow_t).abs() * weight).mean() * FLOW_WEIGHT;
     // Stable BCE with logits: max(x, 0) - x t + log(1 + exp(-|x|)).
     let bce = (logit.clone().clamp_min(0.0) - logit.clone() * hidden_t.clone() + (logit.abs().neg().exp() + 1.0).log()).mean();
     let fill_weight = hidden_t * 0.9 + 0.1;

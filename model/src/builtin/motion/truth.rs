@@ -24,6 +24,8 @@ pub struct MotionTruth {
     pub hidden: Vec<f32>,
     /// The true colours of every frame without weather, planar `[frames, 3, size, size]`.
     pub frames: Vec<f32>,
+    /// 1 where frame f shows the subject, `[frames, size, size]`.
+    pub subject: Vec<f32>,
 }
 
 /// The subject's pose per frame; `moving` false keeps it where the first frame has it (a
@@ -62,6 +64,7 @@ impl MotionTruth {
         let image = render_frame(&dry, 0.0, &poses[0], size, 3);
         let mut flow = vec![0.0f32; frames * 2 * plane];
         let mut hidden = vec![0.0f32; frames * plane];
+        let mut subject = vec![0.0f32; frames * plane];
         let mut colours = vec![0.0f32; frames * 3 * plane];
         let cam0 = dry.camera_at(0.0);
         for f in 0..frames {
@@ -97,6 +100,7 @@ impl MotionTruth {
                             inside(s, lx, ly)
                         });
                     hidden[f * plane + i] = was_covered as u8 as f32;
+                    subject[f * plane + i] = on_subject as u8 as f32;
                     let (c, _) = dry.sample_color(u, v, t, (ox, zoom), pose);
                     for k in 0..3 {
                         colours[(f * 3 + k) * plane + i] = c[k].clamp(0.0, 1.0);
@@ -104,7 +108,7 @@ impl MotionTruth {
                 }
             }
         }
-        MotionTruth { image, flow, hidden, frames: colours }
+        MotionTruth { image, flow, hidden, frames: colours, subject }
     }
 }
 
