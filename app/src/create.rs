@@ -434,6 +434,7 @@ fn CreateForm(
                     <summary>"Shot list: then…"</summary>
                     <label for="shots">"More segments, one prompt per line; each continues from the last frame of the one before"</label>
                     <textarea id="shots" name="shots" rows="3" maxlength="4000"
+                        prop:disabled=move || mode.get() == Mode::TextToImage
                         placeholder="camera pans right\nzoom in while it snows"></textarea>
                 </details>
                 <div class="row">

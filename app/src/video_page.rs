@@ -140,6 +140,10 @@ fn kept_fields(video: &Video) -> impl IntoView + use<> {
         ("image_guidance", p.image_guidance.to_string()),
         ("width", p.width.to_string()),
         ("height", p.height.to_string()),
+        ("negative", p.negative.clone()),
+        ("keyframe_model", p.keyframe_model.clone()),
+        ("keyframe_steps", p.keyframe_steps.to_string()),
+        ("keyframe_guidance", p.keyframe_guidance.to_string()),
     ];
     fields.into_iter().map(|(name, value)| view! { <input type="hidden" name=name value=value/> }).collect_view()
 }

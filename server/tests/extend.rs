@@ -131,6 +131,13 @@ async fn animate_extend_shot_lists_and_rerolls() {
     assert_eq!(&again[..4], &original[..4], "the segment before the re-rolled one is made again exactly");
     assert!((4..7).any(|i| again[i] != original[i]), "the re-rolled segment changed");
 
+    // An odd-sized picture is cropped to even sides (video encoders need them); a tiny one is refused.
+    let (status, odd) = send_json(&app, post_multipart(multipart(&[("prompt", "zoom out"), ("frames", "3")], Some(("odd.png", &photo(97, 65)))))).await;
+    assert_eq!(status, StatusCode::CREATED, "{odd}");
+    let odd = finish(&app, &odd).await;
+    assert_eq!(odd["metadata"]["resolution"]["display"], json!([96, 64]));
+    assert_rejected(&app, post_multipart(multipart(&[("prompt", "zoom in")], Some(("tiny.png", &photo(8, 8))))), StatusCode::BAD_REQUEST, "at least 16").await;
+
     // Bad sources get clear errors.
     let (status, still) = send_json(&app, post_json(json!({"prompt": "a lighthouse", "model": "sd1", "steps": 1, "width": 64, "height": 64}))).await;
     assert_eq!(status, StatusCode::CREATED, "{still}");

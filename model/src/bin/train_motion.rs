@@ -27,9 +27,9 @@ struct Args {
     /// Compute device: cpu (Burn flex), wgpu, wgpu:cpu, ...
     #[arg(long, default_value = "cpu")]
     device: DeviceChoice,
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
     save_every: u64,
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
     log_every: u64,
     /// Also export f16 inference weights here at every checkpoint.
     #[arg(long)]

@@ -85,6 +85,8 @@ pub struct GeneratedClip {
     pub understood: Prompt,
     /// The first frame actually used (cropped and resized to the native size), if any.
     pub native_input: Option<RgbImage>,
+    /// Image-to-video: the last frame without weather, what a continuation starts from.
+    pub continue_from: Option<RgbImage>,
     pub sampling_seconds: f64,
 }
 
@@ -318,6 +320,7 @@ impl BuiltinModel {
             fps: req.fps,
             understood,
             native_input,
+            continue_from: None,
             sampling_seconds,
         })
     }
@@ -353,6 +356,7 @@ impl BuiltinModel {
             fps: req.fps,
             understood: animation.understood,
             native_input: Some(first),
+            continue_from: Some(animation.dry_last),
             sampling_seconds: animation.seconds,
         })
     }

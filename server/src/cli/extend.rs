@@ -101,7 +101,7 @@ pub fn run(a: ExtendArgs) -> anyhow::Result<()> {
     let steps = segments::check(&engine, &params, true).map_err(|e| anyhow::anyhow!(e))?;
     let mut models = ModelCache::new(u64::MAX);
     models.insert_pinned(BUILTIN_MODEL_ID, engine.info().memory_mib, model);
-    let bar = step_bar(steps.iter().sum::<u32>() as usize);
+    let bar = step_bar(steps.iter().map(|c| c.steps).sum::<u32>() as usize);
     let mut progress = |p: model::generate::Progress| bar.set_position(p.step as u64);
     let mut ctx = RunContext { device: &opened, models: &mut models, progress: &mut progress, cancelled: &|| false };
     let source_frames = frames.len();

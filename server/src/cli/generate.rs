@@ -154,7 +154,7 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
     } else {
         format!("{w}x{h} upscaled from {native}x{native}")
     };
-    let mut result = Rendered { frames: clip.frames, fps: clip.fps, still: false, input: clip.native_input, keyframe: None, meta };
+    let mut result = Rendered { frames: clip.frames, fps: clip.fps, still: false, input: clip.native_input, keyframe: None, continue_from: None, meta };
     write_to_folder(&mut result, WriteOptions { png_frames: a.png_frames, gallery: false }, &a.out)?;
     println!(
         "wrote {} ({} frames, {how}, seed {}) in {:.1} s",
@@ -213,7 +213,7 @@ fn run_svd(a: GenerateArgs) -> anyhow::Result<()> {
     }
     meta.timings.total_s = started.elapsed().as_secs_f64();
     let input = svd_engine::fit(&input_image, req.width, req.height);
-    let mut result = Rendered { frames: video.to_rgb8(), fps: req.fps, still: false, input: Some(input), keyframe: None, meta };
+    let mut result = Rendered { frames: video.to_rgb8(), fps: req.fps, still: false, input: Some(input), keyframe: None, continue_from: None, meta };
     result.meta.mode = Mode::ImageToVideo;
     write_to_folder(&mut result, WriteOptions { png_frames: a.png_frames, gallery: false }, &a.out)?;
     println!(

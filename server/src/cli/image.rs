@@ -100,7 +100,7 @@ pub fn run(a: ImageArgs) -> anyhow::Result<()> {
     }
     meta.timings.load_s = load_s;
     meta.timings.total_s = started.elapsed().as_secs_f64();
-    let mut result = Rendered { frames: vec![image.to_rgb8()], fps: 1, still: true, input: None, keyframe: None, meta };
+    let mut result = Rendered { frames: vec![image.to_rgb8()], fps: 1, still: true, input: None, keyframe: None, continue_from: None, meta };
     write_to_folder(&mut result, WriteOptions { png_frames: false, gallery: false }, &a.out)?;
     println!("wrote {}/image.png ({width}x{height}, seed {}) in {:.1} s", a.out.display(), req.seed, result.meta.timings.total_s);
     Ok(())

@@ -142,6 +142,6 @@ impl super::Engine for BuiltinEngine {
         let mut meta = result_meta(job.params, &clip, &req, &ctx.device.description);
         meta.input_image = job.input.map(|_| "upload".into());
         meta.timings.total_s = started.elapsed().as_secs_f64();
-        Ok(Rendered { frames: clip.frames, fps: clip.fps, still: false, input: clip.native_input, keyframe: None, meta })
+        Ok(Rendered { frames: clip.frames, fps: clip.fps, still: false, input: clip.native_input, keyframe: None, continue_from: clip.continue_from, meta })
     }
 }

@@ -53,6 +53,9 @@ pub struct Rendered {
     pub input: Option<RgbImage>,
     /// The keyframe a text-to-video clip was made from.
     pub keyframe: Option<RgbImage>,
+    /// What a continuation of this clip starts from when it is not simply the last frame (the
+    /// motion model's last frame without its weather).
+    pub continue_from: Option<RgbImage>,
     pub meta: ResultMeta,
 }
 

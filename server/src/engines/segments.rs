@@ -12,6 +12,9 @@ use image::imageops::FilterType;
 use model::generate::{GenerateError, Progress};
 use serde::{Deserialize, Serialize};
 
+/// Longest clip an extension may make, in frames (the source's and the new segments').
+pub const MAX_CLIP_FRAMES: usize = 240;
+
 /// One planned segment: its prompt and seed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Planned {
@@ -57,14 +60,23 @@ pub fn segment_params(params: &JobParams, planned: &Planned) -> JobParams {
     }
 }
 
+/// One segment, checked: the parameters its engine validated (and may have completed, e.g. the
+/// keyframe model), its task and the steps it counts.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub params: JobParams,
+    pub mode: Mode,
+    pub steps: u32,
+}
+
 /// Checks every segment against `engine`; `starts_from_image`: the first segment continues a
-/// frame (an upload or a video's last frame). Returns the steps each segment counts.
-pub fn check(engine: &dyn Engine, params: &JobParams, starts_from_image: bool) -> Result<Vec<u32>, String> {
+/// frame (an upload or a video's last frame).
+pub fn check(engine: &dyn Engine, params: &JobParams, starts_from_image: bool) -> Result<Vec<Checked>, String> {
     let planned = plan(params);
     if planned.len() > app::params::MAX_SEGMENTS {
         return Err(format!("a shot list has at most {} segments, not {}", app::params::MAX_SEGMENTS, planned.len()));
     }
-    let mut steps = Vec::with_capacity(planned.len());
+    let mut out = Vec::with_capacity(planned.len());
     for (i, p) in planned.iter().enumerate() {
         let from_image = starts_from_image || i > 0;
         if from_image && !engine.info().tasks.contains(&Mode::ImageToVideo) {
@@ -77,9 +89,34 @@ pub fn check(engine: &dyn Engine, params: &JobParams, starts_from_image: bool) -
         let mode = engine.validate(&mut sub, from_image).map_err(|e| {
             if planned.len() > 1 { format!("segment {} ({:?}): {e}", i + 1, p.prompt) } else { e }
         })?;
-        steps.push(engine.total_steps(&sub, mode));
+        if !matches!(mode, Mode::TextToVideo | Mode::ImageToVideo) {
+            return Err(format!("{} makes still images, not clips: a shot list needs a video model", engine.info().id));
+        }
+        let steps = engine.total_steps(&sub, mode);
+        out.push(Checked { params: sub, mode, steps });
     }
-    Ok(steps)
+    Ok(out)
+}
+
+/// The job's parameters with what its engine completed in checking (the first segment's
+/// settings, e.g. the keyframe model), keeping the job's own prompt, seed, task and segments.
+pub fn completed(params: &JobParams, checked: &[Checked]) -> JobParams {
+    match checked.first() {
+        Some(first) => JobParams {
+            prompt: params.prompt.clone(),
+            seed: params.seed,
+            task: params.task.clone(),
+            source: params.source.clone(),
+            segments: params.segments.clone(),
+            ..first.params.clone()
+        },
+        None => params.clone(),
+    }
+}
+
+/// Whether a job runs as segments (an extension or a shot list) rather than one engine run.
+pub fn is_segmented(params: &JobParams) -> bool {
+    params.task == app::params::EXTEND_TASK || !params.segments.is_empty()
 }
 
 /// Appends a segment's frames to a clip: resized to the clip's size when they differ, and
@@ -106,19 +143,17 @@ pub fn run(
     start: Option<RgbImage>,
     ctx: &mut RunContext<'_>,
 ) -> Result<Rendered, GenerateError> {
-    let planned = plan(params);
+    let extending = params.task == app::params::EXTEND_TASK;
     let mut image = start.or_else(|| prior.last().cloned());
-    let steps = check(engine, params, image.is_some()).map_err(GenerateError::InvalidRequest)?;
-    let total: u32 = steps.iter().sum();
+    let checked = check(engine, params, image.is_some()).map_err(GenerateError::InvalidRequest)?;
+    let total: u32 = checked.iter().map(|c| c.steps).sum();
     let mut clip = prior;
-    let mut spans = Vec::with_capacity(planned.len());
-    let mut first_input = None;
+    let mut spans = Vec::with_capacity(checked.len());
+    let mut first: Option<Rendered> = None;
     let mut last: Option<Rendered> = None;
     let (mut sampling_s, mut total_s) = (0.0, 0.0);
-    for (i, p) in planned.iter().enumerate() {
-        let sub = segment_params(params, p);
-        let mode = if image.is_some() { Mode::ImageToVideo } else { Mode::TextToVideo };
-        let offset: u32 = steps[..i].iter().sum();
+    let mut offset = 0u32;
+    for c in &checked {
         let outer = &mut *ctx.progress;
         let mut progress = |q: Progress| {
             let mut shifted = Progress::new(offset as usize + q.step, total as usize);
@@ -126,26 +161,43 @@ pub fn run(
             outer(shifted)
         };
         let mut sub_ctx = RunContext { device: ctx.device, models: &mut *ctx.models, progress: &mut progress, cancelled: ctx.cancelled };
-        let rendered = engine.run(EngineJob { params: &sub, mode, input: image.as_ref() }, &mut sub_ctx)?;
+        let mode = if image.is_some() { Mode::ImageToVideo } else { c.mode };
+        let rendered = engine.run(EngineJob { params: &c.params, mode, input: image.as_ref() }, &mut sub_ctx)?;
+        offset += c.steps;
         if rendered.still {
             return Err(GenerateError::InvalidRequest(format!("{} makes still images, not clips", engine.info().id)));
         }
         let before = clip.len();
         let continues = image.is_some();
         join(&mut clip, rendered.frames.clone(), continues);
-        spans.push(SegmentSpan { prompt: p.prompt.clone(), seed: p.seed, start: before as u32, frames: (clip.len() - before) as u32 });
-        if i == 0 {
-            first_input = rendered.input.clone();
-        }
+        spans.push(SegmentSpan {
+            prompt: c.params.prompt.clone(),
+            seed: c.params.seed.unwrap_or(0),
+            start: before as u32,
+            frames: (clip.len() - before) as u32,
+        });
         sampling_s += rendered.meta.timings.sampling_s;
         total_s += rendered.meta.timings.total_s;
-        image = clip.last().cloned();
+        // The next segment starts from this one's last frame (without its weather, where the
+        // engine says so), at the clip's size.
+        image = match (&rendered.continue_from, clip.last()) {
+            (Some(dry), Some(l)) if dry.dimensions() != l.dimensions() => {
+                Some(image::imageops::resize(dry, l.width(), l.height(), FilterType::Lanczos3))
+            }
+            (Some(dry), _) => Some(dry.clone()),
+            (None, l) => l.cloned(),
+        };
+        if first.is_none() {
+            first = Some(rendered.clone());
+        }
         last = Some(rendered);
     }
-    let mut out = last.ok_or_else(|| GenerateError::InvalidRequest("no segments to make".into()))?;
+    let (Some(first), Some(mut out)) = (first, last) else {
+        return Err(GenerateError::InvalidRequest("no segments to make".into()));
+    };
     let fps = out.fps.max(1);
     let meta = &mut out.meta;
-    meta.params = JobParams { seed: params.seed, ..params.clone() };
+    meta.params = completed(params, &checked);
     meta.prompt = params.prompt.clone();
     meta.seed = params.seed.unwrap_or(meta.seed);
     meta.frames = clip.len() as u32;
@@ -155,18 +207,25 @@ pub fn run(
     }
     meta.timings.sampling_s = sampling_s;
     meta.timings.total_s = total_s;
+    // What the whole clip came from: the first segment's input and keyframe.
+    meta.keyframe = first.meta.keyframe.clone();
+    meta.input_image = if extending { None } else { first.meta.input_image.clone() };
     meta.details.insert("segments".into(), serde_json::to_value(&spans).unwrap_or_default());
-    if !params.source.is_empty() {
+    if extending {
         meta.details.insert("parent".into(), params.source.clone().into());
     }
     out.frames = clip;
-    out.input = if params.source.is_empty() { first_input } else { None };
+    out.input = if extending { None } else { first.input };
+    out.keyframe = first.keyframe;
+    out.continue_from = None;
     Ok(out)
 }
 
 /// The prompt a shot list is searched and shown by when its own is empty: its segments'.
 pub fn shot_list_prompt(segments: &[Segment]) -> String {
-    segments.iter().map(|s| s.prompt.trim()).filter(|p| !p.is_empty()).collect::<Vec<_>>().join(" / then ")
+    let all = segments.iter().map(|s| s.prompt.trim()).filter(|p| !p.is_empty()).collect::<Vec<_>>().join(" / then ");
+    // Kept within the prompt's bound, so a remix of it is a valid request.
+    all.chars().take(app::limits::MAX_PROMPT_CHARS).collect()
 }
 
 #[cfg(test)]

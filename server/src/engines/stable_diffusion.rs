@@ -78,7 +78,7 @@ impl StableDiffusionEngine {
         meta.params = JobParams { model: self.info.id.clone(), steps, guidance, ..params.clone() };
         meta.timings.load_s = load_s;
         meta.timings.total_s = started.elapsed().as_secs_f64();
-        Ok(Rendered { frames: vec![image.to_rgb8()], fps: 1, still: true, input: None, keyframe: None, meta })
+        Ok(Rendered { frames: vec![image.to_rgb8()], fps: 1, still: true, input: None, keyframe: None, continue_from: None, meta })
     }
 }
 

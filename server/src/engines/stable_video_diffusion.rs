@@ -70,6 +70,7 @@ impl StableVideoDiffusionEngine {
             still: false,
             input: Some(fit(input, req.width, req.height)),
             keyframe: None,
+            continue_from: None,
             meta,
         })
     }

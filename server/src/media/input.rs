@@ -6,6 +6,8 @@ use std::path::Path;
 
 /// Largest accepted width or height of an input image.
 pub const MAX_SIDE: u32 = 8192;
+/// Smallest side an image to animate may have (after fitting it within the models' largest).
+pub const MIN_SIDE: u32 = 16;
 /// Largest accepted input file.
 pub const MAX_BYTES: u64 = 32 * 1024 * 1024;
 

@@ -11,7 +11,7 @@ pub mod events;
 pub mod recovery;
 mod worker;
 
-use crate::engines::Registry;
+use crate::engines::{Registry, segments};
 use crate::faults::Faults;
 use crate::ids::{new_id, now_ms};
 use crate::media::{MediaStore, input};
@@ -255,8 +255,9 @@ impl Jobs {
             return Err(SubmitError::Invalid(format!("video {id} is a still image; only clips can be extended (animate it instead)")));
         }
         let last = app::media_files::key(id, MediaFile::Frame(video.metadata.frames.saturating_sub(1) as usize));
-        let stored = self.inner.media.get(&last, Some(0..1)).await.ok().flatten().is_some();
-        if video.metadata.frames < 2 || !stored {
+        let stored = video.metadata.frames >= 2
+            && self.inner.media.get(&last, Some(0..1)).await.map_err(|e| SubmitError::Internal(format!("reading the video's frames: {e}")))?.is_some();
+        if !stored {
             return Err(SubmitError::Invalid(format!("video {id} cannot be continued: its frames are not stored")));
         }
         Ok(video)
@@ -279,14 +280,28 @@ impl Jobs {
         params.seed = Some(seed);
         let extending = params.task == app::params::EXTEND_TASK;
         if extending {
-            self.check_continuable(&params.source).await?;
+            let source = self.check_continuable(&params.source).await?;
+            // The source keeps its speed; the new segments play at it.
+            params.fps = source.metadata.fps.max(1);
+            let planned = segments::plan(&params).len() * params.frames as usize;
+            if source.metadata.frames as usize + planned > segments::MAX_CLIP_FRAMES {
+                return Err(SubmitError::Invalid(format!(
+                    "video {} is {} frames long; with {planned} more it would pass the longest clip, {} frames",
+                    params.source,
+                    source.metadata.frames,
+                    segments::MAX_CLIP_FRAMES
+                )));
+            }
+        } else {
+            params.source.clear();
         }
         if !params.segments.is_empty() && params.prompt.trim().is_empty() {
-            params.prompt = crate::engines::segments::shot_list_prompt(&params.segments);
+            params.prompt = segments::shot_list_prompt(&params.segments);
         }
         let from_image = upload.is_some() && !extending;
-        let (mode, total) = if extending || !params.segments.is_empty() {
-            let steps = crate::engines::segments::check(engine.as_ref(), &params, extending || from_image).map_err(SubmitError::Invalid)?;
+        let (mode, total) = if segments::is_segmented(&params) {
+            let checked = segments::check(engine.as_ref(), &params, extending || from_image).map_err(SubmitError::Invalid)?;
+            params = segments::completed(&params, &checked);
             let mode = if extending {
                 Mode::Extend
             } else if from_image {
@@ -294,7 +309,7 @@ impl Jobs {
             } else {
                 Mode::TextToVideo
             };
-            (mode, steps.iter().sum())
+            (mode, checked.iter().map(|c| c.steps).sum())
         } else {
             let mode = engine.validate(&mut params, from_image).map_err(SubmitError::Invalid)?;
             (mode, engine.total_steps(&params, mode))
@@ -315,6 +330,14 @@ impl Jobs {
                 let img = input::decode(&upload.bytes, &upload.name).map_err(|e| SubmitError::Invalid(e.to_string()))?;
                 // Kept no larger than any model uses, so an accepted upload never fails later.
                 let img = input::fit_within(img, max_side);
+                if img.width().min(img.height()) < input::MIN_SIDE {
+                    return Err(SubmitError::Invalid(format!(
+                        "the image is {}x{} pixels (after fitting it within {max_side}); it needs at least {} on each side",
+                        img.width(),
+                        img.height(),
+                        input::MIN_SIDE
+                    )));
+                }
                 crate::media::encode::encode_png(&img, None).map_err(|e| SubmitError::Internal(format!("encoding the upload: {e}")))
             })
             .await

@@ -191,7 +191,7 @@ impl Jobs {
             let mut progress = self.progress(rt, job);
             let cancelled = || self.cancelled(cancel);
             let mut ctx = RunContext { device, models, progress: &mut progress, cancelled: &cancelled };
-            if mode == Mode::Extend || !params.segments.is_empty() {
+            if segments::is_segmented(&params) {
                 segments::run(engine.as_ref(), &params, prior, input, &mut ctx)?
             } else {
                 engine.run(EngineJob { params: &params, mode, input: input.as_ref() }, &mut ctx)?

@@ -45,8 +45,11 @@ pub struct AnimateRequest {
 /// An animated picture.
 #[derive(Debug, Clone)]
 pub struct Animation {
-    /// Frames at the output size; the first is the picture itself.
+    /// Frames at the output size; the first is the picture itself (cropped to even sides).
     pub frames: Vec<RgbImage>,
+    /// The last frame without weather: what a continuation starts from, so that it moves the
+    /// scene and not this clip's raindrops.
+    pub dry_last: RgbImage,
     pub understood: Prompt,
     pub seconds: f64,
 }
@@ -132,30 +135,55 @@ impl Animator {
         }
         let long = req.long_side.unwrap_or(iw.max(ih)).min(MAX_SIDE);
         let scale = long as f32 / iw.max(ih) as f32;
-        let (w, h) = (((iw as f32 * scale).round() as u32).max(1), ((ih as f32 * scale).round() as u32).max(1));
-        let picture = if (w, h) == (iw, ih) { image.clone() } else { image::imageops::resize(image, w, h, FilterType::Lanczos3) };
+        let (w, h) = (((iw as f32 * scale).round() as u32).max(2), ((ih as f32 * scale).round() as u32).max(2));
+        let resized = if (w, h) == (iw, ih) { image.clone() } else { image::imageops::resize(image, w, h, FilterType::Lanczos3) };
+        // Video encoders want even sizes: an odd last column or row is cropped, not resampled.
+        let picture = if w % 2 == 1 || h % 2 == 1 {
+            image::imageops::crop_imm(&resized, 0, 0, w & !1, h & !1).to_image()
+        } else {
+            resized
+        };
+        let (w, h) = picture.dimensions();
         let understood = parse(&req.prompt);
-        let fields = self.fields(&picture, &understood, effective_motion(req));
+        let motion = effective_motion(req);
+        let fields = if motion > 0.0 {
+            self.fields(&picture, &understood, motion)?
+        } else {
+            // Motion strength 0: nothing moves (weather may still fall).
+            let plane = self.config.size * self.config.size;
+            let mut still = vec![0.0f32; self.config.frames * PER_FRAME * plane];
+            for f in 0..self.config.frames {
+                still[(f * PER_FRAME + 2) * plane..(f * PER_FRAME + 3) * plane].fill(-30.0);
+            }
+            still
+        };
         let (f_native, s) = (self.config.frames, self.config.size);
-        let weather = understood.weather.map(|_| self.weather(&understood, req.seed, w, h));
+        let weather = understood.weather.map(|_| self.weather(&understood, req.seed, w, h)).transpose()?;
         let indices = crate::builtin::pipeline::frame_indices(f_native, req.frames);
         let mut frames = Vec::with_capacity(indices.len());
+        let mut dry_last = picture.clone();
         for (i, &f) in indices.iter().enumerate() {
             if cancelled() {
                 return Err(GenerateError::Cancelled);
             }
+            // The first frame is the picture itself: weather starts falling from the second.
             let mut frame = if f == 0 { picture.clone() } else { warp(&picture, &fields[f * PER_FRAME * s * s..(f + 1) * PER_FRAME * s * s], s) };
-            if let Some(layers) = &weather {
-                layers.draw(&mut frame, f, f_native);
+            if i + 1 == indices.len() {
+                dry_last = frame.clone();
+            }
+            if let Some(layers) = &weather
+                && f > 0
+            {
+                layers.draw(&mut frame, f);
             }
             frames.push(frame);
             on_progress(Progress::new(i + 1, indices.len()));
         }
-        Ok(Animation { frames, understood, seconds: started.elapsed().as_secs_f64() })
+        Ok(Animation { frames, dry_last, understood, seconds: started.elapsed().as_secs_f64() })
     }
 
     /// The motion network's output for `picture`: `[frames * PER_FRAME, s, s]` flattened.
-    fn fields(&self, picture: &RgbImage, understood: &Prompt, motion: f32) -> Vec<f32> {
+    fn fields(&self, picture: &RgbImage, understood: &Prompt, motion: f32) -> Result<Vec<f32>, GenerateError> {
         let s = self.config.size;
         let small = image::imageops::resize(picture, s as u32, s as u32, FilterType::Triangle);
         let planar = crate::builtin::pipeline::to_planar(&small);
@@ -164,12 +192,12 @@ impl Animator {
         let tokens = Tensor::<2>::from_data(TensorData::new(multi_hot(understood), [1, NUM_TOKENS]), d);
         let motion = Tensor::<2>::from_data(TensorData::new(vec![motion], [1, 1]), d);
         let out = self.model.net.forward(image, tokens, motion);
-        out.into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default()
+        read(out)
     }
 
     /// The weather layer for every frame, on a canvas whose short side is a quarter of the
     /// picture's (64 to 256 pixels), so streaks and flakes keep a size that suits the picture.
-    fn weather(&self, understood: &Prompt, seed: u64, w: u32, h: u32) -> WeatherFrames {
+    fn weather(&self, understood: &Prompt, seed: u64, w: u32, h: u32) -> Result<WeatherFrames, GenerateError> {
         let short = w.min(h) as f32;
         let canvas_short = (short / 4.0).clamp(WEATHER_UNIT as f32, 4.0 * WEATHER_UNIT as f32);
         let (cw, ch) = (
@@ -182,9 +210,14 @@ impl Animator {
             input.extend(particle_map(understood.weather, seed, tau(f, n), cw, ch));
         }
         let particles = Tensor::<4>::from_data(TensorData::new(input, [n, 2, ch, cw]), &self.device);
-        let layers = self.model.weather.forward(particles).into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default();
-        WeatherFrames { layers, cw, ch }
+        let layers = read(self.model.weather.forward(particles))?;
+        Ok(WeatherFrames { layers, cw, ch })
     }
+}
+
+/// A tensor's values on the host.
+fn read(t: Tensor<4>) -> Result<Vec<f32>, GenerateError> {
+    t.into_data().convert::<f32>().try_to_vec::<f32>().map_err(|e| GenerateError::Backend(format!("reading the motion model's output: {e:?}")))
 }
 
 /// The motion strength the network is given: the request's, with a pace that the seed varies
@@ -203,7 +236,7 @@ struct WeatherFrames {
 }
 
 impl WeatherFrames {
-    fn draw(&self, frame: &mut RgbImage, f: usize, _frames: usize) {
+    fn draw(&self, frame: &mut RgbImage, f: usize) {
         let (w, h) = frame.dimensions();
         let plane = self.cw * self.ch;
         let layer = &self.layers[f * 4 * plane..(f + 1) * 4 * plane];
