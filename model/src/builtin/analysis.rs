@@ -4,6 +4,24 @@
 
 use image::RgbImage;
 use crate::builtin::vocab::Color;
+use serde::Serialize;
+
+/// How many of some clips passed a measure.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Tally {
+    pub passed: usize,
+    pub total: usize,
+}
+
+impl Tally {
+    pub fn add(&mut self, ok: bool) {
+        self.total += 1;
+        self.passed += ok as usize;
+    }
+    pub fn rate(&self) -> f32 {
+        if self.total == 0 { 0.0 } else { self.passed as f32 / self.total as f32 }
+    }
+}
 
 fn rgb(p: &image::Rgb<u8>) -> [f32; 3] {
     [p.0[0] as f32 / 255.0, p.0[1] as f32 / 255.0, p.0[2] as f32 / 255.0]

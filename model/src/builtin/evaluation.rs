@@ -12,21 +12,7 @@ use crate::builtin::vocab::*;
 use crate::builtin::world::is_held_out;
 use serde::Serialize;
 
-#[derive(Debug, Default, Clone, Serialize)]
-pub struct Tally {
-    pub passed: usize,
-    pub total: usize,
-}
-
-impl Tally {
-    pub fn add(&mut self, ok: bool) {
-        self.total += 1;
-        self.passed += ok as usize;
-    }
-    pub fn rate(&self) -> f32 {
-        if self.total == 0 { 0.0 } else { self.passed as f32 / self.total as f32 }
-    }
-}
+pub use crate::builtin::analysis::Tally;
 
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct EvalReport {

@@ -11,6 +11,7 @@
 
 pub mod analysis;
 pub mod evaluation;
+pub mod frames;
 pub mod motion;
 pub mod net;
 pub mod pipeline;

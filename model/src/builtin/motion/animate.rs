@@ -159,7 +159,7 @@ impl Animator {
         };
         let (f_native, s) = (self.config.frames, self.config.size);
         let weather = understood.weather.map(|_| self.weather(&understood, req.seed, w, h)).transpose()?;
-        let indices = crate::builtin::pipeline::frame_indices(f_native, req.frames);
+        let indices = crate::builtin::frames::frame_indices(f_native, req.frames);
         let mut frames = Vec::with_capacity(indices.len());
         let mut dry_last = picture.clone();
         for (i, &f) in indices.iter().enumerate() {
@@ -186,7 +186,7 @@ impl Animator {
     fn fields(&self, picture: &RgbImage, understood: &Prompt, motion: f32) -> Result<Vec<f32>, GenerateError> {
         let s = self.config.size;
         let small = image::imageops::resize(picture, s as u32, s as u32, FilterType::Triangle);
-        let planar = crate::builtin::pipeline::to_planar(&small);
+        let planar = crate::builtin::frames::to_planar(&small);
         let d = &self.device;
         let image = Tensor::<4>::from_data(TensorData::new(planar, [1, 3, s, s]), d);
         let tokens = Tensor::<2>::from_data(TensorData::new(multi_hot(understood), [1, NUM_TOKENS]), d);

@@ -14,7 +14,7 @@
 
 use super::truth::{render_frame_wh, tau};
 use crate::builtin::analysis;
-use crate::builtin::evaluation::Tally;
+use crate::builtin::analysis::Tally;
 use crate::builtin::pipeline::{BuiltinModel, GenerationRequest};
 use crate::builtin::prompt::Prompt;
 use crate::builtin::vocab::{Camera, Color};
