@@ -54,13 +54,17 @@ fn VideoDetails(video: Video) -> impl IntoView {
         ("Mode", video.mode.label().to_string()),
         ("Model", p.model.clone()),
         ("Seed", p.seed.map(|s| s.to_string()).unwrap_or_default()),
-        ("Frames", p.frames.to_string()),
+        ("Frames", if spans_of(&video).is_empty() { p.frames.to_string() } else { format!("{} ({} per segment)", m.frames, p.frames) }),
         ("Frames per second", p.fps.to_string()),
         ("Steps", p.steps.to_string()),
         ("Guidance", p.guidance.to_string()),
         ("Image guidance", p.image_guidance.to_string()),
         ("Motion strength", p.motion.to_string()),
-        ("Resolution", format!("{native}×{native_h} generated, shown at {display}×{display_h}")),
+        ("Resolution", if m.resolution.upscale_filter == "motion-warp" {
+            format!("{display}×{display_h}, the picture's own (motion fields at {native}×{native_h})")
+        } else {
+            format!("{native}×{native_h} generated, shown at {display}×{display_h}")
+        }),
         ("Device", m.device.clone()),
         ("Sampling time", seconds(m.timings.sampling_s)),
         ("Encoding time", seconds(m.timings.encode_s)),
