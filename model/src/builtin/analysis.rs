@@ -101,7 +101,8 @@ pub fn vertical_range(frames: &[RgbImage], color: Color) -> f32 {
     ys.iter().cloned().fold(f32::MIN, f32::max) - ys.iter().cloned().fold(f32::MAX, f32::min)
 }
 
-fn luma(p: &image::Rgb<u8>) -> f32 {
+/// Luma in [0, 1] (Rec. 601 weights).
+pub fn luma(p: &image::Rgb<u8>) -> f32 {
     (0.299 * p.0[0] as f32 + 0.587 * p.0[1] as f32 + 0.114 * p.0[2] as f32) / 255.0
 }
 

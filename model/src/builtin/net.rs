@@ -309,7 +309,7 @@ fn depth_to_space(x: Tensor<4>) -> Tensor<4> {
 }
 
 /// Nearest-neighbour 2x upsampling.
-fn upsample2(x: Tensor<4>) -> Tensor<4> {
+pub(crate) fn upsample2(x: Tensor<4>) -> Tensor<4> {
     let [n, c, h, w] = x.dims();
     x.reshape([n, c, h, 1, w, 1])
         .expand([n, c, h, 2, w, 2])

@@ -162,14 +162,15 @@ pub fn run(
         };
         let mut sub_ctx = RunContext { device: ctx.device, models: &mut *ctx.models, progress: &mut progress, cancelled: ctx.cancelled };
         let mode = if image.is_some() { Mode::ImageToVideo } else { c.mode };
-        let rendered = engine.run(EngineJob { params: &c.params, mode, input: image.as_ref() }, &mut sub_ctx)?;
+        let mut rendered = engine.run(EngineJob { params: &c.params, mode, input: image.as_ref() }, &mut sub_ctx)?;
         offset += c.steps;
         if rendered.still {
             return Err(GenerateError::InvalidRequest(format!("{} makes still images, not clips", engine.info().id)));
         }
         let before = clip.len();
         let continues = image.is_some();
-        join(&mut clip, rendered.frames.clone(), continues);
+        // Moved into the clip: what is kept of the segment below is its metadata and images.
+        join(&mut clip, std::mem::take(&mut rendered.frames), continues);
         spans.push(SegmentSpan {
             prompt: c.params.prompt.clone(),
             seed: c.params.seed.unwrap_or(0),

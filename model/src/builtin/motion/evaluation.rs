@@ -146,7 +146,7 @@ fn masked_psnr(a: &RgbImage, b: &RgbImage, valid: &[bool]) -> f32 {
 /// Horizontal content motion over the clip in pixels (positive: content moves right), from the
 /// best integer shift of each pair of consecutive frames within +-`max` pixels.
 pub fn pan_pixels(frames: &[RgbImage], max: i32) -> f32 {
-    let luma = |p: &image::Rgb<u8>| 0.299 * p.0[0] as f32 + 0.587 * p.0[1] as f32 + 0.114 * p.0[2] as f32;
+    use analysis::luma;
     let mut total = 0.0;
     for pair in frames.windows(2) {
         let (a, b) = (&pair[0], &pair[1]);
@@ -175,8 +175,7 @@ pub fn pan_pixels(frames: &[RgbImage], max: i32) -> f32 {
 pub fn zoom_factor(first: &RgbImage, last: &RgbImage) -> f32 {
     let (w, h) = first.dimensions();
     let luma = |img: &RgbImage, x: f32, y: f32| {
-        let p = img.get_pixel(x.clamp(0.0, (w - 1) as f32) as u32, y.clamp(0.0, (h - 1) as f32) as u32);
-        0.299 * p.0[0] as f32 + 0.587 * p.0[1] as f32 + 0.114 * p.0[2] as f32
+        analysis::luma(img.get_pixel(x.clamp(0.0, (w - 1) as f32) as u32, y.clamp(0.0, (h - 1) as f32) as u32))
     };
     let mut best = (1.0, f32::MAX);
     for i in -30..=30 {
@@ -219,7 +218,7 @@ pub const STILL_BELOW: f32 = 0.002;
 /// than 0.12 than the same frame made without weather (same picture, prompt and seed), with
 /// every channel above 0.55 (rain streaks and snowflakes are light blue-grey and white).
 pub fn weather_fraction(dry: &[RgbImage], wet: &[RgbImage]) -> f32 {
-    let luma = |p: &image::Rgb<u8>| (0.299 * p.0[0] as f32 + 0.587 * p.0[1] as f32 + 0.114 * p.0[2] as f32) / 255.0;
+    use analysis::luma;
     let (mut hits, mut total) = (0usize, 0usize);
     for (a, b) in dry.iter().zip(wet) {
         for (p, q) in a.pixels().zip(b.pixels()) {

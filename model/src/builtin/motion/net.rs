@@ -12,6 +12,7 @@
 //! weights are learned from the toy world's weather; being convolutional it runs on a canvas
 //! of any size.
 
+use crate::builtin::net::upsample2;
 use crate::builtin::vocab::NUM_TOKENS;
 use burn::module::Initializer;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -194,12 +195,6 @@ fn coordinates(n: usize, h: usize, w: usize, device: &Device) -> Tensor<4> {
         }
     }
     Tensor::<4>::from_data(TensorData::new(data, [1, 2, h, w]), device).expand([n, 2, h, w])
-}
-
-/// Nearest-neighbour 2x upsampling.
-fn upsample2(x: Tensor<4>) -> Tensor<4> {
-    let [n, c, h, w] = x.dims();
-    x.reshape([n, c, h, 1, w, 1]).expand([n, c, h, 2, w, 2]).reshape([n, c, h * 2, w * 2])
 }
 
 #[cfg(test)]
