@@ -34,6 +34,9 @@ pub struct ResultMeta {
     pub timings: Timings,
     /// Peak resident memory of the process when the run ended (host memory).
     pub peak_host_memory_mib: Option<f64>,
+    /// Peak GPU memory Burn's allocator held during the run (weights included); none on the
+    /// CPU backend.
+    pub peak_gpu_memory_mib: Option<f64>,
     /// Text to video through a keyframe: the keyframe's own metadata.
     pub keyframe: Option<Box<ResultMeta>>,
     /// What only this family records (e.g. how the prompt was understood, the motion bucket).
@@ -62,6 +65,7 @@ impl Default for ResultMeta {
             precision: String::new(),
             timings: Timings::default(),
             peak_host_memory_mib: None,
+            peak_gpu_memory_mib: None,
             keyframe: None,
             details: Map::new(),
             created_unix: 0,

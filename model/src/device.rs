@@ -1,22 +1,36 @@
 //! Which compute device the models run on.
 //!
-//! The default, `auto`, is wgpu's default adapter when the machine has a GPU (Vulkan, Metal,
-//! DX12), and Burn's pure-Rust multithreaded CPU backend (flex) when the only adapters are CPU
-//! ones: on CPUs flex runs this crate's models many times faster than Mesa's lavapipe. Any
-//! device can be named instead with `VIDPLAY_DEVICE` or the CLI's `--device`: `wgpu` (the
-//! default adapter, lavapipe included), `wgpu:discrete:N`, `wgpu:integrated:N`,
-//! `wgpu:virtual:N`, `wgpu:cpu` (lavapipe), or `cpu` (flex).
+//! `auto` (the default) takes the fastest backend the machine can start: CUDA on an NVIDIA GPU
+//! whose driver loads; otherwise Vulkan (SPIR-V kernels, cooperative matrices where the driver
+//! has them) on a discrete, then an integrated GPU; otherwise a GPU that wgpu reaches another
+//! way (Metal, DX12); otherwise Burn's pure-Rust multithreaded CPU backend (flex). Mesa's
+//! lavapipe (Vulkan on the CPU) is only used when asked for: on CPUs flex runs these models
+//! many times faster.
+//!
+//! Any device can be named with `VIDPLAY_DEVICE` or the CLI's `--device`: `cuda[:N]`,
+//! `vulkan[:N]` (the Nth Vulkan GPU, in the order `vidplay devices` lists them), `wgpu` (wgpu's
+//! default adapter, on whichever graphics API wgpu settles), `wgpu:discrete:N`,
+//! `wgpu:integrated:N`, `wgpu:virtual:N`, `wgpu:cpu` (lavapipe), or `cpu` (flex).
+//!
+//! The CUDA driver is loaded when a CUDA device is first asked for, never linked, so the same
+//! binary starts on machines without it. A device that cannot start is an error that says why
+//! and what to install; `auto` then moves on to the next backend.
 
 use burn::prelude::*;
-use burn::tensor::wgpu::wgpu;
+use burn::tensor::wgpu::{WgpuBackend, wgpu};
 use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::str::FromStr;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DeviceChoice {
-    /// A GPU through wgpu if there is one, else Burn's CPU backend.
+    /// The fastest backend that starts: CUDA, then Vulkan, then another GPU API, then `Cpu`.
     #[default]
     Auto,
+    /// The Nth CUDA device (the driver's numbering).
+    Cuda(usize),
+    /// The Nth Vulkan GPU, discrete ones first (SPIR-V kernels).
+    Vulkan(usize),
     /// wgpu's default adapter.
     Wgpu,
     WgpuDiscrete(usize),
@@ -28,10 +42,31 @@ pub enum DeviceChoice {
     Cpu,
 }
 
+/// The compute backend a device runs on, as metadata and benchmarks name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Cuda,
+    Vulkan,
+    Wgpu,
+    Flex,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Cuda => "cuda",
+            Backend::Vulkan => "vulkan",
+            Backend::Wgpu => "wgpu",
+            Backend::Flex => "flex",
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
     #[error(
-        "unknown device '{0}': use auto, wgpu, wgpu:discrete:N, wgpu:integrated:N, wgpu:virtual:N, wgpu:cpu or cpu"
+        "unknown device '{0}': use auto, cuda[:N], vulkan[:N], wgpu, wgpu:discrete:N, \
+         wgpu:integrated:N, wgpu:virtual:N, wgpu:cpu or cpu (`vidplay devices` lists this machine's)"
     )]
     Unknown(String),
     #[error(
@@ -40,7 +75,21 @@ pub enum DeviceError {
          pure-Rust CPU backend with --device cpu (VIDPLAY_DEVICE=cpu)"
     )]
     NoAdapter(String),
+    #[error("CUDA device {index} is not available: {reason}. {CUDA_HINT}")]
+    NoCuda { index: usize, reason: String },
+    #[error("Vulkan GPU {index} is not available: {reason}. {VULKAN_HINT}")]
+    NoVulkan { index: usize, reason: String },
+    #[error("{device} failed to start: {reason}. {hint}")]
+    Failed { device: DeviceChoice, reason: String, hint: &'static str },
 }
+
+const CUDA_HINT: &str = "CUDA needs an NVIDIA GPU and its driver (libcuda.so.1, a driver for CUDA \
+    12.8 or newer; `nvidia-smi` shows it). `vidplay devices` lists the devices that work here; \
+    --device vulkan or --device cpu pick another";
+const VULKAN_HINT: &str = "Vulkan needs the GPU vendor's Vulkan driver and the loader \
+    (Debian/Ubuntu: `sudo apt-get install libvulkan1 mesa-vulkan-drivers`; NVIDIA's driver \
+    brings its own). `vidplay devices` lists the devices that work here; --device cpu always does";
+const WGPU_HINT: &str = "`vidplay devices` lists the devices that work here; --device cpu always does";
 
 impl FromStr for DeviceChoice {
     type Err = DeviceError;
@@ -52,12 +101,16 @@ impl FromStr for DeviceChoice {
         };
         Ok(match parts.as_slice() {
             ["" | "auto"] => DeviceChoice::Auto,
+            ["cuda", rest @ ..] if rest.len() <= 1 => DeviceChoice::Cuda(index(rest.first())?),
+            ["vulkan", rest @ ..] if rest.len() <= 1 => DeviceChoice::Vulkan(index(rest.first())?),
             ["wgpu" | "gpu"] => DeviceChoice::Wgpu,
             ["cpu" | "flex"] => DeviceChoice::Cpu,
             ["wgpu", "cpu" | "lavapipe"] => DeviceChoice::WgpuCpu,
-            ["wgpu", "discrete", rest @ ..] => DeviceChoice::WgpuDiscrete(index(rest.first())?),
-            ["wgpu", "integrated", rest @ ..] => DeviceChoice::WgpuIntegrated(index(rest.first())?),
-            ["wgpu", "virtual", rest @ ..] => DeviceChoice::WgpuVirtual(index(rest.first())?),
+            ["wgpu", "discrete", rest @ ..] if rest.len() <= 1 => DeviceChoice::WgpuDiscrete(index(rest.first())?),
+            ["wgpu", "integrated", rest @ ..] if rest.len() <= 1 => {
+                DeviceChoice::WgpuIntegrated(index(rest.first())?)
+            }
+            ["wgpu", "virtual", rest @ ..] if rest.len() <= 1 => DeviceChoice::WgpuVirtual(index(rest.first())?),
             _ => return Err(DeviceError::Unknown(s.into())),
         })
     }
@@ -67,6 +120,8 @@ impl fmt::Display for DeviceChoice {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DeviceChoice::Auto => write!(f, "auto"),
+            DeviceChoice::Cuda(i) => write!(f, "cuda:{i}"),
+            DeviceChoice::Vulkan(i) => write!(f, "vulkan:{i}"),
             DeviceChoice::Wgpu => write!(f, "wgpu"),
             DeviceChoice::WgpuDiscrete(i) => write!(f, "wgpu:discrete:{i}"),
             DeviceChoice::WgpuIntegrated(i) => write!(f, "wgpu:integrated:{i}"),
@@ -84,20 +139,300 @@ pub struct OpenedDevice {
     pub description: String,
     /// A real GPU (not lavapipe, not the CPU backend): where f16 pays off.
     pub gpu: bool,
+    pub backend: Backend,
+    /// What it was opened as (`auto` resolved): `cuda:0`, `vulkan:0`, `cpu`, ...
+    pub choice: DeviceChoice,
 }
 
-/// Lists wgpu adapters as "name (type, backend, driver)".
-pub fn list_adapters() -> Vec<String> {
-    adapters().iter().map(describe).collect()
+/// One device this machine offers, as `vidplay devices` lists it.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    /// How to ask for it: `--device cuda:0`.
+    pub choice: DeviceChoice,
+    pub backend: Backend,
+    pub name: String,
+    /// Memory, driver, compute capability: whatever the driver says.
+    pub detail: String,
+}
+
+/// Every device this machine offers, in the order `auto` prefers them, and one line per
+/// backend that is not available saying why.
+pub fn list() -> (Vec<Listed>, Vec<String>) {
+    let mut listed = Vec::new();
+    let mut missing = Vec::new();
+    match cuda_devices() {
+        Ok(gpus) if gpus.is_empty() => missing.push("cuda: the driver loads but reports no devices".to_string()),
+        Ok(gpus) => listed.extend(gpus.into_iter().enumerate().map(|(i, g)| Listed {
+            choice: DeviceChoice::Cuda(i),
+            backend: Backend::Cuda,
+            detail: format!(
+                "{} MiB, compute capability {}.{}, driver CUDA {}.{}",
+                g.memory_bytes >> 20,
+                g.compute.0,
+                g.compute.1,
+                g.driver / 1000,
+                g.driver % 1000 / 10
+            ),
+            name: g.name,
+        })),
+        Err(reason) => missing.push(format!("cuda: {reason}")),
+    }
+    let vulkan = vulkan_gpus();
+    if vulkan.is_empty() {
+        missing.push("vulkan: no Vulkan GPU (a Vulkan driver for the GPU is needed)".into());
+    }
+    listed.extend(vulkan.iter().enumerate().map(|(i, a)| Listed {
+        choice: DeviceChoice::Vulkan(i),
+        backend: Backend::Vulkan,
+        name: a.name.clone(),
+        detail: format!("{:?}, {} {}", a.device_type, a.driver, a.driver_info),
+    }));
+    for a in adapters() {
+        let choice = match (a.backend, a.device_type) {
+            (_, wgpu::DeviceType::Cpu) => DeviceChoice::WgpuCpu,
+            // Vulkan GPUs are listed above; wgpu would run them on Vulkan too.
+            (wgpu::Backend::Vulkan, _) => continue,
+            _ => DeviceChoice::Wgpu,
+        };
+        listed.push(Listed {
+            choice,
+            backend: Backend::Wgpu,
+            name: a.name.clone(),
+            detail: format!("{:?}, {:?}, {} {}", a.device_type, a.backend, a.driver, a.driver_info),
+        });
+    }
+    listed.push(Listed {
+        choice: DeviceChoice::Cpu,
+        backend: Backend::Flex,
+        name: "Burn flex CPU backend".into(),
+        detail: format!("{} threads", threads()),
+    });
+    (listed, missing)
+}
+
+/// The GPU devices that are present: every CUDA device, then every Vulkan GPU. A card that
+/// both reach appears once per backend.
+pub fn gpu_choices() -> Vec<DeviceChoice> {
+    let cuda = cuda_devices().map_or(0, |d| d.len());
+    (0..cuda)
+        .map(DeviceChoice::Cuda)
+        .chain((0..vulkan_gpus().len()).map(DeviceChoice::Vulkan))
+        .collect()
+}
+
+/// Opens the chosen device and checks that it computes (a tiny sum); `auto` falls through to
+/// the next backend when one fails to start, with a warning that says why.
+pub fn open(choice: DeviceChoice) -> Result<OpenedDevice, DeviceError> {
+    if choice != DeviceChoice::Auto {
+        return open_exact(choice);
+    }
+    let mut candidates: Vec<DeviceChoice> = Vec::new();
+    match cuda_devices() {
+        Ok(gpus) if !gpus.is_empty() => candidates.push(DeviceChoice::Cuda(0)),
+        Ok(_) => {}
+        Err(reason) => tracing::debug!(%reason, "no CUDA"),
+    }
+    if !vulkan_gpus().is_empty() {
+        candidates.push(DeviceChoice::Vulkan(0));
+    }
+    if adapters().iter().any(|a| a.device_type != wgpu::DeviceType::Cpu && a.backend != wgpu::Backend::Vulkan) {
+        candidates.push(DeviceChoice::Wgpu);
+    }
+    for candidate in candidates {
+        match open_exact(candidate) {
+            Ok(opened) => return Ok(opened),
+            Err(e) => tracing::warn!(device = %candidate, error = %e, "skipping a device that failed to start"),
+        }
+    }
+    tracing::info!("no GPU started: using Burn's CPU backend (--device wgpu:cpu for lavapipe)");
+    open_exact(DeviceChoice::Cpu)
+}
+
+fn open_exact(choice: DeviceChoice) -> Result<OpenedDevice, DeviceError> {
+    let (device, description, gpu, backend) = match choice {
+        DeviceChoice::Auto => unreachable!("open resolves auto"),
+        DeviceChoice::Cpu => {
+            let description = format!("Burn flex CPU backend ({} threads)", threads());
+            (Device::flex(), description, false, Backend::Flex)
+        }
+        DeviceChoice::Cuda(index) => {
+            let gpus = cuda_devices().map_err(|reason| DeviceError::NoCuda { index, reason })?;
+            let Some(gpu) = gpus.get(index) else {
+                return Err(DeviceError::NoCuda {
+                    index,
+                    reason: format!("the driver reports {} CUDA device(s)", gpus.len()),
+                });
+            };
+            let description = format!(
+                "{} (CUDA, compute capability {}.{}, {} MiB)",
+                gpu.name,
+                gpu.compute.0,
+                gpu.compute.1,
+                gpu.memory_bytes >> 20
+            );
+            (Device::cuda(index), description, true, Backend::Cuda)
+        }
+        DeviceChoice::Vulkan(index) => {
+            let gpus = vulkan_gpus();
+            let Some(info) = gpus.get(index) else {
+                return Err(DeviceError::NoVulkan {
+                    index,
+                    reason: format!("this machine has {} Vulkan GPU(s)", gpus.len()),
+                });
+            };
+            // cubecl numbers adapters within their type.
+            let nth = gpus[..index].iter().filter(|a| a.device_type == info.device_type).count();
+            let kind = match info.device_type {
+                wgpu::DeviceType::DiscreteGpu => DeviceKind::DiscreteGpu(nth),
+                wgpu::DeviceType::IntegratedGpu => DeviceKind::IntegratedGpu(nth),
+                _ => DeviceKind::VirtualGpu(nth),
+            };
+            let device = init_wgpu(kind, Some(WgpuBackend::Vulkan))
+                .map_err(|reason| DeviceError::NoVulkan { index, reason })?;
+            (device, format!("{} (Vulkan, SPIR-V)", describe(info)), true, Backend::Vulkan)
+        }
+        DeviceChoice::Wgpu
+        | DeviceChoice::WgpuDiscrete(_)
+        | DeviceChoice::WgpuIntegrated(_)
+        | DeviceChoice::WgpuVirtual(_)
+        | DeviceChoice::WgpuCpu => {
+            let (description, gpu, kind) = wgpu_adapter(choice)?;
+            // A CPU adapter runs WGSL through OpenGL: on Vulkan this build compiles kernels to
+            // SPIR-V, which crashes Mesa's lavapipe (22.x) in its shader compiler.
+            let api = (!gpu).then_some(WgpuBackend::Gl);
+            let device = init_wgpu(kind, api).map_err(DeviceError::NoAdapter)?;
+            (device, description, gpu, Backend::Wgpu)
+        }
+    };
+    smoke_test(&device).map_err(|reason| DeviceError::Failed {
+        device: choice,
+        reason,
+        hint: match backend {
+            Backend::Cuda => CUDA_HINT,
+            Backend::Vulkan => VULKAN_HINT,
+            _ => WGPU_HINT,
+        },
+    })?;
+    tracing::info!(device = %description, backend = backend.name(), "compute device");
+    Ok(OpenedDevice { device, description, gpu, backend, choice })
+}
+
+/// Runs one tiny computation: a device whose runtime cannot start (a missing or too old driver,
+/// an unsupported GPU) fails here with the runtime's own message rather than in the middle of a
+/// job.
+fn smoke_test(device: &Device) -> Result<(), String> {
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        let t = Tensor::<1>::from_floats([1.0, 2.0, 3.0, 4.0], device);
+        t.sum().into_scalar::<f32>()
+    }));
+    match outcome {
+        Ok(sum) if (sum - 10.0).abs() < 1e-3 => Ok(()),
+        Ok(sum) => Err(format!("a test sum came out as {sum}, not 10")),
+        Err(panic) => Err(panic_message(&panic)),
+    }
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "the runtime panicked".into())
+}
+
+fn init_wgpu(kind: DeviceKind, api: Option<WgpuBackend>) -> Result<Device, String> {
+    use burn_dispatch::devices::{WgpuDevice, WgpuDeviceKind};
+    let mut options = Device::wgpu_options().device_kind(kind.clone());
+    if let Some(api) = api {
+        options = options.graphics_api(api);
+    }
+    match options.init() {
+        Ok(device) => Ok(device),
+        // Already initialised in this process: the lazy constructors return that runtime.
+        Err(burn::tensor::wgpu::WgpuInitError::Registration { .. }) => Ok(match api {
+            Some(WgpuBackend::Vulkan) => Device::vulkan(kind),
+            Some(api) => Device::new(WgpuDevice::new(match kind {
+                DeviceKind::Cpu => WgpuDeviceKind::Cpu,
+                _ => WgpuDeviceKind::DefaultDevice,
+            }).on(api)),
+            None => Device::wgpu(kind),
+        }),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The wgpu adapter a `wgpu*` choice names: its description, whether it is a GPU, and the kind
+/// to open it by.
+fn wgpu_adapter(choice: DeviceChoice) -> Result<(String, bool, DeviceKind), DeviceError> {
+    let infos = adapters();
+    if infos.is_empty() {
+        return Err(DeviceError::NoAdapter("wgpu enumerated no adapters".into()));
+    }
+    let (wanted, nth, kind): (Option<wgpu::DeviceType>, usize, DeviceKind) = match choice {
+        DeviceChoice::WgpuDiscrete(i) => (Some(wgpu::DeviceType::DiscreteGpu), i, DeviceKind::DiscreteGpu(i)),
+        DeviceChoice::WgpuIntegrated(i) => (Some(wgpu::DeviceType::IntegratedGpu), i, DeviceKind::IntegratedGpu(i)),
+        DeviceChoice::WgpuVirtual(i) => (Some(wgpu::DeviceType::VirtualGpu), i, DeviceKind::VirtualGpu(i)),
+        DeviceChoice::WgpuCpu => (Some(wgpu::DeviceType::Cpu), 0, DeviceKind::Cpu),
+        _ => (None, 0, DeviceKind::DefaultDevice),
+    };
+    let chosen = match wanted {
+        // The OpenGL face of a CPU adapter is the one that runs (see `open_exact`).
+        Some(wgpu::DeviceType::Cpu) => infos
+            .iter()
+            .filter(|i| i.device_type == wgpu::DeviceType::Cpu)
+            .min_by_key(|i| i.backend != wgpu::Backend::Gl),
+        Some(t) => infos.iter().filter(|i| i.device_type == t).nth(nth),
+        // wgpu's own default prefers a discrete GPU, then integrated, then others.
+        None => infos.iter().min_by_key(|i| {
+            let cpu = i.device_type == wgpu::DeviceType::Cpu;
+            (type_rank(i.device_type), (i.backend == wgpu::Backend::Gl) != cpu)
+        }),
+    };
+    let Some(chosen) = chosen else {
+        let all: Vec<String> = infos.iter().map(describe).collect();
+        return Err(DeviceError::NoAdapter(format!(
+            "none matches {choice}; adapters present: {}",
+            all.join("; ")
+        )));
+    };
+    let gpu = chosen.device_type != wgpu::DeviceType::Cpu;
+    // wgpu's default on a machine whose only adapters are CPU ones is that CPU adapter.
+    let kind = if gpu { kind } else { DeviceKind::Cpu };
+    Ok((describe(chosen), gpu, kind))
+}
+
+fn type_rank(t: wgpu::DeviceType) -> u8 {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Other => 3,
+        wgpu::DeviceType::Cpu => 4,
+    }
 }
 
 /// What wgpu can see on this machine, all backends.
 fn adapters() -> Vec<wgpu::AdapterInfo> {
+    adapters_on(wgpu::Backends::all())
+}
+
+fn adapters_on(backends: wgpu::Backends) -> Vec<wgpu::AdapterInfo> {
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-    pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
+    pollster::block_on(instance.enumerate_adapters(backends))
         .iter()
         .map(|a| a.get_info())
         .collect()
+}
+
+/// The machine's Vulkan GPUs (discrete, integrated, virtual; not CPU adapters), discrete first,
+/// in wgpu's order within a type.
+fn vulkan_gpus() -> Vec<wgpu::AdapterInfo> {
+    let mut gpus: Vec<wgpu::AdapterInfo> = adapters_on(wgpu::Backends::VULKAN)
+        .into_iter()
+        .filter(|a| type_rank(a.device_type) <= 2)
+        .collect();
+    gpus.sort_by_key(|a| type_rank(a.device_type));
+    gpus
 }
 
 fn describe(info: &wgpu::AdapterInfo) -> String {
@@ -107,90 +442,56 @@ fn describe(info: &wgpu::AdapterInfo) -> String {
     )
 }
 
-/// Opens the chosen device. For wgpu choices the adapter must exist; its description is logged.
-pub fn open(choice: DeviceChoice) -> Result<OpenedDevice, DeviceError> {
-    let choice = match choice {
-        DeviceChoice::Auto => {
-            if adapters().iter().any(|a| a.device_type != wgpu::DeviceType::Cpu) {
-                DeviceChoice::Wgpu
-            } else {
-                tracing::info!("no GPU adapter: using Burn's CPU backend (--device wgpu:cpu for lavapipe)");
-                DeviceChoice::Cpu
-            }
-        }
-        other => other,
-    };
-    let kind = match choice {
-        DeviceChoice::Auto => unreachable!("resolved above"),
-        DeviceChoice::Cpu => {
-            let description = format!(
-                "Burn flex CPU backend ({} threads)",
-                std::thread::available_parallelism().map_or(1, |n| n.get())
-            );
-            tracing::info!(device = %description, "compute device");
-            return Ok(OpenedDevice {
-                device: Device::flex(),
-                description,
-                gpu: false,
-            });
-        }
-        DeviceChoice::Wgpu => DeviceKind::DefaultDevice,
-        DeviceChoice::WgpuDiscrete(i) => DeviceKind::DiscreteGpu(i),
-        DeviceChoice::WgpuIntegrated(i) => DeviceKind::IntegratedGpu(i),
-        DeviceChoice::WgpuVirtual(i) => DeviceKind::VirtualGpu(i),
-        DeviceChoice::WgpuCpu => DeviceKind::Cpu,
-    };
-    let infos = adapters();
-    if infos.is_empty() {
-        return Err(DeviceError::NoAdapter("wgpu enumerated no adapters".into()));
-    }
-    let wanted = |t: wgpu::DeviceType| match choice {
-        DeviceChoice::WgpuDiscrete(_) => t == wgpu::DeviceType::DiscreteGpu,
-        DeviceChoice::WgpuIntegrated(_) => t == wgpu::DeviceType::IntegratedGpu,
-        DeviceChoice::WgpuVirtual(_) => t == wgpu::DeviceType::VirtualGpu,
-        DeviceChoice::WgpuCpu => t == wgpu::DeviceType::Cpu,
-        _ => true,
-    };
-    let nth = match choice {
-        DeviceChoice::WgpuDiscrete(i) | DeviceChoice::WgpuIntegrated(i) | DeviceChoice::WgpuVirtual(i) => i,
-        _ => 0,
-    };
-    let matching: Vec<&wgpu::AdapterInfo> = infos.iter().filter(|i| wanted(i.device_type)).collect();
-    // wgpu's own default prefers a discrete GPU, then integrated, then others.
-    let chosen = match choice {
-        DeviceChoice::Wgpu => infos
-            .iter()
-            .min_by_key(|i| match i.device_type {
-                wgpu::DeviceType::DiscreteGpu => 0,
-                wgpu::DeviceType::IntegratedGpu => 1,
-                wgpu::DeviceType::VirtualGpu => 2,
-                wgpu::DeviceType::Other => 3,
-                wgpu::DeviceType::Cpu => 4,
-            }),
-        _ => matching.get(nth).copied(),
-    };
-    let Some(chosen) = chosen else {
-        let all: Vec<String> = infos.iter().map(describe).collect();
-        return Err(DeviceError::NoAdapter(format!(
-            "none matches {choice}; adapters present: {}",
-            all.join("; ")
-        )));
-    };
-    let description = describe(chosen);
-    let device = match Device::wgpu_options().device_kind(kind.clone()).init() {
-        Ok(device) => device,
-        // Already initialised in this process: the lazy constructor returns that runtime.
-        Err(burn::tensor::wgpu::WgpuInitError::Registration { .. }) => Device::wgpu(kind),
-        Err(e) => return Err(DeviceError::NoAdapter(e.to_string())),
-    };
-    tracing::info!(device = %description, "compute device");
-    Ok(OpenedDevice {
-        device,
-        description,
-        gpu: chosen.device_type != wgpu::DeviceType::Cpu,
-    })
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// A CUDA device as the driver describes it.
+#[derive(Debug, Clone)]
+struct CudaGpu {
+    name: String,
+    memory_bytes: usize,
+    compute: (i32, i32),
+    /// The driver's CUDA version, e.g. 12080.
+    driver: i32,
+}
+
+/// The machine's CUDA devices, or why there are none. Loads the driver library if present;
+/// never panics (the driver bindings panic on a missing library or symbol).
+fn cuda_devices() -> Result<Vec<CudaGpu>, String> {
+    use cudarc::driver::{result, sys};
+    // SAFETY: dlopen of the driver library by its well-known names; nothing is called yet.
+    if !unsafe { sys::is_culib_present() } {
+        return Err("the NVIDIA driver library (libcuda.so.1) was not found".into());
+    }
+    let probe = catch_unwind(|| -> Result<Vec<CudaGpu>, String> {
+        result::init().map_err(|e| format!("the driver did not initialise ({e})"))?;
+        let mut driver = 0;
+        // SAFETY: writes one int.
+        unsafe { sys::cuDriverGetVersion(&mut driver) }.result().map_err(|e| e.to_string())?;
+        let count = result::device::get_count().map_err(|e| e.to_string())?;
+        (0..count)
+            .map(|i| {
+                let dev = result::device::get(i).map_err(|e| e.to_string())?;
+                let attr = |a| {
+                    // SAFETY: `dev` came from the driver just above.
+                    unsafe { result::device::get_attribute(dev, a) }.map_err(|e| e.to_string())
+                };
+                Ok(CudaGpu {
+                    name: result::device::get_name(dev).map_err(|e| e.to_string())?,
+                    // SAFETY: as above.
+                    memory_bytes: unsafe { result::device::total_mem(dev) }.map_err(|e| e.to_string())?,
+                    compute: (
+                        attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)?,
+                        attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR)?,
+                    ),
+                    driver,
+                })
+            })
+            .collect()
+    });
+    probe.unwrap_or_else(|panic| Err(format!("the driver library is unusable ({})", panic_message(&panic))))
+}
 
 #[cfg(test)]
 mod tests {
@@ -205,11 +506,35 @@ mod tests {
             "wgpu:discrete:1".parse::<DeviceChoice>().unwrap(),
             DeviceChoice::WgpuDiscrete(1)
         );
-        assert!("tpu".parse::<DeviceChoice>().is_err());
-        assert!("wgpu:discrete:x".parse::<DeviceChoice>().is_err());
+        assert_eq!("cuda".parse::<DeviceChoice>().unwrap(), DeviceChoice::Cuda(0));
+        assert_eq!("CUDA:1".parse::<DeviceChoice>().unwrap(), DeviceChoice::Cuda(1));
+        assert_eq!("vulkan".parse::<DeviceChoice>().unwrap(), DeviceChoice::Vulkan(0));
+        assert_eq!("vulkan:2".parse::<DeviceChoice>().unwrap(), DeviceChoice::Vulkan(2));
+        for bad in ["tpu", "wgpu:discrete:x", "cuda:x", "cuda:0:1", "vulkan:-1", "wgpu:discrete:0:0"] {
+            assert!(bad.parse::<DeviceChoice>().is_err(), "{bad}");
+        }
         assert_eq!("auto".parse::<DeviceChoice>().unwrap(), DeviceChoice::Auto);
-        for c in ["auto", "wgpu", "cpu", "wgpu:cpu", "wgpu:integrated:2"] {
+        for c in ["auto", "cuda:0", "vulkan:1", "wgpu", "cpu", "wgpu:cpu", "wgpu:integrated:2"] {
             assert_eq!(c.parse::<DeviceChoice>().unwrap().to_string(), c);
         }
+    }
+
+    #[test]
+    fn a_missing_cuda_device_is_a_clear_error() {
+        // Past the last device on any machine (none on one without NVIDIA's driver).
+        let err = open(DeviceChoice::Cuda(4096)).unwrap_err().to_string();
+        assert!(err.contains("CUDA device 4096 is not available"), "{err}");
+        assert!(err.contains("NVIDIA"), "{err}");
+        let err = open(DeviceChoice::Vulkan(4096)).unwrap_err().to_string();
+        assert!(err.contains("Vulkan GPU 4096 is not available"), "{err}");
+    }
+
+    #[test]
+    fn the_cpu_backend_is_always_listed_and_opens() {
+        let (listed, _) = list();
+        assert_eq!(listed.last().map(|l| l.choice), Some(DeviceChoice::Cpu));
+        let opened = open(DeviceChoice::Cpu).unwrap();
+        assert_eq!(opened.backend, Backend::Flex);
+        assert!(!opened.gpu);
     }
 }

@@ -4,10 +4,12 @@
 //! - [`generate`]: what every generator shares (progress with previews, cancel, errors).
 //! - [`builtin`]: the model we train and ship.
 //! - [`diffusers`]: one folder per diffusers family, plus their common parts.
-//! - [`device`], [`rng`]: picking a compute device; deterministic noise.
+//! - [`device`], [`gpu_memory`], [`rng`]: picking a compute device; its memory; deterministic
+//!   noise.
 
 pub mod builtin;
 pub mod device;
 pub mod diffusers;
 pub mod generate;
+pub mod gpu_memory;
 pub mod rng;

@@ -32,6 +32,28 @@ fn assert_fails_with(args: &[&str], needle: &str) {
 }
 
 #[test]
+fn devices_are_listed_and_a_missing_one_is_a_clear_error() {
+    let out = vidplay(&["devices"]);
+    assert!(out.status.success());
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(listing.lines().any(|l| l.starts_with("cpu ") && l.contains("flex")), "{listing}");
+    assert_eq!(listing.matches("<- auto").count(), 1, "{listing}");
+    let dir = temp_dir("devices");
+    let o = dir.join("out");
+    let o = o.to_str().unwrap();
+    for (device, needle) in [
+        ("cuda:99", "CUDA device 99 is not available"),
+        ("vulkan:99", "Vulkan GPU 99 is not available"),
+        ("tpu", "unknown device 'tpu'"),
+    ] {
+        assert_fails_with(&["generate", "--prompt", "a red ball", "--device", device, "--out", o], needle);
+    }
+    let out = vidplay(&["generate", "--prompt", "a red ball", "--device", "cuda:99", "--out", o]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("NVIDIA") && stderr.contains("vidplay devices"), "says what to install and where to look:\n{stderr}");
+}
+
+#[test]
 fn bad_input_is_a_clear_error() {
     let dir = temp_dir("bad");
     let out = dir.join("out");
@@ -93,6 +115,7 @@ fn generates_playable_files_faithful_to_the_setting() {
     }
     let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("metadata.json")).unwrap()).unwrap();
     assert_eq!(meta["seed"], 3);
+    assert!(meta["peak_host_memory_mib"].as_f64().unwrap() > 0.0, "host memory measured");
     assert_eq!(meta["model"], "vidplay-toy-1");
     assert_eq!(meta["mode"], "text-to-video");
     assert_eq!(meta["frames"], 16);
@@ -149,11 +172,21 @@ fn generated_clip_has_the_asked_colour_and_direction_on_wgpu() {
     ];
     for (k, (prompt, color, setting, direction)) in cases.into_iter().enumerate() {
         let out = dir.join(format!("clip{k}"));
+        // wgpu (lavapipe through OpenGL on a GPU-less machine) for the first; it costs minutes
+        // of shader compilation there, so the others run on the CPU backend.
+        let device = if k == 0 { "wgpu" } else { "cpu" };
         let result = vidplay(&[
-            "generate", "--prompt", prompt, "--seed", "5", "--device", "wgpu", "--size", "32", "--png-frames",
+            "generate", "--prompt", prompt, "--seed", "5", "--device", device, "--size", "32", "--png-frames",
             "--out", out.to_str().unwrap(),
         ]);
         assert!(result.status.success(), "generate failed:\n{}", String::from_utf8_lossy(&result.stderr));
+        let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("metadata.json")).unwrap()).unwrap();
+        if device == "wgpu" {
+            let gpu_mib = meta["peak_gpu_memory_mib"].as_f64().expect("a wgpu device reports its memory");
+            assert!(gpu_mib > 0.0 && gpu_mib < 4096.0, "peak GPU memory {gpu_mib} MiB");
+        } else {
+            assert!(meta["peak_gpu_memory_mib"].is_null(), "the CPU backend has no GPU memory");
+        }
         let frames = native_frames(&out);
         assert_eq!(frames.len(), 16);
         assert_eq!(frames[0].dimensions(), (32, 32));

@@ -6,16 +6,40 @@ use burn::prelude::*;
 use burn::tensor::DType;
 use model::device::{self, DeviceChoice};
 use model::diffusers::common::weights::Weights;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-/// The backends every check runs on: (label, device). Burn's flex CPU backend (no fusion) and
-/// wgpu (lavapipe on a GPU-less machine) with Burn's fusion, since fusion has had wrong-result
-/// bugs upstream.
-pub fn devices() -> Vec<(&'static str, Device)> {
-    let mut out = vec![("flex (no fusion)", device::open(DeviceChoice::Cpu).unwrap().device)];
-    let wgpu = device::open(DeviceChoice::Wgpu).expect("a wgpu adapter (install mesa-vulkan-drivers)");
-    out.push(("wgpu (fusion)", wgpu.device));
+/// The backends every check runs on: (label, device). Burn's flex CPU backend (no fusion), then
+/// every GPU backend this machine has (CUDA, Vulkan) with Burn's fusion, which has had
+/// wrong-result bugs upstream. `VIDPLAY_TEST_DEVICES=cuda:0,vulkan:0` names the devices after flex
+/// instead (`wgpu:cpu` adds lavapipe: minutes of shader compilation on a CPU, so not by default).
+pub fn devices() -> Vec<(String, Device)> {
+    let mut out = vec![("flex (no fusion)".to_string(), cpu())];
+    for choice in test_devices() {
+        let opened = device::open(choice).unwrap_or_else(|e| panic!("{choice}: {e}"));
+        out.push((format!("{choice} (fusion)"), opened.device));
+    }
     out
+}
+
+/// Where half precision is checked: flex (it computes f16 in f32 where it must) and every GPU
+/// backend present (or named).
+pub fn f16_devices() -> Vec<(String, Device)> {
+    devices()
+}
+
+fn test_devices() -> Vec<DeviceChoice> {
+    match std::env::var("VIDPLAY_TEST_DEVICES") {
+        Ok(list) => list.split(',').filter(|s| !s.trim().is_empty()).map(|s| s.parse().unwrap()).collect(),
+        Err(_) => device::gpu_choices(),
+    }
+}
+
+/// The fixture folders (`tests/fixtures`), or `VIDPLAY_FIXTURES` for a test binary run away
+/// from its source tree (scripts/gpu_check carries them to a GPU machine).
+pub fn fixtures_root() -> PathBuf {
+    std::env::var_os("VIDPLAY_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures"))
 }
 
 pub fn cpu() -> Device {

@@ -2,6 +2,8 @@
 
 use super::common::ModelArgs;
 use model::builtin::pipeline::{BuiltinModel, GenerationRequest};
+use model::device::OpenedDevice;
+use model::gpu_memory::GpuMemoryMeter;
 use serde::Serialize;
 use std::time::Instant;
 
@@ -17,6 +19,8 @@ pub struct BenchReport {
     pub native_size: usize,
     /// Peak resident memory of the process (VmHWM), MiB.
     pub peak_rss_mib: Option<f64>,
+    /// Peak GPU memory Burn's allocator held (none on the CPU backend), MiB.
+    pub peak_gpu_mib: Option<f64>,
 }
 
 impl BenchReport {
@@ -34,7 +38,8 @@ impl BenchReport {
              | clip, mean of {} ({} frames {}x{}, {} steps) | {:.2} s |\n\
              | clip, best | {:.2} s |\n\
              | per sampling step | {:.3} s |\n\
-             | peak resident memory | {} |\n",
+             | peak resident memory (host) | {} |\n\
+             | peak GPU memory | {} |\n",
             self.device,
             self.load_s,
             self.first_clip_s,
@@ -47,6 +52,7 @@ impl BenchReport {
             min,
             self.mean_clip_s() / self.steps as f64,
             self.peak_rss_mib.map_or("n/a".into(), |m| format!("{m:.0} MiB")),
+            self.peak_gpu_mib.map_or("n/a (CPU backend)".into(), |m| format!("{m:.0} MiB")),
         )
     }
 }
@@ -60,29 +66,30 @@ pub struct BenchArgs {
 }
 
 pub fn command(a: BenchArgs) -> anyhow::Result<()> {
-    let report = run(|| a.model.load(), a.runs.max(1))?;
+    let report = run(|| a.model.load_on_device(), a.runs.max(1))?;
     println!("{}", report.table());
     Ok(())
 }
 
-pub fn run(load: impl FnOnce() -> anyhow::Result<(BuiltinModel, String)>, runs: usize) -> anyhow::Result<BenchReport> {
+pub fn run(load: impl FnOnce() -> anyhow::Result<(BuiltinModel, OpenedDevice)>, runs: usize) -> anyhow::Result<BenchReport> {
     let t0 = Instant::now();
-    let (model, device) = load()?;
+    let (model, opened) = load()?;
+    let mut meter = GpuMemoryMeter::start(&opened.device);
     let load_s = t0.elapsed().as_secs_f64();
     let req = GenerationRequest {
         prompt: "a red ball bouncing on a grass field while it snows, camera pans left".into(),
         seed: 1,
         ..Default::default()
     };
-    let time = |seed: u64| -> anyhow::Result<f64> {
+    let mut time = |seed: u64| -> anyhow::Result<f64> {
         let t = Instant::now();
-        model.generate(&GenerationRequest { seed, ..req.clone() }, None, &mut |_| {}, &|| false)?;
+        model.generate(&GenerationRequest { seed, ..req.clone() }, None, &mut |_| meter.sample(), &|| false)?;
         Ok(t.elapsed().as_secs_f64())
     };
     let first_clip_s = time(0)?;
     let clip_s = (0..runs).map(|i| time(i as u64 + 1)).collect::<anyhow::Result<Vec<_>>>()?;
     Ok(BenchReport {
-        device,
+        device: opened.description,
         load_s,
         first_clip_s,
         clip_s,
@@ -90,5 +97,6 @@ pub fn run(load: impl FnOnce() -> anyhow::Result<(BuiltinModel, String)>, runs: 
         frames: model.config().frames,
         native_size: model.config().size,
         peak_rss_mib: crate::memory::peak_rss_mib(),
+        peak_gpu_mib: meter.peak_mib(),
     })
 }

@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 
 #[derive(clap::Args, Clone)]
 pub struct ModelArgs {
-    /// Compute device: auto (a GPU through wgpu if present, else Burn's CPU backend), wgpu
-    /// (default adapter), wgpu:discrete:N, wgpu:integrated:N, wgpu:cpu (lavapipe), or cpu.
+    /// Compute device: auto (CUDA, else a Vulkan GPU, else another GPU, else Burn's CPU
+    /// backend), cuda[:N], vulkan[:N], wgpu (default adapter), wgpu:discrete:N,
+    /// wgpu:integrated:N, wgpu:cpu (lavapipe), or cpu. `vidplay devices` lists them.
     #[arg(long, env = "VIDPLAY_DEVICE", default_value = "auto")]
     pub device: DeviceChoice,
     /// Built-in model weights exported by the trainer (default: the weights shipped inside).
@@ -21,11 +22,6 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
-    pub fn load(&self) -> anyhow::Result<(BuiltinModel, String)> {
-        let (model, opened) = self.load_on_device()?;
-        Ok((model, opened.description))
-    }
-
     /// The model and the device it runs on (the server runs installed models there too).
     pub fn load_on_device(&self) -> anyhow::Result<(BuiltinModel, device::OpenedDevice)> {
         let opened = device::open(self.device)?;

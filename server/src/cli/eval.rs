@@ -25,7 +25,8 @@ pub struct EvalArgs {
 }
 
 pub fn run(a: EvalArgs) -> anyhow::Result<()> {
-    let (model, device) = a.model.load()?;
+    let (model, opened) = a.model.load_on_device()?;
+    let device = opened.description;
     println!("evaluating {} on {device}", model.id());
     let dir = a.examples.clone().unwrap_or_else(|| PathBuf::from("public/examples"));
     let mut examples = Vec::new();

@@ -13,6 +13,7 @@ use crate::precision::PrecisionChoice;
 use app::types::{JobParams, Mode};
 use model::builtin::pipeline::GenerationRequest;
 use model::device;
+use model::gpu_memory::GpuMemoryMeter;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -124,7 +125,8 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
     };
     // Read the input before loading anything, so bad input fails fast.
     let input_image = a.image.as_deref().map(input::load).transpose()?;
-    let (model, device) = a.builtin.load()?;
+    let (model, opened) = a.builtin.load_on_device()?;
+    let mut meter = GpuMemoryMeter::start(&opened.device);
     model.validate(&req, input_image.is_some())?;
     let load_s = started.elapsed().as_secs_f64();
     let understood = model::builtin::prompt::parse(&req.prompt);
@@ -132,7 +134,15 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
         eprintln!("note: the model ignores: {}", understood.ignored.join(", "));
     }
     let bar = step_bar(req.steps);
-    let clip = model.generate(&req, input_image.as_ref(), &mut |p| bar.set_position(p.step as u64), &|| false)?;
+    let clip = model.generate(
+        &req,
+        input_image.as_ref(),
+        &mut |p| {
+            meter.sample();
+            bar.set_position(p.step as u64)
+        },
+        &|| false,
+    )?;
     bar.finish_and_clear();
     let params = JobParams {
         prompt: req.prompt.clone(),
@@ -143,10 +153,12 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
         motion: req.motion,
         ..JobParams::default()
     };
-    let mut meta = builtin::result_meta(&params, &clip, &req, &device);
+    let mut meta = builtin::result_meta(&params, &clip, &req, &opened.description);
     meta.input_image = a.image.as_ref().map(|p| p.display().to_string());
     meta.timings.load_s = load_s;
     meta.timings.total_s = started.elapsed().as_secs_f64();
+    meta.peak_gpu_memory_mib = meter.peak_mib();
+    meta.peak_host_memory_mib = crate::memory::peak_rss_mib();
     let native = clip.native_size;
     let (w, h) = clip.frames[0].dimensions();
     let how = if input_image.is_some() {
@@ -180,6 +192,7 @@ fn run_svd(a: GenerateArgs) -> anyhow::Result<()> {
         anyhow::bail!("--width and --height must be positive multiples of 8, got {}x{}", svd.width, svd.height);
     }
     let opened = device::open(a.builtin.device)?;
+    let mut meter = GpuMemoryMeter::start(&opened.device);
     let dtype = svd.precision.resolve(&opened);
     let root = locate(a.model_dir.as_deref(), a.model.as_deref(), dtype)?;
     let memory = if svd.low_memory { MemoryMode::Low } else { MemoryMode::Resident };
@@ -203,7 +216,15 @@ fn run_svd(a: GenerateArgs) -> anyhow::Result<()> {
         req.image_noise = read_tensor(path, "image_noise", &[1, 3, svd.height, svd.width], false)?;
     }
     let bar = step_bar(req.steps);
-    let video = pipeline.generate(&input_image, &req, &mut |p| bar.set_position(p.step as u64), &|| false)?;
+    let video = pipeline.generate(
+        &input_image,
+        &req,
+        &mut |p| {
+            meter.sample();
+            bar.set_position(p.step as u64)
+        },
+        &|| false,
+    )?;
     bar.finish_and_clear();
     let name = a.model.unwrap_or_else(|| root.display().to_string());
     let mut meta = svd_engine::video_meta(&name, &pipeline, &req, &video, &opened.description, load_s);
@@ -212,6 +233,7 @@ fn run_svd(a: GenerateArgs) -> anyhow::Result<()> {
         meta.details.insert("noise_file".into(), noise.display().to_string().into());
     }
     meta.timings.total_s = started.elapsed().as_secs_f64();
+    meta.peak_gpu_memory_mib = meter.peak_mib();
     let input = svd_engine::fit(&input_image, req.width, req.height);
     let mut result = Rendered { frames: video.to_rgb8(), fps: req.fps, still: false, input: Some(input), keyframe: None, continue_from: None, meta };
     result.meta.mode = Mode::ImageToVideo;

@@ -8,6 +8,7 @@ use crate::media::writer::{WriteOptions, write_to_folder};
 use crate::precision::PrecisionChoice;
 use anyhow::bail;
 use model::device::{self, DeviceChoice};
+use model::gpu_memory::GpuMemoryMeter;
 use model::diffusers::common::scheduler::Kind;
 use model::diffusers::stable_diffusion::{ImageRequest, StableDiffusion};
 use std::path::PathBuf;
@@ -75,6 +76,7 @@ pub fn run(a: ImageArgs) -> anyhow::Result<()> {
     }
     let noise = a.noise.as_deref().map(|p| read_tensor(p, "noise", &[1, 4, height / 8, width / 8], true)).transpose()?.flatten();
     let opened = device::open(a.device)?;
+    let mut meter = GpuMemoryMeter::start(&opened.device);
     let dtype = a.precision.resolve(&opened);
     let root = locate(a.model_dir.as_deref(), a.model.as_deref(), dtype)?;
     let sd = StableDiffusion::load(&root, &opened.device, dtype)?;
@@ -91,7 +93,14 @@ pub fn run(a: ImageArgs) -> anyhow::Result<()> {
         scheduler,
     };
     let bar = step_bar(req.steps);
-    let image = sd.generate(&req, &mut |p| bar.set_position(p.step as u64), &|| false)?;
+    let image = sd.generate(
+        &req,
+        &mut |p| {
+            meter.sample();
+            bar.set_position(p.step as u64)
+        },
+        &|| false,
+    )?;
     bar.finish_and_clear();
     let name = a.model.clone().unwrap_or_else(|| root.display().to_string());
     let mut meta = image_meta(&name, &sd, &req, &image, &opened.description);
@@ -100,6 +109,8 @@ pub fn run(a: ImageArgs) -> anyhow::Result<()> {
     }
     meta.timings.load_s = load_s;
     meta.timings.total_s = started.elapsed().as_secs_f64();
+    meta.peak_gpu_memory_mib = meter.peak_mib();
+    meta.peak_host_memory_mib = crate::memory::peak_rss_mib();
     let mut result = Rendered { frames: vec![image.to_rgb8()], fps: 1, still: true, input: None, keyframe: None, continue_from: None, meta };
     write_to_folder(&mut result, WriteOptions { png_frames: false, gallery: false }, &a.out)?;
     println!("wrote {}/image.png ({width}x{height}, seed {}) in {:.1} s", a.out.display(), req.seed, result.meta.timings.total_s);

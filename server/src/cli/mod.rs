@@ -33,7 +33,7 @@ pub enum Command {
     Image(image::ImageArgs),
     /// List installed diffusers models (the models folder and the Hugging Face cache).
     Models(models::ModelsArgs),
-    /// List graphics adapters wgpu can see.
+    /// List the compute devices (CUDA, Vulkan, wgpu, CPU) with their --device names.
     Devices,
     /// Start the playground web server.
     Serve(serve::ServeArgs),

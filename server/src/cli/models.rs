@@ -1,4 +1,4 @@
-//! `vidplay models` (installed diffusers models) and `vidplay devices` (graphics adapters).
+//! `vidplay models` (installed diffusers models) and `vidplay devices` (compute devices).
 
 use model::diffusers::common::folder;
 use std::path::PathBuf;
@@ -30,12 +30,17 @@ pub fn run(a: ModelsArgs) -> anyhow::Result<()> {
 }
 
 pub fn devices() -> anyhow::Result<()> {
-    let adapters = model::device::list_adapters();
-    if adapters.is_empty() {
-        println!("no wgpu adapters (install mesa-vulkan-drivers for a CPU one); `--device cpu` still works");
+    use model::device::DeviceChoice;
+    let (listed, missing) = model::device::list();
+    // `auto` tries these in order and takes the first that starts; lavapipe only when named.
+    let auto = listed.iter().find(|l| l.choice != DeviceChoice::WgpuCpu).map(|l| l.choice);
+    println!("{:<12} {:<8} {}", "--device", "backend", "name (details)");
+    for l in &listed {
+        let mark = if Some(l.choice) == auto { "   <- auto" } else { "" };
+        println!("{:<12} {:<8} {} ({}){mark}", l.choice.to_string(), l.backend.name(), l.name, l.detail);
     }
-    for a in adapters {
-        println!("{a}");
+    for line in missing {
+        println!("not available: {line}");
     }
     Ok(())
 }

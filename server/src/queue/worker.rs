@@ -14,6 +14,7 @@ use app::media_files::{self, MediaFile, upload_key};
 use app::types::{Job, JobState, Mode, StepUpdate, Video};
 use model::builtin::pipeline::{BUILTIN_MODEL_ID, BuiltinModel};
 use model::device::OpenedDevice;
+use model::gpu_memory::GpuMemoryMeter;
 use model::generate::{GenerateError, Progress};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -187,8 +188,13 @@ impl Jobs {
         };
         let params = job.params.clone();
         let mode = job.mode;
+        let mut meter = GpuMemoryMeter::start(&device.device);
         let mut rendered = {
-            let mut progress = self.progress(rt, job);
+            let mut report = self.progress(rt, job);
+            let mut progress = |p: Progress| {
+                meter.sample();
+                report(p)
+            };
             let cancelled = || self.cancelled(cancel);
             let mut ctx = RunContext { device, models, progress: &mut progress, cancelled: &cancelled };
             if segments::is_segmented(&params) {
@@ -198,6 +204,8 @@ impl Jobs {
             }
         };
         rendered.meta.mode = mode;
+        rendered.meta.peak_gpu_memory_mib = meter.peak_mib();
+        rendered.meta.peak_host_memory_mib = crate::memory::peak_rss_mib();
         self.store_result(rt, job, &mut rendered)
     }
 

@@ -69,8 +69,10 @@ impl ResnetBlock2D {
 
 /// Largest attention score matrix computed at once, in elements (512 MiB in f32). Larger
 /// attention is split over the batch, then over query rows, which is exact: every query row's
-/// softmax is independent of the others. (A fused attention kernel never materialises the
-/// scores; the split bounds memory where the backend does.)
+/// softmax is independent of the others. A flash kernel never materialises the scores, but on
+/// Burn's GPU backends the unfused fallback is one of the candidates autotune measures (and
+/// what runs when a flash kernel declines a shape, without a word), so the split bounds memory
+/// on every backend.
 pub const MAX_ATTENTION_SCORES: usize = 1 << 27;
 
 /// Multi-head scaled dot-product attention on [B, N, heads * dim] tensors.
@@ -90,7 +92,11 @@ pub fn multi_head_attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, heads: usi
         return Tensor::cat(parts, 0);
     }
     if !causal && per_item > MAX_ATTENTION_SCORES && n > 1 {
-        let rows = (MAX_ATTENTION_SCORES / (heads * m)).max(1);
+        // Whole tiles of query rows, so every chunk still fits the flash kernels' tiling.
+        let rows = match (MAX_ATTENTION_SCORES / (heads * m)).max(1) {
+            r if r >= 256 => r / 256 * 256,
+            r => r,
+        };
         let parts = (0..n)
             .step_by(rows)
             .map(|s| {
