@@ -4,8 +4,8 @@
     python3 scripts/sd_diffusers_bench.py DIR SIZE STEPS DEVICE
 
 The pipeline in f16 on a GPU (f32 on a CPU), guidance 0 as SD-Turbo runs, SIZE x SIZE. One
-warm-up image first (cuDNN and allocator warm-up, as Burn's autotune is excluded from its
-figures by the same token), then one timed. Prints one JSON line: seconds per step, total, peak
+untimed warm-up image first (cuDNN autotune, the allocator), as `vidplay image --warmup` runs
+one untimed image before its timed one (kernel compilation, autotune); then one timed. Prints one JSON line: seconds per step, total, peak
 GPU memory (allocated and reserved) or peak RSS (CPU).
 """
 

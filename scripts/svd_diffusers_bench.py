@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """diffusers' side of scripts/svd_bench: times StableVideoDiffusionPipeline on a folder.
 
-    python3 scripts/svd_diffusers_bench.py DIR WIDTH HEIGHT FRAMES STEPS DEVICE [lowmem]
+    python3 scripts/svd_diffusers_bench.py DIR WIDTH HEIGHT FRAMES STEPS DEVICE [lowmem] [warmup]
 
 Default: the pipeline in f16 (f32 on a CPU) on DEVICE. `lowmem`: diffusers' documented
-low-memory recipe (model CPU offload, feed-forward chunking, decode_chunk_size 2). Prints one
+low-memory recipe (model CPU offload, feed-forward chunking, decode_chunk_size 2). `warmup`: one
+untimed one-step run first, as `vidplay generate --warmup` does. Prints one
 JSON line: seconds per step, total, and peak GPU memory (CUDA: allocated and reserved, the
 latter what Burn's figure counts) or peak RSS (CPU).
 """
@@ -20,7 +21,7 @@ from diffusers import StableVideoDiffusionPipeline
 from PIL import Image
 
 
-def main(folder, width, height, frames, steps, device, lowmem=False):
+def main(folder, width, height, frames, steps, device, lowmem=False, warmup=False):
     cuda = device.startswith("cuda")
     dtype = torch.float16 if cuda else torch.float32
     t0 = time.time()
@@ -35,8 +36,12 @@ def main(folder, width, height, frames, steps, device, lowmem=False):
         pipe.to(device)
     load_s = time.time() - t0
     image = Image.fromarray((np.random.default_rng(0).random((height, width, 3)) * 255).astype(np.uint8))
+    if warmup:  # one untimed one-step run (cuDNN autotune, allocator): Burn's --warmup
+        pipe(image, width=width, height=height, num_frames=frames, num_inference_steps=1,
+             decode_chunk_size=2 if lowmem else frames, generator=torch.Generator().manual_seed(1), output_type="np")
     stamps = []
     if cuda:
+        torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     t1 = time.time()
     pipe(image, width=width, height=height, num_frames=frames, num_inference_steps=steps,
@@ -54,4 +59,4 @@ def main(folder, width, height, frames, steps, device, lowmem=False):
 
 if __name__ == "__main__":
     a = sys.argv[1:]
-    main(a[0], int(a[1]), int(a[2]), int(a[3]), int(a[4]), a[5], len(a) > 6 and a[6] == "lowmem")
+    main(a[0], int(a[1]), int(a[2]), int(a[3]), int(a[4]), a[5], "lowmem" in a[6:], "warmup" in a[6:])

@@ -84,7 +84,7 @@ pub enum DeviceError {
 }
 
 const CUDA_HINT: &str = "CUDA needs an NVIDIA GPU and its driver (libcuda.so.1, a driver for CUDA \
-    12.8 or newer; `nvidia-smi` shows it). `vidplay devices` lists the devices that work here; \
+    12 or newer; `nvidia-smi` shows it). `vidplay devices` lists the devices that work here; \
     --device vulkan or --device cpu pick another";
 const VULKAN_HINT: &str = "Vulkan needs the GPU vendor's Vulkan driver and the loader \
     (Debian/Ubuntu: `sudo apt-get install libvulkan1 mesa-vulkan-drivers`; NVIDIA's driver \
@@ -187,8 +187,13 @@ pub fn list() -> (Vec<Listed>, Vec<String>) {
         name: a.name.clone(),
         detail: format!("{:?}, {} {}", a.device_type, a.driver, a.driver_info),
     }));
-    for a in adapters() {
+    let all = adapters();
+    let cpu_on_gl = all.iter().any(|a| a.device_type == wgpu::DeviceType::Cpu && a.backend == wgpu::Backend::Gl);
+    for a in all {
         let choice = match (a.backend, a.device_type) {
+            // A CPU adapter runs through OpenGL (see `open_exact`): list that face only.
+            (wgpu::Backend::Gl, wgpu::DeviceType::Cpu) => DeviceChoice::WgpuCpu,
+            (_, wgpu::DeviceType::Cpu) if cpu_on_gl => continue,
             (_, wgpu::DeviceType::Cpu) => DeviceChoice::WgpuCpu,
             // Vulkan GPUs are listed above; wgpu would run them on Vulkan too.
             (wgpu::Backend::Vulkan, _) => continue,
@@ -232,9 +237,7 @@ pub fn open(choice: DeviceChoice) -> Result<OpenedDevice, DeviceError> {
         Ok(_) => {}
         Err(reason) => tracing::debug!(%reason, "no CUDA"),
     }
-    if !vulkan_gpus().is_empty() {
-        candidates.push(DeviceChoice::Vulkan(0));
-    }
+    candidates.extend((0..vulkan_gpus().len()).map(DeviceChoice::Vulkan));
     if adapters().iter().any(|a| a.device_type != wgpu::DeviceType::Cpu && a.backend != wgpu::Backend::Vulkan) {
         candidates.push(DeviceChoice::Wgpu);
     }
@@ -300,7 +303,8 @@ fn open_exact(choice: DeviceChoice) -> Result<OpenedDevice, DeviceError> {
             // A CPU adapter runs WGSL through OpenGL: on Vulkan this build compiles kernels to
             // SPIR-V, which crashes Mesa's lavapipe (22.x) in its shader compiler.
             let api = (!gpu).then_some(WgpuBackend::Gl);
-            let device = init_wgpu(kind, api).map_err(DeviceError::NoAdapter)?;
+            let device = init_wgpu(kind, api)
+                .map_err(|reason| DeviceError::Failed { device: choice, reason, hint: WGPU_HINT })?;
             (device, description, gpu, Backend::Wgpu)
         }
     };
@@ -456,6 +460,9 @@ struct CudaGpu {
     driver: i32,
 }
 
+/// The oldest driver the CUDA backend runs on (CUDA 12.0, as `cuDriverGetVersion` reports it).
+const MIN_CUDA_DRIVER: i32 = 12000;
+
 /// The machine's CUDA devices, or why there are none. Loads the driver library if present;
 /// never panics (the driver bindings panic on a missing library or symbol).
 fn cuda_devices() -> Result<Vec<CudaGpu>, String> {
@@ -469,6 +476,13 @@ fn cuda_devices() -> Result<Vec<CudaGpu>, String> {
         let mut driver = 0;
         // SAFETY: writes one int.
         unsafe { sys::cuDriverGetVersion(&mut driver) }.result().map_err(|e| e.to_string())?;
+        if driver < MIN_CUDA_DRIVER {
+            return Err(format!(
+                "the driver supports CUDA {}.{}; vidplay's CUDA backend needs 12.0 or newer",
+                driver / 1000,
+                driver % 1000 / 10
+            ));
+        }
         let count = result::device::get_count().map_err(|e| e.to_string())?;
         (0..count)
             .map(|i| {

@@ -2,9 +2,10 @@
 //!
 //! Burn's memory pools report what they hold now (`Device::memory_pool_usage`) but keep no peak
 //! that can be reset per job, so a run is sampled: when it starts, after every step, and at the
-//! end. Pools keep their pages until a cleanup, so memory taken inside a step is still held when
-//! the step ends and the sample sees it. The figure is the allocator's reserved bytes (weights,
-//! activations and cached free pages), the counterpart of PyTorch's reserved memory.
+//! end. Pools mostly keep their pages between steps, so memory taken inside a step is usually
+//! still held when the sample comes; pages freed within the step are missed. The figure is the
+//! allocator's reserved bytes (weights, activations and cached free pages), the counterpart of
+//! PyTorch's reserved memory.
 
 use burn::prelude::Device;
 

@@ -9,10 +9,11 @@ mod common;
 
 use burn::prelude::*;
 use burn::tensor::DType;
-use common::{assert_close, copy_dir, devices, f16_devices, max_diff, psnr, Expected};
+use common::{assert_close, copy_dir, devices, f16_devices, Expected};
 use model::device::{self, DeviceChoice};
 use model::diffusers::common::scheduler::{Scheduler, SchedulerConfig};
-use model::diffusers::stable_diffusion::{ImageRequest, StableDiffusion};
+use model::diffusers::parity;
+use model::diffusers::stable_diffusion::StableDiffusion;
 use model::diffusers::clip::tokenizer::ClipTokenizer;
 use model::diffusers::common::weights::Weights;
 use std::path::{Path, PathBuf};
@@ -148,32 +149,9 @@ fn blocks_components_and_pipelines_match_diffusers() {
             assert_close(sd.vae.decode(exp.t("vae.latent")), &exp.values("vae.decoded"), tol, &what("VAE decode"));
 
             // Pipelines from diffusers' noise.
-            for (i, p) in m["pipelines"].as_array().unwrap().iter().enumerate() {
-                let req = ImageRequest {
-                    prompt: p["prompt"].as_str().unwrap().into(),
-                    negative: p["negative"].as_str().unwrap().into(),
-                    steps: p["steps"].as_u64().unwrap() as usize,
-                    guidance: p["guidance"].as_f64().unwrap() as f32,
-                    width: p["width"].as_u64().unwrap() as usize,
-                    height: p["height"].as_u64().unwrap() as usize,
-                    seed: 0,
-                    noise: Some(exp.values(&format!("pipeline.{i}.noise"))),
-                    scheduler: Some(if p["scheduler"] == "DDIMScheduler" {
-                        model::diffusers::common::scheduler::Kind::Ddim
-                    } else {
-                        model::diffusers::common::scheduler::Kind::Euler
-                    }),
-                };
-                // The fixture's DDIM runs use its own options; rebuild the same scheduler here.
-                let mut sd_cfg = p["scheduler_config"].clone();
-                sd_cfg["_class_name"] = p["scheduler"].clone();
-                let sched: SchedulerConfig = serde_json::from_value(sd_cfg).unwrap();
-                let pipeline = StableDiffusion { scheduler: sched, ..sd.clone() };
-                let image = pipeline.generate(&req, &mut |_| {}, &|| false).unwrap();
-                let want = exp.values(&format!("pipeline.{i}.image"));
-                let db = psnr(&image.pixels, &want);
-                eprintln!("{}: PSNR {db:.1} dB, max abs {:e}", what(&format!("pipeline {i}")), max_diff(&image.pixels, &want, "image"));
-                assert!(db >= 40.0, "{}: PSNR {db:.1} dB < 40", what(&format!("pipeline {i}")));
+            for r in parity::run_sd(&fixture(name), &device, DType::F32).unwrap_or_else(|e| panic!("{e}")) {
+                eprintln!("{}: PSNR {:.1} dB, max abs {:e}", what(&r.name), r.psnr_db, r.max_abs);
+                assert!(r.psnr_db >= 40.0, "{}: PSNR {:.1} dB < 40", what(&r.name), r.psnr_db);
             }
         }
     }
@@ -185,30 +163,9 @@ fn blocks_components_and_pipelines_match_diffusers() {
 fn pipelines_in_f16_stay_close() {
     for (label, device) in f16_devices() {
         for name in FIXTURES {
-            let sd = StableDiffusion::load(&fixture(name), &device, DType::F16).unwrap_or_else(|e| panic!("{e}"));
-            let exp = Expected::open(&fixture(name), &device);
-            for (i, p) in meta(name)["pipelines"].as_array().unwrap().iter().enumerate() {
-                if p["scheduler"] == "DDIMScheduler" {
-                    continue; // its own scheduler options: the f32 test covers it
-                }
-                let req = ImageRequest {
-                    prompt: p["prompt"].as_str().unwrap().into(),
-                    negative: p["negative"].as_str().unwrap().into(),
-                    steps: p["steps"].as_u64().unwrap() as usize,
-                    guidance: p["guidance"].as_f64().unwrap() as f32,
-                    width: p["width"].as_u64().unwrap() as usize,
-                    height: p["height"].as_u64().unwrap() as usize,
-                    seed: 0,
-                    noise: Some(exp.values(&format!("pipeline.{i}.noise"))),
-                    scheduler: Some(model::diffusers::common::scheduler::Kind::Euler),
-                };
-                let mut cfg = p["scheduler_config"].clone();
-                cfg["_class_name"] = p["scheduler"].clone();
-                let pipeline = StableDiffusion { scheduler: serde_json::from_value(cfg).unwrap(), ..sd.clone() };
-                let image = pipeline.generate(&req, &mut |_| {}, &|| false).unwrap();
-                let db = psnr(&image.pixels, &exp.values(&format!("pipeline.{i}.image")));
-                eprintln!("{name} on {label}, f16: pipeline {i}: PSNR {db:.1} dB");
-                assert!(db >= 30.0, "{name} on {label}, f16: pipeline {i}: PSNR {db:.1} dB < 30");
+            for r in parity::run_sd(&fixture(name), &device, DType::F16).unwrap_or_else(|e| panic!("{e}")) {
+                eprintln!("{name} on {label}, f16: {}: PSNR {:.1} dB", r.name, r.psnr_db);
+                assert!(r.psnr_db >= 30.0, "{name} on {label}, f16: {}: PSNR {:.1} dB < 30", r.name, r.psnr_db);
             }
         }
     }

@@ -9,10 +9,11 @@ mod common;
 
 use burn::prelude::*;
 use burn::tensor::DType;
-use common::{assert_close, copy_dir, cpu, devices, f16_devices, max_diff, meta, psnr, Expected};
+use common::{assert_close, copy_dir, cpu, devices, f16_devices, max_diff, meta, Expected};
 use model::diffusers::common::scheduler::{Scheduler, SchedulerConfig};
 use model::diffusers::stable_video_diffusion::{MemoryMode, StableVideoDiffusion, VideoRequest};
 use model::diffusers::common::weights::Weights;
+use model::diffusers::parity;
 use std::path::{Path, PathBuf};
 
 const FIXTURES: [&str; 2] = ["svd1", "svd2"];
@@ -23,24 +24,6 @@ fn fixture(name: &str) -> PathBuf {
 
 fn image(name: &str, file: &str) -> image::RgbImage {
     image::open(fixture(name).join(file)).unwrap().to_rgb8()
-}
-
-/// The request a fixture pipeline run describes, with diffusers' noise.
-fn request(run: &serde_json::Value, i: usize, exp: &Expected) -> VideoRequest {
-    let size = run["size"].as_array().unwrap();
-    let num = |k: &str| run[k].as_f64().unwrap();
-    let mut req = VideoRequest::new(size[1].as_u64().unwrap() as usize, size[0].as_u64().unwrap() as usize);
-    req.frames = Some(num("frames") as usize);
-    req.steps = num("steps") as usize;
-    req.min_guidance = num("min_guidance") as f32;
-    req.max_guidance = num("max_guidance") as f32;
-    req.fps = num("fps") as u32;
-    req.motion_bucket = num("motion") as u32;
-    req.noise_aug = num("aug") as f32;
-    req.decode_chunk = Some(num("chunk") as usize);
-    req.noise = Some(exp.values(&format!("pipeline.{i}.noise")));
-    req.image_noise = Some(exp.values(&format!("pipeline.{i}.image_noise")));
-    req
 }
 
 #[test]
@@ -174,14 +157,9 @@ fn blocks_components_and_pipelines_match_diffusers() {
             assert_close(vae.decode(exp.t("vae.latent")), &exp.values("vae.decoded"), tol, &what("VAE temporal decode"));
 
             // Pipelines from diffusers' noise.
-            for (i, run) in m["pipelines"].as_array().unwrap().iter().enumerate() {
-                let req = request(run, i, &exp);
-                let video = svd.generate(&image(name, run["image"].as_str().unwrap()), &req, &mut |_| {}, &|| false).unwrap();
-                let got: Vec<f32> = video.frames.concat();
-                let want = exp.values(&format!("pipeline.{i}.frames"));
-                let db = psnr(&got, &want);
-                eprintln!("{}: PSNR {db:.1} dB, max abs {:e}", what(&format!("pipeline {i}")), max_diff(&got, &want, "frames"));
-                assert!(db >= 40.0, "{}: PSNR {db:.1} dB < 40", what(&format!("pipeline {i}")));
+            for r in parity::run_svd(&fixture(name), &device, DType::F32).unwrap_or_else(|e| panic!("{e}")) {
+                eprintln!("{}: PSNR {:.1} dB, max abs {:e}", what(&r.name), r.psnr_db, r.max_abs);
+                assert!(r.psnr_db >= 40.0, "{}: PSNR {:.1} dB < 40", what(&r.name), r.psnr_db);
             }
         }
     }
@@ -193,15 +171,9 @@ fn blocks_components_and_pipelines_match_diffusers() {
 fn pipelines_in_f16_stay_close() {
     for (label, device) in f16_devices() {
         for name in FIXTURES {
-            let svd = StableVideoDiffusion::load(&fixture(name), &device, DType::F16, MemoryMode::Resident).unwrap_or_else(|e| panic!("{e}"));
-            let exp = Expected::open(&fixture(name), &device);
-            for (i, run) in meta(&fixture(name))["pipelines"].as_array().unwrap().iter().enumerate() {
-                let req = request(run, i, &exp);
-                let video = svd.generate(&image(name, run["image"].as_str().unwrap()), &req, &mut |_| {}, &|| false).unwrap();
-                let got: Vec<f32> = video.frames.concat();
-                let db = psnr(&got, &exp.values(&format!("pipeline.{i}.frames")));
-                eprintln!("{name} on {label}, f16: pipeline {i}: PSNR {db:.1} dB");
-                assert!(db >= 30.0, "{name} on {label}, f16: pipeline {i}: PSNR {db:.1} dB < 30");
+            for r in parity::run_svd(&fixture(name), &device, DType::F16).unwrap_or_else(|e| panic!("{e}")) {
+                eprintln!("{name} on {label}, f16: {}: PSNR {:.1} dB", r.name, r.psnr_db);
+                assert!(r.psnr_db >= 30.0, "{name} on {label}, f16: {}: PSNR {:.1} dB < 30", r.name, r.psnr_db);
             }
         }
     }
@@ -212,10 +184,8 @@ fn pipelines_in_f16_stay_close() {
 fn low_memory_mode_gives_the_same_frames() {
     let device = cpu();
     let name = "svd1";
-    let exp = Expected::open(&fixture(name), &device);
-    let run = meta(&fixture(name))["pipelines"][0].clone();
-    let req = request(&run, 0, &exp);
-    let img = image(name, "image_0.png");
+    let (req, image_path, _) = parity::svd_runs(&fixture(name), &device).unwrap().remove(0);
+    let img = image::open(image_path).unwrap().to_rgb8();
     let mut frames = vec![];
     for mode in [MemoryMode::Resident, MemoryMode::Low] {
         let svd = StableVideoDiffusion::load(&fixture(name), &device, DType::F32, mode).unwrap();

@@ -34,9 +34,9 @@ pub fn kernel_note(backend: Backend, gpu: bool, dtype: DType) -> Option<String> 
     match backend {
         Backend::Flex => None,
         Backend::Wgpu if gpu => Some(
-            "wgpu kernels without tensor cores (WGSL has none): convolutions run as direct or im2col kernels, \
-             attention as the unit flash kernel or Burn's unfused fallback (bounded by chunking); \
-             --device cuda or --device vulkan use tensor cores"
+            "wgpu: tensor cores only on Vulkan with cooperative matrices (SPIR-V, as --device vulkan); on \
+             other graphics APIs convolutions run as direct or im2col kernels and attention as the unit flash \
+             kernel or Burn's unfused fallback (bounded by chunking)"
                 .into(),
         ),
         Backend::Wgpu => None,

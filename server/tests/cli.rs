@@ -48,6 +48,7 @@ fn devices_are_listed_and_a_missing_one_is_a_clear_error() {
     ] {
         assert_fails_with(&["generate", "--prompt", "a red ball", "--device", device, "--out", o], needle);
     }
+    assert_fails_with(&["parity", "--fixtures", "/nonexistent", "--device", "cpu"], "--fixtures names");
     let out = vidplay(&["generate", "--prompt", "a red ball", "--device", "cuda:99", "--out", o]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("NVIDIA") && stderr.contains("vidplay devices"), "says what to install and where to look:\n{stderr}");

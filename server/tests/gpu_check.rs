@@ -33,10 +33,15 @@ fn gpu_check_dry_run_measures_every_row() {
         assert!(r.contains("| cpu |") && r.contains("| ok"), "{r}");
         assert!(r.contains(" s |"), "timed: {r}");
     }
-    // The parity binaries exist wherever `cargo test` built them; then they must pass.
+    // `vidplay parity` on the fixtures, in both precisions.
     for check in ["SD parity", "SVD parity"] {
-        let r = row(check, "Burn");
-        assert!(r.contains("| pass") || r.contains("skipped: no test binary"), "{r}");
+        for precision in ["f32", "f16"] {
+            let r = table
+                .lines()
+                .find(|l| l.starts_with(&format!("| {check} | Burn | cpu | {precision} |")))
+                .unwrap_or_else(|| panic!("no {check} {precision} row:\n{table}"));
+            assert!(r.contains("| pass (worst "), "{r}");
+        }
     }
     // diffusers' rows: measured where torch is installed, otherwise said to be skipped.
     for check in ["SD-Turbo", "svd-xt"] {

@@ -12,6 +12,7 @@
 
 pub mod clip;
 pub mod common;
+pub mod parity;
 pub mod stable_diffusion;
 pub mod stable_video_diffusion;
 

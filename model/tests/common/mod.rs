@@ -29,7 +29,7 @@ pub fn f16_devices() -> Vec<(String, Device)> {
 
 fn test_devices() -> Vec<DeviceChoice> {
     match std::env::var("VIDPLAY_TEST_DEVICES") {
-        Ok(list) => list.split(',').filter(|s| !s.trim().is_empty()).map(|s| s.parse().unwrap()).collect(),
+        Ok(list) => list.split(',').filter(|s| !s.trim().is_empty()).map(|s| s.parse().unwrap_or_else(|e| panic!("VIDPLAY_TEST_DEVICES: {e}"))).collect(),
         Err(_) => device::gpu_choices(),
     }
 }
@@ -88,16 +88,6 @@ pub fn assert_close<const D: usize>(got: Tensor<D>, want: &[f32], tol: f32, what
     let d = max_diff(&values(got), want, what);
     assert!(d <= tol, "{what}: max abs difference {d:e} > {tol:e}");
     d
-}
-
-/// PSNR of values in [0, 1].
-pub fn psnr(got: &[f32], want: &[f32]) -> f64 {
-    let mse = got.iter().zip(want).map(|(a, b)| ((a - b) as f64).powi(2)).sum::<f64>() / got.len() as f64;
-    if mse == 0.0 {
-        f64::INFINITY
-    } else {
-        10.0 * (1.0 / mse).log10()
-    }
 }
 
 pub fn copy_dir(src: &Path, dst: &Path) {

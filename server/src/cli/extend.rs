@@ -3,6 +3,7 @@
 //! the last prompt), joined to the clip without a repeated frame. The folder written has the
 //! whole clip (source and new segments), so it can be extended again.
 
+use model::gpu_memory::GpuMemoryMeter;
 use super::common::{ModelArgs, check_numbers, check_text, step_bar};
 use crate::engines::builtin::BuiltinEngine;
 use crate::engines::cache::ModelCache;
@@ -102,13 +103,19 @@ pub fn run(a: ExtendArgs) -> anyhow::Result<()> {
     let mut models = ModelCache::new(u64::MAX);
     models.insert_pinned(BUILTIN_MODEL_ID, engine.info().memory_mib, model);
     let bar = step_bar(steps.iter().map(|c| c.steps).sum::<u32>() as usize);
-    let mut progress = |p: model::generate::Progress| bar.set_position(p.step as u64);
+    let mut meter = GpuMemoryMeter::start(&opened.device);
+    let mut progress = |p: model::generate::Progress| {
+        meter.sample();
+        bar.set_position(p.step as u64)
+    };
     let mut ctx = RunContext { device: &opened, models: &mut models, progress: &mut progress, cancelled: &|| false };
     let source_frames = frames.len();
     let mut result = segments::run(&engine, &params, frames, None, &mut ctx)?;
     bar.finish_and_clear();
     result.meta.mode = Mode::Extend;
     result.meta.timings.total_s = started.elapsed().as_secs_f64();
+    result.meta.peak_gpu_memory_mib = meter.peak_mib();
+    result.meta.peak_host_memory_mib = crate::memory::peak_rss_mib();
     write_to_folder(&mut result, WriteOptions { png_frames: true, gallery: false }, &a.out)?;
     println!(
         "wrote {} ({} frames: {source_frames} from {} and {} new in {count} segment(s), {}x{}) in {:.1} s",

@@ -47,6 +47,10 @@ pub struct SvdArgs {
     /// Load each component only while it runs and run the guidance halves one at a time.
     #[arg(long)]
     low_memory: bool,
+    /// Benchmarks: one untimed one-step run at the same size first, so the timings leave out
+    /// kernel compilation and autotuning.
+    #[arg(long)]
+    warmup: bool,
 }
 
 #[derive(clap::Args)]
@@ -214,6 +218,9 @@ fn run_svd(a: GenerateArgs) -> anyhow::Result<()> {
         let (c, h, w) = (pipeline.vae_config.latent_channels, svd.height / f, svd.width / f);
         req.noise = read_tensor(path, "noise", &[1, n, c, h, w], true)?;
         req.image_noise = read_tensor(path, "image_noise", &[1, 3, svd.height, svd.width], false)?;
+    }
+    if svd.warmup {
+        pipeline.generate(&input_image, &VideoRequest { steps: 1, ..req.clone() }, &mut |_| meter.sample(), &|| false)?;
     }
     let bar = step_bar(req.steps);
     let video = pipeline.generate(

@@ -37,6 +37,10 @@ pub struct ImageArgs {
     height: usize,
     #[arg(long)]
     seed: Option<u64>,
+    /// Benchmarks: one untimed one-step image first, so the timings leave out kernel
+    /// compilation and autotuning.
+    #[arg(long)]
+    warmup: bool,
     /// Initial latents: a safetensors file with one f32 tensor `noise` [1, 4, H/8, W/8],
     /// meaning what diffusers' `latents` argument means.
     #[arg(long)]
@@ -92,6 +96,9 @@ pub fn run(a: ImageArgs) -> anyhow::Result<()> {
         noise,
         scheduler,
     };
+    if a.warmup {
+        sd.generate(&ImageRequest { steps: 1, ..req.clone() }, &mut |_| meter.sample(), &|| false)?;
+    }
     let bar = step_bar(req.steps);
     let image = sd.generate(
         &req,

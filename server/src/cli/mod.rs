@@ -7,6 +7,7 @@ pub mod extend;
 pub mod generate;
 pub mod image;
 pub mod models;
+pub mod parity;
 pub mod serve;
 
 use clap::{Parser, Subcommand};
@@ -35,6 +36,8 @@ pub enum Command {
     Models(models::ModelsArgs),
     /// List the compute devices (CUDA, Vulkan, wgpu, CPU) with their --device names.
     Devices,
+    /// Run diffusers' fixture pipelines on a device and compare with diffusers' own output.
+    Parity(parity::ParityArgs),
     /// Start the playground web server.
     Serve(serve::ServeArgs),
 }
@@ -48,6 +51,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Image(a) => image::run(a),
         Command::Models(a) => models::run(a),
         Command::Devices => models::devices(),
+        Command::Parity(a) => parity::run(a),
         Command::Serve(a) => serve::run(a),
     }
 }

@@ -188,6 +188,8 @@ impl Jobs {
         };
         let params = job.params.clone();
         let mode = job.mode;
+        // Pages cached by earlier jobs go back, so the figure is this job's.
+        device.device.memory_cleanup();
         let mut meter = GpuMemoryMeter::start(&device.device);
         let mut rendered = {
             let mut report = self.progress(rt, job);

@@ -203,7 +203,7 @@ mod tests {
 
     #[test]
     fn output_shapes() {
-        let device = Device::default();
+        let device = Device::flex();
         let cfg = MotionConfig { frames: 3, size: 8, channels: [8, 8, 8], cond_dim: 8, weather_channels: 4 };
         let m = cfg.init(&device);
         let out = m.net.forward(
