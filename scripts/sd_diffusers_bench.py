@@ -5,8 +5,9 @@
 
 The pipeline in f16 on a GPU (f32 on a CPU), guidance 0 as SD-Turbo runs, SIZE x SIZE. One
 untimed warm-up image first (cuDNN autotune, the allocator), as `vidplay image --warmup` runs
-one untimed image before its timed one (kernel compilation, autotune); then one timed. Prints one JSON line: seconds per step, total, peak
-GPU memory (allocated and reserved) or peak RSS (CPU).
+one untimed image before its timed one (kernel compilation, autotune); then one timed. Prints
+one JSON line: seconds per step, total, peak GPU memory (allocated and reserved) or peak RSS
+(CPU).
 """
 
 import json
