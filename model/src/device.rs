@@ -231,20 +231,31 @@ pub fn open(choice: DeviceChoice) -> Result<OpenedDevice, DeviceError> {
     if choice != DeviceChoice::Auto {
         return open_exact(choice);
     }
-    let mut candidates: Vec<DeviceChoice> = Vec::new();
+    let attempt = |candidate: DeviceChoice| match open_exact(candidate) {
+        Ok(opened) => Some(opened),
+        Err(e) => {
+            tracing::warn!(device = %candidate, error = %e, "skipping a device that failed to start");
+            None
+        }
+    };
+    // Each backend is looked at only when the ones before it gave nothing.
     match cuda_devices() {
-        Ok(gpus) if !gpus.is_empty() => candidates.push(DeviceChoice::Cuda(0)),
+        Ok(gpus) if !gpus.is_empty() => {
+            if let Some(opened) = attempt(DeviceChoice::Cuda(0)) {
+                return Ok(opened);
+            }
+        }
         Ok(_) => {}
         Err(reason) => tracing::debug!(%reason, "no CUDA"),
     }
-    candidates.extend((0..vulkan_gpus().len()).map(DeviceChoice::Vulkan));
-    if adapters().iter().any(|a| a.device_type != wgpu::DeviceType::Cpu && a.backend != wgpu::Backend::Vulkan) {
-        candidates.push(DeviceChoice::Wgpu);
+    for i in 0..vulkan_gpus().len() {
+        if let Some(opened) = attempt(DeviceChoice::Vulkan(i)) {
+            return Ok(opened);
+        }
     }
-    for candidate in candidates {
-        match open_exact(candidate) {
-            Ok(opened) => return Ok(opened),
-            Err(e) => tracing::warn!(device = %candidate, error = %e, "skipping a device that failed to start"),
+    if adapters().iter().any(|a| a.device_type != wgpu::DeviceType::Cpu && a.backend != wgpu::Backend::Vulkan) {
+        if let Some(opened) = attempt(DeviceChoice::Wgpu) {
+            return Ok(opened);
         }
     }
     tracing::info!("no GPU started: using Burn's CPU backend (--device wgpu:cpu for lavapipe)");
