@@ -79,6 +79,9 @@ async fn api_pages_and_media_end_to_end() {
     let (_, video) = send_json(&app, get(&format!("/api/videos/{id}"))).await;
     assert_eq!(video["params"]["prompt"], "a red ball moving right on a grass field");
     assert_eq!(video["metadata"]["resolution"]["native"][0], 32);
+    // Memory measured per job: host always; GPU only on a GPU backend (this server runs on flex).
+    assert!(video["metadata"]["peak_host_memory_mib"].as_f64().unwrap() > 0.0, "{video}");
+    assert!(video["metadata"]["peak_gpu_memory_mib"].is_null(), "{video}");
 
     // Media: every download exists with the right type; Range requests work.
     for (file, mime) in [
