@@ -477,11 +477,27 @@ const MIN_CUDA_DRIVER: i32 = 12000;
 /// The machine's CUDA devices, or why there are none. Loads the driver library if present;
 /// never panics (the driver bindings panic on a missing library or symbol).
 fn cuda_devices() -> Result<Vec<CudaGpu>, String> {
-    use cudarc::driver::{result, sys};
+    use cudarc::driver::sys;
     // SAFETY: dlopen of the driver library by its well-known names; nothing is called yet.
     if !unsafe { sys::is_culib_present() } {
         return Err("the NVIDIA driver library (libcuda.so.1) was not found".into());
     }
+    // On a thread with a deadline: a driver whose GPU is in a bad state can block in `cuInit`,
+    // and `auto` (the server's start) must not wait for it.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(cuda_probe());
+    });
+    rx.recv_timeout(CUDA_PROBE_DEADLINE).unwrap_or_else(|_| {
+        Err(format!("the NVIDIA driver did not answer within {} s", CUDA_PROBE_DEADLINE.as_secs()))
+    })
+}
+
+/// How long `auto` waits for the CUDA driver to describe its devices.
+const CUDA_PROBE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(20);
+
+fn cuda_probe() -> Result<Vec<CudaGpu>, String> {
+    use cudarc::driver::{result, sys};
     let probe = catch_unwind(|| -> Result<Vec<CudaGpu>, String> {
         result::init().map_err(|e| format!("the driver did not initialise ({e})"))?;
         let mut driver = 0;
