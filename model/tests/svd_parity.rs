@@ -9,7 +9,7 @@ mod common;
 
 use burn::prelude::*;
 use burn::tensor::DType;
-use common::{assert_close, copy_dir, cpu, devices, f16_devices, max_diff, meta, Expected};
+use common::{assert_close, copy_dir, cpu, devices, assert_pipelines, max_diff, meta, Expected};
 use model::diffusers::common::scheduler::{Scheduler, SchedulerConfig};
 use model::diffusers::stable_video_diffusion::{MemoryMode, StableVideoDiffusion, VideoRequest};
 use model::diffusers::common::weights::Weights;
@@ -157,10 +157,8 @@ fn blocks_components_and_pipelines_match_diffusers() {
             assert_close(vae.decode(exp.t("vae.latent")), &exp.values("vae.decoded"), tol, &what("VAE temporal decode"));
 
             // Pipelines from diffusers' noise.
-            for r in parity::run_svd(&fixture(name), &device, DType::F32).unwrap_or_else(|e| panic!("{e}")) {
-                eprintln!("{}: PSNR {:.1} dB, max abs {:e}", what(&r.name), r.psnr_db, r.max_abs);
-                assert!(r.psnr_db >= 40.0, "{}: PSNR {:.1} dB < 40", what(&r.name), r.psnr_db);
-            }
+            let results = parity::run_svd(&fixture(name), &device, DType::F32).unwrap_or_else(|e| panic!("{e}"));
+            assert_pipelines(results, 40.0, &format!("{name} on {label}"));
         }
     }
 }
@@ -169,12 +167,10 @@ fn blocks_components_and_pipelines_match_diffusers() {
 /// f32 must reach 40. Runs on flex here and on every GPU backend present.
 #[test]
 fn pipelines_in_f16_stay_close() {
-    for (label, device) in f16_devices() {
+    for (label, device) in devices() {
         for name in FIXTURES {
-            for r in parity::run_svd(&fixture(name), &device, DType::F16).unwrap_or_else(|e| panic!("{e}")) {
-                eprintln!("{name} on {label}, f16: {}: PSNR {:.1} dB", r.name, r.psnr_db);
-                assert!(r.psnr_db >= 30.0, "{name} on {label}, f16: {}: PSNR {:.1} dB < 30", r.name, r.psnr_db);
-            }
+            let results = parity::run_svd(&fixture(name), &device, DType::F16).unwrap_or_else(|e| panic!("{e}"));
+            assert_pipelines(results, 30.0, &format!("{name} on {label}, f16"));
         }
     }
 }

@@ -21,12 +21,6 @@ pub fn devices() -> Vec<(String, Device)> {
     out
 }
 
-/// Where half precision is checked: flex (it computes f16 in f32 where it must) and every GPU
-/// backend present (or named).
-pub fn f16_devices() -> Vec<(String, Device)> {
-    devices()
-}
-
 fn test_devices() -> Vec<DeviceChoice> {
     match std::env::var("VIDPLAY_TEST_DEVICES") {
         Ok(list) => list.split(',').filter(|s| !s.trim().is_empty()).map(|s| s.parse().unwrap_or_else(|e| panic!("VIDPLAY_TEST_DEVICES: {e}"))).collect(),
@@ -99,5 +93,13 @@ pub fn copy_dir(src: &Path, dst: &Path) {
         } else {
             std::fs::copy(&p, dst.join(e.file_name())).unwrap();
         }
+    }
+}
+
+/// Checks whole fixture pipelines against diffusers: each must reach `min_db` PSNR.
+pub fn assert_pipelines(results: Vec<model::diffusers::parity::RunResult>, min_db: f64, what: &str) {
+    for r in results {
+        eprintln!("{what}: {}: PSNR {:.1} dB, max abs {:e}", r.name, r.psnr_db, r.max_abs);
+        assert!(r.psnr_db >= min_db, "{what}: {}: PSNR {:.1} dB < {min_db}", r.name, r.psnr_db);
     }
 }

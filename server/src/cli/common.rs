@@ -88,3 +88,14 @@ pub fn read_tensor(path: &Path, key: &str, shape: &[usize], required: bool) -> a
     }
     Ok(Some(values))
 }
+
+/// The progress hook of a CLI run: moves the bar and samples GPU memory after every step.
+pub fn metered_steps<'a>(
+    bar: &'a indicatif::ProgressBar,
+    meter: &'a mut model::gpu_memory::GpuMemoryMeter,
+) -> impl FnMut(model::generate::Progress) + 'a {
+    move |p| {
+        meter.sample();
+        bar.set_position(p.step as u64)
+    }
+}

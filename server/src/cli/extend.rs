@@ -4,7 +4,7 @@
 //! whole clip (source and new segments), so it can be extended again.
 
 use model::gpu_memory::GpuMemoryMeter;
-use super::common::{ModelArgs, check_numbers, check_text, step_bar};
+use super::common::{ModelArgs, check_numbers, check_text, metered_steps, step_bar};
 use crate::engines::builtin::BuiltinEngine;
 use crate::engines::cache::ModelCache;
 use crate::engines::{Engine, RunContext, segments};
@@ -104,13 +104,12 @@ pub fn run(a: ExtendArgs) -> anyhow::Result<()> {
     models.insert_pinned(BUILTIN_MODEL_ID, engine.info().memory_mib, model);
     let bar = step_bar(steps.iter().map(|c| c.steps).sum::<u32>() as usize);
     let mut meter = GpuMemoryMeter::start(&opened.device);
-    let mut progress = |p: model::generate::Progress| {
-        meter.sample();
-        bar.set_position(p.step as u64)
-    };
-    let mut ctx = RunContext { device: &opened, models: &mut models, progress: &mut progress, cancelled: &|| false };
     let source_frames = frames.len();
-    let mut result = segments::run(&engine, &params, frames, None, &mut ctx)?;
+    let mut result = {
+        let mut progress = metered_steps(&bar, &mut meter);
+        let mut ctx = RunContext { device: &opened, models: &mut models, progress: &mut progress, cancelled: &|| false };
+        segments::run(&engine, &params, frames, None, &mut ctx)?
+    };
     bar.finish_and_clear();
     result.meta.mode = Mode::Extend;
     result.meta.timings.total_s = started.elapsed().as_secs_f64();

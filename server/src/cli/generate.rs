@@ -2,7 +2,7 @@
 //! with Stable Video Diffusion (`--model-dir` or `--model`), written as the playground writes
 //! results (video.mp4, video.gif, metadata.json, input.png, optionally frames/*.png).
 
-use super::common::{ModelArgs, check_numbers, check_text, locate, read_tensor, step_bar};
+use super::common::{ModelArgs, check_numbers, check_text, locate, metered_steps, read_tensor, step_bar};
 use crate::engines::builtin;
 use crate::engines::stable_video_diffusion as svd_engine;
 use crate::engines::Rendered;
@@ -141,10 +141,7 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
     let clip = model.generate(
         &req,
         input_image.as_ref(),
-        &mut |p| {
-            meter.sample();
-            bar.set_position(p.step as u64)
-        },
+        &mut metered_steps(&bar, &mut meter),
         &|| false,
     )?;
     bar.finish_and_clear();
@@ -226,10 +223,7 @@ fn run_svd(a: GenerateArgs) -> anyhow::Result<()> {
     let video = pipeline.generate(
         &input_image,
         &req,
-        &mut |p| {
-            meter.sample();
-            bar.set_position(p.step as u64)
-        },
+        &mut metered_steps(&bar, &mut meter),
         &|| false,
     )?;
     bar.finish_and_clear();

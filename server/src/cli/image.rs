@@ -1,6 +1,6 @@
 //! `vidplay image`: an image from a prompt with a Stable Diffusion-family model.
 
-use super::common::{check_numbers, check_text, locate, read_tensor, step_bar};
+use super::common::{check_numbers, check_text, locate, metered_steps, read_tensor, step_bar};
 use crate::engines::Rendered;
 use crate::engines::stable_diffusion::image_meta;
 use crate::ids::random_seed;
@@ -102,10 +102,7 @@ pub fn run(a: ImageArgs) -> anyhow::Result<()> {
     let bar = step_bar(req.steps);
     let image = sd.generate(
         &req,
-        &mut |p| {
-            meter.sample();
-            bar.set_position(p.step as u64)
-        },
+        &mut metered_steps(&bar, &mut meter),
         &|| false,
     )?;
     bar.finish_and_clear();
