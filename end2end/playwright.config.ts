@@ -4,14 +4,15 @@ import * as os from "os";
 import * as path from "path";
 
 // One server for the whole run, on a fresh data dir, with the built-in model on the CPU and the
-// tiny SD and SVD fixtures as installed models.
+// tiny SD, SVD and InstructPix2Pix fixtures as installed models.
 const port = Number(process.env.VIDPLAY_E2E_PORT ?? 3917);
 const dataDir = path.join(os.tmpdir(), `vidplay-e2e-${process.pid}`);
 const root = path.resolve(__dirname, "..");
-// Installed models: the tiny SD fixture (keyframes) and the tiny SVD fixture (image to video).
+// Installed models: the tiny SD fixture (keyframes), the tiny SVD fixture (image to video) and the
+// tiny InstructPix2Pix fixture (an image editor).
 const modelsDir = path.join(os.tmpdir(), `vidplay-e2e-models-${process.pid}`);
 fs.mkdirSync(modelsDir, { recursive: true });
-for (const [name, rel] of [["sd1", "sd/sd1"], ["svd1", "svd/svd1"]]) {
+for (const [name, rel] of [["sd1", "sd/sd1"], ["svd1", "svd/svd1"], ["ip2p1", "ip2p/ip2p1"]]) {
   const link = path.join(modelsDir, name);
   if (!fs.existsSync(link)) fs.symlinkSync(path.resolve(__dirname, "..", "model/tests/fixtures", rel), link);
 }

@@ -23,6 +23,8 @@ pub trait Studio: Send + Sync + 'static {
     fn examples(&self) -> Vec<String>;
     fn videos(&self, query: VideoQuery) -> BoxFuture<'_, StudioResult<VideoPage>>;
     fn video(&self, id: String) -> BoxFuture<'_, StudioResult<Option<Video>>>;
+    /// The versions an edited image was made from, the first first and `id` last.
+    fn chain(&self, id: String) -> BoxFuture<'_, StudioResult<Vec<Video>>>;
     fn set_favorite(&self, id: String, favorite: bool) -> BoxFuture<'_, StudioResult<bool>>;
     fn delete_video(&self, id: String) -> BoxFuture<'_, StudioResult<bool>>;
     fn jobs(&self, limit: u32) -> BoxFuture<'_, StudioResult<Vec<Job>>>;

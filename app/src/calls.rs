@@ -69,6 +69,15 @@ pub async fn video_by_id(id: String) -> Result<Option<Video>, ServerFnError> {
     studio()?.video(id).await.map_err(fail)
 }
 
+/// The versions of an edited image, the original's first edit first and `id` last.
+#[server]
+pub async fn video_chain(id: String) -> Result<Vec<Video>, ServerFnError> {
+    if !crate::types::is_valid_id(&id) {
+        return Ok(Vec::new());
+    }
+    studio()?.chain(id).await.map_err(fail)
+}
+
 #[server]
 pub async fn set_favorite(id: String, favorite: bool) -> Result<bool, ServerFnError> {
     if !crate::types::is_valid_id(&id) {

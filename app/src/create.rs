@@ -95,6 +95,7 @@ fn task_label(task: Mode) -> &'static str {
         Mode::ImageToVideo => "Image to video",
         Mode::TextToImage => "Keyframe (text to image)",
         Mode::Extend => "Extend a video",
+        Mode::Edit => "Edit an image (instructions)",
     }
 }
 
@@ -299,7 +300,7 @@ fn CreateForm(
         {
             preview.set(crate::browser::object_url(&file));
             example.set(None);
-            choose(Mode::ImageToVideo, None);
+            choose(if mode.get_untracked() == Mode::Edit { Mode::Edit } else { Mode::ImageToVideo }, None);
         }
     };
     // Re-roll a keyframe: the same settings with a new random seed.
@@ -346,7 +347,7 @@ fn CreateForm(
                         }
                         preview.set(crate::browser::object_url(&file));
                         example.set(None);
-                        choose(Mode::ImageToVideo, None);
+                        choose(if mode.get_untracked() == Mode::Edit { Mode::Edit } else { Mode::ImageToVideo }, None);
                     }
                 }
             });
@@ -362,13 +363,14 @@ fn CreateForm(
             ev.prevent_default();
             preview.set(crate::browser::object_url(&file));
             example.set(None);
-            choose(Mode::ImageToVideo, None);
+            choose(if mode.get_untracked() == Mode::Edit { Mode::Edit } else { Mode::ImageToVideo }, None);
         }
         #[cfg(not(feature = "hydrate"))]
         let _ = ev;
     };
 
-    let image_mode = move || mode.get() == Mode::ImageToVideo;
+    let image_mode = move || matches!(mode.get(), Mode::ImageToVideo | Mode::Edit);
+    let editing = move || mode.get() == Mode::Edit;
     let reads_prompt = move || model.with(|m| m.reads_prompt);
 
     view! {
@@ -407,7 +409,7 @@ fn CreateForm(
                     }
                 }).collect_view()}
                 </div>
-                <label for="prompt">{move || if reads_prompt() { "Assembled prompt (editable)" } else { "Prompt" }}</label>
+                <label for="prompt">{move || if editing() { "Instruction (what to change)" } else if reads_prompt() { "Assembled prompt (editable)" } else { "Prompt" }}</label>
                 <textarea id="prompt" name="prompt" rows="2" maxlength=crate::limits::MAX_PROMPT_CHARS
                     placeholder="a red ball bouncing on a grass field, camera pans left"
                     prop:value=move || prompt.get()
@@ -430,11 +432,11 @@ fn CreateForm(
                         })}
                     </Transition>
                 </div>
-                <details class="shots" class:hidden=move || mode.get() == Mode::TextToImage>
+                <details class="shots" class:hidden=move || matches!(mode.get(), Mode::TextToImage | Mode::Edit)>
                     <summary>"Shot list: then…"</summary>
                     <label for="shots">"More segments, one prompt per line; each continues from the last frame of the one before"</label>
                     <textarea id="shots" name="shots" rows="3" maxlength="4000"
-                        prop:disabled=move || mode.get() == Mode::TextToImage
+                        prop:disabled=move || matches!(mode.get(), Mode::TextToImage | Mode::Edit)
                         placeholder="camera pans right\nzoom in while it snows"></textarea>
                 </details>
                 <div class="row">
@@ -455,7 +457,7 @@ fn CreateForm(
             </section>
 
             <section class="upload" class:hidden=move || !image_mode() aria-labelledby="upload-title">
-                <h2 id="upload-title">"Image to animate"</h2>
+                <h2 id="upload-title">{move || if editing() { "Image to edit" } else { "Image to animate" }}</h2>
                 <div class="dropzone">
                     <label for="image">"Drop an image here, paste one, or choose a file. Drop a video, GIF or image made here to restore its settings."</label>
                     <input id="image" type="file" name="image" accept="image/png,image/jpeg,image/gif,image/webp,image/bmp"
@@ -482,7 +484,7 @@ fn CreateForm(
                                     on:change=move |_| {
                                         example.set(Some(n3.clone()));
                                         preview.set(Some(format!("/examples/{n3}")));
-                                        choose(Mode::ImageToVideo, None);
+                                        choose(if mode.get_untracked() == Mode::Edit { Mode::Edit } else { Mode::ImageToVideo }, None);
                                         #[cfg(feature = "hydrate")]
                                         if let Some(input) = file_ref.get_untracked() { input.set_value(""); }
                                     }/>
@@ -507,7 +509,11 @@ fn CreateForm(
                         <select name="model" prop:value=move || model.with(|m| m.id.clone())
                             on:change:target=move |ev| choose(mode.get_untracked(), Some(ev.target().value()))>
                             {models.get_value().into_iter().map(|m| {
-                                let label = if m.tasks == [Mode::TextToImage] { format!("{} (keyframes)", m.id) } else { m.id.clone() };
+                                let label = match m.tasks.as_slice() {
+                                    [Mode::TextToImage] => format!("{} (keyframes)", m.id),
+                                    [Mode::Edit] => format!("{} (image editor)", m.id),
+                                    _ => m.id.clone(),
+                                };
                                 let selected = m.id == first.id;
                                 view! { <option value=m.id.clone() selected=selected>{label}</option> }
                             }).collect_view()}
@@ -538,7 +544,7 @@ fn CreateForm(
                 <p class="error" role="alert">{move || error.get().unwrap_or_default()}</p>
             </Show>
             <button type="submit" class="primary" disabled=move || busy.get()>
-                {move || if busy.get() { "Queuing…" } else { "Generate" }}
+                {move || if busy.get() { "Queuing…" } else if editing() { "Edit" } else { "Generate" }}
             </button>
         </form>
         <section class="jobs" aria-label="Your jobs">

@@ -44,6 +44,7 @@ pub fn GalleryPage() -> impl IntoView {
                 <option value="image-to-video" selected=move || params().mode == Some(Mode::ImageToVideo)>"Image to video"</option>
                 <option value="text-to-image" selected=move || params().mode == Some(Mode::TextToImage)>"Keyframes (text to image)"</option>
                 <option value="extend" selected=move || params().mode == Some(Mode::Extend)>"Extended videos"</option>
+                <option value="edit" selected=move || params().mode == Some(Mode::Edit)>"Edited images"</option>
             </select>
             <label for="model">"Model"</label>
             <select id="model" name="model">
@@ -146,7 +147,7 @@ fn VideoCard(video: Video, favorite: ServerAction<SetFavorite>) -> impl IntoView
             <a href=format!("/v/{id}") 
                 on:mouseenter=move |_| play() on:mouseleave=move |_| pause() on:focus=move |_| play() on:blur=move |_| pause()>
                 {if video.is_image() {
-                    view! { <img class="still" src=video.image_url() alt=format!("Keyframe: {}", video.params.prompt) loading="lazy"/> }.into_any()
+                    view! { <img class="still" src=video.image_url() alt=format!("{}: {}", if video.mode == Mode::Edit { "Edited image" } else { "Keyframe" }, video.params.prompt) loading="lazy"/> }.into_any()
                 } else {
                     view! {
                         <video node_ref=video_ref src=video.video_url() poster=video.poster_url() muted loop playsinline preload="metadata"

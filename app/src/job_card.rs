@@ -132,7 +132,7 @@ pub fn JobCard(
                 <span class="prompt">{move || job.with(|j| if j.params.prompt.is_empty() { "(no prompt)".to_string() } else { j.params.prompt.clone() })}</span>
             </header>
             <p class="meta">
-                {move || job.with(|j| if j.mode == crate::types::Mode::TextToImage {
+                {move || job.with(|j| if matches!(j.mode, crate::types::Mode::TextToImage | crate::types::Mode::Edit) {
                     format!("{} · {} · seed {} · {}×{} · {} steps", j.mode.label(), j.params.model, j.params.seed.unwrap_or_default(), j.params.width, j.params.height, j.params.steps)
                 } else {
                     format!("{} · seed {} · {} frames at {} fps · {} steps",
@@ -163,6 +163,17 @@ pub fn JobCard(
             <Show when=move || state() == JobState::Done>
                 {move || {
                     let id = job.with(|j| j.video_id.clone().unwrap_or_else(|| j.id.clone()));
+                    if job.with(|j| j.mode == crate::types::Mode::Edit) {
+                        return view! {
+                            {show_video.then(|| view! {
+                                <img class="result" src=crate::media_files::url(&id, crate::media_files::MediaFile::Image) alt="The edited image"/>
+                            })}
+                            <div class="actions">
+                                <A href=format!("/v/{id}") attr:class="button primary">"Open this version (edit it further)"</A>
+                                <a class="button" href=format!("/?animate={id}")>"Animate this"</a>
+                            </div>
+                        }.into_any();
+                    }
                     if job.with(|j| j.mode == crate::types::Mode::TextToImage) {
                         let id2 = id.clone();
                         return view! {

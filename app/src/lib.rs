@@ -9,6 +9,7 @@ pub mod browser;
 pub mod calls;
 mod create;
 pub mod csp;
+mod edit_chain;
 mod format;
 mod gallery;
 mod job_card;

@@ -13,6 +13,8 @@ pub enum Mode {
     /// A stored video continued from its last frame: the result is the source and the new
     /// segment(s), joined.
     Extend,
+    /// An image edited by an instruction ("add snow"), from an upload or a stored image.
+    Edit,
 }
 
 impl Mode {
@@ -22,6 +24,7 @@ impl Mode {
             Mode::ImageToVideo => "image-to-video",
             Mode::TextToImage => "text-to-image",
             Mode::Extend => "extend",
+            Mode::Edit => "edit",
         }
     }
 
@@ -31,6 +34,7 @@ impl Mode {
             "image-to-video" => Some(Mode::ImageToVideo),
             "text-to-image" => Some(Mode::TextToImage),
             "extend" => Some(Mode::Extend),
+            "edit" => Some(Mode::Edit),
             _ => None,
         }
     }
@@ -41,6 +45,7 @@ impl Mode {
             Mode::ImageToVideo => "Image to video",
             Mode::TextToImage => "Text to image (keyframe)",
             Mode::Extend => "Extended video",
+            Mode::Edit => "Edited image",
         }
     }
 }
@@ -71,8 +76,10 @@ pub struct JobParams {
     pub keyframe_guidance: f32,
     /// `"extend"`: continue the stored video `source` from its last frame (empty: a new clip).
     pub task: String,
-    /// The video an extension continues (its parent).
+    /// The video an extension continues, or the image an edit changes (its parent).
     pub source: String,
+    /// An edit of a clip: the frame it starts from (0: the first).
+    pub source_frame: u32,
     /// A shot list: one segment per entry, each continuing from the last frame of the one
     /// before (empty: one segment, the prompt). The first starts from the image, the source
     /// video, or the text.
@@ -90,6 +97,9 @@ pub struct Segment {
 
 /// The task name of an extension.
 pub const EXTEND_TASK: &str = "extend";
+
+/// The task name of an instruction edit of an image.
+pub const EDIT_TASK: &str = "edit";
 
 /// Most segments in one shot list.
 pub const MAX_SEGMENTS: usize = 8;
@@ -116,6 +126,7 @@ impl Default for JobParams {
             keyframe_guidance: 7.5,
             task: String::new(),
             source: String::new(),
+            source_frame: 0,
             segments: Vec::new(),
         }
     }

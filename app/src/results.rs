@@ -114,7 +114,7 @@ impl ResultMeta {
     }
 
     pub fn is_image(&self) -> bool {
-        self.mode == Mode::TextToImage
+        matches!(self.mode, Mode::TextToImage | Mode::Edit)
     }
 }
 

@@ -93,9 +93,9 @@ impl Video {
     pub fn frames_url(&self) -> String {
         self.url(MediaFile::Frames)
     }
-    /// A text-to-image result is one still image.
+    /// A text-to-image or edit result is one still image.
     pub fn is_image(&self) -> bool {
-        self.mode == Mode::TextToImage
+        matches!(self.mode, Mode::TextToImage | Mode::Edit)
     }
     pub fn image_url(&self) -> String {
         self.url(MediaFile::Image)
@@ -105,7 +105,7 @@ impl Video {
         self.metadata.keyframe.as_ref().map(|_| self.url(MediaFile::Keyframe))
     }
     pub fn source_url(&self) -> Option<String> {
-        (self.mode == Mode::ImageToVideo).then(|| self.url(MediaFile::Input))
+        matches!(self.mode, Mode::ImageToVideo | Mode::Edit).then(|| self.url(MediaFile::Input))
     }
 }
 

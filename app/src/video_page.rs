@@ -106,6 +106,10 @@ fn VideoDetails(video: Video) -> impl IntoView {
             })}
             {(!spans.is_empty()).then(|| view! { <Timeline video=video.clone() spans=spans.clone()/> })}
             <ExtendForm video=video.clone()/>
+            <details class="edit-frame">
+                <summary>"Edit a frame…"</summary>
+                <crate::edit_chain::EditForm video=video.clone()/>
+            </details>
             <ParamsTable rows/>
             <DeleteForm id/>
         </article>
@@ -264,13 +268,15 @@ fn DeleteForm(id: String) -> impl IntoView {
     }
 }
 
-/// A keyframe's page: the image, its parameters, and the way on to a video.
+/// A keyframe's or an edited image's page: the image, its parameters, its versions (an edit),
+/// the edit form, and the way on to a video.
 #[component]
 fn ImageDetails(video: Video) -> impl IntoView {
     let p = &video.params;
     let m = &video.metadata;
+    let edited = video.mode == crate::types::Mode::Edit;
     let detail = |k: &str| m.details.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_string();
-    let rows: Vec<(&'static str, String)> = vec![
+    let mut rows: Vec<(&'static str, String)> = vec![
         ("Mode", video.mode.label().to_string()),
         ("Model", p.model.clone()),
         ("Negative prompt", p.negative.clone()),
@@ -286,18 +292,28 @@ fn ImageDetails(video: Video) -> impl IntoView {
         ("Decoding time", seconds(m.timings.decode_s)),
         ("Created", format::utc(video.created_ms)),
     ];
+    if edited {
+        rows.insert(6, ("Image guidance", p.image_guidance.to_string()));
+    }
     let id = video.id.clone();
-    let title = if p.prompt.is_empty() { "Untitled keyframe".to_string() } else { p.prompt.clone() };
+    let title = match (p.prompt.is_empty(), edited) {
+        (false, _) => p.prompt.clone(),
+        (true, true) => "Untitled edit".to_string(),
+        (true, false) => "Untitled keyframe".to_string(),
+    };
+    let what = if edited { "Edited image" } else { "Keyframe" };
     view! {
         <Title text=title.clone()/>
         <article class="video-page">
             <h1>{title.clone()}</h1>
-            <img class="player" src=video.image_url() alt=format!("Keyframe: {title}")/>
+            <img class="player" src=video.image_url() alt=format!("{what}: {title}")/>
             <div class="actions">
-                <a class="button primary" href=format!("/?animate={id}")>"Animate this keyframe"</a>
+                <a class="button primary" href=format!("/?animate={id}")>{if edited { "Animate this" } else { "Animate this keyframe" }}</a>
                 <a class="button" href=format!("/?remix={id}")>"Remix"</a>
                 <a class="button" href=format!("{}?download", video.image_url()) download=format!("vidplay-{id}.png")>"Download image (PNG)"</a>
             </div>
+            {edited.then(|| view! { <crate::edit_chain::EditChain video=video.clone()/> })}
+            <crate::edit_chain::EditForm video=video.clone()/>
             <ParamsTable rows/>
             <DeleteForm id/>
         </article>

@@ -351,3 +351,86 @@ test("the form is drawn from the model's description", async ({ page }) => {
     }
   }
 });
+
+/** Waits for the newest edit card in `scope` to finish and returns the new version's id. */
+async function waitForVersion(page: Page, scope: string): Promise<string> {
+  const card = page.locator(`${scope} article.job`).first();
+  await expect(card).toHaveAttribute("data-state", "done", { timeout: 150_000 });
+  const href = await card.getByRole("link", { name: "Open this version (edit it further)" }).getAttribute("href");
+  expect(href).toMatch(/^\/v\/[0-9a-f]+$/);
+  return href!.slice(3);
+}
+
+test("edit an image step by step: twice, back one step, branch, animate", async ({ page }) => {
+  await page.goto("/");
+  await hydrated(page);
+  await page.getByLabel("Edit an image (instructions)").check();
+  await expect(page.getByRole("combobox", { name: /Model/ })).toHaveValue("ip2p1");
+  await expect(page.getByLabel("Image guidance")).toBeVisible();
+  // Bad input: no image, then no instruction.
+  await page.getByLabel("Instruction (what to change)").fill("make it a fireman");
+  await page.getByRole("button", { name: "Edit", exact: true }).click();
+  await expect(page.getByRole("alert")).toContainText("choose an image to edit");
+  await page.getByLabel("Drop an image here, paste one, or choose a file").setInputFiles(path.join(fixtures, "photo.png"));
+  await expect(page.locator(".preview img")).toBeVisible();
+  await page.getByLabel("Instruction (what to change)").fill("");
+  await page.getByRole("button", { name: "Edit", exact: true }).click();
+  await expect(page.getByRole("alert")).toContainText("instruction is empty");
+  await page.getByLabel("Instruction (what to change)").fill("make it a fireman");
+  await setSteps(page, 2);
+  await page.getByRole("button", { name: "Edit", exact: true }).click();
+  const v1 = await waitForVersion(page, "section.jobs");
+
+  // The second edit applies to the first's result.
+  await page.goto(`/v/${v1}`);
+  await hydrated(page);
+  await page.getByRole("textbox", { name: "Instruction" }).fill("add snow");
+  await page.getByRole("button", { name: "Edit", exact: true }).click();
+  const v2 = await waitForVersion(page, "section.edit");
+  await page.goto(`/v/${v2}`);
+  await hydrated(page);
+  const versions = page.locator("ol.versions li");
+  await expect(versions).toHaveCount(3);
+  await expect(versions.nth(0)).toContainText("Original");
+  await expect(versions.nth(1)).toContainText("make it a fireman");
+  await expect(versions.nth(2)).toContainText("add snow");
+  await expect(versions.nth(2)).toHaveAttribute("aria-current", "true");
+  // Before and after: the slider moves the line.
+  await expect(page.locator(".compare img.before")).toHaveAttribute("src", `/media/${v1}/image.png`);
+  await page.getByLabel("Before ◀ ▶ after").fill("20");
+  await expect(page.locator(".compare img.after")).toHaveAttribute("style", /inset\(0 0 0 20\.0%\)/);
+  await page.screenshot({ path: `${shots}/edit-chain.png`, fullPage: true });
+
+  // Back one step, and branch from there.
+  await versions.nth(1).getByRole("link").click();
+  await expect(page).toHaveURL(new RegExp(`/v/${v1}$`));
+  await hydrated(page);
+  await page.getByRole("textbox", { name: "Instruction" }).fill("make it blue");
+  await page.getByRole("button", { name: "Edit", exact: true }).click();
+  const v3 = await waitForVersion(page, "section.edit");
+  await page.goto(`/v/${v3}`);
+  await hydrated(page);
+  await expect(page.locator("ol.versions li")).toHaveCount(3);
+  await expect(page.locator("ol.versions li").nth(2)).toContainText("make it blue");
+  const api = await page.request.get(`/api/videos/${v3}/chain`).then((r) => r.json());
+  expect(api.chain.map((v: any) => v.id)).toEqual([v1, v3]);
+  // Every version is in the gallery.
+  await page.goto("/gallery?mode=edit");
+  await hydrated(page);
+  for (const id of [v1, v2, v3]) await expect(page.locator(`li.card[data-id="${id}"] img.still`)).toBeVisible();
+
+  // Animate the branch.
+  await page.goto(`/v/${v3}`);
+  await hydrated(page);
+  await page.getByRole("link", { name: "Animate this", exact: true }).click();
+  await hydrated(page);
+  await expect(page.getByLabel("Image to video")).toBeChecked();
+  await expect(page.locator(".preview img")).toHaveAttribute("src", `/media/${v3}/image.png`);
+  await page.getByLabel("Assembled prompt (editable)").fill("camera pans left");
+  await page.getByLabel("Frames", { exact: true }).fill("4");
+  await page.getByRole("button", { name: "Generate" }).click();
+  const video = await waitForDone(page);
+  await page.goto(`/v/${video}`);
+  await hydrated(page);
+  await expect(page.locator("figure.source img")).toBeVisible();
+});

@@ -394,3 +394,95 @@ fn extend_continues_a_clip_with_segments() {
     assert_fails_with(&["extend", "--from", src.to_str().unwrap(), "--prompt", "x", "--out", dir.join("y").to_str().unwrap()], "--png-frames");
     assert_fails_with(&["extend", "--from", src.to_str().unwrap(), "--prompt", "x", "--segments", "30", "--out", dir.join("z").to_str().unwrap()], "--segments must be");
 }
+
+fn ip2p_fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/tests/fixtures/ip2p").join(name)
+}
+
+/// `vidplay edit` on the tiny InstructPix2Pix fixture reproduces diffusers' edit from the same
+/// noise (the ancestral scheduler's per-step noise included), and records every parameter and
+/// the source image's hash.
+#[test]
+fn edit_reproduces_diffusers_from_the_same_noise() {
+    let dir = temp_dir("edit");
+    let model = ip2p_fixture("ip2p1");
+    let (image, noise) = (model.join("input_1.png"), model.join("noise_1.safetensors"));
+    let out = vidplay(&[
+        "edit", "--model-dir", model.to_str().unwrap(), "--image", image.to_str().unwrap(), "--prompt", "add snow at night",
+        "--negative", "blurry", "--steps", "4", "--guidance", "5", "--image-guidance", "1.2", "--width", "128", "--height", "64",
+        "--noise", noise.to_str().unwrap(), "--device", "cpu", "--out", dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let got = image::open(dir.join("image.png")).unwrap().to_rgb8();
+    assert_eq!(got.dimensions(), (128, 64));
+    let device = model::device::open(model::device::DeviceChoice::Cpu).unwrap().device;
+    let expected = model::diffusers::common::weights::Weights::open(&[model.join("expected.safetensors")], &device, model::diffusers::DType::F32).unwrap();
+    let (want, _) = expected.read_f32("pipeline.1.image").unwrap();
+    let mse = got.as_raw().iter().zip(&want).map(|(&a, &b)| ((a as f64 / 255.0) - b as f64).powi(2)).sum::<f64>() / want.len() as f64;
+    let psnr = 10.0 * (1.0 / mse).log10();
+    assert!(psnr >= 40.0, "PSNR {psnr:.1} dB against diffusers");
+    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("metadata.json")).unwrap()).unwrap();
+    assert_eq!(meta["mode"], "edit");
+    assert_eq!(meta["prompt"], "add snow at night");
+    let p = &meta["params"];
+    assert_eq!((p["steps"].as_u64(), p["negative"].as_str(), p["task"].as_str()), (Some(4), Some("blurry"), Some("edit")));
+    assert_eq!((p["guidance"].as_f64(), p["image_guidance"].as_f64()), (Some(5.0), Some(1.2000000476837158)));
+    assert_eq!(meta["scheduler"], "EulerAncestral");
+    let source = image::open(&image).unwrap().to_rgb8();
+    assert_eq!(meta["source_sha256"], server::engines::instruct_pix2pix::image_sha256(&source));
+    assert_eq!(meta["source_sha256"].as_str().unwrap().len(), 64);
+    assert!(meta["noise_file"].as_str().unwrap().ends_with("noise_1.safetensors"));
+    assert!(dir.join("input.png").is_file(), "the image as the editor saw it");
+
+    // Without a size, the input's aspect at the model's native size (sample_size 8 x 8 = 64).
+    let dir2 = temp_dir("edit-size");
+    let out = vidplay(&[
+        "edit", "--model-dir", model.to_str().unwrap(), "--image", image.to_str().unwrap(), "--prompt", "make it red",
+        "--steps", "2", "--seed", "3", "--device", "cpu", "--out", dir2.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(image::open(dir2.join("image.png")).unwrap().to_rgb8().dimensions(), (64, 32));
+}
+
+#[test]
+fn edit_bad_input_is_a_clear_error() {
+    let dir = temp_dir("edit-bad");
+    let model = ip2p_fixture("ip2p1");
+    let m = model.to_str().unwrap();
+    let img = model.join("input_0.png");
+    let i = img.to_str().unwrap();
+    let out = dir.join("out");
+    let o = out.to_str().unwrap();
+    let base = |extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = ["edit", "--model-dir", m, "--image", i, "--prompt", "add snow", "--steps", "1", "--device", "cpu", "--out", o]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let run = |args: Vec<String>, needle: &str| {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_fails_with(&refs, needle);
+    };
+    let mut empty = base(&[]);
+    empty[6] = " ".into();
+    run(empty, "--prompt is empty");
+    let mut no_image = base(&[]);
+    no_image[4] = "/no/such/picture.png".into();
+    run(no_image, "cannot read the image");
+    run(base(&["--width", "100", "--height", "64"]), "multiples of 8");
+    run(base(&["--width", "64"]), "--height");
+    run(base(&["--image-guidance", "-1"]), "unexpected argument");
+    run(base(&["--image-guidance", "1000"]), "image-guidance");
+    run(base(&["--scheduler", "heun"]), "unknown scheduler");
+    // ip2p1's second noise is for 128x64; this image makes 64x64.
+    run(base(&["--noise", model.join("noise_1.safetensors").to_str().unwrap()]), "has shape");
+    // A recording of fewer steps than asked.
+    run(base(&["--steps", "5", "--noise", model.join("noise_0.safetensors").to_str().unwrap()]), "step_noise");
+    // A text-to-image model is not an editor.
+    let mut sd = base(&[]);
+    sd[2] = sd_fixture("sd1").to_str().unwrap().into();
+    run(sd, "StableDiffusionInstructPix2PixPipeline");
+    assert!(!out.exists(), "nothing written on errors");
+}

@@ -40,7 +40,7 @@ fn builtin() -> BuiltinEngine {
 fn the_registry_finds_and_describes_every_installed_model() {
     // Alone, an image-to-video model only animates images.
     let only_svd = Registry::discover(builtin(), Some(&models_dir("svd-only", &["svd/svd1"])));
-    assert_eq!(only_svd.ids(), ["vidplay-toy-1", "svd1"]);
+    assert_eq!(only_svd.ids(), ["vidplay-toy-1", "svd1", "vidplay-edit-1"]);
     let svd = only_svd.get("svd1").unwrap();
     assert_eq!(svd.info().tasks, [Mode::ImageToVideo]);
     let mut p = JobParams { prompt: "a boat".into(), model: "svd1".into(), ..JobParams::default() };
@@ -49,7 +49,7 @@ fn the_registry_finds_and_describes_every_installed_model() {
 
     // With a text-to-image model, the same id also does text to video through a keyframe.
     let registry = Registry::discover(builtin(), Some(&models_dir("both", &["sd/sd1", "svd/svd1"])));
-    assert_eq!(registry.ids(), ["vidplay-toy-1", "sd1", "svd1"]);
+    assert_eq!(registry.ids(), ["vidplay-toy-1", "sd1", "svd1", "vidplay-edit-1"]);
     assert_eq!(registry.default_id(), "vidplay-toy-1");
     let infos = registry.infos();
     let by_id = |id: &str| infos.iter().find(|m| m.id == id).unwrap().clone();

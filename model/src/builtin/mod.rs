@@ -7,9 +7,11 @@
 //! - [`pipeline`]: generation (the sampler) for text-to-video and image-to-video.
 //! - [`training`]: the trainer.
 //! - [`motion`]: the image-to-video model, which animates a picture by moving its own pixels.
+//! - [`edit`]: the instruction editor, which changes one thing of a picture and keeps the rest.
 //! - [`analysis`], [`evaluation`]: measuring clips, and how faithful the model is to prompts.
 
 pub mod analysis;
+pub mod edit;
 pub mod evaluation;
 pub mod frames;
 pub mod motion;

@@ -1,13 +1,13 @@
 //! Whole-pipeline parity with diffusers on its own fixtures: the tiny random pipelines that
-//! `scripts/sd_fixtures.py` and `scripts/svd_fixtures.py` wrote with diffusers (in
-//! `model/tests/fixtures/{sd,svd}/*`), each with the runs diffusers made (`expected.json`), the
+//! `scripts/sd_fixtures.py`, `scripts/ip2p_fixtures.py` and `scripts/svd_fixtures.py` wrote with
+//! diffusers (in `model/tests/fixtures/{sd,ip2p,svd}/*`), each with the runs diffusers made (`expected.json`), the
 //! noise it drew and the outputs it got (`expected.safetensors`). Running a fixture's runs here on
 //! a device and precision and comparing frames (PSNR) is what the parity tests and
 //! `vidplay parity` (every GPU backend, in scripts/gpu_check) do.
 
 use super::common::scheduler::{Kind, SchedulerConfig};
 use super::common::weights::{LoadError, Weights};
-use super::stable_diffusion::{ImageRequest, StableDiffusion};
+use super::stable_diffusion::{EditRequest, ImageRequest, InstructPix2Pix, StableDiffusion};
 use super::stable_video_diffusion::{MemoryMode, StableVideoDiffusion, VideoRequest};
 use crate::generate::GenerateError;
 use burn::prelude::*;
@@ -95,6 +95,46 @@ pub fn sd_runs(folder: &Path, device: &Device) -> Result<Vec<(ImageRequest, Sche
         .collect()
 }
 
+/// The edits of an InstructPix2Pix fixture: the request with diffusers' noise (and, for an
+/// ancestral scheduler, the noise of every step), the scheduler options, the input image, and the
+/// image diffusers made (values in [0, 1]).
+pub fn ip2p_runs(folder: &Path, device: &Device) -> Result<Vec<(EditRequest, SchedulerConfig, PathBuf, Vec<f32>)>, FixtureError> {
+    let exp = expected(folder, device)?;
+    let m = meta(folder)?;
+    let runs = m["pipelines"].as_array().cloned().unwrap_or_default();
+    runs.iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let num = |k: &str| p[k].as_f64().unwrap_or_default();
+            let mut config = p["scheduler_config"].clone();
+            config["_class_name"] = p["scheduler"].clone();
+            let config: SchedulerConfig =
+                serde_json::from_value(config).map_err(|e| FixtureError::Read(folder.into(), e.to_string()))?;
+            let (h, w) = (num("height") as usize / 8, num("width") as usize / 8);
+            let step_key = format!("pipeline.{i}.step_noise");
+            let step_noise = if exp.contains(&step_key) {
+                let all = values(&exp, &step_key)?;
+                Some(all.chunks(4 * h * w).map(<[f32]>::to_vec).collect())
+            } else {
+                None
+            };
+            let req = EditRequest {
+                prompt: p["prompt"].as_str().unwrap_or_default().into(),
+                negative: p["negative"].as_str().unwrap_or_default().into(),
+                steps: num("steps") as usize,
+                guidance: num("guidance") as f32,
+                image_guidance: num("image_guidance") as f32,
+                seed: 0,
+                noise: Some(values(&exp, &format!("pipeline.{i}.noise"))?),
+                step_noise,
+                scheduler: Some(config.kind()),
+            };
+            let image = folder.join(p["image"].as_str().unwrap_or_default());
+            Ok((req, config, image, values(&exp, &format!("pipeline.{i}.image"))?))
+        })
+        .collect()
+}
+
 /// The image-to-video runs of an SVD fixture: the request with diffusers' noise, the input image,
 /// and the frames diffusers made (values in [0, 1]).
 pub fn svd_runs(folder: &Path, device: &Device) -> Result<Vec<(VideoRequest, PathBuf, Vec<f32>)>, FixtureError> {
@@ -134,6 +174,23 @@ pub fn run_sd(folder: &Path, device: &Device, dtype: DType) -> Result<Vec<RunRes
             let pipeline = StableDiffusion { scheduler, ..sd.clone() };
             let image = pipeline.generate(&req, &mut |_| {}, &|| false)?;
             compare(format!("{name} pipeline {i}"), &image.pixels, &want)
+        })
+        .collect()
+}
+
+/// Runs every edit of an InstructPix2Pix fixture at `dtype` and compares with diffusers.
+pub fn run_ip2p(folder: &Path, device: &Device, dtype: DType) -> Result<Vec<RunResult>, FixtureError> {
+    let editor = InstructPix2Pix::load(folder, device, dtype)?;
+    let name = folder.file_name().map_or("ip2p".into(), |n| n.to_string_lossy().to_string());
+    ip2p_runs(folder, device)?
+        .into_iter()
+        .enumerate()
+        .map(|(i, (req, scheduler, image, want))| {
+            let input = image::open(&image).map_err(|e| FixtureError::Read(image.clone(), e.to_string()))?.to_rgb8();
+            let mut pipeline = editor.clone();
+            pipeline.sd.scheduler = scheduler;
+            let edited = pipeline.generate(&input, &req, &mut |_| {}, &|| false)?;
+            compare(format!("{name} edit {i}"), &edited.pixels, &want)
         })
         .collect()
 }

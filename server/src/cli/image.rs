@@ -45,7 +45,7 @@ pub struct ImageArgs {
     /// meaning what diffusers' `latents` argument means.
     #[arg(long)]
     noise: Option<PathBuf>,
-    /// Sampler: euler or ddim (default: the model's own scheduler config).
+    /// Sampler: euler, euler-ancestral or ddim (default: the model's own scheduler config).
     #[arg(long)]
     scheduler: Option<String>,
     #[arg(long, value_enum, default_value = "auto")]
@@ -56,18 +56,9 @@ pub struct ImageArgs {
     out: PathBuf,
 }
 
-fn parse_scheduler(name: Option<&str>) -> anyhow::Result<Option<Kind>> {
-    Ok(match name {
-        None => None,
-        Some("euler") => Some(Kind::Euler),
-        Some("ddim") => Some(Kind::Ddim),
-        Some(other) => bail!("unknown scheduler {other:?}: use euler or ddim"),
-    })
-}
-
 pub fn run(a: ImageArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    let scheduler = parse_scheduler(a.scheduler.as_deref())?;
+    let scheduler = a.scheduler.as_deref().map(Kind::parse).transpose().map_err(anyhow::Error::msg)?;
     if a.prompt.trim().is_empty() {
         bail!("--prompt is empty");
     }

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod common;
+pub mod edit;
 pub mod eval;
 pub mod extend;
 pub mod generate;
@@ -32,6 +33,8 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Make an image from a prompt with a Stable Diffusion-family model (diffusers layout).
     Image(image::ImageArgs),
+    /// Edit an image by an instruction ("add snow") with an InstructPix2Pix-family model.
+    Edit(edit::EditArgs),
     /// List installed diffusers models (the models folder and the Hugging Face cache).
     Models(models::ModelsArgs),
     /// List the compute devices (CUDA, Vulkan, wgpu, CPU) with their --device names.
@@ -49,6 +52,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(a) => eval::run(a),
         Command::Bench(a) => bench::command(a),
         Command::Image(a) => image::run(a),
+        Command::Edit(a) => edit::run(a),
         Command::Models(a) => models::run(a),
         Command::Devices => models::devices(),
         Command::Parity(a) => parity::run(a),

@@ -22,6 +22,7 @@ pub fn run(a: ModelsArgs) -> anyhow::Result<()> {
         let kind = match &m.kind {
             folder::PipelineKind::TextToImage => "text-to-image".to_string(),
             folder::PipelineKind::ImageToVideo => "image-to-video".to_string(),
+            folder::PipelineKind::ImageEdit => "image editing".to_string(),
             folder::PipelineKind::Other(c) => format!("unsupported ({c})"),
         };
         println!("{:<40} {:<16} {}", m.name, kind, m.path.display());

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct ParityArgs {
-    /// The fixtures folder: every `sd/*` and `svd/*` pipeline in it runs.
+    /// The fixtures folder: every `sd/*`, `ip2p/*` and `svd/*` pipeline in it runs.
     #[arg(long, default_value = "model/tests/fixtures")]
     fixtures: PathBuf,
     #[arg(long, env = "VIDPLAY_DEVICE", default_value = "auto")]
@@ -38,7 +38,9 @@ pub fn run(a: ParityArgs) -> anyhow::Result<()> {
         Ok(folders)
     };
     let (sd, svd) = (family("sd")?, family("svd")?);
-    if sd.is_empty() && svd.is_empty() {
+    // Older fixture folders (scripts/gpu_check packs them) may have no editors.
+    let ip2p = if a.fixtures.join("ip2p").is_dir() { family("ip2p")? } else { Vec::new() };
+    if sd.is_empty() && svd.is_empty() && ip2p.is_empty() {
         bail!("no fixture pipelines under {}", a.fixtures.display());
     }
     let opened = device::open(a.device)?;
@@ -47,9 +49,11 @@ pub fn run(a: ParityArgs) -> anyhow::Result<()> {
     println!("parity with diffusers on {} ({}), {dtype:?}, at least {bound} dB", opened.description, opened.choice);
     let mut worst = f64::INFINITY;
     let mut failed = Vec::new();
-    for (kind, folder) in sd.iter().map(|f| ("sd", f)).chain(svd.iter().map(|f| ("svd", f))) {
+    let all = sd.iter().map(|f| ("sd", f)).chain(ip2p.iter().map(|f| ("ip2p", f))).chain(svd.iter().map(|f| ("svd", f)));
+    for (kind, folder) in all {
         let results = match kind {
             "sd" => parity::run_sd(folder, &opened.device, dtype)?,
+            "ip2p" => parity::run_ip2p(folder, &opened.device, dtype)?,
             _ => parity::run_svd(folder, &opened.device, dtype)?,
         };
         for r in results {

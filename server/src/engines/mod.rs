@@ -6,7 +6,9 @@
 //! [`Engine`], one line in [`registry::Registry::discover`].
 
 pub mod builtin;
+pub mod builtin_edit;
 pub mod cache;
+pub mod instruct_pix2pix;
 pub mod keyframe_chain;
 pub mod registry;
 pub mod segments;

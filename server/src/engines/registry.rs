@@ -2,6 +2,8 @@
 //! models directory and the Hugging Face cache), each behind its family's engine.
 
 use super::builtin::BuiltinEngine;
+use super::builtin_edit::BuiltinEditEngine;
+use super::instruct_pix2pix::InstructPix2PixEngine;
 use super::keyframe_chain::KeyframeChain;
 use super::stable_diffusion::StableDiffusionEngine;
 use super::stable_video_diffusion::StableVideoDiffusionEngine;
@@ -22,6 +24,7 @@ impl Registry {
     pub fn discover(builtin: BuiltinEngine, models_dir: Option<&Path>) -> Registry {
         let mut image = Vec::new();
         let mut video = Vec::new();
+        let mut editors: Vec<Arc<dyn Engine>> = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for m in folder::installed(models_dir) {
             // The first folder of a name wins (the models folder before the cache); folders of
@@ -33,6 +36,7 @@ impl Registry {
             match m.kind {
                 PipelineKind::TextToImage => image.push(Arc::new(StableDiffusionEngine::new(&m.name, &m.path))),
                 PipelineKind::ImageToVideo => video.push(Arc::new(StableVideoDiffusionEngine::new(&m.name, &m.path))),
+                PipelineKind::ImageEdit => editors.push(Arc::new(InstructPix2PixEngine::new(&m.name, &m.path))),
                 PipelineKind::Other(_) => {}
             }
         }
@@ -41,6 +45,10 @@ impl Registry {
         for v in video {
             engines.push(if image.is_empty() { v } else { Arc::new(KeyframeChain::new(v, image.clone())) });
         }
+        // The built-in editor after the installed ones: an edit without a model goes to an
+        // installed (real) editor first.
+        engines.extend(editors);
+        engines.push(Arc::new(BuiltinEditEngine::new()));
         Registry { engines }
     }
 

@@ -179,7 +179,7 @@ impl Jobs {
             return Err(GenerateError::InvalidRequest(format!("the model {} is not installed", job.params.model)));
         };
         let input = match job.mode {
-            Mode::ImageToVideo => Some(self.load_upload(rt, &job.id)?),
+            Mode::ImageToVideo | Mode::Edit => Some(self.load_upload(rt, &job.id)?),
             _ => None,
         };
         let prior = match job.mode {

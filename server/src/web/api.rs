@@ -67,6 +67,7 @@ pub fn routes() -> Router<Jobs> {
         .route("/api/jobs/{id}", get(get_job).delete(cancel_job))
         .route("/api/videos", get(list_videos))
         .route("/api/videos/{id}", get(get_video).delete(delete_video))
+        .route("/api/videos/{id}/chain", get(get_chain))
         .route("/api/health", get(health))
         .route("/api/models", get(list_models))
         .route("/api/settings", axum::routing::post(settings_of_file))
@@ -156,6 +157,9 @@ async fn read_multipart(mut form: Multipart, jobs: &Jobs) -> ApiResult<(JobParam
             "example" if !value.is_empty() => example = Some(value.to_string()),
             "source" if !value.is_empty() => source = Some(value.to_string()),
             "task" => params.task = value.to_string(),
+            "source_frame" if !value.is_empty() => {
+                params.source_frame = value.parse().map_err(|_| Failure::bad(format!("the frame must be a number, not {value:?}")))?
+            }
             "segment" => params.segments.push(app::params::Segment { prompt: value.to_string(), seed: None }),
             "segment_seed" => {
                 let last = params.segments.last_mut().ok_or_else(|| Failure::bad("segment_seed must follow a segment"))?;
@@ -182,6 +186,12 @@ async fn read_multipart(mut form: Multipart, jobs: &Jobs) -> ApiResult<(JobParam
             params.segments.extend(more.iter().map(|p| app::params::Segment { prompt: p.to_string(), seed: None }));
             params.prompt.clear();
         }
+    }
+    if mode == Some(Mode::Edit) {
+        params.task = app::params::EDIT_TASK.into();
+    }
+    if params.task == app::params::EDIT_TASK {
+        return edit_source(params, upload, source, jobs).await;
     }
     if params.task == app::params::EXTEND_TASK {
         // The source is the video to continue, not an image.
@@ -225,6 +235,42 @@ async fn read_multipart(mut form: Multipart, jobs: &Jobs) -> ApiResult<(JobParam
         return Err(Failure::bad("choose an image to animate: upload, drop or paste one, or pick an example"));
     }
     Ok((params, upload))
+}
+
+/// An edit's image: an upload (a new chain), else a stored result by id or by the URL of its
+/// image or one of its frames (the version the edit continues from), or the input of a stored
+/// edit (a remix: the same parent again).
+async fn edit_source(mut params: JobParams, upload: Option<Upload>, source: Option<String>, jobs: &Jobs) -> ApiResult<(JobParams, Option<Upload>)> {
+    params.source.clear();
+    let Some(source) = source.filter(|_| upload.is_none()) else {
+        return Ok((params, upload));
+    };
+    let Some((id, file)) = source.strip_prefix("/media/").and_then(|s| s.split_once('/')) else {
+        params.source = source;
+        return Ok((params, None));
+    };
+    match MediaFile::parse(file) {
+        Some(MediaFile::Frame(i)) => {
+            params.source = id.to_string();
+            params.source_frame = i as u32;
+            Ok((params, None))
+        }
+        Some(MediaFile::Image) => {
+            params.source = id.to_string();
+            Ok((params, None))
+        }
+        Some(MediaFile::Input) if is_valid_id(id) => {
+            let gone = || Failure::bad("the source image is gone");
+            let video = jobs.store().video(id.to_string()).await?.ok_or_else(gone)?;
+            let fetched = jobs.media().get(&app::media_files::key(id, MediaFile::Input), None).await.map_err(|_| gone())?.ok_or_else(gone)?;
+            if video.mode == Mode::Edit {
+                params.source = video.params.source.clone();
+                params.source_frame = video.params.source_frame;
+            }
+            Ok((params, Some(Upload { bytes: fetched.bytes.to_vec(), name: MediaFile::Input.name() })))
+        }
+        _ => Err(Failure::bad("the source of an edit is a stored image or a frame of a clip (/media/ID/image.png, /media/ID/frames/N.png)")),
+    }
 }
 
 /// Whether a body error comes from a body size limit (somewhere down its source chain).
@@ -291,7 +337,7 @@ impl VideoParams {
         check_text("the model name", &self.model, MAX_NAME_CHARS).map_err(Failure::bad)?;
         let mode = match self.mode.as_str() {
             "" | "all" => None,
-            m => Some(Mode::parse(m).ok_or_else(|| Failure::bad(format!("mode must be text-to-video, image-to-video, text-to-image or extend, not {m:?}")))?),
+            m => Some(Mode::parse(m).ok_or_else(|| Failure::bad(format!("mode must be text-to-video, image-to-video, text-to-image, extend or edit, not {m:?}")))?),
         };
         if !self.before.is_empty() {
             check_id(&self.before, "video").map_err(|_| Failure::bad("`before` is not a video id"))?;
@@ -315,6 +361,17 @@ async fn get_video(State(jobs): State<Jobs>, Path(id): Path<String>) -> ApiResul
     check_id(&id, "video")?;
     let video = jobs.store().video(id).await?.ok_or_else(|| Failure::not_found("video"))?;
     Ok(Json(video).into_response())
+}
+
+/// An edited image's versions: `{"chain": [...]}`, the first edit first and this one last
+/// (the original, when it was an upload, is the first edit's `input.png`).
+async fn get_chain(State(jobs): State<Jobs>, Path(id): Path<String>) -> ApiResult<Response> {
+    check_id(&id, "video")?;
+    let chain = jobs.chain(&id).await?;
+    if chain.is_empty() {
+        return Err(Failure::not_found("video"));
+    }
+    Ok(Json(serde_json::json!({ "chain": chain })).into_response())
 }
 
 async fn delete_video(State(jobs): State<Jobs>, Path(id): Path<String>) -> ApiResult<Response> {

@@ -70,6 +70,10 @@ impl Studio for ServerStudio {
         Box::pin(async move { self.jobs.store().video(id).await.map_err(|e| e.to_string()) })
     }
 
+    fn chain(&self, id: String) -> BoxFuture<'_, StudioResult<Vec<Video>>> {
+        Box::pin(async move { self.jobs.chain(&id).await.map_err(|e| e.to_string()) })
+    }
+
     fn set_favorite(&self, id: String, favorite: bool) -> BoxFuture<'_, StudioResult<bool>> {
         Box::pin(async move { self.jobs.store().set_favorite(id, favorite).await.map_err(|e| e.to_string()) })
     }

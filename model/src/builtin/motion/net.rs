@@ -151,7 +151,7 @@ pub struct FilmBlock {
 }
 
 impl FilmBlock {
-    fn new(cin: usize, cout: usize, cond_dim: usize, device: &Device) -> Self {
+    pub(crate) fn new(cin: usize, cout: usize, cond_dim: usize, device: &Device) -> Self {
         let conv3 = |i: usize, o: usize| {
             Conv2dConfig::new([i, o], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(device)
         };
@@ -165,7 +165,7 @@ impl FilmBlock {
         }
     }
 
-    fn forward(&self, x: Tensor<4>, cond: &Tensor<2>) -> Tensor<4> {
+    pub(crate) fn forward(&self, x: Tensor<4>, cond: &Tensor<2>) -> Tensor<4> {
         let h = self.conv1.forward(silu(self.norm1.forward(x.clone())));
         let [n, c, _, _] = h.dims();
         let film = self.film.forward(cond.clone()).reshape([n, 2 * c, 1, 1]);
@@ -182,7 +182,7 @@ impl FilmBlock {
 }
 
 /// Pixel coordinates in [-1, 1] (x right, y down), `[n, 2, h, w]`.
-fn coordinates(n: usize, h: usize, w: usize, device: &Device) -> Tensor<4> {
+pub(crate) fn coordinates(n: usize, h: usize, w: usize, device: &Device) -> Tensor<4> {
     let mut data = Vec::with_capacity(2 * h * w);
     for _ in 0..h {
         for x in 0..w {

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 pub enum PipelineKind {
     TextToImage,
     ImageToVideo,
+    /// Instruction-based image editing (InstructPix2Pix, MagicBrush).
+    ImageEdit,
     Other(String),
 }
 
@@ -17,7 +19,18 @@ impl PipelineKind {
         match class {
             "StableDiffusionPipeline" => PipelineKind::TextToImage,
             "StableVideoDiffusionPipeline" => PipelineKind::ImageToVideo,
+            "StableDiffusionInstructPix2PixPipeline" => PipelineKind::ImageEdit,
             other => PipelineKind::Other(other.to_string()),
+        }
+    }
+
+    /// diffusers' pipeline class for the kind.
+    pub fn class_name(&self) -> &str {
+        match self {
+            PipelineKind::TextToImage => "StableDiffusionPipeline",
+            PipelineKind::ImageToVideo => "StableVideoDiffusionPipeline",
+            PipelineKind::ImageEdit => "StableDiffusionInstructPix2PixPipeline",
+            PipelineKind::Other(c) => c,
         }
     }
 }

@@ -1,4 +1,5 @@
-//! diffusers' `EulerDiscreteScheduler` and `DDIMScheduler` (eta 0), from `scheduler_config.json`.
+//! diffusers' `EulerDiscreteScheduler`, `EulerAncestralDiscreteScheduler` (fresh noise every
+//! step) and `DDIMScheduler` (eta 0), from `scheduler_config.json`.
 //!
 //! The tables are computed the way diffusers computes them, float for float: betas with
 //! PyTorch's f32 `linspace`, the cumulative product accumulated in f64 and stored in f32, sigmas
@@ -6,6 +7,7 @@
 //! timesteps within 1e-6 of diffusers' own.
 
 use crate::diffusers::common::weights::LoadError;
+use crate::rng::Rng;
 use burn::prelude::*;
 use serde::Deserialize;
 use std::path::Path;
@@ -94,7 +96,31 @@ const UNSUPPORTED: &[(&str, &str)] = &[
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Euler,
+    /// Euler with ancestral sampling: each step goes below the next sigma and adds fresh noise
+    /// back (what InstructPix2Pix checkpoints ship).
+    EulerAncestral,
     Ddim,
+}
+
+impl Kind {
+    /// The name users give it (`--scheduler`).
+    pub fn parse(name: &str) -> Result<Self, String> {
+        match name {
+            "euler" => Ok(Kind::Euler),
+            "euler-ancestral" | "euler_a" => Ok(Kind::EulerAncestral),
+            "ddim" => Ok(Kind::Ddim),
+            other => Err(format!("unknown scheduler {other:?}: use euler, euler-ancestral or ddim")),
+        }
+    }
+
+    /// diffusers' class name.
+    pub fn class_name(self) -> &'static str {
+        match self {
+            Kind::Euler => "EulerDiscreteScheduler",
+            Kind::EulerAncestral => "EulerAncestralDiscreteScheduler",
+            Kind::Ddim => "DDIMScheduler",
+        }
+    }
 }
 
 impl SchedulerConfig {
@@ -103,7 +129,7 @@ impl SchedulerConfig {
         let raw: serde_json::Value = crate::diffusers::common::config::read_json(path)?;
         let c: Self = serde_json::from_value(raw.clone())
             .map_err(|e| LoadError::File { path: path.into(), message: format!("bad scheduler config: {e}") })?;
-        if c.kind() == Kind::Euler && c.class_name != "EulerDiscreteScheduler" {
+        if c.kind() == Kind::Euler && c.class_name != Kind::Euler.class_name() {
             tracing::info!(class = %c.class_name, "scheduler class not ported: using EulerDiscreteScheduler with the same betas");
         } else {
             // Only a ported class is held to its options; a fallback keeps just the betas.
@@ -121,21 +147,21 @@ impl SchedulerConfig {
     }
 
     pub fn kind(&self) -> Kind {
-        if self.class_name == "DDIMScheduler" {
-            Kind::Ddim
-        } else {
-            Kind::Euler
+        match self.class_name.as_str() {
+            "DDIMScheduler" => Kind::Ddim,
+            "EulerAncestralDiscreteScheduler" => Kind::EulerAncestral,
+            _ => Kind::Euler,
         }
     }
 
     /// The same betas with the other class (for choosing a sampler).
     pub fn with_kind(&self, kind: Kind) -> Self {
         let mut c = self.clone();
-        c.class_name = match kind {
-            Kind::Euler => "EulerDiscreteScheduler",
-            Kind::Ddim => "DDIMScheduler",
+        c.class_name = kind.class_name().into();
+        if kind == Kind::EulerAncestral {
+            // The ancestral class has no Karras option.
+            c.use_karras_sigmas = false;
         }
-        .into();
         c
     }
 
@@ -149,7 +175,7 @@ impl SchedulerConfig {
 
     pub fn spacing(&self) -> Result<Spacing, String> {
         let default = match self.kind() {
-            Kind::Euler => "linspace",
+            Kind::Euler | Kind::EulerAncestral => "linspace",
             Kind::Ddim => "leading",
         };
         match self.timestep_spacing.as_deref().unwrap_or(default) {
@@ -235,7 +261,7 @@ impl Scheduler {
         let spacing = config.spacing()?;
         let ac = config.alphas_cumprod();
         match config.kind() {
-            Kind::Euler => {
+            kind @ (Kind::Euler | Kind::EulerAncestral) => {
                 let timesteps: Vec<f32> = match spacing {
                     Spacing::Linspace => (0..steps)
                         .rev()
@@ -250,7 +276,7 @@ impl Scheduler {
                 let full: Vec<f32> = ac.iter().map(|a| ((1.0 - a) / a).sqrt()).collect();
                 let mut sigmas: Vec<f64> = timesteps.iter().map(|&t| interp(t as f64, &full)).collect();
                 let mut timesteps = timesteps;
-                if config.use_karras_sigmas {
+                if config.use_karras_sigmas && kind == Kind::Euler {
                     let min = config.sigma_min.unwrap_or(sigmas[steps - 1]);
                     let max = config.sigma_max.unwrap_or(sigmas[0]);
                     let rho = 7.0;
@@ -275,7 +301,7 @@ impl Scheduler {
                     Spacing::Leading => (max * max + 1.0).sqrt(),
                 };
                 Ok(Self {
-                    kind: Kind::Euler,
+                    kind,
                     prediction,
                     timesteps,
                     sigmas,
@@ -327,10 +353,15 @@ impl Scheduler {
         self.timesteps.is_empty()
     }
 
+    /// Whether steps draw fresh noise (then `step` takes it from its `StepNoise`).
+    pub fn draws_step_noise(&self) -> bool {
+        self.kind == Kind::EulerAncestral
+    }
+
     /// The model input at step `i` (Euler divides by sqrt(sigma^2 + 1)).
     pub fn scale_model_input(&self, x: Tensor<4>, i: usize) -> Tensor<4> {
         match self.kind {
-            Kind::Euler => {
+            Kind::Euler | Kind::EulerAncestral => {
                 let s = self.sigmas[i];
                 x / (s * s + 1.0).sqrt()
             }
@@ -338,10 +369,11 @@ impl Scheduler {
         }
     }
 
-    /// One denoising step from `sample` with the model's output at step `i`.
-    pub fn step(&self, output: Tensor<4>, i: usize, sample: Tensor<4>) -> Tensor<4> {
+    /// One denoising step from `sample` with the model's output at step `i`; an ancestral step
+    /// takes its fresh noise from `noise`.
+    pub fn step(&self, output: Tensor<4>, i: usize, sample: Tensor<4>, noise: &mut StepNoise) -> Tensor<4> {
         match self.kind {
-            Kind::Euler => {
+            Kind::Euler | Kind::EulerAncestral => {
                 let sigma = self.sigmas[i];
                 let pred = match self.prediction {
                     Prediction::Epsilon => sample.clone() - output * sigma,
@@ -351,8 +383,15 @@ impl Scheduler {
                     }
                 };
                 let derivative = (sample.clone() - pred) / sigma;
-                let dt = self.sigmas[i + 1] - sigma;
-                sample + derivative * dt
+                let next = self.sigmas[i + 1];
+                if self.kind == Kind::Euler {
+                    return sample + derivative * (next - sigma);
+                }
+                // As diffusers: sigma_up from the variance the step adds back, sigma_down below it.
+                let up = (next * next * (sigma * sigma - next * next) / (sigma * sigma)).sqrt();
+                let down = (next * next - up * up).max(0.0).sqrt();
+                let fresh = noise.draw(i, sample.dims(), &sample.device());
+                sample + derivative * (down - sigma) + fresh * up
             }
             Kind::Ddim => {
                 let t = self.timesteps[i] as i64;
@@ -374,6 +413,35 @@ impl Scheduler {
                 x0 * a_prev.sqrt() + eps * (1.0 - a_prev).sqrt()
             }
         }
+    }
+}
+
+/// Where an ancestral scheduler's per-step noise comes from: drawn from a seed, or recorded (one
+/// tensor per step, in order, as diffusers drew them; `--noise FILE`'s `step_noise`).
+#[derive(Debug, Clone)]
+pub enum StepNoise {
+    Seeded(Rng),
+    Recorded(Vec<Vec<f32>>),
+}
+
+impl StepNoise {
+    /// Noise drawn from `seed` (a stream apart from the initial latents').
+    pub fn seeded(seed: u64) -> Self {
+        StepNoise::Seeded(Rng::new(seed ^ 0x5157_E9A0_15E5_0001))
+    }
+
+    /// The noise of step `i`, shaped like the sample.
+    fn draw(&mut self, i: usize, shape: [usize; 4], device: &Device) -> Tensor<4> {
+        let n = shape.iter().product();
+        let values = match self {
+            StepNoise::Seeded(rng) => rng.normals(n),
+            StepNoise::Recorded(steps) => match steps.get(i) {
+                Some(v) if v.len() == n => v.clone(),
+                // Validated by the pipelines before sampling; a short recording adds no noise.
+                _ => vec![0.0; n],
+            },
+        };
+        Tensor::from_data(TensorData::new(values, shape), device)
     }
 }
 

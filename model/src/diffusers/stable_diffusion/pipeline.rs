@@ -3,7 +3,7 @@
 use crate::diffusers::stable_diffusion::autoencoder_kl::{AutoencoderKL, AutoencoderKLConfig};
 use crate::diffusers::clip::text::{ClipTextConfig, ClipTextModel};
 use crate::diffusers::common::folder::{ModelFolder, PipelineKind, Precision};
-use crate::diffusers::common::scheduler::{Kind, Scheduler, SchedulerConfig};
+use crate::diffusers::common::scheduler::{Kind, Scheduler, SchedulerConfig, StepNoise};
 use crate::diffusers::clip::tokenizer::ClipTokenizer;
 use super::unet_2d_condition::{UNet2DConditionConfig, UNet2DConditionModel};
 use crate::diffusers::common::weights::{LoadError, Weights};
@@ -86,13 +86,19 @@ pub(crate) fn component<T>(
 impl StableDiffusion {
     /// Loads a diffusers `StableDiffusionPipeline` folder. `dtype` is F32 or F16.
     pub fn load(root: &Path, device: &Device, dtype: DType) -> Result<Self, LoadError> {
+        Self::load_as(root, device, dtype, PipelineKind::TextToImage)
+    }
+
+    /// Loads the Stable Diffusion components of a folder whose `model_index.json` names `kind`
+    /// (text-to-image, or an instruction editor built on the same parts).
+    pub(crate) fn load_as(root: &Path, device: &Device, dtype: DType, kind: PipelineKind) -> Result<Self, LoadError> {
         let folder = ModelFolder::open(root)?;
-        if folder.kind() != PipelineKind::TextToImage {
+        if folder.kind() != kind {
             return Err(LoadError::config(
                 &root.join("model_index.json"),
                 "_class_name",
                 &folder.class_name,
-                "a text-to-image model must be a StableDiffusionPipeline",
+                &format!("this needs a {}", kind.class_name()),
             ));
         }
         let tokenizer = ClipTokenizer::load(&root.join("tokenizer"))?;
@@ -190,6 +196,7 @@ impl StableDiffusion {
         if noise.len() != channels * h * w {
             return Err(GenerateError::InvalidRequest(format!("noise must be [1, {channels}, {h}, {w}]")));
         }
+        let mut step_noise = StepNoise::seeded(req.seed);
         let guided = req.guidance > 1.0;
         let cond = self.encode_prompt(&req.prompt);
         let context = if guided { Tensor::cat(vec![self.encode_prompt(&req.negative), cond], 0) } else { cond };
@@ -214,12 +221,19 @@ impl StableDiffusion {
             } else {
                 out
             };
-            latents = scheduler.step(out, i, latents);
+            latents = scheduler.step(out, i, latents, &mut step_noise);
             let preview = clock.due(i + 1, total).then(|| latent_to_rgb(latents.clone().squeeze_dim(0))).flatten();
             on_progress(Progress::new(i + 1, total).with_preview(preview));
         }
         let sampling_seconds = started.elapsed().as_secs_f64();
+        self.decode(latents, sampling_seconds)
+    }
+
+    /// Decodes final latents [1, 4, h, w] to an image, as diffusers' postprocess does.
+    pub(crate) fn decode(&self, latents: Tensor<4>, sampling_seconds: f64) -> Result<GeneratedImage, GenerateError> {
         let decode_started = Instant::now();
+        let [_, _, h, w] = latents.dims();
+        let f = self.scale_factor();
         let z = (latents / self.vae.config.scaling_factor as f32).cast(self.dtype);
         let image = self.vae.decode(z).cast(DType::F32);
         let image = (image / 2.0 + 0.5).clamp(0.0, 1.0);
@@ -230,8 +244,8 @@ impl StableDiffusion {
             .try_to_vec::<f32>()
             .map_err(|e| GenerateError::InvalidRequest(format!("reading the image back: {e:?}")))?;
         Ok(GeneratedImage {
-            width: req.width,
-            height: req.height,
+            width: w * f,
+            height: h * f,
             pixels,
             sampling_seconds,
             decode_seconds: decode_started.elapsed().as_secs_f64(),

@@ -331,6 +331,9 @@ impl UNet2DConditionModel {
     pub fn time_embedding(&self) -> &TimestepEmbedding {
         &self.time_embedding
     }
+    pub fn conv_in(&self) -> &Conv2d {
+        &self.conv_in
+    }
     /// The mid block on its own.
     pub fn mid_block(&self, x: Tensor<4>, temb: &Tensor<2>, context: &Tensor<3>) -> Tensor<4> {
         let x = self.mid_block.resnets[0].forward(x, Some(temb));

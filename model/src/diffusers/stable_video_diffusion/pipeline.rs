@@ -14,7 +14,7 @@ use crate::diffusers::stable_video_diffusion::autoencoder_kl_temporal_decoder::{
 use crate::diffusers::clip::vision::{ClipVisionConfig, ClipVisionModelWithProjection};
 use crate::diffusers::common::folder::{ModelFolder, PipelineKind};
 use crate::diffusers::common::image_processing::Planar;
-use crate::diffusers::common::scheduler::{torch_linspace_f32, Scheduler, SchedulerConfig};
+use crate::diffusers::common::scheduler::{torch_linspace_f32, Scheduler, SchedulerConfig, StepNoise};
 use crate::diffusers::stable_diffusion::pipeline::component;
 use crate::diffusers::stable_video_diffusion::unet_spatio_temporal::{UNetSpatioTemporalConditionModel, UNetSpatioTemporalConfig};
 use crate::diffusers::common::weights::LoadError;
@@ -339,6 +339,7 @@ impl StableVideoDiffusion {
 
         // diffusers draws the image's augmentation noise first, then the latents.
         let mut rng = Rng::new(req.seed);
+        let mut step_noise = StepNoise::seeded(req.seed);
         let image_noise = match &req.image_noise {
             Some(n) => n.clone(),
             None => rng.normals(3 * req.height * req.width),
@@ -437,7 +438,7 @@ impl StableVideoDiffusion {
                     let uncond = halves.pop().expect("two halves");
                     uncond.clone() + (cond - uncond) * guidance.clone()
                 };
-                latents = step_5d(&scheduler, out, i, latents);
+                latents = step_5d(&scheduler, out, i, latents, &mut step_noise);
                 // The middle frame of the clip so far.
                 let preview = clock.due(i + 1, total).then(|| {
                     let mid = frames / 2;
@@ -501,8 +502,8 @@ fn scale_5d(s: &Scheduler, x: Tensor<5>, i: usize) -> Tensor<5> {
 }
 
 /// The scheduler's elementwise step on [B, T, C, H, W].
-fn step_5d(s: &Scheduler, out: Tensor<5>, i: usize, sample: Tensor<5>) -> Tensor<5> {
+fn step_5d(s: &Scheduler, out: Tensor<5>, i: usize, sample: Tensor<5>, noise: &mut StepNoise) -> Tensor<5> {
     let dims = sample.dims();
     let flat = |t: Tensor<5>| t.reshape([dims[0] * dims[1], dims[2], dims[3], dims[4]]);
-    s.step(flat(out), i, flat(sample)).reshape(dims)
+    s.step(flat(out), i, flat(sample), noise).reshape(dims)
 }

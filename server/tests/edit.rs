@@ -1,0 +1,152 @@
+//! Editing step by step through the API, with the tiny InstructPix2Pix fixture installed and a
+//! real SQLite database: an upload edited, the result edited again, an earlier version branched
+//! from, a frame of a clip edited; every version in the gallery knowing its parent and its
+//! chain; a remix; and bad requests answered with clear 400s.
+
+mod common;
+
+use axum::http::StatusCode;
+use common::*;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+
+fn models_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("vidplay-edit-models-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../model/tests/fixtures");
+    for (family, name) in [("ip2p", "ip2p1"), ("sd", "sd1")] {
+        std::os::unix::fs::symlink(fixtures.join(family).join(name), dir.join(name)).unwrap();
+    }
+    dir
+}
+
+async fn finish(app: &axum::Router, status: StatusCode, job: &Value) -> Value {
+    assert_eq!(status, StatusCode::CREATED, "{job}");
+    let id = job["id"].as_str().unwrap().to_string();
+    let done = wait_for(app, &id, |j| j["state"].as_str().is_some_and(|s| s != "queued" && s != "running")).await;
+    assert_eq!(done["state"], "done", "{done}");
+    let (_, video) = send_json(app, get(&format!("/api/videos/{id}"))).await;
+    video
+}
+
+async fn chain(app: &axum::Router, id: &str) -> Vec<String> {
+    let (status, body) = send_json(app, get(&format!("/api/videos/{id}/chain"))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["chain"].as_array().unwrap().iter().map(|v| v["id"].as_str().unwrap().to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_chain_branch_and_remix() {
+    let data = data_dir("edit");
+    let (app, _jobs) = start_with(&data, models_dir()).await;
+
+    // The editor is described by its own parameters and does one task.
+    let (_, models) = send_json(&app, get("/api/models")).await;
+    let editor = models.as_array().unwrap().iter().find(|m| m["id"] == "ip2p1").expect("the editor is installed").clone();
+    assert_eq!(editor["tasks"], json!(["edit"]));
+    assert!(editor["params"].as_array().unwrap().iter().any(|p| p["name"] == "image_guidance"));
+
+    // An upload edited (the Create page's form: mode "edit", no model named: the editor).
+    let upload = png(96, 64);
+    let (status, job) = send_json(
+        &app,
+        post_multipart(multipart(&[("mode", "edit"), ("prompt", "make it a fireman"), ("steps", "2"), ("seed", "4")], Some(("photo.png", &upload)))),
+    )
+    .await;
+    assert_eq!(job["total"], 2, "{job}");
+    let v1 = finish(&app, status, &job).await;
+    let id1 = v1["id"].as_str().unwrap().to_string();
+    assert_eq!((v1["mode"].as_str(), v1["params"]["model"].as_str()), (Some("edit"), Some("ip2p1")));
+    assert_eq!(v1["params"]["source"], "", "an upload starts a chain");
+    // The input's aspect at the model's native size (64): 64x40 from 96x64.
+    assert_eq!(v1["metadata"]["resolution"]["display"], json!([64, 40]));
+    assert_eq!(v1["metadata"]["source_sha256"].as_str().map(str::len), Some(64));
+    for file in ["image.png", "input.png", "poster.png", "metadata.json"] {
+        let (status, _) = send(&app, get(&format!("/media/{id1}/{file}"))).await;
+        assert_eq!(status, StatusCode::OK, "{file}");
+    }
+
+    // Edited again, from the JSON API: the next instruction applies to that result.
+    let (status, job) =
+        send_json(&app, post_json(json!({"task": "edit", "source": id1, "prompt": "add snow", "steps": 2, "model": "ip2p1"}))).await;
+    let v2 = finish(&app, status, &job).await;
+    let id2 = v2["id"].as_str().unwrap().to_string();
+    assert_eq!(v2["params"]["source"], id1.as_str(), "it knows its parent");
+    let (_, parent_image) = send(&app, get(&format!("/media/{id1}/image.png"))).await;
+    let (_, input2) = send(&app, get(&format!("/media/{id2}/input.png"))).await;
+    assert_eq!(
+        image::load_from_memory(&parent_image).unwrap().to_rgb8(),
+        image::load_from_memory(&input2).unwrap().to_rgb8(),
+        "the second edit starts from the first's result"
+    );
+    assert_eq!(chain(&app, &id2).await, [id1.clone(), id2.clone()]);
+
+    // Back to the first version, and a branch from it (the page's form: its image by URL).
+    let (status, job) = send_json(
+        &app,
+        post_multipart(multipart(&[("task", "edit"), ("source", &format!("/media/{id1}/image.png")), ("prompt", "make it blue"), ("steps", "1"), ("model", "ip2p1")], None)),
+    )
+    .await;
+    let v3 = finish(&app, status, &job).await;
+    let id3 = v3["id"].as_str().unwrap().to_string();
+    assert_eq!(chain(&app, &id3).await, [id1.clone(), id3.clone()]);
+    assert_eq!(chain(&app, &id2).await, [id1.clone(), id2.clone()], "the other branch is unchanged");
+
+    // Every version is in the gallery, and edits filter as such.
+    let (_, page) = send_json(&app, get("/api/videos?mode=edit")).await;
+    let ids: Vec<&str> = page["videos"].as_array().unwrap().iter().map(|v| v["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [id3.as_str(), id2.as_str(), id1.as_str()]);
+
+    // A remix (the Create page sends the version's input): the same parent again.
+    let (status, job) = send_json(
+        &app,
+        post_multipart(multipart(&[("mode", "edit"), ("source", &format!("/media/{id2}/input.png")), ("prompt", "add snow"), ("steps", "1"), ("model", "ip2p1")], None)),
+    )
+    .await;
+    let remix = finish(&app, status, &job).await;
+    assert_eq!(remix["params"]["source"], id1.as_str());
+
+    // A frame of a clip: the built-in model animates a picture, its third frame is edited.
+    let (status, job) = send_json(&app, post_multipart(multipart(&[("prompt", "camera pans left"), ("frames", "4"), ("seed", "2")], Some(("p.png", &png(64, 64)))))).await;
+    let clip = finish(&app, status, &job).await;
+    let clip_id = clip["id"].as_str().unwrap().to_string();
+    let (status, job) = send_json(
+        &app,
+        post_multipart(multipart(&[("task", "edit"), ("source", &clip_id), ("source_frame", "2"), ("prompt", "add rain"), ("steps", "1")], None)),
+    )
+    .await;
+    let from_frame = finish(&app, status, &job).await;
+    assert_eq!((from_frame["params"]["source"].as_str(), from_frame["params"]["source_frame"].as_u64()), (Some(clip_id.as_str()), Some(2)));
+    let from_frame_id = from_frame["id"].as_str().unwrap();
+    let (_, frame) = send(&app, get(&format!("/media/{clip_id}/frames/0002.png"))).await;
+    let (_, input) = send(&app, get(&format!("/media/{from_frame_id}/input.png"))).await;
+    assert_eq!(image::load_from_memory(&frame).unwrap().to_rgb8(), image::load_from_memory(&input).unwrap().to_rgb8());
+    assert_eq!(chain(&app, from_frame_id).await, [clip_id.clone(), from_frame_id.to_string()], "the clip is where it came from");
+
+    // The version's page shows its chain and the edit form; a clip's page offers to edit a frame.
+    let (status, html) = send(&app, get(&format!("/v/{id2}"))).await;
+    let html = String::from_utf8_lossy(&html);
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("Versions") && html.contains(&format!("/v/{id1}")) && html.contains("Edit this image"), "{html}");
+    let (_, html) = send(&app, get(&format!("/v/{clip_id}"))).await;
+    assert!(String::from_utf8_lossy(&html).contains("Edit a frame"));
+
+    // Bad requests: clear 400s, and nothing stored is lost.
+    let bad = |body: Value| post_json(body);
+    assert_rejected(&app, bad(json!({"task": "edit", "prompt": "add snow"})), StatusCode::BAD_REQUEST, "choose an image to edit").await;
+    assert_rejected(&app, bad(json!({"task": "edit", "source": id1, "prompt": "  "})), StatusCode::BAD_REQUEST, "instruction is empty").await;
+    assert_rejected(&app, bad(json!({"task": "edit", "source": id1, "prompt": "add snow", "model": "sd1"})), StatusCode::BAD_REQUEST, "sd1 does not edit images (editors here: ip2p1)").await;
+    assert_rejected(&app, bad(json!({"task": "edit", "source": "0123456789abcdef", "prompt": "add snow"})), StatusCode::BAD_REQUEST, "no image").await;
+    assert_rejected(&app, bad(json!({"task": "edit", "source": clip_id, "source_frame": 9, "prompt": "add snow"})), StatusCode::BAD_REQUEST, "no frame 9").await;
+    assert_rejected(&app, bad(json!({"prompt": "add snow", "model": "ip2p1"})), StatusCode::BAD_REQUEST, "send the task \"edit\"").await;
+    assert_rejected(
+        &app,
+        post_multipart(multipart(&[("task", "edit"), ("source", &format!("/media/{id1}/metadata.json")), ("prompt", "x")], None)),
+        StatusCode::BAD_REQUEST,
+        "source of an edit",
+    )
+    .await;
+    assert_rejected(&app, get("/api/videos/0123456789abcdef/chain"), StatusCode::NOT_FOUND, "no such video").await;
+    assert_eq!(chain(&app, &id2).await.len(), 2);
+}
