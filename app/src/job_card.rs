@@ -132,7 +132,9 @@ pub fn JobCard(
                 <span class="prompt">{move || job.with(|j| if j.params.prompt.is_empty() { "(no prompt)".to_string() } else { j.params.prompt.clone() })}</span>
             </header>
             <p class="meta">
-                {move || job.with(|j| if matches!(j.mode, crate::types::Mode::TextToImage | crate::types::Mode::Edit) {
+                {move || job.with(|j| if j.mode == crate::types::Mode::Edit {
+                    format!("{} · {} · seed {} · {} steps", j.mode.label(), j.params.model, j.params.seed.unwrap_or_default(), j.params.steps)
+                } else if j.mode == crate::types::Mode::TextToImage {
                     format!("{} · {} · seed {} · {}×{} · {} steps", j.mode.label(), j.params.model, j.params.seed.unwrap_or_default(), j.params.width, j.params.height, j.params.steps)
                 } else {
                     format!("{} · seed {} · {} frames at {} fps · {} steps",

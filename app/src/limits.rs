@@ -67,8 +67,12 @@ pub fn check_params(p: &JobParams) -> Result<(), String> {
     check_text("the keyframe model name", &p.keyframe_model, MAX_NAME_CHARS)?;
     check_text("the source video", &p.source, MAX_NAME_CHARS)?;
     match p.task.as_str() {
-        "" | crate::params::EXTEND_TASK => {}
-        other => return Err(format!("unknown task {other:?}: leave it out for a new clip, or use \"extend\" with a source video")),
+        "" | crate::params::EXTEND_TASK | crate::params::EDIT_TASK => {}
+        other => {
+            return Err(format!(
+                "unknown task {other:?}: leave it out for a new clip, use \"extend\" with a source video, or \"edit\" with an image"
+            ));
+        }
     }
     if p.task == crate::params::EXTEND_TASK && p.source.trim().is_empty() {
         return Err("extending needs the source video's id (\"source\")".into());

@@ -136,7 +136,7 @@ async fn edits_chain_branch_and_remix() {
     let bad = |body: Value| post_json(body);
     assert_rejected(&app, bad(json!({"task": "edit", "prompt": "add snow"})), StatusCode::BAD_REQUEST, "choose an image to edit").await;
     assert_rejected(&app, bad(json!({"task": "edit", "source": id1, "prompt": "  "})), StatusCode::BAD_REQUEST, "instruction is empty").await;
-    assert_rejected(&app, bad(json!({"task": "edit", "source": id1, "prompt": "add snow", "model": "sd1"})), StatusCode::BAD_REQUEST, "sd1 does not edit images (editors here: ip2p1)").await;
+    assert_rejected(&app, bad(json!({"task": "edit", "source": id1, "prompt": "add snow", "model": "sd1"})), StatusCode::BAD_REQUEST, "sd1 does not edit images (editors here: ip2p1, vidplay-edit-1)").await;
     assert_rejected(&app, bad(json!({"task": "edit", "source": "0123456789abcdef", "prompt": "add snow"})), StatusCode::BAD_REQUEST, "no image").await;
     assert_rejected(&app, bad(json!({"task": "edit", "source": clip_id, "source_frame": 9, "prompt": "add snow"})), StatusCode::BAD_REQUEST, "no frame 9").await;
     assert_rejected(&app, bad(json!({"prompt": "add snow", "model": "ip2p1"})), StatusCode::BAD_REQUEST, "send the task \"edit\"").await;
@@ -149,4 +149,64 @@ async fn edits_chain_branch_and_remix() {
     .await;
     assert_rejected(&app, get("/api/videos/0123456789abcdef/chain"), StatusCode::NOT_FOUND, "no such video").await;
     assert_eq!(chain(&app, &id2).await.len(), 2);
+}
+
+/// The built-in editor through the API: a toy-world picture edited offline, at its own
+/// resolution, everything far from the subject kept exactly; an instruction it cannot do is a 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_built_in_editor_edits_offline() {
+    use model::builtin::edit::instruction::Edit;
+    use model::builtin::edit::pairs::apply;
+    use model::builtin::vocab::Color;
+    let data = data_dir("edit-builtin");
+    let (app, _jobs) = start(&data).await;
+    // A toy-world scene with a subject, drawn at 96x96.
+    let mut rng = model::rng::Rng::new(11);
+    let scene = loop {
+        let s = model::builtin::edit::pairs::scene(&mut rng, false);
+        if s.subject.is_some() && s.weather.is_none() && s.color != Color::Red && apply(&s, Edit::Recolor(Color::Red)).is_some() {
+            break s;
+        }
+    };
+    let size = 96;
+    let planar = scene.render(1, size);
+    let plane = size * size;
+    let picture = image::RgbImage::from_fn(size as u32, size as u32, |x, y| {
+        let i = y as usize * size + x as usize;
+        image::Rgb(std::array::from_fn(|c| (planar[c * plane + i] * 255.0).round() as u8))
+    });
+    let mut png = Vec::new();
+    picture.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
+    let (status, job) = send_json(
+        &app,
+        post_multipart(multipart(&[("task", "edit"), ("model", "vidplay-edit-1"), ("prompt", "make it red")], Some(("scene.png", &png)))),
+    )
+    .await;
+    assert_eq!(job["total"], 1, "{job}");
+    let v = finish(&app, status, &job).await;
+    assert_eq!(v["metadata"]["resolution"]["display"], json!([96, 96]), "the picture's own size");
+    assert_eq!(v["metadata"]["edit"], json!({"Recolor": "red"}));
+    let id = v["id"].as_str().unwrap();
+    let (_, bytes) = send(&app, get(&format!("/media/{id}/image.png"))).await;
+    let edited = image::load_from_memory(&bytes).unwrap().to_rgb8();
+    // Far from the subject (outside twice its radius) nothing changes.
+    let (cx, cy, r) = (scene.x0 * size as f32, scene.y0 * size as f32, scene.size * size as f32);
+    let mut far = (0usize, 0usize);
+    for (x, y, p) in edited.enumerate_pixels() {
+        let d = ((x as f32 + 0.5 - cx).powi(2) + (y as f32 + 0.5 - cy).powi(2)).sqrt();
+        if d > 2.0 * r + 4.0 {
+            far.0 += 1;
+            far.1 += (p != picture.get_pixel(x, y)) as usize;
+        }
+    }
+    assert!(far.0 > 1000 && far.1 * 50 < far.0, "{} of {} far pixels changed", far.1, far.0);
+    assert_ne!(edited, picture, "the edit changed something");
+
+    assert_rejected(
+        &app,
+        post_multipart(multipart(&[("task", "edit"), ("model", "vidplay-edit-1"), ("prompt", "make it a fireman")], Some(("scene.png", &png)))),
+        StatusCode::BAD_REQUEST,
+        "does not know how to",
+    )
+    .await;
 }

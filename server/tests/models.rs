@@ -86,12 +86,14 @@ fn the_registry_finds_and_describes_every_installed_model() {
 /// accepted, one step past it is refused with a message naming the parameter.
 #[test]
 fn validation_follows_the_description_at_every_bound() {
-    let registry = Registry::discover(builtin(), Some(&models_dir("bounds", &["sd/sd1", "svd/svd1"])));
+    let registry = Registry::discover(builtin(), Some(&models_dir("bounds", &["sd/sd1", "svd/svd1", "ip2p/ip2p1"])));
     for info in registry.infos() {
         let engine = registry.get(&info.id).unwrap();
         for &task in &info.tasks {
-            let has_image = task == Mode::ImageToVideo;
-            let base = info.defaults(task, JobParams { prompt: "a red ball".into(), model: info.id.clone(), ..JobParams::default() });
+            let has_image = matches!(task, Mode::ImageToVideo | Mode::Edit);
+            let (prompt, job_task) = if task == Mode::Edit { ("make it red", "edit") } else { ("a red ball", "") };
+            let start = JobParams { prompt: prompt.into(), model: info.id.clone(), task: job_task.into(), ..JobParams::default() };
+            let base = info.defaults(task, start);
             let mut ok = base.clone();
             assert_eq!(engine.validate(&mut ok, has_image), Ok(task), "{} {task:?} defaults", info.id);
             for spec in info.params_for(task).filter(|s| matches!(s.kind, ParamKind::Integer | ParamKind::Number)) {

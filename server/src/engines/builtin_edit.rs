@@ -57,6 +57,8 @@ impl super::Engine for BuiltinEditEngine {
             return Err("choose an image to edit: upload one, or edit a stored image".into());
         }
         parse(&params.prompt)?;
+        // One pass of the network: no sampling steps or guidance to set.
+        params.steps = 1;
         Ok(Mode::Edit)
     }
 
