@@ -267,24 +267,11 @@ fn CreateForm(
             ev.prevent_default();
             let Some(form) = form_ref.get() else { return };
             busy.set(true);
-            error.set(None);
             leptos::task::spawn_local(async move {
-                match crate::browser::submit_job(&form).await {
-                    Ok(job) => {
-                        if keep_seed.get_untracked() {
-                            seed.set(job.params.seed.unwrap_or_default().to_string());
-                        }
-                        let id = job.id.clone();
-                        let card = RwSignal::new(job);
-                        jobs.update(|j| j.insert(0, card));
-                        // Updates sent before the card existed are missed; read the state once.
-                        if let Ok(Some(now)) = crate::calls::job_by_id(id).await
-                            && (now.state.is_finished() || now.step > card.get_untracked().step)
-                        {
-                            card.set(now);
-                        }
-                    }
-                    Err(e) => error.set(Some(e)),
+                if let Some(job) = crate::job_card::submit_to_cards(&form, jobs, error).await
+                    && keep_seed.get_untracked()
+                {
+                    seed.set(job.params.seed.unwrap_or_default().to_string());
                 }
                 busy.set(false);
             });

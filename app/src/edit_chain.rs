@@ -122,21 +122,8 @@ fn EditFormFor(id: String, editors: Vec<crate::models::ModelInfo>, clip: bool, f
             ev.prevent_default();
             let Some(form) = form_ref.get() else { return };
             busy.set(true);
-            error.set(None);
             leptos::task::spawn_local(async move {
-                match crate::browser::submit_job(&form).await {
-                    Ok(job) => {
-                        let id = job.id.clone();
-                        let card = RwSignal::new(job);
-                        jobs.update(|j| j.insert(0, card));
-                        if let Ok(Some(now)) = crate::calls::job_by_id(id).await
-                            && (now.state.is_finished() || now.step > card.get_untracked().step)
-                        {
-                            card.set(now);
-                        }
-                    }
-                    Err(e) => error.set(Some(e)),
-                }
+                crate::job_card::submit_to_cards(&form, jobs, error).await;
                 busy.set(false);
             });
         }

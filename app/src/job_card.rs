@@ -54,6 +54,31 @@ pub fn follow_jobs(jobs: RwSignal<Vec<RwSignal<Job>>>, add_new: bool) {
     let _ = (jobs, add_new);
 }
 
+/// Posts a job form (JavaScript's way) and puts the queued job's card first in `jobs`; the
+/// server's refusal goes to `error`. Returns the job.
+#[cfg(feature = "hydrate")]
+pub async fn submit_to_cards(form: &web_sys::HtmlFormElement, jobs: RwSignal<Vec<RwSignal<Job>>>, error: RwSignal<Option<String>>) -> Option<Job> {
+    error.set(None);
+    match crate::browser::submit_job(form).await {
+        Ok(job) => {
+            let id = job.id.clone();
+            let card = RwSignal::new(job.clone());
+            jobs.update(|j| j.insert(0, card));
+            // Updates sent before the card existed are missed; read the state once.
+            if let Ok(Some(now)) = crate::calls::job_by_id(id).await
+                && (now.state.is_finished() || now.step > card.get_untracked().step)
+            {
+                card.set(now);
+            }
+            Some(job)
+        }
+        Err(e) => {
+            error.set(Some(e));
+            None
+        }
+    }
+}
+
 /// Browser clock, ticking every half second while a job runs (`None` on the server).
 fn clock() -> ReadSignal<Option<f64>> {
     let (now, set_now) = signal(None::<f64>);

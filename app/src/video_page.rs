@@ -294,6 +294,9 @@ fn ImageDetails(video: Video) -> impl IntoView {
     ];
     if edited {
         rows.insert(6, ("Image guidance", p.image_guidance.to_string()));
+        // An edit's size is the picture's, not a setting.
+        let [w, h] = m.resolution.display;
+        rows[7] = ("Size", format!("{w}×{h}"));
     }
     let id = video.id.clone();
     let title = match (p.prompt.is_empty(), edited) {

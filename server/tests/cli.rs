@@ -430,7 +430,7 @@ fn edit_reproduces_diffusers_from_the_same_noise() {
     assert!((p["image_guidance"].as_f64().unwrap() - 1.2).abs() < 1e-6, "{p}");
     assert_eq!(meta["scheduler"], "EulerAncestral");
     let source = image::open(&image).unwrap().to_rgb8();
-    assert_eq!(meta["source_sha256"], server::engines::instruct_pix2pix::image_sha256(&source));
+    assert_eq!(meta["source_sha256"], server::media::input::image_sha256(&source));
     assert_eq!(meta["source_sha256"].as_str().unwrap().len(), 64);
     assert!(meta["noise_file"].as_str().unwrap().ends_with("noise_1.safetensors"));
     assert!(dir.join("input.png").is_file(), "the image as the editor saw it");

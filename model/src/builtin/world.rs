@@ -40,6 +40,10 @@ pub struct Scene {
     pub bounce_phase: f32,
     pub tint: [f32; 3],
     pub seed: u64,
+    /// Where rain and snow fall, when not from `seed` (the editor adds weather in one known
+    /// pattern, which it can learn; `seed`'s pattern cannot be seen in a dry picture).
+    #[serde(default)]
+    pub weather_seed: Option<u64>,
 }
 
 /// Number of (subject, color, action, setting) combinations out of 10 kept out of training,
@@ -131,6 +135,7 @@ impl Scene {
             bounce_phase: rng.range(0.0, 0.3),
             tint: [rng.range(-0.05, 0.05), rng.range(-0.05, 0.05), rng.range(-0.05, 0.05)],
             seed: rng.next_u64(),
+            weather_seed: None,
         }
     }
 
@@ -354,7 +359,7 @@ impl Scene {
         match self.weather {
             Some(Weather::Rain) => {
                 for k in 0..RAIN_STREAKS {
-                    let (rx, ry) = rain_anchor(self.seed, k, tau, (1.0, 1.0));
+                    let (rx, ry) = rain_anchor(self.weather_seed.unwrap_or(self.seed), k, tau, (1.0, 1.0));
                     // A streak from (rx, ry) going down-left.
                     if streak_hit(u, v, rx, ry, RAIN_STREAK.0, RAIN_STREAK.1, RAIN_STREAK.2) {
                         c = mix(c, [0.78, 0.84, 0.98], 0.75);
@@ -363,7 +368,7 @@ impl Scene {
             }
             Some(Weather::Snow) => {
                 for k in 0..SNOW_FLAKES {
-                    let (sx, sy) = snow_flake(self.seed, k, tau, (1.0, 1.0));
+                    let (sx, sy) = snow_flake(self.weather_seed.unwrap_or(self.seed), k, tau, (1.0, 1.0));
                     let (ddx, ddy) = (u - sx, v - sy);
                     if ddx * ddx + ddy * ddy < SNOW_RADIUS * SNOW_RADIUS {
                         c = mix(c, [1.0, 1.0, 1.0], 0.95);

@@ -3,7 +3,8 @@
 
 use super::common::{check_numbers, check_text, locate, metered_steps, read_tensor, step_bar};
 use crate::engines::Rendered;
-use crate::engines::instruct_pix2pix::{edit_meta, image_sha256};
+use crate::engines::instruct_pix2pix::edit_meta;
+use crate::media::input::image_sha256;
 use crate::ids::random_seed;
 use crate::media::writer::{WriteOptions, write_to_folder};
 use crate::precision::PrecisionChoice;

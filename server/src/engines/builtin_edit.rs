@@ -1,7 +1,7 @@
 //! The built-in instruction editor as an engine: it changes one thing of a picture (colour,
 //! shape, setting, weather, position, size) and keeps the rest, offline, on the CPU.
 
-use super::instruct_pix2pix::image_sha256;
+use crate::media::input::image_sha256;
 use super::{EngineJob, Rendered, RunContext};
 use app::models::ModelInfo;
 use app::results::{Resolution, ResultMeta, Timings};
@@ -50,12 +50,7 @@ impl super::Engine for BuiltinEditEngine {
     }
 
     fn validate(&self, params: &mut JobParams, has_image: bool) -> Result<Mode, String> {
-        if params.task != app::params::EDIT_TASK {
-            return Err(format!("{} edits images: send the task \"edit\" with an image and an instruction", self.info.id));
-        }
-        if !has_image {
-            return Err("choose an image to edit: upload one, or edit a stored image".into());
-        }
+        super::check_edit_request(&self.info.id, params, has_image)?;
         parse(&params.prompt)?;
         // One pass of the network: no sampling steps or guidance to set.
         params.steps = 1;

@@ -2,6 +2,7 @@
 //! change an image as an instruction says ("add snow"), keeping the rest.
 
 use super::{EngineJob, Rendered, RunContext};
+use crate::media::input::image_sha256;
 use crate::precision::PrecisionChoice;
 use app::models::{ModelInfo, ParamSpec};
 use app::results::{Resolution, ResultMeta, Timings};
@@ -56,16 +57,6 @@ pub fn edit_meta(model: &str, editor: &InstructPix2Pix, req: &EditRequest, image
     }
 }
 
-/// The hex SHA-256 of an image's RGB pixels (with its size), so the same picture has the same
-/// hash whatever file format carried it.
-pub fn image_sha256(image: &image::RgbImage) -> String {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    h.update(image.width().to_le_bytes());
-    h.update(image.height().to_le_bytes());
-    h.update(image.as_raw());
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
-}
 
 /// Most sampling steps of an edit.
 pub const MAX_STEPS: u32 = 150;
@@ -110,12 +101,7 @@ impl super::Engine for InstructPix2PixEngine {
     }
 
     fn validate(&self, params: &mut JobParams, has_image: bool) -> Result<Mode, String> {
-        if params.task != app::params::EDIT_TASK {
-            return Err(format!("{} edits images: send the task \"edit\" with an image and an instruction", self.info.id));
-        }
-        if !has_image {
-            return Err("choose an image to edit: upload one, or edit a stored image".into());
-        }
+        super::check_edit_request(&self.info.id, params, has_image)?;
         self.info.check(params, Mode::Edit)?;
         if params.prompt.trim().is_empty() {
             return Err("the instruction is empty: say what to change (\"add snow\")".into());
@@ -151,7 +137,8 @@ impl super::Engine for InstructPix2PixEngine {
             editor.generate(&input, &req, ctx.progress, ctx.cancelled)?
         };
         let mut meta = edit_meta(&self.info.id, &editor, &req, &image, &image_sha256(source), &ctx.device.description);
-        meta.params = JobParams { model: self.info.id.clone(), ..p.clone() };
+        // The job's settings, with the size the edit came out at.
+        meta.params = JobParams { model: self.info.id.clone(), width: meta.params.width, height: meta.params.height, ..p.clone() };
         meta.timings.load_s = load_s;
         meta.timings.total_s = started.elapsed().as_secs_f64();
         Ok(Rendered { frames: vec![image.to_rgb8()], fps: 1, still: true, input: Some(input), keyframe: None, continue_from: None, meta })

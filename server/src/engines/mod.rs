@@ -121,6 +121,17 @@ fn require_prompt(params: &JobParams) -> Result<(), String> {
     Ok(())
 }
 
+/// What every editor asks of a request before its own checks: the task "edit" and an image.
+pub fn check_edit_request(id: &str, params: &JobParams, has_image: bool) -> Result<(), String> {
+    if params.task != app::params::EDIT_TASK {
+        return Err(format!("{id} edits images: send the task \"edit\" with an image and an instruction"));
+    }
+    if !has_image {
+        return Err("choose an image to edit: upload one, or edit a stored image".into());
+    }
+    Ok(())
+}
+
 /// A load failure as a job sees it.
 pub fn load_error(model: &str, e: impl std::fmt::Display) -> GenerateError {
     GenerateError::Load(format!("{model}: {e}"))

@@ -80,6 +80,17 @@ pub fn load(path: &Path) -> Result<RgbImage, ImageInputError> {
     decode(&bytes, &name)
 }
 
+/// The hex SHA-256 of an image's RGB pixels (with its size), so the same picture has the same
+/// hash whatever file format carried it.
+pub fn image_sha256(image: &image::RgbImage) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(image.width().to_le_bytes());
+    h.update(image.height().to_le_bytes());
+    h.update(image.as_raw());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -190,9 +190,6 @@ async fn read_multipart(mut form: Multipart, jobs: &Jobs) -> ApiResult<(JobParam
     if mode == Some(Mode::Edit) {
         params.task = app::params::EDIT_TASK.into();
     }
-    if params.task == app::params::EDIT_TASK {
-        return edit_source(params, upload, source, jobs).await;
-    }
     if params.task == app::params::EXTEND_TASK {
         // The source is the video to continue, not an image.
         params.source = source.unwrap_or_default();
@@ -212,6 +209,9 @@ async fn read_multipart(mut form: Multipart, jobs: &Jobs) -> ApiResult<(JobParam
             .await
             .map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, format!("reading example {name}: {e}")))?;
         upload = Some(Upload { bytes, name });
+    }
+    if params.task == app::params::EDIT_TASK {
+        return edit_source(params, upload, source, jobs).await;
     }
     if upload.is_none()
         && let Some(source) = source

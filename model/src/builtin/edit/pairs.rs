@@ -14,6 +14,9 @@ pub const MOVE_BY: f32 = 0.2;
 pub const RESIZE_BY: f32 = 1.5;
 /// A pixel is "changed" when a channel moves by more than this.
 pub const CHANGED: f32 = 0.03;
+/// Where added rain and snow fall: one pattern, so the editor can learn it (the pattern of a
+/// scene's own seed cannot be seen in a dry picture).
+pub const ADDED_WEATHER_SEED: u64 = 0x5A0E_D17;
 
 /// One edit of one picture.
 #[derive(Debug, Clone)]
@@ -35,9 +38,16 @@ pub fn apply(scene: &Scene, edit: Edit) -> Option<Scene> {
     let subject = scene.subject.is_some();
     match edit {
         Edit::Recolor(c) if subject && c != scene.color => s.color = c,
-        Edit::Reshape(x) if subject && Some(x) != scene.subject => s.subject = Some(x),
+        Edit::Reshape(x) if subject && Some(x) != scene.subject => {
+            // Upright: the new shape's turn cannot be read from the old one (a ball has none).
+            s.subject = Some(x);
+            s.angle0 = 0.0;
+        }
         Edit::Setting(x) if scene.backdrop != Backdrop::Setting(x) => s.backdrop = Backdrop::Setting(x),
-        Edit::AddWeather(w) if scene.weather != Some(w) => s.weather = Some(w),
+        Edit::AddWeather(w) if scene.weather != Some(w) => {
+            s.weather = Some(w);
+            s.weather_seed = Some(ADDED_WEATHER_SEED);
+        }
         Edit::ClearWeather if scene.weather.is_some() => s.weather = None,
         Edit::Move(d) if subject => {
             let (dx, dy) = match d {

@@ -113,8 +113,9 @@ impl EditTrainer {
             .load_from(&mut BurnpackStore::from_file(dir.join("model.bpk")))
             .map_err(|e| anyhow::anyhow!("loading {}: {e}", dir.join("model.bpk").display()))?;
         anyhow::ensure!(result.missing.is_empty() && result.unused.is_empty(), "checkpoint does not match the editor: {result:?}");
-        let optim = optim_config.init().load(dir.join("optim.bpk")).map_err(|e| anyhow::anyhow!("loading optimizer state: {e:?}"))?;
-        Ok(Self { net, optim, state, device, lr })
+        // The optimizer's moments start again: Burn 0.22's optimizer loader puts its tensors on
+        // the default device (CUDA when the binary has it, even without a GPU), not `device`.
+        Ok(Self { net, optim: optim_config.init(), state, device, lr })
     }
 
     /// One optimisation step; returns the loss.
@@ -128,15 +129,14 @@ impl EditTrainer {
         value
     }
 
-    /// Writes weights, optimizer state and the run state, each atomically.
+    /// Writes the weights and the run state, each atomically.
     pub fn save(&self, dir: &Path) -> anyhow::Result<()> {
         let tmp = |name: &str| dir.join(format!("{name}.tmp"));
         self.net
             .save_into(&mut BurnpackStore::from_file(tmp("model.bpk")).auto_extension(false).overwrite(true))
             .map_err(|e| anyhow::anyhow!("saving model: {e}"))?;
-        self.optim.save(tmp("optim.bpk")).map_err(|e| anyhow::anyhow!("saving optimizer: {e:?}"))?;
         std::fs::write(tmp("state.json"), serde_json::to_vec_pretty(&self.state)?)?;
-        for name in ["model.bpk", "optim.bpk", "state.json"] {
+        for name in ["model.bpk", "state.json"] {
             std::fs::rename(tmp(name), dir.join(name))?;
         }
         Ok(())
