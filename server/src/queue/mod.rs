@@ -7,6 +7,7 @@
 //! interrupted by a restart can run again. A result's files are all in the media store before
 //! its gallery record exists, and nothing serves a result without one.
 
+mod edits;
 pub mod events;
 pub mod recovery;
 mod worker;
@@ -86,9 +87,6 @@ struct Inner {
     stopping: AtomicBool,
     worker: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
-
-/// The most versions [`Jobs::chain`] follows back.
-pub const MAX_CHAIN: usize = 200;
 
 /// Handle to the queue; cheap to clone.
 #[derive(Clone)]
@@ -246,34 +244,6 @@ impl Jobs {
         let _ = self.inner.wake.lock().expect("wake lock").send(());
     }
 
-    /// The image an edit starts from: the stored result `params.source` (an image, or the
-    /// frame `params.source_frame` of a clip), as an upload.
-    async fn source_image(&self, params: &JobParams) -> Result<Upload, SubmitError> {
-        let id = &params.source;
-        let missing = || SubmitError::Invalid(format!("there is no image {id:?} to edit"));
-        if !app::types::is_valid_id(id) {
-            return Err(missing());
-        }
-        let video = self.inner.store.video(id.to_string()).await?.ok_or_else(missing)?;
-        let file = if video.is_image() {
-            MediaFile::Image
-        } else {
-            let frames = video.metadata.frames.max(1);
-            if params.source_frame >= frames {
-                return Err(SubmitError::Invalid(format!("video {id} has {frames} frames; there is no frame {}", params.source_frame)));
-            }
-            MediaFile::Frame(params.source_frame as usize)
-        };
-        let fetched = self
-            .inner
-            .media
-            .get(&app::media_files::key(id, file), None)
-            .await
-            .map_err(|e| SubmitError::Internal(format!("reading the source image: {e}")))?
-            .ok_or_else(|| SubmitError::Invalid(format!("{id} cannot be edited: its image is not stored")))?;
-        Ok(Upload { bytes: fetched.bytes.to_vec(), name: file.name() })
-    }
-
     /// Whether the stored video `id` can be continued: it exists, is a clip, and its frames
     /// are stored (the last one is where the extension starts).
     async fn check_continuable(&self, id: &str) -> Result<Video, SubmitError> {
@@ -300,13 +270,7 @@ impl Jobs {
     pub async fn submit(&self, mut params: JobParams, mut upload: Option<Upload>) -> Result<Job, SubmitError> {
         app::limits::check_params(&params).map_err(SubmitError::Invalid)?;
         let registry = &self.inner.registry;
-        if params.task == app::params::EDIT_TASK && (params.model.is_empty() || params.model == app::params::BUILTIN_MODEL) {
-            // An edit without a model (the default names the built-in video model, which does
-            // not edit) goes to the first editor.
-            if let Some(editor) = registry.infos().into_iter().find(|m| m.tasks.contains(&Mode::Edit)) {
-                params.model = editor.id;
-            }
-        }
+        self.route_edit(&mut params);
         if params.model.is_empty() {
             params.model = registry.default_id().to_string();
         }
@@ -331,24 +295,7 @@ impl Jobs {
                 )));
             }
         } else if params.task == app::params::EDIT_TASK {
-            if !engine.info().tasks.contains(&Mode::Edit) {
-                let editors: Vec<String> =
-                    registry.infos().into_iter().filter(|m| m.tasks.contains(&Mode::Edit)).map(|m| m.id).collect();
-                let have = if editors.is_empty() { "no editor is installed".to_string() } else { format!("editors here: {}", editors.join(", ")) };
-                return Err(SubmitError::Invalid(format!("{} does not edit images ({have})", params.model)));
-            }
-            if !params.segments.is_empty() {
-                return Err(SubmitError::Invalid("an edit makes one image: it takes no shot list".into()));
-            }
-            if upload.is_none() {
-                if params.source.is_empty() {
-                    return Err(SubmitError::Invalid("choose an image to edit: upload one, or give a stored image as the source".into()));
-                }
-                upload = Some(self.source_image(&params).await?);
-            } else if !params.source.is_empty() && !self.inner.store.video_exists(params.source.clone()).await? {
-                // The image came with the request; a parent deleted since starts a new chain.
-                params.source.clear();
-            }
+            self.prepare_edit(engine.as_ref(), &mut params, &mut upload).await?;
         } else {
             params.source.clear();
         }
@@ -455,26 +402,6 @@ impl Jobs {
             }
         }
         Ok(Some(job))
-    }
-
-    /// The versions an edit was made from, the first edit's first and `id` last (empty when
-    /// there is no such result); a chain is followed through edits only, at most
-    /// [`MAX_CHAIN`] versions back.
-    pub async fn chain(&self, id: &str) -> Result<Vec<Video>, StoreError> {
-        let mut chain: Vec<Video> = Vec::new();
-        let mut next = Some(id.to_string());
-        while let Some(id) = next.take() {
-            if chain.len() >= MAX_CHAIN || chain.iter().any(|v| v.id == id) || !app::types::is_valid_id(&id) {
-                break;
-            }
-            let Some(video) = self.inner.store.video(id).await? else { break };
-            if video.mode == Mode::Edit && !video.params.source.is_empty() {
-                next = Some(video.params.source.clone());
-            }
-            chain.push(video);
-        }
-        chain.reverse();
-        Ok(chain)
     }
 
     /// Deletes a video: its record first (its media are unreachable from then on), then its
