@@ -11,6 +11,7 @@
 //! - [`analysis`], [`evaluation`]: measuring clips, and how faithful the model is to prompts.
 
 pub mod analysis;
+pub mod checkpoint;
 pub mod edit;
 pub mod evaluation;
 pub mod frames;

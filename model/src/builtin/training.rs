@@ -11,7 +11,7 @@ use crate::builtin::vocab::NUM_TOKENS;
 use crate::builtin::world::Scene;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
-use burn::store::{BurnpackStore, HalfPrecisionAdapter, ModuleSnapshot, SafetensorsStore};
+use burn::store::{BurnpackStore, ModuleSnapshot, SafetensorsStore};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -273,20 +273,7 @@ impl Trainer {
 }
 
 pub fn export(net: &Net, state: &TrainState, weights: &Path) -> anyhow::Result<PathBuf> {
-    if let Some(parent) = weights.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    let tmp = weights.with_extension("safetensors.tmp");
-    let mut store = SafetensorsStore::from_file(&tmp)
-        .with_to_adapter(HalfPrecisionAdapter::new())
-        .metadata("vidplay.step", state.step.to_string())
-        .overwrite(true);
-    net.save_into(&mut store)
-        .map_err(|e| anyhow::anyhow!("exporting weights: {e}"))?;
-    std::fs::rename(&tmp, weights)?;
-    let config_path = weights.with_extension("json");
-    std::fs::write(&config_path, serde_json::to_vec_pretty(&state.config)?)?;
-    Ok(config_path)
+    crate::builtin::checkpoint::export_f16(net, weights, state.step, &state.config)
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use crate::builtin::world::Scene;
 use crate::rng::{Rng, mix};
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
-use burn::store::{BurnpackStore, HalfPrecisionAdapter, ModuleSnapshot, SafetensorsStore};
+use burn::store::{BurnpackStore, ModuleSnapshot};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -229,19 +229,7 @@ impl MotionTrainer {
 
     /// Exports f16 inference weights plus the config as JSON next to them.
     pub fn export(&self, weights: &Path) -> anyhow::Result<PathBuf> {
-        if let Some(parent) = weights.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        let tmp = weights.with_extension("safetensors.tmp");
-        let mut store = SafetensorsStore::from_file(&tmp)
-            .with_to_adapter(HalfPrecisionAdapter::new())
-            .metadata("vidplay.step", self.state.step.to_string())
-            .overwrite(true);
-        self.model.valid().save_into(&mut store).map_err(|e| anyhow::anyhow!("exporting weights: {e}"))?;
-        std::fs::rename(&tmp, weights)?;
-        let config_path = weights.with_extension("json");
-        std::fs::write(&config_path, serde_json::to_vec_pretty(&self.state.config)?)?;
-        Ok(config_path)
+        crate::builtin::checkpoint::export_f16(&self.model.valid(), weights, self.state.step, &self.state.config)
     }
 }
 
