@@ -4,6 +4,7 @@
 
 use crate::models::ModelInfo;
 use crate::types::{Job, PromptReading, Video, VideoPage, VideoQuery, WorkerHealth};
+use crate::votes::{GroupBy, Leaderboard, Vote, VoteRequest};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -33,6 +34,9 @@ pub trait Studio: Send + Sync + 'static {
     /// The most recent distinct prompts, newest first.
     fn recent_prompts(&self, limit: u32) -> BoxFuture<'_, StudioResult<Vec<String>>>;
     fn health(&self) -> BoxFuture<'_, StudioResult<WorkerHealth>>;
+    /// Records a vote: `Ok(Err(why))` when the gallery refuses it (an unknown result).
+    fn vote(&self, request: VoteRequest) -> BoxFuture<'_, StudioResult<Result<Vote, String>>>;
+    fn leaderboard(&self, by: GroupBy) -> BoxFuture<'_, StudioResult<Leaderboard>>;
 }
 
 /// The studio as server functions find it in context.

@@ -42,10 +42,22 @@ async fn post_json<T: serde::de::DeserializeOwned>(url: &str, body: &JsValue) ->
     }
 }
 
-/// Posts the Create form to the JSON API; returns the queued job or the server's message.
-pub async fn submit_job(form: &HtmlFormElement) -> Result<Job, String> {
+/// What the JSON API answers a job request with: one job, or a group of variants.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum Queued {
+    Group(crate::variants::VariantGroup),
+    One(Job),
+}
+
+/// Posts the Create form to the JSON API; returns the queued jobs (several for variants) or
+/// the server's message.
+pub async fn submit_job(form: &HtmlFormElement) -> Result<Vec<Job>, String> {
     let data = FormData::new_with_form(form).map_err(js_error)?;
-    post_json("/api/jobs", &data).await
+    Ok(match post_json::<Queued>("/api/jobs", &data).await? {
+        Queued::Group(g) => g.jobs,
+        Queued::One(job) => vec![job],
+    })
 }
 
 /// The settings embedded in a file vidplay made (MP4, GIF or PNG), or why there are none.

@@ -55,7 +55,7 @@ pub async fn find_videos(query: VideoQuery) -> Result<VideoPage, ServerFnError> 
     if let Some(model) = &query.model {
         crate::limits::check_text("the model name", model, crate::limits::MAX_NAME_CHARS).map_err(refuse)?;
     }
-    if query.before.as_deref().is_some_and(|b| !crate::types::is_valid_id(b)) {
+    if query.before.as_deref().is_some_and(|b| !crate::types::is_valid_id(b)) || query.group.as_deref().is_some_and(|g| !crate::types::is_valid_id(g)) {
         return Ok(VideoPage { videos: Vec::new(), next: None });
     }
     studio()?.videos(query).await.map_err(fail)
@@ -127,4 +127,39 @@ pub async fn cancel_job(id: String) -> Result<Option<Job>, ServerFnError> {
         return Ok(None);
     }
     studio()?.cancel(id).await.map_err(fail)
+}
+
+/// The results a comparison shows, in the order asked (unknown ids are left out), or the
+/// clips of a variants group (the first four).
+#[server(input = leptos::server_fn::codec::Json)]
+pub async fn compare_videos(ids: Vec<String>, group: String) -> Result<Vec<Video>, ServerFnError> {
+    let studio = studio()?;
+    if crate::types::is_valid_id(&group) {
+        let query = VideoQuery { group: Some(group), limit: crate::votes::MAX_CANDIDATES as u32, ..VideoQuery::default() };
+        let mut found = studio.videos(query).await.map_err(fail)?.videos;
+        found.retain(|v| !v.is_image());
+        found.reverse();
+        return Ok(found);
+    }
+    let mut out = Vec::new();
+    for id in ids.into_iter().filter(|id| crate::types::is_valid_id(id)).take(crate::votes::MAX_CANDIDATES) {
+        if let Some(v) = studio.video(id).await.map_err(fail)? {
+            out.push(v);
+        }
+    }
+    Ok(out)
+}
+
+/// Records a comparison's vote; a vote the gallery refuses (an unknown result, say) is a 400
+/// with the reason.
+#[server(input = leptos::server_fn::codec::Json)]
+pub async fn cast_vote(request: crate::votes::VoteRequest) -> Result<crate::votes::Vote, ServerFnError> {
+    request.check().map_err(refuse)?;
+    studio()?.vote(request).await.map_err(fail)?.map_err(refuse)
+}
+
+#[server]
+pub async fn leaderboard(by: String) -> Result<crate::votes::Leaderboard, ServerFnError> {
+    let by = crate::votes::GroupBy::parse(&by).unwrap_or_default();
+    studio()?.leaderboard(by).await.map_err(fail)
 }

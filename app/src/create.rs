@@ -521,6 +521,23 @@ fn CreateForm(
                             on:change:target=move |ev| { keep_seed.set(ev.target().checked()); if !ev.target().checked() { seed.set(String::new()); } }/>
                         " Keep this seed"
                     </label>
+                    <details class="variants" class:hidden=move || mode.get() == Mode::Edit>
+                        <summary>"Variants: make several at once"</summary>
+                        <label>"Vary"
+                            <select name="vary">
+                                <option value="">"Nothing (one result)"</option>
+                                <option value="seed">"Seed (number of seeds below)"</option>
+                                {move || model.get().params_for(mode.get()).map(|spec| {
+                                    view! { <option value=spec.name.clone()>{spec.label.clone()}</option> }
+                                }).collect_view()}
+                                <option value="model">"Model (ids below)"</option>
+                            </select>
+                        </label>
+                        <label>"Values"
+                            <input type="text" name="vary_values" maxlength="400" placeholder="4 seeds; or 1, 3, 5; or model ids"/>
+                        </label>
+                        <p class="hint">"The results are grouped: compare them side by side from any of their pages."</p>
+                    </details>
                 </div>
             </section>
 

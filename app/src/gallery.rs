@@ -1,9 +1,11 @@
-//! The gallery: every finished video, newest first, with full-text search over prompts
-//! (`?q=`, shareable), filters and paging. Cards play muted loops when hovered, focused or
+//! The gallery: every finished video, newest first or by a score (most motion, sharpest, ...),
+//! with full-text search over prompts (`?q=`, shareable), filters (mode, model, motion flags,
+//! favourites) and paging. Cards play muted loops when hovered, focused or
 //! scrolled into view.
 
 use crate::calls::{SetFavorite, find_videos};
 use crate::format;
+use crate::scores::{GallerySort, ScoreFlag};
 use crate::types::{Mode, Video, VideoQuery};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -25,6 +27,9 @@ pub fn GalleryPage() -> impl IntoView {
                 favorites: matches!(get("favorites").as_str(), "1" | "on" | "true"),
                 before: Some(get("before")).filter(|b| !b.is_empty()),
                 limit: PAGE,
+                sort: GallerySort::parse(&get("sort")).unwrap_or_default(),
+                flag: ScoreFlag::parse(&get("flag")),
+                group: Some(get("group")).filter(|g| crate::types::is_valid_id(g)),
             }
         })
     };
@@ -53,7 +58,21 @@ pub fn GalleryPage() -> impl IntoView {
                     {crate::types::BUILTIN_MODEL}
                 </option>
             </select>
+            <label for="flag">"Motion"</label>
+            <select id="flag" name="flag">
+                <option value="" selected=move || params().flag.is_none()>"Any"</option>
+                {ScoreFlag::ALL.into_iter().map(|f| view! {
+                    <option value=f.as_str() selected=move || params().flag == Some(f)>{f.label()}</option>
+                }).collect_view()}
+            </select>
+            <label for="sort">"Sort"</label>
+            <select id="sort" name="sort">
+                {GallerySort::ALL.into_iter().map(|g| view! {
+                    <option value=g.as_str() selected=move || params().sort == g>{g.label()}</option>
+                }).collect_view()}
+            </select>
             <label class="inline"><input type="checkbox" name="favorites" value="1" checked=move || params().favorites/>" Favorites only"</label>
+            {move || params().group.map(|g| view! { <input type="hidden" name="group" value=g/> })}
             <button type="submit" class="primary">"Search"</button>
         </form>
         <Transition fallback=|| view! { <p>"Loading…"</p> }>
@@ -62,7 +81,7 @@ pub fn GalleryPage() -> impl IntoView {
                     Err(e) => view! { <p class="error" role="alert">{format!("The gallery cannot be read: {e}")}</p> }.into_any(),
                     Ok(page) if page.videos.is_empty() => {
                         let p = params();
-                        let filtered = !p.q.is_empty() || p.mode.is_some() || p.model.is_some() || p.favorites || p.before.is_some();
+                        let filtered = !p.q.is_empty() || p.mode.is_some() || p.model.is_some() || p.favorites || p.before.is_some() || p.flag.is_some() || p.sort != GallerySort::Newest || p.group.is_some();
                         view! {
                             <section class="empty">
                                 {if filtered {
@@ -84,9 +103,17 @@ pub fn GalleryPage() -> impl IntoView {
                             if let Some(m) = p.mode { url += &format!("&mode={}", m.as_str()); }
                             if let Some(m) = &p.model { url += &format!("&model={}", encode(m)); }
                             if p.favorites { url += "&favorites=1"; }
+                            if let Some(f) = p.flag { url += &format!("&flag={}", f.as_str()); }
+                            if p.sort != GallerySort::Newest { url += &format!("&sort={}", p.sort.as_str()); }
+                            if let Some(g) = &p.group { url += &format!("&group={g}"); }
                             url
                         });
                         view! {
+                            <form id="compare-form" method="get" action="/compare" class="compare-bar">
+                                <span class="hint">"Tick two to four clips, then "</span>
+                                <label class="inline"><input type="checkbox" name="blind" value="1" checked/>" blind"</label>
+                                <button type="submit">"Compare selected"</button>
+                            </form>
                             <ul class="cards">
                                 {page.videos.into_iter().map(|v| view! { <VideoCard video=v favorite/> }).collect_view()}
                             </ul>
@@ -94,7 +121,7 @@ pub fn GalleryPage() -> impl IntoView {
                                 <Show when=move || params().before.is_some()>
                                     <A href="/gallery">"Newest"</A>
                                 </Show>
-                                {next.map(|url| view! { <A href=url>"Older videos →"</A> })}
+                                {next.map(|url| view! { <A href=url>{if params().sort == GallerySort::Newest { "Older videos →" } else { "More →" }}</A> })}
                             </nav>
                         }.into_any()
                     }
@@ -158,7 +185,12 @@ fn VideoCard(video: Video, favorite: ServerAction<SetFavorite>) -> impl IntoView
             </a>
             <p class="meta">
                 <span>{video.mode.label()}</span>" · "<span>{format::utc(video.created_ms)}</span>
+                {video.scores.as_ref().map(|s| view! { " · " <span title="Motion: % of the width per frame">{format!("motion {:.2}", s.motion)}</span> })}
+                " " <crate::score_view::ScoreBadges scores=video.scores.clone()/>
             </p>
+            {(!video.is_image()).then(|| view! {
+                <label class="pick"><input type="checkbox" name="ids" value=id.clone() form="compare-form"/>" Compare"</label>
+            })}
             <button type="button" class="fav" aria-pressed=move || fav.get().to_string()
                 aria-label=move || if fav.get() { "Remove from favorites" } else { "Add to favorites" }
                 on:click=toggle>

@@ -60,17 +60,22 @@ pub fn follow_jobs(jobs: RwSignal<Vec<RwSignal<Job>>>, add_new: bool) {
 pub async fn submit_to_cards(form: &web_sys::HtmlFormElement, jobs: RwSignal<Vec<RwSignal<Job>>>, error: RwSignal<Option<String>>) -> Option<Job> {
     error.set(None);
     match crate::browser::submit_job(form).await {
-        Ok(job) => {
-            let id = job.id.clone();
-            let card = RwSignal::new(job.clone());
-            jobs.update(|j| j.insert(0, card));
-            // Updates sent before the card existed are missed; read the state once.
-            if let Ok(Some(now)) = crate::calls::job_by_id(id).await
-                && (now.state.is_finished() || now.step > card.get_untracked().step)
-            {
-                card.set(now);
+        Ok(queued) => {
+            let mut cards = Vec::new();
+            for job in queued.iter().rev() {
+                let card = RwSignal::new(job.clone());
+                jobs.update(|j| j.insert(0, card));
+                cards.push((job.id.clone(), card));
             }
-            Some(job)
+            // Updates sent before a card existed are missed; read the state once.
+            for (id, card) in cards {
+                if let Ok(Some(now)) = crate::calls::job_by_id(id).await
+                    && (now.state.is_finished() || now.step > card.get_untracked().step)
+                {
+                    card.set(now);
+                }
+            }
+            queued.into_iter().next()
         }
         Err(e) => {
             error.set(Some(e));
@@ -221,10 +226,26 @@ pub fn JobCard(
                         }.into_any();
                     }
                     let src = crate::media_files::url(&id, crate::media_files::MediaFile::Video);
+                    // A fresh clip that came out still or camera-only says so, with what to try.
+                    let scored = id.clone();
+                    let scores = Resource::new(move || scored.clone(), |id| async move {
+                        crate::calls::video_by_id(id).await.ok().flatten().and_then(|v| v.scores)
+                    });
                     view! {
                         {show_video.then(|| view! {
                             <video class="result" src=src.clone() controls autoplay loop muted playsinline></video>
                         })}
+                        <Suspense fallback=|| ()>
+                            {move || Suspend::new(async move {
+                                scores.await.map(|s| {
+                                    let warnings = s.warnings();
+                                    view! {
+                                        <crate::score_view::ScoreBadges scores=Some(s)/>
+                                        {warnings.into_iter().map(|w| view! { <p class="warning" role="note">{w}</p> }).collect_view()}
+                                    }
+                                })
+                            })}
+                        </Suspense>
                         <p><A href=format!("/v/{id}")>"Open the video page"</A></p>
                     }.into_any()
                 }}

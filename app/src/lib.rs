@@ -7,20 +7,26 @@ pub mod backend;
 #[cfg(feature = "hydrate")]
 pub mod browser;
 pub mod calls;
+mod compare;
 mod create;
 pub mod csp;
 mod edit_chain;
 mod format;
 mod gallery;
 mod job_card;
+mod leaderboard;
 pub mod limits;
 pub mod media_files;
 pub mod models;
 pub mod params;
 pub mod prompt_builder;
 mod queue;
+mod score_view;
 pub mod results;
+pub mod scores;
 pub mod types;
+pub mod variants;
+pub mod votes;
 mod video_page;
 
 use leptos::prelude::*;
@@ -65,6 +71,7 @@ pub fn App() -> impl IntoView {
                     <A href="/">"Create"</A>
                     <A href="/gallery">"Gallery"</A>
                     <A href="/queue">"Queue"</A>
+                    <A href="/leaderboard">"Leaderboard"</A>
                 </nav>
             </header>
             <main id="main">
@@ -74,6 +81,8 @@ pub fn App() -> impl IntoView {
                     // Rendered whole before answering, so an unknown id is a real 404.
                     <Route path=path!("/v/:id") view=video_page::VideoPage ssr=SsrMode::Async/>
                     <Route path=path!("/queue") view=queue::QueuePage/>
+                    <Route path=path!("/compare") view=compare::ComparePage/>
+                    <Route path=path!("/leaderboard") view=leaderboard::LeaderboardPage/>
                 </Routes>
             </main>
         </Router>

@@ -84,6 +84,9 @@ pub struct JobParams {
     /// before (empty: one segment, the prompt). The first starts from the image, the source
     /// video, or the text.
     pub segments: Vec<Segment>,
+    /// The variants group this result belongs to (set by the server for every result of one
+    /// variants request; empty otherwise).
+    pub group: String,
 }
 
 /// One segment of a shot list.
@@ -128,6 +131,7 @@ impl Default for JobParams {
             source: String::new(),
             source_frame: 0,
             segments: Vec::new(),
+            group: String::new(),
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::media_files::MediaFile;
 use crate::results::ResultMeta;
+use crate::scores::{GallerySort, ScoreFlag, Scores};
 use serde::{Deserialize, Serialize};
 
 pub use crate::params::{BUILTIN_MODEL, JobParams, Mode};
@@ -75,6 +76,10 @@ pub struct Video {
     /// The result's metadata (timings, resolution, ...), of any version.
     #[serde(deserialize_with = "crate::results::read_any_version")]
     pub metadata: ResultMeta,
+    /// Automatic quality and faithfulness scores of a clip (none for still images, and until
+    /// they are measured).
+    #[serde(default)]
+    pub scores: Option<Scores>,
 }
 
 impl Video {
@@ -117,7 +122,13 @@ pub struct VideoQuery {
     pub mode: Option<Mode>,
     pub model: Option<String>,
     pub favorites: bool,
-    /// Show videos older than this one (the previous page's last id).
+    /// Clips with this flag only.
+    pub flag: Option<ScoreFlag>,
+    /// The results of one variants request only.
+    pub group: Option<String>,
+    /// The order (newest first by default); ordering by a score leaves unscored results out.
+    pub sort: GallerySort,
+    /// Show videos after this one in the order (the previous page's last id).
     pub before: Option<String>,
     pub limit: u32,
 }

@@ -101,6 +101,15 @@ fn VideoDetails(video: Video) -> impl IntoView {
                     </figure>
                 }
             })}
+            {(!p.group.is_empty()).then(|| {
+                let group = p.group.clone();
+                view! {
+                    <p class="group">"One of a group of variants: "
+                        <a class="button" href=format!("/compare?group={group}&blind=1")>"Compare the variants"</a>" "
+                        <A href=format!("/gallery?group={group}")>"See them all"</A>
+                    </p>
+                }
+            })}
             {parent.map(|parent| view! {
                 <p class="parent">"Continues " <A href=format!("/v/{parent}")>"the video it extends"</A></p>
             })}
@@ -110,6 +119,7 @@ fn VideoDetails(video: Video) -> impl IntoView {
                 <summary>"Edit a frame…"</summary>
                 <crate::edit_chain::EditForm video=video.clone()/>
             </details>
+            <crate::score_view::ScoresPanel scores=video.scores.clone()/>
             <ParamsTable rows/>
             <DeleteForm id/>
         </article>

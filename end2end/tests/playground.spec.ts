@@ -434,3 +434,43 @@ test("edit an image step by step: twice, back one step, branch, animate", async 
   await hydrated(page);
   await expect(page.locator("figure.source img")).toBeVisible();
 });
+
+test("make two variants, compare them blind, vote, and see the leaderboard change", async ({ page }) => {
+  await page.goto("/leaderboard?by=seed");
+  await expect(page.getByText("No votes yet.")).toBeVisible();
+
+  await page.goto("/");
+  await hydrated(page);
+  await page.getByLabel("Assembled prompt (editable)").fill("a red ball moving right on a grass field");
+  await setSteps(page, 2);
+  await page.getByText("Variants: make several at once").click();
+  await page.getByLabel("Vary").selectOption("seed");
+  await page.getByLabel("Values").fill("2");
+  await page.getByRole("button", { name: "Generate" }).click();
+  const cards = page.locator("section.jobs article.job");
+  await expect(cards).toHaveCount(2);
+  for (const i of [0, 1]) {
+    await expect(cards.nth(i)).toHaveAttribute("data-state", "done", { timeout: 150_000 });
+  }
+  await cards.first().getByRole("link", { name: "Open the video page" }).click();
+  await expect(page.locator(".scores")).toContainText("Smoothness");
+  await page.getByRole("link", { name: "Compare the variants" }).click();
+  await hydrated(page);
+  await expect(page.locator(".compare-item")).toHaveCount(2);
+  await expect(page.locator(".compare-item .meta").first()).toContainText("Hidden until you vote");
+  await expectPlays(page, ".compare-item video");
+  const quality = page.getByRole("form", { name: "Vote: Quality" });
+  await quality.getByLabel("A", { exact: true }).check();
+  await quality.getByLabel("sharper").check();
+  await quality.getByRole("button", { name: "Vote for quality" }).click();
+  await expect(quality.getByRole("status")).toContainText("Vote recorded");
+  // Voted: which was which is shown.
+  await expect(page.locator(".compare-item .meta").first()).toContainText("vidplay-toy-1");
+  await page.screenshot({ path: `${shots}/compare.png`, fullPage: true });
+
+  await page.goto("/leaderboard?by=seed");
+  const table = page.locator('section.standings[data-axis="quality"] table');
+  await expect(table).toContainText("100%");
+  await expect(table.locator("tbody tr")).toHaveCount(2);
+  await page.screenshot({ path: `${shots}/leaderboard.png`, fullPage: true });
+});

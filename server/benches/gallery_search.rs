@@ -72,6 +72,7 @@ fn video(i: u64) -> Video {
         created_ms,
         favorite: (r >> 36).is_multiple_of(10),
         metadata,
+        scores: None,
     }
 }
 

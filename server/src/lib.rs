@@ -8,10 +8,14 @@
 //! - [`media`]: the [`media::MediaStore`] of files (local disk via `object_store`), encoders,
 //!   the result writer, upload decoding.
 //! - [`web`]: router, security, JSON API, media serving, the pages' studio.
+//! - [`scores`]: automatic quality and faithfulness scores of clips (optical flow, camera
+//!   motion, smoothness, flicker, sharpness, consistency, fidelity, faithfulness).
+//! - [`compare`]: side-by-side votes, checked against the gallery, and the leaderboard.
 //! - [`cli`]: one module per command.
 //! - [`ids`], [`memory`], [`precision`], [`faults`]: small shared pieces.
 
 pub mod cli;
+pub mod compare;
 pub mod engines;
 pub mod faults;
 pub mod ids;
@@ -19,5 +23,6 @@ pub mod media;
 pub mod memory;
 pub mod precision;
 pub mod queue;
+pub mod scores;
 pub mod storage;
 pub mod web;

@@ -14,6 +14,8 @@ pub struct BenchReport {
     /// First clip: includes shader compilation and autotuning.
     pub first_clip_s: f64,
     pub clip_s: Vec<f64>,
+    /// Measuring each clip's scores (what the playground does after every job).
+    pub score_s: Vec<f64>,
     pub steps: usize,
     pub frames: usize,
     pub native_size: usize,
@@ -28,6 +30,10 @@ impl BenchReport {
         self.clip_s.iter().sum::<f64>() / self.clip_s.len().max(1) as f64
     }
 
+    pub fn mean_score_s(&self) -> f64 {
+        self.score_s.iter().sum::<f64>() / self.score_s.len().max(1) as f64
+    }
+
     pub fn table(&self) -> String {
         let min = self.clip_s.iter().cloned().fold(f64::MAX, f64::min);
         format!(
@@ -38,6 +44,7 @@ impl BenchReport {
              | clip, mean of {} ({} frames {}x{}, {} steps) | {:.2} s |\n\
              | clip, best | {:.2} s |\n\
              | per sampling step | {:.3} s |\n\
+             | scoring a clip (display frames), mean | {:.3} s ({:.1}% of the clip) |\n\
              | peak resident memory (host) | {} |\n\
              | peak GPU memory | {} |\n",
             self.device,
@@ -51,6 +58,8 @@ impl BenchReport {
             self.mean_clip_s(),
             min,
             self.mean_clip_s() / self.steps as f64,
+            self.mean_score_s(),
+            100.0 * self.mean_score_s() / self.mean_clip_s(),
             self.peak_rss_mib.map_or("n/a".into(), |m| format!("{m:.0} MiB")),
             self.peak_gpu_mib.map_or("n/a (CPU backend)".into(), |m| format!("{m:.0} MiB")),
         )
@@ -81,10 +90,15 @@ pub fn run(load: impl FnOnce() -> anyhow::Result<(BuiltinModel, OpenedDevice)>, 
         seed: 1,
         ..Default::default()
     };
+    let mut score_s = Vec::new();
     let mut time = |seed: u64| -> anyhow::Result<f64> {
         let t = Instant::now();
-        model.generate(&GenerationRequest { seed, ..req.clone() }, None, &mut |_| meter.sample(), &|| false)?;
-        Ok(t.elapsed().as_secs_f64())
+        let clip = model.generate(&GenerationRequest { seed, ..req.clone() }, None, &mut |_| meter.sample(), &|| false)?;
+        let took = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        crate::scores::score(&clip.frames, crate::scores::Against { input: None, prompt: Some(&req.prompt) })?;
+        score_s.push(t.elapsed().as_secs_f64());
+        Ok(took)
     };
     let first_clip_s = time(0)?;
     let clip_s = (0..runs).map(|i| time(i as u64 + 1)).collect::<anyhow::Result<Vec<_>>>()?;
@@ -93,6 +107,7 @@ pub fn run(load: impl FnOnce() -> anyhow::Result<(BuiltinModel, OpenedDevice)>, 
         load_s,
         first_clip_s,
         clip_s,
+        score_s,
         steps: req.steps,
         frames: model.config().frames,
         native_size: model.config().size,

@@ -9,6 +9,7 @@ pub mod generate;
 pub mod image;
 pub mod models;
 pub mod parity;
+pub mod score;
 pub mod serve;
 
 use clap::{Parser, Subcommand};
@@ -41,6 +42,9 @@ pub enum Command {
     Devices,
     /// Run diffusers' fixture pipelines on a device and compare with diffusers' own output.
     Parity(parity::ParityArgs),
+    /// Measure a clip (MP4, GIF or a folder of frames): motion, camera and scene motion,
+    /// smoothness, flicker, sharpness, consistency, fidelity and faithfulness, as JSON.
+    Score(score::ScoreArgs),
     /// Start the playground web server.
     Serve(serve::ServeArgs),
 }
@@ -56,6 +60,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Models(a) => models::run(a),
         Command::Devices => models::devices(),
         Command::Parity(a) => parity::run(a),
+        Command::Score(a) => score::run(a),
         Command::Serve(a) => serve::run(a),
     }
 }

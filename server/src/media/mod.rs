@@ -2,6 +2,7 @@
 //! through [`object::ObjectMedia`]), how results become files ([`writer`], [`encode`], [`zip`]),
 //! and how uploaded images are read ([`input`]).
 
+pub mod clip;
 pub mod conformance;
 pub mod encode;
 pub mod input;

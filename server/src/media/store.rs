@@ -61,3 +61,16 @@ pub async fn result_ids(store: &dyn MediaStore) -> MediaResult<Vec<String>> {
     ids.dedup();
     Ok(ids)
 }
+
+/// The `count` stored frames of result `id`, in order; the message says which is missing or
+/// unreadable.
+pub async fn result_frames(store: &dyn MediaStore, id: &str, count: usize) -> Result<Vec<image::RgbImage>, String> {
+    let mut frames = Vec::with_capacity(count);
+    for i in 0..count {
+        let key = app::media_files::key(id, app::media_files::MediaFile::Frame(i));
+        let fetched = store.get(&key, None).await.map_err(|e| e.to_string())?;
+        let bytes = fetched.ok_or_else(|| format!("frame {i} is missing"))?.bytes;
+        frames.push(super::input::decode(&bytes, "a stored frame").map_err(|e| e.to_string())?);
+    }
+    Ok(frames)
+}

@@ -8,6 +8,7 @@
 //! its gallery record exists, and nothing serves a result without one.
 
 mod edits;
+mod variants;
 pub mod events;
 pub mod recovery;
 mod worker;
@@ -86,6 +87,8 @@ struct Inner {
     /// Set by [`Jobs::begin_shutdown`]: the worker puts its job back in the queue and stops.
     stopping: AtomicBool,
     worker: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// How far the idle worker has come measuring stored clips without scores.
+    backfill: Mutex<crate::scores::backfill::Cursor>,
 }
 
 /// Handle to the queue; cheap to clone.
@@ -134,6 +137,7 @@ impl Jobs {
                 wake: Mutex::new(wake_tx),
                 stopping: AtomicBool::new(false),
                 worker: Mutex::new(None),
+                backfill: Mutex::default(),
             }),
         };
         let worker = jobs.clone();

@@ -73,6 +73,10 @@ impl Jobs {
             let job = match rt.block_on(self.inner.store.claim_next(now_ms())) {
                 Ok(Some(job)) => job,
                 Ok(None) => {
+                    // Idle: measure one stored clip that has no scores yet, then look again.
+                    if self.backfill_scores(&rt) {
+                        continue;
+                    }
                     // Sleep until a submit wakes us (or re-check now and then).
                     match wake.recv_timeout(std::time::Duration::from_secs(2)) {
                         Err(mpsc::RecvTimeoutError::Disconnected) => return,
@@ -129,6 +133,24 @@ impl Jobs {
             *self.inner.current.lock().expect("current lock") = None;
             self.publish(&finished);
         }
+    }
+
+    /// Scores one stored clip that has none (see [`crate::scores::backfill`]); false when
+    /// every clip has been looked at since the start.
+    fn backfill_scores(&self, rt: &Handle) -> bool {
+        let mut cursor = self.inner.backfill.lock().expect("backfill lock");
+        if cursor.finished {
+            return false;
+        }
+        match crate::scores::backfill::one(rt, self.inner.store.as_ref(), self.inner.media.as_ref(), cursor.after.clone()) {
+            Ok(Some(id)) => cursor.after = Some(id),
+            Ok(None) => cursor.finished = true,
+            Err(e) => {
+                tracing::warn!("measuring stored clips: {e}");
+                cursor.finished = true;
+            }
+        }
+        !cursor.finished
     }
 
     fn set_last_error(&self, message: String) {
@@ -243,14 +265,7 @@ impl Jobs {
     fn load_frames(&self, rt: &Handle, id: &str) -> Result<Vec<image::RgbImage>, GenerateError> {
         let gone = |why: String| GenerateError::InvalidRequest(format!("the video to extend cannot be read ({why})"));
         let video = rt.block_on(self.inner.store.video(id.to_string())).map_err(|e| gone(e.to_string()))?.ok_or_else(|| gone("it was deleted".into()))?;
-        (0..video.metadata.frames as usize)
-            .map(|i| {
-                let key = media_files::key(id, MediaFile::Frame(i));
-                let fetched = rt.block_on(self.inner.media.get(&key, None)).map_err(|e| gone(e.to_string()))?;
-                let bytes = fetched.ok_or_else(|| gone(format!("frame {i} is missing")))?.bytes;
-                input::decode(&bytes, "a stored frame").map_err(|e| gone(e.to_string()))
-            })
-            .collect()
+        rt.block_on(crate::media::store::result_frames(self.inner.media.as_ref(), id, video.metadata.frames as usize)).map_err(gone)
     }
 
     /// Writes a result's files to the media store, then records it in the gallery; on any
@@ -271,6 +286,10 @@ impl Jobs {
             return Err(GenerateError::Backend(format!("writing the result failed: {e:#}")));
         }
         self.inner.faults.at(CrashPoint::AfterWrite);
+        let scores = (!rendered.still).then(|| {
+            let _measure = tracing::info_span!("scores").entered();
+            crate::scores::of_result(&rendered.frames, rendered.input.as_ref(), &job.params)
+        });
         let video = Video {
             id: job.id.clone(),
             mode: job.mode,
@@ -278,6 +297,7 @@ impl Jobs {
             created_ms: now_ms(),
             favorite: false,
             metadata: rendered.meta.clone(),
+            scores: scores.flatten(),
         };
         if let Err(e) = rt.block_on(self.inner.store.insert_video(video)) {
             // Already in the gallery (a shutdown put the job back after its insert): the files

@@ -2,6 +2,8 @@
 
 use super::{CRASHED_TWICE, Recovered, Store};
 use app::results::ResultMeta;
+use app::scores::{GallerySort, SCORES_VERSION, ScoreFlag, Scores};
+use app::votes::{Vote, VoteAxis};
 use app::types::{Job, JobParams, JobState, Mode, Video, VideoPage, VideoQuery};
 use futures_util::future::BoxFuture;
 
@@ -11,6 +13,8 @@ pub async fn run(fresh: &dyn Fn(&str) -> BoxFuture<'static, Box<dyn Store>>) {
     queue_limit_order_and_recovery(fresh("queue").await.as_ref()).await;
     a_job_that_crashed_twice_is_failed_and_a_finished_one_is_done(fresh("crashes").await.as_ref()).await;
     gallery_search_filters_and_pages(fresh("gallery").await.as_ref()).await;
+    scores_sort_filter_and_backfill(fresh("scores").await.as_ref()).await;
+    votes_are_kept_newest_first(fresh("votes").await.as_ref()).await;
 }
 
 /// A queued job, as tests make them.
@@ -39,7 +43,13 @@ pub fn video(id: &str, ms: i64, prompt: &str, mode: Mode) -> Video {
         created_ms: ms,
         favorite: false,
         metadata: ResultMeta { seed: 1, details: [("note".to_string(), "kept".into())].into_iter().collect(), ..ResultMeta::default() },
+        scores: None,
     }
+}
+
+/// Scores with the values the gallery sorts and filters by.
+pub fn scores(motion: f32, sharpness: f32, still: bool, camera_only: bool) -> Scores {
+    Scores { version: SCORES_VERSION, motion, sharpness, smoothness: 1.0 - motion / 100.0, consistency: 0.9, still, camera_only, ..Scores::default() }
 }
 
 async fn queue_limit_order_and_recovery(store: &dyn Store) {
@@ -139,4 +149,79 @@ async fn gallery_search_filters_and_pages(store: &dyn Store) {
     assert!(v.favorite);
     assert_eq!(v.metadata.seed, 1);
     assert_eq!(v.metadata.details["note"], "kept");
+}
+
+async fn scores_sort_filter_and_backfill(store: &dyn Store) {
+    let ids = |p: &VideoPage| p.videos.iter().map(|v| v.id.clone()).collect::<Vec<_>>();
+    // Stored with scores, given scores later, never scored, and a still image.
+    let mut scored = video("c0000001", 10, "a red ball moving left", Mode::TextToVideo);
+    scored.scores = Some(scores(2.0, 50.0, false, false));
+    store.insert_video(scored.clone()).await.unwrap();
+    store.insert_video(video("c0000002", 20, "camera pans left over grass", Mode::ImageToVideo)).await.unwrap();
+    store.insert_video(video("c0000003", 30, "a still red square", Mode::TextToVideo)).await.unwrap();
+    store.insert_video(video("c0000004", 40, "a red keyframe", Mode::TextToImage)).await.unwrap();
+    store.insert_video(video("c0000005", 50, "a red ball, again", Mode::TextToVideo)).await.unwrap();
+    assert_eq!(store.video("c0000001".into()).await.unwrap().unwrap().scores, scored.scores);
+
+    // The backfill's list: clips without scores, in id order, in pages.
+    assert_eq!(store.unscored_clips(None, 10).await.unwrap(), ["c0000002", "c0000003", "c0000005"]);
+    assert_eq!(store.unscored_clips(Some("c0000002".into()), 1).await.unwrap(), ["c0000003"]);
+    assert!(store.set_scores("c0000002".into(), scores(1.0, 80.0, false, true)).await.unwrap());
+    assert!(store.set_scores("c0000003".into(), scores(0.01, 20.0, true, false)).await.unwrap());
+    assert!(!store.set_scores("ffffffff".into(), scores(1.0, 1.0, false, false)).await.unwrap());
+    assert_eq!(store.unscored_clips(None, 10).await.unwrap(), ["c0000005"]);
+    // Scores of an older version are measured again.
+    let old = Scores { version: 0, ..scores(3.0, 10.0, false, false) };
+    assert!(store.set_scores("c0000005".into(), old).await.unwrap());
+    assert_eq!(store.unscored_clips(None, 10).await.unwrap(), ["c0000005"]);
+    assert!(store.set_scores("c0000005".into(), scores(3.0, 10.0, false, false)).await.unwrap());
+    assert!(store.unscored_clips(None, 10).await.unwrap().is_empty());
+
+    let q = |sort: GallerySort, flag: Option<ScoreFlag>, text: &str| VideoQuery { q: text.into(), sort, flag, limit: 10, ..Default::default() };
+    assert_eq!(ids(&store.videos(q(GallerySort::MostMotion, None, "")).await.unwrap()), ["c0000005", "c0000001", "c0000002", "c0000003"]);
+    assert_eq!(ids(&store.videos(q(GallerySort::LeastMotion, None, "")).await.unwrap()), ["c0000003", "c0000002", "c0000001", "c0000005"]);
+    assert_eq!(ids(&store.videos(q(GallerySort::Sharpest, None, "")).await.unwrap()), ["c0000002", "c0000001", "c0000003", "c0000005"]);
+    assert_eq!(ids(&store.videos(q(GallerySort::MostMotion, None, "red")).await.unwrap()), ["c0000005", "c0000001", "c0000003"]);
+    assert_eq!(ids(&store.videos(q(GallerySort::Newest, Some(ScoreFlag::Still), "")).await.unwrap()), ["c0000003"]);
+    assert_eq!(ids(&store.videos(q(GallerySort::Newest, Some(ScoreFlag::CameraOnly), "pans")).await.unwrap()), ["c0000002"]);
+    assert_eq!(ids(&store.videos(q(GallerySort::Sharpest, Some(ScoreFlag::ObjectMotion), "")).await.unwrap()), ["c0000001", "c0000005"]);
+    // A variants group.
+    let mut grouped = video("c0000006", 60, "a red ball, variant", Mode::TextToVideo);
+    grouped.params.group = "a0a0a0a0".into();
+    store.insert_video(grouped).await.unwrap();
+    let group = VideoQuery { group: Some("a0a0a0a0".into()), limit: 10, ..Default::default() };
+    assert_eq!(ids(&store.videos(group).await.unwrap()), ["c0000006"]);
+    assert!(store.delete_video("c0000006".into()).await.unwrap());
+    // Pages of a sorted gallery, both directions.
+    for (sort, all) in [
+        (GallerySort::MostMotion, ["c0000005", "c0000001", "c0000002", "c0000003"]),
+        (GallerySort::LeastMotion, ["c0000003", "c0000002", "c0000001", "c0000005"]),
+    ] {
+        let first = store.videos(VideoQuery { sort, limit: 3, ..Default::default() }).await.unwrap();
+        assert_eq!(ids(&first), all[..3]);
+        let second = store.videos(VideoQuery { sort, limit: 3, before: first.next.clone(), ..Default::default() }).await.unwrap();
+        assert_eq!(ids(&second), all[3..]);
+        assert_eq!(second.next, None);
+    }
+}
+
+async fn votes_are_kept_newest_first(store: &dyn Store) {
+    let vote = |id: &str, ms: i64, axis: VoteAxis| Vote {
+        id: id.into(),
+        created_ms: ms,
+        axis,
+        winner: "d0000001".into(),
+        candidates: vec!["d0000001".into(), "d0000002".into(), "d0000003".into()],
+        reasons: vec!["sharper".into(), "more motion".into()],
+        blind: ms % 2 == 0,
+    };
+    assert!(store.votes(10).await.unwrap().is_empty());
+    store.insert_vote(vote("e0000001", 1, VoteAxis::Quality)).await.unwrap();
+    store.insert_vote(vote("e0000002", 2, VoteAxis::Faithfulness)).await.unwrap();
+    store.insert_vote(vote("e0000003", 3, VoteAxis::Quality)).await.unwrap();
+    let votes = store.votes(10).await.unwrap();
+    assert_eq!(votes.iter().map(|v| v.id.as_str()).collect::<Vec<_>>(), ["e0000003", "e0000002", "e0000001"]);
+    assert_eq!(votes[1], vote("e0000002", 2, VoteAxis::Faithfulness));
+    assert_eq!(store.votes(1).await.unwrap().len(), 1);
+    assert!(store.insert_vote(vote("e0000001", 9, VoteAxis::Quality)).await.is_err(), "ids are unique");
 }

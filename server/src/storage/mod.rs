@@ -10,6 +10,8 @@ pub mod sqlite;
 
 pub use sqlite::SqliteStore;
 
+use app::scores::Scores;
+use app::votes::Vote;
 use app::types::{Job, Video, VideoPage, VideoQuery};
 use futures_util::future::BoxFuture;
 
@@ -58,6 +60,16 @@ pub trait Store: Send + Sync + 'static {
     fn set_favorite(&self, id: String, favorite: bool) -> BoxFuture<'_, StoreResult<bool>>;
     /// Returns false when there is no such video.
     fn delete_video(&self, id: String) -> BoxFuture<'_, StoreResult<bool>>;
+    /// Records a clip's scores (what the gallery sorts and filters by follows them); returns
+    /// false when there is no such video.
+    fn set_scores(&self, id: String, scores: Scores) -> BoxFuture<'_, StoreResult<bool>>;
+    /// Ids of clips (not still images) without scores of the current version, in id order
+    /// after `after`: what the backfill measures.
+    fn unscored_clips(&self, after: Option<String>, limit: u32) -> BoxFuture<'_, StoreResult<Vec<String>>>;
+    /// Records a comparison's vote (checked against the gallery by the caller).
+    fn insert_vote(&self, vote: Vote) -> BoxFuture<'_, StoreResult<()>>;
+    /// The most recent votes first.
+    fn votes(&self, limit: u32) -> BoxFuture<'_, StoreResult<Vec<Vote>>>;
 }
 
 /// What [`Store::recover_interrupted`] did, by job id.

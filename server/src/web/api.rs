@@ -7,7 +7,9 @@ use crate::queue::events::JobEvent;
 use crate::queue::{Jobs, SubmitError, Upload};
 use crate::storage::StoreError;
 use app::media_files::MediaFile;
+use app::scores::{GallerySort, ScoreFlag};
 use app::types::{ApiError, JobParams, Mode, VideoQuery, is_valid_id};
+use app::variants::Variants;
 use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -94,7 +96,7 @@ async fn field_text(mut field: axum::extract::multipart::Field<'_>, name: &str) 
 
 /// Reads a job request: a JSON body (`JobParams`), or a multipart form with the same fields
 /// plus an optional `image` file (what the Create page's form sends without JavaScript).
-pub async fn read_job_request(req: Request, jobs: &Jobs) -> ApiResult<(JobParams, Option<Upload>)> {
+pub async fn read_job_request(req: Request, jobs: &Jobs) -> ApiResult<(JobParams, Option<Upload>, Option<Variants>)> {
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -107,9 +109,16 @@ pub async fn read_job_request(req: Request, jobs: &Jobs) -> ApiResult<(JobParams
     } else if content_type.starts_with("application/json") {
         let too_big = || Failure(StatusCode::PAYLOAD_TOO_LARGE, format!("a JSON job request is at most {} KB", MAX_FIELD_BYTES / 1024));
         let body = axum::body::to_bytes(req.into_body(), MAX_FIELD_BYTES).await.map_err(|_| too_big())?;
-        let params = serde_json::from_slice::<JobParams>(&body)
-            .map_err(|e| Failure::bad(format!("invalid JSON job request: {e}")))?;
-        Ok((params, None))
+        let mut value = serde_json::from_slice::<serde_json::Value>(&body).map_err(|e| Failure::bad(format!("invalid JSON job request: {e}")))?;
+        // `variants` asks for a group of jobs; everything else is the job's parameters.
+        let variants = match value.as_object_mut().and_then(|o| o.remove("variants")) {
+            None | Some(serde_json::Value::Null) => None,
+            Some(v) => Some(serde_json::from_value::<Variants>(v).map_err(|e| Failure::bad(format!("invalid variants: {e}")))?),
+        };
+        let mut params = serde_json::from_value::<JobParams>(value).map_err(|e| Failure::bad(format!("invalid JSON job request: {e}")))?;
+        // A stored result's parameters posted again make a new result, not one of its group.
+        params.group.clear();
+        Ok((params, None, variants))
     } else {
         Err(Failure(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -118,7 +127,14 @@ pub async fn read_job_request(req: Request, jobs: &Jobs) -> ApiResult<(JobParams
     }
 }
 
-async fn read_multipart(mut form: Multipart, jobs: &Jobs) -> ApiResult<(JobParams, Option<Upload>)> {
+async fn read_multipart(form: Multipart, jobs: &Jobs) -> ApiResult<(JobParams, Option<Upload>, Option<Variants>)> {
+    let mut vary = (String::new(), String::new());
+    let (params, upload) = read_form(form, jobs, &mut vary).await?;
+    let variants = Variants::from_form(&vary.0, &vary.1).map_err(Failure::bad)?;
+    Ok((params, upload, variants))
+}
+
+async fn read_form(mut form: Multipart, jobs: &Jobs, vary: &mut (String, String)) -> ApiResult<(JobParams, Option<Upload>)> {
     let mut params = JobParams::default();
     let mut upload = None;
     let (mut mode, mut example, mut source) = (None, None, None);
@@ -170,6 +186,8 @@ async fn read_multipart(mut form: Multipart, jobs: &Jobs) -> ApiResult<(JobParam
                 };
             }
             "shots" if !value.is_empty() => shots = Some(value.to_string()),
+            "vary" => vary.0 = value.to_string(),
+            "vary_values" => vary.1 = value.to_string(),
             // Every model parameter, by its name in `JobParams`.
             param if params.value(param).is_some() => {
                 if !app::models::set_value(&mut params, param, value) {
@@ -294,7 +312,14 @@ fn wants_html(headers: &HeaderMap) -> bool {
 
 async fn create_job(State(jobs): State<Jobs>, req: Request) -> ApiResult<Response> {
     let html = wants_html(req.headers());
-    let (params, upload) = read_job_request(req, &jobs).await?;
+    let (params, upload, variants) = read_job_request(req, &jobs).await?;
+    if let Some(variants) = variants {
+        let group = jobs.submit_variants(params, upload, &variants).await?;
+        if html {
+            return Ok(Redirect::to("/queue").into_response());
+        }
+        return Ok((StatusCode::CREATED, Json(group)).into_response());
+    }
     let job = jobs.submit(params, upload).await?;
     if html {
         // A browser without JavaScript posted the Create form: show the queue.
@@ -328,6 +353,9 @@ pub struct VideoParams {
     pub favorites: Option<String>,
     pub before: String,
     pub limit: Option<u32>,
+    pub sort: String,
+    pub flag: String,
+    pub group: String,
 }
 
 impl VideoParams {
@@ -342,6 +370,22 @@ impl VideoParams {
         if !self.before.is_empty() {
             check_id(&self.before, "video").map_err(|_| Failure::bad("`before` is not a video id"))?;
         }
+        if !self.group.is_empty() && !is_valid_id(&self.group) {
+            return Err(Failure::bad("`group` is not a variants group id"));
+        }
+        let names = |all: &[&str]| all.join(", ");
+        let sort = match self.sort.as_str() {
+            "" => GallerySort::Newest,
+            s => GallerySort::parse(s).ok_or_else(|| {
+                Failure::bad(format!("sort must be one of {}, not {s:?}", names(&GallerySort::ALL.map(GallerySort::as_str))))
+            })?,
+        };
+        let flag = match self.flag.as_str() {
+            "" | "all" => None,
+            f => Some(ScoreFlag::parse(f).ok_or_else(|| {
+                Failure::bad(format!("flag must be one of {}, not {f:?}", names(&ScoreFlag::ALL.map(ScoreFlag::as_str))))
+            })?),
+        };
         Ok(VideoQuery {
             q: self.q.clone(),
             mode,
@@ -349,6 +393,9 @@ impl VideoParams {
             favorites: matches!(self.favorites.as_deref(), Some("1" | "true" | "on" | "yes")),
             before: (!self.before.is_empty()).then(|| self.before.clone()),
             limit: self.limit.unwrap_or(24),
+            sort,
+            flag,
+            group: (!self.group.is_empty()).then(|| self.group.clone()),
         })
     }
 }

@@ -7,6 +7,7 @@ pub mod assets;
 pub mod media;
 pub mod security;
 pub mod studio;
+pub mod votes;
 
 use crate::engines::Registry;
 use crate::engines::builtin::BuiltinEngine;
@@ -146,6 +147,7 @@ pub fn router(jobs: Jobs, studio: SharedStudio, options: LeptosOptions, access: 
     let stylesheet = format!("/{}/{}.css", options.site_pkg_dir, options.output_name);
     let media = media::routes().with_state(jobs.clone());
     let api = api::routes()
+        .merge(votes::routes())
         .layer(DefaultBodyLimit::max(crate::media::input::MAX_BYTES as usize + 256 * 1024))
         .with_state(jobs);
     let context = {

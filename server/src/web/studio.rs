@@ -5,6 +5,7 @@ use crate::queue::Jobs;
 use app::backend::{BoxFuture, Studio, StudioResult};
 use app::models::ModelInfo;
 use app::types::{Job, PromptReading, Video, VideoPage, VideoQuery, WorkerHealth};
+use app::votes::{GroupBy, Leaderboard, Vote, VoteRequest};
 use model::builtin::prompt::{Prompt, parse};
 use model::rng::Rng;
 use model::builtin::world::Scene;
@@ -100,5 +101,19 @@ impl Studio for ServerStudio {
 
     fn health(&self) -> BoxFuture<'_, StudioResult<WorkerHealth>> {
         Box::pin(async move { self.jobs.health().await.map_err(|e| e.to_string()) })
+    }
+
+    fn vote(&self, request: VoteRequest) -> BoxFuture<'_, StudioResult<Result<Vote, String>>> {
+        Box::pin(async move {
+            match crate::compare::cast(self.jobs.store().as_ref(), request).await {
+                Ok(vote) => Ok(Ok(vote)),
+                Err(crate::compare::VoteError::Invalid(why)) => Ok(Err(why)),
+                Err(crate::compare::VoteError::Store(e)) => Err(e.to_string()),
+            }
+        })
+    }
+
+    fn leaderboard(&self, by: GroupBy) -> BoxFuture<'_, StudioResult<Leaderboard>> {
+        Box::pin(async move { crate::compare::standings(self.jobs.store().as_ref(), by).await.map_err(|e| e.to_string()) })
     }
 }

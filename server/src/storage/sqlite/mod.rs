@@ -2,6 +2,8 @@
 
 use super::{CRASHED_TWICE, MAX_PAGE, Recovered, Store, StoreError, StoreResult};
 use app::results::ResultMeta;
+use app::scores::{GallerySort, SCORES_VERSION, ScoreFlag, Scores};
+use app::votes::{Vote, VoteAxis};
 use app::types::{Job, JobParams, JobState, Mode, Video, VideoPage, VideoQuery};
 use futures_util::future::BoxFuture;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
@@ -36,6 +38,8 @@ fn migrations() -> sqlx::migrate::Migrator {
         migration(2, "job attempts", include_str!("migrations/0002_attempts.sql")),
         migration(3, "gallery search in gallery order", include_str!("migrations/0003_search_order.sql")),
         migration(4, "gallery search by model", include_str!("migrations/0004_search_by_model.sql")),
+        migration(5, "clip scores", include_str!("migrations/0005_scores.sql")),
+        migration(6, "comparison votes", include_str!("migrations/0006_votes.sql")),
     ])
 }
 
@@ -113,7 +117,47 @@ fn video_from_row(row: &SqliteRow) -> StoreResult<Video> {
         created_ms: row.try_get("created_ms")?,
         favorite: row.try_get::<i64, _>("favorite")? != 0,
         metadata: ResultMeta::from_value(serde_json::from_str(&metadata).map_err(corrupt)?),
+        // Scores that cannot be read are measured again, never an error for the video.
+        scores: row.try_get::<Option<String>, _>("scores")?.and_then(|s| serde_json::from_str(&s).ok()),
     })
+}
+
+/// The column a gallery order sorts by, and whether it goes down.
+fn sort_column(sort: GallerySort) -> Option<(&'static str, bool)> {
+    match sort {
+        GallerySort::Newest => None,
+        GallerySort::MostMotion => Some(("motion", true)),
+        GallerySort::LeastMotion => Some(("motion", false)),
+        GallerySort::Sharpest => Some(("sharpness", true)),
+        GallerySort::Smoothest => Some(("smoothness", true)),
+        GallerySort::MostConsistent => Some(("consistency", true)),
+    }
+}
+
+/// The flag column's value for a clip's scores.
+fn flag_of(scores: &Scores) -> ScoreFlag {
+    if scores.still {
+        ScoreFlag::Still
+    } else if scores.camera_only {
+        ScoreFlag::CameraOnly
+    } else {
+        ScoreFlag::ObjectMotion
+    }
+}
+
+/// Writes a video's scores and the columns derived from them.
+async fn write_scores(conn: &mut sqlx::SqliteConnection, id: &str, scores: &Scores) -> StoreResult<bool> {
+    let r = sqlx::query("UPDATE videos SET scores = ?, motion = ?, sharpness = ?, smoothness = ?, consistency = ?, flag = ? WHERE id = ?")
+        .bind(serde_json::to_string(scores).map_err(corrupt)?)
+        .bind(scores.motion as f64)
+        .bind(scores.sharpness as f64)
+        .bind(scores.smoothness as f64)
+        .bind(scores.consistency as f64)
+        .bind(flag_of(scores).as_str())
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(r.rows_affected() == 1)
 }
 
 /// Turns what a person typed into an FTS5 query that cannot be a syntax error: every word
@@ -184,7 +228,7 @@ const RARE_MODEL: i64 = 500;
 const RARE_MODEL: i64 = 100;
 
 const JOB_COLUMNS: &str = "id, state, mode, params, created_ms, started_ms, finished_ms, step, total, message, video_id";
-const VIDEO_COLUMNS: &str = "v.id, v.mode, v.params, v.metadata, v.created_ms, v.favorite";
+const VIDEO_COLUMNS: &str = "v.id, v.mode, v.params, v.metadata, v.created_ms, v.favorite, v.scores";
 
 impl Store for SqliteStore {
     fn enqueue(&self, job: Job, limit: usize) -> BoxFuture<'_, StoreResult<bool>> {
@@ -382,6 +426,9 @@ impl Store for SqliteStore {
             .bind(sort_key)
             .execute(&mut *tx)
             .await?;
+            if let Some(scores) = &video.scores {
+                write_scores(&mut tx, &video.id, scores).await?;
+            }
             tx.commit().await?;
             Ok(())
         })
@@ -423,29 +470,48 @@ impl Store for SqliteStore {
             // by `sort_key` (in gallery order), so the walk stops after one page instead of
             // sorting every match. CROSS JOIN keeps the index as the outer loop.
             let rare_model = model.clone().filter(|_| fts.is_some() && model_videos.is_some_and(|n| n < RARE_MODEL));
-            let (order, cursor) = if let (Some(fts), Some(model)) = (&fts, &rare_model) {
+            let sorted = sort_column(query.sort);
+            let (order, cursor) = if let Some((column, down)) = sorted {
+                // By a score: that score's index, in gallery order among equal scores; the
+                // words' matches (collected once) are a filter.
+                sql.push(format!("videos v WHERE v.{column} IS NOT NULL"));
+                if let Some(fts) = &fts {
+                    sql.push(" AND v.sort_key IN (SELECT rowid FROM videos_fts WHERE videos_fts MATCH ").push_bind(fts.clone()).push(")");
+                }
+                if down {
+                    (format!("v.{column} DESC, v.sort_key DESC"), format!(" AND (v.{column}, v.sort_key) < (SELECT {column}, sort_key FROM videos WHERE id = "))
+                } else {
+                    (format!("v.{column} ASC, v.sort_key ASC"), format!(" AND (v.{column}, v.sort_key) > (SELECT {column}, sort_key FROM videos WHERE id = "))
+                }
+            } else if let (Some(fts), Some(model)) = (&fts, &rare_model) {
                 sql.push("videos v INDEXED BY videos_by_model WHERE v.model = ")
                     .push_bind(model.clone())
                     .push(" AND v.sort_key IN (SELECT rowid FROM videos_fts WHERE videos_fts MATCH ")
                     .push_bind(fts.clone())
                     .push(")");
-                ("v.sort_key DESC", " AND v.sort_key < (SELECT sort_key FROM videos WHERE id = ")
+                ("v.sort_key DESC".into(), " AND v.sort_key < (SELECT sort_key FROM videos WHERE id = ".into())
             } else if let Some(fts) = fts {
                 sql.push("videos_fts CROSS JOIN videos v ON v.sort_key = videos_fts.rowid WHERE videos_fts MATCH ")
                     .push_bind(fts);
-                ("videos_fts.rowid DESC", " AND videos_fts.rowid < (SELECT sort_key FROM videos WHERE id = ")
+                ("videos_fts.rowid DESC".into(), " AND videos_fts.rowid < (SELECT sort_key FROM videos WHERE id = ".into())
             } else {
                 sql.push("videos v WHERE 1");
-                ("v.created_ms DESC, v.id DESC", " AND (v.created_ms, v.id) < (SELECT created_ms, id FROM videos WHERE id = ")
+                ("v.created_ms DESC, v.id DESC".into(), " AND (v.created_ms, v.id) < (SELECT created_ms, id FROM videos WHERE id = ".into())
             };
             if let Some(mode) = query.mode {
                 sql.push(" AND v.mode = ").push_bind(mode.as_str());
             }
-            if let Some(model) = model.filter(|_| rare_model.is_none()) {
+            if let Some(model) = model.filter(|_| rare_model.is_none() || sorted.is_some()) {
                 sql.push(" AND v.model = ").push_bind(model);
             }
             if query.favorites {
                 sql.push(" AND v.favorite = 1");
+            }
+            if let Some(flag) = query.flag {
+                sql.push(" AND v.flag = ").push_bind(flag.as_str());
+            }
+            if let Some(group) = query.group.filter(|g| !g.is_empty()) {
+                sql.push(" AND json_extract(v.params, '$.group') = ").push_bind(group);
             }
             if let Some(before) = query.before {
                 sql.push(cursor).push_bind(before).push(")");
@@ -493,6 +559,74 @@ impl Store for SqliteStore {
         Box::pin(async move {
             let r = sqlx::query("DELETE FROM videos WHERE id = ?").bind(id).execute(&self.pool).await?;
             Ok(r.rows_affected() == 1)
+        })
+    }
+
+    fn set_scores(&self, id: String, scores: Scores) -> BoxFuture<'_, StoreResult<bool>> {
+        Box::pin(async move {
+            let mut conn = self.pool.acquire().await?;
+            write_scores(&mut conn, &id, &scores).await
+        })
+    }
+
+    fn insert_vote(&self, vote: Vote) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(async move {
+            sqlx::query("INSERT INTO votes (id, created_ms, axis, winner, candidates, reasons, blind) VALUES (?, ?, ?, ?, ?, ?, ?)")
+                .bind(&vote.id)
+                .bind(vote.created_ms)
+                .bind(vote.axis.as_str())
+                .bind(&vote.winner)
+                .bind(serde_json::to_string(&vote.candidates).map_err(corrupt)?)
+                .bind(serde_json::to_string(&vote.reasons).map_err(corrupt)?)
+                .bind(vote.blind as i64)
+                .execute(&self.pool)
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn votes(&self, limit: u32) -> BoxFuture<'_, StoreResult<Vec<Vote>>> {
+        Box::pin(async move {
+            let rows = sqlx::query("SELECT id, created_ms, axis, winner, candidates, reasons, blind FROM votes ORDER BY created_ms DESC, id DESC LIMIT ?")
+                .bind(limit as i64)
+                .fetch_all(&self.pool)
+                .await?;
+            let mut votes = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let read = || -> StoreResult<Vote> {
+                    let axis: String = row.try_get("axis")?;
+                    Ok(Vote {
+                        id: row.try_get("id")?,
+                        created_ms: row.try_get("created_ms")?,
+                        axis: VoteAxis::parse(&axis).ok_or_else(|| corrupt(format!("vote axis {axis:?}")))?,
+                        winner: row.try_get("winner")?,
+                        candidates: serde_json::from_str(&row.try_get::<String, _>("candidates")?).map_err(corrupt)?,
+                        reasons: serde_json::from_str(&row.try_get::<String, _>("reasons")?).map_err(corrupt)?,
+                        blind: row.try_get::<i64, _>("blind")? != 0,
+                    })
+                };
+                match read() {
+                    Ok(v) => votes.push(v),
+                    Err(StoreError::Corrupt(why)) => tracing::warn!("unreadable vote left out: {why}"),
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(votes)
+        })
+    }
+
+    fn unscored_clips(&self, after: Option<String>, limit: u32) -> BoxFuture<'_, StoreResult<Vec<String>>> {
+        Box::pin(async move {
+            let ids = sqlx::query_scalar(
+                "SELECT id FROM videos WHERE (scores IS NULL OR COALESCE(json_extract(scores, '$.version'), 0) < ?) \
+                 AND mode NOT IN ('text-to-image', 'edit') AND id > ? ORDER BY id LIMIT ?",
+            )
+            .bind(SCORES_VERSION as i64)
+            .bind(after.unwrap_or_default())
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?;
+            Ok(ids)
         })
     }
 }

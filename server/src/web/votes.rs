@@ -1,0 +1,75 @@
+//! The JSON API of comparisons: `POST /api/votes`, `GET /api/votes`, and
+//! `GET /api/leaderboard?by=model` (`&format=csv` for a spreadsheet).
+
+use super::api::Failure;
+use crate::compare::{self, VoteError};
+use crate::queue::Jobs;
+use app::votes::{GroupBy, VoteRequest};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+
+pub fn routes() -> Router<Jobs> {
+    Router::new()
+        .route("/api/votes", get(list_votes).post(cast_vote))
+        .route("/api/leaderboard", get(leaderboard))
+}
+
+impl From<VoteError> for Failure {
+    fn from(e: VoteError) -> Self {
+        match e {
+            VoteError::Invalid(why) => Failure::bad(why),
+            VoteError::Store(e) => e.into(),
+        }
+    }
+}
+
+async fn cast_vote(State(jobs): State<Jobs>, body: Result<Json<VoteRequest>, JsonRejection>) -> Result<Response, Failure> {
+    let Json(request) = body.map_err(|e| Failure(e.status(), format!("a vote is JSON {{\"axis\", \"winner\", \"candidates\", \"reasons\", \"blind\"}}: {}", e.body_text())))?;
+    let vote = compare::cast(jobs.store().as_ref(), request).await?;
+    Ok((StatusCode::CREATED, Json(vote)).into_response())
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+struct VotesParams {
+    limit: Option<u32>,
+}
+
+async fn list_votes(State(jobs): State<Jobs>, Query(p): Query<VotesParams>) -> Result<Response, Failure> {
+    let votes = jobs.store().votes(p.limit.unwrap_or(100).clamp(1, 1000)).await?;
+    Ok(Json(serde_json::json!({ "votes": votes })).into_response())
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+struct LeaderboardParams {
+    by: String,
+    format: String,
+}
+
+async fn leaderboard(State(jobs): State<Jobs>, Query(p): Query<LeaderboardParams>) -> Result<Response, Failure> {
+    let by = match p.by.as_str() {
+        "" => GroupBy::Model,
+        b => GroupBy::parse(b).ok_or_else(|| {
+            Failure::bad(format!("by must be one of {}, not {b:?}", GroupBy::ALL.map(GroupBy::as_str).join(", ")))
+        })?,
+    };
+    let board = compare::standings(jobs.store().as_ref(), by).await?;
+    match p.format.as_str() {
+        "" | "json" => Ok(Json(board).into_response()),
+        "csv" => Ok((
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+                (header::CONTENT_DISPOSITION, format!("attachment; filename=\"vidplay-leaderboard-{}.csv\"", by.as_str())),
+            ],
+            board.csv(),
+        )
+            .into_response()),
+        f => Err(Failure::bad(format!("format must be json or csv, not {f:?}"))),
+    }
+}
