@@ -489,3 +489,43 @@ fn edit_bad_input_is_a_clear_error() {
     run(sd, "StableDiffusionInstructPix2PixPipeline");
     assert!(!out.exists(), "nothing written on errors");
 }
+
+#[test]
+fn score_measures_a_clip_from_its_files_and_bad_input_is_a_clear_error() {
+    let dir = temp_dir("score");
+    let out = dir.join("clip");
+    generate(&out, "a red ball moving left on a plain background, static camera", "5");
+    let score = |args: &[&str]| -> serde_json::Value {
+        let result = vidplay(args);
+        assert!(result.status.success(), "score {args:?} failed:\n{}", String::from_utf8_lossy(&result.stderr));
+        serde_json::from_slice(&result.stdout).expect("JSON on stdout")
+    };
+    let frames = out.join("frames");
+    let prompt = "a red ball moving left on a plain background, static camera";
+    let from_frames = score(&["score", frames.to_str().unwrap(), "--prompt", prompt]);
+    for key in ["motion", "camera_motion", "object_motion", "smoothness", "flicker", "sharpness", "consistency", "still", "camera_only"] {
+        assert!(!from_frames[key].is_null(), "no {key}: {from_frames}");
+    }
+    assert_eq!(from_frames["frames"], 16);
+    assert_eq!(from_frames["still"], false, "the ball moves: {from_frames}");
+    let concepts = from_frames["faithfulness"]["concepts"].as_array().unwrap();
+    assert!(concepts.iter().any(|c| c["concept"] == "red"), "{from_frames}");
+    // The MP4 and the GIF give nearly the same motion as the lossless frames.
+    for file in ["video.mp4", "video.gif"] {
+        let s = score(&["score", out.join(file).to_str().unwrap()]);
+        assert_eq!(s["frames"], 16, "{file}");
+        let (a, b) = (s["motion"].as_f64().unwrap(), from_frames["motion"].as_f64().unwrap());
+        assert!((a - b).abs() <= 0.25 * b + 0.05, "{file}: motion {a} vs {b}");
+    }
+    // Against the first frame itself: fidelity is perfect.
+    let s = score(&["score", frames.to_str().unwrap(), "--image", frames.join("0000.png").to_str().unwrap()]);
+    assert_eq!(s["fidelity"]["psnr"], 99.0);
+
+    std::fs::create_dir_all(dir.join("one")).unwrap();
+    std::fs::copy(frames.join("0000.png"), dir.join("one/0000.png")).unwrap();
+    std::fs::write(dir.join("clip.webm"), b"\x1a\x45\xdf\xa3").unwrap();
+    assert_fails_with(&["score", dir.join("missing.mp4").to_str().unwrap()], "cannot read");
+    assert_fails_with(&["score", dir.join("clip.webm").to_str().unwrap()], "WebM");
+    assert_fails_with(&["score", dir.join("one").to_str().unwrap()], "at least 2 frames");
+    assert_fails_with(&["score", frames.to_str().unwrap(), "--image", dir.join("nope.png").to_str().unwrap()], "nope.png");
+}
