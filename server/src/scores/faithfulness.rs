@@ -18,14 +18,20 @@ const MODEL_WIDTH: u32 = 32;
 
 fn at_model_scale(frames: &[RgbImage]) -> Vec<RgbImage> {
     let (w, h) = frames[0].dimensions();
+    if w <= MODEL_WIDTH {
+        return frames.to_vec();
+    }
     let nh = ((h as f32 * MODEL_WIDTH as f32 / w as f32).round() as u32).max(9);
     frames.iter().map(|f| image::imageops::resize(f, MODEL_WIDTH, nh, image::imageops::FilterType::Triangle)).collect()
 }
 
-/// The concepts of `prompt` checked against `frames` (at the clip's resolution); `None` when
-/// the prompt names nothing that can be checked.
+/// The concepts of `prompt` checked against `frames` (scaled to the model's 32 pixels wide);
+/// `None` when the prompt names nothing that can be checked.
 pub fn concepts(frames: &[RgbImage], prompt: &str, motion: &MotionMeasures) -> Option<Faithfulness> {
     let p = parse(prompt);
+    // At the model's own scale, where its measures were made (and cost little).
+    let small = at_model_scale(frames);
+    let frames = &small[..];
     let (w, h) = (frames[0].width() as f32, frames[0].height() as f32);
     let mut checks = Vec::new();
     let mut check = |concept: &str, shown: bool, measured: String| checks.push(ConceptCheck { concept: concept.into(), shown, measured });
@@ -47,7 +53,7 @@ pub fn concepts(frames: &[RgbImage], prompt: &str, motion: &MotionMeasures) -> O
                     _ => dy > 0.05 * h && dy.abs() > dx.abs(),
                 });
                 check(action.phrase(), shown, match d {
-                    Some((dx, dy)) => format!("the subject moved {dx:+.0} px across and {dy:+.0} px down"),
+                    Some((dx, dy)) => format!("the subject moved {dx:+.0} px across and {dy:+.0} px down (at 32 px wide)"),
                     None => "the subject was not found".into(),
                 });
             }
@@ -58,7 +64,7 @@ pub fn concepts(frames: &[RgbImage], prompt: &str, motion: &MotionMeasures) -> O
             }
             Action::Bouncing => {
                 let r = analysis::vertical_range(frames, color);
-                check(action.phrase(), r > 0.08 * h, format!("it travelled {r:.0} px up and down"));
+                check(action.phrase(), r > 0.08 * h, format!("it travelled {r:.0} px up and down (at 32 px wide)"));
             }
             Action::Spinning => {}
         }
@@ -71,7 +77,7 @@ pub fn concepts(frames: &[RgbImage], prompt: &str, motion: &MotionMeasures) -> O
         let c = motion.camera;
         // Pans as the built-in model's evaluation measures them: the whole picture's shift
         // between frames at the model's own scale (its backdrops have little texture for flow).
-        let pan = analysis::horizontal_pan(&at_model_scale(frames));
+        let pan = analysis::horizontal_pan(frames);
         let (shown, measured) = match camera {
             Camera::Static => (motion.camera_motion < 0.3, format!("camera motion {:.2}% of the width per frame", motion.camera_motion)),
             // The camera panning left moves the content right.

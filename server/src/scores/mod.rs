@@ -21,7 +21,7 @@ use app::scores::{SCORES_VERSION, STILL_MOTION, Scores};
 use image::RgbImage;
 
 /// The longer side flow is measured at: larger clips are scaled down first.
-pub const ANALYSIS_SIDE: u32 = 192;
+pub const ANALYSIS_SIDE: u32 = 128;
 /// The camera moves when its motion is at least this much (percent of the width per frame).
 pub const CAMERA_MOTION: f32 = 0.25;
 /// Below this peak scene motion (same unit) nothing in the scene moves.

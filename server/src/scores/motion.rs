@@ -28,9 +28,10 @@ pub fn measure(frames: &[RgbImage], scale: f32) -> MotionMeasures {
     let colours: Vec<[Plane; 3]> = frames.iter().map(channels).collect();
     let (w, h) = (lumas[0].w, lumas[0].h);
     let margin = (w.min(h) / 16).max(2);
-    // Flow is estimated on luma with each frame's mean taken out, so a frame that is brighter
-    // as a whole (flicker) does not read as motion; flicker is measured on the colours.
-    let pyramids: Vec<Pyramid> = lumas.iter().map(|l| Pyramid::new(zero_mean(l))).collect();
+    // Flow is estimated on softened luma (detail near the pixel size aliases and misleads it)
+    // with each frame's mean taken out, so a frame that is brighter as a whole (flicker) does
+    // not read as motion; flicker is measured on the colours.
+    let pyramids: Vec<Pyramid> = lumas.iter().map(|l| Pyramid::new(zero_mean(&l.soften()))).collect();
     let percent = 100.0 / w as f32;
 
     let flows: Vec<Flow> = pyramids.windows(2).map(|p| flow::estimate(&p[0], &p[1])).collect();
@@ -42,8 +43,9 @@ pub fn measure(frames: &[RgbImage], scale: f32) -> MotionMeasures {
         let cam = camera::camera_of(f, margin);
         let mut camera_px = 0.0f64;
         let mut n = 0usize;
-        for y in margin..h - margin {
-            for x in margin..w - margin {
+        // Every other pixel each way (neighbouring flow vectors are nearly the same).
+        for y in (margin..h - margin).step_by(2) {
+            for x in (margin..w - margin).step_by(2) {
                 let i = y * w + x;
                 let (gu, gv) = cam.at(x as f32, y as f32);
                 let c = f.confidence[i];
@@ -72,7 +74,7 @@ pub fn measure(frames: &[RgbImage], scale: f32) -> MotionMeasures {
         object_motion: percent * object.mean(),
         object_motion_p95: percent * object.quantile(0.95),
         camera,
-        smoothness: smoothness(&pyramids, &lumas, margin),
+        smoothness: smoothness(&flows, &lumas, margin),
         flicker: 100.0 * (flicker_sum / pairs as f64) as f32,
         consistency: consistency(&colours, &flows, margin),
     }
@@ -153,22 +155,28 @@ fn zero_mean(p: &Plane) -> Plane {
 }
 
 /// 1 - the mean absolute luma error of predicting each middle frame from its neighbours moved
-/// halfway along the flow between them (bicubic, on softened frames, so resampling a texture
-/// near the pixel size costs little and a jerk still shows); 1 for clips under three frames.
-fn smoothness(pyramids: &[Pyramid], lumas: &[Plane], margin: usize) -> f32 {
-    if pyramids.len() < 3 {
+/// halfway along the motion between them (the two flows through it, chained; bicubic, on
+/// softened frames, so resampling a texture near the pixel size costs little and a jerk still
+/// shows); 1 for clips under three frames.
+fn smoothness(flows: &[Flow], lumas: &[Plane], margin: usize) -> f32 {
+    if lumas.len() < 3 {
         return 1.0;
     }
+    let soft: Vec<Plane> = lumas.iter().map(Plane::soften).collect();
     let mut total = 0.0f64;
     let mut counted = 0usize;
-    for t in 1..pyramids.len() - 1 {
-        let (prev, mid, next) = (lumas[t - 1].soften(), lumas[t].soften(), lumas[t + 1].soften());
-        let f = flow::estimate(&pyramids[t - 1], &pyramids[t + 1]);
+    for t in 1..lumas.len() - 1 {
+        let (prev, mid, next) = (&soft[t - 1], &soft[t], &soft[t + 1]);
+        let (into, out) = (&flows[t - 1], &flows[t]);
         let (mut err, mut n) = (0.0f64, 0usize);
         for y in margin..mid.h.saturating_sub(margin) {
             for x in margin..mid.w.saturating_sub(margin) {
-                let (u, v) = (0.5 * f.u[y * f.w + x], 0.5 * f.v[y * f.w + x]);
-                let (Some(a), Some(b)) = (prev.sample_cubic(x as f32 - u, y as f32 - v), next.sample_cubic(x as f32 + u, y as f32 + v)) else {
+                // The motion from t-1 to t+1 of what is at (x, y) at t+1, then halfway.
+                let (x1, y1) = (x as f32, y as f32);
+                let (u1, v1) = out.at(x1, y1);
+                let (u0, v0) = into.at(x1 - u1, y1 - v1);
+                let (u, v) = (0.5 * (u0 + u1), 0.5 * (v0 + v1));
+                let (Some(a), Some(b)) = (prev.sample_cubic(x1 - u, y1 - v), next.sample_cubic(x1 + u, y1 + v)) else {
                     continue;
                 };
                 err += (0.5 * (a + b) - mid.at(x, y)).abs() as f64;
