@@ -56,7 +56,7 @@ pub async fn find_videos(query: VideoQuery) -> Result<VideoPage, ServerFnError> 
         crate::limits::check_text("the model name", model, crate::limits::MAX_NAME_CHARS).map_err(refuse)?;
     }
     if query.before.as_deref().is_some_and(|b| !crate::types::is_valid_id(b)) || query.group.as_deref().is_some_and(|g| !crate::types::is_valid_id(g)) {
-        return Ok(VideoPage { videos: Vec::new(), next: None });
+        return Ok(VideoPage { videos: Vec::new(), next: None, visual: Vec::new() });
     }
     studio()?.videos(query).await.map_err(fail)
 }

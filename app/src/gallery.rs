@@ -1,5 +1,6 @@
 //! The gallery: every finished video, newest first or by a score (most motion, sharpest, ...),
-//! with full-text search over prompts (`?q=`, shareable), filters (mode, model, motion flags,
+//! with full-text search over prompts (`?q=`, shareable; with a CLIP model installed, also by
+//! what clips show, marked as such), filters (mode, model, motion flags,
 //! favourites) and paging. Cards play muted loops when hovered, focused or
 //! scrolled into view.
 
@@ -115,7 +116,10 @@ pub fn GalleryPage() -> impl IntoView {
                                 <button type="submit">"Compare selected"</button>
                             </form>
                             <ul class="cards">
-                                {page.videos.into_iter().map(|v| view! { <VideoCard video=v favorite/> }).collect_view()}
+                                {page.videos.into_iter().map(|v| {
+                                    let seen = page.visual.iter().find(|m| m.id == v.id).map(|m| m.similarity);
+                                    view! { <VideoCard video=v favorite seen/> }
+                                }).collect_view()}
                             </ul>
                             <nav class="paging" aria-label="Pages">
                                 <Show when=move || params().before.is_some()>
@@ -143,7 +147,12 @@ fn encode(s: &str) -> String {
 }
 
 #[component]
-fn VideoCard(video: Video, favorite: ServerAction<SetFavorite>) -> impl IntoView {
+fn VideoCard(
+    video: Video,
+    favorite: ServerAction<SetFavorite>,
+    /// Found by what it shows (visual search), with this similarity, not by its prompt's words.
+    seen: Option<f32>,
+) -> impl IntoView {
     let fav = RwSignal::new(video.favorite);
     let id = video.id.clone();
     let video_ref = NodeRef::<leptos::html::Video>::new();
@@ -187,6 +196,7 @@ fn VideoCard(video: Video, favorite: ServerAction<SetFavorite>) -> impl IntoView
                 <span>{video.mode.label()}</span>" · "<span>{format::utc(video.created_ms)}</span>
                 {video.scores.as_ref().map(|s| view! { " · " <span title="Motion: % of the width per frame">{format!("motion {:.2}", s.motion)}</span> })}
                 " " <crate::score_view::ScoreBadges scores=video.scores.clone()/>
+                {seen.map(|s| view! { " " <span class="badge visual" title="Not in its prompt: found by what its frames show (CLIP similarity)">{format!("Seen in the clip · {s:.2}")}</span> })}
             </p>
             {(!video.is_image()).then(|| view! {
                 <label class="pick"><input type="checkbox" name="ids" value=id.clone() form="compare-form"/>" Compare"</label>

@@ -53,7 +53,11 @@ pub fn ScoresPanel(scores: Option<Scores>) -> impl IntoView {
                     {row("Sharpness drop", format!("{:.0}%", 100.0 * s.sharpness_drop), "How much sharpness the end has lost against the start")}
                     {row("Consistency", format!("{:.3}", s.consistency), "Each frame against the first after following the motion (1: the scene stays itself)")}
                     {s.fidelity.map(|f| row("Fidelity to the image", format!("{:.1} dB · SSIM {:.3}", f.psnr, f.ssim), "The first frame against the picture it animates"))}
-                    {s.faithfulness.clone().map(|f| row("Faithfulness", format!("{:.0}%", 100.0 * f.score), "The prompt's concepts the clip shows (the built-in model's own reading)"))}
+                    {s.faithfulness.clone().map(|f| if f.method == "clip" {
+                        row("Faithfulness (CLIP)", format!("{:.3}", f.score), "Similarity of the frames and the prompt by the installed CLIP model (cosine)")
+                    } else {
+                        row("Faithfulness", format!("{:.0}%", 100.0 * f.score), "The prompt's concepts the clip shows (the built-in model's own reading)")
+                    })}
                 </tbody>
             </table>
             {s.faithfulness.map(|f| view! {

@@ -90,9 +90,10 @@ pub struct Fidelity {
 #[serde(default)]
 pub struct Faithfulness {
     /// How it was judged: "concepts" (the built-in model's own analysis of the prompt's
-    /// colours, directions, camera and weather against the frames).
+    /// colours, directions, camera and weather against the frames), or "clip" (an installed
+    /// CLIP model's similarity of the frames and the prompt).
     pub method: String,
-    /// 0-1: the share of concepts the clip shows.
+    /// 0-1: the share of concepts the clip shows, or the CLIP cosine similarity (at least 0).
     pub score: f32,
     pub concepts: Vec<ConceptCheck>,
 }
@@ -108,6 +109,17 @@ pub struct ConceptCheck {
 }
 
 impl Scores {
+    /// The one flag the gallery filters this clip by.
+    pub fn flag(&self) -> ScoreFlag {
+        if self.still {
+            ScoreFlag::Still
+        } else if self.camera_only {
+            ScoreFlag::CameraOnly
+        } else {
+            ScoreFlag::ObjectMotion
+        }
+    }
+
     /// Short warnings about a fresh clip, with what to try instead.
     pub fn warnings(&self) -> Vec<&'static str> {
         let mut out = Vec::new();

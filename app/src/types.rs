@@ -138,6 +138,18 @@ pub struct VideoPage {
     pub videos: Vec<Video>,
     /// Pass as `before` for the next page; `None` on the last page.
     pub next: Option<String>,
+    /// Videos in `videos` found by what they show (visual search with an installed CLIP
+    /// model), not by their prompt's words, best first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub visual: Vec<VisualMatch>,
+}
+
+/// A video found by what it shows: the cosine similarity of its frames' CLIP embedding with the
+/// search text's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VisualMatch {
+    pub id: String,
+    pub similarity: f32,
 }
 
 /// The settings a file made by vidplay carries (`POST /api/settings`).

@@ -11,6 +11,7 @@
 //! - [`scores`]: automatic quality and faithfulness scores of clips (optical flow, camera
 //!   motion, smoothness, flicker, sharpness, consistency, fidelity, faithfulness).
 //! - [`compare`]: side-by-side votes, checked against the gallery, and the leaderboard.
+//! - [`visual`]: the installed CLIP model: what clips show, visual search, CLIP scores.
 //! - [`cli`]: one module per command.
 //! - [`ids`], [`memory`], [`precision`], [`faults`]: small shared pieces.
 
@@ -25,4 +26,5 @@ pub mod precision;
 pub mod queue;
 pub mod scores;
 pub mod storage;
+pub mod visual;
 pub mod web;

@@ -182,6 +182,7 @@ fn job_requests_through_the_server() {
             access: Access::local(),
             model_memory_mib: 4096,
             faults: Faults::default(),
+            visual_min_similarity: server::visual::MIN_SIMILARITY,
         };
         let config = model::builtin::pipeline::BuiltinModel::config_of(None).unwrap();
         server::web::build(&opts, config, || Err(anyhow::anyhow!("no model while fuzzing"))).await.unwrap().0

@@ -271,6 +271,7 @@ async fn a_worker_without_a_model_shows_as_stalled() {
         access: Access::local(),
         model_memory_mib: 4096,
         faults: Faults::default(),
+        visual_min_similarity: server::visual::MIN_SIMILARITY,
     };
     let config = model::builtin::pipeline::BuiltinModel::config_of(None).unwrap();
     let (app, _jobs) = server::web::build(&opts, config, || Err(anyhow::anyhow!("no weights here"))).await.unwrap();

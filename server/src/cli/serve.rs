@@ -27,6 +27,10 @@ pub struct ServeArgs {
     /// fit, the least recently used ones are freed first.
     #[arg(long, env = "VIDPLAY_MODEL_MEMORY_MIB")]
     model_memory_mib: Option<u64>,
+    /// With an installed CLIP model, gallery searches also find clips by what they show when
+    /// their frames are at least this similar to the search text (cosine similarity).
+    #[arg(long, default_value_t = crate::visual::MIN_SIMILARITY)]
+    visual_min_similarity: f32,
     /// A host name this server may be reached by besides localhost and the bound address
     /// (e.g. the machine's name on the lab network); repeatable, or comma-separated in
     /// the environment. Requests for other names are refused (DNS rebinding).
@@ -71,6 +75,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
         access: security::Access::new(addr, &a.public_hosts, a.token),
         model_memory_mib: a.model_memory_mib.unwrap_or_else(ServeOptions::default_model_memory_mib),
         faults: crate::faults::Faults::from_env()?,
+        visual_min_similarity: a.visual_min_similarity,
     };
     if !crate::web::assets::site_is_built(&opts.site_root) {
         eprintln!(

@@ -62,6 +62,8 @@ pub struct QueueConfig {
     /// Loaded models are kept within this much memory (MiB).
     pub model_memory_mib: u64,
     pub faults: Faults,
+    /// The installed CLIP model, when there is one: every clip's embedding and CLIP score.
+    pub visual: Option<Arc<crate::visual::Visual>>,
 }
 
 struct Inner {
@@ -87,8 +89,9 @@ struct Inner {
     /// Set by [`Jobs::begin_shutdown`]: the worker puts its job back in the queue and stops.
     stopping: AtomicBool,
     worker: Mutex<Option<std::thread::JoinHandle<()>>>,
-    /// How far the idle worker has come measuring stored clips without scores.
+    /// How far the idle worker has come measuring stored clips without scores or embeddings.
     backfill: Mutex<crate::scores::backfill::Cursor>,
+    visual: Option<Arc<crate::visual::Visual>>,
 }
 
 /// Handle to the queue; cheap to clone.
@@ -105,7 +108,7 @@ impl Jobs {
         config: QueueConfig,
         load: impl FnOnce() -> anyhow::Result<(BuiltinModel, OpenedDevice)> + Send + 'static,
     ) -> anyhow::Result<Jobs> {
-        let QueueConfig { store, media, registry, examples_dir, model_memory_mib, faults } = config;
+        let QueueConfig { store, media, registry, examples_dir, model_memory_mib, faults, visual } = config;
         let recovered = store.recover_interrupted(now_ms()).await?;
         if !recovered.requeued.is_empty() {
             tracing::warn!(ids = ?recovered.requeued, "jobs interrupted by a restart are queued again");
@@ -138,6 +141,7 @@ impl Jobs {
                 stopping: AtomicBool::new(false),
                 worker: Mutex::new(None),
                 backfill: Mutex::default(),
+                visual,
             }),
         };
         let worker = jobs.clone();
@@ -188,6 +192,11 @@ impl Jobs {
         if let Some(handle) = handle {
             let _ = tokio::task::spawn_blocking(move || handle.join()).await;
         }
+    }
+
+    /// The installed CLIP model's visual search, when there is one.
+    pub fn visual(&self) -> Option<&Arc<crate::visual::Visual>> {
+        self.inner.visual.as_ref()
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {

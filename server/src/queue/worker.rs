@@ -135,22 +135,32 @@ impl Jobs {
         }
     }
 
-    /// Scores one stored clip that has none (see [`crate::scores::backfill`]); false when
-    /// every clip has been looked at since the start.
+    /// Scores one stored clip that has none, or embeds one (see [`crate::scores::backfill`]);
+    /// false when every clip has been looked at since the start.
     fn backfill_scores(&self, rt: &Handle) -> bool {
         let mut cursor = self.inner.backfill.lock().expect("backfill lock");
-        if cursor.finished {
-            return false;
+        let (store, media) = (self.inner.store.as_ref(), self.inner.media.as_ref());
+        if !cursor.finished {
+            match crate::scores::backfill::one(rt, store, media, cursor.after.clone()) {
+                Ok(Some(id)) => cursor.after = Some(id),
+                Ok(None) => cursor.finished = true,
+                Err(e) => {
+                    tracing::warn!("measuring stored clips: {e}");
+                    cursor.finished = true;
+                }
+            }
+            return true;
         }
-        match crate::scores::backfill::one(rt, self.inner.store.as_ref(), self.inner.media.as_ref(), cursor.after.clone()) {
-            Ok(Some(id)) => cursor.after = Some(id),
-            Ok(None) => cursor.finished = true,
+        let Some(visual) = self.inner.visual.as_ref().filter(|_| !cursor.embedded) else { return false };
+        match crate::scores::backfill::embed_one(rt, store, media, visual, cursor.embed_after.clone()) {
+            Ok(Some(id)) => cursor.embed_after = Some(id),
+            Ok(None) => cursor.embedded = true,
             Err(e) => {
-                tracing::warn!("measuring stored clips: {e}");
-                cursor.finished = true;
+                tracing::warn!("embedding stored clips: {e}");
+                cursor.embedded = true;
             }
         }
-        !cursor.finished
+        true
     }
 
     fn set_last_error(&self, message: String) {
@@ -286,9 +296,16 @@ impl Jobs {
             return Err(GenerateError::Backend(format!("writing the result failed: {e:#}")));
         }
         self.inner.faults.at(CrashPoint::AfterWrite);
-        let scores = (!rendered.still).then(|| {
+        let mut scores = (!rendered.still).then(|| {
             let _measure = tracing::info_span!("scores").entered();
             crate::scores::of_result(&rendered.frames, rendered.input.as_ref(), &job.params)
+        }).flatten();
+        // With a CLIP model: what the clip shows (for visual search), and its CLIP score.
+        let embedding = self.inner.visual.as_ref().filter(|_| !rendered.still).map(|visual| {
+            let _embed = tracing::info_span!("clip").entered();
+            let embedding = visual.embed_frames(&rendered.frames);
+            crate::scores::backfill::clip_faithfulness(visual, &embedding, &job.params, scores.as_mut());
+            embedding
         });
         let video = Video {
             id: job.id.clone(),
@@ -297,7 +314,7 @@ impl Jobs {
             created_ms: now_ms(),
             favorite: false,
             metadata: rendered.meta.clone(),
-            scores: scores.flatten(),
+            scores,
         };
         if let Err(e) = rt.block_on(self.inner.store.insert_video(video)) {
             // Already in the gallery (a shutdown put the job back after its insert): the files
@@ -309,6 +326,12 @@ impl Jobs {
             return Err(GenerateError::Backend(format!("saving the result failed: {e}")));
         }
         self.inner.faults.at(CrashPoint::AfterInsert);
+        if let (Some(visual), Some(embedding)) = (&self.inner.visual, embedding)
+            && let Err(e) = rt.block_on(visual.remember(self.inner.store.as_ref(), &job.id, embedding))
+        {
+            // The idle worker embeds it again later.
+            tracing::warn!(id = %job.id, "storing what the clip shows: {e}");
+        }
         Ok(())
     }
 }

@@ -15,6 +15,7 @@ pub async fn run(fresh: &dyn Fn(&str) -> BoxFuture<'static, Box<dyn Store>>) {
     gallery_search_filters_and_pages(fresh("gallery").await.as_ref()).await;
     scores_sort_filter_and_backfill(fresh("scores").await.as_ref()).await;
     votes_are_kept_newest_first(fresh("votes").await.as_ref()).await;
+    embeddings_per_model_and_video(fresh("embeddings").await.as_ref()).await;
 }
 
 /// A queued job, as tests make them.
@@ -224,4 +225,22 @@ async fn votes_are_kept_newest_first(store: &dyn Store) {
     assert_eq!(votes[1], vote("e0000002", 2, VoteAxis::Faithfulness));
     assert_eq!(store.votes(1).await.unwrap().len(), 1);
     assert!(store.insert_vote(vote("e0000001", 9, VoteAxis::Quality)).await.is_err(), "ids are unique");
+}
+
+async fn embeddings_per_model_and_video(store: &dyn Store) {
+    store.insert_video(video("f0000001", 1, "a cat", Mode::TextToVideo)).await.unwrap();
+    store.insert_video(video("f0000002", 2, "snow at night", Mode::ImageToVideo)).await.unwrap();
+    store.insert_video(video("f0000003", 3, "a keyframe", Mode::TextToImage)).await.unwrap();
+    assert_eq!(store.unembedded_clips("clip".into(), None, 10).await.unwrap(), ["f0000001", "f0000002"]);
+    assert!(store.set_embedding("f0000001".into(), "clip".into(), vec![0.5, -0.25, 1.0]).await.unwrap());
+    assert!(!store.set_embedding("ffffffff".into(), "clip".into(), vec![1.0]).await.unwrap(), "no such video");
+    // Written again: replaced.
+    assert!(store.set_embedding("f0000001".into(), "clip".into(), vec![0.5, -0.25, 2.0]).await.unwrap());
+    assert!(store.set_embedding("f0000002".into(), "other".into(), vec![3.0]).await.unwrap());
+    assert_eq!(store.embeddings("clip".into()).await.unwrap(), [("f0000001".to_string(), vec![0.5, -0.25, 2.0])]);
+    assert_eq!(store.unembedded_clips("clip".into(), None, 10).await.unwrap(), ["f0000002"]);
+    assert_eq!(store.unembedded_clips("other".into(), None, 10).await.unwrap(), ["f0000001"]);
+    // A deleted video's embedding goes with it.
+    assert!(store.delete_video("f0000001".into()).await.unwrap());
+    assert!(store.embeddings("clip".into()).await.unwrap().is_empty());
 }

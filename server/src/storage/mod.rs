@@ -66,6 +66,12 @@ pub trait Store: Send + Sync + 'static {
     /// Ids of clips (not still images) without scores of the current version, in id order
     /// after `after`: what the backfill measures.
     fn unscored_clips(&self, after: Option<String>, limit: u32) -> BoxFuture<'_, StoreResult<Vec<String>>>;
+    /// Records what clip `id` shows, as `model`'s embedding; false when there is no such video.
+    fn set_embedding(&self, id: String, model: String, vector: Vec<f32>) -> BoxFuture<'_, StoreResult<bool>>;
+    /// Every stored embedding of `model`: (video id, vector).
+    fn embeddings(&self, model: String) -> BoxFuture<'_, StoreResult<Vec<(String, Vec<f32>)>>>;
+    /// Ids of clips without an embedding of `model`, in id order after `after`.
+    fn unembedded_clips(&self, model: String, after: Option<String>, limit: u32) -> BoxFuture<'_, StoreResult<Vec<String>>>;
     /// Records a comparison's vote (checked against the gallery by the caller).
     fn insert_vote(&self, vote: Vote) -> BoxFuture<'_, StoreResult<()>>;
     /// The most recent votes first.

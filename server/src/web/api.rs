@@ -401,7 +401,7 @@ impl VideoParams {
 }
 
 async fn list_videos(State(jobs): State<Jobs>, Query(params): Query<VideoParams>) -> ApiResult<Response> {
-    Ok(Json(jobs.store().videos(params.to_query()?).await?).into_response())
+    Ok(Json(crate::visual::search(jobs.store().as_ref(), jobs.visual(), params.to_query()?).await?).into_response())
 }
 
 async fn get_video(State(jobs): State<Jobs>, Path(id): Path<String>) -> ApiResult<Response> {

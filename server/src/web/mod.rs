@@ -47,6 +47,9 @@ pub struct ServeOptions {
     pub model_memory_mib: u64,
     /// Test-only fault injection; none in normal use.
     pub faults: Faults,
+    /// Visual search (with an installed CLIP model) finds clips at least this similar to the
+    /// search text (cosine; see [`crate::visual::MIN_SIMILARITY`]).
+    pub visual_min_similarity: f32,
 }
 
 impl ServeOptions {
@@ -75,6 +78,7 @@ pub async fn build(
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&opts.data_dir.join("vidplay.db")).await?);
     let media = Arc::new(ObjectMedia::local(&opts.data_dir)?);
     let registry = Arc::new(Registry::discover(BuiltinEngine::new(config), opts.models_dir.as_deref()));
+    let visual = crate::visual::Visual::start(opts.models_dir.as_deref(), store.as_ref(), opts.visual_min_similarity).await;
     let examples_dir = opts.site_root.join("examples");
     let queue = QueueConfig {
         store,
@@ -83,6 +87,7 @@ pub async fn build(
         examples_dir: examples_dir.clone(),
         model_memory_mib: opts.model_memory_mib,
         faults: opts.faults.clone(),
+        visual,
     };
     let jobs = Jobs::start(queue, load).await?;
     if opts.seed_examples {

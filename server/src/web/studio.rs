@@ -64,7 +64,7 @@ impl Studio for ServerStudio {
     }
 
     fn videos(&self, query: VideoQuery) -> BoxFuture<'_, StudioResult<VideoPage>> {
-        Box::pin(async move { self.jobs.store().videos(query).await.map_err(|e| e.to_string()) })
+        Box::pin(async move { crate::visual::search(self.jobs.store().as_ref(), self.jobs.visual(), query).await.map_err(|e| e.to_string()) })
     }
 
     fn video(&self, id: String) -> BoxFuture<'_, StudioResult<Option<Video>>> {

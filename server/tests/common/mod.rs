@@ -98,7 +98,7 @@ pub async fn start_with(data: &PathBuf, models_dir: PathBuf) -> (Router, server:
 }
 
 pub async fn start_custom(data: &Path, models_dir: PathBuf, access: Access, faults: Faults) -> (Router, server::queue::Jobs) {
-    let opts = ServeOptions {
+    start_options(ServeOptions {
         addr: "127.0.0.1:0".parse().unwrap(),
         data_dir: data.to_path_buf(),
         site_root: site_root(),
@@ -107,7 +107,13 @@ pub async fn start_custom(data: &Path, models_dir: PathBuf, access: Access, faul
         access,
         model_memory_mib: 4096,
         faults,
-    };
+        visual_min_similarity: server::visual::MIN_SIMILARITY,
+    })
+    .await
+}
+
+/// The server with these options, the built-in model on the CPU.
+pub async fn start_options(opts: ServeOptions) -> (Router, server::queue::Jobs) {
     let config = BuiltinModel::config_of(None).unwrap();
     build(&opts, config, || {
         let opened = device::open(DeviceChoice::Cpu)?;

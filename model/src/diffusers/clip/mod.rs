@@ -1,6 +1,8 @@
 //! CLIP: the text encoder (Stable Diffusion's conditioning), the vision encoder with projection
-//! (Stable Video Diffusion's image conditioning) and the BPE tokenizer.
+//! (Stable Video Diffusion's image conditioning), the BPE tokenizer, and the whole CLIPModel with
+//! both projections (visual search and CLIP scores).
 
+pub mod model;
 pub mod text;
 pub mod tokenizer;
 pub mod vision;

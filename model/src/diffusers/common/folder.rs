@@ -274,6 +274,35 @@ pub fn installed(local: Option<&Path>) -> Vec<Installed> {
     out
 }
 
+/// CLIPModel folders (transformers layout, `model_type: clip`) in a local models directory and
+/// in the Hugging Face cache, as (name, folder): the models visual search and CLIP scores use.
+pub fn installed_clip(local: Option<&Path>) -> Vec<(String, PathBuf)> {
+    let is_clip = crate::diffusers::clip::model::is_clip_folder;
+    let mut out = Vec::new();
+    if let Some(dir) = local
+        && let Ok(entries) = std::fs::read_dir(dir)
+    {
+        let mut entries: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+        entries.sort();
+        for path in entries.into_iter().filter(|p| is_clip(p)) {
+            let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            out.push((name, path));
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(hub_cache()) {
+        let mut entries: Vec<_> = entries.flatten().map(|e| e.file_name().to_string_lossy().to_string()).collect();
+        entries.sort();
+        for dir in entries {
+            let Some(rest) = dir.strip_prefix("models--") else { continue };
+            let repo = rest.replacen("--", "/", 1);
+            if let Some(snapshot) = cached_snapshot(&repo).filter(|s| is_clip(s)) {
+                out.push((repo, snapshot));
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,7 +2,7 @@
 
 use super::{CRASHED_TWICE, MAX_PAGE, Recovered, Store, StoreError, StoreResult};
 use app::results::ResultMeta;
-use app::scores::{GallerySort, SCORES_VERSION, ScoreFlag, Scores};
+use app::scores::{GallerySort, SCORES_VERSION, Scores};
 use app::votes::{Vote, VoteAxis};
 use app::types::{Job, JobParams, JobState, Mode, Video, VideoPage, VideoQuery};
 use futures_util::future::BoxFuture;
@@ -40,6 +40,7 @@ fn migrations() -> sqlx::migrate::Migrator {
         migration(4, "gallery search by model", include_str!("migrations/0004_search_by_model.sql")),
         migration(5, "clip scores", include_str!("migrations/0005_scores.sql")),
         migration(6, "comparison votes", include_str!("migrations/0006_votes.sql")),
+        migration(7, "clip embeddings", include_str!("migrations/0007_embeddings.sql")),
     ])
 }
 
@@ -134,17 +135,6 @@ fn sort_column(sort: GallerySort) -> Option<(&'static str, bool)> {
     }
 }
 
-/// The flag column's value for a clip's scores.
-fn flag_of(scores: &Scores) -> ScoreFlag {
-    if scores.still {
-        ScoreFlag::Still
-    } else if scores.camera_only {
-        ScoreFlag::CameraOnly
-    } else {
-        ScoreFlag::ObjectMotion
-    }
-}
-
 /// Writes a video's scores and the columns derived from them.
 async fn write_scores(conn: &mut sqlx::SqliteConnection, id: &str, scores: &Scores) -> StoreResult<bool> {
     let r = sqlx::query("UPDATE videos SET scores = ?, motion = ?, sharpness = ?, smoothness = ?, consistency = ?, flag = ? WHERE id = ?")
@@ -153,7 +143,7 @@ async fn write_scores(conn: &mut sqlx::SqliteConnection, id: &str, scores: &Scor
         .bind(scores.sharpness as f64)
         .bind(scores.smoothness as f64)
         .bind(scores.consistency as f64)
-        .bind(flag_of(scores).as_str())
+        .bind(scores.flag().as_str())
         .bind(id)
         .execute(conn)
         .await?;
@@ -461,7 +451,7 @@ impl Store for SqliteStore {
                 None => None,
             };
             if model_videos == Some(0) {
-                return Ok(VideoPage { videos: Vec::new(), next: None });
+                return Ok(VideoPage { videos: Vec::new(), next: None, visual: Vec::new() });
             }
             // With words and a model with few videos: that model's videos newest first (its
             // index), each checked against the words' matches (collected once), so the walk is
@@ -533,7 +523,7 @@ impl Store for SqliteStore {
                     Err(e) => return Err(e),
                 }
             }
-            Ok(VideoPage { videos, next })
+            Ok(VideoPage { videos, next, visual: Vec::new() })
         })
     }
 
@@ -612,6 +602,50 @@ impl Store for SqliteStore {
                 }
             }
             Ok(votes)
+        })
+    }
+
+    fn set_embedding(&self, id: String, model: String, vector: Vec<f32>) -> BoxFuture<'_, StoreResult<bool>> {
+        Box::pin(async move {
+            let bytes: Vec<u8> = vector.iter().flat_map(|v| v.to_le_bytes()).collect();
+            // Only for a video that exists (a deleted one gets none).
+            let r = sqlx::query(
+                "INSERT INTO video_embeddings (video_id, model, vector) SELECT id, ?, ? FROM videos WHERE id = ? \
+                 ON CONFLICT (model, video_id) DO UPDATE SET vector = excluded.vector",
+            )
+            .bind(&model)
+            .bind(bytes)
+            .bind(&id)
+            .execute(&self.pool)
+            .await?;
+            Ok(r.rows_affected() == 1)
+        })
+    }
+
+    fn embeddings(&self, model: String) -> BoxFuture<'_, StoreResult<Vec<(String, Vec<f32>)>>> {
+        Box::pin(async move {
+            let rows = sqlx::query("SELECT video_id, vector FROM video_embeddings WHERE model = ?").bind(model).fetch_all(&self.pool).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let bytes: Vec<u8> = row.try_get("vector")?;
+                out.push((row.try_get("video_id")?, bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()));
+            }
+            Ok(out)
+        })
+    }
+
+    fn unembedded_clips(&self, model: String, after: Option<String>, limit: u32) -> BoxFuture<'_, StoreResult<Vec<String>>> {
+        Box::pin(async move {
+            let ids = sqlx::query_scalar(
+                "SELECT v.id FROM videos v WHERE v.mode NOT IN ('text-to-image', 'edit') AND v.id > ? \
+                 AND NOT EXISTS (SELECT 1 FROM video_embeddings e WHERE e.model = ? AND e.video_id = v.id) ORDER BY v.id LIMIT ?",
+            )
+            .bind(after.unwrap_or_default())
+            .bind(model)
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?;
+            Ok(ids)
         })
     }
 
