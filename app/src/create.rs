@@ -523,19 +523,17 @@ fn CreateForm(
                     </label>
                     <details class="variants" class:hidden=move || mode.get() == Mode::Edit>
                         <summary>"Variants: make several at once"</summary>
-                        <label>"Vary"
-                            <select name="vary">
-                                <option value="">"Nothing (one result)"</option>
-                                <option value="seed">"Seed (number of seeds below)"</option>
-                                {move || model.get().params_for(mode.get()).map(|spec| {
-                                    view! { <option value=spec.name.clone()>{spec.label.clone()}</option> }
-                                }).collect_view()}
-                                <option value="model">"Model (ids below)"</option>
-                            </select>
-                        </label>
-                        <label>"Values"
-                            <input type="text" name="vary_values" maxlength="400" placeholder="4 seeds; or 1, 3, 5; or model ids"/>
-                        </label>
+                        <label for="vary">"Vary"</label>
+                        <select id="vary" name="vary">
+                            <option value="">"Nothing (one result)"</option>
+                            <option value="seed">"Seed (number of seeds below)"</option>
+                            {move || model.get().params_for(mode.get()).filter(|spec| !matches!(spec.kind, ParamKind::Text)).map(|spec| {
+                                view! { <option value=spec.name.clone()>{spec.label.clone()}</option> }
+                            }).collect_view()}
+                            <option value="model">"Model (ids below)"</option>
+                        </select>
+                        <label for="vary_values">"Values"</label>
+                        <input id="vary_values" type="text" name="vary_values" maxlength="400" placeholder="4 seeds; or 1, 3, 5; or model ids"/>
                         <p class="hint">"The results are grouped: compare them side by side from any of their pages."</p>
                     </details>
                 </div>

@@ -258,20 +258,25 @@ pub fn installed(local: Option<&Path>) -> Vec<Installed> {
             }
         }
     }
-    if let Ok(entries) = std::fs::read_dir(hub_cache()) {
-        let mut entries: Vec<_> = entries.flatten().map(|e| e.file_name().to_string_lossy().to_string()).collect();
-        entries.sort();
-        for dir in entries {
-            let Some(rest) = dir.strip_prefix("models--") else { continue };
-            let repo = rest.replacen("--", "/", 1);
-            if let Some(snapshot) = cached_snapshot(&repo) {
-                if let Ok(f) = ModelFolder::open(&snapshot) {
-                    out.push(Installed { name: repo, path: snapshot, kind: f.kind() });
-                }
-            }
+    for (repo, snapshot) in cached_repos() {
+        if let Ok(f) = ModelFolder::open(&snapshot) {
+            out.push(Installed { name: repo, path: snapshot, kind: f.kind() });
         }
     }
     out
+}
+
+/// Every repository in the Hugging Face cache with a snapshot: (owner/name, snapshot folder).
+fn cached_repos() -> Vec<(String, PathBuf)> {
+    let Ok(entries) = std::fs::read_dir(hub_cache()) else { return Vec::new() };
+    let mut entries: Vec<_> = entries.flatten().map(|e| e.file_name().to_string_lossy().to_string()).collect();
+    entries.sort();
+    entries
+        .iter()
+        .filter_map(|dir| dir.strip_prefix("models--"))
+        .map(|rest| rest.replacen("--", "/", 1))
+        .filter_map(|repo| cached_snapshot(&repo).map(|snapshot| (repo, snapshot)))
+        .collect()
 }
 
 /// CLIPModel folders (transformers layout, `model_type: clip`) in a local models directory and
@@ -289,17 +294,7 @@ pub fn installed_clip(local: Option<&Path>) -> Vec<(String, PathBuf)> {
             out.push((name, path));
         }
     }
-    if let Ok(entries) = std::fs::read_dir(hub_cache()) {
-        let mut entries: Vec<_> = entries.flatten().map(|e| e.file_name().to_string_lossy().to_string()).collect();
-        entries.sort();
-        for dir in entries {
-            let Some(rest) = dir.strip_prefix("models--") else { continue };
-            let repo = rest.replacen("--", "/", 1);
-            if let Some(snapshot) = cached_snapshot(&repo).filter(|s| is_clip(s)) {
-                out.push((repo, snapshot));
-            }
-        }
-    }
+    out.extend(cached_repos().into_iter().filter(|(_, snapshot)| is_clip(snapshot)));
     out
 }
 
