@@ -1,14 +1,20 @@
-//! The [`Store`] in SQLite (sqlx, WAL mode, FTS5 over prompts), `DATA_DIR/vidplay.db`.
+//! The [`Store`] in SQLite (sqlx, WAL mode, FTS5 over prompts), `DATA_DIR/vidplay.db`: jobs and
+//! the gallery here; clip scores ([`scores`]), CLIP embeddings ([`embeddings`]) and comparison
+//! votes ([`votes`]) in their own modules.
 
 use super::{CRASHED_TWICE, MAX_PAGE, Recovered, Store, StoreError, StoreResult};
 use app::results::ResultMeta;
-use app::scores::{GallerySort, SCORES_VERSION, Scores};
-use app::votes::{Vote, VoteAxis};
+use app::scores::Scores;
+use app::votes::Vote;
 use app::types::{Job, JobParams, JobState, Mode, Video, VideoPage, VideoQuery};
 use futures_util::future::BoxFuture;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{Row, SqlSafeStr, SqlitePool};
 use std::path::Path;
+
+mod embeddings;
+mod scores;
+mod votes;
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
@@ -121,33 +127,6 @@ fn video_from_row(row: &SqliteRow) -> StoreResult<Video> {
         // Scores that cannot be read are measured again, never an error for the video.
         scores: row.try_get::<Option<String>, _>("scores")?.and_then(|s| serde_json::from_str(&s).ok()),
     })
-}
-
-/// The column a gallery order sorts by, and whether it goes down.
-fn sort_column(sort: GallerySort) -> Option<(&'static str, bool)> {
-    match sort {
-        GallerySort::Newest => None,
-        GallerySort::MostMotion => Some(("motion", true)),
-        GallerySort::LeastMotion => Some(("motion", false)),
-        GallerySort::Sharpest => Some(("sharpness", true)),
-        GallerySort::Smoothest => Some(("smoothness", true)),
-        GallerySort::MostConsistent => Some(("consistency", true)),
-    }
-}
-
-/// Writes a video's scores and the columns derived from them.
-async fn write_scores(conn: &mut sqlx::SqliteConnection, id: &str, scores: &Scores) -> StoreResult<bool> {
-    let r = sqlx::query("UPDATE videos SET scores = ?, motion = ?, sharpness = ?, smoothness = ?, consistency = ?, flag = ? WHERE id = ?")
-        .bind(serde_json::to_string(scores).map_err(corrupt)?)
-        .bind(scores.motion as f64)
-        .bind(scores.sharpness as f64)
-        .bind(scores.smoothness as f64)
-        .bind(scores.consistency as f64)
-        .bind(scores.flag().as_str())
-        .bind(id)
-        .execute(conn)
-        .await?;
-    Ok(r.rows_affected() == 1)
 }
 
 /// Turns what a person typed into an FTS5 query that cannot be a syntax error: every word
@@ -417,7 +396,7 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
             if let Some(scores) = &video.scores {
-                write_scores(&mut tx, &video.id, scores).await?;
+                scores::write(&mut tx, &video.id, scores).await?;
             }
             tx.commit().await?;
             Ok(())
@@ -460,7 +439,7 @@ impl Store for SqliteStore {
             // by `sort_key` (in gallery order), so the walk stops after one page instead of
             // sorting every match. CROSS JOIN keeps the index as the outer loop.
             let rare_model = model.clone().filter(|_| fts.is_some() && model_videos.is_some_and(|n| n < RARE_MODEL));
-            let sorted = sort_column(query.sort);
+            let sorted = scores::sort_column(query.sort);
             let (order, cursor) = if let Some((column, down)) = sorted {
                 // By a score: that score's index, in gallery order among equal scores; the
                 // words' matches (collected once) are a filter.
@@ -555,113 +534,32 @@ impl Store for SqliteStore {
     fn set_scores(&self, id: String, scores: Scores) -> BoxFuture<'_, StoreResult<bool>> {
         Box::pin(async move {
             let mut conn = self.pool.acquire().await?;
-            write_scores(&mut conn, &id, &scores).await
-        })
-    }
-
-    fn insert_vote(&self, vote: Vote) -> BoxFuture<'_, StoreResult<()>> {
-        Box::pin(async move {
-            sqlx::query("INSERT INTO votes (id, created_ms, axis, winner, candidates, reasons, blind) VALUES (?, ?, ?, ?, ?, ?, ?)")
-                .bind(&vote.id)
-                .bind(vote.created_ms)
-                .bind(vote.axis.as_str())
-                .bind(&vote.winner)
-                .bind(serde_json::to_string(&vote.candidates).map_err(corrupt)?)
-                .bind(serde_json::to_string(&vote.reasons).map_err(corrupt)?)
-                .bind(vote.blind as i64)
-                .execute(&self.pool)
-                .await?;
-            Ok(())
-        })
-    }
-
-    fn votes(&self, limit: u32) -> BoxFuture<'_, StoreResult<Vec<Vote>>> {
-        Box::pin(async move {
-            let rows = sqlx::query("SELECT id, created_ms, axis, winner, candidates, reasons, blind FROM votes ORDER BY created_ms DESC, id DESC LIMIT ?")
-                .bind(limit as i64)
-                .fetch_all(&self.pool)
-                .await?;
-            let mut votes = Vec::with_capacity(rows.len());
-            for row in &rows {
-                let read = || -> StoreResult<Vote> {
-                    let axis: String = row.try_get("axis")?;
-                    Ok(Vote {
-                        id: row.try_get("id")?,
-                        created_ms: row.try_get("created_ms")?,
-                        axis: VoteAxis::parse(&axis).ok_or_else(|| corrupt(format!("vote axis {axis:?}")))?,
-                        winner: row.try_get("winner")?,
-                        candidates: serde_json::from_str(&row.try_get::<String, _>("candidates")?).map_err(corrupt)?,
-                        reasons: serde_json::from_str(&row.try_get::<String, _>("reasons")?).map_err(corrupt)?,
-                        blind: row.try_get::<i64, _>("blind")? != 0,
-                    })
-                };
-                match read() {
-                    Ok(v) => votes.push(v),
-                    Err(StoreError::Corrupt(why)) => tracing::warn!("unreadable vote left out: {why}"),
-                    Err(e) => return Err(e),
-                }
-            }
-            Ok(votes)
-        })
-    }
-
-    fn set_embedding(&self, id: String, model: String, vector: Vec<f32>) -> BoxFuture<'_, StoreResult<bool>> {
-        Box::pin(async move {
-            let bytes: Vec<u8> = vector.iter().flat_map(|v| v.to_le_bytes()).collect();
-            // Only for a video that exists (a deleted one gets none).
-            let r = sqlx::query(
-                "INSERT INTO video_embeddings (video_id, model, vector) SELECT id, ?, ? FROM videos WHERE id = ? \
-                 ON CONFLICT (model, video_id) DO UPDATE SET vector = excluded.vector",
-            )
-            .bind(&model)
-            .bind(bytes)
-            .bind(&id)
-            .execute(&self.pool)
-            .await?;
-            Ok(r.rows_affected() == 1)
-        })
-    }
-
-    fn embeddings(&self, model: String) -> BoxFuture<'_, StoreResult<Vec<(String, Vec<f32>)>>> {
-        Box::pin(async move {
-            let rows = sqlx::query("SELECT video_id, vector FROM video_embeddings WHERE model = ?").bind(model).fetch_all(&self.pool).await?;
-            let mut out = Vec::with_capacity(rows.len());
-            for row in &rows {
-                let bytes: Vec<u8> = row.try_get("vector")?;
-                out.push((row.try_get("video_id")?, bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()));
-            }
-            Ok(out)
-        })
-    }
-
-    fn unembedded_clips(&self, model: String, after: Option<String>, limit: u32) -> BoxFuture<'_, StoreResult<Vec<String>>> {
-        Box::pin(async move {
-            let ids = sqlx::query_scalar(
-                "SELECT v.id FROM videos v WHERE v.mode NOT IN ('text-to-image', 'edit') AND v.id > ? \
-                 AND NOT EXISTS (SELECT 1 FROM video_embeddings e WHERE e.model = ? AND e.video_id = v.id) ORDER BY v.id LIMIT ?",
-            )
-            .bind(after.unwrap_or_default())
-            .bind(model)
-            .bind(limit as i64)
-            .fetch_all(&self.pool)
-            .await?;
-            Ok(ids)
+            scores::write(&mut conn, &id, &scores).await
         })
     }
 
     fn unscored_clips(&self, after: Option<String>, limit: u32) -> BoxFuture<'_, StoreResult<Vec<String>>> {
-        Box::pin(async move {
-            let ids = sqlx::query_scalar(
-                "SELECT id FROM videos WHERE (scores IS NULL OR COALESCE(json_extract(scores, '$.version'), 0) < ?) \
-                 AND mode NOT IN ('text-to-image', 'edit') AND id > ? ORDER BY id LIMIT ?",
-            )
-            .bind(SCORES_VERSION as i64)
-            .bind(after.unwrap_or_default())
-            .bind(limit as i64)
-            .fetch_all(&self.pool)
-            .await?;
-            Ok(ids)
-        })
+        Box::pin(scores::unscored_clips(&self.pool, after, limit))
+    }
+
+    fn set_embedding(&self, id: String, model: String, vector: Vec<f32>) -> BoxFuture<'_, StoreResult<bool>> {
+        Box::pin(async move { embeddings::set(&self.pool, &id, &model, &vector).await })
+    }
+
+    fn embeddings(&self, model: String) -> BoxFuture<'_, StoreResult<Vec<(String, Vec<f32>)>>> {
+        Box::pin(async move { embeddings::all(&self.pool, &model).await })
+    }
+
+    fn unembedded_clips(&self, model: String, after: Option<String>, limit: u32) -> BoxFuture<'_, StoreResult<Vec<String>>> {
+        Box::pin(async move { embeddings::missing(&self.pool, &model, after, limit).await })
+    }
+
+    fn insert_vote(&self, vote: Vote) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(async move { votes::insert(&self.pool, &vote).await })
+    }
+
+    fn votes(&self, limit: u32) -> BoxFuture<'_, StoreResult<Vec<Vote>>> {
+        Box::pin(votes::recent(&self.pool, limit))
     }
 }
 

@@ -1,0 +1,45 @@
+//! What clips show, as CLIP embeddings per model, in SQLite (little-endian f32 blobs).
+
+use crate::storage::StoreResult;
+use sqlx::{Row, SqlitePool};
+
+/// Stores (or replaces) a clip's embedding; false when there is no such video.
+pub(super) async fn set(pool: &SqlitePool, id: &str, model: &str, vector: &[f32]) -> StoreResult<bool> {
+    let bytes: Vec<u8> = vector.iter().flat_map(|v| v.to_le_bytes()).collect();
+    // Only for a video that exists (a deleted one gets none).
+    let r = sqlx::query(
+        "INSERT INTO video_embeddings (video_id, model, vector) SELECT id, ?, ? FROM videos WHERE id = ? \
+         ON CONFLICT (model, video_id) DO UPDATE SET vector = excluded.vector",
+    )
+    .bind(model)
+    .bind(bytes)
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Every embedding of `model`: (video id, vector).
+pub(super) async fn all(pool: &SqlitePool, model: &str) -> StoreResult<Vec<(String, Vec<f32>)>> {
+    let rows = sqlx::query("SELECT video_id, vector FROM video_embeddings WHERE model = ?").bind(model).fetch_all(pool).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let bytes: Vec<u8> = row.try_get("vector")?;
+        out.push((row.try_get("video_id")?, bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()));
+    }
+    Ok(out)
+}
+
+/// Clips without an embedding of `model`, in id order after `after`.
+pub(super) async fn missing(pool: &SqlitePool, model: &str, after: Option<String>, limit: u32) -> StoreResult<Vec<String>> {
+    let ids = sqlx::query_scalar(
+        "SELECT v.id FROM videos v WHERE v.mode NOT IN ('text-to-image', 'edit') AND v.id > ? \
+         AND NOT EXISTS (SELECT 1 FROM video_embeddings e WHERE e.model = ? AND e.video_id = v.id) ORDER BY v.id LIMIT ?",
+    )
+    .bind(after.unwrap_or_default())
+    .bind(model)
+    .bind(limit as i64)
+    .fetch_all(pool)
+    .await?;
+    Ok(ids)
+}

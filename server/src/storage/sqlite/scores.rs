@@ -1,0 +1,48 @@
+//! Clip scores in SQLite: the JSON and the columns the gallery sorts and filters by, and the
+//! clips the backfill still has to measure.
+
+use super::corrupt;
+use crate::storage::StoreResult;
+use app::scores::{GallerySort, SCORES_VERSION, Scores};
+use sqlx::SqlitePool;
+
+/// The column a gallery order sorts by, and whether it goes down.
+pub(super) fn sort_column(sort: GallerySort) -> Option<(&'static str, bool)> {
+    match sort {
+        GallerySort::Newest => None,
+        GallerySort::MostMotion => Some(("motion", true)),
+        GallerySort::LeastMotion => Some(("motion", false)),
+        GallerySort::Sharpest => Some(("sharpness", true)),
+        GallerySort::Smoothest => Some(("smoothness", true)),
+        GallerySort::MostConsistent => Some(("consistency", true)),
+    }
+}
+
+/// Writes a video's scores and the columns derived from them; false when there is no such video.
+pub(super) async fn write(conn: &mut sqlx::SqliteConnection, id: &str, scores: &Scores) -> StoreResult<bool> {
+    let r = sqlx::query("UPDATE videos SET scores = ?, motion = ?, sharpness = ?, smoothness = ?, consistency = ?, flag = ? WHERE id = ?")
+        .bind(serde_json::to_string(scores).map_err(corrupt)?)
+        .bind(scores.motion as f64)
+        .bind(scores.sharpness as f64)
+        .bind(scores.smoothness as f64)
+        .bind(scores.consistency as f64)
+        .bind(scores.flag().as_str())
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Clips (not still images) without scores of the current version, in id order after `after`.
+pub(super) async fn unscored_clips(pool: &SqlitePool, after: Option<String>, limit: u32) -> StoreResult<Vec<String>> {
+    let ids = sqlx::query_scalar(
+        "SELECT id FROM videos WHERE (scores IS NULL OR COALESCE(json_extract(scores, '$.version'), 0) < ?) \
+         AND mode NOT IN ('text-to-image', 'edit') AND id > ? ORDER BY id LIMIT ?",
+    )
+    .bind(SCORES_VERSION as i64)
+    .bind(after.unwrap_or_default())
+    .bind(limit as i64)
+    .fetch_all(pool)
+    .await?;
+    Ok(ids)
+}
