@@ -1,6 +1,6 @@
 //! The [`Store`] in SQLite (sqlx, WAL mode, FTS5 over prompts), `DATA_DIR/vidplay.db`: jobs and
-//! the gallery here; clip scores ([`scores`]), CLIP embeddings ([`embeddings`]) and comparison
-//! votes ([`votes`]) in their own modules.
+//! the gallery here; clip scores (`scores`), CLIP embeddings (`embeddings`) and comparison
+//! votes (`votes`) in their own modules.
 
 use super::{CRASHED_TWICE, MAX_PAGE, Recovered, Store, StoreError, StoreResult};
 use app::results::ResultMeta;
