@@ -63,7 +63,7 @@ impl Visual {
             .map(|k| if FRAMES_EMBEDDED.min(n) == 1 { 0 } else { k * (n - 1) / (FRAMES_EMBEDDED.min(n) - 1) })
             .map(|i| frames[i].clone())
             .collect();
-        let model = self.model.lock().expect("clip lock");
+        let model = self.model.lock().unwrap_or_else(|p| p.into_inner());
         let embeddings = model.image_embeddings(&picks, &self.device.device);
         let dim = embeddings.first().map_or(0, Vec::len);
         let mut mean = vec![0.0f32; dim];
@@ -75,7 +75,7 @@ impl Visual {
 
     /// A text's normalised CLIP embedding.
     pub fn embed_text(&self, text: &str) -> Vec<f32> {
-        let model = self.model.lock().expect("clip lock");
+        let model = self.model.lock().unwrap_or_else(|p| p.into_inner());
         model.text_embeddings(&[text], &self.device.device).and_then(|mut e| e.pop()).unwrap_or_default()
     }
 

@@ -73,9 +73,17 @@ impl Jobs {
             let job = match rt.block_on(self.inner.store.claim_next(now_ms())) {
                 Ok(Some(job)) => job,
                 Ok(None) => {
-                    // Idle: measure one stored clip that has no scores yet, then look again.
-                    if self.backfill_scores(&rt) {
-                        continue;
+                    // Idle: measure one stored clip that has no scores yet, then look again. A
+                    // panic there ends the backfill, not the worker.
+                    let backfill = std::panic::AssertUnwindSafe(|| self.backfill_scores(&rt));
+                    match std::panic::catch_unwind(backfill) {
+                        Ok(true) => continue,
+                        Ok(false) => {}
+                        Err(panic) => {
+                            tracing::error!("measuring stored clips panicked: {}", panic_message(&*panic));
+                            let mut cursor = self.inner.backfill.lock().unwrap_or_else(|p| p.into_inner());
+                            (cursor.finished, cursor.embedded) = (true, true);
+                        }
                     }
                     // Sleep until a submit wakes us (or re-check now and then).
                     match wake.recv_timeout(std::time::Duration::from_secs(2)) {
@@ -296,16 +304,25 @@ impl Jobs {
             return Err(GenerateError::Backend(format!("writing the result failed: {e:#}")));
         }
         self.inner.faults.at(CrashPoint::AfterWrite);
-        let mut scores = (!rendered.still).then(|| {
-            let _measure = tracing::info_span!("scores").entered();
-            crate::scores::of_result(&rendered.frames, rendered.input.as_ref(), &job.params)
-        }).flatten();
-        // With a CLIP model: what the clip shows (for visual search), and its CLIP score.
-        let embedding = self.inner.visual.as_ref().filter(|_| !rendered.still).map(|visual| {
-            let _embed = tracing::info_span!("clip").entered();
-            let embedding = visual.embed_frames(&rendered.frames);
-            crate::scores::backfill::clip_faithfulness(visual, &embedding, &job.params, scores.as_mut());
-            embedding
+        // Measuring never fails the job: a panic there leaves the clip unmeasured (the idle
+        // worker tries again after a restart).
+        let measure = std::panic::AssertUnwindSafe(|| {
+            let mut scores = (!rendered.still).then(|| {
+                let _measure = tracing::info_span!("scores").entered();
+                crate::scores::of_result(&rendered.frames, rendered.input.as_ref(), &job.params)
+            }).flatten();
+            // With a CLIP model: what the clip shows (for visual search), and its CLIP score.
+            let embedding = self.inner.visual.as_ref().filter(|_| !rendered.still).map(|visual| {
+                let _embed = tracing::info_span!("clip").entered();
+                let embedding = visual.embed_frames(&rendered.frames);
+                crate::scores::backfill::clip_faithfulness(visual, &embedding, &job.params, scores.as_mut());
+                embedding
+            });
+            (scores, embedding)
+        });
+        let (scores, embedding) = std::panic::catch_unwind(measure).unwrap_or_else(|panic| {
+            tracing::error!(id = %job.id, "measuring the clip panicked: {}", panic_message(&*panic));
+            (None, None)
         });
         let video = Video {
             id: job.id.clone(),
