@@ -43,6 +43,19 @@ pub fn follow_jobs(jobs: RwSignal<Vec<RwSignal<Job>>>, add_new: bool) {
                 }
             },
         );
+        // A job that changed between the page's rendering and the stream's opening (a short
+        // job may finish in between) sends no more events: read the unfinished ones once.
+        let unfinished: Vec<RwSignal<Job>> = jobs.with_untracked(|list| list.iter().copied().filter(|j| j.with_untracked(|j| !j.state.is_finished())).collect());
+        leptos::task::spawn_local(async move {
+            for card in unfinished {
+                let id = card.with_untracked(|j| j.id.clone());
+                if let Ok(Some(now)) = crate::calls::job_by_id(id).await
+                    && (now.state.is_finished() || now.step > card.get_untracked().step)
+                {
+                    card.set(now);
+                }
+            }
+        });
         let source = send_wrapper::SendWrapper::new(source);
         on_cleanup(move || {
             if let Some(s) = source.take() {
