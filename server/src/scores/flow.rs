@@ -4,7 +4,7 @@
 //! Convention: `flow(prev, next)` gives, at each pixel p of `next`, the displacement d of the
 //! content that is at p, so that `next(p) ≈ prev(p - d)`: the content moved by d.
 
-use super::plane::Plane;
+use super::plane::{Plane, bilinear};
 
 /// Coarsest pyramid level's shorter side, at least.
 const MIN_LEVEL_SIDE: usize = 24;
@@ -65,12 +65,10 @@ impl Flow {
     /// This flow at twice the resolution (vectors doubled), cut to `w` x `h`.
     fn upsampled(&self, w: usize, h: usize) -> Flow {
         let mut out = Flow::zero(w, h);
-        let (u, v) = (Plane { w: self.w, h: self.h, data: self.u.clone() }, Plane { w: self.w, h: self.h, data: self.v.clone() });
         for y in 0..h {
             for x in 0..w {
-                let (sx, sy) = ((x as f32 + 0.5) / 2.0 - 0.5, (y as f32 + 0.5) / 2.0 - 0.5);
-                out.u[y * w + x] = 2.0 * u.sample_clamped(sx, sy);
-                out.v[y * w + x] = 2.0 * v.sample_clamped(sx, sy);
+                let (u, v) = self.at((x as f32 + 0.5) / 2.0 - 0.5, (y as f32 + 0.5) / 2.0 - 0.5);
+                (out.u[y * w + x], out.v[y * w + x]) = (2.0 * u, 2.0 * v);
             }
         }
         out
@@ -78,17 +76,7 @@ impl Flow {
 
     /// The flow's vector at (x, y), bilinear, clamped to the field.
     pub fn at(&self, x: f32, y: f32) -> (f32, f32) {
-        let sample = |field: &[f32]| {
-            let x = x.clamp(0.0, (self.w - 1) as f32);
-            let y = y.clamp(0.0, (self.h - 1) as f32);
-            let (x0, y0) = (x.floor() as usize, y.floor() as usize);
-            let (x1, y1) = ((x0 + 1).min(self.w - 1), (y0 + 1).min(self.h - 1));
-            let (fx, fy) = (x - x0 as f32, y - y0 as f32);
-            let top = field[y0 * self.w + x0] * (1.0 - fx) + field[y0 * self.w + x1] * fx;
-            let bottom = field[y1 * self.w + x0] * (1.0 - fx) + field[y1 * self.w + x1] * fx;
-            top * (1.0 - fy) + bottom * fy
-        };
-        (sample(&self.u), sample(&self.v))
+        (bilinear(&self.u, self.w, self.h, x, y), bilinear(&self.v, self.w, self.h, x, y))
     }
 }
 
