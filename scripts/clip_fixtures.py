@@ -2,7 +2,7 @@
 """Tiny random CLIP fixtures for the Burn port of transformers' `CLIPModel` (visual search and
 CLIP scores), made with transformers itself. Run from the repository root; not run in CI:
 
-    pip install torch transformers safetensors
+    pip install torch transformers diffusers safetensors   # diffusers: sd_fixtures' tokenizer helper
     python3 scripts/clip_fixtures.py
 
 - clip1: a complete CLIPModel folder in the transformers layout (config.json, model.safetensors,
