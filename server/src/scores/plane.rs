@@ -117,18 +117,9 @@ impl Plane {
     }
 }
 
-/// Bilinear sample of a row-major `w` x `h` field at (x, y), clamped to the field.
-#[inline]
-pub fn bilinear(data: &[f32], w: usize, h: usize, x: f32, y: f32) -> f32 {
-    let x = x.clamp(0.0, (w - 1) as f32);
-    let y = y.clamp(0.0, (h - 1) as f32);
-    let (x0, y0) = (x.floor() as usize, y.floor() as usize);
-    let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
-    let (fx, fy) = (x - x0 as f32, y - y0 as f32);
-    let top = data[y0 * w + x0] * (1.0 - fx) + data[y0 * w + x1] * fx;
-    let bottom = data[y1 * w + x0] * (1.0 - fx) + data[y1 * w + x1] * fx;
-    top * (1.0 - fy) + bottom * fy
-}
+/// Bilinear sample of a row-major `w` x `h` field at (x, y), clamped to the field (the
+/// motion model's sampler).
+pub use model::builtin::motion::animate::bilinear;
 
 /// Rec. 601 luma of an RGB picture, in [0, 1].
 pub fn luma(img: &RgbImage) -> Plane {

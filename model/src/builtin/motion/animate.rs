@@ -260,7 +260,7 @@ impl WeatherFrames {
 
 /// Bilinear sample of a `[h, w]` grid (the first `w * h` values of `grid`) at grid point (x, y),
 /// clamped at the edges.
-pub(crate) fn bilinear(grid: &[f32], w: usize, h: usize, x: f32, y: f32) -> f32 {
+pub fn bilinear(grid: &[f32], w: usize, h: usize, x: f32, y: f32) -> f32 {
     let x = x.clamp(0.0, (w - 1) as f32);
     let y = y.clamp(0.0, (h - 1) as f32);
     let (x0, y0) = (x.floor() as usize, y.floor() as usize);
