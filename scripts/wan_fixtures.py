@@ -214,8 +214,14 @@ def build(name, cfg):
     tokenizer_folder_files = {n: open(os.path.join(folder, "tokenizer", n), "rb").read()
                               for n in os.listdir(os.path.join(folder, "tokenizer"))}
     if cfg["fp16_variant"]:
+        # Buffers (the rotary table) are not saved and diffusers keeps them in f32 on loading:
+        # keep their f32 values through the round trip.
+        buffers = {(id(m), n): b.clone() for m in (text_encoder, transformer, vae) for n, b in m.named_buffers()}
         pipe.to(torch.float16).save_pretrained(folder, safe_serialization=True, variant="fp16")
         pipe.to(torch.float32)
+        for m in (text_encoder, transformer, vae):
+            for n, b in m.named_buffers():
+                b.copy_(buffers[(id(m), n)])
         # The reference runs on the weights exactly as stored.
         for m in (text_encoder, transformer, vae):
             with torch.no_grad():

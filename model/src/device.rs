@@ -474,6 +474,14 @@ struct CudaGpu {
 /// The oldest driver the CUDA backend runs on (CUDA 12.0, as `cuDriverGetVersion` reports it).
 const MIN_CUDA_DRIVER: i32 = 12000;
 
+/// The memory of a device in bytes, where the driver tells it (CUDA devices); `None` elsewhere.
+pub fn memory_bytes(choice: DeviceChoice) -> Option<u64> {
+    match choice {
+        DeviceChoice::Cuda(i) => cuda_devices().ok()?.get(i).map(|g| g.memory_bytes as u64),
+        _ => None,
+    }
+}
+
 /// The machine's CUDA devices, or why there are none. Loads the driver library if present;
 /// never panics (the driver bindings panic on a missing library or symbol).
 fn cuda_devices() -> Result<Vec<CudaGpu>, String> {

@@ -7,6 +7,8 @@
 //! - [`stable_diffusion`]: text to image (UNet2DConditionModel, AutoencoderKL, the pipeline).
 //! - [`stable_video_diffusion`]: image to video (UNetSpatioTemporalConditionModel,
 //!   AutoencoderKLTemporalDecoder, the pipeline).
+//! - [`umt5`]: transformers' `UMT5EncoderModel` and the `tokenizer.json` tokenizer it is paired with.
+//! - [`wan`]: Wan 2.1 text to video (WanTransformer3DModel, AutoencoderKLWan, the pipeline).
 //!
 //! A new family is one more folder here, mirroring diffusers' `pipelines/` and `models/` names.
 
@@ -15,6 +17,8 @@ pub mod common;
 pub mod parity;
 pub mod stable_diffusion;
 pub mod stable_video_diffusion;
+pub mod umt5;
+pub mod wan;
 
 /// The compute precision of a loaded model.
 pub use burn::tensor::DType;

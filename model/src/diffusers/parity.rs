@@ -1,6 +1,6 @@
 //! Whole-pipeline parity with diffusers on its own fixtures: the tiny random pipelines that
-//! `scripts/sd_fixtures.py`, `scripts/ip2p_fixtures.py` and `scripts/svd_fixtures.py` wrote with
-//! diffusers (in `model/tests/fixtures/{sd,ip2p,svd}/*`), each with the runs diffusers made (`expected.json`), the
+//! `scripts/sd_fixtures.py`, `scripts/ip2p_fixtures.py`, `scripts/svd_fixtures.py` and
+//! `scripts/wan_fixtures.py` wrote with diffusers (in `model/tests/fixtures/{sd,ip2p,svd,wan}/*`), each with the runs diffusers made (`expected.json`), the
 //! noise it drew and the outputs it got (`expected.safetensors`). Running a fixture's runs here on
 //! a device and precision and comparing frames (PSNR) is what the parity tests and
 //! `vidplay parity` (every GPU backend, in scripts/gpu_check) do.
@@ -9,6 +9,7 @@ use super::common::scheduler::{Kind, SchedulerConfig};
 use super::common::weights::{LoadError, Weights};
 use super::stable_diffusion::{EditRequest, ImageRequest, InstructPix2Pix, StableDiffusion};
 use super::stable_video_diffusion::{MemoryMode, StableVideoDiffusion, VideoRequest};
+use super::wan::pipeline::{TextVideoRequest, Wan, WanOptions};
 use crate::generate::GenerateError;
 use burn::prelude::*;
 use burn::tensor::DType;
@@ -205,6 +206,44 @@ pub fn run_svd(folder: &Path, device: &Device, dtype: DType) -> Result<Vec<RunRe
         .map(|(i, (req, image, want))| {
             let input = image::open(&image).map_err(|e| FixtureError::Read(image.clone(), e.to_string()))?.to_rgb8();
             let video = svd.generate(&input, &req, &mut |_| {}, &|| false)?;
+            compare(format!("{name} pipeline {i}"), &video.frames.concat(), &want)
+        })
+        .collect()
+}
+
+/// The text-to-video runs of a Wan fixture: the request with diffusers' noise, and the frames
+/// diffusers made (values in [0, 1]).
+pub fn wan_runs(folder: &Path, device: &Device) -> Result<Vec<(TextVideoRequest, Vec<f32>)>, FixtureError> {
+    let exp = expected(folder, device)?;
+    let m = meta(folder)?;
+    let runs = m["pipelines"].as_array().cloned().unwrap_or_default();
+    runs.iter()
+        .enumerate()
+        .map(|(i, run)| {
+            let num = |k: &str| run[k].as_f64().unwrap_or_default();
+            let mut req = TextVideoRequest::new(run["prompt"].as_str().unwrap_or_default());
+            req.negative_prompt = run["negative"].as_str().unwrap_or_default().to_string();
+            req.width = num("width") as usize;
+            req.height = num("height") as usize;
+            req.frames = num("frames") as usize;
+            req.steps = num("steps") as usize;
+            req.guidance = num("guidance") as f32;
+            req.noise = Some(values(&exp, &format!("pipeline.{i}.noise"))?);
+            Ok((req, values(&exp, &format!("pipeline.{i}.frames"))?))
+        })
+        .collect()
+}
+
+/// Runs every pipeline of a Wan fixture at `dtype` (the text encoder on the same device) and
+/// compares with diffusers.
+pub fn run_wan(folder: &Path, device: &Device, dtype: DType, memory: MemoryMode) -> Result<Vec<RunResult>, FixtureError> {
+    let wan = Wan::load(folder, device, dtype, WanOptions::on(device, dtype, memory))?;
+    let name = folder.file_name().map_or("wan".into(), |n| n.to_string_lossy().to_string());
+    wan_runs(folder, device)?
+        .into_iter()
+        .enumerate()
+        .map(|(i, (req, want))| {
+            let video = wan.generate(&req, &mut |_| {}, &|| false)?;
             compare(format!("{name} pipeline {i}"), &video.frames.concat(), &want)
         })
         .collect()

@@ -400,6 +400,11 @@ impl TimestepEmbedding {
         Ok(Self { linear_1: Linear::load(&vb.pp("linear_1"), inp, dim, true)?, linear_2: Linear::load(&vb.pp("linear_2"), dim, out, true)? })
     }
 
+    /// From its two layers already loaded (e.g. kept in f32 in a half-precision model).
+    pub fn from_linears(linear_1: Linear, linear_2: Linear) -> Self {
+        Self { linear_1, linear_2 }
+    }
+
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
         self.linear_2.forward(silu(self.linear_1.forward(x)))
     }

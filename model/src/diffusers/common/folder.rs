@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PipelineKind {
     TextToImage,
+    /// Text to video (Wan).
+    TextToVideo,
     ImageToVideo,
     /// Instruction-based image editing (InstructPix2Pix, MagicBrush).
     ImageEdit,
@@ -18,6 +20,7 @@ impl PipelineKind {
     pub fn of_class(class: &str) -> Self {
         match class {
             "StableDiffusionPipeline" => PipelineKind::TextToImage,
+            "WanPipeline" => PipelineKind::TextToVideo,
             "StableVideoDiffusionPipeline" => PipelineKind::ImageToVideo,
             "StableDiffusionInstructPix2PixPipeline" => PipelineKind::ImageEdit,
             other => PipelineKind::Other(other.to_string()),
@@ -28,6 +31,7 @@ impl PipelineKind {
     pub fn class_name(&self) -> &str {
         match self {
             PipelineKind::TextToImage => "StableDiffusionPipeline",
+            PipelineKind::TextToVideo => "WanPipeline",
             PipelineKind::ImageToVideo => "StableVideoDiffusionPipeline",
             PipelineKind::ImageEdit => "StableDiffusionInstructPix2PixPipeline",
             PipelineKind::Other(c) => c,
@@ -106,8 +110,12 @@ impl ModelFolder {
             Precision::F16 => [".fp16", ""],
             Precision::F32 => ["", ".fp16"],
         } {
-            let index = dir.join(format!("{stem}{variant}.safetensors.index.json"));
-            if index.is_file() {
+            // transformers and diffusers name a variant's index `x.safetensors.index.fp16.json`.
+            let index = [format!("{stem}{variant}.safetensors.index.json"), format!("{stem}.safetensors.index{variant}.json")]
+                .into_iter()
+                .map(|name| dir.join(name))
+                .find(|p| p.is_file());
+            if let Some(index) = index {
                 let raw: serde_json::Value = crate::diffusers::common::config::read_json(&index)?;
                 let mut files: Vec<String> = raw
                     .get("weight_map")
@@ -153,37 +161,37 @@ pub fn cached_snapshot(repo: &str) -> Option<PathBuf> {
     path.parent().map(Path::to_path_buf)
 }
 
-/// The components a text-to-image pipeline runs (not e.g. SD 1.5's safety checker).
-const COMPONENTS: [&str; 5] = ["unet", "vae", "text_encoder", "tokenizer", "scheduler"];
+/// The components the pipelines run (not e.g. SD 1.5's safety checker).
+const COMPONENTS: [&str; 8] =
+    ["unet", "transformer", "vae", "text_encoder", "tokenizer", "scheduler", "image_encoder", "feature_extractor"];
 
-/// Files a pipeline needs: configs, tokenizer files and one set of safetensors per component.
+/// Files a pipeline needs: configs, tokenizer files and one precision's safetensors per
+/// component (a single file, or every shard with its index).
 fn wanted(files: &[String], precision: Precision) -> Vec<String> {
     let mut out = vec!["model_index.json".to_string()];
-    let has = |f: &str| files.iter().any(|x| x == f);
     let files: Vec<&String> =
         files.iter().filter(|f| f.split_once('/').is_some_and(|(dir, _)| COMPONENTS.contains(&dir))).collect();
+    let is_index = |name: &str| name.contains(".safetensors.index") && name.ends_with(".json");
     for &f in &files {
         let name = f.rsplit('/').next().unwrap_or(f);
-        let is_config = name.ends_with(".json") && !name.ends_with(".index.json") && f.contains('/');
+        let is_config = name.ends_with(".json") && !is_index(name) && f.contains('/');
         let is_tok = f.starts_with("tokenizer") && (name == "vocab.json" || name == "merges.txt");
         if is_config || is_tok {
             out.push(f.clone());
         }
     }
-    for &f in &files {
-        let Some(dir) = f.split_once('/').map(|(d, _)| d) else { continue };
-        if !f.ends_with(".safetensors") || f.matches('/').count() != 1 {
-            continue;
-        }
-        let is_half = f.contains(".fp16.");
-        let other = if is_half { f.replace(".fp16.", ".") } else { f.replace(".safetensors", ".fp16.safetensors") };
-        let keep = match precision {
-            Precision::F16 => is_half || !has(&other),
-            Precision::F32 => !is_half || !has(&other),
-        };
-        if keep && !out.iter().any(|o| o.starts_with(&format!("{dir}/")) && o.ends_with(".safetensors")) {
-            out.push(f.clone());
-        }
+    // `x.fp16.safetensors`, `x.fp16-00001-of-00002.safetensors`, `x.safetensors.index.fp16.json`.
+    let is_half = |f: &str| f.contains(".fp16.") || f.contains(".fp16-");
+    let weights: Vec<&String> = files.iter().copied().filter(|f| f.matches('/').count() == 1).collect();
+    let mut dirs: Vec<&str> = weights.iter().filter_map(|f| f.split_once('/').map(|(d, _)| d)).collect();
+    dirs.sort_unstable();
+    dirs.dedup();
+    for dir in dirs {
+        let in_dir: Vec<&String> =
+            weights.iter().copied().filter(|f| f.starts_with(&format!("{dir}/")) && (f.ends_with(".safetensors") || is_index(f))).collect();
+        let want_half = precision == Precision::F16;
+        let half = if in_dir.iter().any(|f| f.ends_with(".safetensors") && is_half(f) == want_half) { want_half } else { !want_half };
+        out.extend(in_dir.into_iter().filter(|f| is_half(f) == half).cloned());
     }
     out
 }
@@ -330,6 +338,38 @@ mod tests {
         assert!(full.contains(&"unet/diffusion_pytorch_model.safetensors".to_string()));
         assert!(!full.iter().any(|f| f.ends_with(".bin") || f == "README.md" || f.starts_with("safety_checker")));
         assert!(full.contains(&"tokenizer/merges.txt".to_string()));
+        // Sharded components come whole, with their index, in one precision.
+        let sharded: Vec<String> = [
+            "model_index.json",
+            "transformer/config.json",
+            "transformer/diffusion_pytorch_model-00001-of-00002.safetensors",
+            "transformer/diffusion_pytorch_model-00002-of-00002.safetensors",
+            "transformer/diffusion_pytorch_model.safetensors.index.json",
+            "text_encoder/model.fp16-00001-of-00002.safetensors",
+            "text_encoder/model.fp16-00002-of-00002.safetensors",
+            "text_encoder/model.safetensors.index.fp16.json",
+            "text_encoder/model-00001-of-00001.safetensors",
+            "text_encoder/model.safetensors.index.json",
+            "tokenizer/tokenizer.json",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let half = wanted(&sharded, Precision::F16);
+        for f in [
+            "transformer/diffusion_pytorch_model-00001-of-00002.safetensors",
+            "transformer/diffusion_pytorch_model-00002-of-00002.safetensors",
+            "transformer/diffusion_pytorch_model.safetensors.index.json",
+            "text_encoder/model.fp16-00002-of-00002.safetensors",
+            "text_encoder/model.safetensors.index.fp16.json",
+            "tokenizer/tokenizer.json",
+        ] {
+            assert!(half.contains(&f.to_string()), "{f} in {half:?}");
+        }
+        assert!(!half.contains(&"text_encoder/model-00001-of-00001.safetensors".to_string()));
+        let full = wanted(&sharded, Precision::F32);
+        assert!(full.contains(&"text_encoder/model-00001-of-00001.safetensors".to_string()));
+        assert!(!full.iter().any(|f| f.contains(".fp16")), "{full:?}");
         assert!(is_repo_id("stabilityai/sd-turbo"));
         assert!(!is_repo_id("/tmp/x") && !is_repo_id("a/b/c") && !is_repo_id("../x"));
     }

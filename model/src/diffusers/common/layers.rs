@@ -22,6 +22,11 @@ impl Linear {
         })
     }
 
+    /// From a PyTorch-layout `weight` [out, in] and optional `bias` [out] already loaded.
+    pub fn from_tensors(weight: Tensor<2>, bias: Option<Tensor<1>>) -> Self {
+        Self { weight: weight.transpose(), bias }
+    }
+
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         let w = self.weight.clone().unsqueeze::<D>();
         let y = x.matmul(w);

@@ -2,9 +2,11 @@
 
 pub mod blocks;
 pub mod config;
+pub mod flow_match_euler;
 pub mod folder;
 pub mod image_processing;
 pub mod latent_preview;
 pub mod layers;
 pub mod scheduler;
+pub mod unipc;
 pub mod weights;

@@ -167,6 +167,16 @@ impl Weights {
 
     /// A tensor of exactly `shape`, in the compute dtype, on the device.
     pub fn tensor<const D: usize>(&self, key: &str, shape: [usize; D]) -> Result<Tensor<D>, LoadError> {
+        self.tensor_in(key, shape, self.dtype)
+    }
+
+    /// A tensor of exactly `shape` in f32 whatever the compute dtype: for the parts a model keeps
+    /// in full precision (diffusers' `_keep_in_fp32_modules`).
+    pub fn tensor_f32<const D: usize>(&self, key: &str, shape: [usize; D]) -> Result<Tensor<D>, LoadError> {
+        self.tensor_in(key, shape, DType::F32)
+    }
+
+    fn tensor_in<const D: usize>(&self, key: &str, shape: [usize; D], dtype: DType) -> Result<Tensor<D>, LoadError> {
         if self.check_shape_only(key, &shape)? {
             return Ok(Tensor::zeros([1; D], &self.device));
         }
@@ -175,7 +185,7 @@ impl Weights {
             return Err(LoadError::Shape { path: self.path_of(key).into(), key: key.into(), found, expected: shape.to_vec() });
         }
         let t = Tensor::<D>::from_data(TensorData::new(values, shape), &self.device);
-        Ok(if self.dtype == DType::F32 { t } else { t.cast(self.dtype) })
+        Ok(if dtype == DType::F32 { t } else { t.cast(dtype) })
     }
 
     /// A tensor of exactly `shape` kept in host memory as f32 (empty for a shapes-only set): for
@@ -240,6 +250,11 @@ impl<'a> Vb<'a> {
 
     pub fn get<const D: usize>(&self, name: &str, shape: [usize; D]) -> Result<Tensor<D>, LoadError> {
         self.weights.tensor(&self.key(name), shape)
+    }
+
+    /// [`Weights::tensor_f32`] under this scope.
+    pub fn get_f32<const D: usize>(&self, name: &str, shape: [usize; D]) -> Result<Tensor<D>, LoadError> {
+        self.weights.tensor_f32(&self.key(name), shape)
     }
 
     pub fn contains(&self, name: &str) -> bool {

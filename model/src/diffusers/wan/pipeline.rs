@@ -1,0 +1,363 @@
+//! diffusers' `WanPipeline`: text to video with Wan 2.1.
+//!
+//! The prompt and the negative prompt are cleaned (`prompt_clean`), tokenized to at most
+//! `max_sequence_length` tokens, encoded by UMT5, cut to their true length and zero-padded back
+//! to `max_sequence_length` rows (the transformer's cross-attention sees the zero rows, as in
+//! diffusers). Sampling runs the flow-matching scheduler from the folder (UniPC or Euler) with
+//! classifier-free guidance as two passes per step (conditional, then unconditional). The latents
+//! are unnormalised with the VAE's per-channel mean and std and decoded one latent frame at a
+//! time, each frame read back to the host as it comes.
+//!
+//! Memory: the text encoder runs once per request, on its own device (the CPU by default on
+//! GPUs with little memory, see [`WanOptions`]), and is freed before sampling unless the model
+//! is resident; in [`MemoryMode::Low`] the transformer and the VAE are also loaded only for
+//! their phase.
+
+use crate::diffusers::common::flow_match_euler::FlowScheduler;
+use crate::diffusers::common::folder::{ModelFolder, PipelineKind};
+use crate::diffusers::common::weights::LoadError;
+use crate::diffusers::stable_diffusion::pipeline::component;
+use crate::diffusers::stable_video_diffusion::{GeneratedVideo, MemoryMode};
+use crate::diffusers::umt5::encoder::{UMT5Config, UMT5EncoderModel};
+use crate::diffusers::umt5::tokenizer::{prompt_clean, T5Tokenizer};
+use crate::diffusers::wan::autoencoder_kl_wan::{AutoencoderKLWan, WanVaeConfig};
+use crate::diffusers::wan::transformer_wan::{Rotary, WanTransformer3DModel, WanTransformerConfig};
+use crate::device::{self, DeviceChoice, OpenedDevice};
+use crate::generate::{GenerateError, Progress};
+use crate::rng::Rng;
+use burn::prelude::*;
+use burn::tensor::DType;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// One text-to-video request; defaults are diffusers' `WanPipeline.__call__`'s.
+#[derive(Debug, Clone)]
+pub struct TextVideoRequest {
+    pub prompt: String,
+    /// Empty for none (diffusers' default).
+    pub negative_prompt: String,
+    pub width: usize,
+    pub height: usize,
+    /// Of the form 4k + 1.
+    pub frames: usize,
+    pub steps: usize,
+    /// Classifier-free guidance; at most 1 runs the conditional pass only.
+    pub guidance: f32,
+    pub seed: u64,
+    /// Initial latents [1, z_dim, (frames - 1) / 4 + 1, H / 8, W / 8], as diffusers' `latents`.
+    pub noise: Option<Vec<f32>>,
+    /// Text tokens per prompt (diffusers' `max_sequence_length`).
+    pub max_sequence_length: usize,
+}
+
+impl TextVideoRequest {
+    pub fn new(prompt: impl Into<String>) -> Self {
+        Self {
+            prompt: prompt.into(),
+            negative_prompt: String::new(),
+            width: 832,
+            height: 480,
+            frames: 81,
+            steps: 50,
+            guidance: 5.0,
+            seed: 0,
+            noise: None,
+            max_sequence_length: 512,
+        }
+    }
+}
+
+/// Where the text encoder runs. UMT5-xxl has 5.7 billion parameters: on a GPU with little
+/// memory it runs on the CPU, once per request, and only its output crosses over.
+#[derive(Debug, Clone)]
+pub struct WanOptions {
+    pub text_device: Device,
+    pub text_dtype: DType,
+    pub memory: MemoryMode,
+}
+
+/// GPUs with less memory than this run the text encoder on the CPU: UMT5-xxl's weights take
+/// 11 GiB in bf16, next to the transformer's and the activations.
+pub const TEXT_ENCODER_GPU_MIN_BYTES: u64 = 24 << 30;
+
+impl WanOptions {
+    /// Everything on one device and precision.
+    pub fn on(device: &Device, dtype: DType, memory: MemoryMode) -> Self {
+        Self { text_device: device.clone(), text_dtype: dtype, memory }
+    }
+
+    /// The text encoder on the GPU in bf16 when the driver says it has room
+    /// ([`TEXT_ENCODER_GPU_MIN_BYTES`]), else on the CPU in f32 (T5 models overflow in f16).
+    pub fn auto(opened: &OpenedDevice, memory: MemoryMode) -> Self {
+        let roomy = opened.gpu && device::memory_bytes(opened.choice).is_some_and(|b| b >= TEXT_ENCODER_GPU_MIN_BYTES);
+        if roomy {
+            Self { text_device: opened.device.clone(), text_dtype: DType::BF16, memory }
+        } else {
+            Self { text_device: device::open(DeviceChoice::Cpu).map(|d| d.device).unwrap_or_else(|_| opened.device.clone()), text_dtype: DType::F32, memory }
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Components {
+    text_encoder: UMT5EncoderModel,
+    transformer: WanTransformer3DModel,
+    vae: AutoencoderKLWan,
+}
+
+#[derive(Clone)]
+pub struct Wan {
+    folder: ModelFolder,
+    tokenizer: T5Tokenizer,
+    text_config: UMT5Config,
+    pub transformer_config: WanTransformerConfig,
+    pub vae_config: WanVaeConfig,
+    scheduler_path: PathBuf,
+    pub device: Device,
+    pub dtype: DType,
+    pub options: WanOptions,
+    resident: Option<Components>,
+    /// Tensors loaded, all components.
+    pub parameters: usize,
+}
+
+impl Wan {
+    /// Opens a diffusers `WanPipeline` folder: reads and checks every config and the tokenizer,
+    /// and loads every component once (each checked tensor by tensor), keeping them when
+    /// resident.
+    pub fn load(root: &Path, device: &Device, dtype: DType, options: WanOptions) -> Result<Self, LoadError> {
+        let folder = ModelFolder::open(root)?;
+        if folder.kind() != PipelineKind::TextToVideo {
+            return Err(LoadError::config(&root.join("model_index.json"), "_class_name", &folder.class_name, "a Wan model must be a WanPipeline"));
+        }
+        let tokenizer = T5Tokenizer::from_file(&folder.config("tokenizer", "tokenizer.json")?)?;
+        let text_path = folder.config("text_encoder", "config.json")?;
+        let text_config = UMT5Config::read(&text_path)?;
+        let transformer_path = folder.config("transformer", "config.json")?;
+        let transformer_config = WanTransformerConfig::read(&transformer_path)?;
+        let vae_config = WanVaeConfig::read(&folder.config("vae", "config.json")?)?;
+        if transformer_config.text_dim != text_config.d_model {
+            return Err(LoadError::config(&transformer_path, "text_dim", transformer_config.text_dim, &format!("the text encoder gives {} features", text_config.d_model)));
+        }
+        if transformer_config.in_channels != vae_config.z_dim || transformer_config.out_channels() != vae_config.z_dim {
+            return Err(LoadError::config(&transformer_path, "in_channels", transformer_config.in_channels, &format!("the VAE has {} latent channels", vae_config.z_dim)));
+        }
+        let scheduler_path = folder.config("scheduler", "scheduler_config.json")?;
+        FlowScheduler::from_folder_config(&scheduler_path, 1)?;
+        let mut wan = Self {
+            folder,
+            tokenizer,
+            text_config,
+            transformer_config,
+            vae_config,
+            scheduler_path,
+            device: device.clone(),
+            dtype,
+            options,
+            resident: None,
+            parameters: 0,
+        };
+        let (text_encoder, a) = wan.load_text_encoder()?;
+        let (transformer, b) = wan.load_transformer()?;
+        let (vae, c) = wan.load_vae()?;
+        wan.parameters = a + b + c;
+        if wan.options.memory == MemoryMode::Resident {
+            wan.resident = Some(Components { text_encoder, transformer, vae });
+        }
+        Ok(wan)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.folder.root
+    }
+
+    fn load_text_encoder(&self) -> Result<(UMT5EncoderModel, usize), LoadError> {
+        let o = &self.options;
+        component(&self.folder, "text_encoder", "model", &o.text_device, o.text_dtype, |w| UMT5EncoderModel::load(&w.root(), &self.text_config))
+    }
+
+    fn load_transformer(&self) -> Result<(WanTransformer3DModel, usize), LoadError> {
+        component(&self.folder, "transformer", "diffusion_pytorch_model", &self.device, self.dtype, |w| {
+            WanTransformer3DModel::load(&w.root(), &self.transformer_config)
+        })
+    }
+
+    /// The VAE runs in f32 (diffusers' Wan pipelines keep it there).
+    fn load_vae(&self) -> Result<(AutoencoderKLWan, usize), LoadError> {
+        component(&self.folder, "vae", "diffusion_pytorch_model", &self.device, DType::F32, |w| AutoencoderKLWan::load(&w.root(), &self.vae_config))
+    }
+
+    /// Frames per latent frame, and pixels per latent pixel.
+    pub fn scale_factors(&self) -> (usize, usize) {
+        (self.vae_config.scale_factor_temporal(), 8)
+    }
+
+    /// The latent shape [channels, frames, height, width] of a request.
+    pub fn latent_shape(&self, req: &TextVideoRequest) -> [usize; 4] {
+        let (t, s) = self.scale_factors();
+        [self.vae_config.z_dim, (req.frames - 1) / t + 1, req.height / s, req.width / s]
+    }
+
+    pub fn validate(&self, req: &TextVideoRequest) -> Result<(), GenerateError> {
+        let bad = |m: String| Err(GenerateError::InvalidRequest(m));
+        let (t, s) = self.scale_factors();
+        let unit = s * self.transformer_config.patch_size[1].max(self.transformer_config.patch_size[2]);
+        if req.width == 0 || req.height == 0 || req.width % unit != 0 || req.height % unit != 0 {
+            return bad(format!("width and height must be positive multiples of {unit}, got {}x{}", req.width, req.height));
+        }
+        if req.width * req.height > 1920 * 1088 {
+            return bad(format!("{}x{} is too large (at most 1920x1088 pixels)", req.width, req.height));
+        }
+        if req.frames == 0 || (req.frames - 1) % t != 0 || req.frames > 257 {
+            return bad(format!("frames must be of the form {t}k + 1, at most 257, got {}", req.frames));
+        }
+        if req.steps == 0 || req.steps > 500 {
+            return bad(format!("steps must be 1..=500, got {}", req.steps));
+        }
+        if !req.guidance.is_finite() || !(0.0..=50.0).contains(&req.guidance) {
+            return bad(format!("guidance must be 0..=50, got {}", req.guidance));
+        }
+        if req.max_sequence_length == 0 || req.max_sequence_length > 4096 {
+            return bad(format!("max sequence length must be 1..=4096, got {}", req.max_sequence_length));
+        }
+        let [c, f, h, w] = self.latent_shape(req);
+        let transformer = &self.transformer_config;
+        let [pt, ph, pw] = transformer.patch_size;
+        if f % pt != 0 || h % ph != 0 || w % pw != 0 {
+            return bad(format!("the latent {f}x{h}x{w} is not a whole number of {pt}x{ph}x{pw} patches"));
+        }
+        if [f / pt, h / ph, w / pw].iter().any(|&g| g > transformer.rope_max_seq_len) {
+            return bad(format!("{}x{} x {} frames is beyond the model's position table", req.width, req.height, req.frames));
+        }
+        if let Some(noise) = &req.noise {
+            let want = c * f * h * w;
+            if noise.len() != want || noise.iter().any(|v| !v.is_finite()) {
+                return bad(format!("noise must hold {want} finite values ([1, {c}, {f}, {h}, {w}])"));
+            }
+        }
+        Ok(())
+    }
+
+    /// One prompt's UMT5 states, cut to the true length and zero-padded to
+    /// `max_sequence_length` rows: [1, max_sequence_length, d_model] on the main device, in f32.
+    fn encode_prompt(&self, encoder: &UMT5EncoderModel, text: &str, max_len: usize) -> Result<Tensor<3>, GenerateError> {
+        let ids = self.tokenizer.encode(&prompt_clean(text), max_len).map_err(|e| GenerateError::InvalidRequest(format!("tokenizing the prompt: {e}")))?;
+        let states = encoder.forward(&ids).cast(DType::F32);
+        let [_, len, d] = states.dims();
+        let values = states
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .map_err(|e| GenerateError::InvalidRequest(format!("reading the text encoding back: {e:?}")))?;
+        let mut padded = values;
+        padded.resize(max_len * d, 0.0);
+        debug_assert!(len <= max_len);
+        Ok(Tensor::from_data(TensorData::new(padded, [1, max_len, d]), &self.device))
+    }
+
+    /// Makes a video from text, calling `on_progress` after every step and stopping when
+    /// `cancelled`.
+    pub fn generate(&self, req: &TextVideoRequest, on_progress: &mut dyn FnMut(Progress), cancelled: &dyn Fn() -> bool) -> Result<GeneratedVideo, GenerateError> {
+        self.validate(req)?;
+        let load_err = |e: LoadError| GenerateError::InvalidRequest(format!("loading the model: {e}"));
+        let started = Instant::now();
+        let device = &self.device;
+        let guided = req.guidance > 1.0;
+        let mut scheduler = FlowScheduler::from_folder_config(&self.scheduler_path, req.steps).map_err(load_err)?;
+
+        // Phase 1: the text, once per request.
+        let (text, negative) = {
+            let owned;
+            let encoder = match &self.resident {
+                Some(c) => &c.text_encoder,
+                None => {
+                    owned = self.load_text_encoder().map_err(load_err)?.0;
+                    &owned
+                }
+            };
+            let text = self.encode_prompt(encoder, &req.prompt, req.max_sequence_length)?;
+            let negative = if guided { Some(self.encode_prompt(encoder, &req.negative_prompt, req.max_sequence_length)?) } else { None };
+            (text, negative)
+        };
+        let encode_seconds = started.elapsed().as_secs_f64();
+        if cancelled() {
+            return Err(GenerateError::Cancelled);
+        }
+
+        // Phase 2: sampling.
+        let sampling_started = Instant::now();
+        let shape = self.latent_shape(req);
+        let [c, f, h, w] = shape;
+        let noise = match &req.noise {
+            Some(n) => n.clone(),
+            None => Rng::new(req.seed).normals(c * f * h * w),
+        };
+        let mut latents = Tensor::<5>::from_data(TensorData::new(noise, [1, c, f, h, w]), device);
+        {
+            let owned;
+            let transformer = match &self.resident {
+                Some(c) => &c.transformer,
+                None => {
+                    owned = self.load_transformer().map_err(load_err)?.0;
+                    &owned
+                }
+            };
+            let grid = transformer.grid([f, h, w]).map_err(GenerateError::InvalidRequest)?;
+            let rotary = Rotary::new(&transformer.config, grid, device);
+            let text = transformer.embed_text(text);
+            let negative = negative.map(|n| transformer.embed_text(n));
+            let total = scheduler.num_steps();
+            for i in 0..total {
+                if cancelled() {
+                    return Err(GenerateError::Cancelled);
+                }
+                let t = [scheduler.timesteps()[i]];
+                let input = latents.clone().cast(self.dtype);
+                let cond = transformer.forward(input.clone(), &t, &text, &rotary);
+                let prediction = match &negative {
+                    Some(negative) => {
+                        let uncond = transformer.forward(input, &t, negative, &rotary);
+                        uncond.clone() + (cond - uncond) * req.guidance
+                    }
+                    None => cond,
+                };
+                latents = scheduler.step(prediction, i, latents);
+                on_progress(Progress::new(i + 1, total));
+            }
+        }
+        let sampling_seconds = sampling_started.elapsed().as_secs_f64();
+
+        // Phase 3: decoding, one latent frame at a time, each read back as it comes.
+        let decode_started = Instant::now();
+        let owned;
+        let vae = match &self.resident {
+            Some(c) => &c.vae,
+            None => {
+                owned = self.load_vae().map_err(load_err)?.0;
+                &owned
+            }
+        };
+        let stats = |v: &[f32]| Tensor::<1>::from_data(TensorData::new(v.to_vec(), [c]), device).reshape([1, c, 1, 1, 1]);
+        let inv_std: Vec<f32> = self.vae_config.latents_std.iter().map(|s| 1.0 / s).collect();
+        let z = latents / stats(&inv_std) + stats(&self.vae_config.latents_mean);
+        let (width, height) = (req.width, req.height);
+        let mut frames = Vec::with_capacity(req.frames);
+        let mut failure = None;
+        vae.decode_each(z, |chunk: Tensor<5>| {
+            if failure.is_some() {
+                return;
+            }
+            // [1, 3, n, H, W] in [-1, 1] -> n frames of [H, W, 3] in [0, 1].
+            let n = chunk.dims()[2];
+            let rgb = (chunk / 2.0 + 0.5).clamp(0.0, 1.0).permute([0, 2, 3, 4, 1]);
+            match rgb.into_data().convert::<f32>().try_to_vec::<f32>() {
+                Ok(data) => frames.extend(data.chunks(height * width * 3).take(n).map(|c| c.to_vec())),
+                Err(e) => failure = Some(format!("reading frames back: {e:?}")),
+            }
+        });
+        if let Some(message) = failure {
+            return Err(GenerateError::InvalidRequest(message));
+        }
+        Ok(GeneratedVideo { width, height, frames, encode_seconds, sampling_seconds, decode_seconds: decode_started.elapsed().as_secs_f64() })
+    }
+}

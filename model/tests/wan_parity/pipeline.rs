@@ -1,0 +1,100 @@
+//! Whole `WanPipeline` runs against diffusers from the same noise (PSNR >= 40 dB in f32), the
+//! low-memory mode, progress, cancel, bad requests and bad folders.
+
+use crate::common::{assert_pipelines, copy_dir, cpu, devices};
+use crate::transformer::{fixture, FIXTURES};
+use burn::tensor::DType;
+use model::diffusers::parity;
+use model::diffusers::stable_video_diffusion::MemoryMode;
+use model::diffusers::wan::pipeline::{TextVideoRequest, Wan, WanOptions};
+use model::generate::GenerateError;
+
+#[test]
+fn pipelines_match_diffusers() {
+    for (label, device) in devices() {
+        for name in FIXTURES {
+            let results = parity::run_wan(&fixture(name), &device, DType::F32, MemoryMode::Resident).unwrap_or_else(|e| panic!("{e}"));
+            assert_pipelines(results, 40.0, &format!("{name} on {label}"));
+        }
+    }
+}
+
+#[test]
+fn low_memory_mode_gives_the_same_frames() {
+    let device = cpu();
+    let name = "wan1";
+    let resident = parity::run_wan(&fixture(name), &device, DType::F32, MemoryMode::Resident).unwrap();
+    let low = parity::run_wan(&fixture(name), &device, DType::F32, MemoryMode::Low).unwrap();
+    for (a, b) in resident.iter().zip(&low) {
+        assert!(b.psnr_db >= 40.0 && (a.max_abs - b.max_abs).abs() < 1e-6, "{a:?} vs {b:?}");
+    }
+}
+
+#[test]
+fn progress_cancel_and_bad_requests() {
+    let device = cpu();
+    let wan = Wan::load(&fixture("wan1"), &device, DType::F32, WanOptions::on(&device, DType::F32, MemoryMode::Resident)).unwrap();
+    let mut req = TextVideoRequest::new("a cat walks through the snow");
+    (req.width, req.height, req.frames, req.steps, req.seed) = (32, 32, 5, 3, 9);
+
+    let mut steps = Vec::new();
+    let video = wan.generate(&req, &mut |p| steps.push((p.step, p.total)), &|| false).unwrap();
+    assert_eq!(steps, vec![(1, 3), (2, 3), (3, 3)]);
+    assert_eq!((video.frames.len(), video.width, video.height), (5, 32, 32));
+    assert!(video.frames.iter().flatten().all(|v| (0.0..=1.0).contains(v)));
+    // The seed decides the noise: the same seed gives the same clip, another one another.
+    let again = wan.generate(&req, &mut |_| {}, &|| false).unwrap();
+    assert_eq!(video.frames, again.frames);
+    let other = wan.generate(&TextVideoRequest { seed: 10, ..req.clone() }, &mut |_| {}, &|| false).unwrap();
+    assert_ne!(video.frames, other.frames);
+
+    let calls = std::cell::Cell::new(0);
+    let cancelled = wan.generate(&req, &mut |_| {}, &|| {
+        calls.set(calls.get() + 1);
+        calls.get() > 2
+    });
+    assert!(matches!(cancelled, Err(GenerateError::Cancelled)), "{cancelled:?}");
+
+    for (bad, needle) in [
+        (TextVideoRequest { frames: 8, ..req.clone() }, "4k + 1"),
+        (TextVideoRequest { width: 40, ..req.clone() }, "multiples of 16"),
+        (TextVideoRequest { steps: 0, ..req.clone() }, "steps"),
+        (TextVideoRequest { guidance: f32::NAN, ..req.clone() }, "guidance"),
+        (TextVideoRequest { noise: Some(vec![0.0; 7]), ..req.clone() }, "noise must hold"),
+        (TextVideoRequest { width: 32 * 70, height: 32 * 40, ..req.clone() }, "too large"),
+        (TextVideoRequest { width: 32 * 40, ..req.clone() }, "position table"),
+    ] {
+        match wan.generate(&bad, &mut |_| {}, &|| false) {
+            Err(GenerateError::InvalidRequest(m)) => assert!(m.contains(needle), "{m}"),
+            other => panic!("{needle}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn bad_folders_give_errors_naming_the_file() {
+    let device = cpu();
+    let options = WanOptions::on(&device, DType::F32, MemoryMode::Resident);
+    let root = std::env::temp_dir().join(format!("wan-bad-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    copy_dir(&fixture("wan1"), &root);
+
+    std::fs::write(root.join("tokenizer/tokenizer.json"), "{ not json").unwrap();
+    let err = Wan::load(&root, &device, DType::F32, options.clone()).err().expect("a broken tokenizer is refused").to_string();
+    assert!(err.contains("tokenizer.json"), "{err}");
+    std::fs::copy(fixture("wan1").join("tokenizer/tokenizer.json"), root.join("tokenizer/tokenizer.json")).unwrap();
+
+    // A text encoder narrower than the transformer expects.
+    let path = root.join("transformer/config.json");
+    let mut config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    config["text_dim"] = serde_json::json!(64);
+    std::fs::write(&path, config.to_string()).unwrap();
+    let err = Wan::load(&root, &device, DType::F32, options.clone()).err().expect("mismatched widths are refused").to_string();
+    assert!(err.contains("text_dim"), "{err}");
+    std::fs::copy(fixture("wan1").join("transformer/config.json"), &path).unwrap();
+
+    std::fs::remove_file(root.join("vae/diffusion_pytorch_model.safetensors")).unwrap();
+    let err = Wan::load(&root, &device, DType::F32, options).err().expect("a missing VAE is refused").to_string();
+    assert!(err.contains("vae"), "{err}");
+    let _ = std::fs::remove_dir_all(&root);
+}

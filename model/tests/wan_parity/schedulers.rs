@@ -1,0 +1,191 @@
+//! The flow-matching schedulers against diffusers: `UniPCMultistepScheduler` with Wan 2.1's
+//! published config and `FlowMatchEulerDiscreteScheduler` with shift 7 and 3, for 1, 2, 3, 5, 10
+//! and 50 steps. Sigmas must agree within 1e-5 and timesteps (0..1000) within 1e-6 of 1000
+//! (1e-3); every step's sample, from diffusers' initial sample and fixed model outputs, within
+//! 1e-4 max abs. Unsupported options and 0 steps must be refused with an error.
+
+use crate::common::{assert_close, devices, fixtures_root, max_diff, meta, Expected};
+use burn::prelude::*;
+use model::diffusers::common::flow_match_euler::FlowScheduler;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+
+const SIGMA_TOL: f32 = 1e-5;
+/// 1e-6 relative to the timestep range, 1000.
+const TIMESTEP_TOL: f32 = 1e-3;
+const SAMPLE_TOL: f32 = 1e-4;
+/// The shape of the fixtures' samples and model outputs.
+const SHAPE: [usize; 5] = [1, 4, 2, 3, 3];
+
+fn folder() -> PathBuf {
+    fixtures_root().join("wan").join("wan1")
+}
+
+/// `expected.json`'s scheduler entries: (config with its `_class_name`, steps).
+fn entries() -> Vec<(Value, usize)> {
+    let m = meta(&folder());
+    m["schedulers"]
+        .as_array()
+        .expect("schedulers")
+        .iter()
+        .map(|e| {
+            let mut config = e["config"].clone();
+            config["_class_name"] = e["class"].clone();
+            (config, e["steps"].as_u64().expect("steps") as usize)
+        })
+        .collect()
+}
+
+fn build(config: &Value, steps: usize) -> FlowScheduler {
+    FlowScheduler::from_json(Path::new("expected.json"), config, steps).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn schedulers_match_diffusers() {
+    let entries = entries();
+    assert_eq!(entries.len(), 18, "scheduler entries in expected.json");
+    let (mut sigma_max, mut timestep_max) = (0f32, 0f32);
+    let mut sample_max = vec![0f32; 3];
+    for (label, device) in devices() {
+        let exp = Expected::open(&folder(), &device);
+        for (i, (config, steps)) in entries.iter().enumerate() {
+            let class = config["_class_name"].as_str().unwrap();
+            let what = format!("scheduler.{i} ({class}, {steps} steps)");
+            let mut scheduler = build(config, *steps);
+            assert_eq!(scheduler.num_steps(), *steps, "{what}: steps");
+            let d = max_diff(scheduler.sigmas(), &exp.values(&format!("scheduler.{i}.sigmas")), &what);
+            assert!(d <= SIGMA_TOL, "{what}: sigmas differ by {d:e}");
+            sigma_max = sigma_max.max(d);
+            let d = max_diff(scheduler.timesteps(), &exp.values(&format!("scheduler.{i}.timesteps")), &what);
+            assert!(d <= TIMESTEP_TOL, "{what}: timesteps differ by {d:e}");
+            timestep_max = timestep_max.max(d);
+
+            let outputs = exp.values(&format!("scheduler.{i}.model_outputs"));
+            let samples = exp.values(&format!("scheduler.{i}.samples"));
+            let n = SHAPE.iter().product::<usize>();
+            // Twice over: step 0 must start afresh.
+            for _ in 0..2 {
+                let mut sample: Tensor<5> = exp.t(&format!("scheduler.{i}.sample"));
+                for step in 0..*steps {
+                    let output = Tensor::from_data(TensorData::new(outputs[step * n..][..n].to_vec(), SHAPE), &device);
+                    sample = scheduler.step(output, step, sample);
+                    let want = &samples[step * n..][..n];
+                    let d = assert_close(sample.clone(), want, SAMPLE_TOL, &format!("{what} step {step} on {label}"));
+                    sample_max[i / 6] = sample_max[i / 6].max(d);
+                }
+            }
+        }
+    }
+    eprintln!("max abs differences: sigmas {sigma_max:e}, timesteps {timestep_max:e}");
+    for (name, d) in ["UniPC (Wan 2.1)", "FlowMatchEuler shift 7", "FlowMatchEuler shift 3"].iter().zip(sample_max) {
+        eprintln!("max abs differences of the samples: {name}: {d:e}");
+    }
+}
+
+/// The fixture folders' own `scheduler_config.json` files: wan1 ships Wan 2.1's UniPC, wan2
+/// FlowMatchEuler with shift 7 (the same tables as entries 2 and 8, 3 steps each).
+#[test]
+fn schedulers_from_folder_configs() {
+    let entries = entries();
+    for (name, entry) in [("wan1", 2), ("wan2", 8)] {
+        let path = fixtures_root().join("wan").join(name).join("scheduler/scheduler_config.json");
+        let from_file = FlowScheduler::from_folder_config(&path, 3).unwrap_or_else(|e| panic!("{e}"));
+        let (config, steps) = &entries[entry];
+        let expected = build(config, *steps);
+        let kind = |s: &FlowScheduler| matches!(s, FlowScheduler::UniPC(_));
+        assert_eq!(kind(&from_file), name == "wan1", "{name}: class");
+        assert_eq!(from_file.timesteps(), expected.timesteps(), "{name}: timesteps");
+        assert_eq!(from_file.sigmas(), expected.sigmas(), "{name}: sigmas");
+    }
+}
+
+/// Each unsupported option is refused with an error naming the key.
+#[test]
+fn schedulers_refuse_unsupported_options() {
+    let entries = entries();
+    let (unipc, euler) = (&entries[0].0, &entries[6].0);
+    let cases: &[(&Value, &str, Value)] = &[
+        (unipc, "use_karras_sigmas", json!(true)),
+        (unipc, "use_exponential_sigmas", json!(true)),
+        (unipc, "use_beta_sigmas", json!(true)),
+        (unipc, "thresholding", json!(true)),
+        (unipc, "predict_x0", json!(false)),
+        (unipc, "solver_type", json!("midpoint")),
+        (unipc, "prediction_type", json!("epsilon")),
+        (unipc, "prediction_type", json!("v_prediction")),
+        (unipc, "use_flow_sigmas", json!(false)),
+        (unipc, "final_sigmas_type", json!("denoise_to_zero")),
+        (unipc, "use_dynamic_shifting", json!(true)),
+        (unipc, "time_shift_type", json!("linear")),
+        (unipc, "solver_p", json!({"_class_name": "DPMSolverMultistepScheduler"})),
+        (unipc, "solver_order", json!(0)),
+        (unipc, "lower_order_final", json!(false)),
+        (unipc, "flow_shift", json!(-1.0)),
+        (unipc, "timestep_spacing", json!("uniform")),
+        (unipc, "_class_name", json!("DPMSolverMultistepScheduler")),
+        (euler, "use_dynamic_shifting", json!(true)),
+        (euler, "time_shift_type", json!("linear")),
+        (euler, "invert_sigmas", json!(true)),
+        (euler, "stochastic_sampling", json!(true)),
+        (euler, "use_karras_sigmas", json!(true)),
+        (euler, "use_exponential_sigmas", json!(true)),
+        (euler, "use_beta_sigmas", json!(true)),
+        (euler, "shift", json!(0.0)),
+        (euler, "shift_terminal", json!(1.0)),
+        (euler, "num_train_timesteps", json!(0)),
+    ];
+    for (base, key, value) in cases {
+        let mut config = (*base).clone();
+        config[*key] = value.clone();
+        let err = FlowScheduler::from_json(Path::new("scheduler_config.json"), &config, 10)
+            .err()
+            .unwrap_or_else(|| panic!("{key} = {value} was accepted"))
+            .to_string();
+        assert!(err.contains(key) && err.contains("scheduler_config.json"), "{key} = {value}: unclear error {err:?}");
+    }
+    // diffusers' UniPC defaults are not the flow setting: a config that omits it is refused too.
+    let mut config = unipc.clone();
+    config.as_object_mut().unwrap().remove("prediction_type");
+    let err = FlowScheduler::from_json(Path::new("scheduler_config.json"), &config, 10).err().expect("default epsilon");
+    assert!(err.to_string().contains("prediction_type"), "{err}");
+}
+
+#[test]
+fn schedulers_refuse_zero_steps() {
+    let entries = entries();
+    for entry in [0, 6] {
+        let err = FlowScheduler::from_json(Path::new("scheduler_config.json"), &entries[entry].0, 0)
+            .err()
+            .expect("0 steps accepted");
+        assert!(err.to_string().contains("0 inference steps"), "{err}");
+    }
+}
+
+#[test]
+fn schedulers_tmp_extra() {
+    let dir = Path::new("/tmp/sched_extra");
+    let m = meta(dir);
+    let exp = Expected::open(dir, &crate::common::cpu());
+    let n = SHAPE.iter().product::<usize>();
+    for (i, e) in m["schedulers"].as_array().unwrap().iter().enumerate() {
+        let mut config = e["config"].clone();
+        config["_class_name"] = e["class"].clone();
+        let steps = e["steps"].as_u64().unwrap() as usize;
+        let mut s = build(&config, steps);
+        let ds = max_diff(s.sigmas(), &exp.values(&format!("scheduler.{i}.sigmas")), "s");
+        let dt = max_diff(s.timesteps(), &exp.values(&format!("scheduler.{i}.timesteps")), "t");
+        let outputs = exp.values(&format!("scheduler.{i}.model_outputs"));
+        let samples = exp.values(&format!("scheduler.{i}.samples"));
+        let mut sample: Tensor<5> = exp.t(&format!("scheduler.{i}.sample"));
+        let mut dmax = 0f32;
+        let mut mag = 0f32;
+        for step in 0..steps {
+            let output = Tensor::from_data(TensorData::new(outputs[step * n..][..n].to_vec(), SHAPE), &exp.device);
+            sample = s.step(output, step, sample);
+            let want = &samples[step * n..][..n];
+            mag = want.iter().fold(mag, |a, b| a.max(b.abs()));
+            dmax = dmax.max(max_diff(&crate::common::values(sample.clone()), want, "x"));
+        }
+        eprintln!("{i} {} steps {steps}: sigmas {ds:e} timesteps {dt:e} samples {dmax:e} (|x| {mag})", e["config"]);
+    }
+}
