@@ -359,6 +359,9 @@ fn CreateForm(
     let image_mode = move || matches!(mode.get(), Mode::ImageToVideo | Mode::Edit);
     let editing = move || mode.get() == Mode::Edit;
     let reads_prompt = move || model.with(|m| m.reads_prompt);
+    // Prompt parts to click, where the model offers them (the built-in model's words, Wan's
+    // camera, motion, light and style phrases).
+    let has_chips = move || model.with(|m| !m.chips.is_empty());
 
     view! {
         <form node_ref=form_ref class="create" action="/api/jobs" method="post" enctype="multipart/form-data"
@@ -374,7 +377,7 @@ fn CreateForm(
 
             <section class="builder" aria-labelledby="builder-title">
                 <h2 id="builder-title">"Prompt"</h2>
-                <div class="chips" class:hidden=move || !reads_prompt() || mode.get() == Mode::TextToImage>
+                <div class="chips" class:hidden=move || !has_chips() || mode.get() == Mode::TextToImage>
                 {move || model.with(|m| m.chips.clone()).into_iter().map(|group| {
                     let phrases = group.phrases.clone();
                     view! {
@@ -396,7 +399,7 @@ fn CreateForm(
                     }
                 }).collect_view()}
                 </div>
-                <label for="prompt">{move || if editing() { "Instruction (what to change)" } else if reads_prompt() { "Assembled prompt (editable)" } else { "Prompt" }}</label>
+                <label for="prompt">{move || if editing() { "Instruction (what to change)" } else if has_chips() { "Assembled prompt (editable)" } else { "Prompt" }}</label>
                 <textarea id="prompt" name="prompt" rows="2" maxlength=crate::limits::MAX_PROMPT_CHARS
                     placeholder="a red ball bouncing on a grass field, camera pans left"
                     prop:value=move || prompt.get()

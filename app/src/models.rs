@@ -80,7 +80,11 @@ impl ParamSpec {
             (ParamKind::Integer, ParamValue::Number(v)) => {
                 let stepped = self.step <= 1.0 || ((v - self.min) / self.step).fract() == 0.0;
                 if !v.is_finite() || *v < self.min || *v > self.max || v.fract() != 0.0 || !stepped {
-                    let step = if self.step > 1.0 { format!("a multiple of {} ", self.step) } else { "a whole number ".into() };
+                    let step = match self.step {
+                        s if s <= 1.0 => "a whole number ".to_string(),
+                        s if (self.min / s).fract() != 0.0 => format!("{} plus a multiple of {s}, ", self.min),
+                        s => format!("a multiple of {s} "),
+                    };
                     return Err(format!("{label} must be {step}from {} to {}, not {v}", self.min, self.max));
                 }
             }

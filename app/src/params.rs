@@ -56,6 +56,9 @@ impl Mode {
 #[serde(default, deny_unknown_fields)]
 pub struct JobParams {
     pub prompt: String,
+    /// The model to run; empty: the server's default for the request (an installed
+    /// text-to-video model for text, a model that animates images for an image or an extension;
+    /// the built-in model when nothing else is installed).
     pub model: String,
     pub frames: u32,
     pub fps: u32,
@@ -113,7 +116,7 @@ impl Default for JobParams {
     fn default() -> Self {
         Self {
             prompt: String::new(),
-            model: BUILTIN_MODEL.into(),
+            model: String::new(),
             frames: 16,
             fps: 8,
             steps: 24,

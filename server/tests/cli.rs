@@ -328,6 +328,80 @@ fn generate_with_svd_reproduces_diffusers_from_the_same_noise() {
     }
 }
 
+fn wan_fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/tests/fixtures/wan").join(name)
+}
+
+/// `vidplay generate` with a Wan folder on each tiny fixture reproduces diffusers' frames from
+/// diffusers' noise (text to video: no image), and writes the same files as every video engine.
+#[test]
+fn generate_with_wan_reproduces_diffusers_from_the_same_noise() {
+    for name in ["wan1", "wan2"] {
+        let dir = temp_dir(&format!("wan-{name}"));
+        let model = wan_fixture(name);
+        let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(model.join("expected.json")).unwrap()).unwrap();
+        let run = &meta["pipelines"][0];
+        let arg = |k: &str| run[k].to_string().trim_matches('"').to_string();
+        let (prompt, negative) = (arg("prompt"), arg("negative"));
+        let (frames, width, height, steps, guidance) = (arg("frames"), arg("width"), arg("height"), arg("steps"), arg("guidance"));
+        let noise = model.join("noise_0.safetensors");
+        let out = vidplay(&[
+            "generate", "--model-dir", model.to_str().unwrap(), "--prompt", &prompt, "--negative", &negative, "--frames", &frames,
+            "--width", &width, "--height", &height, "--steps", &steps, "--guidance", &guidance, "--noise", noise.to_str().unwrap(),
+            "--png-frames", "--device", "cpu", "--out", dir.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        for f in ["video.mp4", "video.gif", "metadata.json"] {
+            assert!(dir.join(f).is_file(), "{name}: {f} missing");
+        }
+        assert!(!dir.join("input.png").exists(), "{name}: text to video has no input image");
+        let device = model::device::open(model::device::DeviceChoice::Cpu).unwrap().device;
+        let expected = model::diffusers::common::weights::Weights::open(&[model.join("expected.safetensors")], &device, model::diffusers::DType::F32).unwrap();
+        let (want, shape) = expected.read_f32("pipeline.0.frames").unwrap();
+        let mut got = Vec::new();
+        for i in 0..shape[0] {
+            got.extend(image::open(dir.join(format!("frames/{i:04}.png"))).unwrap().to_rgb8().into_raw());
+        }
+        assert_eq!(got.len(), want.len(), "{name}: frame count and size");
+        let mse = got.iter().zip(&want).map(|(&a, &b)| ((a as f64 / 255.0) - b as f64).powi(2)).sum::<f64>() / want.len() as f64;
+        let psnr = 10.0 * (1.0 / mse).log10();
+        assert!(psnr >= 40.0, "{name}: PSNR {psnr:.1} dB against diffusers");
+        let written: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("metadata.json")).unwrap()).unwrap();
+        assert_eq!(written["mode"], "text-to-video");
+        assert_eq!(written["family"], "wan");
+        assert_eq!(written["fps"], 16);
+        assert_eq!(written["frames"].as_u64(), Some(shape[0] as u64));
+        assert_eq!(written["params"]["negative"], negative);
+    }
+}
+
+#[test]
+fn generate_with_wan_bad_input_is_a_clear_error() {
+    let dir = temp_dir("wan-bad");
+    let model = wan_fixture("wan1");
+    let m = model.to_str().unwrap().to_string();
+    let out = dir.to_str().unwrap().to_string();
+    let base = |extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = ["generate", "--model-dir", &m, "--prompt", "a cat", "--height", "32", "--steps", "1", "--device", "cpu", "--out", &out]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let run = |args: Vec<String>, needle: &str| assert_fails_with(&args.iter().map(String::as_str).collect::<Vec<_>>(), needle);
+    run(base(&["--frames", "6", "--width", "32"]), "4k + 1");
+    run(base(&["--frames", "5", "--width", "40"]), "multiples of 16");
+    let image = svd_fixture("svd1").join("image_0.png");
+    run(base(&["--frames", "5", "--width", "32", "--image", image.to_str().unwrap()]), "does not take --image");
+    let noise = svd_fixture("svd1").join("noise_0.safetensors");
+    run(base(&["--frames", "5", "--width", "32", "--noise", noise.to_str().unwrap()]), "noise");
+    let mut empty = base(&["--frames", "5", "--width", "32"]);
+    empty[4] = "  ".into();
+    run(empty, "--prompt");
+    assert!(!dir.join("metadata.json").exists(), "nothing written on errors");
+}
+
 #[test]
 fn generate_with_svd_bad_input_is_a_clear_error() {
     let dir = temp_dir("svd-bad");

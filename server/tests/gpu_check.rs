@@ -28,13 +28,13 @@ fn gpu_check_dry_run_measures_every_row() {
             .unwrap_or_else(|| panic!("no {check} / {implementation} row:\n{table}"))
             .to_string()
     };
-    for check in ["SD-Turbo", "svd-xt (resident memory)", "svd-xt (low memory)", "built-in model"] {
+    for check in ["SD-Turbo", "svd-xt (resident memory)", "svd-xt (low memory)", "Wan 2.1 1.3B", "built-in model"] {
         let r = row(check, "Burn");
         assert!(r.contains("| cpu |") && r.contains("| ok"), "{r}");
         assert!(r.contains(" s |"), "timed: {r}");
     }
     // `vidplay parity` on the fixtures, in both precisions.
-    for check in ["SD parity", "SVD parity"] {
+    for check in ["SD parity", "SVD parity", "Wan parity"] {
         for precision in ["f32", "f16"] {
             let r = table
                 .lines()
@@ -44,7 +44,7 @@ fn gpu_check_dry_run_measures_every_row() {
         }
     }
     // diffusers' rows: measured where torch is installed, otherwise said to be skipped.
-    for check in ["SD-Turbo", "svd-xt"] {
+    for check in ["SD-Turbo", "svd-xt", "Wan 2.1 1.3B"] {
         let r = row(check, "diffusers");
         assert!(r.contains("| ok") || r.contains("skipped: torch/diffusers not installed"), "{r}");
     }

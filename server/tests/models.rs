@@ -50,7 +50,8 @@ fn the_registry_finds_and_describes_every_installed_model() {
     // With a text-to-image model, the same id also does text to video through a keyframe.
     let registry = Registry::discover(builtin(), Some(&models_dir("both", &["sd/sd1", "svd/svd1"])));
     assert_eq!(registry.ids(), ["vidplay-toy-1", "sd1", "svd1", "vidplay-edit-1"]);
-    assert_eq!(registry.default_id(), "vidplay-toy-1");
+    assert_eq!(registry.default_id(false), "vidplay-toy-1");
+    assert_eq!(registry.default_id(true), "vidplay-toy-1");
     let infos = registry.infos();
     let by_id = |id: &str| infos.iter().find(|m| m.id == id).unwrap().clone();
     let (toy, sd, chain) = (by_id("vidplay-toy-1"), by_id("sd1"), by_id("svd1"));
@@ -230,4 +231,38 @@ async fn insert_old_result(db: &Path, id: &str) {
         .execute(&mut conn)
         .await
         .unwrap();
+}
+
+/// An installed Wan model comes first (the default for text to video), describes its own
+/// controls, and checks the shapes it can make; requests from a picture still default to a
+/// model that animates one.
+#[test]
+fn an_installed_wan_model_is_the_default_text_to_video_engine() {
+    let registry = Registry::discover(builtin(), Some(&models_dir("wan", &["wan/wan1", "sd/sd1"])));
+    assert_eq!(registry.ids(), ["wan1", "vidplay-toy-1", "sd1", "vidplay-edit-1"]);
+    assert_eq!(registry.default_id(false), "wan1");
+    assert_eq!(registry.default_id(true), "vidplay-toy-1");
+    let wan = registry.get("wan1").unwrap();
+    let info = wan.info();
+    assert_eq!((info.family.as_str(), info.tasks.as_slice()), ("wan", [Mode::TextToVideo].as_slice()));
+    assert_eq!((info.native_width, info.native_height, info.native_frames), (832, 480, 81));
+    assert_eq!(info.param("frames").unwrap().step, 4.0);
+    assert!(info.param("negative").is_some() && info.param("keyframe_model").is_none());
+    // Prompt parts to click, but no word-by-word reading (that is the built-in model's parser).
+    assert!(info.chips.iter().any(|g| g.phrases.iter().any(|p| p == "camera pans left")) && !info.reads_prompt);
+    let ok = JobParams { prompt: "a boat".into(), model: "wan1".into(), frames: 17, width: 64, height: 48, steps: 4, guidance: 5.0, fps: 16, ..JobParams::default() };
+    assert_eq!(wan.validate(&mut ok.clone(), false), Ok(Mode::TextToVideo));
+    // Rounded as diffusers rounds: frames to 4k + 1, the size down to multiples of 16.
+    let mut rounded = JobParams { frames: 16, width: 72, height: 50, ..ok.clone() };
+    assert_eq!(wan.validate(&mut rounded, false), Ok(Mode::TextToVideo));
+    assert_eq!((rounded.frames, rounded.width, rounded.height), (17, 64, 48));
+    for (bad, needle) in [
+        (JobParams { frames: 200, ..ok.clone() }, "frames must be"),
+        (JobParams { width: 2048, ..ok.clone() }, "width must be"),
+        (JobParams { prompt: " ".into(), ..ok.clone() }, "prompt is empty"),
+    ] {
+        let err = wan.validate(&mut bad.clone(), false).unwrap_err();
+        assert!(err.contains(needle), "{needle}: {err}");
+    }
+    assert!(wan.validate(&mut ok.clone(), true).unwrap_err().contains("does not take an input image"));
 }

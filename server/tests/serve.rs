@@ -421,3 +421,71 @@ async fn text_to_video_through_a_keyframe_and_stable_video_diffusion() {
     let _ = std::fs::remove_dir_all(&data);
     let _ = std::fs::remove_dir_all(&models);
 }
+
+/// An installed Wan model (the tiny wan1 fixture) is a text-to-video engine with its own
+/// controls, and the default for text to video: a prompt without a model goes to it directly
+/// (no keyframe), an upload without a model still goes to a model that animates images, and a
+/// clip cannot be continued with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_to_video_with_an_installed_wan_model() {
+    let data = data_dir("wan");
+    let models = data.with_extension("models");
+    let _ = std::fs::remove_dir_all(&models);
+    std::fs::create_dir_all(&models).unwrap();
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../model/tests/fixtures");
+    std::os::unix::fs::symlink(fixtures.join("wan/wan1"), models.join("wan1")).unwrap();
+    let (app, _jobs) = start_with(&data, models.clone()).await;
+
+    let (status, page) = send(&app, get("/")).await;
+    assert_eq!(status, StatusCode::OK);
+    let page = String::from_utf8_lossy(&page);
+    assert!(page.contains("wan1") && page.contains("Negative prompt"), "the page offers wan1 with its controls");
+    assert!(page.contains("aerial drone shot") && page.contains("Assembled prompt"), "the prompt builder offers Wan's parts");
+    let (_, listed) = send_json(&app, get("/api/models")).await;
+    let wan = listed.as_array().unwrap().iter().find(|m| m["id"] == "wan1").expect("wan1 listed").clone();
+    assert_eq!(wan["family"], "wan");
+    assert_eq!(wan["tasks"], json!(["text-to-video"]));
+    assert_eq!(listed[0]["id"], "wan1", "the default for text to video");
+
+    let (status, job) = send_json(&app, post_json(json!({"prompt": "a red ball bounces across a table", "negative": "blurry", "steps": 2, "frames": 5, "fps": 16, "width": 32, "height": 32, "guidance": 4.0}))).await;
+    assert_eq!(status, StatusCode::CREATED, "{job}");
+    assert_eq!((job["params"]["model"].as_str(), job["mode"].as_str(), job["total"].as_u64()), (Some("wan1"), Some("text-to-video"), Some(2)));
+    let id = job["id"].as_str().unwrap().to_string();
+    let done = wait_for(&app, &id, |j| j["state"].as_str().is_some_and(|s| s != "queued" && s != "running")).await;
+    assert_eq!(done["state"], "done", "{done}");
+    for f in ["video.mp4", "video.gif", "poster.png"] {
+        let (status, _) = send(&app, get(&format!("/media/{id}/{f}"))).await;
+        assert_eq!(status, StatusCode::OK, "{f}");
+    }
+    let (status, _) = send(&app, get(&format!("/media/{id}/keyframe.png"))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "no keyframe: the text goes to the model directly");
+    let (_, video) = send_json(&app, get(&format!("/api/videos/{id}"))).await;
+    let meta = &video["metadata"];
+    assert_eq!((meta["family"].as_str(), meta["frames"].as_u64(), meta["fps"].as_u64()), (Some("wan"), Some(5), Some(16)));
+    assert_eq!(meta["resolution"]["native"], json!([32, 32]));
+    assert_eq!(meta["params"]["negative"], "blurry");
+
+    // An upload without a model is animated by the built-in model.
+    let (status, anim) = send_json(&app, post_multipart(multipart(&[("steps", "1")], Some(("photo.png", &png(64, 48)))))).await;
+    assert_eq!(status, StatusCode::CREATED, "{anim}");
+    assert_eq!((anim["mode"].as_str(), anim["params"]["model"].as_str()), (Some("image-to-video"), Some("vidplay-toy-1")));
+    wait_for(&app, anim["id"].as_str().unwrap(), |j| j["state"] == "done").await;
+
+    for (body, needle) in [
+        (json!({"prompt": "a cat", "model": "wan1", "frames": 200, "width": 32, "height": 32}), "frames must be"),
+        (json!({"prompt": "a cat", "model": "wan1", "frames": 5, "width": 4000, "height": 32}), "width must be"),
+        (json!({"prompt": "  ", "model": "wan1"}), "prompt is empty"),
+        (json!({"task": "extend", "source": id, "model": "wan1", "frames": 5, "width": 32, "height": 32}), "cannot continue a clip"),
+    ] {
+        assert_rejected(&app, post_json(body), StatusCode::BAD_REQUEST, needle).await;
+    }
+    assert_rejected(
+        &app,
+        post_multipart(multipart(&[("model", "wan1"), ("prompt", "a cat")], Some(("photo.png", &png(64, 64))))),
+        StatusCode::BAD_REQUEST,
+        "does not take an input image",
+    )
+    .await;
+    let _ = std::fs::remove_dir_all(&data);
+    let _ = std::fs::remove_dir_all(&models);
+}

@@ -12,6 +12,9 @@ use std::path::{Path, PathBuf};
 
 const FIXTURES: [&str; 2] = ["wan1", "wan2"];
 const TOL: f32 = 1e-4;
+/// F16 and BF16 against transformers' f32 (outputs are of order one; flex gives 5e-3 and 6e-2).
+const F16_TOL: f32 = 0.02;
+const BF16_TOL: f32 = 0.15;
 
 fn fixture(name: &str) -> PathBuf {
     common::fixtures_root().join("wan").join(name)
@@ -100,7 +103,8 @@ fn prompt_clean_matches_diffusers() {
 fn relative_position_buckets_match_transformers() {
     // Where transformers' buckets change, for keys after (positive) the query: (offset, bucket).
     // Keys before use the same offsets with the first half of the buckets.
-    let tables: [(usize, usize, &[(i64, usize)]); 3] = [
+    type Changes = &'static [(i64, usize)];
+    let tables: [(usize, usize, Changes); 3] = [
         (
             32,
             128,
@@ -160,6 +164,34 @@ fn text_encoder_matches_transformers() {
             let rows = &want[..len * config.d_model];
             let d = assert_close(model.forward(&padded[..len]), rows, TOL, &what("true tokens of padded_out"));
             eprintln!("{}: max abs {d:e}", what("true tokens of padded_out"));
+        }
+    }
+}
+
+/// F16 (residual stream and `wo` in f32, as transformers keeps them) and BF16 stay close to
+/// transformers' f32 output, the padded run included.
+#[test]
+fn text_encoder_in_half_precision_stays_close() {
+    for name in FIXTURES {
+        let folder = fixture(name);
+        let config = UMT5Config::read(&folder.join("text_encoder/config.json")).unwrap_or_else(|e| panic!("{e}"));
+        for (label, device) in devices() {
+            let expected = Expected::open(&folder, &device);
+            let input = ids(&expected, "text_encoder.input_ids");
+            let padded = ids(&expected, "text_encoder.padded_ids");
+            let mask: Vec<bool> = ids(&expected, "text_encoder.padded_mask").into_iter().map(|m| m != 0).collect();
+            for (dtype, tol) in [(DType::F16, F16_TOL), (DType::BF16, BF16_TOL)] {
+                let what = |part: &str| format!("{name} on {label}, {dtype:?}: {part}");
+                let weights = Weights::open(&[text_encoder_file(&folder)], &device, dtype).unwrap_or_else(|e| panic!("{e}"));
+                let model = UMT5EncoderModel::load(&weights.root(), &config).unwrap_or_else(|e| panic!("{e}"));
+                let out = model.forward(&input);
+                assert_eq!(out.dtype(), dtype, "{}", what("output dtype"));
+                let d = assert_close(out, &expected.values("text_encoder.out"), tol, &what("out"));
+                eprintln!("{}: max abs {d:e}", what("out"));
+                let got = model.forward_masked(&padded, &mask);
+                let d = assert_close(got, &expected.values("text_encoder.padded_out"), tol, &what("padded_out"));
+                eprintln!("{}: max abs {d:e}", what("padded_out"));
+            }
         }
     }
 }

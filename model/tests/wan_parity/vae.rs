@@ -61,6 +61,26 @@ fn vae_encode_and_decode_match_diffusers() {
     }
 }
 
+/// In f16 the convolutions and attention run in half precision (the norms in f32) and stay
+/// close to diffusers' f32 results.
+#[test]
+fn vae_in_f16_stays_close() {
+    for (label, device) in devices() {
+        let name = "wan2";
+        let folder = ModelFolder::open(&fixture(name)).unwrap();
+        let weights = Weights::open(&folder.weights("vae", "diffusion_pytorch_model", Precision::F16).unwrap(), &device, DType::F16).unwrap();
+        let config = WanVaeConfig::read(&fixture(name).join("vae/config.json")).unwrap();
+        let vae = AutoencoderKLWan::load(&weights.root(), &config).unwrap_or_else(|e| panic!("{e}"));
+        let exp = Expected::open(&fixture(name), &device);
+        let (mean, _) = vae.encode(exp.t::<5>("vae.video"));
+        assert_eq!(mean.dtype(), DType::F16);
+        let d_mean = assert_close(mean, &exp.values("vae.mean"), 2e-2, &format!("{name} on {label}: f16 encode"));
+        let decoded = vae.decode(exp.t::<5>("vae.latent"));
+        let d_decoded = assert_close(decoded, &exp.values("vae.decoded"), 2e-2, &format!("{name} on {label}: f16 decode"));
+        eprintln!("{name} on {label}: f16 max abs: mean {d_mean:e}, decoded {d_decoded:e}");
+    }
+}
+
 /// Runs the block diffusers names `name` on one chunk.
 fn run_block(vae: &AutoencoderKLWan, name: &str, x: Tensor<5>, cache: &mut FeatCache) -> Tensor<5> {
     let parts: Vec<&str> = name.split('.').collect();
@@ -143,7 +163,7 @@ fn wan21_vae_names_and_shapes_load_unchanged() {
     let mut wider = config.clone();
     wider.dim_mult = vec![1, 2, 4, 8];
     let weights = Weights::shapes_only(&root.join("vae"), shapes, &device);
-    let e = AutoencoderKLWan::load(&weights.root(), &wider).err().expect("a wider level must not fit");
+    let e = AutoencoderKLWan::load(&weights.root(), &wider).expect_err("a wider level must not fit");
     assert!(matches!(e, LoadError::Shape { ref key, .. } if key.starts_with("encoder.down_blocks.")), "{e}");
 }
 
@@ -197,6 +217,6 @@ fn bad_vae_configs_give_load_errors() {
 
     // wan2's architecture on wan1's weights: a shape error, not a panic.
     let wan2 = WanVaeConfig::read(&fixture("wan2").join("vae/config.json")).unwrap();
-    let e = AutoencoderKLWan::load(&weights.root(), &wan2).err().expect("wan2's widths must not fit wan1's weights");
+    let e = AutoencoderKLWan::load(&weights.root(), &wan2).expect_err("wan2's widths must not fit wan1's weights");
     assert!(matches!(e, LoadError::Shape { .. }), "{e}");
 }

@@ -1,10 +1,12 @@
-//! `vidplay generate`: a clip from a prompt, or an animated image, with the built-in model or
-//! with Stable Video Diffusion (`--model-dir` or `--model`), written as the playground writes
-//! results (video.mp4, video.gif, metadata.json, input.png, optionally frames/*.png).
+//! `vidplay generate`: a clip from a prompt, or an animated image, with the built-in model, with
+//! Stable Video Diffusion (an image) or with Wan (text) from `--model-dir` or `--model`, written
+//! as the playground writes results (video.mp4, video.gif, metadata.json, input.png when
+//! animating, optionally frames/*.png).
 
 use super::common::{ModelArgs, check_numbers, check_text, locate, metered_steps, read_tensor, step_bar};
 use crate::engines::builtin;
 use crate::engines::stable_video_diffusion as svd_engine;
+use crate::engines::wan as wan_engine;
 use crate::engines::Rendered;
 use crate::ids::random_seed;
 use crate::media::input;
@@ -17,7 +19,8 @@ use model::gpu_memory::GpuMemoryMeter;
 use std::path::PathBuf;
 use std::time::Instant;
 
-/// Stable Video Diffusion's options (diffusers' names and defaults).
+/// The options of installed models: Stable Video Diffusion's and Wan's (diffusers' names and
+/// defaults).
 #[derive(clap::Args, Clone)]
 pub struct SvdArgs {
     /// Motion bucket id: more motion when higher.
@@ -31,15 +34,24 @@ pub struct SvdArgs {
     min_guidance: f32,
     #[arg(long, default_value_t = 3.0)]
     max_guidance: f32,
-    #[arg(long, default_value_t = 1024)]
-    width: usize,
-    #[arg(long, default_value_t = 576)]
-    height: usize,
+    /// Width in pixels (default: 1024 for SVD, 832 for Wan).
+    #[arg(long)]
+    width: Option<usize>,
+    /// Height in pixels (default: 576 for SVD, 480 for Wan).
+    #[arg(long)]
+    height: Option<usize>,
+    /// Wan: what the clip should not show.
+    #[arg(long, default_value = "")]
+    negative: String,
+    /// Wan: where the text encoder runs (auto: the GPU when it has 24 GiB or more, else the CPU).
+    #[arg(long, value_enum, default_value = "auto")]
+    text_encoder_device: TextEncoderPlacement,
     /// Frames the VAE decodes at once (default: all; fewer use less memory).
     #[arg(long)]
     decode_chunk: Option<usize>,
-    /// Initial latents: a safetensors file with an f32 tensor `noise` [1, frames, 4, H/8, W/8]
-    /// (diffusers' `latents`) and optionally `image_noise` [1, 3, H, W].
+    /// Initial latents (diffusers' `latents`): a safetensors file with an f32 tensor `noise`,
+    /// for SVD [1, frames, 4, H/8, W/8] and optionally `image_noise` [1, 3, H, W], for Wan
+    /// [1, 16, (frames - 1)/4 + 1, H/8, W/8].
     #[arg(long)]
     noise: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "auto")]
@@ -64,23 +76,24 @@ pub struct GenerateArgs {
     /// Number of frames (default: the model's native clip length).
     #[arg(long)]
     frames: Option<usize>,
-    /// Frames per second (default: 8 built-in, 7 for SVD).
+    /// Frames per second (default: 8 built-in, 7 for SVD, 16 for Wan).
     #[arg(long)]
     fps: Option<u32>,
-    /// Sampling steps (default: 24 built-in, 25 for SVD).
+    /// Sampling steps (default: 24 built-in, 25 for SVD, 50 for Wan).
     #[arg(long)]
     steps: Option<usize>,
-    /// A local Stable Video Diffusion folder (diffusers layout).
+    /// A local Stable Video Diffusion or Wan folder (diffusers layout).
     #[arg(long, conflicts_with_all = ["model", "weights"])]
     model_dir: Option<PathBuf>,
-    /// A Hugging Face repo id, e.g. stabilityai/stable-video-diffusion-img2vid-xt.
+    /// A Hugging Face repo id, e.g. stabilityai/stable-video-diffusion-img2vid-xt or
+    /// Wan-AI/Wan2.1-T2V-1.3B-Diffusers.
     #[arg(long, conflicts_with = "weights")]
     model: Option<String>,
     #[command(flatten)]
     svd: SvdArgs,
-    /// Text guidance scale (1 turns classifier-free guidance off).
-    #[arg(long, default_value_t = 3.0)]
-    guidance: f32,
+    /// Text guidance scale (1 turns classifier-free guidance off; default 3, 5 for Wan).
+    #[arg(long)]
+    guidance: Option<f32>,
     /// Image guidance scale for image-to-video.
     #[arg(long, default_value_t = 1.5)]
     image_guidance: f32,
@@ -107,12 +120,12 @@ pub struct GenerateArgs {
 
 pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
     check_text("the prompt", &a.prompt)?;
-    check_numbers(&[("guidance", a.guidance as f64), ("image_guidance", a.image_guidance as f64), ("motion", a.motion as f64)])?;
+    check_numbers(&[("guidance", a.guidance.unwrap_or(3.0) as f64), ("image_guidance", a.image_guidance as f64), ("motion", a.motion as f64)])?;
     if let Some(fps) = a.fps {
         check_numbers(&[("fps", fps as f64)])?;
     }
     if a.model_dir.is_some() || a.model.is_some() {
-        return run_svd(a);
+        return run_installed(a);
     }
     let started = Instant::now();
     let req = GenerationRequest {
@@ -120,7 +133,7 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
         frames: a.frames,
         fps: a.fps.unwrap_or(8),
         steps: a.steps.unwrap_or(24),
-        guidance: a.guidance,
+        guidance: a.guidance.unwrap_or(3.0),
         image_guidance: a.image_guidance,
         seed: a.seed.unwrap_or_else(random_seed),
         motion: a.motion,
@@ -179,27 +192,117 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `vidplay generate` with Stable Video Diffusion.
-fn run_svd(a: GenerateArgs) -> anyhow::Result<()> {
-    use model::diffusers::stable_video_diffusion::{MemoryMode, StableVideoDiffusion, VideoRequest};
-    let svd = a.svd;
+/// Where Wan's text encoder runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TextEncoderPlacement {
+    Auto,
+    Cpu,
+    /// On the device the model runs on.
+    Same,
+}
+
+/// `vidplay generate` with an installed model: the folder's pipeline decides which.
+fn run_installed(a: GenerateArgs) -> anyhow::Result<()> {
+    use model::diffusers::common::folder::{ModelFolder, PipelineKind};
     let started = Instant::now();
-    let Some(image_path) = a.image else {
-        anyhow::bail!("Stable Video Diffusion animates an image: give --image PATH");
-    };
     // Check the cheap things before loading anything.
-    let input_image = input::load(&image_path)?;
-    if svd.width == 0 || svd.height == 0 || svd.width % 8 != 0 || svd.height % 8 != 0 {
-        anyhow::bail!("--width and --height must be positive multiples of 8, got {}x{}", svd.width, svd.height);
+    let input_image = a.image.as_deref().map(input::load).transpose()?;
+    for (name, v) in [("--width", a.svd.width), ("--height", a.svd.height)] {
+        if v == Some(0) {
+            anyhow::bail!("{name} must be positive");
+        }
     }
     let opened = device::open(a.builtin.device)?;
-    let mut meter = GpuMemoryMeter::start(&opened.device);
-    let dtype = svd.precision.resolve(&opened);
+    let dtype = a.svd.precision.resolve(&opened);
     let root = locate(a.model_dir.as_deref(), a.model.as_deref(), dtype)?;
+    match ModelFolder::open(&root)?.kind() {
+        PipelineKind::TextToVideo => run_wan(a, input_image.is_some(), opened, dtype, root, started),
+        PipelineKind::ImageToVideo => {
+            let Some(image) = input_image else {
+                anyhow::bail!("Stable Video Diffusion animates an image: give --image PATH");
+            };
+            run_svd(a, image, opened, dtype, root, started)
+        }
+        other => anyhow::bail!("{}: a {} makes no video here (use it with `vidplay image` or `vidplay edit`)", root.display(), other.class_name()),
+    }
+}
+
+/// `vidplay generate` with Wan: text to video.
+fn run_wan(a: GenerateArgs, has_image: bool, opened: device::OpenedDevice, dtype: model::diffusers::DType, root: PathBuf, started: Instant) -> anyhow::Result<()> {
+    use model::diffusers::stable_video_diffusion::MemoryMode;
+    use model::diffusers::wan::pipeline::{TextVideoRequest, Wan, WanOptions};
+    let o = a.svd;
+    if has_image {
+        anyhow::bail!("Wan text-to-video makes clips from text; it does not take --image");
+    }
+    if a.prompt.trim().is_empty() {
+        anyhow::bail!("give --prompt TEXT: Wan makes the clip from the text");
+    }
+    check_text("the negative prompt", &o.negative)?;
+    let mut req = TextVideoRequest::new(a.prompt.clone());
+    req.negative_prompt = o.negative.clone();
+    req.width = o.width.unwrap_or(req.width);
+    req.height = o.height.unwrap_or(req.height);
+    req.frames = a.frames.unwrap_or(req.frames);
+    req.steps = a.steps.unwrap_or(req.steps);
+    req.guidance = a.guidance.unwrap_or(req.guidance);
+    req.seed = a.seed.unwrap_or_else(random_seed);
+    let fps = a.fps.unwrap_or(wan_engine::FPS);
+    let memory = if o.low_memory { MemoryMode::Low } else { MemoryMode::Resident };
+    let options = match o.text_encoder_device {
+        TextEncoderPlacement::Auto => WanOptions::auto(&opened, memory),
+        TextEncoderPlacement::Same => WanOptions::on(&opened.device, if dtype == model::diffusers::DType::F16 { model::diffusers::DType::BF16 } else { dtype }, memory),
+        TextEncoderPlacement::Cpu => WanOptions { text_device: device::open(device::DeviceChoice::Cpu)?.device, text_dtype: model::diffusers::DType::F32, memory },
+    };
+    let mut meter = GpuMemoryMeter::start(&opened.device);
+    let pipeline = Wan::load(&root, &opened.device, dtype, options)?;
+    pipeline.validate(&req)?;
+    if let Some(path) = &o.noise {
+        let [c, f, h, w] = pipeline.latent_shape(&req);
+        req.noise = read_tensor(path, "noise", &[1, c, f, h, w], true)?;
+    }
+    let load_s = started.elapsed().as_secs_f64();
+    if o.warmup {
+        pipeline.generate(&TextVideoRequest { steps: 1, ..req.clone() }, &mut |_| meter.sample(), &|| false)?;
+    }
+    let bar = step_bar(req.steps);
+    let video = pipeline.generate(&req, &mut metered_steps(&bar, &mut meter), &|| false)?;
+    bar.finish_and_clear();
+    let name = a.model.unwrap_or_else(|| root.display().to_string());
+    let mut meta = wan_engine::video_meta(&name, &pipeline, &req, &video, fps, &opened.description, load_s);
+    if let Some(noise) = &o.noise {
+        meta.details.insert("noise_file".into(), noise.display().to_string().into());
+    }
+    meta.timings.total_s = started.elapsed().as_secs_f64();
+    meta.peak_gpu_memory_mib = meter.peak_mib();
+    let mut result = Rendered { frames: video.to_rgb8(), fps, still: false, input: None, keyframe: None, continue_from: None, meta };
+    write_to_folder(&mut result, WriteOptions { png_frames: a.png_frames, gallery: false }, &a.out)?;
+    println!(
+        "wrote {} ({} frames at {}x{}, seed {}) in {:.1} s",
+        a.out.display(),
+        result.meta.frames,
+        req.width,
+        req.height,
+        req.seed,
+        result.meta.timings.total_s
+    );
+    Ok(())
+}
+
+/// `vidplay generate` with Stable Video Diffusion: image to video.
+fn run_svd(a: GenerateArgs, input_image: image::RgbImage, opened: device::OpenedDevice, dtype: model::diffusers::DType, root: PathBuf, started: Instant) -> anyhow::Result<()> {
+    use model::diffusers::stable_video_diffusion::{MemoryMode, StableVideoDiffusion, VideoRequest};
+    let svd = a.svd;
+    let image_path = a.image.clone().unwrap_or_default();
+    let (width, height) = (svd.width.unwrap_or(1024), svd.height.unwrap_or(576));
+    if width % 8 != 0 || height % 8 != 0 {
+        anyhow::bail!("--width and --height must be positive multiples of 8, got {width}x{height}");
+    }
+    let mut meter = GpuMemoryMeter::start(&opened.device);
     let memory = if svd.low_memory { MemoryMode::Low } else { MemoryMode::Resident };
     let pipeline = StableVideoDiffusion::load(&root, &opened.device, dtype, memory)?;
     let load_s = started.elapsed().as_secs_f64();
-    let mut req = VideoRequest::new(svd.width, svd.height);
+    let mut req = VideoRequest::new(width, height);
     req.frames = a.frames;
     req.steps = a.steps.unwrap_or(25);
     req.fps = a.fps.unwrap_or(7);
@@ -212,9 +315,9 @@ fn run_svd(a: GenerateArgs) -> anyhow::Result<()> {
     if let Some(path) = &svd.noise {
         let f = pipeline.scale_factor();
         let n = a.frames.unwrap_or(pipeline.default_frames());
-        let (c, h, w) = (pipeline.vae_config.latent_channels, svd.height / f, svd.width / f);
+        let (c, h, w) = (pipeline.vae_config.latent_channels, height / f, width / f);
         req.noise = read_tensor(path, "noise", &[1, n, c, h, w], true)?;
-        req.image_noise = read_tensor(path, "image_noise", &[1, 3, svd.height, svd.width], false)?;
+        req.image_noise = read_tensor(path, "image_noise", &[1, 3, height, width], false)?;
     }
     if svd.warmup {
         pipeline.generate(&input_image, &VideoRequest { steps: 1, ..req.clone() }, &mut |_| meter.sample(), &|| false)?;

@@ -21,6 +21,7 @@ pub fn run(a: ModelsArgs) -> anyhow::Result<()> {
     for m in installed {
         let kind = match &m.kind {
             folder::PipelineKind::TextToImage => "text-to-image".to_string(),
+            folder::PipelineKind::TextToVideo => "text-to-video".to_string(),
             folder::PipelineKind::ImageToVideo => "image-to-video".to_string(),
             folder::PipelineKind::ImageEdit => "image editing".to_string(),
             folder::PipelineKind::Other(c) => format!("unsupported ({c})"),

@@ -8,11 +8,12 @@ use anyhow::bail;
 use model::device::{self, DeviceChoice};
 use model::diffusers::DType;
 use model::diffusers::parity;
+use model::diffusers::stable_video_diffusion::MemoryMode;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct ParityArgs {
-    /// The fixtures folder: every `sd/*`, `ip2p/*` and `svd/*` pipeline in it runs.
+    /// The fixtures folder: every `sd/*`, `ip2p/*`, `svd/*` and `wan/*` pipeline in it runs.
     #[arg(long, default_value = "model/tests/fixtures")]
     fixtures: PathBuf,
     #[arg(long, env = "VIDPLAY_DEVICE", default_value = "auto")]
@@ -38,9 +39,10 @@ pub fn run(a: ParityArgs) -> anyhow::Result<()> {
         Ok(folders)
     };
     let (sd, svd) = (family("sd")?, family("svd")?);
-    // Older fixture folders (scripts/gpu_check packs them) may have no editors.
-    let ip2p = if a.fixtures.join("ip2p").is_dir() { family("ip2p")? } else { Vec::new() };
-    if sd.is_empty() && svd.is_empty() && ip2p.is_empty() {
+    // Older fixture folders (scripts/gpu_check packs them) may have no editors or Wan.
+    let optional = |name: &str| if a.fixtures.join(name).is_dir() { family(name) } else { Ok(Vec::new()) };
+    let (ip2p, wan) = (optional("ip2p")?, optional("wan")?);
+    if sd.is_empty() && svd.is_empty() && ip2p.is_empty() && wan.is_empty() {
         bail!("no fixture pipelines under {}", a.fixtures.display());
     }
     let opened = device::open(a.device)?;
@@ -49,11 +51,17 @@ pub fn run(a: ParityArgs) -> anyhow::Result<()> {
     println!("parity with diffusers on {} ({}), {dtype:?}, at least {bound} dB", opened.description, opened.choice);
     let mut worst = f64::INFINITY;
     let mut failed = Vec::new();
-    let all = sd.iter().map(|f| ("sd", f)).chain(ip2p.iter().map(|f| ("ip2p", f))).chain(svd.iter().map(|f| ("svd", f)));
+    let all = sd
+        .iter()
+        .map(|f| ("sd", f))
+        .chain(ip2p.iter().map(|f| ("ip2p", f)))
+        .chain(svd.iter().map(|f| ("svd", f)))
+        .chain(wan.iter().map(|f| ("wan", f)));
     for (kind, folder) in all {
         let results = match kind {
             "sd" => parity::run_sd(folder, &opened.device, dtype)?,
             "ip2p" => parity::run_ip2p(folder, &opened.device, dtype)?,
+            "wan" => parity::run_wan(folder, &opened.device, dtype, MemoryMode::Resident)?,
             _ => parity::run_svd(folder, &opened.device, dtype)?,
         };
         for r in results {

@@ -14,6 +14,7 @@ pub mod registry;
 pub mod segments;
 pub mod stable_diffusion;
 pub mod stable_video_diffusion;
+pub mod wan;
 
 use app::models::ModelInfo;
 use app::results::ResultMeta;

@@ -285,7 +285,10 @@ impl Jobs {
         let registry = &self.inner.registry;
         self.route_edit(&mut params);
         if params.model.is_empty() {
-            params.model = registry.default_id().to_string();
+            // An image to animate, or a clip to continue from its last frame, needs a model
+            // that starts from a picture; text alone goes to the default text-to-video model.
+            let from_picture = upload.is_some() || params.task == app::params::EXTEND_TASK;
+            params.model = registry.default_id(from_picture).to_string();
         }
         let Some(engine) = registry.get(&params.model) else {
             return Err(SubmitError::Invalid(format!("unknown model {:?}; this server has {:?}", params.model, registry.ids())));

@@ -121,7 +121,8 @@ impl FlowMatchEuler {
 /// `_class_name`.
 #[derive(Debug, Clone)]
 pub enum FlowScheduler {
-    UniPC(UniPC),
+    /// Boxed: it holds tensors of its multistep state.
+    UniPC(Box<UniPC>),
     Euler(FlowMatchEuler),
 }
 
@@ -136,7 +137,7 @@ impl FlowScheduler {
         let steps_error = |message: String| LoadError::File { path: path.into(), message };
         match raw.get("_class_name").and_then(|c| c.as_str()) {
             Some("UniPCMultistepScheduler") => {
-                Ok(FlowScheduler::UniPC(UniPC::new(&UniPCConfig::from_json(path, raw)?, steps).map_err(steps_error)?))
+                Ok(FlowScheduler::UniPC(Box::new(UniPC::new(&UniPCConfig::from_json(path, raw)?, steps).map_err(steps_error)?)))
             }
             Some("FlowMatchEulerDiscreteScheduler") => Ok(FlowScheduler::Euler(
                 FlowMatchEuler::new(&FlowMatchEulerConfig::from_json(path, raw)?, steps).map_err(steps_error)?,

@@ -22,7 +22,8 @@ use std::path::Path;
 /// The B(h) of the UniPC update.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SolverType {
-    /// B(h) = h (recommended by the paper for unconditional sampling).
+    /// B(h) = h (recommended by the paper for unconditional sampling). Only with
+    /// [`FinalSigma::SigmaMin`]: into sigma 0, h is infinite.
     Bh1,
     /// B(h) = e^h - 1 (diffusers' default; Wan's).
     Bh2,
@@ -145,13 +146,25 @@ impl UniPCConfig {
         if c.solver_order == 0 {
             return Err(LoadError::config(path, "solver_order", c.solver_order, "must be at least 1"));
         }
-        if !c.lower_order_final && c.solver_order > 1 && final_sigma == FinalSigma::Zero {
-            // diffusers' higher-order step into sigma 0 divides by r_k = 0 and returns infinities.
+        if solver_type == SolverType::Bh1 && final_sigma == FinalSigma::Zero {
+            // B(h) = h is infinite on the step into sigma 0, and diffusers' last sample NaN.
+            return Err(LoadError::config(path, "solver_type", "bh1", "ending at sigma zero needs bh2 (or final_sigmas_type sigma_min)"));
+        }
+        // Full order on the last step: into sigma 0 diffusers divides by r_k = 0 (infinities);
+        // to sigma_min h is 0 and order 3 and above solve for NaN.
+        let max_last_order = match final_sigma {
+            FinalSigma::Zero => 1,
+            FinalSigma::SigmaMin => 2,
+        };
+        if !c.lower_order_final && c.solver_order > max_last_order {
             return Err(LoadError::config(
                 path,
                 "lower_order_final",
                 c.lower_order_final,
-                "a solver_order above 1 ending at sigma zero needs true",
+                &format!(
+                    "with final_sigmas_type {} and solver_order {} diffusers' last step is not finite: needs true",
+                    c.final_sigmas_type, c.solver_order
+                ),
             ));
         }
         check_train_timesteps(path, c.num_train_timesteps)?;
@@ -192,7 +205,7 @@ impl UniPC {
     /// (and stretched to `shift_terminal`), the first sigma moved 1e-6 below 1, then the final
     /// sigma. Timesteps are `N sigma` truncated to integers, as diffusers casts them to int64.
     ///
-    /// From about 333 steps (Wan's shift 3) the first two timesteps coincide and diffusers,
+    /// From 334 steps (Wan's shift 3) the first two timesteps coincide and diffusers,
     /// which finds its first step by timestep, starts at the second and fails at the end; steps
     /// here are numbered by the caller, so such schedules simply run.
     pub fn new(config: &UniPCConfig, steps: usize) -> Result<Self, String> {
@@ -377,12 +390,14 @@ fn solve(a: &[Vec<f32>], b: &[f32]) -> Vec<f32> {
         a.swap(col, pivot);
         x.swap(col, pivot);
         let inv = 1.0 / a[col][col];
-        for row in col + 1..n {
-            let l = a[row][col] * inv;
-            for k in col + 1..n {
-                a[row][k] -= l * a[col][k];
+        let (done, rest) = a.split_at_mut(col + 1);
+        let pivot_row = &done[col];
+        for (r, row) in rest.iter_mut().enumerate() {
+            let l = row[col] * inv;
+            for (v, p) in row[col + 1..].iter_mut().zip(&pivot_row[col + 1..]) {
+                *v -= l * p;
             }
-            x[row] -= l * x[col];
+            x[col + 1 + r] -= l * x[col];
         }
     }
     for col in (0..n).rev() {

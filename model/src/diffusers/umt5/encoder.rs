@@ -8,10 +8,11 @@
 //! (`wo(act(wi_0 x) * wi_1 x)`), a residual. A final RMS norm ends the stack.
 //!
 //! Precision follows transformers: the model computes in the weights' dtype, norms and softmax
-//! in f32. In F16 the residual stream and `wo` stay in f32, as transformers'
-//! `_keep_in_fp32_modules = ["wo"]` makes them (the feed-forward output it adds is f32, so the
-//! sum is too): that is what keeps T5 from overflowing in half precision. BF16 runs in BF16
-//! throughout, as in transformers.
+//! in f32. In F16, `wo` and the residual stream stay in f32: transformers keeps `wo` in f32
+//! (`_keep_in_fp32_modules`), so from the first feed-forward on the sums it adds to are f32 too;
+//! here the stream is f32 from the embeddings on, which makes transformers' clamping of
+//! infinities in f16 needless. That is what keeps T5 from overflowing in half precision. BF16
+//! runs in BF16 throughout, as in transformers.
 
 use crate::diffusers::common::config::{check_unsupported, read_json};
 use crate::diffusers::common::layers::{Activation, Linear};

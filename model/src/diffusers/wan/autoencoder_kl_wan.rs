@@ -193,6 +193,8 @@ impl WanVaeConfig {
 }
 
 /// One causal convolution's memory in a [`FeatCache`].
+// A few dozen slots per cache: their size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 enum Slot {
     /// Not visited yet (diffusers' `None`).
@@ -242,10 +244,22 @@ fn last_frames(x: &Tensor<5>, n: usize) -> Tensor<5> {
     x.clone().narrow(2, t - n, n)
 }
 
+/// The last `n` frames of `x` (all when shorter) for a cache, in a buffer of their own when
+/// they are not all of `x`: a slice is a view, and caching it would keep the whole chunk alive
+/// until the next one (diffusers `.clone()`s them for the same reason).
+fn frames_for_cache(x: &Tensor<5>, n: usize) -> Tensor<5> {
+    if x.dims()[2] <= n {
+        return x.clone();
+    }
+    let part = last_frames(x, n);
+    let dims = part.dims();
+    Tensor::empty(dims, (&part.device(), part.dtype())).slice_assign(dims.map(|d| 0..d), part)
+}
+
 /// What a cached convolution keeps of its input `x` for the next chunk: the last [`CACHE_T`]
 /// frames, topped up with the last frame of `previous` when the chunk is a single frame.
 fn frames_to_keep(x: &Tensor<5>, previous: Option<&Tensor<5>>) -> Tensor<5> {
-    let keep = last_frames(x, CACHE_T);
+    let keep = frames_for_cache(x, CACHE_T);
     match previous {
         Some(p) if keep.dims()[2] < CACHE_T => Tensor::cat(vec![last_frames(p, 1), keep], 2),
         _ => keep,
@@ -521,7 +535,7 @@ impl WanResample {
                 return x;
             }
             Slot::Rep => {
-                let keep = last_frames(&x, CACHE_T);
+                let keep = frames_for_cache(&x, CACHE_T);
                 let keep = if keep.dims()[2] < CACHE_T { Tensor::cat(vec![keep.zeros_like(), keep], 2) } else { keep };
                 (None, keep)
             }
@@ -541,7 +555,7 @@ impl WanResample {
     /// chunks get the previous chunk's last frame in front and a stride-2 time conv.
     fn halve_time(time_conv: &WanCausalConv3d, x: Tensor<5>, cache: &mut FeatCache) -> Tensor<5> {
         let slot = cache.slot();
-        match std::mem::replace(slot, Slot::Frames(last_frames(&x, 1))) {
+        match std::mem::replace(slot, Slot::Frames(frames_for_cache(&x, 1))) {
             Slot::Frames(p) => time_conv.forward(Tensor::cat(vec![last_frames(&p, 1), x], 2), None),
             Slot::Empty | Slot::Rep => {
                 *slot = Slot::Frames(x.clone());
@@ -552,6 +566,8 @@ impl WanResample {
 }
 
 /// One entry of the encoder's flat `down_blocks` list.
+// Built once per model, a few dozen at most: their size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum WanDownLayer {
     Residual(WanResidualBlock),

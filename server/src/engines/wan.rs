@@ -1,0 +1,179 @@
+//! Wan text-to-video models (diffusers `WanPipeline` folders) as an engine: the prompt goes to
+//! the model directly, no keyframe needed. Its controls and defaults are the model's own
+//! (diffusers' `WanPipeline` defaults: 832x480, 81 frames at 16 fps, 50 steps, guidance 5).
+
+use super::{EngineJob, Rendered, RunContext};
+use crate::precision::PrecisionChoice;
+use app::models::{ChipGroup, ModelInfo, ParamSpec};
+use app::results::{Resolution, ResultMeta, Timings};
+use app::types::{JobParams, Mode};
+use model::diffusers::stable_video_diffusion::{GeneratedVideo, MemoryMode};
+use model::diffusers::wan::pipeline::{TextVideoRequest, Wan, WanOptions};
+use model::generate::GenerateError;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+pub const MAX_WIDTH: u32 = 1280;
+pub const MAX_HEIGHT: u32 = 720;
+pub const MAX_FRAMES: u32 = 129;
+pub const MAX_STEPS: u32 = 100;
+/// The frame rate Wan 2.1's clips are made for.
+pub const FPS: u32 = 16;
+
+pub struct WanEngine {
+    info: ModelInfo,
+    path: PathBuf,
+}
+
+impl WanEngine {
+    pub fn new(name: &str, path: &Path) -> Self {
+        let info = ModelInfo {
+            id: name.into(),
+            family: "wan".into(),
+            description: format!("Wan text-to-video (diffusers folder {}): makes a clip from the prompt, with motion as the text describes it.", path.display()),
+            tasks: vec![Mode::TextToVideo],
+            params: vec![
+                ParamSpec::text("negative", "Negative prompt", app::limits::MAX_PROMPT_CHARS, "what the clip should not show"),
+                ParamSpec::integer("width", "Width", 16, MAX_WIDTH, 16, 832, "width in pixels (a multiple of 16)"),
+                ParamSpec::integer("height", "Height", 16, MAX_HEIGHT, 16, 480, "height in pixels (a multiple of 16)"),
+                ParamSpec::integer("frames", "Frames", 1, MAX_FRAMES, 4, 81, "frames in the clip (4k + 1: 81 is 5 s at 16 fps)"),
+                ParamSpec::integer("fps", "Frames per second", 1, 60, 1, FPS, "the files' frame rate (the model makes 16)"),
+                ParamSpec::integer("steps", "Steps", 1, MAX_STEPS, 1, 50, "sampling steps: more is slower and cleaner"),
+                ParamSpec::number("guidance", "Guidance", 0.0, 20.0, 0.5, 5.0, "how strongly the clip follows the prompt (1 or less: off)"),
+            ],
+            native_width: 832,
+            native_height: 480,
+            native_frames: 81,
+            memory_mib: super::stable_diffusion::weights_mib(path),
+            chips: chips(),
+            // The text goes to UMT5 as written: no word-by-word reading to show.
+            reads_prompt: false,
+            input_note: String::new(),
+        };
+        Self { info, path: path.to_path_buf() }
+    }
+
+    fn make(&self, params: &JobParams, ctx: &mut RunContext<'_>) -> Result<Rendered, GenerateError> {
+        let started = Instant::now();
+        let dtype = PrecisionChoice::Auto.resolve(ctx.device);
+        let opened = ctx.device.clone();
+        let wan = ctx.models.get_or_load(&self.info.id, self.info.memory_mib, || {
+            Wan::load(&self.path, &opened.device, dtype, WanOptions::auto(&opened, MemoryMode::Resident)).map_err(|e| super::load_error(&self.info.id, e))
+        })?;
+        let load_s = started.elapsed().as_secs_f64();
+        let req = request_of(params);
+        let video = wan.generate(&req, ctx.progress, ctx.cancelled)?;
+        let fps = params.fps.max(1);
+        let mut meta = video_meta(&self.info.id, &wan, &req, &video, fps, &ctx.device.description, load_s);
+        meta.params = JobParams { model: self.info.id.clone(), seed: Some(req.seed), ..params.clone() };
+        meta.timings.total_s = started.elapsed().as_secs_f64();
+        Ok(Rendered { frames: video.to_rgb8(), fps, still: false, input: None, keyframe: None, continue_from: None, meta })
+    }
+}
+
+/// Parts of a prompt to click: Wan follows free text, so these are the camera, motion, light
+/// and style phrases its prompts commonly carry.
+fn chips() -> Vec<ChipGroup> {
+    let group = |name: &str, phrases: &[&str]| ChipGroup { name: name.into(), phrases: phrases.iter().map(|p| p.to_string()).collect() };
+    vec![
+        group("camera", &["camera pans left", "camera pans right", "slow zoom in", "aerial drone shot", "tracking shot", "close-up"]),
+        group("motion", &["slow motion", "timelapse", "walks toward the camera", "spins around"]),
+        group("light", &["golden hour", "neon lights at night", "soft morning light"]),
+        group("style", &["cinematic", "photorealistic", "anime style", "watercolor painting"]),
+    ]
+}
+
+/// The Wan request a job makes.
+pub fn request_of(p: &JobParams) -> TextVideoRequest {
+    let mut req = TextVideoRequest::new(p.prompt.clone());
+    req.negative_prompt = p.negative.clone();
+    req.width = p.width as usize;
+    req.height = p.height as usize;
+    req.frames = p.frames as usize;
+    req.steps = p.steps as usize;
+    req.guidance = p.guidance;
+    req.seed = p.seed.unwrap_or(0);
+    req
+}
+
+/// The metadata of one generated clip, played at `fps`.
+pub fn video_meta(model: &str, wan: &Wan, req: &TextVideoRequest, video: &GeneratedVideo, fps: u32, device: &str, load_s: f64) -> ResultMeta {
+    let frames = video.frames.len() as u32;
+    let size = [req.width as u32, req.height as u32];
+    let mut details = serde_json::Map::new();
+    details.insert("model_path".into(), wan.root().display().to_string().into());
+    details.insert("negative_prompt".into(), req.negative_prompt.clone().into());
+    details.insert("max_sequence_length".into(), req.max_sequence_length.into());
+    details.insert("text_encoder_device".into(), format!("{:?}", wan.options.text_device).into());
+    details.insert("text_encoder_precision".into(), format!("{:?}", wan.options.text_dtype).into());
+    details.insert("memory_mode".into(), match wan.options.memory {
+        MemoryMode::Resident => "resident",
+        MemoryMode::Low => "low",
+    }.into());
+    ResultMeta {
+        mode: Mode::TextToVideo,
+        model: model.into(),
+        family: "wan".into(),
+        prompt: req.prompt.clone(),
+        params: JobParams {
+            prompt: req.prompt.clone(),
+            negative: req.negative_prompt.clone(),
+            model: model.into(),
+            frames,
+            fps,
+            steps: req.steps as u32,
+            guidance: req.guidance,
+            width: size[0],
+            height: size[1],
+            seed: Some(req.seed),
+            ..JobParams::default()
+        },
+        seed: req.seed,
+        frames,
+        fps,
+        duration_s: frames as f64 / fps.max(1) as f64,
+        resolution: Resolution { native: size, display: size, upscale_filter: "none".into() },
+        device: device.into(),
+        precision: format!("{:?}", wan.dtype),
+        timings: Timings {
+            load_s,
+            conditioning_s: video.encode_seconds,
+            sampling_s: video.sampling_seconds,
+            decode_s: video.decode_seconds,
+            encode_s: 0.0,
+            total_s: load_s + video.encode_seconds + video.sampling_seconds + video.decode_seconds,
+        },
+        peak_host_memory_mib: crate::memory::peak_rss_mib(),
+        details,
+        created_unix: crate::ids::now_unix(),
+        vidplay_version: env!("CARGO_PKG_VERSION").into(),
+        ..ResultMeta::default()
+    }
+}
+
+impl super::Engine for WanEngine {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    /// As diffusers' `WanPipeline` does, a frame count is rounded down to the form 4k + 1 and
+    /// the size down to multiples of 16 (a request with the shared defaults, 16 frames at
+    /// 512x512, becomes 17 frames); then the model's bounds apply.
+    fn validate(&self, params: &mut JobParams, has_image: bool) -> Result<Mode, String> {
+        let info = self.info();
+        let task = super::task_of(info, has_image)?;
+        params.frames = params.frames / 4 * 4 + 1;
+        params.width = (params.width / 16 * 16).max(16);
+        params.height = (params.height / 16 * 16).max(16);
+        info.check(params, task)?;
+        super::require_prompt(params)?;
+        Ok(task)
+    }
+
+    fn run(&self, job: EngineJob<'_>, ctx: &mut RunContext<'_>) -> Result<Rendered, GenerateError> {
+        if job.input.is_some() {
+            return Err(GenerateError::InvalidRequest(format!("{} makes clips from text; it does not take an input image", self.info.id)));
+        }
+        self.make(job.params, ctx)
+    }
+}
