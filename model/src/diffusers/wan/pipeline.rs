@@ -202,13 +202,13 @@ impl Wan {
         let bad = |m: String| Err(GenerateError::InvalidRequest(m));
         let (t, s) = self.scale_factors();
         let unit = s * self.transformer_config.patch_size[1].max(self.transformer_config.patch_size[2]);
-        if req.width == 0 || req.height == 0 || req.width % unit != 0 || req.height % unit != 0 {
+        if req.width == 0 || req.height == 0 || !req.width.is_multiple_of(unit) || !req.height.is_multiple_of(unit) {
             return bad(format!("width and height must be positive multiples of {unit}, got {}x{}", req.width, req.height));
         }
         if req.width * req.height > 1920 * 1088 {
             return bad(format!("{}x{} is too large (at most 1920x1088 pixels)", req.width, req.height));
         }
-        if req.frames == 0 || (req.frames - 1) % t != 0 || req.frames > 257 {
+        if req.frames == 0 || !(req.frames - 1).is_multiple_of(t) || req.frames > 257 {
             return bad(format!("frames must be of the form {t}k + 1, at most 257, got {}", req.frames));
         }
         if req.steps == 0 || req.steps > 500 {
@@ -241,7 +241,7 @@ impl Wan {
     /// One prompt's UMT5 states, cut to the true length and zero-padded to
     /// `max_sequence_length` rows: [1, max_sequence_length, d_model] on the main device, in f32.
     fn encode_prompt(&self, encoder: &UMT5EncoderModel, text: &str, max_len: usize) -> Result<Tensor<3>, GenerateError> {
-        let ids = self.tokenizer.encode(&prompt_clean(text), max_len).map_err(|e| GenerateError::InvalidRequest(format!("tokenizing the prompt: {e}")))?;
+        let ids = self.tokenizer.encode(&prompt_clean(text), max_len).map_err(|e| GenerateError::InvalidRequest(e.to_string()))?;
         let states = encoder.forward(&ids).cast(DType::F32);
         let [_, len, d] = states.dims();
         let values = states

@@ -88,7 +88,7 @@ impl WanTransformerConfig {
             return Err(LoadError::config(path, "qk_norm", format!("{:?}", c.qk_norm), "only rms_norm_across_heads is implemented"));
         }
         let head = c.attention_head_dim;
-        if head < 6 || head % 2 != 0 || (head - 4 * (head / 6)) % 2 != 0 {
+        if head < 6 || !head.is_multiple_of(2) {
             return Err(LoadError::config(path, "attention_head_dim", head, "the rotary split needs an even head size of at least 6"));
         }
         if c.patch_size.contains(&0) || c.num_attention_heads == 0 || c.num_layers == 0 {
