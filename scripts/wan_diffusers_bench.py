@@ -28,6 +28,8 @@ def main(folder, width, height, frames, steps, device, warmup=False):
         kw["variant"] = "fp16"
     except (OSError, ValueError):  # a folder without fp16 files (the test fixtures)
         vae = AutoencoderKLWan.from_pretrained(folder, subfolder="vae", torch_dtype=torch.float32)
+    # diffusers keeps the transformer's rotary table, time embedder and norms in f32 (this needs
+    # accelerate installed); the text encoder in bf16 on a GPU.
     pipe = WanPipeline.from_pretrained(folder, vae=vae, torch_dtype=dtype, **kw)
     if cuda:
         pipe.text_encoder.to(torch.bfloat16)

@@ -285,6 +285,21 @@ fn image_bad_input_is_a_clear_error() {
     assert!(!out.exists(), "nothing written on errors");
 }
 
+/// PSNR of the PNG frames `vidplay generate --png-frames` wrote to `dir` against the frames
+/// diffusers made for a fixture's first run, and their shape [frames, H, W, 3].
+fn frames_psnr(dir: &Path, fixture: &Path, name: &str) -> (f64, Vec<usize>) {
+    let device = model::device::open(model::device::DeviceChoice::Cpu).unwrap().device;
+    let expected = model::diffusers::common::weights::Weights::open(&[fixture.join("expected.safetensors")], &device, model::diffusers::DType::F32).unwrap();
+    let (want, shape) = expected.read_f32("pipeline.0.frames").unwrap();
+    let mut got = Vec::new();
+    for i in 0..shape[0] {
+        got.extend(image::open(dir.join(format!("frames/{i:04}.png"))).unwrap().to_rgb8().into_raw());
+    }
+    assert_eq!(got.len(), want.len(), "{name}: frame count and size");
+    let mse = got.iter().zip(&want).map(|(&a, &b)| ((a as f64 / 255.0) - b as f64).powi(2)).sum::<f64>() / want.len() as f64;
+    (10.0 * (1.0 / mse).log10(), shape)
+}
+
 fn svd_fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/tests/fixtures/svd").join(name)
 }
@@ -308,16 +323,7 @@ fn generate_with_svd_reproduces_diffusers_from_the_same_noise() {
         for f in ["video.mp4", "video.gif", "metadata.json", "input.png"] {
             assert!(dir.join(f).is_file(), "{name}: {f} missing");
         }
-        let device = model::device::open(model::device::DeviceChoice::Cpu).unwrap().device;
-        let expected = model::diffusers::common::weights::Weights::open(&[model.join("expected.safetensors")], &device, model::diffusers::DType::F32).unwrap();
-        let (want, shape) = expected.read_f32("pipeline.0.frames").unwrap();
-        let mut got = Vec::new();
-        for i in 0..shape[0] {
-            got.extend(image::open(dir.join(format!("frames/{i:04}.png"))).unwrap().to_rgb8().into_raw());
-        }
-        assert_eq!(got.len(), want.len(), "{name}: frame count and size");
-        let mse = got.iter().zip(&want).map(|(&a, &b)| ((a as f64 / 255.0) - b as f64).powi(2)).sum::<f64>() / want.len() as f64;
-        let psnr = 10.0 * (1.0 / mse).log10();
+        let (psnr, shape) = frames_psnr(&dir, &model, name);
         assert!(psnr >= 40.0, "{name}: PSNR {psnr:.1} dB against diffusers");
         let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("metadata.json")).unwrap()).unwrap();
         assert_eq!(meta["mode"], "image-to-video");
@@ -355,16 +361,7 @@ fn generate_with_wan_reproduces_diffusers_from_the_same_noise() {
             assert!(dir.join(f).is_file(), "{name}: {f} missing");
         }
         assert!(!dir.join("input.png").exists(), "{name}: text to video has no input image");
-        let device = model::device::open(model::device::DeviceChoice::Cpu).unwrap().device;
-        let expected = model::diffusers::common::weights::Weights::open(&[model.join("expected.safetensors")], &device, model::diffusers::DType::F32).unwrap();
-        let (want, shape) = expected.read_f32("pipeline.0.frames").unwrap();
-        let mut got = Vec::new();
-        for i in 0..shape[0] {
-            got.extend(image::open(dir.join(format!("frames/{i:04}.png"))).unwrap().to_rgb8().into_raw());
-        }
-        assert_eq!(got.len(), want.len(), "{name}: frame count and size");
-        let mse = got.iter().zip(&want).map(|(&a, &b)| ((a as f64 / 255.0) - b as f64).powi(2)).sum::<f64>() / want.len() as f64;
-        let psnr = 10.0 * (1.0 / mse).log10();
+        let (psnr, shape) = frames_psnr(&dir, &model, name);
         assert!(psnr >= 40.0, "{name}: PSNR {psnr:.1} dB against diffusers");
         let written: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("metadata.json")).unwrap()).unwrap();
         assert_eq!(written["mode"], "text-to-video");
@@ -433,7 +430,7 @@ fn generate_with_svd_bad_input_is_a_clear_error() {
     let sd = sd_fixture("sd1");
     let mut t2i = base(&["--image", img, "--width", "64"]);
     t2i[2] = sd.to_str().unwrap().into();
-    run(t2i, "StableVideoDiffusionPipeline");
+    run(t2i, "StableDiffusionPipeline makes no video");
     assert!(!o.join("metadata.json").exists(), "nothing written on failure");
 }
 

@@ -269,21 +269,34 @@ fn run_wan(a: GenerateArgs, has_image: bool, opened: device::OpenedDevice, dtype
     let video = pipeline.generate(&req, &mut metered_steps(&bar, &mut meter), &|| false)?;
     bar.finish_and_clear();
     let name = a.model.unwrap_or_else(|| root.display().to_string());
-    let mut meta = wan_engine::video_meta(&name, &pipeline, &req, &video, fps, &opened.description, load_s);
-    if let Some(noise) = &o.noise {
+    let meta = wan_engine::video_meta(&name, &pipeline, &req, &video, fps, &opened.description, load_s);
+    let result = Rendered { frames: video.to_rgb8(), fps, still: false, input: None, keyframe: None, continue_from: None, meta };
+    write_installed(result, o.noise.as_deref(), started, &mut meter, a.png_frames, &a.out)
+}
+
+/// Writes an installed model's clip as the playground writes results, with the noise file, the
+/// total time and the peak GPU memory in its metadata, and says so.
+fn write_installed(
+    mut result: Rendered,
+    noise: Option<&std::path::Path>,
+    started: Instant,
+    meter: &mut GpuMemoryMeter,
+    png_frames: bool,
+    out: &std::path::Path,
+) -> anyhow::Result<()> {
+    let meta = &mut result.meta;
+    if let Some(noise) = noise {
         meta.details.insert("noise_file".into(), noise.display().to_string().into());
     }
     meta.timings.total_s = started.elapsed().as_secs_f64();
     meta.peak_gpu_memory_mib = meter.peak_mib();
-    let mut result = Rendered { frames: video.to_rgb8(), fps, still: false, input: None, keyframe: None, continue_from: None, meta };
-    write_to_folder(&mut result, WriteOptions { png_frames: a.png_frames, gallery: false }, &a.out)?;
+    write_to_folder(&mut result, WriteOptions { png_frames, gallery: false }, out)?;
+    let [w, h] = result.meta.resolution.native;
     println!(
-        "wrote {} ({} frames at {}x{}, seed {}) in {:.1} s",
-        a.out.display(),
+        "wrote {} ({} frames at {w}x{h}, seed {}) in {:.1} s",
+        out.display(),
         result.meta.frames,
-        req.width,
-        req.height,
-        req.seed,
+        result.meta.seed,
         result.meta.timings.total_s
     );
     Ok(())
@@ -333,23 +346,8 @@ fn run_svd(a: GenerateArgs, input_image: image::RgbImage, opened: device::Opened
     let name = a.model.unwrap_or_else(|| root.display().to_string());
     let mut meta = svd_engine::video_meta(&name, &pipeline, &req, &video, &opened.description, load_s);
     meta.input_image = Some(image_path.display().to_string());
-    if let Some(noise) = &svd.noise {
-        meta.details.insert("noise_file".into(), noise.display().to_string().into());
-    }
-    meta.timings.total_s = started.elapsed().as_secs_f64();
-    meta.peak_gpu_memory_mib = meter.peak_mib();
+    meta.mode = Mode::ImageToVideo;
     let input = svd_engine::fit(&input_image, req.width, req.height);
-    let mut result = Rendered { frames: video.to_rgb8(), fps: req.fps, still: false, input: Some(input), keyframe: None, continue_from: None, meta };
-    result.meta.mode = Mode::ImageToVideo;
-    write_to_folder(&mut result, WriteOptions { png_frames: a.png_frames, gallery: false }, &a.out)?;
-    println!(
-        "wrote {} ({} frames at {}x{}, seed {}) in {:.1} s",
-        a.out.display(),
-        result.meta.frames,
-        req.width,
-        req.height,
-        req.seed,
-        result.meta.timings.total_s
-    );
-    Ok(())
+    let result = Rendered { frames: video.to_rgb8(), fps: req.fps, still: false, input: Some(input), keyframe: None, continue_from: None, meta };
+    write_installed(result, svd.noise.as_deref(), started, &mut meter, a.png_frames, &a.out)
 }

@@ -99,6 +99,18 @@ pub fn fit(image: &RgbImage, width: usize, height: usize) -> RgbImage {
     }
 }
 
+/// The timings of a generated clip, its model's load included.
+pub fn timings(video: &GeneratedVideo, load_s: f64) -> Timings {
+    Timings {
+        load_s,
+        conditioning_s: video.encode_seconds,
+        sampling_s: video.sampling_seconds,
+        decode_s: video.decode_seconds,
+        encode_s: 0.0,
+        total_s: load_s + video.encode_seconds + video.sampling_seconds + video.decode_seconds,
+    }
+}
+
 /// The metadata of one generated clip.
 pub fn video_meta(model: &str, svd: &StableVideoDiffusion, req: &VideoRequest, video: &GeneratedVideo, device: &str, load_s: f64) -> ResultMeta {
     let frames = video.frames.len() as u32;
@@ -110,10 +122,7 @@ pub fn video_meta(model: &str, svd: &StableVideoDiffusion, req: &VideoRequest, v
     details.insert("min_guidance".into(), serde_json::json!(req.min_guidance));
     details.insert("max_guidance".into(), serde_json::json!(req.max_guidance));
     details.insert("decode_chunk".into(), req.decode_chunk.unwrap_or(frames as usize).into());
-    details.insert("memory_mode".into(), match svd.memory {
-        MemoryMode::Resident => "resident",
-        MemoryMode::Low => "low",
-    }.into());
+    details.insert("memory_mode".into(), svd.memory.name().into());
     ResultMeta {
         mode: Mode::ImageToVideo,
         model: model.into(),
@@ -137,14 +146,7 @@ pub fn video_meta(model: &str, svd: &StableVideoDiffusion, req: &VideoRequest, v
         resolution: Resolution { native: size, display: size, upscale_filter: "none".into() },
         device: device.into(),
         precision: format!("{:?}", svd.dtype),
-        timings: Timings {
-            load_s,
-            conditioning_s: video.encode_seconds,
-            sampling_s: video.sampling_seconds,
-            decode_s: video.decode_seconds,
-            encode_s: 0.0,
-            total_s: load_s + video.encode_seconds + video.sampling_seconds + video.decode_seconds,
-        },
+        timings: timings(video, load_s),
         peak_host_memory_mib: crate::memory::peak_rss_mib(),
         details,
         created_unix: crate::ids::now_unix(),

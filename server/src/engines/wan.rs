@@ -5,7 +5,7 @@
 use super::{EngineJob, Rendered, RunContext};
 use crate::precision::PrecisionChoice;
 use app::models::{ChipGroup, ModelInfo, ParamSpec};
-use app::results::{Resolution, ResultMeta, Timings};
+use app::results::{Resolution, ResultMeta};
 use app::types::{JobParams, Mode};
 use model::diffusers::stable_video_diffusion::{GeneratedVideo, MemoryMode};
 use model::diffusers::wan::pipeline::{TextVideoRequest, Wan, WanOptions};
@@ -106,10 +106,7 @@ pub fn video_meta(model: &str, wan: &Wan, req: &TextVideoRequest, video: &Genera
     details.insert("max_sequence_length".into(), req.max_sequence_length.into());
     details.insert("text_encoder_device".into(), format!("{:?}", wan.options.text_device).into());
     details.insert("text_encoder_precision".into(), format!("{:?}", wan.options.text_dtype).into());
-    details.insert("memory_mode".into(), match wan.options.memory {
-        MemoryMode::Resident => "resident",
-        MemoryMode::Low => "low",
-    }.into());
+    details.insert("memory_mode".into(), wan.options.memory.name().into());
     ResultMeta {
         mode: Mode::TextToVideo,
         model: model.into(),
@@ -135,14 +132,7 @@ pub fn video_meta(model: &str, wan: &Wan, req: &TextVideoRequest, video: &Genera
         resolution: Resolution { native: size, display: size, upscale_filter: "none".into() },
         device: device.into(),
         precision: format!("{:?}", wan.dtype),
-        timings: Timings {
-            load_s,
-            conditioning_s: video.encode_seconds,
-            sampling_s: video.sampling_seconds,
-            decode_s: video.decode_seconds,
-            encode_s: 0.0,
-            total_s: load_s + video.encode_seconds + video.sampling_seconds + video.decode_seconds,
-        },
+        timings: super::stable_video_diffusion::timings(video, load_s),
         peak_host_memory_mib: crate::memory::peak_rss_mib(),
         details,
         created_unix: crate::ids::now_unix(),

@@ -130,6 +130,34 @@ impl LayerNorm {
     }
 }
 
+/// An RMS norm over the last dimension with a weight and no bias (`torch.nn.RMSNorm`, T5's
+/// `T5LayerNorm`), computed in f32.
+#[derive(Debug, Clone)]
+pub struct RmsNorm {
+    /// In f32.
+    weight: Tensor<1>,
+    eps: f64,
+}
+
+impl RmsNorm {
+    pub fn load(vb: &Vb, dim: usize, eps: f64) -> Result<Self, LoadError> {
+        Ok(Self { weight: vb.get_f32("weight", [dim])?, eps })
+    }
+
+    /// Normalised in f32, returned in `dtype`.
+    pub fn forward_to<const D: usize>(&self, x: Tensor<D>, dtype: DType) -> Tensor<D> {
+        let x = x.cast(DType::F32);
+        let rms = (x.clone().powi_scalar(2).mean_dim(D - 1) + self.eps).sqrt();
+        (x / rms * self.weight.clone().unsqueeze::<D>()).cast(dtype)
+    }
+
+    /// Normalised in f32, returned in the input's dtype.
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        let dtype = x.dtype();
+        self.forward_to(x, dtype)
+    }
+}
+
 /// `torch.nn.Embedding`.
 #[derive(Debug, Clone)]
 pub struct Embedding {

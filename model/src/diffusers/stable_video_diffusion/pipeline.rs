@@ -37,6 +37,16 @@ pub enum MemoryMode {
     Low,
 }
 
+impl MemoryMode {
+    /// As results' metadata names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            MemoryMode::Resident => "resident",
+            MemoryMode::Low => "low",
+        }
+    }
+}
+
 /// One image-to-video request; defaults are diffusers'.
 #[derive(Debug, Clone)]
 pub struct VideoRequest {

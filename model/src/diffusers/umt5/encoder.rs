@@ -15,7 +15,7 @@
 //! runs in BF16 throughout, as in transformers.
 
 use crate::diffusers::common::config::{check_unsupported, read_json};
-use crate::diffusers::common::layers::{Activation, Linear};
+use crate::diffusers::common::layers::{Activation, Linear, RmsNorm};
 use crate::diffusers::common::weights::{LoadError, Vb};
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
@@ -172,26 +172,6 @@ pub fn relative_position_bucket(relative: i64, num_buckets: usize, max_distance:
     base + large.min(half - 1)
 }
 
-/// T5's layer norm: scales by the root mean square (no mean subtraction, no bias), in f32.
-#[derive(Debug, Clone)]
-struct RmsNorm {
-    weight: Tensor<1>,
-    eps: f64,
-}
-
-impl RmsNorm {
-    fn load(vb: &Vb, dim: usize, eps: f64) -> Result<Self, LoadError> {
-        Ok(Self { weight: vb.get_f32("weight", [dim])?, eps })
-    }
-
-    /// Normalises [B, T, D] in f32 and returns it in `dtype`.
-    fn forward(&self, x: Tensor<3>, dtype: DType) -> Tensor<3> {
-        let x = x.cast(DType::F32);
-        let rms = (x.clone().powi_scalar(2).mean_dim(2) + self.eps).sqrt();
-        (x / rms * self.weight.clone().unsqueeze::<3>()).cast(dtype)
-    }
-}
-
 /// `layer.0.SelfAttention`: unscaled multi-head attention with the layer's own relative
 /// position bias.
 #[derive(Debug, Clone)]
@@ -303,9 +283,9 @@ impl UMT5Block {
     /// `x` is the residual stream (in its dtype); sublayers run in `dtype`.
     fn forward(&self, x: Tensor<3>, dtype: DType, buckets: Tensor<2, Int>, mask_bias: Option<Tensor<4>>) -> Tensor<3> {
         let stream = x.dtype();
-        let h = self.attention_norm.forward(x.clone(), dtype);
+        let h = self.attention_norm.forward_to(x.clone(), dtype);
         let x = x + self.attention.forward(h, buckets, mask_bias).cast(stream);
-        let h = self.feed_forward_norm.forward(x.clone(), dtype);
+        let h = self.feed_forward_norm.forward_to(x.clone(), dtype);
         x + self.feed_forward.forward(h).cast(stream)
     }
 }
@@ -436,7 +416,7 @@ impl UMT5EncoderModel {
             }
             x = block.forward(x, self.dtype, buckets.clone(), mask_bias.clone());
         }
-        self.final_layer_norm.forward(x, self.dtype)
+        self.final_layer_norm.forward_to(x, self.dtype)
     }
 
     /// The [T, T] relative position buckets (query rows, key columns).

@@ -14,7 +14,7 @@
 
 use crate::diffusers::common::blocks::{multi_head_attention, timestep_features, TimestepEmbedding};
 use crate::diffusers::common::config::read_json;
-use crate::diffusers::common::layers::{Activation, LayerNorm, Linear};
+use crate::diffusers::common::layers::{Activation, LayerNorm, Linear, RmsNorm};
 use crate::diffusers::common::weights::{LoadError, Vb};
 use burn::prelude::*;
 use burn::tensor::activation::silu;
@@ -109,26 +109,6 @@ impl WanTransformerConfig {
     fn rope_dims(&self) -> [usize; 3] {
         let hw = 2 * (self.attention_head_dim / 6);
         [self.attention_head_dim - 2 * hw, hw, hw]
-    }
-}
-
-/// `torch.nn.RMSNorm` with a weight, computed in f32.
-#[derive(Debug, Clone)]
-struct RmsNorm {
-    weight: Tensor<1>,
-    eps: f64,
-}
-
-impl RmsNorm {
-    fn load(vb: &Vb, dim: usize, eps: f64) -> Result<Self, LoadError> {
-        Ok(Self { weight: vb.get_f32("weight", [dim])?, eps })
-    }
-
-    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let dtype = x.dtype();
-        let x = x.cast(DType::F32);
-        let rms = (x.clone().powi_scalar(2).mean_dim(2) + self.eps).sqrt();
-        (x / rms * self.weight.clone().unsqueeze::<3>()).cast(dtype)
     }
 }
 
