@@ -21,7 +21,7 @@ from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, Wa
 from transformers import UMT5Config, UMT5EncoderModel
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from wan_fixtures import CORPUS, UNIPC, WAN_1_3B, write_tokenizer  # noqa: E402
+from wan_fixtures import UNIPC, WAN_1_3B, write_tokenizer  # noqa: E402
 
 
 def main(out):
@@ -42,7 +42,7 @@ def main(out):
     shutil.rmtree(os.path.join(out, "tokenizer"))
     write_tokenizer(os.path.join(out, "tokenizer"), "nmt_nfkc")
     print(json.dumps({k: sum(p.numel() for p in m.parameters()) for k, m in
-                      (("transformer", transformer), ("vae", vae), ("text_encoder", text))}), len(CORPUS))
+                      (("transformer", transformer), ("vae", vae), ("text_encoder", text))}))
 
 
 if __name__ == "__main__":
