@@ -7,7 +7,7 @@
 
 use crate::common::{devices, fixtures_root, max_diff, meta, values, Expected};
 use burn::prelude::*;
-use model::diffusers::common::flow_match_euler::FlowScheduler;
+use model::diffusers::common::flow_scheduler::FlowScheduler;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 

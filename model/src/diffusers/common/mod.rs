@@ -3,6 +3,8 @@
 pub mod blocks;
 pub mod config;
 pub mod flow_match_euler;
+pub mod flow_scheduler;
+pub mod flow_sigmas;
 pub mod folder;
 pub mod image_processing;
 pub mod latent_preview;

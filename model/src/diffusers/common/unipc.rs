@@ -9,7 +9,7 @@
 //! with, and the sample arithmetic is f32 in the same order of operations.
 
 use crate::diffusers::common::config::check_unsupported;
-use crate::diffusers::common::flow_match_euler::{
+use crate::diffusers::common::flow_sigmas::{
     check_shift, check_shift_terminal, check_steps, check_train_timesteps, np_linspace, parse_config, shift_sigma,
     stretch_to_terminal,
 };

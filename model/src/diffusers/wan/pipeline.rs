@@ -13,7 +13,7 @@
 //! is resident; in [`MemoryMode::Low`] the transformer and the VAE are also loaded only for
 //! their phase.
 
-use crate::diffusers::common::flow_match_euler::FlowScheduler;
+use crate::diffusers::common::flow_scheduler::FlowScheduler;
 use crate::diffusers::common::folder::{ModelFolder, PipelineKind};
 use crate::diffusers::common::weights::LoadError;
 use crate::diffusers::stable_diffusion::pipeline::component;
