@@ -8,7 +8,8 @@
 use super::common::scheduler::{Kind, SchedulerConfig};
 use super::common::weights::{LoadError, Weights};
 use super::stable_diffusion::{EditRequest, ImageRequest, InstructPix2Pix, StableDiffusion};
-use super::stable_video_diffusion::{MemoryMode, StableVideoDiffusion, VideoRequest};
+use super::common::video::MemoryMode;
+use super::stable_video_diffusion::{StableVideoDiffusion, VideoRequest};
 use super::wan::pipeline::{TextVideoRequest, Wan, WanOptions};
 use crate::generate::GenerateError;
 use burn::prelude::*;

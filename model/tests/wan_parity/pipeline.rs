@@ -5,7 +5,7 @@ use crate::common::{assert_pipelines, copy_dir, cpu, devices};
 use crate::transformer::{fixture, FIXTURES};
 use burn::tensor::DType;
 use model::diffusers::parity;
-use model::diffusers::stable_video_diffusion::MemoryMode;
+use model::diffusers::common::video::MemoryMode;
 use model::diffusers::wan::pipeline::{TextVideoRequest, Wan, WanOptions};
 use model::generate::GenerateError;
 

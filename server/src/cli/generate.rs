@@ -229,7 +229,7 @@ fn run_installed(a: GenerateArgs) -> anyhow::Result<()> {
 
 /// `vidplay generate` with Wan: text to video.
 fn run_wan(a: GenerateArgs, has_image: bool, opened: device::OpenedDevice, dtype: model::diffusers::DType, root: PathBuf, started: Instant) -> anyhow::Result<()> {
-    use model::diffusers::stable_video_diffusion::MemoryMode;
+    use model::diffusers::common::video::MemoryMode;
     use model::diffusers::wan::pipeline::{TextVideoRequest, Wan, WanOptions};
     let o = a.svd;
     if has_image {

@@ -8,7 +8,7 @@ use anyhow::bail;
 use model::device::{self, DeviceChoice};
 use model::diffusers::DType;
 use model::diffusers::parity;
-use model::diffusers::stable_video_diffusion::MemoryMode;
+use model::diffusers::common::video::MemoryMode;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]

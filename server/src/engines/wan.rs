@@ -7,7 +7,7 @@ use crate::precision::PrecisionChoice;
 use app::models::{ChipGroup, ModelInfo, ParamSpec};
 use app::results::{Resolution, ResultMeta};
 use app::types::{JobParams, Mode};
-use model::diffusers::stable_video_diffusion::{GeneratedVideo, MemoryMode};
+use model::diffusers::common::video::{GeneratedVideo, MemoryMode};
 use model::diffusers::wan::pipeline::{TextVideoRequest, Wan, WanOptions};
 use model::generate::GenerateError;
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! diffusers model folders: `model_index.json` plus one subfolder per component, found locally
 //! or in the Hugging Face cache, and downloaded into that cache when missing.
 
-use crate::diffusers::common::weights::LoadError;
+use crate::diffusers::common::weights::{LoadError, Weights};
 use std::path::{Path, PathBuf};
 
 /// Which pipeline a folder holds, from `model_index.json`'s `_class_name`.
@@ -89,6 +89,24 @@ impl ModelFolder {
         } else {
             Err(LoadError::File { path: p, message: "missing file".into() })
         }
+    }
+
+    /// Loads one component's weights (`stem`, in the precision `dtype` prefers), builds it, and
+    /// checks every tensor in its files was used; gives the model and its tensor count.
+    pub fn load_component<T>(
+        &self,
+        name: &str,
+        stem: &str,
+        device: &burn::prelude::Device,
+        dtype: burn::tensor::DType,
+        build: impl FnOnce(&Weights) -> Result<T, LoadError>,
+    ) -> Result<(T, usize), LoadError> {
+        let precision = if dtype == burn::tensor::DType::F32 { Precision::F32 } else { Precision::F16 };
+        let files = self.weights(name, stem, precision)?;
+        let weights = Weights::open(&files, device, dtype)?;
+        let built = build(&weights)?;
+        weights.finish()?;
+        Ok((built, weights.len()))
     }
 
     /// A component's safetensors weight files (one file, or the shards named by an index),

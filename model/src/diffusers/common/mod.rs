@@ -11,4 +11,5 @@ pub mod latent_preview;
 pub mod layers;
 pub mod scheduler;
 pub mod unipc;
+pub mod video;
 pub mod weights;

@@ -2,11 +2,11 @@
 
 use crate::diffusers::stable_diffusion::autoencoder_kl::{AutoencoderKL, AutoencoderKLConfig};
 use crate::diffusers::clip::text::{ClipTextConfig, ClipTextModel};
-use crate::diffusers::common::folder::{ModelFolder, PipelineKind, Precision};
+use crate::diffusers::common::folder::{ModelFolder, PipelineKind};
 use crate::diffusers::common::scheduler::{Kind, Scheduler, SchedulerConfig, StepNoise};
 use crate::diffusers::clip::tokenizer::ClipTokenizer;
 use super::unet_2d_condition::{UNet2DConditionConfig, UNet2DConditionModel};
-use crate::diffusers::common::weights::{LoadError, Weights};
+use crate::diffusers::common::weights::LoadError;
 use crate::diffusers::common::latent_preview::latent_to_rgb;
 use crate::generate::{GenerateError, PreviewClock, Progress};
 use crate::rng::Rng;
@@ -66,23 +66,6 @@ pub struct StableDiffusion {
     pub parameters: usize,
 }
 
-/// Loads one component's weights, builds it, and checks every tensor in its files was used.
-pub(crate) fn component<T>(
-    folder: &ModelFolder,
-    name: &str,
-    stem: &str,
-    device: &Device,
-    dtype: DType,
-    build: impl FnOnce(&Weights) -> Result<T, LoadError>,
-) -> Result<(T, usize), LoadError> {
-    let precision = if dtype == DType::F32 { Precision::F32 } else { Precision::F16 };
-    let files = folder.weights(name, stem, precision)?;
-    let weights = Weights::open(&files, device, dtype)?;
-    let built = build(&weights)?;
-    weights.finish()?;
-    Ok((built, weights.len()))
-}
-
 impl StableDiffusion {
     /// Loads a diffusers `StableDiffusionPipeline` folder. `dtype` is F32 or F16.
     pub fn load(root: &Path, device: &Device, dtype: DType) -> Result<Self, LoadError> {
@@ -105,7 +88,7 @@ impl StableDiffusion {
         let te_cfg_path = folder.config("text_encoder", "config.json")?;
         let te_cfg = ClipTextConfig::read(&te_cfg_path)?;
         let (text_encoder, n_te) =
-            component(&folder, "text_encoder", "model", device, dtype, |w| ClipTextModel::load(w, &te_cfg, &te_cfg_path))?;
+            folder.load_component("text_encoder", "model", device, dtype, |w| ClipTextModel::load(w, &te_cfg, &te_cfg_path))?;
         let unet_cfg = UNet2DConditionConfig::read(&folder.config("unet", "config.json")?)?;
         let blocks = unet_cfg.block_out_channels.len();
         let dims = unet_cfg.cross_attention_dim.per_block(blocks).unwrap_or_default();
@@ -118,9 +101,9 @@ impl StableDiffusion {
             ));
         }
         let (unet, n_unet) =
-            component(&folder, "unet", "diffusion_pytorch_model", device, dtype, |w| UNet2DConditionModel::load(w, &unet_cfg))?;
+            folder.load_component("unet", "diffusion_pytorch_model", device, dtype, |w| UNet2DConditionModel::load(w, &unet_cfg))?;
         let vae_cfg = AutoencoderKLConfig::read(&folder.config("vae", "config.json")?)?;
-        let (vae, n_vae) = component(&folder, "vae", "diffusion_pytorch_model", device, dtype, |w| AutoencoderKL::load(w, &vae_cfg))?;
+        let (vae, n_vae) = folder.load_component("vae", "diffusion_pytorch_model", device, dtype, |w| AutoencoderKL::load(w, &vae_cfg))?;
         let scheduler = SchedulerConfig::read(&folder.config("scheduler", "scheduler_config.json")?)?;
         Ok(Self {
             tokenizer,

@@ -13,9 +13,9 @@
 use crate::diffusers::stable_video_diffusion::autoencoder_kl_temporal_decoder::{AutoencoderKLTemporalDecoder, TemporalDecoderVaeConfig};
 use crate::diffusers::clip::vision::{ClipVisionConfig, ClipVisionModelWithProjection};
 use crate::diffusers::common::folder::{ModelFolder, PipelineKind};
+pub use crate::diffusers::common::video::{GeneratedVideo, MemoryMode};
 use crate::diffusers::common::image_processing::Planar;
 use crate::diffusers::common::scheduler::{torch_linspace_f32, Scheduler, SchedulerConfig, StepNoise};
-use crate::diffusers::stable_diffusion::pipeline::component;
 use crate::diffusers::stable_video_diffusion::unet_spatio_temporal::{UNetSpatioTemporalConditionModel, UNetSpatioTemporalConfig};
 use crate::diffusers::common::weights::LoadError;
 use crate::diffusers::common::latent_preview::latent_to_rgb;
@@ -27,25 +27,6 @@ use image::RgbImage;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-
-/// Whether components stay loaded between clips, or are loaded per phase and freed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MemoryMode {
-    /// Everything stays resident: fastest for repeated clips.
-    Resident,
-    /// Components are loaded for their phase only, and guidance halves run one at a time.
-    Low,
-}
-
-impl MemoryMode {
-    /// As results' metadata names it.
-    pub fn name(self) -> &'static str {
-        match self {
-            MemoryMode::Resident => "resident",
-            MemoryMode::Low => "low",
-        }
-    }
-}
 
 /// One image-to-video request; defaults are diffusers'.
 #[derive(Debug, Clone)]
@@ -87,30 +68,6 @@ impl VideoRequest {
             noise: None,
             image_noise: None,
         }
-    }
-}
-
-/// Generated frames: RGB in [0, 1], each row-major [height, width, 3].
-#[derive(Debug, Clone)]
-pub struct GeneratedVideo {
-    pub width: usize,
-    pub height: usize,
-    pub frames: Vec<Vec<f32>>,
-    pub encode_seconds: f64,
-    pub sampling_seconds: f64,
-    pub decode_seconds: f64,
-}
-
-impl GeneratedVideo {
-    /// 8-bit frames, rounded as diffusers' `numpy_to_pil` rounds.
-    pub fn to_rgb8(&self) -> Vec<RgbImage> {
-        self.frames
-            .iter()
-            .map(|f| {
-                let bytes = f.iter().map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8).collect();
-                RgbImage::from_raw(self.width as u32, self.height as u32, bytes).expect("buffer matches size")
-            })
-            .collect()
     }
 }
 
@@ -230,7 +187,7 @@ impl StableVideoDiffusion {
 
     fn load_image_encoder(&self) -> Result<(ClipVisionModelWithProjection, usize), LoadError> {
         let (path, cfg) = &self.image_encoder_config;
-        component(&self.folder, "image_encoder", "model", &self.device, self.dtype, |w| {
+        self.folder.load_component("image_encoder", "model", &self.device, self.dtype, |w| {
             ClipVisionModelWithProjection::load(w, cfg, path)
         })
     }
@@ -245,13 +202,13 @@ impl StableVideoDiffusion {
     }
 
     fn load_vae(&self) -> Result<(AutoencoderKLTemporalDecoder, usize), LoadError> {
-        component(&self.folder, "vae", "diffusion_pytorch_model", &self.device, self.vae_dtype(), |w| {
+        self.folder.load_component("vae", "diffusion_pytorch_model", &self.device, self.vae_dtype(), |w| {
             AutoencoderKLTemporalDecoder::load(w, &self.vae_config)
         })
     }
 
     fn load_unet(&self) -> Result<(UNetSpatioTemporalConditionModel, usize), LoadError> {
-        component(&self.folder, "unet", "diffusion_pytorch_model", &self.device, self.dtype, |w| {
+        self.folder.load_component("unet", "diffusion_pytorch_model", &self.device, self.dtype, |w| {
             UNetSpatioTemporalConditionModel::load(w, &self.unet_config)
         })
     }

@@ -16,8 +16,7 @@
 use crate::diffusers::common::flow_scheduler::FlowScheduler;
 use crate::diffusers::common::folder::{ModelFolder, PipelineKind};
 use crate::diffusers::common::weights::LoadError;
-use crate::diffusers::stable_diffusion::pipeline::component;
-use crate::diffusers::stable_video_diffusion::{GeneratedVideo, MemoryMode};
+use crate::diffusers::common::video::{GeneratedVideo, MemoryMode};
 use crate::diffusers::umt5::encoder::{UMT5Config, UMT5EncoderModel};
 use crate::diffusers::umt5::tokenizer::{prompt_clean, T5Tokenizer};
 use crate::diffusers::wan::autoencoder_kl_wan::{AutoencoderKLWan, WanVaeConfig};
@@ -173,18 +172,18 @@ impl Wan {
 
     fn load_text_encoder(&self) -> Result<(UMT5EncoderModel, usize), LoadError> {
         let o = &self.options;
-        component(&self.folder, "text_encoder", "model", &o.text_device, o.text_dtype, |w| UMT5EncoderModel::load(&w.root(), &self.text_config))
+        self.folder.load_component("text_encoder", "model", &o.text_device, o.text_dtype, |w| UMT5EncoderModel::load(&w.root(), &self.text_config))
     }
 
     fn load_transformer(&self) -> Result<(WanTransformer3DModel, usize), LoadError> {
-        component(&self.folder, "transformer", "diffusion_pytorch_model", &self.device, self.dtype, |w| {
+        self.folder.load_component("transformer", "diffusion_pytorch_model", &self.device, self.dtype, |w| {
             WanTransformer3DModel::load(&w.root(), &self.transformer_config)
         })
     }
 
     /// The VAE runs in f32 (diffusers' Wan pipelines keep it there).
     fn load_vae(&self) -> Result<(AutoencoderKLWan, usize), LoadError> {
-        component(&self.folder, "vae", "diffusion_pytorch_model", &self.device, DType::F32, |w| AutoencoderKLWan::load(&w.root(), &self.vae_config))
+        self.folder.load_component("vae", "diffusion_pytorch_model", &self.device, DType::F32, |w| AutoencoderKLWan::load(&w.root(), &self.vae_config))
     }
 
     /// Frames per latent frame, and pixels per latent pixel.
