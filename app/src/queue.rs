@@ -19,12 +19,15 @@ pub fn QueuePage() -> impl IntoView {
                 match health.await {
                     Ok(h) if h.stalled => {
                         let why = h.last_error.unwrap_or_else(|| "the generation worker has stopped".into());
+                        // A web node alone waits for workers, not for a restart.
+                        let until = if why.contains("vidplay worker") { "a worker starts" } else { "the server is restarted" };
                         view! {
                             <p class="error stalled" role="alert">
-                                {format!("Nothing is running: {why}. Queued jobs wait until the server is restarted.")}
+                                {format!("Nothing is running: {why}. Queued jobs wait until {until}.")}
                             </p>
                         }.into_any()
                     }
+                    Ok(h) if !h.workers.is_empty() => view! { <WorkerList workers=h.workers/> }.into_any(),
                     _ => ().into_any(),
                 }
             })}
@@ -40,6 +43,36 @@ pub fn QueuePage() -> impl IntoView {
                 }
             })}
         </Suspense>
+    }
+}
+
+/// The workers sharing this queue (GPU machines), with what they run and have loaded.
+#[component]
+fn WorkerList(workers: Vec<crate::types::WorkerStatus>) -> impl IntoView {
+    let rows = workers
+        .into_iter()
+        .map(|w| {
+            let doing = match &w.current_job {
+                Some(id) => format!("running {id}"),
+                None => "idle".to_string(),
+            };
+            let loaded = if w.loaded.is_empty() { "nothing loaded".to_string() } else { format!("loaded: {}", w.loaded.join(", ")) };
+            view! {
+                <li class="worker">
+                    <strong>{w.name}</strong>
+                    " · " {w.devices.join(", ")}
+                    " · " {doing}
+                    " · " {loaded}
+                    " · " <span class="models">{format!("runs {}", w.models.join(", "))}</span>
+                </li>
+            }
+        })
+        .collect::<Vec<_>>();
+    view! {
+        <section class="workers" aria-label="Workers">
+            <h2>"Workers"</h2>
+            <ul>{rows}</ul>
+        </section>
     }
 }
 

@@ -63,6 +63,10 @@ pub struct Job {
     pub message: Option<String>,
     /// The finished video (same id as the job) when `state` is done.
     pub video_id: Option<String>,
+    /// The name of the API token it was submitted with (empty without named tokens): queued
+    /// jobs are taken round-robin between owners.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub owner: String,
 }
 
 /// A finished clip in the gallery.
@@ -205,4 +209,27 @@ pub struct WorkerHealth {
     pub last_error: Option<String>,
     /// Nothing will run: the worker is gone, or the model could not be loaded.
     pub stalled: bool,
+    /// Workers sharing this queue (a database shared with GPU machines), recently seen first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workers: Vec<WorkerStatus>,
+}
+
+/// A worker taking jobs from a shared queue, as it last reported itself.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WorkerStatus {
+    /// Unique per worker process.
+    pub id: String,
+    /// Its name (`--name`, else the host's name and device).
+    pub name: String,
+    /// The devices it generates on (`cuda:0`, `cpu`, ...).
+    pub devices: Vec<String>,
+    /// The models it can run.
+    pub models: Vec<String>,
+    /// The models loaded now (jobs for these are taken first).
+    pub loaded: Vec<String>,
+    /// The job it is running.
+    pub current_job: Option<String>,
+    pub started_ms: i64,
+    /// Its last heartbeat.
+    pub seen_ms: i64,
 }

@@ -4,8 +4,9 @@
 //! Off unless `VIDPLAY_TEST_FAULTS` is set (the binary reads it; in-process tests pass a
 //! [`Faults`] directly). Values, comma-separated: `panic-on=TEXT` (a job whose prompt contains
 //! TEXT panics inside generation), `crash-at=POINT` (the process aborts there; POINT is one of
-//! [`CrashPoint::ALL`]) and `pause-after-claim=MS` (the worker waits that long between claiming
-//! a job and starting it, so a test can land a cancel exactly there).
+//! [`CrashPoint::ALL`]), `pause-after-claim=MS` (the worker waits that long between claiming
+//! a job and starting it, so a test can land a cancel exactly there) and `abort-after-moved=N`
+//! (`vidplay migrate` aborts after moving N videos, so a test can resume it).
 
 /// A step of finishing a job, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +36,7 @@ pub struct Faults {
     pub panic_on: Option<String>,
     pub crash_at: Option<CrashPoint>,
     pub pause_after_claim: Option<std::time::Duration>,
+    pub abort_after_moved: Option<usize>,
 }
 
 impl Faults {
@@ -62,7 +64,8 @@ impl Faults {
                 Some(("pause-after-claim", ms)) if ms.parse::<u64>().is_ok() => {
                     faults.pause_after_claim = ms.parse().ok().map(std::time::Duration::from_millis)
                 }
-                _ => anyhow::bail!("VIDPLAY_TEST_FAULTS: cannot read {item:?} (panic-on=TEXT, crash-at=POINT, pause-after-claim=MS)"),
+                Some(("abort-after-moved", n)) if n.parse::<usize>().is_ok() => faults.abort_after_moved = n.parse().ok(),
+                _ => anyhow::bail!("VIDPLAY_TEST_FAULTS: cannot read {item:?} (panic-on=TEXT, crash-at=POINT, pause-after-claim=MS, abort-after-moved=N)"),
             }
         }
         Ok(faults)
@@ -81,6 +84,14 @@ impl Faults {
     pub fn after_claim(&self) {
         if let Some(pause) = self.pause_after_claim {
             std::thread::sleep(pause);
+        }
+    }
+
+    /// Ends the process at once after `moved` videos were moved, when that is the chosen count.
+    pub fn after_moved(&self, moved: usize) {
+        if self.abort_after_moved == Some(moved) {
+            eprintln!("injected fault: aborting after moving {moved} videos");
+            std::process::abort();
         }
     }
 

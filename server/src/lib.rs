@@ -25,6 +25,7 @@ pub mod memory;
 pub mod precision;
 pub mod queue;
 pub mod scores;
+pub mod services;
 pub mod storage;
 pub mod visual;
 pub mod web;

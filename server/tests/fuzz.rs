@@ -174,6 +174,10 @@ fn job_requests_through_the_server() {
     std::fs::create_dir_all(&models).unwrap();
     let app = runtime.block_on(async {
         let opts = server::web::ServeOptions {
+            database_url: None,
+            media: None,
+            media_endpoint: None,
+        worker: Some(server::queue::WorkerSetup::new("test".into(), vec!["cpu".into()])),
             addr: "127.0.0.1:0".parse().unwrap(),
             data_dir: data.clone(),
             site_root: site_root(),

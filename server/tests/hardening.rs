@@ -127,6 +127,41 @@ async fn other_origins_and_unknown_hosts_cannot_act() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn named_tokens_each_have_their_own_queue() {
+    use server::web::security::read_tokens;
+    let data = data_dir("named-tokens");
+    let named = read_tokens("# the lab\nann ann-secret-123456\n\nbob bob-secret-123456\n").unwrap();
+    assert!(read_tokens("ann short").unwrap_err().contains("shorter"));
+    assert!(read_tokens("ann ann-secret-123456\nann other-secret-123456").unwrap_err().contains("twice"));
+    let access = Access::new("127.0.0.1:0".parse().unwrap(), &[], None).with_named(named);
+    // The worker holds its first job, so the rest wait in the queue.
+    let faults = Faults { pause_after_claim: Some(Duration::from_secs(60)), ..Faults::default() };
+    let (app, _jobs) = start_custom(&data, no_models(), access, faults).await;
+    assert_rejected(&app, post_json(json!({"prompt": "a red ball"})), StatusCode::UNAUTHORIZED, "token").await;
+    let ann = ("authorization", "Bearer ann-secret-123456");
+    let bob = ("authorization", "Bearer bob-secret-123456");
+    let mut accepted = 0;
+    loop {
+        let (status, job) = send_json(&app, with(post_json(json!({"prompt": "a red ball", "steps": 1})), &[ann])).await;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            break;
+        }
+        assert_eq!(status, StatusCode::CREATED, "{job}");
+        assert_eq!(job["owner"], "ann");
+        accepted += 1;
+        assert!(accepted <= server::queue::QUEUE_LIMIT + 1, "ann's queue has a limit");
+    }
+    assert!(accepted >= server::queue::QUEUE_LIMIT, "{accepted}");
+    // Ann's full queue does not hold Bob back.
+    let (status, job) = send_json(&app, with(post_json(json!({"prompt": "a blue star", "steps": 1})), &[bob])).await;
+    assert_eq!(status, StatusCode::CREATED, "{job}");
+    assert_eq!(job["owner"], "bob");
+    let id = job["id"].as_str().unwrap();
+    let (_, stored) = send_json(&app, with(get(&format!("/api/jobs/{id}")), &[bob])).await;
+    assert_eq!(stored["owner"], "bob");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_guards_the_api_the_pages_and_the_media() {
     let data = data_dir("token");
     let access = Access::new("127.0.0.1:0".parse().unwrap(), &[], Some("s3cret-token".into()));
@@ -263,6 +298,10 @@ async fn a_panic_fails_its_job_and_the_worker_goes_on() {
 async fn a_worker_without_a_model_shows_as_stalled() {
     let data = data_dir("stalled");
     let opts = server::web::ServeOptions {
+        database_url: None,
+        media: None,
+        media_endpoint: None,
+        worker: Some(server::queue::WorkerSetup::new("test".into(), vec!["cpu".into()])),
         addr: "127.0.0.1:0".parse().unwrap(),
         data_dir: data.clone(),
         site_root: site_root(),

@@ -21,6 +21,10 @@ fn visual_ids(page: &Value) -> Vec<String> {
 
 async fn start_visual(data: &PathBuf, models: &PathBuf) -> (axum::Router, server::queue::Jobs) {
     start_options(server::web::ServeOptions {
+        database_url: None,
+        media: None,
+        media_endpoint: None,
+        worker: Some(server::queue::WorkerSetup::new("test".into(), vec!["cpu".into()])),
         addr: "127.0.0.1:0".parse().unwrap(),
         data_dir: data.clone(),
         site_root: site_root(),

@@ -9,6 +9,24 @@ use model::diffusers::common::folder::{self, Precision};
 use model::diffusers::common::weights::Weights;
 use std::path::{Path, PathBuf};
 
+/// Where jobs, the gallery and media are kept when not in the data directory.
+#[derive(clap::Args, Clone)]
+pub struct StoreArgs {
+    /// A PostgreSQL database shared by the web node and workers
+    /// (postgres://USER:PASSWORD@HOST:PORT/DATABASE); default: SQLite in the data directory.
+    #[arg(long, env = "VIDPLAY_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Where media live: a folder, or an S3-compatible bucket, s3://BUCKET/PREFIX (credentials
+    /// and region from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION); default: the data
+    /// directory.
+    #[arg(long, env = "VIDPLAY_MEDIA", value_parser = crate::media::s3::MediaLocation::parse)]
+    pub media: Option<crate::media::s3::MediaLocation>,
+    /// The S3 endpoint for --media s3://... (e.g. http://storage.lab:8333); default:
+    /// AWS_ENDPOINT_URL, else AWS.
+    #[arg(long, env = "VIDPLAY_MEDIA_ENDPOINT")]
+    pub media_endpoint: Option<String>,
+}
+
 #[derive(clap::Args, Clone)]
 pub struct ModelArgs {
     /// Compute device: auto (CUDA, else a Vulkan GPU, else another GPU, else Burn's CPU

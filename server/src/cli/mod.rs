@@ -7,10 +7,13 @@ pub mod eval;
 pub mod extend;
 pub mod generate;
 pub mod image;
+pub mod load_bench;
+pub mod migrate;
 pub mod models;
 pub mod parity;
 pub mod score;
 pub mod serve;
+pub mod worker;
 
 use clap::{Parser, Subcommand};
 
@@ -47,6 +50,15 @@ pub enum Command {
     Score(score::ScoreArgs),
     /// Start the playground web server.
     Serve(serve::ServeArgs),
+    /// Load the web node: many clients reading, searching and following progress while jobs
+    /// run, on SQLite and on PostgreSQL with S3; prints latency percentiles.
+    LoadBench(load_bench::LoadBenchArgs),
+    /// Move a single-machine gallery (a data directory) into PostgreSQL and an S3 bucket;
+    /// resumable, every video checked.
+    Migrate(migrate::MigrateArgs),
+    /// Take jobs from a shared queue (PostgreSQL) and run them on this machine's device:
+    /// one per GPU, on as many machines as there are.
+    Worker(worker::WorkerArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -62,5 +74,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Parity(a) => parity::run(a),
         Command::Score(a) => score::run(a),
         Command::Serve(a) => serve::run(a),
+        Command::Worker(a) => worker::run(a),
+        Command::Migrate(a) => migrate::run(a),
+        Command::LoadBench(a) => load_bench::run(a),
     }
 }

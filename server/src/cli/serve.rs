@@ -1,7 +1,7 @@
 //! `vidplay serve`: the playground, until Ctrl-C or SIGTERM (the running job goes back to the
 //! queue and runs on the next start).
 
-use super::common::ModelArgs;
+use super::common::{ModelArgs, StoreArgs};
 use crate::web::{ServeOptions, security};
 use model::builtin::pipeline::BuiltinModel;
 use std::path::PathBuf;
@@ -10,9 +10,11 @@ use std::path::PathBuf;
 pub struct ServeArgs {
     #[arg(long, env = "VIDPLAY_ADDR", default_value = "127.0.0.1:3000")]
     addr: std::net::SocketAddr,
-    /// Database and media live here.
+    /// Database and media live here (unless --database-url and --media say otherwise).
     #[arg(long, env = "VIDPLAY_DATA_DIR", default_value = "data")]
     data_dir: PathBuf,
+    #[command(flatten)]
+    stores: StoreArgs,
     /// The browser bundle, styles and public files (`cargo xtask site` writes them).
     #[arg(long, env = "VIDPLAY_SITE_ROOT", default_value = "target/site")]
     site_root: PathBuf,
@@ -40,15 +42,26 @@ pub struct ServeArgs {
     /// Needed to listen beyond loopback.
     #[arg(long, env = "VIDPLAY_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// Named tokens for a shared instance, one `NAME SECRET` a line: each is accepted like
+    /// --token, and queued jobs are taken round-robin between the names, each with its own
+    /// queue limit.
+    #[arg(long, env = "VIDPLAY_TOKENS_FILE")]
+    tokens_file: Option<PathBuf>,
     /// Listen beyond loopback without a token (only behind something that authenticates).
     #[arg(long)]
     no_auth: bool,
+    /// Serve pages and the API only; jobs run on `vidplay worker`s sharing --database-url.
+    #[arg(long)]
+    no_worker: bool,
+    /// This server's worker as the queue page shows it (default: the machine's name).
+    #[arg(long, env = "VIDPLAY_WORKER_NAME")]
+    worker_name: Option<String>,
     #[command(flatten)]
     model: ModelArgs,
 }
 
 /// Ctrl-C (SIGINT) or SIGTERM (service managers, `docker stop`).
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(term) => term,
         Err(e) => {
@@ -65,14 +78,29 @@ async fn shutdown_signal() {
 
 pub fn run(a: ServeArgs) -> anyhow::Result<()> {
     let addr = a.addr;
-    security::check_exposure(addr, a.token.as_deref(), a.no_auth).map_err(|e| anyhow::anyhow!(e))?;
+    if a.no_worker && a.stores.database_url.is_none() {
+        anyhow::bail!("--no-worker needs --database-url: workers on other machines take jobs from a shared PostgreSQL database");
+    }
+    let named = match &a.tokens_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read the tokens file {}: {e}", path.display()))?;
+            security::read_tokens(&text).map_err(|e| anyhow::anyhow!("the tokens file {}: {e}", path.display()))?
+        }
+        None => Vec::new(),
+    };
+    let any_token = a.token.clone().filter(|t| !t.is_empty()).or_else(|| named.first().map(|t| t.secret.clone()));
+    security::check_exposure(addr, any_token.as_deref(), a.no_auth).map_err(|e| anyhow::anyhow!(e))?;
     let opts = ServeOptions {
         addr,
         data_dir: a.data_dir,
+        database_url: a.stores.database_url,
+        media: a.stores.media,
+        media_endpoint: a.stores.media_endpoint,
+        worker: (!a.no_worker).then(|| crate::queue::WorkerSetup::new(super::worker::default_name(a.worker_name), vec![a.model.device.to_string()])),
         site_root: a.site_root,
         seed_examples: !a.no_examples,
         models_dir: Some(a.models_dir),
-        access: security::Access::new(addr, &a.public_hosts, a.token),
+        access: security::Access::new(addr, &a.public_hosts, a.token).with_named(named),
         model_memory_mib: a.model_memory_mib.unwrap_or_else(ServeOptions::default_model_memory_mib),
         faults: crate::faults::Faults::from_env()?,
         visual_min_similarity: a.visual_min_similarity,

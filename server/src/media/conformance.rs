@@ -1,5 +1,5 @@
 //! The behaviour every [`MediaStore`] must have, as one suite each implementation's tests run
-//! (`cargo test` runs it against the local disk; an S3 store runs the same).
+//! (`cargo test` runs it against the local disk and against a real S3 server, SeaweedFS).
 
 use super::store::{MediaError, MediaStore, delete_prefix, result_ids};
 use bytes::Bytes;
@@ -64,5 +64,34 @@ mod tests {
         assert!(dir.join("media/0123456789abcdef0/poster.png").is_file());
         assert!(dir.join("uploads/0123456789abcdef.png").is_file());
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_s3_bucket_conforms_with_and_without_a_prefix() {
+        use crate::media::MediaStore;
+        use crate::services::seaweedfs::SeaweedFs;
+        let weed = SeaweedFs::start().await.unwrap();
+        weed.create_bucket("vidplay-media").await.unwrap();
+        // Credentials as a deployment gives them: the AWS environment variables.
+        let open = |bucket: &str, prefix: &str| {
+            let vars = weed.env().into_iter().map(|(k, v)| (k.to_string(), v));
+            crate::media::s3::open_with(bucket, prefix, None, vars).unwrap()
+        };
+        let whole = open("vidplay-media", "");
+        super::run(&whole).await;
+        let prefixed = open("vidplay-media", "lab/one");
+        // The bucket is not empty now, but nothing is under the prefix.
+        super::run(&prefixed).await;
+        // The prefixed store's objects are under the prefix in the bucket.
+        let listed = whole.list("lab/one/media/").await.unwrap();
+        assert_eq!(listed, ["lab/one/media/0123456789abcdef0/poster.png"]);
+        // Wrong credentials, or no server there: errors that say so, not panics.
+        let gone = format!("http://127.0.0.1:{}", crate::services::postgres::unused_port());
+        let nowhere = crate::media::s3::open_with("vidplay-media", "", Some(&gone), Vec::new()).unwrap();
+        let e = nowhere.put("media/x/y.png", bytes::Bytes::from_static(b"x")).await.unwrap_err();
+        assert!(matches!(e, crate::media::MediaError::Backend(_)), "{e}");
+        let wrong = crate::media::s3::open_with("vidplay-media", "", Some(&weed.endpoint()), [("AWS_SECRET_ACCESS_KEY".to_string(), "wrong".to_string()), ("AWS_ACCESS_KEY_ID".to_string(), "vidplay-test-key".to_string())]).unwrap();
+        let e = wrong.get("media/0123456789abcdef0/poster.png", None).await.unwrap_err();
+        assert!(matches!(e, crate::media::MediaError::Backend(_)), "{e}");
     }
 }

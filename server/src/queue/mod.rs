@@ -11,6 +11,7 @@ mod edits;
 mod variants;
 pub mod events;
 pub mod recovery;
+mod shared;
 mod worker;
 
 use crate::engines::{Registry, segments};
@@ -64,7 +65,32 @@ pub struct QueueConfig {
     pub faults: Faults,
     /// The installed CLIP model, when there is one: every clip's embedding and CLIP score.
     pub visual: Option<Arc<crate::visual::Visual>>,
+    /// This process's generation worker; `None`: a web node alone (`serve --no-worker`).
+    pub worker: Option<WorkerSetup>,
 }
+
+/// How this process's worker presents itself and holds jobs in a shared queue.
+#[derive(Debug, Clone)]
+pub struct WorkerSetup {
+    /// Shown on the queue page.
+    pub name: String,
+    /// The devices it generates on.
+    pub devices: Vec<String>,
+    /// A job is this worker's for this long after each heartbeat (a shared store only); a
+    /// worker silent for longer has its job given to another.
+    pub lease: std::time::Duration,
+}
+
+impl WorkerSetup {
+    pub const DEFAULT_LEASE: std::time::Duration = std::time::Duration::from_secs(30);
+
+    pub fn new(name: String, devices: Vec<String>) -> Self {
+        Self { name, devices, lease: Self::DEFAULT_LEASE }
+    }
+}
+
+/// Jobs whose workers stop answering this many times are failed.
+pub const MAX_ATTEMPTS: u32 = 3;
 
 struct Inner {
     store: Arc<dyn Store>,
@@ -92,6 +118,18 @@ struct Inner {
     /// How far the idle worker has come measuring stored clips without scores or embeddings.
     backfill: Mutex<crate::scores::backfill::Cursor>,
     visual: Option<Arc<crate::visual::Visual>>,
+    /// This process, among those sharing the store (its notices carry it).
+    node: String,
+    /// The worker's setup; `None` without one.
+    setup: Option<WorkerSetup>,
+    /// The models the worker has loaded now (claimed first), and when it started.
+    loaded: Mutex<Vec<String>>,
+    started_ms: i64,
+    /// Announcements to other processes, sent in order by one task.
+    announcer: tokio::sync::mpsc::UnboundedSender<(crate::storage::Notice, Option<String>)>,
+    /// The job whose lease this worker lost (another worker took it over): its result is
+    /// not saved.
+    lost: Mutex<Option<String>>,
 }
 
 /// Handle to the queue; cheap to clone.
@@ -108,19 +146,27 @@ impl Jobs {
         config: QueueConfig,
         load: impl FnOnce() -> anyhow::Result<(BuiltinModel, OpenedDevice)> + Send + 'static,
     ) -> anyhow::Result<Jobs> {
-        let QueueConfig { store, media, registry, examples_dir, model_memory_mib, faults, visual } = config;
-        let recovered = store.recover_interrupted(now_ms()).await?;
-        if !recovered.requeued.is_empty() {
-            tracing::warn!(ids = ?recovered.requeued, "jobs interrupted by a restart are queued again");
+        let QueueConfig { store, media, registry, examples_dir, model_memory_mib, faults, visual, worker } = config;
+        if store.shared() {
+            // Other machines run jobs now: only those whose lease ended are recovered (and
+            // every heartbeat does that again); media being written elsewhere are not orphans.
+            shared::log_recovered(&store.requeue_expired(now_ms(), MAX_ATTEMPTS).await?);
+        } else {
+            let recovered = store.recover_interrupted(now_ms()).await?;
+            if !recovered.requeued.is_empty() {
+                tracing::warn!(ids = ?recovered.requeued, "jobs interrupted by a restart are queued again");
+            }
+            if !recovered.done.is_empty() {
+                tracing::warn!(ids = ?recovered.done, "jobs that finished just before a crash are marked done");
+            }
+            if !recovered.failed.is_empty() {
+                tracing::error!(ids = ?recovered.failed, "jobs that crashed the server twice are failed");
+            }
+            recovery::clean_orphans(store.as_ref(), media.as_ref()).await?;
         }
-        if !recovered.done.is_empty() {
-            tracing::warn!(ids = ?recovered.done, "jobs that finished just before a crash are marked done");
-        }
-        if !recovered.failed.is_empty() {
-            tracing::error!(ids = ?recovered.failed, "jobs that crashed the server twice are failed");
-        }
-        recovery::clean_orphans(store.as_ref(), media.as_ref()).await?;
+        let notices = store.notices().await?;
         let (wake_tx, wake_rx) = mpsc::channel();
+        let (announcer, announcements) = tokio::sync::mpsc::unbounded_channel();
         let jobs = Jobs {
             inner: Arc::new(Inner {
                 store,
@@ -142,15 +188,34 @@ impl Jobs {
                 worker: Mutex::new(None),
                 backfill: Mutex::default(),
                 visual,
+                node: new_id(),
+                setup: worker,
+                loaded: Mutex::default(),
+                started_ms: now_ms(),
+                announcer,
+                lost: Mutex::default(),
             }),
         };
-        let worker = jobs.clone();
-        let rt = Handle::current();
-        let handle = std::thread::Builder::new()
-            .name("generation".into())
-            .spawn(move || worker.run_worker(rt, wake_rx, load))?;
-        *jobs.inner.worker.lock().expect("worker lock") = Some(handle);
+        if let Some(notices) = notices {
+            tokio::spawn(shared::announcements(jobs.inner.store.clone(), announcements));
+            tokio::spawn(jobs.clone().relay(notices));
+            tokio::spawn(jobs.clone().heartbeat());
+        }
+        if jobs.inner.setup.is_some() {
+            let worker = jobs.clone();
+            let rt = Handle::current();
+            let handle = std::thread::Builder::new()
+                .name("generation".into())
+                .spawn(move || worker.run_worker(rt, wake_rx, load))?;
+            *jobs.inner.worker.lock().expect("worker lock") = Some(handle);
+        }
         Ok(jobs)
+    }
+
+    /// The id this worker claims jobs under: this process in a shared queue; none (the one
+    /// embedded worker, without leases) otherwise.
+    fn worker_id(&self) -> String {
+        if self.inner.store.shared() { self.inner.node.clone() } else { String::new() }
     }
 
     /// Begins shutting down: event streams end, and a running job is interrupted at its next
@@ -180,7 +245,7 @@ impl Jobs {
             && job.state == JobState::Running
         {
             worker::put_back_for_shutdown(&mut job);
-            self.inner.store.update_job(job).await?;
+            self.inner.store.finish_job(job, self.worker_id()).await?;
         }
         Ok(())
     }
@@ -225,21 +290,36 @@ impl Jobs {
         self.inner.streams.slot()
     }
 
+    /// Tells listeners here, and the other processes sharing the store, that `job` changed.
     fn publish(&self, job: &Job) {
         let _ = self.inner.events.send(JobEvent::Changed(Box::new(job.clone())));
+        self.announce(crate::storage::NoticeKind::Changed { id: job.id.clone() }, None);
     }
 
     /// Whether the worker is alive, what it runs, how long the queue is, the last failure.
+    /// With a shared store, "alive" counts the workers heard from lately on any machine.
     pub async fn health(&self) -> Result<WorkerHealth, StoreError> {
-        let worker_alive = self.inner.worker.lock().expect("worker lock").as_ref().is_some_and(|h| !h.is_finished());
+        let own = self.inner.worker.lock().expect("worker lock").as_ref().is_some_and(|h| !h.is_finished());
         let model_failed = self.inner.model_failed.load(Ordering::Relaxed);
         let queue_length = self.inner.store.queued_count().await?;
+        let workers = if self.inner.store.shared() {
+            self.inner.store.workers(now_ms() - shared::SEEN_WITHIN_MS).await?
+        } else {
+            Vec::new()
+        };
+        let others = workers.iter().any(|w| w.id != self.inner.node);
+        let worker_alive = own || others;
+        let mut last_error = self.inner.last_error.lock().expect("error lock").clone();
+        if !worker_alive && self.inner.setup.is_none() {
+            last_error = Some("no worker has reported in the last minute (start `vidplay worker` with this server's --database-url and --media)".into());
+        }
         Ok(WorkerHealth {
             worker_alive,
             current_job: self.inner.current.lock().expect("current lock").clone(),
             queue_length,
-            last_error: self.inner.last_error.lock().expect("error lock").clone(),
-            stalled: !worker_alive || model_failed,
+            last_error,
+            stalled: !worker_alive || (model_failed && !others),
+            workers,
         })
     }
 
@@ -280,7 +360,13 @@ impl Jobs {
     /// Checks and queues a job: the shared outer bounds, then the model's own (its engine
     /// picks the task). The image, if any, is decoded with the upload limits and stored as PNG
     /// before the job is queued.
-    pub async fn submit(&self, mut params: JobParams, mut upload: Option<Upload>) -> Result<Job, SubmitError> {
+    pub async fn submit(&self, params: JobParams, upload: Option<Upload>) -> Result<Job, SubmitError> {
+        self.submit_as("", params, upload).await
+    }
+
+    /// [`Jobs::submit`] for the owner of a named token (empty: the main token, or none): each
+    /// owner has [`QUEUE_LIMIT`] jobs waiting at most, and owners take turns.
+    pub async fn submit_as(&self, owner: &str, mut params: JobParams, mut upload: Option<Upload>) -> Result<Job, SubmitError> {
         app::limits::check_params(&params).map_err(SubmitError::Invalid)?;
         let registry = &self.inner.registry;
         self.route_edit(&mut params);
@@ -335,8 +421,9 @@ impl Jobs {
             (mode, engine.total_steps(&params, mode))
         };
         let upload = if extending { None } else { upload };
-        // Refuse before decoding anything when there is no room (enqueue checks again, atomically).
-        if self.inner.store.queued_count().await? >= QUEUE_LIMIT as u64 {
+        // Refuse before decoding anything when there is no room for this owner (enqueue checks
+        // again, atomically).
+        if self.inner.store.queued_count_of(owner.to_string()).await? >= QUEUE_LIMIT as u64 {
             return Err(SubmitError::QueueFull);
         }
         let id = new_id();
@@ -376,6 +463,7 @@ impl Jobs {
             step: 0,
             message: None,
             video_id: None,
+            owner: owner.to_string(),
         };
         match self.inner.store.enqueue(job.clone(), QUEUE_LIMIT).await {
             Ok(true) => {}
@@ -411,6 +499,9 @@ impl Jobs {
             job = self.inner.store.job(id.to_string()).await?.unwrap_or(job);
             self.publish(&job);
         } else {
+            // Running, perhaps on another machine: its worker hears of it (at once, or at its
+            // next heartbeat) and stops at its next step.
+            self.inner.store.request_cancel(id.to_string()).await?;
             job = self.inner.store.job(id.to_string()).await?.unwrap_or(job);
             if job.state.is_finished() {
                 // It finished before the flag was seen: nothing left to stop.

@@ -9,14 +9,14 @@ impl Jobs {
     /// Queues every variant of `base` with one new group id (in each job's `params.group`).
     /// When one is refused (a bad value, a full queue), those already queued are cancelled and
     /// the refusal is returned.
-    pub async fn submit_variants(&self, base: JobParams, upload: Option<Upload>, variants: &Variants) -> Result<VariantGroup, SubmitError> {
+    pub async fn submit_variants(&self, owner: &str, base: JobParams, upload: Option<Upload>, variants: &Variants) -> Result<VariantGroup, SubmitError> {
         let requests = variants.expand(&base, crate::ids::random_seed).map_err(SubmitError::Invalid)?;
         let group = crate::ids::new_id();
         let mut jobs = Vec::with_capacity(requests.len());
         for mut params in requests {
             params.group = group.clone();
             let upload = upload.as_ref().map(|u| Upload { bytes: u.bytes.clone(), name: u.name.clone() });
-            match self.submit(params, upload).await {
+            match self.submit_as(owner, params, upload).await {
                 Ok(job) => jobs.push(job),
                 Err(e) => {
                     for job in &jobs {

@@ -12,6 +12,7 @@ use crate::media::input;
 use crate::media::writer::{WriteOptions, write_result};
 use app::media_files::{self, MediaFile, upload_key};
 use app::types::{Job, JobState, Mode, StepUpdate, Video};
+use crate::storage::{Claim, NoticeKind};
 use model::builtin::pipeline::{BUILTIN_MODEL_ID, BuiltinModel};
 use model::device::OpenedDevice;
 use model::gpu_memory::GpuMemoryMeter;
@@ -70,7 +71,7 @@ impl Jobs {
             if self.inner.stopping.load(Ordering::Relaxed) {
                 return;
             }
-            let job = match rt.block_on(self.inner.store.claim_next(now_ms())) {
+            let job = match rt.block_on(self.inner.store.claim(self.claim())) {
                 Ok(Some(job)) => job,
                 Ok(None) => {
                     // Idle: measure one stored clip that has no scores yet, then look again. A
@@ -99,6 +100,7 @@ impl Jobs {
                 }
             };
             *self.inner.current.lock().expect("current lock") = Some(job.id.clone());
+            *self.inner.lost.lock().expect("lost lock") = None;
             self.inner.faults.after_claim();
             let id = job.id.clone();
             let finished = match &device {
@@ -133,14 +135,81 @@ impl Jobs {
                 self.set_last_error(format!("job {id}: {}", finished.message.as_deref().unwrap_or("failed")));
             }
             self.inner.faults.at(CrashPoint::BeforeJobUpdate);
-            if let Err(e) = rt.block_on(self.inner.store.update_job(finished.clone())) {
-                tracing::error!(id = %finished.id, "saving the job's result: {e}");
-            }
+            let saved = self.save_finished(&rt, &finished);
             // Only now: a cancel that lands before this finds the flag, one after finds the job finished.
             self.forget_cancel_flag(&id);
             *self.inner.current.lock().expect("current lock") = None;
-            self.publish(&finished);
+            *self.inner.loaded.lock().expect("loaded lock") = models.loaded();
+            if saved {
+                self.publish(&finished);
+            }
         }
+    }
+
+    /// What this worker asks the queue for: in a shared queue, jobs for the models it has
+    /// (those loaded first), held by a lease; the embedded worker takes any job, oldest first.
+    fn claim(&self) -> Claim {
+        let worker = self.worker_id();
+        match self.inner.setup.as_ref().filter(|_| self.inner.store.shared()) {
+            Some(setup) => Claim {
+                worker,
+                now_ms: now_ms(),
+                lease_ms: Some(setup.lease.as_millis() as i64),
+                models: self.inner.registry.ids(),
+                loaded: self.inner.loaded.lock().expect("loaded lock").clone(),
+            },
+            None => Claim { worker, now_ms: now_ms(), ..Claim::default() },
+        }
+    }
+
+    /// Records a finished job while this worker holds it, retrying while the database is away
+    /// (up to a lease: after that the job is another worker's). False when it was not saved.
+    fn save_finished(&self, rt: &Handle, finished: &Job) -> bool {
+        let deadline = Instant::now() + self.inner.setup.as_ref().map_or(std::time::Duration::ZERO, |s| s.lease);
+        loop {
+            match rt.block_on(self.inner.store.finish_job(finished.clone(), self.worker_id())) {
+                Ok(true) => return true,
+                Ok(false) => {
+                    tracing::warn!(id = %finished.id, "the job is no longer this worker's (taken over, or cancelled); its outcome is dropped");
+                    return false;
+                }
+                Err(e) if Instant::now() < deadline => {
+                    tracing::warn!(id = %finished.id, "saving the job's outcome: {e}; retrying");
+                    std::thread::sleep(std::time::Duration::from_secs(1));
+                }
+                Err(e) => {
+                    tracing::error!(id = %finished.id, "saving the job's outcome: {e}");
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// Saves a result's gallery record; in a shared queue, retried while the database is away
+    /// (up to a lease), so a database restart costs no finished work.
+    fn insert_video(&self, rt: &Handle, video: Video) -> Result<(), crate::storage::StoreError> {
+        let shared = self.inner.setup.as_ref().filter(|_| self.inner.store.shared());
+        let deadline = Instant::now() + shared.map_or(std::time::Duration::ZERO, |s| s.lease);
+        loop {
+            match rt.block_on(self.inner.store.insert_video(video.clone())) {
+                Err(crate::storage::StoreError::Database(e)) if Instant::now() < deadline && !rt.block_on(self.inner.store.video_exists(video.id.clone())).unwrap_or(false) => {
+                    tracing::warn!(id = %video.id, "saving the result: {e}; retrying");
+                    std::thread::sleep(std::time::Duration::from_secs(1));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Whether this worker may still write job `id`'s result: always for the embedded worker;
+    /// in a shared queue, while it holds the job's lease (renewed now).
+    fn still_holds(&self, rt: &Handle, id: &str) -> bool {
+        let Some(setup) = self.inner.setup.as_ref().filter(|_| self.inner.store.shared()) else { return true };
+        if self.inner.lost.lock().expect("lost lock").as_deref() == Some(id) {
+            return false;
+        }
+        let until = now_ms() + setup.lease.as_millis() as i64;
+        !matches!(rt.block_on(self.inner.store.renew_lease(id.to_string(), self.worker_id(), until)), Ok(crate::storage::Lease::Lost))
     }
 
     /// Scores one stored clip that has none, or embeds one (see [`crate::scores::backfill`]);
@@ -253,16 +322,26 @@ impl Jobs {
 
     /// Progress reporting for a running job: live to listeners (with previews), to the
     /// database now and then.
+    /// Progress reporting for a running job: live to listeners here (with previews), to
+    /// other processes at most a few times a second (every preview), to the database now and
+    /// then.
     fn progress<'a>(&'a self, rt: &'a Handle, job: &'a mut Job) -> impl FnMut(Progress) + 'a {
         let mut last_saved = Instant::now();
+        let mut last_announced: Option<Instant> = None;
+        let worker = self.worker_id();
         move |p| {
             job.step = p.step as u32;
             job.total = p.total as u32;
             let preview = p.preview.as_ref().and_then(preview_url);
-            let _ = self.inner.events.send(JobEvent::Step(StepUpdate { id: job.id.clone(), step: job.step, total: job.total, preview }));
+            let (id, step, total) = (job.id.clone(), job.step, job.total);
+            if preview.is_some() || last_announced.is_none_or(|t| t.elapsed().as_millis() >= 250) || step == total {
+                last_announced = Some(Instant::now());
+                self.announce(NoticeKind::Step { id: id.clone(), step, total, preview: preview.is_some() }, preview.clone());
+            }
+            let _ = self.inner.events.send(JobEvent::Step(StepUpdate { id: id.clone(), step, total, preview }));
             if last_saved.elapsed().as_secs_f32() > 1.0 {
                 last_saved = Instant::now();
-                let _ = rt.block_on(self.inner.store.update_job(job.clone()));
+                let _ = rt.block_on(self.inner.store.save_progress(id, worker.clone(), step, total));
             }
         }
     }
@@ -293,6 +372,10 @@ impl Jobs {
         let remove = || {
             let _ = rt.block_on(crate::media::store::delete_prefix(media, &media_files::result_prefix(&job.id)));
         };
+        let lost = || GenerateError::Backend("this worker no longer holds the job (its lease ended while the database or the worker was unreachable); another worker runs it".into());
+        if !self.still_holds(rt, &job.id) {
+            return Err(lost());
+        }
         let written = {
             let _encode = tracing::info_span!("encode").entered();
             write_result(rendered, WriteOptions::GALLERY, &mut |file: MediaFile, bytes: Vec<u8>| {
@@ -324,6 +407,10 @@ impl Jobs {
             tracing::error!(id = %job.id, "measuring the clip panicked: {}", panic_message(&*panic));
             (None, None)
         });
+        if !self.still_holds(rt, &job.id) {
+            // The files are the other worker's to write (the same keys); they are left alone.
+            return Err(lost());
+        }
         let video = Video {
             id: job.id.clone(),
             mode: job.mode,
@@ -333,7 +420,7 @@ impl Jobs {
             metadata: rendered.meta.clone(),
             scores,
         };
-        if let Err(e) = rt.block_on(self.inner.store.insert_video(video)) {
+        if let Err(e) = self.insert_video(rt, video) {
             // Already in the gallery (a shutdown put the job back after its insert): the files
             // just written are that video's; keep them.
             if rt.block_on(self.inner.store.video_exists(job.id.clone())).unwrap_or(false) {

@@ -1,10 +1,10 @@
 //! The behaviour every [`Store`] must have, as one suite each implementation's tests run.
 
-use super::{CRASHED_TWICE, Recovered, Store};
+use super::{CRASHED_TWICE, Claim, Lease, Recovered, Store, lost_too_often};
 use app::results::ResultMeta;
 use app::scores::{GallerySort, SCORES_VERSION, ScoreFlag, Scores};
 use app::votes::{Vote, VoteAxis};
-use app::types::{Job, JobParams, JobState, Mode, Video, VideoPage, VideoQuery};
+use app::types::{Job, JobParams, JobState, Mode, Video, VideoPage, VideoQuery, WorkerStatus};
 use futures_util::future::BoxFuture;
 
 /// Runs every check, each on a fresh, empty store made by `fresh` (given a name for it).
@@ -16,6 +16,10 @@ pub async fn run(fresh: &dyn Fn(&str) -> BoxFuture<'static, Box<dyn Store>>) {
     scores_sort_filter_and_backfill(fresh("scores").await.as_ref()).await;
     votes_are_kept_newest_first(fresh("votes").await.as_ref()).await;
     embeddings_per_model_and_video(fresh("embeddings").await.as_ref()).await;
+    search_order_equals_a_reference(fresh("reference").await.as_ref()).await;
+    workers_claim_what_they_run_and_lose_what_they_stop_renewing(fresh("leases").await.as_ref()).await;
+    workers_report_themselves(fresh("workers").await.as_ref()).await;
+    owners_take_turns_and_have_their_own_limit(fresh("owners").await.as_ref()).await;
 }
 
 /// A queued job, as tests make them.
@@ -32,6 +36,7 @@ pub fn job(id: &str, ms: i64, prompt: &str) -> Job {
         total: 24,
         message: None,
         video_id: None,
+        owner: String::new(),
     }
 }
 
@@ -243,4 +248,225 @@ async fn embeddings_per_model_and_video(store: &dyn Store) {
     // A deleted video's embedding goes with it.
     assert!(store.delete_video("f0000001".into()).await.unwrap());
     assert!(store.embeddings("clip".into()).await.unwrap().is_empty());
+}
+
+/// Videos for the order tests: prompts of 1-4 words from a small vocabulary, random ids and
+/// modes, some favorites, and times that mostly grow with `i` but are often older than
+/// earlier videos, or equal to another video's (ties are ordered by id).
+pub fn mixed_videos(seed: u64, n: u64) -> Vec<Video> {
+    const WORDS: [&str; 10] = ["red", "blue", "ball", "balloon", "star", "left", "bouncing", "bounce", "rare", "zebra"];
+    (0..n)
+        .map(|i| {
+            let r = model::rng::mix(seed.wrapping_mul(1_000_003) + i);
+            let words = 1 + r % 4;
+            let prompt = (0..words).map(|w| WORDS[((r >> (8 + 4 * w)) % 10) as usize]);
+            let created_ms = match (r >> 32) % 10 {
+                0..=2 => ((r >> 40) % 40) as i64,
+                3 => 100 + i as i64 / 2,
+                _ => 100 + i as i64,
+            };
+            let mode = [Mode::TextToVideo, Mode::ImageToVideo, Mode::TextToImage][((r >> 50) % 3) as usize];
+            let mut v = video(&format!("{:08x}{i:04x}", (r >> 20) as u32), created_ms, &prompt.collect::<Vec<_>>().join(" "), mode);
+            v.favorite = (r >> 60).is_multiple_of(3);
+            // Most by one model, a few by another.
+            v.params.model = if (r >> 56).is_multiple_of(5) { "sd1".into() } else { "vidplay-toy-1".into() };
+            v
+        })
+        .collect()
+}
+
+/// Pages through every query built from `texts`, modes, favorites and page sizes and checks
+/// the ids, in order, against `all` filtered in Rust and sorted by (created_ms, id), newest
+/// first; and that `next` is given exactly when more follow.
+pub async fn check_against_reference(store: &dyn Store, all: &[Video], texts: &[&str]) {
+    let words = |s: &str| s.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect::<Vec<_>>();
+    for text in texts {
+        for (mode, model) in [
+            (None, None),
+            (Some(Mode::TextToVideo), None),
+            (Some(Mode::ImageToVideo), None),
+            (None, Some("sd1")),
+            (None, Some("vidplay-toy-1")),
+            (Some(Mode::TextToVideo), Some("sd1")),
+            (None, Some("no-such-model")),
+        ] {
+            for favorites in [false, true] {
+                let mut expected: Vec<&Video> = all
+                    .iter()
+                    .filter(|v| {
+                        let prompt = words(&v.params.prompt);
+                        words(text).iter().all(|w| prompt.iter().any(|p| p.starts_with(w.as_str())))
+                            && mode.is_none_or(|m| v.mode == m)
+                            && model.is_none_or(|m| v.params.model == m)
+                            && (!favorites || v.favorite)
+                    })
+                    .collect();
+                expected.sort_by(|a, b| (b.created_ms, &b.id).cmp(&(a.created_ms, &a.id)));
+                let expected: Vec<&str> = expected.iter().map(|v| v.id.as_str()).collect();
+                for limit in [1, 7, 100] {
+                    let model = model.map(str::to_string);
+                    let query = VideoQuery { q: text.to_string(), mode, model, favorites, limit, ..Default::default() };
+                    let mut got = Vec::new();
+                    let mut before = None;
+                    for _ in 0..=expected.len() {
+                        let page = store.videos(VideoQuery { before: before.clone(), ..query.clone() }).await.unwrap();
+                        assert!(page.videos.len() <= limit as usize);
+                        got.extend(page.videos.iter().map(|v| v.id.clone()));
+                        assert_eq!(page.next.is_some(), got.len() < expected.len(), "{query:?} after {}", got.len());
+                        before = page.next;
+                        if before.is_none() {
+                            break;
+                        }
+                    }
+                    assert_eq!(got, expected, "{query:?}");
+                }
+            }
+        }
+    }
+}
+
+pub const SEARCHES: [&str; 12] =
+    ["", "red", "RE", "b", "ball", "ball red", "bounc", "bounce", "rare", "zebra ball", "left-star", "purple"];
+
+/// Many videos (with equal times, deletions and changed favorites): every search, filter and
+/// page size gives the reference's ids in the reference's order.
+async fn search_order_equals_a_reference(store: &dyn Store) {
+    let mut all = mixed_videos(1, 300);
+    for v in &all {
+        store.insert_video(v.clone()).await.unwrap();
+    }
+    let deleted: Vec<String> = all.iter().step_by(17).map(|v| v.id.clone()).collect();
+    for id in &deleted {
+        assert!(store.delete_video(id.clone()).await.unwrap());
+    }
+    all.retain(|v| !deleted.contains(&v.id));
+    for v in all.iter_mut().step_by(5) {
+        v.favorite = !v.favorite;
+        assert!(store.set_favorite(v.id.clone(), v.favorite).await.unwrap());
+    }
+    for i in 0..20 {
+        let v = video(&format!("fffe{i:04x}"), 70, if i % 2 == 0 { "red star" } else { "blue ball" }, Mode::ImageToVideo);
+        store.insert_video(v.clone()).await.unwrap();
+        all.push(v);
+    }
+    assert_eq!(store.count_videos().await.unwrap(), all.len() as u64);
+    check_against_reference(store, &all, &SEARCHES).await;
+}
+
+fn job_for(id: &str, ms: i64, model: &str) -> Job {
+    let mut j = job(id, ms, "p");
+    j.params.model = model.into();
+    j
+}
+
+fn claim(worker: &str, now_ms: i64, models: &[&str], loaded: &[&str]) -> Claim {
+    let list = |l: &[&str]| l.iter().map(|m| m.to_string()).collect();
+    Claim { worker: worker.into(), now_ms, lease_ms: Some(1_000), models: list(models), loaded: list(loaded) }
+}
+
+async fn workers_claim_what_they_run_and_lose_what_they_stop_renewing(store: &dyn Store) {
+    for (id, ms, model) in [("a0000001", 1, "a"), ("a0000002", 2, "b"), ("a0000003", 3, "a"), ("a0000004", 4, "c")] {
+        assert!(store.enqueue(job_for(id, ms, model), 10).await.unwrap());
+    }
+    // Only jobs for the models a worker has; those for its loaded model first.
+    assert!(store.claim(claim("w1", 10, &["d"], &[])).await.unwrap().is_none());
+    let j2 = store.claim(claim("w1", 10, &["b"], &[])).await.unwrap().unwrap();
+    assert_eq!((j2.id.as_str(), j2.state, j2.started_ms), ("a0000002", JobState::Running, Some(10)));
+    assert_eq!(store.claim(claim("w2", 10, &[], &["c"])).await.unwrap().unwrap().id, "a0000004");
+
+    // Renewals: only by the holder; a cancel asked for shows in the next one.
+    assert_eq!(store.renew_lease("a0000002".into(), "w1".into(), 1_500).await.unwrap(), Lease::Held { cancel_requested: false });
+    assert_eq!(store.renew_lease("a0000002".into(), "w2".into(), 1_500).await.unwrap(), Lease::Lost);
+    assert!(store.request_cancel("a0000002".into()).await.unwrap());
+    assert!(!store.request_cancel("a0000001".into()).await.unwrap(), "queued jobs are cancelled in the queue");
+    assert_eq!(store.renew_lease("a0000002".into(), "w1".into(), 1_500).await.unwrap(), Lease::Held { cancel_requested: true });
+
+    // Leases end: job 4 (until 1010) goes back to the queue; job 2 was renewed to 1500, then
+    // its worker stops answering too: cancelled, as asked.
+    let r = store.requeue_expired(1_200, 3).await.unwrap();
+    assert_eq!(r, Recovered { requeued: vec!["a0000004".into()], ..Default::default() });
+    let j4 = store.job("a0000004".into()).await.unwrap().unwrap();
+    assert_eq!((j4.state, j4.step, j4.started_ms), (JobState::Queued, 0, None));
+    assert!(j4.message.unwrap().contains("stopped answering"));
+    let r = store.requeue_expired(1_600, 3).await.unwrap();
+    assert_eq!(r, Recovered { cancelled: vec!["a0000002".into()], ..Default::default() });
+    assert_eq!(store.job("a0000002".into()).await.unwrap().unwrap().state, JobState::Cancelled);
+    // The worker that lost it can no longer write it.
+    assert_eq!(store.renew_lease("a0000002".into(), "w1".into(), 2_000).await.unwrap(), Lease::Lost);
+    let stale = Job { state: JobState::Done, ..j2 };
+    assert!(!store.finish_job(stale, "w1".into()).await.unwrap());
+    assert_eq!(store.job("a0000002".into()).await.unwrap().unwrap().state, JobState::Cancelled);
+
+    // A job whose workers keep dying is failed after the third try.
+    for (try_no, now) in [(2, 2_000), (3, 4_000)] {
+        assert_eq!(store.claim(claim("w3", now, &["c"], &[])).await.unwrap().unwrap().id, "a0000004", "try {try_no}");
+        let r = store.requeue_expired(now + 1_500, 3).await.unwrap();
+        if try_no < 3 {
+            assert_eq!(r.requeued, ["a0000004"]);
+        } else {
+            assert_eq!((r.failed.as_slice(), r.requeued.len()), (["a0000004".to_string()].as_slice(), 0));
+        }
+    }
+    let j4 = store.job("a0000004".into()).await.unwrap().unwrap();
+    assert_eq!((j4.state, j4.message), (JobState::Failed, Some(lost_too_often(3))));
+
+    // A worker that died after saving the video: the job is done.
+    let j1 = store.claim(claim("w1", 5_000, &["a"], &[])).await.unwrap().unwrap();
+    assert_eq!(j1.id, "a0000001");
+    store.insert_video(video("a0000001", 5_100, "p", Mode::TextToVideo)).await.unwrap();
+    assert_eq!(store.requeue_expired(6_100, 3).await.unwrap().done, ["a0000001"]);
+    assert_eq!(store.job("a0000001".into()).await.unwrap().unwrap().video_id.as_deref(), Some("a0000001"));
+
+    // The holder finishes its job; a job without a lease (the embedded worker's) never expires.
+    let mut j3 = store.claim(claim("w2", 7_000, &[], &[])).await.unwrap().unwrap();
+    assert_eq!(j3.id, "a0000003");
+    j3.state = JobState::Done;
+    j3.step = j3.total;
+    assert!(store.finish_job(j3, "w2".into()).await.unwrap());
+    assert_eq!(store.job("a0000003".into()).await.unwrap().unwrap().state, JobState::Done);
+    assert!(store.enqueue(job_for("a0000005", 8, "a"), 10).await.unwrap());
+    assert_eq!(store.claim_next(8_000).await.unwrap().unwrap().id, "a0000005");
+    assert_eq!(store.requeue_expired(i64::MAX, 3).await.unwrap(), Recovered::default());
+    assert_eq!(store.renew_lease("a0000005".into(), "".into(), 9_000).await.unwrap(), Lease::Held { cancel_requested: false });
+    // A shutdown puts it back; that is not a try.
+    let back = Job { state: JobState::Queued, step: 0, started_ms: None, ..store.job("a0000005".into()).await.unwrap().unwrap() };
+    assert!(store.finish_job(back, "".into()).await.unwrap());
+    assert_eq!(store.queued_count().await.unwrap(), 1);
+}
+
+async fn workers_report_themselves(store: &dyn Store) {
+    let status = |id: &str, seen_ms: i64, current: Option<&str>| WorkerStatus {
+        id: id.into(),
+        name: format!("gpu box {id}"),
+        devices: vec!["cuda:0".into()],
+        models: vec!["vidplay-toy-1".into(), "wan".into()],
+        loaded: vec!["wan".into()],
+        current_job: current.map(str::to_string),
+        started_ms: 1,
+        seen_ms,
+    };
+    assert!(store.workers(0).await.unwrap().is_empty());
+    store.worker_seen(status("w1", 100, None)).await.unwrap();
+    store.worker_seen(status("w2", 150, Some("b0000001"))).await.unwrap();
+    store.worker_seen(status("w1", 200, Some("b0000002"))).await.unwrap();
+    assert_eq!(store.workers(0).await.unwrap(), [status("w1", 200, Some("b0000002")), status("w2", 150, Some("b0000001"))]);
+    assert_eq!(store.workers(160).await.unwrap(), [status("w1", 200, Some("b0000002"))], "long silent workers are left out");
+}
+
+async fn owners_take_turns_and_have_their_own_limit(store: &dyn Store) {
+    let owned = |id: &str, ms: i64, owner: &str| Job { owner: owner.into(), ..job(id, ms, "p") };
+    for (id, ms, owner) in [("c0000001", 1, "ann"), ("c0000002", 2, "ann"), ("c0000003", 3, "ann"), ("c0000004", 4, "bob"), ("c0000005", 5, "bob")] {
+        assert!(store.enqueue(owned(id, ms, owner), 3).await.unwrap(), "{id}");
+    }
+    assert!(!store.enqueue(owned("c0000006", 6, "ann"), 3).await.unwrap(), "ann has 3 waiting");
+    assert!(store.enqueue(owned("c0000007", 7, "cat"), 3).await.unwrap(), "others are not held back by ann");
+    assert_eq!((store.queued_count_of("ann".into()).await.unwrap(), store.queued_count().await.unwrap()), (3, 6));
+    // Round-robin: whoever was served least recently goes first (never served: first of all).
+    let mut order = Vec::new();
+    for now in 10..16 {
+        let j = store.claim(claim("w", now, &[], &[])).await.unwrap().unwrap();
+        order.push(format!("{}:{}", j.owner, j.id));
+    }
+    assert_eq!(order, ["ann:c0000001", "bob:c0000004", "cat:c0000007", "ann:c0000002", "bob:c0000005", "ann:c0000003"]);
+    assert_eq!(store.job("c0000004".into()).await.unwrap().unwrap().owner, "bob");
 }

@@ -1,18 +1,20 @@
-//! Where jobs and videos are kept: the [`Store`] interface, its conformance suite, and the
-//! SQLite implementation (one file in the data directory, with its migrations).
+//! Where jobs and videos are kept: the [`Store`] interface, its conformance suite, and its two
+//! implementations: SQLite (one file in the data directory, the embedded default) and
+//! PostgreSQL (a shared database for a web node and GPU workers on other machines). Both keep
+//! their own migrations and pass [`conformance::run`].
 //!
 //! Media files are not in the database: they live in the media store (see [`crate::media`]).
-//! Another database (PostgreSQL) is one more module implementing [`Store`] and passing
-//! [`conformance::run`].
 
 pub mod conformance;
+pub mod postgres;
 pub mod sqlite;
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
-use app::scores::Scores;
+use app::scores::{GallerySort, Scores};
 use app::votes::Vote;
-use app::types::{Job, Video, VideoPage, VideoQuery};
+use app::types::{Job, Video, VideoPage, VideoQuery, WorkerStatus};
 use futures_util::future::BoxFuture;
 
 #[derive(Debug, thiserror::Error)]
@@ -27,12 +29,53 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// Opens the store: the PostgreSQL database at `database_url`, or SQLite in `data_dir`.
+pub async fn open(database_url: Option<&str>, data_dir: &std::path::Path) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    Ok(match database_url.filter(|u| !u.is_empty()) {
+        Some(url) if postgres::is_postgres_url(url) => std::sync::Arc::new(PostgresStore::connect(url, std::time::Duration::from_secs(30)).await?),
+        Some(url) => {
+            return Err(StoreError::Database(format!("{} is not a PostgreSQL URL (postgres://USER:PASSWORD@HOST:PORT/DATABASE)", postgres::redacted(url))));
+        }
+        None => std::sync::Arc::new(SqliteStore::open(&data_dir.join("vidplay.db")).await?),
+    })
+}
+
 /// Most videos one gallery page returns.
 pub const MAX_PAGE: u32 = 100;
 
+/// The words of a gallery search, lowercased (at most 16): every one must begin a word of a
+/// matching prompt. Anything but letters and digits separates words, so no search is a syntax
+/// error in either database's query language.
+pub fn search_words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).take(16).map(str::to_lowercase).collect()
+}
+
+/// The column a gallery order sorts by, and whether it goes down (`None`: newest first).
+pub fn sort_column(sort: GallerySort) -> Option<(&'static str, bool)> {
+    match sort {
+        GallerySort::Newest => None,
+        GallerySort::MostMotion => Some(("motion", true)),
+        GallerySort::LeastMotion => Some(("motion", false)),
+        GallerySort::Sharpest => Some(("sharpness", true)),
+        GallerySort::Smoothest => Some(("smoothness", true)),
+        GallerySort::MostConsistent => Some(("consistency", true)),
+    }
+}
+
+/// A stored record that cannot be read back.
+pub fn corrupt(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(what.to_string())
+}
+
+/// The message of a job whose stored record cannot be read.
+pub fn unreadable_job(why: &str) -> String {
+    format!("this job's stored record cannot be read ({why})")
+}
+
 /// Persistence for the job queue and the gallery.
 pub trait Store: Send + Sync + 'static {
-    /// Adds a queued job unless `limit` jobs are already queued; returns whether it was added.
+    /// Adds a queued job unless `limit` jobs of its owner are already queued; returns whether
+    /// it was added.
     fn enqueue(&self, job: Job, limit: usize) -> BoxFuture<'_, StoreResult<bool>>;
     fn job(&self, id: String) -> BoxFuture<'_, StoreResult<Option<Job>>>;
     /// Most recent jobs first.
@@ -40,8 +83,49 @@ pub trait Store: Send + Sync + 'static {
     /// Writes a job's state, progress, times, message and video id.
     fn update_job(&self, job: Job) -> BoxFuture<'_, StoreResult<()>>;
     /// Marks the oldest queued job running (started at `now_ms`) and returns it; atomic, so a
-    /// job is never run twice or after it was cancelled.
-    fn claim_next(&self, now_ms: i64) -> BoxFuture<'_, StoreResult<Option<Job>>>;
+    /// job is never run twice or after it was cancelled. No lease: for the one worker of an
+    /// embedded store, which [`Store::recover_interrupted`] recovers after a crash.
+    fn claim_next(&self, now_ms: i64) -> BoxFuture<'_, StoreResult<Option<Job>>> {
+        self.claim(Claim { worker: String::new(), now_ms, lease_ms: None, models: Vec::new(), loaded: Vec::new() })
+    }
+    /// Marks a queued job running for `claim.worker` and returns it: only jobs for
+    /// `claim.models` (all when empty); of the owner served least recently (round-robin
+    /// between owners), those for `claim.loaded` first, then the oldest.
+    /// Atomic: two workers never take the same job, and a cancelled job is never taken.
+    fn claim(&self, claim: Claim) -> BoxFuture<'_, StoreResult<Option<Job>>>;
+    /// Extends the lease of running job `id` held by `worker` to `until_ms`; says whether the
+    /// worker still holds it and whether a cancel was asked for.
+    fn renew_lease(&self, id: String, worker: String, until_ms: i64) -> BoxFuture<'_, StoreResult<Lease>>;
+    /// Asks the worker running job `id` to stop (it sees this at its next step or heartbeat);
+    /// returns whether the job is running.
+    fn request_cancel(&self, id: String) -> BoxFuture<'_, StoreResult<bool>>;
+    /// Writes a job's result like [`Store::update_job`], but only while `worker` holds it (a
+    /// worker whose lease expired must not overwrite the job another worker took over);
+    /// returns whether it did.
+    fn finish_job(&self, job: Job, worker: String) -> BoxFuture<'_, StoreResult<bool>>;
+    /// Running jobs whose lease ended before `now_ms` (their worker died or lost the
+    /// database): one whose video is in the gallery is done; one taken `max_attempts` times is
+    /// failed; the rest go back to the queue.
+    fn requeue_expired(&self, now_ms: i64, max_attempts: u32) -> BoxFuture<'_, StoreResult<Recovered>>;
+    /// Records a worker's heartbeat (what it runs, which models it has loaded).
+    fn worker_seen(&self, status: WorkerStatus) -> BoxFuture<'_, StoreResult<()>>;
+    /// Workers seen at or after `since_ms`, most recently seen first.
+    fn workers(&self, since_ms: i64) -> BoxFuture<'_, StoreResult<Vec<WorkerStatus>>>;
+    /// Records a running job's progress while `worker` holds it; returns whether it does.
+    fn save_progress(&self, id: String, worker: String, step: u32, total: u32) -> BoxFuture<'_, StoreResult<bool>>;
+
+    /// Whether other processes (workers on other machines) share this store: then jobs are
+    /// held by leases, and what happens is announced to every process ([`Store::announce`]).
+    fn shared(&self) -> bool;
+    /// Tells every process listening ([`Store::notices`]) what happened; a step's preview (a
+    /// data URL) is kept for them to read ([`Store::preview`]). Nothing to do when not shared.
+    fn announce(&self, notice: Notice, preview: Option<String>) -> BoxFuture<'_, StoreResult<()>>;
+    /// What other processes announce, from now on; `None` when not shared. The stream goes on
+    /// across lost connections (announcements made meanwhile are missed; a
+    /// [`NoticeKind::Reconnected`] says so).
+    fn notices(&self) -> BoxFuture<'_, StoreResult<Option<futures_util::stream::BoxStream<'static, Notice>>>>;
+    /// The last preview announced for job `id`.
+    fn preview(&self, id: String) -> BoxFuture<'_, StoreResult<Option<String>>>;
     /// Cancels a job if it is still queued; returns whether it was.
     fn cancel_queued(&self, id: String, now_ms: i64) -> BoxFuture<'_, StoreResult<bool>>;
     /// After a restart, jobs left running by a crash: one whose video is already in the gallery
@@ -49,6 +133,8 @@ pub trait Store: Send + Sync + 'static {
     fn recover_interrupted(&self, now_ms: i64) -> BoxFuture<'_, StoreResult<Recovered>>;
     /// How many jobs are waiting.
     fn queued_count(&self) -> BoxFuture<'_, StoreResult<u64>>;
+    /// How many jobs of `owner` are waiting.
+    fn queued_count_of(&self, owner: String) -> BoxFuture<'_, StoreResult<u64>>;
     /// The most recent distinct prompts, newest first.
     fn recent_prompts(&self, limit: u32) -> BoxFuture<'_, StoreResult<Vec<String>>>;
     fn video_exists(&self, id: String) -> BoxFuture<'_, StoreResult<bool>>;
@@ -78,12 +164,61 @@ pub trait Store: Send + Sync + 'static {
     fn votes(&self, limit: u32) -> BoxFuture<'_, StoreResult<Vec<Vote>>>;
 }
 
+/// What one process sharing a store tells the others (see [`Store::announce`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Notice {
+    /// The process that announces it (each ignores its own).
+    pub from: String,
+    pub kind: NoticeKind,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum NoticeKind {
+    /// Job `id` changed (queued, started, finished): read it again.
+    Changed { id: String },
+    /// Job `id` made a step; with `preview`, a new preview is kept for it.
+    Step { id: String, step: u32, total: u32, preview: bool },
+    /// Job `id` is to stop (its cancel was asked for).
+    Cancel { id: String },
+    /// The listener lost its connection and has it again: anything may have changed.
+    Reconnected,
+}
+
+/// A worker asking for a job (see [`Store::claim`]).
+#[derive(Debug, Clone, Default)]
+pub struct Claim {
+    pub worker: String,
+    pub now_ms: i64,
+    /// How long the job is the worker's without a renewal; `None`: until it finishes.
+    pub lease_ms: Option<i64>,
+    /// The models the worker can run (any when empty).
+    pub models: Vec<String>,
+    /// The models it has loaded, preferred.
+    pub loaded: Vec<String>,
+}
+
+/// Whether a worker still holds a job (see [`Store::renew_lease`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lease {
+    Held { cancel_requested: bool },
+    /// Finished, cancelled, taken over or gone: the worker stops working on it.
+    Lost,
+}
+
+/// The message of a job failed because its workers kept dying.
+pub fn lost_too_often(attempts: u32) -> String {
+    format!("this job's worker stopped answering {attempts} times; it is not run again")
+}
+
 /// What [`Store::recover_interrupted`] did, by job id.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Recovered {
     pub done: Vec<String>,
     pub requeued: Vec<String>,
     pub failed: Vec<String>,
+    /// Jobs whose cancel was asked for before their worker stopped answering.
+    pub cancelled: Vec<String>,
 }
 
 /// The message of a job failed because it was running during two crashes.

@@ -312,15 +312,17 @@ fn wants_html(headers: &HeaderMap) -> bool {
 
 async fn create_job(State(jobs): State<Jobs>, req: Request) -> ApiResult<Response> {
     let html = wants_html(req.headers());
+    // Whose token sent it (set by the security guard): queued jobs take turns by owner.
+    let owner = req.extensions().get::<crate::web::security::Owner>().map(|o| o.0.clone()).unwrap_or_default();
     let (params, upload, variants) = read_job_request(req, &jobs).await?;
     if let Some(variants) = variants {
-        let group = jobs.submit_variants(params, upload, &variants).await?;
+        let group = jobs.submit_variants(&owner, params, upload, &variants).await?;
         if html {
             return Ok(Redirect::to("/queue").into_response());
         }
         return Ok((StatusCode::CREATED, Json(group)).into_response());
     }
-    let job = jobs.submit(params, upload).await?;
+    let job = jobs.submit_as(&owner, params, upload).await?;
     if html {
         // A browser without JavaScript posted the Create form: show the queue.
         return Ok(Redirect::to(&format!("/queue#job-{}", job.id)).into_response());

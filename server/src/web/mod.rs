@@ -14,7 +14,6 @@ use crate::engines::builtin::BuiltinEngine;
 use crate::faults::Faults;
 use crate::media::object::ObjectMedia;
 use crate::queue::{Jobs, QueueConfig};
-use crate::storage::{SqliteStore, Store};
 use security::Access;
 use studio::ServerStudio;
 use app::backend::SharedStudio;
@@ -35,6 +34,15 @@ use std::sync::Arc;
 pub struct ServeOptions {
     pub addr: SocketAddr,
     pub data_dir: PathBuf,
+    /// A PostgreSQL database shared with workers; `None`: SQLite in the data directory.
+    pub database_url: Option<String>,
+    /// Where media live; `None`: the data directory.
+    pub media: Option<crate::media::s3::MediaLocation>,
+    /// The S3 endpoint for media in a bucket (else `AWS_ENDPOINT_URL`, else AWS).
+    pub media_endpoint: Option<String>,
+    /// This server's own generation worker; `None`: a web node alone (`--no-worker`), with
+    /// workers on other machines.
+    pub worker: Option<crate::queue::WorkerSetup>,
     /// Where `cargo xtask site` wrote the browser bundle, styles and public files.
     pub site_root: PathBuf,
     /// Queue example jobs when the gallery is empty and nothing was ever queued.
@@ -75,8 +83,11 @@ pub async fn build(
 ) -> anyhow::Result<(Router, Jobs)> {
     std::fs::create_dir_all(&opts.data_dir)
         .map_err(|e| anyhow::anyhow!("cannot create the data directory {}: {e}", opts.data_dir.display()))?;
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&opts.data_dir.join("vidplay.db")).await?);
-    let media = Arc::new(ObjectMedia::local(&opts.data_dir)?);
+    let store = crate::storage::open(opts.database_url.as_deref(), &opts.data_dir).await?;
+    let media = Arc::new(match &opts.media {
+        Some(location) => crate::media::s3::open_location(location, opts.media_endpoint.as_deref())?,
+        None => ObjectMedia::local(&opts.data_dir)?,
+    });
     let registry = Arc::new(Registry::discover(BuiltinEngine::new(config), opts.models_dir.as_deref()));
     let visual = crate::visual::Visual::start(opts.models_dir.as_deref(), store.as_ref(), opts.visual_min_similarity).await;
     let examples_dir = opts.site_root.join("examples");
@@ -88,6 +99,7 @@ pub async fn build(
         model_memory_mib: opts.model_memory_mib,
         faults: opts.faults.clone(),
         visual,
+        worker: opts.worker.clone(),
     };
     let jobs = Jobs::start(queue, load).await?;
     if opts.seed_examples {

@@ -99,6 +99,10 @@ pub async fn start_with(data: &PathBuf, models_dir: PathBuf) -> (Router, server:
 
 pub async fn start_custom(data: &Path, models_dir: PathBuf, access: Access, faults: Faults) -> (Router, server::queue::Jobs) {
     start_options(ServeOptions {
+        database_url: None,
+        media: None,
+        media_endpoint: None,
+        worker: Some(server::queue::WorkerSetup::new("test".into(), vec!["cpu".into()])),
         addr: "127.0.0.1:0".parse().unwrap(),
         data_dir: data.to_path_buf(),
         site_root: site_root(),

@@ -2,17 +2,19 @@
 //! the gallery here; clip scores (`scores`), CLIP embeddings (`embeddings`) and comparison
 //! votes (`votes`) in their own modules.
 
-use super::{CRASHED_TWICE, MAX_PAGE, Recovered, Store, StoreError, StoreResult};
+use super::{CRASHED_TWICE, Claim, Lease, MAX_PAGE, Notice, Recovered, Store, StoreError, StoreResult, corrupt, search_words, sort_column, unreadable_job};
 use app::results::ResultMeta;
 use app::scores::Scores;
 use app::votes::Vote;
-use app::types::{Job, JobParams, JobState, Mode, Video, VideoPage, VideoQuery};
+use app::types::{Job, JobParams, JobState, Mode, Video, VideoPage, VideoQuery, WorkerStatus};
 use futures_util::future::BoxFuture;
+use futures_util::stream::BoxStream;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{Row, SqlSafeStr, SqlitePool};
 use std::path::Path;
 
 mod embeddings;
+mod leases;
 mod scores;
 mod votes;
 
@@ -47,6 +49,7 @@ fn migrations() -> sqlx::migrate::Migrator {
         migration(5, "clip scores", include_str!("migrations/0005_scores.sql")),
         migration(6, "comparison votes", include_str!("migrations/0006_votes.sql")),
         migration(7, "clip embeddings", include_str!("migrations/0007_embeddings.sql")),
+        migration(8, "worker leases", include_str!("migrations/0008_leases.sql")),
     ])
 }
 
@@ -65,10 +68,6 @@ impl SqliteStore {
     }
 }
 
-fn corrupt(what: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(what.to_string())
-}
-
 fn job_from_row(row: &SqliteRow) -> StoreResult<Job> {
     let state: String = row.try_get("state")?;
     let mode: String = row.try_get("mode")?;
@@ -85,6 +84,7 @@ fn job_from_row(row: &SqliteRow) -> StoreResult<Job> {
         total: row.try_get::<i64, _>("total")? as u32,
         message: row.try_get("message")?,
         video_id: row.try_get("video_id")?,
+        owner: row.try_get("owner")?,
     })
 }
 
@@ -105,8 +105,9 @@ fn job_or_failed(row: &SqliteRow) -> StoreResult<Job> {
                 finished_ms: None,
                 step: 0,
                 total: 0,
-                message: Some(format!("this job's stored record cannot be read ({why})")),
+                message: Some(unreadable_job(&why)),
                 video_id: None,
+                owner: row.try_get("owner").unwrap_or_default(),
             })
         }
         other => other,
@@ -132,12 +133,7 @@ fn video_from_row(row: &SqliteRow) -> StoreResult<Video> {
 /// Turns what a person typed into an FTS5 query that cannot be a syntax error: every word
 /// becomes a quoted prefix term, all of them required. `None` when there are no words.
 pub fn fts_query(text: &str) -> Option<String> {
-    let terms: Vec<String> = text
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .take(16)
-        .map(|w| format!("\"{}\"*", w.to_lowercase()))
-        .collect();
+    let terms: Vec<String> = search_words(text).iter().map(|w| format!("\"{w}\"*")).collect();
     (!terms.is_empty()).then(|| terms.join(" "))
 }
 
@@ -196,7 +192,7 @@ const RARE_MODEL: i64 = 500;
 #[cfg(test)]
 const RARE_MODEL: i64 = 100;
 
-const JOB_COLUMNS: &str = "id, state, mode, params, created_ms, started_ms, finished_ms, step, total, message, video_id";
+const JOB_COLUMNS: &str = "id, state, mode, params, created_ms, started_ms, finished_ms, step, total, message, video_id, owner";
 const VIDEO_COLUMNS: &str = "v.id, v.mode, v.params, v.metadata, v.created_ms, v.favorite, v.scores";
 
 impl Store for SqliteStore {
@@ -205,9 +201,9 @@ impl Store for SqliteStore {
             let params = serde_json::to_string(&job.params).map_err(corrupt)?;
             // One statement, so the check and the insert cannot interleave with another submit.
             let result = sqlx::query(
-                "INSERT INTO jobs (id, state, mode, params, created_ms, step, total, message) \
-                 SELECT ?, 'queued', ?, ?, ?, 0, ?, ? \
-                 WHERE (SELECT COUNT(*) FROM jobs WHERE state = 'queued') < ?",
+                "INSERT INTO jobs (id, state, mode, params, created_ms, step, total, message, owner) \
+                 SELECT ?1, 'queued', ?2, ?3, ?4, 0, ?5, ?6, ?7 \
+                 WHERE (SELECT COUNT(*) FROM jobs WHERE state = 'queued' AND owner = ?7) < ?8",
             )
             .bind(&job.id)
             .bind(job.mode.as_str())
@@ -215,6 +211,7 @@ impl Store for SqliteStore {
             .bind(job.created_ms)
             .bind(job.total as i64)
             .bind(&job.message)
+            .bind(&job.owner)
             .bind(limit as i64)
             .execute(&self.pool)
             .await?;
@@ -263,15 +260,30 @@ impl Store for SqliteStore {
         })
     }
 
-    fn claim_next(&self, now_ms: i64) -> BoxFuture<'_, StoreResult<Option<Job>>> {
+    fn claim(&self, claim: Claim) -> BoxFuture<'_, StoreResult<Option<Job>>> {
         Box::pin(async move {
+            let model = "CASE WHEN json_valid(params) THEN json_extract(params, '$.model') END";
             let sql = format!(
-                "UPDATE jobs SET state = 'running', started_ms = ?, attempts = attempts + 1 WHERE id = \
-                 (SELECT id FROM jobs WHERE state = 'queued' ORDER BY created_ms, id LIMIT 1) \
+                "UPDATE jobs SET state = 'running', started_ms = ?1, attempts = attempts + 1, worker = ?2, \
+                 lease_until_ms = ?3, cancel_requested = 0 WHERE id = \
+                 (SELECT id FROM jobs WHERE state = 'queued' \
+                  AND (json_array_length(?4) = 0 OR {model} IN (SELECT value FROM json_each(?4))) \
+                  ORDER BY (SELECT MAX(j.started_ms) FROM jobs j WHERE j.owner = jobs.owner), \
+                  COALESCE({model} IN (SELECT value FROM json_each(?5)), 0) DESC, created_ms, id LIMIT 1) \
                  RETURNING {JOB_COLUMNS}"
             );
+            let models = serde_json::to_string(&claim.models).map_err(corrupt)?;
+            let loaded = serde_json::to_string(&claim.loaded).map_err(corrupt)?;
+            let now_ms = claim.now_ms;
             loop {
-                let row = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(now_ms).fetch_optional(&self.pool).await?;
+                let row = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                    .bind(now_ms)
+                    .bind(&claim.worker)
+                    .bind(claim.lease_ms.map(|ms| now_ms + ms))
+                    .bind(&models)
+                    .bind(&loaded)
+                    .fetch_optional(&self.pool)
+                    .await?;
                 let Some(row) = row else { return Ok(None) };
                 match job_from_row(&row) {
                     Err(StoreError::Corrupt(why)) => {
@@ -280,7 +292,7 @@ impl Store for SqliteStore {
                         tracing::warn!(%id, "unreadable queued job failed: {why}");
                         sqlx::query("UPDATE jobs SET state = 'failed', finished_ms = ?, message = ? WHERE id = ?")
                             .bind(now_ms)
-                            .bind(format!("this job's stored record cannot be read ({why})"))
+                            .bind(unreadable_job(&why))
                             .bind(id)
                             .execute(&self.pool)
                             .await?;
@@ -289,6 +301,51 @@ impl Store for SqliteStore {
                 }
             }
         })
+    }
+
+    fn renew_lease(&self, id: String, worker: String, until_ms: i64) -> BoxFuture<'_, StoreResult<Lease>> {
+        Box::pin(async move { leases::renew(&self.pool, &id, &worker, until_ms).await })
+    }
+
+    fn request_cancel(&self, id: String) -> BoxFuture<'_, StoreResult<bool>> {
+        Box::pin(async move { leases::request_cancel(&self.pool, &id).await })
+    }
+
+    fn finish_job(&self, job: Job, worker: String) -> BoxFuture<'_, StoreResult<bool>> {
+        Box::pin(async move { leases::finish(&self.pool, &job, &worker).await })
+    }
+
+    fn requeue_expired(&self, now_ms: i64, max_attempts: u32) -> BoxFuture<'_, StoreResult<Recovered>> {
+        Box::pin(leases::requeue_expired(&self.pool, now_ms, max_attempts))
+    }
+
+    fn worker_seen(&self, status: WorkerStatus) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(async move { leases::worker_seen(&self.pool, &status).await })
+    }
+
+    fn workers(&self, since_ms: i64) -> BoxFuture<'_, StoreResult<Vec<WorkerStatus>>> {
+        Box::pin(leases::workers(&self.pool, since_ms))
+    }
+
+    fn save_progress(&self, id: String, worker: String, step: u32, total: u32) -> BoxFuture<'_, StoreResult<bool>> {
+        Box::pin(async move { leases::save_progress(&self.pool, &id, &worker, step, total).await })
+    }
+
+    /// One machine: the web node's own worker, and nobody to tell.
+    fn shared(&self) -> bool {
+        false
+    }
+
+    fn announce(&self, _notice: Notice, _preview: Option<String>) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn notices(&self) -> BoxFuture<'_, StoreResult<Option<BoxStream<'static, Notice>>>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    fn preview(&self, _id: String) -> BoxFuture<'_, StoreResult<Option<String>>> {
+        Box::pin(async { Ok(None) })
     }
 
     fn cancel_queued(&self, id: String, now_ms: i64) -> BoxFuture<'_, StoreResult<bool>> {
@@ -332,13 +389,20 @@ impl Store for SqliteStore {
             .fetch_all(&mut *tx)
             .await?;
             tx.commit().await?;
-            Ok(Recovered { done, requeued, failed })
+            Ok(Recovered { done, requeued, failed, cancelled: Vec::new() })
         })
     }
 
     fn queued_count(&self) -> BoxFuture<'_, StoreResult<u64>> {
         Box::pin(async move {
             let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE state = 'queued'").fetch_one(&self.pool).await?;
+            Ok(n as u64)
+        })
+    }
+
+    fn queued_count_of(&self, owner: String) -> BoxFuture<'_, StoreResult<u64>> {
+        Box::pin(async move {
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE state = 'queued' AND owner = ?").bind(owner).fetch_one(&self.pool).await?;
             Ok(n as u64)
         })
     }
@@ -439,7 +503,7 @@ impl Store for SqliteStore {
             // by `sort_key` (in gallery order), so the walk stops after one page instead of
             // sorting every match. CROSS JOIN keeps the index as the outer loop.
             let rare_model = model.clone().filter(|_| fts.is_some() && model_videos.is_some_and(|n| n < RARE_MODEL));
-            let sorted = scores::sort_column(query.sort);
+            let sorted = sort_column(query.sort);
             let (order, cursor) = if let Some((column, down)) = sorted {
                 // By a score: that score's index, in gallery order among equal scores; the
                 // words' matches (collected once) are a filter.
@@ -566,7 +630,7 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::conformance::{self, job, video};
+    use crate::storage::conformance::{self, SEARCHES, check_against_reference, job, mixed_videos, video};
 
     fn temp_db(name: &str) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!("vidplay-store-{name}-{}", std::process::id()));
@@ -646,84 +710,6 @@ mod tests {
         sqlx::query("UPDATE jobs SET params = '{\"prompt\": 5}' WHERE id = 'cccc0001'").execute(&store.pool).await.unwrap();
         assert_eq!(store.recent_prompts(5).await.unwrap(), ["b"]);
     }
-    /// Videos for the order tests: prompts of 1-4 words from a small vocabulary, random ids and
-    /// modes, some favorites, and times that mostly grow with `i` but are often older than
-    /// earlier videos, or equal to another video's (ties are ordered by id).
-    fn mixed_videos(seed: u64, n: u64) -> Vec<Video> {
-        const WORDS: [&str; 10] = ["red", "blue", "ball", "balloon", "star", "left", "bouncing", "bounce", "rare", "zebra"];
-        (0..n)
-            .map(|i| {
-                let r = model::rng::mix(seed.wrapping_mul(1_000_003) + i);
-                let words = 1 + r % 4;
-                let prompt = (0..words).map(|w| WORDS[((r >> (8 + 4 * w)) % 10) as usize]);
-                let created_ms = match (r >> 32) % 10 {
-                    0..=2 => ((r >> 40) % 40) as i64,
-                    3 => 100 + i as i64 / 2,
-                    _ => 100 + i as i64,
-                };
-                let mode = [Mode::TextToVideo, Mode::ImageToVideo, Mode::TextToImage][((r >> 50) % 3) as usize];
-                let mut v = video(&format!("{:08x}{i:04x}", (r >> 20) as u32), created_ms, &prompt.collect::<Vec<_>>().join(" "), mode);
-                v.favorite = (r >> 60).is_multiple_of(3);
-                // Most by one model, a few by another.
-                v.params.model = if (r >> 56).is_multiple_of(5) { "sd1".into() } else { "vidplay-toy-1".into() };
-                v
-            })
-            .collect()
-    }
-
-    /// Pages through every query built from `texts`, modes, favorites and page sizes and checks
-    /// the ids, in order, against `all` filtered in Rust and sorted by (created_ms, id), newest
-    /// first; and that `next` is given exactly when more follow.
-    async fn check_against_reference(store: &SqliteStore, all: &[Video], texts: &[&str]) {
-        let words = |s: &str| s.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect::<Vec<_>>();
-        for text in texts {
-            for (mode, model) in [
-                (None, None),
-                (Some(Mode::TextToVideo), None),
-                (Some(Mode::ImageToVideo), None),
-                (None, Some("sd1")),
-                (None, Some("vidplay-toy-1")),
-                (Some(Mode::TextToVideo), Some("sd1")),
-                (None, Some("no-such-model")),
-            ] {
-                for favorites in [false, true] {
-                    let mut expected: Vec<&Video> = all
-                        .iter()
-                        .filter(|v| {
-                            let prompt = words(&v.params.prompt);
-                            words(text).iter().all(|w| prompt.iter().any(|p| p.starts_with(w.as_str())))
-                                && mode.is_none_or(|m| v.mode == m)
-                                && model.is_none_or(|m| v.params.model == m)
-                                && (!favorites || v.favorite)
-                        })
-                        .collect();
-                    expected.sort_by(|a, b| (b.created_ms, &b.id).cmp(&(a.created_ms, &a.id)));
-                    let expected: Vec<&str> = expected.iter().map(|v| v.id.as_str()).collect();
-                    for limit in [1, 7, 100] {
-                        let model = model.map(str::to_string);
-                        let query = VideoQuery { q: text.to_string(), mode, model, favorites, limit, ..Default::default() };
-                        let mut got = Vec::new();
-                        let mut before = None;
-                        for _ in 0..=expected.len() {
-                            let page = store.videos(VideoQuery { before: before.clone(), ..query.clone() }).await.unwrap();
-                            assert!(page.videos.len() <= limit as usize);
-                            got.extend(page.videos.iter().map(|v| v.id.clone()));
-                            assert_eq!(page.next.is_some(), got.len() < expected.len(), "{query:?} after {}", got.len());
-                            before = page.next;
-                            if before.is_none() {
-                                break;
-                            }
-                        }
-                        assert_eq!(got, expected, "{query:?}");
-                    }
-                }
-            }
-        }
-    }
-
-    const SEARCHES: [&str; 12] =
-        ["", "red", "RE", "b", "ball", "ball red", "bounc", "bounce", "rare", "zebra ball", "left-star", "purple"];
-
     #[tokio::test]
     async fn gallery_order_and_matches_equal_a_reference() {
         let store = SqliteStore::open(&temp_db("reference")).await.unwrap();

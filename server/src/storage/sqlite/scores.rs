@@ -3,20 +3,8 @@
 
 use super::corrupt;
 use crate::storage::StoreResult;
-use app::scores::{GallerySort, SCORES_VERSION, Scores};
+use app::scores::{SCORES_VERSION, Scores};
 use sqlx::SqlitePool;
-
-/// The column a gallery order sorts by, and whether it goes down.
-pub(super) fn sort_column(sort: GallerySort) -> Option<(&'static str, bool)> {
-    match sort {
-        GallerySort::Newest => None,
-        GallerySort::MostMotion => Some(("motion", true)),
-        GallerySort::LeastMotion => Some(("motion", false)),
-        GallerySort::Sharpest => Some(("sharpness", true)),
-        GallerySort::Smoothest => Some(("smoothness", true)),
-        GallerySort::MostConsistent => Some(("consistency", true)),
-    }
-}
 
 /// Writes a video's scores and the columns derived from them; false when there is no such video.
 pub(super) async fn write(conn: &mut sqlx::SqliteConnection, id: &str, scores: &Scores) -> StoreResult<bool> {

@@ -19,14 +19,15 @@ pub(super) fn exempt(path: &str) -> bool {
 }
 
 /// Compares in time independent of where the first difference is.
-fn same_secret(a: &str, b: &str) -> bool {
+pub(super) fn same_secret(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-pub(super) fn authorized(token: &str, headers: &HeaderMap) -> bool {
+/// The secrets a request presents: its bearer token, else its sign-in cookies.
+pub(super) fn presented(headers: &HeaderMap) -> Vec<&str> {
     if let Some(bearer) = header_str(headers, header::AUTHORIZATION).and_then(|v| v.strip_prefix("Bearer ")) {
-        return same_secret(bearer.trim(), token);
+        return vec![bearer.trim()];
     }
     headers
         .get_all(header::COOKIE)
@@ -34,7 +35,14 @@ pub(super) fn authorized(token: &str, headers: &HeaderMap) -> bool {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .any(|(name, value)| name == SESSION_COOKIE && same_secret(value, token))
+        .filter(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value)
+        .collect()
+}
+
+#[cfg(test)]
+fn authorized(token: &str, headers: &HeaderMap) -> bool {
+    presented(headers).iter().any(|s| same_secret(s, token))
 }
 
 /// 401 with a JSON message for the API and media; the sign-in page for a person's browser.
@@ -104,11 +112,12 @@ struct SignIn {
 
 /// Checks a sign-in form: the cookie and the way on, or the page again with a message.
 fn sign_in(access: &Access, stylesheet: &str, form: SignIn) -> Response {
-    let Some(token) = &access.token else {
+    if !access.guarded() {
         return Redirect::to(local_path(&form.next)).into_response();
-    };
-    if form.token.len() > 1024 || !same_secret(form.token.trim(), token) {
-        let page = page(stylesheet, &form.next, Some("That is not this server's token."));
+    }
+    let token = form.token.trim();
+    if form.token.len() > 1024 || access.owner_of(token).is_none() {
+        let page = page(stylesheet, &form.next, Some("That is not one of this server's tokens."));
         return (StatusCode::UNAUTHORIZED, page).into_response();
     }
     let cookie = format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age=31536000");

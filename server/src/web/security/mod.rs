@@ -26,6 +26,45 @@ pub struct Access {
     pub allowed_hosts: Vec<String>,
     /// When set, every request needs it (a bearer token, or the sign-in cookie).
     pub token: Option<String>,
+    /// Named tokens (`--tokens-file`), each also accepted; jobs submitted with one belong to
+    /// its name (fair sharing between them).
+    pub named: Vec<NamedToken>,
+}
+
+/// A token of a shared instance: a person, a class, a script.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NamedToken {
+    pub name: String,
+    pub secret: String,
+}
+
+/// Who sent a request: the named token's name; empty for the main token, or with none.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Owner(pub String);
+
+/// Reads a tokens file: one `NAME SECRET` a line (blank lines and `#` comments skipped).
+pub fn read_tokens(text: &str) -> Result<Vec<NamedToken>, String> {
+    let mut tokens: Vec<NamedToken> = Vec::new();
+    for (i, line) in text.lines().enumerate().map(|(i, l)| (i + 1, l.trim())) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut parts = line.split_whitespace();
+        let (Some(name), Some(secret), None) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(format!("line {i}: expected `NAME SECRET`"));
+        };
+        if name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+            return Err(format!("line {i}: a name is letters, digits, '-', '_' or '.', at most 64"));
+        }
+        if secret.len() < 12 {
+            return Err(format!("line {i}: the secret of {name} is shorter than 12 characters"));
+        }
+        if tokens.iter().any(|t| t.name == name || t.secret == secret) {
+            return Err(format!("line {i}: {name} or its secret is given twice"));
+        }
+        tokens.push(NamedToken { name: name.into(), secret: secret.into() });
+    }
+    Ok(tokens)
 }
 
 impl Access {
@@ -41,7 +80,26 @@ impl Access {
                 allowed_hosts.push(name);
             }
         }
-        Access { allowed_hosts, token: token.filter(|t| !t.is_empty()) }
+        Access { allowed_hosts, token: token.filter(|t| !t.is_empty()), named: Vec::new() }
+    }
+
+    /// With named tokens besides (or instead of) the main one.
+    pub fn with_named(mut self, named: Vec<NamedToken>) -> Access {
+        self.named = named;
+        self
+    }
+
+    /// Whether requests need a token.
+    pub fn guarded(&self) -> bool {
+        self.token.is_some() || !self.named.is_empty()
+    }
+
+    /// Whose token `secret` is: the main token's (an empty name) or a named one's.
+    pub fn owner_of(&self, secret: &str) -> Option<Owner> {
+        if self.token.as_deref().is_some_and(|t| auth::same_secret(secret, t)) {
+            return Some(Owner::default());
+        }
+        self.named.iter().find(|t| auth::same_secret(secret, &t.secret)).map(|t| Owner(t.name.clone()))
     }
 
     /// Open to this machine only: what the tests and `vidplay serve` on loopback use.
@@ -106,11 +164,14 @@ pub async fn guard(State(access): State<Arc<Access>>, req: Request, next: Next) 
     if let Err(why) = origin::check(&access, req.method(), req.headers()) {
         return refuse(StatusCode::FORBIDDEN, why);
     }
-    if let Some(token) = &access.token
-        && !auth::exempt(req.uri().path())
-        && !auth::authorized(token, req.headers())
-    {
-        return auth::challenge(&req);
+    let mut req = req;
+    if access.guarded() && !auth::exempt(req.uri().path()) {
+        match auth::presented(req.headers()).iter().find_map(|secret| access.owner_of(secret)) {
+            Some(owner) => {
+                req.extensions_mut().insert(owner);
+            }
+            None => return auth::challenge(&req),
+        }
     }
     next.run(req).await
 }

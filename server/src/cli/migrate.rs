@@ -1,0 +1,152 @@
+//! `vidplay migrate`: moves a single-machine gallery (SQLite and the local media folder in a
+//! data directory) into a shared PostgreSQL database and media store (an S3 bucket).
+//!
+//! Each video's files are copied and checked (size and SHA-256) before its gallery record is
+//! written, so a video is either wholly moved or not visible; a run that stops is resumed by
+//! running it again (videos already there are checked, not copied again). Votes, jobs (with
+//! the uploads of those still waiting) and the data directory itself are left as they were:
+//! nothing is deleted from the source.
+
+use super::common::StoreArgs;
+use crate::media::MediaStore;
+use crate::media::object::ObjectMedia;
+use crate::storage::{SqliteStore, Store};
+use anyhow::{Context, bail};
+use app::types::{JobState, VideoQuery};
+use sha2::{Digest, Sha256};
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct MigrateArgs {
+    /// The data directory of the gallery to move (its vidplay.db and media).
+    #[arg(long)]
+    from: PathBuf,
+    #[command(flatten)]
+    stores: StoreArgs,
+}
+
+/// What a run did.
+#[derive(Debug, Default, PartialEq)]
+pub struct Moved {
+    pub videos: usize,
+    pub already_there: usize,
+    pub files: usize,
+    pub bytes: u64,
+    pub votes: usize,
+    pub jobs: usize,
+}
+
+pub fn run(a: MigrateArgs) -> anyhow::Result<()> {
+    let url = a.stores.database_url.clone().filter(|u| crate::storage::postgres::is_postgres_url(u)).context("vidplay migrate needs --database-url postgres://...")?;
+    let location = a.stores.media.clone().context("vidplay migrate needs --media (s3://BUCKET/PREFIX, or a folder)")?;
+    let db = a.from.join("vidplay.db");
+    if !db.is_file() {
+        bail!("{} has no gallery to move (no vidplay.db)", a.from.display());
+    }
+    if location == crate::media::s3::MediaLocation::Local(a.from.clone()) {
+        bail!("--media is the data directory itself; give the new location");
+    }
+    let faults = crate::faults::Faults::from_env()?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let source = SqliteStore::open(&db).await?;
+        let source_media = ObjectMedia::local(&a.from)?;
+        let target = crate::storage::open(Some(&url), &a.from).await?;
+        let target_media = crate::media::s3::open_location(&location, a.stores.media_endpoint.as_deref())?;
+        let moved = migrate(&source, &source_media, target.as_ref(), &target_media, &faults).await?;
+        println!(
+            "moved {} videos ({} files, {:.1} MB), {} already there, {} votes and {} jobs to {} and {location}; every video checked",
+            moved.videos,
+            moved.files,
+            moved.bytes as f64 / 1e6,
+            moved.already_there,
+            moved.votes,
+            moved.jobs,
+            crate::storage::postgres::redacted(&url)
+        );
+        anyhow::Ok(())
+    })
+}
+
+/// Moves every video (files, then record), then the votes and the jobs; checks each video's
+/// files in the target against the source's.
+pub async fn migrate(
+    source: &dyn Store,
+    source_media: &dyn MediaStore,
+    target: &dyn Store,
+    target_media: &dyn MediaStore,
+    faults: &crate::faults::Faults,
+) -> anyhow::Result<Moved> {
+    let mut moved = Moved::default();
+    let mut before = None;
+    loop {
+        let page = source.videos(VideoQuery { limit: crate::storage::MAX_PAGE, before: before.clone(), ..Default::default() }).await?;
+        for video in &page.videos {
+            let files = copy_files(source_media, target_media, &video.id, target.video_exists(video.id.clone()).await?).await?;
+            if target.video_exists(video.id.clone()).await? {
+                moved.already_there += 1;
+                continue;
+            }
+            moved.files += files.0;
+            moved.bytes += files.1;
+            target.insert_video(video.clone()).await.with_context(|| format!("saving video {}", video.id))?;
+            moved.videos += 1;
+            faults.after_moved(moved.videos);
+        }
+        before = page.next;
+        if before.is_none() {
+            break;
+        }
+    }
+    let known: HashSet<String> = target.votes(u32::MAX).await?.into_iter().map(|v| v.id).collect();
+    for vote in source.votes(u32::MAX).await? {
+        if !known.contains(&vote.id) {
+            target.insert_vote(vote).await?;
+            moved.votes += 1;
+        }
+    }
+    for job in source.jobs(u32::MAX).await? {
+        if target.job(job.id.clone()).await?.is_some() {
+            continue;
+        }
+        let waiting = !job.state.is_finished();
+        if waiting {
+            let upload = app::media_files::upload_key(&job.id);
+            if let Some(f) = source_media.get(&upload, None).await? {
+                target_media.put(&upload, f.bytes).await?;
+            }
+        }
+        // Added as queued, then given its state (a job a crash left running waits again).
+        target.enqueue(job.clone(), 1 << 40).await?;
+        if job.state != JobState::Queued && job.state != JobState::Running {
+            target.update_job(job).await?;
+        }
+        moved.jobs += 1;
+    }
+    Ok(moved)
+}
+
+/// Copies video `id`'s files (unless `present`: then only checks them) and checks each in the
+/// target against the source by size and SHA-256; (files copied, bytes copied).
+async fn copy_files(from: &dyn MediaStore, to: &dyn MediaStore, id: &str, present: bool) -> anyhow::Result<(usize, u64)> {
+    let (mut files, mut bytes) = (0, 0);
+    for key in from.list(&app::media_files::result_prefix(id)).await? {
+        let source = from.get(&key, None).await?.with_context(|| format!("{key} vanished while moving"))?.bytes;
+        let there = to.get(&key, None).await?.map(|f| f.bytes);
+        let same = there.as_ref().is_some_and(|t| t.len() == source.len() && Sha256::digest(t) == Sha256::digest(&source));
+        if !same {
+            if present {
+                tracing::warn!(key, "a moved video's file differs from the source; copying it again");
+            }
+            to.put(&key, source.clone()).await?;
+            let back = to.get(&key, None).await?.with_context(|| format!("{key} is missing right after it was written"))?.bytes;
+            if Sha256::digest(&back) != Sha256::digest(&source) {
+                bail!("{key} differs from the source after copying");
+            }
+            files += 1;
+            bytes += source.len() as u64;
+        }
+    }
+    Ok((files, bytes))
+}

@@ -1,0 +1,88 @@
+//! `vidplay worker`: a GPU machine's share of a scaled-out vidplay. It takes jobs from the
+//! PostgreSQL queue that the web node and other workers share (only for models it has, those
+//! it has loaded first), holds each by a lease its heartbeat renews, reports progress and
+//! previews to the web nodes, stops within a step when a job is cancelled anywhere, and
+//! writes results to the shared media store. Until Ctrl-C or SIGTERM (its job goes back to
+//! the queue).
+
+use super::common::{ModelArgs, StoreArgs};
+use crate::engines::Registry;
+use crate::engines::builtin::BuiltinEngine;
+use crate::queue::{Jobs, QueueConfig, WorkerSetup};
+use model::builtin::pipeline::BuiltinModel;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(clap::Args)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    stores: StoreArgs,
+    /// Installed diffusers models this worker can run (the Hugging Face cache is looked at
+    /// too); the built-in model always.
+    #[arg(long, env = "VIDPLAY_MODELS_DIR", default_value = "models")]
+    models_dir: PathBuf,
+    /// Shown on the queue page (default: the machine's name and the device).
+    #[arg(long, env = "VIDPLAY_WORKER_NAME")]
+    name: Option<String>,
+    /// A job stays this worker's this long after each heartbeat (every sixth of it); if the
+    /// worker stops answering for longer, another worker takes the job over.
+    #[arg(long, default_value_t = 30)]
+    lease_seconds: u64,
+    /// Memory for loaded models, in MiB (default: half the machine's).
+    #[arg(long, env = "VIDPLAY_MODEL_MEMORY_MIB")]
+    model_memory_mib: Option<u64>,
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
+/// `name`, else the machine's host name.
+pub fn default_name(name: Option<String>) -> String {
+    name.filter(|n| !n.trim().is_empty()).unwrap_or_else(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "worker".into())
+    })
+}
+
+pub fn run(a: WorkerArgs) -> anyhow::Result<()> {
+    let url = a.stores.database_url.clone().filter(|u| crate::storage::postgres::is_postgres_url(u)).ok_or_else(|| {
+        anyhow::anyhow!("vidplay worker needs --database-url postgres://... (the database the web node uses with --database-url)")
+    })?;
+    let location = a.stores.media.clone().ok_or_else(|| {
+        anyhow::anyhow!("vidplay worker needs --media: the web node's media location (s3://BUCKET/PREFIX, or a folder every machine mounts)")
+    })?;
+    anyhow::ensure!((1..=3600).contains(&a.lease_seconds), "--lease-seconds must be between 1 and 3600");
+    let device = a.model.device.to_string();
+    let name = match a.name.filter(|n| !n.trim().is_empty()) {
+        Some(name) => name,
+        None => format!("{} ({device})", default_name(None)),
+    };
+    let mut setup = WorkerSetup::new(name, vec![device]);
+    setup.lease = std::time::Duration::from_secs(a.lease_seconds);
+    let model = a.model;
+    let config = BuiltinModel::config_of(model.weights.as_deref())?;
+    let memory = a.model_memory_mib.unwrap_or_else(crate::web::ServeOptions::default_model_memory_mib);
+    let (models_dir, endpoint) = (a.models_dir, a.stores.media_endpoint);
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let store = crate::storage::open(Some(&url), std::path::Path::new(".")).await?;
+        let media = Arc::new(crate::media::s3::open_location(&location, endpoint.as_deref())?);
+        let registry = Arc::new(Registry::discover(BuiltinEngine::new(config), Some(&models_dir)));
+        let visual = crate::visual::Visual::start(Some(&models_dir), store.as_ref(), crate::visual::MIN_SIMILARITY).await;
+        let name = setup.name.clone();
+        let queue = QueueConfig {
+            store,
+            media,
+            registry: registry.clone(),
+            examples_dir: PathBuf::new(),
+            model_memory_mib: memory,
+            faults: crate::faults::Faults::from_env()?,
+            visual,
+            worker: Some(setup),
+        };
+        let jobs = Jobs::start(queue, move || model.load_on_device()).await?;
+        println!("vidplay worker {name:?} taking jobs for {:?} from {} (media in {location})", registry.ids(), crate::storage::postgres::redacted(&url));
+        super::serve::shutdown_signal().await;
+        eprintln!("shutting down: the running job (if any) goes back to the queue");
+        jobs.shutdown().await;
+        anyhow::Ok(())
+    })
+}

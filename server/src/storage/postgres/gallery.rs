@@ -1,0 +1,97 @@
+//! The gallery in PostgreSQL: saving a video, and one page of a search in gallery order.
+//!
+//! The order and the matches are the SQLite store's: newest first by (created_ms, id), or by a
+//! score with that order among equal scores; every search word must begin a word of the prompt.
+//! `websearch_to_tsquery` has no prefix matching, so the query is built from the same words
+//! (letters and digits only, so it cannot be a syntax error) as `word:* & word:*`.
+
+use super::{json, video_from_row};
+use crate::storage::{MAX_PAGE, StoreError, StoreResult, search_words, sort_column};
+use app::types::{Video, VideoPage, VideoQuery};
+use sqlx::{PgPool, Postgres, QueryBuilder, Row};
+
+pub(super) const VIDEO_COLUMNS: &str = "v.id, v.mode, v.params, v.metadata, v.created_ms, v.favorite, v.scores";
+
+/// The tsquery text for a search, `None` when it has no words.
+pub fn tsquery(text: &str) -> Option<String> {
+    let words = search_words(text);
+    (!words.is_empty()).then(|| words.iter().map(|w| format!("{w}:*")).collect::<Vec<_>>().join(" & "))
+}
+
+pub(super) async fn insert(pool: &PgPool, video: Video) -> StoreResult<()> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO videos (id, mode, model, prompt, params, metadata, created_ms, favorite) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(&video.id)
+    .bind(video.mode.as_str())
+    .bind(&video.params.model)
+    .bind(&video.params.prompt)
+    .bind(json(&video.params)?)
+    .bind(json(&video.metadata)?)
+    .bind(video.created_ms)
+    .bind(video.favorite)
+    .execute(&mut *tx)
+    .await?;
+    if let Some(scores) = &video.scores {
+        super::extras::write_scores(&mut *tx, &video.id, scores).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn page(pool: &PgPool, query: VideoQuery) -> StoreResult<VideoPage> {
+    let limit = query.limit.clamp(1, MAX_PAGE);
+    let mut sql = QueryBuilder::<Postgres>::new(format!("SELECT {VIDEO_COLUMNS} FROM videos v WHERE TRUE"));
+    if let Some(words) = tsquery(&query.q) {
+        sql.push(" AND v.prompt_words @@ to_tsquery('simple', ").push_bind(words).push(")");
+    }
+    let (order, cursor) = match sort_column(query.sort) {
+        Some((column, down)) => {
+            sql.push(format!(" AND v.{column} IS NOT NULL"));
+            let (dir, cmp) = if down { ("DESC", "<") } else { ("ASC", ">") };
+            (
+                format!("v.{column} {dir}, v.created_ms {dir}, v.id {dir}"),
+                format!(" AND (v.{column}, v.created_ms, v.id) {cmp} (SELECT {column}, created_ms, id FROM videos WHERE id = "),
+            )
+        }
+        None => ("v.created_ms DESC, v.id DESC".into(), " AND (v.created_ms, v.id) < (SELECT created_ms, id FROM videos WHERE id = ".into()),
+    };
+    if let Some(mode) = query.mode {
+        sql.push(" AND v.mode = ").push_bind(mode.as_str());
+    }
+    if let Some(model) = query.model.filter(|m| !m.is_empty()) {
+        sql.push(" AND v.model = ").push_bind(model);
+    }
+    if query.favorites {
+        sql.push(" AND v.favorite");
+    }
+    if let Some(flag) = query.flag {
+        sql.push(" AND v.flag = ").push_bind(flag.as_str());
+    }
+    if let Some(group) = query.group.filter(|g| !g.is_empty()) {
+        sql.push(" AND v.params->>'group' = ").push_bind(group);
+    }
+    if let Some(before) = query.before {
+        sql.push(cursor).push_bind(before).push(")");
+    }
+    sql.push(" ORDER BY ").push(order).push(" LIMIT ").push_bind(limit as i64 + 1);
+    let mut rows = sql.build().fetch_all(pool).await?;
+    let next = if rows.len() > limit as usize {
+        rows.truncate(limit as usize);
+        rows.last().map(|r| r.try_get::<String, _>("id")).transpose()?
+    } else {
+        None
+    };
+    // A row that cannot be read is left out (and logged), never an error for the page.
+    let mut videos = Vec::with_capacity(rows.len());
+    for row in &rows {
+        match video_from_row(row) {
+            Ok(v) => videos.push(v),
+            Err(StoreError::Corrupt(why)) => tracing::warn!("unreadable video record left out: {why}"),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(VideoPage { videos, next, visual: Vec::new() })
+}

@@ -1,0 +1,143 @@
+//! Leases of running jobs and the workers' heartbeats in SQLite (a queue shared by worker
+//! processes on one machine; the embedded worker holds its jobs without a lease).
+
+use super::corrupt;
+use crate::storage::{Lease, Recovered, StoreResult, lost_too_often};
+use app::types::{Job, WorkerStatus};
+use sqlx::{Row, SqlitePool};
+
+pub(super) async fn renew(pool: &SqlitePool, id: &str, worker: &str, until_ms: i64) -> StoreResult<Lease> {
+    let row: Option<i64> = sqlx::query_scalar(
+        "UPDATE jobs SET lease_until_ms = CASE WHEN lease_until_ms IS NULL THEN NULL ELSE ?1 END \
+         WHERE id = ?2 AND COALESCE(worker, '') = ?3 AND state = 'running' RETURNING cancel_requested",
+    )
+    .bind(until_ms)
+    .bind(id)
+    .bind(worker)
+    .fetch_optional(pool)
+    .await?;
+    Ok(match row {
+        Some(cancel) => Lease::Held { cancel_requested: cancel != 0 },
+        None => Lease::Lost,
+    })
+}
+
+pub(super) async fn request_cancel(pool: &SqlitePool, id: &str) -> StoreResult<bool> {
+    let r = sqlx::query("UPDATE jobs SET cancel_requested = 1 WHERE id = ? AND state = 'running'").bind(id).execute(pool).await?;
+    Ok(r.rows_affected() == 1)
+}
+
+pub(super) async fn finish(pool: &SqlitePool, job: &Job, worker: &str) -> StoreResult<bool> {
+    let r = sqlx::query(
+        "UPDATE jobs SET state = ?1, params = ?2, started_ms = ?3, finished_ms = ?4, step = ?5, total = ?6, \
+         message = ?7, video_id = ?8, lease_until_ms = NULL, cancel_requested = 0, \
+         worker = CASE WHEN ?1 = 'queued' THEN NULL ELSE worker END, \
+         attempts = CASE WHEN ?1 = 'queued' THEN 0 ELSE attempts END \
+         WHERE id = ?9 AND state = 'running' AND COALESCE(worker, '') = ?10",
+    )
+    .bind(job.state.as_str())
+    .bind(serde_json::to_string(&job.params).map_err(corrupt)?)
+    .bind(job.started_ms)
+    .bind(job.finished_ms)
+    .bind(job.step as i64)
+    .bind(job.total as i64)
+    .bind(&job.message)
+    .bind(&job.video_id)
+    .bind(&job.id)
+    .bind(worker)
+    .execute(pool)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+pub(super) async fn save_progress(pool: &SqlitePool, id: &str, worker: &str, step: u32, total: u32) -> StoreResult<bool> {
+    let r = sqlx::query("UPDATE jobs SET step = ?, total = ? WHERE id = ? AND state = 'running' AND COALESCE(worker, '') = ?")
+        .bind(step as i64)
+        .bind(total as i64)
+        .bind(id)
+        .bind(worker)
+        .execute(pool)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+pub(super) async fn requeue_expired(pool: &SqlitePool, now_ms: i64, max_attempts: u32) -> StoreResult<Recovered> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    const EXPIRED: &str = "state = 'running' AND lease_until_ms IS NOT NULL AND lease_until_ms < ?1";
+    let done = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "UPDATE jobs SET state = 'done', video_id = id, finished_ms = ?1, step = total, message = NULL, lease_until_ms = NULL \
+         WHERE {EXPIRED} AND id IN (SELECT id FROM videos) RETURNING id"
+    )))
+    .bind(now_ms)
+    .fetch_all(&mut *tx)
+    .await?;
+    let cancelled = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "UPDATE jobs SET state = 'cancelled', finished_ms = ?1, message = 'cancelled', lease_until_ms = NULL \
+         WHERE {EXPIRED} AND cancel_requested = 1 RETURNING id"
+    )))
+    .bind(now_ms)
+    .fetch_all(&mut *tx)
+    .await?;
+    let failed = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "UPDATE jobs SET state = 'failed', finished_ms = ?1, message = ?2, lease_until_ms = NULL \
+         WHERE {EXPIRED} AND attempts >= ?3 RETURNING id"
+    )))
+    .bind(now_ms)
+    .bind(lost_too_often(max_attempts))
+    .bind(max_attempts as i64)
+    .fetch_all(&mut *tx)
+    .await?;
+    let requeued = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "UPDATE jobs SET state = 'queued', step = 0, started_ms = NULL, worker = NULL, lease_until_ms = NULL, \
+         message = 'its worker stopped answering; queued again' WHERE {EXPIRED} RETURNING id"
+    )))
+    .bind(now_ms)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Recovered { done, requeued, failed, cancelled })
+}
+
+pub(super) async fn worker_seen(pool: &SqlitePool, w: &WorkerStatus) -> StoreResult<()> {
+    let list = |v: &Vec<String>| serde_json::to_string(v).map_err(corrupt);
+    sqlx::query(
+        "INSERT INTO workers (id, name, devices, models, loaded, current_job, started_ms, seen_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (id) DO UPDATE SET name = excluded.name, devices = excluded.devices, models = excluded.models, \
+         loaded = excluded.loaded, current_job = excluded.current_job, seen_ms = excluded.seen_ms",
+    )
+    .bind(&w.id)
+    .bind(&w.name)
+    .bind(list(&w.devices)?)
+    .bind(list(&w.models)?)
+    .bind(list(&w.loaded)?)
+    .bind(&w.current_job)
+    .bind(w.started_ms)
+    .bind(w.seen_ms)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn workers(pool: &SqlitePool, since_ms: i64) -> StoreResult<Vec<WorkerStatus>> {
+    let rows = sqlx::query("SELECT id, name, devices, models, loaded, current_job, started_ms, seen_ms FROM workers WHERE seen_ms >= ? ORDER BY seen_ms DESC, id")
+        .bind(since_ms)
+        .fetch_all(pool)
+        .await?;
+    let list = |row: &sqlx::sqlite::SqliteRow, column: &str| -> StoreResult<Vec<String>> {
+        Ok(serde_json::from_str(&row.try_get::<String, _>(column)?).unwrap_or_default())
+    };
+    rows.iter()
+        .map(|row| {
+            Ok(WorkerStatus {
+                id: row.try_get("id")?,
+                name: row.try_get("name")?,
+                devices: list(row, "devices")?,
+                models: list(row, "models")?,
+                loaded: list(row, "loaded")?,
+                current_job: row.try_get("current_job")?,
+                started_ms: row.try_get("started_ms")?,
+                seen_ms: row.try_get("seen_ms")?,
+            })
+        })
+        .collect()
+}
