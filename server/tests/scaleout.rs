@@ -199,6 +199,10 @@ async fn two_workers_do_thirty_jobs_each_exactly_once() {
     names.sort();
     assert_eq!(names, ["w1", "w2"], "{health}");
     assert_eq!(health["stalled"], false);
+    // And the queue page shows them.
+    let (status, page) = web.request("GET", "/queue", None);
+    assert_eq!(status, 200);
+    assert!(page.contains("Workers") && page.contains("w1") && page.contains("w2") && page.contains("loaded: vidplay-toy-1"), "{page}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -60,22 +60,6 @@ pub struct ServeArgs {
     model: ModelArgs,
 }
 
-/// Ctrl-C (SIGINT) or SIGTERM (service managers, `docker stop`).
-pub async fn shutdown_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(e) => {
-            eprintln!("warning: cannot listen for SIGTERM: {e}");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-}
-
 pub fn run(a: ServeArgs) -> anyhow::Result<()> {
     let addr = a.addr;
     if a.no_worker && a.stores.database_url.is_none() {
@@ -96,7 +80,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
         database_url: a.stores.database_url,
         media: a.stores.media,
         media_endpoint: a.stores.media_endpoint,
-        worker: (!a.no_worker).then(|| crate::queue::WorkerSetup::new(super::worker::default_name(a.worker_name), vec![a.model.device.to_string()])),
+        worker: (!a.no_worker).then(|| crate::queue::WorkerSetup::new(super::common::machine_name(a.worker_name), vec![a.model.device.to_string()])),
         site_root: a.site_root,
         seed_examples: !a.no_examples,
         models_dir: Some(a.models_dir),
@@ -123,7 +107,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
         let runtime = tokio::runtime::Handle::current();
         axum::serve(listener, router)
             .with_graceful_shutdown(async move {
-                shutdown_signal().await;
+                super::common::shutdown_signal().await;
                 eprintln!("shutting down: the running job (if any) goes back to the queue");
                 // Event streams end now, so open pages do not hold the shutdown.
                 stopping.begin_shutdown();

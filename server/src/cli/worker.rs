@@ -35,13 +35,6 @@ pub struct WorkerArgs {
     model: ModelArgs,
 }
 
-/// `name`, else the machine's host name.
-pub fn default_name(name: Option<String>) -> String {
-    name.filter(|n| !n.trim().is_empty()).unwrap_or_else(|| {
-        std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "worker".into())
-    })
-}
-
 pub fn run(a: WorkerArgs) -> anyhow::Result<()> {
     let url = a.stores.database_url.clone().filter(|u| crate::storage::postgres::is_postgres_url(u)).ok_or_else(|| {
         anyhow::anyhow!("vidplay worker needs --database-url postgres://... (the database the web node uses with --database-url)")
@@ -53,7 +46,7 @@ pub fn run(a: WorkerArgs) -> anyhow::Result<()> {
     let device = a.model.device.to_string();
     let name = match a.name.filter(|n| !n.trim().is_empty()) {
         Some(name) => name,
-        None => format!("{} ({device})", default_name(None)),
+        None => format!("{} ({device})", super::common::machine_name(None)),
     };
     let mut setup = WorkerSetup::new(name, vec![device]);
     setup.lease = std::time::Duration::from_secs(a.lease_seconds);
@@ -80,7 +73,7 @@ pub fn run(a: WorkerArgs) -> anyhow::Result<()> {
         };
         let jobs = Jobs::start(queue, move || model.load_on_device()).await?;
         println!("vidplay worker {name:?} taking jobs for {:?} from {} (media in {location})", registry.ids(), crate::storage::postgres::redacted(&url));
-        super::serve::shutdown_signal().await;
+        super::common::shutdown_signal().await;
         eprintln!("shutting down: the running job (if any) goes back to the queue");
         jobs.shutdown().await;
         anyhow::Ok(())

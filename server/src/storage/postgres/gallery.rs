@@ -4,6 +4,9 @@
 //! score with that order among equal scores; every search word must begin a word of the prompt.
 //! `websearch_to_tsquery` has no prefix matching, so the query is built from the same words
 //! (letters and digits only, so it cannot be a syntax error) as `word:* & word:*`.
+//!
+//! The tests check that both stores give the same ids in the same order (RECENT_WINDOW is
+//! small there, so both ways of finding a page are taken).
 
 use super::{json, video_from_row};
 use crate::storage::{MAX_PAGE, StoreError, StoreResult, search_words, sort_column};
@@ -41,43 +44,38 @@ pub(super) async fn insert(pool: &PgPool, video: Video) -> StoreResult<()> {
     Ok(())
 }
 
+/// How many of the newest videos a search in gallery order looks through before it asks the
+/// prompt index for every match (see [`page`]); fewer in tests, so both ways are taken.
+#[cfg(not(test))]
+const RECENT_WINDOW: i64 = 2_000;
+#[cfg(test)]
+const RECENT_WINDOW: i64 = 100;
+
+/// One page of the gallery. A search in gallery order first looks for its page among the
+/// newest [`RECENT_WINDOW`] videos (walking the time index, cheap however common the words
+/// are): when the page and one more are there, they are the newest matches of all. Otherwise
+/// (rare words) the prompt index finds every match and the newest are picked.
 pub(super) async fn page(pool: &PgPool, query: VideoQuery) -> StoreResult<VideoPage> {
     let limit = query.limit.clamp(1, MAX_PAGE);
-    let mut sql = QueryBuilder::<Postgres>::new(format!("SELECT {VIDEO_COLUMNS} FROM videos v WHERE TRUE"));
-    if let Some(words) = tsquery(&query.q) {
-        sql.push(" AND v.prompt_words @@ to_tsquery('simple', ").push_bind(words).push(")");
+    let words = tsquery(&query.q);
+    let mut rows = Vec::new();
+    if let Some(words) = words.as_ref().filter(|_| sort_column(query.sort).is_none()) {
+        let mut sql = QueryBuilder::<Postgres>::new(format!("SELECT {VIDEO_COLUMNS} FROM (SELECT * FROM videos v WHERE TRUE"));
+        let order = filters(&mut sql, &query);
+        sql.push(" ORDER BY ").push(order.clone()).push(" LIMIT ").push_bind(RECENT_WINDOW);
+        sql.push(") v WHERE v.prompt_words @@ to_tsquery('simple', ").push_bind(words.clone()).push(")");
+        sql.push(" ORDER BY ").push(order).push(" LIMIT ").push_bind(limit as i64 + 1);
+        rows = sql.build().fetch_all(pool).await?;
     }
-    let (order, cursor) = match sort_column(query.sort) {
-        Some((column, down)) => {
-            sql.push(format!(" AND v.{column} IS NOT NULL"));
-            let (dir, cmp) = if down { ("DESC", "<") } else { ("ASC", ">") };
-            (
-                format!("v.{column} {dir}, v.created_ms {dir}, v.id {dir}"),
-                format!(" AND (v.{column}, v.created_ms, v.id) {cmp} (SELECT {column}, created_ms, id FROM videos WHERE id = "),
-            )
+    if rows.len() <= limit as usize {
+        let mut sql = QueryBuilder::<Postgres>::new(format!("SELECT {VIDEO_COLUMNS} FROM videos v WHERE TRUE"));
+        if let Some(words) = words {
+            sql.push(" AND v.prompt_words @@ to_tsquery('simple', ").push_bind(words).push(")");
         }
-        None => ("v.created_ms DESC, v.id DESC".into(), " AND (v.created_ms, v.id) < (SELECT created_ms, id FROM videos WHERE id = ".into()),
-    };
-    if let Some(mode) = query.mode {
-        sql.push(" AND v.mode = ").push_bind(mode.as_str());
+        let order = filters(&mut sql, &query);
+        sql.push(" ORDER BY ").push(order).push(" LIMIT ").push_bind(limit as i64 + 1);
+        rows = sql.build().fetch_all(pool).await?;
     }
-    if let Some(model) = query.model.filter(|m| !m.is_empty()) {
-        sql.push(" AND v.model = ").push_bind(model);
-    }
-    if query.favorites {
-        sql.push(" AND v.favorite");
-    }
-    if let Some(flag) = query.flag {
-        sql.push(" AND v.flag = ").push_bind(flag.as_str());
-    }
-    if let Some(group) = query.group.filter(|g| !g.is_empty()) {
-        sql.push(" AND v.params->>'group' = ").push_bind(group);
-    }
-    if let Some(before) = query.before {
-        sql.push(cursor).push_bind(before).push(")");
-    }
-    sql.push(" ORDER BY ").push(order).push(" LIMIT ").push_bind(limit as i64 + 1);
-    let mut rows = sql.build().fetch_all(pool).await?;
     let next = if rows.len() > limit as usize {
         rows.truncate(limit as usize);
         rows.last().map(|r| r.try_get::<String, _>("id")).transpose()?
@@ -94,4 +92,39 @@ pub(super) async fn page(pool: &PgPool, query: VideoQuery) -> StoreResult<VideoP
         }
     }
     Ok(VideoPage { videos, next, visual: Vec::new() })
+}
+
+/// Adds the query's filters (all but the words) and its cursor to `sql`, whose table is `v`;
+/// returns the order.
+fn filters(sql: &mut QueryBuilder<Postgres>, query: &VideoQuery) -> String {
+    let (order, cursor) = match sort_column(query.sort) {
+        Some((column, down)) => {
+            sql.push(format!(" AND v.{column} IS NOT NULL"));
+            let (dir, cmp) = if down { ("DESC", "<") } else { ("ASC", ">") };
+            (
+                format!("v.{column} {dir}, v.created_ms {dir}, v.id {dir}"),
+                format!(" AND (v.{column}, v.created_ms, v.id) {cmp} (SELECT {column}, created_ms, id FROM videos WHERE id = "),
+            )
+        }
+        None => ("v.created_ms DESC, v.id DESC".into(), " AND (v.created_ms, v.id) < (SELECT created_ms, id FROM videos WHERE id = ".into()),
+    };
+    if let Some(mode) = query.mode {
+        sql.push(" AND v.mode = ").push_bind(mode.as_str());
+    }
+    if let Some(model) = query.model.clone().filter(|m| !m.is_empty()) {
+        sql.push(" AND v.model = ").push_bind(model);
+    }
+    if query.favorites {
+        sql.push(" AND v.favorite");
+    }
+    if let Some(flag) = query.flag {
+        sql.push(" AND v.flag = ").push_bind(flag.as_str());
+    }
+    if let Some(group) = query.group.clone().filter(|g| !g.is_empty()) {
+        sql.push(" AND v.params->>'group' = ").push_bind(group);
+    }
+    if let Some(before) = query.before.clone() {
+        sql.push(cursor).push_bind(before).push(")");
+    }
+    order
 }
