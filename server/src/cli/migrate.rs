@@ -83,8 +83,9 @@ pub async fn migrate(
     loop {
         let page = source.videos(VideoQuery { limit: crate::storage::MAX_PAGE, before: before.clone(), ..Default::default() }).await?;
         for video in &page.videos {
-            let files = copy_files(source_media, target_media, &video.id, target.video_exists(video.id.clone()).await?).await?;
-            if target.video_exists(video.id.clone()).await? {
+            let present = target.video_exists(video.id.clone()).await?;
+            let files = copy_files(source_media, target_media, &video.id, present).await?;
+            if present {
                 moved.already_there += 1;
                 continue;
             }
@@ -134,14 +135,15 @@ async fn copy_files(from: &dyn MediaStore, to: &dyn MediaStore, id: &str, presen
     for key in from.list(&app::media_files::result_prefix(id)).await? {
         let source = from.get(&key, None).await?.with_context(|| format!("{key} vanished while moving"))?.bytes;
         let there = to.get(&key, None).await?.map(|f| f.bytes);
-        let same = there.as_ref().is_some_and(|t| t.len() == source.len() && Sha256::digest(t) == Sha256::digest(&source));
+        let digest = Sha256::digest(&source);
+        let same = there.as_ref().is_some_and(|t| t.len() == source.len() && Sha256::digest(t) == digest);
         if !same {
             if present {
                 tracing::warn!(key, "a moved video's file differs from the source; copying it again");
             }
             to.put(&key, source.clone()).await?;
             let back = to.get(&key, None).await?.with_context(|| format!("{key} is missing right after it was written"))?.bytes;
-            if Sha256::digest(&back) != Sha256::digest(&source) {
+            if Sha256::digest(&back) != digest {
                 bail!("{key} differs from the source after copying");
             }
             files += 1;

@@ -146,11 +146,16 @@ impl Jobs {
         }
     }
 
+    /// This worker's setup when it shares the queue with others (leases apply).
+    fn shared_setup(&self) -> Option<&super::WorkerSetup> {
+        self.inner.setup.as_ref().filter(|_| self.inner.store.shared())
+    }
+
     /// What this worker asks the queue for: in a shared queue, jobs for the models it has
     /// (those loaded first), held by a lease; the embedded worker takes any job, oldest first.
     fn claim(&self) -> Claim {
         let worker = self.worker_id();
-        match self.inner.setup.as_ref().filter(|_| self.inner.store.shared()) {
+        match self.shared_setup() {
             Some(setup) => Claim {
                 worker,
                 now_ms: now_ms(),
@@ -188,7 +193,7 @@ impl Jobs {
     /// Saves a result's gallery record; in a shared queue, retried while the database is away
     /// (up to a lease), so a database restart costs no finished work.
     fn insert_video(&self, rt: &Handle, video: Video) -> Result<(), crate::storage::StoreError> {
-        let shared = self.inner.setup.as_ref().filter(|_| self.inner.store.shared());
+        let shared = self.shared_setup();
         let deadline = Instant::now() + shared.map_or(std::time::Duration::ZERO, |s| s.lease);
         loop {
             match rt.block_on(self.inner.store.insert_video(video.clone())) {
@@ -204,7 +209,7 @@ impl Jobs {
     /// Whether this worker may still write job `id`'s result: always for the embedded worker;
     /// in a shared queue, while it holds the job's lease (renewed now).
     fn still_holds(&self, rt: &Handle, id: &str) -> bool {
-        let Some(setup) = self.inner.setup.as_ref().filter(|_| self.inner.store.shared()) else { return true };
+        let Some(setup) = self.shared_setup() else { return true };
         if self.inner.lost.lock().expect("lost lock").as_deref() == Some(id) {
             return false;
         }
