@@ -5,7 +5,9 @@ use crate::types::{ApiError, FileSettings, Job, StepUpdate};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{EventSource, File, FormData, HtmlFormElement, HtmlInputElement, MessageEvent, Request, RequestInit, Response};
+use web_sys::{
+    EventSource, File, FormData, HtmlFormElement, HtmlInputElement, MessageEvent, Request, RequestInit, Response,
+};
 
 fn js_error(e: JsValue) -> String {
     e.as_string()
@@ -67,7 +69,11 @@ pub async fn settings_of(file: &File) -> Result<FileSettings, String> {
 
 /// Follows job updates (one job, or all with `None`) until the returned source is closed:
 /// `on_job` when a job changes state, `on_step` as it progresses.
-pub fn watch_jobs(id: Option<&str>, on_job: impl Fn(Job) + 'static, on_step: impl Fn(StepUpdate) + 'static) -> Option<EventSource> {
+pub fn watch_jobs(
+    id: Option<&str>,
+    on_job: impl Fn(Job) + 'static,
+    on_step: impl Fn(StepUpdate) + 'static,
+) -> Option<EventSource> {
     let url = match id {
         Some(id) => format!("/api/jobs/events?id={id}"),
         None => "/api/jobs/events".to_string(),
@@ -80,7 +86,11 @@ pub fn watch_jobs(id: Option<&str>, on_job: impl Fn(Job) + 'static, on_step: imp
 
 /// Calls `handle` with each `event` of `source` whose data reads as a `T`. The listener lives
 /// as long as the page; the source is closed by the caller.
-fn listen<T: serde::de::DeserializeOwned + 'static>(source: &EventSource, event: &str, handle: impl Fn(T) + 'static) -> Option<()> {
+fn listen<T: serde::de::DeserializeOwned + 'static>(
+    source: &EventSource,
+    event: &str,
+    handle: impl Fn(T) + 'static,
+) -> Option<()> {
     let callback = Closure::<dyn Fn(MessageEvent)>::new(move |ev: MessageEvent| {
         if let Some(text) = ev.data().as_string()
             && let Ok(value) = serde_json::from_str::<T>(&text)
@@ -115,9 +125,7 @@ pub fn put_file(input: &HtmlInputElement, file: &File) -> Option<()> {
 pub fn take_image(input: &HtmlInputElement, transfer: Option<web_sys::DataTransfer>) -> Option<File> {
     let transfer = transfer?;
     let files = transfer.files()?;
-    let file = (0..files.length())
-        .filter_map(|i| files.get(i))
-        .find(|f| f.type_().starts_with("image/"))?;
+    let file = (0..files.length()).filter_map(|i| files.get(i)).find(|f| f.type_().starts_with("image/"))?;
     let single = web_sys::DataTransfer::new().ok()?;
     single.items().add_with_file(&file).ok()?;
     input.set_files(single.files().as_ref());

@@ -55,7 +55,9 @@ pub async fn find_videos(query: VideoQuery) -> Result<VideoPage, ServerFnError> 
     if let Some(model) = &query.model {
         crate::limits::check_text("the model name", model, crate::limits::MAX_NAME_CHARS).map_err(refuse)?;
     }
-    if query.before.as_deref().is_some_and(|b| !crate::types::is_valid_id(b)) || query.group.as_deref().is_some_and(|g| !crate::types::is_valid_id(g)) {
+    if query.before.as_deref().is_some_and(|b| !crate::types::is_valid_id(b))
+        || query.group.as_deref().is_some_and(|g| !crate::types::is_valid_id(g))
+    {
         return Ok(VideoPage { videos: Vec::new(), next: None, visual: Vec::new() });
     }
     studio()?.videos(query).await.map_err(fail)
@@ -135,7 +137,8 @@ pub async fn cancel_job(id: String) -> Result<Option<Job>, ServerFnError> {
 pub async fn compare_videos(ids: Vec<String>, group: String) -> Result<Vec<Video>, ServerFnError> {
     let studio = studio()?;
     if crate::types::is_valid_id(&group) {
-        let query = VideoQuery { group: Some(group), limit: crate::votes::MAX_CANDIDATES as u32, ..VideoQuery::default() };
+        let query =
+            VideoQuery { group: Some(group), limit: crate::votes::MAX_CANDIDATES as u32, ..VideoQuery::default() };
         let mut found = studio.videos(query).await.map_err(fail)?.videos;
         found.retain(|v| !v.is_image());
         found.reverse();

@@ -151,7 +151,13 @@ fn VoteForm(axis: VoteAxis, candidates: Vec<String>, blind: bool, revealed: RwSi
         move |ev: leptos::ev::SubmitEvent| {
             ev.prevent_default();
             let Some(w) = winner.get_untracked() else { return };
-            cast.dispatch(VoteRequest { axis, winner: w, candidates: candidates.clone(), reasons: reasons.get_untracked(), blind });
+            cast.dispatch(VoteRequest {
+                axis,
+                winner: w,
+                candidates: candidates.clone(),
+                reasons: reasons.get_untracked(),
+                blind,
+            });
         }
     };
     view! {

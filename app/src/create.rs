@@ -68,7 +68,20 @@ pub fn CreatePage() -> impl IntoView {
 /// The form's text of every parameter of `params` (as `set_value` reads it back).
 fn form_values(params: &JobParams) -> HashMap<String, String> {
     use crate::models::ParamValue;
-    let names = ["frames", "fps", "steps", "guidance", "image_guidance", "motion", "width", "height", "keyframe_steps", "keyframe_guidance", "negative", "keyframe_model"];
+    let names = [
+        "frames",
+        "fps",
+        "steps",
+        "guidance",
+        "image_guidance",
+        "motion",
+        "width",
+        "height",
+        "keyframe_steps",
+        "keyframe_guidance",
+        "negative",
+        "keyframe_model",
+    ];
     names
         .into_iter()
         .filter_map(|n| {
@@ -126,9 +139,11 @@ fn param_control(spec: &ParamSpec, values: RwSignal<HashMap<String, String>>) ->
     let initial = values.with_untracked(|v| v.get(&name).cloned().unwrap_or_default());
     let set = {
         let name = name.clone();
-        move |value: String| values.update(|v| {
-            v.insert(name.clone(), value);
-        })
+        move |value: String| {
+            values.update(|v| {
+                v.insert(name.clone(), value);
+            })
+        }
     };
     let label = spec.label.clone();
     let help = spec.help.clone();
@@ -249,12 +264,14 @@ fn CreateForm(
     };
 
     // How the model reads the prompt, as it is typed.
-    let reading = Resource::new(move || (prompt.get(), model.with(|m| m.reads_prompt)), |(p, reads)| async move {
-        if !reads || p.trim().is_empty() { None } else { read_prompt(p).await.ok() }
-    });
-    let surprise = Action::new(move |_: &()| async move {
-        surprise_prompt((prompt.get_untracked().len() as u64) ^ 0x9E37_79B9).await
-    });
+    let reading = Resource::new(
+        move || (prompt.get(), model.with(|m| m.reads_prompt)),
+        |(p, reads)| async move { if !reads || p.trim().is_empty() { None } else { read_prompt(p).await.ok() } },
+    );
+    let surprise =
+        Action::new(
+            move |_: &()| async move { surprise_prompt((prompt.get_untracked().len() as u64) ^ 0x9E37_79B9).await },
+        );
     Effect::new(move |_| {
         if let Some(Ok(p)) = surprise.value().get() {
             prompt.set(p);
@@ -313,7 +330,10 @@ fn CreateForm(
         {
             let Some(file) = crate::browser::first_file(ev.data_transfer()) else { return };
             let kind = file.type_();
-            if !matches!(kind.as_str(), "video/mp4" | "image/gif" | "image/png" | "image/jpeg" | "image/webp" | "image/bmp") {
+            if !matches!(
+                kind.as_str(),
+                "video/mp4" | "image/gif" | "image/png" | "image/jpeg" | "image/webp" | "image/bmp"
+            ) {
                 error.set(Some("Drop an image file (PNG, JPEG, GIF, WebP or BMP), or a video made here.".into()));
                 return;
             }

@@ -180,7 +180,7 @@ fn VideoCard(
     };
     view! {
         <li class="card" data-id=id.clone()>
-            <a href=format!("/v/{id}") 
+            <a href=format!("/v/{id}")
                 on:mouseenter=move |_| play() on:mouseleave=move |_| pause() on:focus=move |_| play() on:blur=move |_| pause()>
                 {if video.is_image() {
                     view! { <img class="still" src=video.image_url() alt=format!("{}: {}", if video.mode == Mode::Edit { "Edited image" } else { "Keyframe" }, video.params.prompt) loading="lazy"/> }.into_any()

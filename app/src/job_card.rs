@@ -20,7 +20,8 @@ pub fn follow_jobs(jobs: RwSignal<Vec<RwSignal<Job>>>, add_new: bool) {
     provide_context(previews);
     #[cfg(feature = "hydrate")]
     {
-        let card = move |id: &str| jobs.with_untracked(|list| list.iter().find(|j| j.with_untracked(|j| j.id == id)).copied());
+        let card =
+            move |id: &str| jobs.with_untracked(|list| list.iter().find(|j| j.with_untracked(|j| j.id == id)).copied());
         let source = crate::browser::watch_jobs(
             None,
             move |update: Job| match card(&update.id) {
@@ -45,7 +46,9 @@ pub fn follow_jobs(jobs: RwSignal<Vec<RwSignal<Job>>>, add_new: bool) {
         );
         // A job that changed between the page's rendering and the stream's opening (a short
         // job may finish in between) sends no more events: read the unfinished ones once.
-        let unfinished: Vec<RwSignal<Job>> = jobs.with_untracked(|list| list.iter().copied().filter(|j| j.with_untracked(|j| !j.state.is_finished())).collect());
+        let unfinished: Vec<RwSignal<Job>> = jobs.with_untracked(|list| {
+            list.iter().copied().filter(|j| j.with_untracked(|j| !j.state.is_finished())).collect()
+        });
         leptos::task::spawn_local(async move {
             for card in unfinished {
                 let id = card.with_untracked(|j| j.id.clone());
@@ -70,7 +73,11 @@ pub fn follow_jobs(jobs: RwSignal<Vec<RwSignal<Job>>>, add_new: bool) {
 /// Posts a job form (JavaScript's way) and puts the queued job's card first in `jobs`; the
 /// server's refusal goes to `error`. Returns the job.
 #[cfg(feature = "hydrate")]
-pub async fn submit_to_cards(form: &web_sys::HtmlFormElement, jobs: RwSignal<Vec<RwSignal<Job>>>, error: RwSignal<Option<String>>) -> Option<Job> {
+pub async fn submit_to_cards(
+    form: &web_sys::HtmlFormElement,
+    jobs: RwSignal<Vec<RwSignal<Job>>>,
+    error: RwSignal<Option<String>>,
+) -> Option<Job> {
     error.set(None);
     match crate::browser::submit_job(form).await {
         Ok(queued) => {

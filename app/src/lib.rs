@@ -21,13 +21,13 @@ pub mod models;
 pub mod params;
 pub mod prompt_builder;
 mod queue;
-mod score_view;
 pub mod results;
+mod score_view;
 pub mod scores;
 pub mod types;
 pub mod variants;
-pub mod votes;
 mod video_page;
+pub mod votes;
 
 use leptos::prelude::*;
 use leptos_meta::{Link, Meta, MetaTags, Title, provide_meta_context};

@@ -78,7 +78,11 @@ pub fn check_params(p: &JobParams) -> Result<(), String> {
         return Err("extending needs the source video's id (\"source\")".into());
     }
     if p.segments.len() > crate::params::MAX_SEGMENTS {
-        return Err(format!("a shot list has at most {} segments, not {}", crate::params::MAX_SEGMENTS, p.segments.len()));
+        return Err(format!(
+            "a shot list has at most {} segments, not {}",
+            crate::params::MAX_SEGMENTS,
+            p.segments.len()
+        ));
     }
     for (i, s) in p.segments.iter().enumerate() {
         check_text(&format!("segment {}'s prompt", i + 1), &s.prompt, MAX_PROMPT_CHARS)?;

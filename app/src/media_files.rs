@@ -55,7 +55,8 @@ impl MediaFile {
     /// The file a name inside a result's folder stands for.
     pub fn parse(name: &str) -> Option<MediaFile> {
         if let Some(frame) = name.strip_prefix("frames/").and_then(|f| f.strip_suffix(".png")) {
-            return (frame.len() == 4 && frame.bytes().all(|b| b.is_ascii_digit())).then(|| MediaFile::Frame(frame.parse().unwrap_or(0)));
+            return (frame.len() == 4 && frame.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| MediaFile::Frame(frame.parse().unwrap_or(0)));
         }
         MediaFile::ALL.into_iter().find(|f| f.name() == name)
     }

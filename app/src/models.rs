@@ -59,8 +59,27 @@ impl ParamSpec {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn new(name: &str, label: &str, kind: ParamKind, min: f64, max: f64, step: f64, default: String, help: &str) -> Self {
-        Self { name: name.into(), label: label.into(), kind, min, max, step, default, help: help.into(), tasks: Vec::new() }
+    fn new(
+        name: &str,
+        label: &str,
+        kind: ParamKind,
+        min: f64,
+        max: f64,
+        step: f64,
+        default: String,
+        help: &str,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            label: label.into(),
+            kind,
+            min,
+            max,
+            step,
+            default,
+            help: help.into(),
+            tasks: Vec::new(),
+        }
     }
 
     /// Restricts the parameter to `tasks` (by default it applies to every task of the model).
@@ -252,7 +271,8 @@ mod tests {
             params: vec![
                 ParamSpec::integer("width", "Width", 64, 1024, 64, 512, "width"),
                 ParamSpec::number("guidance", "Guidance", 1.0, 20.0, 0.5, 3.0, "guidance"),
-                ParamSpec::integer("keyframe_steps", "Keyframe steps", 1, 150, 1, 25, "").for_tasks(&[Mode::TextToVideo]),
+                ParamSpec::integer("keyframe_steps", "Keyframe steps", 1, 150, 1, 25, "")
+                    .for_tasks(&[Mode::TextToVideo]),
                 ParamSpec::text("negative", "Negative prompt", 10, ""),
             ],
             native_width: 512,

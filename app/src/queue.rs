@@ -56,7 +56,11 @@ fn WorkerList(workers: Vec<crate::types::WorkerStatus>) -> impl IntoView {
                 Some(id) => format!("running {id}"),
                 None => "idle".to_string(),
             };
-            let loaded = if w.loaded.is_empty() { "nothing loaded".to_string() } else { format!("loaded: {}", w.loaded.join(", ")) };
+            let loaded = if w.loaded.is_empty() {
+                "nothing loaded".to_string()
+            } else {
+                format!("loaded: {}", w.loaded.join(", "))
+            };
             view! {
                 <li class="worker">
                     <strong>{w.name}</strong>

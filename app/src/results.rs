@@ -109,7 +109,11 @@ impl ResultMeta {
         };
         match serde_json::from_value::<ResultMeta>(value.clone()) {
             Ok(meta) => meta,
-            Err(_) => ResultMeta { version: 0, details: value.as_object().cloned().unwrap_or_default(), ..ResultMeta::default() },
+            Err(_) => ResultMeta {
+                version: 0,
+                details: value.as_object().cloned().unwrap_or_default(),
+                ..ResultMeta::default()
+            },
         }
     }
 
@@ -132,45 +136,83 @@ fn num(map: &Map<String, Value>, key: &str) -> Option<f64> {
 /// Diffusion's (`kind: text-to-image`).
 fn upgrade_v1(mut map: Map<String, Value>) -> Map<String, Value> {
     let kind = map.get("kind").and_then(Value::as_str).map(str::to_string);
-    let mut params = JobParams { model: map.get("model").and_then(Value::as_str).unwrap_or_default().to_string(), ..JobParams::default() };
+    let mut params = JobParams {
+        model: map.get("model").and_then(Value::as_str).unwrap_or_default().to_string(),
+        ..JobParams::default()
+    };
     params.prompt = map.get("prompt").and_then(Value::as_str).unwrap_or_default().to_string();
     params.seed = map.get("seed").and_then(Value::as_u64);
     let family;
     if let Some(Value::Object(p)) = map.remove("parameters") {
         family = "builtin";
-        if let Some(v) = num(&p, "frames") { params.frames = v as u32 }
-        if let Some(v) = num(&p, "fps") { params.fps = v as u32 }
-        if let Some(v) = num(&p, "steps") { params.steps = v as u32 }
-        if let Some(v) = num(&p, "guidance") { params.guidance = v as f32 }
-        if let Some(v) = num(&p, "image_guidance") { params.image_guidance = v as f32 }
-        if let Some(v) = num(&p, "motion") { params.motion = v as f32 }
+        if let Some(v) = num(&p, "frames") {
+            params.frames = v as u32
+        }
+        if let Some(v) = num(&p, "fps") {
+            params.fps = v as u32
+        }
+        if let Some(v) = num(&p, "steps") {
+            params.steps = v as u32
+        }
+        if let Some(v) = num(&p, "guidance") {
+            params.guidance = v as f32
+        }
+        if let Some(v) = num(&p, "image_guidance") {
+            params.image_guidance = v as f32
+        }
+        if let Some(v) = num(&p, "motion") {
+            params.motion = v as f32
+        }
         map.insert("parameters".into(), Value::Object(p));
     } else {
-        if let Some(v) = num(&map, "width") { params.width = v as u32 }
-        if let Some(v) = num(&map, "height") { params.height = v as u32 }
-        if let Some(v) = num(&map, "steps") { params.steps = v as u32 }
+        if let Some(v) = num(&map, "width") {
+            params.width = v as u32
+        }
+        if let Some(v) = num(&map, "height") {
+            params.height = v as u32
+        }
+        if let Some(v) = num(&map, "steps") {
+            params.steps = v as u32
+        }
         if kind.as_deref() == Some("text-to-image") {
             family = "stable-diffusion";
             map.insert("mode".into(), Value::from(Mode::TextToImage.as_str()));
-            if let Some(v) = num(&map, "guidance") { params.guidance = v as f32 }
+            if let Some(v) = num(&map, "guidance") {
+                params.guidance = v as f32
+            }
             params.negative = map.get("negative_prompt").and_then(Value::as_str).unwrap_or_default().to_string();
             map.insert("frames".into(), Value::from(1));
             let size = [params.width, params.height];
-            map.insert("resolution".into(), serde_json::json!({"native": size, "display": size, "upscale_filter": "none"}));
+            map.insert(
+                "resolution".into(),
+                serde_json::json!({"native": size, "display": size, "upscale_filter": "none"}),
+            );
         } else {
             family = "stable-video-diffusion";
-            if let Some(v) = num(&map, "frames") { params.frames = v as u32 }
-            if let Some(v) = num(&map, "fps") { params.fps = v as u32 }
-            if let Some(v) = num(&map, "max_guidance") { params.guidance = v as f32 }
-            if let Some(v) = num(&map, "motion_bucket") { params.motion = (v / 127.0) as f32 }
+            if let Some(v) = num(&map, "frames") {
+                params.frames = v as u32
+            }
+            if let Some(v) = num(&map, "fps") {
+                params.fps = v as u32
+            }
+            if let Some(v) = num(&map, "max_guidance") {
+                params.guidance = v as f32
+            }
+            if let Some(v) = num(&map, "motion_bucket") {
+                params.motion = (v / 127.0) as f32
+            }
         }
     }
     if let Some(Value::Object(kf)) = map.remove("keyframe") {
         let kf = upgrade_v1(kf);
         if let Some(Value::Object(p)) = kf.get("params") {
             params.keyframe_model = p.get("model").and_then(Value::as_str).unwrap_or_default().to_string();
-            if let Some(v) = num(p, "steps") { params.keyframe_steps = v as u32 }
-            if let Some(v) = num(p, "guidance") { params.keyframe_guidance = v as f32 }
+            if let Some(v) = num(p, "steps") {
+                params.keyframe_steps = v as u32
+            }
+            if let Some(v) = num(p, "guidance") {
+                params.keyframe_guidance = v as f32
+            }
             params.negative = p.get("negative").and_then(Value::as_str).unwrap_or_default().to_string();
         }
         map.insert("keyframe".into(), Value::Object(kf));
@@ -220,9 +262,15 @@ mod tests {
             "timings": {"load_s": 1.0, "conditioning_s": 0.5, "sampling_s": 9.0, "decode_s": 2.0, "encode_s": 0.5, "total_s": 13.0}
         });
         let m = ResultMeta::from_value(old);
-        assert_eq!((m.mode, m.family.as_str(), m.precision.as_str()), (Mode::TextToVideo, "stable-video-diffusion", "F16"));
+        assert_eq!(
+            (m.mode, m.family.as_str(), m.precision.as_str()),
+            (Mode::TextToVideo, "stable-video-diffusion", "F16")
+        );
         assert_eq!((m.params.width, m.params.height, m.params.guidance, m.params.motion), (576, 320, 3.0, 1.0));
-        assert_eq!((m.params.keyframe_model.as_str(), m.params.keyframe_steps, m.params.keyframe_guidance), ("sd", 30, 7.0));
+        assert_eq!(
+            (m.params.keyframe_model.as_str(), m.params.keyframe_steps, m.params.keyframe_guidance),
+            ("sd", 30, 7.0)
+        );
         assert_eq!(m.params.negative, "fog", "the keyframe's negative prompt is the job's");
         let kf = m.keyframe.expect("the keyframe");
         assert_eq!((kf.mode, kf.model.as_str(), kf.resolution.native), (Mode::TextToImage, "sd", [576, 320]));
@@ -232,7 +280,12 @@ mod tests {
 
     #[test]
     fn current_metadata_round_trips_and_garbage_never_fails() {
-        let m = ResultMeta { model: "x".into(), frames: 3, details: [("k".to_string(), json!(1))].into_iter().collect(), ..ResultMeta::default() };
+        let m = ResultMeta {
+            model: "x".into(),
+            frames: 3,
+            details: [("k".to_string(), json!(1))].into_iter().collect(),
+            ..ResultMeta::default()
+        };
         let back = ResultMeta::from_value(serde_json::to_value(&m).unwrap());
         assert_eq!(back, m);
         assert_eq!(ResultMeta::from_value(json!("not an object")).version, 0);

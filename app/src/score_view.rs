@@ -28,20 +28,50 @@ fn rows(s: &Scores) -> Vec<(&'static str, String, &'static str)> {
             format!("pan {:+.1}, {:+.1} px · zoom {:+.2}% · rotate {:+.2}°", c.pan_x, c.pan_y, c.zoom, c.rotation),
             "The fitted camera move per frame (content moving right, down, growing, clockwise)",
         ),
-        ("Smoothness", format!("{:.3}", s.smoothness), "How well each frame is predicted from its neighbours (1: perfectly smooth; still clips score 1 too)"),
-        ("Flicker", format!("{:.2}%", s.flicker), "Brightness and colour jumps between frames that motion does not explain"),
-        ("Sharpness", format!("{:.0}", s.sharpness), "Detail: variance of the Laplacian of the luma, higher is sharper"),
-        ("Sharpness drop", format!("{:.0}%", 100.0 * s.sharpness_drop), "How much sharpness the end has lost against the start"),
-        ("Consistency", format!("{:.3}", s.consistency), "Each frame against the first after following the motion (1: the scene stays itself)"),
+        (
+            "Smoothness",
+            format!("{:.3}", s.smoothness),
+            "How well each frame is predicted from its neighbours (1: perfectly smooth; still clips score 1 too)",
+        ),
+        (
+            "Flicker",
+            format!("{:.2}%", s.flicker),
+            "Brightness and colour jumps between frames that motion does not explain",
+        ),
+        (
+            "Sharpness",
+            format!("{:.0}", s.sharpness),
+            "Detail: variance of the Laplacian of the luma, higher is sharper",
+        ),
+        (
+            "Sharpness drop",
+            format!("{:.0}%", 100.0 * s.sharpness_drop),
+            "How much sharpness the end has lost against the start",
+        ),
+        (
+            "Consistency",
+            format!("{:.3}", s.consistency),
+            "Each frame against the first after following the motion (1: the scene stays itself)",
+        ),
     ];
     if let Some(f) = s.fidelity {
-        rows.push(("Fidelity to the image", format!("{:.1} dB · SSIM {:.3}", f.psnr, f.ssim), "The first frame against the picture it animates"));
+        rows.push((
+            "Fidelity to the image",
+            format!("{:.1} dB · SSIM {:.3}", f.psnr, f.ssim),
+            "The first frame against the picture it animates",
+        ));
     }
     match &s.faithfulness {
-        Some(f) if f.method == "clip" => {
-            rows.push(("Faithfulness (CLIP)", format!("{:.3}", f.score), "Similarity of the frames and the prompt by the installed CLIP model (cosine)"))
-        }
-        Some(f) => rows.push(("Faithfulness", format!("{:.0}%", 100.0 * f.score), "The prompt's concepts the clip shows (the built-in model's own reading)")),
+        Some(f) if f.method == "clip" => rows.push((
+            "Faithfulness (CLIP)",
+            format!("{:.3}", f.score),
+            "Similarity of the frames and the prompt by the installed CLIP model (cosine)",
+        )),
+        Some(f) => rows.push((
+            "Faithfulness",
+            format!("{:.0}%", 100.0 * f.score),
+            "The prompt's concepts the clip shows (the built-in model's own reading)",
+        )),
         None => {}
     }
     rows
@@ -56,7 +86,12 @@ pub fn ScoresPanel(scores: Option<Scores>) -> impl IntoView {
             .faithfulness
             .iter()
             .flat_map(|f| f.concepts.iter())
-            .map(|c| (if c.shown { "shown" } else { "missing" }.to_string(), format!("{} {}: {}", if c.shown { "✓" } else { "✗" }, c.concept, c.measured)))
+            .map(|c| {
+                (
+                    if c.shown { "shown" } else { "missing" }.to_string(),
+                    format!("{} {}: {}", if c.shown { "✓" } else { "✗" }, c.concept, c.measured),
+                )
+            })
             .collect();
         view! {
             {s.warnings().into_iter().map(|w| view! { <p class="warning" role="note">{w}</p> }).collect_view()}

@@ -38,18 +38,31 @@ impl Variants {
         Ok(Some(match vary.trim() {
             "" => return Ok(None),
             "seed" | "seeds" => {
-                let count = values.trim().parse().map_err(|_| format!("the number of seeds must be a number, not {values:?}"))?;
+                let count = values
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("the number of seeds must be a number, not {values:?}"))?;
                 Variants { count, ..Variants::default() }
             }
-            "model" | "models" => Variants { models: list.iter().map(|s| s.to_string()).collect(), ..Variants::default() },
-            param => Variants { param: param.into(), values: list.iter().map(|s| serde_json::Value::String(s.to_string())).collect(), ..Variants::default() },
+            "model" | "models" => {
+                Variants { models: list.iter().map(|s| s.to_string()).collect(), ..Variants::default() }
+            }
+            param => Variants {
+                param: param.into(),
+                values: list.iter().map(|s| serde_json::Value::String(s.to_string())).collect(),
+                ..Variants::default()
+            },
         }))
     }
 
     /// The requests this makes from `base` (the seed of each left as `base` has it unless the
     /// seed varies; `draw_seed` draws the random ones).
     pub fn expand(&self, base: &JobParams, mut draw_seed: impl FnMut() -> u64) -> Result<Vec<JobParams>, String> {
-        let kinds = [!self.seeds.is_empty() || self.count > 0, !self.param.is_empty() || !self.values.is_empty(), !self.models.is_empty()];
+        let kinds = [
+            !self.seeds.is_empty() || self.count > 0,
+            !self.param.is_empty() || !self.values.is_empty(),
+            !self.models.is_empty(),
+        ];
         match kinds.iter().filter(|k| **k).count() {
             0 => return Err("variants need seeds (or a count), a param with values, or models".into()),
             1 => {}
@@ -59,14 +72,21 @@ impl Variants {
             if !self.seeds.is_empty() && self.count > 0 {
                 return Err("give seeds or a count of seeds, not both".into());
             }
-            let seeds: Vec<u64> = if self.seeds.is_empty() { (0..self.count.min(MAX_VARIANTS as u32 + 1)).map(|_| draw_seed()).collect() } else { self.seeds.clone() };
+            let seeds: Vec<u64> = if self.seeds.is_empty() {
+                (0..self.count.min(MAX_VARIANTS as u32 + 1)).map(|_| draw_seed()).collect()
+            } else {
+                self.seeds.clone()
+            };
             seeds.into_iter().map(|s| JobParams { seed: Some(s), ..base.clone() }).collect()
         } else if kinds[1] {
             if self.param.is_empty() || self.values.is_empty() {
                 return Err("a param variant needs the param's name and its values".into());
             }
             if base.value(&self.param).is_none() {
-                return Err(format!("{:?} is not a parameter that can vary (e.g. guidance, steps, motion, fps, frames)", self.param));
+                return Err(format!(
+                    "{:?} is not a parameter that can vary (e.g. guidance, steps, motion, fps, frames)",
+                    self.param
+                ));
             }
             let mut out = Vec::new();
             for v in &self.values {
@@ -113,14 +133,21 @@ mod tests {
         let g = guidance.expand(&base, &mut draw).unwrap();
         assert_eq!(g.iter().map(|p| p.guidance).collect::<Vec<_>>(), [1.0, 2.5, 4.0]);
         assert!(g.iter().all(|p| p.seed == Some(5) && p.prompt == "a red ball"));
-        let models = Variants { models: vec!["a".into(), "b".into()], ..Variants::default() }.expand(&base, &mut draw).unwrap();
+        let models =
+            Variants { models: vec!["a".into(), "b".into()], ..Variants::default() }.expand(&base, &mut draw).unwrap();
         assert_eq!(models[1].model, "b");
 
         let err = |v: Variants| v.expand(&base, || 1).unwrap_err();
         assert!(err(Variants::default()).contains("need"));
         assert!(err(Variants { count: 2, models: vec!["a".into()], ..Variants::default() }).contains("one thing"));
-        assert!(err(Variants { param: "volume".into(), values: vec![1.into(), 2.into()], ..Variants::default() }).contains("volume"));
-        assert!(err(Variants { param: "steps".into(), values: vec!["many".into(), 2.into()], ..Variants::default() }).contains("number"));
+        assert!(
+            err(Variants { param: "volume".into(), values: vec![1.into(), 2.into()], ..Variants::default() })
+                .contains("volume")
+        );
+        assert!(
+            err(Variants { param: "steps".into(), values: vec!["many".into(), 2.into()], ..Variants::default() })
+                .contains("number")
+        );
         assert!(err(Variants { count: 1, ..Variants::default() }).contains("at least 2"));
         assert!(err(Variants { count: 50, ..Variants::default() }).contains("at most"));
         assert!(serde_json::from_str::<Variants>(r#"{"sedes": [1]}"#).is_err());

@@ -54,17 +54,27 @@ fn VideoDetails(video: Video) -> impl IntoView {
         ("Mode", video.mode.label().to_string()),
         ("Model", p.model.clone()),
         ("Seed", p.seed.map(|s| s.to_string()).unwrap_or_default()),
-        ("Frames", if spans_of(&video).is_empty() { p.frames.to_string() } else { format!("{} ({} per segment)", m.frames, p.frames) }),
+        (
+            "Frames",
+            if spans_of(&video).is_empty() {
+                p.frames.to_string()
+            } else {
+                format!("{} ({} per segment)", m.frames, p.frames)
+            },
+        ),
         ("Frames per second", p.fps.to_string()),
         ("Steps", p.steps.to_string()),
         ("Guidance", p.guidance.to_string()),
         ("Image guidance", p.image_guidance.to_string()),
         ("Motion strength", p.motion.to_string()),
-        ("Resolution", if m.resolution.upscale_filter == "motion-warp" {
-            format!("{display}×{display_h}, the picture's own (motion fields at {native}×{native_h})")
-        } else {
-            format!("{native}×{native_h} generated, shown at {display}×{display_h}")
-        }),
+        (
+            "Resolution",
+            if m.resolution.upscale_filter == "motion-warp" {
+                format!("{display}×{display_h}, the picture's own (motion fields at {native}×{native_h})")
+            } else {
+                format!("{native}×{native_h} generated, shown at {display}×{display_h}")
+            },
+        ),
         ("Device", m.device.clone()),
         ("Sampling time", seconds(m.timings.sampling_s)),
         ("Encoding time", seconds(m.timings.encode_s)),
@@ -138,12 +148,7 @@ pub struct Span {
 
 /// The segments a result was made of (empty for a single clip).
 pub fn spans_of(video: &Video) -> Vec<Span> {
-    video
-        .metadata
-        .details
-        .get("segments")
-        .and_then(|v| serde_json::from_value(v.clone()).ok())
-        .unwrap_or_default()
+    video.metadata.details.get("segments").and_then(|v| serde_json::from_value(v.clone()).ok()).unwrap_or_default()
 }
 
 /// The hidden fields that make a job like `video`'s (model and settings), for the forms below.

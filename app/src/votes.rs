@@ -113,7 +113,15 @@ pub enum GroupBy {
 }
 
 impl GroupBy {
-    pub const ALL: [GroupBy; 7] = [GroupBy::Model, GroupBy::Steps, GroupBy::Guidance, GroupBy::Motion, GroupBy::Fps, GroupBy::Frames, GroupBy::Seed];
+    pub const ALL: [GroupBy; 7] = [
+        GroupBy::Model,
+        GroupBy::Steps,
+        GroupBy::Guidance,
+        GroupBy::Motion,
+        GroupBy::Fps,
+        GroupBy::Frames,
+        GroupBy::Seed,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -209,17 +217,34 @@ pub fn leaderboard(votes: &[Vote], params: &HashMap<String, JobParams>, by: Grou
             Standing { axis, group, wins, comparisons, win_rate: wins as f64 / comparisons.max(1) as f64, low, high }
         })
         .collect();
-    standings.sort_by(|a, b| a.axis.cmp(&b.axis).then(b.win_rate.total_cmp(&a.win_rate)).then(b.comparisons.cmp(&a.comparisons)).then(a.group.cmp(&b.group)));
+    standings.sort_by(|a, b| {
+        a.axis
+            .cmp(&b.axis)
+            .then(b.win_rate.total_cmp(&a.win_rate))
+            .then(b.comparisons.cmp(&a.comparisons))
+            .then(a.group.cmp(&b.group))
+    });
     Leaderboard { by, votes: counted, standings }
 }
 
 impl Leaderboard {
     /// The standings as CSV, one row per group and axis.
     pub fn csv(&self) -> String {
-        let quote = |s: &str| if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() };
+        let quote = |s: &str| {
+            if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+        };
         let mut out = format!("axis,{},wins,comparisons,win_rate,ci95_low,ci95_high\n", self.by.as_str());
         for s in &self.standings {
-            out += &format!("{},{},{},{},{:.4},{:.4},{:.4}\n", s.axis.as_str(), quote(&s.group), s.wins, s.comparisons, s.win_rate, s.low, s.high);
+            out += &format!(
+                "{},{},{},{},{:.4},{:.4},{:.4}\n",
+                s.axis.as_str(),
+                quote(&s.group),
+                s.wins,
+                s.comparisons,
+                s.win_rate,
+                s.low,
+                s.high
+            );
         }
         out
     }
@@ -230,14 +255,25 @@ mod tests {
     use super::*;
 
     fn vote(axis: VoteAxis, winner: &str, candidates: &[&str]) -> Vote {
-        Vote { id: "v".into(), created_ms: 0, axis, winner: winner.into(), candidates: candidates.iter().map(|s| s.to_string()).collect(), reasons: vec![], blind: true }
+        Vote {
+            id: "v".into(),
+            created_ms: 0,
+            axis,
+            winner: winner.into(),
+            candidates: candidates.iter().map(|s| s.to_string()).collect(),
+            reasons: vec![],
+            blind: true,
+        }
     }
 
     #[test]
     fn votes_add_up_to_win_rates_per_group() {
         let p = |model: &str, steps: u32| JobParams { model: model.into(), steps, ..JobParams::default() };
         let params: HashMap<String, JobParams> =
-            [("a1", p("a", 10)), ("a2", p("a", 20)), ("b1", p("b", 10)), ("c1", p("c", 20))].into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+            [("a1", p("a", 10)), ("a2", p("a", 20)), ("b1", p("b", 10)), ("c1", p("c", 20))]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
         let votes = vec![
             vote(VoteAxis::Quality, "a1", &["a1", "b1"]),
             vote(VoteAxis::Quality, "a2", &["a2", "b1", "c1"]),
@@ -250,7 +286,9 @@ mod tests {
         ];
         let board = leaderboard(&votes, &params, GroupBy::Model);
         assert_eq!(board.votes, 4);
-        let get = |axis, g: &str| board.standings.iter().find(|s| s.axis == axis && s.group == g).map(|s| (s.wins, s.comparisons));
+        let get = |axis, g: &str| {
+            board.standings.iter().find(|s| s.axis == axis && s.group == g).map(|s| (s.wins, s.comparisons))
+        };
         assert_eq!(get(VoteAxis::Quality, "a"), Some((3, 4)));
         assert_eq!(get(VoteAxis::Quality, "b"), Some((1, 3)));
         assert_eq!(get(VoteAxis::Quality, "c"), Some((0, 1)));
@@ -258,7 +296,13 @@ mod tests {
         assert_eq!(board.standings[0].group, "a", "best first");
         let by_steps = leaderboard(&votes, &params, GroupBy::Steps);
         // By steps, a1 (10) over a2 (20) counts, a1 over b1 (both 10) does not.
-        let steps = |g: &str| by_steps.standings.iter().find(|s| s.axis == VoteAxis::Quality && s.group == g).map(|s| (s.wins, s.comparisons));
+        let steps = |g: &str| {
+            by_steps
+                .standings
+                .iter()
+                .find(|s| s.axis == VoteAxis::Quality && s.group == g)
+                .map(|s| (s.wins, s.comparisons))
+        };
         assert_eq!(steps("steps 10"), Some((1, 2)));
         assert_eq!(steps("steps 20"), Some((1, 2)));
         let csv = board.csv();
@@ -277,7 +321,13 @@ mod tests {
 
     #[test]
     fn bad_votes_are_refused_with_reasons() {
-        let ok = VoteRequest { axis: VoteAxis::Quality, winner: "aaaaaaaa".into(), candidates: vec!["aaaaaaaa".into(), "bbbbbbbb".into()], reasons: vec!["sharper".into()], blind: false };
+        let ok = VoteRequest {
+            axis: VoteAxis::Quality,
+            winner: "aaaaaaaa".into(),
+            candidates: vec!["aaaaaaaa".into(), "bbbbbbbb".into()],
+            reasons: vec!["sharper".into()],
+            blind: false,
+        };
         assert!(ok.check().is_ok());
         let one = VoteRequest { candidates: vec!["aaaaaaaa".into()], ..ok.clone() };
         assert!(one.check().unwrap_err().contains("2 to 4"));

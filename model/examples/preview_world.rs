@@ -2,8 +2,8 @@
 //! cargo run -p model --release --example preview_world -- OUT.png [ROWS] [SEED]
 
 use model::builtin::prompt::Prompt;
-use model::rng::Rng;
 use model::builtin::world::Scene;
+use model::rng::Rng;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -26,7 +26,11 @@ fn main() -> anyhow::Result<()> {
                     }));
                     for dy in 0..scale {
                         for dx in 0..scale {
-                            sheet.put_pixel(((f * size + x) as u32) * scale + dx, ((r * size + y) as u32) * scale + dy, px);
+                            sheet.put_pixel(
+                                ((f * size + x) as u32) * scale + dx,
+                                ((r * size + y) as u32) * scale + dy,
+                                px,
+                            );
                         }
                     }
                 }

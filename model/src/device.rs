@@ -107,9 +107,7 @@ impl FromStr for DeviceChoice {
             ["cpu" | "flex"] => DeviceChoice::Cpu,
             ["wgpu", "cpu" | "lavapipe"] => DeviceChoice::WgpuCpu,
             ["wgpu", "discrete", rest @ ..] if rest.len() <= 1 => DeviceChoice::WgpuDiscrete(index(rest.first())?),
-            ["wgpu", "integrated", rest @ ..] if rest.len() <= 1 => {
-                DeviceChoice::WgpuIntegrated(index(rest.first())?)
-            }
+            ["wgpu", "integrated", rest @ ..] if rest.len() <= 1 => DeviceChoice::WgpuIntegrated(index(rest.first())?),
             ["wgpu", "virtual", rest @ ..] if rest.len() <= 1 => DeviceChoice::WgpuVirtual(index(rest.first())?),
             _ => return Err(DeviceError::Unknown(s.into())),
         })
@@ -219,10 +217,7 @@ pub fn list() -> (Vec<Listed>, Vec<String>) {
 /// both reach appears once per backend.
 pub fn gpu_choices() -> Vec<DeviceChoice> {
     let cuda = cuda_devices().map_or(0, |d| d.len());
-    (0..cuda)
-        .map(DeviceChoice::Cuda)
-        .chain((0..vulkan_gpus().len()).map(DeviceChoice::Vulkan))
-        .collect()
+    (0..cuda).map(DeviceChoice::Cuda).chain((0..vulkan_gpus().len()).map(DeviceChoice::Vulkan)).collect()
 }
 
 /// Opens the chosen device and checks that it computes (a tiny sum); `auto` falls through to
@@ -301,8 +296,8 @@ fn open_exact(choice: DeviceChoice) -> Result<OpenedDevice, DeviceError> {
                 wgpu::DeviceType::IntegratedGpu => DeviceKind::IntegratedGpu(nth),
                 _ => DeviceKind::VirtualGpu(nth),
             };
-            let device = init_wgpu(kind, Some(WgpuBackend::Vulkan))
-                .map_err(|reason| DeviceError::NoVulkan { index, reason })?;
+            let device =
+                init_wgpu(kind, Some(WgpuBackend::Vulkan)).map_err(|reason| DeviceError::NoVulkan { index, reason })?;
             (device, format!("{} (Vulkan, SPIR-V)", describe(info)), true, Backend::Vulkan)
         }
         DeviceChoice::Wgpu
@@ -314,8 +309,11 @@ fn open_exact(choice: DeviceChoice) -> Result<OpenedDevice, DeviceError> {
             // A CPU adapter runs WGSL through OpenGL: on Vulkan this build compiles kernels to
             // SPIR-V, which crashes Mesa's lavapipe (22.x) in its shader compiler.
             let api = (!gpu).then_some(WgpuBackend::Gl);
-            let device = init_wgpu(kind, api)
-                .map_err(|reason| DeviceError::Failed { device: choice, reason, hint: WGPU_HINT })?;
+            let device = init_wgpu(kind, api).map_err(|reason| DeviceError::Failed {
+                device: choice,
+                reason,
+                hint: WGPU_HINT,
+            })?;
             (device, description, gpu, Backend::Wgpu)
         }
     };
@@ -366,10 +364,13 @@ fn init_wgpu(kind: DeviceKind, api: Option<WgpuBackend>) -> Result<Device, Strin
         // Already initialised in this process: the lazy constructors return that runtime.
         Err(burn::tensor::wgpu::WgpuInitError::Registration { .. }) => Ok(match api {
             Some(WgpuBackend::Vulkan) => Device::vulkan(kind),
-            Some(api) => Device::new(WgpuDevice::new(match kind {
-                DeviceKind::Cpu => WgpuDeviceKind::Cpu,
-                _ => WgpuDeviceKind::DefaultDevice,
-            }).on(api)),
+            Some(api) => Device::new(
+                WgpuDevice::new(match kind {
+                    DeviceKind::Cpu => WgpuDeviceKind::Cpu,
+                    _ => WgpuDeviceKind::DefaultDevice,
+                })
+                .on(api),
+            ),
             None => Device::wgpu(kind),
         }),
         Err(e) => Err(e.to_string()),
@@ -405,10 +406,7 @@ fn wgpu_adapter(choice: DeviceChoice) -> Result<(String, bool, DeviceKind), Devi
     };
     let Some(chosen) = chosen else {
         let all: Vec<String> = infos.iter().map(describe).collect();
-        return Err(DeviceError::NoAdapter(format!(
-            "none matches {choice}; adapters present: {}",
-            all.join("; ")
-        )));
+        return Err(DeviceError::NoAdapter(format!("none matches {choice}; adapters present: {}", all.join("; "))));
     };
     let gpu = chosen.device_type != wgpu::DeviceType::Cpu;
     // wgpu's default on a machine whose only adapters are CPU ones is that CPU adapter.
@@ -433,28 +431,20 @@ fn adapters() -> Vec<wgpu::AdapterInfo> {
 
 fn adapters_on(backends: wgpu::Backends) -> Vec<wgpu::AdapterInfo> {
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-    pollster::block_on(instance.enumerate_adapters(backends))
-        .iter()
-        .map(|a| a.get_info())
-        .collect()
+    pollster::block_on(instance.enumerate_adapters(backends)).iter().map(|a| a.get_info()).collect()
 }
 
 /// The machine's Vulkan GPUs (discrete, integrated, virtual; not CPU adapters), discrete first,
 /// in wgpu's order within a type.
 fn vulkan_gpus() -> Vec<wgpu::AdapterInfo> {
-    let mut gpus: Vec<wgpu::AdapterInfo> = adapters_on(wgpu::Backends::VULKAN)
-        .into_iter()
-        .filter(|a| type_rank(a.device_type) <= 2)
-        .collect();
+    let mut gpus: Vec<wgpu::AdapterInfo> =
+        adapters_on(wgpu::Backends::VULKAN).into_iter().filter(|a| type_rank(a.device_type) <= 2).collect();
     gpus.sort_by_key(|a| type_rank(a.device_type));
     gpus
 }
 
 fn describe(info: &wgpu::AdapterInfo) -> String {
-    format!(
-        "{} ({:?}, {:?}, {} {})",
-        info.name, info.device_type, info.backend, info.driver, info.driver_info
-    )
+    format!("{} ({:?}, {:?}, {} {})", info.name, info.device_type, info.backend, info.driver, info.driver_info)
 }
 
 fn threads() -> usize {
@@ -496,9 +486,8 @@ fn cuda_devices() -> Result<Vec<CudaGpu>, String> {
     std::thread::spawn(move || {
         let _ = tx.send(cuda_probe());
     });
-    rx.recv_timeout(CUDA_PROBE_DEADLINE).unwrap_or_else(|_| {
-        Err(format!("the NVIDIA driver did not answer within {} s", CUDA_PROBE_DEADLINE.as_secs()))
-    })
+    rx.recv_timeout(CUDA_PROBE_DEADLINE)
+        .unwrap_or_else(|_| Err(format!("the NVIDIA driver did not answer within {} s", CUDA_PROBE_DEADLINE.as_secs())))
 }
 
 /// How long `auto` waits for the CUDA driver to describe its devices.
@@ -551,10 +540,7 @@ mod tests {
         assert_eq!("wgpu".parse::<DeviceChoice>().unwrap(), DeviceChoice::Wgpu);
         assert_eq!("cpu".parse::<DeviceChoice>().unwrap(), DeviceChoice::Cpu);
         assert_eq!("wgpu:cpu".parse::<DeviceChoice>().unwrap(), DeviceChoice::WgpuCpu);
-        assert_eq!(
-            "wgpu:discrete:1".parse::<DeviceChoice>().unwrap(),
-            DeviceChoice::WgpuDiscrete(1)
-        );
+        assert_eq!("wgpu:discrete:1".parse::<DeviceChoice>().unwrap(), DeviceChoice::WgpuDiscrete(1));
         assert_eq!("cuda".parse::<DeviceChoice>().unwrap(), DeviceChoice::Cuda(0));
         assert_eq!("CUDA:1".parse::<DeviceChoice>().unwrap(), DeviceChoice::Cuda(1));
         assert_eq!("vulkan".parse::<DeviceChoice>().unwrap(), DeviceChoice::Vulkan(0));

@@ -36,10 +36,14 @@ fn clip_matches_transformers() {
 #[test]
 fn clip_vit_large_names_and_shapes_load_unchanged() {
     let root = fixtures_root().join("clip/clip-vit-large-patch14-shapes");
-    let shapes: BTreeMap<String, Vec<usize>> = serde_json::from_str(&std::fs::read_to_string(root.join("shapes.json")).unwrap()).unwrap();
+    let shapes: BTreeMap<String, Vec<usize>> =
+        serde_json::from_str(&std::fs::read_to_string(root.join("shapes.json")).unwrap()).unwrap();
     let path = root.join("config.json");
     let config = ClipModelConfig::read(&path).unwrap();
-    assert_eq!((config.projection_dim, config.vision.image_size, config.vision.patch_size, config.eos_token_id), (768, 224, 14, 2));
+    assert_eq!(
+        (config.projection_dim, config.vision.image_size, config.vision.patch_size, config.eos_token_id),
+        (768, 224, 14, 2)
+    );
     let weights = Weights::shapes_only(&root, shapes.clone(), &cpu());
     ClipModel::load(&weights, &config, &path).unwrap_or_else(|e| panic!("{e}"));
     let params: usize = shapes.values().map(|s| s.iter().product::<usize>()).sum();

@@ -4,9 +4,9 @@
 //! cache gets the hub's layout, and the downloaded snapshot loads.
 
 use model::device::{self, DeviceChoice};
+use model::diffusers::DType;
 use model::diffusers::common::folder::{self, Precision};
 use model::diffusers::stable_diffusion::StableDiffusion;
-use model::diffusers::DType;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -61,22 +61,29 @@ fn serve(log: Arc<Mutex<Vec<(String, Option<String>)>>>) -> String {
                 log.lock().unwrap().push((path.clone(), range.clone()));
                 let mut stream = stream;
                 let root = fixture();
-                let respond = |stream: &mut std::net::TcpStream, status: &str, headers: &[(String, String)], body: &[u8]| {
-                    let mut head = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
-                    for (k, v) in headers {
-                        head.push_str(&format!("{k}: {v}\r\n"));
-                    }
-                    head.push_str("\r\n");
-                    let _ = stream.write_all(head.as_bytes());
-                    let _ = stream.write_all(body);
-                };
+                let respond =
+                    |stream: &mut std::net::TcpStream, status: &str, headers: &[(String, String)], body: &[u8]| {
+                        let mut head =
+                            format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
+                        for (k, v) in headers {
+                            head.push_str(&format!("{k}: {v}\r\n"));
+                        }
+                        head.push_str("\r\n");
+                        let _ = stream.write_all(head.as_bytes());
+                        let _ = stream.write_all(body);
+                    };
                 if path == format!("/api/models/{REPO}/revision/main") {
                     let mut names = Vec::new();
                     files(&root, &root, &mut names);
                     names.retain(|n| !n.starts_with("expected"));
                     let siblings: Vec<_> = names.iter().map(|n| serde_json::json!({ "rfilename": n })).collect();
                     let body = serde_json::json!({ "id": REPO, "sha": COMMIT, "siblings": siblings }).to_string();
-                    respond(&mut stream, "200 OK", &[("Content-Type".into(), "application/json".into())], body.as_bytes());
+                    respond(
+                        &mut stream,
+                        "200 OK",
+                        &[("Content-Type".into(), "application/json".into())],
+                        body.as_bytes(),
+                    );
                     return;
                 }
                 let prefix = format!("/{REPO}/resolve/main/");

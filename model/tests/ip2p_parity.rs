@@ -10,7 +10,7 @@ mod common;
 
 use burn::prelude::*;
 use burn::tensor::DType;
-use common::{assert_close, assert_pipelines, copy_dir, devices, Expected};
+use common::{Expected, assert_close, assert_pipelines, copy_dir, devices};
 use model::device::{self, DeviceChoice};
 use model::diffusers::common::scheduler::{Kind, Scheduler, SchedulerConfig, StepNoise};
 use model::diffusers::common::weights::Weights;
@@ -115,11 +115,17 @@ fn blocks_components_and_edits_match_diffusers() {
 
             for i in 0..m["prompts"].as_array().unwrap().len() {
                 let ids: Vec<i64> = exp.weights.read_i64(&format!("tokenizer.{i}.ids")).unwrap();
-                let got: Vec<i64> = sd.tokenizer.encode_padded(m["prompts"][i].as_str().unwrap()).into_iter().map(i64::from).collect();
+                let got: Vec<i64> =
+                    sd.tokenizer.encode_padded(m["prompts"][i].as_str().unwrap()).into_iter().map(i64::from).collect();
                 assert_eq!(got, ids, "{name}: token ids of prompt {i}");
                 let n = ids.len();
                 let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [1, n]), &device);
-                assert_close(sd.text_encoder.forward(ids), &exp.values(&format!("text_encoder.{i}.out")), tol, &what("text encoder"));
+                assert_close(
+                    sd.text_encoder.forward(ids),
+                    &exp.values(&format!("text_encoder.{i}.out")),
+                    tol,
+                    &what("text encoder"),
+                );
             }
             let ts = exp.values("unet.timestep");
             let unet = sd.unet.forward(exp.t("unet.sample"), &ts, &exp.t("unet.encoder_hidden_states"));

@@ -9,13 +9,13 @@ mod common;
 
 use burn::prelude::*;
 use burn::tensor::DType;
-use common::{assert_close, copy_dir, devices, assert_pipelines, Expected};
+use common::{Expected, assert_close, assert_pipelines, copy_dir, devices};
 use model::device::{self, DeviceChoice};
+use model::diffusers::clip::tokenizer::ClipTokenizer;
 use model::diffusers::common::scheduler::{Scheduler, SchedulerConfig};
+use model::diffusers::common::weights::Weights;
 use model::diffusers::parity;
 use model::diffusers::stable_diffusion::StableDiffusion;
-use model::diffusers::clip::tokenizer::ClipTokenizer;
-use model::diffusers::common::weights::Weights;
 use std::path::{Path, PathBuf};
 
 const FIXTURES: [&str; 2] = ["sd1", "sd2"];
@@ -66,7 +66,11 @@ fn schedulers_match_diffusers() {
             if exp.has(&format!("scheduler.{i}.sigmas")) {
                 check(&sched.sigmas, &exp.values(&format!("scheduler.{i}.sigmas")), "sigmas");
             }
-            check(&[sched.init_noise_sigma], &exp.values(&format!("scheduler.{i}.init_noise_sigma")), "init_noise_sigma");
+            check(
+                &[sched.init_noise_sigma],
+                &exp.values(&format!("scheduler.{i}.init_noise_sigma")),
+                "init_noise_sigma",
+            );
         }
     }
 }
@@ -90,12 +94,22 @@ fn blocks_components_and_pipelines_match_diffusers() {
                 let out = exp.values(&b(block, "out"));
                 let got: Tensor<4> = match block.as_str() {
                     "text_encoder.encoder.layers.0" => {
-                        assert_close(sd.text_encoder.layers[0].forward(exp.t(&b(block, "in0")), true), &out, tol, &what(block));
+                        assert_close(
+                            sd.text_encoder.layers[0].forward(exp.t(&b(block, "in0")), true),
+                            &out,
+                            tol,
+                            &what(block),
+                        );
                         checked += 1;
                         continue;
                     }
                     "unet.time_embedding" => {
-                        assert_close(sd.unet.time_embedding().forward(exp.t(&b(block, "in0"))), &out, tol, &what(block));
+                        assert_close(
+                            sd.unet.time_embedding().forward(exp.t(&b(block, "in0"))),
+                            &out,
+                            tol,
+                            &what(block),
+                        );
                         checked += 1;
                         continue;
                     }
@@ -105,15 +119,22 @@ fn blocks_components_and_pipelines_match_diffusers() {
                     "unet.up_blocks.0.resnets.0" => {
                         sd.unet.up_resnet(0, 0).forward(exp.t(&b(block, "in0")), Some(&exp.t(&b(block, "in1"))))
                     }
-                    "unet.down_blocks.0.attentions.0" => {
-                        sd.unet.down_attention(0, 0).forward(exp.t(&b(block, "in0")), &exp.t(&b(block, "encoder_hidden_states")))
-                    }
+                    "unet.down_blocks.0.attentions.0" => sd
+                        .unet
+                        .down_attention(0, 0)
+                        .forward(exp.t(&b(block, "in0")), &exp.t(&b(block, "encoder_hidden_states"))),
                     s if s.starts_with("unet.up_blocks.") && s.ends_with(".attentions.0") => {
                         let i: usize = s.split('.').nth(2).unwrap().parse().unwrap();
-                        sd.unet.up_attention(i, 0).forward(exp.t(&b(block, "in0")), &exp.t(&b(block, "encoder_hidden_states")))
+                        sd.unet
+                            .up_attention(i, 0)
+                            .forward(exp.t(&b(block, "in0")), &exp.t(&b(block, "encoder_hidden_states")))
                     }
-                    "unet.down_blocks.0.downsamplers.0" => sd.unet.downsampler(0).unwrap().forward(exp.t(&b(block, "in0"))),
-                    "unet.up_blocks.0.upsamplers.0" => sd.unet.upsampler(0).unwrap().forward(exp.t(&b(block, "in0")), None),
+                    "unet.down_blocks.0.downsamplers.0" => {
+                        sd.unet.downsampler(0).unwrap().forward(exp.t(&b(block, "in0")))
+                    }
+                    "unet.up_blocks.0.upsamplers.0" => {
+                        sd.unet.upsampler(0).unwrap().forward(exp.t(&b(block, "in0")), None)
+                    }
                     "unet.mid_block" => sd.unet.mid_block(
                         exp.t(&b(block, "in0")),
                         &exp.t(&b(block, "in1")),
@@ -121,7 +142,9 @@ fn blocks_components_and_pipelines_match_diffusers() {
                     ),
                     "vae.encoder.down_blocks.0" => sd.vae.encoder.down_blocks[0].forward(exp.t(&b(block, "in0"))),
                     "vae.decoder.up_blocks.0" => sd.vae.decoder.up_blocks[0].forward(exp.t(&b(block, "in0"))),
-                    "vae.encoder.mid_block.attentions.0" => sd.vae.encoder_mid_attention().unwrap().forward_spatial(exp.t(&b(block, "in0"))),
+                    "vae.encoder.mid_block.attentions.0" => {
+                        sd.vae.encoder_mid_attention().unwrap().forward_spatial(exp.t(&b(block, "in0")))
+                    }
                     "vae.decoder.mid_block" => sd.vae.decoder_mid_block(exp.t(&b(block, "in0"))),
                     other => panic!("fixture block {other} has no check"),
                 };
@@ -135,7 +158,12 @@ fn blocks_components_and_pipelines_match_diffusers() {
                 let ids: Vec<i64> = exp.weights.read_i64(&format!("tokenizer.{i}.ids")).unwrap();
                 let n = ids.len();
                 let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [1, n]), &device);
-                assert_close(sd.text_encoder.forward(ids), &exp.values(&format!("text_encoder.{i}.out")), tol, &what("text encoder"));
+                assert_close(
+                    sd.text_encoder.forward(ids),
+                    &exp.values(&format!("text_encoder.{i}.out")),
+                    tol,
+                    &what("text encoder"),
+                );
             }
             let ts = exp.values("unet.timestep");
             let unet = sd.unet.forward(exp.t("unet.sample"), &ts, &exp.t("unet.encoder_hidden_states"));
@@ -248,8 +276,8 @@ fn an_unknown_scheduler_class_falls_back_to_euler() {
 /// imply is in the checkpoint, and every tensor of the checkpoint is used.
 #[test]
 fn sd_turbo_names_and_shapes_load_unchanged() {
-    use model::diffusers::stable_diffusion::autoencoder_kl::{AutoencoderKL, AutoencoderKLConfig};
     use model::diffusers::clip::text::{ClipTextConfig, ClipTextModel};
+    use model::diffusers::stable_diffusion::autoencoder_kl::{AutoencoderKL, AutoencoderKLConfig};
     use model::diffusers::stable_diffusion::unet_2d_condition::{UNet2DConditionConfig, UNet2DConditionModel};
     use std::collections::BTreeMap;
     let root = fixture("sd-turbo-shapes");
@@ -277,9 +305,11 @@ fn sd_turbo_names_and_shapes_load_unchanged() {
     w.finish().unwrap_or_else(|e| panic!("{e}"));
 
     // A wrong head layout is caught by shape, not silently accepted.
-    let mut bad: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(root.join("unet/config.json")).unwrap()).unwrap();
+    let mut bad: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("unet/config.json")).unwrap()).unwrap();
     bad["cross_attention_dim"] = serde_json::json!(768);
     let bad: UNet2DConditionConfig = serde_json::from_value(bad).unwrap();
-    let e = UNet2DConditionModel::load(&weights("unet"), &bad).err().expect("SD 1.x text width must not fit").to_string();
+    let e =
+        UNet2DConditionModel::load(&weights("unet"), &bad).err().expect("SD 1.x text width must not fit").to_string();
     assert!(e.contains("attn2.to_k.weight"), "{e}");
 }

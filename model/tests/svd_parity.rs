@@ -9,11 +9,11 @@ mod common;
 
 use burn::prelude::*;
 use burn::tensor::DType;
-use common::{assert_close, copy_dir, cpu, devices, assert_pipelines, max_diff, meta, Expected};
+use common::{Expected, assert_close, assert_pipelines, copy_dir, cpu, devices, max_diff, meta};
 use model::diffusers::common::scheduler::{Scheduler, SchedulerConfig};
-use model::diffusers::stable_video_diffusion::{MemoryMode, StableVideoDiffusion, VideoRequest};
 use model::diffusers::common::weights::Weights;
 use model::diffusers::parity;
+use model::diffusers::stable_video_diffusion::{MemoryMode, StableVideoDiffusion, VideoRequest};
 use std::path::{Path, PathBuf};
 
 const FIXTURES: [&str; 2] = ["svd1", "svd2"];
@@ -44,7 +44,11 @@ fn edm_scheduler_matches_diffusers() {
             };
             check(&sched.timesteps, &exp.values(&format!("scheduler.{i}.timesteps")), "timesteps");
             check(&sched.sigmas, &exp.values(&format!("scheduler.{i}.sigmas")), "sigmas");
-            check(&[sched.init_noise_sigma], &exp.values(&format!("scheduler.{i}.init_noise_sigma")), "init_noise_sigma");
+            check(
+                &[sched.init_noise_sigma],
+                &exp.values(&format!("scheduler.{i}.init_noise_sigma")),
+                "init_noise_sigma",
+            );
         }
     }
 }
@@ -53,12 +57,14 @@ fn edm_scheduler_matches_diffusers() {
 fn clip_input_matches_the_pipeline() {
     let device = cpu();
     for name in FIXTURES {
-        let svd = StableVideoDiffusion::load(&fixture(name), &device, DType::F32, MemoryMode::Low).unwrap_or_else(|e| panic!("{e}"));
+        let svd = StableVideoDiffusion::load(&fixture(name), &device, DType::F32, MemoryMode::Low)
+            .unwrap_or_else(|e| panic!("{e}"));
         let exp = Expected::open(&fixture(name), &device);
         let px = svd.clip_pixels(&image(name, "image_0.png"));
         assert_eq!((px.width, px.height), (224, 224));
         // The fixture keeps rows 96..128 of each channel.
-        let band: Vec<f32> = (0..3).flat_map(|c| px.data[c * 224 * 224 + 96 * 224..c * 224 * 224 + 128 * 224].to_vec()).collect();
+        let band: Vec<f32> =
+            (0..3).flat_map(|c| px.data[c * 224 * 224 + 96 * 224..c * 224 * 224 + 128 * 224].to_vec()).collect();
         let want = exp.values("pipeline.0.clip_pixels_band");
         let d = max_diff(&band, &want, "clip pixels");
         assert!(d <= 1e-4, "{name}: CLIP input max abs difference {d:e}");
@@ -71,7 +77,8 @@ fn blocks_components_and_pipelines_match_diffusers() {
     for (label, device) in devices() {
         for name in FIXTURES {
             let what = |s: &str| format!("{name} on {label}: {s}");
-            let svd = StableVideoDiffusion::load(&fixture(name), &device, DType::F32, MemoryMode::Resident).unwrap_or_else(|e| panic!("{e}"));
+            let svd = StableVideoDiffusion::load(&fixture(name), &device, DType::F32, MemoryMode::Resident)
+                .unwrap_or_else(|e| panic!("{e}"));
             let (encoder, vae, unet) = svd.parts().unwrap();
             let exp = Expected::open(&fixture(name), &device);
             let m = meta(&fixture(name));
@@ -95,14 +102,26 @@ fn blocks_components_and_pipelines_match_diffusers() {
                     "image_encoder.vision_model.encoder.layers.0" => {
                         assert_close(encoder.layers[0].forward(exp.t(&b(block, "in0")), false), &out, tol, &what(block))
                     }
-                    "unet.time_embedding" => assert_close(unet.time_embedding().forward(exp.t(&b(block, "in0"))), &out, tol, &what(block)),
-                    "unet.add_embedding" => assert_close(unet.add_embedding().forward(exp.t(&b(block, "in0"))), &out, tol, &what(block)),
+                    "unet.time_embedding" => {
+                        assert_close(unet.time_embedding().forward(exp.t(&b(block, "in0"))), &out, tol, &what(block))
+                    }
+                    "unet.add_embedding" => {
+                        assert_close(unet.add_embedding().forward(exp.t(&b(block, "in0"))), &out, tol, &what(block))
+                    }
                     "unet.down_blocks.0.resnets.0" | "unet.up_blocks.0.resnets.0" => {
                         let r = if block.contains("down") { unet.down_resnet(0, 0) } else { unet.up_resnet(0, 0) };
-                        assert_close(r.forward(in0(), Some(&exp.t(&b(block, "in1"))), block_frames(block)), &out, tol, &what(block))
+                        assert_close(
+                            r.forward(in0(), Some(&exp.t(&b(block, "in1"))), block_frames(block)),
+                            &out,
+                            tol,
+                            &what(block),
+                        )
                     }
                     "unet.down_blocks.0.resnets.0.temporal_res_block" => {
-                        let got = unet.down_resnet(0, 0).temporal_res_block().forward(exp.t(&b(block, "in0")), Some(&exp.t(&b(block, "in1"))));
+                        let got = unet
+                            .down_resnet(0, 0)
+                            .temporal_res_block()
+                            .forward(exp.t(&b(block, "in0")), Some(&exp.t(&b(block, "in1"))));
                         assert_close(got, &out, tol, &what(block))
                     }
                     "unet.down_blocks.0.attentions.0.temporal_transformer_blocks.0" => {
@@ -116,11 +135,16 @@ fn blocks_components_and_pipelines_match_diffusers() {
                         let f = block_frames(block);
                         let ctx = per_clip(&b(block, "encoder_hidden_states"), f);
                         let i: usize = s.split('.').nth(2).unwrap().parse().unwrap();
-                        let a = if s.contains("down_blocks") { unet.down_attention(i, 0) } else { unet.up_attention(i, 0) };
+                        let a =
+                            if s.contains("down_blocks") { unet.down_attention(i, 0) } else { unet.up_attention(i, 0) };
                         assert_close(a.forward(in0(), &ctx, f), &out, tol, &what(block))
                     }
-                    "unet.down_blocks.0.downsamplers.0" => assert_close(unet.downsampler(0).unwrap().forward(in0()), &out, tol, &what(block)),
-                    "unet.up_blocks.0.upsamplers.0" => assert_close(unet.upsampler(0).unwrap().forward(in0(), None), &out, tol, &what(block)),
+                    "unet.down_blocks.0.downsamplers.0" => {
+                        assert_close(unet.downsampler(0).unwrap().forward(in0()), &out, tol, &what(block))
+                    }
+                    "unet.up_blocks.0.upsamplers.0" => {
+                        assert_close(unet.upsampler(0).unwrap().forward(in0(), None), &out, tol, &what(block))
+                    }
                     "unet.mid_block" => {
                         let f = block_frames(block);
                         let ctx = per_clip(&b(block, "encoder_hidden_states"), f);
@@ -144,17 +168,24 @@ fn blocks_components_and_pipelines_match_diffusers() {
             let px = svd.clip_pixels(&image(name, "image_0.png"));
             let pixels = Tensor::<4>::from_data(TensorData::new(px.data, [1, 3, 224, 224]), &device);
             assert_close(encoder.forward(pixels), &exp.values("image_encoder.out"), tol, &what("image encoder"));
-            let added: Vec<[f32; 3]> = exp.values("unet.added_time_ids").chunks(3).map(|c| [c[0], c[1], c[2]]).collect();
+            let added: Vec<[f32; 3]> =
+                exp.values("unet.added_time_ids").chunks(3).map(|c| [c[0], c[1], c[2]]).collect();
             let ctx: Tensor<3> = exp.t("unet.encoder_hidden_states");
             let got = unet.forward(exp.t("unet.sample"), exp.values("unet.timestep")[0], &ctx, &added);
             let d = assert_close(got, &exp.values("unet.out"), tol, &what("UNet"));
             eprintln!("{}: max abs {d:e}", what("UNet"));
-            let got = unet.forward(exp.t("unet2.sample"), exp.values("unet2.timestep")[0], &ctx.narrow(0, 0, 1), &added[..1]);
+            let got =
+                unet.forward(exp.t("unet2.sample"), exp.values("unet2.timestep")[0], &ctx.narrow(0, 0, 1), &added[..1]);
             assert_close(got, &exp.values("unet2.out"), tol, &what("UNet, 5x7 latents"));
             let (mean, logvar) = vae.encode(exp.t("vae.image"));
             assert_close(mean, &exp.values("vae.mean"), tol, &what("VAE encode mean"));
             assert_close(logvar, &exp.values("vae.logvar"), tol, &what("VAE encode log variance"));
-            assert_close(vae.decode(exp.t("vae.latent")), &exp.values("vae.decoded"), tol, &what("VAE temporal decode"));
+            assert_close(
+                vae.decode(exp.t("vae.latent")),
+                &exp.values("vae.decoded"),
+                tol,
+                &what("VAE temporal decode"),
+            );
 
             // Pipelines from diffusers' noise.
             let results = parity::run_svd(&fixture(name), &device, DType::F32).unwrap_or_else(|e| panic!("{e}"));
@@ -270,9 +301,13 @@ fn bad_folders_give_errors_naming_file_and_key() {
 /// the checkpoint with its shape, and every tensor of the checkpoint is used.
 #[test]
 fn svd_xt_names_and_shapes_load_unchanged() {
-    use model::diffusers::stable_video_diffusion::autoencoder_kl_temporal_decoder::{AutoencoderKLTemporalDecoder, TemporalDecoderVaeConfig};
     use model::diffusers::clip::vision::{ClipVisionConfig, ClipVisionModelWithProjection};
-    use model::diffusers::stable_video_diffusion::unet_spatio_temporal::{UNetSpatioTemporalConditionModel, UNetSpatioTemporalConfig};
+    use model::diffusers::stable_video_diffusion::autoencoder_kl_temporal_decoder::{
+        AutoencoderKLTemporalDecoder, TemporalDecoderVaeConfig,
+    };
+    use model::diffusers::stable_video_diffusion::unet_spatio_temporal::{
+        UNetSpatioTemporalConditionModel, UNetSpatioTemporalConfig,
+    };
     use std::collections::BTreeMap;
     let root = fixture("svd-xt-shapes");
     let all: BTreeMap<String, BTreeMap<String, Vec<usize>>> =
@@ -301,9 +336,13 @@ fn svd_xt_names_and_shapes_load_unchanged() {
     assert_eq!(count("image_encoder"), 632_076_800);
 
     // A wrong head count is caught by shape, not silently accepted.
-    let mut bad: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(root.join("unet/config.json")).unwrap()).unwrap();
+    let mut bad: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("unet/config.json")).unwrap()).unwrap();
     bad["cross_attention_dim"] = serde_json::json!(768);
     let bad: UNetSpatioTemporalConfig = serde_json::from_value(bad).unwrap();
-    let e = UNetSpatioTemporalConditionModel::load(&weights("unet"), &bad).err().expect("a 768-wide context must not fit").to_string();
+    let e = UNetSpatioTemporalConditionModel::load(&weights("unet"), &bad)
+        .err()
+        .expect("a 768-wide context must not fit")
+        .to_string();
     assert!(e.contains("attn2.to_k.weight"), "{e}");
 }

@@ -64,8 +64,12 @@ impl Faults {
                 Some(("pause-after-claim", ms)) if ms.parse::<u64>().is_ok() => {
                     faults.pause_after_claim = ms.parse().ok().map(std::time::Duration::from_millis)
                 }
-                Some(("abort-after-moved", n)) if n.parse::<usize>().is_ok() => faults.abort_after_moved = n.parse().ok(),
-                _ => anyhow::bail!("VIDPLAY_TEST_FAULTS: cannot read {item:?} (panic-on=TEXT, crash-at=POINT, pause-after-claim=MS, abort-after-moved=N)"),
+                Some(("abort-after-moved", n)) if n.parse::<usize>().is_ok() => {
+                    faults.abort_after_moved = n.parse().ok()
+                }
+                _ => anyhow::bail!(
+                    "VIDPLAY_TEST_FAULTS: cannot read {item:?} (panic-on=TEXT, crash-at=POINT, pause-after-claim=MS, abort-after-moved=N)"
+                ),
             }
         }
         Ok(faults)

@@ -4,9 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Unix milliseconds now.
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Unix seconds now.
@@ -18,18 +16,15 @@ pub fn now_unix() -> u64 {
 pub fn new_id() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos() as u64);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos() as u64);
     let salt = model::rng::mix(nanos ^ (n << 32) ^ std::process::id() as u64) & 0xf_ffff;
     format!("{:011x}{:05x}", now_ms() as u64 & 0xfff_ffff_ffff, salt)
 }
 
 /// A seed for requests that leave it out (recorded with the result, so it can be reused).
 pub fn random_seed() -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
     model::rng::mix(nanos ^ std::process::id() as u64) % 1_000_000_000
 }
 

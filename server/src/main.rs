@@ -19,7 +19,8 @@ fn main() -> ExitCode {
     }
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,wgpu=warn,cubecl=warn,naga=warn,tower_http=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,wgpu=warn,cubecl=warn,naga=warn,tower_http=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();

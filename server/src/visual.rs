@@ -53,7 +53,13 @@ impl Visual {
             }
         };
         tracing::info!(name, clips = index.len(), "visual search with CLIP");
-        Some(Arc::new(Visual { model_name: name, model: Mutex::new(clip), device, index: RwLock::new(index), min_similarity }))
+        Some(Arc::new(Visual {
+            model_name: name,
+            model: Mutex::new(clip),
+            device,
+            index: RwLock::new(index),
+            min_similarity,
+        }))
     }
 
     /// What `frames` show: the normalised mean of a few frames' normalised CLIP embeddings.
@@ -105,7 +111,8 @@ impl Visual {
 /// The entries of `index` most like `query` (cosine of normalised vectors), best first, at
 /// least `min_similarity`, at most `limit`: a scan of them all.
 pub fn nearest(index: &[(String, Vec<f32>)], query: &[f32], min_similarity: f32, limit: usize) -> Vec<VisualMatch> {
-    let mut hits: Vec<(usize, f32)> = index.iter().enumerate().map(|(i, (_, v))| (i, dot(query, v))).filter(|(_, s)| *s >= min_similarity).collect();
+    let mut hits: Vec<(usize, f32)> =
+        index.iter().enumerate().map(|(i, (_, v))| (i, dot(query, v))).filter(|(_, s)| *s >= min_similarity).collect();
     let by_score = |a: &(usize, f32), b: &(usize, f32)| b.1.total_cmp(&a.1).then(index[a.0].0.cmp(&index[b.0].0));
     if hits.len() > limit {
         hits.select_nth_unstable_by(limit, by_score);
@@ -118,8 +125,13 @@ pub fn nearest(index: &[(String, Vec<f32>)], query: &[f32], min_similarity: f32,
 /// A search's first page with visual matches merged in: the prompt matches as the store finds
 /// them, then clips found by what they show that the words did not find, best first, marked in
 /// `visual`. Only a first page, newest-first search with words gets visual matches.
-pub async fn search(store: &dyn Store, visual: Option<&Arc<Visual>>, query: VideoQuery) -> Result<VideoPage, StoreError> {
-    let wants_visual = !query.q.trim().is_empty() && query.before.is_none() && query.sort == app::scores::GallerySort::Newest;
+pub async fn search(
+    store: &dyn Store,
+    visual: Option<&Arc<Visual>>,
+    query: VideoQuery,
+) -> Result<VideoPage, StoreError> {
+    let wants_visual =
+        !query.q.trim().is_empty() && query.before.is_none() && query.sort == app::scores::GallerySort::Newest;
     let limit = query.limit.clamp(1, crate::storage::MAX_PAGE) as usize;
     let mut page = store.videos(query.clone()).await?;
     let Some(visual) = visual.filter(|_| wants_visual) else { return Ok(page) };
@@ -149,10 +161,11 @@ pub async fn search(store: &dyn Store, visual: Option<&Arc<Visual>>, query: Vide
 mod tests {
     #[test]
     fn nearest_ranks_filters_and_cuts() {
-        let index: Vec<(String, Vec<f32>)> = [("a", [1.0, 0.0]), ("b", [0.6, 0.8]), ("c", [0.0, 1.0]), ("d", [-1.0, 0.0])]
-            .into_iter()
-            .map(|(id, v)| (id.to_string(), v.to_vec()))
-            .collect();
+        let index: Vec<(String, Vec<f32>)> =
+            [("a", [1.0, 0.0]), ("b", [0.6, 0.8]), ("c", [0.0, 1.0]), ("d", [-1.0, 0.0])]
+                .into_iter()
+                .map(|(id, v)| (id.to_string(), v.to_vec()))
+                .collect();
         let ids = |hits: Vec<app::types::VisualMatch>| hits.into_iter().map(|h| h.id).collect::<Vec<_>>();
         assert_eq!(ids(super::nearest(&index, &[1.0, 0.0], -1.0, 10)), ["a", "b", "c", "d"]);
         assert_eq!(ids(super::nearest(&index, &[1.0, 0.0], 0.5, 10)), ["a", "b"]);

@@ -51,7 +51,10 @@ fn devices_are_listed_and_a_missing_one_is_a_clear_error() {
     assert_fails_with(&["parity", "--fixtures", "/nonexistent", "--device", "cpu"], "--fixtures names");
     let out = vidplay(&["generate", "--prompt", "a red ball", "--device", "cuda:99", "--out", o]);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("NVIDIA") && stderr.contains("vidplay devices"), "says what to install and where to look:\n{stderr}");
+    assert!(
+        stderr.contains("NVIDIA") && stderr.contains("vidplay devices"),
+        "says what to install and where to look:\n{stderr}"
+    );
 }
 
 #[test]
@@ -76,7 +79,10 @@ fn bad_input_is_a_clear_error() {
     assert_fails_with(&["generate", "--prompt", "a red ball", "--frames", "1", "--out", out], "frames must be");
     assert_fails_with(&["generate", "--prompt", "a red ball", "--size", "100000", "--out", out], "display size");
     assert_fails_with(&["generate", "--prompt", "a red ball", "--steps", "0", "--out", out], "steps must be");
-    assert_fails_with(&["generate", "--prompt", "a red ball", "--steps", "-3", "--out", out], "unexpected argument '-3'");
+    assert_fails_with(
+        &["generate", "--prompt", "a red ball", "--steps", "-3", "--out", out],
+        "unexpected argument '-3'",
+    );
     assert_fails_with(&["generate", "--prompt", "a red ball", "--motion", "9", "--out", out], "motion must be");
     assert_fails_with(&["generate", "--prompt", "a red ball", "--device", "tpu", "--out", out], "unknown device");
     assert_fails_with(&["generate", "--prompt", "a red ball"], "--out");
@@ -102,7 +108,8 @@ fn backdrop_rgb(dir: &Path) -> [f32; 3] {
 }
 
 fn generate(out: &Path, prompt: &str, seed: &str) {
-    let result = vidplay(&["generate", "--prompt", prompt, "--seed", seed, "--png-frames", "--out", out.to_str().unwrap()]);
+    let result =
+        vidplay(&["generate", "--prompt", prompt, "--seed", seed, "--png-frames", "--out", out.to_str().unwrap()]);
     assert!(result.status.success(), "generate failed:\n{}", String::from_utf8_lossy(&result.stderr));
 }
 
@@ -149,8 +156,14 @@ fn generates_playable_files_faithful_to_the_setting() {
     }
     let [(_, grass), (_, ocean), (_, desert)] = [others[0], others[1], others[2]];
     assert!(ocean[2] > ocean[0] + 0.1, "ocean is blue: {ocean:?}");
-    assert!(desert[0] > desert[2] + 0.05 && desert[0] >= desert[1] && desert[1] >= desert[2], "desert is sandy (warm): {desert:?}");
-    assert!(green_share(grass) > green_share(ocean) && green_share(grass) > green_share(desert), "grass is greenest: {grass:?}");
+    assert!(
+        desert[0] > desert[2] + 0.05 && desert[0] >= desert[1] && desert[1] >= desert[2],
+        "desert is sandy (warm): {desert:?}"
+    );
+    assert!(
+        green_share(grass) > green_share(ocean) && green_share(grass) > green_share(desert),
+        "grass is greenest: {grass:?}"
+    );
 }
 
 /// Frames written at the model's own resolution (`--size 32`), as images.
@@ -162,13 +175,18 @@ fn native_frames(dir: &Path) -> Vec<image::RgbImage> {
 
 #[test]
 fn generated_clip_has_the_asked_colour_and_direction_on_wgpu() {
-    use model::builtin::vocab::{Color, Setting};
     use model::builtin::evaluation as eval;
+    use model::builtin::vocab::{Color, Setting};
     let dir = temp_dir("faithful");
     // (prompt, colour, setting, the subject's net movement: x right, y down, in pixels)
     let cases = [
         ("a red ball moving right on a plain background, static camera", Color::Red, Setting::Plain, Some((1.0, 0.0))),
-        ("a yellow star moving up on a grass field, static camera", Color::Yellow, Setting::GrassField, Some((0.0, -1.0))),
+        (
+            "a yellow star moving up on a grass field, static camera",
+            Color::Yellow,
+            Setting::GrassField,
+            Some((0.0, -1.0)),
+        ),
         ("a blue square bouncing in the desert, static camera", Color::Blue, Setting::Desert, None),
     ];
     for (k, (prompt, color, setting, direction)) in cases.into_iter().enumerate() {
@@ -177,11 +195,22 @@ fn generated_clip_has_the_asked_colour_and_direction_on_wgpu() {
         // of shader compilation there, so the others run on the CPU backend.
         let device = if k == 0 { "wgpu" } else { "cpu" };
         let result = vidplay(&[
-            "generate", "--prompt", prompt, "--seed", "5", "--device", device, "--size", "32", "--png-frames",
-            "--out", out.to_str().unwrap(),
+            "generate",
+            "--prompt",
+            prompt,
+            "--seed",
+            "5",
+            "--device",
+            device,
+            "--size",
+            "32",
+            "--png-frames",
+            "--out",
+            out.to_str().unwrap(),
         ]);
         assert!(result.status.success(), "generate failed:\n{}", String::from_utf8_lossy(&result.stderr));
-        let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("metadata.json")).unwrap()).unwrap();
+        let meta: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("metadata.json")).unwrap()).unwrap();
         if device == "wgpu" {
             let gpu_mib = meta["peak_gpu_memory_mib"].as_f64().expect("a wgpu device reports its memory");
             assert!(gpu_mib > 0.0 && gpu_mib < 4096.0, "peak GPU memory {gpu_mib} MiB");
@@ -194,7 +223,8 @@ fn generated_clip_has_the_asked_colour_and_direction_on_wgpu() {
         let got = eval::dominant_color_excluding(&frames, eval::backdrop_colors(setting));
         assert_eq!(got, Some(color), "{prompt}: subject colour");
         if let Some((dx, dy)) = direction {
-            let (mx, my) = model::builtin::analysis::displacement(&frames, color).expect("the subject is found at both ends");
+            let (mx, my) =
+                model::builtin::analysis::displacement(&frames, color).expect("the subject is found at both ends");
             assert!(mx * dx + my * dy > 5.0, "{prompt}: the subject moved ({mx:.1}, {my:.1}) px");
         }
     }
@@ -212,16 +242,41 @@ fn image_reproduces_diffusers_from_the_same_noise() {
     let noise = model.join("noise_0.safetensors");
     let (model_s, noise_s, out_s) = (model.to_str().unwrap(), noise.to_str().unwrap(), dir.to_str().unwrap());
     let out = vidplay(&[
-        "image", "--model-dir", model_s, "--prompt", "a red cat in space", "--negative", "blurry", "--steps", "3",
-        "--guidance", "7.5", "--width", "64", "--height", "64", "--noise", noise_s, "--device", "cpu", "--out", out_s,
+        "image",
+        "--model-dir",
+        model_s,
+        "--prompt",
+        "a red cat in space",
+        "--negative",
+        "blurry",
+        "--steps",
+        "3",
+        "--guidance",
+        "7.5",
+        "--width",
+        "64",
+        "--height",
+        "64",
+        "--noise",
+        noise_s,
+        "--device",
+        "cpu",
+        "--out",
+        out_s,
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let got = image::open(dir.join("image.png")).unwrap().to_rgb8();
     assert_eq!(got.dimensions(), (64, 64));
     let device = model::device::open(model::device::DeviceChoice::Cpu).unwrap().device;
-    let expected = model::diffusers::common::weights::Weights::open(&[model.join("expected.safetensors")], &device, model::diffusers::DType::F32).unwrap();
+    let expected = model::diffusers::common::weights::Weights::open(
+        &[model.join("expected.safetensors")],
+        &device,
+        model::diffusers::DType::F32,
+    )
+    .unwrap();
     let (want, _) = expected.read_f32("pipeline.0.image").unwrap();
-    let mse = got.as_raw().iter().zip(&want).map(|(&a, &b)| ((a as f64 / 255.0) - b as f64).powi(2)).sum::<f64>() / want.len() as f64;
+    let mse = got.as_raw().iter().zip(&want).map(|(&a, &b)| ((a as f64 / 255.0) - b as f64).powi(2)).sum::<f64>()
+        / want.len() as f64;
     let psnr = 10.0 * (1.0 / mse).log10();
     assert!(psnr >= 40.0, "PSNR {psnr:.1} dB against diffusers");
     let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("metadata.json")).unwrap()).unwrap();
@@ -251,10 +306,11 @@ fn image_bad_input_is_a_clear_error() {
     let out = dir.join("out");
     let o = out.to_str().unwrap();
     let base = |extra: &[&str]| -> Vec<String> {
-        let mut v: Vec<String> = ["image", "--model-dir", m, "--prompt", "a cat", "--steps", "1", "--device", "cpu", "--out", o]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let mut v: Vec<String> =
+            ["image", "--model-dir", m, "--prompt", "a cat", "--steps", "1", "--device", "cpu", "--out", o]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
         v.extend(extra.iter().map(|s| s.to_string()));
         v
     };
@@ -289,14 +345,20 @@ fn image_bad_input_is_a_clear_error() {
 /// diffusers made for a fixture's first run, and their shape [frames, H, W, 3].
 fn frames_psnr(dir: &Path, fixture: &Path, name: &str) -> (f64, Vec<usize>) {
     let device = model::device::open(model::device::DeviceChoice::Cpu).unwrap().device;
-    let expected = model::diffusers::common::weights::Weights::open(&[fixture.join("expected.safetensors")], &device, model::diffusers::DType::F32).unwrap();
+    let expected = model::diffusers::common::weights::Weights::open(
+        &[fixture.join("expected.safetensors")],
+        &device,
+        model::diffusers::DType::F32,
+    )
+    .unwrap();
     let (want, shape) = expected.read_f32("pipeline.0.frames").unwrap();
     let mut got = Vec::new();
     for i in 0..shape[0] {
         got.extend(image::open(dir.join(format!("frames/{i:04}.png"))).unwrap().to_rgb8().into_raw());
     }
     assert_eq!(got.len(), want.len(), "{name}: frame count and size");
-    let mse = got.iter().zip(&want).map(|(&a, &b)| ((a as f64 / 255.0) - b as f64).powi(2)).sum::<f64>() / want.len() as f64;
+    let mse =
+        got.iter().zip(&want).map(|(&a, &b)| ((a as f64 / 255.0) - b as f64).powi(2)).sum::<f64>() / want.len() as f64;
     (10.0 * (1.0 / mse).log10(), shape)
 }
 
@@ -309,15 +371,71 @@ fn svd_fixture(name: &str) -> PathBuf {
 #[test]
 fn generate_with_svd_reproduces_diffusers_from_the_same_noise() {
     for (name, args) in [
-        ("svd1", ["--frames", "4", "--steps", "3", "--fps", "7", "--motion-bucket", "127", "--noise-aug", "0.02", "--min-guidance", "1", "--max-guidance", "3", "--decode-chunk", "3", "--width", "64", "--height", "64"]),
-        ("svd2", ["--frames", "5", "--steps", "3", "--fps", "6", "--motion-bucket", "180", "--noise-aug", "0.05", "--min-guidance", "1.5", "--max-guidance", "2.5", "--decode-chunk", "2", "--width", "128", "--height", "64"]),
+        (
+            "svd1",
+            [
+                "--frames",
+                "4",
+                "--steps",
+                "3",
+                "--fps",
+                "7",
+                "--motion-bucket",
+                "127",
+                "--noise-aug",
+                "0.02",
+                "--min-guidance",
+                "1",
+                "--max-guidance",
+                "3",
+                "--decode-chunk",
+                "3",
+                "--width",
+                "64",
+                "--height",
+                "64",
+            ],
+        ),
+        (
+            "svd2",
+            [
+                "--frames",
+                "5",
+                "--steps",
+                "3",
+                "--fps",
+                "6",
+                "--motion-bucket",
+                "180",
+                "--noise-aug",
+                "0.05",
+                "--min-guidance",
+                "1.5",
+                "--max-guidance",
+                "2.5",
+                "--decode-chunk",
+                "2",
+                "--width",
+                "128",
+                "--height",
+                "64",
+            ],
+        ),
     ] {
         let dir = temp_dir(&format!("svd-{name}"));
         let model = svd_fixture(name);
         let (image, noise) = (model.join("image_0.png"), model.join("noise_0.safetensors"));
         let mut all = vec!["generate", "--model-dir", model.to_str().unwrap(), "--image", image.to_str().unwrap()];
         all.extend(args);
-        all.extend(["--noise", noise.to_str().unwrap(), "--png-frames", "--device", "cpu", "--out", dir.to_str().unwrap()]);
+        all.extend([
+            "--noise",
+            noise.to_str().unwrap(),
+            "--png-frames",
+            "--device",
+            "cpu",
+            "--out",
+            dir.to_str().unwrap(),
+        ]);
         let out = vidplay(&all);
         assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
         for f in ["video.mp4", "video.gif", "metadata.json", "input.png"] {
@@ -325,11 +443,13 @@ fn generate_with_svd_reproduces_diffusers_from_the_same_noise() {
         }
         let (psnr, shape) = frames_psnr(&dir, &model, name);
         assert!(psnr >= 40.0, "{name}: PSNR {psnr:.1} dB against diffusers");
-        let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("metadata.json")).unwrap()).unwrap();
+        let meta: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("metadata.json")).unwrap()).unwrap();
         assert_eq!(meta["mode"], "image-to-video");
         assert_eq!(meta["frames"].as_u64(), Some(shape[0] as u64));
         assert!(meta["timings"]["sampling_s"].as_f64().unwrap() > 0.0);
-        let embedded = server::media::encode::embedded_metadata(&std::fs::read(dir.join("video.mp4")).unwrap()).expect("parameters in the MP4");
+        let embedded = server::media::encode::embedded_metadata(&std::fs::read(dir.join("video.mp4")).unwrap())
+            .expect("parameters in the MP4");
         assert_eq!(embedded["motion_bucket"], meta["motion_bucket"]);
     }
 }
@@ -345,16 +465,39 @@ fn generate_with_wan_reproduces_diffusers_from_the_same_noise() {
     for name in ["wan1", "wan2"] {
         let dir = temp_dir(&format!("wan-{name}"));
         let model = wan_fixture(name);
-        let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(model.join("expected.json")).unwrap()).unwrap();
+        let meta: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(model.join("expected.json")).unwrap()).unwrap();
         let run = &meta["pipelines"][0];
         let arg = |k: &str| run[k].to_string().trim_matches('"').to_string();
         let (prompt, negative) = (arg("prompt"), arg("negative"));
-        let (frames, width, height, steps, guidance) = (arg("frames"), arg("width"), arg("height"), arg("steps"), arg("guidance"));
+        let (frames, width, height, steps, guidance) =
+            (arg("frames"), arg("width"), arg("height"), arg("steps"), arg("guidance"));
         let noise = model.join("noise_0.safetensors");
         let out = vidplay(&[
-            "generate", "--model-dir", model.to_str().unwrap(), "--prompt", &prompt, "--negative", &negative, "--frames", &frames,
-            "--width", &width, "--height", &height, "--steps", &steps, "--guidance", &guidance, "--noise", noise.to_str().unwrap(),
-            "--png-frames", "--device", "cpu", "--out", dir.to_str().unwrap(),
+            "generate",
+            "--model-dir",
+            model.to_str().unwrap(),
+            "--prompt",
+            &prompt,
+            "--negative",
+            &negative,
+            "--frames",
+            &frames,
+            "--width",
+            &width,
+            "--height",
+            &height,
+            "--steps",
+            &steps,
+            "--guidance",
+            &guidance,
+            "--noise",
+            noise.to_str().unwrap(),
+            "--png-frames",
+            "--device",
+            "cpu",
+            "--out",
+            dir.to_str().unwrap(),
         ]);
         assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
         for f in ["video.mp4", "video.gif", "metadata.json"] {
@@ -363,7 +506,8 @@ fn generate_with_wan_reproduces_diffusers_from_the_same_noise() {
         assert!(!dir.join("input.png").exists(), "{name}: text to video has no input image");
         let (psnr, shape) = frames_psnr(&dir, &model, name);
         assert!(psnr >= 40.0, "{name}: PSNR {psnr:.1} dB against diffusers");
-        let written: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("metadata.json")).unwrap()).unwrap();
+        let written: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("metadata.json")).unwrap()).unwrap();
         assert_eq!(written["mode"], "text-to-video");
         assert_eq!(written["family"], "wan");
         assert_eq!(written["fps"], 16);
@@ -379,14 +523,30 @@ fn generate_with_wan_bad_input_is_a_clear_error() {
     let m = model.to_str().unwrap().to_string();
     let out = dir.to_str().unwrap().to_string();
     let base = |extra: &[&str]| -> Vec<String> {
-        let mut v: Vec<String> = ["generate", "--model-dir", &m, "--prompt", "a cat", "--height", "32", "--steps", "1", "--device", "cpu", "--out", &out]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let mut v: Vec<String> = [
+            "generate",
+            "--model-dir",
+            &m,
+            "--prompt",
+            "a cat",
+            "--height",
+            "32",
+            "--steps",
+            "1",
+            "--device",
+            "cpu",
+            "--out",
+            &out,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         v.extend(extra.iter().map(|s| s.to_string()));
         v
     };
-    let run = |args: Vec<String>, needle: &str| assert_fails_with(&args.iter().map(String::as_str).collect::<Vec<_>>(), needle);
+    let run = |args: Vec<String>, needle: &str| {
+        assert_fails_with(&args.iter().map(String::as_str).collect::<Vec<_>>(), needle)
+    };
     run(base(&["--frames", "6", "--width", "32"]), "4k + 1");
     run(base(&["--frames", "5", "--width", "40"]), "multiples of 16");
     let image = svd_fixture("svd1").join("image_0.png");
@@ -406,10 +566,22 @@ fn generate_with_svd_bad_input_is_a_clear_error() {
     let (m, image) = (model.to_str().unwrap().to_string(), model.join("image_0.png"));
     let o = dir.join("out");
     let base = |extra: &[&str]| -> Vec<String> {
-        let mut v: Vec<String> = ["generate", "--model-dir", &m, "--steps", "1", "--height", "64", "--device", "cpu", "--out", o.to_str().unwrap()]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let mut v: Vec<String> = [
+            "generate",
+            "--model-dir",
+            &m,
+            "--steps",
+            "1",
+            "--height",
+            "64",
+            "--device",
+            "cpu",
+            "--out",
+            o.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         v.extend(extra.iter().map(|s| s.to_string()));
         v
     };
@@ -441,10 +613,39 @@ fn extend_continues_a_clip_with_segments() {
     let dir = temp_dir("extend");
     let (src, out) = (dir.join("src"), dir.join("longer"));
     let picture = dir.join("photo.png");
-    image::RgbImage::from_fn(72, 48, |x, y| image::Rgb([(x * 3) as u8, (y * 5) as u8, ((x + y) * 2) as u8])).save(&picture).unwrap();
-    let made = vidplay(&["generate", "--image", picture.to_str().unwrap(), "--prompt", "camera pans left", "--frames", "6", "--seed", "2", "--png-frames", "--out", src.to_str().unwrap()]);
+    image::RgbImage::from_fn(72, 48, |x, y| image::Rgb([(x * 3) as u8, (y * 5) as u8, ((x + y) * 2) as u8]))
+        .save(&picture)
+        .unwrap();
+    let made = vidplay(&[
+        "generate",
+        "--image",
+        picture.to_str().unwrap(),
+        "--prompt",
+        "camera pans left",
+        "--frames",
+        "6",
+        "--seed",
+        "2",
+        "--png-frames",
+        "--out",
+        src.to_str().unwrap(),
+    ]);
     assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
-    let ext = vidplay(&["extend", "--from", src.to_str().unwrap(), "--prompt", "zoom in", "--prompt", "static camera, snow", "--frames", "4", "--seed", "5", "--out", out.to_str().unwrap()]);
+    let ext = vidplay(&[
+        "extend",
+        "--from",
+        src.to_str().unwrap(),
+        "--prompt",
+        "zoom in",
+        "--prompt",
+        "static camera, snow",
+        "--frames",
+        "4",
+        "--seed",
+        "5",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(ext.status.success(), "{}", String::from_utf8_lossy(&ext.stderr));
     let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("metadata.json")).unwrap()).unwrap();
     assert_eq!(meta["mode"], "extend");
@@ -458,12 +659,39 @@ fn extend_continues_a_clip_with_segments() {
     assert_eq!(frame(&out, 6).dimensions(), (72, 48));
     assert_ne!(frame(&out, 6), frame(&out, 5), "no repeated frame at the seam");
     // It can be extended again; a folder that is not a result, or has no frames, is refused.
-    let again = vidplay(&["extend", "--from", out.to_str().unwrap(), "--prompt", "camera pans right", "--out", dir.join("again").to_str().unwrap()]);
+    let again = vidplay(&[
+        "extend",
+        "--from",
+        out.to_str().unwrap(),
+        "--prompt",
+        "camera pans right",
+        "--out",
+        dir.join("again").to_str().unwrap(),
+    ]);
     assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
-    assert_fails_with(&["extend", "--from", dir.to_str().unwrap(), "--prompt", "x", "--out", dir.join("x").to_str().unwrap()], "not a vidplay result");
+    assert_fails_with(
+        &["extend", "--from", dir.to_str().unwrap(), "--prompt", "x", "--out", dir.join("x").to_str().unwrap()],
+        "not a vidplay result",
+    );
     std::fs::remove_file(src.join("frames/0005.png")).unwrap();
-    assert_fails_with(&["extend", "--from", src.to_str().unwrap(), "--prompt", "x", "--out", dir.join("y").to_str().unwrap()], "--png-frames");
-    assert_fails_with(&["extend", "--from", src.to_str().unwrap(), "--prompt", "x", "--segments", "30", "--out", dir.join("z").to_str().unwrap()], "--segments must be");
+    assert_fails_with(
+        &["extend", "--from", src.to_str().unwrap(), "--prompt", "x", "--out", dir.join("y").to_str().unwrap()],
+        "--png-frames",
+    );
+    assert_fails_with(
+        &[
+            "extend",
+            "--from",
+            src.to_str().unwrap(),
+            "--prompt",
+            "x",
+            "--segments",
+            "30",
+            "--out",
+            dir.join("z").to_str().unwrap(),
+        ],
+        "--segments must be",
+    );
 }
 
 fn ip2p_fixture(name: &str) -> PathBuf {
@@ -479,24 +707,55 @@ fn edit_reproduces_diffusers_from_the_same_noise() {
     let model = ip2p_fixture("ip2p1");
     let (image, noise) = (model.join("input_1.png"), model.join("noise_1.safetensors"));
     let out = vidplay(&[
-        "edit", "--model-dir", model.to_str().unwrap(), "--image", image.to_str().unwrap(), "--prompt", "add snow at night",
-        "--negative", "blurry", "--steps", "4", "--guidance", "5", "--image-guidance", "1.2", "--width", "128", "--height", "64",
-        "--noise", noise.to_str().unwrap(), "--device", "cpu", "--out", dir.to_str().unwrap(),
+        "edit",
+        "--model-dir",
+        model.to_str().unwrap(),
+        "--image",
+        image.to_str().unwrap(),
+        "--prompt",
+        "add snow at night",
+        "--negative",
+        "blurry",
+        "--steps",
+        "4",
+        "--guidance",
+        "5",
+        "--image-guidance",
+        "1.2",
+        "--width",
+        "128",
+        "--height",
+        "64",
+        "--noise",
+        noise.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--out",
+        dir.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let got = image::open(dir.join("image.png")).unwrap().to_rgb8();
     assert_eq!(got.dimensions(), (128, 64));
     let device = model::device::open(model::device::DeviceChoice::Cpu).unwrap().device;
-    let expected = model::diffusers::common::weights::Weights::open(&[model.join("expected.safetensors")], &device, model::diffusers::DType::F32).unwrap();
+    let expected = model::diffusers::common::weights::Weights::open(
+        &[model.join("expected.safetensors")],
+        &device,
+        model::diffusers::DType::F32,
+    )
+    .unwrap();
     let (want, _) = expected.read_f32("pipeline.1.image").unwrap();
-    let mse = got.as_raw().iter().zip(&want).map(|(&a, &b)| ((a as f64 / 255.0) - b as f64).powi(2)).sum::<f64>() / want.len() as f64;
+    let mse = got.as_raw().iter().zip(&want).map(|(&a, &b)| ((a as f64 / 255.0) - b as f64).powi(2)).sum::<f64>()
+        / want.len() as f64;
     let psnr = 10.0 * (1.0 / mse).log10();
     assert!(psnr >= 40.0, "PSNR {psnr:.1} dB against diffusers");
     let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("metadata.json")).unwrap()).unwrap();
     assert_eq!(meta["mode"], "edit");
     assert_eq!(meta["prompt"], "add snow at night");
     let p = &meta["params"];
-    assert_eq!((p["steps"].as_u64(), p["negative"].as_str(), p["task"].as_str()), (Some(4), Some("blurry"), Some("edit")));
+    assert_eq!(
+        (p["steps"].as_u64(), p["negative"].as_str(), p["task"].as_str()),
+        (Some(4), Some("blurry"), Some("edit"))
+    );
     assert_eq!(p["guidance"].as_f64(), Some(5.0));
     assert!((p["image_guidance"].as_f64().unwrap() - 1.2).abs() < 1e-6, "{p}");
     assert_eq!(meta["scheduler"], "EulerAncestral");
@@ -509,8 +768,21 @@ fn edit_reproduces_diffusers_from_the_same_noise() {
     // Without a size, the input's aspect at the model's native size (sample_size 8 x 8 = 64).
     let dir2 = temp_dir("edit-size");
     let out = vidplay(&[
-        "edit", "--model-dir", model.to_str().unwrap(), "--image", image.to_str().unwrap(), "--prompt", "make it red",
-        "--steps", "2", "--seed", "3", "--device", "cpu", "--out", dir2.to_str().unwrap(),
+        "edit",
+        "--model-dir",
+        model.to_str().unwrap(),
+        "--image",
+        image.to_str().unwrap(),
+        "--prompt",
+        "make it red",
+        "--steps",
+        "2",
+        "--seed",
+        "3",
+        "--device",
+        "cpu",
+        "--out",
+        dir2.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(image::open(dir2.join("image.png")).unwrap().to_rgb8().dimensions(), (64, 32));
@@ -526,10 +798,24 @@ fn edit_bad_input_is_a_clear_error() {
     let out = dir.join("out");
     let o = out.to_str().unwrap();
     let base = |extra: &[&str]| -> Vec<String> {
-        let mut v: Vec<String> = ["edit", "--model-dir", m, "--image", i, "--prompt", "add snow", "--steps", "1", "--device", "cpu", "--out", o]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let mut v: Vec<String> = [
+            "edit",
+            "--model-dir",
+            m,
+            "--image",
+            i,
+            "--prompt",
+            "add snow",
+            "--steps",
+            "1",
+            "--device",
+            "cpu",
+            "--out",
+            o,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         v.extend(extra.iter().map(|s| s.to_string()));
         v
     };
@@ -574,7 +860,17 @@ fn score_measures_a_clip_from_its_files_and_bad_input_is_a_clear_error() {
     let frames = out.join("frames");
     let prompt = "a red ball moving left on a plain background, static camera";
     let from_frames = score(&["score", frames.to_str().unwrap(), "--prompt", prompt]);
-    for key in ["motion", "camera_motion", "object_motion", "smoothness", "flicker", "sharpness", "consistency", "still", "camera_only"] {
+    for key in [
+        "motion",
+        "camera_motion",
+        "object_motion",
+        "smoothness",
+        "flicker",
+        "sharpness",
+        "consistency",
+        "still",
+        "camera_only",
+    ] {
         assert!(!from_frames[key].is_null(), "no {key}: {from_frames}");
     }
     assert_eq!(from_frames["frames"], 16);
@@ -598,5 +894,8 @@ fn score_measures_a_clip_from_its_files_and_bad_input_is_a_clear_error() {
     assert_fails_with(&["score", dir.join("missing.mp4").to_str().unwrap()], "cannot read");
     assert_fails_with(&["score", dir.join("clip.webm").to_str().unwrap()], "WebM");
     assert_fails_with(&["score", dir.join("one").to_str().unwrap()], "at least 2 frames");
-    assert_fails_with(&["score", frames.to_str().unwrap(), "--image", dir.join("nope.png").to_str().unwrap()], "nope.png");
+    assert_fails_with(
+        &["score", frames.to_str().unwrap(), "--image", dir.join("nope.png").to_str().unwrap()],
+        "nope.png",
+    );
 }

@@ -34,7 +34,8 @@ async fn scores_variants_votes_and_the_leaderboard() {
     .await;
     assert_eq!(status, StatusCode::CREATED, "{group}");
     let group_id = group["group"].as_str().unwrap().to_string();
-    let variant_ids: Vec<String> = group["jobs"].as_array().unwrap().iter().map(|j| j["id"].as_str().unwrap().to_string()).collect();
+    let variant_ids: Vec<String> =
+        group["jobs"].as_array().unwrap().iter().map(|j| j["id"].as_str().unwrap().to_string()).collect();
     assert_eq!(variant_ids.len(), 2);
     for (job, seed) in group["jobs"].as_array().unwrap().iter().zip([1, 2]) {
         assert_eq!(job["params"]["seed"], seed);
@@ -43,16 +44,30 @@ async fn scores_variants_votes_and_the_leaderboard() {
     // One parameter over values, from the Create form's fields.
     let (status, by_motion) = send_json(
         &app,
-        post_multipart(multipart(&[("prompt", "a blue square moving left"), ("steps", "1"), ("seed", "3"), ("vary", "motion"), ("vary_values", "0.5, 1.5")], None)),
+        post_multipart(multipart(
+            &[
+                ("prompt", "a blue square moving left"),
+                ("steps", "1"),
+                ("seed", "3"),
+                ("vary", "motion"),
+                ("vary_values", "0.5, 1.5"),
+            ],
+            None,
+        )),
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{by_motion}");
     assert_eq!(by_motion["jobs"][1]["params"]["motion"], 1.5);
     // Image to video: the clip is measured against its picture.
-    let (status, i2v) = send_json(&app, post_multipart(multipart(&[("prompt", "camera pans left"), ("steps", "2")], Some(("photo.png", &png(80, 60)))))).await;
+    let (status, i2v) = send_json(
+        &app,
+        post_multipart(multipart(&[("prompt", "camera pans left"), ("steps", "2")], Some(("photo.png", &png(80, 60))))),
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED, "{i2v}");
     let i2v = i2v["id"].as_str().unwrap().to_string();
-    let motion_ids: Vec<String> = by_motion["jobs"].as_array().unwrap().iter().map(|j| j["id"].as_str().unwrap().to_string()).collect();
+    let motion_ids: Vec<String> =
+        by_motion["jobs"].as_array().unwrap().iter().map(|j| j["id"].as_str().unwrap().to_string()).collect();
     for id in variant_ids.iter().chain(&motion_ids).chain([&i2v]) {
         wait_for(&app, id, |j| j["state"] == "done").await;
     }
@@ -61,10 +76,21 @@ async fn scores_variants_votes_and_the_leaderboard() {
     let v = video(&app, &variant_ids[0]).await;
     let s = &v["scores"];
     assert_eq!(s["frames"], 16, "{v}");
-    for key in ["motion", "camera_motion", "object_motion", "smoothness", "flicker", "sharpness", "consistency", "still", "camera_only"] {
+    for key in [
+        "motion",
+        "camera_motion",
+        "object_motion",
+        "smoothness",
+        "flicker",
+        "sharpness",
+        "consistency",
+        "still",
+        "camera_only",
+    ] {
         assert!(!s[key].is_null(), "scores lack {key}: {s}");
     }
-    let concepts: Vec<&str> = s["faithfulness"]["concepts"].as_array().unwrap().iter().map(|c| c["concept"].as_str().unwrap()).collect();
+    let concepts: Vec<&str> =
+        s["faithfulness"]["concepts"].as_array().unwrap().iter().map(|c| c["concept"].as_str().unwrap()).collect();
     assert!(concepts.contains(&"red") && concepts.contains(&"camera pans left"), "{concepts:?}");
     let fidelity = &video(&app, &i2v).await["scores"]["fidelity"];
     assert!(fidelity["psnr"].as_f64().unwrap() > 20.0, "the first frame is the picture: {fidelity}");
@@ -78,20 +104,37 @@ async fn scores_variants_votes_and_the_leaderboard() {
     assert_eq!(got, want);
     let (status, page) = send_json(&app, get("/api/videos?sort=most_motion&limit=2")).await;
     assert_eq!(status, StatusCode::OK, "{page}");
-    let motions: Vec<f64> = page["videos"].as_array().unwrap().iter().map(|v| v["scores"]["motion"].as_f64().unwrap()).collect();
+    let motions: Vec<f64> =
+        page["videos"].as_array().unwrap().iter().map(|v| v["scores"]["motion"].as_f64().unwrap()).collect();
     assert!(motions.windows(2).all(|w| w[0] >= w[1]), "{motions:?}");
     assert!(page["next"].is_string());
     let (status, _) = send_json(&app, get("/api/videos?flag=camera_only")).await;
     assert_eq!(status, StatusCode::OK);
     assert_rejected(&app, get("/api/videos?sort=loudest"), StatusCode::BAD_REQUEST, "sort must be one of").await;
     assert_rejected(&app, get("/api/videos?flag=blurry"), StatusCode::BAD_REQUEST, "flag must be one of").await;
-    assert_rejected(&app, post_json(json!({"prompt": "a", "variants": {"count": 1}})), StatusCode::BAD_REQUEST, "at least 2").await;
-    assert_rejected(&app, post_json(json!({"prompt": "a", "variants": {"param": "volume", "values": [1, 2]}})), StatusCode::BAD_REQUEST, "volume").await;
+    assert_rejected(
+        &app,
+        post_json(json!({"prompt": "a", "variants": {"count": 1}})),
+        StatusCode::BAD_REQUEST,
+        "at least 2",
+    )
+    .await;
+    assert_rejected(
+        &app,
+        post_json(json!({"prompt": "a", "variants": {"param": "volume", "values": [1, 2]}})),
+        StatusCode::BAD_REQUEST,
+        "volume",
+    )
+    .await;
 
     // Votes: blind, on the group; the leaderboard by seed follows.
     let vote = |axis: &str, winner: &str| {
-        let body = json!({"axis": axis, "winner": winner, "candidates": variant_ids, "reasons": ["sharper"], "blind": true});
-        Request::post("/api/votes").header(header::CONTENT_TYPE, "application/json").body(Body::from(body.to_string())).unwrap()
+        let body =
+            json!({"axis": axis, "winner": winner, "candidates": variant_ids, "reasons": ["sharper"], "blind": true});
+        Request::post("/api/votes")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap()
     };
     let (status, stored) = send_json(&app, vote("quality", &variant_ids[1])).await;
     assert_eq!(status, StatusCode::CREATED, "{stored}");
@@ -103,7 +146,13 @@ async fn scores_variants_votes_and_the_leaderboard() {
     let (status, board) = send_json(&app, get("/api/leaderboard?by=seed")).await;
     assert_eq!(status, StatusCode::OK, "{board}");
     let row = |axis: &str, group: &str| {
-        board["standings"].as_array().unwrap().iter().find(|s| s["axis"] == axis && s["group"] == group).cloned().unwrap_or(Value::Null)
+        board["standings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["axis"] == axis && s["group"] == group)
+            .cloned()
+            .unwrap_or(Value::Null)
     };
     assert_eq!(row("quality", "seed 2")["wins"], 1, "{board}");
     assert_eq!(row("quality", "seed 1")["wins"], 0);
@@ -111,18 +160,42 @@ async fn scores_variants_votes_and_the_leaderboard() {
     let (status, csv) = send(&app, get("/api/leaderboard?by=seed&format=csv")).await;
     assert_eq!(status, StatusCode::OK);
     let csv = String::from_utf8(csv).unwrap();
-    assert!(csv.starts_with("axis,seed,wins,comparisons,win_rate,ci95_low,ci95_high\n") && csv.contains("quality,seed 2,1,1,1.0000,"), "{csv}");
+    assert!(
+        csv.starts_with("axis,seed,wins,comparisons,win_rate,ci95_low,ci95_high\n")
+            && csv.contains("quality,seed 2,1,1,1.0000,"),
+        "{csv}"
+    );
     // By model both are the same model: nothing to rank.
     let (_, board) = send_json(&app, get("/api/leaderboard")).await;
     assert!(board["standings"].as_array().unwrap().is_empty(), "{board}");
 
     // Bad votes.
-    let raw = |body: &str| Request::post("/api/votes").header(header::CONTENT_TYPE, "application/json").body(Body::from(body.to_string())).unwrap();
-    let bad = |winner: &str, candidates: Value| raw(&json!({"axis": "quality", "winner": winner, "candidates": candidates}).to_string());
+    let raw = |body: &str| {
+        Request::post("/api/votes")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    let bad = |winner: &str, candidates: Value| {
+        raw(&json!({"axis": "quality", "winner": winner, "candidates": candidates}).to_string())
+    };
     assert_rejected(&app, bad(&variant_ids[0], json!([variant_ids[0]])), StatusCode::BAD_REQUEST, "2 to 4").await;
-    assert_rejected(&app, bad("ffffffff", json!([variant_ids[0], variant_ids[1]])), StatusCode::BAD_REQUEST, "winner").await;
-    assert_rejected(&app, bad("ffffffff", json!([variant_ids[0], "ffffffff"])), StatusCode::BAD_REQUEST, "no video ffffffff").await;
-    assert_rejected(&app, raw(r#"{"axis": "loudness", "winner": "a", "candidates": []}"#), StatusCode::UNPROCESSABLE_ENTITY, "a vote is JSON").await;
+    assert_rejected(&app, bad("ffffffff", json!([variant_ids[0], variant_ids[1]])), StatusCode::BAD_REQUEST, "winner")
+        .await;
+    assert_rejected(
+        &app,
+        bad("ffffffff", json!([variant_ids[0], "ffffffff"])),
+        StatusCode::BAD_REQUEST,
+        "no video ffffffff",
+    )
+    .await;
+    assert_rejected(
+        &app,
+        raw(r#"{"axis": "loudness", "winner": "a", "candidates": []}"#),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a vote is JSON",
+    )
+    .await;
     assert_rejected(&app, raw("not json"), StatusCode::BAD_REQUEST, "a vote is JSON").await;
     assert_rejected(&app, get("/api/leaderboard?by=colour"), StatusCode::BAD_REQUEST, "by must be one of").await;
     assert_rejected(&app, get("/api/leaderboard?format=xls"), StatusCode::BAD_REQUEST, "format").await;
@@ -133,7 +206,9 @@ async fn scores_variants_votes_and_the_leaderboard() {
     let (status, html) = send(&app, get(&format!("/v/{}", variant_ids[0]))).await;
     assert_eq!(status, StatusCode::OK);
     let html = String::from_utf8_lossy(&html);
-    for needle in ["Scores", "Camera motion", "Smoothness", "Compare the variants", &format!("/compare?group={group_id}")] {
+    for needle in
+        ["Scores", "Camera motion", "Smoothness", "Compare the variants", &format!("/compare?group={group_id}")]
+    {
         assert!(html.contains(needle), "video page lacks {needle:?}");
     }
     let (status, html) = send(&app, get(&format!("/compare?group={group_id}&blind=1"))).await;

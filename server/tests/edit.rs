@@ -43,7 +43,8 @@ async fn edits_chain_branch_and_remix() {
 
     // The editor is described by its own parameters and does one task.
     let (_, models) = send_json(&app, get("/api/models")).await;
-    let editor = models.as_array().unwrap().iter().find(|m| m["id"] == "ip2p1").expect("the editor is installed").clone();
+    let editor =
+        models.as_array().unwrap().iter().find(|m| m["id"] == "ip2p1").expect("the editor is installed").clone();
     assert_eq!(editor["tasks"], json!(["edit"]));
     assert!(editor["params"].as_array().unwrap().iter().any(|p| p["name"] == "image_guidance"));
 
@@ -51,7 +52,10 @@ async fn edits_chain_branch_and_remix() {
     let upload = png(96, 64);
     let (status, job) = send_json(
         &app,
-        post_multipart(multipart(&[("mode", "edit"), ("prompt", "make it a fireman"), ("steps", "2"), ("seed", "4")], Some(("photo.png", &upload)))),
+        post_multipart(multipart(
+            &[("mode", "edit"), ("prompt", "make it a fireman"), ("steps", "2"), ("seed", "4")],
+            Some(("photo.png", &upload)),
+        )),
     )
     .await;
     assert_eq!(job["total"], 2, "{job}");
@@ -62,7 +66,11 @@ async fn edits_chain_branch_and_remix() {
     // The input's aspect at the model's native size (64): 64x40 from 96x64.
     assert_eq!(v1["metadata"]["resolution"]["display"], json!([64, 40]));
     let made = &v1["metadata"]["params"];
-    assert_eq!((made["width"].as_u64(), made["height"].as_u64()), (Some(64), Some(40)), "the settings it was made with");
+    assert_eq!(
+        (made["width"].as_u64(), made["height"].as_u64()),
+        (Some(64), Some(40)),
+        "the settings it was made with"
+    );
     assert_eq!(v1["metadata"]["source_sha256"].as_str().map(str::len), Some(64));
     for file in ["image.png", "input.png", "poster.png", "metadata.json"] {
         let (status, _) = send(&app, get(&format!("/media/{id1}/{file}"))).await;
@@ -70,8 +78,11 @@ async fn edits_chain_branch_and_remix() {
     }
 
     // Edited again, from the JSON API: the next instruction applies to that result.
-    let (status, job) =
-        send_json(&app, post_json(json!({"task": "edit", "source": id1, "prompt": "add snow", "steps": 2, "model": "ip2p1"}))).await;
+    let (status, job) = send_json(
+        &app,
+        post_json(json!({"task": "edit", "source": id1, "prompt": "add snow", "steps": 2, "model": "ip2p1"})),
+    )
+    .await;
     let v2 = finish(&app, status, &job).await;
     let id2 = v2["id"].as_str().unwrap().to_string();
     assert_eq!(v2["params"]["source"], id1.as_str(), "it knows its parent");
@@ -87,7 +98,16 @@ async fn edits_chain_branch_and_remix() {
     // Back to the first version, and a branch from it (the page's form: its image by URL).
     let (status, job) = send_json(
         &app,
-        post_multipart(multipart(&[("task", "edit"), ("source", &format!("/media/{id1}/image.png")), ("prompt", "make it blue"), ("steps", "1"), ("model", "ip2p1")], None)),
+        post_multipart(multipart(
+            &[
+                ("task", "edit"),
+                ("source", &format!("/media/{id1}/image.png")),
+                ("prompt", "make it blue"),
+                ("steps", "1"),
+                ("model", "ip2p1"),
+            ],
+            None,
+        )),
     )
     .await;
     let v3 = finish(&app, status, &job).await;
@@ -103,7 +123,16 @@ async fn edits_chain_branch_and_remix() {
     // A remix (the Create page sends the version's input): the same parent again.
     let (status, job) = send_json(
         &app,
-        post_multipart(multipart(&[("mode", "edit"), ("source", &format!("/media/{id2}/input.png")), ("prompt", "add snow"), ("steps", "1"), ("model", "ip2p1")], None)),
+        post_multipart(multipart(
+            &[
+                ("mode", "edit"),
+                ("source", &format!("/media/{id2}/input.png")),
+                ("prompt", "add snow"),
+                ("steps", "1"),
+                ("model", "ip2p1"),
+            ],
+            None,
+        )),
     )
     .await;
     let remix = finish(&app, status, &job).await;
@@ -112,48 +141,110 @@ async fn edits_chain_branch_and_remix() {
     // An example picture, as the Create page offers them.
     let (status, job) = send_json(
         &app,
-        post_multipart(multipart(&[("mode", "edit"), ("example", "beach.png"), ("prompt", "add snow"), ("steps", "1"), ("model", "ip2p1")], None)),
+        post_multipart(multipart(
+            &[("mode", "edit"), ("example", "beach.png"), ("prompt", "add snow"), ("steps", "1"), ("model", "ip2p1")],
+            None,
+        )),
     )
     .await;
     let from_example = finish(&app, status, &job).await;
     assert_eq!(from_example["params"]["source"], "", "an example starts a chain");
 
     // A frame of a clip: the built-in model animates a picture, its third frame is edited.
-    let (status, job) = send_json(&app, post_multipart(multipart(&[("prompt", "camera pans left"), ("frames", "4"), ("seed", "2")], Some(("p.png", &png(64, 64)))))).await;
+    let (status, job) = send_json(
+        &app,
+        post_multipart(multipart(
+            &[("prompt", "camera pans left"), ("frames", "4"), ("seed", "2")],
+            Some(("p.png", &png(64, 64))),
+        )),
+    )
+    .await;
     let clip = finish(&app, status, &job).await;
     let clip_id = clip["id"].as_str().unwrap().to_string();
     let (status, job) = send_json(
         &app,
-        post_multipart(multipart(&[("task", "edit"), ("source", &clip_id), ("source_frame", "2"), ("prompt", "add rain"), ("steps", "1")], None)),
+        post_multipart(multipart(
+            &[("task", "edit"), ("source", &clip_id), ("source_frame", "2"), ("prompt", "add rain"), ("steps", "1")],
+            None,
+        )),
     )
     .await;
     let from_frame = finish(&app, status, &job).await;
-    assert_eq!((from_frame["params"]["source"].as_str(), from_frame["params"]["source_frame"].as_u64()), (Some(clip_id.as_str()), Some(2)));
+    assert_eq!(
+        (from_frame["params"]["source"].as_str(), from_frame["params"]["source_frame"].as_u64()),
+        (Some(clip_id.as_str()), Some(2))
+    );
     let from_frame_id = from_frame["id"].as_str().unwrap();
     let (_, frame) = send(&app, get(&format!("/media/{clip_id}/frames/0002.png"))).await;
     let (_, input) = send(&app, get(&format!("/media/{from_frame_id}/input.png"))).await;
     assert_eq!(image::load_from_memory(&frame).unwrap().to_rgb8(), image::load_from_memory(&input).unwrap().to_rgb8());
-    assert_eq!(chain(&app, from_frame_id).await, [clip_id.clone(), from_frame_id.to_string()], "the clip is where it came from");
+    assert_eq!(
+        chain(&app, from_frame_id).await,
+        [clip_id.clone(), from_frame_id.to_string()],
+        "the clip is where it came from"
+    );
 
     // The version's page shows its chain and the edit form; a clip's page offers to edit a frame.
     let (status, html) = send(&app, get(&format!("/v/{id2}"))).await;
     let html = String::from_utf8_lossy(&html);
     assert_eq!(status, StatusCode::OK);
-    assert!(html.contains("Versions") && html.contains(&format!("/v/{id1}")) && html.contains("Edit this image"), "{html}");
+    assert!(
+        html.contains("Versions") && html.contains(&format!("/v/{id1}")) && html.contains("Edit this image"),
+        "{html}"
+    );
     let (_, html) = send(&app, get(&format!("/v/{clip_id}"))).await;
     assert!(String::from_utf8_lossy(&html).contains("Edit a frame"));
 
     // Bad requests: clear 400s, and nothing stored is lost.
     let bad = |body: Value| post_json(body);
-    assert_rejected(&app, bad(json!({"task": "edit", "prompt": "add snow"})), StatusCode::BAD_REQUEST, "choose an image to edit").await;
-    assert_rejected(&app, bad(json!({"task": "edit", "source": id1, "prompt": "  "})), StatusCode::BAD_REQUEST, "instruction is empty").await;
-    assert_rejected(&app, bad(json!({"task": "edit", "source": id1, "prompt": "add snow", "model": "sd1"})), StatusCode::BAD_REQUEST, "sd1 does not edit images (editors here: ip2p1, vidplay-edit-1)").await;
-    assert_rejected(&app, bad(json!({"task": "edit", "source": "0123456789abcdef", "prompt": "add snow"})), StatusCode::BAD_REQUEST, "no image").await;
-    assert_rejected(&app, bad(json!({"task": "edit", "source": clip_id, "source_frame": 9, "prompt": "add snow"})), StatusCode::BAD_REQUEST, "no frame 9").await;
-    assert_rejected(&app, bad(json!({"prompt": "add snow", "model": "ip2p1"})), StatusCode::BAD_REQUEST, "send the task \"edit\"").await;
     assert_rejected(
         &app,
-        post_multipart(multipart(&[("task", "edit"), ("source", &format!("/media/{id1}/metadata.json")), ("prompt", "x")], None)),
+        bad(json!({"task": "edit", "prompt": "add snow"})),
+        StatusCode::BAD_REQUEST,
+        "choose an image to edit",
+    )
+    .await;
+    assert_rejected(
+        &app,
+        bad(json!({"task": "edit", "source": id1, "prompt": "  "})),
+        StatusCode::BAD_REQUEST,
+        "instruction is empty",
+    )
+    .await;
+    assert_rejected(
+        &app,
+        bad(json!({"task": "edit", "source": id1, "prompt": "add snow", "model": "sd1"})),
+        StatusCode::BAD_REQUEST,
+        "sd1 does not edit images (editors here: ip2p1, vidplay-edit-1)",
+    )
+    .await;
+    assert_rejected(
+        &app,
+        bad(json!({"task": "edit", "source": "0123456789abcdef", "prompt": "add snow"})),
+        StatusCode::BAD_REQUEST,
+        "no image",
+    )
+    .await;
+    assert_rejected(
+        &app,
+        bad(json!({"task": "edit", "source": clip_id, "source_frame": 9, "prompt": "add snow"})),
+        StatusCode::BAD_REQUEST,
+        "no frame 9",
+    )
+    .await;
+    assert_rejected(
+        &app,
+        bad(json!({"prompt": "add snow", "model": "ip2p1"})),
+        StatusCode::BAD_REQUEST,
+        "send the task \"edit\"",
+    )
+    .await;
+    assert_rejected(
+        &app,
+        post_multipart(multipart(
+            &[("task", "edit"), ("source", &format!("/media/{id1}/metadata.json")), ("prompt", "x")],
+            None,
+        )),
         StatusCode::BAD_REQUEST,
         "source of an edit",
     )
@@ -175,7 +266,11 @@ async fn the_built_in_editor_edits_offline() {
     let mut rng = model::rng::Rng::new(11);
     let scene = loop {
         let s = model::builtin::edit::pairs::scene(&mut rng, false);
-        if s.subject.is_some() && s.weather.is_none() && s.color != Color::Red && apply(&s, Edit::Recolor(Color::Red)).is_some() {
+        if s.subject.is_some()
+            && s.weather.is_none()
+            && s.color != Color::Red
+            && apply(&s, Edit::Recolor(Color::Red)).is_some()
+        {
             break s;
         }
     };
@@ -190,7 +285,10 @@ async fn the_built_in_editor_edits_offline() {
     picture.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
     let (status, job) = send_json(
         &app,
-        post_multipart(multipart(&[("task", "edit"), ("model", "vidplay-edit-1"), ("prompt", "make it red")], Some(("scene.png", &png)))),
+        post_multipart(multipart(
+            &[("task", "edit"), ("model", "vidplay-edit-1"), ("prompt", "make it red")],
+            Some(("scene.png", &png)),
+        )),
     )
     .await;
     assert_eq!(job["total"], 1, "{job}");
@@ -218,7 +316,10 @@ async fn the_built_in_editor_edits_offline() {
 
     assert_rejected(
         &app,
-        post_multipart(multipart(&[("task", "edit"), ("model", "vidplay-edit-1"), ("prompt", "make it a fireman")], Some(("scene.png", &png)))),
+        post_multipart(multipart(
+            &[("task", "edit"), ("model", "vidplay-edit-1"), ("prompt", "make it a fireman")],
+            Some(("scene.png", &png)),
+        )),
         StatusCode::BAD_REQUEST,
         "does not know how to",
     )

@@ -55,7 +55,10 @@ async fn animate_extend_shot_lists_and_rerolls() {
     // A photo moves at its own resolution, the camera's way, continuing from the picture.
     let (status, job) = send_json(
         &app,
-        post_multipart(multipart(&[("prompt", "camera pans left"), ("frames", "8"), ("seed", "5")], Some(("photo.png", &upload)))),
+        post_multipart(multipart(
+            &[("prompt", "camera pans left"), ("frames", "8"), ("seed", "5")],
+            Some(("photo.png", &upload)),
+        )),
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{job}");
@@ -75,7 +78,11 @@ async fn animate_extend_shot_lists_and_rerolls() {
     assert!(continuity > 25.0, "second frame against the moved picture: {continuity:.1} dB");
 
     // Extend it through the API: the source's frames, then the new segment without a repeat.
-    let (status, ext) = send_json(&app, post_json(json!({"task": "extend", "source": id, "prompt": "zoom in", "frames": 6, "seed": 9}))).await;
+    let (status, ext) = send_json(
+        &app,
+        post_json(json!({"task": "extend", "source": id, "prompt": "zoom in", "frames": 6, "seed": 9})),
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED, "{ext}");
     assert_eq!(ext["mode"], "extend");
     let extended = finish(&app, &ext).await;
@@ -93,14 +100,22 @@ async fn animate_extend_shot_lists_and_rerolls() {
     let (status, html) = send(&app, get(&format!("/v/{ext_id}"))).await;
     assert_eq!(status, StatusCode::OK);
     let html = String::from_utf8_lossy(&html);
-    assert!(html.contains(&format!("/v/{id}")) && html.contains("the video it continues") && html.contains("Re-roll"), "timeline and parent link");
+    assert!(
+        html.contains(&format!("/v/{id}")) && html.contains("the video it continues") && html.contains("Re-roll"),
+        "timeline and parent link"
+    );
     assert!(html.contains("name=\"task\" value=\"extend\""), "every video page offers Extend");
 
     // A three-segment shot list from the picture, as the Create form sends it.
     let (status, shots) = send_json(
         &app,
         post_multipart(multipart(
-            &[("prompt", "camera pans right"), ("shots", "zoom in while it snows\n\nstatic camera"), ("frames", "4"), ("seed", "21")],
+            &[
+                ("prompt", "camera pans right"),
+                ("shots", "zoom in while it snows\n\nstatic camera"),
+                ("frames", "4"),
+                ("seed", "21"),
+            ],
             Some(("photo.png", &upload)),
         )),
     )
@@ -114,11 +129,18 @@ async fn animate_extend_shot_lists_and_rerolls() {
     assert_eq!(spans.len(), 3);
     assert_eq!(list["metadata"]["frames"], 4 + 3 + 3);
     assert_eq!(spans.iter().map(|s| s["seed"].as_u64().unwrap()).collect::<Vec<_>>(), [21, 22, 23]);
-    assert!(list["params"]["prompt"].as_str().unwrap().contains("zoom in while it snows"), "searchable by every segment");
+    assert!(
+        list["params"]["prompt"].as_str().unwrap().contains("zoom in while it snows"),
+        "searchable by every segment"
+    );
     let original = frames(&app, &list_id, 10).await;
 
     // Re-roll the second segment the way the video page's form does.
-    let mut fields = vec![("frames", "4".to_string()), ("seed", "21".to_string()), ("source", format!("/media/{list_id}/input.png"))];
+    let mut fields = vec![
+        ("frames", "4".to_string()),
+        ("seed", "21".to_string()),
+        ("source", format!("/media/{list_id}/input.png")),
+    ];
     for (k, s) in spans.iter().enumerate() {
         fields.push(("segment", s["prompt"].as_str().unwrap().to_string()));
         fields.push(("segment_seed", if k == 1 { "new".into() } else { s["seed"].to_string() }));
@@ -132,14 +154,28 @@ async fn animate_extend_shot_lists_and_rerolls() {
     assert!((4..7).any(|i| again[i] != original[i]), "the re-rolled segment changed");
 
     // An odd-sized picture is cropped to even sides (video encoders need them); a tiny one is refused.
-    let (status, odd) = send_json(&app, post_multipart(multipart(&[("prompt", "zoom out"), ("frames", "3")], Some(("odd.png", &photo(97, 65)))))).await;
+    let (status, odd) = send_json(
+        &app,
+        post_multipart(multipart(&[("prompt", "zoom out"), ("frames", "3")], Some(("odd.png", &photo(97, 65))))),
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED, "{odd}");
     let odd = finish(&app, &odd).await;
     assert_eq!(odd["metadata"]["resolution"]["display"], json!([96, 64]));
-    assert_rejected(&app, post_multipart(multipart(&[("prompt", "zoom in")], Some(("tiny.png", &photo(8, 8))))), StatusCode::BAD_REQUEST, "at least 16").await;
+    assert_rejected(
+        &app,
+        post_multipart(multipart(&[("prompt", "zoom in")], Some(("tiny.png", &photo(8, 8))))),
+        StatusCode::BAD_REQUEST,
+        "at least 16",
+    )
+    .await;
 
     // Bad sources get clear errors.
-    let (status, still) = send_json(&app, post_json(json!({"prompt": "a lighthouse", "model": "sd1", "steps": 1, "width": 64, "height": 64}))).await;
+    let (status, still) = send_json(
+        &app,
+        post_json(json!({"prompt": "a lighthouse", "model": "sd1", "steps": 1, "width": 64, "height": 64})),
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED, "{still}");
     let still = finish(&app, &still).await;
     for (body, needle) in [
@@ -155,7 +191,13 @@ async fn animate_extend_shot_lists_and_rerolls() {
     }
     // A video whose frames are gone cannot be continued (and nothing else is touched).
     std::fs::remove_file(data.join("media").join(&id).join("frames/0007.png")).unwrap();
-    assert_rejected(&app, post_json(json!({"task": "extend", "source": id})), StatusCode::BAD_REQUEST, "cannot be continued").await;
+    assert_rejected(
+        &app,
+        post_json(json!({"task": "extend", "source": id})),
+        StatusCode::BAD_REQUEST,
+        "cannot be continued",
+    )
+    .await;
     let (status, _) = send(&app, get(&format!("/api/videos/{id}"))).await;
     assert_eq!(status, StatusCode::OK);
     let _ = std::fs::remove_dir_all(&data);

@@ -101,7 +101,10 @@ fn mutate(rng: &mut Rng, input: &[u8], corpus: &[Vec<u8>]) -> Vec<u8> {
 fn save_failure(target: &str, input: &[u8]) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/fuzz-failures");
     let _ = std::fs::create_dir_all(&dir);
-    let path = dir.join(format!("{target}-{:016x}", model::rng::mix(input.iter().fold(0u64, |h, &b| h.rotate_left(5) ^ b as u64))));
+    let path = dir.join(format!(
+        "{target}-{:016x}",
+        model::rng::mix(input.iter().fold(0u64, |h, &b| h.rotate_left(5) ^ b as u64))
+    ));
     let _ = std::fs::write(&path, input);
     path
 }
@@ -177,7 +180,7 @@ fn job_requests_through_the_server() {
             database_url: None,
             media: None,
             media_endpoint: None,
-        worker: Some(server::queue::WorkerSetup::new("test".into(), vec!["cpu".into()])),
+            worker: Some(server::queue::WorkerSetup::new("test".into(), vec!["cpu".into()])),
             addr: "127.0.0.1:0".parse().unwrap(),
             data_dir: data.clone(),
             site_root: site_root(),
@@ -191,9 +194,14 @@ fn job_requests_through_the_server() {
         let config = model::builtin::pipeline::BuiltinModel::config_of(None).unwrap();
         server::web::build(&opts, config, || Err(anyhow::anyhow!("no model while fuzzing"))).await.unwrap().0
     });
-    for (target, content_type) in [("json", "application/json".to_string()), ("multipart", format!("multipart/form-data; boundary={BOUNDARY}"))] {
+    for (target, content_type) in
+        [("json", "application/json".to_string()), ("multipart", format!("multipart/form-data; boundary={BOUNDARY}"))]
+    {
         fuzz(target, |bytes| {
-            let req = Request::post("/api/jobs").header(header::CONTENT_TYPE, &content_type).body(Body::from(bytes.to_vec())).unwrap();
+            let req = Request::post("/api/jobs")
+                .header(header::CONTENT_TYPE, &content_type)
+                .body(Body::from(bytes.to_vec()))
+                .unwrap();
             let status = runtime.block_on(async { app.clone().oneshot(req).await.unwrap().status() });
             assert!(!status.is_server_error(), "{target}: {status}");
             assert!(status == StatusCode::CREATED || status.is_client_error(), "{target}: {status}");

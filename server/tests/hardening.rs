@@ -47,7 +47,8 @@ async fn numbers_and_text_are_bounded_everywhere() {
     let (app, _jobs) = start_custom(&data, no_models(), Access::local(), Faults::default()).await;
     let bad = StatusCode::BAD_REQUEST;
     // 1e39 does not fit an f32: it used to be stored as an infinite number (then `null`).
-    assert_rejected(&app, raw_json(r#"{"prompt": "a red ball", "keyframe_guidance": 1e39}"#), bad, "keyframe_guidance").await;
+    assert_rejected(&app, raw_json(r#"{"prompt": "a red ball", "keyframe_guidance": 1e39}"#), bad, "keyframe_guidance")
+        .await;
     assert_rejected(&app, raw_json(r#"{"prompt": "a red ball", "guidance": 1e39}"#), bad, "guidance").await;
     assert_rejected(&app, raw_json(r#"{"prompt": "a red ball", "motion": -1e39}"#), bad, "motion").await;
     assert_rejected(&app, raw_json(r#"{"prompt": "a red ball", "image_guidance": 99}"#), bad, "image_guidance").await;
@@ -57,8 +58,15 @@ async fn numbers_and_text_are_bounded_everywhere() {
     }
     let long = "x".repeat(app::limits::MAX_PROMPT_CHARS + 1);
     assert_rejected(&app, post_json(json!({"prompt": "a red ball", "negative": long})), bad, "negative prompt").await;
-    assert_rejected(&app, post_multipart(multipart(&[("prompt", "a red ball"), ("negative", &long)], None)), bad, "negative prompt").await;
-    assert_rejected(&app, post_json(json!({"prompt": "a red ball", "model": "m".repeat(300)})), bad, "model name").await;
+    assert_rejected(
+        &app,
+        post_multipart(multipart(&[("prompt", "a red ball"), ("negative", &long)], None)),
+        bad,
+        "negative prompt",
+    )
+    .await;
+    assert_rejected(&app, post_json(json!({"prompt": "a red ball", "model": "m".repeat(300)})), bad, "model name")
+        .await;
     let search = "q".repeat(app::limits::MAX_SEARCH_CHARS + 1);
     assert_rejected(&app, get(&format!("/api/videos?q={search}")), bad, "search").await;
     // A server function refuses too, with 400.
@@ -99,10 +107,18 @@ async fn other_origins_and_unknown_hosts_cannot_act() {
     assert_rejected(&app, with(server_fn, &[host, ("origin", "http://evil.example")]), forbidden, "other sites").await;
     // DNS rebinding: a page on evil.example whose name now points at 127.0.0.1.
     assert_rejected(&app, with(get("/api/jobs"), &[("host", "evil.example:3000")]), forbidden, "--public-host").await;
-    assert_rejected(&app, with(form(), &[("host", "evil.example:3000"), ("origin", "http://evil.example:3000")]), forbidden, "").await;
+    assert_rejected(
+        &app,
+        with(form(), &[("host", "evil.example:3000"), ("origin", "http://evil.example:3000")]),
+        forbidden,
+        "",
+    )
+    .await;
     assert_eq!(job_count(&app).await, 0, "nothing was queued");
     // Our own pages and origin-less clients (curl, scripts) still work.
-    let (status, _) = send_json(&app, with(form(), &[host, ("origin", "http://localhost:3000"), ("sec-fetch-site", "same-origin")])).await;
+    let (status, _) =
+        send_json(&app, with(form(), &[host, ("origin", "http://localhost:3000"), ("sec-fetch-site", "same-origin")]))
+            .await;
     assert_eq!(status, StatusCode::CREATED);
     let (status, _) = send_json(&app, form()).await;
     assert_eq!(status, StatusCode::CREATED);
@@ -119,11 +135,19 @@ async fn other_origins_and_unknown_hosts_cannot_act() {
     // A page's inline scripts (hydration, streaming) run by its nonce, and only by it.
     let resp = app.clone().oneshot(get("/")).await.unwrap();
     let csp = resp.headers()["content-security-policy"].to_str().unwrap().to_string();
-    let nonce = csp.split("'nonce-").nth(1).and_then(|rest| rest.split('\'').next()).expect("a nonce in the page's policy").to_string();
+    let nonce = csp
+        .split("'nonce-")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .expect("a nonce in the page's policy")
+        .to_string();
     let html = String::from_utf8(resp.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
     assert!(html.contains(&format!("nonce=\"{nonce}\"")), "the page's scripts carry the nonce");
     let again = app.clone().oneshot(get("/")).await.unwrap();
-    assert!(!again.headers()["content-security-policy"].to_str().unwrap().contains(&nonce), "a new nonce every response");
+    assert!(
+        !again.headers()["content-security-policy"].to_str().unwrap().contains(&nonce),
+        "a new nonce every response"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -167,7 +191,13 @@ async fn a_token_guards_the_api_the_pages_and_the_media() {
     let access = Access::new("127.0.0.1:0".parse().unwrap(), &[], Some("s3cret-token".into()));
     let (app, _jobs) = start_custom(&data, no_models(), access, Faults::default()).await;
     assert_rejected(&app, get("/api/jobs"), StatusCode::UNAUTHORIZED, "token").await;
-    assert_rejected(&app, with(get("/api/jobs"), &[("authorization", "Bearer wrong")]), StatusCode::UNAUTHORIZED, "token").await;
+    assert_rejected(
+        &app,
+        with(get("/api/jobs"), &[("authorization", "Bearer wrong")]),
+        StatusCode::UNAUTHORIZED,
+        "token",
+    )
+    .await;
     assert_rejected(&app, post_json(json!({"prompt": "a red ball"})), StatusCode::UNAUTHORIZED, "token").await;
     assert_rejected(&app, get("/media/0123456789abcdef/video.mp4"), StatusCode::UNAUTHORIZED, "token").await;
     let bearer = ("authorization", "Bearer s3cret-token");
@@ -247,7 +277,11 @@ async fn event_streams_and_uploads_are_bounded() {
     assert!(step.get("params").is_none() && step["total"] == 200, "{step}");
 
     // An upload larger than any model uses is kept at that size (it waits behind the long job).
-    let (status, big) = send_json(&app, post_multipart(multipart(&[("prompt", "camera pans left")], Some(("wide.png", &png(3000, 600)))))).await;
+    let (status, big) = send_json(
+        &app,
+        post_multipart(multipart(&[("prompt", "camera pans left")], Some(("wide.png", &png(3000, 600))))),
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED, "{big}");
     let big = big["id"].as_str().unwrap().to_string();
     let stored = data.join("uploads").join(format!("{big}.png"));
@@ -256,7 +290,13 @@ async fn event_streams_and_uploads_are_bounded() {
 
     // A full queue is refused before any upload is decoded (this one is not even an image).
     while send_json(&app, post_json(json!({"prompt": "a red ball", "steps": 1}))).await.0 == StatusCode::CREATED {}
-    assert_rejected(&app, post_multipart(multipart(&[], Some(("junk.png", b"not an image")))), StatusCode::TOO_MANY_REQUESTS, "queue is full").await;
+    assert_rejected(
+        &app,
+        post_multipart(multipart(&[], Some(("junk.png", b"not an image")))),
+        StatusCode::TOO_MANY_REQUESTS,
+        "queue is full",
+    )
+    .await;
 
     // Cancelled jobs leave no upload behind.
     let (status, _) = send_json(&app, Request::delete(format!("/api/jobs/{big}")).body(Body::empty()).unwrap()).await;
@@ -275,7 +315,11 @@ async fn a_panic_fails_its_job_and_the_worker_goes_on() {
     let data = data_dir("panic");
     let faults = Faults { panic_on: Some("PANICNOW".into()), ..Faults::default() };
     let (app, _jobs) = start_custom(&data, no_models(), Access::local(), faults).await;
-    let (_, bad) = send_json(&app, post_multipart(multipart(&[("prompt", "PANICNOW"), ("steps", "1")], Some(("p.png", &png(40, 40)))))).await;
+    let (_, bad) = send_json(
+        &app,
+        post_multipart(multipart(&[("prompt", "PANICNOW"), ("steps", "1")], Some(("p.png", &png(40, 40))))),
+    )
+    .await;
     let bad = bad["id"].as_str().unwrap().to_string();
     let (_, good) = send_json(&app, post_json(json!({"prompt": "a red ball", "steps": 1}))).await;
     let good = good["id"].as_str().unwrap().to_string();
@@ -344,12 +388,14 @@ async fn a_cancel_racing_the_claim_is_never_lost() {
         assert_eq!((end["state"].as_str(), end["step"].as_u64()), (Some("cancelled"), Some(0)), "{end}");
     }
     for round in 0..20u64 {
-        let (status, job) = send_json(&app, post_json(json!({"prompt": "a red ball moving left", "steps": 60, "seed": round}))).await;
+        let (status, job) =
+            send_json(&app, post_json(json!({"prompt": "a red ball moving left", "steps": 60, "seed": round}))).await;
         assert_eq!(status, StatusCode::CREATED);
         let id = job["id"].as_str().unwrap().to_string();
         // Sometimes before the worker claims it, sometimes during, sometimes just after.
         tokio::time::sleep(Duration::from_micros(round * 97 % 3000)).await;
-        let (status, _) = send_json(&app, Request::delete(format!("/api/jobs/{id}")).body(Body::empty()).unwrap()).await;
+        let (status, _) =
+            send_json(&app, Request::delete(format!("/api/jobs/{id}")).body(Body::empty()).unwrap()).await;
         assert_eq!(status, StatusCode::OK);
         let end = wait_for(&app, &id, |j| j["state"] != "queued" && j["state"] != "running").await;
         assert_eq!(end["state"], "cancelled", "round {round}: {end}");
@@ -392,7 +438,10 @@ async fn orphans_are_cleaned_at_start_and_deleted_media_are_gone_at_once() {
     assert_eq!(status, StatusCode::OK);
     let resp = app.clone().oneshot(get(&format!("/media/{id}/video.gif?download"))).await.unwrap();
     let disposition = resp.headers()[header::CONTENT_DISPOSITION].to_str().unwrap().to_string();
-    assert!(disposition.starts_with("attachment;") && disposition.contains(&format!("vidplay-{id}-video.gif")), "{disposition}");
+    assert!(
+        disposition.starts_with("attachment;") && disposition.contains(&format!("vidplay-{id}-video.gif")),
+        "{disposition}"
+    );
     let (status, _) = send(&app, Request::delete(format!("/api/videos/{id}")).body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (status, _) = send(&app, get(&format!("/media/{id}/video.mp4"))).await;
@@ -510,7 +559,8 @@ fn sigterm_ends_open_streams_and_requeues_the_running_job() {
     let data = data_dir("sigterm");
     let id = {
         let mut server = Server::start(&data, None);
-        let (status, job) = server.request("POST", "/api/jobs", Some(json!({"prompt": "a blue square spinning", "steps": 200})));
+        let (status, job) =
+            server.request("POST", "/api/jobs", Some(json!({"prompt": "a blue square spinning", "steps": 200})));
         assert_eq!(status, 201, "{job}");
         let id = serde_json::from_str::<Value>(&job).unwrap()["id"].as_str().unwrap().to_string();
         server.wait_job(&id, |j| j["state"] == "running" && j["step"].as_u64() > Some(0));
@@ -518,7 +568,12 @@ fn sigterm_ends_open_streams_and_requeues_the_running_job() {
         let streams: Vec<TcpStream> = (0..3)
             .map(|_| {
                 let mut s = TcpStream::connect(server.addr).unwrap();
-                write!(s, "GET /api/jobs/events HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n\r\n", server.addr).unwrap();
+                write!(
+                    s,
+                    "GET /api/jobs/events HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n\r\n",
+                    server.addr
+                )
+                .unwrap();
                 s
             })
             .collect();
@@ -543,7 +598,11 @@ fn a_crash_at_any_step_of_finishing_a_job_loses_nothing() {
         let data = data_dir(&format!("crash-{}", point.name()));
         let id = {
             let mut server = Server::start(&data, Some(&format!("crash-at={}", point.name())));
-            let (status, job) = server.request("POST", "/api/jobs", Some(json!({"prompt": "a red ball moving right", "steps": 2, "seed": 3})));
+            let (status, job) = server.request(
+                "POST",
+                "/api/jobs",
+                Some(json!({"prompt": "a red ball moving right", "steps": 2, "seed": 3})),
+            );
             assert_eq!(status, 201, "{job}");
             let status = server.wait_exit(Duration::from_secs(120));
             assert!(!status.success(), "{}: the injected crash happened", point.name());
@@ -556,7 +615,11 @@ fn a_crash_at_any_step_of_finishing_a_job_loses_nothing() {
         let page: Value = serde_json::from_str(&page).unwrap();
         let ids: Vec<&str> = page["videos"].as_array().unwrap().iter().filter_map(|v| v["id"].as_str()).collect();
         assert_eq!(ids, [id.as_str()], "{}: exactly one video", point.name());
-        let media: Vec<String> = std::fs::read_dir(data.join("media")).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        let media: Vec<String> = std::fs::read_dir(data.join("media"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
         assert_eq!(media, std::slice::from_ref(&id), "{}: no orphan media", point.name());
         let (status, _) = server.request("GET", &format!("/media/{id}/video.mp4"), None);
         assert_eq!(status, 200, "{}", point.name());

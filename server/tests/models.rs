@@ -55,7 +55,10 @@ fn the_registry_finds_and_describes_every_installed_model() {
     let infos = registry.infos();
     let by_id = |id: &str| infos.iter().find(|m| m.id == id).unwrap().clone();
     let (toy, sd, chain) = (by_id("vidplay-toy-1"), by_id("sd1"), by_id("svd1"));
-    assert_eq!((toy.family.as_str(), sd.family.as_str(), chain.family.as_str()), ("builtin", "stable-diffusion", "stable-video-diffusion"));
+    assert_eq!(
+        (toy.family.as_str(), sd.family.as_str(), chain.family.as_str()),
+        ("builtin", "stable-diffusion", "stable-video-diffusion")
+    );
     assert_eq!(toy.tasks, [Mode::TextToVideo, Mode::ImageToVideo]);
     assert_eq!(sd.tasks, [Mode::TextToImage]);
     assert_eq!(chain.tasks, [Mode::TextToVideo, Mode::ImageToVideo]);
@@ -71,7 +74,13 @@ fn the_registry_finds_and_describes_every_installed_model() {
 
     // The chain fills in the keyframe model and counts both phases.
     let engine = registry.get("svd1").unwrap();
-    let mut p = JobParams { prompt: "a boat".into(), model: "svd1".into(), keyframe_steps: 5, steps: 7, ..JobParams::default() };
+    let mut p = JobParams {
+        prompt: "a boat".into(),
+        model: "svd1".into(),
+        keyframe_steps: 5,
+        steps: 7,
+        ..JobParams::default()
+    };
     assert_eq!(engine.validate(&mut p, false), Ok(Mode::TextToVideo));
     assert_eq!((p.keyframe_model.as_str(), engine.total_steps(&p, Mode::TextToVideo)), ("sd1", 12));
     assert_eq!(engine.total_steps(&p, Mode::ImageToVideo), 7);
@@ -93,12 +102,19 @@ fn validation_follows_the_description_at_every_bound() {
         for &task in &info.tasks {
             let has_image = matches!(task, Mode::ImageToVideo | Mode::Edit);
             let (prompt, job_task) = if task == Mode::Edit { ("make it red", "edit") } else { ("a red ball", "") };
-            let start = JobParams { prompt: prompt.into(), model: info.id.clone(), task: job_task.into(), ..JobParams::default() };
+            let start = JobParams {
+                prompt: prompt.into(),
+                model: info.id.clone(),
+                task: job_task.into(),
+                ..JobParams::default()
+            };
             let base = info.defaults(task, start);
             let mut ok = base.clone();
             assert_eq!(engine.validate(&mut ok, has_image), Ok(task), "{} {task:?} defaults", info.id);
             for spec in info.params_for(task).filter(|s| matches!(s.kind, ParamKind::Integer | ParamKind::Number)) {
-                for (value, accepted) in [(spec.min, true), (spec.max, true), (spec.max + spec.step, false), (spec.min - spec.step, false)] {
+                for (value, accepted) in
+                    [(spec.min, true), (spec.max, true), (spec.max + spec.step, false), (spec.min - spec.step, false)]
+                {
                     if value < 0.0 {
                         continue; // not representable in the field
                     }
@@ -156,7 +172,11 @@ async fn typed_results_settings_in_files_old_metadata_and_previews() {
     let data = data_dir("results");
     let (app, jobs) = start_with(&data, models_dir("results", &[])).await;
     let mut events = jobs.subscribe();
-    let (status, job) = send_json(&app, post_json(json!({"prompt": "a red ball moving right", "steps": 4, "seed": 5, "frames": 6, "motion": 1.5}))).await;
+    let (status, job) = send_json(
+        &app,
+        post_json(json!({"prompt": "a red ball moving right", "steps": 4, "seed": 5, "frames": 6, "motion": 1.5})),
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED, "{job}");
     let id = job["id"].as_str().unwrap().to_string();
     wait_for(&app, &id, |j| j["state"] == "done").await;
@@ -177,7 +197,10 @@ async fn typed_results_settings_in_files_old_metadata_and_previews() {
     // Typed metadata, the same in the API and inside the MP4.
     let (_, video) = send_json(&app, get(&format!("/api/videos/{id}"))).await;
     let meta = &video["metadata"];
-    assert_eq!((meta["version"].as_u64(), meta["family"].as_str()), (Some(app::results::RESULT_VERSION as u64), Some("builtin")));
+    assert_eq!(
+        (meta["version"].as_u64(), meta["family"].as_str()),
+        (Some(app::results::RESULT_VERSION as u64), Some("builtin"))
+    );
     assert_eq!((meta["params"]["seed"].as_u64(), meta["params"]["frames"].as_u64()), (Some(5), Some(6)));
     let (status, mp4) = send(&app, get(&format!("/media/{id}/video.mp4"))).await;
     assert_eq!(status, StatusCode::OK);
@@ -190,7 +213,10 @@ async fn typed_results_settings_in_files_old_metadata_and_previews() {
         assert_eq!(status, StatusCode::OK, "{file}: {settings}");
         let settings: app::types::FileSettings = serde_json::from_value(settings).unwrap();
         assert_eq!(settings.mode, Mode::TextToVideo);
-        assert_eq!((settings.params.seed, settings.params.frames, settings.params.motion, settings.params.steps), (Some(5), 6, 1.5, 4));
+        assert_eq!(
+            (settings.params.seed, settings.params.frames, settings.params.motion, settings.params.steps),
+            (Some(5), 6, 1.5, 4)
+        );
         assert_eq!(settings.params.prompt, "a red ball moving right");
     }
     let req = axum::http::Request::post("/api/settings").body(axum::body::Body::from(png(8, 8))).unwrap();
@@ -203,7 +229,10 @@ async fn typed_results_settings_in_files_old_metadata_and_previews() {
     let (status, html) = send(&app, get(&format!("/v/{old_id}"))).await;
     assert_eq!(status, StatusCode::OK);
     let html = String::from_utf8_lossy(&html);
-    assert!(html.contains("32×32 generated, shown at 256×256") && html.contains("an old device"), "the old result's details");
+    assert!(
+        html.contains("32×32 generated, shown at 256×256") && html.contains("an old device"),
+        "the old result's details"
+    );
     let (_, old) = send_json(&app, get(&format!("/api/videos/{old_id}"))).await;
     assert_eq!((old["metadata"]["version"].as_u64(), old["metadata"]["params"]["steps"].as_u64()), (Some(1), Some(20)));
     let _ = std::fs::remove_dir_all(&data);
@@ -250,7 +279,17 @@ fn an_installed_wan_model_is_the_default_text_to_video_engine() {
     assert!(info.param("negative").is_some() && info.param("keyframe_model").is_none());
     // Prompt parts to click, but no word-by-word reading (that is the built-in model's parser).
     assert!(info.chips.iter().any(|g| g.phrases.iter().any(|p| p == "camera pans left")) && !info.reads_prompt);
-    let ok = JobParams { prompt: "a boat".into(), model: "wan1".into(), frames: 17, width: 64, height: 48, steps: 4, guidance: 5.0, fps: 16, ..JobParams::default() };
+    let ok = JobParams {
+        prompt: "a boat".into(),
+        model: "wan1".into(),
+        frames: 17,
+        width: 64,
+        height: 48,
+        steps: 4,
+        guidance: 5.0,
+        fps: 16,
+        ..JobParams::default()
+    };
     assert_eq!(wan.validate(&mut ok.clone(), false), Ok(Mode::TextToVideo));
     // Rounded as diffusers rounds: frames to 4k + 1, the size down to multiples of 16.
     let mut rounded = JobParams { frames: 16, width: 72, height: 50, ..ok.clone() };

@@ -48,10 +48,22 @@ impl Services {
 
     fn web(&self) -> Process {
         let site = common::site_root();
-        let mut cmd = self.command(&["serve", "--no-worker", "--addr", "127.0.0.1:0", "--no-examples", "--site-root", site.to_str().unwrap()]);
+        let mut cmd = self.command(&[
+            "serve",
+            "--no-worker",
+            "--addr",
+            "127.0.0.1:0",
+            "--no-examples",
+            "--site-root",
+            site.to_str().unwrap(),
+        ]);
         let mut p = Process::spawn(&mut cmd);
         let line = p.first_line.clone();
-        let addr = line.split("http://").nth(1).and_then(|rest| rest.split_whitespace().next()).unwrap_or_else(|| panic!("no address in {line:?}"));
+        let addr = line
+            .split("http://")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no address in {line:?}"));
         p.addr = Some(addr.parse().unwrap());
         p
     }
@@ -173,7 +185,9 @@ async fn two_workers_do_thirty_jobs_each_exactly_once() {
     let web = services.web();
     let _w1 = services.worker("w1", 30);
     let _w2 = services.worker("w2", 30);
-    let ids: Vec<String> = (0..30).map(|i| web.submit(json!({"prompt": format!("a red ball number {i}"), "steps": 1, "seed": i}))).collect();
+    let ids: Vec<String> = (0..30)
+        .map(|i| web.submit(json!({"prompt": format!("a red ball number {i}"), "steps": 1, "seed": i})))
+        .collect();
     for id in &ids {
         let job = web.wait_job(id, Duration::from_secs(600), finished);
         assert_eq!(job["state"], "done", "{job}");
@@ -186,7 +200,11 @@ async fn two_workers_do_thirty_jobs_each_exactly_once() {
     assert_eq!(videos, expected, "exactly one video per job");
     // Both workers took jobs, each job was taken once, and the results are in the bucket.
     let db = services.db().await;
-    let per_worker: Vec<(String, i64)> = sqlx::query_as("SELECT worker, COUNT(*) FROM jobs GROUP BY worker ORDER BY worker").fetch_all(&db).await.unwrap();
+    let per_worker: Vec<(String, i64)> =
+        sqlx::query_as("SELECT worker, COUNT(*) FROM jobs GROUP BY worker ORDER BY worker")
+            .fetch_all(&db)
+            .await
+            .unwrap();
     assert_eq!(per_worker.len(), 2, "{per_worker:?}");
     let attempts: Vec<i32> = sqlx::query_scalar("SELECT DISTINCT attempts FROM jobs").fetch_all(&db).await.unwrap();
     assert_eq!(attempts, [1]);
@@ -195,14 +213,21 @@ async fn two_workers_do_thirty_jobs_each_exactly_once() {
     // The queue page's health lists both workers.
     let (_, health) = web.request("GET", "/api/health", None);
     let health: Value = serde_json::from_str(&health).unwrap();
-    let mut names: Vec<&str> = health["workers"].as_array().unwrap().iter().map(|w| w["name"].as_str().unwrap()).collect();
+    let mut names: Vec<&str> =
+        health["workers"].as_array().unwrap().iter().map(|w| w["name"].as_str().unwrap()).collect();
     names.sort();
     assert_eq!(names, ["w1", "w2"], "{health}");
     assert_eq!(health["stalled"], false);
     // And the queue page shows them.
     let (status, page) = web.request("GET", "/queue", None);
     assert_eq!(status, 200);
-    assert!(page.contains("Workers") && page.contains("w1") && page.contains("w2") && page.contains("loaded: vidplay-toy-1"), "{page}");
+    assert!(
+        page.contains("Workers")
+            && page.contains("w1")
+            && page.contains("w2")
+            && page.contains("loaded: vidplay-toy-1"),
+        "{page}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -218,7 +243,8 @@ async fn a_killed_workers_job_is_finished_by_another_after_its_lease() {
     assert_eq!(job["state"], "done", "{job}");
     assert_eq!(web.video_ids(), [id.clone()]);
     let db = services.db().await;
-    let attempts: i32 = sqlx::query_scalar("SELECT attempts FROM jobs WHERE id = $1").bind(&id).fetch_one(&db).await.unwrap();
+    let attempts: i32 =
+        sqlx::query_scalar("SELECT attempts FROM jobs WHERE id = $1").bind(&id).fetch_one(&db).await.unwrap();
     assert_eq!(attempts, 2, "taken again after the first worker's lease ended");
 }
 
@@ -227,7 +253,8 @@ async fn postgres_restarted_mid_run_loses_nothing() {
     let services = Services::start("restart").await;
     let web = services.web();
     let _worker = services.worker("w", 20);
-    let ids: Vec<String> = (0..4).map(|i| web.submit(json!({"prompt": format!("a yellow star {i}"), "steps": 12, "seed": i}))).collect();
+    let ids: Vec<String> =
+        (0..4).map(|i| web.submit(json!({"prompt": format!("a yellow star {i}"), "steps": 12, "seed": i}))).collect();
     web.wait_job(&ids[0], Duration::from_secs(120), |j| j["state"] == "running" && j["step"].as_u64() > Some(0));
     services.pg.stop().unwrap();
     std::thread::sleep(Duration::from_secs(2));
@@ -295,12 +322,17 @@ async fn local_gallery(data: &std::path::Path, n: usize) -> Vec<String> {
     let mut ids = Vec::new();
     for i in 0..n {
         let id = format!("{:016x}", 0x5ca1_e000_0000_0000u64 + i as u64);
-        let frames: Vec<image::RgbImage> = (0..4).map(|f| image::RgbImage::from_fn(32, 32, |x, y| image::Rgb([(x * 8) as u8, (y * 8) as u8, (f * 60 + i) as u8]))).collect();
+        let frames: Vec<image::RgbImage> = (0..4)
+            .map(|f| {
+                image::RgbImage::from_fn(32, 32, |x, y| image::Rgb([(x * 8) as u8, (y * 8) as u8, (f * 60 + i) as u8]))
+            })
+            .collect();
         let mp4 = server::media::encode::encode_mp4(&frames, 8, "{}").unwrap();
         let poster = server::media::encode::encode_png(&frames[2], None).unwrap();
         media.put(&app::media_files::key(&id, app::media_files::MediaFile::Video), mp4.into()).await.unwrap();
         media.put(&app::media_files::key(&id, app::media_files::MediaFile::Poster), poster.into()).await.unwrap();
-        let mut v = video(&id, 1_000 + i as i64, &format!("clip number {i} of a red ball"), app::types::Mode::TextToVideo);
+        let mut v =
+            video(&id, 1_000 + i as i64, &format!("clip number {i} of a red ball"), app::types::Mode::TextToVideo);
         v.favorite = i % 7 == 0;
         store.insert_video(v).await.unwrap();
         ids.push(id);
@@ -329,7 +361,11 @@ async fn a_gallery_of_fifty_videos_moves_in_resumably_and_checked() {
     let ids = local_gallery(&data, 50).await;
     let migrate = |faults: Option<&str>| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_vidplay"));
-        cmd.arg("migrate").arg("--from").arg(&data).args(["--database-url", &services.url, "--media", &services.media]).envs(services.weed.env());
+        cmd.arg("migrate")
+            .arg("--from")
+            .arg(&data)
+            .args(["--database-url", &services.url, "--media", &services.media])
+            .envs(services.weed.env());
         if let Some(f) = faults {
             cmd.env("VIDPLAY_TEST_FAULTS", f);
         }
@@ -344,7 +380,11 @@ async fn a_gallery_of_fifty_videos_moves_in_resumably_and_checked() {
     assert!(out.contains("moved 30 videos") && out.contains("20 already there") && out.contains("2 votes"), "{out}");
     // A third run finds everything there.
     let third = migrate(None);
-    assert!(String::from_utf8_lossy(&third.stdout).contains("moved 0 videos"), "{}", String::from_utf8_lossy(&third.stdout));
+    assert!(
+        String::from_utf8_lossy(&third.stdout).contains("moved 0 videos"),
+        "{}",
+        String::from_utf8_lossy(&third.stdout)
+    );
     // The web node serves the moved gallery: every video, its order, its files, byte for byte.
     let web = services.web();
     let mut expected = ids.clone();

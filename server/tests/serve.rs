@@ -19,7 +19,11 @@ async fn api_pages_and_media_end_to_end() {
     let (app, _jobs) = start(&data).await;
 
     // Text to video through the JSON API.
-    let (status, job) = send_json(&app, post_json(json!({"prompt": "a red ball moving right on a grass field", "steps": 3, "seed": 11}))).await;
+    let (status, job) = send_json(
+        &app,
+        post_json(json!({"prompt": "a red ball moving right on a grass field", "steps": 3, "seed": 11})),
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED, "{job}");
     assert_eq!(job["state"], "queued");
     assert_eq!(job["params"]["seed"], 11);
@@ -31,7 +35,10 @@ async fn api_pages_and_media_end_to_end() {
     // Image to video through the multipart form, with a random seed that gets recorded.
     let (status, job) = send_json(
         &app,
-        post_multipart(multipart(&[("prompt", "camera pans left"), ("steps", "2"), ("seed", "")], Some(("photo.png", &png(80, 60))))),
+        post_multipart(multipart(
+            &[("prompt", "camera pans left"), ("steps", "2"), ("seed", "")],
+            Some(("photo.png", &png(80, 60))),
+        )),
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{job}");
@@ -54,7 +61,10 @@ async fn api_pages_and_media_end_to_end() {
     let no_js = Request::post("/api/jobs")
         .header(header::CONTENT_TYPE, format!("multipart/form-data; boundary={BOUNDARY}"))
         .header(header::ACCEPT, "text/html,application/xhtml+xml")
-        .body(multipart(&[("mode", "text-to-video"), ("prompt", "a white star spinning"), ("steps", "1"), ("seed", "")], None))
+        .body(multipart(
+            &[("mode", "text-to-video"), ("prompt", "a white star spinning"), ("steps", "1"), ("seed", "")],
+            None,
+        ))
         .unwrap();
     let resp = app.clone().oneshot(no_js).await.unwrap();
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
@@ -95,7 +105,8 @@ async fn api_pages_and_media_end_to_end() {
         assert_eq!(resp.status(), StatusCode::OK, "{file}");
         assert_eq!(resp.headers()[header::CONTENT_TYPE], mime, "{file}");
     }
-    let ranged = Request::get(format!("/media/{id}/video.mp4")).header(header::RANGE, "bytes=0-99").body(Body::empty()).unwrap();
+    let ranged =
+        Request::get(format!("/media/{id}/video.mp4")).header(header::RANGE, "bytes=0-99").body(Body::empty()).unwrap();
     let (status, bytes) = send(&app, ranged).await;
     assert_eq!(status, StatusCode::PARTIAL_CONTENT);
     assert_eq!(bytes.len(), 100);
@@ -119,7 +130,9 @@ async fn api_pages_and_media_end_to_end() {
     let (status, html) = send(&app, get(&format!("/v/{id}"))).await;
     assert_eq!(status, StatusCode::OK);
     let html = String::from_utf8_lossy(&html);
-    for needle in ["a red ball moving right on a grass field", "Remix", "frames.zip", "11", "32×32 generated, shown at 256×256"] {
+    for needle in
+        ["a red ball moving right on a grass field", "Remix", "frames.zip", "11", "32×32 generated, shown at 256×256"]
+    {
         assert!(html.contains(needle), "video page lacks {needle:?}");
     }
     let (status, html) = send(&app, get("/queue")).await;
@@ -152,7 +165,10 @@ async fn bad_input_is_a_clear_4xx() {
     assert_rejected(&app, post_json(json!({"prompt": "a red ball", "colour": "red"})), bad, "unknown field").await;
     assert_rejected(
         &app,
-        Request::post("/api/jobs").header(header::CONTENT_TYPE, "application/json").body(Body::from("{not json")).unwrap(),
+        Request::post("/api/jobs")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from("{not json"))
+            .unwrap(),
         bad,
         "invalid JSON",
     )
@@ -165,7 +181,13 @@ async fn bad_input_is_a_clear_4xx() {
     )
     .await;
     // Uploads: not an image, truncated, a decompression bomb, too large, none at all.
-    assert_rejected(&app, post_multipart(multipart(&[("prompt", "pan left")], Some(("notes.txt", b"hello")))), bad, "not an image").await;
+    assert_rejected(
+        &app,
+        post_multipart(multipart(&[("prompt", "pan left")], Some(("notes.txt", b"hello")))),
+        bad,
+        "not an image",
+    )
+    .await;
     let truncated = png(64, 64)[..60].to_vec();
     assert_rejected(&app, post_multipart(multipart(&[], Some(("cut.png", &truncated)))), bad, "cut.png").await;
     let mut bomb = png(8, 8);
@@ -173,17 +195,46 @@ async fn bad_input_is_a_clear_4xx() {
     bomb[20..24].copy_from_slice(&100_000u32.to_be_bytes());
     assert_rejected(&app, post_multipart(multipart(&[], Some(("bomb.png", &bomb)))), bad, "bomb.png").await;
     let huge = vec![0u8; 40 * 1024 * 1024];
-    assert_rejected(&app, post_multipart(multipart(&[], Some(("huge.png", &huge)))), StatusCode::PAYLOAD_TOO_LARGE, "larger than").await;
+    assert_rejected(
+        &app,
+        post_multipart(multipart(&[], Some(("huge.png", &huge)))),
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "larger than",
+    )
+    .await;
     assert_rejected(&app, post_multipart(multipart(&[("mode", "image-to-video")], None)), bad, "choose an image").await;
-    assert_rejected(&app, post_multipart(multipart(&[("mode", "image-to-video"), ("example", "../vidplay.db")], None)), bad, "no example").await;
-    assert_rejected(&app, post_multipart(multipart(&[("prompt", "a ball"), ("steps", "many")], None)), bad, "steps must be a number").await;
+    assert_rejected(
+        &app,
+        post_multipart(multipart(&[("mode", "image-to-video"), ("example", "../vidplay.db")], None)),
+        bad,
+        "no example",
+    )
+    .await;
+    assert_rejected(
+        &app,
+        post_multipart(multipart(&[("prompt", "a ball"), ("steps", "many")], None)),
+        bad,
+        "steps must be a number",
+    )
+    .await;
     // Unknown ids and path tricks.
     assert_rejected(&app, get("/api/jobs/0123456789abcdef"), StatusCode::NOT_FOUND, "no such job").await;
     assert_rejected(&app, get("/api/jobs/..%2F..%2Fetc"), StatusCode::NOT_FOUND, "no such job").await;
-    assert_rejected(&app, Request::delete("/api/videos/zzzz").body(Body::empty()).unwrap(), StatusCode::NOT_FOUND, "no such video").await;
+    assert_rejected(
+        &app,
+        Request::delete("/api/videos/zzzz").body(Body::empty()).unwrap(),
+        StatusCode::NOT_FOUND,
+        "no such video",
+    )
+    .await;
     assert_rejected(&app, get("/api/videos?mode=sideways"), bad, "mode").await;
     assert_rejected(&app, get("/api/videos?before=..%2F"), bad, "before").await;
-    for path in ["/media/../vidplay.db", "/media/%2e%2e/vidplay.db", "/media/0123456789abcdef.partial/video.mp4", "/media/vidplay.db"] {
+    for path in [
+        "/media/../vidplay.db",
+        "/media/%2e%2e/vidplay.db",
+        "/media/0123456789abcdef.partial/video.mp4",
+        "/media/vidplay.db",
+    ] {
         let (status, _) = send(&app, get(path)).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
     }
@@ -205,14 +256,22 @@ async fn cancel_queue_limit_and_restart() {
         wait_for(&app, &long, |j| j["state"] == "running" && j["step"].as_u64() > Some(0)).await;
         let mut queued = Vec::new();
         for k in 0..server::queue::QUEUE_LIMIT {
-            let (status, job) = send_json(&app, post_json(json!({"prompt": format!("a red ball {k}"), "steps": 1}))).await;
+            let (status, job) =
+                send_json(&app, post_json(json!({"prompt": format!("a red ball {k}"), "steps": 1}))).await;
             assert_eq!(status, StatusCode::CREATED, "{job}");
             queued.push(job["id"].as_str().unwrap().to_string());
         }
-        assert_rejected(&app, post_json(json!({"prompt": "one red ball too many"})), StatusCode::TOO_MANY_REQUESTS, "queue is full").await;
+        assert_rejected(
+            &app,
+            post_json(json!({"prompt": "one red ball too many"})),
+            StatusCode::TOO_MANY_REQUESTS,
+            "queue is full",
+        )
+        .await;
 
         // Cancel the running job between steps, and a queued one before it starts.
-        let (status, job) = send_json(&app, Request::delete(format!("/api/jobs/{}", queued[0])).body(Body::empty()).unwrap()).await;
+        let (status, job) =
+            send_json(&app, Request::delete(format!("/api/jobs/{}", queued[0])).body(Body::empty()).unwrap()).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(job["state"], "cancelled");
         send_json(&app, Request::delete(format!("/api/jobs/{long}")).body(Body::empty()).unwrap()).await;
@@ -227,7 +286,8 @@ async fn cancel_queue_limit_and_restart() {
     {
         let store = server::storage::SqliteStore::open(&data.join("vidplay.db")).await.unwrap();
         use server::storage::Store;
-        let mut job = store.jobs(100).await.unwrap().into_iter().find(|j| j.state == app::types::JobState::Queued).unwrap();
+        let mut job =
+            store.jobs(100).await.unwrap().into_iter().find(|j| j.state == app::types::JobState::Queued).unwrap();
         job.state = app::types::JobState::Running;
         store.update_job(job).await.unwrap();
     }
@@ -303,7 +363,10 @@ async fn keyframes_from_an_installed_text_to_image_model() {
     let source = format!("/media/{id}/image.png");
     let (status, anim) = send_json(
         &app,
-        post_multipart(multipart(&[("mode", "image-to-video"), ("source", &source), ("prompt", "camera pans left"), ("steps", "1")], None)),
+        post_multipart(multipart(
+            &[("mode", "image-to-video"), ("source", &source), ("prompt", "camera pans left"), ("steps", "1")],
+            None,
+        )),
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{anim}");
@@ -382,17 +445,26 @@ async fn text_to_video_through_a_keyframe_and_stable_video_diffusion() {
     let (status, html) = send(&app, get(&format!("/v/{id}"))).await;
     assert_eq!(status, StatusCode::OK);
     let html = String::from_utf8_lossy(&html);
-    assert!(html.contains(&format!("/media/{id}/keyframe.png")) && html.contains("made from the prompt by sd1"), "keyframe not shown");
+    assert!(
+        html.contains(&format!("/media/{id}/keyframe.png")) && html.contains("made from the prompt by sd1"),
+        "keyframe not shown"
+    );
 
     // Image to video with an upload.
     let (status, anim) = send_json(
         &app,
-        post_multipart(multipart(&[("model", "svd1"), ("steps", "1"), ("frames", "3"), ("width", "64"), ("height", "64")], Some(("photo.png", &png(80, 60))))),
+        post_multipart(multipart(
+            &[("model", "svd1"), ("steps", "1"), ("frames", "3"), ("width", "64"), ("height", "64")],
+            Some(("photo.png", &png(80, 60))),
+        )),
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{anim}");
     assert_eq!(anim["mode"], "image-to-video");
-    let done = wait_for(&app, anim["id"].as_str().unwrap(), |j| j["state"].as_str().is_some_and(|s| s != "queued" && s != "running")).await;
+    let done = wait_for(&app, anim["id"].as_str().unwrap(), |j| {
+        j["state"].as_str().is_some_and(|s| s != "queued" && s != "running")
+    })
+    .await;
     assert_eq!(done["state"], "done", "{done}");
 
     // Extending it continues from its last frame with the same engine.
@@ -440,7 +512,10 @@ async fn text_to_video_with_an_installed_wan_model() {
     assert_eq!(status, StatusCode::OK);
     let page = String::from_utf8_lossy(&page);
     assert!(page.contains("wan1") && page.contains("Negative prompt"), "the page offers wan1 with its controls");
-    assert!(page.contains("aerial drone shot") && page.contains("Assembled prompt"), "the prompt builder offers Wan's parts");
+    assert!(
+        page.contains("aerial drone shot") && page.contains("Assembled prompt"),
+        "the prompt builder offers Wan's parts"
+    );
     let (_, listed) = send_json(&app, get("/api/models")).await;
     let wan = listed.as_array().unwrap().iter().find(|m| m["id"] == "wan1").expect("wan1 listed").clone();
     assert_eq!(wan["family"], "wan");
@@ -449,7 +524,10 @@ async fn text_to_video_with_an_installed_wan_model() {
 
     let (status, job) = send_json(&app, post_json(json!({"prompt": "a red ball bounces across a table", "negative": "blurry", "steps": 2, "frames": 5, "fps": 16, "width": 32, "height": 32, "guidance": 4.0}))).await;
     assert_eq!(status, StatusCode::CREATED, "{job}");
-    assert_eq!((job["params"]["model"].as_str(), job["mode"].as_str(), job["total"].as_u64()), (Some("wan1"), Some("text-to-video"), Some(2)));
+    assert_eq!(
+        (job["params"]["model"].as_str(), job["mode"].as_str(), job["total"].as_u64()),
+        (Some("wan1"), Some("text-to-video"), Some(2))
+    );
     let id = job["id"].as_str().unwrap().to_string();
     let done = wait_for(&app, &id, |j| j["state"].as_str().is_some_and(|s| s != "queued" && s != "running")).await;
     assert_eq!(done["state"], "done", "{done}");
@@ -461,21 +539,31 @@ async fn text_to_video_with_an_installed_wan_model() {
     assert_eq!(status, StatusCode::NOT_FOUND, "no keyframe: the text goes to the model directly");
     let (_, video) = send_json(&app, get(&format!("/api/videos/{id}"))).await;
     let meta = &video["metadata"];
-    assert_eq!((meta["family"].as_str(), meta["frames"].as_u64(), meta["fps"].as_u64()), (Some("wan"), Some(5), Some(16)));
+    assert_eq!(
+        (meta["family"].as_str(), meta["frames"].as_u64(), meta["fps"].as_u64()),
+        (Some("wan"), Some(5), Some(16))
+    );
     assert_eq!(meta["resolution"]["native"], json!([32, 32]));
     assert_eq!(meta["params"]["negative"], "blurry");
 
     // An upload without a model is animated by the built-in model.
-    let (status, anim) = send_json(&app, post_multipart(multipart(&[("steps", "1")], Some(("photo.png", &png(64, 48)))))).await;
+    let (status, anim) =
+        send_json(&app, post_multipart(multipart(&[("steps", "1")], Some(("photo.png", &png(64, 48)))))).await;
     assert_eq!(status, StatusCode::CREATED, "{anim}");
-    assert_eq!((anim["mode"].as_str(), anim["params"]["model"].as_str()), (Some("image-to-video"), Some("vidplay-toy-1")));
+    assert_eq!(
+        (anim["mode"].as_str(), anim["params"]["model"].as_str()),
+        (Some("image-to-video"), Some("vidplay-toy-1"))
+    );
     wait_for(&app, anim["id"].as_str().unwrap(), |j| j["state"] == "done").await;
 
     for (body, needle) in [
         (json!({"prompt": "a cat", "model": "wan1", "frames": 200, "width": 32, "height": 32}), "frames must be"),
         (json!({"prompt": "a cat", "model": "wan1", "frames": 5, "width": 4000, "height": 32}), "width must be"),
         (json!({"prompt": "  ", "model": "wan1"}), "prompt is empty"),
-        (json!({"task": "extend", "source": id, "model": "wan1", "frames": 5, "width": 32, "height": 32}), "cannot continue a clip"),
+        (
+            json!({"task": "extend", "source": id, "model": "wan1", "frames": 5, "width": 32, "height": 32}),
+            "cannot continue a clip",
+        ),
     ] {
         assert_rejected(&app, post_json(body), StatusCode::BAD_REQUEST, needle).await;
     }

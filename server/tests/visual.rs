@@ -16,7 +16,10 @@ fn ids(page: &Value) -> Vec<String> {
 }
 
 fn visual_ids(page: &Value) -> Vec<String> {
-    page["visual"].as_array().map(|a| a.iter().map(|v| v["id"].as_str().unwrap().to_string()).collect()).unwrap_or_default()
+    page["visual"]
+        .as_array()
+        .map(|a| a.iter().map(|v| v["id"].as_str().unwrap().to_string()).collect())
+        .unwrap_or_default()
 }
 
 async fn start_visual(data: &PathBuf, models: &PathBuf) -> (axum::Router, server::queue::Jobs) {
@@ -54,9 +57,14 @@ async fn clips_are_found_by_what_they_show() {
     let (_, models_listed) = send_json(&app, get("/api/models")).await;
     assert!(!models_listed.to_string().contains("clip1"), "CLIP is not a generation model");
 
-    let (_, red) = send_json(&app, post_json(json!({"prompt": "a red ball moving right", "steps": 2, "seed": 1}))).await;
+    let (_, red) =
+        send_json(&app, post_json(json!({"prompt": "a red ball moving right", "steps": 2, "seed": 1}))).await;
     let red = red["id"].as_str().unwrap().to_string();
-    let (_, pan) = send_json(&app, post_multipart(multipart(&[("prompt", "camera pans left"), ("steps", "2")], Some(("photo.png", &png(64, 48)))))).await;
+    let (_, pan) = send_json(
+        &app,
+        post_multipart(multipart(&[("prompt", "camera pans left"), ("steps", "2")], Some(("photo.png", &png(64, 48))))),
+    )
+    .await;
     let pan = pan["id"].as_str().unwrap().to_string();
     let (status, cat) = send_json(
         &app,

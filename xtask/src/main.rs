@@ -37,7 +37,9 @@ fn site(release: bool) -> anyhow::Result<()> {
         .status()
         .context("running cargo")?;
     if !status.success() {
-        bail!("building the wasm bundle failed (is the wasm32-unknown-unknown target installed? scripts/setup adds it)");
+        bail!(
+            "building the wasm bundle failed (is the wasm32-unknown-unknown target installed? scripts/setup adds it)"
+        );
     }
     let out_profile = if release { "wasm-release" } else { "debug" };
     let wasm = target_dir.join("wasm32-unknown-unknown").join(out_profile).join("frontend.wasm");
@@ -45,12 +47,7 @@ fn site(release: bool) -> anyhow::Result<()> {
     let pkg = site.join("pkg");
     std::fs::create_dir_all(&pkg)?;
     let mut bindgen = wasm_bindgen_cli_support::Bindgen::new();
-    bindgen
-        .input_path(&wasm)
-        .web(true)?
-        .out_name(NAME)
-        .debug(!release)
-        .keep_debug(!release);
+    bindgen.input_path(&wasm).web(true)?.out_name(NAME).debug(!release).keep_debug(!release);
     // Bundles of earlier builds go; only this one is served.
     if pkg.exists() {
         std::fs::remove_dir_all(&pkg)?;

@@ -5,9 +5,9 @@
 
 use burn::module::Module;
 use clap::Parser;
-use model::device::{self, DeviceChoice};
 use model::builtin::net::NetConfig;
 use model::builtin::training::{TrainState, Trainer};
+use model::device::{self, DeviceChoice};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -59,11 +59,7 @@ fn main() -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
     let args = Args::parse();
-    let channels: Vec<usize> = args
-        .channels
-        .split(',')
-        .map(|c| c.trim().parse())
-        .collect::<Result<_, _>>()?;
+    let channels: Vec<usize> = args.channels.split(',').map(|c| c.trim().parse()).collect::<Result<_, _>>()?;
     anyhow::ensure!(channels.len() == 3, "--channels takes three numbers");
     let opened = device::open(args.device)?;
     let fresh = TrainState {

@@ -48,7 +48,13 @@ fn main() -> anyhow::Result<()> {
         device: opened.description.clone(),
     };
     let mut trainer = EditTrainer::open(&args.dir, fresh, args.lr, &opened.device)?;
-    println!("training {:?}, {} parameters, batch {}, on {}", trainer.state.config, trainer.net.num_params(), trainer.state.batch, opened.description);
+    println!(
+        "training {:?}, {} parameters, batch {}, on {}",
+        trainer.state.config,
+        trainer.net.num_params(),
+        trainer.state.batch,
+        opened.description
+    );
     let (mut window, mut window_start) = (Vec::new(), Instant::now());
     while trainer.state.step < args.steps {
         let t0 = Instant::now();

@@ -2,8 +2,8 @@
 //! model-resolution frames: which palette colour dominates, where the subject is, how much and
 //! which way things move, whether weather specks are present, PSNR against an input image.
 
-use image::RgbImage;
 use crate::builtin::vocab::Color;
+use image::RgbImage;
 use serde::Serialize;
 
 /// How many of some clips passed a measure.
@@ -199,8 +199,8 @@ pub fn psnr(a: &RgbImage, b: &RgbImage) -> f32 {
 mod tests {
     use super::*;
     use crate::builtin::prompt::parse;
-    use crate::rng::Rng;
     use crate::builtin::world::Scene;
+    use crate::rng::Rng;
 
     /// Renders the toy world's own clip for a prompt, as 8-bit frames.
     fn world_clip(prompt: &str, seed: u64) -> Vec<RgbImage> {
@@ -232,7 +232,11 @@ mod tests {
         let right = world_clip("a yellow star spinning on a grass field, camera pans right", 3);
         assert!(horizontal_pan(&right) < -3.0);
 
-        let mut scene = Scene::sample(&mut Rng::new(4), &parse("a blue triangle bouncing on a plain background, static camera"), 0.0);
+        let mut scene = Scene::sample(
+            &mut Rng::new(4),
+            &parse("a blue triangle bouncing on a plain background, static camera"),
+            0.0,
+        );
         scene.weather = None;
         let dry = render(&scene);
         scene.weather = Some(crate::builtin::vocab::Weather::Snow);

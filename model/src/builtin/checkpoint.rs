@@ -7,7 +7,12 @@ use std::path::{Path, PathBuf};
 
 /// Exports `module` as f16 safetensors at `weights` (recording the training `step`), and
 /// `config` as JSON next to it (`NAME.json`); returns the config's path.
-pub fn export_f16<M: ModuleSnapshot>(module: &M, weights: &Path, step: u64, config: &impl Serialize) -> anyhow::Result<PathBuf> {
+pub fn export_f16<M: ModuleSnapshot>(
+    module: &M,
+    weights: &Path,
+    step: u64,
+    config: &impl Serialize,
+) -> anyhow::Result<PathBuf> {
     if let Some(parent) = weights.parent() {
         std::fs::create_dir_all(parent)?;
     }

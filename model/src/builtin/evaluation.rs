@@ -5,11 +5,11 @@
 //! Each clip is measured with [`crate::builtin::analysis`] at the model's own resolution.
 
 use crate::builtin::analysis;
-use image::RgbImage;
 use crate::builtin::pipeline::{BuiltinModel, GenerationRequest};
 use crate::builtin::prompt::parse;
 use crate::builtin::vocab::*;
 use crate::builtin::world::is_held_out;
+use image::RgbImage;
 use serde::Serialize;
 
 pub use crate::builtin::analysis::Tally;
@@ -34,20 +34,12 @@ pub struct EvalReport {
 
 impl EvalReport {
     pub fn meets_targets(&self) -> bool {
-        self.color.rate() >= 0.9
-            && self.direction.rate() >= 0.85
-            && self.still_clips == 0
-            && self.i2v.meets_targets()
+        self.color.rate() >= 0.9 && self.direction.rate() >= 0.85 && self.still_clips == 0 && self.i2v.meets_targets()
     }
 
     pub fn table(&self) -> String {
         let row = |name: &str, t: &Tally, target: &str| {
-            format!(
-                "| {name:<34} | {:>3}/{:<3} {:>5.1}% | {target:<8} |\n",
-                t.passed,
-                t.total,
-                100.0 * t.rate()
-            )
+            format!("| {name:<34} | {:>3}/{:<3} {:>5.1}% | {target:<8} |\n", t.passed, t.total, 100.0 * t.rate())
         };
         let mut s = String::new();
         s.push_str("| measure (held-out prompts)         | result          | target   |\n");
@@ -68,7 +60,6 @@ impl EvalReport {
         s
     }
 }
-
 
 /// Colours that a setting's own backdrop contains, which the colour measure cannot separate.
 pub fn backdrop_colors(setting: Setting) -> &'static [Color] {
@@ -149,10 +140,7 @@ fn native(model: &BuiltinModel, req: &GenerationRequest, image: Option<&RgbImage
 pub fn run(model: &BuiltinModel, opts: &EvalOptions, mut on_clip: impl FnMut(&str)) -> anyhow::Result<EvalReport> {
     let started = std::time::Instant::now();
     let mut report = EvalReport::default();
-    let base = GenerationRequest {
-        steps: opts.steps,
-        ..Default::default()
-    };
+    let base = GenerationRequest { steps: opts.steps, ..Default::default() };
     let still = |report: &mut EvalReport, frames: &[RgbImage]| {
         report.clips += 1;
         let m = analysis::motion_amount(frames);
@@ -163,10 +151,8 @@ pub fn run(model: &BuiltinModel, opts: &EvalOptions, mut on_clip: impl FnMut(&st
     };
 
     // Colour and subject motion, static camera, no weather.
-    let combos: Vec<_> = held_out_combos()
-        .into_iter()
-        .filter(|(_, c, _, g)| !backdrop_colors(*g).contains(c))
-        .collect();
+    let combos: Vec<_> =
+        held_out_combos().into_iter().filter(|(_, c, _, g)| !backdrop_colors(*g).contains(c)).collect();
     let step = (combos.len() / (3 * opts.per_category)).max(1);
     for (k, &(subject, color, action, setting)) in combos.iter().step_by(step).take(3 * opts.per_category).enumerate() {
         let prompt = format!(
@@ -224,7 +210,8 @@ pub fn run(model: &BuiltinModel, opts: &EvalOptions, mut on_clip: impl FnMut(&st
         let setting = weather_settings[k % weather_settings.len()];
         let subject = Subject::ALL[(k + 1) % 4];
         let color = [Color::Red, Color::Purple, Color::Blue, Color::Orange][k % 4];
-        let dry = format!("a {} {} rotating {}, static camera", color.phrase(), subject.phrase(), setting_words(setting, k));
+        let dry =
+            format!("a {} {} rotating {}, static camera", color.phrase(), subject.phrase(), setting_words(setting, k));
         let wet = format!("{dry}, {}", ["during a rainstorm", "in a snowfall"][k % 2]);
         let seed = opts.seed + 100 + k as u64;
         let a = native(model, &GenerationRequest { prompt: dry, seed, ..base.clone() }, None)?;
@@ -260,7 +247,13 @@ pub fn run(model: &BuiltinModel, opts: &EvalOptions, mut on_clip: impl FnMut(&st
     }
 
     // Image-to-video: the motion model on pictures it never saw, at display resolution.
-    report.i2v = crate::builtin::motion::evaluation::run(model, opts.per_category, opts.seed + 300, &opts.examples, &mut on_clip)?;
+    report.i2v = crate::builtin::motion::evaluation::run(
+        model,
+        opts.per_category,
+        opts.seed + 300,
+        &opts.examples,
+        &mut on_clip,
+    )?;
     report.clips += report.i2v.clips;
     report.still_clips += report.i2v.still_clips;
     report.seconds = started.elapsed().as_secs_f64();
@@ -291,7 +284,8 @@ mod tests {
         let combos = held_out_combos();
         assert!(combos.len() > 50, "{}", combos.len());
         for (k, &(s, c, a, g)) in combos.iter().enumerate() {
-            let p = parse(&format!("{} {} {} {}", c.phrase(), subject_word(s, k), action_words(a, k), setting_words(g, k)));
+            let p =
+                parse(&format!("{} {} {} {}", c.phrase(), subject_word(s, k), action_words(a, k), setting_words(g, k)));
             assert_eq!((p.subject, p.color, p.action, p.setting), (Some(s), Some(c), Some(a), Some(g)), "{k}");
             assert!(p.ignored.is_empty(), "{:?}", p.ignored);
         }

@@ -9,9 +9,7 @@ pub fn frame_indices(native: usize, wanted: usize) -> Vec<usize> {
     if wanted <= 1 {
         return vec![0];
     }
-    (0..wanted)
-        .map(|i| ((i * (native - 1)) as f32 / (wanted - 1) as f32).round() as usize)
-        .collect()
+    (0..wanted).map(|i| ((i * (native - 1)) as f32 / (wanted - 1) as f32).round() as usize).collect()
 }
 
 /// Centre-crops to a square and resizes (antialiased) to `size`.
@@ -40,9 +38,6 @@ pub fn from_planar(data: &[f32], size: u32) -> RgbImage {
     let plane = (size * size) as usize;
     RgbImage::from_fn(size, size, |x, y| {
         let i = (y * size + x) as usize;
-        image::Rgb(std::array::from_fn(|c| {
-            ((data[c * plane + i] + 1.0) * 127.5).round().clamp(0.0, 255.0) as u8
-        }))
+        image::Rgb(std::array::from_fn(|c| ((data[c * plane + i] + 1.0) * 127.5).round().clamp(0.0, 255.0) as u8))
     })
 }
-

@@ -40,12 +40,7 @@ pub struct NetConfig {
 
 impl NetConfig {
     pub fn default_small() -> Self {
-        Self {
-            frames: 16,
-            size: 32,
-            channels: [64, 96, 128],
-            cond_dim: 192,
-        }
+        Self { frames: 16, size: 32, channels: [64, 96, 128], cond_dim: 192 }
     }
 
     pub fn init(&self, device: &Device) -> Net {
@@ -161,19 +156,16 @@ impl Net {
         let [b, t, _, h, w] = x.dims();
         let x_device = x.device();
         let mask4 = cond.image_mask.clone().reshape([b, 1, 1, 1]);
-        let image = (cond.image.clone() * mask4.clone())
-            .unsqueeze_dim::<5>(1)
-            .expand([b, t, 3, h, w]);
+        let image = (cond.image.clone() * mask4.clone()).unsqueeze_dim::<5>(1).expand([b, t, 3, h, w]);
         let mask = mask4.unsqueeze_dim::<5>(1).expand([b, t, 1, h, w]);
         let input = Tensor::cat(vec![x, image, mask], 2).reshape([b * t, 7, h, w]);
         let input = space_to_depth(input);
 
         // Conditioning per frame: [b * t, d].
         let d = self.time_2.weight.dims()[1];
-        let text = self.cond_in.forward(Tensor::cat(
-            vec![cond.tokens.clone(), cond.motion.clone(), cond.image_mask.clone()],
-            1,
-        ));
+        let text = self
+            .cond_in
+            .forward(Tensor::cat(vec![cond.tokens.clone(), cond.motion.clone(), cond.image_mask.clone()], 1));
         let time = self.time_2.forward(silu(self.time_1.forward(timestep_embedding(s, 64))));
         let per_clip = (text + time).unsqueeze_dim::<3>(1).expand([b, t, d]);
         let frame = self.frame_embedding.val().slice([0..t]).unsqueeze_dim::<3>(0).expand([b, t, d]);
@@ -212,9 +204,7 @@ pub struct SpaceTimeBlock {
 impl SpaceTimeBlock {
     fn new(cin: usize, cout: usize, cond_dim: usize, device: &Device) -> Self {
         let conv3 = |i: usize, o: usize| {
-            Conv2dConfig::new([i, o], [3, 3])
-                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-                .init(device)
+            Conv2dConfig::new([i, o], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(device)
         };
         Self {
             norm1: GroupNormConfig::new(8, cin).init(device),
@@ -248,16 +238,9 @@ impl SpaceTimeBlock {
 
         // Temporal mixing: [b*t, c, h, w] -> [b*h*w, c, t].
         let b = n / frames;
-        let seq = x
-            .clone()
-            .reshape([b, frames, c, hh, ww])
-            .permute([0, 3, 4, 2, 1])
-            .reshape([b * hh * ww, c, frames]);
+        let seq = x.clone().reshape([b, frames, c, hh, ww]).permute([0, 3, 4, 2, 1]).reshape([b * hh * ww, c, frames]);
         let mixed = self.conv_t.forward(silu(self.norm_t.forward(seq)));
-        let mixed = mixed
-            .reshape([b, hh, ww, c, frames])
-            .permute([0, 4, 3, 1, 2])
-            .reshape([n, c, hh, ww]);
+        let mixed = mixed.reshape([b, hh, ww, c, frames]).permute([0, 4, 3, 1, 2]).reshape([n, c, hh, ww]);
         x + mixed
     }
 }
@@ -266,9 +249,7 @@ impl SpaceTimeBlock {
 fn timestep_embedding(s: Tensor<1>, dim: usize) -> Tensor<2> {
     let half = dim / 2;
     let device = s.device();
-    let freqs: Vec<f32> = (0..half)
-        .map(|i| (-(10_000f32).ln() * i as f32 / half as f32).exp() * 1000.0)
-        .collect();
+    let freqs: Vec<f32> = (0..half).map(|i| (-(10_000f32).ln() * i as f32 / half as f32).exp() * 1000.0).collect();
     let freqs = Tensor::<1>::from_data(TensorData::new(freqs, [half]), &device).unsqueeze_dim::<2>(0);
     let args = s.unsqueeze_dim::<2>(1) * freqs;
     Tensor::cat(vec![args.clone().sin(), args.cos()], 1)
@@ -294,26 +275,20 @@ fn coordinates(n: usize, h: usize, w: usize, device: &Device) -> Tensor<4> {
 /// `[n, c, h, w] -> [n, 4c, h/2, w/2]`.
 fn space_to_depth(x: Tensor<4>) -> Tensor<4> {
     let [n, c, h, w] = x.dims();
-    x.reshape([n, c, h / 2, 2, w / 2, 2])
-        .permute([0, 1, 3, 5, 2, 4])
-        .reshape([n, c * 4, h / 2, w / 2])
+    x.reshape([n, c, h / 2, 2, w / 2, 2]).permute([0, 1, 3, 5, 2, 4]).reshape([n, c * 4, h / 2, w / 2])
 }
 
 /// `[n, 4c, h, w] -> [n, c, 2h, 2w]`, the inverse of [`space_to_depth`].
 fn depth_to_space(x: Tensor<4>) -> Tensor<4> {
     let [n, c4, h, w] = x.dims();
     let c = c4 / 4;
-    x.reshape([n, c, 2, 2, h, w])
-        .permute([0, 1, 4, 2, 5, 3])
-        .reshape([n, c, h * 2, w * 2])
+    x.reshape([n, c, 2, 2, h, w]).permute([0, 1, 4, 2, 5, 3]).reshape([n, c, h * 2, w * 2])
 }
 
 /// Nearest-neighbour 2x upsampling.
 pub(crate) fn upsample2(x: Tensor<4>) -> Tensor<4> {
     let [n, c, h, w] = x.dims();
-    x.reshape([n, c, h, 1, w, 1])
-        .expand([n, c, h, 2, w, 2])
-        .reshape([n, c, h * 2, w * 2])
+    x.reshape([n, c, h, 1, w, 1]).expand([n, c, h, 2, w, 2]).reshape([n, c, h * 2, w * 2])
 }
 
 #[cfg(test)]
@@ -331,12 +306,7 @@ mod tests {
     #[test]
     fn output_shape_matches_input() {
         let device = Device::flex();
-        let cfg = NetConfig {
-            frames: 4,
-            size: 16,
-            channels: [16, 16, 16],
-            cond_dim: 16,
-        };
+        let cfg = NetConfig { frames: 4, size: 16, channels: [16, 16, 16], cond_dim: 16 };
         let net = cfg.init(&device);
         let b = 2;
         let x = Tensor::<5>::zeros([b, 4, 3, 16, 16], &device);

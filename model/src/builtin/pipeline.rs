@@ -10,11 +10,11 @@ pub use crate::builtin::frames::{crop_resize, frame_indices, from_planar, to_pla
 use crate::builtin::motion::animate::{AnimateRequest, Animator};
 use crate::builtin::net::{Conditioning, Net, NetConfig};
 use crate::builtin::prompt::{Prompt, multi_hot, parse};
+use crate::builtin::vocab::NUM_TOKENS;
 use crate::builtin::weights::{ModelError, load_net};
+use crate::builtin::world::Scene;
 use crate::generate::{GenerateError, PreviewClock, Progress};
 use crate::rng::Rng;
-use crate::builtin::vocab::NUM_TOKENS;
-use crate::builtin::world::Scene;
 use burn::prelude::*;
 use burn::store::SafetensorsStore;
 use image::RgbImage;
@@ -120,17 +120,9 @@ impl BuiltinModel {
     pub fn load(weights: &Path, device: &Device) -> Result<Self, ModelError> {
         let config = Self::config_of(Some(weights))?;
         if !weights.is_file() {
-            return Err(ModelError::Weights {
-                path: weights.display().to_string(),
-                message: "no such file".into(),
-            });
+            return Err(ModelError::Weights { path: weights.display().to_string(), message: "no such file".into() });
         }
-        Self::from_store(
-            SafetensorsStore::from_file(weights),
-            config,
-            &weights.display().to_string(),
-            device,
-        )
+        Self::from_store(SafetensorsStore::from_file(weights), config, &weights.display().to_string(), device)
     }
 
     /// The network shape of exported weights (`None`: the shipped ones), without loading them.
@@ -148,7 +140,12 @@ impl BuiltinModel {
         serde_json::from_str(&text).map_err(|e| ModelError::Config(e.to_string()))
     }
 
-    fn from_store(store: SafetensorsStore, config: NetConfig, origin: &str, device: &Device) -> Result<Self, ModelError> {
+    fn from_store(
+        store: SafetensorsStore,
+        config: NetConfig,
+        origin: &str,
+        device: &Device,
+    ) -> Result<Self, ModelError> {
         Ok(Self {
             net: load_net(store, &config, origin, device)?,
             config,
@@ -238,10 +235,11 @@ impl BuiltinModel {
         // Text-to-video plans where the subject goes (from the prompt, the motion strength and
         // the seed) and gives that layout to the text-conditioned pass only, so guidance pushes
         // towards it. An animated image has no planned subject.
-        let plan = (native_input.is_none() && (understood.subject.is_some() || understood.action.is_some())).then(|| {
-            let mut rng = Rng::new(crate::rng::mix(req.seed ^ 0x1a70));
-            Scene::sample_with_motion(&mut rng, &understood, 0.0, Some(req.motion)).layout(t, s)
-        });
+        let plan =
+            (native_input.is_none() && (understood.subject.is_some() || understood.action.is_some())).then(|| {
+                let mut rng = Rng::new(crate::rng::mix(req.seed ^ 0x1a70));
+                Scene::sample_with_motion(&mut rng, &understood, 0.0, Some(req.motion)).layout(t, s)
+            });
         let mut layouts = Vec::with_capacity(k * t * s * s);
         for (j, _) in variants.iter().enumerate() {
             match (&plan, j) {
@@ -251,9 +249,9 @@ impl BuiltinModel {
         }
         let cond = Conditioning::from_host(tokens, vec![req.motion; k], images, mask, layouts, s, device);
 
-        let first_frame = native_input.as_ref().map(|_| {
-            Tensor::<5>::from_data(TensorData::new(image_planar.clone(), [1, 1, 3, s, s]), device)
-        });
+        let first_frame = native_input
+            .as_ref()
+            .map(|_| Tensor::<5>::from_data(TensorData::new(image_planar.clone(), [1, 1, 3, s, s]), device));
         let shape = [1, t, 3, s, s];
         let noise = Rng::new(req.seed).normals(t * 3 * s * s);
         let mut x = Tensor::<5>::from_data(TensorData::new(noise, shape), device);
@@ -273,9 +271,7 @@ impl BuiltinModel {
                 (_, _, 1) => part(0),
                 (None, _, _) => part(1) + (part(0) - part(1)) * req.guidance,
                 (Some(_), true, _) => {
-                    part(2)
-                        + (part(1) - part(2)) * req.image_guidance
-                        + (part(0) - part(1)) * req.guidance
+                    part(2) + (part(1) - part(2)) * req.image_guidance + (part(0) - part(1)) * req.guidance
                 }
                 (Some(_), false, _) => part(1) + (part(0) - part(1)) * req.image_guidance,
             };
@@ -290,7 +286,8 @@ impl BuiltinModel {
             // The preview is the middle frame of the current estimate of the clean clip.
             let preview = clock.due(i + 1, steps).then(|| {
                 let mid = t / 2;
-                let frame = d.clone().slice([0..1, mid..mid + 1]).into_data().convert::<f32>().try_into_vec::<f32>().ok();
+                let frame =
+                    d.clone().slice([0..1, mid..mid + 1]).into_data().convert::<f32>().try_into_vec::<f32>().ok();
                 frame.map(|f| from_planar(&f, s as u32))
             });
             let next = (i + 1) as f32 / steps as f32;
@@ -310,10 +307,7 @@ impl BuiltinModel {
             .map(|f| from_planar(&data[f * 3 * s * s..(f + 1) * 3 * s * s], s as u32))
             .collect();
         let d = req.display_size;
-        let frames = native_frames
-            .iter()
-            .map(|f| image::imageops::resize(f, d, d, FilterType::CatmullRom))
-            .collect();
+        let frames = native_frames.iter().map(|f| image::imageops::resize(f, d, d, FilterType::CatmullRom)).collect();
         Ok(GeneratedClip {
             frames,
             native_frames,
@@ -351,7 +345,11 @@ impl BuiltinModel {
         let s = self.animator.config().size as u32;
         let first = animation.frames[0].clone();
         Ok(GeneratedClip {
-            native_frames: animation.frames.iter().map(|f| image::imageops::resize(f, s, s, FilterType::Triangle)).collect(),
+            native_frames: animation
+                .frames
+                .iter()
+                .map(|f| image::imageops::resize(f, s, s, FilterType::Triangle))
+                .collect(),
             frames: animation.frames,
             native_size: s,
             fps: req.fps,

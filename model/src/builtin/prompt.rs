@@ -197,15 +197,99 @@ const PHRASES: &[(&str, Concept)] = {
 
 /// Words that carry no meaning for the toy world and are skipped without a report.
 const FILLERS: &[&str] = &[
-    "a", "an", "the", "on", "in", "over", "above", "across", "through", "while", "it", "its",
-    "is", "are", "and", "with", "of", "to", "at", "as", "under", "into", "onto", "from", "by",
-    "there", "that", "which", "this", "some", "one", "camera", "shot", "scene", "video", "clip",
-    "background", "moving", "moves", "move", "going", "goes", "slowly", "quickly", "fast", "slow",
-    "very", "big", "small", "little", "large", "shape", "object", "ground", "sky", "then",
-    "around", "toward", "towards", "along", "gently", "frame", "view", "of", "during", "where",
-    "under", "beneath", "below", "against", "bright", "colored", "coloured", "its", "itself",
-    "pans", "pan", "panning", "zoom", "zooms", "zooming", "please", "make", "show", "showing",
-    "heading", "travelling", "traveling", "among", "drifting", "floating", "flying", "across",
+    "a",
+    "an",
+    "the",
+    "on",
+    "in",
+    "over",
+    "above",
+    "across",
+    "through",
+    "while",
+    "it",
+    "its",
+    "is",
+    "are",
+    "and",
+    "with",
+    "of",
+    "to",
+    "at",
+    "as",
+    "under",
+    "into",
+    "onto",
+    "from",
+    "by",
+    "there",
+    "that",
+    "which",
+    "this",
+    "some",
+    "one",
+    "camera",
+    "shot",
+    "scene",
+    "video",
+    "clip",
+    "background",
+    "moving",
+    "moves",
+    "move",
+    "going",
+    "goes",
+    "slowly",
+    "quickly",
+    "fast",
+    "slow",
+    "very",
+    "big",
+    "small",
+    "little",
+    "large",
+    "shape",
+    "object",
+    "ground",
+    "sky",
+    "then",
+    "around",
+    "toward",
+    "towards",
+    "along",
+    "gently",
+    "frame",
+    "view",
+    "of",
+    "during",
+    "where",
+    "under",
+    "beneath",
+    "below",
+    "against",
+    "bright",
+    "colored",
+    "coloured",
+    "its",
+    "itself",
+    "pans",
+    "pan",
+    "panning",
+    "zoom",
+    "zooms",
+    "zooming",
+    "please",
+    "make",
+    "show",
+    "showing",
+    "heading",
+    "travelling",
+    "traveling",
+    "among",
+    "drifting",
+    "floating",
+    "flying",
+    "across",
 ];
 
 /// Singular forms worth trying for a word (the word itself first).
@@ -234,11 +318,8 @@ pub fn parse(text: &str) -> Prompt {
             .iter()
             .filter_map(|(phrase, concept)| {
                 let parts: Vec<&str> = phrase.split(' ').collect();
-                let fits = i + parts.len() <= words.len()
-                    && parts
-                        .iter()
-                        .zip(&words[i..])
-                        .all(|(p, w)| word_matches(p, w));
+                let fits =
+                    i + parts.len() <= words.len() && parts.iter().zip(&words[i..]).all(|(p, w)| word_matches(p, w));
                 fits.then_some((parts.len(), *concept))
             })
             .max_by_key(|(len, _)| *len);
@@ -252,9 +333,7 @@ pub fn parse(text: &str) -> Prompt {
             }
             None => {
                 let w = words[i];
-                if !FILLERS.iter().any(|f| forms(w).any(|x| x == *f))
-                    && !w.chars().all(|c| c.is_ascii_digit())
-                {
+                if !FILLERS.iter().any(|f| forms(w).any(|x| x == *f)) && !w.chars().all(|c| c.is_ascii_digit()) {
                     out.ignored.push(w.to_string());
                 }
                 i += 1;

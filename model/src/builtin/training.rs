@@ -6,9 +6,9 @@
 
 use crate::builtin::net::{Conditioning, Net, NetConfig};
 use crate::builtin::prompt::{Prompt, multi_hot};
-use crate::rng::{Rng, mix};
 use crate::builtin::vocab::NUM_TOKENS;
 use crate::builtin::world::Scene;
+use crate::rng::{Rng, mix};
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use burn::store::{BurnpackStore, ModuleSnapshot, SafetensorsStore};
@@ -117,11 +117,7 @@ pub fn host_batch(data_seed: u64, step: u64, batch: usize, cfg: &NetConfig) -> H
         }
         out.motion.push(scene.motion);
         // Flow time: half logit-normal (the informative middle), half uniform.
-        let time = if rng.chance(0.5) {
-            1.0 / (1.0 + (-rng.normal()).exp())
-        } else {
-            rng.uniform()
-        };
+        let time = if rng.chance(0.5) { 1.0 / (1.0 + (-rng.normal()).exp()) } else { rng.uniform() };
         out.times.push(time.clamp(1e-4, 1.0 - 1e-4));
     }
     out.noise = noise_rng.normals(batch * t * frame);
@@ -228,13 +224,7 @@ impl Trainer {
                 }
                 None => fresh.config.init(&device),
             };
-            Ok(Self {
-                net,
-                optim: optim_config.init(),
-                state: fresh,
-                device,
-                lr,
-            })
+            Ok(Self { net, optim: optim_config.init(), state: fresh, device, lr })
         }
     }
 
@@ -256,9 +246,7 @@ impl Trainer {
         self.net
             .save_into(&mut BurnpackStore::from_file(tmp("model.bpk")).auto_extension(false).overwrite(true))
             .map_err(|e| anyhow::anyhow!("saving model: {e}"))?;
-        self.optim
-            .save(tmp("optim.bpk"))
-            .map_err(|e| anyhow::anyhow!("saving optimizer: {e:?}"))?;
+        self.optim.save(tmp("optim.bpk")).map_err(|e| anyhow::anyhow!("saving optimizer: {e:?}"))?;
         std::fs::write(tmp("state.json"), serde_json::to_vec_pretty(&self.state)?)?;
         for name in ["model.bpk", "optim.bpk", "state.json"] {
             std::fs::rename(tmp(name), dir.join(name))?;
@@ -282,12 +270,7 @@ mod tests {
 
     #[test]
     fn batches_are_deterministic_per_step() {
-        let cfg = NetConfig {
-            frames: 4,
-            size: 16,
-            channels: [8, 8, 8],
-            cond_dim: 8,
-        };
+        let cfg = NetConfig { frames: 4, size: 16, channels: [8, 8, 8], cond_dim: 8 };
         let a = host_batch(1, 5, 3, &cfg);
         let b = host_batch(1, 5, 3, &cfg);
         let c = host_batch(1, 6, 3, &cfg);

@@ -112,10 +112,7 @@ pub struct Category {
 /// The vocabulary grouped the way a prompt builder shows it.
 pub fn categories() -> Vec<Category> {
     fn cat(name: &str, phrases: impl Iterator<Item = &'static str>) -> Category {
-        Category {
-            name: name.into(),
-            phrases: phrases.map(String::from).collect(),
-        }
+        Category { name: name.into(), phrases: phrases.map(String::from).collect() }
     }
     vec![
         cat("subject", Subject::ALL.iter().map(|s| s.phrase())),

@@ -31,10 +31,8 @@ pub fn load_net_with_new_layers(
     let mut net = config.init(device);
     // Partial: what is missing is reported below (and refused unless it is a new layer).
     let mut store = store.with_from_adapter(HalfPrecisionAdapter::new()).allow_partial(true);
-    let result = net.load_from(&mut store).map_err(|e| ModelError::Weights {
-        path: origin.into(),
-        message: e.to_string(),
-    })?;
+    let result =
+        net.load_from(&mut store).map_err(|e| ModelError::Weights { path: origin.into(), message: e.to_string() })?;
     let missing: Vec<_> = result
         .missing
         .iter()

@@ -5,8 +5,8 @@
 //! anti-aliased by supersampling; frames come out planar `[frames, 3, size, size]` in [0, 1].
 
 use crate::builtin::prompt::Prompt;
-use crate::rng::{Rng, hash2};
 use crate::builtin::vocab::*;
+use crate::rng::{Rng, hash2};
 use serde::{Deserialize, Serialize};
 use std::f32::consts::{PI, TAU};
 
@@ -15,7 +15,10 @@ use std::f32::consts::{PI, TAU};
 pub enum Backdrop {
     Setting(Setting),
     /// A procedural texture standing in for an uploaded photo (image-to-video training).
-    Texture { kind: u8, seed: u64 },
+    Texture {
+        kind: u8,
+        seed: u64,
+    },
 }
 
 /// One fully specified clip.
@@ -68,10 +71,8 @@ impl Scene {
         let mut action = wish.action.unwrap_or(*rng.pick(Action::ALL));
         let mut setting = wish.setting.unwrap_or(*rng.pick(Setting::ALL));
         // Training never sees held-out combinations unless they are asked for explicitly.
-        let fully_asked = wish.subject.is_some()
-            && wish.color.is_some()
-            && wish.action.is_some()
-            && wish.setting.is_some();
+        let fully_asked =
+            wish.subject.is_some() && wish.color.is_some() && wish.action.is_some() && wish.setting.is_some();
         while !fully_asked && is_held_out(subject, color, action, setting) {
             subject = wish.subject.unwrap_or(*rng.pick(Subject::ALL));
             color = wish.color.unwrap_or(*rng.pick(Color::ALL));
@@ -79,19 +80,12 @@ impl Scene {
             setting = wish.setting.unwrap_or(*rng.pick(Setting::ALL));
         }
         let backdrop = if wish.setting.is_none() && rng.chance(texture_prob) {
-            Backdrop::Texture {
-                kind: rng.below(TEXTURE_KINDS) as u8,
-                seed: rng.next_u64(),
-            }
+            Backdrop::Texture { kind: rng.below(TEXTURE_KINDS) as u8, seed: rng.next_u64() }
         } else {
             Backdrop::Setting(setting)
         };
         let textured = matches!(backdrop, Backdrop::Texture { .. });
-        let subject = if textured && wish.subject.is_none() && rng.chance(0.6) {
-            None
-        } else {
-            Some(subject)
-        };
+        let subject = if textured && wish.subject.is_none() && rng.chance(0.6) { None } else { Some(subject) };
         let weather = match wish.weather {
             Some(w) => Some(w),
             None => match rng.below(4) {
@@ -100,13 +94,8 @@ impl Scene {
                 _ => None,
             },
         };
-        let camera = wish.camera.unwrap_or_else(|| {
-            if rng.chance(0.45) {
-                Camera::Static
-            } else {
-                *rng.pick(&Camera::ALL[1..])
-            }
-        });
+        let camera =
+            wish.camera.unwrap_or_else(|| if rng.chance(0.45) { Camera::Static } else { *rng.pick(&Camera::ALL[1..]) });
         let drawn = rng.range(0.5, 1.5);
         let motion = motion.unwrap_or(drawn);
         let size = rng.range(0.11, 0.16);
@@ -271,8 +260,7 @@ impl Scene {
                         }
                     }
                     for k in 0..3 {
-                        out[base + k * plane + py * size + px] =
-                            (acc[k] / (SS * SS) as f32).clamp(0.0, 1.0);
+                        out[base + k * plane + py * size + px] = (acc[k] / (SS * SS) as f32).clamp(0.0, 1.0);
                     }
                     coverage[f * plane + py * size + px] = hits as f32 / (SS * SS) as f32;
                 }
@@ -297,12 +285,7 @@ impl Scene {
     pub(crate) fn pose_at(&self, tau: f32) -> Pose {
         let m = self.motion;
         let travel = 0.5 * m;
-        let mut p = Pose {
-            x: self.x0,
-            y: self.y0,
-            r: self.size,
-            angle: self.angle0,
-        };
+        let mut p = Pose { x: self.x0, y: self.y0, r: self.size, angle: self.angle0 };
         match self.action {
             Action::MovingLeft => p.x -= travel * tau,
             Action::MovingRight => p.x += travel * tau,
@@ -320,7 +303,14 @@ impl Scene {
     }
 
     /// The colour at frame point (u, v), and whether the subject is there.
-    pub(crate) fn sample_color(&self, u: f32, v: f32, tau: f32, (ox, zoom): (f32, f32), pose: &Pose) -> ([f32; 3], bool) {
+    pub(crate) fn sample_color(
+        &self,
+        u: f32,
+        v: f32,
+        tau: f32,
+        (ox, zoom): (f32, f32),
+        pose: &Pose,
+    ) -> ([f32; 3], bool) {
         let x = 0.5 + (u - 0.5) / zoom + ox;
         let y = 0.5 + (v - 0.5) / zoom;
         let mut hit = false;
@@ -398,9 +388,7 @@ pub(crate) fn inside(subject: Subject, x: f32, y: f32) -> bool {
         Subject::Triangle => {
             // Equilateral, pointing up (in the unrotated pose), circumradius 1.15.
             let apothem = 1.15 * 0.5;
-            [PI * 1.5, PI / 6.0, PI * 5.0 / 6.0]
-                .iter()
-                .all(|a| x * a.cos() + y * a.sin() <= apothem)
+            [PI * 1.5, PI / 6.0, PI * 5.0 / 6.0].iter().all(|a| x * a.cos() + y * a.sin() <= apothem)
         }
         Subject::Star => {
             let r = (x * x + y * y).sqrt();
@@ -707,7 +695,11 @@ mod tests {
                 let (Some(a), Some(b)) = (mass(&coverage), mass(&layout)) else { continue };
                 let inside = |(x, y): (f32, f32)| (6.0..26.0).contains(&x) && (6.0..26.0).contains(&y);
                 if inside(b) {
-                    assert!((a.0 - b.0).abs() < 1.5 && (a.1 - b.1).abs() < 1.5, "{:?} frame {f}: {a:?} vs {b:?}", scene.action);
+                    assert!(
+                        (a.0 - b.0).abs() < 1.5 && (a.1 - b.1).abs() < 1.5,
+                        "{:?} frame {f}: {a:?} vs {b:?}",
+                        scene.action
+                    );
                 }
             }
         }

@@ -6,9 +6,9 @@
 //! `vidplay parity` (every GPU backend, in scripts/gpu_check) do.
 
 use super::common::scheduler::{Kind, SchedulerConfig};
+use super::common::video::MemoryMode;
 use super::common::weights::{LoadError, Weights};
 use super::stable_diffusion::{EditRequest, ImageRequest, InstructPix2Pix, StableDiffusion};
-use super::common::video::MemoryMode;
 use super::stable_video_diffusion::{StableVideoDiffusion, VideoRequest};
 use super::wan::pipeline::{TextVideoRequest, Wan, WanOptions};
 use crate::generate::GenerateError;
@@ -100,7 +100,10 @@ pub fn sd_runs(folder: &Path, device: &Device) -> Result<Vec<(ImageRequest, Sche
 /// The edits of an InstructPix2Pix fixture: the request with diffusers' noise (and, for an
 /// ancestral scheduler, the noise of every step), the scheduler options, the input image, and the
 /// image diffusers made (values in [0, 1]).
-pub fn ip2p_runs(folder: &Path, device: &Device) -> Result<Vec<(EditRequest, SchedulerConfig, PathBuf, Vec<f32>)>, FixtureError> {
+pub fn ip2p_runs(
+    folder: &Path,
+    device: &Device,
+) -> Result<Vec<(EditRequest, SchedulerConfig, PathBuf, Vec<f32>)>, FixtureError> {
     let exp = expected(folder, device)?;
     let m = meta(folder)?;
     let runs = m["pipelines"].as_array().cloned().unwrap_or_default();
@@ -237,7 +240,12 @@ pub fn wan_runs(folder: &Path, device: &Device) -> Result<Vec<(TextVideoRequest,
 
 /// Runs every pipeline of a Wan fixture at `dtype` (the text encoder on the same device) and
 /// compares with diffusers.
-pub fn run_wan(folder: &Path, device: &Device, dtype: DType, memory: MemoryMode) -> Result<Vec<RunResult>, FixtureError> {
+pub fn run_wan(
+    folder: &Path,
+    device: &Device,
+    dtype: DType,
+    memory: MemoryMode,
+) -> Result<Vec<RunResult>, FixtureError> {
     let wan = Wan::load(folder, device, dtype, WanOptions::on(device, dtype, memory))?;
     let name = folder.file_name().map_or("wan".into(), |n| n.to_string_lossy().to_string());
     wan_runs(folder, device)?

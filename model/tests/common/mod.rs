@@ -23,7 +23,11 @@ pub fn devices() -> Vec<(String, Device)> {
 
 fn test_devices() -> Vec<DeviceChoice> {
     match std::env::var("VIDPLAY_TEST_DEVICES") {
-        Ok(list) => list.split(',').filter(|s| !s.trim().is_empty()).map(|s| s.parse().unwrap_or_else(|e| panic!("VIDPLAY_TEST_DEVICES: {e}"))).collect(),
+        Ok(list) => list
+            .split(',')
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| s.parse().unwrap_or_else(|e| panic!("VIDPLAY_TEST_DEVICES: {e}")))
+            .collect(),
         Err(_) => device::gpu_choices(),
     }
 }

@@ -2,10 +2,10 @@
 //! low-memory mode, progress, cancel, bad requests and bad folders.
 
 use crate::common::{assert_pipelines, copy_dir, cpu, devices};
-use crate::transformer::{fixture, FIXTURES};
+use crate::transformer::{FIXTURES, fixture};
 use burn::tensor::DType;
-use model::diffusers::parity;
 use model::diffusers::common::video::MemoryMode;
+use model::diffusers::parity;
 use model::diffusers::wan::pipeline::{TextVideoRequest, Wan, WanOptions};
 use model::generate::GenerateError;
 
@@ -13,7 +13,8 @@ use model::generate::GenerateError;
 fn pipelines_match_diffusers() {
     for (label, device) in devices() {
         for name in FIXTURES {
-            let results = parity::run_wan(&fixture(name), &device, DType::F32, MemoryMode::Resident).unwrap_or_else(|e| panic!("{e}"));
+            let results = parity::run_wan(&fixture(name), &device, DType::F32, MemoryMode::Resident)
+                .unwrap_or_else(|e| panic!("{e}"));
             assert_pipelines(results, 40.0, &format!("{name} on {label}"));
         }
     }
@@ -33,7 +34,9 @@ fn low_memory_mode_gives_the_same_frames() {
 #[test]
 fn progress_cancel_and_bad_requests() {
     let device = cpu();
-    let wan = Wan::load(&fixture("wan1"), &device, DType::F32, WanOptions::on(&device, DType::F32, MemoryMode::Resident)).unwrap();
+    let wan =
+        Wan::load(&fixture("wan1"), &device, DType::F32, WanOptions::on(&device, DType::F32, MemoryMode::Resident))
+            .unwrap();
     let mut req = TextVideoRequest::new("a cat walks through the snow");
     (req.width, req.height, req.frames, req.steps, req.seed) = (32, 32, 5, 3, 9);
 
@@ -80,7 +83,10 @@ fn bad_folders_give_errors_naming_the_file() {
     copy_dir(&fixture("wan1"), &root);
 
     std::fs::write(root.join("tokenizer/tokenizer.json"), "{ not json").unwrap();
-    let err = Wan::load(&root, &device, DType::F32, options.clone()).err().expect("a broken tokenizer is refused").to_string();
+    let err = Wan::load(&root, &device, DType::F32, options.clone())
+        .err()
+        .expect("a broken tokenizer is refused")
+        .to_string();
     assert!(err.contains("tokenizer.json"), "{err}");
     std::fs::copy(fixture("wan1").join("tokenizer/tokenizer.json"), root.join("tokenizer/tokenizer.json")).unwrap();
 
@@ -89,7 +95,10 @@ fn bad_folders_give_errors_naming_the_file() {
     let mut config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     config["text_dim"] = serde_json::json!(64);
     std::fs::write(&path, config.to_string()).unwrap();
-    let err = Wan::load(&root, &device, DType::F32, options.clone()).err().expect("mismatched widths are refused").to_string();
+    let err = Wan::load(&root, &device, DType::F32, options.clone())
+        .err()
+        .expect("mismatched widths are refused")
+        .to_string();
     assert!(err.contains("text_dim"), "{err}");
     std::fs::copy(fixture("wan1").join("transformer/config.json"), &path).unwrap();
 

@@ -5,10 +5,10 @@
 //! 1e-4 max abs (and finite). Unsupported options, settings whose steps diffusers computes as
 //! NaN or infinite, and 0 steps must be refused with an error.
 
-use crate::common::{devices, fixtures_root, max_diff, meta, values, Expected};
+use crate::common::{Expected, devices, fixtures_root, max_diff, meta, values};
 use burn::prelude::*;
 use model::diffusers::common::flow_scheduler::FlowScheduler;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
 const SIGMA_TOL: f32 = 1e-5;

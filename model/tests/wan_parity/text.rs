@@ -2,11 +2,11 @@
 //! `UMT5EncoderModel`) on the wan fixtures, diffusers' Wan prompt cleaning, umt5-xxl's published
 //! names and shapes, and the errors bad files give.
 
-use crate::common::{self, assert_close, cpu, devices, Expected};
+use crate::common::{self, Expected, assert_close, cpu, devices};
 use burn::tensor::DType;
 use model::diffusers::common::weights::Weights;
-use model::diffusers::umt5::encoder::{relative_position_bucket, UMT5Config, UMT5EncoderModel};
-use model::diffusers::umt5::tokenizer::{prompt_clean, T5Tokenizer};
+use model::diffusers::umt5::encoder::{UMT5Config, UMT5EncoderModel, relative_position_bucket};
+use model::diffusers::umt5::tokenizer::{T5Tokenizer, prompt_clean};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -46,7 +46,8 @@ fn scratch(name: &str) -> PathBuf {
 fn tokenizer_matches_transformers() {
     for name in FIXTURES {
         let folder = fixture(name);
-        let tokenizer = T5Tokenizer::from_file(&folder.join("tokenizer/tokenizer.json")).unwrap_or_else(|e| panic!("{e}"));
+        let tokenizer =
+            T5Tokenizer::from_file(&folder.join("tokenizer/tokenizer.json")).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(tokenizer.pad_id(), 0, "{name}: <pad>");
         let meta = common::meta(&folder);
         let cases = meta["tokenizer"].as_array().expect("tokenizer cases");
@@ -61,7 +62,8 @@ fn tokenizer_matches_transformers() {
                 }
                 Some(max_length) => {
                     // Padded to max_length by transformers; the mask says how much is the text.
-                    let mask: Vec<u64> = case["attention_mask"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+                    let mask: Vec<u64> =
+                        case["attention_mask"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
                     let len = mask.iter().filter(|&&m| m == 1).count();
                     let got = tokenizer.encode(text, max_length as usize).unwrap_or_else(|e| panic!("{e}"));
                     assert_eq!(got.len(), max_length as usize, "{name}: the long text is truncated");
@@ -74,7 +76,11 @@ fn tokenizer_matches_transformers() {
         // The encoder fixture's ids are the first text's.
         let expected = Expected::open(&folder, &cpu());
         let first = cases[0]["text"].as_str().unwrap();
-        assert_eq!(tokenizer.encode(first, 512).unwrap(), ids(&expected, "text_encoder.input_ids"), "{name}: encoder ids");
+        assert_eq!(
+            tokenizer.encode(first, 512).unwrap(),
+            ids(&expected, "text_encoder.input_ids"),
+            "{name}: encoder ids"
+        );
         // Short limits keep `</s>`.
         assert_eq!(tokenizer.encode(first, 4).unwrap(), [5, 25, 8, 1], "{name}: max_length 4");
         assert_eq!(tokenizer.encode(first, 1).unwrap(), [1], "{name}: max_length 1");
@@ -108,7 +114,24 @@ fn relative_position_buckets_match_transformers() {
         (
             32,
             128,
-            &[(0, 0), (1, 17), (2, 18), (3, 19), (4, 20), (5, 21), (6, 22), (7, 23), (8, 24), (12, 25), (16, 26), (23, 27), (32, 28), (46, 29), (64, 30), (91, 31)],
+            &[
+                (0, 0),
+                (1, 17),
+                (2, 18),
+                (3, 19),
+                (4, 20),
+                (5, 21),
+                (6, 22),
+                (7, 23),
+                (8, 24),
+                (12, 25),
+                (16, 26),
+                (23, 27),
+                (32, 28),
+                (46, 29),
+                (64, 30),
+                (91, 31),
+            ],
         ),
         (8, 16, &[(0, 0), (1, 5), (2, 6), (6, 7)]),
         (16, 20, &[(0, 0), (1, 9), (2, 10), (3, 11), (4, 12), (6, 13), (9, 14), (14, 15)]),
@@ -136,7 +159,8 @@ fn text_encoder_matches_transformers() {
         for (label, device) in devices() {
             let what = |part: &str| format!("{name} on {label}: {part}");
             // wan2's weights are fp16; the reference ran on them upcast to f32.
-            let weights = Weights::open(&[text_encoder_file(&folder)], &device, DType::F32).unwrap_or_else(|e| panic!("{e}"));
+            let weights =
+                Weights::open(&[text_encoder_file(&folder)], &device, DType::F32).unwrap_or_else(|e| panic!("{e}"));
             let model = UMT5EncoderModel::load(&weights.root(), &config).unwrap_or_else(|e| panic!("{e}"));
             weights.finish().unwrap_or_else(|e| panic!("{e}"));
             let expected = Expected::open(&folder, &device);
@@ -182,7 +206,8 @@ fn text_encoder_in_half_precision_stays_close() {
             let mask: Vec<bool> = ids(&expected, "text_encoder.padded_mask").into_iter().map(|m| m != 0).collect();
             for (dtype, tol) in [(DType::F16, F16_TOL), (DType::BF16, BF16_TOL)] {
                 let what = |part: &str| format!("{name} on {label}, {dtype:?}: {part}");
-                let weights = Weights::open(&[text_encoder_file(&folder)], &device, dtype).unwrap_or_else(|e| panic!("{e}"));
+                let weights =
+                    Weights::open(&[text_encoder_file(&folder)], &device, dtype).unwrap_or_else(|e| panic!("{e}"));
                 let model = UMT5EncoderModel::load(&weights.root(), &config).unwrap_or_else(|e| panic!("{e}"));
                 let out = model.forward(&input);
                 assert_eq!(out.dtype(), dtype, "{}", what("output dtype"));
@@ -206,7 +231,11 @@ fn umt5_xxl_names_and_shapes_load_unchanged() {
     let shapes = &all["text_encoder"];
     let config = UMT5Config::read(&root.join("text_encoder/config.json")).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((config.num_layers, config.d_model, config.vocab_size), (24, 4096, 256_384));
-    let count: usize = shapes.iter().filter(|(k, _)| *k != "encoder.embed_tokens.weight").map(|(_, s)| s.iter().product::<usize>()).sum();
+    let count: usize = shapes
+        .iter()
+        .filter(|(k, _)| *k != "encoder.embed_tokens.weight")
+        .map(|(_, s)| s.iter().product::<usize>())
+        .sum();
     assert_eq!(count, 5_680_910_336);
     let device = cpu();
     for drop in [None, Some("encoder.embed_tokens.weight"), Some("shared.weight")] {
@@ -238,7 +267,8 @@ fn bad_files_give_clear_errors() {
 
     // Config: unsupported settings name their key.
     let base: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture("wan1").join("text_encoder/config.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(fixture("wan1").join("text_encoder/config.json")).unwrap())
+            .unwrap();
     let cases: [(&str, serde_json::Value, &str); 8] = [
         ("feed_forward_proj", serde_json::json!("relu"), "feed_forward_proj"),
         ("feed_forward_proj", serde_json::json!("gated-gelu-x"), "feed_forward_proj"),

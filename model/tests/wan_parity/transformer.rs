@@ -2,7 +2,7 @@
 //! condition embedder, every block and the whole model (f32, max abs 1e-4), and Wan 2.1 1.3B's
 //! published names and shapes.
 
-use crate::common::{assert_close, cpu, devices, fixtures_root, values, Expected};
+use crate::common::{Expected, assert_close, cpu, devices, fixtures_root, values};
 use burn::prelude::*;
 use burn::tensor::DType;
 use model::diffusers::common::weights::Weights;
@@ -58,7 +58,12 @@ fn transformer_blocks_and_whole_model_match_diffusers() {
             let timesteps = exp.values("transformer.timestep");
             let time = model.embed_time(&timesteps, &device);
             assert_close(time.temb.clone(), &exp.values("transformer.temb"), 1e-4, &what("time embedding"));
-            assert_close(time.modulation.clone(), &exp.values("transformer.timestep_proj"), 1e-4, &what("time projection"));
+            assert_close(
+                time.modulation.clone(),
+                &exp.values("transformer.timestep_proj"),
+                1e-4,
+                &what("time projection"),
+            );
             let text = model.embed_text(exp.t("transformer.encoder_hidden_states"));
             assert_close(text.clone(), &exp.values("transformer.text_embeds"), 1e-4, &what("text embedding"));
 
@@ -83,7 +88,8 @@ fn transformer_blocks_and_whole_model_match_diffusers() {
 fn wan_1_3b_transformer_names_and_shapes_load_unchanged() {
     use std::collections::BTreeMap;
     let root = fixture("wan2.1-t2v-1.3b-shapes");
-    let all: BTreeMap<String, BTreeMap<String, Vec<usize>>> = serde_json::from_str(&std::fs::read_to_string(root.join("shapes.json")).unwrap()).unwrap();
+    let all: BTreeMap<String, BTreeMap<String, Vec<usize>>> =
+        serde_json::from_str(&std::fs::read_to_string(root.join("shapes.json")).unwrap()).unwrap();
     let weights = Weights::shapes_only(&root.join("transformer"), all["transformer"].clone(), &cpu());
     let config = WanTransformerConfig::read(&root.join("transformer/config.json")).unwrap();
     assert_eq!((config.inner_dim(), config.num_layers, config.ffn_dim), (1536, 30, 8960));
@@ -96,8 +102,15 @@ fn wan_1_3b_transformer_names_and_shapes_load_unchanged() {
 #[test]
 fn unsupported_transformer_configs_are_refused_by_name() {
     let dir = tempdir();
-    let base: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(fixture("wan1").join("transformer/config.json")).unwrap()).unwrap();
-    for (key, value) in [("image_dim", serde_json::json!(1280)), ("added_kv_proj_dim", serde_json::json!(5120)), ("qk_norm", serde_json::json!("rms_norm")), ("attention_head_dim", serde_json::json!(5))] {
+    let base: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("wan1").join("transformer/config.json")).unwrap())
+            .unwrap();
+    for (key, value) in [
+        ("image_dim", serde_json::json!(1280)),
+        ("added_kv_proj_dim", serde_json::json!(5120)),
+        ("qk_norm", serde_json::json!("rms_norm")),
+        ("attention_head_dim", serde_json::json!(5)),
+    ] {
         let mut c = base.clone();
         c[key] = value;
         let path = dir.join("config.json");

@@ -2,7 +2,7 @@
 //! block call by call across chunk boundaries (one feature cache carried through, as diffusers
 //! runs them), Wan 2.1 1.3B's VAE names and shapes, and configs this port refuses.
 
-use crate::common::{assert_close, cpu, devices, fixtures_root, meta, Expected};
+use crate::common::{Expected, assert_close, cpu, devices, fixtures_root, meta};
 use burn::prelude::*;
 use burn::tensor::DType;
 use model::diffusers::common::folder::{ModelFolder, Precision};
@@ -55,7 +55,12 @@ fn vae_encode_and_decode_match_diffusers() {
             // The streaming decode hands over the same frames, one latent frame's worth at a time.
             let mut pieces = Vec::new();
             vae.decode_each(latent, |frames| pieces.push(frames));
-            assert_eq!(pieces.iter().map(|p| p.dims()[2]).collect::<Vec<_>>(), [1, 4, 4], "{}", what("frames per latent frame"));
+            assert_eq!(
+                pieces.iter().map(|p| p.dims()[2]).collect::<Vec<_>>(),
+                [1, 4, 4],
+                "{}",
+                what("frames per latent frame")
+            );
             assert_close(Tensor::cat(pieces, 2), &want, TOL, &what("decode_each"));
         }
     }
@@ -68,7 +73,12 @@ fn vae_in_f16_stays_close() {
     for (label, device) in devices() {
         let name = "wan2";
         let folder = ModelFolder::open(&fixture(name)).unwrap();
-        let weights = Weights::open(&folder.weights("vae", "diffusion_pytorch_model", Precision::F16).unwrap(), &device, DType::F16).unwrap();
+        let weights = Weights::open(
+            &folder.weights("vae", "diffusion_pytorch_model", Precision::F16).unwrap(),
+            &device,
+            DType::F16,
+        )
+        .unwrap();
         let config = WanVaeConfig::read(&fixture(name).join("vae/config.json")).unwrap();
         let vae = AutoencoderKLWan::load(&weights.root(), &config).unwrap_or_else(|e| panic!("{e}"));
         let exp = Expected::open(&fixture(name), &device);
@@ -76,7 +86,8 @@ fn vae_in_f16_stays_close() {
         assert_eq!(mean.dtype(), DType::F16);
         let d_mean = assert_close(mean, &exp.values("vae.mean"), 2e-2, &format!("{name} on {label}: f16 encode"));
         let decoded = vae.decode(exp.t::<5>("vae.latent"));
-        let d_decoded = assert_close(decoded, &exp.values("vae.decoded"), 2e-2, &format!("{name} on {label}: f16 decode"));
+        let d_decoded =
+            assert_close(decoded, &exp.values("vae.decoded"), 2e-2, &format!("{name} on {label}: f16 decode"));
         eprintln!("{name} on {label}: f16 max abs: mean {d_mean:e}, decoded {d_decoded:e}");
     }
 }
@@ -97,7 +108,8 @@ fn run_block(vae: &AutoencoderKLWan, name: &str, x: Tensor<5>, cache: &mut FeatC
         ["decoder", "mid_block"] => vae.decoder.mid_block.forward(x, cache),
         ["decoder", "up_blocks", i] => vae.decoder.up_blocks[index(i)].forward(x, cache),
         ["decoder", "up_blocks", i, "upsamplers", "0"] => {
-            let upsampler = vae.decoder.up_blocks[index(i)].upsampler.as_ref().unwrap_or_else(|| panic!("{name}: no upsampler"));
+            let upsampler =
+                vae.decoder.up_blocks[index(i)].upsampler.as_ref().unwrap_or_else(|| panic!("{name}: no upsampler"));
             // The fixtures hook the time-upsampling resamples only.
             assert_eq!(upsampler.mode(), ResampleMode::Upsample3d, "{name}");
             upsampler.forward(x, cache)
@@ -134,7 +146,12 @@ fn vae_blocks_match_diffusers_across_chunks() {
                     let out = run_block(&vae, block, exp.t::<5>(&format!("{prefix}.in0")), &mut cache);
                     let want = exp.t::<5>(&format!("{prefix}.out"));
                     assert_eq!(out.dims(), want.dims(), "{name} on {label}: {block} call {j} shape");
-                    let d = assert_close(out, &exp.values(&format!("{prefix}.out")), TOL, &format!("{name} on {label}: {block} call {j}"));
+                    let d = assert_close(
+                        out,
+                        &exp.values(&format!("{prefix}.out")),
+                        TOL,
+                        &format!("{name} on {label}: {block} call {j}"),
+                    );
                     worst = worst.max(d);
                 }
                 eprintln!("{name} on {label}: {block}: {chunks} calls, max abs {worst:e}");
@@ -169,7 +186,8 @@ fn wan21_vae_names_and_shapes_load_unchanged() {
 
 /// Writes a config.json with `edit` applied to wan1's and reads it.
 fn read_edited(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) -> Result<WanVaeConfig, LoadError> {
-    let mut raw: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(fixture("wan1").join("vae/config.json")).unwrap()).unwrap();
+    let mut raw: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("wan1").join("vae/config.json")).unwrap()).unwrap();
     edit(&mut raw);
     let path = dir.join("config.json");
     std::fs::write(&path, serde_json::to_string(&raw).unwrap()).unwrap();
@@ -209,8 +227,11 @@ fn bad_vae_configs_give_load_errors() {
     // A config built in code is checked at load too, before any tensor is read.
     let device = cpu();
     let folder = ModelFolder::open(&fixture("wan1")).unwrap();
-    let weights = Weights::open(&folder.weights("vae", "diffusion_pytorch_model", Precision::F32).unwrap(), &device, DType::F32).unwrap();
-    let mut raw: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(fixture("wan1").join("vae/config.json")).unwrap()).unwrap();
+    let weights =
+        Weights::open(&folder.weights("vae", "diffusion_pytorch_model", Precision::F32).unwrap(), &device, DType::F32)
+            .unwrap();
+    let mut raw: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("wan1").join("vae/config.json")).unwrap()).unwrap();
     raw["is_residual"] = json!(true);
     let residual: WanVaeConfig = serde_json::from_value(raw).unwrap();
     assert!(matches!(AutoencoderKLWan::load(&weights.root(), &residual), Err(LoadError::Config { .. })));

@@ -80,7 +80,10 @@ pub fn command(a: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn run(load: impl FnOnce() -> anyhow::Result<(BuiltinModel, OpenedDevice)>, runs: usize) -> anyhow::Result<BenchReport> {
+pub fn run(
+    load: impl FnOnce() -> anyhow::Result<(BuiltinModel, OpenedDevice)>,
+    runs: usize,
+) -> anyhow::Result<BenchReport> {
     let t0 = Instant::now();
     let (model, opened) = load()?;
     let mut meter = GpuMemoryMeter::start(&opened.device);
@@ -93,7 +96,8 @@ pub fn run(load: impl FnOnce() -> anyhow::Result<(BuiltinModel, OpenedDevice)>, 
     let mut score_s = Vec::new();
     let mut time = |seed: u64| -> anyhow::Result<f64> {
         let t = Instant::now();
-        let clip = model.generate(&GenerationRequest { seed, ..req.clone() }, None, &mut |_| meter.sample(), &|| false)?;
+        let clip =
+            model.generate(&GenerationRequest { seed, ..req.clone() }, None, &mut |_| meter.sample(), &|| false)?;
         let took = t.elapsed().as_secs_f64();
         let t = Instant::now();
         crate::scores::score(&clip.frames, crate::scores::Against { input: None, prompt: Some(&req.prompt) })?;

@@ -67,9 +67,11 @@ pub fn check_text(what: &str, text: &str) -> anyhow::Result<()> {
 /// The terminal progress bar of a sampling run (hidden when stderr is not a terminal).
 pub fn step_bar(steps: usize) -> indicatif::ProgressBar {
     indicatif::ProgressBar::new(steps as u64).with_style(
-        indicatif::ProgressStyle::with_template("{spinner} sampling [{bar:30}] {pos}/{len} steps, {elapsed} (eta {eta})")
-            .expect("static template")
-            .progress_chars("=> "),
+        indicatif::ProgressStyle::with_template(
+            "{spinner} sampling [{bar:30}] {pos}/{len} steps, {elapsed} (eta {eta})",
+        )
+        .expect("static template")
+        .progress_chars("=> "),
     )
 }
 
@@ -121,7 +123,11 @@ pub fn metered_steps<'a>(
 /// `name`, else the machine's host name (how a worker is shown on the queue page).
 pub fn machine_name(name: Option<String>) -> String {
     name.filter(|n| !n.trim().is_empty()).unwrap_or_else(|| {
-        std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "worker".into())
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "worker".into())
     })
 }
 

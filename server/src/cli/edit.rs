@@ -4,8 +4,8 @@
 use super::common::{check_numbers, check_text, locate, metered_steps, read_tensor, step_bar};
 use crate::engines::Rendered;
 use crate::engines::instruct_pix2pix::edit_meta;
-use crate::media::input::image_sha256;
 use crate::ids::random_seed;
+use crate::media::input::image_sha256;
 use crate::media::writer::{WriteOptions, write_to_folder};
 use crate::precision::PrecisionChoice;
 use anyhow::{Context, bail};
@@ -76,11 +76,15 @@ pub fn run(a: EditArgs) -> anyhow::Result<()> {
         ("image_guidance", a.image_guidance as f64),
         ("steps", a.steps as f64),
     ])?;
-    let source = image::open(&a.image)
-        .with_context(|| format!("cannot read the image {}", a.image.display()))?
-        .to_rgb8();
+    let source =
+        image::open(&a.image).with_context(|| format!("cannot read the image {}", a.image.display()))?.to_rgb8();
     if source.width() < 8 || source.height() < 8 {
-        bail!("{} is {}x{}: an image to edit needs at least 8 pixels on each side", a.image.display(), source.width(), source.height());
+        bail!(
+            "{} is {}x{}: an image to edit needs at least 8 pixels on each side",
+            a.image.display(),
+            source.width(),
+            source.height()
+        );
     }
     if let (Some(w), Some(h)) = (a.width, a.height) {
         check_numbers(&[("width", w as f64), ("height", h as f64)])?;
@@ -134,8 +138,21 @@ pub fn run(a: EditArgs) -> anyhow::Result<()> {
     meta.timings.total_s = started.elapsed().as_secs_f64();
     meta.peak_gpu_memory_mib = meter.peak_mib();
     meta.peak_host_memory_mib = crate::memory::peak_rss_mib();
-    let mut result = Rendered { frames: vec![image.to_rgb8()], fps: 1, still: true, input: Some(input), keyframe: None, continue_from: None, meta };
+    let mut result = Rendered {
+        frames: vec![image.to_rgb8()],
+        fps: 1,
+        still: true,
+        input: Some(input),
+        keyframe: None,
+        continue_from: None,
+        meta,
+    };
     write_to_folder(&mut result, WriteOptions { png_frames: false, gallery: false }, &a.out)?;
-    println!("wrote {}/image.png ({width}x{height}, seed {}) in {:.1} s", a.out.display(), req.seed, result.meta.timings.total_s);
+    println!(
+        "wrote {}/image.png ({width}x{height}, seed {}) in {:.1} s",
+        a.out.display(),
+        req.seed,
+        result.meta.timings.total_s
+    );
     Ok(())
 }

@@ -53,11 +53,16 @@ fn run_edits(a: &EvalArgs) -> anyhow::Result<()> {
         Some(path) => Editor::load(path, &opened.device)?,
         None => Editor::shipped(&opened.device)?,
     };
-    println!("evaluating the built-in editor on {} ({} held-out edits at {}x{})", opened.description, a.edit_count, a.edit_size, a.edit_size);
+    println!(
+        "evaluating the built-in editor on {} ({} held-out edits at {}x{})",
+        opened.description, a.edit_count, a.edit_size, a.edit_size
+    );
     let started = std::time::Instant::now();
     let report = model::builtin::edit::evaluation::evaluate(&editor, a.edit_count, a.edit_size, a.seed);
-    println!("
-| edit | edits | carried out | kept (PSNR outside the edit) |\n|---|---|---|---|");
+    println!(
+        "
+| edit | edits | carried out | kept (PSNR outside the edit) |\n|---|---|---|---|"
+    );
     for (kind, s) in report.by_kind.iter().map(|(k, s)| (k.as_str(), s)).chain([("all", &report.all)]) {
         println!("| {kind} | {} | {:.0}% | {:.1} dB |", s.edits, 100.0 * s.rate(), s.kept_psnr_db);
     }

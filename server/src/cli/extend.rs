@@ -3,7 +3,6 @@
 //! the last prompt), joined to the clip without a repeated frame. The folder written has the
 //! whole clip (source and new segments), so it can be extended again.
 
-use model::gpu_memory::GpuMemoryMeter;
 use super::common::{ModelArgs, check_numbers, check_text, metered_steps, step_bar};
 use crate::engines::builtin::BuiltinEngine;
 use crate::engines::cache::ModelCache;
@@ -16,6 +15,7 @@ use app::params::{EXTEND_TASK, Segment};
 use app::results::ResultMeta;
 use app::types::Mode;
 use model::builtin::pipeline::BUILTIN_MODEL_ID;
+use model::gpu_memory::GpuMemoryMeter;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -48,8 +48,11 @@ pub struct ExtendArgs {
 /// The metadata and frames of a result folder.
 fn read_clip(dir: &Path) -> anyhow::Result<(ResultMeta, Vec<image::RgbImage>)> {
     let meta_path = dir.join("metadata.json");
-    let text = std::fs::read_to_string(&meta_path).with_context(|| format!("{} is not a vidplay result (no metadata.json)", dir.display()))?;
-    let meta = ResultMeta::from_value(serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", meta_path.display()))?);
+    let text = std::fs::read_to_string(&meta_path)
+        .with_context(|| format!("{} is not a vidplay result (no metadata.json)", dir.display()))?;
+    let meta = ResultMeta::from_value(
+        serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", meta_path.display()))?,
+    );
     if meta.is_image() || meta.frames < 2 {
         bail!("{} holds a still image, not a clip: animate it with `vidplay generate --image`", dir.display());
     }
@@ -93,9 +96,8 @@ pub fn run(a: ExtendArgs) -> anyhow::Result<()> {
     params.seed = Some(a.seed.unwrap_or_else(random_seed));
     params.frames = a.frames.unwrap_or(params.frames.clamp(2, 16));
     params.motion = a.motion.unwrap_or(params.motion);
-    params.segments = (0..count)
-        .map(|i| Segment { prompt: a.prompt[i.min(a.prompt.len() - 1)].clone(), seed: None })
-        .collect();
+    params.segments =
+        (0..count).map(|i| Segment { prompt: a.prompt[i.min(a.prompt.len() - 1)].clone(), seed: None }).collect();
     params.prompt = segments::shot_list_prompt(&params.segments);
     let (model, opened) = a.builtin.load_on_device()?;
     let engine = BuiltinEngine::new(model.config().clone());
@@ -107,7 +109,8 @@ pub fn run(a: ExtendArgs) -> anyhow::Result<()> {
     let source_frames = frames.len();
     let mut result = {
         let mut progress = metered_steps(&bar, &mut meter);
-        let mut ctx = RunContext { device: &opened, models: &mut models, progress: &mut progress, cancelled: &|| false };
+        let mut ctx =
+            RunContext { device: &opened, models: &mut models, progress: &mut progress, cancelled: &|| false };
         segments::run(&engine, &params, frames, None, &mut ctx)?
     };
     bar.finish_and_clear();

@@ -4,10 +4,10 @@
 //! animating, optionally frames/*.png).
 
 use super::common::{ModelArgs, check_numbers, check_text, locate, metered_steps, read_tensor, step_bar};
+use crate::engines::Rendered;
 use crate::engines::builtin;
 use crate::engines::stable_video_diffusion as svd_engine;
 use crate::engines::wan as wan_engine;
-use crate::engines::Rendered;
 use crate::ids::random_seed;
 use crate::media::input;
 use crate::media::writer::{WriteOptions, write_to_folder};
@@ -120,7 +120,11 @@ pub struct GenerateArgs {
 
 pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
     check_text("the prompt", &a.prompt)?;
-    check_numbers(&[("guidance", a.guidance.unwrap_or(3.0) as f64), ("image_guidance", a.image_guidance as f64), ("motion", a.motion as f64)])?;
+    check_numbers(&[
+        ("guidance", a.guidance.unwrap_or(3.0) as f64),
+        ("image_guidance", a.image_guidance as f64),
+        ("motion", a.motion as f64),
+    ])?;
     if let Some(fps) = a.fps {
         check_numbers(&[("fps", fps as f64)])?;
     }
@@ -151,12 +155,7 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
         eprintln!("note: the model ignores: {}", understood.ignored.join(", "));
     }
     let bar = step_bar(req.steps);
-    let clip = model.generate(
-        &req,
-        input_image.as_ref(),
-        &mut metered_steps(&bar, &mut meter),
-        &|| false,
-    )?;
+    let clip = model.generate(&req, input_image.as_ref(), &mut metered_steps(&bar, &mut meter), &|| false)?;
     bar.finish_and_clear();
     let params = JobParams {
         prompt: req.prompt.clone(),
@@ -180,7 +179,15 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
     } else {
         format!("{w}x{h} upscaled from {native}x{native}")
     };
-    let mut result = Rendered { frames: clip.frames, fps: clip.fps, still: false, input: clip.native_input, keyframe: None, continue_from: None, meta };
+    let mut result = Rendered {
+        frames: clip.frames,
+        fps: clip.fps,
+        still: false,
+        input: clip.native_input,
+        keyframe: None,
+        continue_from: None,
+        meta,
+    };
     write_to_folder(&mut result, WriteOptions { png_frames: a.png_frames, gallery: false }, &a.out)?;
     println!(
         "wrote {} ({} frames, {how}, seed {}) in {:.1} s",
@@ -223,12 +230,23 @@ fn run_installed(a: GenerateArgs) -> anyhow::Result<()> {
             };
             run_svd(a, image, opened, dtype, root, started)
         }
-        other => anyhow::bail!("{}: a {} makes no video here (use it with `vidplay image` or `vidplay edit`)", root.display(), other.class_name()),
+        other => anyhow::bail!(
+            "{}: a {} makes no video here (use it with `vidplay image` or `vidplay edit`)",
+            root.display(),
+            other.class_name()
+        ),
     }
 }
 
 /// `vidplay generate` with Wan: text to video.
-fn run_wan(a: GenerateArgs, has_image: bool, opened: device::OpenedDevice, dtype: model::diffusers::DType, root: PathBuf, started: Instant) -> anyhow::Result<()> {
+fn run_wan(
+    a: GenerateArgs,
+    has_image: bool,
+    opened: device::OpenedDevice,
+    dtype: model::diffusers::DType,
+    root: PathBuf,
+    started: Instant,
+) -> anyhow::Result<()> {
     use model::diffusers::common::video::MemoryMode;
     use model::diffusers::wan::pipeline::{TextVideoRequest, Wan, WanOptions};
     let o = a.svd;
@@ -251,8 +269,16 @@ fn run_wan(a: GenerateArgs, has_image: bool, opened: device::OpenedDevice, dtype
     let memory = if o.low_memory { MemoryMode::Low } else { MemoryMode::Resident };
     let options = match o.text_encoder_device {
         TextEncoderPlacement::Auto => WanOptions::auto(&opened, memory),
-        TextEncoderPlacement::Same => WanOptions::on(&opened.device, if dtype == model::diffusers::DType::F16 { model::diffusers::DType::BF16 } else { dtype }, memory),
-        TextEncoderPlacement::Cpu => WanOptions { text_device: device::open(device::DeviceChoice::Cpu)?.device, text_dtype: model::diffusers::DType::F32, memory },
+        TextEncoderPlacement::Same => WanOptions::on(
+            &opened.device,
+            if dtype == model::diffusers::DType::F16 { model::diffusers::DType::BF16 } else { dtype },
+            memory,
+        ),
+        TextEncoderPlacement::Cpu => WanOptions {
+            text_device: device::open(device::DeviceChoice::Cpu)?.device,
+            text_dtype: model::diffusers::DType::F32,
+            memory,
+        },
     };
     let mut meter = GpuMemoryMeter::start(&opened.device);
     let pipeline = Wan::load(&root, &opened.device, dtype, options)?;
@@ -270,7 +296,8 @@ fn run_wan(a: GenerateArgs, has_image: bool, opened: device::OpenedDevice, dtype
     bar.finish_and_clear();
     let name = a.model.unwrap_or_else(|| root.display().to_string());
     let meta = wan_engine::video_meta(&name, &pipeline, &req, &video, fps, &opened.description, load_s);
-    let result = Rendered { frames: video.to_rgb8(), fps, still: false, input: None, keyframe: None, continue_from: None, meta };
+    let result =
+        Rendered { frames: video.to_rgb8(), fps, still: false, input: None, keyframe: None, continue_from: None, meta };
     write_installed(result, o.noise.as_deref(), started, &mut meter, a.png_frames, &a.out)
 }
 
@@ -303,7 +330,14 @@ fn write_installed(
 }
 
 /// `vidplay generate` with Stable Video Diffusion: image to video.
-fn run_svd(a: GenerateArgs, input_image: image::RgbImage, opened: device::OpenedDevice, dtype: model::diffusers::DType, root: PathBuf, started: Instant) -> anyhow::Result<()> {
+fn run_svd(
+    a: GenerateArgs,
+    input_image: image::RgbImage,
+    opened: device::OpenedDevice,
+    dtype: model::diffusers::DType,
+    root: PathBuf,
+    started: Instant,
+) -> anyhow::Result<()> {
     use model::diffusers::stable_video_diffusion::{MemoryMode, StableVideoDiffusion, VideoRequest};
     let svd = a.svd;
     let image_path = a.image.clone().unwrap_or_default();
@@ -333,21 +367,25 @@ fn run_svd(a: GenerateArgs, input_image: image::RgbImage, opened: device::Opened
         req.image_noise = read_tensor(path, "image_noise", &[1, 3, height, width], false)?;
     }
     if svd.warmup {
-        pipeline.generate(&input_image, &VideoRequest { steps: 1, ..req.clone() }, &mut |_| meter.sample(), &|| false)?;
+        pipeline
+            .generate(&input_image, &VideoRequest { steps: 1, ..req.clone() }, &mut |_| meter.sample(), &|| false)?;
     }
     let bar = step_bar(req.steps);
-    let video = pipeline.generate(
-        &input_image,
-        &req,
-        &mut metered_steps(&bar, &mut meter),
-        &|| false,
-    )?;
+    let video = pipeline.generate(&input_image, &req, &mut metered_steps(&bar, &mut meter), &|| false)?;
     bar.finish_and_clear();
     let name = a.model.unwrap_or_else(|| root.display().to_string());
     let mut meta = svd_engine::video_meta(&name, &pipeline, &req, &video, &opened.description, load_s);
     meta.input_image = Some(image_path.display().to_string());
     meta.mode = Mode::ImageToVideo;
     let input = svd_engine::fit(&input_image, req.width, req.height);
-    let result = Rendered { frames: video.to_rgb8(), fps: req.fps, still: false, input: Some(input), keyframe: None, continue_from: None, meta };
+    let result = Rendered {
+        frames: video.to_rgb8(),
+        fps: req.fps,
+        still: false,
+        input: Some(input),
+        keyframe: None,
+        continue_from: None,
+        meta,
+    };
     write_installed(result, svd.noise.as_deref(), started, &mut meter, a.png_frames, &a.out)
 }

@@ -8,9 +8,9 @@ use crate::media::writer::{WriteOptions, write_to_folder};
 use crate::precision::PrecisionChoice;
 use anyhow::bail;
 use model::device::{self, DeviceChoice};
-use model::gpu_memory::GpuMemoryMeter;
 use model::diffusers::common::scheduler::Kind;
 use model::diffusers::stable_diffusion::{ImageRequest, StableDiffusion};
+use model::gpu_memory::GpuMemoryMeter;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -65,11 +65,21 @@ pub fn run(a: ImageArgs) -> anyhow::Result<()> {
     check_text("the prompt", &a.prompt)?;
     check_text("the negative prompt", &a.negative)?;
     let (width, height) = (a.width, a.height);
-    check_numbers(&[("guidance", a.guidance as f64), ("steps", a.steps as f64), ("width", width as f64), ("height", height as f64)])?;
+    check_numbers(&[
+        ("guidance", a.guidance as f64),
+        ("steps", a.steps as f64),
+        ("width", width as f64),
+        ("height", height as f64),
+    ])?;
     if width == 0 || height == 0 || width % 8 != 0 || height % 8 != 0 {
         bail!("--width and --height must be positive multiples of 8, got {width}x{height}");
     }
-    let noise = a.noise.as_deref().map(|p| read_tensor(p, "noise", &[1, 4, height / 8, width / 8], true)).transpose()?.flatten();
+    let noise = a
+        .noise
+        .as_deref()
+        .map(|p| read_tensor(p, "noise", &[1, 4, height / 8, width / 8], true))
+        .transpose()?
+        .flatten();
     let opened = device::open(a.device)?;
     let mut meter = GpuMemoryMeter::start(&opened.device);
     let dtype = a.precision.resolve(&opened);
@@ -91,11 +101,7 @@ pub fn run(a: ImageArgs) -> anyhow::Result<()> {
         sd.generate(&ImageRequest { steps: 1, ..req.clone() }, &mut |_| meter.sample(), &|| false)?;
     }
     let bar = step_bar(req.steps);
-    let image = sd.generate(
-        &req,
-        &mut metered_steps(&bar, &mut meter),
-        &|| false,
-    )?;
+    let image = sd.generate(&req, &mut metered_steps(&bar, &mut meter), &|| false)?;
     bar.finish_and_clear();
     let name = a.model.clone().unwrap_or_else(|| root.display().to_string());
     let mut meta = image_meta(&name, &sd, &req, &image, &opened.description);
@@ -106,8 +112,21 @@ pub fn run(a: ImageArgs) -> anyhow::Result<()> {
     meta.timings.total_s = started.elapsed().as_secs_f64();
     meta.peak_gpu_memory_mib = meter.peak_mib();
     meta.peak_host_memory_mib = crate::memory::peak_rss_mib();
-    let mut result = Rendered { frames: vec![image.to_rgb8()], fps: 1, still: true, input: None, keyframe: None, continue_from: None, meta };
+    let mut result = Rendered {
+        frames: vec![image.to_rgb8()],
+        fps: 1,
+        still: true,
+        input: None,
+        keyframe: None,
+        continue_from: None,
+        meta,
+    };
     write_to_folder(&mut result, WriteOptions { png_frames: false, gallery: false }, &a.out)?;
-    println!("wrote {}/image.png ({width}x{height}, seed {}) in {:.1} s", a.out.display(), req.seed, result.meta.timings.total_s);
+    println!(
+        "wrote {}/image.png ({width}x{height}, seed {}) in {:.1} s",
+        a.out.display(),
+        req.seed,
+        result.meta.timings.total_s
+    );
     Ok(())
 }

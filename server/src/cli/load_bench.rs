@@ -35,8 +35,8 @@ pub struct LoadBenchArgs {
 }
 
 const WORDS: [&str; 24] = [
-    "red", "blue", "green", "yellow", "ball", "star", "square", "balloon", "bouncing", "spinning", "moving", "left", "right", "camera",
-    "pans", "snow", "night", "ocean", "grass", "field", "sky", "slowly", "fast", "zebra",
+    "red", "blue", "green", "yellow", "ball", "star", "square", "balloon", "bouncing", "spinning", "moving", "left",
+    "right", "camera", "pans", "snow", "night", "ocean", "grass", "field", "sky", "slowly", "fast", "zebra",
 ];
 
 /// A prompt of 4-9 words from [`WORDS`], the same for the same `i`.
@@ -49,7 +49,12 @@ fn prompt(i: u64) -> String {
 async fn fill(store: &dyn Store, n: usize) -> anyhow::Result<f64> {
     let t = Instant::now();
     for i in 0..n {
-        let mut v = video(&format!("{:016x}", 0xb000_0000_0000_0000u64 + i as u64), 1_000_000 + i as i64 * 1000, &prompt(i as u64), Mode::TextToVideo);
+        let mut v = video(
+            &format!("{:016x}", 0xb000_0000_0000_0000u64 + i as u64),
+            1_000_000 + i as i64 * 1000,
+            &prompt(i as u64),
+            Mode::TextToVideo,
+        );
         v.favorite = i % 11 == 0;
         store.insert_video(v).await?;
         if i > 0 && i % 20_000 == 0 {
@@ -125,7 +130,8 @@ async fn load(base: &str, clients: usize, seconds: u64) -> anyhow::Result<Measur
         }));
     }
     for c in 0..clients {
-        let (http, base, stop, requests, searches, events) = (http.clone(), base.to_string(), stop.clone(), requests.clone(), searches.clone(), events.clone());
+        let (http, base, stop, requests, searches, events) =
+            (http.clone(), base.to_string(), stop.clone(), requests.clone(), searches.clone(), events.clone());
         tasks.push(tokio::spawn(async move {
             // Half the clients keep the live progress stream open, as an open page does.
             let stream = if c % 2 == 0 {
@@ -137,7 +143,8 @@ async fn load(base: &str, clients: usize, seconds: u64) -> anyhow::Result<Measur
                     while !stop.load(Ordering::Relaxed) {
                         match tokio::time::timeout(Duration::from_millis(500), body.next()).await {
                             Ok(Some(Ok(chunk))) => {
-                                events.fetch_add(chunk.windows(6).filter(|w| w == b"event:").count(), Ordering::Relaxed);
+                                events
+                                    .fetch_add(chunk.windows(6).filter(|w| w == b"event:").count(), Ordering::Relaxed);
                             }
                             Ok(_) => return,
                             Err(_) => {}

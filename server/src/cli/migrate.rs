@@ -38,7 +38,12 @@ pub struct Moved {
 }
 
 pub fn run(a: MigrateArgs) -> anyhow::Result<()> {
-    let url = a.stores.database_url.clone().filter(|u| crate::storage::postgres::is_postgres_url(u)).context("vidplay migrate needs --database-url postgres://...")?;
+    let url = a
+        .stores
+        .database_url
+        .clone()
+        .filter(|u| crate::storage::postgres::is_postgres_url(u))
+        .context("vidplay migrate needs --database-url postgres://...")?;
     let location = a.stores.media.clone().context("vidplay migrate needs --media (s3://BUCKET/PREFIX, or a folder)")?;
     let db = a.from.join("vidplay.db");
     if !db.is_file() {
@@ -81,7 +86,9 @@ pub async fn migrate(
     let mut moved = Moved::default();
     let mut before = None;
     loop {
-        let page = source.videos(VideoQuery { limit: crate::storage::MAX_PAGE, before: before.clone(), ..Default::default() }).await?;
+        let page = source
+            .videos(VideoQuery { limit: crate::storage::MAX_PAGE, before: before.clone(), ..Default::default() })
+            .await?;
         for video in &page.videos {
             let present = target.video_exists(video.id.clone()).await?;
             let files = copy_files(source_media, target_media, &video.id, present).await?;
@@ -130,7 +137,12 @@ pub async fn migrate(
 
 /// Copies video `id`'s files (unless `present`: then only checks them) and checks each in the
 /// target against the source by size and SHA-256; (files copied, bytes copied).
-async fn copy_files(from: &dyn MediaStore, to: &dyn MediaStore, id: &str, present: bool) -> anyhow::Result<(usize, u64)> {
+async fn copy_files(
+    from: &dyn MediaStore,
+    to: &dyn MediaStore,
+    id: &str,
+    present: bool,
+) -> anyhow::Result<(usize, u64)> {
     let (mut files, mut bytes) = (0, 0);
     for key in from.list(&app::media_files::result_prefix(id)).await? {
         let source = from.get(&key, None).await?.with_context(|| format!("{key} vanished while moving"))?.bytes;
@@ -142,7 +154,11 @@ async fn copy_files(from: &dyn MediaStore, to: &dyn MediaStore, id: &str, presen
                 tracing::warn!(key, "a moved video's file differs from the source; copying it again");
             }
             to.put(&key, source.clone()).await?;
-            let back = to.get(&key, None).await?.with_context(|| format!("{key} is missing right after it was written"))?.bytes;
+            let back = to
+                .get(&key, None)
+                .await?
+                .with_context(|| format!("{key} is missing right after it was written"))?
+                .bytes;
             if Sha256::digest(&back) != digest {
                 bail!("{key} differs from the source after copying");
             }

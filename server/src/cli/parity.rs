@@ -7,8 +7,8 @@ use crate::precision::PrecisionChoice;
 use anyhow::bail;
 use model::device::{self, DeviceChoice};
 use model::diffusers::DType;
-use model::diffusers::parity;
 use model::diffusers::common::video::MemoryMode;
+use model::diffusers::parity;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]

@@ -63,11 +63,14 @@ pub struct ServeArgs {
 pub fn run(a: ServeArgs) -> anyhow::Result<()> {
     let addr = a.addr;
     if a.no_worker && a.stores.database_url.is_none() {
-        anyhow::bail!("--no-worker needs --database-url: workers on other machines take jobs from a shared PostgreSQL database");
+        anyhow::bail!(
+            "--no-worker needs --database-url: workers on other machines take jobs from a shared PostgreSQL database"
+        );
     }
     let named = match &a.tokens_file {
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read the tokens file {}: {e}", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("cannot read the tokens file {}: {e}", path.display()))?;
             security::read_tokens(&text).map_err(|e| anyhow::anyhow!("the tokens file {}: {e}", path.display()))?
         }
         None => Vec::new(),
@@ -80,7 +83,9 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
         database_url: a.stores.database_url,
         media: a.stores.media,
         media_endpoint: a.stores.media_endpoint,
-        worker: (!a.no_worker).then(|| crate::queue::WorkerSetup::new(super::common::machine_name(a.worker_name), vec![a.model.device.to_string()])),
+        worker: (!a.no_worker).then(|| {
+            crate::queue::WorkerSetup::new(super::common::machine_name(a.worker_name), vec![a.model.device.to_string()])
+        }),
         site_root: a.site_root,
         seed_examples: !a.no_examples,
         models_dir: Some(a.models_dir),
@@ -99,7 +104,8 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
     let config = BuiltinModel::config_of(model.weights.as_deref())?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+        let listener =
+            tokio::net::TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
         let bound = listener.local_addr()?;
         let (router, jobs) = crate::web::build(&opts, config, move || model.load_on_device()).await?;
         println!("vidplay playground on http://{bound} (data in {})", opts.data_dir.display());

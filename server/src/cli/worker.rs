@@ -59,7 +59,8 @@ pub fn run(a: WorkerArgs) -> anyhow::Result<()> {
         let store = crate::storage::open(Some(&url), std::path::Path::new(".")).await?;
         let media = Arc::new(crate::media::s3::open_location(&location, endpoint.as_deref())?);
         let registry = Arc::new(Registry::discover(BuiltinEngine::new(config), Some(&models_dir)));
-        let visual = crate::visual::Visual::start(Some(&models_dir), store.as_ref(), crate::visual::MIN_SIMILARITY).await;
+        let visual =
+            crate::visual::Visual::start(Some(&models_dir), store.as_ref(), crate::visual::MIN_SIMILARITY).await;
         let name = setup.name.clone();
         let queue = QueueConfig {
             store,
@@ -72,7 +73,11 @@ pub fn run(a: WorkerArgs) -> anyhow::Result<()> {
             worker: Some(setup),
         };
         let jobs = Jobs::start(queue, move || model.load_on_device()).await?;
-        println!("vidplay worker {name:?} taking jobs for {:?} from {} (media in {location})", registry.ids(), crate::storage::postgres::redacted(&url));
+        println!(
+            "vidplay worker {name:?} taking jobs for {:?} from {} (media in {location})",
+            registry.ids(),
+            crate::storage::postgres::redacted(&url)
+        );
         super::common::shutdown_signal().await;
         eprintln!("shutting down: the running job (if any) goes back to the queue");
         jobs.shutdown().await;

@@ -40,15 +40,28 @@ fn info(config: &NetConfig) -> ModelInfo {
         params: vec![
             ParamSpec::integer("frames", "Frames", 2, frames, 1, frames.min(16), "frames in the clip"),
             ParamSpec::integer("fps", "Frames per second", 1, 60, 1, 8, "playback speed of the files"),
-            ParamSpec::integer("steps", "Steps", 1, MAX_STEPS as u32, 1, 24, "sampling steps: more is slower and cleaner").for_tasks(&t2v),
-            ParamSpec::number("guidance", "Guidance", 0.0, 20.0, 0.5, 3.0, "how strongly the clip follows the prompt").for_tasks(&t2v),
+            ParamSpec::integer(
+                "steps",
+                "Steps",
+                1,
+                MAX_STEPS as u32,
+                1,
+                24,
+                "sampling steps: more is slower and cleaner",
+            )
+            .for_tasks(&t2v),
+            ParamSpec::number("guidance", "Guidance", 0.0, 20.0, 0.5, 3.0, "how strongly the clip follows the prompt")
+                .for_tasks(&t2v),
             ParamSpec::number("motion", "Motion strength", 0.0, 2.0, 0.1, 1.0, "1 is normal speed, 0.5 slow, 1.5 fast"),
         ],
         native_width: config.size as u32,
         native_height: config.size as u32,
         native_frames: frames,
         memory_mib: (BuiltinModel::shipped_weights_bytes() as u64).div_ceil(1 << 20),
-        chips: model::builtin::vocab::categories().into_iter().map(|c| ChipGroup { name: c.name, phrases: c.phrases }).collect(),
+        chips: model::builtin::vocab::categories()
+            .into_iter()
+            .map(|c| ChipGroup { name: c.name, phrases: c.phrases })
+            .collect(),
         reads_prompt: true,
         input_note: "The picture itself moves, at its own resolution (up to 1024 pixels on the longest side): \
              say how (\"camera pans left\", \"zoom in\", \"snow\", \"the red ball moving right\")."
@@ -72,7 +85,12 @@ pub fn request_of(params: &JobParams) -> GenerationRequest {
 }
 
 /// The metadata of a built-in clip.
-pub fn result_meta(params: &JobParams, clip: &model::builtin::pipeline::GeneratedClip, req: &GenerationRequest, device: &str) -> ResultMeta {
+pub fn result_meta(
+    params: &JobParams,
+    clip: &model::builtin::pipeline::GeneratedClip,
+    req: &GenerationRequest,
+    device: &str,
+) -> ResultMeta {
     let frames = clip.frames.len() as u32;
     let mut details = serde_json::Map::new();
     details.insert("understood".into(), serde_json::to_value(&clip.understood).unwrap_or_default());
@@ -142,6 +160,14 @@ impl super::Engine for BuiltinEngine {
         let mut meta = result_meta(job.params, &clip, &req, &ctx.device.description);
         meta.input_image = job.input.map(|_| "upload".into());
         meta.timings.total_s = started.elapsed().as_secs_f64();
-        Ok(Rendered { frames: clip.frames, fps: clip.fps, still: false, input: clip.native_input, keyframe: None, continue_from: clip.continue_from, meta })
+        Ok(Rendered {
+            frames: clip.frames,
+            fps: clip.fps,
+            still: false,
+            input: clip.native_input,
+            keyframe: None,
+            continue_from: clip.continue_from,
+            meta,
+        })
     }
 }

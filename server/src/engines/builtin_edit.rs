@@ -1,8 +1,8 @@
 //! The built-in instruction editor as an engine: it changes one thing of a picture (colour,
 //! shape, setting, weather, position, size) and keeps the rest, offline, on the CPU.
 
-use crate::media::input::image_sha256;
 use super::{EngineJob, Rendered, RunContext};
+use crate::media::input::image_sha256;
 use app::models::ModelInfo;
 use app::results::{Resolution, ResultMeta, Timings};
 use app::types::{JobParams, Mode};
@@ -88,12 +88,25 @@ impl super::Engine for BuiltinEditEngine {
             input_image: Some("source".into()),
             device: ctx.device.description.clone(),
             precision: "F32".into(),
-            timings: Timings { load_s, sampling_s: edited.seconds, total_s: started.elapsed().as_secs_f64(), ..Timings::default() },
+            timings: Timings {
+                load_s,
+                sampling_s: edited.seconds,
+                total_s: started.elapsed().as_secs_f64(),
+                ..Timings::default()
+            },
             details,
             created_unix: crate::ids::now_unix(),
             vidplay_version: env!("CARGO_PKG_VERSION").into(),
             ..ResultMeta::default()
         };
-        Ok(Rendered { frames: vec![edited.image], fps: 1, still: true, input: Some(source.clone()), keyframe: None, continue_from: None, meta })
+        Ok(Rendered {
+            frames: vec![edited.image],
+            fps: 1,
+            still: true,
+            input: Some(source.clone()),
+            keyframe: None,
+            continue_from: None,
+            meta,
+        })
     }
 }

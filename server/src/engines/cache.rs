@@ -76,7 +76,13 @@ impl ModelCache {
     /// Frees least recently used models until `mib` more fits (or nothing else can go).
     fn make_room(&mut self, mib: u64) {
         while self.used_mib() + mib > self.budget_mib {
-            let victim = self.entries.iter().enumerate().filter(|(_, e)| !e.pinned).min_by_key(|(_, e)| e.last_used).map(|(i, _)| i);
+            let victim = self
+                .entries
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| !e.pinned)
+                .min_by_key(|(_, e)| e.last_used)
+                .map(|(i, _)| i);
             let Some(i) = victim else { break };
             let gone = self.entries.remove(i);
             tracing::info!(model = %gone.key, mib = gone.mib, "freeing a model to make room");

@@ -18,7 +18,14 @@ pub const FAMILY: &str = "instruct-pix2pix";
 
 /// The metadata of one edit: every parameter, and what the source was (`source_sha256`: the
 /// hash of the source image's pixels as the editor read them).
-pub fn edit_meta(model: &str, editor: &InstructPix2Pix, req: &EditRequest, image: &GeneratedImage, source_sha256: &str, device: &str) -> ResultMeta {
+pub fn edit_meta(
+    model: &str,
+    editor: &InstructPix2Pix,
+    req: &EditRequest,
+    image: &GeneratedImage,
+    source_sha256: &str,
+    device: &str,
+) -> ResultMeta {
     let size = [image.width as u32, image.height as u32];
     let mut details = serde_json::Map::new();
     details.insert("model_path".into(), editor.sd.root.display().to_string().into());
@@ -57,7 +64,6 @@ pub fn edit_meta(model: &str, editor: &InstructPix2Pix, req: &EditRequest, image
     }
 }
 
-
 /// Most sampling steps of an edit.
 pub const MAX_STEPS: u32 = 150;
 
@@ -78,10 +84,31 @@ impl InstructPix2PixEngine {
             ),
             tasks: vec![Mode::Edit],
             params: vec![
-                ParamSpec::text("negative", "Negative prompt", app::limits::MAX_PROMPT_CHARS, "what the edit should not show"),
+                ParamSpec::text(
+                    "negative",
+                    "Negative prompt",
+                    app::limits::MAX_PROMPT_CHARS,
+                    "what the edit should not show",
+                ),
                 ParamSpec::integer("steps", "Steps", 1, MAX_STEPS, 1, 20, "sampling steps: more is slower and cleaner"),
-                ParamSpec::number("guidance", "Guidance", 1.0, 20.0, 0.5, 7.5, "how strongly the edit follows the instruction"),
-                ParamSpec::number("image_guidance", "Image guidance", 1.0, 5.0, 0.1, 1.5, "how closely the edit keeps the image"),
+                ParamSpec::number(
+                    "guidance",
+                    "Guidance",
+                    1.0,
+                    20.0,
+                    0.5,
+                    7.5,
+                    "how strongly the edit follows the instruction",
+                ),
+                ParamSpec::number(
+                    "image_guidance",
+                    "Image guidance",
+                    1.0,
+                    5.0,
+                    0.1,
+                    1.5,
+                    "how closely the edit keeps the image",
+                ),
             ],
             native_width: 512,
             native_height: 512,
@@ -138,9 +165,22 @@ impl super::Engine for InstructPix2PixEngine {
         };
         let mut meta = edit_meta(&self.info.id, &editor, &req, &image, &image_sha256(source), &ctx.device.description);
         // The job's settings, with the size the edit came out at.
-        meta.params = JobParams { model: self.info.id.clone(), width: meta.params.width, height: meta.params.height, ..p.clone() };
+        meta.params = JobParams {
+            model: self.info.id.clone(),
+            width: meta.params.width,
+            height: meta.params.height,
+            ..p.clone()
+        };
         meta.timings.load_s = load_s;
         meta.timings.total_s = started.elapsed().as_secs_f64();
-        Ok(Rendered { frames: vec![image.to_rgb8()], fps: 1, still: true, input: Some(input), keyframe: None, continue_from: None, meta })
+        Ok(Rendered {
+            frames: vec![image.to_rgb8()],
+            fps: 1,
+            still: true,
+            input: Some(input),
+            keyframe: None,
+            continue_from: None,
+            meta,
+        })
     }
 }

@@ -27,10 +27,40 @@ impl KeyframeChain {
         info.description.push_str(" From text it first makes a keyframe with a text-to-image model.");
         let names: Vec<String> = keyframers.iter().map(|k| k.info().id.clone()).collect();
         info.params.extend([
-            ParamSpec::text("negative", "Negative prompt", app::limits::MAX_PROMPT_CHARS, "what the keyframe should not show").for_tasks(&t2v),
-            ParamSpec::choice("keyframe_model", "Keyframe model", names, "the text-to-image model that makes the keyframe").for_tasks(&t2v),
-            ParamSpec::integer("keyframe_steps", "Keyframe steps", 1, sd::MAX_STEPS, 1, 25, "sampling steps of the keyframe").for_tasks(&t2v),
-            ParamSpec::number("keyframe_guidance", "Keyframe guidance", 0.0, 30.0, 0.5, 7.5, "how strongly the keyframe follows the prompt").for_tasks(&t2v),
+            ParamSpec::text(
+                "negative",
+                "Negative prompt",
+                app::limits::MAX_PROMPT_CHARS,
+                "what the keyframe should not show",
+            )
+            .for_tasks(&t2v),
+            ParamSpec::choice(
+                "keyframe_model",
+                "Keyframe model",
+                names,
+                "the text-to-image model that makes the keyframe",
+            )
+            .for_tasks(&t2v),
+            ParamSpec::integer(
+                "keyframe_steps",
+                "Keyframe steps",
+                1,
+                sd::MAX_STEPS,
+                1,
+                25,
+                "sampling steps of the keyframe",
+            )
+            .for_tasks(&t2v),
+            ParamSpec::number(
+                "keyframe_guidance",
+                "Keyframe guidance",
+                0.0,
+                30.0,
+                0.5,
+                7.5,
+                "how strongly the keyframe follows the prompt",
+            )
+            .for_tasks(&t2v),
         ]);
         info.memory_mib += keyframers.iter().map(|k| k.info().memory_mib).max().unwrap_or(0);
         Self { info, video, keyframers }
@@ -71,14 +101,22 @@ impl super::Engine for KeyframeChain {
         }
         let p = job.params;
         let Some(keyframer) = self.keyframer(&p.keyframe_model) else {
-            return Err(GenerateError::InvalidRequest(format!("the keyframe model {} is not installed", p.keyframe_model)));
+            return Err(GenerateError::InvalidRequest(format!(
+                "the keyframe model {} is not installed",
+                p.keyframe_model
+            )));
         };
         // Phase 1: the keyframe; the job's total counts both phases from the start.
         let total = (p.keyframe_steps + p.steps) as usize;
         let keyframe = {
             let outer = &mut *ctx.progress;
             let mut phase = |pr: Progress| outer(Progress { total, ..pr });
-            let mut inner = RunContext { device: ctx.device, models: &mut *ctx.models, progress: &mut phase, cancelled: ctx.cancelled };
+            let mut inner = RunContext {
+                device: ctx.device,
+                models: &mut *ctx.models,
+                progress: &mut phase,
+                cancelled: ctx.cancelled,
+            };
             keyframer.make_image(p, p.keyframe_steps, p.keyframe_guidance, &mut inner)?
         };
         // Phase 2: the video from it.
@@ -87,7 +125,12 @@ impl super::Engine for KeyframeChain {
         let mut video = {
             let outer = &mut *ctx.progress;
             let mut phase = |pr: Progress| outer(Progress { step: offset + pr.step, total: offset + pr.total, ..pr });
-            let mut inner = RunContext { device: ctx.device, models: &mut *ctx.models, progress: &mut phase, cancelled: ctx.cancelled };
+            let mut inner = RunContext {
+                device: ctx.device,
+                models: &mut *ctx.models,
+                progress: &mut phase,
+                cancelled: ctx.cancelled,
+            };
             self.video.animate(p, &image, &mut inner)?
         };
         video.meta.mode = Mode::TextToVideo;

@@ -1,6 +1,7 @@
 //! Which models this server runs: the built-in one, and every diffusers folder installed (the
 //! models directory and the Hugging Face cache), each behind its family's engine.
 
+use super::Engine;
 use super::builtin::BuiltinEngine;
 use super::builtin_edit::BuiltinEditEngine;
 use super::instruct_pix2pix::InstructPix2PixEngine;
@@ -8,7 +9,6 @@ use super::keyframe_chain::KeyframeChain;
 use super::stable_diffusion::StableDiffusionEngine;
 use super::stable_video_diffusion::StableVideoDiffusionEngine;
 use super::wan::WanEngine;
-use super::Engine;
 use app::models::ModelInfo;
 use app::types::Mode;
 use model::diffusers::common::folder::{self, PipelineKind};

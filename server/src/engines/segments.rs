@@ -86,9 +86,9 @@ pub fn check(engine: &dyn Engine, params: &JobParams, starts_from_image: bool) -
             ));
         }
         let mut sub = segment_params(params, p);
-        let mode = engine.validate(&mut sub, from_image).map_err(|e| {
-            if planned.len() > 1 { format!("segment {} ({:?}): {e}", i + 1, p.prompt) } else { e }
-        })?;
+        let mode = engine
+            .validate(&mut sub, from_image)
+            .map_err(|e| if planned.len() > 1 { format!("segment {} ({:?}): {e}", i + 1, p.prompt) } else { e })?;
         if !matches!(mode, Mode::TextToVideo | Mode::ImageToVideo) {
             return Err(format!("{} makes still images, not clips: a shot list needs a video model", engine.info().id));
         }
@@ -126,7 +126,9 @@ pub fn join(clip: &mut Vec<RgbImage>, segment: Vec<RgbImage>, continues: bool) {
     let skip = usize::from(continues && !clip.is_empty());
     for frame in segment.into_iter().skip(skip) {
         match size {
-            Some((w, h)) if frame.dimensions() != (w, h) => clip.push(image::imageops::resize(&frame, w, h, FilterType::Lanczos3)),
+            Some((w, h)) if frame.dimensions() != (w, h) => {
+                clip.push(image::imageops::resize(&frame, w, h, FilterType::Lanczos3))
+            }
             _ => clip.push(frame),
         }
     }
@@ -160,7 +162,12 @@ pub fn run(
             shifted.preview = q.preview;
             outer(shifted)
         };
-        let mut sub_ctx = RunContext { device: ctx.device, models: &mut *ctx.models, progress: &mut progress, cancelled: ctx.cancelled };
+        let mut sub_ctx = RunContext {
+            device: ctx.device,
+            models: &mut *ctx.models,
+            progress: &mut progress,
+            cancelled: ctx.cancelled,
+        };
         let mode = if image.is_some() { Mode::ImageToVideo } else { c.mode };
         let mut rendered = engine.run(EngineJob { params: &c.params, mode, input: image.as_ref() }, &mut sub_ctx)?;
         offset += c.steps;
@@ -265,7 +272,13 @@ mod tests {
         };
         let seeds: Vec<u64> = plan(&params).iter().map(|p| p.seed).collect();
         assert_eq!(seeds, [100, 7, 102]);
-        assert_eq!(plan(&JobParams { prompt: "x".into(), seed: Some(3), ..JobParams::default() }), [Planned { prompt: "x".into(), seed: 3 }]);
-        assert_eq!(shot_list_prompt(&params.segments), "camera pans right / then zoom in while it snows / then static camera");
+        assert_eq!(
+            plan(&JobParams { prompt: "x".into(), seed: Some(3), ..JobParams::default() }),
+            [Planned { prompt: "x".into(), seed: 3 }]
+        );
+        assert_eq!(
+            shot_list_prompt(&params.segments),
+            "camera pans right / then zoom in while it snows / then static camera"
+        );
     }
 }

@@ -32,11 +32,24 @@ impl StableDiffusionEngine {
             ),
             tasks: vec![Mode::TextToImage],
             params: vec![
-                ParamSpec::text("negative", "Negative prompt", app::limits::MAX_PROMPT_CHARS, "what the image should not show"),
+                ParamSpec::text(
+                    "negative",
+                    "Negative prompt",
+                    app::limits::MAX_PROMPT_CHARS,
+                    "what the image should not show",
+                ),
                 ParamSpec::integer("width", "Width", 64, MAX_SIDE, 8, 512, "width in pixels"),
                 ParamSpec::integer("height", "Height", 64, MAX_SIDE, 8, 512, "height in pixels"),
                 ParamSpec::integer("steps", "Steps", 1, MAX_STEPS, 1, 25, "sampling steps: more is slower and cleaner"),
-                ParamSpec::number("guidance", "Guidance", 0.0, 30.0, 0.5, 7.5, "how strongly the image follows the prompt (1 or less: off)"),
+                ParamSpec::number(
+                    "guidance",
+                    "Guidance",
+                    0.0,
+                    30.0,
+                    0.5,
+                    7.5,
+                    "how strongly the image follows the prompt (1 or less: off)",
+                ),
             ],
             native_width: 512,
             native_height: 512,
@@ -51,7 +64,13 @@ impl StableDiffusionEngine {
 
     /// Makes the image of `params` (its prompt, negative prompt, size and seed, with the
     /// given steps and guidance), reporting steps through `ctx`.
-    pub fn make_image(&self, params: &JobParams, steps: u32, guidance: f32, ctx: &mut RunContext<'_>) -> Result<Rendered, GenerateError> {
+    pub fn make_image(
+        &self,
+        params: &JobParams,
+        steps: u32,
+        guidance: f32,
+        ctx: &mut RunContext<'_>,
+    ) -> Result<Rendered, GenerateError> {
         let started = Instant::now();
         let dtype = PrecisionChoice::Auto.resolve(ctx.device);
         let device = ctx.device.device.clone();
@@ -78,7 +97,15 @@ impl StableDiffusionEngine {
         meta.params = JobParams { model: self.info.id.clone(), steps, guidance, ..params.clone() };
         meta.timings.load_s = load_s;
         meta.timings.total_s = started.elapsed().as_secs_f64();
-        Ok(Rendered { frames: vec![image.to_rgb8()], fps: 1, still: true, input: None, keyframe: None, continue_from: None, meta })
+        Ok(Rendered {
+            frames: vec![image.to_rgb8()],
+            fps: 1,
+            still: true,
+            input: None,
+            keyframe: None,
+            continue_from: None,
+            meta,
+        })
     }
 }
 

@@ -29,13 +29,45 @@ impl StableVideoDiffusionEngine {
             description: format!("Stable Video Diffusion (diffusers folder {}): animates an image.", path.display()),
             tasks: vec![Mode::ImageToVideo],
             params: vec![
-                ParamSpec::integer("width", "Width", 64, MAX_SIDE, 64, 512, "width in pixels (the image is resized to it)"),
+                ParamSpec::integer(
+                    "width",
+                    "Width",
+                    64,
+                    MAX_SIDE,
+                    64,
+                    512,
+                    "width in pixels (the image is resized to it)",
+                ),
                 ParamSpec::integer("height", "Height", 64, MAX_SIDE, 64, 512, "height in pixels"),
                 ParamSpec::integer("frames", "Frames", 2, MAX_FRAMES, 1, 14, "frames in the clip"),
-                ParamSpec::integer("fps", "Frames per second", 1, 60, 1, 7, "the frame rate the model is told, and the files'"),
+                ParamSpec::integer(
+                    "fps",
+                    "Frames per second",
+                    1,
+                    60,
+                    1,
+                    7,
+                    "the frame rate the model is told, and the files'",
+                ),
                 ParamSpec::integer("steps", "Steps", 1, MAX_STEPS, 1, 25, "sampling steps: more is slower and cleaner"),
-                ParamSpec::number("guidance", "Guidance", 1.0, 20.0, 0.5, 3.0, "guidance on the last frame (it ramps up from 1 on the first)"),
-                ParamSpec::number("motion", "Motion strength", 0.0, 2.0, 0.1, 1.0, "scales SVD's motion bucket: 1 is 127"),
+                ParamSpec::number(
+                    "guidance",
+                    "Guidance",
+                    1.0,
+                    20.0,
+                    0.5,
+                    3.0,
+                    "guidance on the last frame (it ramps up from 1 on the first)",
+                ),
+                ParamSpec::number(
+                    "motion",
+                    "Motion strength",
+                    0.0,
+                    2.0,
+                    0.1,
+                    1.0,
+                    "scales SVD's motion bucket: 1 is 127",
+                ),
             ],
             native_width: 1024,
             native_height: 576,
@@ -49,12 +81,18 @@ impl StableVideoDiffusionEngine {
     }
 
     /// Animates `input` with the settings of `params`.
-    pub fn animate(&self, params: &JobParams, input: &RgbImage, ctx: &mut RunContext<'_>) -> Result<Rendered, GenerateError> {
+    pub fn animate(
+        &self,
+        params: &JobParams,
+        input: &RgbImage,
+        ctx: &mut RunContext<'_>,
+    ) -> Result<Rendered, GenerateError> {
         let started = Instant::now();
         let dtype = PrecisionChoice::Auto.resolve(ctx.device);
         let device = ctx.device.device.clone();
         let svd = ctx.models.get_or_load(&self.info.id, self.info.memory_mib, || {
-            StableVideoDiffusion::load(&self.path, &device, dtype, MemoryMode::Resident).map_err(|e| super::load_error(&self.info.id, e))
+            StableVideoDiffusion::load(&self.path, &device, dtype, MemoryMode::Resident)
+                .map_err(|e| super::load_error(&self.info.id, e))
         })?;
         let load_s = started.elapsed().as_secs_f64();
         let req = request_of(params);
@@ -112,7 +150,14 @@ pub fn timings(video: &GeneratedVideo, load_s: f64) -> Timings {
 }
 
 /// The metadata of one generated clip.
-pub fn video_meta(model: &str, svd: &StableVideoDiffusion, req: &VideoRequest, video: &GeneratedVideo, device: &str, load_s: f64) -> ResultMeta {
+pub fn video_meta(
+    model: &str,
+    svd: &StableVideoDiffusion,
+    req: &VideoRequest,
+    video: &GeneratedVideo,
+    device: &str,
+    load_s: f64,
+) -> ResultMeta {
     let frames = video.frames.len() as u32;
     let size = [req.width as u32, req.height as u32];
     let mut details = serde_json::Map::new();

@@ -30,16 +30,48 @@ impl WanEngine {
         let info = ModelInfo {
             id: name.into(),
             family: "wan".into(),
-            description: format!("Wan text-to-video (diffusers folder {}): makes a clip from the prompt, with motion as the text describes it.", path.display()),
+            description: format!(
+                "Wan text-to-video (diffusers folder {}): makes a clip from the prompt, with motion as the text describes it.",
+                path.display()
+            ),
             tasks: vec![Mode::TextToVideo],
             params: vec![
-                ParamSpec::text("negative", "Negative prompt", app::limits::MAX_PROMPT_CHARS, "what the clip should not show"),
+                ParamSpec::text(
+                    "negative",
+                    "Negative prompt",
+                    app::limits::MAX_PROMPT_CHARS,
+                    "what the clip should not show",
+                ),
                 ParamSpec::integer("width", "Width", 16, MAX_WIDTH, 16, 832, "width in pixels (a multiple of 16)"),
                 ParamSpec::integer("height", "Height", 16, MAX_HEIGHT, 16, 480, "height in pixels (a multiple of 16)"),
-                ParamSpec::integer("frames", "Frames", 1, MAX_FRAMES, 4, 81, "frames in the clip (4k + 1: 81 is 5 s at 16 fps)"),
-                ParamSpec::integer("fps", "Frames per second", 1, 60, 1, FPS, "the files' frame rate (the model makes 16)"),
+                ParamSpec::integer(
+                    "frames",
+                    "Frames",
+                    1,
+                    MAX_FRAMES,
+                    4,
+                    81,
+                    "frames in the clip (4k + 1: 81 is 5 s at 16 fps)",
+                ),
+                ParamSpec::integer(
+                    "fps",
+                    "Frames per second",
+                    1,
+                    60,
+                    1,
+                    FPS,
+                    "the files' frame rate (the model makes 16)",
+                ),
                 ParamSpec::integer("steps", "Steps", 1, MAX_STEPS, 1, 50, "sampling steps: more is slower and cleaner"),
-                ParamSpec::number("guidance", "Guidance", 0.0, 20.0, 0.5, 5.0, "how strongly the clip follows the prompt (1 or less: off)"),
+                ParamSpec::number(
+                    "guidance",
+                    "Guidance",
+                    0.0,
+                    20.0,
+                    0.5,
+                    5.0,
+                    "how strongly the clip follows the prompt (1 or less: off)",
+                ),
             ],
             native_width: 832,
             native_height: 480,
@@ -58,7 +90,8 @@ impl WanEngine {
         let dtype = PrecisionChoice::Auto.resolve(ctx.device);
         let opened = ctx.device.clone();
         let wan = ctx.models.get_or_load(&self.info.id, self.info.memory_mib, || {
-            Wan::load(&self.path, &opened.device, dtype, WanOptions::auto(&opened, MemoryMode::Resident)).map_err(|e| super::load_error(&self.info.id, e))
+            Wan::load(&self.path, &opened.device, dtype, WanOptions::auto(&opened, MemoryMode::Resident))
+                .map_err(|e| super::load_error(&self.info.id, e))
         })?;
         let load_s = started.elapsed().as_secs_f64();
         let req = request_of(params);
@@ -67,16 +100,37 @@ impl WanEngine {
         let mut meta = video_meta(&self.info.id, &wan, &req, &video, fps, &ctx.device.description, load_s);
         meta.params = JobParams { model: self.info.id.clone(), seed: Some(req.seed), ..params.clone() };
         meta.timings.total_s = started.elapsed().as_secs_f64();
-        Ok(Rendered { frames: video.to_rgb8(), fps, still: false, input: None, keyframe: None, continue_from: None, meta })
+        Ok(Rendered {
+            frames: video.to_rgb8(),
+            fps,
+            still: false,
+            input: None,
+            keyframe: None,
+            continue_from: None,
+            meta,
+        })
     }
 }
 
 /// Parts of a prompt to click: Wan follows free text, so these are the camera, motion, light
 /// and style phrases its prompts commonly carry.
 fn chips() -> Vec<ChipGroup> {
-    let group = |name: &str, phrases: &[&str]| ChipGroup { name: name.into(), phrases: phrases.iter().map(|p| p.to_string()).collect() };
+    let group = |name: &str, phrases: &[&str]| ChipGroup {
+        name: name.into(),
+        phrases: phrases.iter().map(|p| p.to_string()).collect(),
+    };
     vec![
-        group("camera", &["camera pans left", "camera pans right", "slow zoom in", "aerial drone shot", "tracking shot", "close-up"]),
+        group(
+            "camera",
+            &[
+                "camera pans left",
+                "camera pans right",
+                "slow zoom in",
+                "aerial drone shot",
+                "tracking shot",
+                "close-up",
+            ],
+        ),
         group("motion", &["slow motion", "timelapse", "walks toward the camera", "spins around"]),
         group("light", &["golden hour", "neon lights at night", "soft morning light"]),
         group("style", &["cinematic", "photorealistic", "anime style", "watercolor painting"]),
@@ -97,7 +151,15 @@ pub fn request_of(p: &JobParams) -> TextVideoRequest {
 }
 
 /// The metadata of one generated clip, played at `fps`.
-pub fn video_meta(model: &str, wan: &Wan, req: &TextVideoRequest, video: &GeneratedVideo, fps: u32, device: &str, load_s: f64) -> ResultMeta {
+pub fn video_meta(
+    model: &str,
+    wan: &Wan,
+    req: &TextVideoRequest,
+    video: &GeneratedVideo,
+    fps: u32,
+    device: &str,
+    load_s: f64,
+) -> ResultMeta {
     let frames = video.frames.len() as u32;
     let size = [req.width as u32, req.height as u32];
     let mut details = serde_json::Map::new();
@@ -162,7 +224,10 @@ impl super::Engine for WanEngine {
 
     fn run(&self, job: EngineJob<'_>, ctx: &mut RunContext<'_>) -> Result<Rendered, GenerateError> {
         if job.input.is_some() {
-            return Err(GenerateError::InvalidRequest(format!("{} makes clips from text; it does not take an input image", self.info.id)));
+            return Err(GenerateError::InvalidRequest(format!(
+                "{} makes clips from text; it does not take an input image",
+                self.info.id
+            )));
         }
         self.make(job.params, ctx)
     }

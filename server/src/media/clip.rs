@@ -20,7 +20,9 @@ pub fn read(path: &Path) -> Result<Vec<RgbImage>> {
     let frames = match ext.as_str() {
         "mp4" | "m4v" | "mov" => read_mp4(&bytes),
         "gif" => read_gif(&bytes),
-        "webm" | "mkv" => bail!("{}: WebM is not supported yet; convert it to MP4 or GIF, or pass a folder of frames", path.display()),
+        "webm" | "mkv" => {
+            bail!("{}: WebM is not supported yet; convert it to MP4 or GIF, or pass a folder of frames", path.display())
+        }
         _ if bytes.len() > 8 && &bytes[4..8] == b"ftyp" => read_mp4(&bytes),
         _ if bytes.starts_with(b"GIF8") => read_gif(&bytes),
         _ => bail!("{} is not a clip vidplay can read (H.264 MP4, GIF, or a folder of frames)", path.display()),
@@ -62,14 +64,18 @@ fn read_gif(bytes: &[u8]) -> Result<Vec<RgbImage>> {
 fn read_mp4(bytes: &[u8]) -> Result<Vec<RgbImage>> {
     use openh264::decoder::Decoder;
     use openh264::formats::YUVSource;
-    let mut reader = mp4::Mp4Reader::read_header(Cursor::new(bytes), bytes.len() as u64).context("not a readable MP4")?;
+    let mut reader =
+        mp4::Mp4Reader::read_header(Cursor::new(bytes), bytes.len() as u64).context("not a readable MP4")?;
     let track = reader
         .tracks()
         .values()
         .find(|t| matches!(t.track_type(), Ok(mp4::TrackType::Video)))
         .context("the MP4 has no video track")?;
     if !matches!(track.media_type(), Ok(mp4::MediaType::H264)) {
-        bail!("only H.264 video can be read (this MP4 has {:?})", track.media_type().map(|m| m.to_string()).unwrap_or_default());
+        bail!(
+            "only H.264 video can be read (this MP4 has {:?})",
+            track.media_type().map(|m| m.to_string()).unwrap_or_default()
+        );
     }
     let track_id = track.track_id();
     let samples = track.sample_count();
@@ -88,7 +94,9 @@ fn read_mp4(bytes: &[u8]) -> Result<Vec<RgbImage>> {
         if frames.len() >= MAX_FRAMES {
             break;
         }
-        let Some(sample) = reader.read_sample(track_id, id).with_context(|| format!("reading sample {id}"))? else { continue };
+        let Some(sample) = reader.read_sample(track_id, id).with_context(|| format!("reading sample {id}"))? else {
+            continue;
+        };
         // Length-prefixed NAL units to an Annex B stream, parameter sets first.
         let mut stream = if id == 1 { header.clone() } else { Vec::new() };
         let mut data = &sample.bytes[..];
@@ -115,7 +123,9 @@ mod tests {
     use super::*;
 
     fn frames() -> Vec<RgbImage> {
-        (0..6).map(|t| RgbImage::from_fn(48, 32, |x, y| image::Rgb([(x * 5 + t * 9) as u8, (y * 7) as u8, 128]))).collect()
+        (0..6)
+            .map(|t| RgbImage::from_fn(48, 32, |x, y| image::Rgb([(x * 5 + t * 9) as u8, (y * 7) as u8, 128])))
+            .collect()
     }
 
     #[test]

@@ -15,7 +15,11 @@ pub async fn run(store: &dyn MediaStore) {
     let part = store.get("media/0123456789abcdef/video.mp4", Some(100..200)).await.unwrap().unwrap();
     assert_eq!((part.bytes.as_ref(), part.range.clone(), part.size), (&bytes[100..200], 100..200, 10_000));
     let tail = store.get("media/0123456789abcdef/video.mp4", Some(9_990..20_000)).await.unwrap().unwrap();
-    assert_eq!((tail.bytes.as_ref(), tail.range.clone()), (&bytes[9_990..], 9_990..10_000), "a range past the end is cut");
+    assert_eq!(
+        (tail.bytes.as_ref(), tail.range.clone()),
+        (&bytes[9_990..], 9_990..10_000),
+        "a range past the end is cut"
+    );
     for bad in [10_000..10_001, 50..50, 60..40] {
         let e = store.get("media/0123456789abcdef/video.mp4", Some(bad.clone())).await.unwrap_err();
         assert!(matches!(e, MediaError::Range { .. }), "{bad:?}: {e}");
@@ -37,7 +41,11 @@ pub async fn run(store: &dyn MediaStore) {
     store.put("uploads/0123456789abcdef.png", Bytes::from_static(b"u")).await.unwrap();
     let mut listed = store.list("media/0123456789abcdef/").await.unwrap();
     listed.sort();
-    assert_eq!(listed, ["media/0123456789abcdef/frames/0000.png", "media/0123456789abcdef/video.mp4"], "a folder, not a name prefix");
+    assert_eq!(
+        listed,
+        ["media/0123456789abcdef/frames/0000.png", "media/0123456789abcdef/video.mp4"],
+        "a folder, not a name prefix"
+    );
     assert_eq!(store.list("uploads/").await.unwrap(), ["uploads/0123456789abcdef.png"]);
     assert!(store.list("media/ffffffffffffffff/").await.unwrap().is_empty());
     assert_eq!(result_ids(store).await.unwrap(), ["0123456789abcdef", "0123456789abcdef0"]);
@@ -90,7 +98,16 @@ mod tests {
         let nowhere = crate::media::s3::open_with("vidplay-media", "", Some(&gone), Vec::new()).unwrap();
         let e = nowhere.put("media/x/y.png", bytes::Bytes::from_static(b"x")).await.unwrap_err();
         assert!(matches!(e, crate::media::MediaError::Backend(_)), "{e}");
-        let wrong = crate::media::s3::open_with("vidplay-media", "", Some(&weed.endpoint()), [("AWS_SECRET_ACCESS_KEY".to_string(), "wrong".to_string()), ("AWS_ACCESS_KEY_ID".to_string(), "vidplay-test-key".to_string())]).unwrap();
+        let wrong = crate::media::s3::open_with(
+            "vidplay-media",
+            "",
+            Some(&weed.endpoint()),
+            [
+                ("AWS_SECRET_ACCESS_KEY".to_string(), "wrong".to_string()),
+                ("AWS_ACCESS_KEY_ID".to_string(), "vidplay-test-key".to_string()),
+            ],
+        )
+        .unwrap();
         let e = wrong.get("media/0123456789abcdef0/poster.png", None).await.unwrap_err();
         assert!(matches!(e, crate::media::MediaError::Backend(_)), "{e}");
     }

@@ -76,9 +76,9 @@ fn sei_user_data(payload: &[u8]) -> Vec<u8> {
 
 /// Encodes frames as H.264 (constrained baseline, via OpenH264) in an MP4 file.
 pub fn encode_mp4(frames: &[RgbImage], fps: u32, metadata_json: &str) -> Result<Vec<u8>> {
+    use openh264::OpenH264API;
     use openh264::encoder::{BitRate, Encoder, EncoderConfig, FrameRate, RateControlMode};
     use openh264::formats::{RgbSliceU8, YUVBuffer};
-    use openh264::OpenH264API;
 
     let (w, h) = check_frames(frames)?;
     if w % 2 != 0 || h % 2 != 0 {
@@ -99,10 +99,7 @@ pub fn encode_mp4(frames: &[RgbImage], fps: u32, metadata_json: &str) -> Result<
         if i == 0 {
             encoder.force_intra_frame();
         }
-        let stream = encoder
-            .encode(&yuv)
-            .map_err(|e| anyhow::anyhow!("encoding frame {i}: {e}"))?
-            .to_vec();
+        let stream = encoder.encode(&yuv).map_err(|e| anyhow::anyhow!("encoding frame {i}: {e}"))?.to_vec();
         let mut sample = Vec::new();
         let mut is_sync = false;
         let push = |sample: &mut Vec<u8>, nal: &[u8]| {
@@ -126,9 +123,7 @@ pub fn encode_mp4(frames: &[RgbImage], fps: u32, metadata_json: &str) -> Result<
         }
         samples.push((sample, is_sync));
     }
-    let (Some(sps), Some(pps)) = (sps, pps) else {
-        bail!("the H.264 encoder produced no parameter sets")
-    };
+    let (Some(sps), Some(pps)) = (sps, pps) else { bail!("the H.264 encoder produced no parameter sets") };
 
     let timescale = fps * 1000;
     let mut writer = mp4::Mp4Writer::write_start(
@@ -136,10 +131,7 @@ pub fn encode_mp4(frames: &[RgbImage], fps: u32, metadata_json: &str) -> Result<
         &mp4::Mp4Config {
             major_brand: str::parse("isom").unwrap(),
             minor_version: 512,
-            compatible_brands: ["isom", "iso2", "avc1", "mp41"]
-                .iter()
-                .map(|b| str::parse(b).unwrap())
-                .collect(),
+            compatible_brands: ["isom", "iso2", "avc1", "mp41"].iter().map(|b| str::parse(b).unwrap()).collect(),
             timescale,
         },
     )?;

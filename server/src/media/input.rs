@@ -35,9 +35,7 @@ pub fn decode(bytes: &[u8], name: &str) -> Result<RgbImage, ImageInputError> {
         return Err(ImageInputError::Decode(name.into(), "unknown file format".into()));
     }
     // Check declared dimensions before allocating anything (decompression bombs).
-    let (w, h) = reader
-        .into_dimensions()
-        .map_err(|e| ImageInputError::Decode(name.into(), e.to_string()))?;
+    let (w, h) = reader.into_dimensions().map_err(|e| ImageInputError::Decode(name.into(), e.to_string()))?;
     if w > MAX_SIDE || h > MAX_SIDE || w == 0 || h == 0 {
         return Err(ImageInputError::Dimensions(name.into(), w, h));
     }
@@ -49,9 +47,7 @@ pub fn decode(bytes: &[u8], name: &str) -> Result<RgbImage, ImageInputError> {
     limits.max_image_height = Some(MAX_SIDE);
     limits.max_alloc = Some(512 * 1024 * 1024);
     reader.limits(limits);
-    let img = reader
-        .decode()
-        .map_err(|e| ImageInputError::Decode(name.into(), e.to_string()))?;
+    let img = reader.decode().map_err(|e| ImageInputError::Decode(name.into(), e.to_string()))?;
     Ok(img.to_rgb8())
 }
 

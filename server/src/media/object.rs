@@ -22,7 +22,8 @@ impl ObjectMedia {
 
     /// Files under `root` (created if missing): `root/media/ID/...`, `root/uploads/ID.png`.
     pub fn local(root: &std::path::Path) -> MediaResult<Self> {
-        std::fs::create_dir_all(root).map_err(|e| MediaError::Backend(format!("cannot create {}: {e}", root.display())))?;
+        std::fs::create_dir_all(root)
+            .map_err(|e| MediaError::Backend(format!("cannot create {}: {e}", root.display())))?;
         let fs = LocalFileSystem::new_with_prefix(root).map_err(backend)?.with_automatic_cleanup(true);
         Ok(Self::new(Arc::new(fs)))
     }

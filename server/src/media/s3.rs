@@ -73,10 +73,19 @@ pub fn open(bucket: &str, prefix: &str, endpoint: Option<&str>) -> MediaResult<O
 
 /// [`open`] with the AWS variables given (`AWS_ACCESS_KEY_ID`, ...), not read from the
 /// environment.
-pub fn open_with(bucket: &str, prefix: &str, endpoint: Option<&str>, vars: impl IntoIterator<Item = (String, String)>) -> MediaResult<ObjectMedia> {
+pub fn open_with(
+    bucket: &str,
+    prefix: &str,
+    endpoint: Option<&str>,
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> MediaResult<ObjectMedia> {
     use_ring_for_tls();
     // A wrong endpoint or a bucket that is down is reported within seconds, not minutes.
-    let retry = object_store::RetryConfig { max_retries: 4, retry_timeout: std::time::Duration::from_secs(20), ..Default::default() };
+    let retry = object_store::RetryConfig {
+        max_retries: 4,
+        retry_timeout: std::time::Duration::from_secs(20),
+        ..Default::default()
+    };
     let mut builder = AmazonS3Builder::new().with_bucket_name(bucket).with_retry(retry);
     let mut endpoint = endpoint.map(str::to_string);
     let mut region = false;
@@ -96,7 +105,8 @@ pub fn open_with(bucket: &str, prefix: &str, endpoint: Option<&str>, vars: impl 
         builder = builder.with_region("us-east-1");
     }
     let s3 = builder.build().map_err(|e| MediaError::Backend(format!("cannot use the bucket {bucket}: {e}")))?;
-    let inner: Arc<dyn object_store::ObjectStore> = if prefix.is_empty() { Arc::new(s3) } else { Arc::new(PrefixStore::new(s3, prefix)) };
+    let inner: Arc<dyn object_store::ObjectStore> =
+        if prefix.is_empty() { Arc::new(s3) } else { Arc::new(PrefixStore::new(s3, prefix)) };
     Ok(ObjectMedia::new(inner))
 }
 
@@ -107,11 +117,16 @@ mod tests {
     #[test]
     fn locations_parse() {
         assert_eq!(MediaLocation::parse("data").unwrap(), MediaLocation::Local("data".into()));
-        assert_eq!(MediaLocation::parse("s3://vidplay-media").unwrap(), MediaLocation::S3 { bucket: "vidplay-media".into(), prefix: "".into() });
+        assert_eq!(
+            MediaLocation::parse("s3://vidplay-media").unwrap(),
+            MediaLocation::S3 { bucket: "vidplay-media".into(), prefix: "".into() }
+        );
         let lab = MediaLocation::parse("s3://lab.media/vidplay/main/").unwrap();
         assert_eq!(lab, MediaLocation::S3 { bucket: "lab.media".into(), prefix: "vidplay/main".into() });
         assert_eq!(lab.to_string(), "s3://lab.media/vidplay/main");
-        for bad in ["s3://", "s3://UPPER", "s3://ab", "s3://b_u_c/x", "s3://bucket/a//b", "s3://bucket/../x", "gs://bucket"] {
+        for bad in
+            ["s3://", "s3://UPPER", "s3://ab", "s3://b_u_c/x", "s3://bucket/a//b", "s3://bucket/../x", "gs://bucket"]
+        {
             assert!(MediaLocation::parse(bad).is_err(), "{bad}");
         }
     }

@@ -27,7 +27,11 @@ impl WriteOptions {
 
 /// Encodes `result` and hands each file to `put`; fills in the encode time before the
 /// metadata is written. Returns the seconds spent.
-pub fn write_result(result: &mut Rendered, options: WriteOptions, put: &mut dyn FnMut(MediaFile, Vec<u8>) -> Result<()>) -> Result<f64> {
+pub fn write_result(
+    result: &mut Rendered,
+    options: WriteOptions,
+    put: &mut dyn FnMut(MediaFile, Vec<u8>) -> Result<()>,
+) -> Result<f64> {
     let started = Instant::now();
     let embedded = serde_json::to_string(&result.meta)?;
     if result.still {
@@ -84,7 +88,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    let tmp: PathBuf = path.with_extension(format!("{}.partial", path.extension().and_then(|e| e.to_str()).unwrap_or("tmp")));
+    let tmp: PathBuf =
+        path.with_extension(format!("{}.partial", path.extension().and_then(|e| e.to_str()).unwrap_or("tmp")));
     {
         let mut f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
         f.write_all(bytes)?;

@@ -24,11 +24,26 @@ impl Jobs {
 
     /// Checks an edit against its engine and finds its image: the upload, else the stored
     /// result `params.source`; a parent deleted since an upload was sent starts a new chain.
-    pub(super) async fn prepare_edit(&self, engine: &dyn Engine, params: &mut JobParams, upload: &mut Option<Upload>) -> Result<(), SubmitError> {
+    pub(super) async fn prepare_edit(
+        &self,
+        engine: &dyn Engine,
+        params: &mut JobParams,
+        upload: &mut Option<Upload>,
+    ) -> Result<(), SubmitError> {
         if !engine.info().tasks.contains(&Mode::Edit) {
-            let editors: Vec<String> =
-                self.inner.registry.infos().into_iter().filter(|m| m.tasks.contains(&Mode::Edit)).map(|m| m.id).collect();
-            let have = if editors.is_empty() { "no editor is installed".to_string() } else { format!("editors here: {}", editors.join(", ")) };
+            let editors: Vec<String> = self
+                .inner
+                .registry
+                .infos()
+                .into_iter()
+                .filter(|m| m.tasks.contains(&Mode::Edit))
+                .map(|m| m.id)
+                .collect();
+            let have = if editors.is_empty() {
+                "no editor is installed".to_string()
+            } else {
+                format!("editors here: {}", editors.join(", "))
+            };
             return Err(SubmitError::Invalid(format!("{} does not edit images ({have})", params.model)));
         }
         if !params.segments.is_empty() {
@@ -36,7 +51,9 @@ impl Jobs {
         }
         if upload.is_none() {
             if params.source.is_empty() {
-                return Err(SubmitError::Invalid("choose an image to edit: upload one, or give a stored image as the source".into()));
+                return Err(SubmitError::Invalid(
+                    "choose an image to edit: upload one, or give a stored image as the source".into(),
+                ));
             }
             *upload = Some(self.source_image(params).await?);
         } else if !params.source.is_empty() && !self.inner.store.video_exists(params.source.clone()).await? {
@@ -59,7 +76,10 @@ impl Jobs {
         } else {
             let frames = video.metadata.frames.max(1);
             if params.source_frame >= frames {
-                return Err(SubmitError::Invalid(format!("video {id} has {frames} frames; there is no frame {}", params.source_frame)));
+                return Err(SubmitError::Invalid(format!(
+                    "video {id} has {frames} frames; there is no frame {}",
+                    params.source_frame
+                )));
             }
             MediaFile::Frame(params.source_frame as usize)
         };

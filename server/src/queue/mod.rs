@@ -8,10 +8,10 @@
 //! its gallery record exists, and nothing serves a result without one.
 
 mod edits;
-mod variants;
 pub mod events;
 pub mod recovery;
 mod shared;
+mod variants;
 mod worker;
 
 use crate::engines::{Registry, segments};
@@ -346,11 +346,19 @@ impl Jobs {
         }
         let video = self.inner.store.video(id.to_string()).await?.ok_or_else(missing)?;
         if video.is_image() {
-            return Err(SubmitError::Invalid(format!("video {id} is a still image; only clips can be extended (animate it instead)")));
+            return Err(SubmitError::Invalid(format!(
+                "video {id} is a still image; only clips can be extended (animate it instead)"
+            )));
         }
         let last = app::media_files::key(id, MediaFile::Frame(video.metadata.frames.saturating_sub(1) as usize));
         let stored = video.metadata.frames >= 2
-            && self.inner.media.get(&last, Some(0..1)).await.map_err(|e| SubmitError::Internal(format!("reading the video's frames: {e}")))?.is_some();
+            && self
+                .inner
+                .media
+                .get(&last, Some(0..1))
+                .await
+                .map_err(|e| SubmitError::Internal(format!("reading the video's frames: {e}")))?
+                .is_some();
         if !stored {
             return Err(SubmitError::Invalid(format!("video {id} cannot be continued: its frames are not stored")));
         }
@@ -366,7 +374,12 @@ impl Jobs {
 
     /// [`Jobs::submit`] for the owner of a named token (empty: the main token, or none): each
     /// owner has [`QUEUE_LIMIT`] jobs waiting at most, and owners take turns.
-    pub async fn submit_as(&self, owner: &str, mut params: JobParams, mut upload: Option<Upload>) -> Result<Job, SubmitError> {
+    pub async fn submit_as(
+        &self,
+        owner: &str,
+        mut params: JobParams,
+        mut upload: Option<Upload>,
+    ) -> Result<Job, SubmitError> {
         app::limits::check_params(&params).map_err(SubmitError::Invalid)?;
         let registry = &self.inner.registry;
         self.route_edit(&mut params);
@@ -377,7 +390,11 @@ impl Jobs {
             params.model = registry.default_id(from_picture).to_string();
         }
         let Some(engine) = registry.get(&params.model) else {
-            return Err(SubmitError::Invalid(format!("unknown model {:?}; this server has {:?}", params.model, registry.ids())));
+            return Err(SubmitError::Invalid(format!(
+                "unknown model {:?}; this server has {:?}",
+                params.model,
+                registry.ids()
+            )));
         };
         // The seed is drawn now, so the result can be made again.
         let seed = params.seed.unwrap_or_else(crate::ids::random_seed);
@@ -406,7 +423,8 @@ impl Jobs {
         }
         let from_image = upload.is_some() && !extending;
         let (mode, total) = if segments::is_segmented(&params) {
-            let checked = segments::check(engine.as_ref(), &params, extending || from_image).map_err(SubmitError::Invalid)?;
+            let checked =
+                segments::check(engine.as_ref(), &params, extending || from_image).map_err(SubmitError::Invalid)?;
             params = segments::completed(&params, &checked);
             let mode = if extending {
                 Mode::Extend
@@ -431,7 +449,8 @@ impl Jobs {
         if let Some(upload) = upload {
             let max_side = registry.max_input_side();
             // Held by the decoding itself, so a client that goes away does not free it early.
-            let permit = self.inner.decoding.clone().acquire_owned().await.map_err(|e| SubmitError::Internal(e.to_string()))?;
+            let permit =
+                self.inner.decoding.clone().acquire_owned().await.map_err(|e| SubmitError::Internal(e.to_string()))?;
             let png = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, SubmitError> {
                 let _permit = permit;
                 let img = input::decode(&upload.bytes, &upload.name).map_err(|e| SubmitError::Invalid(e.to_string()))?;
@@ -449,7 +468,11 @@ impl Jobs {
             })
             .await
             .map_err(|e| SubmitError::Internal(e.to_string()))??;
-            self.inner.media.put(&key, png.into()).await.map_err(|e| SubmitError::Internal(format!("saving the upload: {e}")))?;
+            self.inner
+                .media
+                .put(&key, png.into())
+                .await
+                .map_err(|e| SubmitError::Internal(format!("saving the upload: {e}")))?;
         }
         let job = Job {
             id: id.clone(),

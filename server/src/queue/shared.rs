@@ -7,10 +7,10 @@ use super::Jobs;
 use super::events::JobEvent;
 use crate::ids::now_ms;
 use crate::storage::{Lease, Notice, NoticeKind, Recovered, Store};
-use std::sync::Arc;
 use app::types::{StepUpdate, WorkerStatus};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -37,7 +37,10 @@ pub(super) fn log_recovered(r: &Recovered) {
 
 /// Sends announcements one at a time, in order (a failed one is logged and dropped: the
 /// database is away, and the job's state in it is what counts). Ends with the queue.
-pub(super) async fn announcements(store: Arc<dyn Store>, mut queue: tokio::sync::mpsc::UnboundedReceiver<(Notice, Option<String>)>) {
+pub(super) async fn announcements(
+    store: Arc<dyn Store>,
+    mut queue: tokio::sync::mpsc::UnboundedReceiver<(Notice, Option<String>)>,
+) {
     while let Some((notice, preview)) = queue.recv().await {
         if let Err(e) = store.announce(notice, preview).await {
             tracing::debug!("announcing to other processes: {e}");
@@ -73,7 +76,8 @@ impl Jobs {
                     self.wake();
                 }
                 NoticeKind::Step { id, step, total, preview } => {
-                    let preview = if preview { self.inner.store.preview(id.clone()).await.ok().flatten() } else { None };
+                    let preview =
+                        if preview { self.inner.store.preview(id.clone()).await.ok().flatten() } else { None };
                     let _ = self.inner.events.send(JobEvent::Step(StepUpdate { id, step, total, preview }));
                 }
                 NoticeKind::Cancel { id } => self.stop_if_running(&id),

@@ -2,14 +2,20 @@
 //! or models), all or none of them queued.
 
 use super::{Jobs, SubmitError, Upload};
-use app::variants::{VariantGroup, Variants};
 use app::types::JobParams;
+use app::variants::{VariantGroup, Variants};
 
 impl Jobs {
     /// Queues every variant of `base` with one new group id (in each job's `params.group`).
     /// When one is refused (a bad value, a full queue), those already queued are cancelled and
     /// the refusal is returned.
-    pub async fn submit_variants(&self, owner: &str, base: JobParams, upload: Option<Upload>, variants: &Variants) -> Result<VariantGroup, SubmitError> {
+    pub async fn submit_variants(
+        &self,
+        owner: &str,
+        base: JobParams,
+        upload: Option<Upload>,
+        variants: &Variants,
+    ) -> Result<VariantGroup, SubmitError> {
         let requests = variants.expand(&base, crate::ids::random_seed).map_err(SubmitError::Invalid)?;
         let group = crate::ids::new_id();
         let mut jobs = Vec::with_capacity(requests.len());

@@ -10,13 +10,13 @@ use crate::faults::CrashPoint;
 use crate::ids::now_ms;
 use crate::media::input;
 use crate::media::writer::{WriteOptions, write_result};
+use crate::storage::{Claim, NoticeKind};
 use app::media_files::{self, MediaFile, upload_key};
 use app::types::{Job, JobState, Mode, StepUpdate, Video};
-use crate::storage::{Claim, NoticeKind};
 use model::builtin::pipeline::{BUILTIN_MODEL_ID, BuiltinModel};
 use model::device::OpenedDevice;
-use model::gpu_memory::GpuMemoryMeter;
 use model::generate::{GenerateError, Progress};
+use model::gpu_memory::GpuMemoryMeter;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::Instant;
@@ -111,7 +111,10 @@ impl Jobs {
                     std::panic::catch_unwind(run).unwrap_or_else(|panic| {
                         let why = panic_message(&*panic);
                         tracing::error!(id = %claimed.id, "generation panicked: {why}");
-                        let _ = rt.block_on(crate::media::store::delete_prefix(self.inner.media.as_ref(), &media_files::result_prefix(&claimed.id)));
+                        let _ = rt.block_on(crate::media::store::delete_prefix(
+                            self.inner.media.as_ref(),
+                            &media_files::result_prefix(&claimed.id),
+                        ));
                         Job {
                             state: JobState::Failed,
                             message: Some(format!("the model crashed while generating: {why}")),
@@ -197,7 +200,10 @@ impl Jobs {
         let deadline = Instant::now() + shared.map_or(std::time::Duration::ZERO, |s| s.lease);
         loop {
             match rt.block_on(self.inner.store.insert_video(video.clone())) {
-                Err(crate::storage::StoreError::Database(e)) if Instant::now() < deadline && !rt.block_on(self.inner.store.video_exists(video.id.clone())).unwrap_or(false) => {
+                Err(crate::storage::StoreError::Database(e))
+                    if Instant::now() < deadline
+                        && !rt.block_on(self.inner.store.video_exists(video.id.clone())).unwrap_or(false) =>
+                {
                     tracing::warn!(id = %video.id, "saving the result: {e}; retrying");
                     std::thread::sleep(std::time::Duration::from_secs(1));
                 }
@@ -214,7 +220,10 @@ impl Jobs {
             return false;
         }
         let until = now_ms() + setup.lease.as_millis() as i64;
-        !matches!(rt.block_on(self.inner.store.renew_lease(id.to_string(), self.worker_id(), until)), Ok(crate::storage::Lease::Lost))
+        !matches!(
+            rt.block_on(self.inner.store.renew_lease(id.to_string(), self.worker_id(), until)),
+            Ok(crate::storage::Lease::Lost)
+        )
     }
 
     /// Scores one stored clip that has none, or embeds one (see [`crate::scores::backfill`]);
@@ -271,7 +280,9 @@ impl Jobs {
                 job.video_id = Some(job.id.clone());
                 let _ = rt.block_on(self.inner.media.delete(&upload_key(&job.id)));
             }
-            Err(GenerateError::Cancelled) if self.inner.stopping.load(Ordering::Relaxed) && !cancel.load(Ordering::Relaxed) => {
+            Err(GenerateError::Cancelled)
+                if self.inner.stopping.load(Ordering::Relaxed) && !cancel.load(Ordering::Relaxed) =>
+            {
                 put_back_for_shutdown(&mut job);
             }
             Err(GenerateError::Cancelled) => {
@@ -288,7 +299,14 @@ impl Jobs {
     }
 
     /// Runs the job's engine and stores what it made.
-    fn generate(&self, rt: &Handle, device: &OpenedDevice, models: &mut ModelCache, job: &mut Job, cancel: &AtomicBool) -> Result<(), GenerateError> {
+    fn generate(
+        &self,
+        rt: &Handle,
+        device: &OpenedDevice,
+        models: &mut ModelCache,
+        job: &mut Job,
+        cancel: &AtomicBool,
+    ) -> Result<(), GenerateError> {
         let Some(engine) = self.inner.registry.get(&job.params.model).cloned() else {
             return Err(GenerateError::InvalidRequest(format!("the model {} is not installed", job.params.model)));
         };
@@ -341,7 +359,10 @@ impl Jobs {
             let (id, step, total) = (job.id.clone(), job.step, job.total);
             if preview.is_some() || last_announced.is_none_or(|t| t.elapsed().as_millis() >= 250) || step == total {
                 last_announced = Some(Instant::now());
-                self.announce(NoticeKind::Step { id: id.clone(), step, total, preview: preview.is_some() }, preview.clone());
+                self.announce(
+                    NoticeKind::Step { id: id.clone(), step, total, preview: preview.is_some() },
+                    preview.clone(),
+                );
             }
             let _ = self.inner.events.send(JobEvent::Step(StepUpdate { id: id.clone(), step, total, preview }));
             if last_saved.elapsed().as_secs_f32() > 1.0 {
@@ -366,8 +387,12 @@ impl Jobs {
     /// The stored frames of video `id`, in order (what an extension continues).
     fn load_frames(&self, rt: &Handle, id: &str) -> Result<Vec<image::RgbImage>, GenerateError> {
         let gone = |why: String| GenerateError::InvalidRequest(format!("the video to extend cannot be read ({why})"));
-        let video = rt.block_on(self.inner.store.video(id.to_string())).map_err(|e| gone(e.to_string()))?.ok_or_else(|| gone("it was deleted".into()))?;
-        rt.block_on(crate::media::store::result_frames(self.inner.media.as_ref(), id, video.metadata.frames as usize)).map_err(gone)
+        let video = rt
+            .block_on(self.inner.store.video(id.to_string()))
+            .map_err(|e| gone(e.to_string()))?
+            .ok_or_else(|| gone("it was deleted".into()))?;
+        rt.block_on(crate::media::store::result_frames(self.inner.media.as_ref(), id, video.metadata.frames as usize))
+            .map_err(gone)
     }
 
     /// Writes a result's files to the media store, then records it in the gallery; on any
@@ -377,7 +402,9 @@ impl Jobs {
         let remove = || {
             let _ = rt.block_on(crate::media::store::delete_prefix(media, &media_files::result_prefix(&job.id)));
         };
-        let lost = || GenerateError::Backend("this worker no longer holds the job (its lease ended while the database or the worker was unreachable); another worker runs it".into());
+        let lost = || {
+            GenerateError::Backend("this worker no longer holds the job (its lease ended while the database or the worker was unreachable); another worker runs it".into())
+        };
         if !self.still_holds(rt, &job.id) {
             return Err(lost());
         }
@@ -395,10 +422,12 @@ impl Jobs {
         // Measuring never fails the job: a panic there leaves the clip unmeasured (the idle
         // worker tries again after a restart).
         let measure = std::panic::AssertUnwindSafe(|| {
-            let mut scores = (!rendered.still).then(|| {
-                let _measure = tracing::info_span!("scores").entered();
-                crate::scores::of_result(&rendered.frames, rendered.input.as_ref(), &job.params)
-            }).flatten();
+            let mut scores = (!rendered.still)
+                .then(|| {
+                    let _measure = tracing::info_span!("scores").entered();
+                    crate::scores::of_result(&rendered.frames, rendered.input.as_ref(), &job.params)
+                })
+                .flatten();
             // With a CLIP model: what the clip shows (for visual search), and its CLIP score.
             let embedding = self.inner.visual.as_ref().filter(|_| !rendered.still).map(|visual| {
                 let _embed = tracing::info_span!("clip").entered();

@@ -24,7 +24,12 @@ pub struct Cursor {
 /// Measures the next stored clip without scores after `after` and records its scores. Returns
 /// its id (also when it could not be measured: its frames are gone, say, which is logged), or
 /// `None` when no such clip is left.
-pub fn one(rt: &Handle, store: &dyn Store, media: &dyn MediaStore, after: Option<String>) -> Result<Option<String>, String> {
+pub fn one(
+    rt: &Handle,
+    store: &dyn Store,
+    media: &dyn MediaStore,
+    after: Option<String>,
+) -> Result<Option<String>, String> {
     let ids = rt.block_on(store.unscored_clips(after, 1)).map_err(|e| e.to_string())?;
     let Some(id) = ids.into_iter().next() else { return Ok(None) };
     let Some(video) = rt.block_on(store.video(id.clone())).map_err(|e| e.to_string())? else {
@@ -71,7 +76,13 @@ pub fn clip_faithfulness(visual: &Visual, embedding: &[f32], params: &JobParams,
 
 /// Embeds the next stored clip without an embedding after `after` (and gives it its CLIP score);
 /// returns its id, or `None` when no such clip is left.
-pub fn embed_one(rt: &Handle, store: &dyn Store, media: &dyn MediaStore, visual: &Visual, after: Option<String>) -> Result<Option<String>, String> {
+pub fn embed_one(
+    rt: &Handle,
+    store: &dyn Store,
+    media: &dyn MediaStore,
+    visual: &Visual,
+    after: Option<String>,
+) -> Result<Option<String>, String> {
     let ids = rt.block_on(store.unembedded_clips(visual.model_name.clone(), after, 1)).map_err(|e| e.to_string())?;
     let Some(id) = ids.into_iter().next() else { return Ok(None) };
     let Some(video) = rt.block_on(store.video(id.clone())).map_err(|e| e.to_string())? else {

@@ -44,7 +44,11 @@ const MIN_SCALE: f32 = 0.15;
 /// pixels are confident and agree with the fit.
 pub fn camera_of(flow: &Flow, margin: usize) -> Similarity {
     let model = fit(flow, &flow.confidence, margin);
-    if support(flow, &model, margin) >= 0.5 { model } else { Similarity { cx: model.cx, cy: model.cy, ..Similarity::default() } }
+    if support(flow, &model, margin) >= 0.5 {
+        model
+    } else {
+        Similarity { cx: model.cx, cy: model.cy, ..Similarity::default() }
+    }
 }
 
 /// The share of grid cells in which at least a fifth of the pixels are confident and within
@@ -120,7 +124,9 @@ pub fn fit(flow: &Flow, weights: &[f32], margin: usize) -> Similarity {
             }
         }
         match solve4(a, b) {
-            Some([s, r, tx, ty]) => model = Similarity { s: s as f32, r: r as f32, tx: tx as f32, ty: ty as f32, cx, cy },
+            Some([s, r, tx, ty]) => {
+                model = Similarity { s: s as f32, r: r as f32, tx: tx as f32, ty: ty as f32, cx, cy }
+            }
             None => return Similarity { cx, cy, ..Similarity::default() },
         }
     }

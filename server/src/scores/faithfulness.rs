@@ -34,13 +34,19 @@ pub fn concepts(frames: &[RgbImage], prompt: &str, motion: &MotionMeasures) -> O
     let frames = &small[..];
     let (w, h) = (frames[0].width() as f32, frames[0].height() as f32);
     let mut checks = Vec::new();
-    let mut check = |concept: &str, shown: bool, measured: String| checks.push(ConceptCheck { concept: concept.into(), shown, measured });
+    let mut check = |concept: &str, shown: bool, measured: String| {
+        checks.push(ConceptCheck { concept: concept.into(), shown, measured })
+    };
     if let Some(color) = p.color {
         let got = dominant_color_excluding(frames, backdrop_colors(p.setting.unwrap_or(Setting::Plain)));
-        check(color.phrase(), got == Some(color), match got {
-            Some(c) => format!("most of the subject's colour is {}", c.phrase()),
-            None => "no palette colour found".into(),
-        });
+        check(
+            color.phrase(),
+            got == Some(color),
+            match got {
+                Some(c) => format!("most of the subject's colour is {}", c.phrase()),
+                None => "no palette colour found".into(),
+            },
+        );
     }
     if let (Some(action), Some(color)) = (p.action, p.color) {
         match action {
@@ -52,15 +58,25 @@ pub fn concepts(frames: &[RgbImage], prompt: &str, motion: &MotionMeasures) -> O
                     Action::MovingUp => dy < -0.05 * h && dy.abs() > dx.abs(),
                     _ => dy > 0.05 * h && dy.abs() > dx.abs(),
                 });
-                check(action.phrase(), shown, match d {
-                    Some((dx, dy)) => format!("the subject moved {dx:+.0} px across and {dy:+.0} px down (at 32 px wide)"),
-                    None => "the subject was not found".into(),
-                });
+                check(
+                    action.phrase(),
+                    shown,
+                    match d {
+                        Some((dx, dy)) => {
+                            format!("the subject moved {dx:+.0} px across and {dy:+.0} px down (at 32 px wide)")
+                        }
+                        None => "the subject was not found".into(),
+                    },
+                );
             }
             Action::Growing | Action::Shrinking => {
                 let g = analysis::growth(frames, color);
                 let shown = g.is_some_and(|g| if action == Action::Growing { g > 1.25 } else { g < 0.8 });
-                check(action.phrase(), shown, g.map_or("the subject was not found".into(), |g| format!("its area changed {g:.2}x")));
+                check(
+                    action.phrase(),
+                    shown,
+                    g.map_or("the subject was not found".into(), |g| format!("its area changed {g:.2}x")),
+                );
             }
             Action::Bouncing => {
                 let r = analysis::vertical_range(frames, color);
@@ -71,7 +87,11 @@ pub fn concepts(frames: &[RgbImage], prompt: &str, motion: &MotionMeasures) -> O
     }
     if let Some(weather) = p.weather {
         let specks = analysis::speck_density(frames);
-        check(weather.phrase(), specks > WEATHER_SPECKS, format!("{:.1}% of pixels are falling specks", 100.0 * specks));
+        check(
+            weather.phrase(),
+            specks > WEATHER_SPECKS,
+            format!("{:.1}% of pixels are falling specks", 100.0 * specks),
+        );
     }
     if let Some(camera) = p.camera {
         let c = motion.camera;
@@ -79,10 +99,15 @@ pub fn concepts(frames: &[RgbImage], prompt: &str, motion: &MotionMeasures) -> O
         // between frames at the model's own scale (its backdrops have little texture for flow).
         let pan = analysis::horizontal_pan(frames);
         let (shown, measured) = match camera {
-            Camera::Static => (motion.camera_motion < 0.3, format!("camera motion {:.2}% of the width per frame", motion.camera_motion)),
+            Camera::Static => (
+                motion.camera_motion < 0.3,
+                format!("camera motion {:.2}% of the width per frame", motion.camera_motion),
+            ),
             // The camera panning left moves the content right.
             Camera::PanLeft => (pan >= 2.0, format!("the picture shifted {pan:+.0} px (at 32 px wide) over the clip")),
-            Camera::PanRight => (pan <= -2.0, format!("the picture shifted {pan:+.0} px (at 32 px wide) over the clip")),
+            Camera::PanRight => {
+                (pan <= -2.0, format!("the picture shifted {pan:+.0} px (at 32 px wide) over the clip"))
+            }
             Camera::ZoomIn => (c.zoom > 0.2, format!("zoom {:+.2}% per frame", c.zoom)),
             Camera::ZoomOut => (c.zoom < -0.2, format!("zoom {:+.2}% per frame", c.zoom)),
         };
@@ -110,7 +135,9 @@ mod tests {
         let mut scene = Scene::sample(&mut Rng::new(seed), &wish, 0.0);
         scene.weather = wish.weather;
         let data: Vec<f32> = scene.render(t, s).iter().map(|v| v * 2.0 - 1.0).collect();
-        (0..t).map(|f| model::builtin::frames::from_planar(&data[f * 3 * s * s..(f + 1) * 3 * s * s], s as u32)).collect()
+        (0..t)
+            .map(|f| model::builtin::frames::from_planar(&data[f * 3 * s * s..(f + 1) * 3 * s * s], s as u32))
+            .collect()
     }
 
     fn faithfulness(frames: &[RgbImage], prompt: &str) -> app::scores::Faithfulness {
@@ -134,8 +161,12 @@ mod tests {
         let wrong = faithfulness(&clip, "a yellow star spinning on a grass field, camera pans right");
         assert!(wrong.concepts.iter().any(|c| c.concept == "camera pans right" && !c.shown), "{wrong:?}");
         // A subject on a featureless backdrop moves; the camera does not.
-        let s = score(&world_clip("a red ball moving left on a plain background, static camera", 1), Against::default()).unwrap();
+        let s =
+            score(&world_clip("a red ball moving left on a plain background, static camera", 1), Against::default())
+                .unwrap();
         assert!(s.object_motion > s.camera_motion && s.camera.pan_x.abs() < 0.5, "{s:?}");
-        assert!(score(&clip, Against { input: None, prompt: Some("a sparkly unicorn") }).unwrap().faithfulness.is_none());
+        assert!(
+            score(&clip, Against { input: None, prompt: Some("a sparkly unicorn") }).unwrap().faithfulness.is_none()
+        );
     }
 }

@@ -28,7 +28,8 @@ pub fn psnr(a: &RgbImage, b: &RgbImage) -> f32 {
 /// of σ 1.5 (11 taps), the usual constants, averaged over the picture.
 pub fn ssim(a: &Plane, b: &Plane) -> f32 {
     let (c1, c2) = (0.01f32 * 0.01, 0.03f32 * 0.03);
-    let mul = |p: &Plane, q: &Plane| Plane { w: p.w, h: p.h, data: p.data.iter().zip(&q.data).map(|(x, y)| x * y).collect() };
+    let mul =
+        |p: &Plane, q: &Plane| Plane { w: p.w, h: p.h, data: p.data.iter().zip(&q.data).map(|(x, y)| x * y).collect() };
     let (ma, mb) = (gaussian(a), gaussian(b));
     let (saa, sbb, sab) = (gaussian(&mul(a, a)), gaussian(&mul(b, b)), gaussian(&mul(a, b)));
     let mut total = 0.0f64;

@@ -69,7 +69,8 @@ pub fn score(frames: &[RgbImage], against: Against<'_>) -> Result<Scores, ScoreE
     let m = motion::measure(&small, scale);
     let sharpness_per_frame: Vec<f32> = frames.iter().map(sharpness::laplacian_variance).collect();
     let still = m.motion_p95 < STILL_MOTION;
-    let camera_only = !still && m.camera_motion >= CAMERA_MOTION && m.object_motion_p95 < OBJECT_MOTION.max(0.25 * m.camera_motion);
+    let camera_only =
+        !still && m.camera_motion >= CAMERA_MOTION && m.object_motion_p95 < OBJECT_MOTION.max(0.25 * m.camera_motion);
     let mut scores = Scores {
         version: SCORES_VERSION,
         frames: frames.len() as u32,
@@ -181,7 +182,10 @@ pub(crate) mod tests {
             assert!(s.camera_only && !s.still, "pan ({dx}, {dy}): {s:?}");
             let c = s.camera;
             let size = dx.hypot(dy);
-            assert!((c.pan_x - dx).abs() <= 0.1 * size && (c.pan_y - dy).abs() <= 0.1 * size, "pan ({dx}, {dy}): {c:?}");
+            assert!(
+                (c.pan_x - dx).abs() <= 0.1 * size && (c.pan_y - dy).abs() <= 0.1 * size,
+                "pan ({dx}, {dy}): {c:?}"
+            );
             assert!(c.zoom.abs() < 0.2 && c.rotation.abs() < 0.2, "{c:?}");
             assert!(close(s.camera_motion, 100.0 * size / 384.0, 0.1), "{} for {size}", s.camera_motion);
             assert!(s.object_motion < 0.2 * s.camera_motion, "{s:?}");
@@ -193,7 +197,8 @@ pub(crate) mod tests {
     fn a_jerky_pan_is_less_smooth_than_a_steady_one() {
         let steady = clip(10, |t| shifted_texture(192, 144, 8, 2.0 * t as f32, 0.0));
         // The same average speed, but every other frame lags behind.
-        let jerky = clip(10, |t| shifted_texture(192, 144, 8, 2.0 * t as f32 - if t % 2 == 1 { 1.5 } else { 0.0 }, 0.0));
+        let jerky =
+            clip(10, |t| shifted_texture(192, 144, 8, 2.0 * t as f32 - if t % 2 == 1 { 1.5 } else { 0.0 }, 0.0));
         let (a, b) = (score(&steady, Against::default()).unwrap(), score(&jerky, Against::default()).unwrap());
         assert!(a.smoothness > 0.98, "{a:?}");
         assert!(b.smoothness < a.smoothness - 0.01, "{} vs {}", b.smoothness, a.smoothness);
@@ -203,9 +208,7 @@ pub(crate) mod tests {
     fn an_object_moving_on_a_still_background_is_object_motion() {
         let frames = clip(10, |t| {
             let (cx, cy) = (50.0 + 4.0 * t as f32, 60.0);
-            render(160, 120, |x, y| {
-                if (x - cx).hypot(y - cy) < 14.0 { [0.9, 0.15, 0.1] } else { pattern(x, y, 3) }
-            })
+            render(160, 120, |x, y| if (x - cx).hypot(y - cy) < 14.0 { [0.9, 0.15, 0.1] } else { pattern(x, y, 3) })
         });
         let s = score(&frames, Against::default()).unwrap();
         assert!(!s.still && !s.camera_only, "{s:?}");
@@ -261,6 +264,9 @@ pub(crate) mod tests {
         assert_eq!(score(&frames[..1], Against::default()).unwrap_err(), ScoreError::TooFewFrames(1));
         let mixed = vec![texture(64, 48, 1), texture(48, 64, 1)];
         assert!(matches!(score(&mixed, Against::default()), Err(ScoreError::SizeMismatch { index: 1, .. })));
-        assert!(matches!(score(&[texture(8, 8, 1), texture(8, 8, 1)], Against::default()), Err(ScoreError::TooSmall(8, 8))));
+        assert!(matches!(
+            score(&[texture(8, 8, 1), texture(8, 8, 1)], Against::default()),
+            Err(ScoreError::TooSmall(8, 8))
+        ));
     }
 }

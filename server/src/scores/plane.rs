@@ -109,7 +109,8 @@ impl Plane {
             let (y0, y1) = (y.saturating_sub(r), (y + r + 1).min(h));
             for x in 0..w {
                 let (x0, x1) = (x.saturating_sub(r), (x + r + 1).min(w));
-                let s = integral[y1 * (w + 1) + x1] - integral[y0 * (w + 1) + x1] - integral[y1 * (w + 1) + x0] + integral[y0 * (w + 1) + x0];
+                let s = integral[y1 * (w + 1) + x1] - integral[y0 * (w + 1) + x1] - integral[y1 * (w + 1) + x0]
+                    + integral[y0 * (w + 1) + x0];
                 out.data[y * w + x] = s as f32;
             }
         }
@@ -124,7 +125,8 @@ pub use model::builtin::motion::animate::bilinear;
 /// Rec. 601 luma of an RGB picture, in [0, 1].
 pub fn luma(img: &RgbImage) -> Plane {
     let (w, h) = (img.width() as usize, img.height() as usize);
-    let data = img.pixels().map(|p| (0.299 * p.0[0] as f32 + 0.587 * p.0[1] as f32 + 0.114 * p.0[2] as f32) / 255.0).collect();
+    let data =
+        img.pixels().map(|p| (0.299 * p.0[0] as f32 + 0.587 * p.0[1] as f32 + 0.114 * p.0[2] as f32) / 255.0).collect();
     Plane { w, h, data }
 }
 

@@ -12,7 +12,8 @@ pub fn laplacian_variance(frame: &RgbImage) -> f32 {
     let (mut sum, mut sum2, mut n) = (0.0f64, 0.0f64, 0.0f64);
     for y in 1..h - 1 {
         for x in 1..w - 1 {
-            let v = 255.0 * (l.at(x - 1, y) + l.at(x + 1, y) + l.at(x, y - 1) + l.at(x, y + 1) - 4.0 * l.at(x, y)) as f64;
+            let v =
+                255.0 * (l.at(x - 1, y) + l.at(x + 1, y) + l.at(x, y - 1) + l.at(x, y + 1) - 4.0 * l.at(x, y)) as f64;
             sum += v;
             sum2 += v * v;
             n += 1.0;
@@ -26,6 +27,7 @@ pub fn laplacian_variance(frame: &RgbImage) -> f32 {
 pub fn drop(per_frame: &[f32]) -> f32 {
     let q = (per_frame.len() / 4).max(1);
     let mean = |s: &[f32]| s.iter().sum::<f32>() / s.len().max(1) as f32;
-    let (first, last) = (mean(&per_frame[..q.min(per_frame.len())]), mean(&per_frame[per_frame.len().saturating_sub(q)..]));
+    let (first, last) =
+        (mean(&per_frame[..q.min(per_frame.len())]), mean(&per_frame[per_frame.len().saturating_sub(q)..]));
     if first <= 0.0 { 0.0 } else { (1.0 - last / first).max(0.0) }
 }

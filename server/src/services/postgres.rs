@@ -52,7 +52,10 @@ impl PgCluster {
             }
         }
         let data = cluster.dir.join("data");
-        cluster.run("initdb", &["-D", path_str(&data)?, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"])?;
+        cluster.run(
+            "initdb",
+            &["-D", path_str(&data)?, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"],
+        )?;
         cluster.start_server()?;
         Ok(cluster)
     }
@@ -66,10 +69,15 @@ impl PgCluster {
         } else {
             Command::new(&exe)
         };
-        let out = cmd.args(args).current_dir(&self.dir).output().with_context(|| format!("cannot run {}", exe.display()))?;
+        let out =
+            cmd.args(args).current_dir(&self.dir).output().with_context(|| format!("cannot run {}", exe.display()))?;
         if !out.status.success() {
             let log = std::fs::read_to_string(self.dir.join("log")).unwrap_or_default();
-            bail!("{program} failed: {}{}\n{log}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            bail!(
+                "{program} failed: {}{}\n{log}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         Ok(())
     }
@@ -100,7 +108,10 @@ impl PgCluster {
     /// Creates an empty database and returns its URL.
     pub async fn create_database(&self, name: &str) -> anyhow::Result<String> {
         use sqlx::Connection;
-        anyhow::ensure!(name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'), "database names here are plain: {name:?}");
+        anyhow::ensure!(
+            name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "database names here are plain: {name:?}"
+        );
         let mut conn = sqlx::PgConnection::connect(&self.url("postgres")).await?;
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\""))).execute(&mut conn).await?;
         conn.close().await?;

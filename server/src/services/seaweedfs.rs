@@ -50,8 +50,18 @@ impl SeaweedFs {
             .arg(format!("-dir={}", dir.display()))
             .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-master.telemetry=false", "-filer", "-s3"])
             .arg(format!("-s3.config={}", config.display()))
-            .args([arg("master.port", p[0]), arg("master.port.grpc", p[1]), arg("volume.port", p[2]), arg("volume.port.grpc", p[3])])
-            .args([arg("filer.port", p[4]), arg("filer.port.grpc", p[5]), arg("s3.port", p[6]), arg("s3.port.grpc", p[7])])
+            .args([
+                arg("master.port", p[0]),
+                arg("master.port.grpc", p[1]),
+                arg("volume.port", p[2]),
+                arg("volume.port.grpc", p[3]),
+            ])
+            .args([
+                arg("filer.port", p[4]),
+                arg("filer.port.grpc", p[5]),
+                arg("s3.port", p[6]),
+                arg("s3.port.grpc", p[7]),
+            ])
             .args(["-s3.port.iceberg=0", "-s3.port.lance=0", "-volume.max=16", "-master.volumeSizeLimitMB=64"])
             .current_dir(&dir)
             .stdin(Stdio::null())

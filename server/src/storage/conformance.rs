@@ -3,8 +3,8 @@
 use super::{CRASHED_TWICE, Claim, Lease, Recovered, Store, lost_too_often};
 use app::results::ResultMeta;
 use app::scores::{GallerySort, SCORES_VERSION, ScoreFlag, Scores};
-use app::votes::{Vote, VoteAxis};
 use app::types::{Job, JobParams, JobState, Mode, Video, VideoPage, VideoQuery, WorkerStatus};
+use app::votes::{Vote, VoteAxis};
 use futures_util::future::BoxFuture;
 
 /// Runs every check, each on a fresh, empty store made by `fresh` (given a name for it).
@@ -48,14 +48,27 @@ pub fn video(id: &str, ms: i64, prompt: &str, mode: Mode) -> Video {
         params: JobParams { prompt: prompt.into(), seed: Some(1), ..Default::default() },
         created_ms: ms,
         favorite: false,
-        metadata: ResultMeta { seed: 1, details: [("note".to_string(), "kept".into())].into_iter().collect(), ..ResultMeta::default() },
+        metadata: ResultMeta {
+            seed: 1,
+            details: [("note".to_string(), "kept".into())].into_iter().collect(),
+            ..ResultMeta::default()
+        },
         scores: None,
     }
 }
 
 /// Scores with the values the gallery sorts and filters by.
 pub fn scores(motion: f32, sharpness: f32, still: bool, camera_only: bool) -> Scores {
-    Scores { version: SCORES_VERSION, motion, sharpness, smoothness: 1.0 - motion / 100.0, consistency: 0.9, still, camera_only, ..Scores::default() }
+    Scores {
+        version: SCORES_VERSION,
+        motion,
+        sharpness,
+        smoothness: 1.0 - motion / 100.0,
+        consistency: 0.9,
+        still,
+        camera_only,
+        ..Scores::default()
+    }
 }
 
 async fn queue_limit_order_and_recovery(store: &dyn Store) {
@@ -140,10 +153,7 @@ async fn gallery_search_filters_and_pages(store: &dyn Store) {
 
     let page1 = store.videos(VideoQuery { limit: 2, ..Default::default() }).await.unwrap();
     assert_eq!(ids(&page1), ["b0000003", "b0000002"]);
-    let page2 = store
-        .videos(VideoQuery { limit: 2, before: page1.next.clone(), ..Default::default() })
-        .await
-        .unwrap();
+    let page2 = store.videos(VideoQuery { limit: 2, before: page1.next.clone(), ..Default::default() }).await.unwrap();
     assert_eq!(ids(&page2), ["b0000001"]);
     assert_eq!(page2.next, None);
 
@@ -183,14 +193,38 @@ async fn scores_sort_filter_and_backfill(store: &dyn Store) {
     assert!(store.set_scores("c0000005".into(), scores(3.0, 10.0, false, false)).await.unwrap());
     assert!(store.unscored_clips(None, 10).await.unwrap().is_empty());
 
-    let q = |sort: GallerySort, flag: Option<ScoreFlag>, text: &str| VideoQuery { q: text.into(), sort, flag, limit: 10, ..Default::default() };
-    assert_eq!(ids(&store.videos(q(GallerySort::MostMotion, None, "")).await.unwrap()), ["c0000005", "c0000001", "c0000002", "c0000003"]);
-    assert_eq!(ids(&store.videos(q(GallerySort::LeastMotion, None, "")).await.unwrap()), ["c0000003", "c0000002", "c0000001", "c0000005"]);
-    assert_eq!(ids(&store.videos(q(GallerySort::Sharpest, None, "")).await.unwrap()), ["c0000002", "c0000001", "c0000003", "c0000005"]);
-    assert_eq!(ids(&store.videos(q(GallerySort::MostMotion, None, "red")).await.unwrap()), ["c0000005", "c0000001", "c0000003"]);
+    let q = |sort: GallerySort, flag: Option<ScoreFlag>, text: &str| VideoQuery {
+        q: text.into(),
+        sort,
+        flag,
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(
+        ids(&store.videos(q(GallerySort::MostMotion, None, "")).await.unwrap()),
+        ["c0000005", "c0000001", "c0000002", "c0000003"]
+    );
+    assert_eq!(
+        ids(&store.videos(q(GallerySort::LeastMotion, None, "")).await.unwrap()),
+        ["c0000003", "c0000002", "c0000001", "c0000005"]
+    );
+    assert_eq!(
+        ids(&store.videos(q(GallerySort::Sharpest, None, "")).await.unwrap()),
+        ["c0000002", "c0000001", "c0000003", "c0000005"]
+    );
+    assert_eq!(
+        ids(&store.videos(q(GallerySort::MostMotion, None, "red")).await.unwrap()),
+        ["c0000005", "c0000001", "c0000003"]
+    );
     assert_eq!(ids(&store.videos(q(GallerySort::Newest, Some(ScoreFlag::Still), "")).await.unwrap()), ["c0000003"]);
-    assert_eq!(ids(&store.videos(q(GallerySort::Newest, Some(ScoreFlag::CameraOnly), "pans")).await.unwrap()), ["c0000002"]);
-    assert_eq!(ids(&store.videos(q(GallerySort::Sharpest, Some(ScoreFlag::ObjectMotion), "")).await.unwrap()), ["c0000001", "c0000005"]);
+    assert_eq!(
+        ids(&store.videos(q(GallerySort::Newest, Some(ScoreFlag::CameraOnly), "pans")).await.unwrap()),
+        ["c0000002"]
+    );
+    assert_eq!(
+        ids(&store.videos(q(GallerySort::Sharpest, Some(ScoreFlag::ObjectMotion), "")).await.unwrap()),
+        ["c0000001", "c0000005"]
+    );
     // A variants group.
     let mut grouped = video("c0000006", 60, "a red ball, variant", Mode::TextToVideo);
     grouped.params.group = "a0a0a0a0".into();
@@ -205,7 +239,10 @@ async fn scores_sort_filter_and_backfill(store: &dyn Store) {
     ] {
         let first = store.videos(VideoQuery { sort, limit: 3, ..Default::default() }).await.unwrap();
         assert_eq!(ids(&first), all[..3]);
-        let second = store.videos(VideoQuery { sort, limit: 3, before: first.next.clone(), ..Default::default() }).await.unwrap();
+        let second = store
+            .videos(VideoQuery { sort, limit: 3, before: first.next.clone(), ..Default::default() })
+            .await
+            .unwrap();
         assert_eq!(ids(&second), all[3..]);
         assert_eq!(second.next, None);
     }
@@ -266,7 +303,12 @@ pub fn mixed_videos(seed: u64, n: u64) -> Vec<Video> {
                 _ => 100 + i as i64,
             };
             let mode = [Mode::TextToVideo, Mode::ImageToVideo, Mode::TextToImage][((r >> 50) % 3) as usize];
-            let mut v = video(&format!("{:08x}{i:04x}", (r >> 20) as u32), created_ms, &prompt.collect::<Vec<_>>().join(" "), mode);
+            let mut v = video(
+                &format!("{:08x}{i:04x}", (r >> 20) as u32),
+                created_ms,
+                &prompt.collect::<Vec<_>>().join(" "),
+                mode,
+            );
             v.favorite = (r >> 60).is_multiple_of(3);
             // Most by one model, a few by another.
             v.params.model = if (r >> 56).is_multiple_of(5) { "sd1".into() } else { "vidplay-toy-1".into() };
@@ -279,7 +321,9 @@ pub fn mixed_videos(seed: u64, n: u64) -> Vec<Video> {
 /// the ids, in order, against `all` filtered in Rust and sorted by (created_ms, id), newest
 /// first; and that `next` is given exactly when more follow.
 pub async fn check_against_reference(store: &dyn Store, all: &[Video], texts: &[&str]) {
-    let words = |s: &str| s.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect::<Vec<_>>();
+    let words = |s: &str| {
+        s.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect::<Vec<_>>()
+    };
     for text in texts {
         for (mode, model) in [
             (None, None),
@@ -345,7 +389,8 @@ async fn search_order_equals_a_reference(store: &dyn Store) {
         assert!(store.set_favorite(v.id.clone(), v.favorite).await.unwrap());
     }
     for i in 0..20 {
-        let v = video(&format!("fffe{i:04x}"), 70, if i % 2 == 0 { "red star" } else { "blue ball" }, Mode::ImageToVideo);
+        let v =
+            video(&format!("fffe{i:04x}"), 70, if i % 2 == 0 { "red star" } else { "blue ball" }, Mode::ImageToVideo);
         store.insert_video(v.clone()).await.unwrap();
         all.push(v);
     }
@@ -375,11 +420,17 @@ async fn workers_claim_what_they_run_and_lose_what_they_stop_renewing(store: &dy
     assert_eq!(store.claim(claim("w2", 10, &[], &["c"])).await.unwrap().unwrap().id, "a0000004");
 
     // Renewals: only by the holder; a cancel asked for shows in the next one.
-    assert_eq!(store.renew_lease("a0000002".into(), "w1".into(), 1_500).await.unwrap(), Lease::Held { cancel_requested: false });
+    assert_eq!(
+        store.renew_lease("a0000002".into(), "w1".into(), 1_500).await.unwrap(),
+        Lease::Held { cancel_requested: false }
+    );
     assert_eq!(store.renew_lease("a0000002".into(), "w2".into(), 1_500).await.unwrap(), Lease::Lost);
     assert!(store.request_cancel("a0000002".into()).await.unwrap());
     assert!(!store.request_cancel("a0000001".into()).await.unwrap(), "queued jobs are cancelled in the queue");
-    assert_eq!(store.renew_lease("a0000002".into(), "w1".into(), 1_500).await.unwrap(), Lease::Held { cancel_requested: true });
+    assert_eq!(
+        store.renew_lease("a0000002".into(), "w1".into(), 1_500).await.unwrap(),
+        Lease::Held { cancel_requested: true }
+    );
 
     // Leases end: job 4 (until 1010) goes back to the queue; job 2 was renewed to 1500, then
     // its worker stops answering too: cancelled, as asked.
@@ -427,9 +478,17 @@ async fn workers_claim_what_they_run_and_lose_what_they_stop_renewing(store: &dy
     assert!(store.enqueue(job_for("a0000005", 8, "a"), 10).await.unwrap());
     assert_eq!(store.claim_next(8_000).await.unwrap().unwrap().id, "a0000005");
     assert_eq!(store.requeue_expired(i64::MAX, 3).await.unwrap(), Recovered::default());
-    assert_eq!(store.renew_lease("a0000005".into(), "".into(), 9_000).await.unwrap(), Lease::Held { cancel_requested: false });
+    assert_eq!(
+        store.renew_lease("a0000005".into(), "".into(), 9_000).await.unwrap(),
+        Lease::Held { cancel_requested: false }
+    );
     // A shutdown puts it back; that is not a try.
-    let back = Job { state: JobState::Queued, step: 0, started_ms: None, ..store.job("a0000005".into()).await.unwrap().unwrap() };
+    let back = Job {
+        state: JobState::Queued,
+        step: 0,
+        started_ms: None,
+        ..store.job("a0000005".into()).await.unwrap().unwrap()
+    };
     assert!(store.finish_job(back, "".into()).await.unwrap());
     assert_eq!(store.queued_count().await.unwrap(), 1);
 }
@@ -449,13 +508,26 @@ async fn workers_report_themselves(store: &dyn Store) {
     store.worker_seen(status("w1", 100, None)).await.unwrap();
     store.worker_seen(status("w2", 150, Some("b0000001"))).await.unwrap();
     store.worker_seen(status("w1", 200, Some("b0000002"))).await.unwrap();
-    assert_eq!(store.workers(0).await.unwrap(), [status("w1", 200, Some("b0000002")), status("w2", 150, Some("b0000001"))]);
-    assert_eq!(store.workers(160).await.unwrap(), [status("w1", 200, Some("b0000002"))], "long silent workers are left out");
+    assert_eq!(
+        store.workers(0).await.unwrap(),
+        [status("w1", 200, Some("b0000002")), status("w2", 150, Some("b0000001"))]
+    );
+    assert_eq!(
+        store.workers(160).await.unwrap(),
+        [status("w1", 200, Some("b0000002"))],
+        "long silent workers are left out"
+    );
 }
 
 async fn owners_take_turns_and_have_their_own_limit(store: &dyn Store) {
     let owned = |id: &str, ms: i64, owner: &str| Job { owner: owner.into(), ..job(id, ms, "p") };
-    for (id, ms, owner) in [("c0000001", 1, "ann"), ("c0000002", 2, "ann"), ("c0000003", 3, "ann"), ("c0000004", 4, "bob"), ("c0000005", 5, "bob")] {
+    for (id, ms, owner) in [
+        ("c0000001", 1, "ann"),
+        ("c0000002", 2, "ann"),
+        ("c0000003", 3, "ann"),
+        ("c0000004", 4, "bob"),
+        ("c0000005", 5, "bob"),
+    ] {
         assert!(store.enqueue(owned(id, ms, owner), 3).await.unwrap(), "{id}");
     }
     assert!(!store.enqueue(owned("c0000006", 6, "ann"), 3).await.unwrap(), "ann has 3 waiting");

@@ -13,8 +13,8 @@ pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 use app::scores::{GallerySort, Scores};
-use app::votes::Vote;
 use app::types::{Job, Video, VideoPage, VideoQuery, WorkerStatus};
+use app::votes::Vote;
 use futures_util::future::BoxFuture;
 
 #[derive(Debug, thiserror::Error)]
@@ -30,11 +30,19 @@ pub enum StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Opens the store: the PostgreSQL database at `database_url`, or SQLite in `data_dir`.
-pub async fn open(database_url: Option<&str>, data_dir: &std::path::Path) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+pub async fn open(
+    database_url: Option<&str>,
+    data_dir: &std::path::Path,
+) -> Result<std::sync::Arc<dyn Store>, StoreError> {
     Ok(match database_url.filter(|u| !u.is_empty()) {
-        Some(url) if postgres::is_postgres_url(url) => std::sync::Arc::new(PostgresStore::connect(url, std::time::Duration::from_secs(30)).await?),
+        Some(url) if postgres::is_postgres_url(url) => {
+            std::sync::Arc::new(PostgresStore::connect(url, std::time::Duration::from_secs(30)).await?)
+        }
         Some(url) => {
-            return Err(StoreError::Database(format!("{} is not a PostgreSQL URL (postgres://USER:PASSWORD@HOST:PORT/DATABASE)", postgres::redacted(url))));
+            return Err(StoreError::Database(format!(
+                "{} is not a PostgreSQL URL (postgres://USER:PASSWORD@HOST:PORT/DATABASE)",
+                postgres::redacted(url)
+            )));
         }
         None => std::sync::Arc::new(SqliteStore::open(&data_dir.join("vidplay.db")).await?),
     })
@@ -157,7 +165,12 @@ pub trait Store: Send + Sync + 'static {
     /// Every stored embedding of `model`: (video id, vector).
     fn embeddings(&self, model: String) -> BoxFuture<'_, StoreResult<Vec<(String, Vec<f32>)>>>;
     /// Ids of clips without an embedding of `model`, in id order after `after`.
-    fn unembedded_clips(&self, model: String, after: Option<String>, limit: u32) -> BoxFuture<'_, StoreResult<Vec<String>>>;
+    fn unembedded_clips(
+        &self,
+        model: String,
+        after: Option<String>,
+        limit: u32,
+    ) -> BoxFuture<'_, StoreResult<Vec<String>>>;
     /// Records a comparison's vote (checked against the gallery by the caller).
     fn insert_vote(&self, vote: Vote) -> BoxFuture<'_, StoreResult<()>>;
     /// The most recent votes first.
@@ -201,7 +214,9 @@ pub struct Claim {
 /// Whether a worker still holds a job (see [`Store::renew_lease`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lease {
-    Held { cancel_requested: bool },
+    Held {
+        cancel_requested: bool,
+    },
     /// Finished, cancelled, taken over or gone: the worker stops working on it.
     Lost,
 }
@@ -223,4 +238,3 @@ pub struct Recovered {
 
 /// The message of a job failed because it was running during two crashes.
 pub const CRASHED_TWICE: &str = "this job crashed the server twice; it is not run again";
-

@@ -85,7 +85,9 @@ pub const MAX_FIELD_BYTES: usize = 64 * 1024;
 /// Reads a form field's text, refusing one larger than [`MAX_FIELD_BYTES`] before it is all read.
 async fn field_text(mut field: axum::extract::multipart::Field<'_>, name: &str) -> Result<String, Failure> {
     let mut bytes = Vec::new();
-    while let Some(chunk) = field.chunk().await.map_err(|e| Failure::bad(format!("reading the form: {}", e.body_text())))? {
+    while let Some(chunk) =
+        field.chunk().await.map_err(|e| Failure::bad(format!("reading the form: {}", e.body_text())))?
+    {
         if bytes.len() + chunk.len() > MAX_FIELD_BYTES {
             return Err(Failure::bad(format!("the form field {name:?} is larger than {} KB", MAX_FIELD_BYTES / 1024)));
         }
@@ -97,25 +99,29 @@ async fn field_text(mut field: axum::extract::multipart::Field<'_>, name: &str) 
 /// Reads a job request: a JSON body (`JobParams`), or a multipart form with the same fields
 /// plus an optional `image` file (what the Create page's form sends without JavaScript).
 pub async fn read_job_request(req: Request, jobs: &Jobs) -> ApiResult<(JobParams, Option<Upload>, Option<Variants>)> {
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
+    let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     if content_type.starts_with("multipart/form-data") {
         let form = Multipart::from_request(req, &()).await.map_err(|e| Failure::bad(e.body_text()))?;
         read_multipart(form, jobs).await
     } else if content_type.starts_with("application/json") {
-        let too_big = || Failure(StatusCode::PAYLOAD_TOO_LARGE, format!("a JSON job request is at most {} KB", MAX_FIELD_BYTES / 1024));
+        let too_big = || {
+            Failure(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("a JSON job request is at most {} KB", MAX_FIELD_BYTES / 1024),
+            )
+        };
         let body = axum::body::to_bytes(req.into_body(), MAX_FIELD_BYTES).await.map_err(|_| too_big())?;
-        let mut value = serde_json::from_slice::<serde_json::Value>(&body).map_err(|e| Failure::bad(format!("invalid JSON job request: {e}")))?;
+        let mut value = serde_json::from_slice::<serde_json::Value>(&body)
+            .map_err(|e| Failure::bad(format!("invalid JSON job request: {e}")))?;
         // `variants` asks for a group of jobs; everything else is the job's parameters.
         let variants = match value.as_object_mut().and_then(|o| o.remove("variants")) {
             None | Some(serde_json::Value::Null) => None,
-            Some(v) => Some(serde_json::from_value::<Variants>(v).map_err(|e| Failure::bad(format!("invalid variants: {e}")))?),
+            Some(v) => Some(
+                serde_json::from_value::<Variants>(v).map_err(|e| Failure::bad(format!("invalid variants: {e}")))?,
+            ),
         };
-        let mut params = serde_json::from_value::<JobParams>(value).map_err(|e| Failure::bad(format!("invalid JSON job request: {e}")))?;
+        let mut params = serde_json::from_value::<JobParams>(value)
+            .map_err(|e| Failure::bad(format!("invalid JSON job request: {e}")))?;
         // A stored result's parameters posted again make a new result, not one of its group.
         params.group.clear();
         Ok((params, None, variants))
@@ -134,7 +140,11 @@ async fn read_multipart(form: Multipart, jobs: &Jobs) -> ApiResult<(JobParams, O
     Ok((params, upload, variants))
 }
 
-async fn read_form(mut form: Multipart, jobs: &Jobs, vary: &mut (String, String)) -> ApiResult<(JobParams, Option<Upload>)> {
+async fn read_form(
+    mut form: Multipart,
+    jobs: &Jobs,
+    vary: &mut (String, String),
+) -> ApiResult<(JobParams, Option<Upload>)> {
     let mut params = JobParams::default();
     let mut upload = None;
     let (mut mode, mut example, mut source) = (None, None, None);
@@ -168,21 +178,28 @@ async fn read_form(mut form: Multipart, jobs: &Jobs, vary: &mut (String, String)
             "prompt" => params.prompt = value.to_string(),
             "model" => params.model = value.to_string(),
             "seed" if value.is_empty() => params.seed = None,
-            "seed" => params.seed = Some(value.parse().map_err(|_| Failure::bad(format!("seed must be a number, not {value:?}")))?),
+            "seed" => {
+                params.seed =
+                    Some(value.parse().map_err(|_| Failure::bad(format!("seed must be a number, not {value:?}")))?)
+            }
             "mode" => mode = Some(Mode::parse(value).ok_or_else(|| Failure::bad(format!("unknown mode {value:?}")))?),
             "example" if !value.is_empty() => example = Some(value.to_string()),
             "source" if !value.is_empty() => source = Some(value.to_string()),
             "task" => params.task = value.to_string(),
             "source_frame" if !value.is_empty() => {
-                params.source_frame = value.parse().map_err(|_| Failure::bad(format!("the frame must be a number, not {value:?}")))?
+                params.source_frame =
+                    value.parse().map_err(|_| Failure::bad(format!("the frame must be a number, not {value:?}")))?
             }
             "segment" => params.segments.push(app::params::Segment { prompt: value.to_string(), seed: None }),
             "segment_seed" => {
-                let last = params.segments.last_mut().ok_or_else(|| Failure::bad("segment_seed must follow a segment"))?;
+                let last =
+                    params.segments.last_mut().ok_or_else(|| Failure::bad("segment_seed must follow a segment"))?;
                 last.seed = match value {
                     "" => None,
                     "new" => Some(crate::ids::random_seed()),
-                    v => Some(v.parse().map_err(|_| Failure::bad(format!("a segment's seed must be a number, not {v:?}")))?),
+                    v => Some(
+                        v.parse().map_err(|_| Failure::bad(format!("a segment's seed must be a number, not {v:?}")))?,
+                    ),
                 };
             }
             "shots" if !value.is_empty() => shots = Some(value.to_string()),
@@ -240,13 +257,17 @@ async fn read_form(mut form: Multipart, jobs: &Jobs, vary: &mut (String, String)
             .strip_prefix("/media/")
             .and_then(|s| s.split_once('/'))
             .and_then(|(id, file)| Some((id, MediaFile::parse(file)?)))
-            .filter(|(id, file)| is_valid_id(id) && matches!(file, MediaFile::Input | MediaFile::Image | MediaFile::Keyframe));
-        let (id, file) = stored.ok_or_else(|| Failure::bad("the source image is not a stored input image or keyframe"))?;
+            .filter(|(id, file)| {
+                is_valid_id(id) && matches!(file, MediaFile::Input | MediaFile::Image | MediaFile::Keyframe)
+            });
+        let (id, file) =
+            stored.ok_or_else(|| Failure::bad("the source image is not a stored input image or keyframe"))?;
         let gone = || Failure::bad("the source image is gone");
         if !jobs.store().video_exists(id.to_string()).await? {
             return Err(gone());
         }
-        let fetched = jobs.media().get(&app::media_files::key(id, file), None).await.map_err(|_| gone())?.ok_or_else(gone)?;
+        let fetched =
+            jobs.media().get(&app::media_files::key(id, file), None).await.map_err(|_| gone())?.ok_or_else(gone)?;
         upload = Some(Upload { bytes: fetched.bytes.to_vec(), name: file.name() });
     }
     if mode == Some(Mode::ImageToVideo) && upload.is_none() {
@@ -258,7 +279,12 @@ async fn read_form(mut form: Multipart, jobs: &Jobs, vary: &mut (String, String)
 /// An edit's image: an upload (a new chain), else a stored result by id or by the URL of its
 /// image or one of its frames (the version the edit continues from), or the input of a stored
 /// edit (a remix: the same parent again).
-async fn edit_source(mut params: JobParams, upload: Option<Upload>, source: Option<String>, jobs: &Jobs) -> ApiResult<(JobParams, Option<Upload>)> {
+async fn edit_source(
+    mut params: JobParams,
+    upload: Option<Upload>,
+    source: Option<String>,
+    jobs: &Jobs,
+) -> ApiResult<(JobParams, Option<Upload>)> {
     params.source.clear();
     let Some(source) = source.filter(|_| upload.is_none()) else {
         return Ok((params, upload));
@@ -280,14 +306,21 @@ async fn edit_source(mut params: JobParams, upload: Option<Upload>, source: Opti
         Some(MediaFile::Input) if is_valid_id(id) => {
             let gone = || Failure::bad("the source image is gone");
             let video = jobs.store().video(id.to_string()).await?.ok_or_else(gone)?;
-            let fetched = jobs.media().get(&app::media_files::key(id, MediaFile::Input), None).await.map_err(|_| gone())?.ok_or_else(gone)?;
+            let fetched = jobs
+                .media()
+                .get(&app::media_files::key(id, MediaFile::Input), None)
+                .await
+                .map_err(|_| gone())?
+                .ok_or_else(gone)?;
             if video.mode == Mode::Edit {
                 params.source = video.params.source.clone();
                 params.source_frame = video.params.source_frame;
             }
             Ok((params, Some(Upload { bytes: fetched.bytes.to_vec(), name: MediaFile::Input.name() })))
         }
-        _ => Err(Failure::bad("the source of an edit is a stored image or a frame of a clip (/media/ID/image.png, /media/ID/frames/N.png)")),
+        _ => Err(Failure::bad(
+            "the source of an edit is a stored image or a frame of a clip (/media/ID/image.png, /media/ID/frames/N.png)",
+        )),
     }
 }
 
@@ -304,10 +337,7 @@ fn exceeded_limit(e: &(dyn std::error::Error + 'static)) -> bool {
 }
 
 fn wants_html(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.contains("text/html"))
+    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"))
 }
 
 async fn create_job(State(jobs): State<Jobs>, req: Request) -> ApiResult<Response> {
@@ -367,7 +397,11 @@ impl VideoParams {
         check_text("the model name", &self.model, MAX_NAME_CHARS).map_err(Failure::bad)?;
         let mode = match self.mode.as_str() {
             "" | "all" => None,
-            m => Some(Mode::parse(m).ok_or_else(|| Failure::bad(format!("mode must be text-to-video, image-to-video, text-to-image, extend or edit, not {m:?}")))?),
+            m => Some(Mode::parse(m).ok_or_else(|| {
+                Failure::bad(format!(
+                    "mode must be text-to-video, image-to-video, text-to-image, extend or edit, not {m:?}"
+                ))
+            })?),
         };
         if !self.before.is_empty() {
             check_id(&self.before, "video").map_err(|_| Failure::bad("`before` is not a video id"))?;
@@ -379,13 +413,19 @@ impl VideoParams {
         let sort = match self.sort.as_str() {
             "" => GallerySort::Newest,
             s => GallerySort::parse(s).ok_or_else(|| {
-                Failure::bad(format!("sort must be one of {}, not {s:?}", names(&GallerySort::ALL.map(GallerySort::as_str))))
+                Failure::bad(format!(
+                    "sort must be one of {}, not {s:?}",
+                    names(&GallerySort::ALL.map(GallerySort::as_str))
+                ))
             })?,
         };
         let flag = match self.flag.as_str() {
             "" | "all" => None,
             f => Some(ScoreFlag::parse(f).ok_or_else(|| {
-                Failure::bad(format!("flag must be one of {}, not {f:?}", names(&ScoreFlag::ALL.map(ScoreFlag::as_str))))
+                Failure::bad(format!(
+                    "flag must be one of {}, not {f:?}",
+                    names(&ScoreFlag::ALL.map(ScoreFlag::as_str))
+                ))
             })?),
         };
         Ok(VideoQuery {
@@ -440,8 +480,9 @@ async fn list_models(State(jobs): State<Jobs>) -> ApiResult<Response> {
 /// The settings embedded in a file this server made (an MP4, GIF or PNG, sent as the body):
 /// `{"mode", "params"}`, for restoring them on the Create page. 400 when the file has none.
 async fn settings_of_file(body: axum::body::Bytes) -> ApiResult<Response> {
-    let meta = crate::media::encode::embedded_metadata(&body)
-        .ok_or_else(|| Failure::bad("this file carries no vidplay settings (only MP4, GIF and PNG files made here do)"))?;
+    let meta = crate::media::encode::embedded_metadata(&body).ok_or_else(|| {
+        Failure::bad("this file carries no vidplay settings (only MP4, GIF and PNG files made here do)")
+    })?;
     let meta = app::results::ResultMeta::from_value(meta);
     if meta.version == 0 {
         return Err(Failure::bad("this file's settings cannot be read"));
@@ -470,19 +511,17 @@ async fn job_events(State(jobs): State<Jobs>, Query(params): Query<EventParams>)
         return Err(Failure(StatusCode::SERVICE_UNAVAILABLE, "too many open event streams; try again later".into()));
     };
     let only = params.id;
-    let stream = BroadcastStream::new(jobs.subscribe())
-        .map_while(|update| update.ok())
-        .filter_map(move |event| {
-            let _slot = &slot;
-            if only.as_ref().is_some_and(|id| id != event.job_id()) {
-                return None;
-            }
-            let sse = match &event {
-                JobEvent::Changed(job) => Event::default().event("job").json_data(job),
-                JobEvent::Step(step) => Event::default().event("step").json_data(step),
-            };
-            Some(Ok::<_, Infallible>(sse.unwrap_or_default()))
-        });
+    let stream = BroadcastStream::new(jobs.subscribe()).map_while(|update| update.ok()).filter_map(move |event| {
+        let _slot = &slot;
+        if only.as_ref().is_some_and(|id| id != event.job_id()) {
+            return None;
+        }
+        let sse = match &event {
+            JobEvent::Changed(job) => Event::default().event("job").json_data(job),
+            JobEvent::Step(step) => Event::default().event("step").json_data(step),
+        };
+        Some(Ok::<_, Infallible>(sse.unwrap_or_default()))
+    });
     let stream = futures_util::StreamExt::take_until(stream, jobs.closing());
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
 }

@@ -34,7 +34,8 @@ pub fn routes(site_root: &Path) -> Router {
     let serve = ServeDir::new(site_root.join("pkg")).precompressed_br().precompressed_gzip();
     Router::new().fallback_service(serve).layer(middleware::from_fn(move |req: Request, next: Next| {
         let file = req.uri().path().trim_start_matches('/');
-        let immutable = hashed != "vidplay" && (file.starts_with(&format!("{hashed}.")) || file.starts_with(&format!("{hashed}_bg.")));
+        let immutable = hashed != "vidplay"
+            && (file.starts_with(&format!("{hashed}.")) || file.starts_with(&format!("{hashed}_bg.")));
         async move { cache(next.run(req).await, immutable) }
     }))
 }

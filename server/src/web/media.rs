@@ -51,7 +51,8 @@ async fn serve(State(jobs): State<Jobs>, Path((id, file)): Path<(String, String)
             return security::refuse(StatusCode::INTERNAL_SERVER_ERROR, "the file cannot be read");
         }
     };
-    let download = req.uri().query().is_some_and(|q| q.split('&').any(|p| p == "download" || p.starts_with("download=")));
+    let download =
+        req.uri().query().is_some_and(|q| q.split('&').any(|p| p == "download" || p.starts_with("download=")));
     let status = if range.is_some() { StatusCode::PARTIAL_CONTENT } else { StatusCode::OK };
     let mut res = (status, Body::from(fetched.bytes.clone())).into_response();
     let h = res.headers_mut();
@@ -60,7 +61,12 @@ async fn serve(State(jobs): State<Jobs>, Path((id, file)): Path<(String, String)
     // Results never change once written.
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=31536000, immutable"));
     if range.is_some()
-        && let Ok(v) = HeaderValue::from_str(&format!("bytes {}-{}/{}", fetched.range.start, fetched.range.end.saturating_sub(1), fetched.size))
+        && let Ok(v) = HeaderValue::from_str(&format!(
+            "bytes {}-{}/{}",
+            fetched.range.start,
+            fetched.range.end.saturating_sub(1),
+            fetched.size
+        ))
     {
         h.insert(header::CONTENT_RANGE, v);
     }

@@ -14,8 +14,6 @@ use crate::engines::builtin::BuiltinEngine;
 use crate::faults::Faults;
 use crate::media::object::ObjectMedia;
 use crate::queue::{Jobs, QueueConfig};
-use security::Access;
-use studio::ServerStudio;
 use app::backend::SharedStudio;
 use app::types::JobParams;
 use axum::Router;
@@ -25,11 +23,13 @@ use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
-use model::device::OpenedDevice;
 use model::builtin::pipeline::BuiltinModel;
+use model::device::OpenedDevice;
+use security::Access;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use studio::ServerStudio;
 
 pub struct ServeOptions {
     pub addr: SocketAddr,
@@ -89,7 +89,8 @@ pub async fn build(
         None => ObjectMedia::local(&opts.data_dir)?,
     });
     let registry = Arc::new(Registry::discover(BuiltinEngine::new(config), opts.models_dir.as_deref()));
-    let visual = crate::visual::Visual::start(opts.models_dir.as_deref(), store.as_ref(), opts.visual_min_similarity).await;
+    let visual =
+        crate::visual::Visual::start(opts.models_dir.as_deref(), store.as_ref(), opts.visual_min_similarity).await;
     let examples_dir = opts.site_root.join("examples");
     let queue = QueueConfig {
         store,
@@ -134,7 +135,11 @@ async fn seed_examples(jobs: &Jobs, examples_dir: &Path) {
     if let Some(name) = studio::list_examples(examples_dir).first() {
         match std::fs::read(examples_dir.join(name)) {
             Ok(bytes) => {
-                let params = JobParams { prompt: "camera pans right while it snows".into(), seed: Some(7), ..JobParams::default() };
+                let params = JobParams {
+                    prompt: "camera pans right while it snows".into(),
+                    seed: Some(7),
+                    ..JobParams::default()
+                };
                 let upload = crate::queue::Upload { bytes, name: name.clone() };
                 if let Err(e) = jobs.submit(params, Some(upload)).await {
                     tracing::warn!("queuing an example: {e}");
@@ -147,10 +152,8 @@ async fn seed_examples(jobs: &Jobs, examples_dir: &Path) {
 
 /// The body limit answers 413 with an empty body; say what happened, as JSON.
 async fn json_too_large(res: Response) -> Response {
-    let is_json = res
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    let is_json =
+        res.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
     if res.status() == StatusCode::PAYLOAD_TOO_LARGE && !is_json {
         let error = format!("the request is larger than {} MB", crate::media::input::MAX_BYTES / (1024 * 1024));
         return (StatusCode::PAYLOAD_TOO_LARGE, axum::Json(app::types::ApiError { error })).into_response();
@@ -189,9 +192,7 @@ pub fn router(jobs: Jobs, studio: SharedStudio, options: LeptosOptions, access: 
         .layer(middleware::map_response(json_too_large))
         .layer(middleware::from_fn_with_state(access, security::guard))
         .layer(middleware::map_response(security::security_headers))
-        .layer(
-            tower_http::trace::TraceLayer::new_for_http().make_span_with(|req: &Request| {
-                tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
-            }),
-        )
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(
+            |req: &Request| tracing::info_span!("request", method = %req.method(), path = %req.uri().path()),
+        ))
 }

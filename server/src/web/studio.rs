@@ -7,8 +7,8 @@ use app::models::ModelInfo;
 use app::types::{Job, PromptReading, Video, VideoPage, VideoQuery, WorkerHealth};
 use app::votes::{GroupBy, Leaderboard, Vote, VoteRequest};
 use model::builtin::prompt::{Prompt, parse};
-use model::rng::Rng;
 use model::builtin::world::Scene;
+use model::rng::Rng;
 use std::path::PathBuf;
 
 pub struct ServerStudio {
@@ -64,7 +64,11 @@ impl Studio for ServerStudio {
     }
 
     fn videos(&self, query: VideoQuery) -> BoxFuture<'_, StudioResult<VideoPage>> {
-        Box::pin(async move { crate::visual::search(self.jobs.store().as_ref(), self.jobs.visual(), query).await.map_err(|e| e.to_string()) })
+        Box::pin(async move {
+            crate::visual::search(self.jobs.store().as_ref(), self.jobs.visual(), query)
+                .await
+                .map_err(|e| e.to_string())
+        })
     }
 
     fn video(&self, id: String) -> BoxFuture<'_, StudioResult<Option<Video>>> {
@@ -114,6 +118,8 @@ impl Studio for ServerStudio {
     }
 
     fn leaderboard(&self, by: GroupBy) -> BoxFuture<'_, StudioResult<Leaderboard>> {
-        Box::pin(async move { crate::compare::standings(self.jobs.store().as_ref(), by).await.map_err(|e| e.to_string()) })
+        Box::pin(
+            async move { crate::compare::standings(self.jobs.store().as_ref(), by).await.map_err(|e| e.to_string()) },
+        )
     }
 }

@@ -14,9 +14,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 pub fn routes() -> Router<Jobs> {
-    Router::new()
-        .route("/api/votes", get(list_votes).post(cast_vote))
-        .route("/api/leaderboard", get(leaderboard))
+    Router::new().route("/api/votes", get(list_votes).post(cast_vote)).route("/api/leaderboard", get(leaderboard))
 }
 
 impl From<VoteError> for Failure {
@@ -28,8 +26,19 @@ impl From<VoteError> for Failure {
     }
 }
 
-async fn cast_vote(State(jobs): State<Jobs>, body: Result<Json<VoteRequest>, JsonRejection>) -> Result<Response, Failure> {
-    let Json(request) = body.map_err(|e| Failure(e.status(), format!("a vote is JSON {{\"axis\", \"winner\", \"candidates\", \"reasons\", \"blind\"}}: {}", e.body_text())))?;
+async fn cast_vote(
+    State(jobs): State<Jobs>,
+    body: Result<Json<VoteRequest>, JsonRejection>,
+) -> Result<Response, Failure> {
+    let Json(request) = body.map_err(|e| {
+        Failure(
+            e.status(),
+            format!(
+                "a vote is JSON {{\"axis\", \"winner\", \"candidates\", \"reasons\", \"blind\"}}: {}",
+                e.body_text()
+            ),
+        )
+    })?;
     let vote = compare::cast(jobs.store().as_ref(), request).await?;
     Ok((StatusCode::CREATED, Json(vote)).into_response())
 }
@@ -65,7 +74,10 @@ async fn leaderboard(State(jobs): State<Jobs>, Query(p): Query<LeaderboardParams
         "csv" => Ok((
             [
                 (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
-                (header::CONTENT_DISPOSITION, format!("attachment; filename=\"vidplay-leaderboard-{}.csv\"", by.as_str())),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"vidplay-leaderboard-{}.csv\"", by.as_str()),
+                ),
             ],
             board.csv(),
         )

@@ -7,8 +7,8 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
-use model::device::{self, DeviceChoice};
 use model::builtin::pipeline::BuiltinModel;
+use model::device::{self, DeviceChoice};
 use serde_json::{Value, json};
 use server::faults::Faults;
 use server::web::security::Access;
@@ -97,7 +97,12 @@ pub async fn start_with(data: &PathBuf, models_dir: PathBuf) -> (Router, server:
     start_custom(data, models_dir, Access::local(), Faults::default()).await
 }
 
-pub async fn start_custom(data: &Path, models_dir: PathBuf, access: Access, faults: Faults) -> (Router, server::queue::Jobs) {
+pub async fn start_custom(
+    data: &Path,
+    models_dir: PathBuf,
+    access: Access,
+    faults: Faults,
+) -> (Router, server::queue::Jobs) {
     start_options(ServeOptions {
         database_url: None,
         media: None,
@@ -145,4 +150,3 @@ pub fn png(w: u32, h: u32) -> Vec<u8> {
     img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png).unwrap();
     bytes
 }
-

@@ -49,7 +49,12 @@ impl Editor {
     /// The weights shipped inside the binary.
     pub fn shipped(device: &Device) -> Result<Self, ModelError> {
         let config: EditConfig = serde_json::from_str(SHIPPED_CONFIG).map_err(|e| ModelError::Config(e.to_string()))?;
-        Self::from_store(SafetensorsStore::from_bytes(Some(SHIPPED_WEIGHTS.to_vec())), config, "<built-in editor>", device)
+        Self::from_store(
+            SafetensorsStore::from_bytes(Some(SHIPPED_WEIGHTS.to_vec())),
+            config,
+            "<built-in editor>",
+            device,
+        )
     }
 
     /// Weights exported by `train_edit`: `NAME.safetensors` with `NAME.json` beside it.
@@ -61,14 +66,24 @@ impl Editor {
         Self::from_store(SafetensorsStore::from_file(weights), config, &weights.display().to_string(), device)
     }
 
-    fn from_store(store: SafetensorsStore, config: EditConfig, origin: &str, device: &Device) -> Result<Self, ModelError> {
+    fn from_store(
+        store: SafetensorsStore,
+        config: EditConfig,
+        origin: &str,
+        device: &Device,
+    ) -> Result<Self, ModelError> {
         let mut net = config.init(device);
         let mut store = store.with_from_adapter(HalfPrecisionAdapter::new()).allow_partial(true);
-        let result = net.load_from(&mut store).map_err(|e| ModelError::Weights { path: origin.into(), message: e.to_string() })?;
+        let result = net
+            .load_from(&mut store)
+            .map_err(|e| ModelError::Weights { path: origin.into(), message: e.to_string() })?;
         if !result.missing.is_empty() || !result.unused.is_empty() || !result.errors.is_empty() {
             return Err(ModelError::Weights {
                 path: origin.into(),
-                message: format!("weights do not match the editor: missing {:?}, unused {:?}", result.missing, result.unused),
+                message: format!(
+                    "weights do not match the editor: missing {:?}, unused {:?}",
+                    result.missing, result.unused
+                ),
             });
         }
         Ok(Self { net, config, device: device.clone() })
@@ -88,7 +103,12 @@ impl Editor {
     }
 
     /// Edits `picture` as `instruction` says.
-    pub fn edit(&self, picture: &RgbImage, instruction: &str, on_progress: &mut dyn FnMut(Progress)) -> Result<Edited, GenerateError> {
+    pub fn edit(
+        &self,
+        picture: &RgbImage,
+        instruction: &str,
+        on_progress: &mut dyn FnMut(Progress),
+    ) -> Result<Edited, GenerateError> {
         let started = std::time::Instant::now();
         let edit = parse(instruction).map_err(GenerateError::InvalidRequest)?;
         let edited = self.apply(picture, edit)?;

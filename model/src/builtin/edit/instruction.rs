@@ -85,12 +85,18 @@ impl Edit {
             (*rng.pick(if held_out { held } else { train })).to_string()
         };
         match self {
-            Edit::Recolor(c) => {
-                pick(rng, &["make it {}", "turn it {}", "change the colour to {}", "paint it {}", "{}"], &["recolour it {}", "make the shape {}"])
-                    .replace("{}", c.phrase())
-            }
-            Edit::Reshape(s) => pick(rng, &["turn it into a {}", "make it a {}", "change it to a {}", "replace it with a {}"], &["transform it into a {}", "swap it for a {}"])
-                .replace("{}", s.phrase()),
+            Edit::Recolor(c) => pick(
+                rng,
+                &["make it {}", "turn it {}", "change the colour to {}", "paint it {}", "{}"],
+                &["recolour it {}", "make the shape {}"],
+            )
+            .replace("{}", c.phrase()),
+            Edit::Reshape(s) => pick(
+                rng,
+                &["turn it into a {}", "make it a {}", "change it to a {}", "replace it with a {}"],
+                &["transform it into a {}", "swap it for a {}"],
+            )
+            .replace("{}", s.phrase()),
             Edit::Setting(s) => {
                 let place = match s {
                     Setting::NightSky => "the night sky",
@@ -100,33 +106,55 @@ impl Edit {
                     Setting::Snowfield => "a snowfield",
                     Setting::Plain => "a plain background",
                 };
-                pick(rng, &["put it in {}", "move it to {}", "change the background to {}", "set it in {}"], &["place it in {}", "make the setting {}"])
-                    .replace("{}", place)
+                pick(
+                    rng,
+                    &["put it in {}", "move it to {}", "change the background to {}", "set it in {}"],
+                    &["place it in {}", "make the setting {}"],
+                )
+                .replace("{}", place)
             }
             Edit::AddWeather(w) => {
                 let (noun, verb) = match w {
                     Weather::Rain => ("rain", "rain"),
                     Weather::Snow => ("snow", "snow"),
                 };
-                pick(rng, &["add {n}", "make it {v}", "let it {v}", "add some {n}"], &["put {n} in it", "it should {v}"]).replace("{n}", noun).replace("{v}", verb)
+                pick(
+                    rng,
+                    &["add {n}", "make it {v}", "let it {v}", "add some {n}"],
+                    &["put {n} in it", "it should {v}"],
+                )
+                .replace("{n}", noun)
+                .replace("{v}", verb)
             }
-            Edit::ClearWeather => pick(rng, &["remove the weather", "stop the rain and snow", "make it clear", "no more weather"], &["clear the sky of weather", "take the weather away"]),
-            Edit::Move(d) => pick(rng, &["move it {}", "shift it {}", "move it to the {}", "push it {}"], &["nudge it {}", "slide it {}"])
-                .replace("{}", d.word())
-                .replace("to the up", "up")
-                .replace("to the down", "down"),
-            Edit::Resize(true) => pick(rng, &["make it bigger", "enlarge it", "make it larger", "scale it up"], &["increase its size", "grow it"]),
-            Edit::Resize(false) => pick(rng, &["make it smaller", "shrink it", "scale it down", "make it tiny"], &["reduce its size", "decrease its size"]),
+            Edit::ClearWeather => pick(
+                rng,
+                &["remove the weather", "stop the rain and snow", "make it clear", "no more weather"],
+                &["clear the sky of weather", "take the weather away"],
+            ),
+            Edit::Move(d) => pick(
+                rng,
+                &["move it {}", "shift it {}", "move it to the {}", "push it {}"],
+                &["nudge it {}", "slide it {}"],
+            )
+            .replace("{}", d.word())
+            .replace("to the up", "up")
+            .replace("to the down", "down"),
+            Edit::Resize(true) => pick(
+                rng,
+                &["make it bigger", "enlarge it", "make it larger", "scale it up"],
+                &["increase its size", "grow it"],
+            ),
+            Edit::Resize(false) => pick(
+                rng,
+                &["make it smaller", "shrink it", "scale it down", "make it tiny"],
+                &["reduce its size", "decrease its size"],
+            ),
         }
     }
 }
 
 fn words(text: &str) -> Vec<String> {
-    text.to_lowercase()
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_string)
-        .collect()
+    text.to_lowercase().split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_string).collect()
 }
 
 /// Reads an instruction. `Err` says, for the person, what the editor can do instead.
@@ -141,7 +169,9 @@ pub fn parse(text: &str) -> Result<Edit, String> {
     // Weather first: "snow" is also a setting word ("snowfield" is the setting).
     let rain = any(&["rain", "raining", "rainy", "drizzle"]);
     let snow = any(&["snow", "snowing", "snowy", "snowfall"]);
-    if any(&["remove", "stop", "clear", "no", "without", "away", "off"]) && (rain || snow || has("weather")) || joined.contains(" make it clear ") {
+    if any(&["remove", "stop", "clear", "no", "without", "away", "off"]) && (rain || snow || has("weather"))
+        || joined.contains(" make it clear ")
+    {
         return Ok(Edit::ClearWeather);
     }
     if rain {
@@ -192,10 +222,14 @@ pub fn parse(text: &str) -> Result<Edit, String> {
     if let Some(c) = colour {
         return Ok(Edit::Recolor(c));
     }
-    if any(&["bigger", "larger", "enlarge", "grow", "increase", "up"]) && any(&["bigger", "larger", "enlarge", "grow", "size", "scale"]) {
+    if any(&["bigger", "larger", "enlarge", "grow", "increase", "up"])
+        && any(&["bigger", "larger", "enlarge", "grow", "size", "scale"])
+    {
         return Ok(Edit::Resize(true));
     }
-    if any(&["smaller", "shrink", "tiny", "reduce", "decrease", "down"]) && any(&["smaller", "shrink", "tiny", "size", "scale"]) {
+    if any(&["smaller", "shrink", "tiny", "reduce", "decrease", "down"])
+        && any(&["smaller", "shrink", "tiny", "size", "scale"])
+    {
         return Ok(Edit::Resize(false));
     }
     if let Some(d) = Direction::ALL.into_iter().find(|d| has(d.word())) {

@@ -34,7 +34,10 @@ impl EditConfig {
         let [c0, c1, c2, c3] = self.channels;
         let d = self.cond_dim;
         let conv = |i: usize, o: usize, stride: usize| {
-            Conv2dConfig::new([i, o], [3, 3]).with_stride([stride, stride]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(device)
+            Conv2dConfig::new([i, o], [3, 3])
+                .with_stride([stride, stride])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .init(device)
         };
         let block = |i: usize, o: usize| FilmBlock::new(i, o, d, device);
         EditNet {

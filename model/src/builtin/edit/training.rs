@@ -71,7 +71,8 @@ pub fn loss(net: &EditNet, b: &EditBatch, cfg: &EditConfig, device: &Device) -> 
     // much (at 4 the editor kept the old shape: redrawing it was cheaper than learning shapes).
     let weight = changed.clone() * CHANGED_WEIGHT + 1.0;
     let picture = ((edited - after.clone()).abs() * weight).mean() * 4.0;
-    let bce = (logit.clone().clamp_min(0.0) - logit.clone() * changed.clone() + (logit.abs().neg().exp() + 1.0).log()).mean();
+    let bce =
+        (logit.clone().clamp_min(0.0) - logit.clone() * changed.clone() + (logit.abs().neg().exp() + 1.0).log()).mean();
     let colour = sigmoid(out.slice([0..n, 1..4, 0..s, 0..s]));
     let colour_loss = ((colour - after).abs() * changed).mean() * 4.0;
     picture + bce + colour_loss
@@ -117,7 +118,10 @@ impl EditTrainer {
         let result = net
             .load_from(&mut BurnpackStore::from_file(dir.join("model.bpk")))
             .map_err(|e| anyhow::anyhow!("loading {}: {e}", dir.join("model.bpk").display()))?;
-        anyhow::ensure!(result.missing.is_empty() && result.unused.is_empty(), "checkpoint does not match the editor: {result:?}");
+        anyhow::ensure!(
+            result.missing.is_empty() && result.unused.is_empty(),
+            "checkpoint does not match the editor: {result:?}"
+        );
         // The optimizer's moments start again: Burn 0.22's optimizer loader puts its tensors on
         // the default device (CUDA when the binary has it, even without a GPU), not `device`.
         Ok(Self { net, optim: optim_config.init(), state, device, lr })

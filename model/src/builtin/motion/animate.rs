@@ -68,8 +68,14 @@ impl Animator {
 
     /// The weights shipped inside the binary.
     pub fn shipped(device: &Device) -> Result<Self, ModelError> {
-        let config: MotionConfig = serde_json::from_str(SHIPPED_CONFIG).map_err(|e| ModelError::Config(e.to_string()))?;
-        Self::from_store(SafetensorsStore::from_bytes(Some(SHIPPED_WEIGHTS.to_vec())), config, "<built-in motion>", device)
+        let config: MotionConfig =
+            serde_json::from_str(SHIPPED_CONFIG).map_err(|e| ModelError::Config(e.to_string()))?;
+        Self::from_store(
+            SafetensorsStore::from_bytes(Some(SHIPPED_WEIGHTS.to_vec())),
+            config,
+            "<built-in motion>",
+            device,
+        )
     }
 
     /// Weights exported by `train_motion`: `NAME.safetensors` with `NAME.json` beside it.
@@ -81,7 +87,12 @@ impl Animator {
         Self::from_store(SafetensorsStore::from_file(weights), config, &weights.display().to_string(), device)
     }
 
-    fn from_store(store: SafetensorsStore, config: MotionConfig, origin: &str, device: &Device) -> Result<Self, ModelError> {
+    fn from_store(
+        store: SafetensorsStore,
+        config: MotionConfig,
+        origin: &str,
+        device: &Device,
+    ) -> Result<Self, ModelError> {
         let mut model = config.init(device);
         let mut store = store.with_from_adapter(HalfPrecisionAdapter::new()).allow_partial(true);
         let result = model
@@ -90,7 +101,10 @@ impl Animator {
         if !result.missing.is_empty() || !result.unused.is_empty() || !result.errors.is_empty() {
             return Err(ModelError::Weights {
                 path: origin.into(),
-                message: format!("weights do not match the motion model: missing {:?}, unused {:?}", result.missing, result.unused),
+                message: format!(
+                    "weights do not match the motion model: missing {:?}, unused {:?}",
+                    result.missing, result.unused
+                ),
             });
         }
         Ok(Self { model, config, device: device.clone() })
@@ -131,12 +145,15 @@ impl Animator {
         let started = Instant::now();
         let (iw, ih) = image.dimensions();
         if iw.min(ih) < MIN_SIDE {
-            return Err(GenerateError::InvalidRequest(format!("the picture is {iw}x{ih}; it needs at least {MIN_SIDE} pixels on each side")));
+            return Err(GenerateError::InvalidRequest(format!(
+                "the picture is {iw}x{ih}; it needs at least {MIN_SIDE} pixels on each side"
+            )));
         }
         let long = req.long_side.unwrap_or(iw.max(ih)).min(MAX_SIDE);
         let scale = long as f32 / iw.max(ih) as f32;
         let (w, h) = (((iw as f32 * scale).round() as u32).max(2), ((ih as f32 * scale).round() as u32).max(2));
-        let resized = if (w, h) == (iw, ih) { image.clone() } else { image::imageops::resize(image, w, h, FilterType::Lanczos3) };
+        let resized =
+            if (w, h) == (iw, ih) { image.clone() } else { image::imageops::resize(image, w, h, FilterType::Lanczos3) };
         // Video encoders want even sizes: an odd last column or row is cropped, not resampled.
         let picture = if w % 2 == 1 || h % 2 == 1 {
             image::imageops::crop_imm(&resized, 0, 0, w & !1, h & !1).to_image()
@@ -167,7 +184,11 @@ impl Animator {
                 return Err(GenerateError::Cancelled);
             }
             // The first frame is the picture itself: weather starts falling from the second.
-            let mut frame = if f == 0 { picture.clone() } else { warp(&picture, &fields[f * PER_FRAME * s * s..(f + 1) * PER_FRAME * s * s], s) };
+            let mut frame = if f == 0 {
+                picture.clone()
+            } else {
+                warp(&picture, &fields[f * PER_FRAME * s * s..(f + 1) * PER_FRAME * s * s], s)
+            };
             if i + 1 == indices.len() {
                 dry_last = frame.clone();
             }
@@ -217,7 +238,10 @@ impl Animator {
 
 /// A tensor's values on the host.
 fn read(t: Tensor<4>) -> Result<Vec<f32>, GenerateError> {
-    t.into_data().convert::<f32>().try_to_vec::<f32>().map_err(|e| GenerateError::Backend(format!("reading the motion model's output: {e:?}")))
+    t.into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .map_err(|e| GenerateError::Backend(format!("reading the motion model's output: {e:?}")))
 }
 
 /// The motion strength the network is given: the request's, with a pace that the seed varies
@@ -299,7 +323,8 @@ pub fn warp(picture: &RgbImage, field: &[f32], s: usize) -> RgbImage {
         let p = |x: u32, y: u32| picture.get_pixel(x, y).0;
         let (a, b, c, d) = (p(x0, y0), p(x1, y0), p(x0, y1), p(x1, y1));
         std::array::from_fn(|k| {
-            (a[k] as f32 * (1.0 - ax) + b[k] as f32 * ax) * (1.0 - ay) + (c[k] as f32 * (1.0 - ax) + d[k] as f32 * ax) * ay
+            (a[k] as f32 * (1.0 - ax) + b[k] as f32 * ax) * (1.0 - ay)
+                + (c[k] as f32 * (1.0 - ax) + d[k] as f32 * ax) * ay
         })
     };
     RgbImage::from_fn(w, h, |x, y| {

@@ -119,7 +119,9 @@ fn moved_by_camera(camera: Camera, motion: f32, prev: &RgbImage, t0: f32, t1: f3
         let p = |x: u32, y: u32| prev.get_pixel(x, y).0;
         let (a, b, c, d) = (p(x0, y0), p(x1, y0), p(x0, y1), p(x1, y1));
         image::Rgb(std::array::from_fn(|k| {
-            ((a[k] as f32 * (1.0 - ax) + b[k] as f32 * ax) * (1.0 - ay) + (c[k] as f32 * (1.0 - ax) + d[k] as f32 * ax) * ay).round() as u8
+            ((a[k] as f32 * (1.0 - ax) + b[k] as f32 * ax) * (1.0 - ay)
+                + (c[k] as f32 * (1.0 - ax) + d[k] as f32 * ax) * ay)
+                .round() as u8
         }))
     });
     (out, valid)
@@ -242,7 +244,13 @@ fn camera_phrase(camera: Camera, k: usize) -> &'static str {
 
 /// Runs the image-to-video evaluation: `per_category` clips per category on held-out
 /// textures, plus every picture in `examples` (name, picture) with each camera move.
-pub fn run(model: &BuiltinModel, per_category: usize, seed: u64, examples: &[(String, RgbImage)], mut on_clip: impl FnMut(&str)) -> anyhow::Result<MotionReport> {
+pub fn run(
+    model: &BuiltinModel,
+    per_category: usize,
+    seed: u64,
+    examples: &[(String, RgbImage)],
+    mut on_clip: impl FnMut(&str),
+) -> anyhow::Result<MotionReport> {
     let mut report = MotionReport::default();
     let moves = [Camera::PanLeft, Camera::PanRight, Camera::ZoomIn, Camera::ZoomOut];
     let mut cases: Vec<(String, Camera, RgbImage)> = Vec::new();
@@ -260,7 +268,12 @@ pub fn run(model: &BuiltinModel, per_category: usize, seed: u64, examples: &[(St
     }
     for (k, (name, camera, picture)) in cases.into_iter().enumerate() {
         let prompt = camera_phrase(camera, k).to_string();
-        let req = GenerationRequest { prompt: prompt.clone(), seed: seed + k as u64, frames: Some(16), ..GenerationRequest::default() };
+        let req = GenerationRequest {
+            prompt: prompt.clone(),
+            seed: seed + k as u64,
+            frames: Some(16),
+            ..GenerationRequest::default()
+        };
         let frames = model.generate(&req, Some(&picture), &mut |_| {}, &|| false)?.frames;
         // The true motion: the camera at the strength the model was asked for (the request's,
         // at the pace its seed sets).
@@ -287,13 +300,25 @@ pub fn run(model: &BuiltinModel, per_category: usize, seed: u64, examples: &[(St
                 let pan = pan_pixels(&frames, max);
                 let expected = 0.45 * strength * frames[0].width() as f32;
                 let ok = if camera == Camera::PanLeft { pan > 0.25 * expected } else { pan < -0.25 * expected };
-                (ok, format!("pan {pan:+.0} px (true {:+.0})", if camera == Camera::PanLeft { expected } else { -expected }))
+                (
+                    ok,
+                    format!(
+                        "pan {pan:+.0} px (true {:+.0})",
+                        if camera == Camera::PanLeft { expected } else { -expected }
+                    ),
+                )
             }
             _ => {
                 let z = zoom_factor(&frames[0], &frames[n - 1]);
                 let ok = if camera == Camera::ZoomIn { z > 1.15 } else { z < 0.87 };
                 let true_zoom = 1.0 + 0.7 * strength;
-                (ok, format!("zoom x{z:.2} (true x{:.2})", if camera == Camera::ZoomIn { true_zoom } else { 1.0 / true_zoom }))
+                (
+                    ok,
+                    format!(
+                        "zoom x{z:.2} (true x{:.2})",
+                        if camera == Camera::ZoomIn { true_zoom } else { 1.0 / true_zoom }
+                    ),
+                )
             }
         };
         report.camera.add(ok);
@@ -312,7 +337,8 @@ pub fn run(model: &BuiltinModel, per_category: usize, seed: u64, examples: &[(St
         let wet = ["while it snows", "in the rain", "snowing", "rainy"][k % 4];
         let s = seed + 500 + k as u64;
         let animate = |prompt: &str| -> anyhow::Result<Vec<RgbImage>> {
-            let req = GenerationRequest { prompt: prompt.into(), seed: s, frames: Some(16), ..GenerationRequest::default() };
+            let req =
+                GenerationRequest { prompt: prompt.into(), seed: s, frames: Some(16), ..GenerationRequest::default() };
             Ok(model.generate(&req, Some(&picture), &mut |_| {}, &|| false)?.frames)
         };
         let dry = animate("static camera")?;
@@ -324,13 +350,18 @@ pub fn run(model: &BuiltinModel, per_category: usize, seed: u64, examples: &[(St
         let b = weather_fraction(&dry, &rained);
         let ok = b > 0.003;
         report.weather.add(ok);
-        let detail = format!("i2v texture + {wet:?}: {:.2}% of pixels show weather {}", 100.0 * b, if ok { "ok" } else { "WRONG" });
+        let detail = format!(
+            "i2v texture + {wet:?}: {:.2}% of pixels show weather {}",
+            100.0 * b,
+            if ok { "ok" } else { "WRONG" }
+        );
         on_clip(&detail);
         report.details.push(detail);
     }
 
     // A subject in a picture, moved the way the prompt says.
-    let actions = [("moving right", 1.0, 0.0), ("moving left", -1.0, 0.0), ("moving up", 0.0, -1.0), ("moving down", 0.0, 1.0)];
+    let actions =
+        [("moving right", 1.0, 0.0), ("moving left", -1.0, 0.0), ("moving up", 0.0, -1.0), ("moving down", 0.0, 1.0)];
     for k in 0..per_category {
         let (words, ex, ey) = actions[k % 4];
         let color = [Color::Red, Color::Yellow, Color::Blue, Color::Purple][k % 4];
@@ -344,7 +375,12 @@ pub fn run(model: &BuiltinModel, per_category: usize, seed: u64, examples: &[(St
         let size = 256;
         let picture = to_image(&render_frame_wh(&scene, 0.0, &scene.pose_at(0.0), size, size, 2), size, size);
         let prompt = format!("the {} {} {words}", color.phrase(), subject.phrase());
-        let req = GenerationRequest { prompt: prompt.clone(), seed: seed + 700 + k as u64, frames: Some(16), ..GenerationRequest::default() };
+        let req = GenerationRequest {
+            prompt: prompt.clone(),
+            seed: seed + 700 + k as u64,
+            frames: Some(16),
+            ..GenerationRequest::default()
+        };
         let frames = model.generate(&req, Some(&picture), &mut |_| {}, &|| false)?.frames;
         report.clips += 1;
         if changed_fraction(&frames) < STILL_BELOW {

@@ -72,11 +72,7 @@ impl MotionConfig {
                     .with_initializer(Initializer::Zeros)
                     .init(device),
             },
-            weather: WeatherLayer {
-                conv_1: conv(2, w, 9, 1),
-                conv_2: conv(w, w, 9, 1),
-                conv_3: conv(w, 4, 3, 1),
-            },
+            weather: WeatherLayer { conv_1: conv(2, w, 9, 1), conv_2: conv(w, w, 9, 1), conv_3: conv(w, 4, 3, 1) },
         }
     }
 }

@@ -131,7 +131,8 @@ pub fn loss(model: &MotionModel, b: &MotionBatch, cfg: &MotionConfig, device: &D
     let weight = t(&b.subject, [n, f, 1, s, s]) * SUBJECT_WEIGHT + 1.0;
     let flow_loss = ((flow - flow_t).abs() * weight).mean() * FLOW_WEIGHT;
     // Stable BCE with logits: max(x, 0) - x t + log(1 + exp(-|x|)).
-    let bce = (logit.clone().clamp_min(0.0) - logit.clone() * hidden_t.clone() + (logit.abs().neg().exp() + 1.0).log()).mean();
+    let bce = (logit.clone().clamp_min(0.0) - logit.clone() * hidden_t.clone() + (logit.abs().neg().exp() + 1.0).log())
+        .mean();
     let fill_weight = hidden_t * 0.9 + 0.1;
     let fill_loss = ((fill - colours_t).abs() * fill_weight).mean() * 3.0;
     let u = WEATHER_UNIT;
@@ -143,7 +144,11 @@ pub fn loss(model: &MotionModel, b: &MotionBatch, cfg: &MotionConfig, device: &D
     // Cross-entropy, not L1: the opacity is zero almost everywhere, and L1's optimum (the
     // median) would be no weather at all (it was, for the first 1,260 steps).
     let alpha = layer.clone().slice([0..w, 0..1]).clamp(1e-4, 1.0 - 1e-4);
-    let alpha_loss = (alpha_t.clone() * alpha.clone().log() + (alpha_t.clone().neg() + 1.0) * (alpha.neg() + 1.0).log()).mean().neg() * 4.0;
+    let alpha_loss = (alpha_t.clone() * alpha.clone().log()
+        + (alpha_t.clone().neg() + 1.0) * (alpha.neg() + 1.0).log())
+    .mean()
+    .neg()
+        * 4.0;
     let colour_loss = ((layer.slice([0..w, 1..4]) - target.slice([0..w, 1..4])).abs() * alpha_t).mean();
     flow_loss + bce + fill_loss + alpha_loss + colour_loss
 }

@@ -6,8 +6,10 @@
 //! The world knows its camera (pan offset, zoom) and its subject's pose (centre, radius,
 //! rotation) at every moment, so the motion of every point is computed, not estimated.
 
-use crate::builtin::world::{Pose, Scene, inside, rain_anchor, snow_flake, streak_hit, RAIN_STREAK, RAIN_STREAKS, SNOW_FLAKES, SNOW_RADIUS};
 use crate::builtin::vocab::Weather;
+use crate::builtin::world::{
+    Pose, RAIN_STREAK, RAIN_STREAKS, SNOW_FLAKES, SNOW_RADIUS, Scene, inside, rain_anchor, snow_flake, streak_hit,
+};
 
 /// Weather-layer pixels per world screen unit: the layer is drawn on a canvas where the toy
 /// world's 1 x 1 screen is this many pixels wide.
@@ -31,9 +33,7 @@ pub struct MotionTruth {
 /// The subject's pose per frame; `moving` false keeps it where the first frame has it (a
 /// prompt that names no action leaves the subject still; the camera still moves).
 fn poses(scene: &Scene, frames: usize, moving: bool) -> Vec<Pose> {
-    (0..frames)
-        .map(|f| scene.pose_at(if moving { tau(f, frames) } else { 0.0 }))
-        .collect()
+    (0..frames).map(|f| scene.pose_at(if moving { tau(f, frames) } else { 0.0 })).collect()
 }
 
 pub fn tau(f: usize, frames: usize) -> f32 {
@@ -172,7 +172,9 @@ pub fn particle_map(weather: Option<Weather>, seed: u64, t: f32, width: usize, h
         let (fx, fy) = (x * unit - 0.5, y * unit - 0.5);
         let (x0, y0) = (fx.floor(), fy.floor());
         let (ax, ay) = (fx - x0, fy - y0);
-        for (dx, dy, w) in [(0, 0, (1.0 - ax) * (1.0 - ay)), (1, 0, ax * (1.0 - ay)), (0, 1, (1.0 - ax) * ay), (1, 1, ax * ay)] {
+        for (dx, dy, w) in
+            [(0, 0, (1.0 - ax) * (1.0 - ay)), (1, 0, ax * (1.0 - ay)), (0, 1, (1.0 - ax) * ay), (1, 1, ax * ay)]
+        {
             let (xi, yi) = (x0 as i64 + dx, y0 as i64 + dy);
             if (0..width as i64).contains(&xi) && (0..height as i64).contains(&yi) {
                 out[channel * plane + yi as usize * width + xi as usize] += w;
@@ -239,7 +241,11 @@ mod tests {
     /// hidden and the source lies inside the first frame.
     #[test]
     fn warping_by_the_truth_reproduces_the_frames() {
-        for (camera, action) in [(Camera::PanLeft, Action::MovingRight), (Camera::ZoomIn, Action::Spinning), (Camera::Static, Action::Growing)] {
+        for (camera, action) in [
+            (Camera::PanLeft, Action::MovingRight),
+            (Camera::ZoomIn, Action::Spinning),
+            (Camera::Static, Action::Growing),
+        ] {
             let s = scene(camera, action);
             let (frames, size) = (4, 64);
             let t = MotionTruth::of(&s, frames, size, true);
@@ -260,7 +266,8 @@ mod tests {
                     }
                     let j = (sy as usize - 0) * size + sx as usize;
                     let j = j.min(plane - 1);
-                    err += (0..3).map(|k| (first[k * plane + j] - t.frames[(f * 3 + k) * plane + i]).abs()).sum::<f32>();
+                    err +=
+                        (0..3).map(|k| (first[k * plane + j] - t.frames[(f * 3 + k) * plane + i]).abs()).sum::<f32>();
                     n += 1;
                 }
             }

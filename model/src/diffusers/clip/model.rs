@@ -42,18 +42,32 @@ impl ClipModelConfig {
     pub fn read(path: &Path) -> Result<Self, LoadError> {
         let mut c: serde_json::Value = crate::diffusers::common::config::read_json(path)?;
         if c["model_type"] != "clip" {
-            return Err(LoadError::config(path, "model_type", &c["model_type"], "not a CLIPModel (model_type must be \"clip\")"));
+            return Err(LoadError::config(
+                path,
+                "model_type",
+                &c["model_type"],
+                "not a CLIPModel (model_type must be \"clip\")",
+            ));
         }
         let projection_dim = c["projection_dim"].as_u64().unwrap_or(512) as usize;
         // The towers' own configs carry a projection_dim of their own; the model's is used.
         c["vision_config"]["projection_dim"] = projection_dim.into();
         let part = |name: &str| -> Result<serde_json::Value, LoadError> {
-            c.get(name).filter(|v| v.is_object()).cloned().ok_or_else(|| LoadError::config(path, name, "missing", "a CLIPModel config has text_config and vision_config"))
+            c.get(name).filter(|v| v.is_object()).cloned().ok_or_else(|| {
+                LoadError::config(path, name, "missing", "a CLIPModel config has text_config and vision_config")
+            })
         };
-        let text: ClipTextConfig = serde_json::from_value(part("text_config")?).map_err(|e| LoadError::config(path, "text_config", "", &e.to_string()))?;
-        let vision: ClipVisionConfig = serde_json::from_value(part("vision_config")?).map_err(|e| LoadError::config(path, "vision_config", "", &e.to_string()))?;
+        let text: ClipTextConfig = serde_json::from_value(part("text_config")?)
+            .map_err(|e| LoadError::config(path, "text_config", "", &e.to_string()))?;
+        let vision: ClipVisionConfig = serde_json::from_value(part("vision_config")?)
+            .map_err(|e| LoadError::config(path, "vision_config", "", &e.to_string()))?;
         if vision.patch_size == 0 || vision.image_size % vision.patch_size != 0 {
-            return Err(LoadError::config(path, "vision_config.patch_size", vision.patch_size, "must divide image_size"));
+            return Err(LoadError::config(
+                path,
+                "vision_config.patch_size",
+                vision.patch_size,
+                "must divide image_size",
+            ));
         }
         let eos_token_id = c["text_config"]["eos_token_id"].as_i64().unwrap_or(2);
         Ok(Self { text, vision, projection_dim, eos_token_id })
@@ -76,7 +90,8 @@ impl ClipModel {
     pub fn load(weights: &Weights, config: &ClipModelConfig, config_path: &Path) -> Result<Self, LoadError> {
         let text_model = ClipTextModel::load(weights, &config.text, config_path)?;
         let root = weights.root();
-        let text_projection = Linear::load(&root.pp("text_projection"), config.text.hidden_size, config.projection_dim, false)?;
+        let text_projection =
+            Linear::load(&root.pp("text_projection"), config.text.hidden_size, config.projection_dim, false)?;
         let vision = ClipVisionModelWithProjection::load(weights, &config.vision, config_path)?;
         let logit_scale = weights.host_f32("logit_scale", &[])?.first().copied().unwrap_or(0.0);
         weights.finish()?;
@@ -91,11 +106,18 @@ impl ClipModel {
             .map_err(|e| LoadError::File { path: dir.to_path_buf(), message: e.to_string() })?
             .filter_map(|e| e.ok().map(|e| e.path()))
             // model.safetensors, or its shards (model-00001-of-00002.safetensors).
-            .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("model") && n.ends_with(".safetensors")))
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("model") && n.ends_with(".safetensors"))
+            })
             .collect();
         files.sort();
         if files.is_empty() {
-            return Err(LoadError::File { path: dir.to_path_buf(), message: "no model.safetensors in the CLIP folder (pickle checkpoints are not loaded)".into() });
+            return Err(LoadError::File {
+                path: dir.to_path_buf(),
+                message: "no model.safetensors in the CLIP folder (pickle checkpoints are not loaded)".into(),
+            });
         }
         let weights = Weights::open(&files, device, DType::F32)?;
         let mut model = Self::load(&weights, &config, &config_path)?;
@@ -156,7 +178,8 @@ impl ClipModel {
             .map(|img| {
                 let (w, h) = (img.width() as usize, img.height() as usize);
                 let scale = size as f64 / w.min(h) as f64;
-                let (nw, nh) = (((w as f64 * scale).round() as usize).max(size), ((h as f64 * scale).round() as usize).max(size));
+                let (nw, nh) =
+                    (((w as f64 * scale).round() as usize).max(size), ((h as f64 * scale).round() as usize).max(size));
                 let resized = Planar::from_rgb8(img, |v| v).resize_with_antialiasing(nh, nw);
                 let (top, left) = ((nh - size) / 2, (nw - size) / 2);
                 let mut data = Vec::with_capacity(3 * size * size);

@@ -96,7 +96,13 @@ impl ClipEncoderLayer {
     pub fn forward(&self, x: Tensor<3>, causal: bool) -> Tensor<3> {
         let h = self.layer_norm1.forward(x.clone());
         let a = &self.self_attn;
-        let attn = multi_head_attention(a.q_proj.forward(h.clone()), a.k_proj.forward(h.clone()), a.v_proj.forward(h), a.heads, causal);
+        let attn = multi_head_attention(
+            a.q_proj.forward(h.clone()),
+            a.k_proj.forward(h.clone()),
+            a.v_proj.forward(h),
+            a.heads,
+            causal,
+        );
         let x = a.out_proj.forward(attn) + x;
         let h = self.fc2.forward(self.act.forward(self.fc1.forward(self.layer_norm2.forward(x.clone()))));
         h + x
@@ -142,16 +148,23 @@ impl ClipTextModel {
     /// Loads from a transformers file, with or without the `text_model.` prefix that older
     /// transformers versions wrote.
     pub fn load(weights: &Weights, config: &ClipTextConfig, config_path: &Path) -> Result<Self, LoadError> {
-        let act = Activation::parse(&config.hidden_act)
-            .ok_or_else(|| LoadError::config(config_path, "hidden_act", &config.hidden_act, "not a supported activation"))?;
+        let act = Activation::parse(&config.hidden_act).ok_or_else(|| {
+            LoadError::config(config_path, "hidden_act", &config.hidden_act, "not a supported activation")
+        })?;
         let root = weights.root();
-        let vb = if root.contains("text_model.embeddings.token_embedding.weight") { root.pp("text_model") } else { root };
+        let vb =
+            if root.contains("text_model.embeddings.token_embedding.weight") { root.pp("text_model") } else { root };
         let emb = vb.pp("embeddings");
         // A buffer older files carry; it must be the plain 0..n positions this port assumes.
         if emb.contains("position_ids") {
             let ids = weights.read_i64(&emb.key("position_ids"))?;
             if ids.iter().enumerate().any(|(i, &v)| v != i as i64) {
-                return Err(LoadError::config(config_path, "position_ids", "non-sequential", "only 0..n positions are supported"));
+                return Err(LoadError::config(
+                    config_path,
+                    "position_ids",
+                    "non-sequential",
+                    "only 0..n positions are supported",
+                ));
             }
         }
         let d = config.hidden_size;

@@ -66,7 +66,10 @@ impl ClipTokenizer {
                     ranks.insert((a.to_string(), b.to_string()), ranks.len());
                 }
                 _ => {
-                    return Err(LoadError::File { path: merges_path.clone(), message: format!("bad merge line `{line}`") })
+                    return Err(LoadError::File {
+                        path: merges_path.clone(),
+                        message: format!("bad merge line `{line}`"),
+                    });
                 }
             }
         }
@@ -84,7 +87,10 @@ impl ClipTokenizer {
         let mut specials = Vec::new();
         let mut special = |key: &str, default: &str| -> Result<u32, LoadError> {
             let text = settings.get(key).and_then(token_text).unwrap_or_else(|| default.to_string());
-            let id = vocab.get(&text).copied().ok_or_else(|| LoadError::config(&vocab_path, key, &text, "token is not in the vocabulary"))?;
+            let id = vocab
+                .get(&text)
+                .copied()
+                .ok_or_else(|| LoadError::config(&vocab_path, key, &text, "token is not in the vocabulary"))?;
             specials.push((text, id));
             Ok(id)
         };

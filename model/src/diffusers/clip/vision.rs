@@ -67,8 +67,9 @@ pub struct ClipVisionModelWithProjection {
 
 impl ClipVisionModelWithProjection {
     pub fn load(weights: &Weights, config: &ClipVisionConfig, config_path: &Path) -> Result<Self, LoadError> {
-        let act = Activation::parse(&config.hidden_act)
-            .ok_or_else(|| LoadError::config(config_path, "hidden_act", &config.hidden_act, "not a supported activation"))?;
+        let act = Activation::parse(&config.hidden_act).ok_or_else(|| {
+            LoadError::config(config_path, "hidden_act", &config.hidden_act, "not a supported activation")
+        })?;
         let root = weights.root();
         let vm = root.pp("vision_model");
         let emb = vm.pp("embeddings");
@@ -78,7 +79,12 @@ impl ClipVisionModelWithProjection {
         if emb.contains("position_ids") {
             let ids = weights.read_i64(&emb.key("position_ids"))?;
             if ids.iter().enumerate().any(|(i, &v)| v != i as i64) {
-                return Err(LoadError::config(config_path, "position_ids", "non-sequential", "only 0..n positions are supported"));
+                return Err(LoadError::config(
+                    config_path,
+                    "position_ids",
+                    "non-sequential",
+                    "only 0..n positions are supported",
+                ));
             }
         }
         let shape = LayerShape {
@@ -89,7 +95,9 @@ impl ClipVisionModelWithProjection {
         };
         Ok(Self {
             class_embedding: emb.get("class_embedding", [d])?,
-            patch_embedding: emb.pp("patch_embedding").get("weight", [d, config.num_channels, config.patch_size, config.patch_size])?,
+            patch_embedding: emb
+                .pp("patch_embedding")
+                .get("weight", [d, config.num_channels, config.patch_size, config.patch_size])?,
             position_embedding: emb.pp("position_embedding").get("weight", [positions, d])?,
             pre_layrnorm: LayerNorm::load(&vm.pp("pre_layrnorm"), d, config.layer_norm_eps)?,
             layers: (0..config.num_hidden_layers)
@@ -108,7 +116,8 @@ impl ClipVisionModelWithProjection {
         let d = self.config.hidden_size;
         let n = self.config.patches();
         let dtype = self.patch_embedding.dtype();
-        let patches = conv2d(pixels.cast(dtype), self.patch_embedding.clone(), None, ConvOptions::new([p, p], [0, 0], [1, 1], 1));
+        let patches =
+            conv2d(pixels.cast(dtype), self.patch_embedding.clone(), None, ConvOptions::new([p, p], [0, 0], [1, 1], 1));
         let patches = patches.reshape([b, d, n]).swap_dims(1, 2);
         let class = self.class_embedding.clone().reshape([1, 1, d]).expand([b, 1, d]);
         let x = Tensor::cat(vec![class, patches], 1) + self.position_embedding.clone().unsqueeze_dim::<3>(0);

@@ -39,7 +39,11 @@ impl ResnetBlock2D {
             },
             norm2: GroupNorm::load(&vb.pp("norm2"), groups, out, eps)?,
             conv2: Conv2d::load(&vb.pp("conv2"), out, out, 3, 1, 1)?,
-            conv_shortcut: if inp != out { Some(Conv2d::load(&vb.pp("conv_shortcut"), inp, out, 1, 1, 0)?) } else { None },
+            conv_shortcut: if inp != out {
+                Some(Conv2d::load(&vb.pp("conv_shortcut"), inp, out, 1, 1, 0)?)
+            } else {
+                None
+            },
             output_scale_factor,
         })
     }
@@ -59,11 +63,7 @@ impl ResnetBlock2D {
             None => x,
         };
         let y = skip + h;
-        if self.output_scale_factor == 1.0 {
-            y
-        } else {
-            y / self.output_scale_factor
-        }
+        if self.output_scale_factor == 1.0 { y } else { y / self.output_scale_factor }
     }
 }
 
@@ -86,7 +86,13 @@ pub fn multi_head_attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, heads: usi
             .step_by(step)
             .map(|s| {
                 let e = (s + step).min(b);
-                multi_head_attention(q.clone().slice([s..e]), k.clone().slice([s..e]), v.clone().slice([s..e]), heads, causal)
+                multi_head_attention(
+                    q.clone().slice([s..e]),
+                    k.clone().slice([s..e]),
+                    v.clone().slice([s..e]),
+                    heads,
+                    causal,
+                )
             })
             .collect();
         return Tensor::cat(parts, 0);
@@ -286,7 +292,9 @@ impl Transformer2DModel {
             norm: GroupNorm::load(&vb.pp("norm"), groups, channels, 1e-6)?,
             proj_in: proj("proj_in", channels, inner)?,
             transformer_blocks: (0..layers)
-                .map(|i| BasicTransformerBlock::load(&vb.pp("transformer_blocks").pp(i), inner, heads, dim_head, cross_dim))
+                .map(|i| {
+                    BasicTransformerBlock::load(&vb.pp("transformer_blocks").pp(i), inner, heads, dim_head, cross_dim)
+                })
                 .collect::<Result<_, _>>()?,
             proj_out: proj("proj_out", inner, channels)?,
         })
@@ -333,11 +341,7 @@ impl Downsample2D {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        if self.padding == 0 {
-            self.conv.forward_padded(x, [(0, 1), (0, 1)])
-        } else {
-            self.conv.forward(x)
-        }
+        if self.padding == 0 { self.conv.forward_padded(x, [(0, 1), (0, 1)]) } else { self.conv.forward(x) }
     }
 }
 
@@ -355,14 +359,21 @@ impl Upsample2D {
     pub fn forward(&self, x: Tensor<4>, size: Option<[usize; 2]>) -> Tensor<4> {
         let [_, _, h, w] = x.dims();
         let size = size.unwrap_or([h * 2, w * 2]);
-        let options = InterpolateOptions { output_size: Some(size), ..InterpolateOptions::new(InterpolateMode::Nearest) };
+        let options =
+            InterpolateOptions { output_size: Some(size), ..InterpolateOptions::new(InterpolateMode::Nearest) };
         self.conv.forward(interpolate(x, options))
     }
 }
 
 /// Sinusoidal timestep features (`Timesteps` / `get_timestep_embedding`), computed in f32 as
 /// PyTorch does: `exp(-ln(10000) * i / (half - shift))`, sin then cos (or cos then sin when flipped).
-pub fn timestep_features(timesteps: &[f32], dim: usize, flip_sin_to_cos: bool, shift: f32, device: &Device) -> Tensor<2> {
+pub fn timestep_features(
+    timesteps: &[f32],
+    dim: usize,
+    flip_sin_to_cos: bool,
+    shift: f32,
+    device: &Device,
+) -> Tensor<2> {
     let half = dim / 2;
     let ln = -(10000f64.ln() as f32);
     let freqs: Vec<f32> = (0..half).map(|i| ((ln * i as f32) / (half as f32 - shift)).exp()).collect();
@@ -397,7 +408,10 @@ impl TimestepEmbedding {
 
     /// With an output width other than the hidden one (`out_dim`).
     pub fn load_with_out(vb: &Vb, inp: usize, dim: usize, out: usize) -> Result<Self, LoadError> {
-        Ok(Self { linear_1: Linear::load(&vb.pp("linear_1"), inp, dim, true)?, linear_2: Linear::load(&vb.pp("linear_2"), dim, out, true)? })
+        Ok(Self {
+            linear_1: Linear::load(&vb.pp("linear_1"), inp, dim, true)?,
+            linear_2: Linear::load(&vb.pp("linear_2"), dim, out, true)?,
+        })
     }
 
     /// From its two layers already loaded (e.g. kept in f32 in a half-precision model).

@@ -1,15 +1,17 @@
 //! Reading diffusers' config.json files: parsing with errors that name the file, and refusing
 //! settings this port does not implement.
 
-use serde::de::DeserializeOwned;
-use serde::Deserialize;
-use std::path::Path;
 use crate::diffusers::common::weights::LoadError;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use std::path::Path;
 
 /// Reads and parses a JSON file; errors name the file.
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|e| LoadError::File { path: path.into(), message: e.to_string() })?;
-    serde_json::from_str(&text).map_err(|e| LoadError::File { path: path.into(), message: format!("invalid JSON: {e}") })
+    let text =
+        std::fs::read_to_string(path).map_err(|e| LoadError::File { path: path.into(), message: e.to_string() })?;
+    serde_json::from_str(&text)
+        .map_err(|e| LoadError::File { path: path.into(), message: format!("invalid JSON: {e}") })
 }
 
 /// A config value given once for all blocks or once per block.
@@ -56,10 +58,19 @@ pub fn check_unsupported(path: &Path, raw: &serde_json::Value, keys: &[(&str, &s
 }
 
 /// Block type lists must have one entry per `block_out_channels` entry, each of the given kinds.
-pub fn check_block_lists(path: &Path, channels: usize, lists: [(&str, &[String], &[&str]); 2]) -> Result<(), LoadError> {
+pub fn check_block_lists(
+    path: &Path,
+    channels: usize,
+    lists: [(&str, &[String], &[&str]); 2],
+) -> Result<(), LoadError> {
     for (key, list, allowed) in lists {
         if channels == 0 || list.len() != channels {
-            return Err(LoadError::config(path, key, list.len(), "block lists must have one entry per block_out_channels"));
+            return Err(LoadError::config(
+                path,
+                key,
+                list.len(),
+                "block lists must have one entry per block_out_channels",
+            ));
         }
         if let Some(t) = list.iter().find(|t| !allowed.contains(&t.as_str())) {
             return Err(LoadError::config(path, key, t, &format!("supported: {}", allowed.join(", "))));

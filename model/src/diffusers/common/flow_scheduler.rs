@@ -27,9 +27,9 @@ impl FlowScheduler {
     pub fn from_json(path: &Path, raw: &serde_json::Value, steps: usize) -> Result<Self, LoadError> {
         let steps_error = |message: String| LoadError::File { path: path.into(), message };
         match raw.get("_class_name").and_then(|c| c.as_str()) {
-            Some("UniPCMultistepScheduler") => {
-                Ok(FlowScheduler::UniPC(Box::new(UniPC::new(&UniPCConfig::from_json(path, raw)?, steps).map_err(steps_error)?)))
-            }
+            Some("UniPCMultistepScheduler") => Ok(FlowScheduler::UniPC(Box::new(
+                UniPC::new(&UniPCConfig::from_json(path, raw)?, steps).map_err(steps_error)?,
+            ))),
             Some("FlowMatchEulerDiscreteScheduler") => Ok(FlowScheduler::Euler(
                 FlowMatchEuler::new(&FlowMatchEulerConfig::from_json(path, raw)?, steps).map_err(steps_error)?,
             )),

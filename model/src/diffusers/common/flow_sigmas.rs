@@ -57,7 +57,9 @@ pub(crate) fn shift_sigma(s: f64, shift: f64) -> f64 {
 pub(crate) fn stretch_to_terminal(sigmas: &mut [f64], terminal: Option<f64>) -> Result<(), String> {
     let (Some(terminal), Some(&last)) = (terminal.filter(|&t| t != 0.0), sigmas.last()) else { return Ok(()) };
     if last == 1.0 {
-        return Err(format!("shift_terminal {terminal} cannot stretch a schedule that ends at sigma 1 (use more steps)"));
+        return Err(format!(
+            "shift_terminal {terminal} cannot stretch a schedule that ends at sigma 1 (use more steps)"
+        ));
     }
     let scale = (1.0 - last) / (1.0 - terminal);
     for s in sigmas {

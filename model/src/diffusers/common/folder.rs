@@ -69,7 +69,9 @@ impl ModelFolder {
             .as_object()
             .map(|o| {
                 o.iter()
-                    .filter(|(k, v)| !k.starts_with('_') && v.as_array().is_some_and(|a| a.first().is_some_and(|x| !x.is_null())))
+                    .filter(|(k, v)| {
+                        !k.starts_with('_') && v.as_array().is_some_and(|a| a.first().is_some_and(|x| !x.is_null()))
+                    })
                     .map(|(k, _)| k.clone())
                     .collect()
             })
@@ -84,11 +86,7 @@ impl ModelFolder {
     /// A component's config file.
     pub fn config(&self, component: &str, file: &str) -> Result<PathBuf, LoadError> {
         let p = self.root.join(component).join(file);
-        if p.is_file() {
-            Ok(p)
-        } else {
-            Err(LoadError::File { path: p, message: "missing file".into() })
-        }
+        if p.is_file() { Ok(p) } else { Err(LoadError::File { path: p, message: "missing file".into() }) }
     }
 
     /// Loads one component's weights (`stem`, in the precision `dtype` prefers), builds it, and
@@ -129,10 +127,11 @@ impl ModelFolder {
             Precision::F32 => ["", ".fp16"],
         } {
             // transformers and diffusers name a variant's index `x.safetensors.index.fp16.json`.
-            let index = [format!("{stem}{variant}.safetensors.index.json"), format!("{stem}.safetensors.index{variant}.json")]
-                .into_iter()
-                .map(|name| dir.join(name))
-                .find(|p| p.is_file());
+            let index =
+                [format!("{stem}{variant}.safetensors.index.json"), format!("{stem}.safetensors.index{variant}.json")]
+                    .into_iter()
+                    .map(|name| dir.join(name))
+                    .find(|p| p.is_file());
             if let Some(index) = index {
                 let raw: serde_json::Value = crate::diffusers::common::config::read_json(&index)?;
                 let mut files: Vec<String> = raw
@@ -205,10 +204,17 @@ fn wanted(files: &[String], precision: Precision) -> Vec<String> {
     dirs.sort_unstable();
     dirs.dedup();
     for dir in dirs {
-        let in_dir: Vec<&String> =
-            weights.iter().copied().filter(|f| f.starts_with(&format!("{dir}/")) && (f.ends_with(".safetensors") || is_index(f))).collect();
+        let in_dir: Vec<&String> = weights
+            .iter()
+            .copied()
+            .filter(|f| f.starts_with(&format!("{dir}/")) && (f.ends_with(".safetensors") || is_index(f)))
+            .collect();
         let want_half = precision == Precision::F16;
-        let half = if in_dir.iter().any(|f| f.ends_with(".safetensors") && is_half(f) == want_half) { want_half } else { !want_half };
+        let half = if in_dir.iter().any(|f| f.ends_with(".safetensors") && is_half(f) == want_half) {
+            want_half
+        } else {
+            !want_half
+        };
         out.extend(in_dir.into_iter().filter(|f| is_half(f) == half).cloned());
     }
     out
@@ -249,7 +255,10 @@ pub fn resolve(model: &str, precision: Precision, allow_download: bool) -> Resul
         return Ok(p.to_path_buf());
     }
     if !is_repo_id(model) {
-        return Err(LoadError::File { path: p.into(), message: "no such folder, and not a Hugging Face repo id (owner/name)".into() });
+        return Err(LoadError::File {
+            path: p.into(),
+            message: "no such folder, and not a Hugging Face repo id (owner/name)".into(),
+        });
     }
     if let Some(snapshot) = cached_snapshot(model) {
         return Ok(snapshot);

@@ -8,12 +8,8 @@ use image::RgbImage;
 
 /// RGB contribution of each latent channel (SD 1.x/2.x VAE space, least-squares fit published
 /// by the community for latent previews).
-const FACTORS: [[f32; 3]; 4] = [
-    [0.3512, 0.2297, 0.3227],
-    [0.3250, 0.4974, 0.2350],
-    [-0.2829, 0.1762, 0.2721],
-    [-0.2120, -0.2616, -0.7177],
-];
+const FACTORS: [[f32; 3]; 4] =
+    [[0.3512, 0.2297, 0.3227], [0.3250, 0.4974, 0.2350], [-0.2829, 0.1762, 0.2721], [-0.2120, -0.2616, -0.7177]];
 
 /// The preview of an unscaled latent `[4, h, w]` (as the UNet sees it); `None` for latent
 /// spaces of other widths, or when it cannot be read back.

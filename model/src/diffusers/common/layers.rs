@@ -2,9 +2,9 @@
 
 use crate::diffusers::common::weights::{LoadError, Vb};
 use burn::prelude::*;
+use burn::tensor::DType;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::DType;
 
 /// `torch.nn.Linear`: `weight` [out, in] (kept as stored, multiplied transposed), optional `bias`.
 #[derive(Debug, Clone)]
@@ -47,7 +47,14 @@ pub struct Conv2d {
 }
 
 impl Conv2d {
-    pub fn load(vb: &Vb, inp: usize, out: usize, kernel: usize, stride: usize, padding: usize) -> Result<Self, LoadError> {
+    pub fn load(
+        vb: &Vb,
+        inp: usize,
+        out: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+    ) -> Result<Self, LoadError> {
         Ok(Self {
             weight: vb.get("weight", [out, inp, kernel, kernel])?,
             bias: Some(vb.get("bias", [out])?),

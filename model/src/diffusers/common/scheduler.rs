@@ -136,9 +136,15 @@ impl SchedulerConfig {
             crate::diffusers::common::config::check_unsupported(path, &raw, UNSUPPORTED)?;
         }
         c.prediction().map_err(|why| LoadError::config(path, "prediction_type", &c.prediction_type, &why))?;
-        c.spacing().map_err(|why| LoadError::config(path, "timestep_spacing", format!("{:?}", c.timestep_spacing), &why))?;
+        c.spacing()
+            .map_err(|why| LoadError::config(path, "timestep_spacing", format!("{:?}", c.timestep_spacing), &why))?;
         if !matches!(c.timestep_type.as_deref(), None | Some("discrete") | Some("continuous")) {
-            return Err(LoadError::config(path, "timestep_type", format!("{:?}", c.timestep_type), "supported: discrete, continuous"));
+            return Err(LoadError::config(
+                path,
+                "timestep_type",
+                format!("{:?}", c.timestep_type),
+                "supported: discrete, continuous",
+            ));
         }
         if !matches!(c.beta_schedule.as_str(), "linear" | "scaled_linear") && c.trained_betas.is_none() {
             return Err(LoadError::config(path, "beta_schedule", &c.beta_schedule, "supported: linear, scaled_linear"));
@@ -192,7 +198,10 @@ impl SchedulerConfig {
         let betas: Vec<f32> = match (&self.trained_betas, self.beta_schedule.as_str()) {
             (Some(b), _) => b.iter().map(|&x| x as f32).collect(),
             (None, "scaled_linear") => {
-                torch_linspace_f32(self.beta_start.sqrt() as f32, self.beta_end.sqrt() as f32, n).iter().map(|b| b * b).collect()
+                torch_linspace_f32(self.beta_start.sqrt() as f32, self.beta_end.sqrt() as f32, n)
+                    .iter()
+                    .map(|b| b * b)
+                    .collect()
             }
             _ => torch_linspace_f32(self.beta_start as f32, self.beta_end as f32, n),
         };
@@ -215,9 +224,7 @@ pub(crate) fn torch_linspace_f32(start: f32, end: f32, steps: usize) -> Vec<f32>
     }
     let step = (end - start) / (steps - 1) as f32;
     let half = steps / 2;
-    (0..steps)
-        .map(|i| if i < half { start + step * i as f32 } else { end - step * (steps - i - 1) as f32 })
-        .collect()
+    (0..steps).map(|i| if i < half { start + step * i as f32 } else { end - step * (steps - i - 1) as f32 }).collect()
 }
 
 /// `np.interp` over integer grid points 0..len.
@@ -263,10 +270,9 @@ impl Scheduler {
         match config.kind() {
             kind @ (Kind::Euler | Kind::EulerAncestral) => {
                 let timesteps: Vec<f32> = match spacing {
-                    Spacing::Linspace => (0..steps)
-                        .rev()
-                        .map(|i| (i as f64 * linspace_step(n, steps)) as f32)
-                        .collect(),
+                    Spacing::Linspace => {
+                        (0..steps).rev().map(|i| (i as f64 * linspace_step(n, steps)) as f32).collect()
+                    }
                     Spacing::Leading => {
                         let ratio = n / steps;
                         (0..steps).rev().map(|i| (i * ratio) as f32 + config.steps_offset as f32).collect()
@@ -321,9 +327,7 @@ impl Scheduler {
                     Spacing::Trailing => trailing(n, steps),
                     Spacing::Linspace => (0..steps)
                         .rev()
-                        .map(|i| {
-                            (i as f64 * linspace_step(n, steps)).round_ties_even() as i64
-                        })
+                        .map(|i| (i as f64 * linspace_step(n, steps)).round_ties_even() as i64)
                         .collect(),
                 };
                 if let Some(bad) = timesteps.iter().find(|&&t| t < 0 || t as usize >= n) {
@@ -339,7 +343,11 @@ impl Scheduler {
                     final_alpha_cumprod: if set_alpha_to_one { 1.0 } else { ac[0] },
                     alphas_cumprod: ac,
                     step_ratio: n / steps,
-                    clip_sample: if config.clip_sample.unwrap_or(true) { Some(config.clip_sample_range as f32) } else { None },
+                    clip_sample: if config.clip_sample.unwrap_or(true) {
+                        Some(config.clip_sample_range as f32)
+                    } else {
+                        None
+                    },
                 })
             }
         }
@@ -401,10 +409,9 @@ impl Scheduler {
                 let b = 1.0 - a;
                 let (x0, eps) = match self.prediction {
                     Prediction::Epsilon => ((sample - output.clone() * b.sqrt()) / a.sqrt(), output),
-                    Prediction::VPrediction => (
-                        sample.clone() * a.sqrt() - output.clone() * b.sqrt(),
-                        output * a.sqrt() + sample * b.sqrt(),
-                    ),
+                    Prediction::VPrediction => {
+                        (sample.clone() * a.sqrt() - output.clone() * b.sqrt(), output * a.sqrt() + sample * b.sqrt())
+                    }
                 };
                 let x0 = match self.clip_sample {
                     Some(r) => x0.clamp(-r, r),
@@ -447,11 +454,7 @@ impl StepNoise {
 
 /// `np.linspace(0, n - 1, steps)`'s step.
 fn linspace_step(n: usize, steps: usize) -> f64 {
-    if steps < 2 {
-        0.0
-    } else {
-        (n - 1) as f64 / (steps - 1) as f64
-    }
+    if steps < 2 { 0.0 } else { (n - 1) as f64 / (steps - 1) as f64 }
 }
 
 /// diffusers' "trailing" spacing: `round(arange(n, 0, -n / steps)) - 1`.

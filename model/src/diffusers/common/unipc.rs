@@ -122,13 +122,28 @@ impl UniPCConfig {
         check_unsupported(path, raw, UNSUPPORTED)?;
         let c: RawConfig = parse_config(path, raw)?;
         if !c.use_flow_sigmas {
-            return Err(LoadError::config(path, "use_flow_sigmas", c.use_flow_sigmas, "this port implements the flow setting (true) only"));
+            return Err(LoadError::config(
+                path,
+                "use_flow_sigmas",
+                c.use_flow_sigmas,
+                "this port implements the flow setting (true) only",
+            ));
         }
         if c.prediction_type != "flow_prediction" {
-            return Err(LoadError::config(path, "prediction_type", &c.prediction_type, "this port implements flow_prediction only"));
+            return Err(LoadError::config(
+                path,
+                "prediction_type",
+                &c.prediction_type,
+                "this port implements flow_prediction only",
+            ));
         }
         if !c.predict_x0 {
-            return Err(LoadError::config(path, "predict_x0", c.predict_x0, "flow_prediction needs true (data prediction)"));
+            return Err(LoadError::config(
+                path,
+                "predict_x0",
+                c.predict_x0,
+                "flow_prediction needs true (data prediction)",
+            ));
         }
         let solver_type = match c.solver_type.as_str() {
             "bh1" => SolverType::Bh1,
@@ -141,14 +156,24 @@ impl UniPCConfig {
             other => return Err(LoadError::config(path, "final_sigmas_type", other, "supported: zero, sigma_min")),
         };
         if !matches!(c.timestep_spacing.as_str(), "linspace" | "leading" | "trailing") {
-            return Err(LoadError::config(path, "timestep_spacing", &c.timestep_spacing, "supported: linspace, leading, trailing"));
+            return Err(LoadError::config(
+                path,
+                "timestep_spacing",
+                &c.timestep_spacing,
+                "supported: linspace, leading, trailing",
+            ));
         }
         if c.solver_order == 0 {
             return Err(LoadError::config(path, "solver_order", c.solver_order, "must be at least 1"));
         }
         if solver_type == SolverType::Bh1 && final_sigma == FinalSigma::Zero {
             // B(h) = h is infinite on the step into sigma 0, and diffusers' last sample NaN.
-            return Err(LoadError::config(path, "solver_type", "bh1", "ending at sigma zero needs bh2 (or final_sigmas_type sigma_min)"));
+            return Err(LoadError::config(
+                path,
+                "solver_type",
+                "bh1",
+                "ending at sigma zero needs bh2 (or final_sigmas_type sigma_min)",
+            ));
         }
         // Full order on the last step: into sigma 0 diffusers divides by r_k = 0 (infinities);
         // to sigma_min h is 0 and order 3 and above solve for NaN.
@@ -352,14 +377,7 @@ impl UniPC {
             // Python's 1 / factorial is f64; PyTorch rounds it to f32 to subtract it.
             h_phi_k = h_phi_k / hh - (1.0 / factorial as f64) as f32;
         }
-        Coefficients {
-            ratio: sigma_t / sigma_s0,
-            alpha_phi: alpha_t * h_phi_1,
-            alpha_b: alpha_t * b_h,
-            rks,
-            r,
-            b,
-        }
+        Coefficients { ratio: sigma_t / sigma_s0, alpha_phi: alpha_t * h_phi_1, alpha_b: alpha_t * b_h, rks, r, b }
     }
 }
 

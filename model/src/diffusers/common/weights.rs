@@ -112,20 +112,29 @@ impl Weights {
     }
 
     /// Finds a key's bytes and hands (dtype, shape, bytes, file) to `decode`; marks it used.
-    fn read<R>(&self, key: &str, decode: impl FnOnce(StDtype, &[u8]) -> Option<R>) -> Result<(R, Vec<usize>), LoadError> {
+    fn read<R>(
+        &self,
+        key: &str,
+        decode: impl FnOnce(StDtype, &[u8]) -> Option<R>,
+    ) -> Result<(R, Vec<usize>), LoadError> {
         let Some(&i) = self.index.get(key) else {
             return Err(LoadError::Missing { path: self.path_of(key).into(), key: key.into() });
         };
         let Some(file) = self.files.get(i) else {
-            return Err(LoadError::File { path: self.path_of(key).into(), message: format!("`{key}`: names and shapes only, no data") });
+            return Err(LoadError::File {
+                path: self.path_of(key).into(),
+                message: format!("`{key}`: names and shapes only, no data"),
+            });
         };
         let st = SafeTensors::deserialize(&file.map)
             .map_err(|e| LoadError::File { path: file.path.clone(), message: e.to_string() })?;
-        let view = st
-            .tensor(key)
-            .map_err(|e| LoadError::File { path: file.path.clone(), message: e.to_string() })?;
+        let view = st.tensor(key).map_err(|e| LoadError::File { path: file.path.clone(), message: e.to_string() })?;
         let Some(values) = decode(view.dtype(), view.data()) else {
-            return Err(LoadError::Dtype { path: file.path.clone(), key: key.into(), dtype: format!("{:?}", view.dtype()) });
+            return Err(LoadError::Dtype {
+                path: file.path.clone(),
+                key: key.into(),
+                dtype: format!("{:?}", view.dtype()),
+            });
         };
         self.used.borrow_mut().insert(key.to_string());
         Ok((values, view.shape().to_vec()))
@@ -136,7 +145,9 @@ impl Weights {
         self.read(key, |dtype, b| match dtype {
             StDtype::F32 => Some(b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()),
             StDtype::F16 => Some(b.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect()),
-            StDtype::BF16 => Some(b.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect()),
+            StDtype::BF16 => {
+                Some(b.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect())
+            }
             _ => None,
         })
     }
@@ -144,8 +155,12 @@ impl Weights {
     /// Reads an integer buffer (e.g. CLIP's `position_ids`).
     pub fn read_i64(&self, key: &str) -> Result<Vec<i64>, LoadError> {
         let (values, _) = self.read(key, |dtype, b| match dtype {
-            StDtype::I64 => Some(b.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes"))).collect()),
-            StDtype::I32 => Some(b.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().expect("4 bytes")) as i64).collect()),
+            StDtype::I64 => {
+                Some(b.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes"))).collect())
+            }
+            StDtype::I32 => {
+                Some(b.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().expect("4 bytes")) as i64).collect())
+            }
             _ => None,
         })?;
         Ok(values)
@@ -159,7 +174,12 @@ impl Weights {
             return Err(LoadError::Missing { path: origin.clone(), key: key.into() });
         };
         if found[..] != shape[..] {
-            return Err(LoadError::Shape { path: origin.clone(), key: key.into(), found: found.clone(), expected: shape.to_vec() });
+            return Err(LoadError::Shape {
+                path: origin.clone(),
+                key: key.into(),
+                found: found.clone(),
+                expected: shape.to_vec(),
+            });
         }
         self.used.borrow_mut().insert(key.to_string());
         Ok(true)
@@ -182,7 +202,12 @@ impl Weights {
         }
         let (values, found) = self.read_f32(key)?;
         if found != shape {
-            return Err(LoadError::Shape { path: self.path_of(key).into(), key: key.into(), found, expected: shape.to_vec() });
+            return Err(LoadError::Shape {
+                path: self.path_of(key).into(),
+                key: key.into(),
+                found,
+                expected: shape.to_vec(),
+            });
         }
         let t = Tensor::<D>::from_data(TensorData::new(values, shape), &self.device);
         Ok(if dtype == DType::F32 { t } else { t.cast(dtype) })
@@ -196,7 +221,12 @@ impl Weights {
         }
         let (values, found) = self.read_f32(key)?;
         if found != shape {
-            return Err(LoadError::Shape { path: self.path_of(key).into(), key: key.into(), found, expected: shape.to_vec() });
+            return Err(LoadError::Shape {
+                path: self.path_of(key).into(),
+                key: key.into(),
+                found,
+                expected: shape.to_vec(),
+            });
         }
         Ok(values)
     }
@@ -241,11 +271,7 @@ impl<'a> Vb<'a> {
     }
 
     pub fn key(&self, name: &str) -> String {
-        if self.prefix.is_empty() {
-            name.to_string()
-        } else {
-            format!("{}.{name}", self.prefix)
-        }
+        if self.prefix.is_empty() { name.to_string() } else { format!("{}.{name}", self.prefix) }
     }
 
     pub fn get<const D: usize>(&self, name: &str, shape: [usize; D]) -> Result<Tensor<D>, LoadError> {

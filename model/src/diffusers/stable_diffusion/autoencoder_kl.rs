@@ -1,9 +1,9 @@
 //! diffusers' `AutoencoderKL` (encode to a diagonal Gaussian, decode), driven by `vae/config.json`.
 
 use crate::diffusers::common::blocks::{Attention, Downsample2D, ResnetBlock2D, Upsample2D};
+use crate::diffusers::common::config::check_unsupported;
 use crate::diffusers::common::layers::{Conv2d, GroupNorm};
 use crate::diffusers::common::weights::{LoadError, Vb, Weights};
-use crate::diffusers::common::config::check_unsupported;
 use burn::prelude::*;
 use burn::tensor::activation::silu;
 use serde::Deserialize;
@@ -67,7 +67,10 @@ impl AutoencoderKLConfig {
         crate::diffusers::common::config::check_block_lists(
             path,
             c.block_out_channels.len(),
-            [("down_block_types", &c.down_block_types, &["DownEncoderBlock2D"]), ("up_block_types", &c.up_block_types, &["UpDecoderBlock2D"])],
+            [
+                ("down_block_types", &c.down_block_types, &["DownEncoderBlock2D"]),
+                ("up_block_types", &c.up_block_types, &["UpDecoderBlock2D"]),
+            ],
         )?;
         Ok(c)
     }
@@ -141,7 +144,15 @@ pub struct Encoder {
 
 impl Encoder {
     /// diffusers' `Encoder` with `double_z`: `2 * latent` output channels (mean and log variance).
-    pub fn load(vb: &Vb, in_channels: usize, ch: &[usize], layers: usize, groups: usize, latent: usize, mid_attention: bool) -> Result<Self, LoadError> {
+    pub fn load(
+        vb: &Vb,
+        in_channels: usize,
+        ch: &[usize],
+        layers: usize,
+        groups: usize,
+        latent: usize,
+        mid_attention: bool,
+    ) -> Result<Self, LoadError> {
         let n = ch.len();
         let mut down_blocks = Vec::new();
         let mut prev = ch[0];
@@ -149,9 +160,23 @@ impl Encoder {
             let b = vb.pp("down_blocks").pp(i);
             down_blocks.push(CoderBlock {
                 resnets: (0..layers)
-                    .map(|j| ResnetBlock2D::load(&b.pp("resnets").pp(j), if j == 0 { prev } else { out }, out, None, groups, 1e-6, 1.0))
+                    .map(|j| {
+                        ResnetBlock2D::load(
+                            &b.pp("resnets").pp(j),
+                            if j == 0 { prev } else { out },
+                            out,
+                            None,
+                            groups,
+                            1e-6,
+                            1.0,
+                        )
+                    })
                     .collect::<Result<_, _>>()?,
-                down: if i + 1 < n { Some(Downsample2D::load(&b.pp("downsamplers").pp(0), out, out, 0)?) } else { None },
+                down: if i + 1 < n {
+                    Some(Downsample2D::load(&b.pp("downsamplers").pp(0), out, out, 0)?)
+                } else {
+                    None
+                },
                 up: None,
             });
             prev = out;
@@ -213,7 +238,8 @@ impl AutoencoderKL {
         let n = ch.len();
         let g = c.norm_num_groups;
         let l = c.latent_channels;
-        let encoder = Encoder::load(&vb.pp("encoder"), c.in_channels, ch, c.layers_per_block, g, l, c.mid_block_add_attention)?;
+        let encoder =
+            Encoder::load(&vb.pp("encoder"), c.in_channels, ch, c.layers_per_block, g, l, c.mid_block_add_attention)?;
 
         let d = vb.pp("decoder");
         let mut up_blocks = Vec::new();
@@ -223,7 +249,17 @@ impl AutoencoderKL {
             let out = ch[n - 1 - i];
             up_blocks.push(CoderBlock {
                 resnets: (0..c.layers_per_block + 1)
-                    .map(|j| ResnetBlock2D::load(&b.pp("resnets").pp(j), if j == 0 { prev } else { out }, out, None, g, 1e-6, 1.0))
+                    .map(|j| {
+                        ResnetBlock2D::load(
+                            &b.pp("resnets").pp(j),
+                            if j == 0 { prev } else { out },
+                            out,
+                            None,
+                            g,
+                            1e-6,
+                            1.0,
+                        )
+                    })
                     .collect::<Result<_, _>>()?,
                 down: None,
                 up: if i + 1 < n { Some(Upsample2D::load(&b.pp("upsamplers").pp(0), out, out)?) } else { None },
@@ -240,8 +276,16 @@ impl AutoencoderKL {
         Ok(Self {
             encoder,
             decoder,
-            quant_conv: if c.use_quant_conv { Some(Conv2d::load(&vb.pp("quant_conv"), 2 * l, 2 * l, 1, 1, 0)?) } else { None },
-            post_quant_conv: if c.use_post_quant_conv { Some(Conv2d::load(&vb.pp("post_quant_conv"), l, l, 1, 1, 0)?) } else { None },
+            quant_conv: if c.use_quant_conv {
+                Some(Conv2d::load(&vb.pp("quant_conv"), 2 * l, 2 * l, 1, 1, 0)?)
+            } else {
+                None
+            },
+            post_quant_conv: if c.use_post_quant_conv {
+                Some(Conv2d::load(&vb.pp("post_quant_conv"), l, l, 1, 1, 0)?)
+            } else {
+                None
+            },
             config: c.clone(),
         })
     }

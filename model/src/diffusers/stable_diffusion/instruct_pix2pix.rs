@@ -134,7 +134,10 @@ impl InstructPix2Pix {
         }
         if let Some(steps) = &req.step_noise {
             if steps.len() < req.steps || steps.iter().any(|s| s.len() != want || !finite(s)) {
-                return bad(format!("step noise must hold {} steps of {want} finite values ([{}, 1, 4, {h}, {w}])", req.steps, req.steps));
+                return bad(format!(
+                    "step noise must hold {} steps of {want} finite values ([{}, 1, 4, {h}, {w}])",
+                    req.steps, req.steps
+                ));
             }
         }
         Ok(())
@@ -196,7 +199,11 @@ impl InstructPix2Pix {
                 return Err(GenerateError::Cancelled);
             }
             let t = scheduler.timesteps[i];
-            let input = if guided { Tensor::cat(vec![latents.clone(), latents.clone(), latents.clone()], 0) } else { latents.clone() };
+            let input = if guided {
+                Tensor::cat(vec![latents.clone(), latents.clone(), latents.clone()], 0)
+            } else {
+                latents.clone()
+            };
             // The scheduler scales the noisy latents only; the image latents join after.
             let input = scheduler.scale_model_input(input, i).cast(sd.dtype);
             let input = Tensor::cat(vec![input, image_latents.clone()], 1);
@@ -207,7 +214,9 @@ impl InstructPix2Pix {
                 let uncond = thirds.pop().expect("three parts");
                 let with_image = thirds.pop().expect("three parts");
                 let with_text = thirds.pop().expect("three parts");
-                uncond.clone() + (with_text - with_image.clone()) * req.guidance + (with_image - uncond) * req.image_guidance
+                uncond.clone()
+                    + (with_text - with_image.clone()) * req.guidance
+                    + (with_image - uncond) * req.image_guidance
             } else {
                 out
             };

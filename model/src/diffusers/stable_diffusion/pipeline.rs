@@ -1,13 +1,13 @@
 //! The Stable Diffusion text-to-image pipeline (diffusers' `StableDiffusionPipeline`).
 
-use crate::diffusers::stable_diffusion::autoencoder_kl::{AutoencoderKL, AutoencoderKLConfig};
-use crate::diffusers::clip::text::{ClipTextConfig, ClipTextModel};
-use crate::diffusers::common::folder::{ModelFolder, PipelineKind};
-use crate::diffusers::common::scheduler::{Kind, Scheduler, SchedulerConfig, StepNoise};
-use crate::diffusers::clip::tokenizer::ClipTokenizer;
 use super::unet_2d_condition::{UNet2DConditionConfig, UNet2DConditionModel};
-use crate::diffusers::common::weights::LoadError;
+use crate::diffusers::clip::text::{ClipTextConfig, ClipTextModel};
+use crate::diffusers::clip::tokenizer::ClipTokenizer;
+use crate::diffusers::common::folder::{ModelFolder, PipelineKind};
 use crate::diffusers::common::latent_preview::latent_to_rgb;
+use crate::diffusers::common::scheduler::{Kind, Scheduler, SchedulerConfig, StepNoise};
+use crate::diffusers::common::weights::LoadError;
+use crate::diffusers::stable_diffusion::autoencoder_kl::{AutoencoderKL, AutoencoderKLConfig};
 use crate::generate::{GenerateError, PreviewClock, Progress};
 use crate::rng::Rng;
 use burn::prelude::*;
@@ -87,8 +87,9 @@ impl StableDiffusion {
         let tokenizer = ClipTokenizer::load(&root.join("tokenizer"))?;
         let te_cfg_path = folder.config("text_encoder", "config.json")?;
         let te_cfg = ClipTextConfig::read(&te_cfg_path)?;
-        let (text_encoder, n_te) =
-            folder.load_component("text_encoder", "model", device, dtype, |w| ClipTextModel::load(w, &te_cfg, &te_cfg_path))?;
+        let (text_encoder, n_te) = folder.load_component("text_encoder", "model", device, dtype, |w| {
+            ClipTextModel::load(w, &te_cfg, &te_cfg_path)
+        })?;
         let unet_cfg = UNet2DConditionConfig::read(&folder.config("unet", "config.json")?)?;
         let blocks = unet_cfg.block_out_channels.len();
         let dims = unet_cfg.cross_attention_dim.per_block(blocks).unwrap_or_default();
@@ -100,10 +101,12 @@ impl StableDiffusion {
                 &format!("the text encoder gives {} features", te_cfg.hidden_size),
             ));
         }
-        let (unet, n_unet) =
-            folder.load_component("unet", "diffusion_pytorch_model", device, dtype, |w| UNet2DConditionModel::load(w, &unet_cfg))?;
+        let (unet, n_unet) = folder.load_component("unet", "diffusion_pytorch_model", device, dtype, |w| {
+            UNet2DConditionModel::load(w, &unet_cfg)
+        })?;
         let vae_cfg = AutoencoderKLConfig::read(&folder.config("vae", "config.json")?)?;
-        let (vae, n_vae) = folder.load_component("vae", "diffusion_pytorch_model", device, dtype, |w| AutoencoderKL::load(w, &vae_cfg))?;
+        let (vae, n_vae) = folder
+            .load_component("vae", "diffusion_pytorch_model", device, dtype, |w| AutoencoderKL::load(w, &vae_cfg))?;
         let scheduler = SchedulerConfig::read(&folder.config("scheduler", "scheduler_config.json")?)?;
         Ok(Self {
             tokenizer,
@@ -135,7 +138,10 @@ impl StableDiffusion {
         let bad = |m: String| Err(GenerateError::InvalidRequest(m));
         let f = self.scale_factor();
         if req.width == 0 || req.height == 0 || req.width % f != 0 || req.height % f != 0 {
-            return bad(format!("width and height must be positive multiples of {f}, got {}x{}", req.width, req.height));
+            return bad(format!(
+                "width and height must be positive multiples of {f}, got {}x{}",
+                req.width, req.height
+            ));
         }
         if req.width * req.height > 2048 * 2048 {
             return bad(format!("{}x{} is too large (at most 2048x2048 pixels)", req.width, req.height));
@@ -149,7 +155,11 @@ impl StableDiffusion {
         if let Some(noise) = &req.noise {
             let want = 4 * (req.height / f) * (req.width / f);
             if noise.len() != want || noise.iter().any(|v| !v.is_finite()) {
-                return bad(format!("noise must hold {want} finite values ([1, 4, {}, {}])", req.height / f, req.width / f));
+                return bad(format!(
+                    "noise must hold {want} finite values ([1, 4, {}, {}])",
+                    req.height / f,
+                    req.width / f
+                ));
             }
         }
         Ok(())

@@ -1,9 +1,11 @@
 //! diffusers' `UNet2DConditionModel` (SD 1.x, SD 2.x, SD-Turbo), driven by `unet/config.json`.
 
-use crate::diffusers::common::blocks::{timestep_features, Downsample2D, ResnetBlock2D, TimestepEmbedding, Transformer2DModel, Upsample2D};
+use crate::diffusers::common::blocks::{
+    Downsample2D, ResnetBlock2D, TimestepEmbedding, Transformer2DModel, Upsample2D, timestep_features,
+};
+use crate::diffusers::common::config::{IntOrList, check_unsupported};
 use crate::diffusers::common::layers::{Conv2d, GroupNorm};
 use crate::diffusers::common::weights::{LoadError, Vb, Weights};
-use crate::diffusers::common::config::{check_unsupported, IntOrList};
 use burn::prelude::*;
 use burn::tensor::activation::silu;
 use serde::Deserialize;
@@ -142,10 +144,20 @@ impl UNet2DConditionConfig {
         let heads = c.heads();
         for (i, (&ch, &h)) in c.block_out_channels.iter().zip(&heads).enumerate() {
             if h == 0 || ch % h != 0 {
-                return Err(LoadError::config(path, "attention_head_dim", &c.attention_head_dim, &format!("block {i}: {ch} channels do not split into {h} heads")));
+                return Err(LoadError::config(
+                    path,
+                    "attention_head_dim",
+                    &c.attention_head_dim,
+                    &format!("block {i}: {ch} channels do not split into {h} heads"),
+                ));
             }
             if ch % c.norm_num_groups != 0 {
-                return Err(LoadError::config(path, "norm_num_groups", c.norm_num_groups, &format!("block {i} has {ch} channels")));
+                return Err(LoadError::config(
+                    path,
+                    "norm_num_groups",
+                    c.norm_num_groups,
+                    &format!("block {i} has {ch} channels"),
+                ));
             }
         }
         Ok(c)
@@ -204,13 +216,22 @@ impl UNet2DConditionModel {
             let mut level = Level { resnets: vec![], attentions: vec![], resample_down: None, resample_up: None };
             for j in 0..layers[i] {
                 let inp = if j == 0 { prev } else { out };
-                level.resnets.push(ResnetBlock2D::load(&b.pp("resnets").pp(j), inp, out, Some(temb), groups, eps, 1.0)?);
+                level.resnets.push(ResnetBlock2D::load(
+                    &b.pp("resnets").pp(j),
+                    inp,
+                    out,
+                    Some(temb),
+                    groups,
+                    eps,
+                    1.0,
+                )?);
                 if cross_attn {
                     level.attentions.push(attn(&b.pp("attentions").pp(j), out, heads[i], tlayers[i], cross[i])?);
                 }
             }
             if i + 1 < n {
-                level.resample_down = Some(Downsample2D::load(&b.pp("downsamplers").pp(0), out, out, c.downsample_padding)?);
+                level.resample_down =
+                    Some(Downsample2D::load(&b.pp("downsamplers").pp(0), out, out, c.downsample_padding)?);
             }
             down_blocks.push(level);
             prev = out;
@@ -220,7 +241,17 @@ impl UNet2DConditionModel {
         let last = ch[n - 1];
         let mid_block = Level {
             resnets: (0..2)
-                .map(|j| ResnetBlock2D::load(&m.pp("resnets").pp(j), last, last, Some(temb), groups, eps, c.mid_block_scale_factor))
+                .map(|j| {
+                    ResnetBlock2D::load(
+                        &m.pp("resnets").pp(j),
+                        last,
+                        last,
+                        Some(temb),
+                        groups,
+                        eps,
+                        c.mid_block_scale_factor,
+                    )
+                })
                 .collect::<Result<_, _>>()?,
             attentions: vec![attn(&m.pp("attentions").pp(0), last, heads[n - 1], tlayers[n - 1], cross[n - 1])?],
             resample_down: None,
@@ -240,7 +271,15 @@ impl UNet2DConditionModel {
             for j in 0..count {
                 let skip = if j == count - 1 { input } else { out };
                 let inp = if j == 0 { prev_out } else { out };
-                level.resnets.push(ResnetBlock2D::load(&b.pp("resnets").pp(j), inp + skip, out, Some(temb), groups, eps, 1.0)?);
+                level.resnets.push(ResnetBlock2D::load(
+                    &b.pp("resnets").pp(j),
+                    inp + skip,
+                    out,
+                    Some(temb),
+                    groups,
+                    eps,
+                    1.0,
+                )?);
                 if cross_attn {
                     level.attentions.push(attn(&b.pp("attentions").pp(j), out, heads[rev], tlayers[rev], cross[rev])?);
                 }

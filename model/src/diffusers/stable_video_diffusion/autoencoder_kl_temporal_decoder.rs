@@ -5,11 +5,11 @@
 //! The decoder's temporal group norms take statistics over all frames decoded together, so the
 //! frames of one call form a chunk as in diffusers' `decode_chunk_size`.
 
-use crate::diffusers::stable_diffusion::autoencoder_kl::{d1, d3, d4, sf, split_moments, yes, Encoder};
 use crate::diffusers::common::blocks::{Attention, Upsample2D};
 use crate::diffusers::common::layers::{Conv2d, GroupNorm};
-use crate::diffusers::stable_video_diffusion::spatio_temporal::{SpatioTemporalResBlock, TemporalConv};
 use crate::diffusers::common::weights::{LoadError, Vb, Weights};
+use crate::diffusers::stable_diffusion::autoencoder_kl::{Encoder, d1, d3, d4, sf, split_moments, yes};
+use crate::diffusers::stable_video_diffusion::spatio_temporal::{SpatioTemporalResBlock, TemporalConv};
 use burn::prelude::*;
 use burn::tensor::activation::silu;
 use serde::Deserialize;
@@ -38,13 +38,23 @@ impl TemporalDecoderVaeConfig {
     pub fn read(path: &Path) -> Result<Self, LoadError> {
         let c: Self = crate::diffusers::common::config::read_json(path)?;
         if c.block_out_channels.is_empty() || c.down_block_types.len() != c.block_out_channels.len() {
-            return Err(LoadError::config(path, "down_block_types", c.down_block_types.len(), "block lists must have one entry per block_out_channels"));
+            return Err(LoadError::config(
+                path,
+                "down_block_types",
+                c.down_block_types.len(),
+                "block lists must have one entry per block_out_channels",
+            ));
         }
         if let Some(t) = c.down_block_types.iter().find(|t| *t != "DownEncoderBlock2D") {
             return Err(LoadError::config(path, "down_block_types", t, "supported: DownEncoderBlock2D"));
         }
         if let Some(ch) = c.block_out_channels.iter().find(|ch| **ch % 32 != 0) {
-            return Err(LoadError::config(path, "block_out_channels", ch, "every level needs a multiple of 32 channels (32 norm groups)"));
+            return Err(LoadError::config(
+                path,
+                "block_out_channels",
+                ch,
+                "every level needs a multiple of 32 channels (32 norm groups)",
+            ));
         }
         Ok(c)
     }
@@ -118,7 +128,9 @@ impl TemporalDecoder {
         let last = ch[n - 1];
         let m = vb.pp("mid_block");
         let mid_block = MidBlock {
-            resnets: (0..c.layers_per_block).map(|j| temporal_resnet(&m.pp("resnets").pp(j), last, last)).collect::<Result<_, _>>()?,
+            resnets: (0..c.layers_per_block)
+                .map(|j| temporal_resnet(&m.pp("resnets").pp(j), last, last))
+                .collect::<Result<_, _>>()?,
             attention: Attention::load_spatial(&m.pp("attentions").pp(0), last, last, 32, 1e-6)?,
         };
         let mut up_blocks = Vec::new();
@@ -186,7 +198,15 @@ impl AutoencoderKLTemporalDecoder {
         let vb = weights.root();
         let l = c.latent_channels;
         Ok(Self {
-            encoder: Encoder::load(&vb.pp("encoder"), c.in_channels, &c.block_out_channels, c.layers_per_block, 32, l, true)?,
+            encoder: Encoder::load(
+                &vb.pp("encoder"),
+                c.in_channels,
+                &c.block_out_channels,
+                c.layers_per_block,
+                32,
+                l,
+                true,
+            )?,
             quant_conv: Conv2d::load(&vb.pp("quant_conv"), 2 * l, 2 * l, 1, 1, 0)?,
             decoder: TemporalDecoder::load(&vb.pp("decoder"), c)?,
             config: c.clone(),

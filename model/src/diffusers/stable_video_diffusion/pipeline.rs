@@ -10,15 +10,19 @@
 //! chunked whenever its score matrix would be large (see `blocks::multi_head_attention`), and
 //! the VAE decodes `decode_chunk` frames at a time.
 
-use crate::diffusers::stable_video_diffusion::autoencoder_kl_temporal_decoder::{AutoencoderKLTemporalDecoder, TemporalDecoderVaeConfig};
 use crate::diffusers::clip::vision::{ClipVisionConfig, ClipVisionModelWithProjection};
 use crate::diffusers::common::folder::{ModelFolder, PipelineKind};
-pub use crate::diffusers::common::video::{GeneratedVideo, MemoryMode};
 use crate::diffusers::common::image_processing::Planar;
-use crate::diffusers::common::scheduler::{torch_linspace_f32, Scheduler, SchedulerConfig, StepNoise};
-use crate::diffusers::stable_video_diffusion::unet_spatio_temporal::{UNetSpatioTemporalConditionModel, UNetSpatioTemporalConfig};
-use crate::diffusers::common::weights::LoadError;
 use crate::diffusers::common::latent_preview::latent_to_rgb;
+use crate::diffusers::common::scheduler::{Scheduler, SchedulerConfig, StepNoise, torch_linspace_f32};
+pub use crate::diffusers::common::video::{GeneratedVideo, MemoryMode};
+use crate::diffusers::common::weights::LoadError;
+use crate::diffusers::stable_video_diffusion::autoencoder_kl_temporal_decoder::{
+    AutoencoderKLTemporalDecoder, TemporalDecoderVaeConfig,
+};
+use crate::diffusers::stable_video_diffusion::unet_spatio_temporal::{
+    UNetSpatioTemporalConditionModel, UNetSpatioTemporalConfig,
+};
 use crate::generate::{GenerateError, PreviewClock, Progress};
 use crate::rng::Rng;
 use burn::prelude::*;
@@ -129,7 +133,8 @@ impl StableVideoDiffusion {
         let unet_path = folder.config("unet", "config.json")?;
         let unet_config = UNetSpatioTemporalConfig::read(&unet_path)?;
         let n = unet_config.block_out_channels.len();
-        if unet_config.cross_attention_dim.per_block(n).unwrap_or_default().iter().any(|&d| d != enc_cfg.projection_dim) {
+        if unet_config.cross_attention_dim.per_block(n).unwrap_or_default().iter().any(|&d| d != enc_cfg.projection_dim)
+        {
             return Err(LoadError::config(
                 &unet_path,
                 "cross_attention_dim",
@@ -138,12 +143,17 @@ impl StableVideoDiffusion {
             ));
         }
         let vae_config = TemporalDecoderVaeConfig::read(&folder.config("vae", "config.json")?)?;
-        if unet_config.in_channels != 2 * vae_config.latent_channels || unet_config.out_channels != vae_config.latent_channels {
+        if unet_config.in_channels != 2 * vae_config.latent_channels
+            || unet_config.out_channels != vae_config.latent_channels
+        {
             return Err(LoadError::config(
                 &unet_path,
                 "in_channels",
                 unet_config.in_channels,
-                &format!("the VAE has {} latent channels: the UNet takes twice that (noisy + image latents)", vae_config.latent_channels),
+                &format!(
+                    "the VAE has {} latent channels: the UNet takes twice that (noisy + image latents)",
+                    vae_config.latent_channels
+                ),
             ));
         }
         let scheduler = SchedulerConfig::read(&folder.config("scheduler", "scheduler_config.json")?)?;
@@ -194,11 +204,7 @@ impl StableVideoDiffusion {
 
     /// The VAE runs in f32 when its config forces an upcast (SVD's does), as diffusers encodes.
     fn vae_dtype(&self) -> DType {
-        if self.vae_config.force_upcast {
-            DType::F32
-        } else {
-            self.dtype
-        }
+        if self.vae_config.force_upcast { DType::F32 } else { self.dtype }
     }
 
     fn load_vae(&self) -> Result<(AutoencoderKLTemporalDecoder, usize), LoadError> {
@@ -227,7 +233,10 @@ impl StableVideoDiffusion {
         let bad = |m: String| Err(GenerateError::InvalidRequest(m));
         let unit = self.scale_factor();
         if req.width == 0 || req.height == 0 || req.width % unit != 0 || req.height % unit != 0 {
-            return bad(format!("width and height must be positive multiples of {unit}, got {}x{}", req.width, req.height));
+            return bad(format!(
+                "width and height must be positive multiples of {unit}, got {}x{}",
+                req.width, req.height
+            ));
         }
         if req.width * req.height > 2048 * 2048 {
             return bad(format!("{}x{} is too large (at most 2048x2048 pixels)", req.width, req.height));
@@ -267,7 +276,10 @@ impl StableVideoDiffusion {
         if let Some(noise) = &req.image_noise {
             let want = 3 * req.height * req.width;
             if noise.len() != want || noise.iter().any(|v| !v.is_finite()) {
-                return bad(format!("image noise must hold {want} finite values ([1, 3, {}, {}])", req.height, req.width));
+                return bad(format!(
+                    "image noise must hold {want} finite values ([1, 3, {}, {}])",
+                    req.height, req.width
+                ));
             }
         }
         Ok(())
@@ -339,7 +351,12 @@ impl StableVideoDiffusion {
         let input = if (image.width() as usize, image.height() as usize) == (req.width, req.height) {
             image
         } else {
-            resized = image::imageops::resize(image, req.width as u32, req.height as u32, image::imageops::FilterType::Lanczos3);
+            resized = image::imageops::resize(
+                image,
+                req.width as u32,
+                req.height as u32,
+                image::imageops::FilterType::Lanczos3,
+            );
             &resized
         };
         // In low-memory mode the VAE is loaded to encode, freed while the UNet runs, and
@@ -363,7 +380,8 @@ impl StableVideoDiffusion {
         let image_latents = image_latent.unsqueeze_dim::<5>(1).expand([1, frames, l, h, w]);
         let ids = [(req.fps - 1) as f32, req.motion_bucket as f32, req.noise_aug];
         let guidance = torch_linspace_f32(req.min_guidance, req.max_guidance, frames);
-        let guidance = Tensor::<1>::from_data(TensorData::new(guidance, [frames]), device).reshape([1, frames, 1, 1, 1]);
+        let guidance =
+            Tensor::<1>::from_data(TensorData::new(guidance, [frames]), device).reshape([1, frames, 1, 1, 1]);
         let latents = Tensor::<5>::from_data(TensorData::new(noise, [1, frames, l, h, w]), device);
         let mut latents = latents * scheduler.init_noise_sigma;
         {
@@ -454,7 +472,12 @@ impl StableVideoDiffusion {
     }
 
     /// The loaded components, for parity tests (loads them when not resident).
-    pub fn parts(&self) -> Result<(ClipVisionModelWithProjection, AutoencoderKLTemporalDecoder, UNetSpatioTemporalConditionModel), LoadError> {
+    pub fn parts(
+        &self,
+    ) -> Result<
+        (ClipVisionModelWithProjection, AutoencoderKLTemporalDecoder, UNetSpatioTemporalConditionModel),
+        LoadError,
+    > {
         match &self.resident {
             Some(c) => Ok((c.image_encoder.clone(), c.vae.clone(), c.unet.clone())),
             None => Ok((self.load_image_encoder()?.0, self.load_vae()?.0, self.load_unet()?.0)),

@@ -7,7 +7,9 @@
 //! temporal decoder both build it so), which makes each blender a fixed mix; that is the case
 //! ported here.
 
-use crate::diffusers::common::blocks::{timestep_features, Attention, BasicTransformerBlock, FeedForward, ResnetBlock2D, TimestepEmbedding};
+use crate::diffusers::common::blocks::{
+    Attention, BasicTransformerBlock, FeedForward, ResnetBlock2D, TimestepEmbedding, timestep_features,
+};
 use crate::diffusers::common::layers::{GroupNorm, LayerNorm, Linear};
 use crate::diffusers::common::weights::{LoadError, Vb};
 use burn::prelude::*;
@@ -65,7 +67,11 @@ impl TemporalResnetBlock {
             },
             norm2: GroupNorm::load(&vb.pp("norm2"), 32, out, eps)?,
             conv2: TemporalConv::load(&vb.pp("conv2"), out, out, 3)?,
-            conv_shortcut: if inp != out { Some(TemporalConv::load(&vb.pp("conv_shortcut"), inp, out, 1)?) } else { None },
+            conv_shortcut: if inp != out {
+                Some(TemporalConv::load(&vb.pp("conv_shortcut"), inp, out, 1)?)
+            } else {
+                None
+            },
         })
     }
 
@@ -121,7 +127,15 @@ pub struct SpatioTemporalResBlock {
 impl SpatioTemporalResBlock {
     /// `eps` for the spatial block, `temporal_eps` for the temporal one; the temporal decoder
     /// switches the blend (`switch`).
-    pub fn load(vb: &Vb, inp: usize, out: usize, temb: Option<usize>, eps: f64, temporal_eps: f64, switch: bool) -> Result<Self, LoadError> {
+    pub fn load(
+        vb: &Vb,
+        inp: usize,
+        out: usize,
+        temb: Option<usize>,
+        eps: f64,
+        temporal_eps: f64,
+        switch: bool,
+    ) -> Result<Self, LoadError> {
         Ok(Self {
             spatial_res_block: ResnetBlock2D::load(&vb.pp("spatial_res_block"), inp, out, temb, 32, eps, 1.0)?,
             temporal_res_block: TemporalResnetBlock::load(&vb.pp("temporal_res_block"), out, out, temb, temporal_eps)?,
@@ -162,7 +176,14 @@ pub struct TemporalBasicTransformerBlock {
 }
 
 impl TemporalBasicTransformerBlock {
-    pub fn load(vb: &Vb, dim: usize, inner: usize, heads: usize, dim_head: usize, cross_dim: Option<usize>) -> Result<Self, LoadError> {
+    pub fn load(
+        vb: &Vb,
+        dim: usize,
+        inner: usize,
+        heads: usize,
+        dim_head: usize,
+        cross_dim: Option<usize>,
+    ) -> Result<Self, LoadError> {
         Ok(Self {
             norm_in: LayerNorm::load(&vb.pp("norm_in"), dim, 1e-5)?,
             ff_in: FeedForward::load(&vb.pp("ff_in"), dim, inner, 4, true)?,
@@ -220,18 +241,41 @@ pub struct TransformerSpatioTemporalModel {
 }
 
 impl TransformerSpatioTemporalModel {
-    pub fn load(vb: &Vb, channels: usize, heads: usize, dim_head: usize, layers: usize, cross_dim: usize) -> Result<Self, LoadError> {
+    pub fn load(
+        vb: &Vb,
+        channels: usize,
+        heads: usize,
+        dim_head: usize,
+        layers: usize,
+        cross_dim: usize,
+    ) -> Result<Self, LoadError> {
         let inner = heads * dim_head;
         Ok(Self {
             norm: GroupNorm::load(&vb.pp("norm"), 32, channels, 1e-6)?,
             proj_in: Linear::load(&vb.pp("proj_in"), channels, inner, true)?,
             transformer_blocks: (0..layers)
-                .map(|i| BasicTransformerBlock::load(&vb.pp("transformer_blocks").pp(i), inner, heads, dim_head, cross_dim))
+                .map(|i| {
+                    BasicTransformerBlock::load(&vb.pp("transformer_blocks").pp(i), inner, heads, dim_head, cross_dim)
+                })
                 .collect::<Result<_, _>>()?,
             temporal_transformer_blocks: (0..layers)
-                .map(|i| TemporalBasicTransformerBlock::load(&vb.pp("temporal_transformer_blocks").pp(i), inner, inner, heads, dim_head, Some(cross_dim)))
+                .map(|i| {
+                    TemporalBasicTransformerBlock::load(
+                        &vb.pp("temporal_transformer_blocks").pp(i),
+                        inner,
+                        inner,
+                        heads,
+                        dim_head,
+                        Some(cross_dim),
+                    )
+                })
                 .collect::<Result<_, _>>()?,
-            time_pos_embed: TimestepEmbedding::load_with_out(&vb.pp("time_pos_embed"), channels, channels * 4, channels)?,
+            time_pos_embed: TimestepEmbedding::load_with_out(
+                &vb.pp("time_pos_embed"),
+                channels,
+                channels * 4,
+                channels,
+            )?,
             time_mixer: AlphaBlender::load(&vb.pp("time_mixer"), false)?,
             proj_out: Linear::load(&vb.pp("proj_out"), inner, channels, true)?,
             channels,

@@ -1,11 +1,13 @@
 //! diffusers' `UNetSpatioTemporalConditionModel` (Stable Video Diffusion), driven by
 //! `unet/config.json`.
 
-use crate::diffusers::common::blocks::{timestep_features, Downsample2D, TimestepEmbedding, Upsample2D};
-use crate::diffusers::common::layers::{Conv2d, GroupNorm};
-use crate::diffusers::stable_video_diffusion::spatio_temporal::{SpatioTemporalResBlock, TransformerSpatioTemporalModel};
-use crate::diffusers::common::weights::{LoadError, Weights};
+use crate::diffusers::common::blocks::{Downsample2D, TimestepEmbedding, Upsample2D, timestep_features};
 use crate::diffusers::common::config::IntOrList;
+use crate::diffusers::common::layers::{Conv2d, GroupNorm};
+use crate::diffusers::common::weights::{LoadError, Weights};
+use crate::diffusers::stable_video_diffusion::spatio_temporal::{
+    SpatioTemporalResBlock, TransformerSpatioTemporalModel,
+};
 use burn::prelude::*;
 use burn::tensor::activation::silu;
 use serde::Deserialize;
@@ -75,7 +77,11 @@ impl UNetSpatioTemporalConfig {
             path,
             n,
             [
-                ("down_block_types", &c.down_block_types, &["CrossAttnDownBlockSpatioTemporal", "DownBlockSpatioTemporal"]),
+                (
+                    "down_block_types",
+                    &c.down_block_types,
+                    &["CrossAttnDownBlockSpatioTemporal", "DownBlockSpatioTemporal"],
+                ),
                 ("up_block_types", &c.up_block_types, &["CrossAttnUpBlockSpatioTemporal", "UpBlockSpatioTemporal"]),
             ],
         )?;
@@ -90,10 +96,20 @@ impl UNetSpatioTemporalConfig {
         let heads = c.num_attention_heads.per_block(n).expect("checked");
         for (i, (&ch, &h)) in c.block_out_channels.iter().zip(&heads).enumerate() {
             if h == 0 || ch % h != 0 {
-                return Err(LoadError::config(path, "num_attention_heads", &c.num_attention_heads, &format!("block {i}: {ch} channels do not split into {h} heads")));
+                return Err(LoadError::config(
+                    path,
+                    "num_attention_heads",
+                    &c.num_attention_heads,
+                    &format!("block {i}: {ch} channels do not split into {h} heads"),
+                ));
             }
             if ch % 32 != 0 {
-                return Err(LoadError::config(path, "block_out_channels", format!("{:?}", c.block_out_channels), "every level needs a multiple of 32 channels (32 norm groups)"));
+                return Err(LoadError::config(
+                    path,
+                    "block_out_channels",
+                    format!("{:?}", c.block_out_channels),
+                    "every level needs a multiple of 32 channels (32 norm groups)",
+                ));
             }
         }
         if c.projection_class_embeddings_input_dim != 3 * c.addition_time_embed_dim {
@@ -101,7 +117,10 @@ impl UNetSpatioTemporalConfig {
                 path,
                 "projection_class_embeddings_input_dim",
                 c.projection_class_embeddings_input_dim,
-                &format!("must be 3 x addition_time_embed_dim ({}): fps, motion bucket and noise augmentation", c.addition_time_embed_dim),
+                &format!(
+                    "must be 3 x addition_time_embed_dim ({}): fps, motion bucket and noise augmentation",
+                    c.addition_time_embed_dim
+                ),
             ));
         }
         Ok(c)
@@ -154,7 +173,14 @@ impl UNetSpatioTemporalConditionModel {
             SpatioTemporalResBlock::load(vb, inp, out, Some(temb), eps, eps, false)
         };
         let attn = |vb: &crate::diffusers::common::weights::Vb, channels: usize, level: usize| {
-            TransformerSpatioTemporalModel::load(vb, channels, heads[level], channels / heads[level], tlayers[level], cross[level])
+            TransformerSpatioTemporalModel::load(
+                vb,
+                channels,
+                heads[level],
+                channels / heads[level],
+                tlayers[level],
+                cross[level],
+            )
         };
 
         let mut down_blocks = Vec::new();
@@ -216,7 +242,11 @@ impl UNetSpatioTemporalConditionModel {
         Ok(Self {
             conv_in: Conv2d::load(&vb.pp("conv_in"), c.in_channels, ch[0], 3, 1, 1)?,
             time_embedding: TimestepEmbedding::load(&vb.pp("time_embedding"), ch[0], temb)?,
-            add_embedding: TimestepEmbedding::load(&vb.pp("add_embedding"), c.projection_class_embeddings_input_dim, temb)?,
+            add_embedding: TimestepEmbedding::load(
+                &vb.pp("add_embedding"),
+                c.projection_class_embeddings_input_dim,
+                temb,
+            )?,
             down_blocks,
             mid_block,
             up_blocks,
@@ -228,19 +258,32 @@ impl UNetSpatioTemporalConditionModel {
 
     /// The conditioning embedding per clip: time embedding of `timestep` plus the added-time
     /// embedding of `added_time_ids` (three per clip: fps - 1, motion bucket, noise augmentation).
-    pub fn embedding(&self, timestep: f32, added_time_ids: &[[f32; 3]], device: &Device, dtype: burn::tensor::DType) -> Tensor<2> {
+    pub fn embedding(
+        &self,
+        timestep: f32,
+        added_time_ids: &[[f32; 3]],
+        device: &Device,
+        dtype: burn::tensor::DType,
+    ) -> Tensor<2> {
         let b = added_time_ids.len();
         let c = &self.config;
         let t = timestep_features(&vec![timestep; b], c.block_out_channels[0], true, 0.0, device);
         let emb = self.time_embedding.forward(t.cast(dtype));
         let ids: Vec<f32> = added_time_ids.iter().flatten().copied().collect();
-        let add = timestep_features(&ids, c.addition_time_embed_dim, true, 0.0, device).reshape([b, 3 * c.addition_time_embed_dim]);
+        let add = timestep_features(&ids, c.addition_time_embed_dim, true, 0.0, device)
+            .reshape([b, 3 * c.addition_time_embed_dim]);
         emb + self.add_embedding.forward(add.cast(dtype))
     }
 
     /// Predicts v for `sample` [B, T, C, H, W] at `timestep` given the image embedding [B, L, D]
     /// and the added time ids (one triple per clip).
-    pub fn forward(&self, sample: Tensor<5>, timestep: f32, context: &Tensor<3>, added_time_ids: &[[f32; 3]]) -> Tensor<5> {
+    pub fn forward(
+        &self,
+        sample: Tensor<5>,
+        timestep: f32,
+        context: &Tensor<3>,
+        added_time_ids: &[[f32; 3]],
+    ) -> Tensor<5> {
         let [b, frames, c, h, w] = sample.dims();
         let emb = self.embedding(timestep, added_time_ids, &sample.device(), sample.dtype());
         let d = emb.dims()[1];

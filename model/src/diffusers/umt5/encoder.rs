@@ -18,8 +18,8 @@ use crate::diffusers::common::config::{check_unsupported, read_json};
 use crate::diffusers::common::layers::{Activation, Linear, RmsNorm};
 use crate::diffusers::common::weights::{LoadError, Vb};
 use burn::prelude::*;
-use burn::tensor::activation::softmax;
 use burn::tensor::DType;
+use burn::tensor::activation::softmax;
 use serde::Deserialize;
 use std::path::Path;
 use std::sync::Arc;
@@ -94,7 +94,12 @@ impl UMT5Config {
             ["gated", act] => (true, act),
             [act] => (false, act),
             _ => {
-                return Err(LoadError::config(path, "feed_forward_proj", &raw.feed_forward_proj, "expected `gated-ACT` or `ACT`"))
+                return Err(LoadError::config(
+                    path,
+                    "feed_forward_proj",
+                    &raw.feed_forward_proj,
+                    "expected `gated-ACT` or `ACT`",
+                ));
             }
         };
         if !raw.is_gated_act.unwrap_or(gated) {
@@ -102,7 +107,12 @@ impl UMT5Config {
                 Some(v) => ("is_gated_act", v.to_string()),
                 None => ("feed_forward_proj", raw.feed_forward_proj.clone()),
             };
-            return Err(LoadError::config(path, key, value, "this port implements the gated feed-forward (wi_0, wi_1, wo) only"));
+            return Err(LoadError::config(
+                path,
+                key,
+                value,
+                "this port implements the gated feed-forward (wi_0, wi_1, wo) only",
+            ));
         }
         let act_name = match &raw.dense_act_fn {
             Some(name) => name.as_str(),
@@ -110,7 +120,12 @@ impl UMT5Config {
             None => act,
         };
         let dense_act_fn = Activation::parse(act_name).ok_or_else(|| {
-            LoadError::config(path, "dense_act_fn", act_name, "supported: silu, gelu, gelu_new, gelu_pytorch_tanh, quick_gelu")
+            LoadError::config(
+                path,
+                "dense_act_fn",
+                act_name,
+                "supported: silu, gelu, gelu_new, gelu_pytorch_tanh, quick_gelu",
+            )
         })?;
 
         for (key, v) in [
@@ -128,7 +143,12 @@ impl UMT5Config {
         // Half the buckets per direction, half of those exact offsets.
         let max_exact = raw.relative_attention_num_buckets / 4;
         if max_exact == 0 {
-            return Err(LoadError::config(path, "relative_attention_num_buckets", raw.relative_attention_num_buckets, "must be at least 4"));
+            return Err(LoadError::config(
+                path,
+                "relative_attention_num_buckets",
+                raw.relative_attention_num_buckets,
+                "must be at least 4",
+            ));
         }
         if raw.relative_attention_max_distance <= max_exact {
             return Err(LoadError::config(
@@ -193,7 +213,8 @@ impl SelfAttention {
             k: Linear::load(&vb.pp("k"), c.d_model, inner, false)?,
             v: Linear::load(&vb.pp("v"), c.d_model, inner, false)?,
             o: Linear::load(&vb.pp("o"), inner, c.d_model, false)?,
-            relative_attention_bias: vb.get("relative_attention_bias.weight", [c.relative_attention_num_buckets, c.num_heads])?,
+            relative_attention_bias: vb
+                .get("relative_attention_bias.weight", [c.relative_attention_num_buckets, c.num_heads])?,
             heads: c.num_heads,
         })
     }
@@ -241,8 +262,11 @@ struct GatedFeedForward {
 impl GatedFeedForward {
     fn load(vb: &Vb, c: &UMT5Config, wo_dtype: DType) -> Result<Self, LoadError> {
         let wo = vb.pp("wo");
-        let wo_weight =
-            if wo_dtype == DType::F32 { wo.get_f32("weight", [c.d_model, c.d_ff])? } else { wo.get("weight", [c.d_model, c.d_ff])? };
+        let wo_weight = if wo_dtype == DType::F32 {
+            wo.get_f32("weight", [c.d_model, c.d_ff])?
+        } else {
+            wo.get("weight", [c.d_model, c.d_ff])?
+        };
         Ok(Self {
             wi_0: Linear::load(&vb.pp("wi_0"), c.d_model, c.d_ff, false)?,
             wi_1: Linear::load(&vb.pp("wi_1"), c.d_model, c.d_ff, false)?,

@@ -36,10 +36,10 @@ use crate::diffusers::common::config::read_json;
 use crate::diffusers::common::layers::Conv2d;
 use crate::diffusers::common::weights::{LoadError, Vb};
 use burn::prelude::*;
+use burn::tensor::DType;
 use burn::tensor::activation::silu;
 use burn::tensor::module::{conv3d, interpolate};
 use burn::tensor::ops::{ConvOptions, InterpolateMode, InterpolateOptions, PadMode};
-use burn::tensor::DType;
 use serde::Deserialize;
 use std::path::Path;
 
@@ -154,7 +154,11 @@ impl WanVaeConfig {
             return err("patch_size", &p, "patchified inputs are not implemented");
         }
         if self.dim_mult.is_empty() || self.dim_mult.contains(&0) {
-            return err("dim_mult", &format!("{:?}", self.dim_mult), "needs at least one level, all multipliers positive");
+            return err(
+                "dim_mult",
+                &format!("{:?}", self.dim_mult),
+                "needs at least one level, all multipliers positive",
+            );
         }
         if self.temperal_downsample.len() + 1 != self.dim_mult.len() {
             return err(
@@ -168,14 +172,23 @@ impl WanVaeConfig {
                 return err(key, &w, "must be at least 2 (the decoder's upsamplers halve the width)");
             }
         }
-        for (key, value) in [("z_dim", self.z_dim), ("num_res_blocks", self.num_res_blocks), ("in_channels", self.in_channels), ("out_channels", self.out_channels)] {
+        for (key, value) in [
+            ("z_dim", self.z_dim),
+            ("num_res_blocks", self.num_res_blocks),
+            ("in_channels", self.in_channels),
+            ("out_channels", self.out_channels),
+        ] {
             if value == 0 {
                 return err(key, &value, "must be positive");
             }
         }
         for (key, list) in [("latents_mean", &self.latents_mean), ("latents_std", &self.latents_std)] {
             if list.len() != self.z_dim {
-                return err(key, &format!("{} values", list.len()), &format!("needs one value per latent channel (z_dim = {})", self.z_dim));
+                return err(
+                    key,
+                    &format!("{} values", list.len()),
+                    &format!("needs one value per latent channel (z_dim = {})", self.z_dim),
+                );
             }
         }
         Ok(())
@@ -280,7 +293,14 @@ pub struct WanCausalConv3d {
 }
 
 impl WanCausalConv3d {
-    fn load(vb: &Vb, inp: usize, out: usize, kernel: [usize; 3], stride_t: usize, padding: [usize; 3]) -> Result<Self, LoadError> {
+    fn load(
+        vb: &Vb,
+        inp: usize,
+        out: usize,
+        kernel: [usize; 3],
+        stride_t: usize,
+        padding: [usize; 3],
+    ) -> Result<Self, LoadError> {
         let [kt, kh, kw] = kernel;
         Ok(Self {
             weight: vb.get("weight", [out, inp, kt, kh, kw])?,
@@ -338,7 +358,11 @@ impl WanRmsNorm {
     /// `images`: gamma is [dim, 1, 1] (2D feature maps), otherwise [dim, 1, 1, 1].
     fn load(vb: &Vb, dim: usize, images: bool) -> Result<Self, LoadError> {
         // Flattened rather than reshaped: a names-and-shapes-only placeholder has one element.
-        let gamma: Tensor<1> = if images { vb.get("gamma", [dim, 1, 1])?.flatten(0, 2) } else { vb.get("gamma", [dim, 1, 1, 1])?.flatten(0, 3) };
+        let gamma: Tensor<1> = if images {
+            vb.get("gamma", [dim, 1, 1])?.flatten(0, 2)
+        } else {
+            vb.get("gamma", [dim, 1, 1, 1])?.flatten(0, 3)
+        };
         Ok(Self { scale: gamma.cast(DType::F32) * (dim as f64).sqrt() })
     }
 
@@ -371,7 +395,11 @@ impl WanResidualBlock {
             conv1: WanCausalConv3d::load_cube(&vb.pp("conv1"), inp, out, 3)?,
             norm2: WanRmsNorm::load(&vb.pp("norm2"), out, false)?,
             conv2: WanCausalConv3d::load_cube(&vb.pp("conv2"), out, out, 3)?,
-            conv_shortcut: if inp != out { Some(WanCausalConv3d::load_cube(&vb.pp("conv_shortcut"), inp, out, 1)?) } else { None },
+            conv_shortcut: if inp != out {
+                Some(WanCausalConv3d::load_cube(&vb.pp("conv_shortcut"), inp, out, 1)?)
+            } else {
+                None
+            },
         })
     }
 
@@ -439,7 +467,10 @@ pub struct WanMidBlock {
 impl WanMidBlock {
     fn load(vb: &Vb, dim: usize) -> Result<Self, LoadError> {
         let resnet = |i: usize| WanResidualBlock::load(&vb.pp("resnets").pp(i), dim, dim);
-        Ok(Self { resnets: [resnet(0)?, resnet(1)?], attention: WanAttentionBlock::load(&vb.pp("attentions").pp(0), dim)? })
+        Ok(Self {
+            resnets: [resnet(0)?, resnet(1)?],
+            attention: WanAttentionBlock::load(&vb.pp("attentions").pp(0), dim)?,
+        })
     }
 
     pub fn forward(&self, x: Tensor<5>, cache: &mut FeatCache) -> Tensor<5> {
@@ -513,10 +544,15 @@ impl WanResample {
         let frames = match self.mode {
             ResampleMode::Upsample2d | ResampleMode::Upsample3d => {
                 let [_, _, h, w] = frames.dims();
-                let options = InterpolateOptions { output_size: Some([h * 2, w * 2]), ..InterpolateOptions::new(InterpolateMode::Nearest) };
+                let options = InterpolateOptions {
+                    output_size: Some([h * 2, w * 2]),
+                    ..InterpolateOptions::new(InterpolateMode::Nearest)
+                };
                 self.resample.forward(interpolate(frames, options))
             }
-            ResampleMode::Downsample2d | ResampleMode::Downsample3d => self.resample.forward_padded(frames, [(0, 1), (0, 1)]),
+            ResampleMode::Downsample2d | ResampleMode::Downsample3d => {
+                self.resample.forward_padded(frames, [(0, 1), (0, 1)])
+            }
         };
         let x = from_frames(frames, b);
         match (&self.time_conv, self.mode) {
@@ -604,12 +640,21 @@ impl WanEncoder3d {
             let mut inp = dims[i];
             let out = dims[i + 1];
             for _ in 0..c.num_res_blocks {
-                down_blocks.push(WanDownLayer::Residual(WanResidualBlock::load(&vb.pp("down_blocks").pp(down_blocks.len()), inp, out)?));
+                down_blocks.push(WanDownLayer::Residual(WanResidualBlock::load(
+                    &vb.pp("down_blocks").pp(down_blocks.len()),
+                    inp,
+                    out,
+                )?));
                 inp = out;
             }
             if i + 1 < levels {
-                let mode = if c.temperal_downsample[i] { ResampleMode::Downsample3d } else { ResampleMode::Downsample2d };
-                down_blocks.push(WanDownLayer::Resample(WanResample::load(&vb.pp("down_blocks").pp(down_blocks.len()), out, mode)?));
+                let mode =
+                    if c.temperal_downsample[i] { ResampleMode::Downsample3d } else { ResampleMode::Downsample2d };
+                down_blocks.push(WanDownLayer::Resample(WanResample::load(
+                    &vb.pp("down_blocks").pp(down_blocks.len()),
+                    out,
+                    mode,
+                )?));
             }
         }
         let last = dims[levels];
@@ -667,7 +712,8 @@ impl WanDecoder3d {
     fn load(vb: &Vb, c: &WanVaeConfig) -> Result<Self, LoadError> {
         let base = c.decoder_base_dim.unwrap_or(c.base_dim);
         let levels = c.dim_mult.len();
-        let dims: Vec<usize> = std::iter::once(c.dim_mult[levels - 1]).chain(c.dim_mult.iter().rev().copied()).map(|m| base * m).collect();
+        let dims: Vec<usize> =
+            std::iter::once(c.dim_mult[levels - 1]).chain(c.dim_mult.iter().rev().copied()).map(|m| base * m).collect();
         let mut up_blocks = Vec::new();
         for i in 0..levels {
             let b = vb.pp("up_blocks").pp(i);
@@ -681,7 +727,11 @@ impl WanDecoder3d {
             }
             let upsampler = if i + 1 < levels {
                 // The decoder mirrors the encoder: level i undoes encoder level (levels - 2 - i).
-                let mode = if c.temperal_downsample[levels - 2 - i] { ResampleMode::Upsample3d } else { ResampleMode::Upsample2d };
+                let mode = if c.temperal_downsample[levels - 2 - i] {
+                    ResampleMode::Upsample3d
+                } else {
+                    ResampleMode::Upsample2d
+                };
                 Some(WanResample::load(&b.pp("upsamplers").pp(0), out, mode)?)
             } else {
                 None

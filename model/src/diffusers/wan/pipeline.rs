@@ -13,15 +13,15 @@
 //! is resident; in [`MemoryMode::Low`] the transformer and the VAE are also loaded only for
 //! their phase.
 
+use crate::device::{self, DeviceChoice, OpenedDevice};
 use crate::diffusers::common::flow_scheduler::FlowScheduler;
 use crate::diffusers::common::folder::{ModelFolder, PipelineKind};
-use crate::diffusers::common::weights::LoadError;
 use crate::diffusers::common::video::{GeneratedVideo, MemoryMode};
+use crate::diffusers::common::weights::LoadError;
 use crate::diffusers::umt5::encoder::{UMT5Config, UMT5EncoderModel};
-use crate::diffusers::umt5::tokenizer::{prompt_clean, T5Tokenizer};
+use crate::diffusers::umt5::tokenizer::{T5Tokenizer, prompt_clean};
 use crate::diffusers::wan::autoencoder_kl_wan::{AutoencoderKLWan, WanVaeConfig};
 use crate::diffusers::wan::transformer_wan::{Rotary, WanTransformer3DModel, WanTransformerConfig};
-use crate::device::{self, DeviceChoice, OpenedDevice};
 use crate::generate::{GenerateError, Progress};
 use crate::rng::Rng;
 use burn::prelude::*;
@@ -92,7 +92,13 @@ impl WanOptions {
         if roomy {
             Self { text_device: opened.device.clone(), text_dtype: DType::BF16, memory }
         } else {
-            Self { text_device: device::open(DeviceChoice::Cpu).map(|d| d.device).unwrap_or_else(|_| opened.device.clone()), text_dtype: DType::F32, memory }
+            Self {
+                text_device: device::open(DeviceChoice::Cpu)
+                    .map(|d| d.device)
+                    .unwrap_or_else(|_| opened.device.clone()),
+                text_dtype: DType::F32,
+                memory,
+            }
         }
     }
 }
@@ -127,7 +133,12 @@ impl Wan {
     pub fn load(root: &Path, device: &Device, dtype: DType, options: WanOptions) -> Result<Self, LoadError> {
         let folder = ModelFolder::open(root)?;
         if folder.kind() != PipelineKind::TextToVideo {
-            return Err(LoadError::config(&root.join("model_index.json"), "_class_name", &folder.class_name, "a Wan model must be a WanPipeline"));
+            return Err(LoadError::config(
+                &root.join("model_index.json"),
+                "_class_name",
+                &folder.class_name,
+                "a Wan model must be a WanPipeline",
+            ));
         }
         let tokenizer = T5Tokenizer::from_file(&folder.config("tokenizer", "tokenizer.json")?)?;
         let text_path = folder.config("text_encoder", "config.json")?;
@@ -136,10 +147,20 @@ impl Wan {
         let transformer_config = WanTransformerConfig::read(&transformer_path)?;
         let vae_config = WanVaeConfig::read(&folder.config("vae", "config.json")?)?;
         if transformer_config.text_dim != text_config.d_model {
-            return Err(LoadError::config(&transformer_path, "text_dim", transformer_config.text_dim, &format!("the text encoder gives {} features", text_config.d_model)));
+            return Err(LoadError::config(
+                &transformer_path,
+                "text_dim",
+                transformer_config.text_dim,
+                &format!("the text encoder gives {} features", text_config.d_model),
+            ));
         }
         if transformer_config.in_channels != vae_config.z_dim || transformer_config.out_channels() != vae_config.z_dim {
-            return Err(LoadError::config(&transformer_path, "in_channels", transformer_config.in_channels, &format!("the VAE has {} latent channels", vae_config.z_dim)));
+            return Err(LoadError::config(
+                &transformer_path,
+                "in_channels",
+                transformer_config.in_channels,
+                &format!("the VAE has {} latent channels", vae_config.z_dim),
+            ));
         }
         let scheduler_path = folder.config("scheduler", "scheduler_config.json")?;
         FlowScheduler::from_folder_config(&scheduler_path, 1)?;
@@ -172,7 +193,9 @@ impl Wan {
 
     fn load_text_encoder(&self) -> Result<(UMT5EncoderModel, usize), LoadError> {
         let o = &self.options;
-        self.folder.load_component("text_encoder", "model", &o.text_device, o.text_dtype, |w| UMT5EncoderModel::load(&w.root(), &self.text_config))
+        self.folder.load_component("text_encoder", "model", &o.text_device, o.text_dtype, |w| {
+            UMT5EncoderModel::load(&w.root(), &self.text_config)
+        })
     }
 
     fn load_transformer(&self) -> Result<(WanTransformer3DModel, usize), LoadError> {
@@ -183,7 +206,9 @@ impl Wan {
 
     /// The VAE runs in f32 (diffusers' Wan pipelines keep it there).
     fn load_vae(&self) -> Result<(AutoencoderKLWan, usize), LoadError> {
-        self.folder.load_component("vae", "diffusion_pytorch_model", &self.device, DType::F32, |w| AutoencoderKLWan::load(&w.root(), &self.vae_config))
+        self.folder.load_component("vae", "diffusion_pytorch_model", &self.device, DType::F32, |w| {
+            AutoencoderKLWan::load(&w.root(), &self.vae_config)
+        })
     }
 
     /// Frames per latent frame, and pixels per latent pixel.
@@ -202,7 +227,10 @@ impl Wan {
         let (t, s) = self.scale_factors();
         let unit = s * self.transformer_config.patch_size[1].max(self.transformer_config.patch_size[2]);
         if req.width == 0 || req.height == 0 || !req.width.is_multiple_of(unit) || !req.height.is_multiple_of(unit) {
-            return bad(format!("width and height must be positive multiples of {unit}, got {}x{}", req.width, req.height));
+            return bad(format!(
+                "width and height must be positive multiples of {unit}, got {}x{}",
+                req.width, req.height
+            ));
         }
         if req.width * req.height > 1920 * 1088 {
             return bad(format!("{}x{} is too large (at most 1920x1088 pixels)", req.width, req.height));
@@ -226,7 +254,10 @@ impl Wan {
             return bad(format!("the latent {f}x{h}x{w} is not a whole number of {pt}x{ph}x{pw} patches"));
         }
         if [f / pt, h / ph, w / pw].iter().any(|&g| g > transformer.rope_max_seq_len) {
-            return bad(format!("{}x{} x {} frames is beyond the model's position table", req.width, req.height, req.frames));
+            return bad(format!(
+                "{}x{} x {} frames is beyond the model's position table",
+                req.width, req.height, req.frames
+            ));
         }
         if let Some(noise) = &req.noise {
             let want = c * f * h * w;
@@ -239,8 +270,16 @@ impl Wan {
 
     /// One prompt's UMT5 states, cut to the true length and zero-padded to
     /// `max_sequence_length` rows: [1, max_sequence_length, d_model] on the main device, in f32.
-    fn encode_prompt(&self, encoder: &UMT5EncoderModel, text: &str, max_len: usize) -> Result<Tensor<3>, GenerateError> {
-        let ids = self.tokenizer.encode(&prompt_clean(text), max_len).map_err(|e| GenerateError::InvalidRequest(e.to_string()))?;
+    fn encode_prompt(
+        &self,
+        encoder: &UMT5EncoderModel,
+        text: &str,
+        max_len: usize,
+    ) -> Result<Tensor<3>, GenerateError> {
+        let ids = self
+            .tokenizer
+            .encode(&prompt_clean(text), max_len)
+            .map_err(|e| GenerateError::InvalidRequest(e.to_string()))?;
         let states = encoder.forward(&ids).cast(DType::F32);
         let [_, len, d] = states.dims();
         let values = states
@@ -256,7 +295,12 @@ impl Wan {
 
     /// Makes a video from text, calling `on_progress` after every step and stopping when
     /// `cancelled`.
-    pub fn generate(&self, req: &TextVideoRequest, on_progress: &mut dyn FnMut(Progress), cancelled: &dyn Fn() -> bool) -> Result<GeneratedVideo, GenerateError> {
+    pub fn generate(
+        &self,
+        req: &TextVideoRequest,
+        on_progress: &mut dyn FnMut(Progress),
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<GeneratedVideo, GenerateError> {
         self.validate(req)?;
         let load_err = |e: LoadError| GenerateError::InvalidRequest(format!("loading the model: {e}"));
         let started = Instant::now();
@@ -275,7 +319,11 @@ impl Wan {
                 }
             };
             let text = self.encode_prompt(encoder, &req.prompt, req.max_sequence_length)?;
-            let negative = if guided { Some(self.encode_prompt(encoder, &req.negative_prompt, req.max_sequence_length)?) } else { None };
+            let negative = if guided {
+                Some(self.encode_prompt(encoder, &req.negative_prompt, req.max_sequence_length)?)
+            } else {
+                None
+            };
             (text, negative)
         };
         let encode_seconds = started.elapsed().as_secs_f64();
@@ -336,7 +384,8 @@ impl Wan {
                 &owned
             }
         };
-        let stats = |v: &[f32]| Tensor::<1>::from_data(TensorData::new(v.to_vec(), [c]), device).reshape([1, c, 1, 1, 1]);
+        let stats =
+            |v: &[f32]| Tensor::<1>::from_data(TensorData::new(v.to_vec(), [c]), device).reshape([1, c, 1, 1, 1]);
         let inv_std: Vec<f32> = self.vae_config.latents_std.iter().map(|s| 1.0 / s).collect();
         let z = latents / stats(&inv_std) + stats(&self.vae_config.latents_mean);
         let (width, height) = (req.width, req.height);
@@ -357,6 +406,13 @@ impl Wan {
         if let Some(message) = failure {
             return Err(GenerateError::InvalidRequest(message));
         }
-        Ok(GeneratedVideo { width, height, frames, encode_seconds, sampling_seconds, decode_seconds: decode_started.elapsed().as_secs_f64() })
+        Ok(GeneratedVideo {
+            width,
+            height,
+            frames,
+            encode_seconds,
+            sampling_seconds,
+            decode_seconds: decode_started.elapsed().as_secs_f64(),
+        })
     }
 }

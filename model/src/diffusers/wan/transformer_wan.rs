@@ -12,13 +12,13 @@
 //! Self-attention at 480p x 81 frames has about 33k tokens: `multi_head_attention` splits the
 //! queries so no full score matrix is ever made.
 
-use crate::diffusers::common::blocks::{multi_head_attention, timestep_features, TimestepEmbedding};
+use crate::diffusers::common::blocks::{TimestepEmbedding, multi_head_attention, timestep_features};
 use crate::diffusers::common::config::read_json;
 use crate::diffusers::common::layers::{Activation, LayerNorm, Linear, RmsNorm};
 use crate::diffusers::common::weights::{LoadError, Vb};
 use burn::prelude::*;
-use burn::tensor::activation::silu;
 use burn::tensor::DType;
+use burn::tensor::activation::silu;
 use serde::Deserialize;
 use std::path::Path;
 
@@ -85,11 +85,21 @@ impl WanTransformerConfig {
         }
         let c: Self = read_json(path)?;
         if c.qk_norm.as_deref() != Some("rms_norm_across_heads") {
-            return Err(LoadError::config(path, "qk_norm", format!("{:?}", c.qk_norm), "only rms_norm_across_heads is implemented"));
+            return Err(LoadError::config(
+                path,
+                "qk_norm",
+                format!("{:?}", c.qk_norm),
+                "only rms_norm_across_heads is implemented",
+            ));
         }
         let head = c.attention_head_dim;
         if head < 6 || !head.is_multiple_of(2) {
-            return Err(LoadError::config(path, "attention_head_dim", head, "the rotary split needs an even head size of at least 6"));
+            return Err(LoadError::config(
+                path,
+                "attention_head_dim",
+                head,
+                "the rotary split needs an even head size of at least 6",
+            ));
         }
         if c.patch_size.contains(&0) || c.num_attention_heads == 0 || c.num_layers == 0 {
             return Err(LoadError::config(path, "patch_size", format!("{:?}", c.patch_size), "sizes must be positive"));
@@ -134,7 +144,10 @@ impl Rotary {
     pub fn new(config: &WanTransformerConfig, [frames, rows, cols]: [usize; 3], device: &Device) -> Self {
         let dims = config.rope_dims();
         // Angles per part: position * theta^(-2i/dim), in f64 as diffusers computes them.
-        let freqs: Vec<Vec<f64>> = dims.iter().map(|&d| (0..d / 2).map(|i| 1.0 / 10000f64.powf((2 * i) as f64 / d as f64)).collect()).collect();
+        let freqs: Vec<Vec<f64>> = dims
+            .iter()
+            .map(|&d| (0..d / 2).map(|i| 1.0 / 10000f64.powf((2 * i) as f64 / d as f64)).collect())
+            .collect();
         let half = config.attention_head_dim / 2;
         let tokens = frames * rows * cols;
         let (mut cos, mut sin) = (Vec::with_capacity(tokens * half), Vec::with_capacity(tokens * half));
@@ -303,8 +316,14 @@ impl WanTransformer3DModel {
         let time_embedder = {
             let te = ce.pp("time_embedder");
             TimestepEmbedding::from_linears(
-                Linear::from_tensors(te.pp("linear_1").get_f32("weight", [dim, c.freq_dim])?, Some(te.pp("linear_1").get_f32("bias", [dim])?)),
-                Linear::from_tensors(te.pp("linear_2").get_f32("weight", [dim, dim])?, Some(te.pp("linear_2").get_f32("bias", [dim])?)),
+                Linear::from_tensors(
+                    te.pp("linear_1").get_f32("weight", [dim, c.freq_dim])?,
+                    Some(te.pp("linear_1").get_f32("bias", [dim])?),
+                ),
+                Linear::from_tensors(
+                    te.pp("linear_2").get_f32("weight", [dim, dim])?,
+                    Some(te.pp("linear_2").get_f32("bias", [dim])?),
+                ),
             )
         };
         Ok(Self {
@@ -316,7 +335,9 @@ impl WanTransformer3DModel {
             time_proj: Linear::load(&ce.pp("time_proj"), dim, 6 * dim, true)?,
             text_linear_1: Linear::load(&text.pp("linear_1"), c.text_dim, dim, true)?,
             text_linear_2: Linear::load(&text.pp("linear_2"), dim, dim, true)?,
-            blocks: (0..c.num_layers).map(|i| WanTransformerBlock::load(&vb.pp("blocks").pp(i), c)).collect::<Result<_, _>>()?,
+            blocks: (0..c.num_layers)
+                .map(|i| WanTransformerBlock::load(&vb.pp("blocks").pp(i), c))
+                .collect::<Result<_, _>>()?,
             proj_out: Linear::load(&vb.pp("proj_out"), dim, c.out_channels() * pt * ph * pw, true)?,
             scale_shift_table: vb.get_f32("scale_shift_table", [1, 2, dim])?.squeeze_dim(0),
             dtype: vb.weights.dtype,
@@ -381,7 +402,13 @@ impl WanTransformer3DModel {
         let [gf, gh, gw] = grid;
         let [pt, ph, pw] = self.config.patch_size;
         let c = self.config.out_channels();
-        x.reshape([b, gf, gh, gw, pt, ph, pw, c]).permute([0, 7, 1, 4, 2, 5, 3, 6]).reshape([b, c, gf * pt, gh * ph, gw * pw])
+        x.reshape([b, gf, gh, gw, pt, ph, pw, c]).permute([0, 7, 1, 4, 2, 5, 3, 6]).reshape([
+            b,
+            c,
+            gf * pt,
+            gh * ph,
+            gw * pw,
+        ])
     }
 
     /// The whole model on latents [B, C, F, H, W] at `timesteps` (one per item), with `text`

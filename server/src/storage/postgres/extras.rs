@@ -55,17 +55,28 @@ pub(super) async fn set_embedding(pool: &PgPool, id: &str, model: &str, vector: 
 
 /// Every embedding of `model`: (video id, vector).
 pub(super) async fn embeddings(pool: &PgPool, model: &str) -> StoreResult<Vec<(String, Vec<f32>)>> {
-    let rows = sqlx::query("SELECT video_id, vector FROM video_embeddings WHERE model = $1").bind(model).fetch_all(pool).await?;
+    let rows = sqlx::query("SELECT video_id, vector FROM video_embeddings WHERE model = $1")
+        .bind(model)
+        .fetch_all(pool)
+        .await?;
     let mut out = Vec::with_capacity(rows.len());
     for row in &rows {
         let bytes: Vec<u8> = row.try_get("vector")?;
-        out.push((row.try_get("video_id")?, bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()));
+        out.push((
+            row.try_get("video_id")?,
+            bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+        ));
     }
     Ok(out)
 }
 
 /// Clips without an embedding of `model`, in id order after `after`.
-pub(super) async fn unembedded_clips(pool: &PgPool, model: &str, after: Option<String>, limit: u32) -> StoreResult<Vec<String>> {
+pub(super) async fn unembedded_clips(
+    pool: &PgPool,
+    model: &str,
+    after: Option<String>,
+    limit: u32,
+) -> StoreResult<Vec<String>> {
     let ids = sqlx::query_scalar(
         "SELECT v.id FROM videos v WHERE v.mode NOT IN ('text-to-image', 'edit') AND v.id > $1 \
          AND NOT EXISTS (SELECT 1 FROM video_embeddings e WHERE e.model = $2 AND e.video_id = v.id) ORDER BY v.id LIMIT $3",

@@ -60,7 +60,8 @@ pub(super) async fn page(pool: &PgPool, query: VideoQuery) -> StoreResult<VideoP
     let words = tsquery(&query.q);
     let mut rows = Vec::new();
     if let Some(words) = words.as_ref().filter(|_| sort_column(query.sort).is_none()) {
-        let mut sql = QueryBuilder::<Postgres>::new(format!("SELECT {VIDEO_COLUMNS} FROM (SELECT * FROM videos v WHERE TRUE"));
+        let mut sql =
+            QueryBuilder::<Postgres>::new(format!("SELECT {VIDEO_COLUMNS} FROM (SELECT * FROM videos v WHERE TRUE"));
         let order = filters(&mut sql, &query);
         sql.push(" ORDER BY ").push(order.clone()).push(" LIMIT ").push_bind(RECENT_WINDOW);
         sql.push(") v WHERE v.prompt_words @@ to_tsquery('simple', ").push_bind(words.clone()).push(")");
@@ -103,10 +104,15 @@ fn filters(sql: &mut QueryBuilder<Postgres>, query: &VideoQuery) -> String {
             let (dir, cmp) = if down { ("DESC", "<") } else { ("ASC", ">") };
             (
                 format!("v.{column} {dir}, v.created_ms {dir}, v.id {dir}"),
-                format!(" AND (v.{column}, v.created_ms, v.id) {cmp} (SELECT {column}, created_ms, id FROM videos WHERE id = "),
+                format!(
+                    " AND (v.{column}, v.created_ms, v.id) {cmp} (SELECT {column}, created_ms, id FROM videos WHERE id = "
+                ),
             )
         }
-        None => ("v.created_ms DESC, v.id DESC".into(), " AND (v.created_ms, v.id) < (SELECT created_ms, id FROM videos WHERE id = ".into()),
+        None => (
+            "v.created_ms DESC, v.id DESC".into(),
+            " AND (v.created_ms, v.id) < (SELECT created_ms, id FROM videos WHERE id = ".into(),
+        ),
     };
     if let Some(mode) = query.mode {
         sql.push(" AND v.mode = ").push_bind(mode.as_str());

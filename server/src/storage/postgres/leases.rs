@@ -26,7 +26,10 @@ pub(super) async fn renew(pool: &PgPool, id: &str, worker: &str, until_ms: i64) 
 
 pub(super) async fn request_cancel(pool: &PgPool, id: &str) -> StoreResult<bool> {
     let mut tx = pool.begin().await?;
-    let r = sqlx::query("UPDATE jobs SET cancel_requested = TRUE WHERE id = $1 AND state = 'running'").bind(id).execute(&mut *tx).await?;
+    let r = sqlx::query("UPDATE jobs SET cancel_requested = TRUE WHERE id = $1 AND state = 'running'")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
     if r.rows_affected() == 1 {
         let notice = Notice { from: String::new(), kind: NoticeKind::Cancel { id: id.to_string() } };
         notify(&mut *tx, &notice).await?;
@@ -60,13 +63,15 @@ pub(super) async fn finish(pool: &PgPool, job: &Job, worker: &str) -> StoreResul
 }
 
 pub(super) async fn save_progress(pool: &PgPool, id: &str, worker: &str, step: u32, total: u32) -> StoreResult<bool> {
-    let r = sqlx::query("UPDATE jobs SET step = $1, total = $2 WHERE id = $3 AND state = 'running' AND COALESCE(worker, '') = $4")
-        .bind(step as i64)
-        .bind(total as i64)
-        .bind(id)
-        .bind(worker)
-        .execute(pool)
-        .await?;
+    let r = sqlx::query(
+        "UPDATE jobs SET step = $1, total = $2 WHERE id = $3 AND state = 'running' AND COALESCE(worker, '') = $4",
+    )
+    .bind(step as i64)
+    .bind(total as i64)
+    .bind(id)
+    .bind(worker)
+    .execute(pool)
+    .await?;
     Ok(r.rows_affected() == 1)
 }
 

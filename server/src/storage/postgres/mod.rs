@@ -30,7 +30,13 @@ pub struct PostgresStore {
 fn migrations() -> sqlx::migrate::Migrator {
     use sqlx::migrate::{Migration, MigrationType, Migrator};
     let migration = |version, name: &str, sql: &'static str| {
-        Migration::new(version, name.to_string().into(), MigrationType::Simple, sqlx::AssertSqlSafe(sql).into_sql_str(), false)
+        Migration::new(
+            version,
+            name.to_string().into(),
+            MigrationType::Simple,
+            sqlx::AssertSqlSafe(sql).into_sql_str(),
+            false,
+        )
     };
     Migrator::with_migrations(vec![
         migration(1, "jobs, videos, search, scores, votes and embeddings", include_str!("migrations/0001_init.sql")),
@@ -60,7 +66,8 @@ impl PostgresStore {
     /// migrations hold a lock, so workers starting together migrate once.
     pub async fn connect(url: &str, wait: Duration) -> StoreResult<Self> {
         let shown = redacted(url);
-        let options = PgConnectOptions::from_str(url).map_err(|e| StoreError::Database(format!("{shown} is not a usable PostgreSQL URL: {e}")))?;
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Database(format!("{shown} is not a usable PostgreSQL URL: {e}")))?;
         // A first connection of its own, so an unreachable server is reported at once (the
         // pool would keep trying for its whole acquire timeout).
         let deadline = tokio::time::Instant::now() + wait;
@@ -94,7 +101,8 @@ impl PostgresStore {
     }
 }
 
-const JOB_COLUMNS: &str = "id, state, mode, params, created_ms, started_ms, finished_ms, step, total, message, video_id, owner";
+const JOB_COLUMNS: &str =
+    "id, state, mode, params, created_ms, started_ms, finished_ms, step, total, message, video_id, owner";
 
 fn job_from_row(row: &PgRow) -> StoreResult<Job> {
     let state: String = row.try_get("state")?;
@@ -199,7 +207,9 @@ impl Store for PostgresStore {
 
     fn jobs(&self, limit: u32) -> BoxFuture<'_, StoreResult<Vec<Job>>> {
         Box::pin(async move {
-            let sql = sqlx::AssertSqlSafe(format!("SELECT {JOB_COLUMNS} FROM jobs ORDER BY created_ms DESC, id DESC LIMIT $1"));
+            let sql = sqlx::AssertSqlSafe(format!(
+                "SELECT {JOB_COLUMNS} FROM jobs ORDER BY created_ms DESC, id DESC LIMIT $1"
+            ));
             let rows = sqlx::query(sql).bind(limit as i64).fetch_all(&self.pool).await?;
             rows.iter().map(job_or_failed).collect()
         })
@@ -359,14 +369,18 @@ impl Store for PostgresStore {
 
     fn queued_count(&self) -> BoxFuture<'_, StoreResult<u64>> {
         Box::pin(async move {
-            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE state = 'queued'").fetch_one(&self.pool).await?;
+            let n: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE state = 'queued'").fetch_one(&self.pool).await?;
             Ok(n as u64)
         })
     }
 
     fn queued_count_of(&self, owner: String) -> BoxFuture<'_, StoreResult<u64>> {
         Box::pin(async move {
-            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE state = 'queued' AND owner = $1").bind(owner).fetch_one(&self.pool).await?;
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE state = 'queued' AND owner = $1")
+                .bind(owner)
+                .fetch_one(&self.pool)
+                .await?;
             Ok(n as u64)
         })
     }
@@ -387,7 +401,10 @@ impl Store for PostgresStore {
 
     fn video_exists(&self, id: String) -> BoxFuture<'_, StoreResult<bool>> {
         Box::pin(async move {
-            let found: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM videos WHERE id = $1)").bind(id).fetch_one(&self.pool).await?;
+            let found: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM videos WHERE id = $1)")
+                .bind(id)
+                .fetch_one(&self.pool)
+                .await?;
             Ok(found)
         })
     }
@@ -417,7 +434,11 @@ impl Store for PostgresStore {
 
     fn set_favorite(&self, id: String, favorite: bool) -> BoxFuture<'_, StoreResult<bool>> {
         Box::pin(async move {
-            let r = sqlx::query("UPDATE videos SET favorite = $1 WHERE id = $2").bind(favorite).bind(id).execute(&self.pool).await?;
+            let r = sqlx::query("UPDATE videos SET favorite = $1 WHERE id = $2")
+                .bind(favorite)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
             Ok(r.rows_affected() == 1)
         })
     }
@@ -445,7 +466,12 @@ impl Store for PostgresStore {
         Box::pin(async move { extras::embeddings(&self.pool, &model).await })
     }
 
-    fn unembedded_clips(&self, model: String, after: Option<String>, limit: u32) -> BoxFuture<'_, StoreResult<Vec<String>>> {
+    fn unembedded_clips(
+        &self,
+        model: String,
+        after: Option<String>,
+        limit: u32,
+    ) -> BoxFuture<'_, StoreResult<Vec<String>>> {
         Box::pin(async move { extras::unembedded_clips(&self.pool, &model, after, limit).await })
     }
 

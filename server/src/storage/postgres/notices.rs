@@ -19,11 +19,13 @@ pub(super) async fn notify(conn: impl PgExecutor<'_>, notice: &Notice) -> StoreR
 
 pub(super) async fn announce(pool: &PgPool, notice: Notice, preview: Option<String>) -> StoreResult<()> {
     if let (NoticeKind::Step { id, .. }, Some(url)) = (&notice.kind, preview) {
-        sqlx::query("INSERT INTO job_previews (id, url) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET url = excluded.url")
-            .bind(id)
-            .bind(url)
-            .execute(pool)
-            .await?;
+        sqlx::query(
+            "INSERT INTO job_previews (id, url) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET url = excluded.url",
+        )
+        .bind(id)
+        .bind(url)
+        .execute(pool)
+        .await?;
     }
     notify(pool, &notice).await
 }
@@ -38,32 +40,33 @@ pub(super) async fn listen(pool: &PgPool) -> StoreResult<BoxStream<'static, Noti
     let mut listener = PgListener::connect_with(pool).await?;
     listener.listen(CHANNEL).await?;
     // State: the listener, a notice held back behind a `Reconnected`, whether it was lost.
-    let stream = futures_util::stream::unfold((listener, None::<Notice>, false), |(mut listener, held, mut lost)| async move {
-        if let Some(notice) = held {
-            return Some((notice, (listener, None, false)));
-        }
-        loop {
-            match listener.try_recv().await {
-                Ok(Some(n)) => match serde_json::from_str::<Notice>(n.payload()) {
-                    Ok(notice) if lost => {
-                        let reconnected = Notice { from: String::new(), kind: NoticeKind::Reconnected };
-                        return Some((reconnected, (listener, Some(notice), false)));
+    let stream =
+        futures_util::stream::unfold((listener, None::<Notice>, false), |(mut listener, held, mut lost)| async move {
+            if let Some(notice) = held {
+                return Some((notice, (listener, None, false)));
+            }
+            loop {
+                match listener.try_recv().await {
+                    Ok(Some(n)) => match serde_json::from_str::<Notice>(n.payload()) {
+                        Ok(notice) if lost => {
+                            let reconnected = Notice { from: String::new(), kind: NoticeKind::Reconnected };
+                            return Some((reconnected, (listener, Some(notice), false)));
+                        }
+                        Ok(notice) => return Some((notice, (listener, None, false))),
+                        Err(e) => tracing::warn!("an unreadable notice: {e}"),
+                    },
+                    // The connection was lost; the next call reconnects.
+                    Ok(None) => {
+                        tracing::warn!("the database connection for notices was lost; reconnecting");
+                        lost = true;
                     }
-                    Ok(notice) => return Some((notice, (listener, None, false))),
-                    Err(e) => tracing::warn!("an unreadable notice: {e}"),
-                },
-                // The connection was lost; the next call reconnects.
-                Ok(None) => {
-                    tracing::warn!("the database connection for notices was lost; reconnecting");
-                    lost = true;
-                }
-                Err(e) => {
-                    tracing::warn!("listening for notices: {e}; retrying");
-                    lost = true;
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    Err(e) => {
+                        tracing::warn!("listening for notices: {e}; retrying");
+                        lost = true;
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
                 }
             }
-        }
-    });
+        });
     Ok(Box::pin(stream))
 }

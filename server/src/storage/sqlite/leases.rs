@@ -23,7 +23,10 @@ pub(super) async fn renew(pool: &SqlitePool, id: &str, worker: &str, until_ms: i
 }
 
 pub(super) async fn request_cancel(pool: &SqlitePool, id: &str) -> StoreResult<bool> {
-    let r = sqlx::query("UPDATE jobs SET cancel_requested = 1 WHERE id = ? AND state = 'running'").bind(id).execute(pool).await?;
+    let r = sqlx::query("UPDATE jobs SET cancel_requested = 1 WHERE id = ? AND state = 'running'")
+        .bind(id)
+        .execute(pool)
+        .await?;
     Ok(r.rows_affected() == 1)
 }
 
@@ -50,14 +53,22 @@ pub(super) async fn finish(pool: &SqlitePool, job: &Job, worker: &str) -> StoreR
     Ok(r.rows_affected() == 1)
 }
 
-pub(super) async fn save_progress(pool: &SqlitePool, id: &str, worker: &str, step: u32, total: u32) -> StoreResult<bool> {
-    let r = sqlx::query("UPDATE jobs SET step = ?, total = ? WHERE id = ? AND state = 'running' AND COALESCE(worker, '') = ?")
-        .bind(step as i64)
-        .bind(total as i64)
-        .bind(id)
-        .bind(worker)
-        .execute(pool)
-        .await?;
+pub(super) async fn save_progress(
+    pool: &SqlitePool,
+    id: &str,
+    worker: &str,
+    step: u32,
+    total: u32,
+) -> StoreResult<bool> {
+    let r = sqlx::query(
+        "UPDATE jobs SET step = ?, total = ? WHERE id = ? AND state = 'running' AND COALESCE(worker, '') = ?",
+    )
+    .bind(step as i64)
+    .bind(total as i64)
+    .bind(id)
+    .bind(worker)
+    .execute(pool)
+    .await?;
     Ok(r.rows_affected() == 1)
 }
 

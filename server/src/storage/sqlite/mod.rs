@@ -2,11 +2,14 @@
 //! the gallery here; clip scores (`scores`), CLIP embeddings (`embeddings`) and comparison
 //! votes (`votes`) in their own modules.
 
-use super::{CRASHED_TWICE, Claim, Lease, MAX_PAGE, Notice, Recovered, Store, StoreError, StoreResult, corrupt, search_words, sort_column, unreadable_job};
+use super::{
+    CRASHED_TWICE, Claim, Lease, MAX_PAGE, Notice, Recovered, Store, StoreError, StoreResult, corrupt, search_words,
+    sort_column, unreadable_job,
+};
 use app::results::ResultMeta;
 use app::scores::Scores;
-use app::votes::Vote;
 use app::types::{Job, JobParams, JobState, Mode, Video, VideoPage, VideoQuery, WorkerStatus};
+use app::votes::Vote;
 use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
@@ -39,7 +42,13 @@ pub struct SqliteStore {
 fn migrations() -> sqlx::migrate::Migrator {
     use sqlx::migrate::{Migration, MigrationType, Migrator};
     let migration = |version, name: &str, sql: &'static str| {
-        Migration::new(version, name.to_string().into(), MigrationType::Simple, sqlx::AssertSqlSafe(sql).into_sql_str(), false)
+        Migration::new(
+            version,
+            name.to_string().into(),
+            MigrationType::Simple,
+            sqlx::AssertSqlSafe(sql).into_sql_str(),
+            false,
+        )
     };
     Migrator::with_migrations(vec![
         migration(1, "jobs, videos and prompt search", include_str!("migrations/0001_init.sql")),
@@ -192,7 +201,8 @@ const RARE_MODEL: i64 = 500;
 #[cfg(test)]
 const RARE_MODEL: i64 = 100;
 
-const JOB_COLUMNS: &str = "id, state, mode, params, created_ms, started_ms, finished_ms, step, total, message, video_id, owner";
+const JOB_COLUMNS: &str =
+    "id, state, mode, params, created_ms, started_ms, finished_ms, step, total, message, video_id, owner";
 const VIDEO_COLUMNS: &str = "v.id, v.mode, v.params, v.metadata, v.created_ms, v.favorite, v.scores";
 
 impl Store for SqliteStore {
@@ -395,14 +405,18 @@ impl Store for SqliteStore {
 
     fn queued_count(&self) -> BoxFuture<'_, StoreResult<u64>> {
         Box::pin(async move {
-            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE state = 'queued'").fetch_one(&self.pool).await?;
+            let n: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE state = 'queued'").fetch_one(&self.pool).await?;
             Ok(n as u64)
         })
     }
 
     fn queued_count_of(&self, owner: String) -> BoxFuture<'_, StoreResult<u64>> {
         Box::pin(async move {
-            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE state = 'queued' AND owner = ?").bind(owner).fetch_one(&self.pool).await?;
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE state = 'queued' AND owner = ?")
+                .bind(owner)
+                .fetch_one(&self.pool)
+                .await?;
             Ok(n as u64)
         })
     }
@@ -424,7 +438,8 @@ impl Store for SqliteStore {
 
     fn video_exists(&self, id: String) -> BoxFuture<'_, StoreResult<bool>> {
         Box::pin(async move {
-            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM videos WHERE id = ?").bind(id).fetch_one(&self.pool).await?;
+            let n: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM videos WHERE id = ?").bind(id).fetch_one(&self.pool).await?;
             Ok(n > 0)
         })
     }
@@ -509,12 +524,20 @@ impl Store for SqliteStore {
                 // words' matches (collected once) are a filter.
                 sql.push(format!("videos v WHERE v.{column} IS NOT NULL"));
                 if let Some(fts) = &fts {
-                    sql.push(" AND v.sort_key IN (SELECT rowid FROM videos_fts WHERE videos_fts MATCH ").push_bind(fts.clone()).push(")");
+                    sql.push(" AND v.sort_key IN (SELECT rowid FROM videos_fts WHERE videos_fts MATCH ")
+                        .push_bind(fts.clone())
+                        .push(")");
                 }
                 if down {
-                    (format!("v.{column} DESC, v.sort_key DESC"), format!(" AND (v.{column}, v.sort_key) < (SELECT {column}, sort_key FROM videos WHERE id = "))
+                    (
+                        format!("v.{column} DESC, v.sort_key DESC"),
+                        format!(" AND (v.{column}, v.sort_key) < (SELECT {column}, sort_key FROM videos WHERE id = "),
+                    )
                 } else {
-                    (format!("v.{column} ASC, v.sort_key ASC"), format!(" AND (v.{column}, v.sort_key) > (SELECT {column}, sort_key FROM videos WHERE id = "))
+                    (
+                        format!("v.{column} ASC, v.sort_key ASC"),
+                        format!(" AND (v.{column}, v.sort_key) > (SELECT {column}, sort_key FROM videos WHERE id = "),
+                    )
                 }
             } else if let (Some(fts), Some(model)) = (&fts, &rare_model) {
                 sql.push("videos v INDEXED BY videos_by_model WHERE v.model = ")
@@ -526,10 +549,16 @@ impl Store for SqliteStore {
             } else if let Some(fts) = fts {
                 sql.push("videos_fts CROSS JOIN videos v ON v.sort_key = videos_fts.rowid WHERE videos_fts MATCH ")
                     .push_bind(fts);
-                ("videos_fts.rowid DESC".into(), " AND videos_fts.rowid < (SELECT sort_key FROM videos WHERE id = ".into())
+                (
+                    "videos_fts.rowid DESC".into(),
+                    " AND videos_fts.rowid < (SELECT sort_key FROM videos WHERE id = ".into(),
+                )
             } else {
                 sql.push("videos v WHERE 1");
-                ("v.created_ms DESC, v.id DESC".into(), " AND (v.created_ms, v.id) < (SELECT created_ms, id FROM videos WHERE id = ".into())
+                (
+                    "v.created_ms DESC, v.id DESC".into(),
+                    " AND (v.created_ms, v.id) < (SELECT created_ms, id FROM videos WHERE id = ".into(),
+                )
             };
             if let Some(mode) = query.mode {
                 sql.push(" AND v.mode = ").push_bind(mode.as_str());
@@ -614,7 +643,12 @@ impl Store for SqliteStore {
         Box::pin(async move { embeddings::all(&self.pool, &model).await })
     }
 
-    fn unembedded_clips(&self, model: String, after: Option<String>, limit: u32) -> BoxFuture<'_, StoreResult<Vec<String>>> {
+    fn unembedded_clips(
+        &self,
+        model: String,
+        after: Option<String>,
+        limit: u32,
+    ) -> BoxFuture<'_, StoreResult<Vec<String>>> {
         Box::pin(async move { embeddings::missing(&self.pool, &model, after, limit).await })
     }
 
@@ -668,7 +702,11 @@ mod tests {
         let store = SqliteStore::open(&temp_db("old-metadata")).await.unwrap();
         store.insert_video(video("dddd0003", 5, "old", Mode::TextToVideo)).await.unwrap();
         let old = r#"{"model":"vidplay-toy-1","mode":"text-to-video","prompt":"old","parameters":{"frames":12,"fps":6,"steps":20,"seed":3},"seed":3,"resolution":{"native":[32,32],"display":[256,256],"upscale_filter":"catmull-rom"},"device":"cpu","timings":{"sampling_s":1.5}}"#;
-        sqlx::query("UPDATE videos SET metadata = ? WHERE id = 'dddd0003'").bind(old).execute(&store.pool).await.unwrap();
+        sqlx::query("UPDATE videos SET metadata = ? WHERE id = 'dddd0003'")
+            .bind(old)
+            .execute(&store.pool)
+            .await
+            .unwrap();
         let v = store.video("dddd0003".into()).await.unwrap().unwrap();
         assert_eq!((v.metadata.version, v.metadata.params.frames, v.metadata.resolution.display), (1, 12, [256, 256]));
         assert_eq!(v.metadata.timings.sampling_s, 1.5);
@@ -707,7 +745,10 @@ mod tests {
         let page = store.videos(VideoQuery { limit: 10, ..Default::default() }).await.unwrap();
         assert_eq!(page.videos.iter().map(|v| v.id.as_str()).collect::<Vec<_>>(), ["dddd0001"]);
         // A prompt that is not text is left out of the recent prompts, not an error.
-        sqlx::query("UPDATE jobs SET params = '{\"prompt\": 5}' WHERE id = 'cccc0001'").execute(&store.pool).await.unwrap();
+        sqlx::query("UPDATE jobs SET params = '{\"prompt\": 5}' WHERE id = 'cccc0001'")
+            .execute(&store.pool)
+            .await
+            .unwrap();
         assert_eq!(store.recent_prompts(5).await.unwrap(), ["b"]);
     }
     #[tokio::test]
@@ -736,7 +777,12 @@ mod tests {
         store.insert_video(last.clone()).await.unwrap();
         all.push(last);
         for i in 0..70 {
-            let v = video(&format!("fffe{i:04x}"), 70, if i % 2 == 0 { "red star" } else { "blue ball" }, Mode::ImageToVideo);
+            let v = video(
+                &format!("fffe{i:04x}"),
+                70,
+                if i % 2 == 0 { "red star" } else { "blue ball" },
+                Mode::ImageToVideo,
+            );
             store.insert_video(v.clone()).await.unwrap();
             all.push(v);
         }

@@ -6,16 +6,18 @@ use app::votes::{Vote, VoteAxis};
 use sqlx::{Row, SqlitePool};
 
 pub(super) async fn insert(pool: &SqlitePool, vote: &Vote) -> StoreResult<()> {
-    sqlx::query("INSERT INTO votes (id, created_ms, axis, winner, candidates, reasons, blind) VALUES (?, ?, ?, ?, ?, ?, ?)")
-        .bind(&vote.id)
-        .bind(vote.created_ms)
-        .bind(vote.axis.as_str())
-        .bind(&vote.winner)
-        .bind(serde_json::to_string(&vote.candidates).map_err(corrupt)?)
-        .bind(serde_json::to_string(&vote.reasons).map_err(corrupt)?)
-        .bind(vote.blind as i64)
-        .execute(pool)
-        .await?;
+    sqlx::query(
+        "INSERT INTO votes (id, created_ms, axis, winner, candidates, reasons, blind) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&vote.id)
+    .bind(vote.created_ms)
+    .bind(vote.axis.as_str())
+    .bind(&vote.winner)
+    .bind(serde_json::to_string(&vote.candidates).map_err(corrupt)?)
+    .bind(serde_json::to_string(&vote.reasons).map_err(corrupt)?)
+    .bind(vote.blind as i64)
+    .execute(pool)
+    .await?;
     Ok(())
 }
 

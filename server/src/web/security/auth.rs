@@ -3,11 +3,11 @@
 
 use super::{Access, header_str, refuse};
 use axum::Form;
+use axum::Router;
 use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use serde::Deserialize;
 use std::sync::Arc;
 

@@ -52,10 +52,15 @@ mod tests {
         assert!(check(&a, &post, &headers(&[])).is_ok(), "curl sends no Origin");
         assert!(check(&a, &post, &headers(&[("host", "localhost:3000"), ("origin", "http://localhost:3000")])).is_ok());
         assert!(check(&a, &post, &headers(&[("host", "localhost:3000"), ("origin", "http://evil.example")])).is_err());
-        assert!(check(&a, &post, &headers(&[("host", "localhost:3000"), ("origin", "http://localhost:8080")])).is_err());
+        assert!(
+            check(&a, &post, &headers(&[("host", "localhost:3000"), ("origin", "http://localhost:8080")])).is_err()
+        );
         assert!(check(&a, &post, &headers(&[("host", "localhost:3000"), ("origin", "null")])).is_err());
         assert!(check(&a, &Method::DELETE, &headers(&[("sec-fetch-site", "cross-site")])).is_err());
         assert!(check(&a, &post, &headers(&[("origin", "http://evil.example")])).is_err());
-        assert!(check(&a, &Method::GET, &headers(&[("origin", "http://evil.example")])).is_ok(), "reads are not refused here");
+        assert!(
+            check(&a, &Method::GET, &headers(&[("origin", "http://evil.example")])).is_ok(),
+            "reads are not refused here"
+        );
     }
 }
