@@ -12,8 +12,11 @@
 //! default adapter, on whichever graphics API wgpu settles), `wgpu:discrete:N`,
 //! `wgpu:integrated:N`, `wgpu:virtual:N`, `wgpu:cpu` (lavapipe), or `cpu` (flex).
 //!
-//! The CUDA driver is loaded when a CUDA device is first asked for, never linked, so the same
-//! binary starts on machines without it. A device that cannot start is an error that says why
+//! The SPIR-V Vulkan backend is in builds with the `vulkan` feature only, the CUDA backend in
+//! builds with the `cuda` feature only (it links LLVM): both cost minutes of every build, and
+//! `scripts/play` turns them on where the machine has such a GPU. The CUDA driver is
+//! loaded when a CUDA device is first asked for, never linked, so the same binary starts on
+//! machines without it. A device that cannot start is an error that says why
 //! and what to install; `auto` then moves on to the next backend.
 
 use burn::prelude::*;
@@ -175,8 +178,10 @@ pub fn list() -> (Vec<Listed>, Vec<String>) {
         })),
         Err(reason) => missing.push(format!("cuda: {reason}")),
     }
-    let vulkan = vulkan_gpus();
-    if vulkan.is_empty() {
+    let vulkan = if cfg!(feature = "vulkan") { vulkan_gpus() } else { Vec::new() };
+    if !cfg!(feature = "vulkan") {
+        missing.push(format!("vulkan: {NO_VULKAN_BUILD}"));
+    } else if vulkan.is_empty() {
         missing.push("vulkan: no Vulkan GPU (a Vulkan driver for the GPU is needed)".into());
     }
     listed.extend(vulkan.iter().enumerate().map(|(i, a)| Listed {
@@ -193,8 +198,9 @@ pub fn list() -> (Vec<Listed>, Vec<String>) {
             (wgpu::Backend::Gl, wgpu::DeviceType::Cpu) => DeviceChoice::WgpuCpu,
             (_, wgpu::DeviceType::Cpu) if cpu_on_gl => continue,
             (_, wgpu::DeviceType::Cpu) => DeviceChoice::WgpuCpu,
-            // Vulkan GPUs are listed above; wgpu would run them on Vulkan too.
-            (wgpu::Backend::Vulkan, _) => continue,
+            // Vulkan GPUs are listed above when this build has the SPIR-V backend; wgpu would
+            // run them on Vulkan too.
+            (wgpu::Backend::Vulkan, _) if cfg!(feature = "vulkan") => continue,
             _ => DeviceChoice::Wgpu,
         };
         listed.push(Listed {
@@ -213,11 +219,18 @@ pub fn list() -> (Vec<Listed>, Vec<String>) {
     (listed, missing)
 }
 
-/// The GPU devices that are present: every CUDA device, then every Vulkan GPU. A card that
-/// both reach appears once per backend.
+/// The GPU devices that are present: every CUDA device, then every Vulkan GPU (or, in a build
+/// without the SPIR-V backend, wgpu's default adapter when it is a GPU). A card that both reach
+/// appears once per backend.
 pub fn gpu_choices() -> Vec<DeviceChoice> {
     let cuda = cuda_devices().map_or(0, |d| d.len());
-    (0..cuda).map(DeviceChoice::Cuda).chain((0..vulkan_gpus().len()).map(DeviceChoice::Vulkan)).collect()
+    let mut out: Vec<DeviceChoice> = (0..cuda).map(DeviceChoice::Cuda).collect();
+    if cfg!(feature = "vulkan") {
+        out.extend((0..vulkan_gpus().len()).map(DeviceChoice::Vulkan));
+    } else if adapters().iter().any(|a| a.device_type != wgpu::DeviceType::Cpu) {
+        out.push(DeviceChoice::Wgpu);
+    }
+    out
 }
 
 /// Opens the chosen device and checks that it computes (a tiny sum); `auto` falls through to
@@ -243,12 +256,19 @@ pub fn open(choice: DeviceChoice) -> Result<OpenedDevice, DeviceError> {
         Ok(_) => {}
         Err(reason) => tracing::debug!(%reason, "no CUDA"),
     }
-    for i in 0..vulkan_gpus().len() {
-        if let Some(opened) = attempt(DeviceChoice::Vulkan(i)) {
-            return Ok(opened);
+    if cfg!(feature = "vulkan") {
+        for i in 0..vulkan_gpus().len() {
+            if let Some(opened) = attempt(DeviceChoice::Vulkan(i)) {
+                return Ok(opened);
+            }
         }
     }
-    if adapters().iter().any(|a| a.device_type != wgpu::DeviceType::Cpu && a.backend != wgpu::Backend::Vulkan) {
+    // Vulkan GPUs were tried above in a build with the SPIR-V backend; otherwise wgpu takes them.
+    let tried_vulkan = cfg!(feature = "vulkan");
+    if adapters()
+        .iter()
+        .any(|a| a.device_type != wgpu::DeviceType::Cpu && !(tried_vulkan && a.backend == wgpu::Backend::Vulkan))
+    {
         if let Some(opened) = attempt(DeviceChoice::Wgpu) {
             return Ok(opened);
         }
@@ -279,9 +299,13 @@ fn open_exact(choice: DeviceChoice) -> Result<OpenedDevice, DeviceError> {
                 gpu.compute.1,
                 gpu.memory_bytes >> 20
             );
-            (Device::cuda(index), description, true, Backend::Cuda)
+            let device = cuda_device(index).map_err(|reason| DeviceError::NoCuda { index, reason })?;
+            (device, description, true, Backend::Cuda)
         }
         DeviceChoice::Vulkan(index) => {
+            if !cfg!(feature = "vulkan") {
+                return Err(DeviceError::NoVulkan { index, reason: NO_VULKAN_BUILD.into() });
+            }
             let gpus = vulkan_gpus();
             let Some(info) = gpus.get(index) else {
                 return Err(DeviceError::NoVulkan {
@@ -363,6 +387,7 @@ fn init_wgpu(kind: DeviceKind, api: Option<WgpuBackend>) -> Result<Device, Strin
         Ok(device) => Ok(device),
         // Already initialised in this process: the lazy constructors return that runtime.
         Err(burn::tensor::wgpu::WgpuInitError::Registration { .. }) => Ok(match api {
+            #[cfg(feature = "vulkan")]
             Some(WgpuBackend::Vulkan) => Device::vulkan(kind),
             Some(api) => Device::new(
                 WgpuDevice::new(match kind {
@@ -472,9 +497,41 @@ pub fn memory_bytes(choice: DeviceChoice) -> Option<u64> {
     }
 }
 
-/// The machine's CUDA devices, or why there are none. Loads the driver library if present;
-/// never panics (the driver bindings panic on a missing library or symbol).
+/// How a user gets the SPIR-V Vulkan backend into a build that lacks it.
+const NO_VULKAN_BUILD: &str = "this vidplay was built without its SPIR-V Vulkan backend (cooperative matrices): \
+    `--device wgpu` runs WGSL kernels on the same GPU; build with `--features vulkan` for SPIR-V \
+    (scripts/play does so where a GPU with a kernel graphics driver is present)";
+
+/// How a user gets the CUDA backend into a build that lacks it.
+const NO_CUDA_BUILD: &str = "this vidplay was built without its CUDA backend: build it with \
+    `cargo build --release --features cuda` (scripts/play does so when an NVIDIA driver is present)";
+
+/// The CUDA devices this build can run on, or why there are none: a build without the `cuda`
+/// feature runs on none, and says so when the driver reports GPUs.
 fn cuda_devices() -> Result<Vec<CudaGpu>, String> {
+    let gpus = cuda_driver_devices()?;
+    if cfg!(feature = "cuda") || gpus.is_empty() {
+        return Ok(gpus);
+    }
+    let names: Vec<&str> = gpus.iter().map(|g| g.name.as_str()).collect();
+    Err(format!("the driver reports {} ({}), but {NO_CUDA_BUILD}", names.len(), names.join(", ")))
+}
+
+#[cfg(feature = "cuda")]
+fn cuda_device(index: usize) -> Result<Device, String> {
+    Ok(Device::cuda(index))
+}
+
+/// Never reached in practice: `cuda_devices` lists nothing in such a build.
+#[cfg(not(feature = "cuda"))]
+fn cuda_device(_index: usize) -> Result<Device, String> {
+    Err(NO_CUDA_BUILD.to_string())
+}
+
+/// The machine's CUDA devices as the driver reports them, or why there are none. Loads the
+/// driver library if present; never panics (the driver bindings panic on a missing library or
+/// symbol).
+fn cuda_driver_devices() -> Result<Vec<CudaGpu>, String> {
     use cudarc::driver::sys;
     // SAFETY: dlopen of the driver library by its well-known names; nothing is called yet.
     if !unsafe { sys::is_culib_present() } {

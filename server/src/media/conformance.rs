@@ -77,17 +77,15 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_s3_bucket_conforms_with_and_without_a_prefix() {
         use crate::media::MediaStore;
-        use crate::services::seaweedfs::SeaweedFs;
-        let weed = SeaweedFs::start().await.unwrap();
-        weed.create_bucket("vidplay-media").await.unwrap();
+        let (weed, bucket) = crate::services::shared::bucket("vidplay-media").await.unwrap();
         // Credentials as a deployment gives them: the AWS environment variables.
         let open = |bucket: &str, prefix: &str| {
             let vars = weed.env().into_iter().map(|(k, v)| (k.to_string(), v));
             crate::media::s3::open_with(bucket, prefix, None, vars).unwrap()
         };
-        let whole = open("vidplay-media", "");
+        let whole = open(&bucket, "");
         super::run(&whole).await;
-        let prefixed = open("vidplay-media", "lab/one");
+        let prefixed = open(&bucket, "lab/one");
         // The bucket is not empty now, but nothing is under the prefix.
         super::run(&prefixed).await;
         // The prefixed store's objects are under the prefix in the bucket.
@@ -95,11 +93,11 @@ mod tests {
         assert_eq!(listed, ["lab/one/media/0123456789abcdef0/poster.png"]);
         // Wrong credentials, or no server there: errors that say so, not panics.
         let gone = format!("http://127.0.0.1:{}", crate::services::postgres::unused_port());
-        let nowhere = crate::media::s3::open_with("vidplay-media", "", Some(&gone), Vec::new()).unwrap();
+        let nowhere = crate::media::s3::open_with(&bucket, "", Some(&gone), Vec::new()).unwrap();
         let e = nowhere.put("media/x/y.png", bytes::Bytes::from_static(b"x")).await.unwrap_err();
         assert!(matches!(e, crate::media::MediaError::Backend(_)), "{e}");
         let wrong = crate::media::s3::open_with(
-            "vidplay-media",
+            &bucket,
             "",
             Some(&weed.endpoint()),
             [

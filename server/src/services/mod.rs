@@ -5,6 +5,7 @@
 
 pub mod postgres;
 pub mod seaweedfs;
+pub mod shared;
 
 use std::path::{Path, PathBuf};
 

@@ -123,13 +123,20 @@ fn path_str(p: &Path) -> anyhow::Result<&str> {
     p.to_str().with_context(|| format!("{} is not UTF-8", p.display()))
 }
 
-impl Drop for PgCluster {
-    fn drop(&mut self) {
+impl PgCluster {
+    /// Stops the server at once and removes its directory.
+    pub fn shutdown(&self) {
         let data = self.dir.join("data");
         if let Ok(data) = path_str(&data) {
             let _ = self.run("pg_ctl", &["-D", data, "-m", "immediate", "-w", "stop"]);
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        self.shutdown();
     }
 }
 

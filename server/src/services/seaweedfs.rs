@@ -6,6 +6,7 @@ use super::{first_existing, free_ports, on_path, repo_tools, scratch_dir};
 use anyhow::{Context, bail};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 pub const ACCESS_KEY: &str = "vidplay-test-key";
@@ -13,7 +14,8 @@ pub const SECRET_KEY: &str = "vidplay-test-secret";
 pub const REGION: &str = "us-east-1";
 
 pub struct SeaweedFs {
-    child: Child,
+    /// Behind a lock so that a server shared by a process's tests can be stopped through `&self`.
+    child: Mutex<Child>,
     dir: PathBuf,
     s3_port: u16,
     filer_port: u16,
@@ -62,14 +64,19 @@ impl SeaweedFs {
                 arg("s3.port", p[6]),
                 arg("s3.port.grpc", p[7]),
             ])
-            .args(["-s3.port.iceberg=0", "-s3.port.lance=0", "-volume.max=16", "-master.volumeSizeLimitMB=64"])
+            .args(["-s3.port.iceberg=0", "-s3.port.lance=0", "-volume.max=256", "-master.volumeSizeLimitMB=64"])
+            // Each bucket is a collection with volumes of its own, and the master grows a
+            // collection by 7 volumes at a time: one server shared by a test binary's tests holds
+            // tens of buckets, which 7 each would run out of volumes ("internal error" on a put).
+            // Tiny test buckets need one each.
+            .env("WEED_MASTER_VOLUME_GROWTH_COPY_1", "1")
             .current_dir(&dir)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()
             .with_context(|| format!("cannot start {}", weed.display()))?;
-        let mut server = Self { child, dir, s3_port: p[6], filer_port: p[4] };
+        let mut server = Self { child: Mutex::new(child), dir, s3_port: p[6], filer_port: p[4] };
         server.wait_ready().await?;
         Ok(server)
     }
@@ -78,7 +85,8 @@ impl SeaweedFs {
         let deadline = Instant::now() + Duration::from_secs(60);
         let s3 = format!("{}/", self.endpoint());
         loop {
-            if let Some(status) = self.child.try_wait()? {
+            let exited = self.child.get_mut().unwrap_or_else(|e| e.into_inner()).try_wait()?;
+            if let Some(status) = exited {
                 bail!("SeaweedFS exited ({status}):\n{}", self.log());
             }
             // Ready when the filer takes a bucket and the gateway answers (refusing anonymous access).
@@ -126,10 +134,18 @@ impl SeaweedFs {
     }
 }
 
+impl SeaweedFs {
+    /// Stops the server and removes its directory.
+    pub fn shutdown(&self) {
+        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 impl Drop for SeaweedFs {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        self.shutdown();
     }
 }

@@ -159,9 +159,100 @@ impl ModelFolder {
     }
 }
 
-/// The Hugging Face hub cache directory (`$HF_HOME/hub`, else `~/.cache/huggingface/hub`).
+/// Where models come from on the Hugging Face hub: the cache folder and the server. Read from
+/// the environment as the hub's own tools do (`HF_HOME`, `HF_ENDPOINT`), or given.
+#[derive(Debug, Clone)]
+pub struct Hub {
+    /// The cache's `hub` folder (`$HF_HOME/hub`, else `~/.cache/huggingface/hub`).
+    pub cache: PathBuf,
+    /// The hub's address; `None` is huggingface.co.
+    pub endpoint: Option<String>,
+}
+
+impl Hub {
+    pub fn from_env() -> Self {
+        let cache = hf_hub::Cache::from_env().path().clone();
+        let endpoint = std::env::var("HF_ENDPOINT").ok().filter(|e| !e.trim().is_empty());
+        Hub { cache, endpoint }
+    }
+
+    /// The cached snapshot of a repo at `main`, if its model_index.json is there.
+    pub fn cached_snapshot(&self, repo: &str) -> Option<PathBuf> {
+        let cache = hf_hub::Cache::new(self.cache.clone());
+        let path = cache.model(repo.to_string()).get("model_index.json")?;
+        path.parent().map(Path::to_path_buf)
+    }
+
+    /// Downloads a diffusers repo's pipeline files into the Hugging Face cache (resumable, with a
+    /// progress bar on a terminal, `HF_TOKEN` or the cached login honoured) and returns the snapshot.
+    pub fn download(&self, repo: &str, precision: Precision, progress: bool) -> Result<PathBuf, LoadError> {
+        use hf_hub::api::sync::ApiBuilder;
+        let err = |message: String| LoadError::File { path: PathBuf::from(repo), message };
+        let mut builder =
+            ApiBuilder::from_cache(hf_hub::Cache::new(self.cache.clone())).with_progress(progress).with_retries(3);
+        if let Some(endpoint) = &self.endpoint {
+            builder = builder.with_endpoint(endpoint.clone());
+        }
+        if let Ok(token) = std::env::var("HF_TOKEN") {
+            if !token.trim().is_empty() {
+                builder = builder.with_token(Some(token.trim().to_string()));
+            }
+        }
+        let api = builder.build().map_err(|e| err(format!("hub client: {e}")))?;
+        let repo_api = api.model(repo.to_string());
+        let info = repo_api.info().map_err(|e| err(format!("cannot list the repository on the hub: {e}")))?;
+        let files: Vec<String> = info.siblings.iter().map(|s| s.rfilename.clone()).collect();
+        if !files.iter().any(|f| f == "model_index.json") {
+            return Err(err("the repository has no model_index.json: not a diffusers pipeline".into()));
+        }
+        let mut snapshot = None;
+        for f in wanted(&files, precision) {
+            let path = repo_api.download(&f).map_err(|e| err(format!("downloading {f}: {e}")))?;
+            if f == "model_index.json" {
+                snapshot = path.parent().map(Path::to_path_buf);
+            }
+        }
+        snapshot.ok_or_else(|| err("download gave no model_index.json".into()))
+    }
+
+    /// A model argument: a local folder, a cached repo, or a repo to download.
+    pub fn resolve(&self, model: &str, precision: Precision, allow_download: bool) -> Result<PathBuf, LoadError> {
+        let p = Path::new(model);
+        if p.is_dir() {
+            return Ok(p.to_path_buf());
+        }
+        if !is_repo_id(model) {
+            return Err(LoadError::File {
+                path: p.into(),
+                message: "no such folder, and not a Hugging Face repo id (owner/name)".into(),
+            });
+        }
+        if let Some(snapshot) = self.cached_snapshot(model) {
+            return Ok(snapshot);
+        }
+        if !allow_download {
+            return Err(LoadError::File { path: p.into(), message: "not in the Hugging Face cache".into() });
+        }
+        self.download(model, precision, std::io::IsTerminal::is_terminal(&std::io::stderr()))
+    }
+
+    /// Every repository in the cache with a snapshot: (owner/name, snapshot folder).
+    fn cached_repos(&self) -> Vec<(String, PathBuf)> {
+        let Ok(entries) = std::fs::read_dir(&self.cache) else { return Vec::new() };
+        let mut entries: Vec<_> = entries.flatten().map(|e| e.file_name().to_string_lossy().to_string()).collect();
+        entries.sort();
+        entries
+            .iter()
+            .filter_map(|dir| dir.strip_prefix("models--"))
+            .map(|rest| rest.replacen("--", "/", 1))
+            .filter_map(|repo| self.cached_snapshot(&repo).map(|snapshot| (repo, snapshot)))
+            .collect()
+    }
+}
+
+/// The Hugging Face hub cache directory of this environment.
 pub fn hub_cache() -> PathBuf {
-    hf_hub::Cache::from_env().path().clone()
+    Hub::from_env().cache
 }
 
 /// A repo id looks like `owner/name`.
@@ -171,11 +262,9 @@ pub fn is_repo_id(s: &str) -> bool {
         if !a.is_empty() && !b.is_empty() && !a.starts_with('.') && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c)))
 }
 
-/// The cached snapshot of a repo at `main`, if its model_index.json is there.
+/// The cached snapshot of a repo at `main` in this environment's cache.
 pub fn cached_snapshot(repo: &str) -> Option<PathBuf> {
-    let cache = hf_hub::Cache::from_env();
-    let path = cache.model(repo.to_string()).get("model_index.json")?;
-    path.parent().map(Path::to_path_buf)
+    Hub::from_env().cached_snapshot(repo)
 }
 
 /// The components the pipelines run (not e.g. SD 1.5's safety checker).
@@ -220,53 +309,9 @@ fn wanted(files: &[String], precision: Precision) -> Vec<String> {
     out
 }
 
-/// Downloads a diffusers repo's pipeline files into the Hugging Face cache (resumable, with a
-/// progress bar on a terminal, `HF_TOKEN` or the cached login honoured) and returns the snapshot.
-pub fn download(repo: &str, precision: Precision, progress: bool) -> Result<PathBuf, LoadError> {
-    use hf_hub::api::sync::ApiBuilder;
-    let err = |message: String| LoadError::File { path: PathBuf::from(repo), message };
-    let mut builder = ApiBuilder::from_env().with_progress(progress).with_retries(3);
-    if let Ok(token) = std::env::var("HF_TOKEN") {
-        if !token.trim().is_empty() {
-            builder = builder.with_token(Some(token.trim().to_string()));
-        }
-    }
-    let api = builder.build().map_err(|e| err(format!("hub client: {e}")))?;
-    let repo_api = api.model(repo.to_string());
-    let info = repo_api.info().map_err(|e| err(format!("cannot list the repository on the hub: {e}")))?;
-    let files: Vec<String> = info.siblings.iter().map(|s| s.rfilename.clone()).collect();
-    if !files.iter().any(|f| f == "model_index.json") {
-        return Err(err("the repository has no model_index.json: not a diffusers pipeline".into()));
-    }
-    let mut snapshot = None;
-    for f in wanted(&files, precision) {
-        let path = repo_api.download(&f).map_err(|e| err(format!("downloading {f}: {e}")))?;
-        if f == "model_index.json" {
-            snapshot = path.parent().map(Path::to_path_buf);
-        }
-    }
-    snapshot.ok_or_else(|| err("download gave no model_index.json".into()))
-}
-
-/// A model argument: a local folder, a cached repo, or a repo to download.
+/// A model argument: a local folder, a repo in this environment's cache, or a repo to download.
 pub fn resolve(model: &str, precision: Precision, allow_download: bool) -> Result<PathBuf, LoadError> {
-    let p = Path::new(model);
-    if p.is_dir() {
-        return Ok(p.to_path_buf());
-    }
-    if !is_repo_id(model) {
-        return Err(LoadError::File {
-            path: p.into(),
-            message: "no such folder, and not a Hugging Face repo id (owner/name)".into(),
-        });
-    }
-    if let Some(snapshot) = cached_snapshot(model) {
-        return Ok(snapshot);
-    }
-    if !allow_download {
-        return Err(LoadError::File { path: p.into(), message: "not in the Hugging Face cache".into() });
-    }
-    download(model, precision, std::io::IsTerminal::is_terminal(&std::io::stderr()))
+    Hub::from_env().resolve(model, precision, allow_download)
 }
 
 /// An installed model: where it is and what it does.
@@ -277,9 +322,14 @@ pub struct Installed {
     pub kind: PipelineKind,
 }
 
-/// Models in a local models directory (each subfolder with a model_index.json) and in the
-/// Hugging Face cache.
+/// Models in a local models directory (each subfolder with a model_index.json) and in this
+/// environment's Hugging Face cache.
 pub fn installed(local: Option<&Path>) -> Vec<Installed> {
+    installed_in(&Hub::from_env(), local)
+}
+
+/// Models in a local models directory and in the given hub's cache.
+pub fn installed_in(hub: &Hub, local: Option<&Path>) -> Vec<Installed> {
     let mut out = Vec::new();
     if let Some(dir) = local {
         if let Ok(entries) = std::fs::read_dir(dir) {
@@ -293,25 +343,12 @@ pub fn installed(local: Option<&Path>) -> Vec<Installed> {
             }
         }
     }
-    for (repo, snapshot) in cached_repos() {
+    for (repo, snapshot) in hub.cached_repos() {
         if let Ok(f) = ModelFolder::open(&snapshot) {
             out.push(Installed { name: repo, path: snapshot, kind: f.kind() });
         }
     }
     out
-}
-
-/// Every repository in the Hugging Face cache with a snapshot: (owner/name, snapshot folder).
-fn cached_repos() -> Vec<(String, PathBuf)> {
-    let Ok(entries) = std::fs::read_dir(hub_cache()) else { return Vec::new() };
-    let mut entries: Vec<_> = entries.flatten().map(|e| e.file_name().to_string_lossy().to_string()).collect();
-    entries.sort();
-    entries
-        .iter()
-        .filter_map(|dir| dir.strip_prefix("models--"))
-        .map(|rest| rest.replacen("--", "/", 1))
-        .filter_map(|repo| cached_snapshot(&repo).map(|snapshot| (repo, snapshot)))
-        .collect()
 }
 
 /// CLIPModel folders (transformers layout, `model_type: clip`) in a local models directory and
@@ -329,7 +366,7 @@ pub fn installed_clip(local: Option<&Path>) -> Vec<(String, PathBuf)> {
             out.push((name, path));
         }
     }
-    out.extend(cached_repos().into_iter().filter(|(_, snapshot)| is_clip(snapshot)));
+    out.extend(Hub::from_env().cached_repos().into_iter().filter(|(_, snapshot)| is_clip(snapshot)));
     out
 }
 

@@ -5,18 +5,17 @@ use crate::services::postgres::PgCluster;
 use crate::storage::conformance::{self, job, video};
 use crate::storage::sqlite::SqliteStore;
 
-async fn fresh(cluster: &PgCluster, name: &str) -> PostgresStore {
-    let url = cluster.create_database(name).await.unwrap();
+/// A store on a database of its own in the test binary's shared cluster.
+async fn fresh(name: &str) -> PostgresStore {
+    let url = crate::services::shared::database(name).await.unwrap();
     PostgresStore::connect(&url, Duration::from_secs(10)).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_conforms() {
-    let cluster = std::sync::Arc::new(PgCluster::start().unwrap());
     conformance::run(&|name: &str| {
-        let cluster = cluster.clone();
         let name = name.to_string();
-        Box::pin(async move { Box::new(fresh(&cluster, &name).await) as Box<dyn Store> })
+        Box::pin(async move { Box::new(fresh(&name).await) as Box<dyn Store> })
     })
     .await;
 }
@@ -26,8 +25,7 @@ async fn postgres_conforms() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn searches_equal_the_sqlite_stores() {
     use app::scores::GallerySort;
-    let cluster = PgCluster::start().unwrap();
-    let pg = fresh(&cluster, "same").await;
+    let pg = fresh("same").await;
     let dir = std::env::temp_dir().join(format!("vidplay-pg-vs-sqlite-{}", crate::ids::new_id()));
     std::fs::create_dir_all(&dir).unwrap();
     let lite = SqliteStore::open(&dir.join("vidplay.db")).await.unwrap();
@@ -87,8 +85,7 @@ async fn searches_equal_the_sqlite_stores() {
 /// Two claimers at once never take the same job.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_claims_take_each_job_once() {
-    let cluster = PgCluster::start().unwrap();
-    let store = fresh(&cluster, "claims").await;
+    let store = fresh("claims").await;
     for i in 0..40 {
         assert!(store.enqueue(job(&format!("a000{i:04}"), i, "p"), 100).await.unwrap());
     }
@@ -115,8 +112,7 @@ async fn concurrent_claims_take_each_job_once() {
 /// The queue limit holds when many submit at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_queue_limit_holds_under_concurrent_submits() {
-    let cluster = PgCluster::start().unwrap();
-    let store = fresh(&cluster, "limit").await;
+    let store = fresh("limit").await;
     let submits = (0..30).map(|i| {
         let store = store.clone();
         tokio::spawn(async move { store.enqueue(job(&format!("b000{i:04}"), i, "p"), 10).await.unwrap() })
@@ -141,8 +137,10 @@ async fn unreachable_databases_and_bad_urls_are_clear_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_is_lost_across_a_server_restart() {
+    // A cluster of its own: stopping the shared one would break the tests beside this one.
     let cluster = PgCluster::start().unwrap();
-    let store = fresh(&cluster, "restart").await;
+    let url = cluster.create_database("restart").await.unwrap();
+    let store = PostgresStore::connect(&url, Duration::from_secs(10)).await.unwrap();
     assert!(store.enqueue(job("c0000001", 1, "kept"), 10).await.unwrap());
     store.insert_video(video("c0000002", 2, "a boat", Mode::TextToVideo)).await.unwrap();
     cluster.stop().unwrap();

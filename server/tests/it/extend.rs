@@ -4,7 +4,7 @@
 //! three-segment shot list with progress over all segments, a segment re-rolled from the
 //! video page's form, and bad sources answered with clear 400s.
 
-mod common;
+use crate::common;
 
 use axum::http::StatusCode;
 use common::*;

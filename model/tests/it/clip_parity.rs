@@ -2,7 +2,7 @@
 //! made by scripts/clip_fixtures.py: the tokenizer's ids, every text layer, both projections and
 //! the logits within 1e-4; and openai/clip-vit-large-patch14's names and shapes load unchanged.
 
-mod common;
+use crate::common;
 
 use common::*;
 use model::diffusers::clip::model::{ClipModel, ClipModelConfig, normalized};

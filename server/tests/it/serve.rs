@@ -3,7 +3,7 @@
 //! media with Range support, cancel, the queue limit, a restart, and bad input answered with
 //! 4xx JSON errors, never 500s.
 
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};

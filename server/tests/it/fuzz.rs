@@ -6,7 +6,7 @@
 //! (`VIDPLAY_FUZZ_SEED`). The property: no panic, and the server never answers 5xx. A failing
 //! input is written to `target/fuzz-failures/` and named in the message.
 
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};

@@ -4,31 +4,43 @@
 //! by another once its lease ends; PostgreSQL restarted mid-run loses nothing; a cancel on the
 //! web node stops a job on a worker; steps and previews reach the web node's event stream.
 
-mod common;
+use crate::common;
 
 use serde_json::{Value, json};
 use server::services::postgres::PgCluster;
 use server::services::seaweedfs::SeaweedFs;
+use server::services::shared;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The shared services of one test: a database and a bucket.
+/// What one test's processes share: a database and a bucket of its own, in the test binary's
+/// shared PostgreSQL cluster and SeaweedFS server, or in a cluster of its own.
 struct Services {
-    pg: PgCluster,
-    weed: SeaweedFs,
+    /// The test's own cluster, when it stops or restarts it.
+    own_pg: Option<PgCluster>,
+    weed: &'static SeaweedFs,
     url: String,
     media: String,
 }
 
 impl Services {
     async fn start(name: &str) -> Services {
+        let url = shared::database(name).await.unwrap();
+        Self::with(name, url, None).await
+    }
+
+    /// With a PostgreSQL cluster of its own (for a test that restarts it).
+    async fn start_own_postgres(name: &str) -> Services {
         let pg = PgCluster::start().unwrap();
         let url = pg.create_database(name).await.unwrap();
-        let weed = SeaweedFs::start().await.unwrap();
-        weed.create_bucket("vidplay-scale").await.unwrap();
-        Services { pg, weed, url, media: format!("s3://vidplay-scale/{name}") }
+        Self::with(name, url, Some(pg)).await
+    }
+
+    async fn with(name: &str, url: String, own_pg: Option<PgCluster>) -> Services {
+        let (weed, bucket) = shared::bucket("vidplay-scale").await.unwrap();
+        Services { own_pg, weed, url, media: format!("s3://{bucket}/{name}") }
     }
 
     fn command(&self, args: &[&str]) -> Command {
@@ -250,15 +262,16 @@ async fn a_killed_workers_job_is_finished_by_another_after_its_lease() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_restarted_mid_run_loses_nothing() {
-    let services = Services::start("restart").await;
+    let services = Services::start_own_postgres("restart").await;
+    let pg = services.own_pg.as_ref().unwrap();
     let web = services.web();
     let _worker = services.worker("w", 20);
     let ids: Vec<String> =
         (0..4).map(|i| web.submit(json!({"prompt": format!("a yellow star {i}"), "steps": 12, "seed": i}))).collect();
     web.wait_job(&ids[0], Duration::from_secs(120), |j| j["state"] == "running" && j["step"].as_u64() > Some(0));
-    services.pg.stop().unwrap();
+    pg.stop().unwrap();
     std::thread::sleep(Duration::from_secs(2));
-    services.pg.start_server().unwrap();
+    pg.start_server().unwrap();
     for id in &ids {
         let job = web.wait_job(id, Duration::from_secs(300), finished);
         assert_eq!(job["state"], "done", "{job}");

@@ -4,7 +4,7 @@
 //! start; and, with the real `vidplay` binary, prompt shutdown on SIGTERM and a crash (abort)
 //! at every step of finishing a job.
 
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};

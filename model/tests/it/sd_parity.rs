@@ -5,7 +5,7 @@
 //!
 //! Every check runs on two backends (see `common::devices`).
 
-mod common;
+use crate::common;
 
 use burn::prelude::*;
 use burn::tensor::DType;

@@ -3,9 +3,6 @@
 //! transformer and the VAE block by block, whole pipelines from the same noise, and Wan 2.1
 //! 1.3B's published names and shapes.
 
-#[path = "../common/mod.rs"]
-mod common;
-
 mod pipeline;
 mod schedulers;
 mod text;

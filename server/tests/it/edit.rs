@@ -3,7 +3,7 @@
 //! from, a frame of a clip edited; every version in the gallery knowing its parent and its
 //! chain; a remix; and bad requests answered with clear 400s.
 
-mod common;
+use crate::common;
 
 use axum::http::StatusCode;
 use common::*;

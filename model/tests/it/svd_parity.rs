@@ -5,7 +5,7 @@
 //! Also: svd-xt's real architecture loads unchanged (names and shapes), and the low-memory mode
 //! gives the same frames as the resident one.
 
-mod common;
+use crate::common;
 
 use burn::prelude::*;
 use burn::tensor::DType;

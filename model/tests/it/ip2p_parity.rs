@@ -6,7 +6,7 @@
 //!
 //! Every check runs on flex and on every GPU backend present (see `common::devices`).
 
-mod common;
+use crate::common;
 
 use burn::prelude::*;
 use burn::tensor::DType;

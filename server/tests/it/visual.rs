@@ -4,7 +4,7 @@
 //! such, best first), a real model's clip gets a CLIP score, and clips stored without an
 //! embedding are embedded while the queue is idle after a start.
 
-mod common;
+use crate::common;
 
 use axum::http::StatusCode;
 use common::*;

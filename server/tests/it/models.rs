@@ -4,7 +4,7 @@
 //! metadata (old results still display), their settings travel inside the files, and running
 //! jobs send live previews.
 
-mod common;
+use crate::common;
 
 use app::models::{ModelInfo, ParamKind};
 use app::types::{JobParams, Mode};

@@ -3,7 +3,7 @@
 //! scores are measured while the queue is idle, a variants request makes a group, votes on
 //! it change the leaderboard (JSON and CSV), and bad requests are clear 4xx errors.
 
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};

@@ -1,19 +1,24 @@
-//! The generation API on the shipped weights, on wgpu's default adapter (lavapipe on machines
-//! without a GPU): progress per step, cancellation between steps, determinism, i2v shapes.
+//! The generation API on the shipped weights, on Burn's CPU backend and every GPU backend the
+//! machine has (or `VIDPLAY_TEST_DEVICES` names): progress per step, cancellation between steps,
+//! determinism, i2v shapes. wgpu on lavapipe is left to the CLI's one wgpu test: its shader
+//! compilation costs minutes on a CPU.
 
+use crate::common::devices;
+use burn::prelude::Device;
 use model::builtin::pipeline::{BuiltinModel, GenerationRequest};
-use model::device::{self, DeviceChoice};
 use model::generate::GenerateError;
 use std::cell::Cell;
 
-fn load() -> BuiltinModel {
-    let opened = device::open(DeviceChoice::Wgpu).expect("a wgpu adapter (install mesa-vulkan-drivers)");
-    BuiltinModel::shipped(&opened.device).expect("shipped weights load")
-}
-
 #[test]
 fn generation_api() {
-    let model = load();
+    for (label, device) in devices() {
+        eprintln!("generation API on {label}");
+        generation_api_on(&device);
+    }
+}
+
+fn generation_api_on(device: &Device) {
+    let model = BuiltinModel::shipped(device).expect("shipped weights load");
     let req = GenerationRequest {
         prompt: "a blue ball bouncing in the desert".into(),
         steps: 4,

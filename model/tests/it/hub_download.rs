@@ -125,11 +125,9 @@ fn downloads_resumes_and_loads_from_the_hub_layout() {
     let _ = std::fs::remove_dir_all(&home);
     let log = Arc::new(Mutex::new(Vec::new()));
     let endpoint = serve(log.clone());
-    // SAFETY: this test binary has this one test; nothing else reads the environment concurrently.
-    unsafe {
-        std::env::set_var("HF_HOME", &home);
-        std::env::set_var("HF_ENDPOINT", &endpoint);
-    }
+    // The cache and the server are given, not set in the environment: other tests of this binary
+    // run beside this one.
+    let hub = folder::Hub { cache: home.join("hub"), endpoint: Some(endpoint) };
 
     // Half of the UNet is already there from an interrupted download.
     let unet_name = "unet/diffusion_pytorch_model.safetensors";
@@ -138,8 +136,8 @@ fn downloads_resumes_and_loads_from_the_hub_layout() {
     std::fs::create_dir_all(&blobs).unwrap();
     std::fs::write(blobs.join(format!("{}.part", etag(unet_name))), &unet[..unet.len() / 2]).unwrap();
 
-    assert!(folder::cached_snapshot(REPO).is_none());
-    let snapshot = folder::resolve(REPO, Precision::F32, true).unwrap_or_else(|e| panic!("{e}"));
+    assert!(hub.cached_snapshot(REPO).is_none());
+    let snapshot = hub.resolve(REPO, Precision::F32, true).unwrap_or_else(|e| panic!("{e}"));
     assert!(snapshot.ends_with(format!("snapshots/{COMMIT}")), "{}", snapshot.display());
     assert_eq!(std::fs::read(snapshot.join(unet_name)).unwrap(), unet, "resumed file is whole");
     let requests = log.lock().unwrap().clone();
@@ -153,15 +151,15 @@ fn downloads_resumes_and_loads_from_the_hub_layout() {
 
     // Found in the cache now (no download), listed as installed, and it loads.
     let n = log.lock().unwrap().len();
-    assert_eq!(folder::resolve(REPO, Precision::F32, false).unwrap(), snapshot);
+    assert_eq!(hub.resolve(REPO, Precision::F32, false).unwrap(), snapshot);
     assert_eq!(log.lock().unwrap().len(), n);
-    let installed = folder::installed(None);
+    let installed = folder::installed_in(&hub, None);
     assert!(installed.iter().any(|m| m.name == REPO && m.kind == folder::PipelineKind::TextToImage), "{installed:?}");
     let device = device::open(DeviceChoice::Cpu).unwrap().device;
     StableDiffusion::load(&snapshot, &device, DType::F32).unwrap_or_else(|e| panic!("{e}"));
 
     // A repo that does not exist on the "hub": a clear error.
-    let e = folder::resolve("tiny/missing", Precision::F32, true).unwrap_err().to_string();
+    let e = hub.resolve("tiny/missing", Precision::F32, true).unwrap_err().to_string();
     assert!(e.contains("tiny/missing"), "{e}");
     let _ = std::fs::remove_dir_all(&home);
 }

@@ -1,8 +1,8 @@
 //! Whole `WanPipeline` runs against diffusers from the same noise (PSNR >= 40 dB in f32), the
 //! low-memory mode, progress, cancel, bad requests and bad folders.
 
+use super::transformer::{FIXTURES, fixture};
 use crate::common::{assert_pipelines, copy_dir, cpu, devices};
-use crate::transformer::{FIXTURES, fixture};
 use burn::tensor::DType;
 use model::diffusers::common::video::MemoryMode;
 use model::diffusers::parity;
