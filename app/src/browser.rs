@@ -49,7 +49,8 @@ async fn post_json<T: serde::de::DeserializeOwned>(url: &str, body: &JsValue) ->
 #[serde(untagged)]
 enum Queued {
     Group(crate::variants::VariantGroup),
-    One(Job),
+    // Boxed: a job is ten times the size of a group's handle.
+    One(Box<Job>),
 }
 
 /// Posts the Create form to the JSON API; returns the queued jobs (several for variants) or
@@ -58,7 +59,7 @@ pub async fn submit_job(form: &HtmlFormElement) -> Result<Vec<Job>, String> {
     let data = FormData::new_with_form(form).map_err(js_error)?;
     Ok(match post_json::<Queued>("/api/jobs", &data).await? {
         Queued::Group(g) => g.jobs,
-        Queued::One(job) => vec![job],
+        Queued::One(job) => vec![*job],
     })
 }
 

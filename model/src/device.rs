@@ -268,10 +268,9 @@ pub fn open(choice: DeviceChoice) -> Result<OpenedDevice, DeviceError> {
     if adapters()
         .iter()
         .any(|a| a.device_type != wgpu::DeviceType::Cpu && !(tried_vulkan && a.backend == wgpu::Backend::Vulkan))
+        && let Some(opened) = attempt(DeviceChoice::Wgpu)
     {
-        if let Some(opened) = attempt(DeviceChoice::Wgpu) {
-            return Ok(opened);
-        }
+        return Ok(opened);
     }
     tracing::info!("no GPU started: using Burn's CPU backend (--device wgpu:cpu for lavapipe)");
     open_exact(DeviceChoice::Cpu)

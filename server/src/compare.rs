@@ -45,10 +45,10 @@ pub async fn standings(store: &dyn Store, by: GroupBy) -> Result<Leaderboard, St
     let votes = store.votes(MAX_VOTES).await?;
     let mut params = HashMap::new();
     for id in votes.iter().flat_map(|v| v.candidates.iter()) {
-        if !params.contains_key(id) {
-            if let Some(video) = store.video(id.clone()).await? {
-                params.insert(id.clone(), video.params);
-            }
+        if !params.contains_key(id)
+            && let Some(video) = store.video(id.clone()).await?
+        {
+            params.insert(id.clone(), video.params);
         }
     }
     Ok(leaderboard(&votes, &params, by))

@@ -157,6 +157,16 @@ pub async fn search(
     Ok(page)
 }
 
+fn unit(mut v: Vec<f32>) -> Vec<f32> {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+    v.iter_mut().for_each(|x| *x /= norm);
+    v
+}
+
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -171,14 +181,4 @@ mod tests {
         assert_eq!(ids(super::nearest(&index, &[1.0, 0.0], 0.5, 10)), ["a", "b"]);
         assert_eq!(ids(super::nearest(&index, &[0.0, 1.0], -1.0, 2)), ["c", "b"]);
     }
-}
-
-fn unit(mut v: Vec<f32>) -> Vec<f32> {
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-    v.iter_mut().for_each(|x| *x /= norm);
-    v
-}
-
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }

@@ -168,7 +168,7 @@ impl Net {
             .forward(Tensor::cat(vec![cond.tokens.clone(), cond.motion.clone(), cond.image_mask.clone()], 1));
         let time = self.time_2.forward(silu(self.time_1.forward(timestep_embedding(s, 64))));
         let per_clip = (text + time).unsqueeze_dim::<3>(1).expand([b, t, d]);
-        let frame = self.frame_embedding.val().slice([0..t]).unsqueeze_dim::<3>(0).expand([b, t, d]);
+        let frame = self.frame_embedding.val().slice(0..t).unsqueeze_dim::<3>(0).expand([b, t, d]);
         let c = silu((per_clip + frame).reshape([b * t, d]));
 
         let h0 = self.conv_in.forward(input)

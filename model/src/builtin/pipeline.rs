@@ -265,7 +265,7 @@ impl BuiltinModel {
             let xs = x.clone().expand([k, t, 3, s, s]);
             let times = Tensor::<1>::from_data(TensorData::new(vec![time; k], [k]), device);
             let d = self.net.forward(xs, times, &cond);
-            let part = |j: usize| d.clone().slice([j..j + 1]);
+            let part = |j: usize| d.clone().slice(j..j + 1);
             // Guidance on the predicted clean clip (the velocity is affine in it).
             let d = match (&native_input, has_text, k) {
                 (_, _, 1) => part(0),

@@ -53,7 +53,7 @@ pub struct Scene {
 /// so evaluation can use prompts the model never saw.
 pub fn is_held_out(subject: Subject, color: Color, action: Action, setting: Setting) -> bool {
     let key = ((subject.index() * 7 + color.index()) * 8 + action.index()) * 6 + setting.index();
-    crate::rng::mix(key as u64 ^ 0x5eed) % 10 == 0
+    crate::rng::mix(key as u64 ^ 0x5eed).is_multiple_of(10)
 }
 
 impl Scene {

@@ -97,13 +97,20 @@ pub fn sd_runs(folder: &Path, device: &Device) -> Result<Vec<(ImageRequest, Sche
         .collect()
 }
 
-/// The edits of an InstructPix2Pix fixture: the request with diffusers' noise (and, for an
-/// ancestral scheduler, the noise of every step), the scheduler options, the input image, and the
-/// image diffusers made (values in [0, 1]).
-pub fn ip2p_runs(
-    folder: &Path,
-    device: &Device,
-) -> Result<Vec<(EditRequest, SchedulerConfig, PathBuf, Vec<f32>)>, FixtureError> {
+/// One edit of an InstructPix2Pix fixture.
+#[derive(Debug, Clone)]
+pub struct Ip2pRun {
+    /// The request with diffusers' noise (and, for an ancestral scheduler, the noise of every step).
+    pub request: EditRequest,
+    pub scheduler: SchedulerConfig,
+    /// The input image.
+    pub image: PathBuf,
+    /// The image diffusers made (values in [0, 1]).
+    pub expected: Vec<f32>,
+}
+
+/// The edits of an InstructPix2Pix fixture.
+pub fn ip2p_runs(folder: &Path, device: &Device) -> Result<Vec<Ip2pRun>, FixtureError> {
     let exp = expected(folder, device)?;
     let m = meta(folder)?;
     let runs = m["pipelines"].as_array().cloned().unwrap_or_default();
@@ -134,8 +141,12 @@ pub fn ip2p_runs(
                 step_noise,
                 scheduler: Some(config.kind()),
             };
-            let image = folder.join(p["image"].as_str().unwrap_or_default());
-            Ok((req, config, image, values(&exp, &format!("pipeline.{i}.image"))?))
+            Ok(Ip2pRun {
+                request: req,
+                scheduler: config,
+                image: folder.join(p["image"].as_str().unwrap_or_default()),
+                expected: values(&exp, &format!("pipeline.{i}.image"))?,
+            })
         })
         .collect()
 }
@@ -190,12 +201,13 @@ pub fn run_ip2p(folder: &Path, device: &Device, dtype: DType) -> Result<Vec<RunR
     ip2p_runs(folder, device)?
         .into_iter()
         .enumerate()
-        .map(|(i, (req, scheduler, image, want))| {
-            let input = image::open(&image).map_err(|e| FixtureError::Read(image.clone(), e.to_string()))?.to_rgb8();
+        .map(|(i, run)| {
+            let input =
+                image::open(&run.image).map_err(|e| FixtureError::Read(run.image.clone(), e.to_string()))?.to_rgb8();
             let mut pipeline = editor.clone();
-            pipeline.sd.scheduler = scheduler;
-            let edited = pipeline.generate(&input, &req, &mut |_| {}, &|| false)?;
-            compare(format!("{name} edit {i}"), &edited.pixels, &want)
+            pipeline.sd.scheduler = run.scheduler;
+            let edited = pipeline.generate(&input, &run.request, &mut |_| {}, &|| false)?;
+            compare(format!("{name} edit {i}"), &edited.pixels, &run.expected)
         })
         .collect()
 }

@@ -34,8 +34,11 @@ fn etag(name: &str) -> String {
     format!("{:016x}", name.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3)))
 }
 
-/// Serves the fixture like the hub; records (path, range) of every request.
-fn serve(log: Arc<Mutex<Vec<(String, Option<String>)>>>) -> String {
+/// (path, range) of every request the fake hub served.
+type RequestLog = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
+/// Serves the fixture like the hub; records every request in `log`.
+fn serve(log: RequestLog) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
@@ -52,10 +55,10 @@ fn serve(log: Arc<Mutex<Vec<(String, Option<String>)>>>) -> String {
                     if reader.read_line(&mut h).unwrap() == 0 || h == "\r\n" {
                         break;
                     }
-                    if let Some((k, v)) = h.split_once(':') {
-                        if k.eq_ignore_ascii_case("range") {
-                            range = Some(v.trim().to_string());
-                        }
+                    if let Some((k, v)) = h.split_once(':')
+                        && k.eq_ignore_ascii_case("range")
+                    {
+                        range = Some(v.trim().to_string());
                     }
                 }
                 log.lock().unwrap().push((path.clone(), range.clone()));

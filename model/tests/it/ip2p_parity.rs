@@ -157,8 +157,9 @@ fn edits_in_f16_stay_close() {
 fn ancestral_edits_follow_their_step_noise() {
     let device = common::cpu();
     let editor = InstructPix2Pix::load(&fixture("ip2p1"), &device, DType::F32).unwrap();
-    let (mut req, _, image, want) = parity::ip2p_runs(&fixture("ip2p1"), &device).unwrap().remove(0);
-    let input = image::open(&image).unwrap().to_rgb8();
+    let run = parity::ip2p_runs(&fixture("ip2p1"), &device).unwrap().remove(0);
+    let (mut req, want) = (run.request, run.expected);
+    let input = image::open(&run.image).unwrap().to_rgb8();
     req.step_noise = None;
     req.seed = 5;
     let a = editor.generate(&input, &req, &mut |_| {}, &|| false).unwrap();

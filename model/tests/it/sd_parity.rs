@@ -309,7 +309,6 @@ fn sd_turbo_names_and_shapes_load_unchanged() {
         serde_json::from_str(&std::fs::read_to_string(root.join("unet/config.json")).unwrap()).unwrap();
     bad["cross_attention_dim"] = serde_json::json!(768);
     let bad: UNet2DConditionConfig = serde_json::from_value(bad).unwrap();
-    let e =
-        UNet2DConditionModel::load(&weights("unet"), &bad).err().expect("SD 1.x text width must not fit").to_string();
+    let e = UNet2DConditionModel::load(&weights("unet"), &bad).expect_err("SD 1.x text width must not fit").to_string();
     assert!(e.contains("attn2.to_k.weight"), "{e}");
 }

@@ -253,7 +253,7 @@ fn progress_cancel_and_bad_requests() {
     ] {
         let mut bad = req.clone();
         tweak(&mut bad);
-        let e = svd.generate(&img, &bad, &mut |_| {}, &|| false).err().expect("refused").to_string();
+        let e = svd.generate(&img, &bad, &mut |_| {}, &|| false).expect_err("refused").to_string();
         assert!(e.contains(needle), "{e}");
     }
 }
@@ -341,8 +341,7 @@ fn svd_xt_names_and_shapes_load_unchanged() {
     bad["cross_attention_dim"] = serde_json::json!(768);
     let bad: UNetSpatioTemporalConfig = serde_json::from_value(bad).unwrap();
     let e = UNetSpatioTemporalConditionModel::load(&weights("unet"), &bad)
-        .err()
-        .expect("a 768-wide context must not fit")
+        .expect_err("a 768-wide context must not fit")
         .to_string();
     assert!(e.contains("attn2.to_k.weight"), "{e}");
 }

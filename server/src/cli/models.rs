@@ -36,7 +36,7 @@ pub fn devices() -> anyhow::Result<()> {
     let (listed, missing) = model::device::list();
     // `auto` tries these in order and takes the first that starts; lavapipe only when named.
     let auto = listed.iter().find(|l| l.choice != DeviceChoice::WgpuCpu).map(|l| l.choice);
-    println!("{:<12} {:<8} {}", "--device", "backend", "name (details)");
+    println!("{:<12} {:<8} name (details)", "--device", "backend");
     for l in &listed {
         let mark = if Some(l.choice) == auto { "   <- auto" } else { "" };
         println!("{:<12} {:<8} {} ({}){mark}", l.choice.to_string(), l.backend.name(), l.name, l.detail);

@@ -15,10 +15,11 @@ impl Jobs {
     /// edit) goes to the first editor.
     pub(super) fn route_edit(&self, params: &mut JobParams) {
         let unnamed = params.model.is_empty() || params.model == app::params::BUILTIN_MODEL;
-        if params.task == app::params::EDIT_TASK && unnamed {
-            if let Some(editor) = self.inner.registry.infos().into_iter().find(|m| m.tasks.contains(&Mode::Edit)) {
-                params.model = editor.id;
-            }
+        if params.task == app::params::EDIT_TASK
+            && unnamed
+            && let Some(editor) = self.inner.registry.infos().into_iter().find(|m| m.tasks.contains(&Mode::Edit))
+        {
+            params.model = editor.id;
         }
     }
 

@@ -29,6 +29,9 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// Stored embeddings of one model: (video id, vector) per clip.
+pub type Embeddings = Vec<(String, Vec<f32>)>;
+
 /// Opens the store: the PostgreSQL database at `database_url`, or SQLite in `data_dir`.
 pub async fn open(
     database_url: Option<&str>,
@@ -163,7 +166,7 @@ pub trait Store: Send + Sync + 'static {
     /// Records what clip `id` shows, as `model`'s embedding; false when there is no such video.
     fn set_embedding(&self, id: String, model: String, vector: Vec<f32>) -> BoxFuture<'_, StoreResult<bool>>;
     /// Every stored embedding of `model`: (video id, vector).
-    fn embeddings(&self, model: String) -> BoxFuture<'_, StoreResult<Vec<(String, Vec<f32>)>>>;
+    fn embeddings(&self, model: String) -> BoxFuture<'_, StoreResult<Embeddings>>;
     /// Ids of clips without an embedding of `model`, in id order after `after`.
     fn unembedded_clips(
         &self,

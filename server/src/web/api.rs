@@ -207,9 +207,9 @@ async fn read_form(
             "vary_values" => vary.1 = value.to_string(),
             // Every model parameter, by its name in `JobParams`.
             param if params.value(param).is_some() => {
-                if !app::models::set_value(&mut params, param, value) {
-                    return Err(Failure::bad(format!("{} must be a number, not {value:?}", param.replace('_', " "))));
-                }
+                app::models::set_value(&mut params, param, value).then_some(()).ok_or_else(|| {
+                    Failure::bad(format!("{} must be a number, not {value:?}", param.replace('_', " ")))
+                })?
             }
             _ => {}
         }

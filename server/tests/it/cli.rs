@@ -96,8 +96,8 @@ fn backdrop_rgb(dir: &Path) -> [f32; 3] {
     for entry in std::fs::read_dir(dir.join("frames")).unwrap() {
         let img = image::open(entry.unwrap().path()).unwrap().to_rgb8();
         for p in img.pixels() {
-            for c in 0..3 {
-                channels[c].push(p.0[c]);
+            for (channel, value) in channels.iter_mut().zip(p.0) {
+                channel.push(value);
             }
         }
     }

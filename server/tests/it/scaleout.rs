@@ -253,7 +253,7 @@ async fn a_killed_workers_job_is_finished_by_another_after_its_lease() {
     let _second = services.worker("second", 2);
     let job = web.wait_job(&id, Duration::from_secs(300), finished);
     assert_eq!(job["state"], "done", "{job}");
-    assert_eq!(web.video_ids(), [id.clone()]);
+    assert_eq!(web.video_ids(), std::slice::from_ref(&id));
     let db = services.db().await;
     let attempts: i32 =
         sqlx::query_scalar("SELECT attempts FROM jobs WHERE id = $1").bind(&id).fetch_one(&db).await.unwrap();

@@ -9,7 +9,7 @@ use crate::common;
 use axum::http::StatusCode;
 use common::*;
 use serde_json::{Value, json};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 fn ids(page: &Value) -> Vec<String> {
     page["videos"].as_array().unwrap().iter().map(|v| v["id"].as_str().unwrap().to_string()).collect()
@@ -22,17 +22,17 @@ fn visual_ids(page: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-async fn start_visual(data: &PathBuf, models: &PathBuf) -> (axum::Router, server::queue::Jobs) {
+async fn start_visual(data: &Path, models: &Path) -> (axum::Router, server::queue::Jobs) {
     start_options(server::web::ServeOptions {
         database_url: None,
         media: None,
         media_endpoint: None,
         worker: Some(server::queue::WorkerSetup::new("test".into(), vec!["cpu".into()])),
         addr: "127.0.0.1:0".parse().unwrap(),
-        data_dir: data.clone(),
+        data_dir: data.to_path_buf(),
         site_root: site_root(),
         seed_examples: false,
-        models_dir: Some(models.clone()),
+        models_dir: Some(models.to_path_buf()),
         access: server::web::security::Access::local(),
         model_memory_mib: 4096,
         faults: server::faults::Faults::default(),
@@ -94,7 +94,7 @@ async fn clips_are_found_by_what_they_show() {
     assert!(!visual_ids(&page).contains(&red) && visual_ids(&page).len() == 2, "{page}");
     // Filters hold for visual matches too; other orders and later pages have none.
     let (_, page) = send_json(&app, get("/api/videos?q=zebra&mode=image-to-video")).await;
-    assert_eq!(ids(&page), [pan.clone()]);
+    assert_eq!(ids(&page), std::slice::from_ref(&pan));
     let (_, page) = send_json(&app, get("/api/videos?q=zebra&sort=sharpest")).await;
     assert!(ids(&page).is_empty() && visual_ids(&page).is_empty(), "{page}");
 

@@ -16,7 +16,7 @@ pub const RESIZE_BY: f32 = 1.5;
 pub const CHANGED: f32 = 0.03;
 /// Where added rain and snow fall: one pattern, so the editor can learn it (the pattern of a
 /// scene's own seed cannot be seen in a dry picture).
-pub const ADDED_WEATHER_SEED: u64 = 0x5A0E_D17;
+pub const ADDED_WEATHER_SEED: u64 = 0x05A0_ED17;
 
 /// One edit of one picture.
 #[derive(Debug, Clone)]

@@ -264,7 +264,7 @@ mod tests {
                     if sx < 1.0 || sy < 1.0 || sx >= size as f32 - 1.0 || sy >= size as f32 - 1.0 {
                         continue;
                     }
-                    let j = (sy as usize - 0) * size + sx as usize;
+                    let j = sy as usize * size + sx as usize;
                     let j = j.min(plane - 1);
                     err +=
                         (0..3).map(|k| (first[k * plane + j] - t.frames[(f * 3 + k) * plane + i]).abs()).sum::<f32>();

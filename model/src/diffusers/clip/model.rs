@@ -61,7 +61,7 @@ impl ClipModelConfig {
             .map_err(|e| LoadError::config(path, "text_config", "", &e.to_string()))?;
         let vision: ClipVisionConfig = serde_json::from_value(part("vision_config")?)
             .map_err(|e| LoadError::config(path, "vision_config", "", &e.to_string()))?;
-        if vision.patch_size == 0 || vision.image_size % vision.patch_size != 0 {
+        if vision.patch_size == 0 || !vision.image_size.is_multiple_of(vision.patch_size) {
             return Err(LoadError::config(
                 path,
                 "vision_config.patch_size",

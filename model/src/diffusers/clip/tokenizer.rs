@@ -103,7 +103,7 @@ impl ClipTokenizer {
         let max_length = settings
             .get("model_max_length")
             .and_then(|v| v.as_f64())
-            .filter(|&n| n >= 2.0 && n <= 4096.0)
+            .filter(|n| (2.0..=4096.0).contains(n))
             .map(|n| n as usize)
             .unwrap_or(77);
         Ok(Self { vocab, ranks, byte_chars: bytes_to_unicode(), bos, eos, pad, max_length, specials })
@@ -123,12 +123,12 @@ impl ClipTokenizer {
                 i += special.chars().count();
                 continue;
             }
-            if chars[i] == '\'' {
-                if let Some(c) = ["'s", "'t", "'re", "'ve", "'m", "'ll", "'d"].iter().find(|c| rest.starts_with(*c)) {
-                    out.push(c.to_string());
-                    i += c.len();
-                    continue;
-                }
+            if chars[i] == '\''
+                && let Some(c) = ["'s", "'t", "'re", "'ve", "'m", "'ll", "'d"].iter().find(|c| rest.starts_with(*c))
+            {
+                out.push(c.to_string());
+                i += c.len();
+                continue;
             }
             let c = chars[i];
             let class: Option<fn(char) -> bool> = if c.is_alphabetic() {

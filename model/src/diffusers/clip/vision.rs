@@ -41,7 +41,7 @@ fn default_eps() -> f64 {
 impl ClipVisionConfig {
     pub fn read(path: &Path) -> Result<Self, LoadError> {
         let c: Self = crate::diffusers::common::config::read_json(path)?;
-        if c.patch_size == 0 || c.image_size % c.patch_size != 0 {
+        if c.patch_size == 0 || !c.image_size.is_multiple_of(c.patch_size) {
             return Err(LoadError::config(path, "patch_size", c.patch_size, "must divide image_size"));
         }
         Ok(c)

@@ -86,13 +86,7 @@ pub fn multi_head_attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, heads: usi
             .step_by(step)
             .map(|s| {
                 let e = (s + step).min(b);
-                multi_head_attention(
-                    q.clone().slice([s..e]),
-                    k.clone().slice([s..e]),
-                    v.clone().slice([s..e]),
-                    heads,
-                    causal,
-                )
+                multi_head_attention(q.clone().slice(s..e), k.clone().slice(s..e), v.clone().slice(s..e), heads, causal)
             })
             .collect();
         return Tensor::cat(parts, 0);

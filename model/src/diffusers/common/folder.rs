@@ -193,10 +193,10 @@ impl Hub {
         if let Some(endpoint) = &self.endpoint {
             builder = builder.with_endpoint(endpoint.clone());
         }
-        if let Ok(token) = std::env::var("HF_TOKEN") {
-            if !token.trim().is_empty() {
-                builder = builder.with_token(Some(token.trim().to_string()));
-            }
+        if let Ok(token) = std::env::var("HF_TOKEN")
+            && !token.trim().is_empty()
+        {
+            builder = builder.with_token(Some(token.trim().to_string()));
         }
         let api = builder.build().map_err(|e| err(format!("hub client: {e}")))?;
         let repo_api = api.model(repo.to_string());
@@ -331,15 +331,15 @@ pub fn installed(local: Option<&Path>) -> Vec<Installed> {
 /// Models in a local models directory and in the given hub's cache.
 pub fn installed_in(hub: &Hub, local: Option<&Path>) -> Vec<Installed> {
     let mut out = Vec::new();
-    if let Some(dir) = local {
-        if let Ok(entries) = std::fs::read_dir(dir) {
-            let mut entries: Vec<_> = entries.flatten().map(|e| e.path()).collect();
-            entries.sort();
-            for path in entries {
-                if let Ok(f) = ModelFolder::open(&path) {
-                    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-                    out.push(Installed { name, path, kind: f.kind() });
-                }
+    if let Some(dir) = local
+        && let Ok(entries) = std::fs::read_dir(dir)
+    {
+        let mut entries: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+        entries.sort();
+        for path in entries {
+            if let Ok(f) = ModelFolder::open(&path) {
+                let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+                out.push(Installed { name, path, kind: f.kind() });
             }
         }
     }

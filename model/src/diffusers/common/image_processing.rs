@@ -34,7 +34,7 @@ impl Planar {
     pub fn resize_with_antialiasing(&self, height: usize, width: usize) -> Planar {
         let factors = (self.height as f32 / height as f32, self.width as f32 / width as f32);
         let sigmas = (((factors.0 - 1.0) / 2.0).max(0.001), ((factors.1 - 1.0) / 2.0).max(0.001));
-        let odd = |k: usize| if k % 2 == 0 { k + 1 } else { k };
+        let odd = |k: usize| if k.is_multiple_of(2) { k + 1 } else { k };
         let ky = odd((2.0 * 2.0 * sigmas.0).max(3.0) as usize);
         let kx = odd((2.0 * 2.0 * sigmas.1).max(3.0) as usize);
         let blurred = self.filter(&gaussian(kx, sigmas.1), true).filter(&gaussian(ky, sigmas.0), false);
@@ -129,7 +129,7 @@ impl Planar {
 /// A normalised Gaussian window of `size` taps (kornia's `gaussian`).
 fn gaussian(size: usize, sigma: f32) -> Vec<f32> {
     let half = (size / 2) as f32;
-    let shift = if size % 2 == 0 { 0.5 } else { 0.0 };
+    let shift = if size.is_multiple_of(2) { 0.5 } else { 0.0 };
     let g: Vec<f32> = (0..size)
         .map(|i| {
             let x = i as f32 - half + shift;

@@ -86,7 +86,7 @@ pub struct GroupNorm {
 
 impl GroupNorm {
     pub fn load(vb: &Vb, groups: usize, channels: usize, eps: f64) -> Result<Self, LoadError> {
-        if groups == 0 || channels % groups != 0 {
+        if groups == 0 || !channels.is_multiple_of(groups) {
             return Err(LoadError::config(
                 std::path::Path::new(&vb.key("")),
                 "norm_num_groups",

@@ -143,10 +143,10 @@ impl Weights {
     /// Reads one floating tensor as f32 values with its shape.
     pub fn read_f32(&self, key: &str) -> Result<(Vec<f32>, Vec<usize>), LoadError> {
         self.read(key, |dtype, b| match dtype {
-            StDtype::F32 => Some(b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()),
-            StDtype::F16 => Some(b.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect()),
+            StDtype::F32 => Some(b.as_chunks::<4>().0.iter().map(|c| f32::from_le_bytes(*c)).collect()),
+            StDtype::F16 => Some(b.as_chunks::<2>().0.iter().map(|c| half::f16::from_le_bytes(*c).to_f32()).collect()),
             StDtype::BF16 => {
-                Some(b.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect())
+                Some(b.as_chunks::<2>().0.iter().map(|c| half::bf16::from_le_bytes(*c).to_f32()).collect())
             }
             _ => None,
         })
@@ -155,12 +155,8 @@ impl Weights {
     /// Reads an integer buffer (e.g. CLIP's `position_ids`).
     pub fn read_i64(&self, key: &str) -> Result<Vec<i64>, LoadError> {
         let (values, _) = self.read(key, |dtype, b| match dtype {
-            StDtype::I64 => {
-                Some(b.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes"))).collect())
-            }
-            StDtype::I32 => {
-                Some(b.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().expect("4 bytes")) as i64).collect())
-            }
+            StDtype::I64 => Some(b.as_chunks::<8>().0.iter().map(|c| i64::from_le_bytes(*c)).collect()),
+            StDtype::I32 => Some(b.as_chunks::<4>().0.iter().map(|c| i32::from_le_bytes(*c) as i64).collect()),
             _ => None,
         })?;
         Ok(values)

@@ -110,7 +110,7 @@ impl InstructPix2Pix {
         if req.prompt.trim().is_empty() {
             return bad("the instruction is empty: say what to change (\"make it snow\")".into());
         }
-        if width == 0 || height == 0 || width % f != 0 || height % f != 0 {
+        if width == 0 || height == 0 || !width.is_multiple_of(f) || !height.is_multiple_of(f) {
             return bad(format!("width and height must be positive multiples of {f}, got {width}x{height}"));
         }
         if width * height > 2048 * 2048 {
@@ -127,18 +127,18 @@ impl InstructPix2Pix {
         let (h, w) = (height / f, width / f);
         let want = self.sd.vae.config.latent_channels * h * w;
         let finite = |v: &[f32]| v.iter().all(|x| x.is_finite());
-        if let Some(noise) = &req.noise {
-            if noise.len() != want || !finite(noise) {
-                return bad(format!("noise must hold {want} finite values ([1, 4, {h}, {w}])"));
-            }
+        if let Some(noise) = &req.noise
+            && (noise.len() != want || !finite(noise))
+        {
+            return bad(format!("noise must hold {want} finite values ([1, 4, {h}, {w}])"));
         }
-        if let Some(steps) = &req.step_noise {
-            if steps.len() < req.steps || steps.iter().any(|s| s.len() != want || !finite(s)) {
-                return bad(format!(
-                    "step noise must hold {} steps of {want} finite values ([{}, 1, 4, {h}, {w}])",
-                    req.steps, req.steps
-                ));
-            }
+        if let Some(steps) = &req.step_noise
+            && (steps.len() < req.steps || steps.iter().any(|s| s.len() != want || !finite(s)))
+        {
+            return bad(format!(
+                "step noise must hold {} steps of {want} finite values ([{}, 1, 4, {h}, {w}])",
+                req.steps, req.steps
+            ));
         }
         Ok(())
     }

@@ -137,7 +137,7 @@ impl StableDiffusion {
     pub fn validate(&self, req: &ImageRequest) -> Result<(), GenerateError> {
         let bad = |m: String| Err(GenerateError::InvalidRequest(m));
         let f = self.scale_factor();
-        if req.width == 0 || req.height == 0 || req.width % f != 0 || req.height % f != 0 {
+        if req.width == 0 || req.height == 0 || !req.width.is_multiple_of(f) || !req.height.is_multiple_of(f) {
             return bad(format!(
                 "width and height must be positive multiples of {f}, got {}x{}",
                 req.width, req.height

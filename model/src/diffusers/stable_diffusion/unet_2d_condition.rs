@@ -128,10 +128,10 @@ impl UNet2DConditionConfig {
                 ("up_block_types", &c.up_block_types, &["CrossAttnUpBlock2D", "UpBlock2D"]),
             ],
         )?;
-        if let Some(m) = &c.mid_block_type {
-            if m != "UNetMidBlock2DCrossAttn" {
-                return Err(LoadError::config(path, "mid_block_type", m, "supported: UNetMidBlock2DCrossAttn"));
-            }
+        if let Some(m) = &c.mid_block_type
+            && m != "UNetMidBlock2DCrossAttn"
+        {
+            return Err(LoadError::config(path, "mid_block_type", m, "supported: UNetMidBlock2DCrossAttn"));
         }
         for (key, v) in [
             ("layers_per_block", &c.layers_per_block),

@@ -87,7 +87,7 @@ fn clip_mean() -> [f32; 3] {
     [0.481_454_66, 0.457_827_5, 0.408_210_73]
 }
 fn clip_std() -> [f32; 3] {
-    [0.268_629_54, 0.261_302_58, 0.275_777_11]
+    [0.268_629_54, 0.261_302_6, 0.275_777_1]
 }
 
 /// The loaded components.
@@ -232,7 +232,7 @@ impl StableVideoDiffusion {
     pub fn validate(&self, req: &VideoRequest) -> Result<(), GenerateError> {
         let bad = |m: String| Err(GenerateError::InvalidRequest(m));
         let unit = self.scale_factor();
-        if req.width == 0 || req.height == 0 || req.width % unit != 0 || req.height % unit != 0 {
+        if req.width == 0 || req.height == 0 || !req.width.is_multiple_of(unit) || !req.height.is_multiple_of(unit) {
             return bad(format!(
                 "width and height must be positive multiples of {unit}, got {}x{}",
                 req.width, req.height
@@ -450,7 +450,7 @@ impl StableVideoDiffusion {
                 return Err(GenerateError::Cancelled);
             }
             let end = (start + chunk).min(frames);
-            let decoded = vae.decode(z.clone().slice([start..end]).cast(vae_dtype)).cast(DType::F32);
+            let decoded = vae.decode(z.clone().slice(start..end).cast(vae_dtype)).cast(DType::F32);
             let decoded = (decoded / 2.0 + 0.5).clamp(0.0, 1.0).permute([0, 2, 3, 1]);
             let data = decoded
                 .into_data()

@@ -3,7 +3,7 @@
 //! and comparison votes.
 
 use super::json;
-use crate::storage::{StoreError, StoreResult, corrupt};
+use crate::storage::{Embeddings, StoreError, StoreResult, corrupt};
 use app::scores::{SCORES_VERSION, Scores};
 use app::votes::{Vote, VoteAxis};
 use sqlx::{PgExecutor, PgPool, Row};
@@ -54,7 +54,7 @@ pub(super) async fn set_embedding(pool: &PgPool, id: &str, model: &str, vector: 
 }
 
 /// Every embedding of `model`: (video id, vector).
-pub(super) async fn embeddings(pool: &PgPool, model: &str) -> StoreResult<Vec<(String, Vec<f32>)>> {
+pub(super) async fn embeddings(pool: &PgPool, model: &str) -> StoreResult<Embeddings> {
     let rows = sqlx::query("SELECT video_id, vector FROM video_embeddings WHERE model = $1")
         .bind(model)
         .fetch_all(pool)
@@ -62,10 +62,7 @@ pub(super) async fn embeddings(pool: &PgPool, model: &str) -> StoreResult<Vec<(S
     let mut out = Vec::with_capacity(rows.len());
     for row in &rows {
         let bytes: Vec<u8> = row.try_get("vector")?;
-        out.push((
-            row.try_get("video_id")?,
-            bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-        ));
+        out.push((row.try_get("video_id")?, bytes.as_chunks::<4>().0.iter().map(|c| f32::from_le_bytes(*c)).collect()));
     }
     Ok(out)
 }

@@ -462,7 +462,7 @@ impl Store for PostgresStore {
         Box::pin(async move { extras::set_embedding(&self.pool, &id, &model, &vector).await })
     }
 
-    fn embeddings(&self, model: String) -> BoxFuture<'_, StoreResult<Vec<(String, Vec<f32>)>>> {
+    fn embeddings(&self, model: String) -> BoxFuture<'_, StoreResult<crate::storage::Embeddings>> {
         Box::pin(async move { extras::embeddings(&self.pool, &model).await })
     }
 

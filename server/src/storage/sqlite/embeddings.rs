@@ -1,6 +1,6 @@
 //! What clips show, as CLIP embeddings per model, in SQLite (little-endian f32 blobs).
 
-use crate::storage::StoreResult;
+use crate::storage::{Embeddings, StoreResult};
 use sqlx::{Row, SqlitePool};
 
 /// Stores (or replaces) a clip's embedding; false when there is no such video.
@@ -20,7 +20,7 @@ pub(super) async fn set(pool: &SqlitePool, id: &str, model: &str, vector: &[f32]
 }
 
 /// Every embedding of `model`: (video id, vector).
-pub(super) async fn all(pool: &SqlitePool, model: &str) -> StoreResult<Vec<(String, Vec<f32>)>> {
+pub(super) async fn all(pool: &SqlitePool, model: &str) -> StoreResult<Embeddings> {
     let rows = sqlx::query("SELECT video_id, vector FROM video_embeddings WHERE model = ?")
         .bind(model)
         .fetch_all(pool)
@@ -28,10 +28,7 @@ pub(super) async fn all(pool: &SqlitePool, model: &str) -> StoreResult<Vec<(Stri
     let mut out = Vec::with_capacity(rows.len());
     for row in &rows {
         let bytes: Vec<u8> = row.try_get("vector")?;
-        out.push((
-            row.try_get("video_id")?,
-            bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-        ));
+        out.push((row.try_get("video_id")?, bytes.as_chunks::<4>().0.iter().map(|c| f32::from_le_bytes(*c)).collect()));
     }
     Ok(out)
 }

@@ -639,7 +639,7 @@ impl Store for SqliteStore {
         Box::pin(async move { embeddings::set(&self.pool, &id, &model, &vector).await })
     }
 
-    fn embeddings(&self, model: String) -> BoxFuture<'_, StoreResult<Vec<(String, Vec<f32>)>>> {
+    fn embeddings(&self, model: String) -> BoxFuture<'_, StoreResult<crate::storage::Embeddings>> {
         Box::pin(async move { embeddings::all(&self.pool, &model).await })
     }
 

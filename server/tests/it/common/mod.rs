@@ -89,11 +89,11 @@ pub fn site_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../public")
 }
 
-pub async fn start(data: &PathBuf) -> (Router, server::queue::Jobs) {
+pub async fn start(data: &Path) -> (Router, server::queue::Jobs) {
     start_with(data, PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../model/tests/fixtures/sd")).await
 }
 
-pub async fn start_with(data: &PathBuf, models_dir: PathBuf) -> (Router, server::queue::Jobs) {
+pub async fn start_with(data: &Path, models_dir: PathBuf) -> (Router, server::queue::Jobs) {
     start_custom(data, models_dir, Access::local(), Faults::default()).await
 }
 
