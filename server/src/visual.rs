@@ -24,7 +24,7 @@ pub struct Visual {
     model: Mutex<ClipModel>,
     device: OpenedDevice,
     /// (video id, normalised embedding) of every embedded clip.
-    index: RwLock<Vec<(String, Vec<f32>)>>,
+    index: RwLock<crate::storage::Embeddings>,
     min_similarity: f32,
 }
 

@@ -32,6 +32,16 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Stored embeddings of one model: (video id, vector) per clip.
 pub type Embeddings = Vec<(String, Vec<f32>)>;
 
+/// An embedding as both stores keep it: little-endian f32s in a blob.
+fn vector_bytes(vector: &[f32]) -> Vec<u8> {
+    vector.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// The embedding in a blob written by [`vector_bytes`].
+fn vector_from_bytes(bytes: &[u8]) -> Vec<f32> {
+    bytes.as_chunks::<4>().0.iter().map(|c| f32::from_le_bytes(*c)).collect()
+}
+
 /// Opens the store: the PostgreSQL database at `database_url`, or SQLite in `data_dir`.
 pub async fn open(
     database_url: Option<&str>,

@@ -3,7 +3,7 @@
 //! and comparison votes.
 
 use super::json;
-use crate::storage::{Embeddings, StoreError, StoreResult, corrupt};
+use crate::storage::{Embeddings, StoreError, StoreResult, corrupt, vector_bytes, vector_from_bytes};
 use app::scores::{SCORES_VERSION, Scores};
 use app::votes::{Vote, VoteAxis};
 use sqlx::{PgExecutor, PgPool, Row};
@@ -40,7 +40,7 @@ pub(super) async fn unscored_clips(pool: &PgPool, after: Option<String>, limit: 
 
 /// Stores (or replaces) a clip's embedding; false when there is no such video.
 pub(super) async fn set_embedding(pool: &PgPool, id: &str, model: &str, vector: &[f32]) -> StoreResult<bool> {
-    let bytes: Vec<u8> = vector.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let bytes = vector_bytes(vector);
     let r = sqlx::query(
         "INSERT INTO video_embeddings (video_id, model, vector) SELECT id, $1, $2 FROM videos WHERE id = $3 \
          ON CONFLICT (model, video_id) DO UPDATE SET vector = excluded.vector",
@@ -62,7 +62,7 @@ pub(super) async fn embeddings(pool: &PgPool, model: &str) -> StoreResult<Embedd
     let mut out = Vec::with_capacity(rows.len());
     for row in &rows {
         let bytes: Vec<u8> = row.try_get("vector")?;
-        out.push((row.try_get("video_id")?, bytes.as_chunks::<4>().0.iter().map(|c| f32::from_le_bytes(*c)).collect()));
+        out.push((row.try_get("video_id")?, vector_from_bytes(&bytes)));
     }
     Ok(out)
 }

@@ -1,11 +1,11 @@
 //! What clips show, as CLIP embeddings per model, in SQLite (little-endian f32 blobs).
 
-use crate::storage::{Embeddings, StoreResult};
+use crate::storage::{Embeddings, StoreResult, vector_bytes, vector_from_bytes};
 use sqlx::{Row, SqlitePool};
 
 /// Stores (or replaces) a clip's embedding; false when there is no such video.
 pub(super) async fn set(pool: &SqlitePool, id: &str, model: &str, vector: &[f32]) -> StoreResult<bool> {
-    let bytes: Vec<u8> = vector.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let bytes = vector_bytes(vector);
     // Only for a video that exists (a deleted one gets none).
     let r = sqlx::query(
         "INSERT INTO video_embeddings (video_id, model, vector) SELECT id, ?, ? FROM videos WHERE id = ? \
@@ -28,7 +28,7 @@ pub(super) async fn all(pool: &SqlitePool, model: &str) -> StoreResult<Embedding
     let mut out = Vec::with_capacity(rows.len());
     for row in &rows {
         let bytes: Vec<u8> = row.try_get("vector")?;
-        out.push((row.try_get("video_id")?, bytes.as_chunks::<4>().0.iter().map(|c| f32::from_le_bytes(*c)).collect()));
+        out.push((row.try_get("video_id")?, vector_from_bytes(&bytes)));
     }
     Ok(out)
 }
