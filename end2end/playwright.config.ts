@@ -17,6 +17,9 @@ for (const [name, rel] of [["sd1", "sd/sd1"], ["svd1", "svd/svd1"], ["ip2p1", "i
   if (!fs.existsSync(link)) fs.symlinkSync(path.resolve(__dirname, "..", "model/tests/fixtures", rel), link);
 }
 const target = process.env.CARGO_TARGET_DIR ? path.resolve(root, process.env.CARGO_TARGET_DIR) : `${root}/target`;
+// The server binary: a `cargo build --release` by default; scripts/test names the one its own
+// profile built.
+const vidplay = process.env.VIDPLAY_BIN ?? `${target}/release/vidplay`;
 // Where `cargo xtask site` wrote the bundle (scripts/test builds it in a target folder of its own).
 const siteRoot = process.env.VIDPLAY_SITE_ROOT ?? `${target}/site`;
 
@@ -39,7 +42,7 @@ export default defineConfig({
   },
   projects: [{ name: "chromium" }],
   webServer: {
-    command: `${target}/release/vidplay serve --addr 127.0.0.1:${port} --data-dir ${dataDir} --site-root ${siteRoot} --no-examples`,
+    command: `${vidplay} serve --addr 127.0.0.1:${port} --data-dir ${dataDir} --site-root ${siteRoot} --no-examples`,
     url: `http://127.0.0.1:${port}/`,
     timeout: 120_000,
     reuseExistingServer: false,
