@@ -5,7 +5,7 @@
 
 Default: the pipeline in f16 (f32 on a CPU) on DEVICE. `lowmem`: diffusers' documented
 low-memory recipe (model CPU offload, feed-forward chunking, decode_chunk_size 2). `warmup`: one
-untimed one-step run first, as `vidplay generate --warmup` does. Prints one
+one-step run first, timed apart (`warmup_s`), as `vidplay generate --warmup` does. Prints one
 JSON line: seconds per step, total, and peak GPU memory (CUDA: allocated and reserved, the
 latter what Burn's figure counts) or peak RSS (CPU).
 """
@@ -36,9 +36,12 @@ def main(folder, width, height, frames, steps, device, lowmem=False, warmup=Fals
         pipe.to(device)
     load_s = time.time() - t0
     image = Image.fromarray((np.random.default_rng(0).random((height, width, 3)) * 255).astype(np.uint8))
-    if warmup:  # one untimed one-step run (cuDNN autotune, allocator): Burn's --warmup
+    warmup_s = 0.0
+    if warmup:  # one one-step run first (cuDNN autotune, allocator), timed apart: Burn's --warmup
+        tw = time.time()
         pipe(image, width=width, height=height, num_frames=frames, num_inference_steps=1,
              decode_chunk_size=2 if lowmem else frames, generator=torch.Generator().manual_seed(1), output_type="np")
+        warmup_s = time.time() - tw
     stamps = []
     if cuda:
         torch.cuda.synchronize()
@@ -52,7 +55,7 @@ def main(folder, width, height, frames, steps, device, lowmem=False, warmup=Fals
     peak = (torch.cuda.max_memory_allocated() / 2**30) if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     reserved = torch.cuda.max_memory_reserved() / 2**30 if cuda else None
     print(json.dumps({"impl": "diffusers" + (" low-memory" if lowmem else ""), "device": device, "load_s": load_s,
-                      "per_step_s": per_step, "total_s": total, "peak_gib": peak, "peak_reserved_gib": reserved,
+                      "warmup_s": warmup_s, "per_step_s": per_step, "total_s": total, "peak_gib": peak, "peak_reserved_gib": reserved,
                       "peak_kind": "GPU allocated" if cuda else "host RSS",
                       "dtype": "fp16" if cuda else "fp32"}))
 

@@ -4,9 +4,9 @@
     python3 scripts/wan_diffusers_bench.py DIR WIDTH HEIGHT FRAMES STEPS DEVICE [warmup]
 
 The transformer in f16 (f32 on a CPU), the VAE in f32 as diffusers' Wan examples load it, the text
-encoder in bf16 (f32 on a CPU), all on DEVICE. `warmup`: one untimed one-step run first, as
-`vidplay generate --warmup` does. Prints one JSON line: seconds per step, total, and peak GPU
-memory (CUDA: allocated and reserved, the latter what Burn's figure counts) or peak RSS (CPU).
+encoder in bf16 (f32 on a CPU), all on DEVICE. `warmup`: one one-step run first, timed apart
+(`warmup_s`), as `vidplay generate --warmup` does. Prints one JSON line: seconds per step, total,
+and peak GPU memory (CUDA: allocated and reserved, the latter what Burn's figure counts) or peak RSS (CPU).
 """
 
 import json
@@ -37,8 +37,11 @@ def main(folder, width, height, frames, steps, device, warmup=False):
     load_s = time.time() - t0
     args = dict(prompt="a red ball bounces across a wooden table", negative_prompt="", width=width, height=height,
                 num_frames=frames, guidance_scale=5.0, output_type="np")
-    if warmup:
+    warmup_s = 0.0
+    if warmup:  # timed apart: the first run's cost, as Burn's --warmup reports it
+        tw = time.time()
         pipe(num_inference_steps=1, generator=torch.Generator().manual_seed(1), **args)
+        warmup_s = time.time() - tw
     stamps = []
     if cuda:
         torch.cuda.synchronize()
@@ -50,7 +53,8 @@ def main(folder, width, height, frames, steps, device, warmup=False):
     per_step = (stamps[-1] - t1) / len(stamps) if stamps else float("nan")
     peak = (torch.cuda.max_memory_allocated() / 2**30) if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     reserved = torch.cuda.max_memory_reserved() / 2**30 if cuda else None
-    print(json.dumps({"impl": "diffusers", "device": device, "load_s": load_s, "per_step_s": per_step, "total_s": total,
+    print(json.dumps({"impl": "diffusers", "device": device, "load_s": load_s, "warmup_s": warmup_s,
+                      "per_step_s": per_step, "total_s": total,
                       "peak_gib": peak, "peak_reserved_gib": reserved,
                       "peak_kind": "GPU allocated" if cuda else "host RSS", "dtype": "fp16" if cuda else "fp32"}))
 

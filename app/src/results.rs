@@ -90,6 +90,9 @@ pub struct Resolution {
 #[serde(default)]
 pub struct Timings {
     pub load_s: f64,
+    /// The CLI's `--warmup` (benchmarks): one step at the same size before the timed run, which
+    /// compiles and tunes the kernels; 0 without it.
+    pub warmup_s: f64,
     /// Conditioning: encoding the prompt or the input image.
     pub conditioning_s: f64,
     pub sampling_s: f64,

@@ -288,17 +288,32 @@ fn run_wan(
         req.noise = read_tensor(path, "noise", &[1, c, f, h, w], true)?;
     }
     let load_s = started.elapsed().as_secs_f64();
-    if o.warmup {
-        pipeline.generate(&TextVideoRequest { steps: 1, ..req.clone() }, &mut |_| meter.sample(), &|| false)?;
-    }
+    let warmup_s = warmup_seconds(o.warmup, || {
+        pipeline.generate(&TextVideoRequest { steps: 1, ..req.clone() }, &mut |_| meter.sample(), &|| false)
+    })?;
     let bar = step_bar(req.steps);
     let video = pipeline.generate(&req, &mut metered_steps(&bar, &mut meter), &|| false)?;
     bar.finish_and_clear();
     let name = a.model.unwrap_or_else(|| root.display().to_string());
-    let meta = wan_engine::video_meta(&name, &pipeline, &req, &video, fps, &opened.description, load_s);
+    let mut meta = wan_engine::video_meta(&name, &pipeline, &req, &video, fps, &opened.description, load_s);
+    meta.timings.warmup_s = warmup_s;
     let result =
         Rendered { frames: video.to_rgb8(), fps, still: false, input: None, keyframe: None, continue_from: None, meta };
     write_installed(result, o.noise.as_deref(), started, &mut meter, a.png_frames, &a.out)
+}
+
+/// Runs the `--warmup` pass when asked (one step at the same size: the kernels compiled and
+/// tuned before the timed run) and returns its seconds, the first-run cost a benchmark reports.
+pub(super) fn warmup_seconds<T>(
+    warmup: bool,
+    run: impl FnOnce() -> Result<T, model::generate::GenerateError>,
+) -> anyhow::Result<f64> {
+    if !warmup {
+        return Ok(0.0);
+    }
+    let started = Instant::now();
+    run()?;
+    Ok(started.elapsed().as_secs_f64())
 }
 
 /// Writes an installed model's clip as the playground writes results, with the noise file, the
@@ -366,15 +381,15 @@ fn run_svd(
         req.noise = read_tensor(path, "noise", &[1, n, c, h, w], true)?;
         req.image_noise = read_tensor(path, "image_noise", &[1, 3, height, width], false)?;
     }
-    if svd.warmup {
-        pipeline
-            .generate(&input_image, &VideoRequest { steps: 1, ..req.clone() }, &mut |_| meter.sample(), &|| false)?;
-    }
+    let warmup_s = warmup_seconds(svd.warmup, || {
+        pipeline.generate(&input_image, &VideoRequest { steps: 1, ..req.clone() }, &mut |_| meter.sample(), &|| false)
+    })?;
     let bar = step_bar(req.steps);
     let video = pipeline.generate(&input_image, &req, &mut metered_steps(&bar, &mut meter), &|| false)?;
     bar.finish_and_clear();
     let name = a.model.unwrap_or_else(|| root.display().to_string());
     let mut meta = svd_engine::video_meta(&name, &pipeline, &req, &video, &opened.description, load_s);
+    meta.timings.warmup_s = warmup_s;
     meta.input_image = Some(image_path.display().to_string());
     meta.mode = Mode::ImageToVideo;
     let input = svd_engine::fit(&input_image, req.width, req.height);

@@ -97,9 +97,9 @@ pub fn run(a: ImageArgs) -> anyhow::Result<()> {
         noise,
         scheduler,
     };
-    if a.warmup {
-        sd.generate(&ImageRequest { steps: 1, ..req.clone() }, &mut |_| meter.sample(), &|| false)?;
-    }
+    let warmup_s = super::generate::warmup_seconds(a.warmup, || {
+        sd.generate(&ImageRequest { steps: 1, ..req.clone() }, &mut |_| meter.sample(), &|| false)
+    })?;
     let bar = step_bar(req.steps);
     let image = sd.generate(&req, &mut metered_steps(&bar, &mut meter), &|| false)?;
     bar.finish_and_clear();
@@ -109,6 +109,7 @@ pub fn run(a: ImageArgs) -> anyhow::Result<()> {
         meta.details.insert("noise_file".into(), noise.display().to_string().into());
     }
     meta.timings.load_s = load_s;
+    meta.timings.warmup_s = warmup_s;
     meta.timings.total_s = started.elapsed().as_secs_f64();
     meta.peak_gpu_memory_mib = meter.peak_mib();
     meta.peak_host_memory_mib = crate::memory::peak_rss_mib();

@@ -144,8 +144,8 @@ pub fn timings(video: &GeneratedVideo, load_s: f64) -> Timings {
         conditioning_s: video.encode_seconds,
         sampling_s: video.sampling_seconds,
         decode_s: video.decode_seconds,
-        encode_s: 0.0,
         total_s: load_s + video.encode_seconds + video.sampling_seconds + video.decode_seconds,
+        ..Timings::default()
     }
 }
 
