@@ -4,9 +4,9 @@
     python3 scripts/sd_diffusers_bench.py DIR SIZE STEPS DEVICE
 
 The pipeline in f16 on a GPU (f32 on a CPU), guidance 0 as SD-Turbo runs, SIZE x SIZE. One
-untimed warm-up image first (cuDNN autotune, the allocator), as `vidplay image --warmup` runs
-one untimed image before its timed one (kernel compilation, autotune); then one timed. Prints
-one JSON line: seconds per step, total, peak GPU memory (allocated and reserved) or peak RSS
+warm-up image first (cuDNN autotune, the allocator), timed apart (`warmup_s`), as `vidplay image
+--warmup` runs one image before its timed one (kernel compilation, autotune); then one timed.
+Prints one JSON line: seconds per step, total, peak GPU memory (allocated and reserved) or peak RSS
 (CPU).
 """
 
@@ -31,7 +31,9 @@ def main(folder, size, steps, device):
     load_s = time.time() - t0
     run = dict(prompt="a lighthouse at dusk", width=size, height=size, num_inference_steps=steps, guidance_scale=0.0,
                output_type="np")
+    tw = time.time()
     pipe(**run, generator=torch.Generator().manual_seed(0))
+    warmup_s = time.time() - tw
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -45,7 +47,8 @@ def main(folder, size, steps, device):
     per_step = (stamps[-1] - t1) / len(stamps) if stamps else float("nan")
     peak = (torch.cuda.max_memory_allocated() / 2**30) if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     reserved = torch.cuda.max_memory_reserved() / 2**30 if cuda else None
-    print(json.dumps({"impl": "diffusers", "device": device, "load_s": load_s, "per_step_s": per_step, "total_s": total,
+    print(json.dumps({"impl": "diffusers", "device": device, "load_s": load_s, "warmup_s": warmup_s,
+                      "per_step_s": per_step, "total_s": total,
                       "peak_gib": peak, "peak_reserved_gib": reserved, "peak_kind": "GPU allocated" if cuda else "host RSS",
                       "dtype": "fp16" if cuda else "fp32"}))
 

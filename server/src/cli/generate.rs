@@ -59,8 +59,8 @@ pub struct SvdArgs {
     /// Load each component only while it runs and run the guidance halves one at a time.
     #[arg(long)]
     low_memory: bool,
-    /// Benchmarks: one untimed one-step run at the same size first, so the timings leave out
-    /// kernel compilation and autotuning.
+    /// Benchmarks: one one-step run at the same size first, so the timings leave out kernel
+    /// compilation and autotuning (that run's seconds are `timings.warmup_s`).
     #[arg(long)]
     warmup: bool,
 }

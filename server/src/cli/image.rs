@@ -37,8 +37,8 @@ pub struct ImageArgs {
     height: usize,
     #[arg(long)]
     seed: Option<u64>,
-    /// Benchmarks: one untimed one-step image first, so the timings leave out kernel
-    /// compilation and autotuning.
+    /// Benchmarks: one one-step image first, so the timings leave out kernel compilation and
+    /// autotuning (that image's seconds are `timings.warmup_s`).
     #[arg(long)]
     warmup: bool,
     /// Initial latents: a safetensors file with one f32 tensor `noise` [1, 4, H/8, W/8],
