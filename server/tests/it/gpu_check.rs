@@ -5,8 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Runs `scripts/gpu_check --dry-run` with `extra` arguments and returns the table it wrote.
-fn dry_run(name: &str, extra: &[&str]) -> (String, PathBuf) {
+/// Runs `scripts/gpu_check --dry-run` with `extra` arguments and returns the table it wrote,
+/// its folder and what it printed.
+fn dry_run(name: &str, extra: &[&str]) -> (String, PathBuf, String) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let dir = std::env::temp_dir().join(format!("vidplay-gpu-check-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -26,7 +27,7 @@ fn dry_run(name: &str, extra: &[&str]) -> (String, PathBuf) {
         table.contains("| check | implementation | device | precision | size | first run | per step (warm) |"),
         "{table}"
     );
-    (table, dir)
+    (table, dir, log)
 }
 
 /// The table's row for a check and implementation.
@@ -36,7 +37,10 @@ fn row<'a>(table: &'a str, check: &str, implementation: &str) -> Option<(usize, 
 
 #[test]
 fn gpu_check_dry_run_measures_every_row() {
-    let (table, dir) = dry_run("full", &[]);
+    let (table, dir, log) = dry_run("full", &[]);
+    // The preflight speaks first, even here: the CUDA driver's version, or what is missing.
+    let first = log.lines().next().unwrap_or_default();
+    assert!(first.starts_with("preflight: ") && (first.contains("CUDA driver") || first.contains("missing")), "{log}");
     let line = |check: &str, implementation: &str| -> String {
         row(&table, check, implementation)
             .unwrap_or_else(|| panic!("no {check} / {implementation} row:\n{table}"))
@@ -82,7 +86,7 @@ fn gpu_check_dry_run_measures_every_row() {
 /// `--quick` (a loan lent to other work): svd-xt and Wan only.
 #[test]
 fn gpu_check_quick_runs_only_the_headline_rows() {
-    let (table, dir) = dry_run("quick", &["--quick"]);
+    let (table, dir, _) = dry_run("quick", &["--quick"]);
     for check in ["svd-xt (resident memory)", "svd-xt (low memory)", "Wan 2.1 1.3B"] {
         let (_, r) = row(&table, check, "Burn").unwrap_or_else(|| panic!("no {check} row:\n{table}"));
         assert!(r.contains("| ok"), "{r}");
