@@ -9,7 +9,7 @@ use crate::common;
 
 use burn::prelude::*;
 use burn::tensor::DType;
-use common::{Expected, assert_close, assert_pipelines, copy_dir, devices};
+use common::{Expected, assert_close, assert_pipelines, copy_dir, devices, max_diff, values};
 use model::device::{self, DeviceChoice};
 use model::diffusers::clip::tokenizer::ClipTokenizer;
 use model::diffusers::common::scheduler::{Scheduler, SchedulerConfig};
@@ -311,4 +311,62 @@ fn sd_turbo_names_and_shapes_load_unchanged() {
     let bad: UNet2DConditionConfig = serde_json::from_value(bad).unwrap();
     let e = UNet2DConditionModel::load(&weights("unet"), &bad).expect_err("SD 1.x text width must not fit").to_string();
     assert!(e.contains("attn2.to_k.weight"), "{e}");
+}
+
+/// Tiled VAE decoding (diffusers' `enable_tiling`, which the pipelines use above 1024x1024) on a
+/// latent cut into three rows and four columns of tiles, the last ones narrower: the picture
+/// diffusers decodes, and far from it when the cross-fade or the tiling is dropped.
+#[test]
+fn tiled_vae_decoding_matches_diffusers() {
+    use model::diffusers::stable_diffusion::vae_tiling::Tiling;
+    let folder = fixture("sd1-vae-tiling");
+    let m = common::meta(&folder);
+    for (label, device) in devices() {
+        let what = |s: &str| format!("sd1 VAE on {label}: {s}");
+        let sd = StableDiffusion::load(&fixture("sd1"), &device, DType::F32).unwrap_or_else(|e| panic!("{e}"));
+        let exp = Expected::open(&folder, &device);
+        let tiling = Tiling::of(&sd.vae.config).expect("the sd1 VAE has a tile grid");
+        assert_eq!(tiling.latent_tile as u64, m["tile_latent_min_size"].as_u64().unwrap());
+        assert_eq!((tiling.stride, tiling.blend, tiling.keep), (6, 16, 48));
+        let latent: Tensor<4> = exp.t("latent");
+        let want = exp.values("tiled");
+        assert_close(sd.vae.decode_tiled(latent.clone(), tiling), &want, 1e-4, &what("tiled decode"));
+
+        // Plausible bugs score far off: tiles butted together without the cross-fade, and the
+        // untiled decode (which is what this small image gets from `decode_sized`).
+        let butted = Tiling { blend: 0, ..tiling };
+        let d = max_diff(&values(sd.vae.decode_tiled(latent.clone(), butted)), &want, "no cross-fade");
+        assert!(d > 0.1, "{}", what(&format!("tiles without the cross-fade are only {d} off")));
+        let whole = values(sd.vae.decode_sized(latent.clone()));
+        assert_close(sd.vae.decode(latent), &whole, 0.0, &what("a small image is decoded whole"));
+        let d = max_diff(&whole, &want, "untiled");
+        let seams = m["tiled_vs_whole_max_abs"].as_f64().unwrap() as f32;
+        assert!((d - seams).abs() < 1e-3, "{}", what(&format!("untiled is {d} off, diffusers says {seams}")));
+    }
+}
+
+/// The tile grid of a real VAE (SD-Turbo's, trained at 768) and when the pipelines tile.
+#[test]
+fn vae_tiles_real_sizes_above_a_megapixel() {
+    use model::diffusers::stable_diffusion::autoencoder_kl::AutoencoderKLConfig;
+    use model::diffusers::stable_diffusion::vae_tiling::Tiling;
+    let cfg = AutoencoderKLConfig::read(&fixture("sd-turbo-shapes").join("vae/config.json")).unwrap();
+    let t = Tiling::of(&cfg).unwrap();
+    assert_eq!((t.latent_tile, t.stride, t.blend, t.keep), (96, 72, 192, 576));
+    let tiled = |w: usize, h: usize| Tiling::for_latent(&cfg, h / 8, w / 8).is_some();
+    assert!(!tiled(512, 512) && !tiled(1024, 1024) && !tiled(768, 1024));
+    assert!(tiled(1024, 1032) && tiled(2048, 2048) && tiled(1920, 1088));
+
+    // `sample_size` may be a list (diffusers takes its first entry); a tile too small to step
+    // gives no grid, so such a VAE always decodes whole.
+    let mut raw: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("sd-turbo-shapes").join("vae/config.json")).unwrap())
+            .unwrap();
+    raw["sample_size"] = serde_json::json!([512, 512]);
+    let listed: AutoencoderKLConfig = serde_json::from_value(raw.clone()).unwrap();
+    assert_eq!(Tiling::of(&listed).unwrap().latent_tile, 64);
+    raw["sample_size"] = serde_json::json!(8);
+    let tiny: AutoencoderKLConfig = serde_json::from_value(raw).unwrap();
+    assert_eq!(Tiling::of(&tiny), None);
+    assert_eq!(Tiling::for_latent(&tiny, 300, 300), None);
 }

@@ -54,6 +54,23 @@ pub struct AutoencoderKLConfig {
     pub use_post_quant_conv: bool,
     #[serde(default = "yes")]
     pub mid_block_add_attention: bool,
+    /// The image size the VAE was trained at; diffusers' tiled decoding uses it as the tile.
+    #[serde(default = "d32", deserialize_with = "one_size")]
+    pub sample_size: usize,
+}
+
+/// `sample_size` is a number, or a list whose first entry diffusers' tiling takes.
+fn one_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Size {
+        One(usize),
+        Many(Vec<usize>),
+    }
+    match Size::deserialize(d)? {
+        Size::One(n) => Ok(n),
+        Size::Many(v) => v.first().copied().ok_or_else(|| serde::de::Error::custom("sample_size is an empty list")),
+    }
 }
 
 const UNSUPPORTED: &[(&str, &str)] = &[("act_fn", "\"silu\""), ("latents_mean", "null"), ("latents_std", "null")];

@@ -222,13 +222,14 @@ impl StableDiffusion {
         self.decode(latents, sampling_seconds)
     }
 
-    /// Decodes final latents [1, 4, h, w] to an image, as diffusers' postprocess does.
+    /// Decodes final latents [1, 4, h, w] to an image, as diffusers' postprocess does; images
+    /// above 1024x1024 pixels in tiles, as diffusers does after `enable_vae_tiling()`.
     pub(crate) fn decode(&self, latents: Tensor<4>, sampling_seconds: f64) -> Result<GeneratedImage, GenerateError> {
         let decode_started = Instant::now();
         let [_, _, h, w] = latents.dims();
         let f = self.scale_factor();
         let z = (latents / self.vae.config.scaling_factor as f32).cast(self.dtype);
-        let image = self.vae.decode(z).cast(DType::F32);
+        let image = self.vae.decode_sized(z).cast(DType::F32);
         let image = (image / 2.0 + 0.5).clamp(0.0, 1.0);
         let pixels = image
             .permute([0, 2, 3, 1])
