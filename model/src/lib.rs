@@ -4,12 +4,13 @@
 //! - [`generate`]: what every generator shares (progress with previews, cancel, errors).
 //! - [`builtin`]: the model we train and ship.
 //! - [`diffusers`]: one folder per diffusers family, plus their common parts.
-//! - [`device`], [`gpu_memory`], [`rng`]: picking a compute device; its memory; deterministic
-//!   noise.
+//! - [`device`], [`gpu_memory`], [`free_memory`], [`rng`]: picking a compute device; the memory
+//!   a run held; the memory still free; deterministic noise.
 
 pub mod builtin;
 pub mod device;
 pub mod diffusers;
+pub mod free_memory;
 pub mod generate;
 pub mod gpu_memory;
 pub mod rng;

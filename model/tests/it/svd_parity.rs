@@ -345,3 +345,39 @@ fn svd_xt_names_and_shapes_load_unchanged() {
         .to_string();
     assert!(e.contains("attn2.to_k.weight"), "{e}");
 }
+
+/// The decode chunk chosen from free memory: svd-xt's VAE at 1024x576 (f32, as its config forces)
+/// needs about 3 GB a frame by the estimate, so low-memory mode decodes 2 frames at a time (the
+/// chunk of diffusers' low-memory recipe) however much is free; a request's own chunk stands.
+#[test]
+fn the_decode_chunk_follows_free_memory() {
+    use model::diffusers::stable_video_diffusion::autoencoder_kl_temporal_decoder::TemporalDecoderVaeConfig;
+    use model::diffusers::stable_video_diffusion::pipeline::{
+        LOW_MEMORY_DECODE_BYTES, decode_bytes_per_frame, decode_chunk_within,
+    };
+    let vae = TemporalDecoderVaeConfig::read(&fixture("svd-xt-shapes").join("vae/config.json")).unwrap();
+    let per_frame = decode_bytes_per_frame(&vae, DType::F32, 1024, 576);
+    assert_eq!(per_frame, 10 * 1024 * 576 * 128 * 4);
+    assert_eq!(decode_bytes_per_frame(&vae, DType::F16, 1024, 576), per_frame / 2);
+    const GIB: u64 = 1 << 30;
+    let chunk = |memory, free| decode_chunk_within(25, per_frame, memory, free);
+    assert_eq!(chunk(MemoryMode::Low, Some(80 * GIB)), 2);
+    assert_eq!(chunk(MemoryMode::Low, None), 2);
+    assert!(2 * per_frame <= LOW_MEMORY_DECODE_BYTES && 3 * per_frame > LOW_MEMORY_DECODE_BYTES);
+    assert_eq!(chunk(MemoryMode::Low, Some(4 * GIB)), 1);
+    assert_eq!(chunk(MemoryMode::Resident, Some(16 * GIB)), 4); // 0.8 x 16 GiB / 3.0 GB
+    assert_eq!(chunk(MemoryMode::Resident, Some(200 * GIB)), 25);
+    assert_eq!(chunk(MemoryMode::Resident, Some(GIB)), 1, "at least one frame, even when it will not fit");
+    assert_eq!(chunk(MemoryMode::Resident, None), 25, "unknown (wgpu): all at once, diffusers' default");
+
+    // Through a loaded pipeline: the request's own chunk stands (0 too, for validation to refuse).
+    let svd = StableVideoDiffusion::load(&fixture("svd1"), &cpu(), DType::F32, MemoryMode::Resident).unwrap();
+    let mut req = VideoRequest::new(64, 64);
+    req.frames = Some(6);
+    assert_eq!(svd.decode_chunk_for(&req, Some(64 * GIB)), 6);
+    assert_eq!(svd.decode_chunk_for(&req, Some(1)), 1);
+    req.decode_chunk = Some(4);
+    assert_eq!(svd.decode_chunk_for(&req, Some(1)), 4);
+    req.decode_chunk = Some(0);
+    assert_eq!(svd.decode_chunk_for(&req, Some(64 * GIB)), 0);
+}

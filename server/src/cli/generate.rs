@@ -15,6 +15,7 @@ use crate::precision::PrecisionChoice;
 use app::types::{JobParams, Mode};
 use model::builtin::pipeline::GenerationRequest;
 use model::device;
+use model::free_memory::free_bytes;
 use model::gpu_memory::GpuMemoryMeter;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -46,7 +47,8 @@ pub struct SvdArgs {
     /// Wan: where the text encoder runs (auto: the GPU when it has 24 GiB or more, else the CPU).
     #[arg(long, value_enum, default_value = "auto")]
     text_encoder_device: TextEncoderPlacement,
-    /// Frames the VAE decodes at once (default: all; fewer use less memory).
+    /// SVD: frames the VAE decodes at once (default: as many as the free memory allows, at most
+    /// 6 GiB of it with --low-memory; all of them where the free memory is unknown, as on wgpu).
     #[arg(long)]
     decode_chunk: Option<usize>,
     /// Initial latents (diffusers' `latents`): a safetensors file with an f32 tensor `noise`,
@@ -373,6 +375,7 @@ fn run_svd(
     req.min_guidance = svd.min_guidance;
     req.max_guidance = svd.max_guidance;
     req.decode_chunk = svd.decode_chunk;
+    req.decode_chunk = Some(pipeline.decode_chunk_for(&req, free_bytes(opened.choice, &opened.device)));
     req.seed = a.seed.unwrap_or_else(random_seed);
     if let Some(path) = &svd.noise {
         let f = pipeline.scale_factor();

@@ -11,8 +11,9 @@ use model::generate::GenerateError;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// Largest side of a generated image.
-pub const MAX_SIDE: u32 = 1024;
+/// Largest side of a generated image (the pipeline takes at most 2048x2048 pixels; above
+/// 1024x1024 the VAE decodes in tiles, so the decode's memory stays that of one tile).
+pub const MAX_SIDE: u32 = 2048;
 /// Most sampling steps.
 pub const MAX_STEPS: u32 = 150;
 
@@ -173,6 +174,11 @@ pub fn weights_mib(root: &Path) -> u64 {
 impl super::Engine for StableDiffusionEngine {
     fn info(&self) -> &ModelInfo {
         &self.info
+    }
+
+    /// It takes no input image, so its (large) image sizes do not raise what uploads keep.
+    fn max_input_side(&self) -> u32 {
+        0
     }
 
     fn run(&self, job: EngineJob<'_>, ctx: &mut RunContext<'_>) -> Result<Rendered, GenerateError> {

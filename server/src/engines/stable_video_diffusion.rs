@@ -7,6 +7,7 @@ use app::results::{Resolution, ResultMeta, Timings};
 use app::types::{JobParams, Mode};
 use image::RgbImage;
 use model::diffusers::stable_video_diffusion::{GeneratedVideo, MemoryMode, StableVideoDiffusion, VideoRequest};
+use model::free_memory::free_bytes;
 use model::generate::GenerateError;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -95,7 +96,9 @@ impl StableVideoDiffusionEngine {
                 .map_err(|e| super::load_error(&self.info.id, e))
         })?;
         let load_s = started.elapsed().as_secs_f64();
-        let req = request_of(params);
+        let mut req = request_of(params);
+        let free = free_bytes(ctx.device.choice, &ctx.device.device);
+        req.decode_chunk = Some(svd.decode_chunk_for(&req, free));
         let video = svd.generate(input, &req, ctx.progress, ctx.cancelled)?;
         let mut meta = video_meta(&self.info.id, &svd, &req, &video, &ctx.device.description, load_s);
         meta.prompt = params.prompt.clone();

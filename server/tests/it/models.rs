@@ -70,6 +70,9 @@ fn the_registry_finds_and_describes_every_installed_model() {
     assert!(!chain.param("keyframe_steps").unwrap().applies_to(Mode::ImageToVideo));
     assert_eq!(chain.param("width").unwrap().step, 64.0);
     assert_eq!(sd.param("width").unwrap().step, 8.0);
+    // SD makes images up to 2048 (tiled VAE decoding above 1024x1024) but takes no upload, so
+    // uploads keep what the models that take them use.
+    assert_eq!(sd.param("width").unwrap().max, 2048.0);
     assert_eq!(registry.max_input_side(), 1024);
 
     // The chain fills in the keyframe model and counts both phases.

@@ -8,7 +8,8 @@
 //! encoder, the VAE to encode, the UNet, the VAE again to decode), and runs the guided and
 //! unguided UNet passes one after the other instead of as one batch of two. Attention is
 //! chunked whenever its score matrix would be large (see `blocks::multi_head_attention`), and
-//! the VAE decodes `decode_chunk` frames at a time.
+//! the VAE decodes `decode_chunk` frames at a time, chosen from the free memory by
+//! [`StableVideoDiffusion::decode_chunk_for`] unless the request names it.
 
 use crate::diffusers::clip::vision::{ClipVisionConfig, ClipVisionModelWithProjection};
 use crate::diffusers::common::folder::{ModelFolder, PipelineKind};
@@ -46,7 +47,8 @@ pub struct VideoRequest {
     pub noise_aug: f32,
     pub min_guidance: f32,
     pub max_guidance: f32,
-    /// Frames decoded together; all of them when absent.
+    /// Frames decoded together; all of them when absent (diffusers' default). Callers that know
+    /// the device's free memory fill it with [`StableVideoDiffusion::decode_chunk_for`].
     pub decode_chunk: Option<usize>,
     pub seed: u64,
     /// Initial latents [1, frames, 4, H/8, W/8], unscaled, as diffusers' `latents` argument.
@@ -88,6 +90,45 @@ fn clip_mean() -> [f32; 3] {
 }
 fn clip_std() -> [f32; 3] {
     [0.268_629_54, 0.261_302_6, 0.275_777_1]
+}
+
+/// Of the memory free before a run, the share the VAE decode plans to use; the rest is for the
+/// allocator's padding and fragmentation, the attention's score chunks and what the estimate
+/// below misses.
+const DECODE_SHARE_OF_FREE: f64 = 0.8;
+
+/// In low-memory mode the decode keeps to this much however much is free, so that svd-xt's run
+/// stays within 10 GB: its UNet (3 GB in f16) is freed before the decode and the VAE (0.4 GB in
+/// f32) loaded; at 1024x576 this is 2 frames at a time, the chunk of diffusers' low-memory recipe.
+pub const LOW_MEMORY_DECODE_BYTES: u64 = 6 << 30;
+
+/// The decode's live memory per frame, in full-size activations of the decoder's first
+/// `block_out_channels` entry (128 channels for SVD). Measured on Burn's CPU backend with
+/// svd-xt's VAE (random weights, f32): the peak resident size grew 132 to 136 MiB per frame at
+/// 256x144 (1, 2 and 4 frames) and 535 MiB per frame at 512x288 (1 and 2), 7.3 such activations
+/// both; rounded up for GPU pools, which keep freed pages. Not yet measured on a GPU.
+const DECODE_ACTIVATIONS_PER_FRAME: u64 = 10;
+
+/// The memory one frame's decode needs at `width` x `height` with the VAE in `dtype`, by the
+/// estimate [`DECODE_ACTIVATIONS_PER_FRAME`].
+pub fn decode_bytes_per_frame(vae: &TemporalDecoderVaeConfig, dtype: DType, width: usize, height: usize) -> u64 {
+    let channels = vae.block_out_channels.first().copied().unwrap_or(0);
+    DECODE_ACTIVATIONS_PER_FRAME * (width * height * channels * dtype.size()) as u64
+}
+
+/// The frames of a `frames`-frame clip to decode at once when each needs `per_frame` bytes: as
+/// many as fit [`DECODE_SHARE_OF_FREE`] of `free`, no more than [`LOW_MEMORY_DECODE_BYTES`] in
+/// low-memory mode. Where the free memory is unknown (wgpu), all frames at once (diffusers'
+/// default), or the low-memory budget in that mode. At least 1, at most `frames`.
+pub fn decode_chunk_within(frames: usize, per_frame: u64, memory: MemoryMode, free: Option<u64>) -> usize {
+    let share = free.map(|f| (f as f64 * DECODE_SHARE_OF_FREE) as u64);
+    let budget = match (share, memory) {
+        (Some(share), MemoryMode::Low) => share.min(LOW_MEMORY_DECODE_BYTES),
+        (Some(share), MemoryMode::Resident) => share,
+        (None, MemoryMode::Low) => LOW_MEMORY_DECODE_BYTES,
+        (None, MemoryMode::Resident) => return frames.max(1),
+    };
+    usize::try_from(budget / per_frame.max(1)).unwrap_or(usize::MAX).clamp(1, frames.max(1))
 }
 
 /// The loaded components.
@@ -227,6 +268,20 @@ impl StableVideoDiffusion {
     /// The clip length the model was trained on.
     pub fn default_frames(&self) -> usize {
         self.unet_config.num_frames
+    }
+
+    /// The frames to decode at once for `req`: its own `decode_chunk` when it names one (0 stays
+    /// 0, for [`Self::validate`] to refuse), else [`decode_chunk_within`] the free memory `free`
+    /// (the device's, before the run, from `free_memory::free_bytes`).
+    pub fn decode_chunk_for(&self, req: &VideoRequest, free: Option<u64>) -> usize {
+        let frames = req.frames.unwrap_or(self.default_frames()).max(1);
+        match req.decode_chunk {
+            Some(chunk) => chunk.min(frames),
+            None => {
+                let per_frame = decode_bytes_per_frame(&self.vae_config, self.vae_dtype(), req.width, req.height);
+                decode_chunk_within(frames, per_frame, self.memory, free)
+            }
+        }
     }
 
     pub fn validate(&self, req: &VideoRequest) -> Result<(), GenerateError> {
