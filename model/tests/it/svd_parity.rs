@@ -348,7 +348,8 @@ fn svd_xt_names_and_shapes_load_unchanged() {
 
 /// The decode chunk chosen from free memory: svd-xt's VAE at 1024x576 (f32, as its config forces)
 /// needs about 3 GB a frame by the estimate, so low-memory mode decodes 2 frames at a time (the
-/// chunk of diffusers' low-memory recipe) however much is free; a request's own chunk stands.
+/// chunk of diffusers' low-memory recipe) at most, however much is free; a request's own chunk
+/// stands.
 #[test]
 fn the_decode_chunk_follows_free_memory() {
     use model::diffusers::stable_video_diffusion::autoencoder_kl_temporal_decoder::TemporalDecoderVaeConfig;

@@ -59,7 +59,8 @@ pub struct AutoencoderKLConfig {
     pub sample_size: usize,
 }
 
-/// `sample_size` is a number, or a list whose first entry diffusers' tiling takes.
+/// `sample_size` is a number, or a list whose first entry is taken (diffusers takes it for the
+/// latent tile; its tiled decode itself needs a number).
 fn one_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]

@@ -223,7 +223,8 @@ impl StableDiffusion {
     }
 
     /// Decodes final latents [1, 4, h, w] to an image, as diffusers' postprocess does; images
-    /// above 1024x1024 pixels in tiles, as diffusers does after `enable_vae_tiling()`.
+    /// above 1024x1024 pixels in tiles, as diffusers decodes after `enable_vae_tiling()` (the
+    /// threshold is ours: diffusers, once asked, tiles any latent bigger than one tile).
     pub(crate) fn decode(&self, latents: Tensor<4>, sampling_seconds: f64) -> Result<GeneratedImage, GenerateError> {
         let decode_started = Instant::now();
         let [_, _, h, w] = latents.dims();

@@ -1,4 +1,4 @@
-//! diffusers' tiled VAE decoding (`AutoencoderKL.enable_vae_tiling`): the latents are decoded in
+//! diffusers' tiled VAE decoding (`AutoencoderKL.enable_tiling`): the latents are decoded in
 //! overlapping tiles of the VAE's training size and the overlaps are cross-faded, so memory
 //! follows the tile instead of the image. Untiled, a 2048x2048 decode holds several 128-channel
 //! full-resolution activations and a 65,536-token attention in the mid block; tiled, each piece
@@ -32,7 +32,7 @@ pub struct Tiling {
 
 impl Tiling {
     /// The grid diffusers derives from `sample_size`; `None` when the tile is too small to step
-    /// (a VAE trained on tiny images), where diffusers' own loop would not run either.
+    /// (a VAE trained on tiny images), where diffusers' own loop fails (a zero range step).
     pub fn of(config: &AutoencoderKLConfig) -> Option<Self> {
         let sample_tile = config.sample_size;
         let latent_tile = sample_tile / config.scale_factor();

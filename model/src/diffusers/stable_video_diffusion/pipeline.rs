@@ -97,7 +97,7 @@ fn clip_std() -> [f32; 3] {
 /// below misses.
 const DECODE_SHARE_OF_FREE: f64 = 0.8;
 
-/// In low-memory mode the decode keeps to this much however much is free, so that svd-xt's run
+/// In low-memory mode the decode keeps to this much, however much is free, so that svd-xt's run
 /// stays within 10 GB: its UNet (3 GB in f16) is freed before the decode and the VAE (0.4 GB in
 /// f32) loaded; at 1024x576 this is 2 frames at a time, the chunk of diffusers' low-memory recipe.
 pub const LOW_MEMORY_DECODE_BYTES: u64 = 6 << 30;
@@ -105,8 +105,8 @@ pub const LOW_MEMORY_DECODE_BYTES: u64 = 6 << 30;
 /// The decode's live memory per frame, in full-size activations of the decoder's first
 /// `block_out_channels` entry (128 channels for SVD). Measured on Burn's CPU backend with
 /// svd-xt's VAE (random weights, f32): the peak resident size grew 132 to 136 MiB per frame at
-/// 256x144 (1, 2 and 4 frames) and 535 MiB per frame at 512x288 (1 and 2), 7.3 such activations
-/// both; rounded up for GPU pools, which keep freed pages. Not yet measured on a GPU.
+/// 256x144 (1, 2 and 4 frames) and 535 MiB per frame at 512x288 (1 and 2), 7.3 to 7.6 such
+/// activations; rounded up for GPU pools, which keep freed pages. Not yet measured on a GPU.
 const DECODE_ACTIVATIONS_PER_FRAME: u64 = 10;
 
 /// The memory one frame's decode needs at `width` x `height` with the VAE in `dtype`, by the
