@@ -27,7 +27,22 @@ pub fn QueuePage() -> impl IntoView {
                             </p>
                         }.into_any()
                     }
-                    Ok(h) if !h.workers.is_empty() => view! { <WorkerList workers=h.workers/> }.into_any(),
+                    Ok(h) => {
+                        let preparing = h.warm_up.filter(|w| w.preparing()).map(|w| {
+                            let now = w.current.map(|m| format!(": {m}")).unwrap_or_default();
+                            view! {
+                                <p class="note preparing" role="status">
+                                    {format!(
+                                        "Preparing GPU kernels ({} of {}{now}). Jobs run as soon as they come; the first job of a model not yet prepared takes longer.",
+                                        w.done + 1,
+                                        w.total,
+                                    )}
+                                </p>
+                            }
+                        });
+                        let workers = (!h.workers.is_empty()).then(|| view! { <WorkerList workers=h.workers/> });
+                        view! { {preparing} {workers} }.into_any()
+                    }
                     _ => ().into_any(),
                 }
             })}

@@ -212,6 +212,30 @@ pub struct WorkerHealth {
     /// Workers sharing this queue (a database shared with GPU machines), recently seen first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub workers: Vec<WorkerStatus>,
+    /// This process's worker preparing its GPU kernels, when it does (see [`WarmUp`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm_up: Option<WarmUp>,
+}
+
+/// A worker on a GPU compiles and tunes the kernels of every installed model before their
+/// first jobs: it runs each once, briefly (one sampling step at the model's default settings),
+/// whenever no job is waiting. Jobs that come meanwhile run first.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WarmUp {
+    /// Models prepared so far (failures count: they are logged and skipped).
+    pub done: u32,
+    /// Models to prepare.
+    pub total: u32,
+    /// The model being prepared now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current: Option<String>,
+}
+
+impl WarmUp {
+    /// Still preparing.
+    pub fn preparing(&self) -> bool {
+        self.done < self.total
+    }
 }
 
 /// A worker taking jobs from a shared queue, as it last reported itself.

@@ -5,8 +5,10 @@
 //! [`Faults`] directly). Values, comma-separated: `panic-on=TEXT` (a job whose prompt contains
 //! TEXT panics inside generation), `crash-at=POINT` (the process aborts there; POINT is one of
 //! [`CrashPoint::ALL`]), `pause-after-claim=MS` (the worker waits that long between claiming
-//! a job and starting it, so a test can land a cancel exactly there) and `abort-after-moved=N`
-//! (`vidplay migrate` aborts after moving N videos, so a test can resume it).
+//! a job and starting it, so a test can land a cancel exactly there), `pause-before-warm-up=MS`
+//! (the worker waits that long before preparing each model's GPU kernels, so a test can see
+//! the preparation under way) and `abort-after-moved=N` (`vidplay migrate` aborts after moving
+//! N videos, so a test can resume it).
 
 /// A step of finishing a job, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +38,7 @@ pub struct Faults {
     pub panic_on: Option<String>,
     pub crash_at: Option<CrashPoint>,
     pub pause_after_claim: Option<std::time::Duration>,
+    pub pause_before_warm_up: Option<std::time::Duration>,
     pub abort_after_moved: Option<usize>,
 }
 
@@ -64,11 +67,14 @@ impl Faults {
                 Some(("pause-after-claim", ms)) if ms.parse::<u64>().is_ok() => {
                     faults.pause_after_claim = ms.parse().ok().map(std::time::Duration::from_millis)
                 }
+                Some(("pause-before-warm-up", ms)) if ms.parse::<u64>().is_ok() => {
+                    faults.pause_before_warm_up = ms.parse().ok().map(std::time::Duration::from_millis)
+                }
                 Some(("abort-after-moved", n)) if n.parse::<usize>().is_ok() => {
                     faults.abort_after_moved = n.parse().ok()
                 }
                 _ => anyhow::bail!(
-                    "VIDPLAY_TEST_FAULTS: cannot read {item:?} (panic-on=TEXT, crash-at=POINT, pause-after-claim=MS, abort-after-moved=N)"
+                    "VIDPLAY_TEST_FAULTS: cannot read {item:?} (panic-on=TEXT, crash-at=POINT, pause-after-claim=MS, pause-before-warm-up=MS, abort-after-moved=N)"
                 ),
             }
         }
@@ -87,6 +93,12 @@ impl Faults {
     /// Between claiming a job and starting it.
     pub fn after_claim(&self) {
         if let Some(pause) = self.pause_after_claim {
+            std::thread::sleep(pause);
+        }
+    }
+
+    pub fn before_warm_up(&self) {
+        if let Some(pause) = self.pause_before_warm_up {
             std::thread::sleep(pause);
         }
     }
@@ -117,6 +129,8 @@ mod tests {
         assert_eq!(Faults::parse("").unwrap(), Faults::default());
         let f = Faults::parse("panic-on=BOOM, crash-at=after-insert, pause-after-claim=5").unwrap();
         assert_eq!(f.pause_after_claim, Some(std::time::Duration::from_millis(5)));
+        let w = Faults::parse("pause-before-warm-up=7").unwrap().pause_before_warm_up;
+        assert_eq!(w, Some(std::time::Duration::from_millis(7)));
         assert_eq!(f.panic_on.as_deref(), Some("BOOM"));
         assert_eq!(f.crash_at, Some(CrashPoint::AfterInsert));
         assert!(Faults::parse("crash-at=never").is_err());

@@ -53,6 +53,10 @@ pub struct ServeArgs {
     /// Serve pages and the API only; jobs run on `vidplay worker`s sharing --database-url.
     #[arg(long)]
     no_worker: bool,
+    /// Prepare every installed model's GPU kernels (compile and tune them) while no job waits,
+    /// from the start: auto (on a GPU), always, never.
+    #[arg(long, env = "VIDPLAY_WARM_UP", value_enum, default_value = "auto")]
+    warm_up: crate::queue::warm_up::WarmUpPolicy,
     /// This server's worker as the queue page shows it (default: the machine's name).
     #[arg(long, env = "VIDPLAY_WORKER_NAME")]
     worker_name: Option<String>,
@@ -84,7 +88,12 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
         media: a.stores.media,
         media_endpoint: a.stores.media_endpoint,
         worker: (!a.no_worker).then(|| {
-            crate::queue::WorkerSetup::new(super::common::machine_name(a.worker_name), vec![a.model.device.to_string()])
+            let mut setup = crate::queue::WorkerSetup::new(
+                super::common::machine_name(a.worker_name),
+                vec![a.model.device.to_string()],
+            );
+            setup.warm_up = a.warm_up;
+            setup
         }),
         site_root: a.site_root,
         seed_examples: !a.no_examples,

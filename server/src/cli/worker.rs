@@ -31,6 +31,10 @@ pub struct WorkerArgs {
     /// Memory for loaded models, in MiB (default: half the machine's).
     #[arg(long, env = "VIDPLAY_MODEL_MEMORY_MIB")]
     model_memory_mib: Option<u64>,
+    /// Prepare every installed model's GPU kernels (compile and tune them) while no job waits,
+    /// from the start: auto (on a GPU), always, never.
+    #[arg(long, env = "VIDPLAY_WARM_UP", value_enum, default_value = "auto")]
+    warm_up: crate::queue::warm_up::WarmUpPolicy,
     #[command(flatten)]
     model: ModelArgs,
 }
@@ -50,6 +54,7 @@ pub fn run(a: WorkerArgs) -> anyhow::Result<()> {
     };
     let mut setup = WorkerSetup::new(name, vec![device]);
     setup.lease = std::time::Duration::from_secs(a.lease_seconds);
+    setup.warm_up = a.warm_up;
     let model = a.model;
     let config = BuiltinModel::config_of(model.weights.as_deref())?;
     let memory = a.model_memory_mib.unwrap_or_else(crate::web::ServeOptions::default_model_memory_mib);

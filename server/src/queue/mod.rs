@@ -12,6 +12,7 @@ pub mod events;
 pub mod recovery;
 mod shared;
 mod variants;
+pub mod warm_up;
 mod worker;
 
 use crate::engines::{Registry, segments};
@@ -79,13 +80,15 @@ pub struct WorkerSetup {
     /// A job is this worker's for this long after each heartbeat (a shared store only); a
     /// worker silent for longer has its job given to another.
     pub lease: std::time::Duration,
+    /// Whether it prepares every model's GPU kernels while no job waits.
+    pub warm_up: warm_up::WarmUpPolicy,
 }
 
 impl WorkerSetup {
     pub const DEFAULT_LEASE: std::time::Duration = std::time::Duration::from_secs(30);
 
     pub fn new(name: String, devices: Vec<String>) -> Self {
-        Self { name, devices, lease: Self::DEFAULT_LEASE }
+        Self { name, devices, lease: Self::DEFAULT_LEASE, warm_up: warm_up::WarmUpPolicy::default() }
     }
 }
 
@@ -122,6 +125,8 @@ struct Inner {
     node: String,
     /// The worker's setup; `None` without one.
     setup: Option<WorkerSetup>,
+    /// How far the worker has come preparing GPU kernels; `None` when it does not.
+    warm_up: Mutex<Option<app::types::WarmUp>>,
     /// The models the worker has loaded now (claimed first), and when it started.
     loaded: Mutex<Vec<String>>,
     started_ms: i64,
@@ -190,6 +195,7 @@ impl Jobs {
                 visual,
                 node: new_id(),
                 setup: worker,
+                warm_up: Mutex::default(),
                 loaded: Mutex::default(),
                 started_ms: now_ms(),
                 announcer,
@@ -320,6 +326,7 @@ impl Jobs {
             last_error,
             stalled: !worker_alive || (model_failed && !others),
             workers,
+            warm_up: self.inner.warm_up.lock().expect("warm-up lock").clone(),
         })
     }
 

@@ -32,7 +32,7 @@ pub(super) fn put_back_for_shutdown(job: &mut Job) {
 }
 
 /// The text of a panic's payload.
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+pub(super) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     panic
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
@@ -67,6 +67,10 @@ impl Jobs {
                 }
             }
         };
+        let mut warm_up = match &device {
+            Ok(device) => self.warm_up_plan(device),
+            Err(_) => super::warm_up::Pending::none(),
+        };
         loop {
             if self.inner.stopping.load(Ordering::Relaxed) {
                 return;
@@ -74,8 +78,15 @@ impl Jobs {
             let job = match rt.block_on(self.inner.store.claim(self.claim())) {
                 Ok(Some(job)) => job,
                 Ok(None) => {
-                    // Idle: measure one stored clip that has no scores yet, then look again. A
-                    // panic there ends the backfill, not the worker.
+                    // Idle: prepare the next model's GPU kernels, if any are left; then
+                    // look for a job again.
+                    if let Ok(device) = &device
+                        && self.warm_up_next(&mut warm_up, device, &mut models)
+                    {
+                        continue;
+                    }
+                    // Idle and prepared: measure one stored clip that has no scores yet, then look
+                    // again. A panic there ends the backfill, not the worker.
                     let backfill = std::panic::AssertUnwindSafe(|| self.backfill_scores(&rt));
                     match std::panic::catch_unwind(backfill) {
                         Ok(true) => continue,

@@ -577,3 +577,78 @@ async fn text_to_video_with_an_installed_wan_model() {
     let _ = std::fs::remove_dir_all(&data);
     let _ = std::fs::remove_dir_all(&models);
 }
+
+/// A worker that prepares GPU kernels (`--warm-up always`; on a GPU `auto` does) runs every
+/// installed model once while no job waits, says so in the health answer and on the queue page,
+/// runs a job that comes meanwhile before the models left, and goes on when one model fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_prepares_every_model_while_no_job_waits() {
+    use server::queue::warm_up::WarmUpPolicy;
+    let data = data_dir("warm-up");
+    let mut setup = server::queue::WorkerSetup::new("test".into(), vec!["cpu".into()]);
+    setup.warm_up = WarmUpPolicy::Always;
+    // sd1, and a folder that says it is an SD pipeline but holds nothing else: it fails.
+    let models_dir = data.join("models");
+    std::fs::create_dir_all(models_dir.join("broken")).unwrap();
+    let sd1 = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../model/tests/fixtures/sd/sd1");
+    std::os::unix::fs::symlink(&sd1, models_dir.join("sd1")).unwrap();
+    std::fs::copy(sd1.join("model_index.json"), models_dir.join("broken/model_index.json")).unwrap();
+    let faults = server::faults::Faults {
+        pause_before_warm_up: Some(std::time::Duration::from_millis(1500)),
+        ..Default::default()
+    };
+    let (app, _jobs) = start_options(server::web::ServeOptions {
+        database_url: None,
+        media: None,
+        media_endpoint: None,
+        worker: Some(setup),
+        addr: "127.0.0.1:0".parse().unwrap(),
+        data_dir: data.clone(),
+        site_root: site_root(),
+        seed_examples: false,
+        models_dir: Some(models_dir),
+        access: server::web::security::Access::local(),
+        model_memory_mib: 4096,
+        faults,
+        visual_min_similarity: server::visual::MIN_SIMILARITY,
+    })
+    .await;
+    let (_, models) = send_json(&app, get("/api/models")).await;
+    let total = models.as_array().unwrap().len() as u64;
+    assert_eq!(total, 4, "the built-in model and editor, sd1, broken: {models}");
+
+    // The first model is being prepared: the health answer and the queue page say so.
+    let health = poll_health(&app, |h| h["warm_up"]["current"].is_string()).await;
+    assert_eq!((health["warm_up"]["done"].as_u64(), health["warm_up"]["total"].as_u64()), (Some(0), Some(total)));
+    let first = health["warm_up"]["current"].as_str().unwrap().to_string();
+    let (_, html) = send(&app, get("/queue")).await;
+    let html = String::from_utf8_lossy(&html);
+    assert!(html.contains(&format!("Preparing GPU kernels (1 of {total}: {first})")), "{html}");
+
+    // A job that comes meanwhile runs before the models still to prepare.
+    let (status, job) = send_json(&app, post_json(json!({"prompt": "a red ball", "steps": 1}))).await;
+    assert_eq!(status, StatusCode::CREATED, "{job}");
+    let id = job["id"].as_str().unwrap().to_string();
+    wait_for(&app, &id, |j| j["state"] == "done").await;
+    let (_, health) = send_json(&app, get("/api/health")).await;
+    assert!(health["warm_up"]["done"].as_u64().unwrap() < total, "the job did not wait for all: {health}");
+
+    // Every model is prepared in the end (the broken one fails, is logged and counted); the page
+    // no longer says so.
+    let health = poll_health(&app, |h| h["warm_up"]["done"].as_u64() == Some(total)).await;
+    assert!(health["warm_up"]["current"].is_null() && health["stalled"] == false, "{health}");
+    let (_, html) = send(&app, get("/queue")).await;
+    assert!(!String::from_utf8_lossy(&html).contains("Preparing GPU kernels"));
+}
+
+async fn poll_health(app: &axum::Router, until: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    for _ in 0..1200 {
+        let (status, health) = send_json(app, get("/api/health")).await;
+        assert_eq!(status, StatusCode::OK);
+        if until(&health) {
+            return health;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the health answer never got there");
+}
