@@ -71,6 +71,11 @@ fn WorkerList(workers: Vec<crate::types::WorkerStatus>) -> impl IntoView {
                 Some(id) => format!("running {id}"),
                 None => "idle".to_string(),
             };
+            let preparing = w
+                .warm_up
+                .filter(|p| p.preparing())
+                .map(|p| format!(" · preparing GPU kernels ({} of {})", p.done + 1, p.total))
+                .unwrap_or_default();
             let loaded = if w.loaded.is_empty() {
                 "nothing loaded".to_string()
             } else {
@@ -81,6 +86,7 @@ fn WorkerList(workers: Vec<crate::types::WorkerStatus>) -> impl IntoView {
                     <strong>{w.name}</strong>
                     " · " {w.devices.join(", ")}
                     " · " {doing}
+                    {preparing}
                     " · " {loaded}
                     " · " <span class="models">{format!("runs {}", w.models.join(", "))}</span>
                 </li>

@@ -256,4 +256,7 @@ pub struct WorkerStatus {
     pub started_ms: i64,
     /// Its last heartbeat.
     pub seen_ms: i64,
+    /// How far it has come preparing GPU kernels, when it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm_up: Option<WarmUp>,
 }

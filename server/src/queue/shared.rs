@@ -135,6 +135,7 @@ impl Jobs {
                     current_job: self.inner.current.lock().expect("current lock").clone(),
                     started_ms: self.inner.started_ms,
                     seen_ms: now_ms(),
+                    warm_up: self.inner.warm_up.lock().expect("warm-up lock").clone(),
                 };
                 if let Err(e) = self.inner.store.worker_seen(status).await {
                     tracing::warn!("reporting this worker: {e}");

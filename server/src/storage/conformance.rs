@@ -3,7 +3,7 @@
 use super::{CRASHED_TWICE, Claim, Lease, Recovered, Store, lost_too_often};
 use app::results::ResultMeta;
 use app::scores::{GallerySort, SCORES_VERSION, ScoreFlag, Scores};
-use app::types::{Job, JobParams, JobState, Mode, Video, VideoPage, VideoQuery, WorkerStatus};
+use app::types::{Job, JobParams, JobState, Mode, Video, VideoPage, VideoQuery, WarmUp, WorkerStatus};
 use app::votes::{Vote, VoteAxis};
 use futures_util::future::BoxFuture;
 
@@ -503,6 +503,7 @@ async fn workers_report_themselves(store: &dyn Store) {
         current_job: current.map(str::to_string),
         started_ms: 1,
         seen_ms,
+        warm_up: (id == "w2").then(|| WarmUp { done: 1, total: 3, current: Some("wan".into()) }),
     };
     assert!(store.workers(0).await.unwrap().is_empty());
     store.worker_seen(status("w1", 100, None)).await.unwrap();

@@ -84,6 +84,12 @@ impl Services {
         Process::spawn(&mut self.command(&["worker", "--name", name, "--lease-seconds", &lease_seconds.to_string()]))
     }
 
+    /// A worker that prepares every model's kernels while idle, as it does on a GPU.
+    fn warming_worker(&self, name: &str, lease_seconds: u64) -> Process {
+        let lease = lease_seconds.to_string();
+        Process::spawn(&mut self.command(&["worker", "--name", name, "--lease-seconds", &lease, "--warm-up", "always"]))
+    }
+
     /// The database, read directly.
     async fn db(&self) -> sqlx::PgPool {
         sqlx::PgPool::connect(&self.url).await.unwrap()
@@ -196,7 +202,7 @@ async fn two_workers_do_thirty_jobs_each_exactly_once() {
     let services = Services::start("thirty").await;
     let web = services.web();
     let _w1 = services.worker("w1", 30);
-    let _w2 = services.worker("w2", 30);
+    let _w2 = services.warming_worker("w2", 30);
     let ids: Vec<String> = (0..30)
         .map(|i| web.submit(json!({"prompt": format!("a red ball number {i}"), "steps": 1, "seed": i})))
         .collect();
@@ -240,6 +246,22 @@ async fn two_workers_do_thirty_jobs_each_exactly_once() {
             && page.contains("loaded: vidplay-toy-1"),
         "{page}"
     );
+    // w2 prepares its two models (the built-in one and its editor) when idle, and reports how
+    // far it has come with its heartbeats; w1 prepares nothing.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let warm_ups = loop {
+        let (_, health) = web.request("GET", "/api/health", None);
+        let health: Value = serde_json::from_str(&health).unwrap();
+        let by_name = |name: &str| {
+            health["workers"].as_array().unwrap().iter().find(|w| w["name"] == name).unwrap()["warm_up"].clone()
+        };
+        let warm_ups = (by_name("w1"), by_name("w2"));
+        if warm_ups.1["done"] == 2 || std::time::Instant::now() > deadline {
+            break warm_ups;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(warm_ups, (Value::Null, json!({"done": 2, "total": 2})));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

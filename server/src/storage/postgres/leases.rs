@@ -116,9 +116,9 @@ pub(super) async fn requeue_expired(pool: &PgPool, now_ms: i64, max_attempts: u3
 
 pub(super) async fn worker_seen(pool: &PgPool, w: &WorkerStatus) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO workers (id, name, devices, models, loaded, current_job, started_ms, seen_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+        "INSERT INTO workers (id, name, devices, models, loaded, current_job, started_ms, seen_ms, warm_up) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
          ON CONFLICT (id) DO UPDATE SET name = excluded.name, devices = excluded.devices, models = excluded.models, \
-         loaded = excluded.loaded, current_job = excluded.current_job, seen_ms = excluded.seen_ms",
+         loaded = excluded.loaded, current_job = excluded.current_job, seen_ms = excluded.seen_ms, warm_up = excluded.warm_up",
     )
     .bind(&w.id)
     .bind(&w.name)
@@ -128,13 +128,14 @@ pub(super) async fn worker_seen(pool: &PgPool, w: &WorkerStatus) -> StoreResult<
     .bind(&w.current_job)
     .bind(w.started_ms)
     .bind(w.seen_ms)
+    .bind(w.warm_up.as_ref().map(json).transpose()?)
     .execute(pool)
     .await?;
     Ok(())
 }
 
 pub(super) async fn workers(pool: &PgPool, since_ms: i64) -> StoreResult<Vec<WorkerStatus>> {
-    let rows = sqlx::query("SELECT id, name, devices, models, loaded, current_job, started_ms, seen_ms FROM workers WHERE seen_ms >= $1 ORDER BY seen_ms DESC, id")
+    let rows = sqlx::query("SELECT id, name, devices, models, loaded, current_job, started_ms, seen_ms, warm_up FROM workers WHERE seen_ms >= $1 ORDER BY seen_ms DESC, id")
         .bind(since_ms)
         .fetch_all(pool)
         .await?;
@@ -152,6 +153,10 @@ pub(super) async fn workers(pool: &PgPool, since_ms: i64) -> StoreResult<Vec<Wor
                 current_job: row.try_get("current_job")?,
                 started_ms: row.try_get("started_ms")?,
                 seen_ms: row.try_get("seen_ms")?,
+                // A report this build cannot read shows as none rather than hiding the worker.
+                warm_up: row
+                    .try_get::<Option<serde_json::Value>, _>("warm_up")?
+                    .and_then(|value| serde_json::from_value(value).ok()),
             })
         })
         .collect()

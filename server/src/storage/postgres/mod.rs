@@ -41,6 +41,7 @@ fn migrations() -> sqlx::migrate::Migrator {
     Migrator::with_migrations(vec![
         migration(1, "jobs, videos, search, scores, votes and embeddings", include_str!("migrations/0001_init.sql")),
         migration(2, "worker leases", include_str!("migrations/0002_leases.sql")),
+        migration(3, "workers preparing GPU kernels", include_str!("migrations/0003_worker_warm_up.sql")),
     ])
 }
 

@@ -112,9 +112,9 @@ pub(super) async fn requeue_expired(pool: &SqlitePool, now_ms: i64, max_attempts
 pub(super) async fn worker_seen(pool: &SqlitePool, w: &WorkerStatus) -> StoreResult<()> {
     let list = |v: &Vec<String>| serde_json::to_string(v).map_err(corrupt);
     sqlx::query(
-        "INSERT INTO workers (id, name, devices, models, loaded, current_job, started_ms, seen_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+        "INSERT INTO workers (id, name, devices, models, loaded, current_job, started_ms, seen_ms, warm_up) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
          ON CONFLICT (id) DO UPDATE SET name = excluded.name, devices = excluded.devices, models = excluded.models, \
-         loaded = excluded.loaded, current_job = excluded.current_job, seen_ms = excluded.seen_ms",
+         loaded = excluded.loaded, current_job = excluded.current_job, seen_ms = excluded.seen_ms, warm_up = excluded.warm_up",
     )
     .bind(&w.id)
     .bind(&w.name)
@@ -124,13 +124,14 @@ pub(super) async fn worker_seen(pool: &SqlitePool, w: &WorkerStatus) -> StoreRes
     .bind(&w.current_job)
     .bind(w.started_ms)
     .bind(w.seen_ms)
+    .bind(w.warm_up.as_ref().map(serde_json::to_string).transpose().map_err(corrupt)?)
     .execute(pool)
     .await?;
     Ok(())
 }
 
 pub(super) async fn workers(pool: &SqlitePool, since_ms: i64) -> StoreResult<Vec<WorkerStatus>> {
-    let rows = sqlx::query("SELECT id, name, devices, models, loaded, current_job, started_ms, seen_ms FROM workers WHERE seen_ms >= ? ORDER BY seen_ms DESC, id")
+    let rows = sqlx::query("SELECT id, name, devices, models, loaded, current_job, started_ms, seen_ms, warm_up FROM workers WHERE seen_ms >= ? ORDER BY seen_ms DESC, id")
         .bind(since_ms)
         .fetch_all(pool)
         .await?;
@@ -148,6 +149,8 @@ pub(super) async fn workers(pool: &SqlitePool, since_ms: i64) -> StoreResult<Vec
                 current_job: row.try_get("current_job")?,
                 started_ms: row.try_get("started_ms")?,
                 seen_ms: row.try_get("seen_ms")?,
+                // A report this build cannot read shows as none rather than hiding the worker.
+                warm_up: row.try_get::<Option<String>, _>("warm_up")?.and_then(|text| serde_json::from_str(&text).ok()),
             })
         })
         .collect()

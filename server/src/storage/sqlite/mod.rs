@@ -59,6 +59,7 @@ fn migrations() -> sqlx::migrate::Migrator {
         migration(6, "comparison votes", include_str!("migrations/0006_votes.sql")),
         migration(7, "clip embeddings", include_str!("migrations/0007_embeddings.sql")),
         migration(8, "worker leases", include_str!("migrations/0008_leases.sql")),
+        migration(9, "workers preparing GPU kernels", include_str!("migrations/0009_worker_warm_up.sql")),
     ])
 }
 

@@ -1,0 +1,3 @@
+-- A worker preparing GPU kernels reports how far it has come (done, total, current); NULL
+-- when it does not prepare them.
+ALTER TABLE workers ADD COLUMN warm_up JSONB;
