@@ -7,6 +7,7 @@
 //! interrupted by a restart can run again. A result's files are all in the media store before
 //! its gallery record exists, and nothing serves a result without one.
 
+pub mod defaults;
 mod edits;
 pub mod events;
 pub mod recovery;
@@ -22,6 +23,7 @@ use crate::media::{MediaStore, input};
 use crate::storage::{Store, StoreError};
 use app::media_files::{MediaFile, upload_key};
 use app::types::{Job, JobParams, JobState, Mode, Video, WorkerHealth};
+use defaults::Given;
 use events::{JobEvent, StreamCounter, StreamSlot};
 use model::builtin::pipeline::BuiltinModel;
 use model::device::OpenedDevice;
@@ -381,11 +383,18 @@ impl Jobs {
 
     /// [`Jobs::submit`] for the owner of a named token (empty: the main token, or none): each
     /// owner has [`QUEUE_LIMIT`] jobs waiting at most, and owners take turns.
-    pub async fn submit_as(
+    pub async fn submit_as(&self, owner: &str, params: JobParams, upload: Option<Upload>) -> Result<Job, SubmitError> {
+        self.submit_given(owner, params, upload, &Given::All).await
+    }
+
+    /// [`Jobs::submit_as`] for a request that gave only some parameters: the others take its
+    /// model's defaults.
+    pub async fn submit_given(
         &self,
         owner: &str,
         mut params: JobParams,
         mut upload: Option<Upload>,
+        given: &Given,
     ) -> Result<Job, SubmitError> {
         app::limits::check_params(&params).map_err(SubmitError::Invalid)?;
         let registry = &self.inner.registry;
@@ -403,6 +412,8 @@ impl Jobs {
                 registry.ids()
             )));
         };
+        let has_picture = upload.is_some() || params.task == app::params::EXTEND_TASK;
+        defaults::fill(engine.info(), &mut params, given, has_picture);
         // The seed is drawn now, so the result can be made again.
         let seed = params.seed.unwrap_or_else(crate::ids::random_seed);
         params.seed = Some(seed);

@@ -3,6 +3,7 @@
 //!
 //! Errors are `{"error": "..."}` with a 4xx status for anything the caller can fix.
 
+use crate::queue::defaults::Given;
 use crate::queue::events::JobEvent;
 use crate::queue::{Jobs, SubmitError, Upload};
 use crate::storage::StoreError;
@@ -98,7 +99,7 @@ async fn field_text(mut field: axum::extract::multipart::Field<'_>, name: &str) 
 
 /// Reads a job request: a JSON body (`JobParams`), or a multipart form with the same fields
 /// plus an optional `image` file (what the Create page's form sends without JavaScript).
-pub async fn read_job_request(req: Request, jobs: &Jobs) -> ApiResult<(JobParams, Option<Upload>, Option<Variants>)> {
+pub async fn read_job_request(req: Request, jobs: &Jobs) -> ApiResult<JobRequest> {
     let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     if content_type.starts_with("multipart/form-data") {
         let form = Multipart::from_request(req, &()).await.map_err(|e| Failure::bad(e.body_text()))?;
@@ -120,11 +121,12 @@ pub async fn read_job_request(req: Request, jobs: &Jobs) -> ApiResult<(JobParams
                 serde_json::from_value::<Variants>(v).map_err(|e| Failure::bad(format!("invalid variants: {e}")))?,
             ),
         };
+        let given = Given::Only(value.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default());
         let mut params = serde_json::from_value::<JobParams>(value)
             .map_err(|e| Failure::bad(format!("invalid JSON job request: {e}")))?;
         // A stored result's parameters posted again make a new result, not one of its group.
         params.group.clear();
-        Ok((params, None, variants))
+        Ok(JobRequest { params, upload: None, variants, given })
     } else {
         Err(Failure(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -133,17 +135,28 @@ pub async fn read_job_request(req: Request, jobs: &Jobs) -> ApiResult<(JobParams
     }
 }
 
-async fn read_multipart(form: Multipart, jobs: &Jobs) -> ApiResult<(JobParams, Option<Upload>, Option<Variants>)> {
+/// A job request as read: its parameters, image, variants, and which parameters it gave (the
+/// others take the model's defaults).
+pub struct JobRequest {
+    pub params: JobParams,
+    pub upload: Option<Upload>,
+    pub variants: Option<Variants>,
+    pub given: Given,
+}
+
+async fn read_multipart(form: Multipart, jobs: &Jobs) -> ApiResult<JobRequest> {
     let mut vary = (String::new(), String::new());
-    let (params, upload) = read_form(form, jobs, &mut vary).await?;
+    let mut names = std::collections::HashSet::new();
+    let (params, upload) = read_form(form, jobs, &mut vary, &mut names).await?;
     let variants = Variants::from_form(&vary.0, &vary.1).map_err(Failure::bad)?;
-    Ok((params, upload, variants))
+    Ok(JobRequest { params, upload, variants, given: Given::Only(names) })
 }
 
 async fn read_form(
     mut form: Multipart,
     jobs: &Jobs,
     vary: &mut (String, String),
+    names: &mut std::collections::HashSet<String>,
 ) -> ApiResult<(JobParams, Option<Upload>)> {
     let mut params = JobParams::default();
     let mut upload = None;
@@ -174,6 +187,7 @@ async fn read_form(
         }
         let value = field_text(field, &name).await?;
         let value = value.trim();
+        names.insert(name.clone());
         match name.as_str() {
             "prompt" => params.prompt = value.to_string(),
             "model" => params.model = value.to_string(),
@@ -344,15 +358,15 @@ async fn create_job(State(jobs): State<Jobs>, req: Request) -> ApiResult<Respons
     let html = wants_html(req.headers());
     // Whose token sent it (set by the security guard): queued jobs take turns by owner.
     let owner = req.extensions().get::<crate::web::security::Owner>().map(|o| o.0.clone()).unwrap_or_default();
-    let (params, upload, variants) = read_job_request(req, &jobs).await?;
+    let JobRequest { params, upload, variants, given } = read_job_request(req, &jobs).await?;
     if let Some(variants) = variants {
-        let group = jobs.submit_variants(&owner, params, upload, &variants).await?;
+        let group = jobs.submit_variants(&owner, params, upload, &variants, &given).await?;
         if html {
             return Ok(Redirect::to("/queue").into_response());
         }
         return Ok((StatusCode::CREATED, Json(group)).into_response());
     }
-    let job = jobs.submit_as(&owner, params, upload).await?;
+    let job = jobs.submit_given(&owner, params, upload, &given).await?;
     if html {
         // A browser without JavaScript posted the Create form: show the queue.
         return Ok(Redirect::to(&format!("/queue#job-{}", job.id)).into_response());

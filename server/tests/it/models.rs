@@ -308,3 +308,81 @@ fn an_installed_wan_model_is_the_default_text_to_video_engine() {
     }
     assert!(wan.validate(&mut ok.clone(), true).unwrap_err().contains("does not take an input image"));
 }
+
+/// A job's missing parameters take its own model's defaults (not the built-in model's), for
+/// every engine and task, through the JSON API and the form; what the request gives stands.
+/// No worker runs here: the jobs stay queued as they were accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_parameters_take_the_models_defaults() {
+    let data = data_dir("defaults");
+    let dir = models_dir("defaults", &["sd/sd1", "svd/svd1", "ip2p/ip2p1", "wan/wan1"]);
+    let (app, jobs) = start_options(server::web::ServeOptions {
+        database_url: None,
+        media: None,
+        media_endpoint: None,
+        worker: None,
+        addr: "127.0.0.1:0".parse().unwrap(),
+        data_dir: data.clone(),
+        site_root: site_root(),
+        seed_examples: false,
+        models_dir: Some(dir),
+        access: server::web::security::Access::local(),
+        model_memory_mib: 4096,
+        faults: server::faults::Faults::default(),
+        visual_min_similarity: server::visual::MIN_SIMILARITY,
+    })
+    .await;
+    let mut checked = 0;
+    for info in jobs.registry().infos() {
+        for &task in &info.tasks {
+            let prompt = if task == Mode::Edit { "make it red" } else { "a red ball" };
+            let edit = if task == Mode::Edit { "edit" } else { "" };
+            // Steps given (where the model has them) stand; everything else is the model's.
+            let steps = info.param("steps").map(|s| (s.min as u32 + 1).to_string());
+            let mut fields = vec![("prompt", prompt), ("model", info.id.as_str()), ("task", edit)];
+            if let Some(steps) = &steps {
+                fields.push(("steps", steps.as_str()));
+            }
+            let request = if matches!(task, Mode::ImageToVideo | Mode::Edit) {
+                post_multipart(multipart(&fields, Some(("photo.png", &png(96, 64)))))
+            } else {
+                let body: serde_json::Map<String, serde_json::Value> =
+                    fields.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+                let mut body = serde_json::Value::Object(body);
+                if let Some(steps) = &steps {
+                    body["steps"] = json!(steps.parse::<u32>().unwrap());
+                }
+                post_json(body)
+            };
+            let (status, job) = send_json(&app, request).await;
+            let what = format!("{} {task:?}", info.id);
+            assert_eq!(status, StatusCode::CREATED, "{what}: {job}");
+            assert_eq!(job["mode"], serde_json::to_value(task).unwrap(), "{what}");
+            let params: JobParams = serde_json::from_value(job["params"].clone()).unwrap();
+            for spec in info.params_for(task) {
+                let mut want = JobParams::default();
+                app::models::set_value(&mut want, &spec.name, &spec.default);
+                if spec.name == "steps" {
+                    app::models::set_value(&mut want, "steps", steps.as_deref().unwrap());
+                }
+                if spec.default.is_empty() {
+                    continue; // filled in by the engine (the keyframe model), or nothing
+                }
+                assert_eq!(params.value(&spec.name), want.value(&spec.name), "{what}: {}", spec.name);
+            }
+            checked += 1;
+        }
+    }
+    // The built-in model and editor, sd1, svd1 (a keyframe chain: text and image to video),
+    // ip2p1 and wan1.
+    assert_eq!(checked, 8);
+    // Wan's own defaults, not the built-in model's (17 frames at 8 fps, 512x512, guidance 3).
+    let (_, job) = send_json(&app, post_json(json!({"prompt": "a boat", "model": "wan1"}))).await;
+    let p = &job["params"];
+    assert_eq!(
+        (&p["frames"], &p["width"], &p["height"], &p["steps"]),
+        (&json!(81), &json!(832), &json!(480), &json!(50))
+    );
+    assert_eq!((&p["guidance"], &p["fps"]), (&json!(5.0), &json!(16)));
+    let _ = std::fs::remove_dir_all(&data);
+}
