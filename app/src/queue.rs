@@ -33,7 +33,7 @@ pub fn QueuePage() -> impl IntoView {
                             view! {
                                 <p class="note preparing" role="status">
                                     {format!(
-                                        "Preparing GPU kernels ({} of {}{now}). Jobs run as soon as they come; the first job of a model not yet prepared takes longer.",
+                                        "Preparing GPU kernels ({} of {}{now}). A job waits only for the model being prepared now; the first job of a model not yet prepared takes longer.",
                                         w.done + 1,
                                         w.total,
                                     )}

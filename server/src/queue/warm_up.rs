@@ -1,9 +1,10 @@
-//! Preparing GPU kernels before the first jobs: a worker on a GPU runs every installed model
-//! once, briefly (one sampling step at its default settings, result dropped), whenever no job is
-//! waiting, so that the kernels are compiled and tuned before a person waits for them. A job
-//! that comes meanwhile runs first (its own model's kernels are compiled by that job, as they
-//! would be by the warm-up). Nothing is kept across restarts: this build of cubecl keeps its
-//! kernel and autotune caches in memory only (model/README.md says why).
+//! Preparing GPU kernels before the first jobs: a worker on a GPU runs every installed model's
+//! first task once, briefly (one sampling step at its default settings, result dropped),
+//! whenever no job is waiting, so that the kernels are compiled and tuned before a person waits
+//! for them. A job that comes meanwhile waits only for the model being prepared now; a model a
+//! job has run is not prepared again. Nothing is kept across restarts: cubecl keeps its kernel
+//! and autotune caches in memory unless its `persistence` feature is on, which this build leaves
+//! off (it adds a database engine and minutes to every build).
 
 use super::Jobs;
 use crate::engines::cache::ModelCache;
@@ -68,6 +69,13 @@ impl Pending {
     pub(super) fn none() -> Self {
         Self(VecDeque::new())
     }
+
+    /// Whether `id` is still to be prepared; it no longer is (a job has run it).
+    fn take(&mut self, id: &str) -> bool {
+        let before = self.0.len();
+        self.0.retain(|e| e.info().id != id);
+        self.0.len() < before
+    }
 }
 
 impl Jobs {
@@ -88,6 +96,13 @@ impl Jobs {
         Pending(engines)
     }
 
+    /// A job has run `model`: its kernels are prepared, it counts as done.
+    pub(super) fn warm_up_ran(&self, pending: &mut Pending, model: &str) {
+        if pending.take(model) {
+            self.set_warm_up(|w| w.done += 1);
+        }
+    }
+
     /// Prepares the next model of `pending`; false when none is left.
     pub(super) fn warm_up_next(&self, pending: &mut Pending, device: &OpenedDevice, models: &mut ModelCache) -> bool {
         let Some(engine) = pending.0.pop_front() else {
@@ -96,20 +111,21 @@ impl Jobs {
         let id = engine.info().id.clone();
         self.set_warm_up(|w| w.current = Some(id.clone()));
         self.inner.faults.before_warm_up();
+        // Pages cached by the last model go back first, as before a job: the next model's
+        // kernels are then tuned, and its decode chunk chosen, with the memory a job would have.
+        device.device.memory_cleanup();
         let started = Instant::now();
-        let outcome = match job_of(engine.as_ref()) {
-            None => Err("its default settings do not make a valid job".to_string()),
-            Some((params, mode, image)) => {
-                let mut progress = |_: model::generate::Progress| {};
-                let cancelled = || self.inner.stopping.load(Ordering::Relaxed);
-                let mut ctx = RunContext { device, models, progress: &mut progress, cancelled: &cancelled };
-                let job = EngineJob { params: &params, mode, input: image.as_ref() };
-                let run = std::panic::AssertUnwindSafe(|| engine.run(job, &mut ctx).map_err(|e| e.to_string()));
-                std::panic::catch_unwind(run)
-                    .unwrap_or_else(|panic| Err(format!("panicked: {}", super::worker::panic_message(&*panic))))
-                    .map(|_| ())
-            }
-        };
+        let run = std::panic::AssertUnwindSafe(|| {
+            let (params, mode, image) =
+                job_of(engine.as_ref()).ok_or("its default settings do not make a valid job".to_string())?;
+            let mut progress = |_: model::generate::Progress| {};
+            let cancelled = || self.inner.stopping.load(Ordering::Relaxed);
+            let mut ctx = RunContext { device, models, progress: &mut progress, cancelled: &cancelled };
+            let job = EngineJob { params: &params, mode, input: image.as_ref() };
+            engine.run(job, &mut ctx).map(|_| ()).map_err(|e| e.to_string())
+        });
+        let outcome = std::panic::catch_unwind(run)
+            .unwrap_or_else(|panic| Err(format!("panicked: {}", super::worker::panic_message(&*panic))));
         let seconds = started.elapsed().as_secs_f64();
         match outcome {
             Ok(()) => tracing::info!(model = %id, seconds, "GPU kernels prepared"),

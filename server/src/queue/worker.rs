@@ -145,6 +145,10 @@ impl Jobs {
                 // Nothing will read a failed or cancelled job's upload again.
                 let _ = rt.block_on(self.inner.media.delete(&upload_key(&id)));
             }
+            if finished.state == JobState::Done {
+                // Its model's kernels are prepared now.
+                self.warm_up_ran(&mut warm_up, &finished.params.model);
+            }
             if finished.state == JobState::Failed {
                 self.set_last_error(format!("job {id}: {}", finished.message.as_deref().unwrap_or("failed")));
             }
