@@ -594,7 +594,7 @@ async fn the_worker_prepares_every_model_while_no_job_waits() {
     std::os::unix::fs::symlink(&sd1, models_dir.join("sd1")).unwrap();
     std::fs::copy(sd1.join("model_index.json"), models_dir.join("broken/model_index.json")).unwrap();
     let faults = server::faults::Faults {
-        pause_before_warm_up: Some(std::time::Duration::from_millis(1500)),
+        pause_before_warm_up: Some(std::time::Duration::from_millis(1000)),
         ..Default::default()
     };
     let (app, _jobs) = start_options(server::web::ServeOptions {
