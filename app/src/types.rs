@@ -218,8 +218,9 @@ pub struct WorkerHealth {
 }
 
 /// A worker on a GPU compiles and tunes the kernels of every installed model before their
-/// first jobs: it runs each once, briefly (one sampling step at the model's default settings),
-/// whenever no job is waiting. Jobs that come meanwhile run first.
+/// first jobs: it runs each model's first task once, briefly (one sampling step at the model's
+/// default settings), whenever no job is waiting. A job that comes meanwhile waits only for the
+/// model being prepared then.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct WarmUp {
     /// Models prepared so far (failures count: they are logged and skipped).
