@@ -129,6 +129,9 @@ impl Jobs {
         let seconds = started.elapsed().as_secs_f64();
         match outcome {
             Ok(()) => tracing::info!(model = %id, seconds, "GPU kernels prepared"),
+            Err(_) if self.inner.stopping.load(Ordering::Relaxed) => {
+                tracing::info!(model = %id, seconds, "preparing GPU kernels stopped: shutting down")
+            }
             Err(why) => tracing::warn!(model = %id, seconds, "preparing GPU kernels failed: {why}"),
         }
         self.set_warm_up(|w| {
