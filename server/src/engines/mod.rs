@@ -80,9 +80,13 @@ pub trait Engine: Send + Sync {
         Ok(task)
     }
 
-    /// The largest side an uploaded image keeps for this model.
+    /// The largest side an uploaded image keeps for this model: none for a model that takes no
+    /// image, whatever sizes it makes.
     fn max_input_side(&self) -> u32 {
         let info = self.info();
+        if !info.tasks.iter().any(|t| matches!(t, Mode::ImageToVideo | Mode::Edit)) {
+            return 0;
+        }
         info.param("width").map_or(info.native_width, |w| w.max as u32).max(info.native_height)
     }
 

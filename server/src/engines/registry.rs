@@ -78,6 +78,11 @@ impl Registry {
             .map_or("", |e| &e.info().id)
     }
 
+    /// Every engine, the default first.
+    pub fn engines(&self) -> &[Arc<dyn Engine>] {
+        &self.engines
+    }
+
     pub fn ids(&self) -> Vec<String> {
         self.engines.iter().map(|e| e.info().id.clone()).collect()
     }

@@ -176,11 +176,6 @@ impl super::Engine for StableDiffusionEngine {
         &self.info
     }
 
-    /// It takes no input image, so its (large) image sizes do not raise what uploads keep.
-    fn max_input_side(&self) -> u32 {
-        0
-    }
-
     fn run(&self, job: EngineJob<'_>, ctx: &mut RunContext<'_>) -> Result<Rendered, GenerateError> {
         self.make_image(job.params, job.params.steps, job.params.guidance, ctx)
     }

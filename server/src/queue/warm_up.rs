@@ -82,12 +82,8 @@ impl Jobs {
     /// What this worker will prepare on `device`; the health figure starts at 0 of them.
     pub(super) fn warm_up_plan(&self, device: &OpenedDevice) -> Pending {
         let applies = self.inner.setup.as_ref().is_some_and(|s| s.warm_up.applies(device));
-        let registry = &self.inner.registry;
-        let engines: VecDeque<Arc<dyn Engine>> = if applies {
-            registry.ids().iter().filter_map(|id| registry.get(id).cloned()).collect()
-        } else {
-            VecDeque::new()
-        };
+        let engines: VecDeque<Arc<dyn Engine>> =
+            if applies { self.inner.registry.engines().iter().cloned().collect() } else { VecDeque::new() };
         if !engines.is_empty() {
             let total = engines.len() as u32;
             tracing::info!(models = total, "preparing GPU kernels while no job waits");
