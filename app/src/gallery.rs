@@ -4,7 +4,7 @@
 //! favourites) and paging. Cards play muted loops when hovered, focused or
 //! scrolled into view.
 
-use crate::calls::{SetFavorite, find_videos};
+use crate::calls::{SetFavorite, find_videos, list_models};
 use crate::format;
 use crate::scores::{GallerySort, ScoreFlag};
 use crate::types::{Mode, Video, VideoQuery};
@@ -14,6 +14,21 @@ use leptos_router::components::A;
 use leptos_router::hooks::use_query_map;
 
 const PAGE: u32 = 24;
+
+/// The model filter: all models, or one of `ids`.
+#[component]
+fn ModelFilter(ids: Vec<String>, chosen: Option<String>) -> impl IntoView {
+    view! {
+        <select id="model" name="model">
+            <option value="" selected=chosen.is_none()>"All"</option>
+            {ids.into_iter().map(|id| {
+                let selected = chosen.as_deref() == Some(id.as_str());
+                let value = id.clone();
+                view! { <option value=value selected=selected>{id}</option> }
+            }).collect_view()}
+        </select>
+    }
+}
 
 #[component]
 pub fn GalleryPage() -> impl IntoView {
@@ -35,6 +50,7 @@ pub fn GalleryPage() -> impl IntoView {
         })
     };
     let page = Resource::new(params, find_videos);
+    let models = Resource::new(|| (), |_| list_models());
     let favorite = ServerAction::<SetFavorite>::new();
 
     view! {
@@ -53,12 +69,19 @@ pub fn GalleryPage() -> impl IntoView {
                 <option value="edit" selected=move || params().mode == Some(Mode::Edit)>"Edited images"</option>
             </select>
             <label for="model">"Model"</label>
-            <select id="model" name="model">
-                <option value="" selected=move || params().model.is_none()>"All"</option>
-                <option value=crate::types::BUILTIN_MODEL selected=move || params().model.as_deref() == Some(crate::types::BUILTIN_MODEL)>
-                    {crate::types::BUILTIN_MODEL}
-                </option>
-            </select>
+            <Suspense fallback=move || view! { <ModelFilter ids=params().model.into_iter().collect() chosen=params().model/> }>
+                {move || {
+                    let chosen = params().model;
+                    Suspend::new(async move {
+                    // Every model this server runs, and the one asked for when it is gone (its
+                    // clips stay in the gallery).
+                    let mut ids: Vec<String> = models.await.unwrap_or_default().into_iter().map(|m| m.id).collect();
+                    if let Some(m) = &chosen && !ids.contains(m) {
+                        ids.push(m.clone());
+                    }
+                    view! { <ModelFilter ids chosen/> }
+                })}}
+            </Suspense>
             <label for="flag">"Motion"</label>
             <select id="flag" name="flag">
                 <option value="" selected=move || params().flag.is_none()>"Any"</option>

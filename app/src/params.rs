@@ -110,8 +110,6 @@ pub const EDIT_TASK: &str = "edit";
 /// Most segments in one shot list.
 pub const MAX_SEGMENTS: usize = 8;
 
-pub const BUILTIN_MODEL: &str = "vidplay-toy-1";
-
 impl Default for JobParams {
     fn default() -> Self {
         Self {

@@ -5,7 +5,7 @@ use crate::results::ResultMeta;
 use crate::scores::{GallerySort, ScoreFlag, Scores};
 use serde::{Deserialize, Serialize};
 
-pub use crate::params::{BUILTIN_MODEL, JobParams, Mode};
+pub use crate::params::{JobParams, Mode};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

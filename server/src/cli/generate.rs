@@ -212,7 +212,9 @@ pub enum TextEncoderPlacement {
 
 /// `vidplay generate` with an installed model: the folder's pipeline decides which.
 fn run_installed(a: GenerateArgs) -> anyhow::Result<()> {
-    use model::diffusers::common::folder::{ModelFolder, PipelineKind};
+    use model::diffusers::common::folder::ModelFolder;
+    use model::diffusers::stable_video_diffusion::StableVideoDiffusion;
+    use model::diffusers::wan::pipeline::Wan;
     let started = Instant::now();
     // Check the cheap things before loading anything.
     let input_image = a.image.as_deref().map(input::load).transpose()?;
@@ -224,19 +226,19 @@ fn run_installed(a: GenerateArgs) -> anyhow::Result<()> {
     let opened = device::open(a.builtin.device)?;
     let dtype = a.svd.precision.resolve(&opened);
     let root = locate(a.model_dir.as_deref(), a.model.as_deref(), dtype)?;
-    match ModelFolder::open(&root)?.kind() {
-        PipelineKind::TextToVideo => run_wan(a, input_image.is_some(), opened, dtype, root, started),
-        PipelineKind::ImageToVideo => {
-            let Some(image) = input_image else {
-                anyhow::bail!("Stable Video Diffusion animates an image: give --image PATH");
-            };
-            run_svd(a, image, opened, dtype, root, started)
-        }
-        other => anyhow::bail!(
-            "{}: a {} makes no video here (use it with `vidplay image` or `vidplay edit`)",
-            root.display(),
-            other.class_name()
-        ),
+    let class = ModelFolder::open(&root)?.class_name;
+    if class == Wan::PIPELINE_CLASS {
+        run_wan(a, input_image.is_some(), opened, dtype, root, started)
+    } else if class == StableVideoDiffusion::PIPELINE_CLASS {
+        let Some(image) = input_image else {
+            anyhow::bail!("Stable Video Diffusion animates an image: give --image PATH");
+        };
+        run_svd(a, image, opened, dtype, root, started)
+    } else {
+        anyhow::bail!(
+            "{}: a {class} makes no video here (use it with `vidplay image` or `vidplay edit`)",
+            root.display()
+        )
     }
 }
 

@@ -1,16 +1,14 @@
 //! `vidplay image`: an image from a prompt with a Stable Diffusion-family model.
 
-use super::common::{check_numbers, check_text, locate, metered_steps, read_tensor, step_bar};
-use crate::engines::Rendered;
-use crate::engines::stable_diffusion::image_meta;
-use crate::ids::random_seed;
+use super::common::{check_numbers, check_text, locate};
+use super::engine_run;
+use crate::engines::Overrides;
 use crate::media::writer::{WriteOptions, write_to_folder};
 use crate::precision::PrecisionChoice;
 use anyhow::bail;
+use app::types::{JobParams, Mode};
 use model::device::{self, DeviceChoice};
 use model::diffusers::common::scheduler::Kind;
-use model::diffusers::stable_diffusion::{ImageRequest, StableDiffusion};
-use model::gpu_memory::GpuMemoryMeter;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -24,17 +22,21 @@ pub struct ImageArgs {
     model: Option<String>,
     #[arg(long)]
     prompt: String,
-    #[arg(long, default_value = "")]
-    negative: String,
-    #[arg(long, default_value_t = 25)]
-    steps: usize,
-    /// Classifier-free guidance scale; 1 or less turns it off (SD-Turbo wants 0).
-    #[arg(long, default_value_t = 7.5)]
-    guidance: f32,
-    #[arg(long, default_value_t = 512)]
-    width: usize,
-    #[arg(long, default_value_t = 512)]
-    height: usize,
+    /// What the image should not show.
+    #[arg(long)]
+    negative: Option<String>,
+    /// Sampling steps (default: the model's, 25).
+    #[arg(long)]
+    steps: Option<u32>,
+    /// Classifier-free guidance scale; 1 or less turns it off (SD-Turbo wants 0; default: the
+    /// model's, 7.5).
+    #[arg(long)]
+    guidance: Option<f32>,
+    /// Width in pixels, a multiple of 8 (default: the model's, 512).
+    #[arg(long)]
+    width: Option<u32>,
+    #[arg(long)]
+    height: Option<u32>,
     #[arg(long)]
     seed: Option<u64>,
     /// Benchmarks: one one-step image first, so the timings leave out kernel compilation and
@@ -63,70 +65,40 @@ pub fn run(a: ImageArgs) -> anyhow::Result<()> {
         bail!("--prompt is empty");
     }
     check_text("the prompt", &a.prompt)?;
-    check_text("the negative prompt", &a.negative)?;
-    let (width, height) = (a.width, a.height);
-    check_numbers(&[
-        ("guidance", a.guidance as f64),
-        ("steps", a.steps as f64),
-        ("width", width as f64),
-        ("height", height as f64),
-    ])?;
-    if width == 0 || height == 0 || width % 8 != 0 || height % 8 != 0 {
-        bail!("--width and --height must be positive multiples of 8, got {width}x{height}");
+    check_text("the negative prompt", a.negative.as_deref().unwrap_or_default())?;
+    let given = [
+        ("guidance", a.guidance.map(f64::from)),
+        ("steps", a.steps.map(f64::from)),
+        ("width", a.width.map(f64::from)),
+        ("height", a.height.map(f64::from)),
+    ];
+    check_numbers(&given.iter().filter_map(|(n, v)| v.map(|v| (*n, v))).collect::<Vec<_>>())?;
+    for side in [a.width, a.height].into_iter().flatten() {
+        if side == 0 || side % 8 != 0 {
+            bail!("--width and --height must be positive multiples of 8, got {side}");
+        }
     }
-    let noise = a
-        .noise
-        .as_deref()
-        .map(|p| read_tensor(p, "noise", &[1, 4, height / 8, width / 8], true))
-        .transpose()?
-        .flatten();
     let opened = device::open(a.device)?;
-    let mut meter = GpuMemoryMeter::start(&opened.device);
-    let dtype = a.precision.resolve(&opened);
-    let root = locate(a.model_dir.as_deref(), a.model.as_deref(), dtype)?;
-    let sd = StableDiffusion::load(&root, &opened.device, dtype)?;
-    let load_s = started.elapsed().as_secs_f64();
-    let req = ImageRequest {
-        prompt: a.prompt,
-        negative: a.negative,
-        steps: a.steps,
-        guidance: a.guidance,
-        width,
-        height,
-        seed: a.seed.unwrap_or_else(random_seed),
-        noise,
-        scheduler,
-    };
-    let warmup_s = super::generate::warmup_seconds(a.warmup, || {
-        sd.generate(&ImageRequest { steps: 1, ..req.clone() }, &mut |_| meter.sample(), &|| false)
-    })?;
-    let bar = step_bar(req.steps);
-    let image = sd.generate(&req, &mut metered_steps(&bar, &mut meter), &|| false)?;
-    bar.finish_and_clear();
+    let root = locate(a.model_dir.as_deref(), a.model.as_deref(), a.precision.resolve(&opened))?;
     let name = a.model.clone().unwrap_or_else(|| root.display().to_string());
-    let mut meta = image_meta(&name, &sd, &req, &image, &opened.description);
-    if let Some(noise) = &a.noise {
-        meta.details.insert("noise_file".into(), noise.display().to_string().into());
-    }
-    meta.timings.load_s = load_s;
-    meta.timings.warmup_s = warmup_s;
-    meta.timings.total_s = started.elapsed().as_secs_f64();
-    meta.peak_gpu_memory_mib = meter.peak_mib();
-    meta.peak_host_memory_mib = crate::memory::peak_rss_mib();
-    let mut result = Rendered {
-        frames: vec![image.to_rgb8()],
-        fps: 1,
-        still: true,
-        input: None,
-        keyframe: None,
-        continue_from: None,
-        meta,
-    };
+    let engine = engine_run::engine_for(&name, &root, Mode::TextToImage, "generate or edit")?;
+    let start = JobParams { prompt: a.prompt.clone(), model: name, seed: a.seed, ..JobParams::default() };
+    let params = engine_run::params_for(engine.as_ref(), Mode::TextToImage, start, |p| {
+        p.negative = a.negative.unwrap_or(std::mem::take(&mut p.negative));
+        p.steps = a.steps.unwrap_or(p.steps);
+        p.guidance = a.guidance.unwrap_or(p.guidance);
+        p.width = a.width.unwrap_or(p.width);
+        p.height = a.height.unwrap_or(p.height);
+    });
+    let overrides =
+        Overrides { precision: a.precision, noise: a.noise, scheduler, warmup: a.warmup, ..Overrides::NONE };
+    let mut result = engine_run::run(engine.as_ref(), params, None, &overrides, &opened, started)?;
     write_to_folder(&mut result, WriteOptions { png_frames: false, gallery: false }, &a.out)?;
+    let [width, height] = result.meta.resolution.native;
     println!(
         "wrote {}/image.png ({width}x{height}, seed {}) in {:.1} s",
         a.out.display(),
-        req.seed,
+        result.meta.seed,
         result.meta.timings.total_s
     );
     Ok(())

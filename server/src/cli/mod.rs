@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod common;
 pub mod edit;
+pub mod engine_run;
 pub mod eval;
 pub mod extend;
 pub mod generate;

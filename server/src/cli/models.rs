@@ -1,5 +1,6 @@
 //! `vidplay models` (installed diffusers models) and `vidplay devices` (compute devices).
 
+use crate::engines::registry::family_of;
 use model::diffusers::common::folder;
 use std::path::PathBuf;
 
@@ -19,12 +20,15 @@ pub fn run(a: ModelsArgs) -> anyhow::Result<()> {
         );
     }
     for m in installed {
-        let kind = match &m.kind {
-            folder::PipelineKind::TextToImage => "text-to-image".to_string(),
-            folder::PipelineKind::TextToVideo => "text-to-video".to_string(),
-            folder::PipelineKind::ImageToVideo => "image-to-video".to_string(),
-            folder::PipelineKind::ImageEdit => "image editing".to_string(),
-            folder::PipelineKind::Other(c) => format!("unsupported ({c})"),
+        // What its family's engine says it does (on its own: a server chains an image-to-video
+        // model with a text-to-image one for text to video).
+        let kind = match family_of(&m.class_name) {
+            Some(family) => {
+                let engine = (family.build)(&m.name, &m.path);
+                let tasks: Vec<&str> = engine.info().tasks.iter().map(|t| t.as_str()).collect();
+                tasks.join(", ")
+            }
+            None => format!("unsupported ({})", m.class_name),
         };
         println!("{:<40} {:<16} {}", m.name, kind, m.path.display());
     }

@@ -116,9 +116,7 @@ pub fn result_meta(
         precision: "F32".into(),
         timings: Timings { sampling_s: clip.sampling_seconds, ..Timings::default() },
         details,
-        created_unix: crate::ids::now_unix(),
-        vidplay_version: env!("CARGO_PKG_VERSION").into(),
-        ..ResultMeta::default()
+        ..super::metadata::made_now()
     }
 }
 

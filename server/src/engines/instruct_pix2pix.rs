@@ -1,6 +1,7 @@
 //! Instruction editors (InstructPix2Pix, MagicBrush: diffusers folders) as an engine: they
 //! change an image as an instruction says ("add snow"), keeping the rest.
 
+use super::family::Family;
 use super::{EngineJob, Rendered, RunContext};
 use crate::media::input::image_sha256;
 use crate::precision::PrecisionChoice;
@@ -11,10 +12,15 @@ use model::diffusers::stable_diffusion::instruct_pix2pix::fit;
 use model::diffusers::stable_diffusion::{EditRequest, GeneratedImage, InstructPix2Pix};
 use model::generate::GenerateError;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
-/// The family name in metadata and model descriptions.
-pub const FAMILY: &str = "instruct-pix2pix";
+/// The family: the pipelines it runs, and its engine for a folder.
+pub const FAMILY: Family = Family {
+    name: "instruct-pix2pix",
+    pipelines: &[InstructPix2Pix::PIPELINE_CLASS],
+    build: |name, path| Arc::new(InstructPix2PixEngine::new(name, path)),
+};
 
 /// The metadata of one edit: every parameter, and what the source was (`source_sha256`: the
 /// hash of the source image's pixels as the editor read them).
@@ -34,7 +40,7 @@ pub fn edit_meta(
     ResultMeta {
         mode: Mode::Edit,
         model: model.into(),
-        family: FAMILY.into(),
+        family: FAMILY.name.into(),
         prompt: req.prompt.clone(),
         params: JobParams {
             prompt: req.prompt.clone(),
@@ -58,9 +64,7 @@ pub fn edit_meta(
         precision: format!("{:?}", editor.sd.dtype),
         timings: Timings { sampling_s: image.sampling_seconds, decode_s: image.decode_seconds, ..Timings::default() },
         details,
-        created_unix: crate::ids::now_unix(),
-        vidplay_version: env!("CARGO_PKG_VERSION").into(),
-        ..ResultMeta::default()
+        ..super::metadata::made_now()
     }
 }
 
@@ -77,7 +81,7 @@ impl InstructPix2PixEngine {
     pub fn new(name: &str, path: &Path) -> Self {
         let info = ModelInfo {
             id: name.into(),
-            family: FAMILY.into(),
+            family: FAMILY.name.into(),
             description: format!(
                 "An instruction editor (InstructPix2Pix family, diffusers folder {}): changes an image as you say (\"add snow\").",
                 path.display()
@@ -113,7 +117,7 @@ impl InstructPix2PixEngine {
             native_width: 512,
             native_height: 512,
             native_frames: 1,
-            memory_mib: super::stable_diffusion::weights_mib(path),
+            memory_mib: super::family::weights_mib(path),
             chips: Vec::new(),
             reads_prompt: false,
             input_note: "The image keeps its aspect, its longer side at the model's size (512).".into(),

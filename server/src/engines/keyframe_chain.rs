@@ -1,10 +1,9 @@
 //! Text to video the Emu Video way, as an engine composed of two: a text-to-image model makes a
 //! keyframe from the prompt, then an image-to-video model animates it; one job, both phases in
 //! its progress. It answers to the video model's id and animates given images as that model does.
+//! Both are engines chosen by task: the chain knows no family.
 
-use super::stable_diffusion::{self as sd, StableDiffusionEngine};
-use super::stable_video_diffusion::StableVideoDiffusionEngine;
-use super::{EngineJob, Rendered, RunContext};
+use super::{Engine, EngineJob, Rendered, RunContext};
 use app::models::{ModelInfo, ParamSpec};
 use app::types::{JobParams, Mode};
 use model::generate::{GenerateError, Progress};
@@ -12,19 +11,22 @@ use std::sync::Arc;
 
 pub struct KeyframeChain {
     info: ModelInfo,
-    video: Arc<StableVideoDiffusionEngine>,
-    /// The text-to-image models that can make the keyframe, the default first.
-    keyframers: Vec<Arc<StableDiffusionEngine>>,
+    /// An engine that animates images.
+    video: Arc<dyn Engine>,
+    /// The engines that make images from text, the default first.
+    keyframers: Vec<Arc<dyn Engine>>,
 }
 
 impl KeyframeChain {
     /// `keyframers` must not be empty.
-    pub fn new(video: Arc<StableVideoDiffusionEngine>, keyframers: Vec<Arc<StableDiffusionEngine>>) -> Self {
-        use super::Engine;
+    pub fn new(video: Arc<dyn Engine>, keyframers: Vec<Arc<dyn Engine>>) -> Self {
         let t2v = [Mode::TextToVideo];
         let mut info = video.info().clone();
         info.tasks = vec![Mode::TextToVideo, Mode::ImageToVideo];
         info.description.push_str(" From text it first makes a keyframe with a text-to-image model.");
+        // As many keyframe steps as the keyframe model that takes the most.
+        let max_steps =
+            keyframers.iter().filter_map(|k| k.info().param("steps")).map(|s| s.max as u32).max().unwrap_or(1);
         let names: Vec<String> = keyframers.iter().map(|k| k.info().id.clone()).collect();
         info.params.extend([
             ParamSpec::text(
@@ -45,7 +47,7 @@ impl KeyframeChain {
                 "keyframe_steps",
                 "Keyframe steps",
                 1,
-                sd::MAX_STEPS,
+                max_steps,
                 1,
                 25,
                 "sampling steps of the keyframe",
@@ -66,8 +68,7 @@ impl KeyframeChain {
         Self { info, video, keyframers }
     }
 
-    fn keyframer(&self, name: &str) -> Option<&Arc<StableDiffusionEngine>> {
-        use super::Engine;
+    fn keyframer(&self, name: &str) -> Option<&Arc<dyn Engine>> {
         self.keyframers.iter().find(|k| k.info().id == name)
     }
 }
@@ -117,7 +118,16 @@ impl super::Engine for KeyframeChain {
                 progress: &mut phase,
                 cancelled: ctx.cancelled,
             };
-            keyframer.make_image(p, p.keyframe_steps, p.keyframe_guidance, &mut inner)?
+            let params = JobParams {
+                model: keyframer.info().id.clone(),
+                steps: p.keyframe_steps,
+                guidance: p.keyframe_guidance,
+                ..p.clone()
+            };
+            keyframer.run(
+                EngineJob { params: &params, mode: Mode::TextToImage, input: None, overrides: job.overrides },
+                &mut inner,
+            )?
         };
         // Phase 2: the video from it.
         let image = keyframe.frames[0].clone();
@@ -131,7 +141,10 @@ impl super::Engine for KeyframeChain {
                 progress: &mut phase,
                 cancelled: ctx.cancelled,
             };
-            self.video.animate(p, &image, &mut inner)?
+            self.video.run(
+                EngineJob { params: p, mode: Mode::ImageToVideo, input: Some(&image), overrides: job.overrides },
+                &mut inner,
+            )?
         };
         video.meta.mode = Mode::TextToVideo;
         video.meta.input_image = None;

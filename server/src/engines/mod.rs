@@ -3,13 +3,18 @@
 //! names and never knows the family; an engine never knows where its result is stored.
 //!
 //! Adding a family: its model code in a folder of the model crate, one file here implementing
-//! [`Engine`], one line in [`registry::Registry::discover`].
+//! [`Engine`] and declaring its [`family::Family`] (the pipeline classes it runs), and one line
+//! in [`registry::FAMILIES`]. What several families share lives here ([`family`],
+//! [`metadata`]), so no family's engine imports another's.
 
 pub mod builtin;
 pub mod builtin_edit;
 pub mod cache;
+pub mod family;
 pub mod instruct_pix2pix;
 pub mod keyframe_chain;
+pub mod metadata;
+pub mod overrides;
 pub mod registry;
 pub mod segments;
 pub mod stable_diffusion;
@@ -24,14 +29,17 @@ use image::RgbImage;
 use model::device::OpenedDevice;
 use model::generate::{GenerateError, Progress};
 
+pub use overrides::Overrides;
 pub use registry::Registry;
 
 /// A job as an engine sees it: checked parameters (seed resolved), the task and the input image.
 pub struct EngineJob<'a> {
     pub params: &'a JobParams,
     pub mode: Mode,
-    /// The image to animate (image-to-video).
+    /// The image to animate (image-to-video), or to edit.
     pub input: Option<&'a RgbImage>,
+    /// What the command line sets beyond the parameters; [`Overrides::NONE`] for the queue.
+    pub overrides: &'a Overrides,
 }
 
 /// What an engine runs with: the device, the loaded-model cache, and the hooks.

@@ -1,19 +1,31 @@
-//! Which models this server runs: the built-in one, and every diffusers folder installed (the
-//! models directory and the Hugging Face cache), each behind its family's engine.
+//! Which models this server runs: the built-in ones, and every diffusers folder installed (the
+//! models directory and the Hugging Face cache) whose pipeline a family runs, each behind its
+//! family's engine.
 
 use super::Engine;
 use super::builtin::BuiltinEngine;
 use super::builtin_edit::BuiltinEditEngine;
-use super::instruct_pix2pix::InstructPix2PixEngine;
+use super::family::Family;
 use super::keyframe_chain::KeyframeChain;
-use super::stable_diffusion::StableDiffusionEngine;
-use super::stable_video_diffusion::StableVideoDiffusionEngine;
-use super::wan::WanEngine;
+use super::{instruct_pix2pix, stable_diffusion, stable_video_diffusion, wan};
 use app::models::ModelInfo;
 use app::types::Mode;
-use model::diffusers::common::folder::{self, PipelineKind};
+use model::diffusers::common::folder;
 use std::path::Path;
 use std::sync::Arc;
+
+/// Every family of installed models, one line each.
+pub const FAMILIES: &[Family] =
+    &[stable_diffusion::FAMILY, stable_video_diffusion::FAMILY, wan::FAMILY, instruct_pix2pix::FAMILY];
+
+/// The family that runs diffusers' pipeline `class`, if any does.
+pub fn family_of(class: &str) -> Option<&'static Family> {
+    FAMILIES.iter().find(|f| f.runs(class))
+}
+
+/// The order tasks are chosen by, as a model's first task: what a request without a model
+/// wants first.
+const TASK_ORDER: [Mode; 4] = [Mode::TextToVideo, Mode::TextToImage, Mode::ImageToVideo, Mode::Edit];
 
 pub struct Registry {
     /// The default first: an installed native text-to-video model (Wan), else the built-in one.
@@ -21,40 +33,55 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// The built-in model and the installed ones. An image-to-video model is offered for text to
-    /// video too when a text-to-image model is installed to make its keyframes. An installed
-    /// text-to-video model (Wan) comes first: it is the default for text to video.
+    /// The built-in models and the installed ones.
     pub fn discover(builtin: BuiltinEngine, models_dir: Option<&Path>) -> Registry {
-        let mut image = Vec::new();
-        let mut video = Vec::new();
-        let mut text_video: Vec<Arc<dyn Engine>> = Vec::new();
-        let mut editors: Vec<Arc<dyn Engine>> = Vec::new();
+        let mut installed: Vec<Arc<dyn Engine>> = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for m in folder::installed(models_dir) {
             // The first folder of a name wins (the models folder before the cache); folders of
-            // pipelines no engine runs are skipped.
-            if matches!(m.kind, PipelineKind::Other(_)) || !seen.insert(m.name.clone()) {
+            // pipelines no family runs are skipped.
+            let Some(family) = family_of(&m.class_name) else { continue };
+            if !seen.insert(m.name.clone()) {
                 continue;
             }
-            tracing::info!(name = %m.name, path = %m.path.display(), kind = ?m.kind, "installed model");
-            match m.kind {
-                PipelineKind::TextToImage => image.push(Arc::new(StableDiffusionEngine::new(&m.name, &m.path))),
-                PipelineKind::TextToVideo => text_video.push(Arc::new(WanEngine::new(&m.name, &m.path))),
-                PipelineKind::ImageToVideo => video.push(Arc::new(StableVideoDiffusionEngine::new(&m.name, &m.path))),
-                PipelineKind::ImageEdit => editors.push(Arc::new(InstructPix2PixEngine::new(&m.name, &m.path))),
-                PipelineKind::Other(_) => {}
-            }
+            tracing::info!(name = %m.name, path = %m.path.display(), family = family.name, "installed model");
+            installed.push((family.build)(&m.name, &m.path));
         }
-        let mut engines: Vec<Arc<dyn Engine>> = text_video;
-        engines.push(Arc::new(builtin));
-        engines.extend(image.iter().map(|e| e.clone() as Arc<dyn Engine>));
-        for v in video {
-            engines.push(if image.is_empty() { v } else { Arc::new(KeyframeChain::new(v, image.clone())) });
-        }
-        // The built-in editor after the installed ones: an edit without a model goes to an
-        // installed (real) editor first.
-        engines.extend(editors);
-        engines.push(Arc::new(BuiltinEditEngine::new()));
+        Registry::arrange(vec![Arc::new(builtin), Arc::new(BuiltinEditEngine::new())], installed)
+    }
+
+    /// Orders the engines by their first task (text to video, text to image, image to video,
+    /// editing), installed models before built-in ones of the same task: an installed
+    /// text-to-video model is the default for text to video, and an edit without a model goes
+    /// to an installed editor first. A model that only animates images is offered for text to
+    /// video too, through a keyframe, when a model makes images from text.
+    pub fn arrange(builtin: Vec<Arc<dyn Engine>>, installed: Vec<Arc<dyn Engine>>) -> Registry {
+        let rank = |e: &Arc<dyn Engine>| {
+            let first = e.info().tasks.first().copied();
+            TASK_ORDER.iter().position(|t| Some(*t) == first).unwrap_or(TASK_ORDER.len())
+        };
+        let mut ranked: Vec<(usize, bool, Arc<dyn Engine>)> = installed
+            .into_iter()
+            .map(|e| (rank(&e), false, e))
+            .chain(builtin.into_iter().map(|e| (rank(&e), true, e)))
+            .collect();
+        ranked.sort_by_key(|(rank, builtin, _)| (*rank, *builtin));
+        let keyframers: Vec<Arc<dyn Engine>> = ranked
+            .iter()
+            .filter(|(_, _, e)| e.info().tasks == [Mode::TextToImage])
+            .map(|(_, _, e)| e.clone())
+            .collect();
+        let engines = ranked
+            .into_iter()
+            .map(|(_, _, e)| {
+                let animates_only = e.info().tasks == [Mode::ImageToVideo];
+                if animates_only && !keyframers.is_empty() {
+                    Arc::new(KeyframeChain::new(e, keyframers.clone())) as Arc<dyn Engine>
+                } else {
+                    e
+                }
+            })
+            .collect();
         Registry { engines }
     }
 
@@ -81,6 +108,12 @@ impl Registry {
     /// Every engine, the default first.
     pub fn engines(&self) -> &[Arc<dyn Engine>] {
         &self.engines
+    }
+
+    /// Whether the model `id` reads its prompt word by word (its description says so); false
+    /// for a model not here.
+    pub fn reads_prompt(&self, id: &str) -> bool {
+        self.get(id).is_some_and(|e| e.info().reads_prompt)
     }
 
     pub fn ids(&self) -> Vec<String> {

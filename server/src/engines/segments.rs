@@ -4,7 +4,7 @@
 //! of them, and are joined into one clip without a repeated frame: a segment that continues
 //! from a frame starts with (about) that frame, so its first frame is dropped.
 
-use super::{Engine, EngineJob, Rendered, RunContext};
+use super::{Engine, EngineJob, Overrides, Rendered, RunContext};
 use app::params::Segment;
 use app::types::{JobParams, Mode};
 use image::RgbImage;
@@ -169,7 +169,10 @@ pub fn run(
             cancelled: ctx.cancelled,
         };
         let mode = if image.is_some() { Mode::ImageToVideo } else { c.mode };
-        let mut rendered = engine.run(EngineJob { params: &c.params, mode, input: image.as_ref() }, &mut sub_ctx)?;
+        let mut rendered = engine.run(
+            EngineJob { params: &c.params, mode, input: image.as_ref(), overrides: &Overrides::NONE },
+            &mut sub_ctx,
+        )?;
         offset += c.steps;
         if rendered.still {
             return Err(GenerateError::InvalidRequest(format!("{} makes still images, not clips", engine.info().id)));

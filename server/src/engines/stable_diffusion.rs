@@ -1,14 +1,15 @@
 //! Stable Diffusion-family text-to-image models (diffusers folders) as an engine: they make
 //! images, and the keyframes of text-to-video chains.
 
-use super::{EngineJob, Rendered, RunContext};
-use crate::precision::PrecisionChoice;
+use super::family::Family;
+use super::{EngineJob, Overrides, Rendered, RunContext};
 use app::models::{ModelInfo, ParamSpec};
 use app::results::{Resolution, ResultMeta, Timings};
 use app::types::{JobParams, Mode};
 use model::diffusers::stable_diffusion::{ImageRequest, StableDiffusion};
 use model::generate::GenerateError;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Largest side of a generated image (the pipeline takes at most 2048x2048 pixels; above
@@ -16,6 +17,13 @@ use std::time::Instant;
 pub const MAX_SIDE: u32 = 2048;
 /// Most sampling steps.
 pub const MAX_STEPS: u32 = 150;
+
+/// The family: the pipelines it runs, and its engine for a folder.
+pub const FAMILY: Family = Family {
+    name: "stable-diffusion",
+    pipelines: &[StableDiffusion::PIPELINE_CLASS],
+    build: |name, path| Arc::new(StableDiffusionEngine::new(name, path)),
+};
 
 pub struct StableDiffusionEngine {
     info: ModelInfo,
@@ -26,7 +34,7 @@ impl StableDiffusionEngine {
     pub fn new(name: &str, path: &Path) -> Self {
         let info = ModelInfo {
             id: name.into(),
-            family: "stable-diffusion".into(),
+            family: FAMILY.name.into(),
             description: format!(
                 "A Stable Diffusion text-to-image model (diffusers folder {}): makes keyframes to animate.",
                 path.display()
@@ -55,7 +63,7 @@ impl StableDiffusionEngine {
             native_width: 512,
             native_height: 512,
             native_frames: 1,
-            memory_mib: weights_mib(path),
+            memory_mib: super::family::weights_mib(path),
             chips: Vec::new(),
             reads_prompt: false,
             input_note: String::new(),
@@ -63,40 +71,40 @@ impl StableDiffusionEngine {
         Self { info, path: path.to_path_buf() }
     }
 
-    /// Makes the image of `params` (its prompt, negative prompt, size and seed, with the
-    /// given steps and guidance), reporting steps through `ctx`.
-    pub fn make_image(
-        &self,
-        params: &JobParams,
-        steps: u32,
-        guidance: f32,
-        ctx: &mut RunContext<'_>,
-    ) -> Result<Rendered, GenerateError> {
+    /// Makes the image of `params` (its prompt, negative prompt, size, steps, guidance and
+    /// seed), reporting steps through `ctx`.
+    fn make(&self, params: &JobParams, o: &Overrides, ctx: &mut RunContext<'_>) -> Result<Rendered, GenerateError> {
         let started = Instant::now();
-        let dtype = PrecisionChoice::Auto.resolve(ctx.device);
+        let dtype = o.precision.resolve(ctx.device);
         let device = ctx.device.device.clone();
         let sd = ctx.models.get_or_load(&self.info.id, self.info.memory_mib, || {
             StableDiffusion::load(&self.path, &device, dtype).map_err(|e| super::load_error(&self.info.id, e))
         })?;
         let load_s = started.elapsed().as_secs_f64();
+        let (width, height) = (params.width as usize, params.height as usize);
+        let f = sd.scale_factor();
         let req = ImageRequest {
             prompt: params.prompt.clone(),
             negative: params.negative.clone(),
-            steps: steps as usize,
-            guidance,
-            width: params.width as usize,
-            height: params.height as usize,
+            steps: params.steps as usize,
+            guidance: params.guidance,
+            width,
+            height,
             seed: params.seed.unwrap_or(0),
-            noise: None,
-            scheduler: None,
+            noise: o.noise_tensor("noise", &[1, sd.vae.config.latent_channels, height / f, width / f], true)?,
+            scheduler: o.scheduler,
         };
+        let warmup_s =
+            o.warm_up(|| sd.generate(&ImageRequest { steps: 1, ..req.clone() }, &mut |_| {}, ctx.cancelled))?;
         let image = {
             let _s = tracing::info_span!("sampling", steps = req.steps).entered();
             sd.generate(&req, ctx.progress, ctx.cancelled)?
         };
         let mut meta = image_meta(&self.info.id, &sd, &req, &image, &ctx.device.description);
-        meta.params = JobParams { model: self.info.id.clone(), steps, guidance, ..params.clone() };
+        meta.params = JobParams { model: self.info.id.clone(), ..params.clone() };
+        o.record(&mut meta);
         meta.timings.load_s = load_s;
+        meta.timings.warmup_s = warmup_s;
         meta.timings.total_s = started.elapsed().as_secs_f64();
         Ok(Rendered {
             frames: vec![image.to_rgb8()],
@@ -125,7 +133,7 @@ pub fn image_meta(
     ResultMeta {
         mode: Mode::TextToImage,
         model: model.into(),
-        family: "stable-diffusion".into(),
+        family: FAMILY.name.into(),
         prompt: req.prompt.clone(),
         params: JobParams {
             prompt: req.prompt.clone(),
@@ -146,29 +154,8 @@ pub fn image_meta(
         precision: format!("{:?}", sd.dtype),
         timings: Timings { sampling_s: image.sampling_seconds, decode_s: image.decode_seconds, ..Timings::default() },
         details,
-        created_unix: crate::ids::now_unix(),
-        vidplay_version: env!("CARGO_PKG_VERSION").into(),
-        ..ResultMeta::default()
+        ..super::metadata::made_now()
     }
-}
-
-/// A model folder's weights in MiB: what loading it costs, roughly.
-pub fn weights_mib(root: &Path) -> u64 {
-    fn walk(dir: &Path, depth: usize) -> u64 {
-        let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
-        entries
-            .flatten()
-            .map(|e| {
-                let path = e.path();
-                match e.metadata() {
-                    Ok(m) if m.is_dir() && depth < 2 => walk(&path, depth + 1),
-                    Ok(m) if path.extension().is_some_and(|x| x == "safetensors") => m.len(),
-                    _ => 0,
-                }
-            })
-            .sum()
-    }
-    walk(root, 0).div_ceil(1 << 20).max(1)
 }
 
 impl super::Engine for StableDiffusionEngine {
@@ -177,6 +164,6 @@ impl super::Engine for StableDiffusionEngine {
     }
 
     fn run(&self, job: EngineJob<'_>, ctx: &mut RunContext<'_>) -> Result<Rendered, GenerateError> {
-        self.make_image(job.params, job.params.steps, job.params.guidance, ctx)
+        self.make(job.params, job.overrides, ctx)
     }
 }

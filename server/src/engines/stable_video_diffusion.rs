@@ -1,21 +1,30 @@
 //! Stable Video Diffusion models (diffusers folders) as an engine: image to video.
 
+use super::family::Family;
 use super::{EngineJob, Rendered, RunContext};
 use crate::precision::PrecisionChoice;
 use app::models::{ModelInfo, ParamSpec};
-use app::results::{Resolution, ResultMeta, Timings};
+use app::results::{Resolution, ResultMeta};
 use app::types::{JobParams, Mode};
 use image::RgbImage;
 use model::diffusers::stable_video_diffusion::{GeneratedVideo, MemoryMode, StableVideoDiffusion, VideoRequest};
 use model::free_memory::free_bytes;
 use model::generate::GenerateError;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Largest side of a generated clip.
 pub const MAX_SIDE: u32 = 1024;
 pub const MAX_FRAMES: u32 = 32;
 pub const MAX_STEPS: u32 = 100;
+
+/// The family: the pipelines it runs, and its engine for a folder.
+pub const FAMILY: Family = Family {
+    name: "stable-video-diffusion",
+    pipelines: &[StableVideoDiffusion::PIPELINE_CLASS],
+    build: |name, path| Arc::new(StableVideoDiffusionEngine::new(name, path)),
+};
 
 pub struct StableVideoDiffusionEngine {
     info: ModelInfo,
@@ -26,7 +35,7 @@ impl StableVideoDiffusionEngine {
     pub fn new(name: &str, path: &Path) -> Self {
         let info = ModelInfo {
             id: name.into(),
-            family: "stable-video-diffusion".into(),
+            family: FAMILY.name.into(),
             description: format!("Stable Video Diffusion (diffusers folder {}): animates an image.", path.display()),
             tasks: vec![Mode::ImageToVideo],
             params: vec![
@@ -73,7 +82,7 @@ impl StableVideoDiffusionEngine {
             native_width: 1024,
             native_height: 576,
             native_frames: 14,
-            memory_mib: super::stable_diffusion::weights_mib(path),
+            memory_mib: super::family::weights_mib(path),
             chips: Vec::new(),
             reads_prompt: false,
             input_note: "The image is resized to the width and height below.".into(),
@@ -82,7 +91,7 @@ impl StableVideoDiffusionEngine {
     }
 
     /// Animates `input` with the settings of `params`.
-    pub fn animate(
+    fn animate(
         &self,
         params: &JobParams,
         input: &RgbImage,
@@ -140,18 +149,6 @@ pub fn fit(image: &RgbImage, width: usize, height: usize) -> RgbImage {
     }
 }
 
-/// The timings of a generated clip, its model's load included.
-pub fn timings(video: &GeneratedVideo, load_s: f64) -> Timings {
-    Timings {
-        load_s,
-        conditioning_s: video.encode_seconds,
-        sampling_s: video.sampling_seconds,
-        decode_s: video.decode_seconds,
-        total_s: load_s + video.encode_seconds + video.sampling_seconds + video.decode_seconds,
-        ..Timings::default()
-    }
-}
-
 /// The metadata of one generated clip.
 pub fn video_meta(
     model: &str,
@@ -174,7 +171,7 @@ pub fn video_meta(
     ResultMeta {
         mode: Mode::ImageToVideo,
         model: model.into(),
-        family: "stable-video-diffusion".into(),
+        family: FAMILY.name.into(),
         params: JobParams {
             model: model.into(),
             frames,
@@ -194,12 +191,10 @@ pub fn video_meta(
         resolution: Resolution { native: size, display: size, upscale_filter: "none".into() },
         device: device.into(),
         precision: format!("{:?}", svd.dtype),
-        timings: timings(video, load_s),
+        timings: super::metadata::clip_timings(video, load_s),
         peak_host_memory_mib: crate::memory::peak_rss_mib(),
         details,
-        created_unix: crate::ids::now_unix(),
-        vidplay_version: env!("CARGO_PKG_VERSION").into(),
-        ..ResultMeta::default()
+        ..super::metadata::made_now()
     }
 }
 

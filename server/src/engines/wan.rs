@@ -2,6 +2,7 @@
 //! the model directly, no keyframe needed. Its controls and defaults are the model's own
 //! (diffusers' `WanPipeline` defaults: 832x480, 81 frames at 16 fps, 50 steps, guidance 5).
 
+use super::family::Family;
 use super::{EngineJob, Rendered, RunContext};
 use crate::precision::PrecisionChoice;
 use app::models::{ChipGroup, ModelInfo, ParamSpec};
@@ -11,6 +12,7 @@ use model::diffusers::common::video::{GeneratedVideo, MemoryMode};
 use model::diffusers::wan::pipeline::{TextVideoRequest, Wan, WanOptions};
 use model::generate::GenerateError;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 pub const MAX_WIDTH: u32 = 1280;
@@ -19,6 +21,10 @@ pub const MAX_FRAMES: u32 = 129;
 pub const MAX_STEPS: u32 = 100;
 /// The frame rate Wan 2.1's clips are made for.
 pub const FPS: u32 = 16;
+
+/// The family: the pipelines it runs, and its engine for a folder.
+pub const FAMILY: Family =
+    Family { name: "wan", pipelines: &[Wan::PIPELINE_CLASS], build: |name, path| Arc::new(WanEngine::new(name, path)) };
 
 pub struct WanEngine {
     info: ModelInfo,
@@ -29,7 +35,7 @@ impl WanEngine {
     pub fn new(name: &str, path: &Path) -> Self {
         let info = ModelInfo {
             id: name.into(),
-            family: "wan".into(),
+            family: FAMILY.name.into(),
             description: format!(
                 "Wan text-to-video (diffusers folder {}): makes a clip from the prompt, with motion as the text describes it.",
                 path.display()
@@ -76,7 +82,7 @@ impl WanEngine {
             native_width: 832,
             native_height: 480,
             native_frames: 81,
-            memory_mib: super::stable_diffusion::weights_mib(path),
+            memory_mib: super::family::weights_mib(path),
             chips: chips(),
             // The text goes to UMT5 as written: no word-by-word reading to show.
             reads_prompt: false,
@@ -172,7 +178,7 @@ pub fn video_meta(
     ResultMeta {
         mode: Mode::TextToVideo,
         model: model.into(),
-        family: "wan".into(),
+        family: FAMILY.name.into(),
         prompt: req.prompt.clone(),
         params: JobParams {
             prompt: req.prompt.clone(),
@@ -194,12 +200,10 @@ pub fn video_meta(
         resolution: Resolution { native: size, display: size, upscale_filter: "none".into() },
         device: device.into(),
         precision: format!("{:?}", wan.dtype),
-        timings: super::stable_video_diffusion::timings(video, load_s),
+        timings: super::metadata::clip_timings(video, load_s),
         peak_host_memory_mib: crate::memory::peak_rss_mib(),
         details,
-        created_unix: crate::ids::now_unix(),
-        vidplay_version: env!("CARGO_PKG_VERSION").into(),
-        ..ResultMeta::default()
+        ..super::metadata::made_now()
     }
 }
 

@@ -11,12 +11,11 @@ use app::types::{JobParams, Mode, Video};
 pub const MAX_CHAIN: usize = 200;
 
 impl Jobs {
-    /// An edit without a model (the default names the built-in video model, which does not
-    /// edit) goes to the first editor.
+    /// An edit without a model goes to the first editor (a named model that does not edit is
+    /// refused by [`Jobs::prepare_edit`], naming the editors).
     pub(super) fn route_edit(&self, params: &mut JobParams) {
-        let unnamed = params.model.is_empty() || params.model == app::params::BUILTIN_MODEL;
         if params.task == app::params::EDIT_TASK
-            && unnamed
+            && params.model.is_empty()
             && let Some(editor) = self.inner.registry.infos().into_iter().find(|m| m.tasks.contains(&Mode::Edit))
         {
             params.model = editor.id;

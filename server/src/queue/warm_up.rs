@@ -8,7 +8,7 @@
 
 use super::Jobs;
 use crate::engines::cache::ModelCache;
-use crate::engines::{Engine, EngineJob, RunContext};
+use crate::engines::{Engine, EngineJob, Overrides, RunContext};
 use app::types::{JobParams, Mode, WarmUp};
 use model::device::OpenedDevice;
 use std::collections::VecDeque;
@@ -117,7 +117,7 @@ impl Jobs {
             let mut progress = |_: model::generate::Progress| {};
             let cancelled = || self.inner.stopping.load(Ordering::Relaxed);
             let mut ctx = RunContext { device, models, progress: &mut progress, cancelled: &cancelled };
-            let job = EngineJob { params: &params, mode, input: image.as_ref() };
+            let job = EngineJob { params: &params, mode, input: image.as_ref(), overrides: &Overrides::NONE };
             engine.run(job, &mut ctx).map(|_| ()).map_err(|e| e.to_string())
         });
         let outcome = std::panic::catch_unwind(run)

@@ -5,7 +5,7 @@
 use super::Jobs;
 use super::events::{JobEvent, preview_url};
 use crate::engines::cache::ModelCache;
-use crate::engines::{EngineJob, Rendered, RunContext, segments};
+use crate::engines::{EngineJob, Overrides, Rendered, RunContext, segments};
 use crate::faults::CrashPoint;
 use crate::ids::now_ms;
 use crate::media::input;
@@ -246,8 +246,10 @@ impl Jobs {
     fn backfill_scores(&self, rt: &Handle) -> bool {
         let mut cursor = self.inner.backfill.lock().expect("backfill lock");
         let (store, media) = (self.inner.store.as_ref(), self.inner.media.as_ref());
+        let registry = &self.inner.registry;
+        let reads_prompt = |model: &str| registry.reads_prompt(model);
         if !cursor.finished {
-            match crate::scores::backfill::one(rt, store, media, cursor.after.clone()) {
+            match crate::scores::backfill::one(rt, store, media, &reads_prompt, cursor.after.clone()) {
                 Ok(Some(id)) => cursor.after = Some(id),
                 Ok(None) => cursor.finished = true,
                 Err(e) => {
@@ -258,7 +260,7 @@ impl Jobs {
             return true;
         }
         let Some(visual) = self.inner.visual.as_ref().filter(|_| !cursor.embedded) else { return false };
-        match crate::scores::backfill::embed_one(rt, store, media, visual, cursor.embed_after.clone()) {
+        match crate::scores::backfill::embed_one(rt, store, media, visual, &reads_prompt, cursor.embed_after.clone()) {
             Ok(Some(id)) => cursor.embed_after = Some(id),
             Ok(None) => cursor.embedded = true,
             Err(e) => {
@@ -349,7 +351,10 @@ impl Jobs {
             if segments::is_segmented(&params) {
                 segments::run(engine.as_ref(), &params, prior, input, &mut ctx)?
             } else {
-                engine.run(EngineJob { params: &params, mode, input: input.as_ref() }, &mut ctx)?
+                engine.run(
+                    EngineJob { params: &params, mode, input: input.as_ref(), overrides: &Overrides::NONE },
+                    &mut ctx,
+                )?
             }
         };
         rendered.meta.mode = mode;
@@ -436,18 +441,25 @@ impl Jobs {
         self.inner.faults.at(CrashPoint::AfterWrite);
         // Measuring never fails the job: a panic there leaves the clip unmeasured (the idle
         // worker tries again after a restart).
+        let reads_prompt = self.inner.registry.reads_prompt(&job.params.model);
         let measure = std::panic::AssertUnwindSafe(|| {
             let mut scores = (!rendered.still)
                 .then(|| {
                     let _measure = tracing::info_span!("scores").entered();
-                    crate::scores::of_result(&rendered.frames, rendered.input.as_ref(), &job.params)
+                    crate::scores::of_result(&rendered.frames, rendered.input.as_ref(), &job.params, reads_prompt)
                 })
                 .flatten();
             // With a CLIP model: what the clip shows (for visual search), and its CLIP score.
             let embedding = self.inner.visual.as_ref().filter(|_| !rendered.still).map(|visual| {
                 let _embed = tracing::info_span!("clip").entered();
                 let embedding = visual.embed_frames(&rendered.frames);
-                crate::scores::backfill::clip_faithfulness(visual, &embedding, &job.params, scores.as_mut());
+                crate::scores::backfill::clip_faithfulness(
+                    visual,
+                    &embedding,
+                    &job.params,
+                    reads_prompt,
+                    scores.as_mut(),
+                );
                 embedding
             });
             (scores, embedding)

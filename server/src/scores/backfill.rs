@@ -23,11 +23,13 @@ pub struct Cursor {
 
 /// Measures the next stored clip without scores after `after` and records its scores. Returns
 /// its id (also when it could not be measured: its frames are gone, say, which is logged), or
-/// `None` when no such clip is left.
+/// `None` when no such clip is left. `reads_prompt` says whether a model reads its prompt word
+/// by word (see [`super::of_result`]).
 pub fn one(
     rt: &Handle,
     store: &dyn Store,
     media: &dyn MediaStore,
+    reads_prompt: &dyn Fn(&str) -> bool,
     after: Option<String>,
 ) -> Result<Option<String>, String> {
     let ids = rt.block_on(store.unscored_clips(after, 1)).map_err(|e| e.to_string())?;
@@ -51,7 +53,9 @@ pub fn one(
     } else {
         None
     };
-    if let Some(mut scores) = super::of_result(&frames, input.as_ref(), &video.params) {
+    if let Some(mut scores) =
+        super::of_result(&frames, input.as_ref(), &video.params, reads_prompt(&video.params.model))
+    {
         // A clip embedded already keeps its CLIP score.
         if let Some(old) = video.scores.as_ref().and_then(|s| s.faithfulness.clone()).filter(|f| f.method == "clip") {
             scores.faithfulness = Some(old);
@@ -63,11 +67,17 @@ pub fn one(
 }
 
 /// Gives `scores` the CLIP score of a clip (whose embedding is `embedding`) for its prompt,
-/// unless the built-in model made it (its own concepts judge it better).
-pub fn clip_faithfulness(visual: &Visual, embedding: &[f32], params: &JobParams, scores: Option<&mut Scores>) {
-    let builtin = params.model == model::builtin::pipeline::BUILTIN_MODEL_ID;
+/// unless its model reads its prompt word by word (`reads_prompt`: the concepts it knows judge
+/// it better).
+pub fn clip_faithfulness(
+    visual: &Visual,
+    embedding: &[f32],
+    params: &JobParams,
+    reads_prompt: bool,
+    scores: Option<&mut Scores>,
+) {
     if let Some(scores) = scores
-        && !builtin
+        && !reads_prompt
         && !params.prompt.trim().is_empty()
     {
         scores.faithfulness = Some(visual.faithfulness(embedding, &params.prompt));
@@ -81,6 +91,7 @@ pub fn embed_one(
     store: &dyn Store,
     media: &dyn MediaStore,
     visual: &Visual,
+    reads_prompt: &dyn Fn(&str) -> bool,
     after: Option<String>,
 ) -> Result<Option<String>, String> {
     let ids = rt.block_on(store.unembedded_clips(visual.model_name.clone(), after, 1)).map_err(|e| e.to_string())?;
@@ -98,7 +109,7 @@ pub fn embed_one(
     };
     let embedding = visual.embed_frames(&frames);
     let mut scores = video.scores.clone();
-    clip_faithfulness(visual, &embedding, &video.params, scores.as_mut());
+    clip_faithfulness(visual, &embedding, &video.params, reads_prompt(&video.params.model), scores.as_mut());
     if let Some(scores) = scores.filter(|s| Some(s) != video.scores.as_ref()) {
         rt.block_on(store.set_scores(id.clone(), scores)).map_err(|e| e.to_string())?;
     }

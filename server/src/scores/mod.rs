@@ -97,11 +97,16 @@ pub fn score(frames: &[RgbImage], against: Against<'_>) -> Result<Scores, ScoreE
 }
 
 /// The scores of a result's frames, as the gallery keeps them: against its input image, and its
-/// prompt when the built-in model made it (its concepts are the built-in model's). `None`, and
-/// logged, when the frames cannot be measured (a single frame, say).
-pub fn of_result(frames: &[RgbImage], input: Option<&RgbImage>, params: &app::types::JobParams) -> Option<Scores> {
-    let builtin = params.model == model::builtin::pipeline::BUILTIN_MODEL_ID;
-    let prompt = (builtin && !params.prompt.trim().is_empty()).then_some(params.prompt.as_str());
+/// prompt when the model that made it reads its prompt word by word (`reads_prompt` in its
+/// description: the concepts measured are the words such a model knows). `None`, and logged,
+/// when the frames cannot be measured (a single frame, say).
+pub fn of_result(
+    frames: &[RgbImage],
+    input: Option<&RgbImage>,
+    params: &app::types::JobParams,
+    reads_prompt: bool,
+) -> Option<Scores> {
+    let prompt = (reads_prompt && !params.prompt.trim().is_empty()).then_some(params.prompt.as_str());
     match score(frames, Against { input, prompt }) {
         Ok(s) => Some(s),
         Err(e) => {

@@ -321,6 +321,10 @@ fn image_bad_input_is_a_clear_error() {
     run(base(&["--width", "64", "--height", "64", "--noise", wrong.to_str().unwrap()]), "has shape");
     run(base(&["--noise", "/nonexistent.safetensors"]), "nonexistent.safetensors");
     run(base(&["--scheduler", "heun"]), "unknown scheduler");
+    // A model of another task: its engine says what it does.
+    let mut video = base(&[]);
+    video[2] = svd_fixture("svd1").to_str().unwrap().into();
+    run(video, "StableVideoDiffusionPipeline does image-to-video, not text-to-image");
     let mut missing = base(&[]);
     missing[2] = "/nonexistent/model".into();
     run(missing, "does not exist");

@@ -95,6 +95,45 @@ fn the_registry_finds_and_describes_every_installed_model() {
     assert!(registry.get("sd1").unwrap().validate(&mut p, true).unwrap_err().contains("does not take an input image"));
 }
 
+/// A family is one entry of the family table: the registry builds an engine for every folder
+/// whose pipeline class a family names (the family the engine itself names) and skips the rest;
+/// it orders engines by their first task and chains every model that only animates images with
+/// the text-to-image models, whatever their family; whether a model's prompt is read word by
+/// word comes from its description, not its id.
+#[test]
+fn the_family_table_builds_engines_and_chains_compose_them_by_task() {
+    use server::engines::registry::{FAMILIES, family_of};
+    let dir = models_dir("table", &["wan/wan1", "svd/svd1", "sd/sd1", "ip2p/ip2p1"]);
+    // A second image-to-video model, and a folder of a pipeline no family runs.
+    std::os::unix::fs::symlink(fixtures().join("svd/svd2"), dir.join("svd-b")).unwrap();
+    let unknown = dir.join("ltx");
+    std::fs::create_dir_all(&unknown).unwrap();
+    std::fs::write(unknown.join("model_index.json"), r#"{"_class_name": "LTXPipeline"}"#).unwrap();
+    assert!(family_of("LTXPipeline").is_none());
+    let classes: Vec<&str> = FAMILIES.iter().flat_map(|f| f.pipelines.iter().copied()).collect();
+    let distinct: std::collections::HashSet<&str> = classes.iter().copied().collect();
+    assert_eq!(classes.len(), distinct.len(), "a pipeline class belongs to one family");
+
+    let registry = Registry::discover(builtin(), Some(&dir));
+    assert_eq!(registry.ids(), ["wan1", "vidplay-toy-1", "sd1", "svd-b", "svd1", "ip2p1", "vidplay-edit-1"]);
+    for id in ["wan1", "sd1", "svd-b", "svd1", "ip2p1"] {
+        let class = model::diffusers::common::folder::ModelFolder::open(&dir.join(id)).unwrap().class_name;
+        let info = registry.get(id).unwrap().info();
+        assert_eq!(family_of(&class).unwrap().name, info.family, "{id} ({class})");
+    }
+    // Both image-to-video models make video from text through a keyframe of sd1.
+    for id in ["svd1", "svd-b"] {
+        let info = registry.get(id).unwrap().info();
+        assert_eq!(info.tasks, [Mode::TextToVideo, Mode::ImageToVideo], "{id}");
+        assert_eq!(info.param("keyframe_model").unwrap().kind, ParamKind::Choice(vec!["sd1".into()]));
+    }
+    assert!(registry.reads_prompt("vidplay-toy-1"));
+    for id in ["wan1", "sd1", "svd1", "ip2p1", "vidplay-edit-1", "gone"] {
+        assert!(!registry.reads_prompt(id), "{id}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Every bound of every model's description is the server's bound: the value at the bound is
 /// accepted, one step past it is refused with a message naming the parameter.
 #[test]

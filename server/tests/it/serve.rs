@@ -343,6 +343,13 @@ async fn keyframes_from_an_installed_text_to_image_model() {
     assert_eq!(page["videos"].as_array().unwrap().len(), 1);
     let (_, page) = send_json(&app, get("/api/videos?mode=text-to-video")).await;
     assert!(page["videos"].as_array().unwrap().is_empty());
+    // The gallery's model filter offers every model here, the one asked for chosen.
+    let (_, html) = send(&app, get("/gallery?model=sd1")).await;
+    let html = String::from_utf8_lossy(&html);
+    assert!(html.contains(&format!("/v/{id}")), "the gallery filtered by sd1 shows its image");
+    for model in ["sd1", "vidplay-toy-1", "vidplay-edit-1"] {
+        assert!(html.contains(&format!(r#"<option value="{model}""#)), "the model filter lacks {model}");
+    }
     let (status, html) = send(&app, get(&format!("/v/{id}"))).await;
     assert_eq!(status, StatusCode::OK);
     assert!(String::from_utf8_lossy(&html).contains("Animate this keyframe"));

@@ -4,41 +4,6 @@
 use crate::diffusers::common::weights::{LoadError, Weights};
 use std::path::{Path, PathBuf};
 
-/// Which pipeline a folder holds, from `model_index.json`'s `_class_name`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PipelineKind {
-    TextToImage,
-    /// Text to video (Wan).
-    TextToVideo,
-    ImageToVideo,
-    /// Instruction-based image editing (InstructPix2Pix, MagicBrush).
-    ImageEdit,
-    Other(String),
-}
-
-impl PipelineKind {
-    pub fn of_class(class: &str) -> Self {
-        match class {
-            "StableDiffusionPipeline" => PipelineKind::TextToImage,
-            "WanPipeline" => PipelineKind::TextToVideo,
-            "StableVideoDiffusionPipeline" => PipelineKind::ImageToVideo,
-            "StableDiffusionInstructPix2PixPipeline" => PipelineKind::ImageEdit,
-            other => PipelineKind::Other(other.to_string()),
-        }
-    }
-
-    /// diffusers' pipeline class for the kind.
-    pub fn class_name(&self) -> &str {
-        match self {
-            PipelineKind::TextToImage => "StableDiffusionPipeline",
-            PipelineKind::TextToVideo => "WanPipeline",
-            PipelineKind::ImageToVideo => "StableVideoDiffusionPipeline",
-            PipelineKind::ImageEdit => "StableDiffusionInstructPix2PixPipeline",
-            PipelineKind::Other(c) => c,
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct ModelFolder {
     pub root: PathBuf,
@@ -79,8 +44,18 @@ impl ModelFolder {
         Ok(Self { root: root.to_path_buf(), class_name, components })
     }
 
-    pub fn kind(&self) -> PipelineKind {
-        PipelineKind::of_class(&self.class_name)
+    /// Checks the folder holds the pipeline `class` (`model_index.json`'s `_class_name`), which
+    /// a loader of that pipeline names.
+    pub fn expect_class(&self, class: &str) -> Result<(), LoadError> {
+        if self.class_name == class {
+            return Ok(());
+        }
+        Err(LoadError::config(
+            &self.root.join("model_index.json"),
+            "_class_name",
+            &self.class_name,
+            &format!("this loads a {class}"),
+        ))
     }
 
     /// A component's config file.
@@ -314,12 +289,14 @@ pub fn resolve(model: &str, precision: Precision, allow_download: bool) -> Resul
     Hub::from_env().resolve(model, precision, allow_download)
 }
 
-/// An installed model: where it is and what it does.
+/// An installed model: where it is and which diffusers pipeline it holds (what runs it is the
+/// server's concern).
 #[derive(Debug, Clone)]
 pub struct Installed {
     pub name: String,
     pub path: PathBuf,
-    pub kind: PipelineKind,
+    /// `model_index.json`'s `_class_name`, e.g. `StableDiffusionPipeline`.
+    pub class_name: String,
 }
 
 /// Models in a local models directory (each subfolder with a model_index.json) and in this
@@ -339,13 +316,13 @@ pub fn installed_in(hub: &Hub, local: Option<&Path>) -> Vec<Installed> {
         for path in entries {
             if let Ok(f) = ModelFolder::open(&path) {
                 let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-                out.push(Installed { name, path, kind: f.kind() });
+                out.push(Installed { name, path, class_name: f.class_name });
             }
         }
     }
     for (repo, snapshot) in hub.cached_repos() {
         if let Ok(f) = ModelFolder::open(&snapshot) {
-            out.push(Installed { name: repo, path: snapshot, kind: f.kind() });
+            out.push(Installed { name: repo, path: snapshot, class_name: f.class_name });
         }
     }
     out

@@ -4,7 +4,6 @@
 //! batch of three: (instruction, image), (negative, image), (negative, no image).
 
 use super::pipeline::{GeneratedImage, StableDiffusion};
-use crate::diffusers::common::folder::PipelineKind;
 use crate::diffusers::common::image_processing::Planar;
 use crate::diffusers::common::latent_preview::latent_to_rgb;
 use crate::diffusers::common::scheduler::{Kind, Scheduler, StepNoise};
@@ -69,9 +68,12 @@ pub struct InstructPix2Pix {
 }
 
 impl InstructPix2Pix {
+    /// diffusers' pipeline class this runs (`model_index.json`'s `_class_name`).
+    pub const PIPELINE_CLASS: &str = "StableDiffusionInstructPix2PixPipeline";
+
     /// Loads a diffusers `StableDiffusionInstructPix2PixPipeline` folder. `dtype` is F32 or F16.
     pub fn load(root: &Path, device: &Device, dtype: DType) -> Result<Self, LoadError> {
-        let sd = StableDiffusion::load_as(root, device, dtype, PipelineKind::ImageEdit)?;
+        let sd = StableDiffusion::load_as(root, device, dtype, Self::PIPELINE_CLASS)?;
         let latent = sd.vae.config.latent_channels;
         if sd.unet.config.in_channels != 2 * latent {
             return Err(LoadError::config(

@@ -3,7 +3,7 @@
 use super::unet_2d_condition::{UNet2DConditionConfig, UNet2DConditionModel};
 use crate::diffusers::clip::text::{ClipTextConfig, ClipTextModel};
 use crate::diffusers::clip::tokenizer::ClipTokenizer;
-use crate::diffusers::common::folder::{ModelFolder, PipelineKind};
+use crate::diffusers::common::folder::ModelFolder;
 use crate::diffusers::common::latent_preview::latent_to_rgb;
 use crate::diffusers::common::scheduler::{Kind, Scheduler, SchedulerConfig, StepNoise};
 use crate::diffusers::common::weights::LoadError;
@@ -67,23 +67,19 @@ pub struct StableDiffusion {
 }
 
 impl StableDiffusion {
+    /// diffusers' pipeline class this runs (`model_index.json`'s `_class_name`).
+    pub const PIPELINE_CLASS: &str = "StableDiffusionPipeline";
+
     /// Loads a diffusers `StableDiffusionPipeline` folder. `dtype` is F32 or F16.
     pub fn load(root: &Path, device: &Device, dtype: DType) -> Result<Self, LoadError> {
-        Self::load_as(root, device, dtype, PipelineKind::TextToImage)
+        Self::load_as(root, device, dtype, Self::PIPELINE_CLASS)
     }
 
-    /// Loads the Stable Diffusion components of a folder whose `model_index.json` names `kind`
-    /// (text-to-image, or an instruction editor built on the same parts).
-    pub(crate) fn load_as(root: &Path, device: &Device, dtype: DType, kind: PipelineKind) -> Result<Self, LoadError> {
+    /// Loads the Stable Diffusion components of a folder whose `model_index.json` names the
+    /// pipeline `class` (text to image, or an instruction editor built on the same parts).
+    pub(crate) fn load_as(root: &Path, device: &Device, dtype: DType, class: &str) -> Result<Self, LoadError> {
         let folder = ModelFolder::open(root)?;
-        if folder.kind() != kind {
-            return Err(LoadError::config(
-                &root.join("model_index.json"),
-                "_class_name",
-                &folder.class_name,
-                &format!("this needs a {}", kind.class_name()),
-            ));
-        }
+        folder.expect_class(class)?;
         let tokenizer = ClipTokenizer::load(&root.join("tokenizer"))?;
         let te_cfg_path = folder.config("text_encoder", "config.json")?;
         let te_cfg = ClipTextConfig::read(&te_cfg_path)?;

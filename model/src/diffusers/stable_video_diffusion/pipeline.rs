@@ -12,7 +12,7 @@
 //! [`StableVideoDiffusion::decode_chunk_for`] unless the request names it.
 
 use crate::diffusers::clip::vision::{ClipVisionConfig, ClipVisionModelWithProjection};
-use crate::diffusers::common::folder::{ModelFolder, PipelineKind};
+use crate::diffusers::common::folder::ModelFolder;
 use crate::diffusers::common::image_processing::Planar;
 use crate::diffusers::common::latent_preview::latent_to_rgb;
 use crate::diffusers::common::scheduler::{Scheduler, SchedulerConfig, StepNoise, torch_linspace_f32};
@@ -157,18 +157,14 @@ pub struct StableVideoDiffusion {
 }
 
 impl StableVideoDiffusion {
+    /// diffusers' pipeline class this runs (`model_index.json`'s `_class_name`).
+    pub const PIPELINE_CLASS: &str = "StableVideoDiffusionPipeline";
+
     /// Opens a diffusers `StableVideoDiffusionPipeline` folder: reads and checks every config
     /// and, in [`MemoryMode::Resident`], loads every component (each checked tensor by tensor).
     pub fn load(root: &Path, device: &Device, dtype: DType, memory: MemoryMode) -> Result<Self, LoadError> {
         let folder = ModelFolder::open(root)?;
-        if folder.kind() != PipelineKind::ImageToVideo {
-            return Err(LoadError::config(
-                &root.join("model_index.json"),
-                "_class_name",
-                &folder.class_name,
-                "an image-to-video model must be a StableVideoDiffusionPipeline",
-            ));
-        }
+        folder.expect_class(Self::PIPELINE_CLASS)?;
         let enc_path = folder.config("image_encoder", "config.json")?;
         let enc_cfg = ClipVisionConfig::read(&enc_path)?;
         let unet_path = folder.config("unet", "config.json")?;

@@ -15,7 +15,7 @@
 
 use crate::device::{self, DeviceChoice, OpenedDevice};
 use crate::diffusers::common::flow_scheduler::FlowScheduler;
-use crate::diffusers::common::folder::{ModelFolder, PipelineKind};
+use crate::diffusers::common::folder::ModelFolder;
 use crate::diffusers::common::video::{GeneratedVideo, MemoryMode};
 use crate::diffusers::common::weights::LoadError;
 use crate::diffusers::umt5::encoder::{UMT5Config, UMT5EncoderModel};
@@ -127,19 +127,15 @@ pub struct Wan {
 }
 
 impl Wan {
+    /// diffusers' pipeline class this runs (`model_index.json`'s `_class_name`).
+    pub const PIPELINE_CLASS: &str = "WanPipeline";
+
     /// Opens a diffusers `WanPipeline` folder: reads and checks every config and the tokenizer,
     /// and loads every component once (each checked tensor by tensor), keeping them when
     /// resident.
     pub fn load(root: &Path, device: &Device, dtype: DType, options: WanOptions) -> Result<Self, LoadError> {
         let folder = ModelFolder::open(root)?;
-        if folder.kind() != PipelineKind::TextToVideo {
-            return Err(LoadError::config(
-                &root.join("model_index.json"),
-                "_class_name",
-                &folder.class_name,
-                "a Wan model must be a WanPipeline",
-            ));
-        }
+        folder.expect_class(Self::PIPELINE_CLASS)?;
         let tokenizer = T5Tokenizer::from_file(&folder.config("tokenizer", "tokenizer.json")?)?;
         let text_path = folder.config("text_encoder", "config.json")?;
         let text_config = UMT5Config::read(&text_path)?;

@@ -1,0 +1,74 @@
+//! A command run through a model's engine, as the queue runs a job: the folder's family builds
+//! the engine, the engine checks the parameters (the model's defaults fill what the command
+//! line leaves out) and runs with a terminal progress bar instead of the queue's events.
+
+use super::common::{metered_steps, step_bar};
+use crate::engines::cache::ModelCache;
+use crate::engines::registry::family_of;
+use crate::engines::{Engine, EngineJob, Overrides, Rendered, RunContext};
+use anyhow::anyhow;
+use app::types::{JobParams, Mode};
+use image::RgbImage;
+use model::device::OpenedDevice;
+use model::diffusers::common::folder::ModelFolder;
+use model::gpu_memory::GpuMemoryMeter;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The engine of the model `name` in the diffusers folder `root`, if it does `task`.
+pub fn engine_for(name: &str, root: &Path, task: Mode, command: &str) -> anyhow::Result<Arc<dyn Engine>> {
+    let class = ModelFolder::open(root)?.class_name;
+    let family =
+        family_of(&class).ok_or_else(|| anyhow!("{}: a {class} is not a pipeline vidplay runs", root.display()))?;
+    let engine = (family.build)(name, root);
+    let tasks = &engine.info().tasks;
+    if !tasks.contains(&task) {
+        let does: Vec<&str> = tasks.iter().map(|t| t.as_str()).collect();
+        anyhow::bail!(
+            "{}: a {class} does {}, not {} (`vidplay {command}`)",
+            root.display(),
+            does.join(", "),
+            task.as_str()
+        );
+    }
+    Ok(engine)
+}
+
+/// `params` at the defaults of `engine`'s model for `task`, with what the command line gave
+/// set by `given` afterwards.
+pub fn params_for(engine: &dyn Engine, task: Mode, start: JobParams, given: impl FnOnce(&mut JobParams)) -> JobParams {
+    let mut params = engine.info().defaults(task, start);
+    given(&mut params);
+    params
+}
+
+/// Checks and runs one job of `engine` (its seed drawn when not given); the result carries the
+/// whole command's time (from `started`) and the peak memory.
+pub fn run(
+    engine: &dyn Engine,
+    mut params: JobParams,
+    input: Option<&RgbImage>,
+    overrides: &Overrides,
+    device: &OpenedDevice,
+    started: Instant,
+) -> anyhow::Result<Rendered> {
+    let mode = engine.validate(&mut params, input.is_some()).map_err(anyhow::Error::msg)?;
+    params.seed = Some(params.seed.unwrap_or_else(crate::ids::random_seed));
+    let mut meter = GpuMemoryMeter::start(&device.device);
+    // One run: a model is kept only while it is needed (a chain's keyframe model goes before
+    // the video model loads).
+    let mut models = ModelCache::new(0);
+    let bar = step_bar(engine.total_steps(&params, mode) as usize);
+    let mut rendered = {
+        let mut progress = metered_steps(&bar, &mut meter);
+        let mut ctx = RunContext { device, models: &mut models, progress: &mut progress, cancelled: &|| false };
+        engine.run(EngineJob { params: &params, mode, input, overrides }, &mut ctx)?
+    };
+    bar.finish_and_clear();
+    let meta = &mut rendered.meta;
+    meta.timings.total_s = started.elapsed().as_secs_f64();
+    meta.peak_gpu_memory_mib = meter.peak_mib();
+    meta.peak_host_memory_mib = crate::memory::peak_rss_mib();
+    Ok(rendered)
+}

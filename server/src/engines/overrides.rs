@@ -1,0 +1,97 @@
+//! What a run may set beyond a job's parameters: the command line's options for parity with
+//! diffusers (its noise, its sampler) and for benchmarks (precision, memory, a warm-up run).
+//! Jobs from the queue run with [`Overrides::NONE`]: each model's own choices.
+
+use crate::precision::PrecisionChoice;
+use model::device::DeviceChoice;
+use model::diffusers::DType;
+use model::diffusers::common::scheduler::Kind;
+use model::diffusers::common::weights::Weights;
+use model::generate::GenerateError;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone)]
+pub struct Overrides {
+    pub precision: PrecisionChoice,
+    /// Initial latents (diffusers' `latents`): a safetensors file with the f32 tensors the
+    /// family names (`noise`, and its own extras).
+    pub noise: Option<PathBuf>,
+    /// A sampler other than the model's scheduler config (families that offer one).
+    pub scheduler: Option<Kind>,
+    /// Load each component only while it runs, and run the guidance halves one at a time.
+    pub low_memory: bool,
+    /// One one-step run at the same size first, so the timings leave out kernel compilation and
+    /// autotuning (its seconds are `timings.warmup_s`).
+    pub warmup: bool,
+    /// Where a separate text encoder runs (Wan's UMT5).
+    pub text_encoder: TextEncoderPlacement,
+    /// Frames the VAE decodes at once (default: as many as the free memory allows).
+    pub decode_chunk: Option<usize>,
+    /// Stable Video Diffusion: noise added to the image before encoding it (default 0.02).
+    pub noise_aug: Option<f32>,
+    /// Stable Video Diffusion: guidance on the first frame (default: 1, or the guidance when
+    /// that is lower); it ramps to the guidance on the last.
+    pub min_guidance: Option<f32>,
+}
+
+/// Where a text encoder runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TextEncoderPlacement {
+    /// The GPU when it has 24 GiB or more, else the CPU.
+    Auto,
+    Cpu,
+    /// On the device the model runs on.
+    Same,
+}
+
+impl Overrides {
+    /// Nothing overridden.
+    pub const NONE: Overrides = Overrides {
+        precision: PrecisionChoice::Auto,
+        noise: None,
+        scheduler: None,
+        low_memory: false,
+        warmup: false,
+        text_encoder: TextEncoderPlacement::Auto,
+        decode_chunk: None,
+        noise_aug: None,
+        min_guidance: None,
+    };
+
+    /// The tensor `key` of the noise file as f32 of exactly `shape`; `None` without a noise
+    /// file, or when the key is absent and not `required`.
+    pub fn noise_tensor(&self, key: &str, shape: &[usize], required: bool) -> Result<Option<Vec<f32>>, GenerateError> {
+        let Some(path) = &self.noise else { return Ok(None) };
+        let bad = |message: String| GenerateError::InvalidRequest(format!("{}: {message}", path.display()));
+        let device = model::device::open(DeviceChoice::Cpu).map_err(|e| bad(e.to_string()))?.device;
+        let file = Weights::open(std::slice::from_ref(path), &device, DType::F32).map_err(|e| bad(e.to_string()))?;
+        if !file.contains(key) {
+            if required {
+                return Err(bad(format!("needs a tensor named `{key}` of shape {shape:?}")));
+            }
+            return Ok(None);
+        }
+        let (values, found) = file.read_f32(key).map_err(|e| bad(format!("reading `{key}`: {e}")))?;
+        if found != shape {
+            return Err(bad(format!("`{key}` has shape {found:?}, this request needs {shape:?}")));
+        }
+        Ok(Some(values))
+    }
+
+    /// Notes in a result's metadata what it was made with beyond its parameters.
+    pub fn record(&self, meta: &mut app::results::ResultMeta) {
+        if let Some(noise) = &self.noise {
+            meta.details.insert("noise_file".into(), noise.display().to_string().into());
+        }
+    }
+
+    /// Runs the warm-up pass when asked and returns its seconds (0 without one).
+    pub fn warm_up<T>(&self, run: impl FnOnce() -> Result<T, GenerateError>) -> Result<f64, GenerateError> {
+        if !self.warmup {
+            return Ok(0.0);
+        }
+        let started = std::time::Instant::now();
+        run()?;
+        Ok(started.elapsed().as_secs_f64())
+    }
+}
