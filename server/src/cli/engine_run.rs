@@ -7,6 +7,7 @@ use crate::engines::cache::ModelCache;
 use crate::engines::registry::family_of;
 use crate::engines::{Engine, EngineJob, Overrides, Rendered, RunContext};
 use anyhow::anyhow;
+use app::models::ParamValue;
 use app::types::{JobParams, Mode};
 use image::RgbImage;
 use model::device::OpenedDevice;
@@ -43,31 +44,73 @@ pub fn params_for(engine: &dyn Engine, task: Mode, start: JobParams, given: impl
     params
 }
 
-/// Checks and runs one job of `engine` (its seed drawn when not given); the result carries the
-/// whole command's time (from `started`) and the peak memory.
+/// The engine of the model `name` in the diffusers folder `root`, if it makes video.
+pub fn video_engine_for(name: &str, root: &Path) -> anyhow::Result<Arc<dyn Engine>> {
+    let class = ModelFolder::open(root)?.class_name;
+    let family =
+        family_of(&class).ok_or_else(|| anyhow!("{}: a {class} is not a pipeline vidplay runs", root.display()))?;
+    let engine = (family.build)(name, root);
+    if !engine.info().tasks.iter().any(|t| matches!(t, Mode::TextToVideo | Mode::ImageToVideo)) {
+        anyhow::bail!(
+            "{}: a {class} makes no video here (use it with `vidplay image` or `vidplay edit`)",
+            root.display()
+        );
+    }
+    Ok(engine)
+}
+
+/// What a command runs besides the parameters.
+pub struct Run<'a> {
+    pub input: Option<&'a RgbImage>,
+    pub overrides: &'a Overrides,
+    /// The parameters the command line gave: a value the model would change (Wan rounds frames
+    /// to 4k + 1) is an error here rather than silently another clip.
+    pub given: &'a [&'a str],
+    /// When the command started: the result's total time counts from it.
+    pub started: Instant,
+}
+
+/// Checks and runs one job of `engine` (its seed drawn when not given; `models` holds what is
+/// loaded already); the result carries the whole command's time and the peak memory.
 pub fn run(
     engine: &dyn Engine,
     mut params: JobParams,
-    input: Option<&RgbImage>,
-    overrides: &Overrides,
+    run: Run<'_>,
     device: &OpenedDevice,
-    started: Instant,
+    models: &mut ModelCache,
 ) -> anyhow::Result<Rendered> {
-    let mode = engine.validate(&mut params, input.is_some()).map_err(anyhow::Error::msg)?;
+    let asked = params.clone();
+    let mode = engine.validate(&mut params, run.input.is_some()).map_err(anyhow::Error::msg)?;
+    for name in run.given {
+        let (want, got) = (asked.value(name), params.value(name));
+        if want != got {
+            let help = engine.info().param(name).map_or(String::new(), |p| format!("; {}", p.help));
+            let show = |v: Option<ParamValue>| match v {
+                Some(ParamValue::Number(n)) => n.to_string(),
+                Some(ParamValue::Text(t)) => t,
+                None => String::new(),
+            };
+            anyhow::bail!(
+                "--{} {}: {} would make {} instead{help}",
+                name.replace('_', "-"),
+                show(want),
+                engine.info().id,
+                show(got)
+            );
+        }
+    }
     params.seed = Some(params.seed.unwrap_or_else(crate::ids::random_seed));
     let mut meter = GpuMemoryMeter::start(&device.device);
-    // One run: a model is kept only while it is needed (a chain's keyframe model goes before
-    // the video model loads).
-    let mut models = ModelCache::new(0);
     let bar = step_bar(engine.total_steps(&params, mode) as usize);
     let mut rendered = {
         let mut progress = metered_steps(&bar, &mut meter);
-        let mut ctx = RunContext { device, models: &mut models, progress: &mut progress, cancelled: &|| false };
-        engine.run(EngineJob { params: &params, mode, input, overrides }, &mut ctx)?
+        let mut ctx = RunContext { device, models, progress: &mut progress, cancelled: &|| false };
+        let job = EngineJob { params: &params, mode, input: run.input, overrides: run.overrides };
+        engine.run(job, &mut ctx)?
     };
     bar.finish_and_clear();
     let meta = &mut rendered.meta;
-    meta.timings.total_s = started.elapsed().as_secs_f64();
+    meta.timings.total_s = run.started.elapsed().as_secs_f64();
     meta.peak_gpu_memory_mib = meter.peak_mib();
     meta.peak_host_memory_mib = crate::memory::peak_rss_mib();
     Ok(rendered)

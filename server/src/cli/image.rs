@@ -3,6 +3,7 @@
 use super::common::{check_numbers, check_text, locate};
 use super::engine_run;
 use crate::engines::Overrides;
+use crate::engines::cache::ModelCache;
 use crate::media::writer::{WriteOptions, write_to_folder};
 use crate::precision::PrecisionChoice;
 use anyhow::bail;
@@ -92,7 +93,8 @@ pub fn run(a: ImageArgs) -> anyhow::Result<()> {
     });
     let overrides =
         Overrides { precision: a.precision, noise: a.noise, scheduler, warmup: a.warmup, ..Overrides::NONE };
-    let mut result = engine_run::run(engine.as_ref(), params, None, &overrides, &opened, started)?;
+    let run = engine_run::Run { input: None, overrides: &overrides, given: &[], started };
+    let mut result = engine_run::run(engine.as_ref(), params, run, &opened, &mut ModelCache::new(0))?;
     write_to_folder(&mut result, WriteOptions { png_frames: false, gallery: false }, &a.out)?;
     let [width, height] = result.meta.resolution.native;
     println!(

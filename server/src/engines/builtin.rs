@@ -150,7 +150,12 @@ impl super::Engine for BuiltinEngine {
         let model = ctx.models.get_or_load::<BuiltinModel, _>(BUILTIN_MODEL_ID, self.info.memory_mib, || {
             Err(GenerateError::Load("the built-in model is not loaded".into()))
         })?;
-        let req = request_of(job.params);
+        let mut req = request_of(job.params);
+        match (job.overrides.size, job.input) {
+            (Some(side), Some(_)) => req.image_long_side = Some(side),
+            (Some(side), None) => req.display_size = side,
+            (None, _) => {}
+        }
         let clip = {
             let _s = tracing::info_span!("sampling", steps = req.steps).entered();
             model.generate(&req, job.input, ctx.progress, ctx.cancelled)?

@@ -27,6 +27,9 @@ pub struct Overrides {
     pub text_encoder: TextEncoderPlacement,
     /// Frames the VAE decodes at once (default: as many as the free memory allows).
     pub decode_chunk: Option<usize>,
+    /// The built-in model: the files' size (text to video: the side the frames are upscaled
+    /// to; an animated picture: its longest side).
+    pub size: Option<u32>,
     /// Stable Video Diffusion: noise added to the image before encoding it (default 0.02).
     pub noise_aug: Option<f32>,
     /// Stable Video Diffusion: guidance on the first frame (default: 1, or the guidance when
@@ -54,6 +57,7 @@ impl Overrides {
         warmup: false,
         text_encoder: TextEncoderPlacement::Auto,
         decode_chunk: None,
+        size: None,
         noise_aug: None,
         min_guidance: None,
     };

@@ -1,8 +1,7 @@
 //! Stable Video Diffusion models (diffusers folders) as an engine: image to video.
 
 use super::family::Family;
-use super::{EngineJob, Rendered, RunContext};
-use crate::precision::PrecisionChoice;
+use super::{EngineJob, Overrides, Rendered, RunContext};
 use app::models::{ModelInfo, ParamSpec};
 use app::results::{Resolution, ResultMeta};
 use app::types::{JobParams, Mode};
@@ -32,7 +31,10 @@ pub struct StableVideoDiffusionEngine {
 }
 
 impl StableVideoDiffusionEngine {
+    /// Its defaults are diffusers' for the folder: 1024x576, and the clip length the UNet was
+    /// trained for (`num_frames`: 14 for SVD, 25 for SVD-XT).
     pub fn new(name: &str, path: &Path) -> Self {
+        let frames = native_frames(path);
         let info = ModelInfo {
             id: name.into(),
             family: FAMILY.name.into(),
@@ -45,11 +47,11 @@ impl StableVideoDiffusionEngine {
                     64,
                     MAX_SIDE,
                     64,
-                    512,
+                    1024,
                     "width in pixels (the image is resized to it)",
                 ),
-                ParamSpec::integer("height", "Height", 64, MAX_SIDE, 64, 512, "height in pixels"),
-                ParamSpec::integer("frames", "Frames", 2, MAX_FRAMES, 1, 14, "frames in the clip"),
+                ParamSpec::integer("height", "Height", 64, MAX_SIDE, 64, 576, "height in pixels"),
+                ParamSpec::integer("frames", "Frames", 2, MAX_FRAMES, 1, frames, "frames in the clip"),
                 ParamSpec::integer(
                     "fps",
                     "Frames per second",
@@ -81,7 +83,7 @@ impl StableVideoDiffusionEngine {
             ],
             native_width: 1024,
             native_height: 576,
-            native_frames: 14,
+            native_frames: frames,
             memory_mib: super::family::weights_mib(path),
             chips: Vec::new(),
             reads_prompt: false,
@@ -95,21 +97,34 @@ impl StableVideoDiffusionEngine {
         &self,
         params: &JobParams,
         input: &RgbImage,
+        o: &Overrides,
         ctx: &mut RunContext<'_>,
     ) -> Result<Rendered, GenerateError> {
         let started = Instant::now();
-        let dtype = PrecisionChoice::Auto.resolve(ctx.device);
+        let dtype = o.precision.resolve(ctx.device);
+        let memory = if o.low_memory { MemoryMode::Low } else { MemoryMode::Resident };
         let device = ctx.device.device.clone();
         let svd = ctx.models.get_or_load(&self.info.id, self.info.memory_mib, || {
-            StableVideoDiffusion::load(&self.path, &device, dtype, MemoryMode::Resident)
+            StableVideoDiffusion::load(&self.path, &device, dtype, memory)
                 .map_err(|e| super::load_error(&self.info.id, e))
         })?;
         let load_s = started.elapsed().as_secs_f64();
         let mut req = request_of(params);
+        req.noise_aug = o.noise_aug.unwrap_or(req.noise_aug);
+        req.min_guidance = o.min_guidance.unwrap_or(req.min_guidance);
+        req.decode_chunk = o.decode_chunk;
         let free = free_bytes(ctx.device.choice, &ctx.device.device);
         req.decode_chunk = Some(svd.decode_chunk_for(&req, free));
+        let (f, c) = (svd.scale_factor(), svd.vae_config.latent_channels);
+        let latents = [1, params.frames as usize, c, req.height / f, req.width / f];
+        req.noise = o.noise_tensor("noise", &latents, true)?;
+        req.image_noise = o.noise_tensor("image_noise", &[1, 3, req.height, req.width], false)?;
+        let warmup_s =
+            o.warm_up(|| svd.generate(input, &VideoRequest { steps: 1, ..req.clone() }, &mut |_| {}, ctx.cancelled))?;
         let video = svd.generate(input, &req, ctx.progress, ctx.cancelled)?;
         let mut meta = video_meta(&self.info.id, &svd, &req, &video, &ctx.device.description, load_s);
+        meta.timings.warmup_s = warmup_s;
+        o.record(&mut meta);
         meta.prompt = params.prompt.clone();
         meta.params = JobParams { model: self.info.id.clone(), seed: Some(req.seed), ..params.clone() };
         meta.input_image = Some("upload".into());
@@ -124,6 +139,15 @@ impl StableVideoDiffusionEngine {
             meta,
         })
     }
+}
+
+/// The clip length the folder's UNet was trained for (its config's `num_frames`), within what
+/// the engine offers; 14 (SVD's) when the config cannot be read.
+fn native_frames(path: &Path) -> u32 {
+    let config: Option<serde_json::Value> =
+        model::diffusers::common::config::read_json(&path.join("unet/config.json")).ok();
+    let frames = config.as_ref().and_then(|c| c.get("num_frames")).and_then(serde_json::Value::as_u64);
+    frames.map_or(14, |n| n.clamp(2, MAX_FRAMES as u64) as u32)
 }
 
 /// The SVD request a job makes. Guidance is the last frame's (it ramps from 1 on the first,
@@ -207,6 +231,6 @@ impl super::Engine for StableVideoDiffusionEngine {
         let Some(input) = job.input else {
             return Err(GenerateError::InvalidRequest(format!("{} animates an image: none was given", self.info.id)));
         };
-        self.animate(job.params, input, ctx)
+        self.animate(job.params, input, job.overrides, ctx)
     }
 }

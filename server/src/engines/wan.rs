@@ -3,11 +3,13 @@
 //! (diffusers' `WanPipeline` defaults: 832x480, 81 frames at 16 fps, 50 steps, guidance 5).
 
 use super::family::Family;
-use super::{EngineJob, Rendered, RunContext};
-use crate::precision::PrecisionChoice;
+use super::overrides::TextEncoderPlacement;
+use super::{EngineJob, Overrides, Rendered, RunContext};
 use app::models::{ChipGroup, ModelInfo, ParamSpec};
 use app::results::{Resolution, ResultMeta};
 use app::types::{JobParams, Mode};
+use model::device::DeviceChoice;
+use model::diffusers::DType;
 use model::diffusers::common::video::{GeneratedVideo, MemoryMode};
 use model::diffusers::wan::pipeline::{TextVideoRequest, Wan, WanOptions};
 use model::generate::GenerateError;
@@ -48,8 +50,8 @@ impl WanEngine {
                     app::limits::MAX_PROMPT_CHARS,
                     "what the clip should not show",
                 ),
-                ParamSpec::integer("width", "Width", 16, MAX_WIDTH, 16, 832, "width in pixels (a multiple of 16)"),
-                ParamSpec::integer("height", "Height", 16, MAX_HEIGHT, 16, 480, "height in pixels (a multiple of 16)"),
+                ParamSpec::integer("width", "Width", 16, MAX_WIDTH, 16, 832, "width in pixels, in multiples of 16"),
+                ParamSpec::integer("height", "Height", 16, MAX_HEIGHT, 16, 480, "height in pixels, in multiples of 16"),
                 ParamSpec::integer(
                     "frames",
                     "Frames",
@@ -91,19 +93,41 @@ impl WanEngine {
         Self { info, path: path.to_path_buf() }
     }
 
-    fn make(&self, params: &JobParams, ctx: &mut RunContext<'_>) -> Result<Rendered, GenerateError> {
+    fn make(&self, params: &JobParams, o: &Overrides, ctx: &mut RunContext<'_>) -> Result<Rendered, GenerateError> {
         let started = Instant::now();
-        let dtype = PrecisionChoice::Auto.resolve(ctx.device);
+        let dtype = o.precision.resolve(ctx.device);
+        let memory = if o.low_memory { MemoryMode::Low } else { MemoryMode::Resident };
         let opened = ctx.device.clone();
+        let options = match o.text_encoder {
+            TextEncoderPlacement::Auto => WanOptions::auto(&opened, memory),
+            // UMT5 in f16 overflows; bf16 keeps its range.
+            TextEncoderPlacement::Same => {
+                WanOptions::on(&opened.device, if dtype == DType::F16 { DType::BF16 } else { dtype }, memory)
+            }
+            TextEncoderPlacement::Cpu => WanOptions {
+                text_device: model::device::open(DeviceChoice::Cpu)
+                    .map_err(|e| GenerateError::Backend(format!("the CPU device: {e}")))?
+                    .device,
+                text_dtype: DType::F32,
+                memory,
+            },
+        };
         let wan = ctx.models.get_or_load(&self.info.id, self.info.memory_mib, || {
-            Wan::load(&self.path, &opened.device, dtype, WanOptions::auto(&opened, MemoryMode::Resident))
-                .map_err(|e| super::load_error(&self.info.id, e))
+            Wan::load(&self.path, &opened.device, dtype, options).map_err(|e| super::load_error(&self.info.id, e))
         })?;
         let load_s = started.elapsed().as_secs_f64();
-        let req = request_of(params);
+        let mut req = request_of(params);
+        if o.noise.is_some() {
+            let [c, f, h, w] = wan.latent_shape(&req);
+            req.noise = o.noise_tensor("noise", &[1, c, f, h, w], true)?;
+        }
+        let warmup_s =
+            o.warm_up(|| wan.generate(&TextVideoRequest { steps: 1, ..req.clone() }, &mut |_| {}, ctx.cancelled))?;
         let video = wan.generate(&req, ctx.progress, ctx.cancelled)?;
         let fps = params.fps.max(1);
         let mut meta = video_meta(&self.info.id, &wan, &req, &video, fps, &ctx.device.description, load_s);
+        meta.timings.warmup_s = warmup_s;
+        o.record(&mut meta);
         meta.params = JobParams { model: self.info.id.clone(), seed: Some(req.seed), ..params.clone() };
         meta.timings.total_s = started.elapsed().as_secs_f64();
         Ok(Rendered {
@@ -233,6 +257,6 @@ impl super::Engine for WanEngine {
                 self.info.id
             )));
         }
-        self.make(job.params, ctx)
+        self.make(job.params, job.overrides, ctx)
     }
 }

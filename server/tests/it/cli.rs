@@ -515,6 +515,38 @@ fn generate_with_wan_reproduces_diffusers_from_the_same_noise() {
     }
 }
 
+/// The command line runs installed models through their engines: what it leaves out takes the
+/// model's own defaults (its description, as the server's jobs do), here SVD's clip length from
+/// the folder's UNet config and its 7 fps, and Wan's 81 frames at 16 fps, guidance 5.
+#[test]
+fn generate_leaves_to_each_model_its_own_defaults() {
+    let dir = temp_dir("defaults");
+    let read = |out: &Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(out.join("metadata.json")).unwrap()).unwrap()
+    };
+    let svd = svd_fixture("svd1");
+    let (out, image) = (dir.join("svd"), svd.join("image_0.png"));
+    let args = ["generate", "--model-dir", svd.to_str().unwrap(), "--image", image.to_str().unwrap()];
+    let small = ["--width", "64", "--height", "64", "--steps", "1", "--device", "cpu", "--out", out.to_str().unwrap()];
+    let run = vidplay(&[&args[..], &small[..]].concat());
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let meta = read(&out);
+    // svd1's UNet was made for 4 frames.
+    assert_eq!((meta["frames"].as_u64(), meta["fps"].as_u64()), (Some(4), Some(7)), "{meta}");
+    assert_eq!((meta["params"]["guidance"].as_f64(), meta["motion_bucket"].as_u64()), (Some(3.0), Some(127)));
+
+    let wan = wan_fixture("wan1");
+    let out = dir.join("wan");
+    let args = ["generate", "--model-dir", wan.to_str().unwrap(), "--prompt", "a red ball rolls"];
+    let small = ["--width", "32", "--height", "32", "--steps", "1", "--device", "cpu", "--out", out.to_str().unwrap()];
+    let run = vidplay(&[&args[..], &small[..]].concat());
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let meta = read(&out);
+    assert_eq!((meta["frames"].as_u64(), meta["fps"].as_u64()), (Some(81), Some(16)), "{meta}");
+    assert_eq!(meta["params"]["guidance"].as_f64(), Some(5.0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn generate_with_wan_bad_input_is_a_clear_error() {
     let dir = temp_dir("wan-bad");
