@@ -1,12 +1,11 @@
 //! What several commands share: the built-in model's options, number checks against the
-//! shared bounds, the terminal progress bar, finding a diffusers folder, and noise files.
+//! shared bounds, the terminal progress bar, and finding a diffusers folder.
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use model::builtin::pipeline::BuiltinModel;
 use model::device::{self, DeviceChoice};
 use model::diffusers::DType;
 use model::diffusers::common::folder::{self, Precision};
-use model::diffusers::common::weights::Weights;
 use std::path::{Path, PathBuf};
 
 /// Where jobs, the gallery and media are kept when not in the data directory.
@@ -59,6 +58,11 @@ pub fn check_numbers(numbers: &[(&str, f64)]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// [`check_numbers`] for the options given (`None`: left to the model's default).
+pub fn check_given(numbers: &[(&str, Option<f64>)]) -> anyhow::Result<()> {
+    check_numbers(&numbers.iter().filter_map(|(name, v)| v.map(|v| (*name, v))).collect::<Vec<_>>())
+}
+
 /// Checks a free-text option's length.
 pub fn check_text(what: &str, text: &str) -> anyhow::Result<()> {
     app::limits::check_text(what, text, app::limits::MAX_PROMPT_CHARS).map_err(|e| anyhow::anyhow!(e))
@@ -89,24 +93,6 @@ pub fn locate(model_dir: Option<&Path>, repo: Option<&str>, dtype: DType) -> any
         (None, Some(id)) => Ok(folder::resolve(id, precision, true)?),
         _ => bail!("give exactly one of --model-dir DIR or --model REPO_ID"),
     }
-}
-
-/// Reads `key` from a safetensors file as f32 of exactly `shape`; `None` when the key is absent
-/// and not `required`.
-pub fn read_tensor(path: &Path, key: &str, shape: &[usize], required: bool) -> anyhow::Result<Option<Vec<f32>>> {
-    let device = device::open(DeviceChoice::Cpu)?.device;
-    let file = Weights::open(&[path.to_path_buf()], &device, DType::F32)?;
-    if !file.contains(key) {
-        if required {
-            bail!("{}: needs a tensor named `{key}` of shape {shape:?}", path.display());
-        }
-        return Ok(None);
-    }
-    let (values, found) = file.read_f32(key).with_context(|| format!("{}: reading `{key}`", path.display()))?;
-    if found != shape {
-        bail!("{}: `{key}` has shape {found:?}, this request needs {shape:?}", path.display());
-    }
-    Ok(Some(values))
 }
 
 /// The progress hook of a CLI run: moves the bar and samples GPU memory after every step.

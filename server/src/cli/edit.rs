@@ -1,25 +1,26 @@
 //! `vidplay edit`: an image changed by an instruction ("make it a fireman", "add snow") with an
-//! InstructPix2Pix-family model (diffusers layout).
+//! InstructPix2Pix-family model (diffusers layout), or without one with the built-in editor, run
+//! through the editor's engine as the queue runs an edit.
 
-use super::common::{check_numbers, check_text, locate, metered_steps, read_tensor, step_bar};
-use crate::engines::Rendered;
-use crate::engines::instruct_pix2pix::edit_meta;
-use crate::ids::random_seed;
-use crate::media::input::image_sha256;
+use super::common::{check_given, check_numbers, check_text, locate};
+use super::engine_run;
+use crate::engines::builtin_edit::BuiltinEditEngine;
+use crate::engines::cache::ModelCache;
+use crate::engines::{Engine, Overrides};
 use crate::media::writer::{WriteOptions, write_to_folder};
 use crate::precision::PrecisionChoice;
 use anyhow::{Context, bail};
+use app::types::{JobParams, Mode};
 use model::device::{self, DeviceChoice};
 use model::diffusers::common::scheduler::Kind;
-use model::diffusers::stable_diffusion::instruct_pix2pix::fit;
-use model::diffusers::stable_diffusion::{EditRequest, InstructPix2Pix};
-use model::gpu_memory::GpuMemoryMeter;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 #[derive(clap::Args)]
 pub struct EditArgs {
-    /// A local diffusers folder of a StableDiffusionInstructPix2PixPipeline.
+    /// A local diffusers folder of a StableDiffusionInstructPix2PixPipeline (without it or
+    /// --model: the built-in editor).
     #[arg(long, conflicts_with = "model")]
     model_dir: Option<PathBuf>,
     /// A Hugging Face repo id, e.g. timbrooks/instruct-pix2pix (fetched into the HF cache if missing).
@@ -31,16 +32,19 @@ pub struct EditArgs {
     /// The instruction: what to change ("add snow").
     #[arg(long)]
     prompt: String,
-    #[arg(long, default_value = "")]
-    negative: String,
-    #[arg(long, default_value_t = 50)]
-    steps: usize,
-    /// How strongly the edit follows the instruction.
-    #[arg(long, default_value_t = 7.5)]
-    guidance: f32,
-    /// How closely the edit keeps the input image (guidance is on when --guidance > 1 and this >= 1).
-    #[arg(long, default_value_t = 1.5)]
-    image_guidance: f32,
+    /// What the edit should not show.
+    #[arg(long)]
+    negative: Option<String>,
+    /// Sampling steps (default: the model's, 50 for InstructPix2Pix).
+    #[arg(long)]
+    steps: Option<u32>,
+    /// How strongly the edit follows the instruction (default: the model's, 7.5).
+    #[arg(long)]
+    guidance: Option<f32>,
+    /// How closely the edit keeps the input image (guidance is on when --guidance > 1 and this >= 1;
+    /// default: the model's, 1.5).
+    #[arg(long)]
+    image_guidance: Option<f32>,
     #[arg(long)]
     seed: Option<u64>,
     /// Output width; with --height. Without both, the input's aspect at the model's native size.
@@ -70,12 +74,13 @@ pub fn run(a: EditArgs) -> anyhow::Result<()> {
         bail!("--prompt is empty: give the instruction, what to change (\"add snow\")");
     }
     check_text("the instruction", &a.prompt)?;
-    check_text("the negative prompt", &a.negative)?;
-    check_numbers(&[
-        ("guidance", a.guidance as f64),
-        ("image_guidance", a.image_guidance as f64),
-        ("steps", a.steps as f64),
-    ])?;
+    check_text("the negative prompt", a.negative.as_deref().unwrap_or_default())?;
+    let given = [
+        ("guidance", a.guidance.map(f64::from)),
+        ("image_guidance", a.image_guidance.map(f64::from)),
+        ("steps", a.steps.map(f64::from)),
+    ];
+    check_given(&given)?;
     let source =
         image::open(&a.image).with_context(|| format!("cannot read the image {}", a.image.display()))?.to_rgb8();
     if source.width() < 8 || source.height() < 8 {
@@ -93,65 +98,47 @@ pub fn run(a: EditArgs) -> anyhow::Result<()> {
         }
     }
     let opened = device::open(a.device)?;
-    let mut meter = GpuMemoryMeter::start(&opened.device);
-    let dtype = a.precision.resolve(&opened);
-    let root = locate(a.model_dir.as_deref(), a.model.as_deref(), dtype)?;
-    let editor = InstructPix2Pix::load(&root, &opened.device, dtype)?;
-    let load_s = started.elapsed().as_secs_f64();
-    let (width, height) = match (a.width, a.height) {
-        (Some(w), Some(h)) => (w, h),
-        _ => editor.size_for(source.width() as usize, source.height() as usize),
-    };
-    let (lh, lw) = (height / 8, width / 8);
-    let (noise, step_noise) = match &a.noise {
-        Some(path) => {
-            let noise = read_tensor(path, "noise", &[1, 4, lh, lw], true)?;
-            let steps = read_tensor(path, "step_noise", &[a.steps, 1, 4, lh, lw], false)?
-                .map(|all| all.chunks(4 * lh * lw).map(<[f32]>::to_vec).collect());
-            (noise, steps)
+    let engine: Arc<dyn Engine> = match (&a.model_dir, &a.model) {
+        (None, None) => Arc::new(BuiltinEditEngine::new()),
+        (dir, repo) => {
+            let root = locate(dir.as_deref(), repo.as_deref(), a.precision.resolve(&opened))?;
+            let name = repo.clone().unwrap_or_else(|| root.display().to_string());
+            engine_run::engine_for(&name, &root, &[Mode::Edit], "edits")?
         }
-        None => (None, None),
     };
-    let req = EditRequest {
-        prompt: a.prompt,
-        negative: a.negative,
-        steps: a.steps,
-        guidance: a.guidance,
-        image_guidance: a.image_guidance,
-        seed: a.seed.unwrap_or_else(random_seed),
-        noise,
-        step_noise,
+    let start = JobParams {
+        prompt: a.prompt.clone(),
+        model: engine.info().id.clone(),
+        task: app::params::EDIT_TASK.into(),
+        seed: a.seed,
+        ..JobParams::default()
+    };
+    let params = engine_run::params_for(engine.as_ref(), Mode::Edit, start, |p| {
+        p.negative = a.negative.clone().unwrap_or(std::mem::take(&mut p.negative));
+        p.steps = a.steps.unwrap_or(p.steps);
+        p.guidance = a.guidance.unwrap_or(p.guidance);
+        p.image_guidance = a.image_guidance.unwrap_or(p.image_guidance);
+    });
+    let overrides = Overrides {
+        precision: a.precision,
+        noise: a.noise.clone(),
         scheduler,
+        edit_size: a.width.zip(a.height).map(|(w, h)| (w as u32, h as u32)),
+        ..Overrides::NONE
     };
-    let input = fit(&source, width, height);
-    let bar = step_bar(req.steps);
-    let image = editor.generate(&input, &req, &mut metered_steps(&bar, &mut meter), &|| false)?;
-    bar.finish_and_clear();
-    let name = a.model.clone().unwrap_or_else(|| root.display().to_string());
-    let mut meta = edit_meta(&name, &editor, &req, &image, &image_sha256(&source), &opened.description);
+    // The built-in editor makes one pass: asked for steps, it says so.
+    let given: Vec<&str> = a.steps.map(|_| "steps").into_iter().collect();
+    let run = engine_run::Run { input: Some(&source), overrides: &overrides, given: &given, started };
+    let mut result = engine_run::run(engine.as_ref(), params, run, &opened, &mut ModelCache::new(0))?;
+    let meta = &mut result.meta;
     meta.details.insert("source_path".into(), a.image.display().to_string().into());
     meta.details.insert("source_size".into(), serde_json::json!([source.width(), source.height()]));
-    if let Some(noise) = &a.noise {
-        meta.details.insert("noise_file".into(), noise.display().to_string().into());
-    }
-    meta.timings.load_s = load_s;
-    meta.timings.total_s = started.elapsed().as_secs_f64();
-    meta.peak_gpu_memory_mib = meter.peak_mib();
-    meta.peak_host_memory_mib = crate::memory::peak_rss_mib();
-    let mut result = Rendered {
-        frames: vec![image.to_rgb8()],
-        fps: 1,
-        still: true,
-        input: Some(input),
-        keyframe: None,
-        continue_from: None,
-        meta,
-    };
     write_to_folder(&mut result, WriteOptions { png_frames: false, gallery: false }, &a.out)?;
+    let [width, height] = result.meta.resolution.native;
     println!(
         "wrote {}/image.png ({width}x{height}, seed {}) in {:.1} s",
         a.out.display(),
-        req.seed,
+        result.meta.seed,
         result.meta.timings.total_s
     );
     Ok(())

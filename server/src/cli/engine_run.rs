@@ -4,9 +4,10 @@
 
 use super::common::{metered_steps, step_bar};
 use crate::engines::cache::ModelCache;
-use crate::engines::registry::family_of;
+use crate::engines::family::Family;
+use crate::engines::registry::{FAMILIES, family_of};
 use crate::engines::{Engine, EngineJob, Overrides, Rendered, RunContext};
-use anyhow::anyhow;
+use anyhow::bail;
 use app::models::ParamValue;
 use app::types::{JobParams, Mode};
 use image::RgbImage;
@@ -17,23 +18,25 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// The engine of the model `name` in the diffusers folder `root`, if it does `task`.
-pub fn engine_for(name: &str, root: &Path, task: Mode, command: &str) -> anyhow::Result<Arc<dyn Engine>> {
+/// The engine of the model `name` in the diffusers folder `root`, if its family does one of
+/// `wanted` (`what` names them for people: "video", "edits").
+pub fn engine_for(name: &str, root: &Path, wanted: &[Mode], what: &str) -> anyhow::Result<Arc<dyn Engine>> {
     let class = ModelFolder::open(root)?.class_name;
-    let family =
-        family_of(&class).ok_or_else(|| anyhow!("{}: a {class} is not a pipeline vidplay runs", root.display()))?;
-    let engine = (family.build)(name, root);
-    let tasks = &engine.info().tasks;
-    if !tasks.contains(&task) {
-        let does: Vec<&str> = tasks.iter().map(|t| t.as_str()).collect();
-        anyhow::bail!(
-            "{}: a {class} does {}, not {} (`vidplay {command}`)",
-            root.display(),
-            does.join(", "),
-            task.as_str()
-        );
+    let doing = |f: &&Family| f.tasks.iter().any(|t| wanted.contains(t));
+    let runs: Vec<&str> = FAMILIES.iter().filter(doing).flat_map(|f| f.pipelines.iter().copied()).collect();
+    match family_of(&class) {
+        Some(family) if doing(&family) => Ok((family.build)(name, root)),
+        Some(_) => {
+            bail!("{}: a {class} makes no {what} here (vidplay makes {what} with {})", root.display(), runs.join(", "))
+        }
+        None => {
+            bail!(
+                "{}: a {class} is not a pipeline vidplay runs (it makes {what} with {})",
+                root.display(),
+                runs.join(", ")
+            )
+        }
     }
-    Ok(engine)
 }
 
 /// `params` at the defaults of `engine`'s model for `task`, with what the command line gave
@@ -42,21 +45,6 @@ pub fn params_for(engine: &dyn Engine, task: Mode, start: JobParams, given: impl
     let mut params = engine.info().defaults(task, start);
     given(&mut params);
     params
-}
-
-/// The engine of the model `name` in the diffusers folder `root`, if it makes video.
-pub fn video_engine_for(name: &str, root: &Path) -> anyhow::Result<Arc<dyn Engine>> {
-    let class = ModelFolder::open(root)?.class_name;
-    let family =
-        family_of(&class).ok_or_else(|| anyhow!("{}: a {class} is not a pipeline vidplay runs", root.display()))?;
-    let engine = (family.build)(name, root);
-    if !engine.info().tasks.iter().any(|t| matches!(t, Mode::TextToVideo | Mode::ImageToVideo)) {
-        anyhow::bail!(
-            "{}: a {class} makes no video here (use it with `vidplay image` or `vidplay edit`)",
-            root.display()
-        );
-    }
-    Ok(engine)
 }
 
 /// What a command runs besides the parameters.
@@ -90,7 +78,7 @@ pub fn run(
                 Some(ParamValue::Text(t)) => t,
                 None => String::new(),
             };
-            anyhow::bail!(
+            bail!(
                 "--{} {}: {} would make {} instead{help}",
                 name.replace('_', "-"),
                 show(want),

@@ -4,7 +4,7 @@
 //! as the playground writes results (video.mp4, video.gif, metadata.json, input.png when
 //! animating, optionally frames/*.png).
 
-use super::common::{ModelArgs, check_numbers, check_text, locate};
+use super::common::{ModelArgs, check_given, check_text, locate};
 use super::engine_run;
 use crate::engines::builtin::BuiltinEngine;
 use crate::engines::cache::ModelCache;
@@ -25,7 +25,7 @@ use std::time::Instant;
 #[derive(clap::Args, Clone)]
 pub struct InstalledArgs {
     /// SVD: motion bucket id, more motion when higher (default 127; sets --motion to it / 127).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "motion")]
     motion_bucket: Option<u32>,
     /// SVD: noise added to the input image before encoding it (default 0.02).
     #[arg(long)]
@@ -133,7 +133,7 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
         ("motion", a.motion.map(f64::from)),
         ("fps", a.fps.map(f64::from)),
     ];
-    check_numbers(&given.iter().filter_map(|(n, v)| v.map(|v| (*n, v))).collect::<Vec<_>>())?;
+    check_given(&given)?;
     for side in [o.width, o.height].into_iter().flatten() {
         if side == 0 || side % 8 != 0 {
             bail!("--width and --height must be positive multiples of 8, got {side}");
@@ -153,7 +153,8 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
             let opened = device::open(a.builtin.device)?;
             let root = locate(dir.as_deref(), repo.as_deref(), o.precision.resolve(&opened))?;
             let name = repo.clone().unwrap_or_else(|| root.display().to_string());
-            (engine_run::video_engine_for(&name, &root)?, opened, ModelCache::new(0))
+            let video = [Mode::TextToVideo, Mode::ImageToVideo];
+            (engine_run::engine_for(&name, &root, &video, "video")?, opened, ModelCache::new(0))
         }
     };
     let info = engine.info();

@@ -1,6 +1,6 @@
 //! `vidplay image`: an image from a prompt with a Stable Diffusion-family model.
 
-use super::common::{check_numbers, check_text, locate};
+use super::common::{check_given, check_text, locate};
 use super::engine_run;
 use crate::engines::Overrides;
 use crate::engines::cache::ModelCache;
@@ -73,7 +73,7 @@ pub fn run(a: ImageArgs) -> anyhow::Result<()> {
         ("width", a.width.map(f64::from)),
         ("height", a.height.map(f64::from)),
     ];
-    check_numbers(&given.iter().filter_map(|(n, v)| v.map(|v| (*n, v))).collect::<Vec<_>>())?;
+    check_given(&given)?;
     for side in [a.width, a.height].into_iter().flatten() {
         if side == 0 || side % 8 != 0 {
             bail!("--width and --height must be positive multiples of 8, got {side}");
@@ -82,7 +82,7 @@ pub fn run(a: ImageArgs) -> anyhow::Result<()> {
     let opened = device::open(a.device)?;
     let root = locate(a.model_dir.as_deref(), a.model.as_deref(), a.precision.resolve(&opened))?;
     let name = a.model.clone().unwrap_or_else(|| root.display().to_string());
-    let engine = engine_run::engine_for(&name, &root, Mode::TextToImage, "generate or edit")?;
+    let engine = engine_run::engine_for(&name, &root, &[Mode::TextToImage], "images from text")?;
     let start = JobParams { prompt: a.prompt.clone(), model: name, seed: a.seed, ..JobParams::default() };
     let params = engine_run::params_for(engine.as_ref(), Mode::TextToImage, start, |p| {
         p.negative = a.negative.unwrap_or(std::mem::take(&mut p.negative));

@@ -20,14 +20,10 @@ pub fn run(a: ModelsArgs) -> anyhow::Result<()> {
         );
     }
     for m in installed {
-        // What its family's engine says it does (on its own: a server chains an image-to-video
-        // model with a text-to-image one for text to video).
+        // What its family does on its own (a server also chains an image-to-video model with a
+        // text-to-image one for text to video).
         let kind = match family_of(&m.class_name) {
-            Some(family) => {
-                let engine = (family.build)(&m.name, &m.path);
-                let tasks: Vec<&str> = engine.info().tasks.iter().map(|t| t.as_str()).collect();
-                tasks.join(", ")
-            }
+            Some(family) => family.tasks.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", "),
             None => format!("unsupported ({})", m.class_name),
         };
         println!("{:<40} {:<16} {}", m.name, kind, m.path.display());

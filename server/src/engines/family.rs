@@ -3,6 +3,7 @@
 //! registry reads these declarations; it never matches on a family itself.
 
 use super::Engine;
+use app::types::Mode;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -11,6 +12,9 @@ pub struct Family {
     pub name: &'static str,
     /// The diffusers pipeline classes its engine runs.
     pub pipelines: &'static [&'static str],
+    /// What its engine does on its own (its description's tasks; a registry may chain it with
+    /// others for more).
+    pub tasks: &'static [Mode],
     /// Its engine for the model `name` in the folder `path` (reads configs only: loading the
     /// weights waits for the first job).
     pub build: fn(name: &str, path: &Path) -> Arc<dyn Engine>,

@@ -4,7 +4,6 @@
 use super::family::Family;
 use super::{EngineJob, Rendered, RunContext};
 use crate::media::input::image_sha256;
-use crate::precision::PrecisionChoice;
 use app::models::{ModelInfo, ParamSpec};
 use app::results::{Resolution, ResultMeta, Timings};
 use app::types::{JobParams, Mode};
@@ -19,6 +18,7 @@ use std::time::Instant;
 pub const FAMILY: Family = Family {
     name: "instruct-pix2pix",
     pipelines: &[InstructPix2Pix::PIPELINE_CLASS],
+    tasks: &[Mode::Edit],
     build: |name, path| Arc::new(InstructPix2PixEngine::new(name, path)),
 };
 
@@ -86,7 +86,7 @@ impl InstructPix2PixEngine {
                 "An instruction editor (InstructPix2Pix family, diffusers folder {}): changes an image as you say (\"add snow\").",
                 path.display()
             ),
-            tasks: vec![Mode::Edit],
+            tasks: FAMILY.tasks.to_vec(),
             params: vec![
                 ParamSpec::text(
                     "negative",
@@ -143,13 +143,22 @@ impl super::Engine for InstructPix2PixEngine {
     fn run(&self, job: EngineJob<'_>, ctx: &mut RunContext<'_>) -> Result<Rendered, GenerateError> {
         let started = Instant::now();
         let source = job.input.ok_or_else(|| GenerateError::InvalidRequest("an edit needs an image".into()))?;
-        let dtype = PrecisionChoice::Auto.resolve(ctx.device);
+        let o = job.overrides;
+        let dtype = o.precision.resolve(ctx.device);
         let device = ctx.device.device.clone();
         let editor = ctx.models.get_or_load(&self.info.id, self.info.memory_mib, || {
             InstructPix2Pix::load(&self.path, &device, dtype).map_err(|e| super::load_error(&self.info.id, e))
         })?;
         let load_s = started.elapsed().as_secs_f64();
         let p = job.params;
+        let (width, height) = match o.edit_size {
+            Some((w, h)) => (w as usize, h as usize),
+            None => editor.size_for(source.width() as usize, source.height() as usize),
+        };
+        let (f, c) = (editor.sd.scale_factor(), editor.sd.vae.config.latent_channels);
+        let latent = [1, c, height / f, width / f];
+        let noise = o.noise_tensor("noise", &latent, true)?;
+        let step_noise = o.noise_tensor("step_noise", &[&[p.steps as usize][..], &latent[..]].concat(), false)?;
         let req = EditRequest {
             prompt: p.prompt.clone(),
             negative: p.negative.clone(),
@@ -157,11 +166,11 @@ impl super::Engine for InstructPix2PixEngine {
             guidance: p.guidance,
             image_guidance: p.image_guidance,
             seed: p.seed.unwrap_or(0),
-            noise: None,
-            step_noise: None,
-            scheduler: None,
+            noise,
+            // One draw per step, in order.
+            step_noise: step_noise.map(|all| all.chunks(latent.iter().product()).map(<[f32]>::to_vec).collect()),
+            scheduler: o.scheduler,
         };
-        let (width, height) = editor.size_for(source.width() as usize, source.height() as usize);
         let input = fit(source, width, height);
         let image = {
             let _s = tracing::info_span!("editing", steps = req.steps).entered();
@@ -175,6 +184,7 @@ impl super::Engine for InstructPix2PixEngine {
             height: meta.params.height,
             ..p.clone()
         };
+        o.record(&mut meta);
         meta.timings.load_s = load_s;
         meta.timings.total_s = started.elapsed().as_secs_f64();
         Ok(Rendered {

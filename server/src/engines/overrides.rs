@@ -30,6 +30,8 @@ pub struct Overrides {
     /// The built-in model: the files' size (text to video: the side the frames are upscaled
     /// to; an animated picture: its longest side).
     pub size: Option<u32>,
+    /// An editor's output size (default: the input's aspect at the model's native size).
+    pub edit_size: Option<(u32, u32)>,
     /// Stable Video Diffusion: noise added to the image before encoding it (default 0.02).
     pub noise_aug: Option<f32>,
     /// Stable Video Diffusion: guidance on the first frame (default: 1, or the guidance when
@@ -58,6 +60,7 @@ impl Overrides {
         text_encoder: TextEncoderPlacement::Auto,
         decode_chunk: None,
         size: None,
+        edit_size: None,
         noise_aug: None,
         min_guidance: None,
     };

@@ -22,6 +22,7 @@ pub const MAX_STEPS: u32 = 150;
 pub const FAMILY: Family = Family {
     name: "stable-diffusion",
     pipelines: &[StableDiffusion::PIPELINE_CLASS],
+    tasks: &[Mode::TextToImage],
     build: |name, path| Arc::new(StableDiffusionEngine::new(name, path)),
 };
 
@@ -39,7 +40,7 @@ impl StableDiffusionEngine {
                 "A Stable Diffusion text-to-image model (diffusers folder {}): makes keyframes to animate.",
                 path.display()
             ),
-            tasks: vec![Mode::TextToImage],
+            tasks: FAMILY.tasks.to_vec(),
             params: vec![
                 ParamSpec::text(
                     "negative",

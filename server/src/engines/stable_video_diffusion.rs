@@ -22,6 +22,7 @@ pub const MAX_STEPS: u32 = 100;
 pub const FAMILY: Family = Family {
     name: "stable-video-diffusion",
     pipelines: &[StableVideoDiffusion::PIPELINE_CLASS],
+    tasks: &[Mode::ImageToVideo],
     build: |name, path| Arc::new(StableVideoDiffusionEngine::new(name, path)),
 };
 
@@ -39,7 +40,7 @@ impl StableVideoDiffusionEngine {
             id: name.into(),
             family: FAMILY.name.into(),
             description: format!("Stable Video Diffusion (diffusers folder {}): animates an image.", path.display()),
-            tasks: vec![Mode::ImageToVideo],
+            tasks: FAMILY.tasks.to_vec(),
             params: vec![
                 ParamSpec::integer(
                     "width",

@@ -25,8 +25,12 @@ pub const MAX_STEPS: u32 = 100;
 pub const FPS: u32 = 16;
 
 /// The family: the pipelines it runs, and its engine for a folder.
-pub const FAMILY: Family =
-    Family { name: "wan", pipelines: &[Wan::PIPELINE_CLASS], build: |name, path| Arc::new(WanEngine::new(name, path)) };
+pub const FAMILY: Family = Family {
+    name: "wan",
+    pipelines: &[Wan::PIPELINE_CLASS],
+    tasks: &[Mode::TextToVideo],
+    build: |name, path| Arc::new(WanEngine::new(name, path)),
+};
 
 pub struct WanEngine {
     info: ModelInfo,
@@ -42,7 +46,7 @@ impl WanEngine {
                 "Wan text-to-video (diffusers folder {}): makes a clip from the prompt, with motion as the text describes it.",
                 path.display()
             ),
-            tasks: vec![Mode::TextToVideo],
+            tasks: FAMILY.tasks.to_vec(),
             params: vec![
                 ParamSpec::text(
                     "negative",

@@ -324,7 +324,10 @@ fn image_bad_input_is_a_clear_error() {
     // A model of another task: its engine says what it does.
     let mut video = base(&[]);
     video[2] = svd_fixture("svd1").to_str().unwrap().into();
-    run(video, "StableVideoDiffusionPipeline does image-to-video, not text-to-image");
+    run(
+        video,
+        "StableVideoDiffusionPipeline makes no images from text here (vidplay makes images from text with StableDiffusionPipeline)",
+    );
     let mut missing = base(&[]);
     missing[2] = "/nonexistent/model".into();
     run(missing, "does not exist");
@@ -817,6 +820,19 @@ fn edit_reproduces_diffusers_from_the_same_noise() {
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(image::open(dir2.join("image.png")).unwrap().to_rgb8().dimensions(), (64, 32));
+
+    // Without a model, the built-in editor, through its engine as in the queue; it makes one
+    // pass, so steps are not its to set.
+    let dir3 = temp_dir("edit-builtin");
+    let args = ["edit", "--image", image.to_str().unwrap(), "--prompt", "add snow", "--seed", "3", "--device", "cpu"];
+    let out = vidplay(&[&args[..], &["--out", dir3.to_str().unwrap()][..]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(dir3.join("metadata.json")).unwrap()).unwrap();
+    assert_eq!((meta["model"].as_str(), meta["mode"].as_str()), (Some("vidplay-edit-1"), Some("edit")), "{meta}");
+    assert!(dir3.join("image.png").is_file());
+    let again = dir3.join("again");
+    let steps = [&args[..], &["--steps", "5", "--out", again.to_str().unwrap()][..]].concat();
+    assert_fails_with(&steps, "--steps 5: vidplay-edit-1 would make 1 instead");
 }
 
 #[test]
