@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Text-to-video, or image-to-video (an input image is animated).
+/// What a result is and how it was made: a task a model does (its description lists them,
+/// the one it is chosen for first), or a stored clip continued (an extension).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
@@ -68,16 +69,19 @@ pub struct JobParams {
     pub motion: f32,
     /// `None`: a random seed is drawn (and recorded) when the job is created.
     pub seed: Option<u64>,
-    /// Text-to-image models: what the image should not show, and its size in pixels.
+    /// What the result should not show (the models that take a negative prompt), and its size
+    /// in pixels (the models that take one; each model's description says which).
     pub negative: String,
     pub width: u32,
     pub height: u32,
-    /// Text-to-video with Stable Video Diffusion: the text-to-image model that makes the
-    /// keyframe first (empty: the first installed), and its steps and guidance.
+    /// Text to video through a keyframe (an image-to-video model chained with a text-to-image
+    /// one): the text-to-image model that makes the keyframe first (empty: the first
+    /// installed), and its steps and guidance.
     pub keyframe_model: String,
     pub keyframe_steps: u32,
     pub keyframe_guidance: f32,
-    /// `"extend"`: continue the stored video `source` from its last frame (empty: a new clip).
+    /// Empty: a new result; `"extend"`: continue the stored video `source` from its last frame;
+    /// `"edit"`: change the image `source` (or the upload) as the prompt says.
     pub task: String,
     /// The video an extension continues, or the image an edit changes (its parent).
     pub source: String,

@@ -3,6 +3,14 @@ import * as path from "path";
 
 const fixtures = path.join(__dirname, "..", "fixtures");
 const shots = path.join(__dirname, "..", "test-results", "screenshots");
+const docShots = path.join(__dirname, "..", "..", "docs", "screenshots");
+
+/** A screenshot for the README as well: the first screen of the page, as a newcomer sees it
+ * (the whole page goes with the other screenshots). */
+async function docShot(page: Page, name: string) {
+  await page.screenshot({ path: `${shots}/${name}.png`, fullPage: true });
+  await page.screenshot({ path: `${docShots}/${name}.png` });
+}
 
 async function hydrated(page: Page) {
   // The wasm bundle marks the page once it has taken over.
@@ -47,14 +55,14 @@ test("build a prompt from chips, watch it generate, play it, find it in the gall
   // Free text is kept; unknown words are flagged.
   await prompt.fill("a red ball moving right on a grass field, sparkly");
   await expect(page.locator(".reading .ignored")).toContainText("sparkly");
-  await page.screenshot({ path: `${shots}/create.png`, fullPage: true });
+  await docShot(page, "create");
 
   await setSteps(page, 40);
   await page.getByRole("button", { name: "Generate" }).click();
   const card = page.locator("section.jobs article.job").first();
   await expect(card).toBeVisible();
   await expect(card.locator(".progress-text")).toContainText(/step \d+ of 40/);
-  await page.screenshot({ path: `${shots}/progress.png`, fullPage: true });
+  await docShot(page, "progress");
   const id = await waitForDone(page);
   await expectPlays(page, "section.jobs video.result");
   await expect(card.locator(".meta")).toContainText(/seed \d+/);
@@ -62,7 +70,7 @@ test("build a prompt from chips, watch it generate, play it, find it in the gall
   await page.goto("/gallery");
   await hydrated(page);
   await expect(page.locator(`li.card[data-id="${id}"]`)).toBeVisible();
-  await page.screenshot({ path: `${shots}/gallery.png`, fullPage: true });
+  await docShot(page, "gallery");
   await page.getByLabel("Search prompts").fill("red ball");
   await page.getByRole("button", { name: "Search" }).click();
   await expect(page).toHaveURL(/q=red\+ball/);
@@ -77,7 +85,7 @@ test("build a prompt from chips, watch it generate, play it, find it in the gall
   await hydrated(page);
   await expectPlays(page, "video.player");
   await expect(page.locator("table.params")).toContainText("vidplay-toy-1");
-  await page.screenshot({ path: `${shots}/video.png`, fullPage: true });
+  await docShot(page, "video");
 });
 
 test("upload an image and animate it; the first frame resembles the upload", async ({ page }) => {
