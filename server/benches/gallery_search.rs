@@ -1,6 +1,6 @@
 //! Gallery search latency: fills a temporary SQLite store with videos through the real
-//! `Store::insert_video`, then times `Store::videos` for common, rare and prefix words, no
-//! text, filters and a second page, and prints p50/p95/max per query in milliseconds.
+//! `GalleryStore::insert_video`, then times `GalleryStore::videos` for common, rare and prefix
+//! words, no text, filters and a second page, and prints p50/p95/max per query in milliseconds.
 //! About 3% of the videos are older than videos saved before them, and about 1% share their
 //! millisecond with another, so the gallery order is not the insertion order.
 //!
@@ -8,7 +8,7 @@
 
 use app::types::{JobParams, Mode, Video, VideoQuery};
 use model::rng::mix;
-use server::storage::{SqliteStore, Store};
+use server::storage::{GalleryStore, SqliteStore};
 use std::time::Instant;
 
 const COLORS: [&str; 8] = ["red", "blue", "green", "yellow", "white", "orange", "purple", "black"];

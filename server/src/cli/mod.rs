@@ -8,6 +8,7 @@ pub mod eval;
 pub mod extend;
 pub mod generate;
 pub mod image;
+#[cfg(feature = "testkit")]
 pub mod load_bench;
 pub mod migrate;
 pub mod models;
@@ -52,7 +53,9 @@ pub enum Command {
     /// Start the playground web server.
     Serve(serve::ServeArgs),
     /// Load the web node: many clients reading, searching and following progress while jobs
-    /// run, on SQLite and on PostgreSQL with S3; prints latency percentiles.
+    /// run, on SQLite and on PostgreSQL with S3; prints latency percentiles. (Builds with the
+    /// `testkit` feature: it starts its own throwaway services.)
+    #[cfg(feature = "testkit")]
     LoadBench(load_bench::LoadBenchArgs),
     /// Move a single-machine gallery (a data directory) into PostgreSQL and an S3 bucket;
     /// resumable, every video checked.
@@ -77,6 +80,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(a) => serve::run(a),
         Command::Worker(a) => worker::run(a),
         Command::Migrate(a) => migrate::run(a),
+        #[cfg(feature = "testkit")]
         Command::LoadBench(a) => load_bench::run(a),
     }
 }

@@ -3,6 +3,7 @@
 //! and how uploaded images are read ([`input`]).
 
 pub mod clip;
+#[cfg(feature = "testkit")]
 pub mod conformance;
 pub mod encode;
 pub mod input;

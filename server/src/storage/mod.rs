@@ -1,10 +1,13 @@
-//! Where jobs and videos are kept: the [`Store`] interface, its conformance suite, and its two
-//! implementations: SQLite (one file in the data directory, the embedded default) and
-//! PostgreSQL (a shared database for a web node and GPU workers on other machines). Both keep
-//! their own migrations and pass [`conformance::run`].
+//! Where jobs and videos are kept: the [`Store`] interface (one trait per concern: the queue,
+//! what workers hold, what processes tell each other, the gallery, scores, embeddings, votes),
+//! its conformance suite, and its two implementations: SQLite (one file in the data directory,
+//! the embedded default) and PostgreSQL (a shared database for a web node and GPU workers on
+//! other machines). Both keep their own migrations, cut into the same modules, and pass
+//! [`conformance::run`].
 //!
 //! Media files are not in the database: they live in the media store (see [`crate::media`]).
 
+#[cfg(feature = "testkit")]
 pub mod conformance;
 pub mod postgres;
 pub mod sqlite;
@@ -93,8 +96,20 @@ pub fn unreadable_job(why: &str) -> String {
     format!("this job's stored record cannot be read ({why})")
 }
 
-/// Persistence for the job queue and the gallery.
-pub trait Store: Send + Sync + 'static {
+/// Persistence for the job queue and the gallery, each concern its own trait; every store
+/// implements them all (and passes [`conformance::run`]).
+pub trait Store:
+    JobStore + LeaseStore + NoticeStore + GalleryStore + ScoreStore + EmbeddingStore + VoteStore + 'static
+{
+}
+
+impl<T> Store for T where
+    T: JobStore + LeaseStore + NoticeStore + GalleryStore + ScoreStore + EmbeddingStore + VoteStore + 'static
+{
+}
+
+/// The job queue: jobs added, read, claimed, cancelled and recovered after a crash.
+pub trait JobStore: Send + Sync {
     /// Adds a queued job unless `limit` jobs of its owner are already queued; returns whether
     /// it was added.
     fn enqueue(&self, job: Job, limit: usize) -> BoxFuture<'_, StoreResult<bool>>;
@@ -105,7 +120,7 @@ pub trait Store: Send + Sync + 'static {
     fn update_job(&self, job: Job) -> BoxFuture<'_, StoreResult<()>>;
     /// Marks the oldest queued job running (started at `now_ms`) and returns it; atomic, so a
     /// job is never run twice or after it was cancelled. No lease: for the one worker of an
-    /// embedded store, which [`Store::recover_interrupted`] recovers after a crash.
+    /// embedded store, which [`JobStore::recover_interrupted`] recovers after a crash.
     fn claim_next(&self, now_ms: i64) -> BoxFuture<'_, StoreResult<Option<Job>>> {
         self.claim(Claim { worker: String::new(), now_ms, lease_ms: None, models: Vec::new(), loaded: Vec::new() })
     }
@@ -114,13 +129,29 @@ pub trait Store: Send + Sync + 'static {
     /// between owners), those for `claim.loaded` first, then the oldest.
     /// Atomic: two workers never take the same job, and a cancelled job is never taken.
     fn claim(&self, claim: Claim) -> BoxFuture<'_, StoreResult<Option<Job>>>;
+    /// Cancels a job if it is still queued; returns whether it was.
+    fn cancel_queued(&self, id: String, now_ms: i64) -> BoxFuture<'_, StoreResult<bool>>;
+    /// After a restart, jobs left running by a crash: one whose video is already in the gallery
+    /// is done; one that was running during two crashes is failed; the rest go back to the queue.
+    fn recover_interrupted(&self, now_ms: i64) -> BoxFuture<'_, StoreResult<Recovered>>;
+    /// How many jobs are waiting.
+    fn queued_count(&self) -> BoxFuture<'_, StoreResult<u64>>;
+    /// How many jobs of `owner` are waiting.
+    fn queued_count_of(&self, owner: String) -> BoxFuture<'_, StoreResult<u64>>;
+    /// The most recent distinct prompts, newest first.
+    fn recent_prompts(&self, limit: u32) -> BoxFuture<'_, StoreResult<Vec<String>>>;
+}
+
+/// What workers sharing a store hold: leases on running jobs, cancels asked of them, their
+/// progress and heartbeats.
+pub trait LeaseStore: Send + Sync {
     /// Extends the lease of running job `id` held by `worker` to `until_ms`; says whether the
     /// worker still holds it and whether a cancel was asked for.
     fn renew_lease(&self, id: String, worker: String, until_ms: i64) -> BoxFuture<'_, StoreResult<Lease>>;
     /// Asks the worker running job `id` to stop (it sees this at its next step or heartbeat);
     /// returns whether the job is running.
     fn request_cancel(&self, id: String) -> BoxFuture<'_, StoreResult<bool>>;
-    /// Writes a job's result like [`Store::update_job`], but only while `worker` holds it (a
+    /// Writes a job's result like [`JobStore::update_job`], but only while `worker` holds it (a
     /// worker whose lease expired must not overwrite the job another worker took over);
     /// returns whether it did.
     fn finish_job(&self, job: Job, worker: String) -> BoxFuture<'_, StoreResult<bool>>;
@@ -134,12 +165,15 @@ pub trait Store: Send + Sync + 'static {
     fn workers(&self, since_ms: i64) -> BoxFuture<'_, StoreResult<Vec<WorkerStatus>>>;
     /// Records a running job's progress while `worker` holds it; returns whether it does.
     fn save_progress(&self, id: String, worker: String, step: u32, total: u32) -> BoxFuture<'_, StoreResult<bool>>;
+}
 
+/// What processes sharing a store tell each other (nothing to tell when not shared).
+pub trait NoticeStore: Send + Sync {
     /// Whether other processes (workers on other machines) share this store: then jobs are
-    /// held by leases, and what happens is announced to every process ([`Store::announce`]).
+    /// held by leases, and what happens is announced to every process ([`NoticeStore::announce`]).
     fn shared(&self) -> bool;
-    /// Tells every process listening ([`Store::notices`]) what happened; a step's preview (a
-    /// data URL) is kept for them to read ([`Store::preview`]). Nothing to do when not shared.
+    /// Tells every process listening ([`NoticeStore::notices`]) what happened; a step's preview (a
+    /// data URL) is kept for them to read ([`NoticeStore::preview`]). Nothing to do when not shared.
     fn announce(&self, notice: Notice, preview: Option<String>) -> BoxFuture<'_, StoreResult<()>>;
     /// What other processes announce, from now on; `None` when not shared. The stream goes on
     /// across lost connections (announcements made meanwhile are missed; a
@@ -147,17 +181,10 @@ pub trait Store: Send + Sync + 'static {
     fn notices(&self) -> BoxFuture<'_, StoreResult<Option<futures_util::stream::BoxStream<'static, Notice>>>>;
     /// The last preview announced for job `id`.
     fn preview(&self, id: String) -> BoxFuture<'_, StoreResult<Option<String>>>;
-    /// Cancels a job if it is still queued; returns whether it was.
-    fn cancel_queued(&self, id: String, now_ms: i64) -> BoxFuture<'_, StoreResult<bool>>;
-    /// After a restart, jobs left running by a crash: one whose video is already in the gallery
-    /// is done; one that was running during two crashes is failed; the rest go back to the queue.
-    fn recover_interrupted(&self, now_ms: i64) -> BoxFuture<'_, StoreResult<Recovered>>;
-    /// How many jobs are waiting.
-    fn queued_count(&self) -> BoxFuture<'_, StoreResult<u64>>;
-    /// How many jobs of `owner` are waiting.
-    fn queued_count_of(&self, owner: String) -> BoxFuture<'_, StoreResult<u64>>;
-    /// The most recent distinct prompts, newest first.
-    fn recent_prompts(&self, limit: u32) -> BoxFuture<'_, StoreResult<Vec<String>>>;
+}
+
+/// The gallery: finished results, searched and paged in gallery order.
+pub trait GalleryStore: Send + Sync {
     fn video_exists(&self, id: String) -> BoxFuture<'_, StoreResult<bool>>;
     fn insert_video(&self, video: Video) -> BoxFuture<'_, StoreResult<()>>;
     fn video(&self, id: String) -> BoxFuture<'_, StoreResult<Option<Video>>>;
@@ -167,12 +194,20 @@ pub trait Store: Send + Sync + 'static {
     fn set_favorite(&self, id: String, favorite: bool) -> BoxFuture<'_, StoreResult<bool>>;
     /// Returns false when there is no such video.
     fn delete_video(&self, id: String) -> BoxFuture<'_, StoreResult<bool>>;
+}
+
+/// Clip scores, and the clips the backfill still has to measure.
+pub trait ScoreStore: Send + Sync {
     /// Records a clip's scores (what the gallery sorts and filters by follows them); returns
     /// false when there is no such video.
     fn set_scores(&self, id: String, scores: Scores) -> BoxFuture<'_, StoreResult<bool>>;
     /// Ids of clips (not still images) without scores of the current version, in id order
     /// after `after`: what the backfill measures.
     fn unscored_clips(&self, after: Option<String>, limit: u32) -> BoxFuture<'_, StoreResult<Vec<String>>>;
+}
+
+/// CLIP embeddings per model, for visual search.
+pub trait EmbeddingStore: Send + Sync {
     /// Records what clip `id` shows, as `model`'s embedding; false when there is no such video.
     fn set_embedding(&self, id: String, model: String, vector: Vec<f32>) -> BoxFuture<'_, StoreResult<bool>>;
     /// Every stored embedding of `model`: (video id, vector).
@@ -184,13 +219,17 @@ pub trait Store: Send + Sync + 'static {
         after: Option<String>,
         limit: u32,
     ) -> BoxFuture<'_, StoreResult<Vec<String>>>;
+}
+
+/// Comparisons' votes.
+pub trait VoteStore: Send + Sync {
     /// Records a comparison's vote (checked against the gallery by the caller).
     fn insert_vote(&self, vote: Vote) -> BoxFuture<'_, StoreResult<()>>;
     /// The most recent votes first.
     fn votes(&self, limit: u32) -> BoxFuture<'_, StoreResult<Vec<Vote>>>;
 }
 
-/// What one process sharing a store tells the others (see [`Store::announce`]).
+/// What one process sharing a store tells the others (see [`NoticeStore::announce`]).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Notice {
     /// The process that announces it (each ignores its own).
@@ -211,7 +250,7 @@ pub enum NoticeKind {
     Reconnected,
 }
 
-/// A worker asking for a job (see [`Store::claim`]).
+/// A worker asking for a job (see [`JobStore::claim`]).
 #[derive(Debug, Clone, Default)]
 pub struct Claim {
     pub worker: String,
@@ -224,7 +263,7 @@ pub struct Claim {
     pub loaded: Vec<String>,
 }
 
-/// Whether a worker still holds a job (see [`Store::renew_lease`]).
+/// Whether a worker still holds a job (see [`LeaseStore::renew_lease`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lease {
     Held {
@@ -239,7 +278,7 @@ pub fn lost_too_often(attempts: u32) -> String {
     format!("this job's worker stopped answering {attempts} times; it is not run again")
 }
 
-/// What [`Store::recover_interrupted`] did, by job id.
+/// What [`JobStore::recover_interrupted`] did, by job id.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Recovered {
     pub done: Vec<String>,

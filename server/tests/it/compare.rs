@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use common::*;
 use serde_json::{Value, json};
-use server::storage::Store;
+use server::storage::GalleryStore;
 
 fn ids(page: &Value) -> Vec<String> {
     page["videos"].as_array().unwrap().iter().map(|v| v["id"].as_str().unwrap().to_string()).collect()

@@ -350,8 +350,8 @@ async fn a_cancel_on_the_web_node_stops_the_job_on_its_worker_and_steps_reach_th
 /// A single-machine gallery of `n` clips (real MP4s and posters) in `data`, and two votes.
 async fn local_gallery(data: &std::path::Path, n: usize) -> Vec<String> {
     use server::media::MediaStore;
-    use server::storage::Store;
     use server::storage::conformance::video;
+    use server::storage::{GalleryStore, VoteStore};
     let store = server::storage::SqliteStore::open(&data.join("vidplay.db")).await.unwrap();
     let media = server::media::object::ObjectMedia::local(data).unwrap();
     let mut ids = Vec::new();

@@ -285,7 +285,7 @@ async fn cancel_queue_limit_and_restart() {
     // Simulate a crash mid-job: mark one job running in the database, as a killed server leaves it.
     {
         let store = server::storage::SqliteStore::open(&data.join("vidplay.db")).await.unwrap();
-        use server::storage::Store;
+        use server::storage::JobStore;
         let mut job =
             store.jobs(100).await.unwrap().into_iter().find(|j| j.state == app::types::JobState::Queued).unwrap();
         job.state = app::types::JobState::Running;

@@ -8,9 +8,12 @@
 //! The tests check that both stores give the same ids in the same order (RECENT_WINDOW is
 //! small there, so both ways of finding a page are taken).
 
+use super::PostgresStore;
 use super::{json, video_from_row};
+use crate::storage::GalleryStore;
 use crate::storage::{MAX_PAGE, StoreError, StoreResult, search_words, sort_column};
 use app::types::{Video, VideoPage, VideoQuery};
+use futures_util::future::BoxFuture;
 use sqlx::{PgPool, Postgres, QueryBuilder, Row};
 
 pub(super) const VIDEO_COLUMNS: &str = "v.id, v.mode, v.params, v.metadata, v.created_ms, v.favorite, v.scores";
@@ -38,7 +41,7 @@ pub(super) async fn insert(pool: &PgPool, video: Video) -> StoreResult<()> {
     .execute(&mut *tx)
     .await?;
     if let Some(scores) = &video.scores {
-        super::extras::write_scores(&mut *tx, &video.id, scores).await?;
+        super::scores::write_scores(&mut *tx, &video.id, scores).await?;
     }
     tx.commit().await?;
     Ok(())
@@ -133,4 +136,57 @@ fn filters(sql: &mut QueryBuilder<Postgres>, query: &VideoQuery) -> String {
         sql.push(cursor).push_bind(before).push(")");
     }
     order
+}
+
+impl GalleryStore for PostgresStore {
+    fn video_exists(&self, id: String) -> BoxFuture<'_, StoreResult<bool>> {
+        Box::pin(async move {
+            let found: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM videos WHERE id = $1)")
+                .bind(id)
+                .fetch_one(&self.pool)
+                .await?;
+            Ok(found)
+        })
+    }
+
+    fn insert_video(&self, video: Video) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(insert(&self.pool, video))
+    }
+
+    fn video(&self, id: String) -> BoxFuture<'_, StoreResult<Option<Video>>> {
+        Box::pin(async move {
+            let sql = sqlx::AssertSqlSafe(format!("SELECT {} FROM videos v WHERE v.id = $1", VIDEO_COLUMNS));
+            let row = sqlx::query(sql).bind(id).fetch_optional(&self.pool).await?;
+            row.as_ref().map(video_from_row).transpose()
+        })
+    }
+
+    fn videos(&self, query: VideoQuery) -> BoxFuture<'_, StoreResult<VideoPage>> {
+        Box::pin(page(&self.pool, query))
+    }
+
+    fn count_videos(&self) -> BoxFuture<'_, StoreResult<u64>> {
+        Box::pin(async move {
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM videos").fetch_one(&self.pool).await?;
+            Ok(n as u64)
+        })
+    }
+
+    fn set_favorite(&self, id: String, favorite: bool) -> BoxFuture<'_, StoreResult<bool>> {
+        Box::pin(async move {
+            let r = sqlx::query("UPDATE videos SET favorite = $1 WHERE id = $2")
+                .bind(favorite)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+            Ok(r.rows_affected() == 1)
+        })
+    }
+
+    fn delete_video(&self, id: String) -> BoxFuture<'_, StoreResult<bool>> {
+        Box::pin(async move {
+            let r = sqlx::query("DELETE FROM videos WHERE id = $1").bind(id).execute(&self.pool).await?;
+            Ok(r.rows_affected() == 1)
+        })
+    }
 }

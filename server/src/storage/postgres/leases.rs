@@ -2,10 +2,13 @@
 //! PostgreSQL. A cancel is also announced (see [`super::notices`]), so the worker stops
 //! within one step instead of at its next heartbeat.
 
+use super::PostgresStore;
 use super::json;
 use super::notices::notify;
+use crate::storage::LeaseStore;
 use crate::storage::{Lease, Notice, NoticeKind, Recovered, StoreResult, lost_too_often};
 use app::types::{Job, WorkerStatus};
+use futures_util::future::BoxFuture;
 use sqlx::{PgPool, Row};
 
 pub(super) async fn renew(pool: &PgPool, id: &str, worker: &str, until_ms: i64) -> StoreResult<Lease> {
@@ -160,4 +163,34 @@ pub(super) async fn workers(pool: &PgPool, since_ms: i64) -> StoreResult<Vec<Wor
             })
         })
         .collect()
+}
+
+impl LeaseStore for PostgresStore {
+    fn renew_lease(&self, id: String, worker: String, until_ms: i64) -> BoxFuture<'_, StoreResult<Lease>> {
+        Box::pin(async move { renew(&self.pool, &id, &worker, until_ms).await })
+    }
+
+    fn request_cancel(&self, id: String) -> BoxFuture<'_, StoreResult<bool>> {
+        Box::pin(async move { request_cancel(&self.pool, &id).await })
+    }
+
+    fn finish_job(&self, job: Job, worker: String) -> BoxFuture<'_, StoreResult<bool>> {
+        Box::pin(async move { finish(&self.pool, &job, &worker).await })
+    }
+
+    fn requeue_expired(&self, now_ms: i64, max_attempts: u32) -> BoxFuture<'_, StoreResult<Recovered>> {
+        Box::pin(requeue_expired(&self.pool, now_ms, max_attempts))
+    }
+
+    fn worker_seen(&self, status: WorkerStatus) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(async move { worker_seen(&self.pool, &status).await })
+    }
+
+    fn workers(&self, since_ms: i64) -> BoxFuture<'_, StoreResult<Vec<WorkerStatus>>> {
+        Box::pin(workers(&self.pool, since_ms))
+    }
+
+    fn save_progress(&self, id: String, worker: String, step: u32, total: u32) -> BoxFuture<'_, StoreResult<bool>> {
+        Box::pin(async move { save_progress(&self.pool, &id, &worker, step, total).await })
+    }
 }

@@ -3,7 +3,10 @@
 //! read by whoever wants it), `LISTEN` on a connection of its own that comes back after the
 //! server restarts.
 
+use super::PostgresStore;
+use crate::storage::NoticeStore;
 use crate::storage::{Notice, NoticeKind, StoreResult, corrupt};
+use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 use sqlx::postgres::PgListener;
 use sqlx::{PgExecutor, PgPool};
@@ -69,4 +72,22 @@ pub(super) async fn listen(pool: &PgPool) -> StoreResult<BoxStream<'static, Noti
             }
         });
     Ok(Box::pin(stream))
+}
+
+impl NoticeStore for PostgresStore {
+    fn shared(&self) -> bool {
+        true
+    }
+
+    fn announce(&self, notice: Notice, preview: Option<String>) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(announce(&self.pool, notice, preview))
+    }
+
+    fn notices(&self) -> BoxFuture<'_, StoreResult<Option<BoxStream<'static, Notice>>>> {
+        Box::pin(async move { Ok(Some(listen(&self.pool).await?)) })
+    }
+
+    fn preview(&self, id: String) -> BoxFuture<'_, StoreResult<Option<String>>> {
+        Box::pin(async move { preview(&self.pool, &id).await })
+    }
 }

@@ -4,6 +4,8 @@ use super::*;
 use crate::services::postgres::PgCluster;
 use crate::storage::conformance::{self, job, video};
 use crate::storage::sqlite::SqliteStore;
+use crate::storage::{GalleryStore, JobStore, Store};
+use app::types::VideoQuery;
 
 /// A store on a database of its own in the test binary's shared cluster.
 async fn fresh(name: &str) -> PostgresStore {

@@ -1,6 +1,9 @@
 //! What clips show, as CLIP embeddings per model, in SQLite (little-endian f32 blobs).
 
+use super::SqliteStore;
+use crate::storage::EmbeddingStore;
 use crate::storage::{Embeddings, StoreResult, vector_bytes, vector_from_bytes};
+use futures_util::future::BoxFuture;
 use sqlx::{Row, SqlitePool};
 
 /// Stores (or replaces) a clip's embedding; false when there is no such video.
@@ -50,4 +53,23 @@ pub(super) async fn missing(
     .fetch_all(pool)
     .await?;
     Ok(ids)
+}
+
+impl EmbeddingStore for SqliteStore {
+    fn set_embedding(&self, id: String, model: String, vector: Vec<f32>) -> BoxFuture<'_, StoreResult<bool>> {
+        Box::pin(async move { set(&self.pool, &id, &model, &vector).await })
+    }
+
+    fn embeddings(&self, model: String) -> BoxFuture<'_, StoreResult<crate::storage::Embeddings>> {
+        Box::pin(async move { all(&self.pool, &model).await })
+    }
+
+    fn unembedded_clips(
+        &self,
+        model: String,
+        after: Option<String>,
+        limit: u32,
+    ) -> BoxFuture<'_, StoreResult<Vec<String>>> {
+        Box::pin(async move { missing(&self.pool, &model, after, limit).await })
+    }
 }

@@ -1,9 +1,12 @@
 //! Clip scores in SQLite: the JSON and the columns the gallery sorts and filters by, and the
 //! clips the backfill still has to measure.
 
+use super::SqliteStore;
 use super::corrupt;
+use crate::storage::ScoreStore;
 use crate::storage::StoreResult;
 use app::scores::{SCORES_VERSION, Scores};
+use futures_util::future::BoxFuture;
 use sqlx::SqlitePool;
 
 /// Writes a video's scores and the columns derived from them; false when there is no such video.
@@ -33,4 +36,17 @@ pub(super) async fn unscored_clips(pool: &SqlitePool, after: Option<String>, lim
     .fetch_all(pool)
     .await?;
     Ok(ids)
+}
+
+impl ScoreStore for SqliteStore {
+    fn set_scores(&self, id: String, scores: Scores) -> BoxFuture<'_, StoreResult<bool>> {
+        Box::pin(async move {
+            let mut conn = self.pool.acquire().await?;
+            write(&mut conn, &id, &scores).await
+        })
+    }
+
+    fn unscored_clips(&self, after: Option<String>, limit: u32) -> BoxFuture<'_, StoreResult<Vec<String>>> {
+        Box::pin(unscored_clips(&self.pool, after, limit))
+    }
 }

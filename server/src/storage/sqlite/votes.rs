@@ -1,8 +1,11 @@
 //! Comparison votes in SQLite (`candidates` and `reasons` as JSON arrays).
 
+use super::SqliteStore;
 use super::corrupt;
+use crate::storage::VoteStore;
 use crate::storage::{StoreError, StoreResult};
 use app::votes::{Vote, VoteAxis};
+use futures_util::future::BoxFuture;
 use sqlx::{Row, SqlitePool};
 
 pub(super) async fn insert(pool: &SqlitePool, vote: &Vote) -> StoreResult<()> {
@@ -49,4 +52,14 @@ fn read(row: &sqlx::sqlite::SqliteRow) -> StoreResult<Vote> {
         reasons: serde_json::from_str(&row.try_get::<String, _>("reasons")?).map_err(corrupt)?,
         blind: row.try_get::<i64, _>("blind")? != 0,
     })
+}
+
+impl VoteStore for SqliteStore {
+    fn insert_vote(&self, vote: Vote) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(async move { insert(&self.pool, &vote).await })
+    }
+
+    fn votes(&self, limit: u32) -> BoxFuture<'_, StoreResult<Vec<Vote>>> {
+        Box::pin(recent(&self.pool, limit))
+    }
 }

@@ -1,0 +1,194 @@
+//! The job queue in SQLite: jobs added, read, claimed, cancelled and recovered after a crash.
+
+use super::{JOB_COLUMNS, SqliteStore, job_from_row, job_or_failed};
+use crate::storage::{CRASHED_TWICE, Claim, JobStore, Recovered, StoreError, StoreResult, corrupt, unreadable_job};
+use app::types::Job;
+use futures_util::future::BoxFuture;
+use sqlx::Row;
+
+impl JobStore for SqliteStore {
+    fn enqueue(&self, job: Job, limit: usize) -> BoxFuture<'_, StoreResult<bool>> {
+        Box::pin(async move {
+            let params = serde_json::to_string(&job.params).map_err(corrupt)?;
+            // One statement, so the check and the insert cannot interleave with another submit.
+            let result = sqlx::query(
+                "INSERT INTO jobs (id, state, mode, params, created_ms, step, total, message, owner) \
+                 SELECT ?1, 'queued', ?2, ?3, ?4, 0, ?5, ?6, ?7 \
+                 WHERE (SELECT COUNT(*) FROM jobs WHERE state = 'queued' AND owner = ?7) < ?8",
+            )
+            .bind(&job.id)
+            .bind(job.mode.as_str())
+            .bind(params)
+            .bind(job.created_ms)
+            .bind(job.total as i64)
+            .bind(&job.message)
+            .bind(&job.owner)
+            .bind(limit as i64)
+            .execute(&self.pool)
+            .await?;
+            Ok(result.rows_affected() == 1)
+        })
+    }
+
+    fn job(&self, id: String) -> BoxFuture<'_, StoreResult<Option<Job>>> {
+        Box::pin(async move {
+            let sql = sqlx::AssertSqlSafe(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"));
+            let row = sqlx::query(sql).bind(id).fetch_optional(&self.pool).await?;
+            row.as_ref().map(job_or_failed).transpose()
+        })
+    }
+
+    fn jobs(&self, limit: u32) -> BoxFuture<'_, StoreResult<Vec<Job>>> {
+        Box::pin(async move {
+            let sql = sqlx::AssertSqlSafe(format!(
+                "SELECT {JOB_COLUMNS} FROM jobs ORDER BY created_ms DESC, id DESC LIMIT ?"
+            ));
+            let rows = sqlx::query(sql).bind(limit as i64).fetch_all(&self.pool).await?;
+            rows.iter().map(job_or_failed).collect()
+        })
+    }
+
+    fn update_job(&self, job: Job) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(async move {
+            let params = serde_json::to_string(&job.params).map_err(corrupt)?;
+            sqlx::query(
+                "UPDATE jobs SET state = ?1, params = ?2, started_ms = ?3, finished_ms = ?4, step = ?5, \
+                 total = ?6, message = ?7, video_id = ?8, \
+                 attempts = CASE WHEN ?1 = 'queued' THEN 0 ELSE attempts END WHERE id = ?9",
+            )
+            .bind(job.state.as_str())
+            .bind(params)
+            .bind(job.started_ms)
+            .bind(job.finished_ms)
+            .bind(job.step as i64)
+            .bind(job.total as i64)
+            .bind(&job.message)
+            .bind(&job.video_id)
+            .bind(&job.id)
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn claim(&self, claim: Claim) -> BoxFuture<'_, StoreResult<Option<Job>>> {
+        Box::pin(async move {
+            let model = "CASE WHEN json_valid(params) THEN json_extract(params, '$.model') END";
+            let sql = format!(
+                "UPDATE jobs SET state = 'running', started_ms = ?1, attempts = attempts + 1, worker = ?2, \
+                 lease_until_ms = ?3, cancel_requested = 0 WHERE id = \
+                 (SELECT id FROM jobs WHERE state = 'queued' \
+                  AND (json_array_length(?4) = 0 OR {model} IN (SELECT value FROM json_each(?4))) \
+                  ORDER BY (SELECT MAX(j.started_ms) FROM jobs j WHERE j.owner = jobs.owner), \
+                  COALESCE({model} IN (SELECT value FROM json_each(?5)), 0) DESC, created_ms, id LIMIT 1) \
+                 RETURNING {JOB_COLUMNS}"
+            );
+            let models = serde_json::to_string(&claim.models).map_err(corrupt)?;
+            let loaded = serde_json::to_string(&claim.loaded).map_err(corrupt)?;
+            let now_ms = claim.now_ms;
+            loop {
+                let row = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                    .bind(now_ms)
+                    .bind(&claim.worker)
+                    .bind(claim.lease_ms.map(|ms| now_ms + ms))
+                    .bind(&models)
+                    .bind(&loaded)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                let Some(row) = row else { return Ok(None) };
+                match job_from_row(&row) {
+                    Err(StoreError::Corrupt(why)) => {
+                        // Never run (or claim again and again) a job that cannot be read.
+                        let id: String = row.try_get("id")?;
+                        tracing::warn!(%id, "unreadable queued job failed: {why}");
+                        sqlx::query("UPDATE jobs SET state = 'failed', finished_ms = ?, message = ? WHERE id = ?")
+                            .bind(now_ms)
+                            .bind(unreadable_job(&why))
+                            .bind(id)
+                            .execute(&self.pool)
+                            .await?;
+                    }
+                    other => return other.map(Some),
+                }
+            }
+        })
+    }
+
+    fn cancel_queued(&self, id: String, now_ms: i64) -> BoxFuture<'_, StoreResult<bool>> {
+        Box::pin(async move {
+            let r = sqlx::query(
+                "UPDATE jobs SET state = 'cancelled', finished_ms = ?, message = 'cancelled before it started' \
+                 WHERE id = ? AND state = 'queued'",
+            )
+            .bind(now_ms)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+            Ok(r.rows_affected() == 1)
+        })
+    }
+
+    fn recover_interrupted(&self, now_ms: i64) -> BoxFuture<'_, StoreResult<Recovered>> {
+        Box::pin(async move {
+            let mut tx = self.pool.begin().await?;
+            // Finished, but the crash came before the job itself was updated.
+            let done = sqlx::query_scalar(
+                "UPDATE jobs SET state = 'done', video_id = id, finished_ms = ?, step = total, message = NULL \
+                 WHERE state = 'running' AND id IN (SELECT id FROM videos) RETURNING id",
+            )
+            .bind(now_ms)
+            .fetch_all(&mut *tx)
+            .await?;
+            let failed = sqlx::query_scalar(
+                "UPDATE jobs SET state = 'failed', finished_ms = ?, message = ? \
+                 WHERE state = 'running' AND attempts >= 2 RETURNING id",
+            )
+            .bind(now_ms)
+            .bind(CRASHED_TWICE)
+            .fetch_all(&mut *tx)
+            .await?;
+            let requeued = sqlx::query_scalar(
+                "UPDATE jobs SET state = 'queued', step = 0, started_ms = NULL, \
+                 message = 'interrupted by a server restart; queued again' \
+                 WHERE state = 'running' RETURNING id",
+            )
+            .fetch_all(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(Recovered { done, requeued, failed, cancelled: Vec::new() })
+        })
+    }
+
+    fn queued_count(&self) -> BoxFuture<'_, StoreResult<u64>> {
+        Box::pin(async move {
+            let n: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE state = 'queued'").fetch_one(&self.pool).await?;
+            Ok(n as u64)
+        })
+    }
+
+    fn queued_count_of(&self, owner: String) -> BoxFuture<'_, StoreResult<u64>> {
+        Box::pin(async move {
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE state = 'queued' AND owner = ?")
+                .bind(owner)
+                .fetch_one(&self.pool)
+                .await?;
+            Ok(n as u64)
+        })
+    }
+
+    fn recent_prompts(&self, limit: u32) -> BoxFuture<'_, StoreResult<Vec<String>>> {
+        Box::pin(async move {
+            let rows: Vec<String> = sqlx::query_scalar(
+                "SELECT json_extract(params, '$.prompt') AS prompt FROM jobs \
+                 WHERE json_valid(params) AND json_type(params, '$.prompt') = 'text' \
+                 AND json_extract(params, '$.prompt') <> '' \
+                 GROUP BY prompt ORDER BY MAX(created_ms) DESC LIMIT ?",
+            )
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?;
+            Ok(rows)
+        })
+    }
+}
