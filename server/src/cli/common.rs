@@ -63,6 +63,17 @@ pub fn check_given(numbers: &[(&str, Option<f64>)]) -> anyhow::Result<()> {
     check_numbers(&numbers.iter().filter_map(|(name, v)| v.map(|v| (*name, v))).collect::<Vec<_>>())
 }
 
+/// Checks the `--width`/`--height` given: every diffusers pipeline needs positive multiples of 8
+/// (a model may need more; its description says).
+pub fn check_sides(sides: &[Option<u32>]) -> anyhow::Result<()> {
+    for side in sides.iter().flatten() {
+        if *side == 0 || side % 8 != 0 {
+            bail!("--width and --height must be positive multiples of 8, got {side}");
+        }
+    }
+    Ok(())
+}
+
 /// Checks a free-text option's length.
 pub fn check_text(what: &str, text: &str) -> anyhow::Result<()> {
     app::limits::check_text(what, text, app::limits::MAX_PROMPT_CHARS).map_err(|e| anyhow::anyhow!(e))

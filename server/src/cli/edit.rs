@@ -2,7 +2,7 @@
 //! InstructPix2Pix-family model (diffusers layout), or without one with the built-in editor, run
 //! through the editor's engine as the queue runs an edit.
 
-use super::common::{check_given, check_numbers, check_text, locate};
+use super::common::{check_given, check_sides, check_text, locate};
 use super::engine_run;
 use crate::engines::builtin_edit::BuiltinEditEngine;
 use crate::engines::cache::ModelCache;
@@ -49,9 +49,9 @@ pub struct EditArgs {
     seed: Option<u64>,
     /// Output width; with --height. Without both, the input's aspect at the model's native size.
     #[arg(long, requires = "height")]
-    width: Option<usize>,
+    width: Option<u32>,
     #[arg(long, requires = "width")]
-    height: Option<usize>,
+    height: Option<u32>,
     /// Noise: a safetensors file with `noise` [1, 4, H/8, W/8] (diffusers' `latents`) and, for
     /// ancestral schedulers, `step_noise` [steps, 1, 4, H/8, W/8] (each step's draw, in order).
     #[arg(long)]
@@ -75,12 +75,14 @@ pub fn run(a: EditArgs) -> anyhow::Result<()> {
     }
     check_text("the instruction", &a.prompt)?;
     check_text("the negative prompt", a.negative.as_deref().unwrap_or_default())?;
-    let given = [
+    check_given(&[
         ("guidance", a.guidance.map(f64::from)),
         ("image_guidance", a.image_guidance.map(f64::from)),
         ("steps", a.steps.map(f64::from)),
-    ];
-    check_given(&given)?;
+        ("width", a.width.map(f64::from)),
+        ("height", a.height.map(f64::from)),
+    ])?;
+    check_sides(&[a.width, a.height])?;
     let source =
         image::open(&a.image).with_context(|| format!("cannot read the image {}", a.image.display()))?.to_rgb8();
     if source.width() < 8 || source.height() < 8 {
@@ -91,15 +93,24 @@ pub fn run(a: EditArgs) -> anyhow::Result<()> {
             source.height()
         );
     }
-    if let (Some(w), Some(h)) = (a.width, a.height) {
-        check_numbers(&[("width", w as f64), ("height", h as f64)])?;
-        if w == 0 || h == 0 || w % 8 != 0 || h % 8 != 0 {
-            bail!("--width and --height must be positive multiples of 8, got {w}x{h}");
-        }
-    }
     let opened = device::open(a.device)?;
     let engine: Arc<dyn Engine> = match (&a.model_dir, &a.model) {
-        (None, None) => Arc::new(BuiltinEditEngine::new()),
+        (None, None) => {
+            let installed_only = [
+                ("--noise", a.noise.is_some()),
+                ("--scheduler", a.scheduler.is_some()),
+                ("--width/--height", a.width.is_some()),
+                ("--precision", a.precision != PrecisionChoice::Auto),
+            ];
+            let given: Vec<&str> = installed_only.iter().filter(|(_, set)| *set).map(|(flag, _)| *flag).collect();
+            if !given.is_empty() {
+                bail!(
+                    "{} (only for installed editors: give --model or --model-dir; the built-in editor takes none of these)",
+                    given.join(", ")
+                );
+            }
+            Arc::new(BuiltinEditEngine::new())
+        }
         (dir, repo) => {
             let root = locate(dir.as_deref(), repo.as_deref(), a.precision.resolve(&opened))?;
             let name = repo.clone().unwrap_or_else(|| root.display().to_string());
@@ -123,11 +134,18 @@ pub fn run(a: EditArgs) -> anyhow::Result<()> {
         precision: a.precision,
         noise: a.noise.clone(),
         scheduler,
-        edit_size: a.width.zip(a.height).map(|(w, h)| (w as u32, h as u32)),
+        edit_size: a.width.zip(a.height),
         ..Overrides::NONE
     };
-    // The built-in editor makes one pass: asked for steps, it says so.
-    let given: Vec<&str> = a.steps.map(|_| "steps").into_iter().collect();
+    let given: Vec<&str> = [
+        ("negative", a.negative.is_some()),
+        ("steps", a.steps.is_some()),
+        ("guidance", a.guidance.is_some()),
+        ("image_guidance", a.image_guidance.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(name, set)| set.then_some(name))
+    .collect();
     let run = engine_run::Run { input: Some(&source), overrides: &overrides, given: &given, started };
     let mut result = engine_run::run(engine.as_ref(), params, run, &opened, &mut ModelCache::new(0))?;
     let meta = &mut result.meta;

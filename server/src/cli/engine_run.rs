@@ -51,8 +51,8 @@ pub fn params_for(engine: &dyn Engine, task: Mode, start: JobParams, given: impl
 pub struct Run<'a> {
     pub input: Option<&'a RgbImage>,
     pub overrides: &'a Overrides,
-    /// The parameters the command line gave: a value the model would change (Wan rounds frames
-    /// to 4k + 1) is an error here rather than silently another clip.
+    /// The parameters the command line gave: one the model does not take, or a value it would
+    /// change (Wan rounds frames to 4k + 1), is an error here rather than silently another clip.
     pub given: &'a [&'a str],
     /// When the command started: the result's total time counts from it.
     pub started: Instant,
@@ -67,6 +67,12 @@ pub fn run(
     device: &OpenedDevice,
     models: &mut ModelCache,
 ) -> anyhow::Result<Rendered> {
+    let info = engine.info();
+    if let Some(name) = run.given.iter().find(|name| info.param(name).is_none()) {
+        let takes: Vec<String> = info.params.iter().map(|p| format!("--{}", p.name.replace('_', "-"))).collect();
+        let takes = if takes.is_empty() { "none of these".to_string() } else { takes.join(", ") };
+        bail!("--{}: {} has no such setting (it takes {takes})", name.replace('_', "-"), info.id);
+    }
     let asked = params.clone();
     let mode = engine.validate(&mut params, run.input.is_some()).map_err(anyhow::Error::msg)?;
     for name in run.given {

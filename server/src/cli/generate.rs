@@ -4,7 +4,7 @@
 //! as the playground writes results (video.mp4, video.gif, metadata.json, input.png when
 //! animating, optionally frames/*.png).
 
-use super::common::{ModelArgs, check_given, check_text, locate};
+use super::common::{ModelArgs, check_given, check_sides, check_text, locate};
 use super::engine_run;
 use crate::engines::builtin::BuiltinEngine;
 use crate::engines::cache::ModelCache;
@@ -19,6 +19,9 @@ use model::device;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
+
+/// The largest SVD motion bucket: motion strength 2 (the motion parameter's bound).
+const MAX_MOTION_BUCKET: u32 = 254;
 
 /// The options of installed models: Stable Video Diffusion's and Wan's (diffusers' names); what
 /// is left out takes the model's default.
@@ -127,23 +130,45 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
     check_text("the prompt", &a.prompt)?;
     let o = &a.installed;
     check_text("the negative prompt", o.negative.as_deref().unwrap_or_default())?;
-    let given = [
+    let numbers = [
         ("guidance", a.guidance.or(o.max_guidance).map(f64::from)),
         ("image_guidance", a.image_guidance.map(f64::from)),
         ("motion", a.motion.map(f64::from)),
         ("fps", a.fps.map(f64::from)),
     ];
-    check_given(&given)?;
-    for side in [o.width, o.height].into_iter().flatten() {
-        if side == 0 || side % 8 != 0 {
-            bail!("--width and --height must be positive multiples of 8, got {side}");
-        }
+    check_given(&numbers)?;
+    check_sides(&[o.width, o.height])?;
+    if let Some(bucket) = o.motion_bucket.filter(|b| *b > MAX_MOTION_BUCKET) {
+        bail!("--motion-bucket must be from 0 to {MAX_MOTION_BUCKET} (twice SVD's default 127), not {bucket}");
     }
     // Read the input before loading anything, so bad input fails fast.
     let input_image = a.image.as_deref().map(input::load).transpose()?;
+    let mut load_s = 0.0;
     let (engine, opened, mut models) = match (&a.model_dir, &a.model) {
         (None, None) => {
+            let installed_only = [
+                ("--noise", o.noise.is_some()),
+                ("--decode-chunk", o.decode_chunk.is_some()),
+                ("--noise-aug", o.noise_aug.is_some()),
+                ("--min-guidance", o.min_guidance.is_some()),
+                ("--max-guidance", o.max_guidance.is_some()),
+                ("--motion-bucket", o.motion_bucket.is_some()),
+                ("--negative", o.negative.is_some()),
+                ("--low-memory", o.low_memory),
+                ("--warmup", o.warmup),
+                ("--precision", o.precision != PrecisionChoice::Auto),
+                ("--text-encoder-device", o.text_encoder_device != TextEncoderPlacement::Auto),
+            ];
+            let given: Vec<&str> = installed_only.iter().filter(|(_, set)| *set).map(|(flag, _)| *flag).collect();
+            if !given.is_empty() {
+                bail!(
+                    "{} (only for installed models: give --model or --model-dir; the built-in model takes none of these)",
+                    given.join(", ")
+                );
+            }
+            let loading = Instant::now();
             let (model, opened) = a.builtin.load_on_device()?;
+            load_s = loading.elapsed().as_secs_f64();
             let engine: Arc<dyn Engine> = Arc::new(BuiltinEngine::new(model.config().clone()));
             let mut models = ModelCache::new(0);
             models.insert_pinned(&engine.info().id, engine.info().memory_mib, model);
@@ -191,8 +216,12 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
         ("frames", a.frames.is_some()),
         ("fps", a.fps.is_some()),
         ("steps", a.steps.is_some()),
+        ("guidance", a.guidance.or(o.max_guidance).is_some()),
+        ("image_guidance", a.image_guidance.is_some()),
+        ("motion", a.motion.or(o.motion_bucket.map(|b| b as f32)).is_some()),
         ("width", o.width.is_some()),
         ("height", o.height.is_some()),
+        ("negative", o.negative.is_some()),
     ]
     .into_iter()
     .filter_map(|(name, set)| set.then_some(name))
@@ -212,6 +241,8 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
     let run = engine_run::Run { input: input_image.as_ref(), overrides: &overrides, given: &given, started };
     let mut result = engine_run::run(engine.as_ref(), params, run, &opened, &mut models)?;
     result.meta.input_image = a.image.as_ref().map(|p| p.display().to_string());
+    // The built-in model was loaded before its engine ran.
+    result.meta.timings.load_s += load_s;
     write_to_folder(&mut result, WriteOptions { png_frames: a.png_frames, gallery: false }, &a.out)?;
     let meta = &result.meta;
     let [w, h] = meta.resolution.display;

@@ -1,6 +1,6 @@
 //! `vidplay image`: an image from a prompt with a Stable Diffusion-family model.
 
-use super::common::{check_given, check_text, locate};
+use super::common::{check_given, check_sides, check_text, locate};
 use super::engine_run;
 use crate::engines::Overrides;
 use crate::engines::cache::ModelCache;
@@ -74,18 +74,14 @@ pub fn run(a: ImageArgs) -> anyhow::Result<()> {
         ("height", a.height.map(f64::from)),
     ];
     check_given(&given)?;
-    for side in [a.width, a.height].into_iter().flatten() {
-        if side == 0 || side % 8 != 0 {
-            bail!("--width and --height must be positive multiples of 8, got {side}");
-        }
-    }
+    check_sides(&[a.width, a.height])?;
     let opened = device::open(a.device)?;
     let root = locate(a.model_dir.as_deref(), a.model.as_deref(), a.precision.resolve(&opened))?;
     let name = a.model.clone().unwrap_or_else(|| root.display().to_string());
     let engine = engine_run::engine_for(&name, &root, &[Mode::TextToImage], "images from text")?;
     let start = JobParams { prompt: a.prompt.clone(), model: name, seed: a.seed, ..JobParams::default() };
     let params = engine_run::params_for(engine.as_ref(), Mode::TextToImage, start, |p| {
-        p.negative = a.negative.unwrap_or(std::mem::take(&mut p.negative));
+        p.negative = a.negative.clone().unwrap_or(std::mem::take(&mut p.negative));
         p.steps = a.steps.unwrap_or(p.steps);
         p.guidance = a.guidance.unwrap_or(p.guidance);
         p.width = a.width.unwrap_or(p.width);
@@ -93,7 +89,17 @@ pub fn run(a: ImageArgs) -> anyhow::Result<()> {
     });
     let overrides =
         Overrides { precision: a.precision, noise: a.noise, scheduler, warmup: a.warmup, ..Overrides::NONE };
-    let run = engine_run::Run { input: None, overrides: &overrides, given: &[], started };
+    let given: Vec<&str> = [
+        ("negative", a.negative.is_some()),
+        ("steps", a.steps.is_some()),
+        ("guidance", a.guidance.is_some()),
+        ("width", a.width.is_some()),
+        ("height", a.height.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(name, set)| set.then_some(name))
+    .collect();
+    let run = engine_run::Run { input: None, overrides: &overrides, given: &given, started };
     let mut result = engine_run::run(engine.as_ref(), params, run, &opened, &mut ModelCache::new(0))?;
     write_to_folder(&mut result, WriteOptions { png_frames: false, gallery: false }, &a.out)?;
     let [width, height] = result.meta.resolution.native;

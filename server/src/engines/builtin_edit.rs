@@ -95,9 +95,7 @@ impl super::Engine for BuiltinEditEngine {
                 ..Timings::default()
             },
             details,
-            created_unix: crate::ids::now_unix(),
-            vidplay_version: env!("CARGO_PKG_VERSION").into(),
-            ..ResultMeta::default()
+            ..super::metadata::made_now()
         };
         Ok(Rendered {
             frames: vec![edited.image],

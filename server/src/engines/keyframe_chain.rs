@@ -3,7 +3,7 @@
 //! its progress. It answers to the video model's id and animates given images as that model does.
 //! Both are engines chosen by task: the chain knows no family.
 
-use super::{Engine, EngineJob, Rendered, RunContext};
+use super::{Engine, EngineJob, Overrides, Rendered, RunContext};
 use app::models::{ModelInfo, ParamSpec};
 use app::types::{JobParams, Mode};
 use model::generate::{GenerateError, Progress};
@@ -89,6 +89,15 @@ impl super::Engine for KeyframeChain {
             }
         }
         self.info.check(params, task)?;
+        if task == Mode::TextToVideo
+            && let Some(keyframer) = self.keyframer(&params.keyframe_model)
+        {
+            // The keyframe job as its own model checks it (its bounds, not the widest of all
+            // keyframe models').
+            keyframer
+                .validate(&mut keyframe_params(params, keyframer.info()), false)
+                .map_err(|e| format!("the keyframe: {e}"))?;
+        }
         Ok(task)
     }
 
@@ -118,16 +127,16 @@ impl super::Engine for KeyframeChain {
                 progress: &mut phase,
                 cancelled: ctx.cancelled,
             };
-            let params = JobParams {
-                model: keyframer.info().id.clone(),
-                steps: p.keyframe_steps,
-                guidance: p.keyframe_guidance,
-                ..p.clone()
+            let params = keyframe_params(p, keyframer.info());
+            // The command line's options are the video model's (its noise file, its decode
+            // chunk); the keyframe model only shares the precision and the memory mode.
+            let o = Overrides {
+                precision: job.overrides.precision,
+                low_memory: job.overrides.low_memory,
+                ..Overrides::NONE
             };
-            keyframer.run(
-                EngineJob { params: &params, mode: Mode::TextToImage, input: None, overrides: job.overrides },
-                &mut inner,
-            )?
+            keyframer
+                .run(EngineJob { params: &params, mode: Mode::TextToImage, input: None, overrides: &o }, &mut inner)?
         };
         // Phase 2: the video from it.
         let image = keyframe.frames[0].clone();
@@ -153,5 +162,52 @@ impl super::Engine for KeyframeChain {
         video.meta.keyframe = Some(Box::new(keyframe.meta));
         video.keyframe = Some(image);
         Ok(video)
+    }
+}
+
+/// The keyframe job of a text-to-video job: its steps and guidance, at [`keyframe_size`].
+fn keyframe_params(p: &JobParams, keyframer: &ModelInfo) -> JobParams {
+    let (width, height) = keyframe_size(p.width, p.height, keyframer);
+    JobParams {
+        model: keyframer.id.clone(),
+        steps: p.keyframe_steps,
+        guidance: p.keyframe_guidance,
+        width,
+        height,
+        ..p.clone()
+    }
+}
+
+/// The keyframe's size: the clip's, or, when the clip has more pixels than the keyframe model's
+/// native size, the clip's aspect at about that many pixels (in multiples of 8). A text-to-image model
+/// far above the size it was trained at repeats its subject; the video model resizes the
+/// keyframe to the clip's size.
+fn keyframe_size(width: u32, height: u32, keyframer: &ModelInfo) -> (u32, u32) {
+    let native = keyframer.native_width as f64 * keyframer.native_height as f64;
+    let area = width as f64 * height as f64;
+    if area <= native || area == 0.0 {
+        return (width, height);
+    }
+    let scale = (native / area).sqrt();
+    let side = |v: u32| ((v as f64 * scale / 8.0).round() as u32 * 8).max(64);
+    (side(width), side(height))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyframes_keep_the_clips_aspect_within_the_keyframe_models_size() {
+        let model = |side: u32| ModelInfo {
+            native_width: side,
+            native_height: side,
+            ..crate::engines::builtin_edit::BuiltinEditEngine::new().info().clone()
+        };
+        // SVD's 1024x576 from a 512-pixel model: 16:9 at about 512x512 pixels.
+        assert_eq!(keyframe_size(1024, 576, &model(512)), (680, 384));
+        // No bigger than the clip, and unchanged within the model's size.
+        assert_eq!(keyframe_size(1024, 576, &model(768)), (1024, 576));
+        assert_eq!(keyframe_size(64, 64, &model(512)), (64, 64));
     }
 }

@@ -3,7 +3,7 @@
 //! its conformance suite, and its two implementations: SQLite (one file in the data directory,
 //! the embedded default) and PostgreSQL (a shared database for a web node and GPU workers on
 //! other machines). Both keep their own migrations, cut into the same modules, and pass
-//! [`conformance::run`].
+//! `conformance::run` (built with the `testkit` feature, as the tests build it).
 //!
 //! Media files are not in the database: they live in the media store (see [`crate::media`]).
 
@@ -97,7 +97,7 @@ pub fn unreadable_job(why: &str) -> String {
 }
 
 /// Persistence for the job queue and the gallery, each concern its own trait; every store
-/// implements them all (and passes [`conformance::run`]).
+/// implements them all (and passes `conformance::run`).
 pub trait Store:
     JobStore + LeaseStore + NoticeStore + GalleryStore + ScoreStore + EmbeddingStore + VoteStore + 'static
 {

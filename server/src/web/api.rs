@@ -3,9 +3,10 @@
 //!
 //! Errors are `{"error": "..."}` with a 4xx status for anything the caller can fix.
 
+use super::state::WebState;
 use crate::queue::defaults::Given;
 use crate::queue::events::JobEvent;
-use crate::queue::{Jobs, SubmitError, Upload};
+use crate::queue::{SubmitError, Upload};
 use crate::storage::StoreError;
 use app::media_files::MediaFile;
 use app::scores::{GallerySort, ScoreFlag};
@@ -63,7 +64,7 @@ impl From<SubmitError> for Failure {
 
 type ApiResult<T> = Result<T, Failure>;
 
-pub fn routes() -> Router<Jobs> {
+pub fn routes() -> Router<WebState> {
     Router::new()
         .route("/api/jobs", get(list_jobs).post(create_job))
         .route("/api/jobs/events", get(job_events))
@@ -99,11 +100,11 @@ async fn field_text(mut field: axum::extract::multipart::Field<'_>, name: &str) 
 
 /// Reads a job request: a JSON body (`JobParams`), or a multipart form with the same fields
 /// plus an optional `image` file (what the Create page's form sends without JavaScript).
-pub async fn read_job_request(req: Request, jobs: &Jobs) -> ApiResult<JobRequest> {
+pub async fn read_job_request(req: Request, web: &WebState) -> ApiResult<JobRequest> {
     let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     if content_type.starts_with("multipart/form-data") {
         let form = Multipart::from_request(req, &()).await.map_err(|e| Failure::bad(e.body_text()))?;
-        read_multipart(form, jobs).await
+        read_multipart(form, web).await
     } else if content_type.starts_with("application/json") {
         let too_big = || {
             Failure(
@@ -144,17 +145,17 @@ pub struct JobRequest {
     pub given: Given,
 }
 
-async fn read_multipart(form: Multipart, jobs: &Jobs) -> ApiResult<JobRequest> {
+async fn read_multipart(form: Multipart, web: &WebState) -> ApiResult<JobRequest> {
     let mut vary = (String::new(), String::new());
     let mut names = std::collections::HashSet::new();
-    let (params, upload) = read_form(form, jobs, &mut vary, &mut names).await?;
+    let (params, upload) = read_form(form, web, &mut vary, &mut names).await?;
     let variants = Variants::from_form(&vary.0, &vary.1).map_err(Failure::bad)?;
     Ok(JobRequest { params, upload, variants, given: Given::Only(names) })
 }
 
 async fn read_form(
     mut form: Multipart,
-    jobs: &Jobs,
+    web: &WebState,
     vary: &mut (String, String),
     names: &mut std::collections::HashSet<String>,
 ) -> ApiResult<(JobParams, Option<Upload>)> {
@@ -251,16 +252,16 @@ async fn read_form(
     if upload.is_none()
         && let Some(name) = example
     {
-        if !crate::web::studio::list_examples(jobs.examples_dir()).contains(&name) {
+        if !crate::web::studio::list_examples(&web.examples_dir).contains(&name) {
             return Err(Failure::bad(format!("there is no example image {name:?}")));
         }
-        let bytes = tokio::fs::read(jobs.examples_dir().join(&name))
+        let bytes = tokio::fs::read(web.examples_dir.join(&name))
             .await
             .map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, format!("reading example {name}: {e}")))?;
         upload = Some(Upload { bytes, name });
     }
     if params.task == app::params::EDIT_TASK {
-        return edit_source(params, upload, source, jobs).await;
+        return edit_source(params, upload, source, web).await;
     }
     if upload.is_none()
         && let Some(source) = source
@@ -277,11 +278,11 @@ async fn read_form(
         let (id, file) =
             stored.ok_or_else(|| Failure::bad("the source image is not a stored input image or keyframe"))?;
         let gone = || Failure::bad("the source image is gone");
-        if !jobs.store().video_exists(id.to_string()).await? {
+        if !web.store.video_exists(id.to_string()).await? {
             return Err(gone());
         }
         let fetched =
-            jobs.media().get(&app::media_files::key(id, file), None).await.map_err(|_| gone())?.ok_or_else(gone)?;
+            web.media.get(&app::media_files::key(id, file), None).await.map_err(|_| gone())?.ok_or_else(gone)?;
         upload = Some(Upload { bytes: fetched.bytes.to_vec(), name: file.name() });
     }
     if mode == Some(Mode::ImageToVideo) && upload.is_none() {
@@ -297,7 +298,7 @@ async fn edit_source(
     mut params: JobParams,
     upload: Option<Upload>,
     source: Option<String>,
-    jobs: &Jobs,
+    web: &WebState,
 ) -> ApiResult<(JobParams, Option<Upload>)> {
     params.source.clear();
     let Some(source) = source.filter(|_| upload.is_none()) else {
@@ -319,9 +320,9 @@ async fn edit_source(
         }
         Some(MediaFile::Input) if is_valid_id(id) => {
             let gone = || Failure::bad("the source image is gone");
-            let video = jobs.store().video(id.to_string()).await?.ok_or_else(gone)?;
-            let fetched = jobs
-                .media()
+            let video = web.store.video(id.to_string()).await?.ok_or_else(gone)?;
+            let fetched = web
+                .media
                 .get(&app::media_files::key(id, MediaFile::Input), None)
                 .await
                 .map_err(|_| gone())?
@@ -354,19 +355,19 @@ fn wants_html(headers: &HeaderMap) -> bool {
     headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"))
 }
 
-async fn create_job(State(jobs): State<Jobs>, req: Request) -> ApiResult<Response> {
+async fn create_job(State(web): State<WebState>, req: Request) -> ApiResult<Response> {
     let html = wants_html(req.headers());
     // Whose token sent it (set by the security guard): queued jobs take turns by owner.
     let owner = req.extensions().get::<crate::web::security::Owner>().map(|o| o.0.clone()).unwrap_or_default();
-    let JobRequest { params, upload, variants, given } = read_job_request(req, &jobs).await?;
+    let JobRequest { params, upload, variants, given } = read_job_request(req, &web).await?;
     if let Some(variants) = variants {
-        let group = jobs.submit_variants(&owner, params, upload, &variants, &given).await?;
+        let group = web.jobs.submit_variants(&owner, params, upload, &variants, &given).await?;
         if html {
             return Ok(Redirect::to("/queue").into_response());
         }
         return Ok((StatusCode::CREATED, Json(group)).into_response());
     }
-    let job = jobs.submit_given(&owner, params, upload, &given).await?;
+    let job = web.jobs.submit_given(&owner, params, upload, &given).await?;
     if html {
         // A browser without JavaScript posted the Create form: show the queue.
         return Ok(Redirect::to(&format!("/queue#job-{}", job.id)).into_response());
@@ -374,19 +375,19 @@ async fn create_job(State(jobs): State<Jobs>, req: Request) -> ApiResult<Respons
     Ok((StatusCode::CREATED, Json(job)).into_response())
 }
 
-async fn list_jobs(State(jobs): State<Jobs>) -> ApiResult<Response> {
-    Ok(Json(jobs.store().jobs(100).await?).into_response())
+async fn list_jobs(State(web): State<WebState>) -> ApiResult<Response> {
+    Ok(Json(web.store.jobs(100).await?).into_response())
 }
 
-async fn get_job(State(jobs): State<Jobs>, Path(id): Path<String>) -> ApiResult<Response> {
+async fn get_job(State(web): State<WebState>, Path(id): Path<String>) -> ApiResult<Response> {
     check_id(&id, "job")?;
-    let job = jobs.store().job(id).await?.ok_or_else(|| Failure::not_found("job"))?;
+    let job = web.store.job(id).await?.ok_or_else(|| Failure::not_found("job"))?;
     Ok(Json(job).into_response())
 }
 
-async fn cancel_job(State(jobs): State<Jobs>, Path(id): Path<String>) -> ApiResult<Response> {
+async fn cancel_job(State(web): State<WebState>, Path(id): Path<String>) -> ApiResult<Response> {
     check_id(&id, "job")?;
-    let job = jobs.cancel(&id).await?.ok_or_else(|| Failure::not_found("job"))?;
+    let job = web.jobs.cancel(&id).await?.ok_or_else(|| Failure::not_found("job"))?;
     Ok(Json(job).into_response())
 }
 
@@ -456,30 +457,30 @@ impl VideoParams {
     }
 }
 
-async fn list_videos(State(jobs): State<Jobs>, Query(params): Query<VideoParams>) -> ApiResult<Response> {
-    Ok(Json(crate::visual::search(jobs.store().as_ref(), jobs.visual(), params.to_query()?).await?).into_response())
+async fn list_videos(State(web): State<WebState>, Query(params): Query<VideoParams>) -> ApiResult<Response> {
+    Ok(Json(crate::visual::search(web.store.as_ref(), web.visual.as_ref(), params.to_query()?).await?).into_response())
 }
 
-async fn get_video(State(jobs): State<Jobs>, Path(id): Path<String>) -> ApiResult<Response> {
+async fn get_video(State(web): State<WebState>, Path(id): Path<String>) -> ApiResult<Response> {
     check_id(&id, "video")?;
-    let video = jobs.store().video(id).await?.ok_or_else(|| Failure::not_found("video"))?;
+    let video = web.store.video(id).await?.ok_or_else(|| Failure::not_found("video"))?;
     Ok(Json(video).into_response())
 }
 
 /// An edited image's versions: `{"chain": [...]}`, the first edit first and this one last
 /// (the original, when it was an upload, is the first edit's `input.png`).
-async fn get_chain(State(jobs): State<Jobs>, Path(id): Path<String>) -> ApiResult<Response> {
+async fn get_chain(State(web): State<WebState>, Path(id): Path<String>) -> ApiResult<Response> {
     check_id(&id, "video")?;
-    let chain = jobs.chain(&id).await?;
+    let chain = web.jobs.chain(&id).await?;
     if chain.is_empty() {
         return Err(Failure::not_found("video"));
     }
     Ok(Json(serde_json::json!({ "chain": chain })).into_response())
 }
 
-async fn delete_video(State(jobs): State<Jobs>, Path(id): Path<String>) -> ApiResult<Response> {
+async fn delete_video(State(web): State<WebState>, Path(id): Path<String>) -> ApiResult<Response> {
     check_id(&id, "video")?;
-    if !jobs.delete_video(&id).await? {
+    if !web.jobs.delete_video(&id).await? {
         return Err(Failure::not_found("video"));
     }
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -487,8 +488,8 @@ async fn delete_video(State(jobs): State<Jobs>, Path(id): Path<String>) -> ApiRe
 
 /// Every model this server runs, with its tasks and every parameter's bounds, default and
 /// help: what the Create page draws its form from, and what job requests are checked against.
-async fn list_models(State(jobs): State<Jobs>) -> ApiResult<Response> {
-    Ok(Json(jobs.registry().infos()).into_response())
+async fn list_models(State(web): State<WebState>) -> ApiResult<Response> {
+    Ok(Json(web.registry.infos()).into_response())
 }
 
 /// The settings embedded in a file this server made (an MP4, GIF or PNG, sent as the body):
@@ -504,8 +505,8 @@ async fn settings_of_file(body: axum::body::Bytes) -> ApiResult<Response> {
     Ok(Json(app::types::FileSettings { mode: meta.mode, params: meta.params }).into_response())
 }
 
-async fn health(State(jobs): State<Jobs>) -> ApiResult<Response> {
-    Ok(Json(jobs.health().await?).into_response())
+async fn health(State(web): State<WebState>) -> ApiResult<Response> {
+    Ok(Json(web.jobs.health().await?).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -517,15 +518,15 @@ struct EventParams {
 /// job's state changes, a `step` event (`{"id", "step", "total"}`) as it progresses. At most
 /// [`crate::queue::events::MAX_EVENT_STREAMS`] at once (503 beyond); a listener that falls behind is
 /// dropped (browsers reconnect by themselves); every stream ends when the server shuts down.
-async fn job_events(State(jobs): State<Jobs>, Query(params): Query<EventParams>) -> ApiResult<Response> {
+async fn job_events(State(web): State<WebState>, Query(params): Query<EventParams>) -> ApiResult<Response> {
     if let Some(id) = &params.id {
         check_id(id, "job")?;
     }
-    let Some(slot) = jobs.stream_slot() else {
+    let Some(slot) = web.jobs.stream_slot() else {
         return Err(Failure(StatusCode::SERVICE_UNAVAILABLE, "too many open event streams; try again later".into()));
     };
     let only = params.id;
-    let stream = BroadcastStream::new(jobs.subscribe()).map_while(|update| update.ok()).filter_map(move |event| {
+    let stream = BroadcastStream::new(web.jobs.subscribe()).map_while(|update| update.ok()).filter_map(move |event| {
         let _slot = &slot;
         if only.as_ref().is_some_and(|id| id != event.job_id()) {
             return None;
@@ -536,6 +537,6 @@ async fn job_events(State(jobs): State<Jobs>, Query(params): Query<EventParams>)
         };
         Some(Ok::<_, Infallible>(sse.unwrap_or_default()))
     });
-    let stream = futures_util::StreamExt::take_until(stream, jobs.closing());
+    let stream = futures_util::StreamExt::take_until(stream, web.jobs.closing());
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
 }

@@ -2,7 +2,7 @@
 //! gallery (nothing being written, nothing of a deleted video even while its files are being
 //! removed), with byte ranges (video seeking), as downloads when asked with `?download`.
 
-use crate::queue::Jobs;
+use super::state::WebState;
 use crate::web::security;
 use app::media_files::{self, MediaFile};
 use app::types::is_valid_id;
@@ -11,15 +11,15 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-pub fn routes() -> axum::Router<Jobs> {
+pub fn routes() -> axum::Router<WebState> {
     axum::Router::new().route("/media/{id}/{*file}", axum::routing::get(serve))
 }
 
-async fn serve(State(jobs): State<Jobs>, Path((id, file)): Path<(String, String)>, req: Request) -> Response {
+async fn serve(State(web): State<WebState>, Path((id, file)): Path<(String, String)>, req: Request) -> Response {
     let Some(which) = MediaFile::parse(&file).filter(|_| is_valid_id(&id)) else {
         return security::refuse(StatusCode::NOT_FOUND, "no such file");
     };
-    match jobs.store().video_exists(id.clone()).await {
+    match web.store.video_exists(id.clone()).await {
         Ok(true) => {}
         Ok(false) => return security::refuse(StatusCode::NOT_FOUND, "no such file"),
         Err(e) => return crate::web::api::Failure::from(e).into_response(),
@@ -32,7 +32,7 @@ async fn serve(State(jobs): State<Jobs>, Path((id, file)): Path<(String, String)
         // The last N bytes: read the whole (small) file and keep its end.
         Some(ByteRange::Last(_)) | None => None,
     };
-    let fetched = match jobs.media().get(&key, wanted).await {
+    let fetched = match web.media.get(&key, wanted).await {
         Ok(Some(mut f)) => {
             if let Some(ByteRange::Last(n)) = range {
                 if n == 0 || f.size == 0 {

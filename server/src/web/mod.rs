@@ -6,6 +6,7 @@ pub mod api;
 pub mod assets;
 pub mod media;
 pub mod security;
+pub mod state;
 pub mod studio;
 pub mod votes;
 
@@ -26,6 +27,7 @@ use leptos_axum::{LeptosRoutes, generate_route_list};
 use model::builtin::pipeline::BuiltinModel;
 use model::device::OpenedDevice;
 use security::Access;
+use state::WebState;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -93,21 +95,22 @@ pub async fn build(
         crate::visual::Visual::start(opts.models_dir.as_deref(), store.as_ref(), opts.visual_min_similarity).await;
     let examples_dir = opts.site_root.join("examples");
     let queue = QueueConfig {
-        store,
-        media,
-        registry,
+        store: store.clone(),
+        media: media.clone(),
+        registry: registry.clone(),
         examples_dir: examples_dir.clone(),
         model_memory_mib: opts.model_memory_mib,
         faults: opts.faults.clone(),
-        visual,
+        visual: visual.clone(),
         worker: opts.worker.clone(),
     };
     let jobs = Jobs::start(queue, load).await?;
+    let web = WebState { jobs: jobs.clone(), store, media, registry, visual, examples_dir };
     if opts.seed_examples {
-        seed_examples(&jobs, &examples_dir).await;
+        seed_examples(&web).await;
     }
-    let studio: SharedStudio = Arc::new(ServerStudio { jobs: jobs.clone(), examples_dir });
-    Ok((router(jobs.clone(), studio, leptos_options(opts), Arc::new(opts.access.clone())), jobs))
+    let studio: SharedStudio = Arc::new(ServerStudio { web: web.clone() });
+    Ok((router(web, studio, leptos_options(opts), Arc::new(opts.access.clone())), jobs))
 }
 
 pub fn leptos_options(opts: &ServeOptions) -> LeptosOptions {
@@ -119,9 +122,10 @@ pub fn leptos_options(opts: &ServeOptions) -> LeptosOptions {
         .build()
 }
 
-async fn seed_examples(jobs: &Jobs, examples_dir: &Path) {
-    let fresh = matches!(jobs.store().jobs(1).await, Ok(list) if list.is_empty())
-        && matches!(jobs.store().count_videos().await, Ok(0));
+async fn seed_examples(web: &WebState) {
+    let (jobs, examples_dir) = (&web.jobs, &web.examples_dir);
+    let fresh = matches!(web.store.jobs(1).await, Ok(list) if list.is_empty())
+        && matches!(web.store.count_videos().await, Ok(0));
     if !fresh {
         return;
     }
@@ -161,15 +165,15 @@ async fn json_too_large(res: Response) -> Response {
     res
 }
 
-pub fn router(jobs: Jobs, studio: SharedStudio, options: LeptosOptions, access: Arc<Access>) -> Router {
+pub fn router(web: WebState, studio: SharedStudio, options: LeptosOptions, access: Arc<Access>) -> Router {
     let routes = generate_route_list(app::App);
     let assets = assets::routes(Path::new(&*options.site_root));
     let stylesheet = format!("/{}/{}.css", options.site_pkg_dir, options.output_name);
-    let media = media::routes().with_state(jobs.clone());
+    let media = media::routes().with_state(web.clone());
     let api = api::routes()
         .merge(votes::routes())
         .layer(DefaultBodyLimit::max(crate::media::input::MAX_BYTES as usize + 256 * 1024))
-        .with_state(jobs);
+        .with_state(web);
     let context = {
         let studio = studio.clone();
         move || provide_context(studio.clone())

@@ -1,7 +1,7 @@
 //! The server's side of the pages' [`Studio`]: the job queue, the store and the built-in
 //! model's vocabulary, given to the server functions as context.
 
-use crate::queue::Jobs;
+use super::state::WebState;
 use app::backend::{BoxFuture, Studio, StudioResult};
 use app::models::ModelInfo;
 use app::types::{Job, PromptReading, Video, VideoPage, VideoQuery, WorkerHealth};
@@ -9,12 +9,9 @@ use app::votes::{GroupBy, Leaderboard, Vote, VoteRequest};
 use model::builtin::prompt::{Prompt, parse};
 use model::builtin::world::Scene;
 use model::rng::Rng;
-use std::path::PathBuf;
 
 pub struct ServerStudio {
-    pub jobs: Jobs,
-    /// Example images for image-to-video (`public/examples`).
-    pub examples_dir: PathBuf,
+    pub web: WebState,
 }
 
 /// Image files in `dir`, sorted by name.
@@ -46,7 +43,7 @@ pub fn reading(prompt: &Prompt) -> PromptReading {
 
 impl Studio for ServerStudio {
     fn models(&self) -> Vec<ModelInfo> {
-        self.jobs.registry().infos()
+        self.web.registry.infos()
     }
 
     fn read_prompt(&self, prompt: &str) -> PromptReading {
@@ -60,56 +57,56 @@ impl Studio for ServerStudio {
     }
 
     fn examples(&self) -> Vec<String> {
-        list_examples(&self.examples_dir)
+        list_examples(&self.web.examples_dir)
     }
 
     fn videos(&self, query: VideoQuery) -> BoxFuture<'_, StudioResult<VideoPage>> {
         Box::pin(async move {
-            crate::visual::search(self.jobs.store().as_ref(), self.jobs.visual(), query)
+            crate::visual::search(self.web.store.as_ref(), self.web.visual.as_ref(), query)
                 .await
                 .map_err(|e| e.to_string())
         })
     }
 
     fn video(&self, id: String) -> BoxFuture<'_, StudioResult<Option<Video>>> {
-        Box::pin(async move { self.jobs.store().video(id).await.map_err(|e| e.to_string()) })
+        Box::pin(async move { self.web.store.video(id).await.map_err(|e| e.to_string()) })
     }
 
     fn chain(&self, id: String) -> BoxFuture<'_, StudioResult<Vec<Video>>> {
-        Box::pin(async move { self.jobs.chain(&id).await.map_err(|e| e.to_string()) })
+        Box::pin(async move { self.web.jobs.chain(&id).await.map_err(|e| e.to_string()) })
     }
 
     fn set_favorite(&self, id: String, favorite: bool) -> BoxFuture<'_, StudioResult<bool>> {
-        Box::pin(async move { self.jobs.store().set_favorite(id, favorite).await.map_err(|e| e.to_string()) })
+        Box::pin(async move { self.web.store.set_favorite(id, favorite).await.map_err(|e| e.to_string()) })
     }
 
     fn delete_video(&self, id: String) -> BoxFuture<'_, StudioResult<bool>> {
-        Box::pin(async move { self.jobs.delete_video(&id).await.map_err(|e| e.to_string()) })
+        Box::pin(async move { self.web.jobs.delete_video(&id).await.map_err(|e| e.to_string()) })
     }
 
     fn jobs(&self, limit: u32) -> BoxFuture<'_, StudioResult<Vec<Job>>> {
-        Box::pin(async move { self.jobs.store().jobs(limit).await.map_err(|e| e.to_string()) })
+        Box::pin(async move { self.web.store.jobs(limit).await.map_err(|e| e.to_string()) })
     }
 
     fn job(&self, id: String) -> BoxFuture<'_, StudioResult<Option<Job>>> {
-        Box::pin(async move { self.jobs.store().job(id).await.map_err(|e| e.to_string()) })
+        Box::pin(async move { self.web.store.job(id).await.map_err(|e| e.to_string()) })
     }
 
     fn cancel(&self, id: String) -> BoxFuture<'_, StudioResult<Option<Job>>> {
-        Box::pin(async move { self.jobs.cancel(&id).await.map_err(|e| e.to_string()) })
+        Box::pin(async move { self.web.jobs.cancel(&id).await.map_err(|e| e.to_string()) })
     }
 
     fn recent_prompts(&self, limit: u32) -> BoxFuture<'_, StudioResult<Vec<String>>> {
-        Box::pin(async move { self.jobs.store().recent_prompts(limit).await.map_err(|e| e.to_string()) })
+        Box::pin(async move { self.web.store.recent_prompts(limit).await.map_err(|e| e.to_string()) })
     }
 
     fn health(&self) -> BoxFuture<'_, StudioResult<WorkerHealth>> {
-        Box::pin(async move { self.jobs.health().await.map_err(|e| e.to_string()) })
+        Box::pin(async move { self.web.jobs.health().await.map_err(|e| e.to_string()) })
     }
 
     fn vote(&self, request: VoteRequest) -> BoxFuture<'_, StudioResult<Result<Vote, String>>> {
         Box::pin(async move {
-            match crate::compare::cast(self.jobs.store().as_ref(), request).await {
+            match crate::compare::cast(self.web.store.as_ref(), request).await {
                 Ok(vote) => Ok(Ok(vote)),
                 Err(crate::compare::VoteError::Invalid(why)) => Ok(Err(why)),
                 Err(crate::compare::VoteError::Store(e)) => Err(e.to_string()),
@@ -118,8 +115,6 @@ impl Studio for ServerStudio {
     }
 
     fn leaderboard(&self, by: GroupBy) -> BoxFuture<'_, StudioResult<Leaderboard>> {
-        Box::pin(
-            async move { crate::compare::standings(self.jobs.store().as_ref(), by).await.map_err(|e| e.to_string()) },
-        )
+        Box::pin(async move { crate::compare::standings(self.web.store.as_ref(), by).await.map_err(|e| e.to_string()) })
     }
 }

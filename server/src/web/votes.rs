@@ -2,8 +2,8 @@
 //! `GET /api/leaderboard?by=model` (`&format=csv` for a spreadsheet).
 
 use super::api::Failure;
+use super::state::WebState;
 use crate::compare::{self, VoteError};
-use crate::queue::Jobs;
 use app::votes::{GroupBy, VoteRequest};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Query, State};
@@ -13,7 +13,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 
-pub fn routes() -> Router<Jobs> {
+pub fn routes() -> Router<WebState> {
     Router::new().route("/api/votes", get(list_votes).post(cast_vote)).route("/api/leaderboard", get(leaderboard))
 }
 
@@ -27,7 +27,7 @@ impl From<VoteError> for Failure {
 }
 
 async fn cast_vote(
-    State(jobs): State<Jobs>,
+    State(web): State<WebState>,
     body: Result<Json<VoteRequest>, JsonRejection>,
 ) -> Result<Response, Failure> {
     let Json(request) = body.map_err(|e| {
@@ -39,7 +39,7 @@ async fn cast_vote(
             ),
         )
     })?;
-    let vote = compare::cast(jobs.store().as_ref(), request).await?;
+    let vote = compare::cast(web.store.as_ref(), request).await?;
     Ok((StatusCode::CREATED, Json(vote)).into_response())
 }
 
@@ -49,8 +49,8 @@ struct VotesParams {
     limit: Option<u32>,
 }
 
-async fn list_votes(State(jobs): State<Jobs>, Query(p): Query<VotesParams>) -> Result<Response, Failure> {
-    let votes = jobs.store().votes(p.limit.unwrap_or(100).clamp(1, 1000)).await?;
+async fn list_votes(State(web): State<WebState>, Query(p): Query<VotesParams>) -> Result<Response, Failure> {
+    let votes = web.store.votes(p.limit.unwrap_or(100).clamp(1, 1000)).await?;
     Ok(Json(serde_json::json!({ "votes": votes })).into_response())
 }
 
@@ -61,14 +61,14 @@ struct LeaderboardParams {
     format: String,
 }
 
-async fn leaderboard(State(jobs): State<Jobs>, Query(p): Query<LeaderboardParams>) -> Result<Response, Failure> {
+async fn leaderboard(State(web): State<WebState>, Query(p): Query<LeaderboardParams>) -> Result<Response, Failure> {
     let by = match p.by.as_str() {
         "" => GroupBy::Model,
         b => GroupBy::parse(b).ok_or_else(|| {
             Failure::bad(format!("by must be one of {}, not {b:?}", GroupBy::ALL.map(GroupBy::as_str).join(", ")))
         })?,
     };
-    let board = compare::standings(jobs.store().as_ref(), by).await?;
+    let board = compare::standings(web.store.as_ref(), by).await?;
     match p.format.as_str() {
         "" | "json" => Ok(Json(board).into_response()),
         "csv" => Ok((

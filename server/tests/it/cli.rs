@@ -86,6 +86,15 @@ fn bad_input_is_a_clear_error() {
     assert_fails_with(&["generate", "--prompt", "a red ball", "--motion", "9", "--out", out], "motion must be");
     assert_fails_with(&["generate", "--prompt", "a red ball", "--device", "tpu", "--out", out], "unknown device");
     assert_fails_with(&["generate", "--prompt", "a red ball"], "--out");
+    // Options the built-in model does not take are refused, not ignored.
+    assert_fails_with(
+        &["generate", "--prompt", "a red ball", "--noise-aug", "0.1", "--out", out],
+        "only for installed models",
+    );
+    assert_fails_with(
+        &["generate", "--prompt", "a red ball", "--width", "64", "--out", out],
+        "--width: vidplay-toy-1 has no such setting",
+    );
     assert!(!Path::new(out).exists(), "nothing is written for bad input");
 }
 
@@ -822,7 +831,7 @@ fn edit_reproduces_diffusers_from_the_same_noise() {
     assert_eq!(image::open(dir2.join("image.png")).unwrap().to_rgb8().dimensions(), (64, 32));
 
     // Without a model, the built-in editor, through its engine as in the queue; it makes one
-    // pass, so steps are not its to set.
+    // pass, so steps are not its to set, and the options of installed editors are refused.
     let dir3 = temp_dir("edit-builtin");
     let args = ["edit", "--image", image.to_str().unwrap(), "--prompt", "add snow", "--seed", "3", "--device", "cpu"];
     let out = vidplay(&[&args[..], &["--out", dir3.to_str().unwrap()][..]].concat());
@@ -832,7 +841,9 @@ fn edit_reproduces_diffusers_from_the_same_noise() {
     assert!(dir3.join("image.png").is_file());
     let again = dir3.join("again");
     let steps = [&args[..], &["--steps", "5", "--out", again.to_str().unwrap()][..]].concat();
-    assert_fails_with(&steps, "--steps 5: vidplay-edit-1 would make 1 instead");
+    assert_fails_with(&steps, "--steps: vidplay-edit-1 has no such setting");
+    let noise = [&args[..], &["--noise", noise.to_str().unwrap(), "--out", again.to_str().unwrap()][..]].concat();
+    assert_fails_with(&noise, "--noise (only for installed editors");
 }
 
 #[test]
