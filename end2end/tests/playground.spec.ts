@@ -5,10 +5,8 @@ const fixtures = path.join(__dirname, "..", "fixtures");
 const shots = path.join(__dirname, "..", "test-results", "screenshots");
 const docShots = path.join(__dirname, "..", "..", "docs", "screenshots");
 
-/** A screenshot for the README as well: the first screen of the page, as a newcomer sees it
- * (the whole page goes with the other screenshots). */
+/** A screenshot for the README: the first screen of the page, as a newcomer sees it. */
 async function docShot(page: Page, name: string) {
-  await page.screenshot({ path: `${shots}/${name}.png`, fullPage: true });
   await page.screenshot({ path: `${docShots}/${name}.png` });
 }
 
