@@ -74,6 +74,11 @@ pub fn check_sides(sides: &[Option<u32>]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The names of the options given, of `(name, given)` pairs.
+pub fn given<'a>(options: &[(&'a str, bool)]) -> Vec<&'a str> {
+    options.iter().filter(|(_, set)| *set).map(|(name, _)| *name).collect()
+}
+
 /// Checks a free-text option's length.
 pub fn check_text(what: &str, text: &str) -> anyhow::Result<()> {
     app::limits::check_text(what, text, app::limits::MAX_PROMPT_CHARS).map_err(|e| anyhow::anyhow!(e))

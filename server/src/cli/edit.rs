@@ -2,7 +2,7 @@
 //! InstructPix2Pix-family model (diffusers layout), or without one with the built-in editor, run
 //! through the editor's engine as the queue runs an edit.
 
-use super::common::{check_given, check_sides, check_text, locate};
+use super::common::{check_given, check_sides, check_text, given, locate};
 use super::engine_run;
 use crate::engines::builtin_edit::BuiltinEditEngine;
 use crate::engines::cache::ModelCache;
@@ -102,7 +102,7 @@ pub fn run(a: EditArgs) -> anyhow::Result<()> {
                 ("--width/--height", a.width.is_some()),
                 ("--precision", a.precision != PrecisionChoice::Auto),
             ];
-            let given: Vec<&str> = installed_only.iter().filter(|(_, set)| *set).map(|(flag, _)| *flag).collect();
+            let given = given(&installed_only);
             if !given.is_empty() {
                 bail!(
                     "{} (only for installed editors: give --model or --model-dir; the built-in editor takes none of these)",
@@ -137,15 +137,12 @@ pub fn run(a: EditArgs) -> anyhow::Result<()> {
         edit_size: a.width.zip(a.height),
         ..Overrides::NONE
     };
-    let given: Vec<&str> = [
+    let given = given(&[
         ("negative", a.negative.is_some()),
         ("steps", a.steps.is_some()),
         ("guidance", a.guidance.is_some()),
         ("image_guidance", a.image_guidance.is_some()),
-    ]
-    .into_iter()
-    .filter_map(|(name, set)| set.then_some(name))
-    .collect();
+    ]);
     let run = engine_run::Run { input: Some(&source), overrides: &overrides, given: &given, started };
     let mut result = engine_run::run(engine.as_ref(), params, run, &opened, &mut ModelCache::new(0))?;
     let meta = &mut result.meta;

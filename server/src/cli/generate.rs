@@ -4,7 +4,7 @@
 //! as the playground writes results (video.mp4, video.gif, metadata.json, input.png when
 //! animating, optionally frames/*.png).
 
-use super::common::{ModelArgs, check_given, check_sides, check_text, locate};
+use super::common::{ModelArgs, check_given, check_sides, check_text, given, locate};
 use super::engine_run;
 use crate::engines::builtin::BuiltinEngine;
 use crate::engines::cache::ModelCache;
@@ -159,7 +159,7 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
                 ("--precision", o.precision != PrecisionChoice::Auto),
                 ("--text-encoder-device", o.text_encoder_device != TextEncoderPlacement::Auto),
             ];
-            let given: Vec<&str> = installed_only.iter().filter(|(_, set)| *set).map(|(flag, _)| *flag).collect();
+            let given = given(&installed_only);
             if !given.is_empty() {
                 bail!(
                     "{} (only for installed models: give --model or --model-dir; the built-in model takes none of these)",
@@ -212,7 +212,7 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
         p.height = o.height.unwrap_or(p.height);
         p.negative = o.negative.clone().unwrap_or(std::mem::take(&mut p.negative));
     });
-    let given: Vec<&str> = [
+    let given = given(&[
         ("frames", a.frames.is_some()),
         ("fps", a.fps.is_some()),
         ("steps", a.steps.is_some()),
@@ -222,10 +222,7 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
         ("width", o.width.is_some()),
         ("height", o.height.is_some()),
         ("negative", o.negative.is_some()),
-    ]
-    .into_iter()
-    .filter_map(|(name, set)| set.then_some(name))
-    .collect();
+    ]);
     let overrides = Overrides {
         precision: o.precision,
         noise: o.noise.clone(),

@@ -1,6 +1,6 @@
 //! `vidplay image`: an image from a prompt with a Stable Diffusion-family model.
 
-use super::common::{check_given, check_sides, check_text, locate};
+use super::common::{check_given, check_sides, check_text, given, locate};
 use super::engine_run;
 use crate::engines::Overrides;
 use crate::engines::cache::ModelCache;
@@ -67,13 +67,13 @@ pub fn run(a: ImageArgs) -> anyhow::Result<()> {
     }
     check_text("the prompt", &a.prompt)?;
     check_text("the negative prompt", a.negative.as_deref().unwrap_or_default())?;
-    let given = [
+    let numbers = [
         ("guidance", a.guidance.map(f64::from)),
         ("steps", a.steps.map(f64::from)),
         ("width", a.width.map(f64::from)),
         ("height", a.height.map(f64::from)),
     ];
-    check_given(&given)?;
+    check_given(&numbers)?;
     check_sides(&[a.width, a.height])?;
     let opened = device::open(a.device)?;
     let root = locate(a.model_dir.as_deref(), a.model.as_deref(), a.precision.resolve(&opened))?;
@@ -89,16 +89,13 @@ pub fn run(a: ImageArgs) -> anyhow::Result<()> {
     });
     let overrides =
         Overrides { precision: a.precision, noise: a.noise, scheduler, warmup: a.warmup, ..Overrides::NONE };
-    let given: Vec<&str> = [
+    let given = given(&[
         ("negative", a.negative.is_some()),
         ("steps", a.steps.is_some()),
         ("guidance", a.guidance.is_some()),
         ("width", a.width.is_some()),
         ("height", a.height.is_some()),
-    ]
-    .into_iter()
-    .filter_map(|(name, set)| set.then_some(name))
-    .collect();
+    ]);
     let run = engine_run::Run { input: None, overrides: &overrides, given: &given, started };
     let mut result = engine_run::run(engine.as_ref(), params, run, &opened, &mut ModelCache::new(0))?;
     write_to_folder(&mut result, WriteOptions { png_frames: false, gallery: false }, &a.out)?;
