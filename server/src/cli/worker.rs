@@ -71,7 +71,6 @@ pub fn run(a: WorkerArgs) -> anyhow::Result<()> {
             store,
             media,
             registry: registry.clone(),
-            examples_dir: PathBuf::new(),
             model_memory_mib: memory,
             faults: crate::faults::Faults::from_env()?,
             visual,

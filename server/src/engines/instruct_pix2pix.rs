@@ -157,8 +157,10 @@ impl super::Engine for InstructPix2PixEngine {
         };
         let (f, c) = (editor.sd.scale_factor(), editor.sd.vae.config.latent_channels);
         let latent = [1, c, height / f, width / f];
-        let noise = o.noise_tensor("noise", &latent, true)?;
-        let step_noise = o.noise_tensor("step_noise", &[&[p.steps as usize][..], &latent[..]].concat(), false)?;
+        let steps = [&[p.steps as usize][..], &latent[..]].concat();
+        let [noise, step_noise] =
+            <[_; 2]>::try_from(o.noise_tensors(&[("noise", &latent, true), ("step_noise", &steps, false)])?)
+                .expect("two tensors asked for");
         let req = EditRequest {
             prompt: p.prompt.clone(),
             negative: p.negative.clone(),

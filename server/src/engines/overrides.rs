@@ -65,24 +65,33 @@ impl Overrides {
         min_guidance: None,
     };
 
-    /// The tensor `key` of the noise file as f32 of exactly `shape`; `None` without a noise
-    /// file, or when the key is absent and not `required`.
-    pub fn noise_tensor(&self, key: &str, shape: &[usize], required: bool) -> Result<Option<Vec<f32>>, GenerateError> {
-        let Some(path) = &self.noise else { return Ok(None) };
+    /// The tensors `(key, shape, required)` of the noise file, in order, each as f32 of exactly
+    /// its shape (the file opened once); all `None` without a noise file, and one `None` where
+    /// the key is absent and not required.
+    pub fn noise_tensors(&self, wanted: &[(&str, &[usize], bool)]) -> Result<Vec<Option<Vec<f32>>>, GenerateError> {
+        let Some(path) = &self.noise else { return Ok(vec![None; wanted.len()]) };
         let bad = |message: String| GenerateError::InvalidRequest(format!("{}: {message}", path.display()));
         let device = model::device::open(DeviceChoice::Cpu).map_err(|e| bad(e.to_string()))?.device;
         let file = Weights::open(std::slice::from_ref(path), &device, DType::F32).map_err(|e| bad(e.to_string()))?;
-        if !file.contains(key) {
-            if required {
-                return Err(bad(format!("needs a tensor named `{key}` of shape {shape:?}")));
+        let read = |&(key, shape, required): &(&str, &[usize], bool)| {
+            if !file.contains(key) {
+                if required {
+                    return Err(bad(format!("needs a tensor named `{key}` of shape {shape:?}")));
+                }
+                return Ok(None);
             }
-            return Ok(None);
-        }
-        let (values, found) = file.read_f32(key).map_err(|e| bad(format!("reading `{key}`: {e}")))?;
-        if found != shape {
-            return Err(bad(format!("`{key}` has shape {found:?}, this request needs {shape:?}")));
-        }
-        Ok(Some(values))
+            let (values, found) = file.read_f32(key).map_err(|e| bad(format!("reading `{key}`: {e}")))?;
+            if found != shape {
+                return Err(bad(format!("`{key}` has shape {found:?}, this request needs {shape:?}")));
+            }
+            Ok(Some(values))
+        };
+        wanted.iter().map(read).collect()
+    }
+
+    /// The one tensor `noise` of the noise file (see [`Overrides::noise_tensors`]).
+    pub fn noise_tensor(&self, shape: &[usize]) -> Result<Option<Vec<f32>>, GenerateError> {
+        Ok(self.noise_tensors(&[("noise", shape, true)])?.pop().flatten())
     }
 
     /// Notes in a result's metadata what it was made with beyond its parameters.

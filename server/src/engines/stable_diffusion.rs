@@ -92,7 +92,7 @@ impl StableDiffusionEngine {
             width,
             height,
             seed: params.seed.unwrap_or(0),
-            noise: o.noise_tensor("noise", &[1, sd.vae.config.latent_channels, height / f, width / f], true)?,
+            noise: o.noise_tensor(&[1, sd.vae.config.latent_channels, height / f, width / f])?,
             scheduler: o.scheduler,
         };
         let warmup_s =

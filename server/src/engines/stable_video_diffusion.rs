@@ -118,8 +118,11 @@ impl StableVideoDiffusionEngine {
         req.decode_chunk = Some(svd.decode_chunk_for(&req, free));
         let (f, c) = (svd.scale_factor(), svd.vae_config.latent_channels);
         let latents = [1, params.frames as usize, c, req.height / f, req.width / f];
-        req.noise = o.noise_tensor("noise", &latents, true)?;
-        req.image_noise = o.noise_tensor("image_noise", &[1, 3, req.height, req.width], false)?;
+        let image = [1, 3, req.height, req.width];
+        let [noise, image_noise] =
+            <[_; 2]>::try_from(o.noise_tensors(&[("noise", &latents, true), ("image_noise", &image, false)])?)
+                .expect("two tensors asked for");
+        (req.noise, req.image_noise) = (noise, image_noise);
         let warmup_s =
             o.warm_up(|| svd.generate(input, &VideoRequest { steps: 1, ..req.clone() }, &mut |_| {}, ctx.cancelled))?;
         let video = svd.generate(input, &req, ctx.progress, ctx.cancelled)?;

@@ -123,7 +123,7 @@ impl WanEngine {
         let mut req = request_of(params);
         if o.noise.is_some() {
             let [c, f, h, w] = wan.latent_shape(&req);
-            req.noise = o.noise_tensor("noise", &[1, c, f, h, w], true)?;
+            req.noise = o.noise_tensor(&[1, c, f, h, w])?;
         }
         let warmup_s =
             o.warm_up(|| wan.generate(&TextVideoRequest { steps: 1, ..req.clone() }, &mut |_| {}, ctx.cancelled))?;

@@ -28,7 +28,6 @@ use events::{JobEvent, StreamCounter, StreamSlot};
 use model::builtin::pipeline::BuiltinModel;
 use model::device::OpenedDevice;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use tokio::runtime::Handle;
@@ -61,8 +60,6 @@ pub struct QueueConfig {
     pub store: Arc<dyn Store>,
     pub media: Arc<dyn MediaStore>,
     pub registry: Arc<Registry>,
-    /// Example images offered for image-to-video.
-    pub examples_dir: PathBuf,
     /// Loaded models are kept within this much memory (MiB).
     pub model_memory_mib: u64,
     pub faults: Faults,
@@ -101,7 +98,6 @@ struct Inner {
     store: Arc<dyn Store>,
     media: Arc<dyn MediaStore>,
     registry: Arc<Registry>,
-    examples_dir: PathBuf,
     model_memory_mib: u64,
     /// Cancel flags of jobs that are running, or were asked to stop while being claimed.
     cancels: Mutex<HashMap<String, Arc<AtomicBool>>>,
@@ -153,7 +149,7 @@ impl Jobs {
         config: QueueConfig,
         load: impl FnOnce() -> anyhow::Result<(BuiltinModel, OpenedDevice)> + Send + 'static,
     ) -> anyhow::Result<Jobs> {
-        let QueueConfig { store, media, registry, examples_dir, model_memory_mib, faults, visual, worker } = config;
+        let QueueConfig { store, media, registry, model_memory_mib, faults, visual, worker } = config;
         if store.shared() {
             // Other machines run jobs now: only those whose lease ended are recovered (and
             // every heartbeat does that again); media being written elsewhere are not orphans.
@@ -179,7 +175,6 @@ impl Jobs {
                 store,
                 media,
                 registry,
-                examples_dir,
                 model_memory_mib,
                 cancels: Mutex::default(),
                 events: broadcast::channel(256).0,
@@ -272,20 +267,8 @@ impl Jobs {
         self.inner.visual.as_ref()
     }
 
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.inner.store
-    }
-
-    pub fn media(&self) -> &Arc<dyn MediaStore> {
-        &self.inner.media
-    }
-
     pub fn registry(&self) -> &Arc<Registry> {
         &self.inner.registry
-    }
-
-    pub fn examples_dir(&self) -> &Path {
-        &self.inner.examples_dir
     }
 
     /// Every job update (created, each step, finished).

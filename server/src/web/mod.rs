@@ -98,7 +98,6 @@ pub async fn build(
         store: store.clone(),
         media: media.clone(),
         registry: registry.clone(),
-        examples_dir: examples_dir.clone(),
         model_memory_mib: opts.model_memory_mib,
         faults: opts.faults.clone(),
         visual: visual.clone(),
