@@ -67,6 +67,10 @@ pub struct Job {
     /// jobs are taken round-robin between owners.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub owner: String,
+    /// The media key of the image it starts from (image to video, edits), resolved when it was
+    /// queued: its own upload (`uploads/ID.png`), or a stored result's file, read where it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<String>,
 }
 
 /// A finished clip in the gallery.

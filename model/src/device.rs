@@ -364,16 +364,8 @@ fn smoke_test(device: &Device) -> Result<(), String> {
     match outcome {
         Ok(sum) if (sum - 10.0).abs() < 1e-3 => Ok(()),
         Ok(sum) => Err(format!("a test sum came out as {sum}, not 10")),
-        Err(panic) => Err(panic_message(&panic)),
+        Err(panic) => Err(crate::generate::panic_message(&*panic)),
     }
-}
-
-fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    panic
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "the runtime panicked".into())
 }
 
 fn init_wgpu(kind: DeviceKind, api: Option<WgpuBackend>) -> Result<Device, String> {
@@ -584,7 +576,9 @@ fn cuda_probe() -> Result<Vec<CudaGpu>, String> {
             })
             .collect()
     });
-    probe.unwrap_or_else(|panic| Err(format!("the driver library is unusable ({})", panic_message(&panic))))
+    probe.unwrap_or_else(|panic| {
+        Err(format!("the driver library is unusable ({})", crate::generate::panic_message(&*panic)))
+    })
 }
 
 #[cfg(test)]

@@ -29,6 +29,15 @@ pub type ProgressHook<'a> = &'a mut dyn FnMut(Progress);
 /// Checked between steps: `true` stops the generation with [`GenerateError::Cancelled`].
 pub type CancelHook<'a> = &'a dyn Fn() -> bool;
 
+/// What a caught panic said (its message, when it has one).
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
+}
+
 /// Why a generation did not produce a result.
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
 pub enum GenerateError {

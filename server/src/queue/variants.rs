@@ -2,7 +2,7 @@
 //! or models), all or none of them queued.
 
 use super::defaults::Given;
-use super::{Jobs, SubmitError, Upload};
+use super::{Jobs, Picture, SubmitError};
 use app::types::JobParams;
 use app::variants::{VariantGroup, Variants};
 
@@ -15,7 +15,7 @@ impl Jobs {
         &self,
         owner: &str,
         base: JobParams,
-        upload: Option<Upload>,
+        picture: Option<Picture>,
         variants: &Variants,
         given: &Given,
     ) -> Result<VariantGroup, SubmitError> {
@@ -32,8 +32,7 @@ impl Jobs {
         let mut jobs = Vec::with_capacity(requests.len());
         for mut params in requests {
             params.group = group.clone();
-            let upload = upload.as_ref().map(|u| Upload { bytes: u.bytes.clone(), name: u.name.clone() });
-            match self.submit_given(owner, params, upload, &given).await {
+            match self.submit_given(owner, params, picture.clone(), &given).await {
                 Ok(job) => jobs.push(job),
                 Err(e) => {
                     for job in &jobs {

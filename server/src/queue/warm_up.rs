@@ -6,14 +6,16 @@
 //! and autotune caches in memory unless its `persistence` feature is on, which this build leaves
 //! off (it adds a database engine and minutes to every build).
 
-use super::Jobs;
+use super::control::Control;
+use super::report::WorkerReport;
 use crate::engines::cache::ModelCache;
-use crate::engines::{Engine, EngineJob, Overrides, RunContext};
-use app::types::{JobParams, Mode, WarmUp};
+use crate::engines::{Engine, EngineJob, Overrides, Registry, RunContext};
+use crate::faults::Faults;
+use app::types::{JobParams, Mode};
 use model::device::OpenedDevice;
+use model::generate::panic_message;
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 /// When a worker prepares its kernels.
@@ -61,52 +63,55 @@ pub fn job_of(engine: &dyn Engine) -> Option<(JobParams, Mode, Option<image::Rgb
     Some((params, mode, image))
 }
 
-/// The models a worker still has to prepare, in the registry's order.
-pub(super) struct Pending(VecDeque<Arc<dyn Engine>>);
-
-impl Pending {
-    /// Nothing to prepare (the device did not open).
-    pub(super) fn none() -> Self {
-        Self(VecDeque::new())
-    }
-
-    /// Whether `id` is still to be prepared; it no longer is (a job has run it).
-    fn take(&mut self, id: &str) -> bool {
-        let before = self.0.len();
-        self.0.retain(|e| e.info().id != id);
-        self.0.len() < before
-    }
+/// A worker's preparation of its models' kernels: the models still to prepare, in the
+/// registry's order, and how far it has come (in the worker's report).
+pub(super) struct Warmer {
+    pending: VecDeque<Arc<dyn Engine>>,
+    report: Arc<WorkerReport>,
+    control: Arc<Control>,
+    faults: Faults,
 }
 
-impl Jobs {
-    /// What this worker will prepare on `device`; the health figure starts at 0 of them.
-    pub(super) fn warm_up_plan(&self, device: &OpenedDevice) -> Pending {
-        let applies = self.inner.setup.as_ref().is_some_and(|s| s.warm_up.applies(device));
-        let engines: VecDeque<Arc<dyn Engine>> =
-            if applies { self.inner.registry.engines().iter().cloned().collect() } else { VecDeque::new() };
-        if !engines.is_empty() {
-            let total = engines.len() as u32;
+impl Warmer {
+    /// What a worker will prepare on `device` (nothing where `policy` does not apply, or
+    /// without a device); the report starts at 0 of them.
+    pub(super) fn plan(
+        policy: WarmUpPolicy,
+        device: Option<&OpenedDevice>,
+        registry: &Registry,
+        report: Arc<WorkerReport>,
+        control: Arc<Control>,
+        faults: Faults,
+    ) -> Self {
+        let pending: VecDeque<Arc<dyn Engine>> = match device {
+            Some(device) if policy.applies(device) => registry.engines().iter().cloned().collect(),
+            _ => VecDeque::new(),
+        };
+        if !pending.is_empty() {
+            let total = pending.len() as u32;
             tracing::info!(models = total, "preparing GPU kernels while no job waits");
-            *self.inner.warm_up.lock().expect("warm-up lock") = Some(WarmUp { done: 0, total, current: None });
+            report.begin_warm_up(total);
         }
-        Pending(engines)
+        Self { pending, report, control, faults }
     }
 
     /// A job has run `model`: its kernels are prepared, it counts as done.
-    pub(super) fn warm_up_ran(&self, pending: &mut Pending, model: &str) {
-        if pending.take(model) {
-            self.set_warm_up(|w| w.done += 1);
+    pub(super) fn ran(&mut self, model: &str) {
+        let before = self.pending.len();
+        self.pending.retain(|e| e.info().id != model);
+        if self.pending.len() < before {
+            self.report.change_warm_up(|w| w.done += 1);
         }
     }
 
-    /// Prepares the next model of `pending`; false when none is left.
-    pub(super) fn warm_up_next(&self, pending: &mut Pending, device: &OpenedDevice, models: &mut ModelCache) -> bool {
-        let Some(engine) = pending.0.pop_front() else {
+    /// Prepares the next model; false when none is left.
+    pub(super) fn next(&mut self, device: &OpenedDevice, models: &mut ModelCache) -> bool {
+        let Some(engine) = self.pending.pop_front() else {
             return false;
         };
         let id = engine.info().id.clone();
-        self.set_warm_up(|w| w.current = Some(id.clone()));
-        self.inner.faults.before_warm_up();
+        self.report.change_warm_up(|w| w.current = Some(id.clone()));
+        self.faults.before_warm_up();
         // Pages cached by the last model go back first, as before a job: the next model's
         // kernels are then tuned, and its decode chunk chosen, with the memory a job would have.
         device.device.memory_cleanup();
@@ -115,32 +120,26 @@ impl Jobs {
             let (params, mode, image) =
                 job_of(engine.as_ref()).ok_or("its default settings do not make a valid job".to_string())?;
             let mut progress = |_: model::generate::Progress| {};
-            let cancelled = || self.inner.stopping.load(Ordering::Relaxed);
+            let cancelled = || self.control.stopping();
             let mut ctx = RunContext { device, models, progress: &mut progress, cancelled: &cancelled };
             let job = EngineJob { params: &params, mode, input: image.as_ref(), overrides: &Overrides::NONE };
             engine.run(job, &mut ctx).map(|_| ()).map_err(|e| e.to_string())
         });
-        let outcome = std::panic::catch_unwind(run)
-            .unwrap_or_else(|panic| Err(format!("panicked: {}", super::worker::panic_message(&*panic))));
+        let outcome =
+            std::panic::catch_unwind(run).unwrap_or_else(|panic| Err(format!("panicked: {}", panic_message(&*panic))));
         let seconds = started.elapsed().as_secs_f64();
         match outcome {
             Ok(()) => tracing::info!(model = %id, seconds, "GPU kernels prepared"),
-            Err(_) if self.inner.stopping.load(Ordering::Relaxed) => {
+            Err(_) if self.control.stopping() => {
                 tracing::info!(model = %id, seconds, "preparing GPU kernels stopped: shutting down")
             }
             Err(why) => tracing::warn!(model = %id, seconds, "preparing GPU kernels failed: {why}"),
         }
-        self.set_warm_up(|w| {
+        self.report.change_warm_up(|w| {
             w.done += 1;
             w.current = None;
         });
-        *self.inner.loaded.lock().expect("loaded lock") = models.loaded();
+        self.report.set_loaded(models.loaded());
         true
-    }
-
-    fn set_warm_up(&self, change: impl FnOnce(&mut WarmUp)) {
-        if let Some(w) = self.inner.warm_up.lock().expect("warm-up lock").as_mut() {
-            change(w);
-        }
     }
 }

@@ -37,6 +37,7 @@ pub fn job(id: &str, ms: i64, prompt: &str) -> Job {
         message: None,
         video_id: None,
         owner: String::new(),
+        input: None,
     }
 }
 
@@ -73,7 +74,9 @@ pub fn scores(motion: f32, sharpness: f32, still: bool, camera_only: bool) -> Sc
 
 async fn queue_limit_order_and_recovery(store: &dyn Store) {
     assert!(store.enqueue(job("aaaa0001", 1, "a"), 2).await.unwrap());
-    assert!(store.enqueue(job("aaaa0002", 2, "b"), 2).await.unwrap());
+    // The image a job starts from is kept with it.
+    let from_image = Job { input: Some("uploads/aaaa0002.png".into()), ..job("aaaa0002", 2, "b") };
+    assert!(store.enqueue(from_image, 2).await.unwrap());
     assert!(!store.enqueue(job("aaaa0003", 3, "c"), 2).await.unwrap(), "queue full");
     let mut first = store.claim_next(100).await.unwrap().unwrap();
     assert_eq!((first.id.as_str(), first.state, first.started_ms), ("aaaa0001", JobState::Running, Some(100)));
@@ -93,7 +96,8 @@ async fn queue_limit_order_and_recovery(store: &dyn Store) {
     assert_eq!(j.params.prompt, "a");
     assert_eq!(store.jobs(10).await.unwrap().len(), 3);
     assert_eq!(store.claim_next(200).await.unwrap().unwrap().id, "aaaa0001", "oldest first");
-    assert_eq!(store.claim_next(201).await.unwrap().unwrap().id, "aaaa0002");
+    let second = store.claim_next(201).await.unwrap().unwrap();
+    assert_eq!((second.id.as_str(), second.input.as_deref()), ("aaaa0002", Some("uploads/aaaa0002.png")));
     assert!(store.claim_next(202).await.unwrap().is_none());
     assert!(store.job("ffff0000".into()).await.unwrap().is_none());
 }

@@ -10,6 +10,7 @@
 #[cfg(feature = "testkit")]
 pub mod conformance;
 pub mod postgres;
+pub mod rows;
 pub mod sqlite;
 
 pub use postgres::PostgresStore;

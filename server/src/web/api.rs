@@ -6,7 +6,7 @@
 use super::state::WebState;
 use crate::queue::defaults::Given;
 use crate::queue::events::JobEvent;
-use crate::queue::{SubmitError, Upload};
+use crate::queue::{Picture, SubmitError, Upload};
 use crate::storage::StoreError;
 use app::media_files::MediaFile;
 use app::scores::{GallerySort, ScoreFlag};
@@ -127,7 +127,7 @@ pub async fn read_job_request(req: Request, web: &WebState) -> ApiResult<JobRequ
             .map_err(|e| Failure::bad(format!("invalid JSON job request: {e}")))?;
         // A stored result's parameters posted again make a new result, not one of its group.
         params.group.clear();
-        Ok(JobRequest { params, upload: None, variants, given })
+        Ok(JobRequest { params, picture: None, variants, given })
     } else {
         Err(Failure(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -140,7 +140,7 @@ pub async fn read_job_request(req: Request, web: &WebState) -> ApiResult<JobRequ
 /// others take the model's defaults).
 pub struct JobRequest {
     pub params: JobParams,
-    pub upload: Option<Upload>,
+    pub picture: Option<Picture>,
     pub variants: Option<Variants>,
     pub given: Given,
 }
@@ -148,9 +148,9 @@ pub struct JobRequest {
 async fn read_multipart(form: Multipart, web: &WebState) -> ApiResult<JobRequest> {
     let mut vary = (String::new(), String::new());
     let mut names = std::collections::HashSet::new();
-    let (params, upload) = read_form(form, web, &mut vary, &mut names).await?;
+    let (params, picture) = read_form(form, web, &mut vary, &mut names).await?;
     let variants = Variants::from_form(&vary.0, &vary.1).map_err(Failure::bad)?;
-    Ok(JobRequest { params, upload, variants, given: Given::Only(names) })
+    Ok(JobRequest { params, picture, variants, given: Given::Only(names) })
 }
 
 async fn read_form(
@@ -158,7 +158,7 @@ async fn read_form(
     web: &WebState,
     vary: &mut (String, String),
     names: &mut std::collections::HashSet<String>,
-) -> ApiResult<(JobParams, Option<Upload>)> {
+) -> ApiResult<(JobParams, Option<Picture>)> {
     let mut params = JobParams::default();
     let mut upload = None;
     let (mut mode, mut example, mut source) = (None, None, None);
@@ -261,13 +261,14 @@ async fn read_form(
         upload = Some(Upload { bytes, name });
     }
     if params.task == app::params::EDIT_TASK {
-        return edit_source(params, upload, source, web).await;
+        return edit_source(params, upload.map(Picture::Upload), source, web).await;
     }
-    if upload.is_none()
+    let mut picture = upload.map(Picture::Upload);
+    if picture.is_none()
         && let Some(source) = source
     {
         // A stored image: a remixed clip's source (`input.png`), or a keyframe to animate
-        // (`image.png`, `keyframe.png`), by its URL.
+        // (`image.png`, `keyframe.png`), by its URL; the queue checks that it is stored.
         let stored = source
             .strip_prefix("/media/")
             .and_then(|s| s.split_once('/'))
@@ -277,18 +278,12 @@ async fn read_form(
             });
         let (id, file) =
             stored.ok_or_else(|| Failure::bad("the source image is not a stored input image or keyframe"))?;
-        let gone = || Failure::bad("the source image is gone");
-        if !web.store.video_exists(id.to_string()).await? {
-            return Err(gone());
-        }
-        let fetched =
-            web.media.get(&app::media_files::key(id, file), None).await.map_err(|_| gone())?.ok_or_else(gone)?;
-        upload = Some(Upload { bytes: fetched.bytes.to_vec(), name: file.name() });
+        picture = Some(Picture::Stored { id: id.to_string(), file });
     }
-    if mode == Some(Mode::ImageToVideo) && upload.is_none() {
+    if mode == Some(Mode::ImageToVideo) && picture.is_none() {
         return Err(Failure::bad("choose an image to animate: upload, drop or paste one, or pick an example"));
     }
-    Ok((params, upload))
+    Ok((params, picture))
 }
 
 /// An edit's image: an upload (a new chain), else a stored result by id or by the URL of its
@@ -296,13 +291,13 @@ async fn read_form(
 /// edit (a remix: the same parent again).
 async fn edit_source(
     mut params: JobParams,
-    upload: Option<Upload>,
+    picture: Option<Picture>,
     source: Option<String>,
     web: &WebState,
-) -> ApiResult<(JobParams, Option<Upload>)> {
+) -> ApiResult<(JobParams, Option<Picture>)> {
     params.source.clear();
-    let Some(source) = source.filter(|_| upload.is_none()) else {
-        return Ok((params, upload));
+    let Some(source) = source.filter(|_| picture.is_none()) else {
+        return Ok((params, picture));
     };
     let Some((id, file)) = source.strip_prefix("/media/").and_then(|s| s.split_once('/')) else {
         params.source = source;
@@ -319,19 +314,13 @@ async fn edit_source(
             Ok((params, None))
         }
         Some(MediaFile::Input) if is_valid_id(id) => {
-            let gone = || Failure::bad("the source image is gone");
-            let video = web.store.video(id.to_string()).await?.ok_or_else(gone)?;
-            let fetched = web
-                .media
-                .get(&app::media_files::key(id, MediaFile::Input), None)
-                .await
-                .map_err(|_| gone())?
-                .ok_or_else(gone)?;
+            let video =
+                web.store.video(id.to_string()).await?.ok_or_else(|| Failure::bad("the source image is gone"))?;
             if video.mode == Mode::Edit {
                 params.source = video.params.source.clone();
                 params.source_frame = video.params.source_frame;
             }
-            Ok((params, Some(Upload { bytes: fetched.bytes.to_vec(), name: MediaFile::Input.name() })))
+            Ok((params, Some(Picture::Stored { id: id.to_string(), file: MediaFile::Input })))
         }
         _ => Err(Failure::bad(
             "the source of an edit is a stored image or a frame of a clip (/media/ID/image.png, /media/ID/frames/N.png)",
@@ -359,15 +348,15 @@ async fn create_job(State(web): State<WebState>, req: Request) -> ApiResult<Resp
     let html = wants_html(req.headers());
     // Whose token sent it (set by the security guard): queued jobs take turns by owner.
     let owner = req.extensions().get::<crate::web::security::Owner>().map(|o| o.0.clone()).unwrap_or_default();
-    let JobRequest { params, upload, variants, given } = read_job_request(req, &web).await?;
+    let JobRequest { params, picture, variants, given } = read_job_request(req, &web).await?;
     if let Some(variants) = variants {
-        let group = web.jobs.submit_variants(&owner, params, upload, &variants, &given).await?;
+        let group = web.jobs.submit_variants(&owner, params, picture, &variants, &given).await?;
         if html {
             return Ok(Redirect::to("/queue").into_response());
         }
         return Ok((StatusCode::CREATED, Json(group)).into_response());
     }
-    let job = web.jobs.submit_given(&owner, params, upload, &given).await?;
+    let job = web.jobs.submit_given(&owner, params, picture, &given).await?;
     if html {
         // A browser without JavaScript posted the Create form: show the queue.
         return Ok(Redirect::to(&format!("/queue#job-{}", job.id)).into_response());

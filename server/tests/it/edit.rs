@@ -5,10 +5,14 @@
 
 use crate::common;
 
-use axum::http::StatusCode;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
 use common::*;
 use serde_json::{Value, json};
+use server::faults::Faults;
+use server::web::security::Access;
 use std::path::PathBuf;
+use std::time::Duration;
 
 fn models_dir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("vidplay-edit-models-{}", std::process::id()));
@@ -83,6 +87,8 @@ async fn edits_chain_branch_and_remix() {
         post_json(json!({"task": "edit", "source": id1, "prompt": "add snow", "steps": 2, "model": "ip2p1"})),
     )
     .await;
+    // It reads the stored result where it is, not a copy.
+    assert_eq!(job["input"], app::media_files::key(&id1, app::media_files::MediaFile::Image), "{job}");
     let v2 = finish(&app, status, &job).await;
     let id2 = v2["id"].as_str().unwrap().to_string();
     assert_eq!(v2["params"]["source"], id1.as_str(), "it knows its parent");
@@ -324,4 +330,35 @@ async fn the_built_in_editor_edits_offline() {
         "does not know how to",
     )
     .await;
+}
+
+/// An edit of a stored frame starts from that frame where it is stored; when its clip is deleted
+/// before the edit runs, the edit fails saying so, and nothing else is touched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_whose_source_is_deleted_before_it_runs_fails_saying_so() {
+    let data = data_dir("edit-gone");
+    // The worker waits between claiming a job and running it: the source is deleted then.
+    let faults = Faults { pause_after_claim: Some(Duration::from_millis(1500)), ..Faults::default() };
+    let (app, _jobs) = start_custom(&data, no_models(), Access::local(), faults).await;
+    let (status, job) = send_json(&app, post_json(json!({"prompt": "a red ball", "steps": 1, "frames": 4}))).await;
+    let clip = finish(&app, status, &job).await;
+    let clip_id = clip["id"].as_str().unwrap().to_string();
+    let (status, job) = send_json(
+        &app,
+        post_json(json!({"task": "edit", "source": clip_id, "source_frame": 1, "prompt": "make it blue"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{job}");
+    assert_eq!(job["input"], app::media_files::key(&clip_id, app::media_files::MediaFile::Frame(1)));
+    let id = job["id"].as_str().unwrap().to_string();
+    wait_for(&app, &id, |j| j["state"] == "running").await;
+    let (status, _) = send(&app, Request::delete(format!("/api/videos/{clip_id}")).body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let end = wait_for(&app, &id, |j| j["state"] != "queued" && j["state"] != "running").await;
+    assert_eq!(end["state"], "failed", "{end}");
+    let message = end["message"].as_str().unwrap();
+    assert!(message.contains("is gone (deleted before the job ran)"), "{message}");
+    // The worker goes on.
+    let (status, job) = send_json(&app, post_json(json!({"prompt": "a blue star", "steps": 1, "frames": 4}))).await;
+    finish(&app, status, &job).await;
 }

@@ -15,16 +15,10 @@ use server::faults::{CrashPoint, Faults};
 use server::web::security::Access;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tower::ServiceExt;
-
-fn no_models() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("vidplay-no-models-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 fn with(mut req: Request<Body>, headers: &[(&'static str, &str)]) -> Request<Body> {
     for (name, value) in headers {

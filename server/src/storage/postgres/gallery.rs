@@ -9,8 +9,9 @@
 //! small there, so both ways of finding a page are taken).
 
 use super::PostgresStore;
-use super::{json, video_from_row};
+use super::json;
 use crate::storage::GalleryStore;
+use crate::storage::rows;
 use crate::storage::{MAX_PAGE, StoreError, StoreResult, search_words, sort_column};
 use app::types::{Video, VideoPage, VideoQuery};
 use futures_util::future::BoxFuture;
@@ -89,7 +90,7 @@ pub(super) async fn page(pool: &PgPool, query: VideoQuery) -> StoreResult<VideoP
     // A row that cannot be read is left out (and logged), never an error for the page.
     let mut videos = Vec::with_capacity(rows.len());
     for row in &rows {
-        match video_from_row(row) {
+        match rows::video(row) {
             Ok(v) => videos.push(v),
             Err(StoreError::Corrupt(why)) => tracing::warn!("unreadable video record left out: {why}"),
             Err(e) => return Err(e),
@@ -157,7 +158,7 @@ impl GalleryStore for PostgresStore {
         Box::pin(async move {
             let sql = sqlx::AssertSqlSafe(format!("SELECT {} FROM videos v WHERE v.id = $1", VIDEO_COLUMNS));
             let row = sqlx::query(sql).bind(id).fetch_optional(&self.pool).await?;
-            row.as_ref().map(video_from_row).transpose()
+            row.as_ref().map(rows::video).transpose()
         })
     }
 

@@ -1,7 +1,8 @@
 //! The job queue in PostgreSQL: jobs added, read, claimed (`FOR UPDATE SKIP LOCKED`, so two
 //! workers never take the same job), cancelled and recovered after a crash.
 
-use super::{ENQUEUE_LOCK, JOB_COLUMNS, PostgresStore, job_from_row, job_or_failed, json};
+use super::{ENQUEUE_LOCK, PostgresStore, json};
+use crate::storage::rows::{self, JOB_COLUMNS};
 use crate::storage::{CRASHED_TWICE, Claim, JobStore, Recovered, StoreError, StoreResult, unreadable_job};
 use app::types::Job;
 use futures_util::future::BoxFuture;
@@ -13,8 +14,8 @@ impl JobStore for PostgresStore {
             let mut tx = self.pool.begin().await?;
             sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(ENQUEUE_LOCK).execute(&mut *tx).await?;
             let result = sqlx::query(
-                "INSERT INTO jobs (id, state, mode, params, created_ms, step, total, message, owner) \
-                 SELECT $1, 'queued', $2, $3, $4, 0, $5, $6, $7 \
+                "INSERT INTO jobs (id, state, mode, params, created_ms, step, total, message, owner, input) \
+                 SELECT $1, 'queued', $2, $3, $4, 0, $5, $6, $7, $9 \
                  WHERE (SELECT COUNT(*) FROM jobs WHERE state = 'queued' AND owner = $7) < $8",
             )
             .bind(&job.id)
@@ -25,6 +26,7 @@ impl JobStore for PostgresStore {
             .bind(&job.message)
             .bind(&job.owner)
             .bind(limit as i64)
+            .bind(&job.input)
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
@@ -36,7 +38,7 @@ impl JobStore for PostgresStore {
         Box::pin(async move {
             let sql = sqlx::AssertSqlSafe(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"));
             let row = sqlx::query(sql).bind(id).fetch_optional(&self.pool).await?;
-            row.as_ref().map(job_or_failed).transpose()
+            row.as_ref().map(rows::job_or_failed).transpose()
         })
     }
 
@@ -46,7 +48,7 @@ impl JobStore for PostgresStore {
                 "SELECT {JOB_COLUMNS} FROM jobs ORDER BY created_ms DESC, id DESC LIMIT $1"
             ));
             let rows = sqlx::query(sql).bind(limit as i64).fetch_all(&self.pool).await?;
-            rows.iter().map(job_or_failed).collect()
+            rows.iter().map(rows::job_or_failed).collect()
         })
     }
 
@@ -95,7 +97,7 @@ impl JobStore for PostgresStore {
                     .fetch_optional(&self.pool)
                     .await?;
                 let Some(row) = row else { return Ok(None) };
-                match job_from_row(&row) {
+                match rows::job(&row) {
                     Err(StoreError::Corrupt(why)) => {
                         // Never run (or claim again and again) a job that cannot be read.
                         let id: String = row.try_get("id")?;

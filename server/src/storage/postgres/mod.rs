@@ -5,9 +5,8 @@
 //! what workers hold (`leases`), what processes tell each other (`notices`), the gallery,
 //! scores, embeddings and votes; the rows they share are decoded here.
 
-use super::{StoreError, StoreResult, corrupt, unreadable_job};
-use app::results::ResultMeta;
-use app::types::{Job, JobParams, JobState, Mode, Video};
+use super::rows::RowRead;
+use super::{StoreError, StoreResult, corrupt};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgPool, Row, SqlSafeStr};
 use std::str::FromStr;
@@ -42,6 +41,7 @@ fn migrations() -> sqlx::migrate::Migrator {
         migration(1, "jobs, videos, search, scores, votes and embeddings", include_str!("migrations/0001_init.sql")),
         migration(2, "worker leases", include_str!("migrations/0002_leases.sql")),
         migration(3, "workers preparing GPU kernels", include_str!("migrations/0003_worker_warm_up.sql")),
+        migration(4, "the image a job starts from", include_str!("migrations/0004_job_input.sql")),
     ])
 }
 
@@ -102,68 +102,35 @@ impl PostgresStore {
     }
 }
 
-const JOB_COLUMNS: &str =
-    "id, state, mode, params, created_ms, started_ms, finished_ms, step, total, message, video_id, owner";
-
-fn job_from_row(row: &PgRow) -> StoreResult<Job> {
-    let state: String = row.try_get("state")?;
-    let mode: String = row.try_get("mode")?;
-    let params: serde_json::Value = row.try_get("params")?;
-    Ok(Job {
-        id: row.try_get("id")?,
-        state: JobState::parse(&state).ok_or_else(|| corrupt(format!("job state {state:?}")))?,
-        mode: Mode::parse(&mode).ok_or_else(|| corrupt(format!("mode {mode:?}")))?,
-        params: serde_json::from_value::<JobParams>(params).map_err(corrupt)?,
-        created_ms: row.try_get("created_ms")?,
-        started_ms: row.try_get("started_ms")?,
-        finished_ms: row.try_get("finished_ms")?,
-        step: row.try_get::<i64, _>("step")? as u32,
-        total: row.try_get::<i64, _>("total")? as u32,
-        message: row.try_get("message")?,
-        video_id: row.try_get("video_id")?,
-        owner: row.try_get("owner")?,
-    })
-}
-
-/// A job row for listings: one that cannot be read shows as failed with the reason.
-fn job_or_failed(row: &PgRow) -> StoreResult<Job> {
-    match job_from_row(row) {
-        Err(StoreError::Corrupt(why)) => {
-            let id: String = row.try_get("id")?;
-            tracing::warn!(%id, "unreadable job record: {why}");
-            Ok(Job {
-                id,
-                state: JobState::Failed,
-                mode: Mode::TextToVideo,
-                params: JobParams::default(),
-                created_ms: row.try_get("created_ms").unwrap_or(0),
-                started_ms: None,
-                finished_ms: None,
-                step: 0,
-                total: 0,
-                message: Some(unreadable_job(&why)),
-                video_id: None,
-                owner: row.try_get("owner").unwrap_or_default(),
-            })
-        }
-        other => other,
+impl RowRead for PgRow {
+    fn text(&self, column: &str) -> StoreResult<String> {
+        Ok(self.try_get(column)?)
     }
-}
 
-fn video_from_row(row: &PgRow) -> StoreResult<Video> {
-    let mode: String = row.try_get("mode")?;
-    let params: serde_json::Value = row.try_get("params")?;
-    let metadata: serde_json::Value = row.try_get("metadata")?;
-    Ok(Video {
-        id: row.try_get("id")?,
-        mode: Mode::parse(&mode).ok_or_else(|| corrupt(format!("mode {mode:?}")))?,
-        params: serde_json::from_value(params).map_err(corrupt)?,
-        created_ms: row.try_get("created_ms")?,
-        favorite: row.try_get("favorite")?,
-        metadata: ResultMeta::from_value(metadata),
-        // Scores that cannot be read are measured again, never an error for the video.
-        scores: row.try_get::<Option<serde_json::Value>, _>("scores")?.and_then(|s| serde_json::from_value(s).ok()),
-    })
+    fn optional_text(&self, column: &str) -> StoreResult<Option<String>> {
+        Ok(self.try_get(column)?)
+    }
+
+    fn integer(&self, column: &str) -> StoreResult<i64> {
+        Ok(self.try_get(column)?)
+    }
+
+    fn optional_integer(&self, column: &str) -> StoreResult<Option<i64>> {
+        Ok(self.try_get(column)?)
+    }
+
+    fn flag(&self, column: &str) -> StoreResult<bool> {
+        Ok(self.try_get(column)?)
+    }
+
+    /// JSONB: the database has checked it.
+    fn json(&self, column: &str) -> StoreResult<serde_json::Value> {
+        Ok(self.try_get(column)?)
+    }
+
+    fn optional_json(&self, column: &str) -> StoreResult<Option<serde_json::Value>> {
+        Ok(self.try_get(column)?)
+    }
 }
 
 fn json(value: &impl serde::Serialize) -> StoreResult<serde_json::Value> {

@@ -1,6 +1,7 @@
 //! The Postgres store against a real, throwaway PostgreSQL cluster.
 
 use super::*;
+use app::types::Mode;
 use crate::services::postgres::PgCluster;
 use crate::storage::conformance::{self, job, video};
 use crate::storage::sqlite::SqliteStore;

@@ -1,7 +1,8 @@
 //! The gallery in SQLite: saving a video, one page of a search in gallery order (FTS5 over
 //! prompts), favourites and deletes.
 
-use super::{SqliteStore, VIDEO_COLUMNS, video_from_row};
+use super::{SqliteStore, VIDEO_COLUMNS};
+use crate::storage::rows;
 use crate::storage::{GalleryStore, MAX_PAGE, StoreError, StoreResult, corrupt, search_words, sort_column};
 use app::types::{Video, VideoPage, VideoQuery};
 use futures_util::future::BoxFuture;
@@ -120,7 +121,7 @@ impl GalleryStore for SqliteStore {
         Box::pin(async move {
             let sql = sqlx::AssertSqlSafe(format!("SELECT {VIDEO_COLUMNS} FROM videos v WHERE v.id = ?"));
             let row = sqlx::query(sql).bind(id).fetch_optional(&self.pool).await?;
-            row.as_ref().map(video_from_row).transpose()
+            row.as_ref().map(rows::video).transpose()
         })
     }
 
@@ -223,7 +224,7 @@ impl GalleryStore for SqliteStore {
             // A row that cannot be read is left out (and logged), never an error for the page.
             let mut videos = Vec::with_capacity(rows.len());
             for row in &rows {
-                match video_from_row(row) {
+                match rows::video(row) {
                     Ok(v) => videos.push(v),
                     Err(StoreError::Corrupt(why)) => tracing::warn!("unreadable video record left out: {why}"),
                     Err(e) => return Err(e),

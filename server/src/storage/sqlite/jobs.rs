@@ -1,6 +1,7 @@
 //! The job queue in SQLite: jobs added, read, claimed, cancelled and recovered after a crash.
 
-use super::{JOB_COLUMNS, SqliteStore, job_from_row, job_or_failed};
+use super::SqliteStore;
+use crate::storage::rows::{self, JOB_COLUMNS};
 use crate::storage::{CRASHED_TWICE, Claim, JobStore, Recovered, StoreError, StoreResult, corrupt, unreadable_job};
 use app::types::Job;
 use futures_util::future::BoxFuture;
@@ -12,8 +13,8 @@ impl JobStore for SqliteStore {
             let params = serde_json::to_string(&job.params).map_err(corrupt)?;
             // One statement, so the check and the insert cannot interleave with another submit.
             let result = sqlx::query(
-                "INSERT INTO jobs (id, state, mode, params, created_ms, step, total, message, owner) \
-                 SELECT ?1, 'queued', ?2, ?3, ?4, 0, ?5, ?6, ?7 \
+                "INSERT INTO jobs (id, state, mode, params, created_ms, step, total, message, owner, input) \
+                 SELECT ?1, 'queued', ?2, ?3, ?4, 0, ?5, ?6, ?7, ?9 \
                  WHERE (SELECT COUNT(*) FROM jobs WHERE state = 'queued' AND owner = ?7) < ?8",
             )
             .bind(&job.id)
@@ -24,6 +25,7 @@ impl JobStore for SqliteStore {
             .bind(&job.message)
             .bind(&job.owner)
             .bind(limit as i64)
+            .bind(&job.input)
             .execute(&self.pool)
             .await?;
             Ok(result.rows_affected() == 1)
@@ -34,7 +36,7 @@ impl JobStore for SqliteStore {
         Box::pin(async move {
             let sql = sqlx::AssertSqlSafe(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"));
             let row = sqlx::query(sql).bind(id).fetch_optional(&self.pool).await?;
-            row.as_ref().map(job_or_failed).transpose()
+            row.as_ref().map(rows::job_or_failed).transpose()
         })
     }
 
@@ -44,7 +46,7 @@ impl JobStore for SqliteStore {
                 "SELECT {JOB_COLUMNS} FROM jobs ORDER BY created_ms DESC, id DESC LIMIT ?"
             ));
             let rows = sqlx::query(sql).bind(limit as i64).fetch_all(&self.pool).await?;
-            rows.iter().map(job_or_failed).collect()
+            rows.iter().map(rows::job_or_failed).collect()
         })
     }
 
@@ -96,7 +98,7 @@ impl JobStore for SqliteStore {
                     .fetch_optional(&self.pool)
                     .await?;
                 let Some(row) = row else { return Ok(None) };
-                match job_from_row(&row) {
+                match rows::job(&row) {
                     Err(StoreError::Corrupt(why)) => {
                         // Never run (or claim again and again) a job that cannot be read.
                         let id: String = row.try_get("id")?;

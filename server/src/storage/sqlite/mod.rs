@@ -2,9 +2,8 @@
 //! concern of the store is its own module: the queue (`jobs`), what a worker holds (`leases`),
 //! the gallery, scores, embeddings and votes; the rows they share are decoded here.
 
-use super::{Notice, NoticeStore, StoreError, StoreResult, corrupt, unreadable_job};
-use app::results::ResultMeta;
-use app::types::{Job, JobParams, JobState, Mode, Video};
+use super::rows::RowRead;
+use super::{Notice, NoticeStore, StoreError, StoreResult, corrupt};
 use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
@@ -57,6 +56,7 @@ fn migrations() -> sqlx::migrate::Migrator {
         migration(7, "clip embeddings", include_str!("migrations/0007_embeddings.sql")),
         migration(8, "worker leases", include_str!("migrations/0008_leases.sql")),
         migration(9, "workers preparing GPU kernels", include_str!("migrations/0009_worker_warm_up.sql")),
+        migration(10, "the image a job starts from", include_str!("migrations/0010_job_input.sql")),
     ])
 }
 
@@ -75,70 +75,38 @@ impl SqliteStore {
     }
 }
 
-fn job_from_row(row: &SqliteRow) -> StoreResult<Job> {
-    let state: String = row.try_get("state")?;
-    let mode: String = row.try_get("mode")?;
-    let params: String = row.try_get("params")?;
-    Ok(Job {
-        id: row.try_get("id")?,
-        state: JobState::parse(&state).ok_or_else(|| corrupt(format!("job state {state:?}")))?,
-        mode: Mode::parse(&mode).ok_or_else(|| corrupt(format!("mode {mode:?}")))?,
-        params: serde_json::from_str::<JobParams>(&params).map_err(corrupt)?,
-        created_ms: row.try_get("created_ms")?,
-        started_ms: row.try_get("started_ms")?,
-        finished_ms: row.try_get("finished_ms")?,
-        step: row.try_get::<i64, _>("step")? as u32,
-        total: row.try_get::<i64, _>("total")? as u32,
-        message: row.try_get("message")?,
-        video_id: row.try_get("video_id")?,
-        owner: row.try_get("owner")?,
-    })
-}
+impl RowRead for SqliteRow {
+    fn text(&self, column: &str) -> StoreResult<String> {
+        Ok(self.try_get(column)?)
+    }
 
-/// A job row for listings: one that cannot be read shows as failed with the reason, so a bad
-/// row never breaks the queue page or the API.
-fn job_or_failed(row: &SqliteRow) -> StoreResult<Job> {
-    match job_from_row(row) {
-        Err(StoreError::Corrupt(why)) => {
-            let id: String = row.try_get("id")?;
-            tracing::warn!(%id, "unreadable job record: {why}");
-            Ok(Job {
-                id,
-                state: JobState::Failed,
-                mode: Mode::TextToVideo,
-                params: JobParams::default(),
-                created_ms: row.try_get("created_ms").unwrap_or(0),
-                started_ms: None,
-                finished_ms: None,
-                step: 0,
-                total: 0,
-                message: Some(unreadable_job(&why)),
-                video_id: None,
-                owner: row.try_get("owner").unwrap_or_default(),
-            })
-        }
-        other => other,
+    fn optional_text(&self, column: &str) -> StoreResult<Option<String>> {
+        Ok(self.try_get(column)?)
+    }
+
+    fn integer(&self, column: &str) -> StoreResult<i64> {
+        Ok(self.try_get(column)?)
+    }
+
+    fn optional_integer(&self, column: &str) -> StoreResult<Option<i64>> {
+        Ok(self.try_get(column)?)
+    }
+
+    /// SQLite has no booleans: 0 or 1.
+    fn flag(&self, column: &str) -> StoreResult<bool> {
+        Ok(self.try_get::<i64, _>(column)? != 0)
+    }
+
+    /// JSON is stored as TEXT.
+    fn json(&self, column: &str) -> StoreResult<serde_json::Value> {
+        serde_json::from_str(&self.try_get::<String, _>(column)?).map_err(corrupt)
+    }
+
+    fn optional_json(&self, column: &str) -> StoreResult<Option<serde_json::Value>> {
+        self.try_get::<Option<String>, _>(column)?.map(|s| serde_json::from_str(&s).map_err(corrupt)).transpose()
     }
 }
 
-fn video_from_row(row: &SqliteRow) -> StoreResult<Video> {
-    let mode: String = row.try_get("mode")?;
-    let params: String = row.try_get("params")?;
-    let metadata: String = row.try_get("metadata")?;
-    Ok(Video {
-        id: row.try_get("id")?,
-        mode: Mode::parse(&mode).ok_or_else(|| corrupt(format!("mode {mode:?}")))?,
-        params: serde_json::from_str(&params).map_err(corrupt)?,
-        created_ms: row.try_get("created_ms")?,
-        favorite: row.try_get::<i64, _>("favorite")? != 0,
-        metadata: ResultMeta::from_value(serde_json::from_str(&metadata).map_err(corrupt)?),
-        // Scores that cannot be read are measured again, never an error for the video.
-        scores: row.try_get::<Option<String>, _>("scores")?.and_then(|s| serde_json::from_str(&s).ok()),
-    })
-}
-
-const JOB_COLUMNS: &str =
-    "id, state, mode, params, created_ms, started_ms, finished_ms, step, total, message, video_id, owner";
 const VIDEO_COLUMNS: &str = "v.id, v.mode, v.params, v.metadata, v.created_ms, v.favorite, v.scores";
 
 impl NoticeStore for SqliteStore {
@@ -163,6 +131,7 @@ impl NoticeStore for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use app::types::{JobState, Mode};
     use crate::storage::conformance::{self, SEARCHES, check_against_reference, job, mixed_videos, video};
     use crate::storage::{GalleryStore, JobStore, Store};
     use app::types::VideoQuery;
@@ -195,6 +164,41 @@ mod tests {
         assert_eq!(store.recover_interrupted(150).await.unwrap().requeued, ["aaaa0001"]);
         assert_eq!(store.job("aaaa0001".into()).await.unwrap().unwrap().params.prompt, "a");
         assert_eq!(store.video("bbbb0001".into()).await.unwrap().unwrap().metadata.details["note"], "kept");
+    }
+
+    /// Jobs waiting when the store learned where a job's image is (migration 10) read the
+    /// upload they were queued with.
+    #[tokio::test]
+    async fn jobs_queued_before_inputs_were_kept_read_their_upload() {
+        let path = temp_db("inputs");
+        let options = SqliteConnectOptions::new().filename(&path).create_if_missing(true);
+        let pool = SqlitePool::connect_with(options).await.unwrap();
+        let before = sqlx::migrate::Migrator::with_migrations(migrations().migrations[..9].to_vec());
+        before.run(&pool).await.unwrap();
+        let params = serde_json::to_string(&app::types::JobParams::default()).unwrap();
+        for (id, mode, state) in [
+            ("aaaa0001", "image-to-video", "queued"),
+            ("aaaa0002", "edit", "running"),
+            ("aaaa0003", "text-to-video", "queued"),
+            ("aaaa0004", "image-to-video", "done"),
+        ] {
+            sqlx::query("INSERT INTO jobs (id, state, mode, params, created_ms) VALUES (?, ?, ?, ?, 1)")
+                .bind(id)
+                .bind(state)
+                .bind(mode)
+                .bind(&params)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        pool.close().await;
+        let store = SqliteStore::open(&path).await.unwrap();
+        let mut inputs = Vec::new();
+        for id in ["aaaa0001", "aaaa0002", "aaaa0003", "aaaa0004"] {
+            inputs.push(store.job(id.into()).await.unwrap().unwrap().input);
+        }
+        let upload = |id: &str| Some(app::media_files::upload_key(id));
+        assert_eq!(inputs, [upload("aaaa0001"), upload("aaaa0002"), None, None]);
     }
 
     /// Metadata written before it was versioned reads as typed metadata.

@@ -78,6 +78,13 @@ pub async fn assert_rejected(app: &Router, req: Request<Body>, status: StatusCod
     assert!(msg.to_lowercase().contains(&needle.to_lowercase()), "{msg:?} should mention {needle:?}");
 }
 
+/// An empty models folder: the server runs the built-in models only.
+pub fn no_models() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("vidplay-no-models-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 pub fn data_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("vidplay-serve-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

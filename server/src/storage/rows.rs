@@ -1,0 +1,85 @@
+//! Job and video records as both databases return them: the columns are the same and mean the
+//! same, only their types differ (JSON is TEXT in SQLite and JSONB in PostgreSQL, a flag an
+//! integer or a BOOLEAN). Each store says how it reads a column ([`RowRead`]); what a record is
+//! made of is decoded here, once.
+
+use super::{StoreError, StoreResult, corrupt, unreadable_job};
+use app::results::ResultMeta;
+use app::types::{Job, JobParams, JobState, Mode, Video};
+
+/// The columns a job record is read from, in both databases.
+pub const JOB_COLUMNS: &str =
+    "id, state, mode, params, created_ms, started_ms, finished_ms, step, total, message, video_id, owner, input";
+
+/// One row, read column by column.
+pub trait RowRead {
+    fn text(&self, column: &str) -> StoreResult<String>;
+    fn optional_text(&self, column: &str) -> StoreResult<Option<String>>;
+    fn integer(&self, column: &str) -> StoreResult<i64>;
+    fn optional_integer(&self, column: &str) -> StoreResult<Option<i64>>;
+    fn flag(&self, column: &str) -> StoreResult<bool>;
+    /// A JSON column; a value that is not JSON is [`StoreError::Corrupt`].
+    fn json(&self, column: &str) -> StoreResult<serde_json::Value>;
+    fn optional_json(&self, column: &str) -> StoreResult<Option<serde_json::Value>>;
+}
+
+pub fn job(row: &impl RowRead) -> StoreResult<Job> {
+    let state = row.text("state")?;
+    let mode = row.text("mode")?;
+    Ok(Job {
+        id: row.text("id")?,
+        state: JobState::parse(&state).ok_or_else(|| corrupt(format!("job state {state:?}")))?,
+        mode: Mode::parse(&mode).ok_or_else(|| corrupt(format!("mode {mode:?}")))?,
+        params: serde_json::from_value::<JobParams>(row.json("params")?).map_err(corrupt)?,
+        created_ms: row.integer("created_ms")?,
+        started_ms: row.optional_integer("started_ms")?,
+        finished_ms: row.optional_integer("finished_ms")?,
+        step: row.integer("step")? as u32,
+        total: row.integer("total")? as u32,
+        message: row.optional_text("message")?,
+        video_id: row.optional_text("video_id")?,
+        owner: row.text("owner")?,
+        input: row.optional_text("input")?,
+    })
+}
+
+/// A job record for listings: one that cannot be read shows as failed with the reason, so a
+/// bad record never breaks the queue page or the API.
+pub fn job_or_failed(row: &impl RowRead) -> StoreResult<Job> {
+    match job(row) {
+        Err(StoreError::Corrupt(why)) => {
+            let id = row.text("id")?;
+            tracing::warn!(%id, "unreadable job record: {why}");
+            Ok(Job {
+                id,
+                state: JobState::Failed,
+                mode: Mode::TextToVideo,
+                params: JobParams::default(),
+                created_ms: row.integer("created_ms").unwrap_or(0),
+                started_ms: None,
+                finished_ms: None,
+                step: 0,
+                total: 0,
+                message: Some(unreadable_job(&why)),
+                video_id: None,
+                owner: row.text("owner").unwrap_or_default(),
+                input: None,
+            })
+        }
+        other => other,
+    }
+}
+
+pub fn video(row: &impl RowRead) -> StoreResult<Video> {
+    let mode = row.text("mode")?;
+    Ok(Video {
+        id: row.text("id")?,
+        mode: Mode::parse(&mode).ok_or_else(|| corrupt(format!("mode {mode:?}")))?,
+        params: serde_json::from_value(row.json("params")?).map_err(corrupt)?,
+        created_ms: row.integer("created_ms")?,
+        favorite: row.flag("favorite")?,
+        metadata: ResultMeta::from_value(row.json("metadata")?),
+        // Scores that cannot be read are measured again, never an error for the video.
+        scores: row.optional_json("scores").ok().flatten().and_then(|s| serde_json::from_value(s).ok()),
+    })
+}
