@@ -1,6 +1,6 @@
 //! Trains the built-in toy-world model. Resumable: rerun with the same `--dir` to continue.
 //!
-//! cargo run -p model --release --bin train -- --dir checkpoints/toy --steps 4000 \
+//! cargo run -p model --release --features train --bin train -- --dir checkpoints/toy --steps 4000 \
 //!     --export model/weights/toy.safetensors
 
 use burn::module::Module;

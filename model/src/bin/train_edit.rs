@@ -1,6 +1,6 @@
 //! Trains the built-in instruction editor. Resumable: rerun with the same `--dir`.
 //!
-//! cargo run -p model --release --bin train_edit -- --dir checkpoints/edit --steps 2000 \
+//! cargo run -p model --release --features train --bin train_edit -- --dir checkpoints/edit --steps 2000 \
 //!     --export model/weights/edit.safetensors
 
 use burn::module::Module;

@@ -1,6 +1,6 @@
 //! Trains the built-in image-to-video motion model. Resumable: rerun with the same `--dir`.
 //!
-//! cargo run -p model --release --bin train_motion -- --dir checkpoints/motion --steps 3000 \
+//! cargo run -p model --release --features train --bin train_motion -- --dir checkpoints/motion --steps 3000 \
 //!     --export model/weights/motion.safetensors
 
 use burn::module::Module;

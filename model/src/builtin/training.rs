@@ -9,8 +9,10 @@ use crate::builtin::prompt::{Prompt, multi_hot};
 use crate::builtin::vocab::NUM_TOKENS;
 use crate::builtin::world::Scene;
 use crate::rng::{Rng, mix};
+#[cfg(feature = "train")]
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
+#[cfg(feature = "train")]
 use burn::store::{BurnpackStore, ModuleSnapshot, SafetensorsStore};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -166,6 +168,7 @@ pub struct TrainState {
     pub device: String,
 }
 
+#[cfg(feature = "train")]
 pub struct Trainer {
     pub net: Net,
     pub optim: ModuleOptimizer,
@@ -174,6 +177,7 @@ pub struct Trainer {
     pub lr: f64,
 }
 
+#[cfg(feature = "train")]
 impl Trainer {
     /// Resumes from `dir` when it holds a checkpoint; otherwise starts fresh, from random
     /// weights or from exported inference weights `init_from` (with a new optimizer state).

@@ -6,11 +6,14 @@ use super::instruction::EDIT_DIM;
 use super::net::{EditConfig, EditNet};
 use super::pairs::sample;
 use crate::rng::{Rng, mix};
+#[cfg(feature = "train")]
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
+#[cfg(feature = "train")]
 use burn::store::{BurnpackStore, ModuleSnapshot};
 use burn::tensor::activation::sigmoid;
 use serde::{Deserialize, Serialize};
+#[cfg(feature = "train")]
 use std::path::{Path, PathBuf};
 
 /// Extra loss weight of the pixels an edit changes (from step 2,500; 4 before).
@@ -91,6 +94,7 @@ pub struct EditTrainState {
     pub device: String,
 }
 
+#[cfg(feature = "train")]
 pub struct EditTrainer {
     pub net: EditNet,
     pub optim: ModuleOptimizer,
@@ -99,6 +103,7 @@ pub struct EditTrainer {
     pub lr: f64,
 }
 
+#[cfg(feature = "train")]
 impl EditTrainer {
     /// Resumes from `dir` when it holds a checkpoint; otherwise starts from random weights.
     pub fn open(dir: &Path, fresh: EditTrainState, lr: f64, device: &Device) -> anyhow::Result<Self> {
@@ -167,7 +172,7 @@ mod tests {
         let (a, b, c) = (batch(1, 5, 3, &cfg), batch(1, 5, 3, &cfg), batch(1, 6, 3, &cfg));
         assert_eq!((a.before.clone(), a.edits.clone()), (b.before, b.edits));
         assert_ne!(a.after, c.after);
-        let device = Device::flex().autodiff();
+        let device = Device::flex();
         let net = cfg.init(&device);
         let l = loss(&net, &a, &cfg, &device).into_scalar::<f32>();
         assert!(l.is_finite() && l > 0.0, "{l}");

@@ -8,10 +8,13 @@ use crate::builtin::prompt::{Prompt, multi_hot};
 use crate::builtin::vocab::{Camera, NUM_TOKENS};
 use crate::builtin::world::Scene;
 use crate::rng::{Rng, mix};
+#[cfg(feature = "train")]
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
+#[cfg(feature = "train")]
 use burn::store::{BurnpackStore, ModuleSnapshot};
 use serde::{Deserialize, Serialize};
+#[cfg(feature = "train")]
 use std::path::{Path, PathBuf};
 
 /// Loss weight of the motion fields (screen units: 0.01 is a third of a pixel at 32 x 32).
@@ -166,6 +169,7 @@ pub struct MotionTrainState {
     pub device: String,
 }
 
+#[cfg(feature = "train")]
 pub struct MotionTrainer {
     pub model: MotionModel,
     pub optim: ModuleOptimizer,
@@ -174,6 +178,7 @@ pub struct MotionTrainer {
     pub lr: f64,
 }
 
+#[cfg(feature = "train")]
 impl MotionTrainer {
     /// Resumes from `dir` when it holds a checkpoint; otherwise starts from random weights.
     pub fn open(dir: &Path, fresh: MotionTrainState, lr: f64, device: &Device) -> anyhow::Result<Self> {
@@ -253,7 +258,7 @@ mod tests {
         assert_ne!(a.images, c.images);
         assert_eq!(a.flow.len(), 4 * 3 * 2 * 64);
         assert_eq!(a.particles.len(), WEATHER_BATCH * 2 * WEATHER_UNIT * WEATHER_UNIT);
-        let device = Device::flex().autodiff();
+        let device = Device::flex();
         let model = cfg.init(&device);
         let l = loss(&model, &a, &cfg, &device).into_scalar::<f32>();
         assert!(l.is_finite() && l > 0.0, "{l}");

@@ -1,11 +1,11 @@
 //! The Postgres store against a real, throwaway PostgreSQL cluster.
 
 use super::*;
-use app::types::Mode;
 use crate::services::postgres::PgCluster;
 use crate::storage::conformance::{self, job, video};
 use crate::storage::sqlite::SqliteStore;
 use crate::storage::{GalleryStore, JobStore, Store};
+use app::types::Mode;
 use app::types::VideoQuery;
 
 /// A store on a database of its own in the test binary's shared cluster.

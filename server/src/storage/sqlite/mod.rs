@@ -131,10 +131,10 @@ impl NoticeStore for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use app::types::{JobState, Mode};
     use crate::storage::conformance::{self, SEARCHES, check_against_reference, job, mixed_videos, video};
     use crate::storage::{GalleryStore, JobStore, Store};
     use app::types::VideoQuery;
+    use app::types::{JobState, Mode};
 
     fn temp_db(name: &str) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!("vidplay-store-{name}-{}", std::process::id()));
