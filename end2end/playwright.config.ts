@@ -10,11 +10,23 @@ const dataDir = path.join(os.tmpdir(), `vidplay-e2e-${process.pid}`);
 const root = path.resolve(__dirname, "..");
 // Installed models: the tiny SD fixture (keyframes), the tiny SVD fixture (image to video) and the
 // tiny InstructPix2Pix fixture (an image editor).
+// Both are named by this process's id, which an earlier run (of another checkout) may have had:
+// links to anything but this checkout's fixtures are replaced.
 const modelsDir = path.join(os.tmpdir(), `vidplay-e2e-models-${process.pid}`);
 fs.mkdirSync(modelsDir, { recursive: true });
 for (const [name, rel] of [["sd1", "sd/sd1"], ["svd1", "svd/svd1"], ["ip2p1", "ip2p/ip2p1"]]) {
   const link = path.join(modelsDir, name);
-  if (!fs.existsSync(link)) fs.symlinkSync(path.resolve(__dirname, "..", "model/tests/fixtures", rel), link);
+  const fixture = path.resolve(__dirname, "..", "model/tests/fixtures", rel);
+  let current: string | null = null;
+  try {
+    current = fs.readlinkSync(link);
+  } catch {
+    // No link yet.
+  }
+  if (current !== fixture) {
+    fs.rmSync(link, { force: true });
+    fs.symlinkSync(fixture, link);
+  }
 }
 const target = process.env.CARGO_TARGET_DIR ? path.resolve(root, process.env.CARGO_TARGET_DIR) : `${root}/target`;
 // The server binary: a `cargo build --release` by default; scripts/test names the one its own

@@ -211,16 +211,16 @@ impl Intake {
             _ => return Err(SubmitError::Invalid(format!("{} of {id} is not an image to start from", file.name()))),
         };
         let key = media_files::key(id, file);
-        let stored = self
-            .media
-            .get(&key, Some(0..1))
-            .await
-            .map_err(|e| SubmitError::Internal(format!("reading the source image: {e}")))?
-            .is_some();
-        if !stored {
+        if !self.is_stored(&key).await? {
             return Err(SubmitError::Invalid(format!("{id} cannot be used: its {} is not stored", file.name())));
         }
         Ok(key)
+    }
+
+    /// Whether the media store has `key` (its first byte is read).
+    async fn is_stored(&self, key: &str) -> Result<bool, SubmitError> {
+        let first = self.media.get(key, Some(0..1)).await;
+        Ok(first.map_err(|e| SubmitError::Internal(format!("reading {key}: {e}")))?.is_some())
     }
 
     /// Whether the stored video `id` can be continued: it exists, is a clip, and its frames
@@ -237,14 +237,7 @@ impl Intake {
             )));
         }
         let last = media_files::key(id, MediaFile::Frame(video.metadata.frames.saturating_sub(1) as usize));
-        let stored = video.metadata.frames >= 2
-            && self
-                .media
-                .get(&last, Some(0..1))
-                .await
-                .map_err(|e| SubmitError::Internal(format!("reading the video's frames: {e}")))?
-                .is_some();
-        if !stored {
+        if video.metadata.frames < 2 || !self.is_stored(&last).await? {
             return Err(SubmitError::Invalid(format!("video {id} cannot be continued: its frames are not stored")));
         }
         Ok(video)

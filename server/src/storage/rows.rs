@@ -23,6 +23,29 @@ pub trait RowRead {
     fn optional_json(&self, column: &str) -> StoreResult<Option<serde_json::Value>>;
 }
 
+/// The [`RowRead`] methods whose columns both databases type alike (TEXT, BIGINT), for a row
+/// type with `sqlx::Row` in scope.
+macro_rules! read_alike {
+    () => {
+        fn text(&self, column: &str) -> StoreResult<String> {
+            Ok(self.try_get(column)?)
+        }
+
+        fn optional_text(&self, column: &str) -> StoreResult<Option<String>> {
+            Ok(self.try_get(column)?)
+        }
+
+        fn integer(&self, column: &str) -> StoreResult<i64> {
+            Ok(self.try_get(column)?)
+        }
+
+        fn optional_integer(&self, column: &str) -> StoreResult<Option<i64>> {
+            Ok(self.try_get(column)?)
+        }
+    };
+}
+pub(super) use read_alike;
+
 pub fn job(row: &impl RowRead) -> StoreResult<Job> {
     let state = row.text("state")?;
     let mode = row.text("mode")?;

@@ -103,21 +103,7 @@ impl PostgresStore {
 }
 
 impl RowRead for PgRow {
-    fn text(&self, column: &str) -> StoreResult<String> {
-        Ok(self.try_get(column)?)
-    }
-
-    fn optional_text(&self, column: &str) -> StoreResult<Option<String>> {
-        Ok(self.try_get(column)?)
-    }
-
-    fn integer(&self, column: &str) -> StoreResult<i64> {
-        Ok(self.try_get(column)?)
-    }
-
-    fn optional_integer(&self, column: &str) -> StoreResult<Option<i64>> {
-        Ok(self.try_get(column)?)
-    }
+    super::rows::read_alike!();
 
     fn flag(&self, column: &str) -> StoreResult<bool> {
         Ok(self.try_get(column)?)

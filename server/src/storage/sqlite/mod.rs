@@ -76,21 +76,7 @@ impl SqliteStore {
 }
 
 impl RowRead for SqliteRow {
-    fn text(&self, column: &str) -> StoreResult<String> {
-        Ok(self.try_get(column)?)
-    }
-
-    fn optional_text(&self, column: &str) -> StoreResult<Option<String>> {
-        Ok(self.try_get(column)?)
-    }
-
-    fn integer(&self, column: &str) -> StoreResult<i64> {
-        Ok(self.try_get(column)?)
-    }
-
-    fn optional_integer(&self, column: &str) -> StoreResult<Option<i64>> {
-        Ok(self.try_get(column)?)
-    }
+    super::rows::read_alike!();
 
     /// SQLite has no booleans: 0 or 1.
     fn flag(&self, column: &str) -> StoreResult<bool> {
