@@ -34,6 +34,17 @@ use leptos_meta::{Link, Meta, MetaTags, Title, provide_meta_context};
 use leptos_router::components::{A, Route, Router, Routes};
 use leptos_router::{SsrMode, path};
 
+/// The name of the page's meta tag that says how its views were built ([`view_build`]).
+pub const VIEW_BUILD_META: &str = "vidplay-view-build";
+
+/// How this build's views were compiled: `erased` with Leptos' type-erased components (the
+/// workspace's `--cfg erase_components`), else `typed`. The server's HTML and the browser bundle
+/// differ in structure between the two, so the bundle hydrates only a page whose meta tag
+/// names its own kind.
+pub fn view_build() -> &'static str {
+    if cfg!(erase_components) { "erased" } else { "typed" }
+}
+
 /// The HTML document around the app.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     #[cfg(feature = "ssr")]
@@ -44,6 +55,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             <head>
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <meta name=VIEW_BUILD_META content=view_build()/>
                 // The bundle's stylesheet carries the bundle's (content-hashed) name.
                 <link rel="stylesheet" href=format!("/{}/{}.css", options.site_pkg_dir, options.output_name)/>
                 <HydrationScripts options/>
