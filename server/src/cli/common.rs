@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 pub struct StoreArgs {
     /// A PostgreSQL database shared by the web node and workers
     /// (postgres://USER:PASSWORD@HOST:PORT/DATABASE); default: SQLite in the data directory.
-    #[arg(long, env = "VIDPLAY_DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
+    #[arg(long = "database-url", env = "VIDPLAY_DATABASE_URL", hide_env_values = true)]
+    database: Option<String>,
     /// Where media live: a folder, or an S3-compatible bucket, s3://BUCKET/PREFIX (credentials
     /// and region from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION); default: the data
     /// directory.
@@ -24,6 +24,24 @@ pub struct StoreArgs {
     /// AWS_ENDPOINT_URL, else AWS.
     #[arg(long, env = "VIDPLAY_MEDIA_ENDPOINT")]
     pub media_endpoint: Option<String>,
+}
+
+impl StoreArgs {
+    /// The database given, if any: an empty one (`VIDPLAY_DATABASE_URL=`) counts as none, as
+    /// everywhere it is read.
+    pub fn database_url(&self) -> Option<&str> {
+        self.database.as_deref().map(str::trim).filter(|u| !u.is_empty())
+    }
+
+    /// The PostgreSQL database given, or why a command that shares its queue cannot run.
+    pub fn shared_database(&self, command: &str) -> anyhow::Result<&str> {
+        self.database_url().filter(|u| crate::storage::postgres::is_postgres_url(u)).ok_or_else(|| {
+            anyhow::anyhow!(
+                "{command} needs --database-url postgres://... (or VIDPLAY_DATABASE_URL): the web node and workers \
+                 share their queue through one PostgreSQL database"
+            )
+        })
+    }
 }
 
 #[derive(clap::Args, Clone)]

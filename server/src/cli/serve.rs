@@ -66,10 +66,9 @@ pub struct ServeArgs {
 
 pub fn run(a: ServeArgs) -> anyhow::Result<()> {
     let addr = a.addr;
-    if a.no_worker && a.stores.database_url.is_none() {
-        anyhow::bail!(
-            "--no-worker needs --database-url: workers on other machines take jobs from a shared PostgreSQL database"
-        );
+    if a.no_worker {
+        // Without a shared database no worker could ever take this node's jobs.
+        a.stores.shared_database("--no-worker")?;
     }
     let named = match &a.tokens_file {
         Some(path) => {
@@ -84,7 +83,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
     let opts = ServeOptions {
         addr,
         data_dir: a.data_dir,
-        database_url: a.stores.database_url,
+        database_url: a.stores.database_url().map(str::to_string),
         media: a.stores.media,
         media_endpoint: a.stores.media_endpoint,
         worker: (!a.no_worker).then(|| {

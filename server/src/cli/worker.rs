@@ -40,9 +40,7 @@ pub struct WorkerArgs {
 }
 
 pub fn run(a: WorkerArgs) -> anyhow::Result<()> {
-    let url = a.stores.database_url.clone().filter(|u| crate::storage::postgres::is_postgres_url(u)).ok_or_else(|| {
-        anyhow::anyhow!("vidplay worker needs --database-url postgres://... (the database the web node uses with --database-url)")
-    })?;
+    let url = a.stores.shared_database("vidplay worker")?.to_string();
     let location = a.stores.media.clone().ok_or_else(|| {
         anyhow::anyhow!("vidplay worker needs --media: the web node's media location (s3://BUCKET/PREFIX, or a folder every machine mounts)")
     })?;

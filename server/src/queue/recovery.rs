@@ -1,6 +1,8 @@
-//! What the stores must look like after any crash: at start, results without a gallery record
-//! (written just before a crash, or whose removal failed) and uploads of jobs that will never
-//! run again are removed.
+//! What the stores must look like after any crash: at start, the results of this store's
+//! finished jobs that have no gallery record (written just before a crash, or whose removal
+//! failed) and the uploads of its jobs that will never run again are removed. Nothing else is:
+//! a media folder or bucket may be shared with other stores (a lab's gallery, another
+//! playground), so an id this store does not know is never its to delete.
 
 use crate::media::MediaStore;
 use crate::media::store::{delete_prefix, result_ids};
@@ -16,26 +18,36 @@ pub enum RecoveryError {
     Media(#[from] crate::media::MediaError),
 }
 
-/// Removes every file the store does not account for (run once at start, after
+/// Whether this store made `id`'s job and is done with it: finished (a running or waiting
+/// job's files may be in the making, by a worker elsewhere).
+async fn finished_here(store: &dyn Store, id: &str) -> Result<bool, StoreError> {
+    Ok(is_valid_id(id) && store.job(id.to_string()).await?.is_some_and(|job| job.state.is_finished()))
+}
+
+/// Removes the files this store's jobs left behind (run once at start, after
 /// [`Store::recover_interrupted`]). Returns how many results and uploads were removed.
 pub async fn clean_orphans(store: &dyn Store, media: &dyn MediaStore) -> Result<usize, RecoveryError> {
     let mut removed = 0;
-    // Removal is best effort: what cannot be removed (a file not written by vidplay, with a
-    // name the store refuses) is logged and left alone, and never stops the start.
-    for id in result_ids(media).await? {
-        // Folders of older versions (`ID.partial`, `ID.deleted-...`) are not ids: orphans too.
-        if !is_valid_id(&id) || !store.video_exists(id.clone()).await? {
-            tracing::warn!(id, "removing media left by a crash or a failed removal");
-            match delete_prefix(media, &result_prefix(&id)).await {
-                Ok(_) => removed += 1,
-                Err(e) => tracing::warn!(id, "cannot remove it: {e}"),
-            }
+    // Removal is best effort: what cannot be removed is logged and left alone, and never stops
+    // the start.
+    for folder in result_ids(media).await? {
+        // Folders of older versions (`ID.partial`, `ID.deleted-...`) belong to job ID.
+        let id = folder.split_once('.').map_or(folder.as_str(), |(id, _)| id);
+        if !finished_here(store, id).await? {
+            continue;
+        }
+        if folder == id && store.video_exists(id.to_string()).await? {
+            continue;
+        }
+        tracing::warn!(folder, "removing media left by a crash or a failed removal");
+        match delete_prefix(media, &result_prefix(&folder)).await {
+            Ok(_) => removed += 1,
+            Err(e) => tracing::warn!(folder, "cannot remove it: {e}"),
         }
     }
     for key in media.list(&format!("{UPLOADS}/")).await? {
         let id = key.strip_prefix(&format!("{UPLOADS}/")).and_then(|n| n.strip_suffix(".png")).unwrap_or_default();
-        let waiting = is_valid_id(id) && store.job(id.to_string()).await?.is_some_and(|job| !job.state.is_finished());
-        if !waiting {
+        if finished_here(store, id).await? {
             tracing::warn!(key, "removing the upload of a job that will not run again");
             match media.delete(&key).await {
                 Ok(()) => removed += 1,

@@ -965,3 +965,30 @@ fn score_measures_a_clip_from_its_files_and_bad_input_is_a_clear_error() {
         "nope.png",
     );
 }
+
+#[test]
+fn an_empty_database_url_is_no_database() {
+    // `VIDPLAY_DATABASE_URL=` (say, from an env file with the line left blank) is no database:
+    // a web node without workers, or a worker, must not start on it (SQLite is nobody's queue).
+    let data = temp_dir("empty-db");
+    let data_arg = data.to_str().unwrap();
+    for args in [
+        vec!["serve", "--no-worker", "--data-dir", data_arg, "--addr", "127.0.0.1:0"],
+        vec!["worker", "--media", data_arg],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_vidplay"))
+            .args(&args)
+            .env("VIDPLAY_DATABASE_URL", "")
+            .output()
+            .expect("run vidplay");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} started without a database");
+        assert!(stderr.contains("needs --database-url postgres://"), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    assert_fails_with(
+        &["serve", "--no-worker", "--data-dir", data_arg, "--database-url", "/tmp/x.db"],
+        "--no-worker needs --database-url postgres://",
+    );
+    assert!(!data.join("vidplay.db").exists(), "nothing was made in the data directory");
+}

@@ -1,8 +1,8 @@
 //! The server refuses what it must, survives what it must, and loses nothing: bounded input,
 //! other origins and unknown host names refused, a token, security headers, bounded event
-//! streams and uploads, a panicking generation, cancels racing the worker, orphans cleaned at
-//! start; and, with the real `vidplay` binary, prompt shutdown on SIGTERM and a crash (abort)
-//! at every step of finishing a job.
+//! streams and uploads, a panicking generation, cancels racing the worker, this store's orphans
+//! cleaned at start (and nobody else's files); and, with the real `vidplay` binary, prompt
+//! shutdown on SIGTERM and a crash (abort) at every step of finishing a job.
 
 use crate::common;
 
@@ -195,10 +195,20 @@ async fn a_token_guards_the_api_the_pages_and_the_media() {
     assert_rejected(&app, post_json(json!({"prompt": "a red ball"})), StatusCode::UNAUTHORIZED, "token").await;
     assert_rejected(&app, get("/media/0123456789abcdef/video.mp4"), StatusCode::UNAUTHORIZED, "token").await;
     let bearer = ("authorization", "Bearer s3cret-token");
-    let (status, _) = send_json(&app, with(post_json(json!({"prompt": "a red ball", "steps": 1})), &[bearer])).await;
+    let (status, job) = send_json(&app, with(post_json(json!({"prompt": "a red ball", "steps": 1})), &[bearer])).await;
     assert_eq!(status, StatusCode::CREATED);
     let (status, list) = send_json(&app, with(get("/api/jobs"), &[bearer])).await;
     assert_eq!((status, list.as_array().unwrap().len()), (StatusCode::OK, 1));
+    // Media behind a token are for the browser's own cache, never a shared one.
+    let id = job["id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while send_json(&app, with(get(&format!("/api/jobs/{id}")), &[bearer])).await.1["state"] != "done" {
+        assert!(Instant::now() < deadline, "the job did not finish");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let resp = app.clone().oneshot(with(get(&format!("/media/{id}/poster.png")), &[bearer])).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()[header::CACHE_CONTROL], "private, max-age=31536000, immutable");
 
     // A person: sent to the sign-in page, signs in, gets an HttpOnly SameSite=Strict cookie.
     let resp = app.clone().oneshot(with(get("/gallery?q=red"), &[("accept", "text/html")])).await.unwrap();
@@ -401,32 +411,51 @@ async fn a_cancel_racing_the_claim_is_never_lost() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orphans_are_cleaned_at_start_and_deleted_media_are_gone_at_once() {
     let data = data_dir("orphans");
-    let id = {
+    let (id, dropped) = {
         let (app, jobs) = start_custom(&data, no_models(), Access::local(), Faults::default()).await;
-        let (_, job) = send_json(&app, post_json(json!({"prompt": "a red ball", "steps": 1}))).await;
-        let id = job["id"].as_str().unwrap().to_string();
-        wait_for(&app, &id, |j| j["state"] == "done").await;
+        let mut ids = Vec::new();
+        for prompt in ["a red ball", "a blue ball"] {
+            let (_, job) = send_json(&app, post_json(json!({"prompt": prompt, "steps": 1}))).await;
+            let id = job["id"].as_str().unwrap().to_string();
+            wait_for(&app, &id, |j| j["state"] == "done").await;
+            ids.push(id);
+        }
+        let (status, _) =
+            send(&app, Request::delete(format!("/api/videos/{}", ids[1])).body(Body::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
         jobs.shutdown().await;
-        id
+        (ids[0].clone(), ids[1].clone())
     };
     let media = data.join("media");
-    let leftovers = [
-        media.join("0123456789abcdef"),
-        media.join("0123456789abcde0.partial"),
+    let uploads = data.join("uploads");
+    // What this store's jobs left: a removal that failed (the dropped video's files), folders
+    // of older versions, the upload of a finished job.
+    let ours = [
+        media.join(&dropped),
+        media.join(format!("{id}.partial")),
         media.join(format!("{id}.deleted-0123456789abcdef")),
     ];
-    for dir in &leftovers {
+    // What other stores sharing the folder keep there: ids this store never made.
+    let theirs = [media.join("0123456789abcdef"), media.join("0123456789abcde0.partial"), media.join("not-an-id")];
+    for dir in ours.iter().chain(&theirs) {
         std::fs::create_dir_all(dir).unwrap();
         std::fs::write(dir.join("video.mp4"), b"stale").unwrap();
     }
-    let stray_upload = data.join("uploads").join("0123456789abcdef.png");
-    std::fs::create_dir_all(stray_upload.parent().unwrap()).unwrap();
-    std::fs::write(&stray_upload, png(4, 4)).unwrap();
+    let our_upload = uploads.join(format!("{id}.png"));
+    let their_upload = uploads.join("0123456789abcdef.png");
+    std::fs::create_dir_all(&uploads).unwrap();
+    for file in [&our_upload, &their_upload] {
+        std::fs::write(file, png(4, 4)).unwrap();
+    }
     let (app, _jobs) = start_custom(&data, no_models(), Access::local(), Faults::default()).await;
-    for dir in &leftovers {
+    for dir in &ours {
         assert!(!dir.exists(), "{} was left", dir.display());
     }
-    assert!(!stray_upload.exists());
+    assert!(!our_upload.exists());
+    for dir in &theirs {
+        assert!(dir.join("video.mp4").exists(), "{} is another store's and was removed", dir.display());
+    }
+    assert!(their_upload.exists(), "another store's upload was removed");
     assert!(media.join(&id).join("video.mp4").exists(), "the real video stays");
     let (status, _) = send(&app, get(&format!("/media/{id}/video.mp4?download"))).await;
     assert_eq!(status, StatusCode::OK);
@@ -440,8 +469,12 @@ async fn orphans_are_cleaned_at_start_and_deleted_media_are_gone_at_once() {
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (status, _) = send(&app, get(&format!("/media/{id}/video.mp4"))).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    // Empty folders are removed with their last file.
-    assert!(std::fs::read_dir(&media).map_or(true, |mut d| d.next().is_none()), "no files are left");
+    // Empty folders are removed with their last file; the other stores' files stay.
+    let mut left: Vec<_> = std::fs::read_dir(&media).unwrap().map(|e| e.unwrap().path()).collect();
+    left.sort();
+    let mut expected = theirs.to_vec();
+    expected.sort();
+    assert_eq!(left, expected);
 }
 
 // ---- The real binary ----
