@@ -3,16 +3,18 @@
 //!
 //! Each video's files are copied and checked (size and SHA-256) before its gallery record is
 //! written, so a video is either wholly moved or not visible; a run that stops is resumed by
-//! running it again (videos already there are checked, not copied again). Votes, jobs (with
-//! the uploads of those still waiting) and the data directory itself are left as they were:
-//! nothing is deleted from the source.
+//! running it again (videos already there are checked, not copied again). A file the target
+//! already holds with other content is never overwritten: it is reported as a conflict, and
+//! its video is not moved. Votes, jobs (each in its final state, with the uploads of those
+//! still waiting) and the data directory itself are left as they were: nothing is deleted from
+//! the source.
 
 use super::common::StoreArgs;
 use crate::media::MediaStore;
 use crate::media::object::ObjectMedia;
 use crate::storage::{SqliteStore, Store};
 use anyhow::{Context, bail};
-use app::types::{JobState, VideoQuery};
+use app::types::{Job, JobState, VideoQuery};
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -35,15 +37,12 @@ pub struct Moved {
     pub bytes: u64,
     pub votes: usize,
     pub jobs: usize,
+    /// Keys the target holds with content other than the source's, left as they are.
+    pub conflicts: Vec<String>,
 }
 
 pub fn run(a: MigrateArgs) -> anyhow::Result<()> {
-    let url = a
-        .stores
-        .database_url
-        .clone()
-        .filter(|u| crate::storage::postgres::is_postgres_url(u))
-        .context("vidplay migrate needs --database-url postgres://...")?;
+    let url = a.stores.shared_database("vidplay migrate")?.to_string();
     let location = a.stores.media.clone().context("vidplay migrate needs --media (s3://BUCKET/PREFIX, or a folder)")?;
     let db = a.from.join("vidplay.db");
     if !db.is_file() {
@@ -60,8 +59,9 @@ pub fn run(a: MigrateArgs) -> anyhow::Result<()> {
         let target = crate::storage::open(Some(&url), &a.from).await?;
         let target_media = crate::media::s3::open_location(&location, a.stores.media_endpoint.as_deref())?;
         let moved = migrate(&source, &source_media, target.as_ref(), &target_media, &faults).await?;
+        let checked = if moved.conflicts.is_empty() { "every video checked" } else { "every other video checked" };
         println!(
-            "moved {} videos ({} files, {:.1} MB), {} already there, {} votes and {} jobs to {} and {location}; every video checked",
+            "moved {} videos ({} files, {:.1} MB), {} already there, {} votes and {} jobs to {} and {location}; {checked}",
             moved.videos,
             moved.files,
             moved.bytes as f64 / 1e6,
@@ -70,6 +70,14 @@ pub fn run(a: MigrateArgs) -> anyhow::Result<()> {
             moved.jobs,
             crate::storage::postgres::redacted(&url)
         );
+        if !moved.conflicts.is_empty() {
+            bail!(
+                "{} files in {location} differ from the source and were left as they are (their videos were not \
+                 moved; compare them, remove the wrong copy, and run this again): {}",
+                moved.conflicts.len(),
+                moved.conflicts.join(", ")
+            );
+        }
         anyhow::Ok(())
     })
 }
@@ -91,13 +99,20 @@ pub async fn migrate(
             .await?;
         for video in &page.videos {
             let present = target.video_exists(video.id.clone()).await?;
-            let files = copy_files(source_media, target_media, &video.id, present).await?;
+            let files = copy_files(source_media, target_media, &video.id).await?;
+            if !files.conflicts.is_empty() {
+                for key in &files.conflicts {
+                    tracing::warn!(key, "the target holds other content under this name; left as it is");
+                }
+                moved.conflicts.extend(files.conflicts);
+                continue;
+            }
             if present {
                 moved.already_there += 1;
                 continue;
             }
-            moved.files += files.0;
-            moved.bytes += files.1;
+            moved.files += files.copied;
+            moved.bytes += files.bytes;
             target.insert_video(video.clone()).await.with_context(|| format!("saving video {}", video.id))?;
             moved.videos += 1;
             faults.after_moved(moved.videos);
@@ -118,41 +133,55 @@ pub async fn migrate(
         if target.job(job.id.clone()).await?.is_some() {
             continue;
         }
-        let waiting = !job.state.is_finished();
-        if waiting {
+        if !job.state.is_finished() {
             let upload = app::media_files::upload_key(&job.id);
             if let Some(f) = source_media.get(&upload, None).await? {
-                target_media.put(&upload, f.bytes).await?;
+                match target_media.get(&upload, None).await? {
+                    None => target_media.put(&upload, f.bytes).await?,
+                    Some(there) if there.bytes == f.bytes => {}
+                    Some(_) => {
+                        moved.conflicts.push(upload);
+                        continue;
+                    }
+                }
             }
         }
-        // Added as queued, then given its state (a job a crash left running waits again).
-        target.enqueue(job.clone(), 1 << 40).await?;
-        if job.state != JobState::Queued && job.state != JobState::Running {
-            target.update_job(job).await?;
+        // In its final state, in one statement: a finished job is never queued meanwhile, where a
+        // live worker could take it. A job a crash left running waits again.
+        let job = if job.state == JobState::Running {
+            Job { state: JobState::Queued, started_ms: None, step: 0, ..job }
+        } else {
+            job
+        };
+        if target.import_job(job).await? {
+            moved.jobs += 1;
         }
-        moved.jobs += 1;
     }
     Ok(moved)
 }
 
-/// Copies video `id`'s files (unless `present`: then only checks them) and checks each in the
-/// target against the source by size and SHA-256; (files copied, bytes copied).
-async fn copy_files(
-    from: &dyn MediaStore,
-    to: &dyn MediaStore,
-    id: &str,
-    present: bool,
-) -> anyhow::Result<(usize, u64)> {
-    let (mut files, mut bytes) = (0, 0);
+/// What [`copy_files`] did for one video.
+#[derive(Default)]
+struct Copied {
+    copied: usize,
+    bytes: u64,
+    /// Keys the target holds with other content (not overwritten).
+    conflicts: Vec<String>,
+}
+
+/// Copies video `id`'s files the target lacks, and checks each in the target against the
+/// source by size and SHA-256; one the target holds with other content is a conflict, left as
+/// it is.
+async fn copy_files(from: &dyn MediaStore, to: &dyn MediaStore, id: &str) -> anyhow::Result<Copied> {
+    let mut copied = Copied::default();
     for key in from.list(&app::media_files::result_prefix(id)).await? {
         let source = from.get(&key, None).await?.with_context(|| format!("{key} vanished while moving"))?.bytes;
-        let there = to.get(&key, None).await?.map(|f| f.bytes);
         let digest = Sha256::digest(&source);
-        let same = there.as_ref().is_some_and(|t| t.len() == source.len() && Sha256::digest(t) == digest);
-        if !same {
-            if present {
-                tracing::warn!(key, "a moved video's file differs from the source; copying it again");
+        if let Some(there) = to.get(&key, None).await?.map(|f| f.bytes) {
+            if there.len() != source.len() || Sha256::digest(&there) != digest {
+                copied.conflicts.push(key);
             }
+        } else {
             to.put(&key, source.clone()).await?;
             let back = to
                 .get(&key, None)
@@ -162,9 +191,9 @@ async fn copy_files(
             if Sha256::digest(&back) != digest {
                 bail!("{key} differs from the source after copying");
             }
-            files += 1;
-            bytes += source.len() as u64;
+            copied.copied += 1;
+            copied.bytes += source.len() as u64;
         }
     }
-    Ok((files, bytes))
+    Ok(copied)
 }

@@ -20,6 +20,7 @@ pub async fn run(fresh: &dyn Fn(&str) -> BoxFuture<'static, Box<dyn Store>>) {
     workers_claim_what_they_run_and_lose_what_they_stop_renewing(fresh("leases").await.as_ref()).await;
     workers_report_themselves(fresh("workers").await.as_ref()).await;
     owners_take_turns_and_have_their_own_limit(fresh("owners").await.as_ref()).await;
+    jobs_moved_in_keep_their_state(fresh("imports").await.as_ref()).await;
 }
 
 /// A queued job, as tests make them.
@@ -131,6 +132,31 @@ async fn a_job_that_crashed_twice_is_failed_and_a_finished_one_is_done(store: &d
     assert!(store.video_exists("eeee0002".into()).await.unwrap());
     assert!(!store.video_exists("eeee0003".into()).await.unwrap());
     assert_eq!(store.recent_prompts(5).await.unwrap(), ["b", "a"]);
+}
+async fn jobs_moved_in_keep_their_state(store: &dyn Store) {
+    let done = Job {
+        state: JobState::Done,
+        started_ms: Some(2),
+        finished_ms: Some(3),
+        step: 24,
+        video_id: Some("dddd0001".into()),
+        owner: "alice".into(),
+        input: Some("uploads/dddd0001.png".into()),
+        ..job("dddd0001", 1, "a")
+    };
+    let failed = Job { state: JobState::Failed, message: Some("out of memory".into()), ..job("dddd0002", 4, "b") };
+    for j in [&done, &failed] {
+        assert!(store.import_job(j.clone()).await.unwrap());
+        assert_eq!(store.job(j.id.clone()).await.unwrap().as_ref(), Some(j), "stored as it was");
+    }
+    // Nothing finished is ever a worker's to take, nor counted as waiting.
+    assert!(store.claim_next(5).await.unwrap().is_none());
+    assert_eq!(store.queued_count().await.unwrap(), 0);
+    // Again: already here, left as it is.
+    assert!(!store.import_job(Job { state: JobState::Queued, ..done.clone() }).await.unwrap());
+    assert_eq!(store.job(done.id.clone()).await.unwrap(), Some(done));
+    assert!(store.import_job(job("dddd0003", 6, "c")).await.unwrap());
+    assert_eq!(store.claim_next(7).await.unwrap().unwrap().id, "dddd0003", "a waiting one waits");
 }
 async fn gallery_search_filters_and_pages(store: &dyn Store) {
     store.insert_video(video("b0000001", 10, "a red ball bouncing on grass", Mode::TextToVideo)).await.unwrap();

@@ -114,6 +114,9 @@ pub trait JobStore: Send + Sync {
     /// Adds a queued job unless `limit` jobs of its owner are already queued; returns whether
     /// it was added.
     fn enqueue(&self, job: Job, limit: usize) -> BoxFuture<'_, StoreResult<bool>>;
+    /// Adds a job as it is, in its state, in one statement (so a finished job moved here is
+    /// never waiting meanwhile for a worker to take); returns false when its id is here already.
+    fn import_job(&self, job: Job) -> BoxFuture<'_, StoreResult<bool>>;
     fn job(&self, id: String) -> BoxFuture<'_, StoreResult<Option<Job>>>;
     /// Most recent jobs first.
     fn jobs(&self, limit: u32) -> BoxFuture<'_, StoreResult<Vec<Job>>>;

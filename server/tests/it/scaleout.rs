@@ -440,3 +440,56 @@ async fn a_gallery_of_fifty_videos_moves_in_resumably_and_checked() {
     assert!(data.join("vidplay.db").is_file() && data.join("media").join(&ids[0]).join("video.mp4").is_file());
     let _ = std::fs::remove_dir_all(&data);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_never_overwrites_and_jobs_arrive_in_their_final_state() {
+    use app::media_files::{MediaFile, key, upload_key};
+    use app::types::{Job, JobState};
+    use server::media::MediaStore;
+    use server::storage::conformance::job;
+    use server::storage::{JobStore, SqliteStore};
+    let root = std::env::temp_dir().join(format!("vidplay-move-conflict-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let (from, to) = (root.join("from"), root.join("to"));
+    std::fs::create_dir_all(&from).unwrap();
+    let ids = local_gallery(&from, 2).await;
+    let source = SqliteStore::open(&from.join("vidplay.db")).await.unwrap();
+    let source_media = server::media::object::ObjectMedia::local(&from).unwrap();
+    let done =
+        Job { state: JobState::Done, finished_ms: Some(9), video_id: Some(ids[0].clone()), ..job(&ids[0], 5, "a") };
+    let waiting = job("5ca1e0000000aaaa", 6, "b");
+    let theirs = job("5ca1e0000000bbbb", 7, "c");
+    for j in [&done, &waiting, &theirs] {
+        source.import_job(j.clone()).await.unwrap();
+        source_media.put(&upload_key(&j.id), b"upload".to_vec().into()).await.unwrap();
+    }
+    // The target already holds other content under two of the names: the second video's
+    // poster, and the upload of a waiting job.
+    std::fs::create_dir_all(&to).unwrap();
+    let target = SqliteStore::open(&to.join("vidplay.db")).await.unwrap();
+    let target_media = server::media::object::ObjectMedia::local(&to).unwrap();
+    let poster = key(&ids[1], MediaFile::Poster);
+    target_media.put(&poster, b"someone else's poster".to_vec().into()).await.unwrap();
+    target_media.put(&upload_key(&theirs.id), b"someone else's upload".to_vec().into()).await.unwrap();
+
+    let faults = server::faults::Faults::default();
+    for _ in 0..2 {
+        let moved =
+            server::cli::migrate::migrate(&source, &source_media, &target, &target_media, &faults).await.unwrap();
+        assert_eq!(moved.conflicts, [poster.clone(), upload_key(&theirs.id)], "reported, each run");
+    }
+    let got = |k: String| {
+        let media = &target_media;
+        async move { media.get(&k, None).await.unwrap().map(|f| f.bytes.to_vec()) }
+    };
+    assert_eq!(got(poster.clone()).await.unwrap(), b"someone else's poster", "left as it was");
+    assert_eq!(got(upload_key(&theirs.id)).await.unwrap(), b"someone else's upload");
+    use server::storage::GalleryStore;
+    assert!(target.video_exists(ids[0].clone()).await.unwrap());
+    assert!(!target.video_exists(ids[1].clone()).await.unwrap(), "a video with a conflict is not moved");
+    assert_eq!(target.job(done.id.clone()).await.unwrap(), Some(done), "moved in its final state");
+    assert_eq!(target.job(waiting.id.clone()).await.unwrap().unwrap().state, JobState::Queued);
+    assert_eq!(got(upload_key(&waiting.id)).await.unwrap(), b"upload");
+    assert!(target.job(theirs.id.clone()).await.unwrap().is_none(), "a job whose upload conflicts is not moved");
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -32,6 +32,32 @@ impl JobStore for SqliteStore {
         })
     }
 
+    fn import_job(&self, job: Job) -> BoxFuture<'_, StoreResult<bool>> {
+        Box::pin(async move {
+            let params = serde_json::to_string(&job.params).map_err(corrupt)?;
+            let sql = sqlx::AssertSqlSafe(format!(
+                "INSERT INTO jobs ({JOB_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT (id) DO NOTHING"
+            ));
+            let result = sqlx::query(sql)
+                .bind(&job.id)
+                .bind(job.state.as_str())
+                .bind(job.mode.as_str())
+                .bind(params)
+                .bind(job.created_ms)
+                .bind(job.started_ms)
+                .bind(job.finished_ms)
+                .bind(job.step as i64)
+                .bind(job.total as i64)
+                .bind(&job.message)
+                .bind(&job.video_id)
+                .bind(&job.owner)
+                .bind(&job.input)
+                .execute(&self.pool)
+                .await?;
+            Ok(result.rows_affected() == 1)
+        })
+    }
+
     fn job(&self, id: String) -> BoxFuture<'_, StoreResult<Option<Job>>> {
         Box::pin(async move {
             let sql = sqlx::AssertSqlSafe(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"));
