@@ -1,8 +1,9 @@
 //! The behaviour every [`MediaStore`] must have, as one suite each implementation's tests run
 //! (`cargo test` runs it against the local disk and against a real S3 server, SeaweedFS).
 
-use super::store::{MediaError, MediaStore, delete_prefix, result_ids};
+use super::store::{MediaError, MediaStore, Span, delete_prefix, result_ids};
 use bytes::Bytes;
+use futures_util::TryStreamExt;
 
 /// Runs every check against `store`, which must start empty. Panics on the first failure.
 pub async fn run(store: &dyn MediaStore) {
@@ -26,6 +27,26 @@ pub async fn run(store: &dyn MediaStore) {
         let e = store.get("media/0123456789abcdef/video.mp4", Some(bad.clone())).await.unwrap_err();
         assert!(matches!(e, MediaError::Range { .. }), "{bad:?}: {e}");
     }
+
+    // Streamed: a large object arrives in bounded chunks, and a suffix reads only its bytes.
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    let zip = "media/0123456789abcdef/frames.zip";
+    store.put(zip, Bytes::from(big.clone())).await.unwrap();
+    let streamed = store.stream(zip, Span::All).await.unwrap().expect("stored");
+    assert_eq!((streamed.range.clone(), streamed.size), (0..3_000_000, 3_000_000));
+    let chunks: Vec<Bytes> = streamed.chunks.try_collect().await.unwrap();
+    assert!(chunks.len() > 2 && chunks.iter().all(|c| c.len() <= 1 << 20), "{} chunks", chunks.len());
+    assert!(chunks.concat() == big);
+    for (n, expect) in [(1, 2_999_999..3_000_000), (4_000_000, 0..3_000_000)] {
+        let last = store.stream(zip, Span::Last(n)).await.unwrap().unwrap();
+        assert_eq!(last.range, expect);
+        let bytes: Vec<Bytes> = last.chunks.try_collect().await.unwrap();
+        assert!(bytes.concat() == big[expect.start as usize..], "the last {n} bytes");
+    }
+    let e = store.stream(zip, Span::Last(0)).await.err().expect("no bytes asked");
+    assert!(matches!(e, MediaError::Range { size: 3_000_000, .. }), "{e}");
+    assert!(store.stream("media/0123456789abcdef/none.png", Span::Last(3)).await.unwrap().is_none());
+    store.delete(zip).await.unwrap();
 
     // Missing objects are None; deleting them is fine.
     assert!(store.get("media/0123456789abcdef/none.png", None).await.unwrap().is_none());

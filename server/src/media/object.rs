@@ -1,14 +1,13 @@
 //! [`MediaStore`] over the `object_store` crate: the local disk today (the data directory);
 //! an S3-compatible bucket is another `ObjectStore` given to [`ObjectMedia::new`].
 
-use super::store::{Fetched, MediaError, MediaResult, MediaStore};
+use super::store::{MediaError, MediaResult, MediaStore, Span, Streamed};
 use bytes::Bytes;
-use futures_util::TryStreamExt;
 use futures_util::future::BoxFuture;
+use futures_util::{StreamExt, TryStreamExt};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
-use std::ops::Range;
 use std::sync::Arc;
 
 pub struct ObjectMedia {
@@ -53,7 +52,7 @@ impl MediaStore for ObjectMedia {
         })
     }
 
-    fn get(&self, key: &str, range: Option<Range<u64>>) -> BoxFuture<'_, MediaResult<Option<Fetched>>> {
+    fn stream(&self, key: &str, span: Span) -> BoxFuture<'_, MediaResult<Option<Streamed>>> {
         let location = path(key);
         Box::pin(async move {
             let location = location?;
@@ -62,15 +61,11 @@ impl MediaStore for ObjectMedia {
                 Err(object_store::Error::NotFound { .. }) => return Ok(None),
                 Err(e) => return Err(backend(e)),
             };
-            let range = match range {
-                Some(r) if r.start >= r.end || r.start >= size => {
-                    return Err(MediaError::Range { start: r.start, end: r.end, size });
-                }
-                Some(r) => r.start..r.end.min(size),
-                None => 0..size,
-            };
+            // The size first, so a suffix range reads only its bytes (and is checked here, the
+            // same for every backend).
+            let range = span.within(size)?;
             if range.is_empty() {
-                return Ok(Some(Fetched { bytes: Bytes::new(), range, size }));
+                return Ok(Some(Streamed { chunks: futures_util::stream::empty().boxed(), range, size }));
             }
             let options = GetOptions { range: Some(GetRange::Bounded(range.clone())), ..GetOptions::default() };
             let result = match self.inner.get_opts(&location, options).await {
@@ -79,8 +74,9 @@ impl MediaStore for ObjectMedia {
                 Err(e) => return Err(backend(e)),
             };
             let range = result.range.clone();
-            let bytes = result.bytes().await.map_err(backend)?;
-            Ok(Some(Fetched { bytes, range, size }))
+            // Files are read a chunk at a time, bucket objects as their response body arrives.
+            let chunks = result.into_stream().map_err(backend).boxed();
+            Ok(Some(Streamed { chunks, range, size }))
         })
     }
 

@@ -2,7 +2,9 @@
 //! ranges, delete, list). Keys come from [`app::media_files`]; nothing else names a file.
 
 use bytes::Bytes;
+use futures_util::TryStreamExt;
 use futures_util::future::BoxFuture;
+use futures_util::stream::BoxStream;
 use std::ops::Range;
 
 #[derive(Debug, thiserror::Error)]
@@ -27,12 +29,58 @@ pub struct Fetched {
     pub size: u64,
 }
 
+/// Which bytes of an object to read.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Span {
+    All,
+    /// `start..end` (an end past the object's end is cut there).
+    Between(Range<u64>),
+    /// The last N bytes (all of them when the object is shorter).
+    Last(u64),
+}
+
+impl Span {
+    /// The bytes of an object of `size` bytes this span covers, or the error that it covers none.
+    pub fn within(&self, size: u64) -> MediaResult<Range<u64>> {
+        match self {
+            Self::All => Ok(0..size),
+            Self::Between(r) if r.start >= r.end || r.start >= size => {
+                Err(MediaError::Range { start: r.start, end: r.end, size })
+            }
+            Self::Between(r) => Ok(r.start..r.end.min(size)),
+            Self::Last(n) if *n == 0 || size == 0 => Err(MediaError::Range { start: size, end: size, size }),
+            Self::Last(n) => Ok(size - (*n).min(size)..size),
+        }
+    }
+}
+
+/// An object being read: its bytes arrive in chunks of bounded size, so a reader holds only
+/// the chunk in flight however large the object or however many readers there are.
+pub struct Streamed {
+    pub chunks: BoxStream<'static, MediaResult<Bytes>>,
+    /// The range being read, within `0..size`.
+    pub range: Range<u64>,
+    pub size: u64,
+}
+
 pub trait MediaStore: Send + Sync + 'static {
     /// Stores `bytes` at `key`, atomically: a reader sees the old object, or the whole new one.
     fn put(&self, key: &str, bytes: Bytes) -> BoxFuture<'_, MediaResult<()>>;
+    /// The `span` of the object at `key` as a stream of chunks, or `None` when there is none.
+    fn stream(&self, key: &str, span: Span) -> BoxFuture<'_, MediaResult<Option<Streamed>>>;
     /// The object at `key` (only `range` of it when given; a range running past the end is cut
     /// at the end), or `None` when there is none.
-    fn get(&self, key: &str, range: Option<Range<u64>>) -> BoxFuture<'_, MediaResult<Option<Fetched>>>;
+    fn get(&self, key: &str, range: Option<Range<u64>>) -> BoxFuture<'_, MediaResult<Option<Fetched>>> {
+        let span = range.map_or(Span::All, Span::Between);
+        let key = key.to_string();
+        Box::pin(async move {
+            let Some(streamed) = self.stream(&key, span).await? else { return Ok(None) };
+            let parts: Vec<Bytes> = streamed.chunks.try_collect().await?;
+            let bytes =
+                if parts.len() == 1 { parts.into_iter().next().unwrap_or_default() } else { parts.concat().into() };
+            Ok(Some(Fetched { bytes, range: streamed.range, size: streamed.size }))
+        })
+    }
     /// Removes the object at `key`; removing a missing object is not an error.
     fn delete(&self, key: &str) -> BoxFuture<'_, MediaResult<()>>;
     /// Every key under `prefix` (a folder: `media/ID/`), in no particular order.

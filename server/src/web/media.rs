@@ -1,8 +1,12 @@
 //! Serving result files from the media store: only plain `ID/FILE` names of videos in the
 //! gallery (nothing being written, nothing of a deleted video even while its files are being
 //! removed), with byte ranges (video seeking), as downloads when asked with `?download`.
+//! Files are streamed a chunk at a time and ranges read only their own bytes, and at most
+//! [`MAX_READS`] are read at once (more wait for their turn), so however many requests come, the
+//! server holds a bounded amount of media in memory.
 
 use super::state::WebState;
+use crate::media::store::Span;
 use crate::web::security;
 use app::media_files::{self, MediaFile};
 use app::types::is_valid_id;
@@ -10,12 +14,31 @@ use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use std::sync::Arc;
+use tokio::sync::Semaphore;
 
-pub fn routes() -> axum::Router<WebState> {
+/// How many media files are read at once.
+pub const MAX_READS: usize = 32;
+/// How long a request waits for its turn before it is told to come back.
+const READ_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// `private`: requests need a token, so no shared cache may keep what they get.
+pub fn routes(private: bool) -> axum::Router<WebState> {
+    let reads = Arc::new(Semaphore::new(MAX_READS));
+    let serve = move |state: State<WebState>, path: Path<(String, String)>, req: Request| {
+        serve(state, path, req, reads.clone(), private)
+    };
     axum::Router::new().route("/media/{id}/{*file}", axum::routing::get(serve))
 }
 
-async fn serve(State(web): State<WebState>, Path((id, file)): Path<(String, String)>, req: Request) -> Response {
+async fn serve(
+    State(web): State<WebState>,
+    Path((id, file)): Path<(String, String)>,
+    req: Request,
+    reads: Arc<Semaphore>,
+    private: bool,
+) -> Response {
     let Some(which) = MediaFile::parse(&file).filter(|_| is_valid_id(&id)) else {
         return security::refuse(StatusCode::NOT_FOUND, "no such file");
     };
@@ -27,23 +50,19 @@ async fn serve(State(web): State<WebState>, Path((id, file)): Path<(String, Stri
     // A header that is not one plain range is ignored (the whole file), as HTTP allows.
     let range = req.headers().get(header::RANGE).and_then(|v| parse_range(v.to_str().unwrap_or("")));
     let key = media_files::key(&id, which);
-    let wanted = match range {
-        Some(ByteRange::From(start, end)) => Some(start..end.map_or(u64::MAX, |e| e.saturating_add(1))),
-        // The last N bytes: read the whole (small) file and keep its end.
-        Some(ByteRange::Last(_)) | None => None,
+    let span = match range {
+        Some(ByteRange::From(start, end)) => Span::Between(start..end.map_or(u64::MAX, |e| e.saturating_add(1))),
+        Some(ByteRange::Last(n)) => Span::Last(n),
+        None => Span::All,
     };
-    let fetched = match web.media.get(&key, wanted).await {
-        Ok(Some(mut f)) => {
-            if let Some(ByteRange::Last(n)) = range {
-                if n == 0 || f.size == 0 {
-                    return unsatisfiable(f.size);
-                }
-                let start = f.size.saturating_sub(n);
-                f.bytes = f.bytes.slice(start as usize..);
-                f.range = start..f.size;
-            }
-            f
-        }
+    // Held until the body has been sent (or the client went away).
+    let Ok(Ok(permit)) = tokio::time::timeout(READ_WAIT, reads.acquire_owned()).await else {
+        let mut res = security::refuse(StatusCode::SERVICE_UNAVAILABLE, "too many files are being sent; try again");
+        res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        return res;
+    };
+    let streamed = match web.media.stream(&key, span).await {
+        Ok(Some(s)) => s,
         Ok(None) => return security::refuse(StatusCode::NOT_FOUND, "no such file"),
         Err(crate::media::MediaError::Range { size, .. }) => return unsatisfiable(size),
         Err(e) => {
@@ -54,19 +73,21 @@ async fn serve(State(web): State<WebState>, Path((id, file)): Path<(String, Stri
     let download =
         req.uri().query().is_some_and(|q| q.split('&').any(|p| p == "download" || p.starts_with("download=")));
     let status = if range.is_some() { StatusCode::PARTIAL_CONTENT } else { StatusCode::OK };
-    let mut res = (status, Body::from(fetched.bytes.clone())).into_response();
+    let (sent, size) = (streamed.range.clone(), streamed.size);
+    let chunks = streamed.chunks.map(move |chunk| {
+        let _held = &permit;
+        chunk
+    });
+    let mut res = (status, Body::from_stream(chunks)).into_response();
     let h = res.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(which.content_type()));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    // Results never change once written.
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=31536000, immutable"));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(sent.end - sent.start));
+    // Results never change once written; behind a token only the browser may keep them.
+    let cache = if private { "private, max-age=31536000, immutable" } else { "public, max-age=31536000, immutable" };
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     if range.is_some()
-        && let Ok(v) = HeaderValue::from_str(&format!(
-            "bytes {}-{}/{}",
-            fetched.range.start,
-            fetched.range.end.saturating_sub(1),
-            fetched.size
-        ))
+        && let Ok(v) = HeaderValue::from_str(&format!("bytes {}-{}/{size}", sent.start, sent.end.saturating_sub(1)))
     {
         h.insert(header::CONTENT_RANGE, v);
     }

@@ -168,7 +168,9 @@ pub fn router(web: WebState, studio: SharedStudio, options: LeptosOptions, acces
     let routes = generate_route_list(app::App);
     let assets = assets::routes(Path::new(&*options.site_root));
     let stylesheet = format!("/{}/{}.css", options.site_pkg_dir, options.output_name);
-    let media = media::routes().with_state(web.clone());
+    // Media behind a token are not for shared caches.
+    let private = access.token.is_some() || !access.named.is_empty();
+    let media = media::routes(private).with_state(web.clone());
     let api = api::routes()
         .merge(votes::routes())
         .layer(DefaultBodyLimit::max(crate::media::input::MAX_BYTES as usize + 256 * 1024))

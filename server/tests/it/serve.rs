@@ -8,6 +8,7 @@ use crate::common;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use common::*;
+use http_body_util::BodyExt;
 use serde_json::json;
 use server::queue::events::JobEvent;
 use std::path::PathBuf;
@@ -110,6 +111,37 @@ async fn api_pages_and_media_end_to_end() {
     let (status, bytes) = send(&app, ranged).await;
     assert_eq!(status, StatusCode::PARTIAL_CONTENT);
     assert_eq!(bytes.len(), 100);
+    // The last bytes of a file, read as they are (a player seeking to the end).
+    let (_, whole) = send(&app, get(&format!("/media/{id}/frames.zip"))).await;
+    for (asked, expect) in [(1, 1), (100, 100), (whole.len() + 5, whole.len())] {
+        let suffix = Request::get(format!("/media/{id}/frames.zip"))
+            .header(header::RANGE, format!("bytes=-{asked}"))
+            .body(Body::empty())
+            .unwrap();
+        let resp = app.clone().oneshot(suffix).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
+        let range = resp.headers()[header::CONTENT_RANGE].to_str().unwrap().to_string();
+        assert_eq!(range, format!("bytes {}-{}/{}", whole.len() - expect, whole.len() - 1, whole.len()));
+        assert_eq!(resp.headers()[header::CACHE_CONTROL], "public, max-age=31536000, immutable", "no token");
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], &whole[whole.len() - expect..]);
+    }
+    let nothing =
+        Request::get(format!("/media/{id}/frames.zip")).header(header::RANGE, "bytes=-0").body(Body::empty()).unwrap();
+    assert_eq!(send(&app, nothing).await.0, StatusCode::RANGE_NOT_SATISFIABLE);
+    // At most MAX_READS files are sent at once: one more waits until one of them is done.
+    let mut open = Vec::new();
+    for _ in 0..server::web::media::MAX_READS {
+        open.push(app.clone().oneshot(get(&format!("/media/{id}/frames.zip"))).await.unwrap());
+    }
+    let next = tokio::spawn(app.clone().oneshot(get(&format!("/media/{id}/poster.png"))));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!next.is_finished(), "a read beyond the bound waits");
+    let first = open.pop().unwrap().into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(first, whole);
+    drop(open);
+    let resp = tokio::time::timeout(std::time::Duration::from_secs(10), next).await.unwrap().unwrap().unwrap();
+    assert_eq!(resp.status(), StatusCode::OK, "its turn came");
     let (status, input) = send(&app, get(&format!("/media/{i2v}/input.png"))).await;
     assert_eq!(status, StatusCode::OK);
     let input = image::load_from_memory(&input).unwrap();
