@@ -53,7 +53,7 @@ pub struct VoteRequest {
     pub winner: String,
     /// Every result that was compared (2 to 4, the winner among them).
     pub candidates: Vec<String>,
-    /// Why, from [`REASONS`].
+    /// Why: distinct words of [`REASONS`].
     #[serde(default)]
     pub reasons: Vec<String>,
     /// The voter did not see which model or setting made which.
@@ -80,7 +80,14 @@ impl VoteRequest {
             return Err("the winner must be one of the results compared".into());
         }
         if let Some(bad) = self.reasons.iter().find(|r| !REASONS.contains(&r.as_str())) {
+            let bad: String = bad.chars().take(40).collect();
             return Err(format!("unknown reason {bad:?} (reasons: {})", REASONS.join(", ")));
+        }
+        // Known words, each at most once: so never more than REASONS has.
+        for (i, r) in self.reasons.iter().enumerate() {
+            if self.reasons[..i].contains(r) {
+                return Err(format!("the reason {r:?} is given twice"));
+            }
         }
         Ok(())
     }
@@ -337,6 +344,10 @@ mod tests {
         assert!(outsider.check().unwrap_err().contains("winner"));
         let reason = VoteRequest { reasons: vec!["louder".into()], ..ok.clone() };
         assert!(reason.check().unwrap_err().contains("louder"));
+        let again = VoteRequest { reasons: vec!["sharper".into(); 200_000], ..ok.clone() };
+        assert!(again.check().unwrap_err().contains("twice"));
+        let all = VoteRequest { reasons: REASONS.map(String::from).to_vec(), ..ok.clone() };
+        assert!(all.check().is_ok());
         let id = VoteRequest { candidates: vec!["aaaaaaaa".into(), "../x".into()], ..ok };
         assert!(id.check().is_err());
     }

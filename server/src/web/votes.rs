@@ -13,8 +13,14 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 
+/// The largest vote request: a vote is a few hundred bytes (at most 4 ids and 5 reasons).
+pub const MAX_VOTE_BYTES: usize = 4 * 1024;
+
 pub fn routes() -> Router<WebState> {
-    Router::new().route("/api/votes", get(list_votes).post(cast_vote)).route("/api/leaderboard", get(leaderboard))
+    Router::new()
+        .route("/api/votes", get(list_votes).post(cast_vote))
+        .route("/api/leaderboard", get(leaderboard))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_VOTE_BYTES))
 }
 
 impl From<VoteError> for Failure {

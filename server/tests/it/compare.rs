@@ -197,6 +197,14 @@ async fn scores_variants_votes_and_the_leaderboard() {
     )
     .await;
     assert_rejected(&app, raw("not json"), StatusCode::BAD_REQUEST, "a vote is JSON").await;
+    // Reasons are distinct known words, and a vote is a small request.
+    let reasons = |n: usize| {
+        let body = json!({"axis": "quality", "winner": variant_ids[0], "candidates": [variant_ids[0], variant_ids[1]],
+            "reasons": vec!["sharper"; n]});
+        raw(&body.to_string())
+    };
+    assert_rejected(&app, reasons(2), StatusCode::BAD_REQUEST, "given twice").await;
+    assert_rejected(&app, reasons(200_000), StatusCode::PAYLOAD_TOO_LARGE, "a vote is JSON").await;
     assert_rejected(&app, get("/api/leaderboard?by=colour"), StatusCode::BAD_REQUEST, "by must be one of").await;
     assert_rejected(&app, get("/api/leaderboard?format=xls"), StatusCode::BAD_REQUEST, "format").await;
     let (_, votes) = send_json(&app, get("/api/votes")).await;
