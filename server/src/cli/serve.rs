@@ -50,6 +50,12 @@ pub struct ServeArgs {
     /// Listen beyond loopback without a token (only behind something that authenticates).
     #[arg(long)]
     no_auth: bool,
+    /// Requests come through a reverse proxy of your own (Caddy, nginx): take the client's
+    /// address from its X-Forwarded-For (for limits per client) and make the sign-in cookie
+    /// Secure when its X-Forwarded-Proto says https. Never without such a proxy: clients could
+    /// then say anything.
+    #[arg(long, env = "VIDPLAY_TRUST_PROXY")]
+    trust_proxy: bool,
     /// Serve pages and the API only; jobs run on `vidplay worker`s sharing --database-url.
     #[arg(long)]
     no_worker: bool,
@@ -78,6 +84,14 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
         }
         None => Vec::new(),
     };
+    if let Some(token) = a.token.as_deref().filter(|t| !t.is_empty())
+        && token.chars().count() < security::MIN_SECRET_CHARS
+    {
+        anyhow::bail!(
+            "--token must be at least {} characters, like the secrets of a tokens file (e.g. `openssl rand -hex 16`)",
+            security::MIN_SECRET_CHARS
+        );
+    }
     let any_token = a.token.clone().filter(|t| !t.is_empty()).or_else(|| named.first().map(|t| t.secret.clone()));
     security::check_exposure(addr, any_token.as_deref(), a.no_auth).map_err(|e| anyhow::anyhow!(e))?;
     let opts = ServeOptions {
@@ -97,7 +111,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
         site_root: a.site_root,
         seed_examples: !a.no_examples,
         models_dir: Some(a.models_dir),
-        access: security::Access::new(addr, &a.public_hosts, a.token).with_named(named),
+        access: security::Access::new(addr, &a.public_hosts, a.token).with_named(named).with_trust_proxy(a.trust_proxy),
         model_memory_mib: a.model_memory_mib.unwrap_or_else(ServeOptions::default_model_memory_mib),
         faults: crate::faults::Faults::from_env()?,
         visual_min_similarity: a.visual_min_similarity,
@@ -119,7 +133,8 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
         println!("vidplay playground on http://{bound} (data in {})", opts.data_dir.display());
         let stopping = jobs.clone();
         let runtime = tokio::runtime::Handle::current();
-        axum::serve(listener, router)
+        // The peer's address, for limits per client.
+        axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
             .with_graceful_shutdown(async move {
                 super::common::shutdown_signal().await;
                 eprintln!("shutting down: the running job (if any) goes back to the queue");

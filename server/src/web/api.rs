@@ -8,6 +8,7 @@ use crate::queue::defaults::Given;
 use crate::queue::events::JobEvent;
 use crate::queue::{Picture, SubmitError, Upload};
 use crate::storage::StoreError;
+use crate::web::security::Client;
 use app::media_files::MediaFile;
 use app::scores::{GallerySort, ScoreFlag};
 use app::types::{ApiError, JobParams, Mode, VideoQuery, is_valid_id};
@@ -17,7 +18,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use std::convert::Infallible;
 use tokio_stream::StreamExt;
@@ -505,18 +506,32 @@ struct EventParams {
 
 /// Server-sent events, optionally for one job id: a `job` event (the whole job as JSON) when a
 /// job's state changes, a `step` event (`{"id", "step", "total"}`) as it progresses. At most
-/// [`crate::queue::events::MAX_EVENT_STREAMS`] at once (503 beyond); a listener that falls behind is
-/// dropped (browsers reconnect by themselves); every stream ends when the server shuts down.
-async fn job_events(State(web): State<WebState>, Query(params): Query<EventParams>) -> ApiResult<Response> {
+/// [`crate::web::limits::STREAMS_PER_CLIENT`] per client (429 beyond) and
+/// [`crate::queue::events::MAX_EVENT_STREAMS`] in all (503 beyond); a listener that falls
+/// behind is dropped (browsers reconnect by themselves); every stream ends when the server
+/// shuts down.
+async fn job_events(
+    State(web): State<WebState>,
+    client: Option<Extension<Client>>,
+    Query(params): Query<EventParams>,
+) -> ApiResult<Response> {
     if let Some(id) = &params.id {
         check_id(id, "job")?;
     }
+    let client = client.map_or_else(|| "address unknown".to_string(), |Extension(c)| c.0);
+    let Some(own) = web.streams.take(&client) else {
+        let why = format!(
+            "you have {} event streams open already (a tab each); close one, or try again later",
+            crate::web::limits::STREAMS_PER_CLIENT
+        );
+        return Err(Failure(StatusCode::TOO_MANY_REQUESTS, why));
+    };
     let Some(slot) = web.jobs.stream_slot() else {
         return Err(Failure(StatusCode::SERVICE_UNAVAILABLE, "too many open event streams; try again later".into()));
     };
     let only = params.id;
     let stream = BroadcastStream::new(web.jobs.subscribe()).map_while(|update| update.ok()).filter_map(move |event| {
-        let _slot = &slot;
+        let _held = (&slot, &own);
         if only.as_ref().is_some_and(|id| id != event.job_id()) {
             return None;
         }

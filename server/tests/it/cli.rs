@@ -992,3 +992,12 @@ fn an_empty_database_url_is_no_database() {
     );
     assert!(!data.join("vidplay.db").exists(), "nothing was made in the data directory");
 }
+
+#[test]
+fn a_short_token_is_refused() {
+    let data = temp_dir("short-token");
+    assert_fails_with(
+        &["serve", "--data-dir", data.to_str().unwrap(), "--token", "s3cret"],
+        "--token must be at least 12 characters",
+    );
+}

@@ -231,12 +231,56 @@ async fn a_token_guards_the_api_the_pages_and_the_media() {
     assert_eq!(resp.headers()[header::LOCATION], "/gallery");
     let cookie = resp.headers()[header::SET_COOKIE].to_str().unwrap().to_string();
     assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(!cookie.contains("s3cret-token"), "the cookie holds a MAC, not the token: {cookie}");
+    assert!(!cookie.contains("Secure"), "no trusted proxy says https: {cookie}");
     let cookie = cookie.split(';').next().unwrap().to_string();
     let (status, html) = send(&app, with(get("/gallery"), &[("cookie", &cookie), ("accept", "text/html")])).await;
     assert_eq!(status, StatusCode::OK);
     assert!(String::from_utf8_lossy(&html).contains("Gallery"));
     let (status, _) = send(&app, with(get("/api/jobs"), &[("cookie", &cookie)])).await;
     assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_ins_are_limited_per_client_and_cookies_are_secure_behind_https() {
+    let data = data_dir("signins");
+    let access = Access::new("127.0.0.1:0".parse().unwrap(), &[], Some("s3cret-token".into())).with_trust_proxy(true);
+    let (app, _jobs) = start_custom(&data, no_models(), access, Faults::default()).await;
+    let signin = |token: &str, client: &str, https: bool| {
+        let mut req = Request::post("/signin")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header("x-forwarded-for", format!("198.51.100.9, {client}"));
+        if https {
+            req = req.header("x-forwarded-proto", "https");
+        }
+        req.body(Body::from(format!("token={token}&next=/"))).unwrap()
+    };
+    let resp = app.clone().oneshot(signin("s3cret-token", "203.0.113.5", true)).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let cookie = resp.headers()[header::SET_COOKIE].to_str().unwrap().to_string();
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    let resp = app.clone().oneshot(signin("s3cret-token", "203.0.113.5", false)).await.unwrap();
+    assert!(!resp.headers()[header::SET_COOKIE].to_str().unwrap().contains("Secure"));
+    // The cookie is not the token: sent as a cookie, the token itself is refused.
+    let (status, _) = send(&app, with(get("/api/jobs"), &[("cookie", "vidplay_session=s3cret-token")])).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let value = cookie.split(';').next().unwrap().to_string();
+    assert_eq!(send(&app, with(get("/api/jobs"), &[("cookie", &value)])).await.0, StatusCode::OK);
+
+    // Guessing: each client has a few tries, then waits, even with the right token.
+    let limit = server::web::security::SIGN_IN_FAILURES;
+    for _ in 0..limit {
+        let resp = app.clone().oneshot(signin("guess-guess-guess", "203.0.113.7", true)).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    }
+    let resp = app.clone().oneshot(signin("s3cret-token", "203.0.113.7", true)).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(resp.headers().contains_key(header::RETRY_AFTER) && resp.headers().get(header::SET_COOKIE).is_none());
+    let page = String::from_utf8_lossy(&resp.into_body().collect().await.unwrap().to_bytes()).to_string();
+    assert!(page.contains("Too many wrong tokens"), "{page}");
+    // The address the client wrote itself before the proxy's is not who it is.
+    let resp = app.clone().oneshot(signin("s3cret-token", "203.0.113.8", true)).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER, "another client signs in");
 }
 
 /// Reads server-sent events from a response body until `stop` says so.
@@ -259,15 +303,23 @@ async fn read_events(body: &mut Body, until: impl Fn(&str) -> bool) -> String {
 async fn event_streams_and_uploads_are_bounded() {
     let data = data_dir("resources");
     let (app, jobs) = start_custom(&data, no_models(), Access::local(), Faults::default()).await;
+    // Each client (here, an address) holds a few streams; all clients together a bounded number.
+    let from = |client: u8| {
+        let mut req = get("/api/jobs/events");
+        req.extensions_mut().insert(axum::extract::ConnectInfo(SocketAddr::from(([192, 0, 2, client], 50_000))));
+        req
+    };
+    let per_client = server::web::limits::STREAMS_PER_CLIENT;
     let mut streams = Vec::new();
-    for _ in 0..server::queue::events::MAX_EVENT_STREAMS {
-        let resp = app.clone().oneshot(get("/api/jobs/events")).await.unwrap();
+    for i in 0..server::queue::events::MAX_EVENT_STREAMS {
+        let resp = app.clone().oneshot(from((i / per_client) as u8)).await.unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
         streams.push(resp.into_body());
     }
-    assert_rejected(&app, get("/api/jobs/events"), StatusCode::SERVICE_UNAVAILABLE, "too many").await;
+    assert_rejected(&app, from(0), StatusCode::TOO_MANY_REQUESTS, "event streams open already").await;
+    assert_rejected(&app, from(200), StatusCode::SERVICE_UNAVAILABLE, "too many").await;
     drop(streams.pop());
-    let resp = app.clone().oneshot(get("/api/jobs/events")).await.unwrap();
+    let resp = app.clone().oneshot(from(200)).await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     let mut events = resp.into_body();
 

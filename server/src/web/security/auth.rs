@@ -1,17 +1,34 @@
 //! The token: `Authorization: Bearer TOKEN` for scripts, and for people a sign-in page that
-//! sets an HttpOnly, SameSite=Strict cookie.
+//! sets an HttpOnly, SameSite=Strict cookie (`Secure` when a trusted proxy says the browser
+//! used https). The cookie holds a MAC of the token, never the token itself: what a browser
+//! keeps (or leaks) cannot be used as a bearer token, and removing a token from the server
+//! signs out its cookies. Failed sign-ins are limited per client.
 
-use super::{Access, header_str, refuse};
-use axum::Form;
+use super::{Access, Client, header_str, refuse};
+use crate::web::limits::Failures;
 use axum::Router;
 use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use axum::{Extension, Form};
+use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use std::sync::Arc;
+use std::time::Duration;
 
-pub const SESSION_COOKIE: &str = "vidplay_token";
+pub const SESSION_COOKIE: &str = "vidplay_session";
+
+/// Failed sign-ins a client may make within [`SIGN_IN_WINDOW`].
+pub const SIGN_IN_FAILURES: u32 = 10;
+pub const SIGN_IN_WINDOW: Duration = Duration::from_secs(600);
+
+/// The sign-in cookie's value for `secret`: HMAC-SHA256 keyed by the token, in hex.
+pub(super) fn cookie_value(secret: &str) -> String {
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
+    mac.update(b"vidplay sign-in cookie, version 1");
+    mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+}
 
 /// What anyone may fetch: the sign-in page and the static files it needs.
 pub(super) fn exempt(path: &str) -> bool {
@@ -24,11 +41,13 @@ pub(super) fn same_secret(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// The secrets a request presents: its bearer token, else its sign-in cookies.
-pub(super) fn presented(headers: &HeaderMap) -> Vec<&str> {
-    if let Some(bearer) = header_str(headers, header::AUTHORIZATION).and_then(|v| v.strip_prefix("Bearer ")) {
-        return vec![bearer.trim()];
-    }
+/// The bearer token a request presents.
+pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    header_str(headers, header::AUTHORIZATION).and_then(|v| v.strip_prefix("Bearer ")).map(str::trim)
+}
+
+/// The sign-in cookies a request presents.
+pub(super) fn cookies(headers: &HeaderMap) -> Vec<&str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -42,7 +61,10 @@ pub(super) fn presented(headers: &HeaderMap) -> Vec<&str> {
 
 #[cfg(test)]
 fn authorized(token: &str, headers: &HeaderMap) -> bool {
-    presented(headers).iter().any(|s| same_secret(s, token))
+    match bearer(headers) {
+        Some(secret) => same_secret(secret, token),
+        None => cookies(headers).iter().any(|v| same_secret(v, &cookie_value(token))),
+    }
 }
 
 /// 401 with a JSON message for the API and media; the sign-in page for a person's browser.
@@ -110,17 +132,39 @@ struct SignIn {
     next: String,
 }
 
+/// What a sign-in is checked with: the server's tokens, and the failures so far per client.
+struct SignInCheck<'a> {
+    access: &'a Access,
+    failures: &'a Failures,
+    client: &'a Client,
+    headers: &'a HeaderMap,
+}
+
 /// Checks a sign-in form: the cookie and the way on, or the page again with a message.
-fn sign_in(access: &Access, stylesheet: &str, form: SignIn) -> Response {
+fn sign_in(check: SignInCheck<'_>, stylesheet: &str, form: SignIn) -> Response {
+    let SignInCheck { access, failures, client, headers } = check;
     if !access.guarded() {
         return Redirect::to(local_path(&form.next)).into_response();
     }
+    if let Some(wait) = failures.wait(&client.0) {
+        let minutes = wait.as_secs().div_ceil(60).max(1);
+        let message = format!("Too many wrong tokens from here; try again in {minutes} min.");
+        let mut res = (StatusCode::TOO_MANY_REQUESTS, page(stylesheet, &form.next, Some(&message))).into_response();
+        res.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(wait.as_secs().max(1)));
+        return res;
+    }
     let token = form.token.trim();
     if form.token.len() > 1024 || access.owner_of(token).is_none() {
+        failures.failed(&client.0);
         let page = page(stylesheet, &form.next, Some("That is not one of this server's tokens."));
         return (StatusCode::UNAUTHORIZED, page).into_response();
     }
-    let cookie = format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age=31536000");
+    failures.succeeded(&client.0);
+    let secure = if access.over_https(headers) { "; Secure" } else { "" };
+    let cookie = format!(
+        "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age=31536000{secure}",
+        cookie_value(token)
+    );
     let mut res = Redirect::to(local_path(&form.next)).into_response();
     if let Ok(value) = header::HeaderValue::from_str(&cookie) {
         res.headers_mut().insert(header::SET_COOKIE, value);
@@ -132,12 +176,18 @@ fn sign_in(access: &Access, stylesheet: &str, form: SignIn) -> Response {
 /// bundle's stylesheet.
 pub fn signin_routes(stylesheet: String) -> Router<Arc<Access>> {
     let css = stylesheet.clone();
+    let failures = Arc::new(Failures::new(SIGN_IN_FAILURES, SIGN_IN_WINDOW));
     Router::new()
         .route(
             "/signin",
             get(move |Query(q): Query<NextParam>| std::future::ready(page(&css, &q.next, None))).post(
-                move |State(access): State<Arc<Access>>, Form(form): Form<SignIn>| {
-                    std::future::ready(sign_in(&access, &stylesheet, form))
+                move |State(access): State<Arc<Access>>,
+                      Extension(client): Extension<Client>,
+                      headers: HeaderMap,
+                      Form(form): Form<SignIn>| {
+                    let check =
+                        SignInCheck { access: &access, failures: &failures, client: &client, headers: &headers };
+                    std::future::ready(sign_in(check, &stylesheet, form))
                 },
             ),
         )
@@ -166,10 +216,16 @@ mod tests {
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer s3cre"));
         assert!(!authorized("s3cret", &h));
         let mut h = HeaderMap::new();
-        h.insert(header::COOKIE, HeaderValue::from_static("a=b; vidplay_token=s3cret"));
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_str(&format!("a=b; vidplay_session={}", cookie_value("s3cret"))).unwrap(),
+        );
         assert!(authorized("s3cret", &h));
-        h.insert(header::COOKIE, HeaderValue::from_static("vidplay_token=wrong"));
+        // The token itself is not a sign-in cookie.
+        h.insert(header::COOKIE, HeaderValue::from_static("vidplay_session=s3cret"));
         assert!(!authorized("s3cret", &h));
+        assert_ne!(cookie_value("s3cret"), cookie_value("s3cret2"));
+        assert_eq!(cookie_value("s3cret").len(), 64);
     }
 
     #[test]

@@ -7,7 +7,7 @@ mod auth;
 mod headers;
 mod origin;
 
-pub use auth::{SESSION_COOKIE, signin_routes};
+pub use auth::{SESSION_COOKIE, SIGN_IN_FAILURES, SIGN_IN_WINDOW, signin_routes};
 pub use headers::security_headers;
 
 use app::types::ApiError;
@@ -29,7 +29,21 @@ pub struct Access {
     /// Named tokens (`--tokens-file`), each also accepted; jobs submitted with one belong to
     /// its name (fair sharing between them).
     pub named: Vec<NamedToken>,
+    /// Requests come through a reverse proxy of one's own (`--trust-proxy`): its
+    /// `X-Forwarded-For` says who the client is, and its `X-Forwarded-Proto` whether the
+    /// browser used https (then the sign-in cookie is `Secure`).
+    pub trust_proxy: bool,
 }
+
+/// The shortest secret a token may have (`--token`, and each of a tokens file).
+pub const MIN_SECRET_CHARS: usize = 12;
+
+/// Who a request comes from, for limits per client: `token NAME` for a named token, else
+/// `address IP` (from the trusted proxy's `X-Forwarded-For` with `--trust-proxy`), else
+/// `address unknown` (a request made in process, as the tests make them). The guard puts it in
+/// every request's extensions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Client(pub String);
 
 /// A token of a shared instance: a person, a class, a script.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,8 +70,8 @@ pub fn read_tokens(text: &str) -> Result<Vec<NamedToken>, String> {
         if name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
             return Err(format!("line {i}: a name is letters, digits, '-', '_' or '.', at most 64"));
         }
-        if secret.len() < 12 {
-            return Err(format!("line {i}: the secret of {name} is shorter than 12 characters"));
+        if secret.len() < MIN_SECRET_CHARS {
+            return Err(format!("line {i}: the secret of {name} is shorter than {MIN_SECRET_CHARS} characters"));
         }
         if tokens.iter().any(|t| t.name == name || t.secret == secret) {
             return Err(format!("line {i}: {name} or its secret is given twice"));
@@ -80,7 +94,13 @@ impl Access {
                 allowed_hosts.push(name);
             }
         }
-        Access { allowed_hosts, token: token.filter(|t| !t.is_empty()), named: Vec::new() }
+        Access { allowed_hosts, token: token.filter(|t| !t.is_empty()), named: Vec::new(), trust_proxy: false }
+    }
+
+    /// Trusting a reverse proxy's forwarded headers, or not.
+    pub fn with_trust_proxy(mut self, trust: bool) -> Access {
+        self.trust_proxy = trust;
+        self
     }
 
     /// With named tokens besides (or instead of) the main one.
@@ -100,6 +120,44 @@ impl Access {
             return Some(Owner::default());
         }
         self.named.iter().find(|t| auth::same_secret(secret, &t.secret)).map(|t| Owner(t.name.clone()))
+    }
+
+    /// Whose sign-in cookie `value` is (see [`auth::cookie_value`]).
+    pub fn owner_of_cookie(&self, value: &str) -> Option<Owner> {
+        if self.token.as_deref().is_some_and(|t| auth::same_secret(value, &auth::cookie_value(t))) {
+            return Some(Owner::default());
+        }
+        self.named
+            .iter()
+            .find(|t| auth::same_secret(value, &auth::cookie_value(&t.secret)))
+            .map(|t| Owner(t.name.clone()))
+    }
+
+    /// Who `req` comes from (see [`Client`]), once its owner is known.
+    fn client_of(&self, req: &Request, owner: Option<&Owner>) -> Client {
+        if let Some(Owner(name)) = owner.filter(|o| !o.0.is_empty()) {
+            return Client(format!("token {name}"));
+        }
+        let forwarded = self
+            .trust_proxy
+            .then(|| header_str(req.headers(), header::HeaderName::from_static("x-forwarded-for")))
+            .flatten()
+            // The proxy appends the address it saw last; anything before it the client could
+            // have written itself.
+            .and_then(|list| list.rsplit(',').next())
+            .and_then(|ip| ip.trim().parse::<IpAddr>().ok());
+        let peer = req.extensions().get::<axum::extract::ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+        match forwarded.or(peer) {
+            Some(ip) => Client(format!("address {ip}")),
+            None => Client("address unknown".into()),
+        }
+    }
+
+    /// Whether the browser reached the proxy over https (only a trusted proxy is asked).
+    pub fn over_https(&self, headers: &HeaderMap) -> bool {
+        self.trust_proxy
+            && header_str(headers, header::HeaderName::from_static("x-forwarded-proto"))
+                .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"))
     }
 
     /// Open to this machine only: what the tests and `vidplay serve` on loopback use.
@@ -165,13 +223,21 @@ pub async fn guard(State(access): State<Arc<Access>>, req: Request, next: Next) 
         return refuse(StatusCode::FORBIDDEN, why);
     }
     let mut req = req;
+    let mut owner = None;
     if access.guarded() && !auth::exempt(req.uri().path()) {
-        match auth::presented(req.headers()).iter().find_map(|secret| access.owner_of(secret)) {
-            Some(owner) => {
-                req.extensions_mut().insert(owner);
-            }
+        let found = match auth::bearer(req.headers()) {
+            Some(secret) => access.owner_of(secret),
+            None => auth::cookies(req.headers()).into_iter().find_map(|value| access.owner_of_cookie(value)),
+        };
+        match found {
+            Some(found) => owner = Some(found),
             None => return auth::challenge(&req),
         }
+    }
+    let client = access.client_of(&req, owner.as_ref());
+    req.extensions_mut().insert(client);
+    if let Some(owner) = owner {
+        req.extensions_mut().insert(owner);
     }
     next.run(req).await
 }

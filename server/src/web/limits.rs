@@ -1,0 +1,134 @@
+//! Limits per client, so that one client cannot take what every client shares: open event
+//! streams ([`PerClient`]) and failed sign-ins ([`Failures`]). A client is what
+//! [`security::Client`](super::security::Client) says: a named token's name, else an address.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Most clients remembered at once; beyond it, those whose window has passed are forgotten
+/// first, so the table stays bounded whatever comes.
+const MAX_CLIENTS: usize = 10_000;
+
+/// Open event streams a client may hold: a person with a few tabs open, not every slot.
+pub const STREAMS_PER_CLIENT: usize = 8;
+
+/// How many of something each client holds at once.
+#[derive(Clone)]
+pub struct PerClient {
+    max: usize,
+    held: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+/// One thing a client holds; given back when dropped.
+pub struct Held {
+    client: String,
+    held: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+impl PerClient {
+    pub fn new(max: usize) -> Self {
+        Self { max, held: Arc::default() }
+    }
+
+    /// One more for `client`, unless it holds `max` already.
+    pub fn take(&self, client: &str) -> Option<Held> {
+        let mut held = self.held.lock().expect("per-client lock");
+        let count = held.entry(client.to_string()).or_insert(0);
+        if *count >= self.max {
+            return None;
+        }
+        *count += 1;
+        Some(Held { client: client.to_string(), held: self.held.clone() })
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let mut held = self.held.lock().expect("per-client lock");
+        if let Some(count) = held.get_mut(&self.client) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                held.remove(&self.client);
+            }
+        }
+    }
+}
+
+/// Failures per client within a window: after `max` of them a client waits until the window
+/// that began with its first failure has passed.
+pub struct Failures {
+    max: u32,
+    window: Duration,
+    seen: Mutex<HashMap<String, (Instant, u32)>>,
+}
+
+impl Failures {
+    pub fn new(max: u32, window: Duration) -> Self {
+        Self { max, window, seen: Mutex::default() }
+    }
+
+    /// How long `client` must wait before it may try again, if it must.
+    pub fn wait(&self, client: &str) -> Option<Duration> {
+        let seen = self.seen.lock().expect("failures lock");
+        let (since, count) = seen.get(client)?;
+        let left = self.window.checked_sub(since.elapsed())?;
+        (*count >= self.max).then_some(left)
+    }
+
+    /// `client` failed once more.
+    pub fn failed(&self, client: &str) {
+        let mut seen = self.seen.lock().expect("failures lock");
+        if seen.len() >= MAX_CLIENTS {
+            seen.retain(|_, (since, _)| since.elapsed() < self.window);
+            if seen.len() >= MAX_CLIENTS {
+                seen.clear();
+            }
+        }
+        let entry = seen.entry(client.to_string()).or_insert((Instant::now(), 0));
+        if entry.0.elapsed() >= self.window {
+            *entry = (Instant::now(), 0);
+        }
+        entry.1 += 1;
+    }
+
+    /// `client` succeeded: its failures are forgotten.
+    pub fn succeeded(&self, client: &str) {
+        self.seen.lock().expect("failures lock").remove(client);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_client_holds_at_most_max() {
+        let streams = PerClient::new(2);
+        let a1 = streams.take("a").unwrap();
+        let _a2 = streams.take("a").unwrap();
+        assert!(streams.take("a").is_none());
+        let _b = streams.take("b").expect("another client has its own");
+        drop(a1);
+        assert!(streams.take("a").is_some(), "given back when dropped");
+    }
+
+    #[test]
+    fn failures_wait_out_their_window() {
+        let failures = Failures::new(3, Duration::from_millis(200));
+        for _ in 0..3 {
+            assert!(failures.wait("a").is_none());
+            failures.failed("a");
+        }
+        assert!(failures.wait("a").is_some_and(|d| d <= Duration::from_millis(200)));
+        assert!(failures.wait("b").is_none(), "per client");
+        std::thread::sleep(Duration::from_millis(250));
+        assert!(failures.wait("a").is_none(), "the window passed");
+        failures.failed("a");
+        failures.failed("a");
+        failures.succeeded("a");
+        failures.failed("a");
+        failures.failed("a");
+        assert!(failures.wait("a").is_none(), "a success forgets the failures");
+    }
+}
