@@ -11,6 +11,37 @@ use app::types::{Job, JobParams, JobState, Mode, Video};
 pub const JOB_COLUMNS: &str =
     "id, state, mode, params, created_ms, started_ms, finished_ms, step, total, message, video_id, owner, input";
 
+/// A query with every [`JOB_COLUMNS`] of `job` bound in that order, `params` as the database
+/// keeps JSON (a `JOB_COLUMNS` insert is written alike for both databases).
+pub fn bind_job<'q, DB, P>(
+    query: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>,
+    job: &Job,
+    params: P,
+) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>
+where
+    DB: sqlx::Database,
+    P: sqlx::Encode<'static, DB> + sqlx::Type<DB>,
+    String: sqlx::Encode<'static, DB> + sqlx::Type<DB>,
+    Option<String>: sqlx::Encode<'static, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'static, DB> + sqlx::Type<DB>,
+    Option<i64>: sqlx::Encode<'static, DB> + sqlx::Type<DB>,
+{
+    query
+        .bind(job.id.clone())
+        .bind(job.state.as_str().to_string())
+        .bind(job.mode.as_str().to_string())
+        .bind(params)
+        .bind(job.created_ms)
+        .bind(job.started_ms)
+        .bind(job.finished_ms)
+        .bind(job.step as i64)
+        .bind(job.total as i64)
+        .bind(job.message.clone())
+        .bind(job.video_id.clone())
+        .bind(job.owner.clone())
+        .bind(job.input.clone())
+}
+
 /// One row, read column by column.
 pub trait RowRead {
     fn text(&self, column: &str) -> StoreResult<String>;

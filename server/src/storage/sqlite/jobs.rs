@@ -38,22 +38,7 @@ impl JobStore for SqliteStore {
             let sql = sqlx::AssertSqlSafe(format!(
                 "INSERT INTO jobs ({JOB_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT (id) DO NOTHING"
             ));
-            let result = sqlx::query(sql)
-                .bind(&job.id)
-                .bind(job.state.as_str())
-                .bind(job.mode.as_str())
-                .bind(params)
-                .bind(job.created_ms)
-                .bind(job.started_ms)
-                .bind(job.finished_ms)
-                .bind(job.step as i64)
-                .bind(job.total as i64)
-                .bind(&job.message)
-                .bind(&job.video_id)
-                .bind(&job.owner)
-                .bind(&job.input)
-                .execute(&self.pool)
-                .await?;
+            let result = rows::bind_job(sqlx::query(sql), &job, params).execute(&self.pool).await?;
             Ok(result.rows_affected() == 1)
         })
     }
