@@ -2,15 +2,27 @@
 //! directory or the Hugging Face cache), what every clip shows as an embedding (a few frames'
 //! CLIP image embeddings, averaged; computed once and stored with the video), and the search
 //! that compares a query's text embedding with all of them (brute-force cosine, in memory).
+//! Search texts stay off the worker's path: their embeddings are cached, the model is shared
+//! for reading (a search does not wait while a clip is embedded), and each client may bring
+//! only so many new texts a minute (beyond that its searches match words only, for a while).
 
 use crate::storage::{Store, StoreError};
+use crate::web::limits::Quota;
 use app::scores::Faithfulness;
 use app::types::{VideoPage, VideoQuery, VisualMatch};
 use image::RgbImage;
 use model::device::OpenedDevice;
 use model::diffusers::clip::model::ClipModel;
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+/// Search texts whose embeddings are kept.
+const CACHED_TEXTS: usize = 1024;
+/// New search texts (not cached) a client may have embedded per [`NEW_TEXT_WINDOW`].
+pub const NEW_TEXTS: u32 = 30;
+const NEW_TEXT_WINDOW: Duration = Duration::from_secs(60);
 
 /// Frames of a clip embedded (evenly spread, first and last included).
 pub const FRAMES_EMBEDDED: usize = 4;
@@ -21,8 +33,13 @@ pub const MIN_SIMILARITY: f32 = 0.2;
 pub struct Visual {
     /// The CLIP model's name (its folder or repository), under which embeddings are stored.
     pub model_name: String,
-    model: Mutex<ClipModel>,
+    /// Read by searches and the worker at once (a forward pass only reads the weights).
+    model: RwLock<ClipModel>,
     device: OpenedDevice,
+    /// Text embeddings of recent search texts, with when each was last used.
+    texts: Mutex<HashMap<String, (u64, Vec<f32>)>>,
+    /// New search texts per client.
+    new_texts: Quota,
     /// (video id, normalised embedding) of every embedded clip.
     index: RwLock<crate::storage::Embeddings>,
     min_similarity: f32,
@@ -55,8 +72,10 @@ impl Visual {
         tracing::info!(name, clips = index.len(), "visual search with CLIP");
         Some(Arc::new(Visual {
             model_name: name,
-            model: Mutex::new(clip),
+            model: RwLock::new(clip),
             device,
+            texts: Mutex::default(),
+            new_texts: Quota::new(NEW_TEXTS, NEW_TEXT_WINDOW),
             index: RwLock::new(index),
             min_similarity,
         }))
@@ -69,7 +88,7 @@ impl Visual {
             .map(|k| if FRAMES_EMBEDDED.min(n) == 1 { 0 } else { k * (n - 1) / (FRAMES_EMBEDDED.min(n) - 1) })
             .map(|i| frames[i].clone())
             .collect();
-        let model = self.model.lock().unwrap_or_else(|p| p.into_inner());
+        let model = self.model.read().unwrap_or_else(|p| p.into_inner());
         let embeddings = model.image_embeddings(&picks, &self.device.device);
         let dim = embeddings.first().map_or(0, Vec::len);
         let mut mean = vec![0.0f32; dim];
@@ -81,8 +100,33 @@ impl Visual {
 
     /// A text's normalised CLIP embedding.
     pub fn embed_text(&self, text: &str) -> Vec<f32> {
-        let model = self.model.lock().unwrap_or_else(|p| p.into_inner());
+        let model = self.model.read().unwrap_or_else(|p| p.into_inner());
         model.text_embeddings(&[text], &self.device.device).and_then(|mut e| e.pop()).unwrap_or_default()
+    }
+
+    /// A search text's embedding: from the cache, else embedded when `client` may have another
+    /// new text embedded now (`None` when it may not).
+    pub async fn search_text(self: &Arc<Self>, text: &str, client: &str) -> Option<Vec<f32>> {
+        let key = text.trim().to_lowercase();
+        let tick = crate::ids::now_ms() as u64;
+        if let Some((used, embedding)) = self.texts.lock().expect("texts lock").get_mut(&key) {
+            *used = tick;
+            return Some(embedding.clone());
+        }
+        if self.new_texts.wait(client).is_some() {
+            return None;
+        }
+        self.new_texts.spend(client);
+        let (this, text) = (self.clone(), key.clone());
+        let embedding = tokio::task::spawn_blocking(move || this.embed_text(&text)).await.ok()?;
+        let mut texts = self.texts.lock().expect("texts lock");
+        if texts.len() >= CACHED_TEXTS
+            && let Some(oldest) = texts.iter().min_by_key(|(_, (used, _))| *used).map(|(k, _)| k.clone())
+        {
+            texts.remove(&oldest);
+        }
+        texts.insert(key, (tick, embedding.clone()));
+        Some(embedding)
     }
 
     /// The CLIP score of a clip for its prompt: the cosine similarity of the two embeddings.
@@ -124,20 +168,20 @@ pub fn nearest(index: &[(String, Vec<f32>)], query: &[f32], min_similarity: f32,
 
 /// A search's first page with visual matches merged in: the prompt matches as the store finds
 /// them, then clips found by what they show that the words did not find, best first, marked in
-/// `visual`. Only a first page, newest-first search with words gets visual matches.
+/// `visual`. Only a first page, newest-first search with words gets visual matches, and only
+/// when `client` may have its text embedded ([`Visual::search_text`]).
 pub async fn search(
     store: &dyn Store,
     visual: Option<&Arc<Visual>>,
     query: VideoQuery,
+    client: &str,
 ) -> Result<VideoPage, StoreError> {
     let wants_visual =
         !query.q.trim().is_empty() && query.before.is_none() && query.sort == app::scores::GallerySort::Newest;
     let limit = query.limit.clamp(1, crate::storage::MAX_PAGE) as usize;
     let mut page = store.videos(query.clone()).await?;
     let Some(visual) = visual.filter(|_| wants_visual) else { return Ok(page) };
-    let text = query.q.clone();
-    let v = visual.clone();
-    let Ok(embedding) = tokio::task::spawn_blocking(move || v.embed_text(&text)).await else { return Ok(page) };
+    let Some(embedding) = visual.search_text(&query.q, client).await else { return Ok(page) };
     for hit in visual.nearest(&embedding, limit) {
         if page.videos.iter().any(|v| v.id == hit.id) {
             continue;

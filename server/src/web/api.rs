@@ -447,8 +447,14 @@ impl VideoParams {
     }
 }
 
-async fn list_videos(State(web): State<WebState>, Query(params): Query<VideoParams>) -> ApiResult<Response> {
-    Ok(Json(crate::visual::search(web.store.as_ref(), web.visual.as_ref(), params.to_query()?).await?).into_response())
+async fn list_videos(
+    State(web): State<WebState>,
+    client: Option<Extension<Client>>,
+    Query(params): Query<VideoParams>,
+) -> ApiResult<Response> {
+    let client = client.map(|Extension(c)| c).unwrap_or_default().0;
+    let page = crate::visual::search(web.store.as_ref(), web.visual.as_ref(), params.to_query()?, &client).await?;
+    Ok(Json(page).into_response())
 }
 
 async fn get_video(State(web): State<WebState>, Path(id): Path<String>) -> ApiResult<Response> {
@@ -518,7 +524,7 @@ async fn job_events(
     if let Some(id) = &params.id {
         check_id(id, "job")?;
     }
-    let client = client.map_or_else(|| "address unknown".to_string(), |Extension(c)| c.0);
+    let client = client.map(|Extension(c)| c).unwrap_or_default().0;
     let Some(own) = web.streams.take(&client) else {
         let why = format!(
             "you have {} event streams open already (a tab each); close one, or try again later",

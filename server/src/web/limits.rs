@@ -1,6 +1,7 @@
 //! Limits per client, so that one client cannot take what every client shares: open event
-//! streams ([`PerClient`]) and failed sign-ins ([`Failures`]). A client is what
-//! [`security::Client`](super::security::Client) says: a named token's name, else an address.
+//! streams ([`PerClient`]), failed sign-ins and new visual-search texts ([`Quota`]). A client is
+//! what [`security::Client`](super::security::Client) says: a named token's name, else an
+//! address.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -55,30 +56,30 @@ impl Drop for Held {
     }
 }
 
-/// Failures per client within a window: after `max` of them a client waits until the window
-/// that began with its first failure has passed.
-pub struct Failures {
+/// Events per client within a window (failed sign-ins, new search texts): after `max` of them a
+/// client waits until the window that began with its first one has passed.
+pub struct Quota {
     max: u32,
     window: Duration,
     seen: Mutex<HashMap<String, (Instant, u32)>>,
 }
 
-impl Failures {
+impl Quota {
     pub fn new(max: u32, window: Duration) -> Self {
         Self { max, window, seen: Mutex::default() }
     }
 
     /// How long `client` must wait before it may try again, if it must.
     pub fn wait(&self, client: &str) -> Option<Duration> {
-        let seen = self.seen.lock().expect("failures lock");
+        let seen = self.seen.lock().expect("quota lock");
         let (since, count) = seen.get(client)?;
         let left = self.window.checked_sub(since.elapsed())?;
         (*count >= self.max).then_some(left)
     }
 
-    /// `client` failed once more.
-    pub fn failed(&self, client: &str) {
-        let mut seen = self.seen.lock().expect("failures lock");
+    /// One more event of `client`'s.
+    pub fn spend(&self, client: &str) {
+        let mut seen = self.seen.lock().expect("quota lock");
         if seen.len() >= MAX_CLIENTS {
             seen.retain(|_, (since, _)| since.elapsed() < self.window);
             if seen.len() >= MAX_CLIENTS {
@@ -92,9 +93,9 @@ impl Failures {
         entry.1 += 1;
     }
 
-    /// `client` succeeded: its failures are forgotten.
-    pub fn succeeded(&self, client: &str) {
-        self.seen.lock().expect("failures lock").remove(client);
+    /// `client`'s events so far are forgotten (a sign-in that succeeded).
+    pub fn forget(&self, client: &str) {
+        self.seen.lock().expect("quota lock").remove(client);
     }
 }
 
@@ -114,21 +115,21 @@ mod tests {
     }
 
     #[test]
-    fn failures_wait_out_their_window() {
-        let failures = Failures::new(3, Duration::from_millis(200));
+    fn quotas_wait_out_their_window() {
+        let failures = Quota::new(3, Duration::from_millis(200));
         for _ in 0..3 {
             assert!(failures.wait("a").is_none());
-            failures.failed("a");
+            failures.spend("a");
         }
         assert!(failures.wait("a").is_some_and(|d| d <= Duration::from_millis(200)));
         assert!(failures.wait("b").is_none(), "per client");
         std::thread::sleep(Duration::from_millis(250));
         assert!(failures.wait("a").is_none(), "the window passed");
-        failures.failed("a");
-        failures.failed("a");
-        failures.succeeded("a");
-        failures.failed("a");
-        failures.failed("a");
-        assert!(failures.wait("a").is_none(), "a success forgets the failures");
+        failures.spend("a");
+        failures.spend("a");
+        failures.forget("a");
+        failures.spend("a");
+        failures.spend("a");
+        assert!(failures.wait("a").is_none(), "forgotten");
     }
 }

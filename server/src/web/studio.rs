@@ -61,8 +61,13 @@ impl Studio for ServerStudio {
     }
 
     fn videos(&self, query: VideoQuery) -> BoxFuture<'_, StudioResult<VideoPage>> {
+        // Who asks (the page's request, as the guard marked it), for the limit on new texts.
+        let client = leptos::prelude::use_context::<axum::http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<crate::web::security::Client>().cloned())
+            .unwrap_or_default()
+            .0;
         Box::pin(async move {
-            crate::visual::search(self.web.store.as_ref(), self.web.visual.as_ref(), query)
+            crate::visual::search(self.web.store.as_ref(), self.web.visual.as_ref(), query, &client)
                 .await
                 .map_err(|e| e.to_string())
         })

@@ -98,6 +98,25 @@ async fn clips_are_found_by_what_they_show() {
     let (_, page) = send_json(&app, get("/api/videos?q=zebra&sort=sharpest")).await;
     assert!(ids(&page).is_empty() && visual_ids(&page).is_empty(), "{page}");
 
+    // Each client brings only so many new texts a minute; a text seen before costs nothing.
+    let from = |q: &str, client: u8| {
+        let mut req = get(&format!("/api/videos?q={q}"));
+        let addr = std::net::SocketAddr::from(([192, 0, 2, client], 50_000));
+        req.extensions_mut().insert(axum::extract::ConnectInfo(addr));
+        req
+    };
+    for i in 0..server::visual::NEW_TEXTS {
+        let (_, page) = send_json(&app, from(&format!("zebra{i}"), 7)).await;
+        assert_eq!(visual_ids(&page).len(), 3, "{page}");
+    }
+    let (status, page) = send_json(&app, from("giraffe", 7)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(visual_ids(&page).is_empty(), "words only, for a while: {page}");
+    let (_, page) = send_json(&app, from("zebra", 7)).await;
+    assert_eq!(visual_ids(&page).len(), 3, "a text seen before: {page}");
+    let (_, page) = send_json(&app, from("giraffe", 8)).await;
+    assert_eq!(visual_ids(&page).len(), 3, "another client: {page}");
+
     // A real model's clip gets a CLIP score; the built-in model's keeps its concepts.
     let (_, v) = send_json(&app, get(&format!("/api/videos/{cat}"))).await;
     assert_eq!(v["scores"]["faithfulness"]["method"], "clip", "{v}");

@@ -5,7 +5,7 @@
 //! signs out its cookies. Failed sign-ins are limited per client.
 
 use super::{Access, Client, header_str, refuse};
-use crate::web::limits::Failures;
+use crate::web::limits::Quota;
 use axum::Router;
 use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -135,7 +135,7 @@ struct SignIn {
 /// What a sign-in is checked with: the server's tokens, and the failures so far per client.
 struct SignInCheck<'a> {
     access: &'a Access,
-    failures: &'a Failures,
+    failures: &'a Quota,
     client: &'a Client,
     headers: &'a HeaderMap,
 }
@@ -155,11 +155,11 @@ fn sign_in(check: SignInCheck<'_>, stylesheet: &str, form: SignIn) -> Response {
     }
     let token = form.token.trim();
     if form.token.len() > 1024 || access.owner_of(token).is_none() {
-        failures.failed(&client.0);
+        failures.spend(&client.0);
         let page = page(stylesheet, &form.next, Some("That is not one of this server's tokens."));
         return (StatusCode::UNAUTHORIZED, page).into_response();
     }
-    failures.succeeded(&client.0);
+    failures.forget(&client.0);
     let secure = if access.over_https(headers) { "; Secure" } else { "" };
     let cookie = format!(
         "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age=31536000{secure}",
@@ -176,7 +176,7 @@ fn sign_in(check: SignInCheck<'_>, stylesheet: &str, form: SignIn) -> Response {
 /// bundle's stylesheet.
 pub fn signin_routes(stylesheet: String) -> Router<Arc<Access>> {
     let css = stylesheet.clone();
-    let failures = Arc::new(Failures::new(SIGN_IN_FAILURES, SIGN_IN_WINDOW));
+    let failures = Arc::new(Quota::new(SIGN_IN_FAILURES, SIGN_IN_WINDOW));
     Router::new()
         .route(
             "/signin",

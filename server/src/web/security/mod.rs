@@ -45,6 +45,13 @@ pub const MIN_SECRET_CHARS: usize = 12;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Client(pub String);
 
+impl Default for Client {
+    /// A request the guard has not seen.
+    fn default() -> Self {
+        Client("address unknown".into())
+    }
+}
+
 /// A token of a shared instance: a person, a class, a script.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NamedToken {
@@ -147,10 +154,7 @@ impl Access {
             .and_then(|list| list.rsplit(',').next())
             .and_then(|ip| ip.trim().parse::<IpAddr>().ok());
         let peer = req.extensions().get::<axum::extract::ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-        match forwarded.or(peer) {
-            Some(ip) => Client(format!("address {ip}")),
-            None => Client("address unknown".into()),
-        }
+        forwarded.or(peer).map_or_else(Client::default, |ip| Client(format!("address {ip}")))
     }
 
     /// Whether the browser reached the proxy over https (only a trusted proxy is asked).
