@@ -23,6 +23,7 @@ pub mod compare;
 pub mod engines;
 pub mod faults;
 pub mod ids;
+pub mod limits;
 pub mod media;
 pub mod memory;
 pub mod precision;

@@ -6,8 +6,8 @@
 //! for reading (a search does not wait while a clip is embedded), and each client may bring
 //! only so many new texts a minute (beyond that its searches match words only, for a while).
 
+use crate::limits::Quota;
 use crate::storage::{Store, StoreError};
-use crate::web::limits::Quota;
 use app::scores::Faithfulness;
 use app::types::{VideoPage, VideoQuery, VisualMatch};
 use image::RgbImage;

@@ -512,7 +512,7 @@ struct EventParams {
 
 /// Server-sent events, optionally for one job id: a `job` event (the whole job as JSON) when a
 /// job's state changes, a `step` event (`{"id", "step", "total"}`) as it progresses. At most
-/// [`crate::web::limits::STREAMS_PER_CLIENT`] per client (429 beyond) and
+/// [`crate::limits::STREAMS_PER_CLIENT`] per client (429 beyond) and
 /// [`crate::queue::events::MAX_EVENT_STREAMS`] in all (503 beyond); a listener that falls
 /// behind is dropped (browsers reconnect by themselves); every stream ends when the server
 /// shuts down.
@@ -528,7 +528,7 @@ async fn job_events(
     let Some(own) = web.streams.take(&client) else {
         let why = format!(
             "you have {} event streams open already (a tab each); close one, or try again later",
-            crate::web::limits::STREAMS_PER_CLIENT
+            crate::limits::STREAMS_PER_CLIENT
         );
         return Err(Failure(StatusCode::TOO_MANY_REQUESTS, why));
     };

@@ -4,7 +4,6 @@
 
 pub mod api;
 pub mod assets;
-pub mod limits;
 pub mod media;
 pub mod security;
 pub mod state;
@@ -105,7 +104,7 @@ pub async fn build(
         worker: opts.worker.clone(),
     };
     let jobs = Jobs::start(queue, load).await?;
-    let streams = limits::PerClient::new(limits::STREAMS_PER_CLIENT);
+    let streams = crate::limits::PerClient::new(crate::limits::STREAMS_PER_CLIENT);
     let web = WebState { jobs: jobs.clone(), store, media, registry, visual, examples_dir, streams };
     if opts.seed_examples {
         seed_examples(&web).await;

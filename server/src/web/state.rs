@@ -21,6 +21,6 @@ pub struct WebState {
     pub visual: Option<Arc<Visual>>,
     /// The example pictures offered on the Create page (`SITE_ROOT/examples`).
     pub examples_dir: PathBuf,
-    /// Open event streams per client ([`crate::web::limits::STREAMS_PER_CLIENT`] each).
-    pub streams: crate::web::limits::PerClient,
+    /// Open event streams per client ([`crate::limits::STREAMS_PER_CLIENT`] each).
+    pub streams: crate::limits::PerClient,
 }

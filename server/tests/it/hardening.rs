@@ -309,7 +309,7 @@ async fn event_streams_and_uploads_are_bounded() {
         req.extensions_mut().insert(axum::extract::ConnectInfo(SocketAddr::from(([192, 0, 2, client], 50_000))));
         req
     };
-    let per_client = server::web::limits::STREAMS_PER_CLIENT;
+    let per_client = server::limits::STREAMS_PER_CLIENT;
     let mut streams = Vec::new();
     for i in 0..server::queue::events::MAX_EVENT_STREAMS {
         let resp = app.clone().oneshot(from((i / per_client) as u8)).await.unwrap();

@@ -5,7 +5,7 @@
 //! signs out its cookies. Failed sign-ins are limited per client.
 
 use super::{Access, Client, header_str, refuse};
-use crate::web::limits::Quota;
+use crate::limits::Quota;
 use axum::Router;
 use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};

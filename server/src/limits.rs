@@ -1,7 +1,7 @@
 //! Limits per client, so that one client cannot take what every client shares: open event
 //! streams ([`PerClient`]), failed sign-ins and new visual-search texts ([`Quota`]). A client is
-//! what [`security::Client`](super::security::Client) says: a named token's name, else an
-//! address.
+//! a name: the web layer's [`Client`](crate::web::security::Client), a named token's name or
+//! an address. Plain counters, below the web layer and visual search alike.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
