@@ -64,9 +64,29 @@ pub struct Quota {
     seen: Mutex<HashMap<String, (Instant, u32)>>,
 }
 
+impl std::fmt::Debug for Quota {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Quota({} per {:?})", self.max, self.window)
+    }
+}
+
 impl Quota {
     pub fn new(max: u32, window: Duration) -> Self {
         Self { max, window, seen: Mutex::default() }
+    }
+
+    /// One more event of `client`'s if it may have one now (checked and counted at once), else
+    /// how long it must wait.
+    pub fn try_spend(&self, client: &str) -> Result<(), Duration> {
+        let mut seen = self.seen.lock().expect("quota lock");
+        if let Some((since, count)) = seen.get(client)
+            && *count >= self.max
+            && let Some(left) = self.window.checked_sub(since.elapsed())
+        {
+            return Err(left);
+        }
+        self.count(&mut seen, client);
+        Ok(())
     }
 
     /// How long `client` must wait before it may try again, if it must.
@@ -80,10 +100,17 @@ impl Quota {
     /// One more event of `client`'s.
     pub fn spend(&self, client: &str) {
         let mut seen = self.seen.lock().expect("quota lock");
-        if seen.len() >= MAX_CLIENTS {
+        self.count(&mut seen, client);
+    }
+
+    fn count(&self, seen: &mut HashMap<String, (Instant, u32)>, client: &str) {
+        if seen.len() >= MAX_CLIENTS && !seen.contains_key(client) {
             seen.retain(|_, (since, _)| since.elapsed() < self.window);
-            if seen.len() >= MAX_CLIENTS {
-                seen.clear();
+            // Still full: the client seen longest ago makes room (never everyone's counts).
+            if seen.len() >= MAX_CLIENTS
+                && let Some(oldest) = seen.iter().min_by_key(|(_, (since, _))| *since).map(|(k, _)| k.clone())
+            {
+                seen.remove(&oldest);
             }
         }
         let entry = seen.entry(client.to_string()).or_insert((Instant::now(), 0));
@@ -131,5 +158,21 @@ mod tests {
         failures.spend("a");
         failures.spend("a");
         assert!(failures.wait("a").is_none(), "forgotten");
+        assert!(failures.try_spend("a").is_ok());
+        assert!(failures.try_spend("a").is_err(), "checked and counted at once");
+    }
+
+    #[test]
+    fn a_full_table_keeps_the_newest_counts() {
+        let quota = Quota::new(1, Duration::from_secs(60));
+        quota.spend("c0");
+        std::thread::sleep(Duration::from_millis(2));
+        for i in 1..MAX_CLIENTS {
+            quota.spend(&format!("c{i}"));
+        }
+        quota.spend("late");
+        assert!(quota.wait("late").is_some(), "the newcomer is counted");
+        assert!(quota.wait("c0").is_none(), "the client seen longest ago made room");
+        assert!(quota.wait(&format!("c{}", MAX_CLIENTS - 1)).is_some(), "nobody else was forgotten");
     }
 }

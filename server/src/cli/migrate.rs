@@ -92,6 +92,7 @@ pub async fn migrate(
     faults: &crate::faults::Faults,
 ) -> anyhow::Result<Moved> {
     let mut moved = Moved::default();
+    let mut held_back = HashSet::new();
     let mut before = None;
     loop {
         let page = source
@@ -101,6 +102,7 @@ pub async fn migrate(
             let present = target.video_exists(video.id.clone()).await?;
             let files = copy_files(source_media, target_media, &video.id).await?;
             if !files.conflicts.is_empty() {
+                held_back.insert(video.id.clone());
                 for key in &files.conflicts {
                     tracing::warn!(key, "the target holds other content under this name; left as it is");
                 }
@@ -129,8 +131,11 @@ pub async fn migrate(
             moved.votes += 1;
         }
     }
+    // The jobs of videos left behind for a conflict stay behind too (a finished job there
+    // would name a video that is not).
     for job in source.jobs(u32::MAX).await? {
-        if target.job(job.id.clone()).await?.is_some() {
+        let of_held_back = held_back.contains(&job.id) || job.video_id.as_ref().is_some_and(|v| held_back.contains(v));
+        if of_held_back || target.job(job.id.clone()).await?.is_some() {
             continue;
         }
         if !job.state.is_finished() {

@@ -85,7 +85,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
         None => Vec::new(),
     };
     if let Some(token) = a.token.as_deref().filter(|t| !t.is_empty())
-        && token.chars().count() < security::MIN_SECRET_CHARS
+        && token.len() < security::MIN_SECRET_CHARS
     {
         anyhow::bail!(
             "--token must be at least {} characters, like the secrets of a tokens file (e.g. `openssl rand -hex 16`)",

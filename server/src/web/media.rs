@@ -1,9 +1,11 @@
 //! Serving result files from the media store: only plain `ID/FILE` names of videos in the
 //! gallery (nothing being written, nothing of a deleted video even while its files are being
 //! removed), with byte ranges (video seeking), as downloads when asked with `?download`.
-//! Files are streamed a chunk at a time and ranges read only their own bytes, and at most
-//! [`MAX_READS`] are read at once (more wait for their turn), so however many requests come, the
-//! server holds a bounded amount of media in memory.
+//! Files are streamed a chunk at a time (as the client takes them) and ranges read only their
+//! own bytes, so a response holds one chunk however large the file; at most [`MAX_READS`] files
+//! are opened at once (more wait for their turn). The turn is held while the store opens the
+//! file, not while a client reads it: a paused video (browsers stop reading after its
+//! metadata) must not keep others waiting.
 
 use super::state::WebState;
 use crate::media::store::Span;
@@ -14,11 +16,10 @@ use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures_util::StreamExt;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 
-/// How many media files are read at once.
+/// How many media files are opened at once.
 pub const MAX_READS: usize = 32;
 /// How long a request waits for its turn before it is told to come back.
 const READ_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
@@ -55,13 +56,14 @@ async fn serve(
         Some(ByteRange::Last(n)) => Span::Last(n),
         None => Span::All,
     };
-    // Held until the body has been sent (or the client went away).
     let Ok(Ok(permit)) = tokio::time::timeout(READ_WAIT, reads.acquire_owned()).await else {
         let mut res = security::refuse(StatusCode::SERVICE_UNAVAILABLE, "too many files are being sent; try again");
         res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         return res;
     };
-    let streamed = match web.media.stream(&key, span).await {
+    let opened = web.media.stream(&key, span).await;
+    drop(permit);
+    let streamed = match opened {
         Ok(Some(s)) => s,
         Ok(None) => return security::refuse(StatusCode::NOT_FOUND, "no such file"),
         Err(crate::media::MediaError::Range { size, .. }) => return unsatisfiable(size),
@@ -74,11 +76,7 @@ async fn serve(
         req.uri().query().is_some_and(|q| q.split('&').any(|p| p == "download" || p.starts_with("download=")));
     let status = if range.is_some() { StatusCode::PARTIAL_CONTENT } else { StatusCode::OK };
     let (sent, size) = (streamed.range.clone(), streamed.size);
-    let chunks = streamed.chunks.map(move |chunk| {
-        let _held = &permit;
-        chunk
-    });
-    let mut res = (status, Body::from_stream(chunks)).into_response();
+    let mut res = (status, Body::from_stream(streamed.chunks)).into_response();
     let h = res.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(which.content_type()));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));

@@ -281,6 +281,36 @@ async fn sign_ins_are_limited_per_client_and_cookies_are_secure_behind_https() {
     // The address the client wrote itself before the proxy's is not who it is.
     let resp = app.clone().oneshot(signin("s3cret-token", "203.0.113.8", true)).await.unwrap();
     assert_eq!(resp.status(), StatusCode::SEE_OTHER, "another client signs in");
+    // Nor is a header line of its own before the proxy's line.
+    let mut own_line = signin("s3cret-token", "203.0.113.7", true);
+    own_line.headers_mut().insert("x-forwarded-for", "203.0.113.200".parse().unwrap());
+    own_line.headers_mut().append("x-forwarded-for", "203.0.113.7".parse().unwrap());
+    assert_eq!(app.clone().oneshot(own_line).await.unwrap().status(), StatusCode::TOO_MANY_REQUESTS);
+
+    // Tokens guessed at the API count alike: bearer tokens, then cookies.
+    let api = |auth: (&'static str, String), client: &str| {
+        let mut req = with(get("/api/jobs"), &[("x-forwarded-for", client)]);
+        req.headers_mut().insert(auth.0, auth.1.parse().unwrap());
+        req
+    };
+    for i in 0..limit {
+        let guess = if i % 2 == 0 {
+            ("authorization", format!("Bearer guess-{i}-guess-guess"))
+        } else {
+            ("cookie", format!("vidplay_session=guess{i}"))
+        };
+        assert_eq!(send(&app, api(guess, "203.0.113.9")).await.0, StatusCode::UNAUTHORIZED);
+    }
+    let right = ("authorization", "Bearer s3cret-token".to_string());
+    let resp = app.clone().oneshot(api(right.clone(), "203.0.113.9")).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS, "a right guess tells it nothing now");
+    assert!(resp.headers().contains_key(header::RETRY_AFTER));
+    assert_eq!(send(&app, api(right, "203.0.113.10")).await.0, StatusCode::OK);
+
+    // The cookie of earlier versions (it held the token) is removed wherever it is sent.
+    let resp = app.clone().oneshot(with(get("/signin"), &[("cookie", "vidplay_token=s3cret-token")])).await.unwrap();
+    let removals: Vec<_> = resp.headers().get_all(header::SET_COOKIE).iter().map(|v| v.to_str().unwrap()).collect();
+    assert!(removals.iter().any(|c| c.starts_with("vidplay_token=;") && c.contains("Max-Age=0")), "{removals:?}");
 }
 
 /// Reads server-sent events from a response body until `stop` says so.

@@ -457,9 +457,11 @@ async fn a_move_never_overwrites_and_jobs_arrive_in_their_final_state() {
     let source_media = server::media::object::ObjectMedia::local(&from).unwrap();
     let done =
         Job { state: JobState::Done, finished_ms: Some(9), video_id: Some(ids[0].clone()), ..job(&ids[0], 5, "a") };
+    let held =
+        Job { state: JobState::Done, finished_ms: Some(9), video_id: Some(ids[1].clone()), ..job(&ids[1], 5, "a") };
     let waiting = job("5ca1e0000000aaaa", 6, "b");
     let theirs = job("5ca1e0000000bbbb", 7, "c");
-    for j in [&done, &waiting, &theirs] {
+    for j in [&done, &held, &waiting, &theirs] {
         source.import_job(j.clone()).await.unwrap();
         source_media.put(&upload_key(&j.id), b"upload".to_vec().into()).await.unwrap();
     }
@@ -487,6 +489,7 @@ async fn a_move_never_overwrites_and_jobs_arrive_in_their_final_state() {
     use server::storage::GalleryStore;
     assert!(target.video_exists(ids[0].clone()).await.unwrap());
     assert!(!target.video_exists(ids[1].clone()).await.unwrap(), "a video with a conflict is not moved");
+    assert!(target.job(held.id.clone()).await.unwrap().is_none(), "nor its job");
     assert_eq!(target.job(done.id.clone()).await.unwrap(), Some(done), "moved in its final state");
     assert_eq!(target.job(waiting.id.clone()).await.unwrap().unwrap().state, JobState::Queued);
     assert_eq!(got(upload_key(&waiting.id)).await.unwrap(), b"upload");

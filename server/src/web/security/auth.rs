@@ -1,11 +1,11 @@
 //! The token: `Authorization: Bearer TOKEN` for scripts, and for people a sign-in page that
 //! sets an HttpOnly, SameSite=Strict cookie (`Secure` when a trusted proxy says the browser
-//! used https). The cookie holds a MAC of the token, never the token itself: what a browser
-//! keeps (or leaks) cannot be used as a bearer token, and removing a token from the server
-//! signs out its cookies. Failed sign-ins are limited per client.
+//! used https). The cookie holds a MAC of the token, never the token itself: a cookie a
+//! browser keeps (or leaks) is a sign-in of its own, but it does not give away the token that
+//! scripts use, and removing a token from the server signs out its cookies. Wrong tokens (at
+//! sign-in, as bearer tokens or as cookies) are limited per client.
 
 use super::{Access, Client, header_str, refuse};
-use crate::limits::Quota;
 use axum::Router;
 use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -18,6 +18,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub const SESSION_COOKIE: &str = "vidplay_session";
+/// The cookie of earlier versions, which held the token itself: removed wherever it is sent.
+const LEGACY_COOKIE: &str = "vidplay_token";
+
+/// Whether a request still carries the cookie of earlier versions.
+pub(super) fn has_legacy_cookie(headers: &HeaderMap) -> bool {
+    named_cookies(headers, LEGACY_COOKIE).next().is_some()
+}
+
+/// A `Set-Cookie` value that removes the cookie of earlier versions.
+pub(super) fn legacy_cookie_removal() -> header::HeaderValue {
+    header::HeaderValue::from_static("vidplay_token=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")
+}
 
 /// Failed sign-ins a client may make within [`SIGN_IN_WINDOW`].
 pub const SIGN_IN_FAILURES: u32 = 10;
@@ -48,15 +60,18 @@ pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
 
 /// The sign-in cookies a request presents.
 pub(super) fn cookies(headers: &HeaderMap) -> Vec<&str> {
+    named_cookies(headers, SESSION_COOKIE).collect()
+}
+
+fn named_cookies<'a>(headers: &'a HeaderMap, wanted: &'static str) -> impl Iterator<Item = &'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .filter(|(name, _)| *name == SESSION_COOKIE)
+        .filter(move |(name, _)| *name == wanted)
         .map(|(_, value)| value)
-        .collect()
 }
 
 #[cfg(test)]
@@ -132,21 +147,28 @@ struct SignIn {
     next: String,
 }
 
-/// What a sign-in is checked with: the server's tokens, and the failures so far per client.
+/// 429 for a client that guessed too many wrong tokens, with when to come back.
+pub(super) fn too_many_guesses(wait: Duration) -> Response {
+    let mut res = refuse(StatusCode::TOO_MANY_REQUESTS, "too many wrong tokens from here; try again later");
+    res.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(wait.as_secs().max(1)));
+    res
+}
+
+/// What a sign-in is checked with: the server's tokens (and the wrong ones per client).
 struct SignInCheck<'a> {
     access: &'a Access,
-    failures: &'a Quota,
     client: &'a Client,
     headers: &'a HeaderMap,
 }
 
 /// Checks a sign-in form: the cookie and the way on, or the page again with a message.
 fn sign_in(check: SignInCheck<'_>, stylesheet: &str, form: SignIn) -> Response {
-    let SignInCheck { access, failures, client, headers } = check;
+    let SignInCheck { access, client, headers } = check;
     if !access.guarded() {
         return Redirect::to(local_path(&form.next)).into_response();
     }
-    if let Some(wait) = failures.wait(&client.0) {
+    // Every try counts; one that succeeds forgets them.
+    if let Err(wait) = access.guesses.try_spend(&client.0) {
         let minutes = wait.as_secs().div_ceil(60).max(1);
         let message = format!("Too many wrong tokens from here; try again in {minutes} min.");
         let mut res = (StatusCode::TOO_MANY_REQUESTS, page(stylesheet, &form.next, Some(&message))).into_response();
@@ -155,11 +177,10 @@ fn sign_in(check: SignInCheck<'_>, stylesheet: &str, form: SignIn) -> Response {
     }
     let token = form.token.trim();
     if form.token.len() > 1024 || access.owner_of(token).is_none() {
-        failures.spend(&client.0);
         let page = page(stylesheet, &form.next, Some("That is not one of this server's tokens."));
         return (StatusCode::UNAUTHORIZED, page).into_response();
     }
-    failures.forget(&client.0);
+    access.guesses.forget(&client.0);
     let secure = if access.over_https(headers) { "; Secure" } else { "" };
     let cookie = format!(
         "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age=31536000{secure}",
@@ -176,7 +197,6 @@ fn sign_in(check: SignInCheck<'_>, stylesheet: &str, form: SignIn) -> Response {
 /// bundle's stylesheet.
 pub fn signin_routes(stylesheet: String) -> Router<Arc<Access>> {
     let css = stylesheet.clone();
-    let failures = Arc::new(Quota::new(SIGN_IN_FAILURES, SIGN_IN_WINDOW));
     Router::new()
         .route(
             "/signin",
@@ -185,8 +205,7 @@ pub fn signin_routes(stylesheet: String) -> Router<Arc<Access>> {
                       Extension(client): Extension<Client>,
                       headers: HeaderMap,
                       Form(form): Form<SignIn>| {
-                    let check =
-                        SignInCheck { access: &access, failures: &failures, client: &client, headers: &headers };
+                    let check = SignInCheck { access: &access, client: &client, headers: &headers };
                     std::future::ready(sign_in(check, &stylesheet, form))
                 },
             ),

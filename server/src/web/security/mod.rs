@@ -33,6 +33,9 @@ pub struct Access {
     /// `X-Forwarded-For` says who the client is, and its `X-Forwarded-Proto` whether the
     /// browser used https (then the sign-in cookie is `Secure`).
     pub trust_proxy: bool,
+    /// Wrong tokens per client (sign-ins, bearer tokens, cookies): [`SIGN_IN_FAILURES`] within
+    /// [`SIGN_IN_WINDOW`], then the client waits out the window.
+    pub guesses: Arc<crate::limits::Quota>,
 }
 
 /// The shortest secret a token may have (`--token`, and each of a tokens file).
@@ -101,7 +104,13 @@ impl Access {
                 allowed_hosts.push(name);
             }
         }
-        Access { allowed_hosts, token: token.filter(|t| !t.is_empty()), named: Vec::new(), trust_proxy: false }
+        Access {
+            allowed_hosts,
+            token: token.filter(|t| !t.is_empty()),
+            named: Vec::new(),
+            trust_proxy: false,
+            guesses: Arc::new(crate::limits::Quota::new(SIGN_IN_FAILURES, SIGN_IN_WINDOW)),
+        }
     }
 
     /// Trusting a reverse proxy's forwarded headers, or not.
@@ -147,21 +156,27 @@ impl Access {
         }
         let forwarded = self
             .trust_proxy
-            .then(|| header_str(req.headers(), header::HeaderName::from_static("x-forwarded-for")))
+            .then(|| last_header(req.headers(), "x-forwarded-for"))
             .flatten()
-            // The proxy appends the address it saw last; anything before it the client could
-            // have written itself.
+            // The proxy appends the address it saw last (in the last header line); anything
+            // before it the client could have written itself.
             .and_then(|list| list.rsplit(',').next())
             .and_then(|ip| ip.trim().parse::<IpAddr>().ok());
         let peer = req.extensions().get::<axum::extract::ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-        forwarded.or(peer).map_or_else(Client::default, |ip| Client(format!("address {ip}")))
+        forwarded.or(peer).map_or_else(Client::default, |ip| match ip {
+            // One machine on IPv6 commonly holds a whole /64: it counts as one client.
+            IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+                let s = v6.segments();
+                Client(format!("address {:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3]))
+            }
+            ip => Client(format!("address {}", ip.to_canonical())),
+        })
     }
 
     /// Whether the browser reached the proxy over https (only a trusted proxy is asked).
     pub fn over_https(&self, headers: &HeaderMap) -> bool {
         self.trust_proxy
-            && header_str(headers, header::HeaderName::from_static("x-forwarded-proto"))
-                .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"))
+            && last_header(headers, "x-forwarded-proto").is_some_and(|p| p.trim().eq_ignore_ascii_case("https"))
     }
 
     /// Open to this machine only: what the tests and `vidplay serve` on loopback use.
@@ -213,6 +228,11 @@ fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// The last line of a header a proxy adds to (a client may have sent lines of its own before).
+fn last_header<'a>(headers: &'a HeaderMap, name: &'static str) -> Option<&'a str> {
+    headers.get_all(name).iter().next_back().and_then(|v| v.to_str().ok())
+}
+
 /// The guard in front of everything: host, then origin, then the token.
 pub async fn guard(State(access): State<Arc<Access>>, req: Request, next: Next) -> Response {
     if let Some(host) = header_str(req.headers(), header::HOST)
@@ -229,13 +249,28 @@ pub async fn guard(State(access): State<Arc<Access>>, req: Request, next: Next) 
     let mut req = req;
     let mut owner = None;
     if access.guarded() && !auth::exempt(req.uri().path()) {
-        let found = match auth::bearer(req.headers()) {
+        let bearer = auth::bearer(req.headers());
+        let cookies = auth::cookies(req.headers());
+        if bearer.is_some() || !cookies.is_empty() {
+            // Tokens guessed here count with wrong sign-ins: a client over the limit is
+            // refused whatever it presents, so a right guess tells it nothing either.
+            let address = access.client_of(&req, None);
+            if let Some(wait) = access.guesses.wait(&address.0) {
+                return auth::too_many_guesses(wait);
+            }
+        }
+        let found = match bearer {
             Some(secret) => access.owner_of(secret),
-            None => auth::cookies(req.headers()).into_iter().find_map(|value| access.owner_of_cookie(value)),
+            None => cookies.into_iter().find_map(|value| access.owner_of_cookie(value)),
         };
         match found {
             Some(found) => owner = Some(found),
-            None => return auth::challenge(&req),
+            None => {
+                if bearer.is_some() || !auth::cookies(req.headers()).is_empty() {
+                    access.guesses.spend(&access.client_of(&req, None).0);
+                }
+                return auth::challenge(&req);
+            }
         }
     }
     let client = access.client_of(&req, owner.as_ref());
@@ -243,7 +278,12 @@ pub async fn guard(State(access): State<Arc<Access>>, req: Request, next: Next) 
     if let Some(owner) = owner {
         req.extensions_mut().insert(owner);
     }
-    next.run(req).await
+    let legacy = auth::has_legacy_cookie(req.headers());
+    let mut res = next.run(req).await;
+    if legacy {
+        res.headers_mut().append(header::SET_COOKIE, auth::legacy_cookie_removal());
+    }
+    res
 }
 
 #[cfg(test)]
