@@ -57,7 +57,8 @@ async fn serve(
         None => Span::All,
     };
     let Ok(Ok(permit)) = tokio::time::timeout(READ_WAIT, reads.acquire_owned()).await else {
-        let mut res = security::refuse(StatusCode::SERVICE_UNAVAILABLE, "too many files are being sent; try again");
+        let mut res =
+            security::refuse(StatusCode::SERVICE_UNAVAILABLE, "too many files are being opened at once; try again");
         res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         return res;
     };
