@@ -79,10 +79,7 @@ impl Quota {
     /// how long it must wait.
     pub fn try_spend(&self, client: &str) -> Result<(), Duration> {
         let mut seen = self.seen.lock().expect("quota lock");
-        if let Some((since, count)) = seen.get(client)
-            && *count >= self.max
-            && let Some(left) = self.window.checked_sub(since.elapsed())
-        {
+        if let Some(left) = self.left(&seen, client) {
             return Err(left);
         }
         self.count(&mut seen, client);
@@ -91,7 +88,10 @@ impl Quota {
 
     /// How long `client` must wait before it may try again, if it must.
     pub fn wait(&self, client: &str) -> Option<Duration> {
-        let seen = self.seen.lock().expect("quota lock");
+        self.left(&self.seen.lock().expect("quota lock"), client)
+    }
+
+    fn left(&self, seen: &HashMap<String, (Instant, u32)>, client: &str) -> Option<Duration> {
         let (since, count) = seen.get(client)?;
         let left = self.window.checked_sub(since.elapsed())?;
         (*count >= self.max).then_some(left)

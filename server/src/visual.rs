@@ -113,10 +113,7 @@ impl Visual {
             *used = tick;
             return Some(embedding.clone());
         }
-        if self.new_texts.wait(client).is_some() {
-            return None;
-        }
-        self.new_texts.spend(client);
+        self.new_texts.try_spend(client).ok()?;
         let (this, text) = (self.clone(), key.clone());
         let embedding = tokio::task::spawn_blocking(move || this.embed_text(&text)).await.ok()?;
         let mut texts = self.texts.lock().expect("texts lock");

@@ -170,8 +170,7 @@ pub fn router(web: WebState, studio: SharedStudio, options: LeptosOptions, acces
     let assets = assets::routes(Path::new(&*options.site_root));
     let stylesheet = format!("/{}/{}.css", options.site_pkg_dir, options.output_name);
     // Media behind a token are not for shared caches.
-    let private = access.token.is_some() || !access.named.is_empty();
-    let media = media::routes(private).with_state(web.clone());
+    let media = media::routes(access.guarded()).with_state(web.clone());
     let api = api::routes()
         .merge(votes::routes())
         .layer(DefaultBodyLimit::max(crate::media::input::MAX_BYTES as usize + 256 * 1024))

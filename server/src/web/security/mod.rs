@@ -149,11 +149,8 @@ impl Access {
             .map(|t| Owner(t.name.clone()))
     }
 
-    /// Who `req` comes from (see [`Client`]), once its owner is known.
-    fn client_of(&self, req: &Request, owner: Option<&Owner>) -> Client {
-        if let Some(Owner(name)) = owner.filter(|o| !o.0.is_empty()) {
-            return Client(format!("token {name}"));
-        }
+    /// Where `req` comes from (see [`Client`]): its address, whoever it is.
+    fn address_of(&self, req: &Request) -> Client {
         let forwarded = self
             .trust_proxy
             .then(|| last_header(req.headers(), "x-forwarded-for"))
@@ -247,33 +244,34 @@ pub async fn guard(State(access): State<Arc<Access>>, req: Request, next: Next) 
         return refuse(StatusCode::FORBIDDEN, why);
     }
     let mut req = req;
+    let address = access.address_of(&req);
     let mut owner = None;
     if access.guarded() && !auth::exempt(req.uri().path()) {
         let bearer = auth::bearer(req.headers());
         let cookies = auth::cookies(req.headers());
-        if bearer.is_some() || !cookies.is_empty() {
-            // Tokens guessed here count with wrong sign-ins: a client over the limit is
-            // refused whatever it presents, so a right guess tells it nothing either.
-            let address = access.client_of(&req, None);
-            if let Some(wait) = access.guesses.wait(&address.0) {
-                return auth::too_many_guesses(wait);
-            }
+        let presented = bearer.is_some() || !cookies.is_empty();
+        // Tokens guessed here count with wrong sign-ins: a client over the limit is refused
+        // whatever it presents, so a right guess tells it nothing either.
+        if presented && let Some(wait) = access.guesses.wait(&address.0) {
+            return auth::too_many_guesses(wait);
         }
         let found = match bearer {
             Some(secret) => access.owner_of(secret),
             None => cookies.into_iter().find_map(|value| access.owner_of_cookie(value)),
         };
-        match found {
-            Some(found) => owner = Some(found),
-            None => {
-                if bearer.is_some() || !auth::cookies(req.headers()).is_empty() {
-                    access.guesses.spend(&access.client_of(&req, None).0);
-                }
-                return auth::challenge(&req);
+        let Some(found) = found else {
+            if presented {
+                access.guesses.spend(&address.0);
             }
-        }
+            return auth::challenge(&req);
+        };
+        owner = Some(found);
     }
-    let client = access.client_of(&req, owner.as_ref());
+    // A named token's holder is one client wherever it connects from.
+    let client = match &owner {
+        Some(Owner(name)) if !name.is_empty() => Client(format!("token {name}")),
+        _ => address,
+    };
     req.extensions_mut().insert(client);
     if let Some(owner) = owner {
         req.extensions_mut().insert(owner);
