@@ -15,6 +15,12 @@ fn js_error(e: JsValue) -> String {
         .unwrap_or_else(|| "the request failed".into())
 }
 
+/// The content of the page's meta tag `name`.
+pub fn meta_content(name: &str) -> Option<String> {
+    let document = web_sys::window()?.document()?;
+    document.query_selector(&format!("meta[name=\"{name}\"]")).ok()??.get_attribute("content")
+}
+
 /// Milliseconds since the Unix epoch, from the browser's clock.
 pub fn now_ms() -> f64 {
     js_sys::Date::now()

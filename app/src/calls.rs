@@ -28,6 +28,15 @@ fn refuse(e: String) -> ServerFnError {
     ServerFnError::new(e)
 }
 
+/// Someone else's work: answered with 403 and the message.
+#[cfg(feature = "ssr")]
+fn forbid(e: String) -> ServerFnError {
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        response.set_status(http::StatusCode::FORBIDDEN);
+    }
+    ServerFnError::new(e)
+}
+
 #[server]
 pub async fn list_models() -> Result<Vec<ModelInfo>, ServerFnError> {
     Ok(studio()?.models())
@@ -94,7 +103,7 @@ pub async fn delete_video(id: String) -> Result<bool, ServerFnError> {
     if !crate::types::is_valid_id(&id) {
         return Ok(false);
     }
-    let deleted = studio()?.delete_video(id).await.map_err(fail)?;
+    let deleted = studio()?.delete_video(id).await.map_err(fail)?.map_err(forbid)?;
     leptos_axum::redirect("/gallery");
     Ok(deleted)
 }
@@ -128,33 +137,44 @@ pub async fn cancel_job(id: String) -> Result<Option<Job>, ServerFnError> {
     if !crate::types::is_valid_id(&id) {
         return Ok(None);
     }
-    studio()?.cancel(id).await.map_err(fail)
+    studio()?.cancel(id).await.map_err(fail)?.map_err(forbid)
 }
 
-/// The results a comparison shows, in the order asked (unknown ids are left out), or the
-/// clips of a variants group (the first four).
+/// The results a comparison shows, in the order asked (unknown ids and still images are left
+/// out), or the clips of a variants group (the first four), and the comparison the server
+/// issues for them: votes name it, and it records whether the page was `blind`.
 #[server(input = leptos::server_fn::codec::Json)]
-pub async fn compare_videos(ids: Vec<String>, group: String) -> Result<Vec<Video>, ServerFnError> {
+pub async fn compare_videos(
+    ids: Vec<String>,
+    group: String,
+    blind: bool,
+) -> Result<crate::votes::Compared, ServerFnError> {
     let studio = studio()?;
+    let mut videos = Vec::new();
     if crate::types::is_valid_id(&group) {
         let query =
             VideoQuery { group: Some(group), limit: crate::votes::MAX_CANDIDATES as u32, ..VideoQuery::default() };
-        let mut found = studio.videos(query).await.map_err(fail)?.videos;
-        found.retain(|v| !v.is_image());
-        found.reverse();
-        return Ok(found);
-    }
-    let mut out = Vec::new();
-    for id in ids.into_iter().filter(|id| crate::types::is_valid_id(id)).take(crate::votes::MAX_CANDIDATES) {
-        if let Some(v) = studio.video(id).await.map_err(fail)? {
-            out.push(v);
+        videos = studio.videos(query).await.map_err(fail)?.videos;
+        videos.reverse();
+    } else {
+        for id in ids.into_iter().filter(|id| crate::types::is_valid_id(id)).take(crate::votes::MAX_CANDIDATES) {
+            if let Some(v) = studio.video(id).await.map_err(fail)? {
+                videos.push(v);
+            }
         }
     }
-    Ok(out)
+    videos.retain(|v| !v.is_image());
+    let mut comparison = None;
+    if videos.len() >= crate::votes::MIN_CANDIDATES {
+        let candidates = videos.iter().map(|v| v.id.clone()).collect();
+        comparison = Some(studio.open_comparison(candidates, blind).await.map_err(fail)?.map_err(refuse)?);
+    }
+    Ok(crate::votes::Compared { comparison, videos })
 }
 
-/// Records a comparison's vote; a vote the gallery refuses (an unknown result, say) is a 400
-/// with the reason.
+/// Records a vote on a comparison (for the asker: a voter's new vote on the same comparison
+/// and axis replaces the earlier one); a vote the gallery refuses (an unknown result, say) is
+/// a 400 with the reason.
 #[server(input = leptos::server_fn::codec::Json)]
 pub async fn cast_vote(request: crate::votes::VoteRequest) -> Result<crate::votes::Vote, ServerFnError> {
     request.check().map_err(refuse)?;

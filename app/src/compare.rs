@@ -36,26 +36,32 @@ fn blind_order(mut videos: Vec<Video>) -> Vec<Video> {
 #[component]
 pub fn ComparePage() -> impl IntoView {
     let query = use_query_map();
-    let asked = move || query.with(|q| (ids_of(q), q.get("group").unwrap_or_default()));
-    let blind = move || query.with(|q| matches!(q.get("blind").as_deref(), Some("1" | "on" | "true")));
-    let videos = Resource::new(asked, |(ids, group)| compare_videos(ids, group));
+    let asked = move || {
+        query.with(|q| {
+            let blind = matches!(q.get("blind").as_deref(), Some("1" | "on" | "true"));
+            (ids_of(q), q.get("group").unwrap_or_default(), blind)
+        })
+    };
+    // The server issues the comparison the votes name, blind or not as this page shows it.
+    let compared = Resource::new(asked, |(ids, group, blind)| compare_videos(ids, group, blind));
     view! {
         <Title text="Compare"/>
         <h1>"Compare"</h1>
         <Transition fallback=|| view! { <p>"Loading…"</p> }>
             {move || Suspend::new(async move {
-                match videos.await {
+                match compared.await {
                     Err(e) => view! { <p class="error" role="alert">{format!("The results cannot be read: {e}")}</p> }.into_any(),
-                    Ok(found) if found.len() < MIN_CANDIDATES => view! {
+                    Ok(found) if found.videos.len() < MIN_CANDIDATES || found.comparison.is_none() => view! {
                         <section class="empty">
                             <p>"Pick two to four clips to compare: tick "<strong>"Compare"</strong>" on them in the "
                             <A href="/gallery">"gallery"</A>", then press "<strong>"Compare selected"</strong>"."</p>
                         </section>
                     }.into_any(),
                     Ok(found) => {
-                        let is_blind = blind();
-                        let found = if is_blind { blind_order(found) } else { found };
-                        view! { <Comparison videos=found blind=is_blind/> }.into_any()
+                        let comparison = found.comparison.expect("checked above");
+                        let is_blind = comparison.blind;
+                        let videos = if is_blind { blind_order(found.videos) } else { found.videos };
+                        view! { <Comparison videos comparison=comparison.id blind=is_blind/> }.into_any()
                     }
                 }
             })}
@@ -64,7 +70,7 @@ pub fn ComparePage() -> impl IntoView {
 }
 
 #[component]
-fn Comparison(videos: Vec<Video>, blind: bool) -> impl IntoView {
+fn Comparison(videos: Vec<Video>, comparison: String, blind: bool) -> impl IntoView {
     let candidates: Vec<String> = videos.iter().map(|v| v.id.clone()).collect();
     let revealed = RwSignal::new(!blind);
     let refs: Vec<NodeRef<leptos::html::Video>> = videos.iter().map(|_| NodeRef::new()).collect();
@@ -121,14 +127,14 @@ fn Comparison(videos: Vec<Video>, blind: bool) -> impl IntoView {
                 }
             }).collect_view()}
         </ul>
-        {VoteAxis::ALL.into_iter().map(|axis| view! { <VoteForm axis candidates=candidates.clone() blind revealed/> }).collect_view()}
+        {VoteAxis::ALL.into_iter().map(|axis| view! { <VoteForm axis comparison=comparison.clone() candidates=candidates.clone() revealed/> }).collect_view()}
         <p><A href="/leaderboard">"See the leaderboard"</A></p>
     }
 }
 
 /// One question: which is better on `axis`, and why.
 #[component]
-fn VoteForm(axis: VoteAxis, candidates: Vec<String>, blind: bool, revealed: RwSignal<bool>) -> impl IntoView {
+fn VoteForm(axis: VoteAxis, comparison: String, candidates: Vec<String>, revealed: RwSignal<bool>) -> impl IntoView {
     let winner = RwSignal::new(None::<String>);
     let reasons = RwSignal::new(Vec::<String>::new());
     let cast = Action::new(|req: &VoteRequest| {
@@ -146,19 +152,16 @@ fn VoteForm(axis: VoteAxis, candidates: Vec<String>, blind: bool, revealed: RwSi
         VoteAxis::Faithfulness => vec!["follows the prompt"],
     };
     let name = format!("winner-{}", axis.as_str());
-    let submit = {
-        let candidates = candidates.clone();
-        move |ev: leptos::ev::SubmitEvent| {
-            ev.prevent_default();
-            let Some(w) = winner.get_untracked() else { return };
-            cast.dispatch(VoteRequest {
-                axis,
-                winner: w,
-                candidates: candidates.clone(),
-                reasons: reasons.get_untracked(),
-                blind,
-            });
-        }
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let Some(w) = winner.get_untracked() else { return };
+        cast.dispatch(VoteRequest {
+            comparison: Some(comparison.clone()),
+            axis,
+            winner: w,
+            candidates: Vec::new(),
+            reasons: reasons.get_untracked(),
+        });
     };
     view! {
         <form class="vote" on:submit=submit aria-label=format!("Vote: {}", axis.label())>

@@ -46,6 +46,8 @@ pub fn GalleryPage() -> impl IntoView {
                 sort: GallerySort::parse(&get("sort")).unwrap_or_default(),
                 flag: ScoreFlag::parse(&get("flag")),
                 group: Some(get("group")).filter(|g| crate::types::is_valid_id(g)),
+                // The server's to say: whoever's token asks.
+                favorites_of: String::new(),
             }
         })
     };

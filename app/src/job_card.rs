@@ -151,6 +151,9 @@ pub fn JobCard(
         }
     });
     let state = move || job.with(|j| j.state);
+    // Only its owner or the administrator may cancel it: others see no button.
+    let viewer = StoredValue::new(use_context::<crate::people::Viewer>().unwrap_or_default());
+    let may_cancel = move || job.with(|j| viewer.with_value(|v| v.may_change(&j.owner)));
     let previews = use_context::<Previews>();
     let preview = move || {
         let id = job.with(|j| j.id.clone());
@@ -200,10 +203,12 @@ pub fn JobCard(
                     <span class="progress-text" aria-live="polite">
                         {move || if state() == JobState::Queued { "waiting in the queue".to_string() } else { progress().1 }}
                     </span>
-                    <button type="button" class="secondary cancel"
-                        on:click=move |_| { cancel.dispatch(job.with_untracked(|j| j.id.clone())); }>
-                        "Cancel"
-                    </button>
+                    <Show when=may_cancel>
+                        <button type="button" class="secondary cancel"
+                            on:click=move |_| { cancel.dispatch(job.with_untracked(|j| j.id.clone())); }>
+                            "Cancel"
+                        </button>
+                    </Show>
                 </div>
             </Show>
             <Show when=move || state() == JobState::Failed>

@@ -19,6 +19,7 @@ pub mod limits;
 pub mod media_files;
 pub mod models;
 pub mod params;
+pub mod people;
 pub mod prompt_builder;
 mod queue;
 pub mod results;
@@ -56,6 +57,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <meta name=VIEW_BUILD_META content=view_build()/>
+                <meta name=people::VIEWER_META content=serde_json::to_string(&people::current()).unwrap_or_default()/>
                 // The bundle's stylesheet carries the bundle's (content-hashed) name.
                 <link rel="stylesheet" href=format!("/{}/{}.css", options.site_pkg_dir, options.output_name)/>
                 <HydrationScripts options/>
@@ -71,6 +73,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    // What the pages offer to change follows who is using them.
+    provide_context(people::current());
     view! {
         <Link rel="icon" href="/favicon.svg"/>
         <Meta name="description" content="Direct short generated videos: text to video, image to video, and a searchable gallery."/>

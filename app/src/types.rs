@@ -80,7 +80,13 @@ pub struct Video {
     pub mode: Mode,
     pub params: JobParams,
     pub created_ms: i64,
+    /// One of the favourites of whoever asked (each person has their own; everyone shares one
+    /// set on a server without named tokens).
     pub favorite: bool,
+    /// Who made it: the named token its job was submitted with (empty without one). Only they
+    /// or the administrator may delete it ([`crate::people::Viewer::may_change`]).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub owner: String,
     /// The result's metadata (timings, resolution, ...), of any version.
     #[serde(deserialize_with = "crate::results::read_any_version")]
     pub metadata: ResultMeta,
@@ -129,7 +135,11 @@ pub struct VideoQuery {
     pub q: String,
     pub mode: Option<Mode>,
     pub model: Option<String>,
+    /// Only the favourites of [`VideoQuery::favorites_of`].
     pub favorites: bool,
+    /// Whose favourites: set by the server from the request's token, never read from it.
+    #[serde(skip)]
+    pub favorites_of: String,
     /// Clips with this flag only.
     pub flag: Option<ScoreFlag>,
     /// The results of one variants request only.

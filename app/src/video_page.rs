@@ -131,7 +131,7 @@ fn VideoDetails(video: Video) -> impl IntoView {
             </details>
             <crate::score_view::ScoresPanel scores=video.scores.clone()/>
             <ParamsTable rows/>
-            <DeleteForm id/>
+            <DeleteForm id owner=video.owner.clone()/>
         </article>
     }
     .into_any()
@@ -269,9 +269,14 @@ fn ParamsTable(rows: Vec<(&'static str, String)>) -> impl IntoView {
 }
 
 #[component]
-fn DeleteForm(id: String) -> impl IntoView {
+fn DeleteForm(id: String, owner: String) -> impl IntoView {
+    // Only its owner or the administrator may delete it: others are not offered to.
+    let viewer = use_context::<crate::people::Viewer>().unwrap_or_default();
+    if !viewer.may_change(&owner) {
+        return None;
+    }
     let delete = ServerAction::<DeleteVideo>::new();
-    view! {
+    Some(view! {
         <details class="danger">
             <summary>"Delete…"</summary>
             <ActionForm action=delete>
@@ -280,7 +285,7 @@ fn DeleteForm(id: String) -> impl IntoView {
                 <button type="submit" class="danger">"Delete for good"</button>
             </ActionForm>
         </details>
-    }
+    })
 }
 
 /// A keyframe's or an edited image's page: the image, its parameters, its versions (an edit),
@@ -333,7 +338,7 @@ fn ImageDetails(video: Video) -> impl IntoView {
             {edited.then(|| view! { <crate::edit_chain::EditChain video=video.clone()/> })}
             <crate::edit_chain::EditForm video=video.clone()/>
             <ParamsTable rows/>
-            <DeleteForm id/>
+            <DeleteForm id owner=video.owner.clone()/>
         </article>
     }
 }

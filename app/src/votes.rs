@@ -1,10 +1,14 @@
 //! Side-by-side comparisons and their votes, and the leaderboard they add up to: win rates per
 //! model or per setting, with 95% confidence intervals (Wilson), like the human study of Emu
 //! Video (quality and faithfulness judged apart).
+//!
+//! A comparison is issued by the server (the compare page gets one when it shows results, the
+//! API with `POST /api/comparisons`): it fixes the results compared and whether the voter was
+//! shown which made which, so a vote cannot claim a blindness it did not have. Each voter has
+//! one vote per comparison and axis; voting again replaces it.
 
-use crate::params::JobParams;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// Fewest and most results compared at once.
 pub const MIN_CANDIDATES: usize = 2;
@@ -45,40 +49,95 @@ impl VoteAxis {
     }
 }
 
-/// A vote as the API and the compare page send it.
+/// Results shown side by side, as the server issued them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct VoteRequest {
-    pub axis: VoteAxis,
-    /// The better one: one of `candidates`.
-    pub winner: String,
-    /// Every result that was compared (2 to 4, the winner among them).
+pub struct Comparison {
+    pub id: String,
+    pub created_ms: i64,
+    /// The results compared (2 to 4), in the order shown.
     pub candidates: Vec<String>,
-    /// Why: distinct words of [`REASONS`].
-    #[serde(default)]
-    pub reasons: Vec<String>,
-    /// The voter did not see which model or setting made which.
+    /// The voter was not shown which model or setting made which.
+    pub blind: bool,
+}
+
+/// What the compare page shows: the results found, and the comparison issued for them (none
+/// when fewer than two clips were found).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Compared {
+    pub comparison: Option<Comparison>,
+    pub videos: Vec<crate::types::Video>,
+}
+
+/// What `POST /api/comparisons` asks for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ComparisonRequest {
+    pub candidates: Vec<String>,
     #[serde(default)]
     pub blind: bool,
 }
 
+/// What can be checked of results to compare without the gallery: their count, ids, repeats.
+pub fn check_candidates(candidates: &[String]) -> Result<(), String> {
+    let n = candidates.len();
+    if !(MIN_CANDIDATES..=MAX_CANDIDATES).contains(&n) {
+        return Err(format!("a vote compares {MIN_CANDIDATES} to {MAX_CANDIDATES} results, not {n}"));
+    }
+    if let Some(bad) = candidates.iter().find(|c| !crate::types::is_valid_id(c)) {
+        let bad: String = bad.chars().take(40).collect();
+        return Err(format!("{bad:?} is not a video id"));
+    }
+    for (i, c) in candidates.iter().enumerate() {
+        if candidates[..i].contains(c) {
+            return Err(format!("{c} is compared with itself"));
+        }
+    }
+    Ok(())
+}
+
+/// A vote as the API and the compare page send it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VoteRequest {
+    /// The comparison voted on, as the server issued it; without one (scripts of earlier
+    /// versions), `candidates` are compared as a new comparison, not blind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comparison: Option<String>,
+    pub axis: VoteAxis,
+    /// The better one: one of the results compared.
+    pub winner: String,
+    /// The results compared, without a comparison (2 to 4, the winner among them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<String>,
+    /// Why: distinct words of [`REASONS`].
+    #[serde(default)]
+    pub reasons: Vec<String>,
+}
+
 impl VoteRequest {
-    /// What can be checked without the gallery: counts, duplicates, ids, reasons.
+    /// What can be checked without the gallery: the comparison's id, or the results compared
+    /// (counts, duplicates, ids, the winner among them), and the reasons.
     pub fn check(&self) -> Result<(), String> {
-        let n = self.candidates.len();
-        if !(MIN_CANDIDATES..=MAX_CANDIDATES).contains(&n) {
-            return Err(format!("a vote compares {MIN_CANDIDATES} to {MAX_CANDIDATES} results, not {n}"));
-        }
-        if let Some(bad) = self.candidates.iter().find(|c| !crate::types::is_valid_id(c)) {
-            return Err(format!("{bad:?} is not a video id"));
-        }
-        for (i, c) in self.candidates.iter().enumerate() {
-            if self.candidates[..i].contains(c) {
-                return Err(format!("{c} is compared with itself"));
+        match &self.comparison {
+            Some(id) if !crate::types::is_valid_id(id) => return Err("`comparison` is not a comparison id".into()),
+            Some(_) => {}
+            None => {
+                check_candidates(&self.candidates)?;
+                if !self.candidates.contains(&self.winner) {
+                    return Err("the winner must be one of the results compared".into());
+                }
             }
         }
-        if !self.candidates.contains(&self.winner) {
+        self.check_reasons()
+    }
+
+    /// The winner is one of `candidates` (those of the comparison voted on).
+    pub fn check_winner(&self, candidates: &[String]) -> Result<(), String> {
+        if !candidates.contains(&self.winner) {
             return Err("the winner must be one of the results compared".into());
         }
+        Ok(())
+    }
+
+    fn check_reasons(&self) -> Result<(), String> {
         if let Some(bad) = self.reasons.iter().find(|r| !REASONS.contains(&r.as_str())) {
             let bad: String = bad.chars().take(40).collect();
             return Err(format!("unknown reason {bad:?} (reasons: {})", REASONS.join(", ")));
@@ -98,10 +157,18 @@ impl VoteRequest {
 pub struct Vote {
     pub id: String,
     pub created_ms: i64,
+    /// The comparison voted on (none for votes of earlier versions).
+    #[serde(default)]
+    pub comparison: Option<String>,
+    /// Who voted: `token NAME` for a named token, else `cookie ID`, a random id the server
+    /// gave the browser in a signed cookie (empty for votes of earlier versions).
+    #[serde(default)]
+    pub voter: String,
     pub axis: VoteAxis,
     pub winner: String,
     pub candidates: Vec<String>,
     pub reasons: Vec<String>,
+    /// As the comparison was issued (what a client said of itself in earlier versions).
     pub blind: bool,
 }
 
@@ -146,18 +213,47 @@ impl GroupBy {
         GroupBy::ALL.into_iter().find(|g| g.as_str() == s)
     }
 
-    /// The group a result's settings fall in.
-    pub fn group(self, p: &JobParams) -> String {
+    /// The setting of the job parameters (`app::params::JobParams`) it groups by, as the
+    /// stores read it from a result's parameters.
+    pub fn param(self) -> &'static str {
         match self {
-            GroupBy::Model => p.model.clone(),
-            GroupBy::Steps => format!("steps {}", p.steps),
-            GroupBy::Guidance => format!("guidance {}", p.guidance),
-            GroupBy::Motion => format!("motion {}", p.motion),
-            GroupBy::Fps => format!("{} fps", p.fps),
-            GroupBy::Frames => format!("{} frames", p.frames),
-            GroupBy::Seed => format!("seed {}", p.seed.unwrap_or_default()),
+            GroupBy::Model => "model",
+            GroupBy::Steps => "steps",
+            GroupBy::Guidance => "guidance",
+            GroupBy::Motion => "motion",
+            GroupBy::Fps => "fps",
+            GroupBy::Frames => "frames",
+            GroupBy::Seed => "seed",
         }
     }
+
+    /// The group's name for a result whose setting is `value` (as the stores read it: a model's
+    /// name, a number's text; none for a seed left random).
+    pub fn label(self, value: Option<&str>) -> String {
+        let value = value.unwrap_or_default().trim();
+        // Numbers as the Create page shows them (3, not 3.0).
+        let number = || value.parse::<f32>().map_or_else(|_| value.to_string(), |n| n.to_string());
+        match self {
+            GroupBy::Model => value.to_string(),
+            GroupBy::Steps => format!("steps {}", number()),
+            GroupBy::Guidance => format!("guidance {}", number()),
+            GroupBy::Motion => format!("motion {}", number()),
+            GroupBy::Fps => format!("{} fps", number()),
+            GroupBy::Frames => format!("{} frames", number()),
+            GroupBy::Seed => format!("seed {}", value.parse::<u64>().unwrap_or_default()),
+        }
+    }
+}
+
+/// How often results of one group won over results of another, on one axis: what the stores
+/// add votes up to (each vote is a win of its winner over every other result compared).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PairCount {
+    pub axis: VoteAxis,
+    /// The groups' names ([`GroupBy::label`]).
+    pub winner: String,
+    pub loser: String,
+    pub count: u32,
 }
 
 /// One group's record on one axis.
@@ -195,27 +291,16 @@ pub fn wilson(wins: u32, n: u32) -> (f64, f64) {
     ((centre - half).max(0.0), (centre + half).min(1.0))
 }
 
-/// Adds votes up: each vote is a win of its winner over every other result compared, counted
-/// for their groups when the groups differ (a comparison within one group says nothing about
-/// it). Results missing from `params` (deleted) are left out.
-pub fn leaderboard(votes: &[Vote], params: &HashMap<String, JobParams>, by: GroupBy) -> Leaderboard {
+/// The standings of pairwise wins between groups: a win counts for its groups when they differ
+/// (a comparison within one group says nothing about it). `votes` is how many votes had such a
+/// pair.
+pub fn leaderboard(pairs: &[PairCount], votes: u32, by: GroupBy) -> Leaderboard {
     let mut table: BTreeMap<(VoteAxis, String), (u32, u32)> = BTreeMap::new();
-    let mut counted = 0;
-    for v in votes {
-        let Some(winner) = params.get(&v.winner).map(|p| by.group(p)) else { continue };
-        let mut any = false;
-        for loser in v.candidates.iter().filter(|c| **c != v.winner) {
-            let Some(loser) = params.get(loser).map(|p| by.group(p)) else { continue };
-            if loser == winner {
-                continue;
-            }
-            any = true;
-            let w = table.entry((v.axis, winner.clone())).or_default();
-            w.0 += 1;
-            w.1 += 1;
-            table.entry((v.axis, loser)).or_default().1 += 1;
-        }
-        counted += any as u32;
+    for p in pairs.iter().filter(|p| p.winner != p.loser) {
+        let w = table.entry((p.axis, p.winner.clone())).or_default();
+        w.0 += p.count;
+        w.1 += p.count;
+        table.entry((p.axis, p.loser.clone())).or_default().1 += p.count;
     }
     let mut standings: Vec<Standing> = table
         .into_iter()
@@ -231,7 +316,7 @@ pub fn leaderboard(votes: &[Vote], params: &HashMap<String, JobParams>, by: Grou
             .then(b.comparisons.cmp(&a.comparisons))
             .then(a.group.cmp(&b.group))
     });
-    Leaderboard { by, votes: counted, standings }
+    Leaderboard { by, votes, standings }
 }
 
 impl Leaderboard {
@@ -261,37 +346,23 @@ impl Leaderboard {
 mod tests {
     use super::*;
 
-    fn vote(axis: VoteAxis, winner: &str, candidates: &[&str]) -> Vote {
-        Vote {
-            id: "v".into(),
-            created_ms: 0,
+    #[test]
+    fn pairs_add_up_to_win_rates_per_group() {
+        let pair = |axis, winner: &str, loser: &str, count| PairCount {
             axis,
             winner: winner.into(),
-            candidates: candidates.iter().map(|s| s.to_string()).collect(),
-            reasons: vec![],
-            blind: true,
-        }
-    }
-
-    #[test]
-    fn votes_add_up_to_win_rates_per_group() {
-        let p = |model: &str, steps: u32| JobParams { model: model.into(), steps, ..JobParams::default() };
-        let params: HashMap<String, JobParams> =
-            [("a1", p("a", 10)), ("a2", p("a", 20)), ("b1", p("b", 10)), ("c1", p("c", 20))]
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect();
-        let votes = vec![
-            vote(VoteAxis::Quality, "a1", &["a1", "b1"]),
-            vote(VoteAxis::Quality, "a2", &["a2", "b1", "c1"]),
-            vote(VoteAxis::Quality, "b1", &["a1", "b1"]),
-            // Within one model: nothing to count by model.
-            vote(VoteAxis::Quality, "a1", &["a1", "a2"]),
-            vote(VoteAxis::Faithfulness, "c1", &["c1", "b1"]),
-            // A deleted result.
-            vote(VoteAxis::Quality, "gone", &["gone", "a1"]),
+            loser: loser.into(),
+            count,
+        };
+        let pairs = [
+            pair(VoteAxis::Quality, "a", "b", 2),
+            pair(VoteAxis::Quality, "a", "c", 1),
+            pair(VoteAxis::Quality, "b", "a", 1),
+            // Within one group: says nothing about it.
+            pair(VoteAxis::Quality, "a", "a", 5),
+            pair(VoteAxis::Faithfulness, "c", "b", 1),
         ];
-        let board = leaderboard(&votes, &params, GroupBy::Model);
+        let board = leaderboard(&pairs, 4, GroupBy::Model);
         assert_eq!(board.votes, 4);
         let get = |axis, g: &str| {
             board.standings.iter().find(|s| s.axis == axis && s.group == g).map(|s| (s.wins, s.comparisons))
@@ -301,20 +372,19 @@ mod tests {
         assert_eq!(get(VoteAxis::Quality, "c"), Some((0, 1)));
         assert_eq!(get(VoteAxis::Faithfulness, "c"), Some((1, 1)));
         assert_eq!(board.standings[0].group, "a", "best first");
-        let by_steps = leaderboard(&votes, &params, GroupBy::Steps);
-        // By steps, a1 (10) over a2 (20) counts, a1 over b1 (both 10) does not.
-        let steps = |g: &str| {
-            by_steps
-                .standings
-                .iter()
-                .find(|s| s.axis == VoteAxis::Quality && s.group == g)
-                .map(|s| (s.wins, s.comparisons))
-        };
-        assert_eq!(steps("steps 10"), Some((1, 2)));
-        assert_eq!(steps("steps 20"), Some((1, 2)));
         let csv = board.csv();
         assert!(csv.starts_with("axis,model,wins,comparisons,win_rate,ci95_low,ci95_high\n"));
         assert!(csv.contains("quality,a,3,4,0.7500,"), "{csv}");
+    }
+
+    #[test]
+    fn groups_are_named_as_the_create_page_shows_settings() {
+        assert_eq!(GroupBy::Guidance.label(Some("3.0")), "guidance 3");
+        assert_eq!(GroupBy::Guidance.label(Some("7.5")), "guidance 7.5");
+        assert_eq!(GroupBy::Steps.label(Some("24")), "steps 24");
+        assert_eq!(GroupBy::Fps.label(Some("8")), "8 fps");
+        assert_eq!(GroupBy::Seed.label(None), "seed 0");
+        assert_eq!(GroupBy::Model.label(Some("sd-turbo")), "sd-turbo");
     }
 
     #[test]
@@ -329,11 +399,11 @@ mod tests {
     #[test]
     fn bad_votes_are_refused_with_reasons() {
         let ok = VoteRequest {
+            comparison: None,
             axis: VoteAxis::Quality,
             winner: "aaaaaaaa".into(),
             candidates: vec!["aaaaaaaa".into(), "bbbbbbbb".into()],
             reasons: vec!["sharper".into()],
-            blind: false,
         };
         assert!(ok.check().is_ok());
         let one = VoteRequest { candidates: vec!["aaaaaaaa".into()], ..ok.clone() };
@@ -348,7 +418,14 @@ mod tests {
         assert!(again.check().unwrap_err().contains("twice"));
         let all = VoteRequest { reasons: REASONS.map(String::from).to_vec(), ..ok.clone() };
         assert!(all.check().is_ok());
-        let id = VoteRequest { candidates: vec!["aaaaaaaa".into(), "../x".into()], ..ok };
+        let id = VoteRequest { candidates: vec!["aaaaaaaa".into(), "../x".into()], ..ok.clone() };
         assert!(id.check().is_err());
+        // On an issued comparison the results are the comparison's, checked against it.
+        let on = VoteRequest { comparison: Some("cccc0001".into()), candidates: vec![], ..ok.clone() };
+        assert!(on.check().is_ok());
+        assert!(on.check_winner(&["aaaaaaaa".into(), "bbbbbbbb".into()]).is_ok());
+        assert!(on.check_winner(&["bbbbbbbb".into(), "dddddddd".into()]).unwrap_err().contains("winner"));
+        let bad = VoteRequest { comparison: Some("../x".into()), ..on };
+        assert!(bad.check().unwrap_err().contains("comparison"));
     }
 }

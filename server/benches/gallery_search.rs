@@ -71,6 +71,7 @@ fn video(i: u64) -> Video {
         params,
         created_ms,
         favorite: (r >> 36).is_multiple_of(10),
+        owner: String::new(),
         metadata,
         scores: None,
     }

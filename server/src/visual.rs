@@ -166,7 +166,8 @@ pub fn nearest(index: &[(String, Vec<f32>)], query: &[f32], min_similarity: f32,
 /// A search's first page with visual matches merged in: the prompt matches as the store finds
 /// them, then clips found by what they show that the words did not find, best first, marked in
 /// `visual`. Only a first page, newest-first search with words gets visual matches, and only
-/// when `client` may have its text embedded ([`Visual::search_text`]).
+/// when `client` may have its text embedded ([`Visual::search_text`]). Favourites are those of
+/// `query.favorites_of`.
 pub async fn search(
     store: &dyn Store,
     visual: Option<&Arc<Visual>>,
@@ -177,13 +178,16 @@ pub async fn search(
         !query.q.trim().is_empty() && query.before.is_none() && query.sort == app::scores::GallerySort::Newest;
     let limit = query.limit.clamp(1, crate::storage::MAX_PAGE) as usize;
     let mut page = store.videos(query.clone()).await?;
+    let person = &query.favorites_of;
+    crate::storage::mark_favorites(store, person, &mut page.videos).await?;
     let Some(visual) = visual.filter(|_| wants_visual) else { return Ok(page) };
     let Some(embedding) = visual.search_text(&query.q, client).await else { return Ok(page) };
     for hit in visual.nearest(&embedding, limit) {
         if page.videos.iter().any(|v| v.id == hit.id) {
             continue;
         }
-        let Some(video) = store.video(hit.id.clone()).await? else { continue };
+        let Some(mut video) = store.video(hit.id.clone()).await? else { continue };
+        crate::storage::mark_favorites(store, person, std::slice::from_mut(&mut video)).await?;
         // The page's filters hold for visual matches too.
         let fits = query.mode.is_none_or(|m| m == video.mode)
             && query.model.as_ref().is_none_or(|m| *m == video.params.model)

@@ -111,13 +111,17 @@ pub async fn migrate(
             }
             if present {
                 moved.already_there += 1;
-                continue;
+            } else {
+                moved.files += files.copied;
+                moved.bytes += files.bytes;
+                target.insert_video(video.clone()).await.with_context(|| format!("saving video {}", video.id))?;
+                moved.videos += 1;
+                faults.after_moved(moved.videos);
             }
-            moved.files += files.copied;
-            moved.bytes += files.bytes;
-            target.insert_video(video.clone()).await.with_context(|| format!("saving video {}", video.id))?;
-            moved.videos += 1;
-            faults.after_moved(moved.videos);
+            // Also for a video already there: a run stopped between its record and these.
+            for person in source.favorited_by(video.id.clone()).await? {
+                target.set_favorite(person, video.id.clone(), true).await?;
+            }
         }
         before = page.next;
         if before.is_none() {
@@ -127,7 +131,13 @@ pub async fn migrate(
     let known: HashSet<String> = target.votes(u32::MAX).await?.into_iter().map(|v| v.id).collect();
     for vote in source.votes(u32::MAX).await? {
         if !known.contains(&vote.id) {
-            target.insert_vote(vote).await?;
+            // The comparison it names first (votes of earlier versions name none).
+            if let Some(id) = &vote.comparison
+                && let Some(comparison) = source.comparison(id.clone()).await?
+            {
+                target.open_comparison(comparison).await?;
+            }
+            target.cast_vote(vote).await?;
             moved.votes += 1;
         }
     }

@@ -30,6 +30,7 @@ use crate::ids::{new_id, now_ms};
 use crate::media::MediaStore;
 use crate::storage::{Store, StoreError};
 use app::media_files::upload_key;
+use app::people::Viewer;
 use app::types::{Job, JobParams, JobState, Video, WorkerHealth};
 use control::Control;
 use defaults::Given;
@@ -56,6 +57,16 @@ pub enum SubmitError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Internal(String),
+}
+
+/// Why a cancel or a delete was refused, or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    /// Someone else's work ([`Viewer::may_change`]); the message says whose.
+    #[error("{0}")]
+    Forbidden(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// How the queue is set up.
@@ -325,11 +336,15 @@ impl Jobs {
         edits::chain(self.inner.store.as_ref(), id).await
     }
 
-    /// Cancels a queued or running job. Returns the job as it is now, or `None` if unknown.
-    pub async fn cancel(&self, id: &str) -> Result<Option<Job>, StoreError> {
+    /// Cancels a queued or running job for `viewer`, who must be allowed to change it. Returns
+    /// the job as it is now, or `None` if unknown.
+    pub async fn cancel(&self, id: &str, viewer: &Viewer) -> Result<Option<Job>, ChangeError> {
         let Some(mut job) = self.inner.store.job(id.to_string()).await? else {
             return Ok(None);
         };
+        if !viewer.may_change(&job.owner) {
+            return Err(ChangeError::Forbidden(viewer.refusal("this job", &job.owner)));
+        }
         if job.state.is_finished() {
             return Ok(Some(job));
         }
@@ -354,9 +369,16 @@ impl Jobs {
         Ok(Some(job))
     }
 
-    /// Deletes a video: its record first (its media are unreachable from then on), then its
-    /// files (a failed removal is retried at the next start).
-    pub async fn delete_video(&self, id: &str) -> Result<bool, StoreError> {
+    /// Deletes a video for `viewer`, who must be allowed to change it: its record first (its
+    /// media are unreachable from then on), then its files (a failed removal is retried at the
+    /// next start). False when there is no such video.
+    pub async fn delete_video(&self, id: &str, viewer: &Viewer) -> Result<bool, ChangeError> {
+        let Some(video) = self.inner.store.video(id.to_string()).await? else {
+            return Ok(false);
+        };
+        if !viewer.may_change(&video.owner) {
+            return Err(ChangeError::Forbidden(viewer.refusal("this video", &video.owner)));
+        }
         let existed = self.inner.store.delete_video(id.to_string()).await?;
         if existed {
             recovery::remove_media(self.inner.media.as_ref(), id).await;

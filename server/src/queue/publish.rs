@@ -73,6 +73,7 @@ impl Publisher {
             params: job.params.clone(),
             created_ms: now_ms(),
             favorite: false,
+            owner: job.owner.clone(),
             metadata: rendered.meta.clone(),
             scores,
         };

@@ -36,7 +36,8 @@ impl Jobs {
                 Ok(job) => jobs.push(job),
                 Err(e) => {
                     for job in &jobs {
-                        let _ = self.cancel(&job.id).await;
+                        // The request's own jobs, taken back.
+                        let _ = self.cancel(&job.id, &app::people::Viewer::everyone()).await;
                     }
                     return Err(match e {
                         SubmitError::Invalid(why) => SubmitError::Invalid(format!("variant {}: {why}", jobs.len() + 1)),

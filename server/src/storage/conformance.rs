@@ -4,7 +4,7 @@ use super::{CRASHED_TWICE, Claim, Lease, Recovered, Store, lost_too_often};
 use app::results::ResultMeta;
 use app::scores::{GallerySort, SCORES_VERSION, ScoreFlag, Scores};
 use app::types::{Job, JobParams, JobState, Mode, Video, VideoPage, VideoQuery, WarmUp, WorkerStatus};
-use app::votes::{Vote, VoteAxis};
+use app::votes::{Comparison, GroupBy, Vote, VoteAxis};
 use futures_util::future::BoxFuture;
 
 /// Runs every check, each on a fresh, empty store made by `fresh` (given a name for it).
@@ -15,6 +15,7 @@ pub async fn run(fresh: &dyn Fn(&str) -> BoxFuture<'static, Box<dyn Store>>) {
     gallery_search_filters_and_pages(fresh("gallery").await.as_ref()).await;
     scores_sort_filter_and_backfill(fresh("scores").await.as_ref()).await;
     votes_are_kept_newest_first(fresh("votes").await.as_ref()).await;
+    votes_add_up_to_pairwise_wins(fresh("pairs").await.as_ref()).await;
     embeddings_per_model_and_video(fresh("embeddings").await.as_ref()).await;
     search_order_equals_a_reference(fresh("reference").await.as_ref()).await;
     workers_claim_what_they_run_and_lose_what_they_stop_renewing(fresh("leases").await.as_ref()).await;
@@ -50,6 +51,7 @@ pub fn video(id: &str, ms: i64, prompt: &str, mode: Mode) -> Video {
         params: JobParams { prompt: prompt.into(), seed: Some(1), ..Default::default() },
         created_ms: ms,
         favorite: false,
+        owner: String::new(),
         metadata: ResultMeta {
             seed: 1,
             details: [("note".to_string(), "kept".into())].into_iter().collect(),
@@ -176,10 +178,22 @@ async fn gallery_search_filters_and_pages(store: &dyn Store) {
     let i2v = VideoQuery { mode: Some(Mode::ImageToVideo), limit: 10, ..Default::default() };
     assert_eq!(ids(&store.videos(i2v).await.unwrap()), ["b0000003"]);
 
-    assert!(store.set_favorite("b0000001".into(), true).await.unwrap());
-    assert!(!store.set_favorite("ffffffff".into(), true).await.unwrap());
+    assert!(store.set_favorite(String::new(), "b0000001".into(), true).await.unwrap());
+    assert!(!store.set_favorite(String::new(), "ffffffff".into(), true).await.unwrap());
     let favs = VideoQuery { favorites: true, limit: 10, ..Default::default() };
-    assert_eq!(ids(&store.videos(favs).await.unwrap()), ["b0000001"]);
+    assert_eq!(ids(&store.videos(favs.clone()).await.unwrap()), ["b0000001"]);
+    // Each person has favourites of their own.
+    assert!(store.set_favorite("ann".into(), "b0000002".into(), true).await.unwrap());
+    assert!(store.set_favorite("ann".into(), "b0000002".into(), true).await.unwrap(), "again: no change");
+    let anns = VideoQuery { favorites_of: "ann".into(), ..favs.clone() };
+    assert_eq!(ids(&store.videos(anns.clone()).await.unwrap()), ["b0000002"]);
+    assert_eq!(ids(&store.videos(VideoQuery { favorites_of: "bob".into(), ..favs.clone() }).await.unwrap()), [""; 0]);
+    let mut page = store.videos(VideoQuery { limit: 10, ..Default::default() }).await.unwrap().videos;
+    assert!(page.iter().all(|v| !v.favorite), "the store leaves favourites to who asks");
+    super::mark_favorites(store, "ann", &mut page).await.unwrap();
+    assert_eq!(page.iter().filter(|v| v.favorite).map(|v| v.id.as_str()).collect::<Vec<_>>(), ["b0000002"]);
+    assert!(store.set_favorite("ann".into(), "b0000002".into(), false).await.unwrap());
+    assert!(store.videos(anns).await.unwrap().videos.is_empty());
 
     let page1 = store.videos(VideoQuery { limit: 2, ..Default::default() }).await.unwrap();
     assert_eq!(ids(&page1), ["b0000003", "b0000002"]);
@@ -191,10 +205,18 @@ async fn gallery_search_filters_and_pages(store: &dyn Store) {
     assert!(!store.delete_video("b0000002".into()).await.unwrap());
     assert!(store.videos(q("star")).await.unwrap().videos.is_empty(), "the index forgets deleted videos");
     assert_eq!(store.count_videos().await.unwrap(), 2);
-    let v = store.video("b0000001".into()).await.unwrap().unwrap();
+    let mut v = store.video("b0000001".into()).await.unwrap().unwrap();
+    super::mark_favorites(store, "", std::slice::from_mut(&mut v)).await.unwrap();
     assert!(v.favorite);
     assert_eq!(v.metadata.seed, 1);
     assert_eq!(v.metadata.details["note"], "kept");
+    // A video keeps who made it; inserted as a favourite, it is its owner's.
+    let anns = Video { owner: "ann".into(), favorite: true, ..video("b0000009", 9, "ann's", Mode::TextToVideo) };
+    store.insert_video(anns).await.unwrap();
+    assert_eq!(store.video("b0000009".into()).await.unwrap().unwrap().owner, "ann");
+    assert_eq!(store.favorites_among("ann".into(), vec!["b0000009".into()]).await.unwrap(), ["b0000009"]);
+    assert!(store.set_favorite("bob".into(), "b0000009".into(), true).await.unwrap());
+    assert_eq!(store.favorited_by("b0000009".into()).await.unwrap(), ["ann", "bob"]);
 }
 
 async fn scores_sort_filter_and_backfill(store: &dyn Store) {
@@ -282,6 +304,8 @@ async fn votes_are_kept_newest_first(store: &dyn Store) {
     let vote = |id: &str, ms: i64, axis: VoteAxis| Vote {
         id: id.into(),
         created_ms: ms,
+        comparison: None,
+        voter: String::new(),
         axis,
         winner: "d0000001".into(),
         candidates: vec!["d0000001".into(), "d0000002".into(), "d0000003".into()],
@@ -289,14 +313,101 @@ async fn votes_are_kept_newest_first(store: &dyn Store) {
         blind: ms % 2 == 0,
     };
     assert!(store.votes(10).await.unwrap().is_empty());
-    store.insert_vote(vote("e0000001", 1, VoteAxis::Quality)).await.unwrap();
-    store.insert_vote(vote("e0000002", 2, VoteAxis::Faithfulness)).await.unwrap();
-    store.insert_vote(vote("e0000003", 3, VoteAxis::Quality)).await.unwrap();
+    store.cast_vote(vote("e0000001", 1, VoteAxis::Quality)).await.unwrap();
+    store.cast_vote(vote("e0000002", 2, VoteAxis::Faithfulness)).await.unwrap();
+    store.cast_vote(vote("e0000003", 3, VoteAxis::Quality)).await.unwrap();
     let votes = store.votes(10).await.unwrap();
     assert_eq!(votes.iter().map(|v| v.id.as_str()).collect::<Vec<_>>(), ["e0000003", "e0000002", "e0000001"]);
     assert_eq!(votes[1], vote("e0000002", 2, VoteAxis::Faithfulness));
     assert_eq!(store.votes(1).await.unwrap().len(), 1);
-    assert!(store.insert_vote(vote("e0000001", 9, VoteAxis::Quality)).await.is_err(), "ids are unique");
+    assert!(store.cast_vote(vote("e0000001", 9, VoteAxis::Quality)).await.is_err(), "ids are unique");
+
+    // A comparison is kept once: a second issue of its id is the first.
+    let first =
+        Comparison { id: "c0c00001".into(), created_ms: 5, candidates: vec!["d1".into(), "d2".into()], blind: true };
+    assert_eq!(store.open_comparison(first.clone()).await.unwrap(), first);
+    let again = Comparison { created_ms: 6, candidates: vec!["d2".into(), "d1".into()], ..first.clone() };
+    assert_eq!(store.open_comparison(again).await.unwrap(), first);
+    assert_eq!(store.comparison(first.id.clone()).await.unwrap(), Some(first.clone()));
+    assert_eq!(store.comparison("c0c00009".into()).await.unwrap(), None);
+    // One vote per voter, comparison and axis: a new one replaces the earlier (keeping its id).
+    let on = |id: &str, ms: i64, voter: &str, winner: &str| Vote {
+        comparison: Some(first.id.clone()),
+        voter: voter.into(),
+        winner: winner.into(),
+        candidates: first.candidates.clone(),
+        blind: true,
+        ..vote(id, ms, VoteAxis::Quality)
+    };
+    assert_eq!(store.cast_vote(on("e0000011", 11, "token ann", "d1")).await.unwrap().id, "e0000011");
+    assert_eq!(store.cast_vote(on("e0000012", 12, "token ann", "d2")).await.unwrap().id, "e0000011");
+    store.cast_vote(on("e0000013", 13, "token bob", "d1")).await.unwrap();
+    store.cast_vote(Vote { axis: VoteAxis::Faithfulness, ..on("e0000014", 14, "token ann", "d1") }).await.unwrap();
+    let anns: Vec<Vote> = store.votes(100).await.unwrap().into_iter().filter(|v| v.voter == "token ann").collect();
+    assert_eq!(anns.len(), 2, "one per axis: {anns:?}");
+    let quality = anns.iter().find(|v| v.axis == VoteAxis::Quality).unwrap();
+    assert_eq!((quality.id.as_str(), quality.winner.as_str(), quality.created_ms), ("e0000011", "d2", 12));
+}
+
+/// The leaderboard's sums: pairwise wins between groups, added up by the database.
+async fn votes_add_up_to_pairwise_wins(store: &dyn Store) {
+    let made = |id: &str, model: &str, steps: u32, guidance: f32| Video {
+        params: JobParams { model: model.into(), steps, guidance, ..video(id, 1, "p", Mode::TextToVideo).params },
+        ..video(id, 1, "p", Mode::TextToVideo)
+    };
+    for v in [
+        made("a1a1a1a1", "a", 10, 3.0),
+        made("a2a2a2a2", "a", 20, 3.0),
+        made("b1b1b1b1", "b", 10, 7.5),
+        made("c1c1c1c1", "c", 20, 7.5),
+    ] {
+        store.insert_video(v).await.unwrap();
+    }
+    let mut n = 0;
+    let mut vote = |axis, winner: &str, candidates: &[&str]| {
+        n += 1;
+        Vote {
+            id: format!("f00d{n:04x}"),
+            created_ms: n as i64,
+            comparison: None,
+            voter: String::new(),
+            axis,
+            winner: winner.into(),
+            candidates: candidates.iter().map(|s| s.to_string()).collect(),
+            reasons: vec![],
+            blind: true,
+        }
+    };
+    let votes = [
+        vote(VoteAxis::Quality, "a1a1a1a1", &["a1a1a1a1", "b1b1b1b1"]),
+        vote(VoteAxis::Quality, "a2a2a2a2", &["a2a2a2a2", "b1b1b1b1", "c1c1c1c1"]),
+        vote(VoteAxis::Quality, "b1b1b1b1", &["a1a1a1a1", "b1b1b1b1"]),
+        // Within one model: nothing to count by model.
+        vote(VoteAxis::Quality, "a1a1a1a1", &["a1a1a1a1", "a2a2a2a2"]),
+        vote(VoteAxis::Faithfulness, "c1c1c1c1", &["c1c1c1c1", "b1b1b1b1"]),
+        // A deleted result.
+        vote(VoteAxis::Quality, "99999999", &["99999999", "a1a1a1a1"]),
+    ];
+    for v in votes {
+        store.cast_vote(v).await.unwrap();
+    }
+    let board = crate::compare::standings(store, GroupBy::Model).await.unwrap();
+    assert_eq!(board.votes, 4);
+    let get = |board: &app::votes::Leaderboard, axis, g: &str| {
+        board.standings.iter().find(|s| s.axis == axis && s.group == g).map(|s| (s.wins, s.comparisons))
+    };
+    assert_eq!(get(&board, VoteAxis::Quality, "a"), Some((3, 4)));
+    assert_eq!(get(&board, VoteAxis::Quality, "b"), Some((1, 3)));
+    assert_eq!(get(&board, VoteAxis::Quality, "c"), Some((0, 1)));
+    assert_eq!(get(&board, VoteAxis::Faithfulness, "c"), Some((1, 1)));
+    assert_eq!(board.standings[0].group, "a", "best first");
+    // By steps, a1 (10) over a2 (20) counts, a1 over b1 (both 10) does not.
+    let by_steps = crate::compare::standings(store, GroupBy::Steps).await.unwrap();
+    assert_eq!(get(&by_steps, VoteAxis::Quality, "steps 10"), Some((1, 2)));
+    assert_eq!(get(&by_steps, VoteAxis::Quality, "steps 20"), Some((1, 2)));
+    let by_guidance = crate::compare::standings(store, GroupBy::Guidance).await.unwrap();
+    assert_eq!(get(&by_guidance, VoteAxis::Quality, "guidance 3"), Some((3, 4)), "{by_guidance:?}");
+    assert_eq!(get(&by_guidance, VoteAxis::Faithfulness, "guidance 7.5"), None, "c1 and b1 share 7.5");
 }
 
 async fn embeddings_per_model_and_video(store: &dyn Store) {
@@ -416,7 +527,7 @@ async fn search_order_equals_a_reference(store: &dyn Store) {
     all.retain(|v| !deleted.contains(&v.id));
     for v in all.iter_mut().step_by(5) {
         v.favorite = !v.favorite;
-        assert!(store.set_favorite(v.id.clone(), v.favorite).await.unwrap());
+        assert!(store.set_favorite(String::new(), v.id.clone(), v.favorite).await.unwrap());
     }
     for i in 0..20 {
         let v =

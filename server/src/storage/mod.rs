@@ -18,7 +18,7 @@ pub use sqlite::SqliteStore;
 
 use app::scores::{GallerySort, Scores};
 use app::types::{Job, Video, VideoPage, VideoQuery, WorkerStatus};
-use app::votes::Vote;
+use app::votes::{Comparison, GroupBy, PairCount, Vote};
 use futures_util::future::BoxFuture;
 
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +85,20 @@ pub fn sort_column(sort: GallerySort) -> Option<(&'static str, bool)> {
         GallerySort::Smoothest => Some(("smoothness", true)),
         GallerySort::MostConsistent => Some(("consistency", true)),
     }
+}
+
+/// Marks which of `videos` are `person`'s favourites (the stores leave `favorite` unset: it
+/// depends on who asks).
+pub async fn mark_favorites(store: &dyn Store, person: &str, videos: &mut [Video]) -> StoreResult<()> {
+    if videos.is_empty() {
+        return Ok(());
+    }
+    let ids = videos.iter().map(|v| v.id.clone()).collect();
+    let favorites = store.favorites_among(person.to_string(), ids).await?;
+    for video in videos {
+        video.favorite = favorites.contains(&video.id);
+    }
+    Ok(())
 }
 
 /// A stored record that cannot be read back.
@@ -190,12 +204,20 @@ pub trait NoticeStore: Send + Sync {
 /// The gallery: finished results, searched and paged in gallery order.
 pub trait GalleryStore: Send + Sync {
     fn video_exists(&self, id: String) -> BoxFuture<'_, StoreResult<bool>>;
+    /// Adds a result to the gallery; `favorite` makes it one of its owner's favourites.
     fn insert_video(&self, video: Video) -> BoxFuture<'_, StoreResult<()>>;
+    /// A result, with `favorite` unset: favourites depend on who asks ([`mark_favorites`]).
     fn video(&self, id: String) -> BoxFuture<'_, StoreResult<Option<Video>>>;
+    /// A page of results, with `favorite` unset, as for [`GalleryStore::video`].
     fn videos(&self, query: VideoQuery) -> BoxFuture<'_, StoreResult<VideoPage>>;
     fn count_videos(&self) -> BoxFuture<'_, StoreResult<u64>>;
-    /// Returns false when there is no such video.
-    fn set_favorite(&self, id: String, favorite: bool) -> BoxFuture<'_, StoreResult<bool>>;
+    /// Marks video `id` as one of `person`'s favourites, or unmarks it (`person`: a named
+    /// token's name, empty for everyone else). Returns false when there is no such video.
+    fn set_favorite(&self, person: String, id: String, favorite: bool) -> BoxFuture<'_, StoreResult<bool>>;
+    /// Which of `ids` are `person`'s favourites.
+    fn favorites_among(&self, person: String, ids: Vec<String>) -> BoxFuture<'_, StoreResult<Vec<String>>>;
+    /// Whose favourite video `id` is (what `vidplay migrate` moves with it).
+    fn favorited_by(&self, id: String) -> BoxFuture<'_, StoreResult<Vec<String>>>;
     /// Returns false when there is no such video.
     fn delete_video(&self, id: String) -> BoxFuture<'_, StoreResult<bool>>;
 }
@@ -225,12 +247,22 @@ pub trait EmbeddingStore: Send + Sync {
     ) -> BoxFuture<'_, StoreResult<Vec<String>>>;
 }
 
-/// Comparisons' votes.
+/// Comparisons and their votes.
 pub trait VoteStore: Send + Sync {
-    /// Records a comparison's vote (checked against the gallery by the caller).
-    fn insert_vote(&self, vote: Vote) -> BoxFuture<'_, StoreResult<()>>;
+    /// Keeps a comparison (checked against the gallery by the caller); one already kept under
+    /// its id stays as it is. Returns the comparison as kept.
+    fn open_comparison(&self, comparison: Comparison) -> BoxFuture<'_, StoreResult<Comparison>>;
+    fn comparison(&self, id: String) -> BoxFuture<'_, StoreResult<Option<Comparison>>>;
+    /// Records a vote (checked by the caller), replacing its voter's earlier vote on the same
+    /// comparison and axis (which keeps its id). Returns the vote as kept.
+    fn cast_vote(&self, vote: Vote) -> BoxFuture<'_, StoreResult<Vote>>;
     /// The most recent votes first.
     fn votes(&self, limit: u32) -> BoxFuture<'_, StoreResult<Vec<Vote>>>;
+    /// The votes added up by `by`: how often each group's results won over each other group's
+    /// (a vote is a win of its winner over every other result compared; results since deleted
+    /// are left out), and how many votes had a pair of different groups. The database adds
+    /// them up: the votes are never loaded.
+    fn pair_counts(&self, by: GroupBy) -> BoxFuture<'_, StoreResult<(Vec<PairCount>, u32)>>;
 }
 
 /// What one process sharing a store tells the others (see [`NoticeStore::announce`]).

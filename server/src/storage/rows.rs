@@ -131,7 +131,9 @@ pub fn video(row: &impl RowRead) -> StoreResult<Video> {
         mode: Mode::parse(&mode).ok_or_else(|| corrupt(format!("mode {mode:?}")))?,
         params: serde_json::from_value(row.json("params")?).map_err(corrupt)?,
         created_ms: row.integer("created_ms")?,
-        favorite: row.flag("favorite")?,
+        // Favourites are per person: marked by whoever shows the video (crate::gallery).
+        favorite: false,
+        owner: row.text("owner")?,
         metadata: ResultMeta::from_value(row.json("metadata")?),
         // Scores that cannot be read are measured again, never an error for the video.
         scores: row.optional_json("scores").ok().flatten().and_then(|s| serde_json::from_value(s).ok()),

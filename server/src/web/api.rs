@@ -6,10 +6,11 @@
 use super::state::WebState;
 use crate::queue::defaults::Given;
 use crate::queue::events::JobEvent;
-use crate::queue::{Picture, SubmitError, Upload};
+use crate::queue::{ChangeError, Picture, SubmitError, Upload};
 use crate::storage::StoreError;
 use crate::web::security::Client;
 use app::media_files::MediaFile;
+use app::people::Viewer;
 use app::scores::{GallerySort, ScoreFlag};
 use app::types::{ApiError, JobParams, Mode, VideoQuery, is_valid_id};
 use app::variants::Variants;
@@ -63,7 +64,21 @@ impl From<SubmitError> for Failure {
     }
 }
 
+impl From<ChangeError> for Failure {
+    fn from(e: ChangeError) -> Self {
+        match e {
+            ChangeError::Forbidden(why) => Failure(StatusCode::FORBIDDEN, why),
+            ChangeError::Store(e) => e.into(),
+        }
+    }
+}
+
 type ApiResult<T> = Result<T, Failure>;
+
+/// Who sent a request, as the security guard found them (nobody, for a request it did not see).
+fn viewer(extension: Option<Extension<Viewer>>) -> Viewer {
+    extension.map(|Extension(v)| v).unwrap_or_default()
+}
 
 pub fn routes() -> Router<WebState> {
     Router::new()
@@ -347,8 +362,9 @@ fn wants_html(headers: &HeaderMap) -> bool {
 
 async fn create_job(State(web): State<WebState>, req: Request) -> ApiResult<Response> {
     let html = wants_html(req.headers());
-    // Whose token sent it (set by the security guard): queued jobs take turns by owner.
-    let owner = req.extensions().get::<crate::web::security::Owner>().map(|o| o.0.clone()).unwrap_or_default();
+    // Whose token sent it (set by the security guard): it is theirs, and queued jobs take
+    // turns by owner.
+    let owner = req.extensions().get::<Viewer>().map(|v| v.name.clone()).unwrap_or_default();
     let JobRequest { params, picture, variants, given } = read_job_request(req, &web).await?;
     if let Some(variants) = variants {
         let group = web.jobs.submit_variants(&owner, params, picture, &variants, &given).await?;
@@ -375,9 +391,13 @@ async fn get_job(State(web): State<WebState>, Path(id): Path<String>) -> ApiResu
     Ok(Json(job).into_response())
 }
 
-async fn cancel_job(State(web): State<WebState>, Path(id): Path<String>) -> ApiResult<Response> {
+async fn cancel_job(
+    State(web): State<WebState>,
+    who: Option<Extension<Viewer>>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     check_id(&id, "job")?;
-    let job = web.jobs.cancel(&id).await?.ok_or_else(|| Failure::not_found("job"))?;
+    let job = web.jobs.cancel(&id, &viewer(who)).await?.ok_or_else(|| Failure::not_found("job"))?;
     Ok(Json(job).into_response())
 }
 
@@ -443,6 +463,8 @@ impl VideoParams {
             sort,
             flag,
             group: (!self.group.is_empty()).then(|| self.group.clone()),
+            // Whose favourites: the caller's, set from its token.
+            favorites_of: String::new(),
         })
     }
 }
@@ -450,33 +472,49 @@ impl VideoParams {
 async fn list_videos(
     State(web): State<WebState>,
     client: Option<Extension<Client>>,
+    who: Option<Extension<Viewer>>,
     Query(params): Query<VideoParams>,
 ) -> ApiResult<Response> {
     let client = client.map(|Extension(c)| c).unwrap_or_default().0;
-    let page = crate::visual::search(web.store.as_ref(), web.visual.as_ref(), params.to_query()?, &client).await?;
+    let query = VideoQuery { favorites_of: viewer(who).name, ..params.to_query()? };
+    let page = crate::visual::search(web.store.as_ref(), web.visual.as_ref(), query, &client).await?;
     Ok(Json(page).into_response())
 }
 
-async fn get_video(State(web): State<WebState>, Path(id): Path<String>) -> ApiResult<Response> {
+async fn get_video(
+    State(web): State<WebState>,
+    who: Option<Extension<Viewer>>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     check_id(&id, "video")?;
-    let video = web.store.video(id).await?.ok_or_else(|| Failure::not_found("video"))?;
+    let mut video = web.store.video(id).await?.ok_or_else(|| Failure::not_found("video"))?;
+    crate::storage::mark_favorites(web.store.as_ref(), &viewer(who).name, std::slice::from_mut(&mut video)).await?;
     Ok(Json(video).into_response())
 }
 
 /// An edited image's versions: `{"chain": [...]}`, the first edit first and this one last
 /// (the original, when it was an upload, is the first edit's `input.png`).
-async fn get_chain(State(web): State<WebState>, Path(id): Path<String>) -> ApiResult<Response> {
+async fn get_chain(
+    State(web): State<WebState>,
+    who: Option<Extension<Viewer>>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     check_id(&id, "video")?;
-    let chain = web.jobs.chain(&id).await?;
+    let mut chain = web.jobs.chain(&id).await?;
+    crate::storage::mark_favorites(web.store.as_ref(), &viewer(who).name, &mut chain).await?;
     if chain.is_empty() {
         return Err(Failure::not_found("video"));
     }
     Ok(Json(serde_json::json!({ "chain": chain })).into_response())
 }
 
-async fn delete_video(State(web): State<WebState>, Path(id): Path<String>) -> ApiResult<Response> {
+async fn delete_video(
+    State(web): State<WebState>,
+    who: Option<Extension<Viewer>>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     check_id(&id, "video")?;
-    if !web.jobs.delete_video(&id).await? {
+    if !web.jobs.delete_video(&id, &viewer(who)).await? {
         return Err(Failure::not_found("video"));
     }
     Ok(StatusCode::NO_CONTENT.into_response())

@@ -5,9 +5,11 @@
 pub mod api;
 pub mod assets;
 pub mod media;
+pub mod rules;
 pub mod security;
 pub mod state;
 pub mod studio;
+pub mod voters;
 pub mod votes;
 
 use crate::engines::Registry;
@@ -105,7 +107,8 @@ pub async fn build(
     };
     let jobs = Jobs::start(queue, load).await?;
     let streams = crate::limits::PerClient::new(crate::limits::STREAMS_PER_CLIENT);
-    let web = WebState { jobs: jobs.clone(), store, media, registry, visual, examples_dir, streams };
+    let voters = Arc::new(voters::Voters::open(&opts.data_dir)?);
+    let web = WebState { jobs: jobs.clone(), store, media, registry, visual, examples_dir, streams, voters };
     if opts.seed_examples {
         seed_examples(&web).await;
     }

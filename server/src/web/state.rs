@@ -23,4 +23,6 @@ pub struct WebState {
     pub examples_dir: PathBuf,
     /// Open event streams per client ([`crate::limits::STREAMS_PER_CLIENT`] each).
     pub streams: crate::limits::PerClient,
+    /// Who casts a vote.
+    pub voters: Arc<super::voters::Voters>,
 }

@@ -2,16 +2,44 @@
 //! model's vocabulary, given to the server functions as context.
 
 use super::state::WebState;
-use app::backend::{BoxFuture, Studio, StudioResult};
+use app::backend::{BoxFuture, Change, Studio, StudioResult};
 use app::models::ModelInfo;
+use app::people::Viewer;
 use app::types::{Job, PromptReading, Video, VideoPage, VideoQuery, WorkerHealth};
-use app::votes::{GroupBy, Leaderboard, Vote, VoteRequest};
+use app::votes::{Comparison, GroupBy, Leaderboard, Vote, VoteRequest};
 use model::builtin::prompt::{Prompt, parse};
 use model::builtin::world::Scene;
 use model::rng::Rng;
 
 pub struct ServerStudio {
     pub web: WebState,
+}
+
+/// What the security guard put in the extensions of the page's request, read in the server
+/// function's context (the default when there is none).
+fn from_request<T: Clone + Default + Send + Sync + 'static>() -> T {
+    leptos::prelude::use_context::<axum::http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<T>().cloned())
+        .unwrap_or_default()
+}
+
+/// A comparison or vote as the pages see it: refused (results the gallery does not have) or
+/// failed.
+fn refusable<T>(result: Result<T, crate::compare::VoteError>) -> StudioResult<Change<T>> {
+    match result {
+        Ok(done) => Ok(Ok(done)),
+        Err(crate::compare::VoteError::Invalid(why)) => Ok(Err(why)),
+        Err(crate::compare::VoteError::Store(e)) => Err(e.to_string()),
+    }
+}
+
+/// A cancel or delete as the pages see it: refused (someone else's) or failed.
+fn change<T>(result: Result<T, crate::queue::ChangeError>) -> StudioResult<Change<T>> {
+    match result {
+        Ok(done) => Ok(Ok(done)),
+        Err(crate::queue::ChangeError::Forbidden(why)) => Ok(Err(why)),
+        Err(crate::queue::ChangeError::Store(e)) => Err(e.to_string()),
+    }
 }
 
 /// Image files in `dir`, sorted by name.
@@ -62,10 +90,8 @@ impl Studio for ServerStudio {
 
     fn videos(&self, query: VideoQuery) -> BoxFuture<'_, StudioResult<VideoPage>> {
         // Who asks (the page's request, as the guard marked it), for the limit on new texts.
-        let client = leptos::prelude::use_context::<axum::http::request::Parts>()
-            .and_then(|parts| parts.extensions.get::<crate::web::security::Client>().cloned())
-            .unwrap_or_default()
-            .0;
+        let client = from_request::<crate::web::security::Client>().0;
+        let query = VideoQuery { favorites_of: from_request::<Viewer>().name, ..query };
         Box::pin(async move {
             crate::visual::search(self.web.store.as_ref(), self.web.visual.as_ref(), query, &client)
                 .await
@@ -74,19 +100,38 @@ impl Studio for ServerStudio {
     }
 
     fn video(&self, id: String) -> BoxFuture<'_, StudioResult<Option<Video>>> {
-        Box::pin(async move { self.web.store.video(id).await.map_err(|e| e.to_string()) })
+        let person = from_request::<Viewer>().name;
+        Box::pin(async move {
+            let store = self.web.store.as_ref();
+            let mut video = store.video(id).await.map_err(|e| e.to_string())?;
+            if let Some(video) = &mut video {
+                crate::storage::mark_favorites(store, &person, std::slice::from_mut(video))
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok(video)
+        })
     }
 
     fn chain(&self, id: String) -> BoxFuture<'_, StudioResult<Vec<Video>>> {
-        Box::pin(async move { self.web.jobs.chain(&id).await.map_err(|e| e.to_string()) })
+        let person = from_request::<Viewer>().name;
+        Box::pin(async move {
+            let mut chain = self.web.jobs.chain(&id).await.map_err(|e| e.to_string())?;
+            crate::storage::mark_favorites(self.web.store.as_ref(), &person, &mut chain)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(chain)
+        })
     }
 
     fn set_favorite(&self, id: String, favorite: bool) -> BoxFuture<'_, StudioResult<bool>> {
-        Box::pin(async move { self.web.store.set_favorite(id, favorite).await.map_err(|e| e.to_string()) })
+        let person = from_request::<Viewer>().name;
+        Box::pin(async move { self.web.store.set_favorite(person, id, favorite).await.map_err(|e| e.to_string()) })
     }
 
-    fn delete_video(&self, id: String) -> BoxFuture<'_, StudioResult<bool>> {
-        Box::pin(async move { self.web.jobs.delete_video(&id).await.map_err(|e| e.to_string()) })
+    fn delete_video(&self, id: String) -> BoxFuture<'_, StudioResult<Change<bool>>> {
+        let viewer = from_request::<Viewer>();
+        Box::pin(async move { change(self.web.jobs.delete_video(&id, &viewer).await) })
     }
 
     fn jobs(&self, limit: u32) -> BoxFuture<'_, StudioResult<Vec<Job>>> {
@@ -97,8 +142,9 @@ impl Studio for ServerStudio {
         Box::pin(async move { self.web.store.job(id).await.map_err(|e| e.to_string()) })
     }
 
-    fn cancel(&self, id: String) -> BoxFuture<'_, StudioResult<Option<Job>>> {
-        Box::pin(async move { self.web.jobs.cancel(&id).await.map_err(|e| e.to_string()) })
+    fn cancel(&self, id: String) -> BoxFuture<'_, StudioResult<Change<Option<Job>>>> {
+        let viewer = from_request::<Viewer>();
+        Box::pin(async move { change(self.web.jobs.cancel(&id, &viewer).await) })
     }
 
     fn recent_prompts(&self, limit: u32) -> BoxFuture<'_, StudioResult<Vec<String>>> {
@@ -109,14 +155,20 @@ impl Studio for ServerStudio {
         Box::pin(async move { self.web.jobs.health().await.map_err(|e| e.to_string()) })
     }
 
-    fn vote(&self, request: VoteRequest) -> BoxFuture<'_, StudioResult<Result<Vote, String>>> {
-        Box::pin(async move {
-            match crate::compare::cast(self.web.store.as_ref(), request).await {
-                Ok(vote) => Ok(Ok(vote)),
-                Err(crate::compare::VoteError::Invalid(why)) => Ok(Err(why)),
-                Err(crate::compare::VoteError::Store(e)) => Err(e.to_string()),
-            }
-        })
+    fn open_comparison(&self, candidates: Vec<String>, blind: bool) -> BoxFuture<'_, StudioResult<Change<Comparison>>> {
+        Box::pin(async move { refusable(crate::compare::open(self.web.store.as_ref(), candidates, blind).await) })
+    }
+
+    fn vote(&self, request: VoteRequest) -> BoxFuture<'_, StudioResult<Change<Vote>>> {
+        let headers =
+            leptos::prelude::use_context::<axum::http::request::Parts>().map(|p| p.headers).unwrap_or_default();
+        let (voter, cookie) = self.web.voters.voter(&from_request::<Viewer>(), &headers);
+        if let Some(cookie) = cookie
+            && let Some(response) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>()
+        {
+            response.insert_header(axum::http::header::SET_COOKIE, cookie);
+        }
+        Box::pin(async move { refusable(crate::compare::cast(self.web.store.as_ref(), request, &voter).await) })
     }
 
     fn leaderboard(&self, by: GroupBy) -> BoxFuture<'_, StudioResult<Leaderboard>> {

@@ -1,16 +1,17 @@
-//! The JSON API of comparisons: `POST /api/votes`, `GET /api/votes`, and
-//! `GET /api/leaderboard?by=model` (`&format=csv` for a spreadsheet).
+//! The JSON API of comparisons: `POST /api/comparisons`, `POST /api/votes`, `GET /api/votes`,
+//! and `GET /api/leaderboard?by=model` (`&format=csv` for a spreadsheet).
 
 use super::api::Failure;
 use super::state::WebState;
 use crate::compare::{self, VoteError};
-use app::votes::{GroupBy, VoteRequest};
+use app::people::Viewer;
+use app::votes::{ComparisonRequest, GroupBy, VoteRequest};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
 use serde::Deserialize;
 
 /// The largest vote request: a vote is a few hundred bytes (at most 4 ids and 5 reasons).
@@ -18,6 +19,7 @@ pub const MAX_VOTE_BYTES: usize = 4 * 1024;
 
 pub fn routes() -> Router<WebState> {
     Router::new()
+        .route("/api/comparisons", post(open_comparison))
         .route("/api/votes", get(list_votes).post(cast_vote))
         .route("/api/leaderboard", get(leaderboard))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_VOTE_BYTES))
@@ -32,21 +34,37 @@ impl From<VoteError> for Failure {
     }
 }
 
+async fn open_comparison(
+    State(web): State<WebState>,
+    body: Result<Json<ComparisonRequest>, JsonRejection>,
+) -> Result<Response, Failure> {
+    let Json(request) = body.map_err(|e| {
+        Failure(e.status(), format!("a comparison is JSON {{\"candidates\", \"blind\"}}: {}", e.body_text()))
+    })?;
+    let comparison = compare::open(web.store.as_ref(), request.candidates, request.blind).await?;
+    Ok((StatusCode::CREATED, Json(comparison)).into_response())
+}
+
 async fn cast_vote(
     State(web): State<WebState>,
+    who: Option<Extension<Viewer>>,
+    headers: HeaderMap,
     body: Result<Json<VoteRequest>, JsonRejection>,
 ) -> Result<Response, Failure> {
     let Json(request) = body.map_err(|e| {
         Failure(
             e.status(),
-            format!(
-                "a vote is JSON {{\"axis\", \"winner\", \"candidates\", \"reasons\", \"blind\"}}: {}",
-                e.body_text()
-            ),
+            format!("a vote is JSON {{\"comparison\", \"axis\", \"winner\", \"reasons\"}}: {}", e.body_text()),
         )
     })?;
-    let vote = compare::cast(web.store.as_ref(), request).await?;
-    Ok((StatusCode::CREATED, Json(vote)).into_response())
+    let viewer = who.map(|Extension(v)| v).unwrap_or_default();
+    let (voter, cookie) = web.voters.voter(&viewer, &headers);
+    let vote = compare::cast(web.store.as_ref(), request, &voter).await?;
+    let mut res = (StatusCode::CREATED, Json(vote)).into_response();
+    if let Some(cookie) = cookie {
+        res.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    Ok(res)
 }
 
 #[derive(Debug, Deserialize, Default)]

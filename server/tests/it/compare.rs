@@ -10,6 +10,7 @@ use axum::http::{Request, StatusCode, header};
 use common::*;
 use serde_json::{Value, json};
 use server::storage::GalleryStore;
+use tower::ServiceExt;
 
 fn ids(page: &Value) -> Vec<String> {
     page["videos"].as_array().unwrap().iter().map(|v| v["id"].as_str().unwrap().to_string()).collect()
@@ -127,22 +128,45 @@ async fn scores_variants_votes_and_the_leaderboard() {
     )
     .await;
 
-    // Votes: blind, on the group; the leaderboard by seed follows.
-    let vote = |axis: &str, winner: &str| {
-        let body =
-            json!({"axis": axis, "winner": winner, "candidates": variant_ids, "reasons": ["sharper"], "blind": true});
-        Request::post("/api/votes")
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(body.to_string()))
-            .unwrap()
+    // Votes: on a blind comparison the server issued for the group; the leaderboard by seed
+    // follows.
+    let post = |uri: &str, body: Value, cookie: Option<&str>| {
+        let mut req = Request::post(uri).header(header::CONTENT_TYPE, "application/json");
+        if let Some(cookie) = cookie {
+            req = req.header(header::COOKIE, cookie);
+        }
+        req.body(Body::from(body.to_string())).unwrap()
     };
-    let (status, stored) = send_json(&app, vote("quality", &variant_ids[1])).await;
+    let (status, comparison) =
+        send_json(&app, post("/api/comparisons", json!({"candidates": variant_ids, "blind": true}), None)).await;
+    assert_eq!((status, &comparison["blind"]), (StatusCode::CREATED, &json!(true)), "{comparison}");
+    let compared = comparison["id"].as_str().unwrap().to_string();
+    let (_, reversed) = send_json(
+        &app,
+        post("/api/comparisons", json!({"candidates": [variant_ids[1], variant_ids[0]], "blind": true}), None),
+    )
+    .await;
+    assert_eq!(reversed["id"], compared, "the same clips compared the same way are one comparison");
+    let vote = |axis: &str, winner: &str, cookie: Option<&str>| {
+        post(
+            "/api/votes",
+            json!({"comparison": compared, "axis": axis, "winner": winner, "reasons": ["sharper"]}),
+            cookie,
+        )
+    };
+    let resp = app.clone().oneshot(vote("quality", &variant_ids[0], None)).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    // The voter's id, in a signed cookie: the same browser votes again as the same voter.
+    let cookie = resp.headers()[header::SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_string();
+    assert!(cookie.starts_with("vidplay_voter="), "{cookie}");
+    let (status, stored) = send_json(&app, vote("quality", &variant_ids[1], Some(&cookie))).await;
     assert_eq!(status, StatusCode::CREATED, "{stored}");
-    assert_eq!(stored["blind"], true);
-    let (status, _) = send_json(&app, vote("faithfulness", &variant_ids[0])).await;
+    assert_eq!((&stored["blind"], &stored["winner"]), (&json!(true), &json!(variant_ids[1])), "{stored}");
+    assert!(stored["voter"].as_str().unwrap().starts_with("cookie "), "{stored}");
+    let (status, _) = send_json(&app, vote("faithfulness", &variant_ids[0], Some(&cookie))).await;
     assert_eq!(status, StatusCode::CREATED);
     let (_, votes) = send_json(&app, get("/api/votes")).await;
-    assert_eq!(votes["votes"].as_array().unwrap().len(), 2);
+    assert_eq!(votes["votes"].as_array().unwrap().len(), 2, "the second quality vote replaced the first: {votes}");
     let (status, board) = send_json(&app, get("/api/leaderboard?by=seed")).await;
     assert_eq!(status, StatusCode::OK, "{board}");
     let row = |axis: &str, group: &str| {
@@ -168,6 +192,21 @@ async fn scores_variants_votes_and_the_leaderboard() {
     // By model both are the same model: nothing to rank.
     let (_, board) = send_json(&app, get("/api/leaderboard")).await;
     assert!(board["standings"].as_array().unwrap().is_empty(), "{board}");
+
+    // A vote without a comparison is a comparison of its own, and not blind whatever it says.
+    let (status, own) = send_json(
+        &app,
+        post(
+            "/api/votes",
+            json!({"axis": "quality", "winner": variant_ids[0], "candidates": [variant_ids[0], variant_ids[1]], "blind": true}),
+            None,
+        ),
+    )
+    .await;
+    assert_eq!((status, &own["blind"]), (StatusCode::CREATED, &json!(false)), "{own}");
+    assert_ne!(own["comparison"], json!(compared));
+    let unknown = json!({"comparison": "0123456789", "axis": "quality", "winner": variant_ids[0]});
+    assert_rejected(&app, post("/api/votes", unknown, None), StatusCode::BAD_REQUEST, "no comparison").await;
 
     // Bad votes.
     let raw = |body: &str| {
@@ -208,7 +247,7 @@ async fn scores_variants_votes_and_the_leaderboard() {
     assert_rejected(&app, get("/api/leaderboard?by=colour"), StatusCode::BAD_REQUEST, "by must be one of").await;
     assert_rejected(&app, get("/api/leaderboard?format=xls"), StatusCode::BAD_REQUEST, "format").await;
     let (_, votes) = send_json(&app, get("/api/votes")).await;
-    assert_eq!(votes["votes"].as_array().unwrap().len(), 2, "nothing refused is stored");
+    assert_eq!(votes["votes"].as_array().unwrap().len(), 3, "nothing refused is stored");
 
     // The pages.
     let (status, html) = send(&app, get(&format!("/v/{}", variant_ids[0]))).await;

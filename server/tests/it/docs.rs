@@ -22,7 +22,7 @@ fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
 /// The (method, path) pairs of the routes registered with axum's `.route(PATH, METHODS)` in the
 /// web layer. axum cannot list a router's routes, so this reads the calls from the source: each
 /// `.route(` with its path and the method routers (`get(`, `post(`, ...) inside its parentheses.
-fn routes() -> Vec<(String, String)> {
+pub(crate) fn routes() -> Vec<(String, String)> {
     let mut files = Vec::new();
     sources(&repo().join("server/src/web"), &mut files);
     let mut found = Vec::new();

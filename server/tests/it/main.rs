@@ -14,6 +14,7 @@ mod fuzz;
 mod gpu_check;
 mod hardening;
 mod models;
+mod ownership;
 mod scaleout;
 mod serve;
 mod visual;

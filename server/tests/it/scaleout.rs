@@ -376,13 +376,15 @@ async fn local_gallery(data: &std::path::Path, n: usize) -> Vec<String> {
         let vote = app::votes::Vote {
             id: format!("{:016x}", 0x707e_0000_0000_0000u64 + i as u64),
             created_ms: 5_000 + i as i64,
+            comparison: None,
+            voter: String::new(),
             axis: app::votes::VoteAxis::Quality,
             winner: pair[0].clone(),
             candidates: pair.to_vec(),
             reasons: vec![],
             blind: true,
         };
-        store.insert_vote(vote).await.unwrap();
+        store.cast_vote(vote).await.unwrap();
     }
     ids
 }
@@ -434,7 +436,7 @@ async fn a_gallery_of_fifty_videos_moves_in_resumably_and_checked() {
         assert!(body == String::from_utf8_lossy(&local), "{id}: the poster differs");
     }
     let db = services.db().await;
-    let favorites: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM videos WHERE favorite").fetch_one(&db).await.unwrap();
+    let favorites: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM favorites").fetch_one(&db).await.unwrap();
     assert_eq!(favorites, 8);
     // The source is untouched.
     assert!(data.join("vidplay.db").is_file() && data.join("media").join(&ids[0]).join("video.mp4").is_file());

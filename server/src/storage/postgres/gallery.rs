@@ -17,7 +17,7 @@ use app::types::{Video, VideoPage, VideoQuery};
 use futures_util::future::BoxFuture;
 use sqlx::{PgPool, Postgres, QueryBuilder, Row};
 
-pub(super) const VIDEO_COLUMNS: &str = "v.id, v.mode, v.params, v.metadata, v.created_ms, v.favorite, v.scores";
+pub(super) const VIDEO_COLUMNS: &str = "v.id, v.mode, v.params, v.metadata, v.created_ms, v.owner, v.scores";
 
 /// The tsquery text for a search, `None` when it has no words.
 pub fn tsquery(text: &str) -> Option<String> {
@@ -28,7 +28,7 @@ pub fn tsquery(text: &str) -> Option<String> {
 pub(super) async fn insert(pool: &PgPool, video: Video) -> StoreResult<()> {
     let mut tx = pool.begin().await?;
     sqlx::query(
-        "INSERT INTO videos (id, mode, model, prompt, params, metadata, created_ms, favorite) \
+        "INSERT INTO videos (id, mode, model, prompt, params, metadata, created_ms, owner) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(&video.id)
@@ -38,11 +38,18 @@ pub(super) async fn insert(pool: &PgPool, video: Video) -> StoreResult<()> {
     .bind(json(&video.params)?)
     .bind(json(&video.metadata)?)
     .bind(video.created_ms)
-    .bind(video.favorite)
+    .bind(&video.owner)
     .execute(&mut *tx)
     .await?;
     if let Some(scores) = &video.scores {
         super::scores::write_scores(&mut *tx, &video.id, scores).await?;
+    }
+    if video.favorite {
+        sqlx::query("INSERT INTO favorites (person, video_id) VALUES ($1, $2)")
+            .bind(&video.owner)
+            .bind(&video.id)
+            .execute(&mut *tx)
+            .await?;
     }
     tx.commit().await?;
     Ok(())
@@ -125,7 +132,9 @@ fn filters(sql: &mut QueryBuilder<Postgres>, query: &VideoQuery) -> String {
         sql.push(" AND v.model = ").push_bind(model);
     }
     if query.favorites {
-        sql.push(" AND v.favorite");
+        sql.push(" AND v.id IN (SELECT video_id FROM favorites WHERE person = ")
+            .push_bind(query.favorites_of.clone())
+            .push(")");
     }
     if let Some(flag) = query.flag {
         sql.push(" AND v.flag = ").push_bind(flag.as_str());
@@ -173,14 +182,44 @@ impl GalleryStore for PostgresStore {
         })
     }
 
-    fn set_favorite(&self, id: String, favorite: bool) -> BoxFuture<'_, StoreResult<bool>> {
+    fn set_favorite(&self, person: String, id: String, favorite: bool) -> BoxFuture<'_, StoreResult<bool>> {
         Box::pin(async move {
-            let r = sqlx::query("UPDATE videos SET favorite = $1 WHERE id = $2")
-                .bind(favorite)
-                .bind(id)
+            if favorite {
+                // Through the video's row: a video deleted meanwhile gets no mark.
+                sqlx::query(
+                    "INSERT INTO favorites (person, video_id) SELECT $1, id FROM videos WHERE id = $2 ON CONFLICT DO NOTHING",
+                )
+                .bind(person)
+                .bind(&id)
                 .execute(&self.pool)
                 .await?;
-            Ok(r.rows_affected() == 1)
+            } else {
+                sqlx::query("DELETE FROM favorites WHERE person = $1 AND video_id = $2")
+                    .bind(person)
+                    .bind(&id)
+                    .execute(&self.pool)
+                    .await?;
+            }
+            self.video_exists(id).await
+        })
+    }
+
+    fn favorites_among(&self, person: String, ids: Vec<String>) -> BoxFuture<'_, StoreResult<Vec<String>>> {
+        Box::pin(async move {
+            Ok(sqlx::query_scalar("SELECT video_id FROM favorites WHERE person = $1 AND video_id = ANY($2)")
+                .bind(person)
+                .bind(ids)
+                .fetch_all(&self.pool)
+                .await?)
+        })
+    }
+
+    fn favorited_by(&self, id: String) -> BoxFuture<'_, StoreResult<Vec<String>>> {
+        Box::pin(async move {
+            Ok(sqlx::query_scalar("SELECT person FROM favorites WHERE video_id = $1 ORDER BY person")
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?)
         })
     }
 

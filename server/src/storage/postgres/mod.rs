@@ -42,6 +42,8 @@ fn migrations() -> sqlx::migrate::Migrator {
         migration(2, "worker leases", include_str!("migrations/0002_leases.sql")),
         migration(3, "workers preparing GPU kernels", include_str!("migrations/0003_worker_warm_up.sql")),
         migration(4, "the image a job starts from", include_str!("migrations/0004_job_input.sql")),
+        migration(5, "owners and favourites per person", include_str!("migrations/0005_owners_and_favorites.sql")),
+        migration(6, "comparisons and one vote per voter", include_str!("migrations/0006_comparisons.sql")),
     ])
 }
 

@@ -1,31 +1,69 @@
-//! Comparisons' votes in PostgreSQL.
+//! Comparisons and their votes in PostgreSQL, and the leaderboard's sums.
 
 use super::{PostgresStore, json};
 use crate::storage::{StoreError, StoreResult, VoteStore, corrupt};
-use app::votes::{Vote, VoteAxis};
+use app::votes::{Comparison, GroupBy, PairCount, Vote, VoteAxis};
 use futures_util::future::BoxFuture;
 use sqlx::{PgPool, Row};
 
-pub(super) async fn insert_vote(pool: &PgPool, vote: &Vote) -> StoreResult<()> {
-    sqlx::query("INSERT INTO votes (id, created_ms, axis, winner, candidates, reasons, blind) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-        .bind(&vote.id)
-        .bind(vote.created_ms)
-        .bind(vote.axis.as_str())
-        .bind(&vote.winner)
-        .bind(json(&vote.candidates)?)
-        .bind(json(&vote.reasons)?)
-        .bind(vote.blind)
-        .execute(pool)
+const VOTE_COLUMNS: &str = "id, created_ms, comparison_id, voter, axis, winner, candidates, reasons, blind";
+
+async fn open_comparison(pool: &PgPool, c: Comparison) -> StoreResult<Comparison> {
+    sqlx::query(
+        "INSERT INTO comparisons (id, created_ms, candidates, blind) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(&c.id)
+    .bind(c.created_ms)
+    .bind(json(&c.candidates)?)
+    .bind(c.blind)
+    .execute(pool)
+    .await?;
+    comparison(pool, c.id).await?.ok_or_else(|| corrupt("a comparison just kept is gone"))
+}
+
+async fn comparison(pool: &PgPool, id: String) -> StoreResult<Option<Comparison>> {
+    let row = sqlx::query("SELECT id, created_ms, candidates, blind FROM comparisons WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
         .await?;
-    Ok(())
+    row.map(|row| {
+        Ok(Comparison {
+            id: row.try_get("id")?,
+            created_ms: row.try_get("created_ms")?,
+            candidates: serde_json::from_value(row.try_get("candidates")?).map_err(corrupt)?,
+            blind: row.try_get("blind")?,
+        })
+    })
+    .transpose()
+}
+
+async fn cast(pool: &PgPool, mut vote: Vote) -> StoreResult<Vote> {
+    vote.id = sqlx::query_scalar(
+        "INSERT INTO votes (id, created_ms, comparison_id, voter, axis, winner, candidates, reasons, blind) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         ON CONFLICT (comparison_id, axis, voter) WHERE comparison_id IS NOT NULL DO UPDATE SET \
+         created_ms = excluded.created_ms, winner = excluded.winner, reasons = excluded.reasons \
+         RETURNING id",
+    )
+    .bind(&vote.id)
+    .bind(vote.created_ms)
+    .bind(&vote.comparison)
+    .bind(&vote.voter)
+    .bind(vote.axis.as_str())
+    .bind(&vote.winner)
+    .bind(json(&vote.candidates)?)
+    .bind(json(&vote.reasons)?)
+    .bind(vote.blind)
+    .fetch_one(pool)
+    .await?;
+    Ok(vote)
 }
 
 /// The most recent votes first; a row that cannot be read is left out (and logged).
-pub(super) async fn votes(pool: &PgPool, limit: u32) -> StoreResult<Vec<Vote>> {
-    let rows = sqlx::query("SELECT id, created_ms, axis, winner, candidates, reasons, blind FROM votes ORDER BY created_ms DESC, id DESC LIMIT $1")
-        .bind(limit as i64)
-        .fetch_all(pool)
-        .await?;
+async fn votes(pool: &PgPool, limit: u32) -> StoreResult<Vec<Vote>> {
+    let sql =
+        sqlx::AssertSqlSafe(format!("SELECT {VOTE_COLUMNS} FROM votes ORDER BY created_ms DESC, id DESC LIMIT $1"));
+    let rows = sqlx::query(sql).bind(limit as i64).fetch_all(pool).await?;
     let mut votes = Vec::with_capacity(rows.len());
     for row in &rows {
         match read_vote(row) {
@@ -42,6 +80,8 @@ fn read_vote(row: &sqlx::postgres::PgRow) -> StoreResult<Vote> {
     Ok(Vote {
         id: row.try_get("id")?,
         created_ms: row.try_get("created_ms")?,
+        comparison: row.try_get("comparison_id")?,
+        voter: row.try_get("voter")?,
         axis: VoteAxis::parse(&axis).ok_or_else(|| corrupt(format!("vote axis {axis:?}")))?,
         winner: row.try_get("winner")?,
         candidates: serde_json::from_value(row.try_get("candidates")?).map_err(corrupt)?,
@@ -50,12 +90,62 @@ fn read_vote(row: &sqlx::postgres::PgRow) -> StoreResult<Vote> {
     })
 }
 
+/// The group of video `v` by `by`, as SQL: its model, or a setting of its parameters as text.
+fn group_of(v: &str, by: GroupBy) -> String {
+    match by {
+        GroupBy::Model => format!("{v}.model"),
+        setting => format!("({v}.params ->> '{}')", setting.param()),
+    }
+}
+
+/// Each vote's winner against every other result it compared, both still in the gallery.
+const PAIRS: &str = "FROM votes v \
+     CROSS JOIN LATERAL jsonb_array_elements_text(v.candidates) AS c(value) \
+     JOIN videos w ON w.id = v.winner \
+     JOIN videos l ON l.id = c.value \
+     WHERE c.value <> v.winner";
+
+async fn pair_counts(pool: &PgPool, by: GroupBy) -> StoreResult<(Vec<PairCount>, u32)> {
+    let (w, l) = (group_of("w", by), group_of("l", by));
+    let sql = format!("SELECT v.axis AS axis, {w} AS winner, {l} AS loser, COUNT(*) AS n {PAIRS} GROUP BY 1, 2, 3");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await?;
+    let mut pairs = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let axis: String = row.try_get("axis")?;
+        let Some(axis) = VoteAxis::parse(&axis) else {
+            tracing::warn!("votes of an unknown axis {axis:?} left out");
+            continue;
+        };
+        pairs.push(PairCount {
+            axis,
+            winner: by.label(row.try_get::<Option<String>, _>("winner")?.as_deref()),
+            loser: by.label(row.try_get::<Option<String>, _>("loser")?.as_deref()),
+            count: row.try_get::<i64, _>("n")? as u32,
+        });
+    }
+    let sql = format!("SELECT COUNT(DISTINCT v.id) {PAIRS} AND {w} IS DISTINCT FROM {l}");
+    let votes: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(pool).await?;
+    Ok((pairs, votes as u32))
+}
+
 impl VoteStore for PostgresStore {
-    fn insert_vote(&self, vote: Vote) -> BoxFuture<'_, StoreResult<()>> {
-        Box::pin(async move { insert_vote(&self.pool, &vote).await })
+    fn open_comparison(&self, comparison: Comparison) -> BoxFuture<'_, StoreResult<Comparison>> {
+        Box::pin(open_comparison(&self.pool, comparison))
+    }
+
+    fn comparison(&self, id: String) -> BoxFuture<'_, StoreResult<Option<Comparison>>> {
+        Box::pin(comparison(&self.pool, id))
+    }
+
+    fn cast_vote(&self, vote: Vote) -> BoxFuture<'_, StoreResult<Vote>> {
+        Box::pin(cast(&self.pool, vote))
     }
 
     fn votes(&self, limit: u32) -> BoxFuture<'_, StoreResult<Vec<Vote>>> {
         Box::pin(votes(&self.pool, limit))
+    }
+
+    fn pair_counts(&self, by: GroupBy) -> BoxFuture<'_, StoreResult<(Vec<PairCount>, u32)>> {
+        Box::pin(pair_counts(&self.pool, by))
     }
 }

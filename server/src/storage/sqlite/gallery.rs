@@ -95,7 +95,7 @@ impl GalleryStore for SqliteStore {
                 }
             };
             sqlx::query(
-                "INSERT INTO videos (id, mode, model, prompt, params, metadata, created_ms, favorite, sort_key) \
+                "INSERT INTO videos (id, mode, model, prompt, params, metadata, created_ms, owner, sort_key) \
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(&video.id)
@@ -105,12 +105,19 @@ impl GalleryStore for SqliteStore {
             .bind(params)
             .bind(serde_json::to_string(&video.metadata).map_err(corrupt)?)
             .bind(video.created_ms)
-            .bind(video.favorite as i64)
+            .bind(&video.owner)
             .bind(sort_key)
             .execute(&mut *tx)
             .await?;
             if let Some(scores) = &video.scores {
                 super::scores::write(&mut tx, &video.id, scores).await?;
+            }
+            if video.favorite {
+                sqlx::query("INSERT INTO favorites (person, video_id) VALUES (?, ?)")
+                    .bind(&video.owner)
+                    .bind(&video.id)
+                    .execute(&mut *tx)
+                    .await?;
             }
             tx.commit().await?;
             Ok(())
@@ -202,7 +209,9 @@ impl GalleryStore for SqliteStore {
                 sql.push(" AND v.model = ").push_bind(model);
             }
             if query.favorites {
-                sql.push(" AND v.favorite = 1");
+                sql.push(" AND v.id IN (SELECT video_id FROM favorites WHERE person = ")
+                    .push_bind(query.favorites_of.clone())
+                    .push(")");
             }
             if let Some(flag) = query.flag {
                 sql.push(" AND v.flag = ").push_bind(flag.as_str());
@@ -241,14 +250,48 @@ impl GalleryStore for SqliteStore {
         })
     }
 
-    fn set_favorite(&self, id: String, favorite: bool) -> BoxFuture<'_, StoreResult<bool>> {
+    fn set_favorite(&self, person: String, id: String, favorite: bool) -> BoxFuture<'_, StoreResult<bool>> {
         Box::pin(async move {
-            let r = sqlx::query("UPDATE videos SET favorite = ? WHERE id = ?")
-                .bind(favorite as i64)
+            if favorite {
+                // Through the video's row: a video deleted meanwhile gets no mark.
+                sqlx::query("INSERT INTO favorites (person, video_id) SELECT ?, id FROM videos WHERE id = ? ON CONFLICT DO NOTHING")
+                    .bind(person)
+                    .bind(&id)
+                    .execute(&self.pool)
+                    .await?;
+            } else {
+                sqlx::query("DELETE FROM favorites WHERE person = ? AND video_id = ?")
+                    .bind(person)
+                    .bind(&id)
+                    .execute(&self.pool)
+                    .await?;
+            }
+            self.video_exists(id).await
+        })
+    }
+
+    fn favorites_among(&self, person: String, ids: Vec<String>) -> BoxFuture<'_, StoreResult<Vec<String>>> {
+        Box::pin(async move {
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            let ids = serde_json::to_string(&ids).map_err(corrupt)?;
+            Ok(sqlx::query_scalar(
+                "SELECT video_id FROM favorites WHERE person = ? AND video_id IN (SELECT value FROM json_each(?))",
+            )
+            .bind(person)
+            .bind(ids)
+            .fetch_all(&self.pool)
+            .await?)
+        })
+    }
+
+    fn favorited_by(&self, id: String) -> BoxFuture<'_, StoreResult<Vec<String>>> {
+        Box::pin(async move {
+            Ok(sqlx::query_scalar("SELECT person FROM favorites WHERE video_id = ? ORDER BY person")
                 .bind(id)
-                .execute(&self.pool)
-                .await?;
-            Ok(r.rows_affected() == 1)
+                .fetch_all(&self.pool)
+                .await?)
         })
     }
 

@@ -57,6 +57,8 @@ fn migrations() -> sqlx::migrate::Migrator {
         migration(8, "worker leases", include_str!("migrations/0008_leases.sql")),
         migration(9, "workers preparing GPU kernels", include_str!("migrations/0009_worker_warm_up.sql")),
         migration(10, "the image a job starts from", include_str!("migrations/0010_job_input.sql")),
+        migration(11, "owners and favourites per person", include_str!("migrations/0011_owners_and_favorites.sql")),
+        migration(12, "comparisons and one vote per voter", include_str!("migrations/0012_comparisons.sql")),
     ])
 }
 
@@ -93,7 +95,7 @@ impl RowRead for SqliteRow {
     }
 }
 
-const VIDEO_COLUMNS: &str = "v.id, v.mode, v.params, v.metadata, v.created_ms, v.favorite, v.scores";
+const VIDEO_COLUMNS: &str = "v.id, v.mode, v.params, v.metadata, v.created_ms, v.owner, v.scores";
 
 impl NoticeStore for SqliteStore {
     /// One machine: the web node's own worker, and nobody to tell.
@@ -258,7 +260,7 @@ mod tests {
         // Favorites changed afterwards are found by the favorites filter.
         for v in all.iter_mut().step_by(5) {
             v.favorite = !v.favorite;
-            assert!(store.set_favorite(v.id.clone(), v.favorite).await.unwrap());
+            assert!(store.set_favorite(String::new(), v.id.clone(), v.favorite).await.unwrap());
         }
         // Videos at one time, each with an id just above the previous one and below another's
         // there: each halves the same gap, which runs out (at the latest after 64) and every

@@ -1,35 +1,72 @@
-//! Comparison votes in SQLite (`candidates` and `reasons` as JSON arrays).
+//! Comparisons and their votes in SQLite (`candidates` and `reasons` as JSON arrays), and the
+//! leaderboard's sums.
 
 use super::SqliteStore;
 use super::corrupt;
 use crate::storage::VoteStore;
 use crate::storage::{StoreError, StoreResult};
-use app::votes::{Vote, VoteAxis};
+use app::votes::{Comparison, GroupBy, PairCount, Vote, VoteAxis};
 use futures_util::future::BoxFuture;
 use sqlx::{Row, SqlitePool};
 
-pub(super) async fn insert(pool: &SqlitePool, vote: &Vote) -> StoreResult<()> {
+const VOTE_COLUMNS: &str = "id, created_ms, comparison_id, voter, axis, winner, candidates, reasons, blind";
+
+async fn open_comparison(pool: &SqlitePool, c: Comparison) -> StoreResult<Comparison> {
     sqlx::query(
-        "INSERT INTO votes (id, created_ms, axis, winner, candidates, reasons, blind) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO comparisons (id, created_ms, candidates, blind) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(&c.id)
+    .bind(c.created_ms)
+    .bind(serde_json::to_string(&c.candidates).map_err(corrupt)?)
+    .bind(c.blind as i64)
+    .execute(pool)
+    .await?;
+    comparison(pool, c.id).await?.ok_or_else(|| corrupt("a comparison just kept is gone"))
+}
+
+async fn comparison(pool: &SqlitePool, id: String) -> StoreResult<Option<Comparison>> {
+    let row = sqlx::query("SELECT id, created_ms, candidates, blind FROM comparisons WHERE id = ?")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    row.map(|row| {
+        Ok(Comparison {
+            id: row.try_get("id")?,
+            created_ms: row.try_get("created_ms")?,
+            candidates: serde_json::from_str(&row.try_get::<String, _>("candidates")?).map_err(corrupt)?,
+            blind: row.try_get::<i64, _>("blind")? != 0,
+        })
+    })
+    .transpose()
+}
+
+async fn cast(pool: &SqlitePool, mut vote: Vote) -> StoreResult<Vote> {
+    vote.id = sqlx::query_scalar(
+        "INSERT INTO votes (id, created_ms, comparison_id, voter, axis, winner, candidates, reasons, blind) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (comparison_id, axis, voter) WHERE comparison_id IS NOT NULL DO UPDATE SET \
+         created_ms = excluded.created_ms, winner = excluded.winner, reasons = excluded.reasons \
+         RETURNING id",
     )
     .bind(&vote.id)
     .bind(vote.created_ms)
+    .bind(&vote.comparison)
+    .bind(&vote.voter)
     .bind(vote.axis.as_str())
     .bind(&vote.winner)
     .bind(serde_json::to_string(&vote.candidates).map_err(corrupt)?)
     .bind(serde_json::to_string(&vote.reasons).map_err(corrupt)?)
     .bind(vote.blind as i64)
-    .execute(pool)
+    .fetch_one(pool)
     .await?;
-    Ok(())
+    Ok(vote)
 }
 
 /// The most recent votes first; a row that cannot be read is left out (and logged).
-pub(super) async fn recent(pool: &SqlitePool, limit: u32) -> StoreResult<Vec<Vote>> {
-    let rows = sqlx::query("SELECT id, created_ms, axis, winner, candidates, reasons, blind FROM votes ORDER BY created_ms DESC, id DESC LIMIT ?")
-        .bind(limit as i64)
-        .fetch_all(pool)
-        .await?;
+async fn recent(pool: &SqlitePool, limit: u32) -> StoreResult<Vec<Vote>> {
+    let sql =
+        sqlx::AssertSqlSafe(format!("SELECT {VOTE_COLUMNS} FROM votes ORDER BY created_ms DESC, id DESC LIMIT ?"));
+    let rows = sqlx::query(sql).bind(limit as i64).fetch_all(pool).await?;
     let mut votes = Vec::with_capacity(rows.len());
     for row in &rows {
         match read(row) {
@@ -46,6 +83,8 @@ fn read(row: &sqlx::sqlite::SqliteRow) -> StoreResult<Vote> {
     Ok(Vote {
         id: row.try_get("id")?,
         created_ms: row.try_get("created_ms")?,
+        comparison: row.try_get("comparison_id")?,
+        voter: row.try_get("voter")?,
         axis: VoteAxis::parse(&axis).ok_or_else(|| corrupt(format!("vote axis {axis:?}")))?,
         winner: row.try_get("winner")?,
         candidates: serde_json::from_str(&row.try_get::<String, _>("candidates")?).map_err(corrupt)?,
@@ -54,12 +93,61 @@ fn read(row: &sqlx::sqlite::SqliteRow) -> StoreResult<Vote> {
     })
 }
 
+/// The group of video `v` by `by`, as SQL: its model, or a setting of its parameters as text.
+fn group_of(v: &str, by: GroupBy) -> String {
+    match by {
+        GroupBy::Model => format!("{v}.model"),
+        setting => format!("CAST(json_extract({v}.params, '$.{}') AS TEXT)", setting.param()),
+    }
+}
+
+/// Each vote's winner against every other result it compared, both still in the gallery.
+const PAIRS: &str = "FROM votes v \
+     JOIN json_each(v.candidates) c ON c.value <> v.winner \
+     JOIN videos w ON w.id = v.winner \
+     JOIN videos l ON l.id = c.value";
+
+async fn pair_counts(pool: &SqlitePool, by: GroupBy) -> StoreResult<(Vec<PairCount>, u32)> {
+    let (w, l) = (group_of("w", by), group_of("l", by));
+    let sql = format!("SELECT v.axis AS axis, {w} AS winner, {l} AS loser, COUNT(*) AS n {PAIRS} GROUP BY 1, 2, 3");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await?;
+    let mut pairs = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let axis: String = row.try_get("axis")?;
+        let Some(axis) = VoteAxis::parse(&axis) else {
+            tracing::warn!("votes of an unknown axis {axis:?} left out");
+            continue;
+        };
+        pairs.push(PairCount {
+            axis,
+            winner: by.label(row.try_get::<Option<String>, _>("winner")?.as_deref()),
+            loser: by.label(row.try_get::<Option<String>, _>("loser")?.as_deref()),
+            count: row.try_get::<i64, _>("n")? as u32,
+        });
+    }
+    let sql = format!("SELECT COUNT(DISTINCT v.id) {PAIRS} WHERE {w} IS NOT {l}");
+    let votes: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(pool).await?;
+    Ok((pairs, votes as u32))
+}
+
 impl VoteStore for SqliteStore {
-    fn insert_vote(&self, vote: Vote) -> BoxFuture<'_, StoreResult<()>> {
-        Box::pin(async move { insert(&self.pool, &vote).await })
+    fn open_comparison(&self, comparison: Comparison) -> BoxFuture<'_, StoreResult<Comparison>> {
+        Box::pin(open_comparison(&self.pool, comparison))
+    }
+
+    fn comparison(&self, id: String) -> BoxFuture<'_, StoreResult<Option<Comparison>>> {
+        Box::pin(comparison(&self.pool, id))
+    }
+
+    fn cast_vote(&self, vote: Vote) -> BoxFuture<'_, StoreResult<Vote>> {
+        Box::pin(cast(&self.pool, vote))
     }
 
     fn votes(&self, limit: u32) -> BoxFuture<'_, StoreResult<Vec<Vote>>> {
         Box::pin(recent(&self.pool, limit))
+    }
+
+    fn pair_counts(&self, by: GroupBy) -> BoxFuture<'_, StoreResult<(Vec<PairCount>, u32)>> {
+        Box::pin(pair_counts(&self.pool, by))
     }
 }

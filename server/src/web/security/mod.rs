@@ -10,6 +10,7 @@ mod origin;
 pub use auth::{SESSION_COOKIE, SIGN_IN_FAILURES, SIGN_IN_WINDOW, signin_routes};
 pub use headers::security_headers;
 
+use app::people::Viewer;
 use app::types::ApiError;
 use axum::Json;
 use axum::extract::{Request, State};
@@ -62,9 +63,12 @@ pub struct NamedToken {
     pub secret: String,
 }
 
-/// Who sent a request: the named token's name; empty for the main token, or with none.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Owner(pub String);
+impl NamedToken {
+    /// Its holder: owns what they make, and no more.
+    fn viewer(&self) -> Viewer {
+        Viewer { name: self.name.clone(), admin: false }
+    }
+}
 
 /// Reads a tokens file: one `NAME SECRET` a line (blank lines and `#` comments skipped).
 pub fn read_tokens(text: &str) -> Result<Vec<NamedToken>, String> {
@@ -130,23 +134,20 @@ impl Access {
         self.token.is_some() || !self.named.is_empty()
     }
 
-    /// Whose token `secret` is: the main token's (an empty name) or a named one's.
-    pub fn owner_of(&self, secret: &str) -> Option<Owner> {
+    /// Whose token `secret` is: the administrator's (`--token`) or a named one's holder.
+    pub fn viewer_of(&self, secret: &str) -> Option<Viewer> {
         if self.token.as_deref().is_some_and(|t| auth::same_secret(secret, t)) {
-            return Some(Owner::default());
+            return Some(Viewer::everyone());
         }
-        self.named.iter().find(|t| auth::same_secret(secret, &t.secret)).map(|t| Owner(t.name.clone()))
+        self.named.iter().find(|t| auth::same_secret(secret, &t.secret)).map(|t| t.viewer())
     }
 
     /// Whose sign-in cookie `value` is (see [`auth::cookie_value`]).
-    pub fn owner_of_cookie(&self, value: &str) -> Option<Owner> {
+    pub fn viewer_of_cookie(&self, value: &str) -> Option<Viewer> {
         if self.token.as_deref().is_some_and(|t| auth::same_secret(value, &auth::cookie_value(t))) {
-            return Some(Owner::default());
+            return Some(Viewer::everyone());
         }
-        self.named
-            .iter()
-            .find(|t| auth::same_secret(value, &auth::cookie_value(&t.secret)))
-            .map(|t| Owner(t.name.clone()))
+        self.named.iter().find(|t| auth::same_secret(value, &auth::cookie_value(&t.secret))).map(|t| t.viewer())
     }
 
     /// Where `req` comes from (see [`Client`]): its address, whoever it is.
@@ -245,8 +246,9 @@ pub async fn guard(State(access): State<Arc<Access>>, req: Request, next: Next) 
     }
     let mut req = req;
     let address = access.address_of(&req);
-    let mut owner = None;
-    if access.guarded() && !auth::exempt(req.uri().path()) {
+    // Without a token, everyone acts as one person, who may change everything.
+    let mut viewer = Viewer::everyone();
+    if access.guarded() && !super::rules::is_open(req.uri().path()) {
         let bearer = auth::bearer(req.headers());
         let cookies = auth::cookies(req.headers());
         let presented = bearer.is_some() || !cookies.is_empty();
@@ -256,8 +258,8 @@ pub async fn guard(State(access): State<Arc<Access>>, req: Request, next: Next) 
             return auth::too_many_guesses(wait);
         }
         let found = match bearer {
-            Some(secret) => access.owner_of(secret),
-            None => cookies.into_iter().find_map(|value| access.owner_of_cookie(value)),
+            Some(secret) => access.viewer_of(secret),
+            None => cookies.into_iter().find_map(|value| access.viewer_of_cookie(value)),
         };
         let Some(found) = found else {
             if presented {
@@ -265,17 +267,12 @@ pub async fn guard(State(access): State<Arc<Access>>, req: Request, next: Next) 
             }
             return auth::challenge(&req);
         };
-        owner = Some(found);
+        viewer = found;
     }
     // A named token's holder is one client wherever it connects from.
-    let client = match &owner {
-        Some(Owner(name)) if !name.is_empty() => Client(format!("token {name}")),
-        _ => address,
-    };
+    let client = if viewer.name.is_empty() { address } else { Client(format!("token {}", viewer.name)) };
     req.extensions_mut().insert(client);
-    if let Some(owner) = owner {
-        req.extensions_mut().insert(owner);
-    }
+    req.extensions_mut().insert(viewer);
     let legacy = auth::has_legacy_cookie(req.headers());
     let mut res = next.run(req).await;
     if legacy {

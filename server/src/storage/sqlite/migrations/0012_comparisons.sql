@@ -1,0 +1,15 @@
+-- Comparisons as the server issues them (app::votes::Comparison): the results compared, in the
+-- order first shown, and whether the voter was shown which made which. `candidates` is a JSON
+-- array.
+CREATE TABLE comparisons (
+    id          TEXT PRIMARY KEY,
+    created_ms  INTEGER NOT NULL,
+    candidates  TEXT NOT NULL,
+    blind       INTEGER NOT NULL
+);
+
+-- A vote names its comparison and its voter (votes of earlier versions have neither), and a
+-- voter has one vote per comparison and axis.
+ALTER TABLE votes ADD COLUMN comparison_id TEXT;
+ALTER TABLE votes ADD COLUMN voter TEXT NOT NULL DEFAULT '';
+CREATE UNIQUE INDEX votes_one_per_voter ON votes (comparison_id, axis, voter) WHERE comparison_id IS NOT NULL;

@@ -1,0 +1,94 @@
+//! Who casts a vote: a named token's holder by its name; anyone else (the administrator, or
+//! everyone on a server without named tokens) by a random id the server gives their browser in
+//! a signed cookie, so one browser has one vote per comparison and axis.
+
+use app::people::Viewer;
+use axum::http::{HeaderMap, HeaderValue, header};
+use hmac::{Hmac, Mac};
+use std::path::Path;
+
+/// The cookie that carries a browser's voter id: `ID.MAC`.
+pub const VOTER_COOKIE: &str = "vidplay_voter";
+
+/// Signs and checks voter cookies with a key kept in the data directory (made on first start),
+/// so cookies outlive restarts.
+pub struct Voters {
+    key: Vec<u8>,
+}
+
+impl Voters {
+    /// The key in `data_dir/voter.key`, made there when missing.
+    pub fn open(data_dir: &Path) -> anyhow::Result<Voters> {
+        let path = data_dir.join("voter.key");
+        let key = match std::fs::read(&path) {
+            Ok(key) if key.len() >= 32 => key,
+            _ => {
+                let mut key = vec![0u8; 32];
+                getrandom::fill(&mut key).map_err(|e| anyhow::anyhow!("no randomness for the voter key: {e}"))?;
+                std::fs::write(&path, &key)
+                    .map_err(|e| anyhow::anyhow!("cannot write the voter key {}: {e}", path.display()))?;
+                key
+            }
+        };
+        Ok(Voters { key })
+    }
+
+    fn mac(&self, id: &str) -> String {
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&self.key).expect("HMAC takes keys of any length");
+        mac.update(b"vidplay voter, version 1: ");
+        mac.update(id.as_bytes());
+        mac.finalize().into_bytes()[..16].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Who votes with this request: `token NAME` for a named token, else `cookie ID` from the
+    /// request's voter cookie, or from a new one to set (the second value).
+    pub fn voter(&self, viewer: &Viewer, headers: &HeaderMap) -> (String, Option<HeaderValue>) {
+        if !viewer.name.is_empty() {
+            return (format!("token {}", viewer.name), None);
+        }
+        let signed = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|c| c.trim().strip_prefix(VOTER_COOKIE)?.strip_prefix('='))
+            .find_map(|value| {
+                let (id, mac) = value.split_once('.')?;
+                (app::types::is_valid_id(id) && mac == self.mac(id)).then(|| id.to_string())
+            });
+        if let Some(id) = signed {
+            return (format!("cookie {id}"), None);
+        }
+        let id = crate::ids::new_id();
+        let cookie =
+            format!("{VOTER_COOKIE}={id}.{}; Path=/; HttpOnly; SameSite=Strict; Max-Age=31536000", self.mac(&id));
+        (format!("cookie {id}"), HeaderValue::from_str(&cookie).ok())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_browser_keeps_its_voter_id_and_cannot_forge_another() {
+        let dir = std::env::temp_dir().join(format!("vidplay-voters-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let voters = Voters::open(&dir).unwrap();
+        let nobody = Viewer::everyone();
+        let (first, cookie) = voters.voter(&nobody, &HeaderMap::new());
+        let cookie = cookie.expect("a new voter gets a cookie");
+        let value = cookie.to_str().unwrap().split(';').next().unwrap().to_string();
+        let mut headers = HeaderMap::new();
+        headers.insert(header::COOKIE, HeaderValue::from_str(&format!("a=b; {value}")).unwrap());
+        assert_eq!(voters.voter(&nobody, &headers), (first.clone(), None), "the same voter");
+        // After a restart, with the key kept.
+        assert_eq!(Voters::open(&dir).unwrap().voter(&nobody, &headers).0, first);
+        let forged = format!("{}.{}", value.split_once('.').unwrap().0, "0".repeat(32));
+        headers.insert(header::COOKIE, HeaderValue::from_str(&forged).unwrap());
+        let (other, cookie) = voters.voter(&nobody, &headers);
+        assert!(other != first && cookie.is_some(), "a forged cookie is a new voter");
+        let ann = Viewer { name: "ann".into(), admin: false };
+        assert_eq!(voters.voter(&ann, &HeaderMap::new()), ("token ann".to_string(), None));
+    }
+}
