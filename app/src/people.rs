@@ -54,7 +54,7 @@ impl Viewer {
     /// Why not, when [`Viewer::may_change`] says no: `what` is "this job" or "this video".
     pub fn refusal(&self, what: &str, owner: &str) -> String {
         if owner.is_empty() {
-            format!("{what} was made by the administrator; only the administrator may change it")
+            format!("{what} was made without a named token; only the administrator (--token) may change it")
         } else {
             format!("{what} is {owner}'s; only {owner} or the administrator may change it")
         }

@@ -68,12 +68,11 @@ pub struct Compared {
     pub videos: Vec<crate::types::Video>,
 }
 
-/// What `POST /api/comparisons` asks for.
+/// What `POST /api/comparisons` asks for. The API's comparisons are never blind (a script sees
+/// what made which); blind ones are issued to the compare page, which hides it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ComparisonRequest {
     pub candidates: Vec<String>,
-    #[serde(default)]
-    pub blind: bool,
 }
 
 /// What can be checked of results to compare without the gallery: their count, ids, repeats.
@@ -98,7 +97,7 @@ pub fn check_candidates(candidates: &[String]) -> Result<(), String> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VoteRequest {
     /// The comparison voted on, as the server issued it; without one (scripts of earlier
-    /// versions), `candidates` are compared as a new comparison, not blind.
+    /// versions), the vote is on the comparison of `candidates` that is not blind.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comparison: Option<String>,
     pub axis: VoteAxis,
@@ -161,8 +160,9 @@ pub struct Vote {
     #[serde(default)]
     pub comparison: Option<String>,
     /// Who voted: `token NAME` for a named token, else `cookie ID`, a random id the server
-    /// gave the browser in a signed cookie (empty for votes of earlier versions).
-    #[serde(default)]
+    /// gave the browser in a signed cookie (empty for votes of earlier versions). Kept by the
+    /// store, never sent: who voted for what is nobody else's business.
+    #[serde(default, skip_serializing)]
     pub voter: String,
     pub axis: VoteAxis,
     pub winner: String,

@@ -314,7 +314,7 @@ impl Jobs {
         self.submit_given("", params, upload.map(Picture::Upload), &Given::All).await
     }
 
-    /// [`Jobs::submit`] for the owner of a named token (empty: the main token, or none), with
+    /// [`Jobs::submit`] for the owner of a named token (empty: the administrator's token, or none), with
     /// the picture it starts from, for a request that gave only some parameters: the others
     /// take its model's defaults. Each owner has [`QUEUE_LIMIT`] jobs waiting at most, and
     /// owners take turns.

@@ -347,6 +347,9 @@ async fn votes_are_kept_newest_first(store: &dyn Store) {
     assert_eq!(anns.len(), 2, "one per axis: {anns:?}");
     let quality = anns.iter().find(|v| v.axis == VoteAxis::Quality).unwrap();
     assert_eq!((quality.id.as_str(), quality.winner.as_str(), quality.created_ms), ("e0000011", "d2", 12));
+    // The voter cookies' key: the first kept.
+    assert_eq!(store.voter_key(vec![1; 32]).await.unwrap(), vec![1; 32]);
+    assert_eq!(store.voter_key(vec![2; 32]).await.unwrap(), vec![1; 32]);
 }
 
 /// The leaderboard's sums: pairwise wins between groups, added up by the database.

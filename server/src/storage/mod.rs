@@ -263,6 +263,9 @@ pub trait VoteStore: Send + Sync {
     /// are left out), and how many votes had a pair of different groups. The database adds
     /// them up: the votes are never loaded.
     fn pair_counts(&self, by: GroupBy) -> BoxFuture<'_, StoreResult<(Vec<PairCount>, u32)>>;
+    /// The key that signs voter cookies: the one kept, else `fresh`, kept from now on (the
+    /// first of several web nodes starting at once wins).
+    fn voter_key(&self, fresh: Vec<u8>) -> BoxFuture<'_, StoreResult<Vec<u8>>>;
 }
 
 /// What one process sharing a store tells the others (see [`NoticeStore::announce`]).

@@ -131,7 +131,7 @@ pub fn video(row: &impl RowRead) -> StoreResult<Video> {
         mode: Mode::parse(&mode).ok_or_else(|| corrupt(format!("mode {mode:?}")))?,
         params: serde_json::from_value(row.json("params")?).map_err(corrupt)?,
         created_ms: row.integer("created_ms")?,
-        // Favourites are per person: marked by whoever shows the video (crate::gallery).
+        // Favourites are per person: marked for whoever asks (crate::storage::mark_favorites).
         favorite: false,
         owner: row.text("owner")?,
         metadata: ResultMeta::from_value(row.json("metadata")?),

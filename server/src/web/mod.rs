@@ -107,7 +107,7 @@ pub async fn build(
     };
     let jobs = Jobs::start(queue, load).await?;
     let streams = crate::limits::PerClient::new(crate::limits::STREAMS_PER_CLIENT);
-    let voters = Arc::new(voters::Voters::open(&opts.data_dir)?);
+    let voters = Arc::new(voters::Voters::open(store.as_ref()).await?);
     let web = WebState { jobs: jobs.clone(), store, media, registry, visual, examples_dir, streams, voters };
     if opts.seed_examples {
         seed_examples(&web).await;

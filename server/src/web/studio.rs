@@ -69,6 +69,22 @@ pub fn reading(prompt: &Prompt) -> PromptReading {
     }
 }
 
+impl ServerStudio {
+    /// Who votes with the page's request ([`super::voters::Voters::voter`]); a new voter's
+    /// cookie goes out with the response.
+    fn voter(&self) -> String {
+        let headers =
+            leptos::prelude::use_context::<axum::http::request::Parts>().map(|p| p.headers).unwrap_or_default();
+        let (voter, cookie) = self.web.voters.voter(&from_request::<Viewer>(), &headers);
+        if let Some(cookie) = cookie
+            && let Some(response) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>()
+        {
+            response.insert_header(axum::http::header::SET_COOKIE, cookie);
+        }
+        voter
+    }
+}
+
 impl Studio for ServerStudio {
     fn models(&self) -> Vec<ModelInfo> {
         self.web.registry.infos()
@@ -156,18 +172,14 @@ impl Studio for ServerStudio {
     }
 
     fn open_comparison(&self, candidates: Vec<String>, blind: bool) -> BoxFuture<'_, StudioResult<Change<Comparison>>> {
+        // The voter's cookie comes with the page, before any vote: votes sent at once (both
+        // questions, two tabs) are one voter's.
+        self.voter();
         Box::pin(async move { refusable(crate::compare::open(self.web.store.as_ref(), candidates, blind).await) })
     }
 
     fn vote(&self, request: VoteRequest) -> BoxFuture<'_, StudioResult<Change<Vote>>> {
-        let headers =
-            leptos::prelude::use_context::<axum::http::request::Parts>().map(|p| p.headers).unwrap_or_default();
-        let (voter, cookie) = self.web.voters.voter(&from_request::<Viewer>(), &headers);
-        if let Some(cookie) = cookie
-            && let Some(response) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>()
-        {
-            response.insert_header(axum::http::header::SET_COOKIE, cookie);
-        }
+        let voter = self.voter();
         Box::pin(async move { refusable(crate::compare::cast(self.web.store.as_ref(), request, &voter).await) })
     }
 

@@ -5,31 +5,22 @@
 use app::people::Viewer;
 use axum::http::{HeaderMap, HeaderValue, header};
 use hmac::{Hmac, Mac};
-use std::path::Path;
 
 /// The cookie that carries a browser's voter id: `ID.MAC`.
 pub const VOTER_COOKIE: &str = "vidplay_voter";
 
-/// Signs and checks voter cookies with a key kept in the data directory (made on first start),
-/// so cookies outlive restarts.
+/// Signs and checks voter cookies with a key kept in the store (made on first start), so
+/// cookies outlive restarts and every web node of a lab reads them alike.
 pub struct Voters {
     key: Vec<u8>,
 }
 
 impl Voters {
-    /// The key in `data_dir/voter.key`, made there when missing.
-    pub fn open(data_dir: &Path) -> anyhow::Result<Voters> {
-        let path = data_dir.join("voter.key");
-        let key = match std::fs::read(&path) {
-            Ok(key) if key.len() >= 32 => key,
-            _ => {
-                let mut key = vec![0u8; 32];
-                getrandom::fill(&mut key).map_err(|e| anyhow::anyhow!("no randomness for the voter key: {e}"))?;
-                std::fs::write(&path, &key)
-                    .map_err(|e| anyhow::anyhow!("cannot write the voter key {}: {e}", path.display()))?;
-                key
-            }
-        };
+    /// With the store's key, made when it has none.
+    pub async fn open(store: &dyn crate::storage::Store) -> anyhow::Result<Voters> {
+        let mut fresh = vec![0u8; 32];
+        getrandom::fill(&mut fresh).map_err(|e| anyhow::anyhow!("no randomness for the voter key: {e}"))?;
+        let key = store.voter_key(fresh).await?;
         Ok(Voters { key })
     }
 
@@ -70,11 +61,12 @@ impl Voters {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_browser_keeps_its_voter_id_and_cannot_forge_another() {
-        let dir = std::env::temp_dir().join(format!("vidplay-voters-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let voters = Voters::open(&dir).unwrap();
+    #[tokio::test]
+    async fn a_browser_keeps_its_voter_id_and_cannot_forge_another() {
+        let path = std::env::temp_dir().join(format!("vidplay-voters-{}.db", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let store = crate::storage::sqlite::SqliteStore::open(&path).await.unwrap();
+        let voters = Voters::open(&store).await.unwrap();
         let nobody = Viewer::everyone();
         let (first, cookie) = voters.voter(&nobody, &HeaderMap::new());
         let cookie = cookie.expect("a new voter gets a cookie");
@@ -83,7 +75,7 @@ mod tests {
         headers.insert(header::COOKIE, HeaderValue::from_str(&format!("a=b; {value}")).unwrap());
         assert_eq!(voters.voter(&nobody, &headers), (first.clone(), None), "the same voter");
         // After a restart, with the key kept.
-        assert_eq!(Voters::open(&dir).unwrap().voter(&nobody, &headers).0, first);
+        assert_eq!(Voters::open(&store).await.unwrap().voter(&nobody, &headers).0, first);
         let forged = format!("{}.{}", value.split_once('.').unwrap().0, "0".repeat(32));
         headers.insert(header::COOKIE, HeaderValue::from_str(&forged).unwrap());
         let (other, cookie) = voters.voter(&nobody, &headers);

@@ -36,13 +36,20 @@ impl From<VoteError> for Failure {
 
 async fn open_comparison(
     State(web): State<WebState>,
+    who: Option<Extension<Viewer>>,
+    headers: HeaderMap,
     body: Result<Json<ComparisonRequest>, JsonRejection>,
 ) -> Result<Response, Failure> {
-    let Json(request) = body.map_err(|e| {
-        Failure(e.status(), format!("a comparison is JSON {{\"candidates\", \"blind\"}}: {}", e.body_text()))
-    })?;
-    let comparison = compare::open(web.store.as_ref(), request.candidates, request.blind).await?;
-    Ok((StatusCode::CREATED, Json(comparison)).into_response())
+    let Json(request) =
+        body.map_err(|e| Failure(e.status(), format!("a comparison is JSON {{\"candidates\"}}: {}", e.body_text())))?;
+    let comparison = compare::open(web.store.as_ref(), request.candidates, false).await?;
+    let mut res = (StatusCode::CREATED, Json(comparison)).into_response();
+    // The voter's cookie before any vote: votes sent at once are one voter's.
+    let viewer = who.map(|Extension(v)| v).unwrap_or_default();
+    if let (_, Some(cookie)) = web.voters.voter(&viewer, &headers) {
+        res.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    Ok(res)
 }
 
 async fn cast_vote(

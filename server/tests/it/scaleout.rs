@@ -69,7 +69,7 @@ impl Services {
             "--site-root",
             site.to_str().unwrap(),
         ]);
-        // Its own data directory (the voter key), not the working directory's `data`.
+        // Its own data directory, not the working directory's `data`.
         cmd.arg("--data-dir").arg(common::data_dir(&format!("scaleout-web-{}", self.media.replace('/', "-"))));
         let mut p = Process::spawn(&mut cmd);
         let line = p.first_line.clone();

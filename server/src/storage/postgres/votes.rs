@@ -128,6 +128,14 @@ async fn pair_counts(pool: &PgPool, by: GroupBy) -> StoreResult<(Vec<PairCount>,
     Ok((pairs, votes as u32))
 }
 
+async fn voter_key(pool: &PgPool, fresh: Vec<u8>) -> StoreResult<Vec<u8>> {
+    sqlx::query("INSERT INTO secrets (name, value) VALUES ('voter', $1) ON CONFLICT (name) DO NOTHING")
+        .bind(fresh)
+        .execute(pool)
+        .await?;
+    Ok(sqlx::query_scalar("SELECT value FROM secrets WHERE name = 'voter'").fetch_one(pool).await?)
+}
+
 impl VoteStore for PostgresStore {
     fn open_comparison(&self, comparison: Comparison) -> BoxFuture<'_, StoreResult<Comparison>> {
         Box::pin(open_comparison(&self.pool, comparison))
@@ -147,5 +155,9 @@ impl VoteStore for PostgresStore {
 
     fn pair_counts(&self, by: GroupBy) -> BoxFuture<'_, StoreResult<(Vec<PairCount>, u32)>> {
         Box::pin(pair_counts(&self.pool, by))
+    }
+
+    fn voter_key(&self, fresh: Vec<u8>) -> BoxFuture<'_, StoreResult<Vec<u8>>> {
+        Box::pin(voter_key(&self.pool, fresh))
     }
 }

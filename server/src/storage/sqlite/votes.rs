@@ -93,11 +93,12 @@ fn read(row: &sqlx::sqlite::SqliteRow) -> StoreResult<Vote> {
     })
 }
 
-/// The group of video `v` by `by`, as SQL: its model, or a setting of its parameters as text.
+/// The group of video `v` by `by`, as SQL: its model, or a setting of its parameters as JSON
+/// text (exact for any seed, where a number read as SQL would round seeds past 2^63).
 fn group_of(v: &str, by: GroupBy) -> String {
     match by {
         GroupBy::Model => format!("{v}.model"),
-        setting => format!("CAST(json_extract({v}.params, '$.{}') AS TEXT)", setting.param()),
+        setting => format!("({v}.params -> '$.{}')", setting.param()),
     }
 }
 
@@ -130,6 +131,14 @@ async fn pair_counts(pool: &SqlitePool, by: GroupBy) -> StoreResult<(Vec<PairCou
     Ok((pairs, votes as u32))
 }
 
+async fn voter_key(pool: &SqlitePool, fresh: Vec<u8>) -> StoreResult<Vec<u8>> {
+    sqlx::query("INSERT INTO secrets (name, value) VALUES ('voter', ?) ON CONFLICT (name) DO NOTHING")
+        .bind(fresh)
+        .execute(pool)
+        .await?;
+    Ok(sqlx::query_scalar("SELECT value FROM secrets WHERE name = 'voter'").fetch_one(pool).await?)
+}
+
 impl VoteStore for SqliteStore {
     fn open_comparison(&self, comparison: Comparison) -> BoxFuture<'_, StoreResult<Comparison>> {
         Box::pin(open_comparison(&self.pool, comparison))
@@ -149,5 +158,9 @@ impl VoteStore for SqliteStore {
 
     fn pair_counts(&self, by: GroupBy) -> BoxFuture<'_, StoreResult<(Vec<PairCount>, u32)>> {
         Box::pin(pair_counts(&self.pool, by))
+    }
+
+    fn voter_key(&self, fresh: Vec<u8>) -> BoxFuture<'_, StoreResult<Vec<u8>>> {
+        Box::pin(voter_key(&self.pool, fresh))
     }
 }

@@ -246,8 +246,9 @@ pub async fn guard(State(access): State<Arc<Access>>, req: Request, next: Next) 
     }
     let mut req = req;
     let address = access.address_of(&req);
-    // Without a token, everyone acts as one person, who may change everything.
-    let mut viewer = Viewer::everyone();
+    // Without a token, everyone acts as one person, who may change everything; with one, a
+    // request is nobody's until its token says whose (the open paths stay nobody's).
+    let mut viewer = if access.guarded() { Viewer::default() } else { Viewer::everyone() };
     if access.guarded() && !super::rules::is_open(req.uri().path()) {
         let bearer = auth::bearer(req.headers());
         let cookies = auth::cookies(req.headers());

@@ -13,3 +13,10 @@ CREATE TABLE comparisons (
 ALTER TABLE votes ADD COLUMN comparison_id TEXT;
 ALTER TABLE votes ADD COLUMN voter TEXT NOT NULL DEFAULT '';
 CREATE UNIQUE INDEX votes_one_per_voter ON votes (comparison_id, axis, voter) WHERE comparison_id IS NOT NULL;
+
+-- What the server signs with, kept with the data so that every web node and every restart
+-- signs alike: `voter`, the key of the voter cookies.
+CREATE TABLE secrets (
+    name   TEXT PRIMARY KEY,
+    value  BLOB NOT NULL
+);
