@@ -75,11 +75,14 @@ pub async fn settings_of(file: &File) -> Result<FileSettings, String> {
 }
 
 /// Follows job updates (one job, or all with `None`) until the returned source is closed:
-/// `on_job` when a job changes state, `on_step` as it progresses.
+/// `on_job` when a job changes state, `on_step` as it progresses, `on_refused` when the
+/// browser gives the stream up (the server turned it away: too many streams, 429, or none
+/// left, 503), where a lost connection is retried by the browser itself.
 pub fn watch_jobs(
     id: Option<&str>,
     on_job: impl Fn(Job) + 'static,
     on_step: impl Fn(StepUpdate) + 'static,
+    on_refused: impl Fn() + 'static,
 ) -> Option<EventSource> {
     let url = match id {
         Some(id) => format!("/api/jobs/events?id={id}"),
@@ -88,6 +91,14 @@ pub fn watch_jobs(
     let source = EventSource::new(&url).ok()?;
     listen(&source, "job", on_job)?;
     listen(&source, "step", on_step)?;
+    let watched = source.clone();
+    let error = Closure::<dyn Fn(web_sys::Event)>::new(move |_| {
+        if watched.ready_state() == EventSource::CLOSED {
+            on_refused();
+        }
+    });
+    source.set_onerror(Some(error.as_ref().unchecked_ref()));
+    error.forget();
     Some(source)
 }
 

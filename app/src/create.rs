@@ -572,6 +572,7 @@ fn CreateForm(
                 {move || if busy.get() { "Queuing…" } else if editing() { "Edit" } else { "Generate" }}
             </button>
         </form>
+        <crate::job_card::LiveNote/>
         <section class="jobs" aria-label="Your jobs">
             <For each=move || jobs.get() key=|j| j.with_untracked(|j| j.id.clone()) let:job>
                 <JobCard job show_video=true on_reroll=reroll/>

@@ -12,12 +12,36 @@ use std::collections::HashMap;
 #[derive(Clone, Copy)]
 struct Previews(RwSignal<HashMap<String, String>>);
 
+/// Whether the server turned the page's event stream away.
+#[derive(Clone, Copy)]
+struct Refused(RwSignal<bool>);
+
+/// Says so when the server turned the page's live updates away (within [`follow_jobs`]'s
+/// page), and what to do.
+#[component]
+pub fn LiveNote() -> impl IntoView {
+    let refused = use_context::<Refused>();
+    move || {
+        refused.is_some_and(|r| r.0.get()).then(|| {
+            view! {
+                <p class="error" role="alert">
+                    "Live progress is off: the server turned this page's updates away (too many vidplay tabs open?). "
+                    "Close some, then reload this page."
+                </p>
+            }
+        })
+    }
+}
+
 /// Keeps a list of job cards up to date from the server's one event stream (browser only),
 /// so a page holds a single connection however many jobs it shows. With `add_new`, jobs
-/// created elsewhere (another tab, the API) are added at the top.
+/// created elsewhere (another tab, the API) are added at the top. Shows a note when the
+/// server turns the stream away ([`LiveNote`]).
 pub fn follow_jobs(jobs: RwSignal<Vec<RwSignal<Job>>>, add_new: bool) {
     let previews = Previews(RwSignal::new(HashMap::new()));
     provide_context(previews);
+    let refused = Refused(RwSignal::new(false));
+    provide_context(refused);
     #[cfg(feature = "hydrate")]
     {
         let card =
@@ -43,6 +67,7 @@ pub fn follow_jobs(jobs: RwSignal<Vec<RwSignal<Job>>>, add_new: bool) {
                     });
                 }
             },
+            move || refused.0.set(true),
         );
         // A job that changed between the page's rendering and the stream's opening (a short
         // job may finish in between) sends no more events: read the unfinished ones once.

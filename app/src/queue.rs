@@ -121,6 +121,7 @@ fn JobList(initial: Vec<Job>) -> impl IntoView {
     };
     view! {
         <p class="counts" aria-live="polite">{counts}</p>
+        <crate::job_card::LiveNote/>
         <section class="jobs">
             <For each=move || jobs.get() key=|j| j.with_untracked(|j| j.id.clone()) let:job>
                 <JobCard job/>

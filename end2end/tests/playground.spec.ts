@@ -1,4 +1,5 @@
 import { expect, Page, test } from "@playwright/test";
+import * as http from "http";
 import * as path from "path";
 
 const fixtures = path.join(__dirname, "..", "fixtures");
@@ -203,6 +204,43 @@ test("cancel a running job", async ({ page }) => {
   await hydrated(page);
   await expect(page.locator("article.job[data-state=cancelled]").first()).toBeVisible();
   await page.screenshot({ path: `${shots}/queue.png`, fullPage: true });
+});
+
+test("a page whose live updates the server turns away says so", async ({ page, baseURL }) => {
+  // Eight event streams from this machine (the most one client may hold), opened outside the
+  // browser (which would hold six at most to one host over HTTP/1.1).
+  const held: http.ClientRequest[] = [];
+  for (let i = 0; i < 8; i++) {
+    await new Promise<void>((resolve, reject) => {
+      const req = http.get(`${baseURL}/api/jobs/events`, (res) => {
+        expect(res.statusCode).toBe(200);
+        resolve();
+      });
+      req.on("error", reject);
+      held.push(req);
+    });
+  }
+  try {
+    await page.goto("/queue");
+    await hydrated(page);
+    await expect(page.getByRole("alert")).toContainText("Live progress is off");
+  } finally {
+    held.forEach((req) => req.destroy());
+  }
+  // The server frees the streams (the next tests follow jobs live): wait until one opens.
+  await expect
+    .poll(
+      () =>
+        new Promise<number>((resolve) => {
+          const req = http.get(`${baseURL}/api/jobs/events`, (res) => {
+            resolve(res.statusCode ?? 0);
+            req.destroy();
+          });
+          req.on("error", () => resolve(0));
+        }),
+      { timeout: 60_000 },
+    )
+    .toBe(200);
 });
 
 test("remix opens Create with everything filled in", async ({ page }) => {

@@ -75,7 +75,8 @@ impl ServerStudio {
     fn voter(&self) -> String {
         let headers =
             leptos::prelude::use_context::<axum::http::request::Parts>().map(|p| p.headers).unwrap_or_default();
-        let (voter, cookie) = self.web.voters.voter(&from_request::<Viewer>(), &headers);
+        let https = from_request::<crate::web::security::OverHttps>();
+        let (voter, cookie) = self.web.voters.voter(&from_request::<Viewer>(), &headers, https);
         if let Some(cookie) = cookie
             && let Some(response) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>()
         {

@@ -2,6 +2,7 @@
 //! everyone on a server without named tokens) by a random id the server gives their browser in
 //! a signed cookie, so one browser has one vote per comparison and axis.
 
+use super::security::OverHttps;
 use app::people::Viewer;
 use axum::http::{HeaderMap, HeaderValue, header};
 use hmac::{Hmac, Mac};
@@ -32,8 +33,9 @@ impl Voters {
     }
 
     /// Who votes with this request: `token NAME` for a named token, else `cookie ID` from the
-    /// request's voter cookie, or from a new one to set (the second value).
-    pub fn voter(&self, viewer: &Viewer, headers: &HeaderMap) -> (String, Option<HeaderValue>) {
+    /// request's voter cookie, or from a new one to set (the second value; `Secure` when the
+    /// browser came over https).
+    pub fn voter(&self, viewer: &Viewer, headers: &HeaderMap, https: OverHttps) -> (String, Option<HeaderValue>) {
         if !viewer.name.is_empty() {
             return (format!("token {}", viewer.name), None);
         }
@@ -51,8 +53,11 @@ impl Voters {
             return (format!("cookie {id}"), None);
         }
         let id = crate::ids::new_id();
-        let cookie =
-            format!("{VOTER_COOKIE}={id}.{}; Path=/; HttpOnly; SameSite=Strict; Max-Age=31536000", self.mac(&id));
+        let secure = if https.0 { "; Secure" } else { "" };
+        let cookie = format!(
+            "{VOTER_COOKIE}={id}.{}; Path=/; HttpOnly; SameSite=Strict; Max-Age=31536000{secure}",
+            self.mac(&id)
+        );
         (format!("cookie {id}"), HeaderValue::from_str(&cookie).ok())
     }
 }
@@ -68,19 +73,22 @@ mod tests {
         let store = crate::storage::sqlite::SqliteStore::open(&path).await.unwrap();
         let voters = Voters::open(&store).await.unwrap();
         let nobody = Viewer::everyone();
-        let (first, cookie) = voters.voter(&nobody, &HeaderMap::new());
+        let (first, cookie) = voters.voter(&nobody, &HeaderMap::new(), OverHttps(false));
         let cookie = cookie.expect("a new voter gets a cookie");
+        assert!(!cookie.to_str().unwrap().contains("Secure"));
+        let secure = voters.voter(&nobody, &HeaderMap::new(), OverHttps(true)).1.unwrap();
+        assert!(secure.to_str().unwrap().ends_with("; Secure"), "over https: {secure:?}");
         let value = cookie.to_str().unwrap().split(';').next().unwrap().to_string();
         let mut headers = HeaderMap::new();
         headers.insert(header::COOKIE, HeaderValue::from_str(&format!("a=b; {value}")).unwrap());
-        assert_eq!(voters.voter(&nobody, &headers), (first.clone(), None), "the same voter");
+        assert_eq!(voters.voter(&nobody, &headers, OverHttps(false)), (first.clone(), None), "the same voter");
         // After a restart, with the key kept.
-        assert_eq!(Voters::open(&store).await.unwrap().voter(&nobody, &headers).0, first);
+        assert_eq!(Voters::open(&store).await.unwrap().voter(&nobody, &headers, OverHttps(false)).0, first);
         let forged = format!("{}.{}", value.split_once('.').unwrap().0, "0".repeat(32));
         headers.insert(header::COOKIE, HeaderValue::from_str(&forged).unwrap());
-        let (other, cookie) = voters.voter(&nobody, &headers);
+        let (other, cookie) = voters.voter(&nobody, &headers, OverHttps(false));
         assert!(other != first && cookie.is_some(), "a forged cookie is a new voter");
         let ann = Viewer { name: "ann".into(), admin: false };
-        assert_eq!(voters.voter(&ann, &HeaderMap::new()), ("token ann".to_string(), None));
+        assert_eq!(voters.voter(&ann, &HeaderMap::new(), OverHttps(false)), ("token ann".to_string(), None));
     }
 }

@@ -4,6 +4,7 @@
 use super::api::Failure;
 use super::state::WebState;
 use crate::compare::{self, VoteError};
+use crate::web::security::OverHttps;
 use app::people::Viewer;
 use app::votes::{ComparisonRequest, GroupBy, VoteRequest};
 use axum::extract::rejection::JsonRejection;
@@ -37,6 +38,7 @@ impl From<VoteError> for Failure {
 async fn open_comparison(
     State(web): State<WebState>,
     who: Option<Extension<Viewer>>,
+    https: Option<Extension<OverHttps>>,
     headers: HeaderMap,
     body: Result<Json<ComparisonRequest>, JsonRejection>,
 ) -> Result<Response, Failure> {
@@ -46,7 +48,7 @@ async fn open_comparison(
     let mut res = (StatusCode::CREATED, Json(comparison)).into_response();
     // The voter's cookie before any vote: votes sent at once are one voter's.
     let viewer = who.map(|Extension(v)| v).unwrap_or_default();
-    if let (_, Some(cookie)) = web.voters.voter(&viewer, &headers) {
+    if let (_, Some(cookie)) = web.voters.voter(&viewer, &headers, https.map(|Extension(h)| h).unwrap_or_default()) {
         res.headers_mut().insert(header::SET_COOKIE, cookie);
     }
     Ok(res)
@@ -55,6 +57,7 @@ async fn open_comparison(
 async fn cast_vote(
     State(web): State<WebState>,
     who: Option<Extension<Viewer>>,
+    https: Option<Extension<OverHttps>>,
     headers: HeaderMap,
     body: Result<Json<VoteRequest>, JsonRejection>,
 ) -> Result<Response, Failure> {
@@ -65,7 +68,7 @@ async fn cast_vote(
         )
     })?;
     let viewer = who.map(|Extension(v)| v).unwrap_or_default();
-    let (voter, cookie) = web.voters.voter(&viewer, &headers);
+    let (voter, cookie) = web.voters.voter(&viewer, &headers, https.map(|Extension(h)| h).unwrap_or_default());
     let vote = compare::cast(web.store.as_ref(), request, &voter).await?;
     let mut res = (StatusCode::CREATED, Json(vote)).into_response();
     if let Some(cookie) = cookie {

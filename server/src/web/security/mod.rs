@@ -49,6 +49,12 @@ pub const MIN_SECRET_CHARS: usize = 12;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Client(pub String);
 
+/// Whether the browser reached this server over https (through a trusted proxy, see
+/// [`Access::over_https`]): cookies set for it are then `Secure`. The guard puts it in every
+/// request's extensions.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct OverHttps(pub bool);
+
 impl Default for Client {
     /// A request the guard has not seen.
     fn default() -> Self {
@@ -274,6 +280,8 @@ pub async fn guard(State(access): State<Arc<Access>>, req: Request, next: Next) 
     let client = if viewer.name.is_empty() { address } else { Client(format!("token {}", viewer.name)) };
     req.extensions_mut().insert(client);
     req.extensions_mut().insert(viewer);
+    let https = OverHttps(access.over_https(req.headers()));
+    req.extensions_mut().insert(https);
     let legacy = auth::has_legacy_cookie(req.headers());
     let mut res = next.run(req).await;
     if legacy {
