@@ -111,7 +111,10 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
         site_root: a.site_root,
         seed_examples: !a.no_examples,
         models_dir: Some(a.models_dir),
-        access: security::Access::new(addr, &a.public_hosts, a.token).with_named(named).with_trust_proxy(a.trust_proxy),
+        access: security::Access::new(addr, &a.public_hosts, a.token)
+            .with_named(named)
+            .with_trust_proxy(a.trust_proxy)
+            .with_guard_in_front(a.no_auth),
         model_memory_mib: a.model_memory_mib.unwrap_or_else(ServeOptions::default_model_memory_mib),
         faults: crate::faults::Faults::from_env()?,
         visual_min_similarity: a.visual_min_similarity,

@@ -172,8 +172,8 @@ pub fn router(web: WebState, studio: SharedStudio, options: LeptosOptions, acces
     let routes = generate_route_list(app::App);
     let assets = assets::routes(Path::new(&*options.site_root));
     let stylesheet = format!("/{}/{}.css", options.site_pkg_dir, options.output_name);
-    // Media behind a token are not for shared caches.
-    let media = media::routes(access.guarded()).with_state(web.clone());
+    // Media behind a token, or a login in front, are not for shared caches.
+    let media = media::routes(access.private()).with_state(web.clone());
     let api = api::routes()
         .merge(votes::routes())
         .layer(DefaultBodyLimit::max(crate::media::input::MAX_BYTES as usize + 256 * 1024))

@@ -204,11 +204,13 @@ async fn people_change_only_their_own_work_and_every_route_has_its_rule() {
     assert_eq!(status, StatusCode::NOT_FOUND, "the administrator deleted it");
 }
 
-/// Without named tokens, everyone may change everything, as before.
+/// Without named tokens, everyone may change everything, as before; behind a login in front
+/// (`--no-auth`) the media are private all the same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_named_tokens_everyone_may_change_everything() {
     let data = data_dir("ownership-shared");
-    let (app, _jobs) = start_custom(&data, no_models(), Access::local(), Faults::default()).await;
+    let access = Access::local().with_guard_in_front(true);
+    let (app, _jobs) = start_custom(&data, no_models(), access, Faults::default()).await;
     let (status, job) = send_json(&app, post_json(json!({"prompt": "a red ball", "steps": 1, "frames": 8}))).await;
     assert_eq!(status, StatusCode::CREATED, "{job}");
     let id = job["id"].as_str().unwrap();
@@ -217,6 +219,8 @@ async fn without_named_tokens_everyone_may_change_everything() {
     let (status, html) = send(&app, get(&format!("/v/{id}"))).await;
     assert_eq!(status, StatusCode::OK);
     assert!(String::from_utf8_lossy(&html).contains("Delete for good"));
+    let resp = tower::ServiceExt::oneshot(app.clone(), get(&format!("/media/{id}/poster.png"))).await.unwrap();
+    assert_eq!(resp.headers()[header::CACHE_CONTROL], "private, max-age=31536000, immutable");
     let (status, _) = send(&app, request("DELETE", &format!("/api/videos/{id}"))).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
 }

@@ -37,6 +37,9 @@ pub struct Access {
     /// Wrong tokens per client (sign-ins, bearer tokens, cookies): [`SIGN_IN_FAILURES`] within
     /// [`SIGN_IN_WINDOW`], then the client waits out the window.
     pub guesses: Arc<crate::limits::Quota>,
+    /// Something in front authenticates (`--no-auth`): what is served is as private as with a
+    /// token of our own.
+    pub guarded_in_front: bool,
 }
 
 /// The shortest secret a token may have (`--token`, and each of a tokens file).
@@ -120,7 +123,20 @@ impl Access {
             named: Vec::new(),
             trust_proxy: false,
             guesses: Arc::new(crate::limits::Quota::new(SIGN_IN_FAILURES, SIGN_IN_WINDOW)),
+            guarded_in_front: false,
         }
+    }
+
+    /// Served behind something that authenticates (`--no-auth`), or not.
+    pub fn with_guard_in_front(mut self, guarded: bool) -> Access {
+        self.guarded_in_front = guarded;
+        self
+    }
+
+    /// Whether what is served is for its viewers only (a token here, or a login in front):
+    /// media are then never for shared caches.
+    pub fn private(&self) -> bool {
+        self.guarded() || self.guarded_in_front
     }
 
     /// Trusting a reverse proxy's forwarded headers, or not.
@@ -307,6 +323,14 @@ mod tests {
         assert!(bound.host_allowed("192.168.1.5:3000"));
         let v6 = Access::new("[fd00::5]:3000".parse().unwrap(), &[], None);
         assert!(v6.host_allowed("[fd00::5]:3000"));
+    }
+
+    #[test]
+    fn media_are_private_behind_any_login() {
+        let open = Access::local();
+        assert!(!open.private());
+        assert!(open.clone().with_guard_in_front(true).private(), "--no-auth: a login in front");
+        assert!(Access::new("127.0.0.1:0".parse().unwrap(), &[], Some("s3cret-token".into())).private());
     }
 
     #[test]
