@@ -197,6 +197,8 @@ impl GroupBy {
         GroupBy::Seed,
     ];
 
+    /// Its name, which is also the name of the setting in the job parameters
+    /// (`app::params::JobParams`) it groups by: what the stores read from a result.
     pub fn as_str(self) -> &'static str {
         match self {
             GroupBy::Model => "model",
@@ -211,20 +213,6 @@ impl GroupBy {
 
     pub fn parse(s: &str) -> Option<GroupBy> {
         GroupBy::ALL.into_iter().find(|g| g.as_str() == s)
-    }
-
-    /// The setting of the job parameters (`app::params::JobParams`) it groups by, as the
-    /// stores read it from a result's parameters.
-    pub fn param(self) -> &'static str {
-        match self {
-            GroupBy::Model => "model",
-            GroupBy::Steps => "steps",
-            GroupBy::Guidance => "guidance",
-            GroupBy::Motion => "motion",
-            GroupBy::Fps => "fps",
-            GroupBy::Frames => "frames",
-            GroupBy::Seed => "seed",
-        }
     }
 
     /// The group's name for a result whose setting is `value` (as the stores read it: a model's

@@ -1,4 +1,4 @@
-//! Job and video records as both databases return them: the columns are the same and mean the
+//! Job, video, comparison and vote records as both databases return them: the columns are the same and mean the
 //! same, only their types differ (JSON is TEXT in SQLite and JSONB in PostgreSQL, a flag an
 //! integer or a BOOLEAN). Each store says how it reads a column ([`RowRead`]); what a record is
 //! made of is decoded here, once.
@@ -6,6 +6,10 @@
 use super::{StoreError, StoreResult, corrupt, unreadable_job};
 use app::results::ResultMeta;
 use app::types::{Job, JobParams, JobState, Mode, Video};
+use app::votes::{Comparison, GroupBy, PairCount, Vote, VoteAxis};
+
+/// The columns a vote record is read from, in both databases.
+pub const VOTE_COLUMNS: &str = "id, created_ms, comparison_id, voter, axis, winner, candidates, reasons, blind";
 
 /// The columns a job record is read from, in both databases.
 pub const JOB_COLUMNS: &str =
@@ -138,4 +142,62 @@ pub fn video(row: &impl RowRead) -> StoreResult<Video> {
         // Scores that cannot be read are measured again, never an error for the video.
         scores: row.optional_json("scores").ok().flatten().and_then(|s| serde_json::from_value(s).ok()),
     })
+}
+
+pub fn comparison(row: &impl RowRead) -> StoreResult<Comparison> {
+    Ok(Comparison {
+        id: row.text("id")?,
+        created_ms: row.integer("created_ms")?,
+        candidates: serde_json::from_value(row.json("candidates")?).map_err(corrupt)?,
+        blind: row.flag("blind")?,
+    })
+}
+
+fn vote(row: &impl RowRead) -> StoreResult<Vote> {
+    let axis = row.text("axis")?;
+    Ok(Vote {
+        id: row.text("id")?,
+        created_ms: row.integer("created_ms")?,
+        comparison: row.optional_text("comparison_id")?,
+        voter: row.text("voter")?,
+        axis: VoteAxis::parse(&axis).ok_or_else(|| corrupt(format!("vote axis {axis:?}")))?,
+        winner: row.text("winner")?,
+        candidates: serde_json::from_value(row.json("candidates")?).map_err(corrupt)?,
+        reasons: serde_json::from_value(row.json("reasons")?).map_err(corrupt)?,
+        blind: row.flag("blind")?,
+    })
+}
+
+/// The votes of `rows` ([`VOTE_COLUMNS`]); a row that cannot be read is left out (and logged).
+pub fn votes(rows: &[impl RowRead]) -> StoreResult<Vec<Vote>> {
+    let mut votes = Vec::with_capacity(rows.len());
+    for row in rows {
+        match vote(row) {
+            Ok(v) => votes.push(v),
+            Err(StoreError::Corrupt(why)) => tracing::warn!("unreadable vote left out: {why}"),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(votes)
+}
+
+/// The pair counts of `rows` (`axis`, `winner` and `loser` groups as the database reads them,
+/// and their count `n`), the groups named by `by`; votes of an axis this version does not know
+/// are left out (and logged).
+pub fn pair_counts(rows: &[impl RowRead], by: GroupBy) -> StoreResult<Vec<PairCount>> {
+    let mut pairs = Vec::with_capacity(rows.len());
+    for row in rows {
+        let axis = row.text("axis")?;
+        let Some(axis) = VoteAxis::parse(&axis) else {
+            tracing::warn!("votes of an unknown axis {axis:?} left out");
+            continue;
+        };
+        pairs.push(PairCount {
+            axis,
+            winner: by.label(row.optional_text("winner")?.as_deref()),
+            loser: by.label(row.optional_text("loser")?.as_deref()),
+            count: row.integer("n")? as u32,
+        });
+    }
+    Ok(pairs)
 }

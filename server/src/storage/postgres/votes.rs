@@ -1,12 +1,11 @@
 //! Comparisons and their votes in PostgreSQL, and the leaderboard's sums.
 
 use super::{PostgresStore, json};
-use crate::storage::{StoreError, StoreResult, VoteStore, corrupt};
-use app::votes::{Comparison, GroupBy, PairCount, Vote, VoteAxis};
+use crate::storage::rows::{self, VOTE_COLUMNS};
+use crate::storage::{StoreResult, VoteStore, corrupt};
+use app::votes::{Comparison, GroupBy, PairCount, Vote};
 use futures_util::future::BoxFuture;
-use sqlx::{PgPool, Row};
-
-const VOTE_COLUMNS: &str = "id, created_ms, comparison_id, voter, axis, winner, candidates, reasons, blind";
+use sqlx::PgPool;
 
 async fn open_comparison(pool: &PgPool, c: Comparison) -> StoreResult<Comparison> {
     sqlx::query(
@@ -26,15 +25,7 @@ async fn comparison(pool: &PgPool, id: String) -> StoreResult<Option<Comparison>
         .bind(id)
         .fetch_optional(pool)
         .await?;
-    row.map(|row| {
-        Ok(Comparison {
-            id: row.try_get("id")?,
-            created_ms: row.try_get("created_ms")?,
-            candidates: serde_json::from_value(row.try_get("candidates")?).map_err(corrupt)?,
-            blind: row.try_get("blind")?,
-        })
-    })
-    .transpose()
+    row.as_ref().map(rows::comparison).transpose()
 }
 
 async fn cast(pool: &PgPool, mut vote: Vote) -> StoreResult<Vote> {
@@ -63,38 +54,14 @@ async fn cast(pool: &PgPool, mut vote: Vote) -> StoreResult<Vote> {
 async fn votes(pool: &PgPool, limit: u32) -> StoreResult<Vec<Vote>> {
     let sql =
         sqlx::AssertSqlSafe(format!("SELECT {VOTE_COLUMNS} FROM votes ORDER BY created_ms DESC, id DESC LIMIT $1"));
-    let rows = sqlx::query(sql).bind(limit as i64).fetch_all(pool).await?;
-    let mut votes = Vec::with_capacity(rows.len());
-    for row in &rows {
-        match read_vote(row) {
-            Ok(v) => votes.push(v),
-            Err(StoreError::Corrupt(why)) => tracing::warn!("unreadable vote left out: {why}"),
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(votes)
-}
-
-fn read_vote(row: &sqlx::postgres::PgRow) -> StoreResult<Vote> {
-    let axis: String = row.try_get("axis")?;
-    Ok(Vote {
-        id: row.try_get("id")?,
-        created_ms: row.try_get("created_ms")?,
-        comparison: row.try_get("comparison_id")?,
-        voter: row.try_get("voter")?,
-        axis: VoteAxis::parse(&axis).ok_or_else(|| corrupt(format!("vote axis {axis:?}")))?,
-        winner: row.try_get("winner")?,
-        candidates: serde_json::from_value(row.try_get("candidates")?).map_err(corrupt)?,
-        reasons: serde_json::from_value(row.try_get("reasons")?).map_err(corrupt)?,
-        blind: row.try_get("blind")?,
-    })
+    rows::votes(&sqlx::query(sql).bind(limit as i64).fetch_all(pool).await?)
 }
 
 /// The group of video `v` by `by`, as SQL: its model, or a setting of its parameters as text.
 fn group_of(v: &str, by: GroupBy) -> String {
     match by {
         GroupBy::Model => format!("{v}.model"),
-        setting => format!("({v}.params ->> '{}')", setting.param()),
+        setting => format!("({v}.params ->> '{}')", setting.as_str()),
     }
 }
 
@@ -108,21 +75,7 @@ const PAIRS: &str = "FROM votes v \
 async fn pair_counts(pool: &PgPool, by: GroupBy) -> StoreResult<(Vec<PairCount>, u32)> {
     let (w, l) = (group_of("w", by), group_of("l", by));
     let sql = format!("SELECT v.axis AS axis, {w} AS winner, {l} AS loser, COUNT(*) AS n {PAIRS} GROUP BY 1, 2, 3");
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await?;
-    let mut pairs = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let axis: String = row.try_get("axis")?;
-        let Some(axis) = VoteAxis::parse(&axis) else {
-            tracing::warn!("votes of an unknown axis {axis:?} left out");
-            continue;
-        };
-        pairs.push(PairCount {
-            axis,
-            winner: by.label(row.try_get::<Option<String>, _>("winner")?.as_deref()),
-            loser: by.label(row.try_get::<Option<String>, _>("loser")?.as_deref()),
-            count: row.try_get::<i64, _>("n")? as u32,
-        });
-    }
+    let pairs = rows::pair_counts(&sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await?, by)?;
     let sql = format!("SELECT COUNT(DISTINCT v.id) {PAIRS} AND {w} IS DISTINCT FROM {l}");
     let votes: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(pool).await?;
     Ok((pairs, votes as u32))

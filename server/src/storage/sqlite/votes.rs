@@ -3,13 +3,11 @@
 
 use super::SqliteStore;
 use super::corrupt;
-use crate::storage::VoteStore;
-use crate::storage::{StoreError, StoreResult};
-use app::votes::{Comparison, GroupBy, PairCount, Vote, VoteAxis};
+use crate::storage::rows::{self, VOTE_COLUMNS};
+use crate::storage::{StoreResult, VoteStore};
+use app::votes::{Comparison, GroupBy, PairCount, Vote};
 use futures_util::future::BoxFuture;
-use sqlx::{Row, SqlitePool};
-
-const VOTE_COLUMNS: &str = "id, created_ms, comparison_id, voter, axis, winner, candidates, reasons, blind";
+use sqlx::SqlitePool;
 
 async fn open_comparison(pool: &SqlitePool, c: Comparison) -> StoreResult<Comparison> {
     sqlx::query(
@@ -29,15 +27,7 @@ async fn comparison(pool: &SqlitePool, id: String) -> StoreResult<Option<Compari
         .bind(id)
         .fetch_optional(pool)
         .await?;
-    row.map(|row| {
-        Ok(Comparison {
-            id: row.try_get("id")?,
-            created_ms: row.try_get("created_ms")?,
-            candidates: serde_json::from_str(&row.try_get::<String, _>("candidates")?).map_err(corrupt)?,
-            blind: row.try_get::<i64, _>("blind")? != 0,
-        })
-    })
-    .transpose()
+    row.as_ref().map(rows::comparison).transpose()
 }
 
 async fn cast(pool: &SqlitePool, mut vote: Vote) -> StoreResult<Vote> {
@@ -66,31 +56,7 @@ async fn cast(pool: &SqlitePool, mut vote: Vote) -> StoreResult<Vote> {
 async fn recent(pool: &SqlitePool, limit: u32) -> StoreResult<Vec<Vote>> {
     let sql =
         sqlx::AssertSqlSafe(format!("SELECT {VOTE_COLUMNS} FROM votes ORDER BY created_ms DESC, id DESC LIMIT ?"));
-    let rows = sqlx::query(sql).bind(limit as i64).fetch_all(pool).await?;
-    let mut votes = Vec::with_capacity(rows.len());
-    for row in &rows {
-        match read(row) {
-            Ok(v) => votes.push(v),
-            Err(StoreError::Corrupt(why)) => tracing::warn!("unreadable vote left out: {why}"),
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(votes)
-}
-
-fn read(row: &sqlx::sqlite::SqliteRow) -> StoreResult<Vote> {
-    let axis: String = row.try_get("axis")?;
-    Ok(Vote {
-        id: row.try_get("id")?,
-        created_ms: row.try_get("created_ms")?,
-        comparison: row.try_get("comparison_id")?,
-        voter: row.try_get("voter")?,
-        axis: VoteAxis::parse(&axis).ok_or_else(|| corrupt(format!("vote axis {axis:?}")))?,
-        winner: row.try_get("winner")?,
-        candidates: serde_json::from_str(&row.try_get::<String, _>("candidates")?).map_err(corrupt)?,
-        reasons: serde_json::from_str(&row.try_get::<String, _>("reasons")?).map_err(corrupt)?,
-        blind: row.try_get::<i64, _>("blind")? != 0,
-    })
+    rows::votes(&sqlx::query(sql).bind(limit as i64).fetch_all(pool).await?)
 }
 
 /// The group of video `v` by `by`, as SQL: its model, or a setting of its parameters as JSON
@@ -98,7 +64,7 @@ fn read(row: &sqlx::sqlite::SqliteRow) -> StoreResult<Vote> {
 fn group_of(v: &str, by: GroupBy) -> String {
     match by {
         GroupBy::Model => format!("{v}.model"),
-        setting => format!("({v}.params -> '$.{}')", setting.param()),
+        setting => format!("({v}.params -> '$.{}')", setting.as_str()),
     }
 }
 
@@ -111,21 +77,7 @@ const PAIRS: &str = "FROM votes v \
 async fn pair_counts(pool: &SqlitePool, by: GroupBy) -> StoreResult<(Vec<PairCount>, u32)> {
     let (w, l) = (group_of("w", by), group_of("l", by));
     let sql = format!("SELECT v.axis AS axis, {w} AS winner, {l} AS loser, COUNT(*) AS n {PAIRS} GROUP BY 1, 2, 3");
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await?;
-    let mut pairs = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let axis: String = row.try_get("axis")?;
-        let Some(axis) = VoteAxis::parse(&axis) else {
-            tracing::warn!("votes of an unknown axis {axis:?} left out");
-            continue;
-        };
-        pairs.push(PairCount {
-            axis,
-            winner: by.label(row.try_get::<Option<String>, _>("winner")?.as_deref()),
-            loser: by.label(row.try_get::<Option<String>, _>("loser")?.as_deref()),
-            count: row.try_get::<i64, _>("n")? as u32,
-        });
-    }
+    let pairs = rows::pair_counts(&sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await?, by)?;
     let sql = format!("SELECT COUNT(DISTINCT v.id) {PAIRS} WHERE {w} IS NOT {l}");
     let votes: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(pool).await?;
     Ok((pairs, votes as u32))
