@@ -42,8 +42,12 @@ impl Publisher {
         holds: &dyn Fn() -> bool,
     ) -> Result<(), GenerateError> {
         let media = self.media.as_ref();
+        // What this worker wrote, taken back; only while the job is still its own (the same
+        // keys may be another worker's by now).
         let remove = || {
-            let _ = rt.block_on(crate::media::store::delete_prefix(media, &media_files::result_prefix(&job.id)));
+            if holds() {
+                let _ = rt.block_on(crate::media::store::delete_prefix(media, &media_files::result_prefix(&job.id)));
+            }
         };
         let lost = || {
             GenerateError::Backend("this worker no longer holds the job (its lease ended while the database or the worker was unreachable); another worker runs it".into())

@@ -132,10 +132,13 @@ impl Worker {
                     std::panic::catch_unwind(run).unwrap_or_else(|panic| {
                         let why = panic_message(&*panic);
                         tracing::error!(id = %claimed.id, "generation panicked: {why}");
-                        let _ = rt.block_on(crate::media::store::delete_prefix(
-                            self.media.as_ref(),
-                            &media_files::result_prefix(&claimed.id),
-                        ));
+                        // Only while the job is still this worker's: the files may be another's.
+                        if self.still_holds(&rt, &claimed.id) {
+                            let _ = rt.block_on(crate::media::store::delete_prefix(
+                                self.media.as_ref(),
+                                &media_files::result_prefix(&claimed.id),
+                            ));
+                        }
                         Job {
                             state: JobState::Failed,
                             message: Some(format!("the model crashed while generating: {why}")),
@@ -225,17 +228,34 @@ impl Worker {
         }
     }
 
-    /// Whether this worker may still write job `id`'s result: always for the embedded worker;
-    /// in a shared queue, while it holds the job's lease (renewed now).
+    /// Whether this worker may still write or delete job `id`'s result: always for the
+    /// embedded worker; in a shared queue, only while the database confirms its lease (renewed
+    /// now). A database that cannot be reached is asked again for up to half a lease (the rest
+    /// is still this worker's); one that cannot confirm it by then means no: the job may be
+    /// another worker's by the time it answers.
     fn still_holds(&self, rt: &Handle, id: &str) -> bool {
         if !self.shared() {
             return true;
         }
-        if self.control.lost(id) {
-            return false;
+        let deadline = Instant::now() + self.setup.lease / 2;
+        loop {
+            if self.control.lost(id) {
+                return false;
+            }
+            let until = now_ms() + self.setup.lease.as_millis() as i64;
+            match rt.block_on(self.store.renew_lease(id.to_string(), self.worker_id(), until)) {
+                Ok(Lease::Held { .. }) => return true,
+                Ok(Lease::Lost) => return false,
+                Err(e) if Instant::now() < deadline => {
+                    tracing::warn!(%id, "confirming the job's lease: {e}; asking again");
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+                Err(e) => {
+                    tracing::error!(%id, "the job's lease cannot be confirmed ({e}): its result is neither written nor removed");
+                    return false;
+                }
+            }
         }
-        let until = now_ms() + self.setup.lease.as_millis() as i64;
-        !matches!(rt.block_on(self.store.renew_lease(id.to_string(), self.worker_id(), until)), Ok(Lease::Lost))
     }
 
     /// Runs one claimed job; returns it finished (done, failed or cancelled).
