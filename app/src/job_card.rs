@@ -210,6 +210,8 @@ pub fn JobCard(
                 <span class="prompt">{move || job.with(|j| if j.params.prompt.is_empty() { "(no prompt)".to_string() } else { j.params.prompt.clone() })}</span>
             </header>
             <p class="meta">
+                // Whose it is, on a server with named tokens.
+                {move || job.with(|j| (!j.owner.is_empty()).then(|| format!("{}'s · ", j.owner)))}
                 {move || job.with(|j| if j.mode == crate::types::Mode::Edit {
                     format!("{} · {} · seed {} · {} steps", j.mode.label(), j.params.model, j.params.seed.unwrap_or_default(), j.params.steps)
                 } else if j.mode == crate::types::Mode::TextToImage {

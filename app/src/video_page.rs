@@ -130,7 +130,7 @@ fn VideoDetails(video: Video) -> impl IntoView {
                 <crate::edit_chain::EditForm video=video.clone()/>
             </details>
             <crate::score_view::ScoresPanel scores=video.scores.clone()/>
-            <ParamsTable rows/>
+            <ParamsTable rows owner=video.owner.clone()/>
             <DeleteForm id owner=video.owner.clone()/>
         </article>
     }
@@ -257,7 +257,15 @@ fn ExtendForm(video: Video) -> impl IntoView {
 }
 
 #[component]
-fn ParamsTable(rows: Vec<(&'static str, String)>) -> impl IntoView {
+fn ParamsTable(
+    rows: Vec<(&'static str, String)>,
+    /// Who made it (a named token's name), on a server with named tokens.
+    owner: String,
+) -> impl IntoView {
+    let mut rows = rows;
+    if !owner.is_empty() {
+        rows.insert(0, ("Made by", owner));
+    }
     view! {
         <table class="params">
             <caption>"Parameters"</caption>
@@ -337,7 +345,7 @@ fn ImageDetails(video: Video) -> impl IntoView {
             </div>
             {edited.then(|| view! { <crate::edit_chain::EditChain video=video.clone()/> })}
             <crate::edit_chain::EditForm video=video.clone()/>
-            <ParamsTable rows/>
+            <ParamsTable rows owner=video.owner.clone()/>
             <DeleteForm id owner=video.owner.clone()/>
         </article>
     }

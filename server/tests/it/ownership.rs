@@ -187,7 +187,12 @@ async fn people_change_only_their_own_work_and_every_route_has_its_rule() {
         assert_eq!(status, StatusCode::OK);
         String::from_utf8(html).unwrap()
     };
-    assert!(!page(BOB).await.contains("Delete for good"));
+    let seen_by_bob = page(BOB).await;
+    assert!(!seen_by_bob.contains("Delete for good"));
+    assert!(seen_by_bob.contains("Made by") && seen_by_bob.contains(">ann<"), "whose it is shows");
+    let (_, queue) = send(app, as_(get("/queue"), Some(BOB))).await;
+    let queue = String::from_utf8(queue).unwrap();
+    assert!(queue.contains("ann's · ") && !queue.contains(">Cancel<"), "the queue says whose each job is");
     assert!(page(ANN).await.contains("Delete for good"));
     assert!(page(ADMIN).await.contains("Delete for good"));
     assert!(page(BOB).await.contains(r#"name="vidplay-viewer""#), "the browser learns who it is");
