@@ -182,12 +182,19 @@ pub async fn search(
     crate::storage::mark_favorites(store, person, &mut page.videos).await?;
     let Some(visual) = visual.filter(|_| wants_visual) else { return Ok(page) };
     let Some(embedding) = visual.search_text(&query.q, client).await else { return Ok(page) };
+    let (mut hits, mut videos) = (Vec::new(), Vec::new());
     for hit in visual.nearest(&embedding, limit) {
         if page.videos.iter().any(|v| v.id == hit.id) {
             continue;
         }
-        let Some(mut video) = store.video(hit.id.clone()).await? else { continue };
-        crate::storage::mark_favorites(store, person, std::slice::from_mut(&mut video)).await?;
+        if let Some(video) = store.video(hit.id.clone()).await? {
+            hits.push(hit);
+            videos.push(video);
+        }
+    }
+    // The matches' favourites in one query, before the favourites filter reads them.
+    crate::storage::mark_favorites(store, person, &mut videos).await?;
+    for (hit, video) in hits.into_iter().zip(videos) {
         // The page's filters hold for visual matches too.
         let fits = query.mode.is_none_or(|m| m == video.mode)
             && query.model.as_ref().is_none_or(|m| *m == video.params.model)

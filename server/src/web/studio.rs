@@ -73,10 +73,9 @@ impl ServerStudio {
     /// Who votes with the page's request ([`super::voters::Voters::voter`]); a new voter's
     /// cookie goes out with the response.
     fn voter(&self) -> String {
-        let headers =
-            leptos::prelude::use_context::<axum::http::request::Parts>().map(|p| p.headers).unwrap_or_default();
-        let https = from_request::<crate::web::security::OverHttps>();
-        let (voter, cookie) = self.web.voters.voter(&from_request::<Viewer>(), &headers, https);
+        let parts = leptos::prelude::use_context::<axum::http::request::Parts>()
+            .unwrap_or_else(|| axum::http::Request::new(()).into_parts().0);
+        let (voter, cookie) = self.web.voters.voter_of(&parts);
         if let Some(cookie) = cookie
             && let Some(response) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>()
         {

@@ -32,6 +32,14 @@ impl Voters {
         mac.finalize().into_bytes()[..16].iter().map(|b| format!("{b:02x}")).collect()
     }
 
+    /// Who votes with the request `parts` (as the security guard marked it: its viewer, and
+    /// whether it came over https); see [`Voters::voter`].
+    pub fn voter_of(&self, parts: &axum::http::request::Parts) -> (String, Option<HeaderValue>) {
+        let viewer = parts.extensions.get::<Viewer>().cloned().unwrap_or_default();
+        let https = parts.extensions.get::<OverHttps>().copied().unwrap_or_default();
+        self.voter(&viewer, &parts.headers, https)
+    }
+
     /// Who votes with this request: `token NAME` for a named token, else `cookie ID` from the
     /// request's voter cookie, or from a new one to set (the second value; `Secure` when the
     /// browser came over https).

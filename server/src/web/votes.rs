@@ -4,15 +4,14 @@
 use super::api::Failure;
 use super::state::WebState;
 use crate::compare::{self, VoteError};
-use crate::web::security::OverHttps;
-use app::people::Viewer;
 use app::votes::{ComparisonRequest, GroupBy, VoteRequest};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use serde::Deserialize;
 
 /// The largest vote request: a vote is a few hundred bytes (at most 4 ids and 5 reasons).
@@ -37,9 +36,7 @@ impl From<VoteError> for Failure {
 
 async fn open_comparison(
     State(web): State<WebState>,
-    who: Option<Extension<Viewer>>,
-    https: Option<Extension<OverHttps>>,
-    headers: HeaderMap,
+    parts: Parts,
     body: Result<Json<ComparisonRequest>, JsonRejection>,
 ) -> Result<Response, Failure> {
     let Json(request) =
@@ -47,8 +44,7 @@ async fn open_comparison(
     let comparison = compare::open(web.store.as_ref(), request.candidates, false).await?;
     let mut res = (StatusCode::CREATED, Json(comparison)).into_response();
     // The voter's cookie before any vote: votes sent at once are one voter's.
-    let viewer = who.map(|Extension(v)| v).unwrap_or_default();
-    if let (_, Some(cookie)) = web.voters.voter(&viewer, &headers, https.map(|Extension(h)| h).unwrap_or_default()) {
+    if let (_, Some(cookie)) = web.voters.voter_of(&parts) {
         res.headers_mut().insert(header::SET_COOKIE, cookie);
     }
     Ok(res)
@@ -56,9 +52,7 @@ async fn open_comparison(
 
 async fn cast_vote(
     State(web): State<WebState>,
-    who: Option<Extension<Viewer>>,
-    https: Option<Extension<OverHttps>>,
-    headers: HeaderMap,
+    parts: Parts,
     body: Result<Json<VoteRequest>, JsonRejection>,
 ) -> Result<Response, Failure> {
     let Json(request) = body.map_err(|e| {
@@ -67,8 +61,7 @@ async fn cast_vote(
             format!("a vote is JSON {{\"comparison\", \"axis\", \"winner\", \"reasons\"}}: {}", e.body_text()),
         )
     })?;
-    let viewer = who.map(|Extension(v)| v).unwrap_or_default();
-    let (voter, cookie) = web.voters.voter(&viewer, &headers, https.map(|Extension(h)| h).unwrap_or_default());
+    let (voter, cookie) = web.voters.voter_of(&parts);
     let vote = compare::cast(web.store.as_ref(), request, &voter).await?;
     let mut res = (StatusCode::CREATED, Json(vote)).into_response();
     if let Some(cookie) = cookie {
