@@ -38,6 +38,9 @@ pub trait Studio: Send + Sync + 'static {
     fn job(&self, id: String) -> BoxFuture<'_, StudioResult<Option<Job>>>;
     /// Cancels a job the asker may change.
     fn cancel(&self, id: String) -> BoxFuture<'_, StudioResult<Change<Option<Job>>>>;
+    /// Queues a decode-failed job the asker may change to decode its kept latents again; a job
+    /// whose decode did not fail comes back as it is.
+    fn retry_decode(&self, id: String) -> BoxFuture<'_, StudioResult<Change<Option<Job>>>>;
     /// The most recent distinct prompts, newest first.
     fn recent_prompts(&self, limit: u32) -> BoxFuture<'_, StudioResult<Vec<String>>>;
     fn health(&self) -> BoxFuture<'_, StudioResult<WorkerHealth>>;

@@ -140,6 +140,14 @@ pub async fn cancel_job(id: String) -> Result<Option<Job>, ServerFnError> {
     studio()?.cancel(id).await.map_err(fail)?.map_err(forbid)
 }
 
+#[server]
+pub async fn retry_decode(id: String) -> Result<Option<Job>, ServerFnError> {
+    if !crate::types::is_valid_id(&id) {
+        return Ok(None);
+    }
+    studio()?.retry_decode(id).await.map_err(fail)?.map_err(forbid)
+}
+
 /// The results a comparison shows, in the order asked (unknown ids and still images are left
 /// out), or the clips of a variants group (the first four), and the comparison the server
 /// issues for them: votes name it, and it records whether the page was `blind`.

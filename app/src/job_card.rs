@@ -1,7 +1,7 @@
 //! A job's card: state, live progress (step i/N, elapsed, estimate), cancel, and the video
 //! once it is done.
 
-use crate::calls::{cancel_job, set_favorite};
+use crate::calls::{cancel_job, retry_decode, set_favorite};
 use crate::format;
 use crate::types::{Job, JobState};
 use leptos::prelude::*;
@@ -175,6 +175,19 @@ pub fn JobCard(
             job.set(updated);
         }
     });
+    let retry = Action::new(move |id: &String| {
+        let id = id.clone();
+        async move { retry_decode(id).await }
+    });
+    let retry_refused = RwSignal::new(None::<String>);
+    Effect::new(move |_| match retry.value().get() {
+        Some(Ok(Some(updated))) => {
+            retry_refused.set(None);
+            job.set(updated);
+        }
+        Some(Err(e)) => retry_refused.set(Some(format!("The decode was not queued again: {e}"))),
+        _ => {}
+    });
     let state = move || job.with(|j| j.state);
     // Only its owner or the administrator may cancel it: others see no button.
     let viewer = StoredValue::new(use_context::<crate::people::Viewer>().unwrap_or_default());
@@ -200,13 +213,17 @@ pub fn JobCard(
                 }
                 _ => String::new(),
             };
-            (pct, format!("step {} of {}{timing}", j.step, total))
+            let what = match j.decode_retries {
+                Some(n) if n > 0 => format!("decoding the kept latents again (retry {n}, in smaller pieces)"),
+                _ => format!("step {} of {}", j.step, total),
+            };
+            (pct, format!("{what}{timing}"))
         })
     };
     view! {
         <article class="job" id=move || format!("job-{}", job.with(|j| j.id.clone())) data-state=move || state().as_str()>
             <header>
-                <span class=move || format!("badge {}", state().as_str())>{move || state().as_str()}</span>
+                <span class=move || format!("badge {}", state().as_str())>{move || state().as_str().replace('-', " ")}</span>
                 <span class="prompt">{move || job.with(|j| if j.params.prompt.is_empty() { "(no prompt)".to_string() } else { j.params.prompt.clone() })}</span>
             </header>
             <p class="meta">
@@ -240,6 +257,18 @@ pub fn JobCard(
             </Show>
             <Show when=move || state() == JobState::Failed>
                 <p class="error" role="alert">{move || job.with(|j| j.message.clone().unwrap_or_else(|| "failed".into()))}</p>
+            </Show>
+            <Show when=move || state() == JobState::DecodeFailed>
+                <p class="error" role="alert">{move || job.with(|j| j.message.clone().unwrap_or_else(|| "the decode failed".into()))}</p>
+                <Show when=may_cancel>
+                    <div class="actions">
+                        <button type="button" class="primary retry-decode" disabled=move || retry.pending().get()
+                            on:click=move |_| { retry.dispatch(job.with_untracked(|j| j.id.clone())); }>
+                            "Retry decode"
+                        </button>
+                    </div>
+                </Show>
+                {move || retry_refused.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
             </Show>
             <Show when=move || state() == JobState::Cancelled>
                 <p class="note">"Cancelled."</p>

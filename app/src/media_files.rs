@@ -97,6 +97,30 @@ pub fn upload_key(id: &str) -> String {
     format!("{UPLOADS}/{id}.png")
 }
 
+/// Where each run of a job writes its result before the store decides which run's result is
+/// the job's (`attempts/ID/ATTEMPT/NAME`; never served): a worker that lost its job writes and
+/// removes only its own run's files, never the result of the worker that took the job over.
+pub const ATTEMPTS: &str = "attempts";
+
+/// The prefix of every run's files of job `id`.
+pub fn attempts_prefix(id: &str) -> String {
+    format!("{ATTEMPTS}/{id}/")
+}
+
+/// The prefix of one run's files of job `id`.
+pub fn attempt_prefix(id: &str, attempt: &str) -> String {
+    format!("{}{attempt}/", attempts_prefix(id))
+}
+
+/// Where sampled latents wait for their decode in the media store (never served).
+pub const LATENTS: &str = "latents";
+
+/// The key of a job's sampled latents, kept from just before its decode until the result is
+/// stored, and after a decode that failed until it is decoded again.
+pub fn latents_key(id: &str) -> String {
+    format!("{LATENTS}/{id}.safetensors")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -114,7 +114,7 @@ fn JobList(initial: Vec<Job>) -> impl IntoView {
                 count(Queued),
                 count(Running),
                 count(Done),
-                count(Failed),
+                count(Failed) + count(DecodeFailed),
                 count(Cancelled)
             )
         })

@@ -8,13 +8,16 @@ use serde::{Deserialize, Serialize};
 pub use crate::params::{JobParams, Mode};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "kebab-case")]
 pub enum JobState {
     Queued,
     Running,
     Done,
     Failed,
     Cancelled,
+    /// Sampled, but the decode into pixels failed (out of memory, a crash): the sampled latents
+    /// are kept with the job, and its owner may decode them again in smaller pieces.
+    DecodeFailed,
 }
 
 impl JobState {
@@ -25,6 +28,7 @@ impl JobState {
             JobState::Done => "done",
             JobState::Failed => "failed",
             JobState::Cancelled => "cancelled",
+            JobState::DecodeFailed => "decode-failed",
         }
     }
 
@@ -35,12 +39,13 @@ impl JobState {
             "done" => JobState::Done,
             "failed" => JobState::Failed,
             "cancelled" => JobState::Cancelled,
+            "decode-failed" => JobState::DecodeFailed,
             _ => return None,
         })
     }
 
     pub fn is_finished(self) -> bool {
-        matches!(self, JobState::Done | JobState::Failed | JobState::Cancelled)
+        matches!(self, JobState::Done | JobState::Failed | JobState::Cancelled | JobState::DecodeFailed)
     }
 }
 
@@ -71,6 +76,18 @@ pub struct Job {
     /// queued: its own upload (`uploads/ID.png`), or a stored result's file, read where it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input: Option<String>,
+    /// Set once its decode failed and its sampled latents were kept: how many times the decode
+    /// was asked again since (each retry decodes in smaller pieces). A queued or running job
+    /// with a count above zero runs the decoder alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decode_retries: Option<u32>,
+}
+
+impl Job {
+    /// Whether running it means decoding kept latents again, not sampling.
+    pub fn decodes_again(&self) -> bool {
+        self.decode_retries.is_some_and(|n| n > 0)
+    }
 }
 
 /// A finished clip in the gallery.
@@ -274,4 +291,19 @@ pub struct WorkerStatus {
     /// How far it has come preparing GPU kernels, when it does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warm_up: Option<WarmUp>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The API's, the database's and the pages' names of a state are one.
+    #[test]
+    fn job_states_have_one_name() {
+        use JobState::*;
+        for state in [Queued, Running, Done, Failed, Cancelled, DecodeFailed] {
+            assert_eq!(serde_json::to_value(state).unwrap(), state.as_str());
+            assert_eq!(JobState::parse(state.as_str()), Some(state));
+        }
+    }
 }

@@ -7,8 +7,12 @@
 //! [`CrashPoint::ALL`]), `pause-after-claim=MS` (the worker waits that long between claiming
 //! a job and starting it, so a test can land a cancel exactly there), `pause-before-warm-up=MS`
 //! (the worker waits that long before preparing each model's GPU kernels, so a test can see
-//! the preparation under way) and `abort-after-moved=N` (`vidplay migrate` aborts after moving
-//! N videos, so a test can resume it).
+//! the preparation under way), `abort-after-moved=N` (`vidplay migrate` aborts after moving
+//! N videos, so a test can resume it), and `fail-decode-on=TEXT` / `panic-decode-on=TEXT` /
+//! `abort-decode-on=TEXT` (the first decode of a job whose prompt contains TEXT fails as out of
+//! memory, panics, or ends the process, just after its sampled latents are kept; a retried
+//! decode runs), and `pause-while-writing=MS` (the worker waits that long after each file of a
+//! result it writes, so a test can stop it midway).
 
 /// A step of finishing a job, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +44,20 @@ pub struct Faults {
     pub pause_after_claim: Option<std::time::Duration>,
     pub pause_before_warm_up: Option<std::time::Duration>,
     pub abort_after_moved: Option<usize>,
+    /// How the first decode of a job whose prompt contains the text fails.
+    pub decode: Option<(DecodeFault, String)>,
+    pub pause_while_writing: Option<std::time::Duration>,
+}
+
+/// How an injected decode failure fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecodeFault {
+    /// An error, as a GPU that runs out of memory reports it.
+    Fails,
+    /// A panic inside the decoder.
+    Panics,
+    /// The process ends at once, as when the system runs out of memory.
+    Aborts,
 }
 
 impl Faults {
@@ -73,8 +91,20 @@ impl Faults {
                 Some(("abort-after-moved", n)) if n.parse::<usize>().is_ok() => {
                     faults.abort_after_moved = n.parse().ok()
                 }
+                Some(("pause-while-writing", ms)) if ms.parse::<u64>().is_ok() => {
+                    faults.pause_while_writing = ms.parse().ok().map(std::time::Duration::from_millis)
+                }
+                Some(("fail-decode-on", text)) if !text.is_empty() => {
+                    faults.decode = Some((DecodeFault::Fails, text.to_string()))
+                }
+                Some(("panic-decode-on", text)) if !text.is_empty() => {
+                    faults.decode = Some((DecodeFault::Panics, text.to_string()))
+                }
+                Some(("abort-decode-on", text)) if !text.is_empty() => {
+                    faults.decode = Some((DecodeFault::Aborts, text.to_string()))
+                }
                 _ => anyhow::bail!(
-                    "VIDPLAY_TEST_FAULTS: cannot read {item:?} (panic-on=TEXT, crash-at=POINT, pause-after-claim=MS, pause-before-warm-up=MS, abort-after-moved=N)"
+                    "VIDPLAY_TEST_FAULTS: cannot read {item:?} (panic-on=TEXT, crash-at=POINT, pause-after-claim=MS, pause-before-warm-up=MS, abort-after-moved=N, pause-while-writing=MS, fail-decode-on=TEXT, panic-decode-on=TEXT, abort-decode-on=TEXT)"
                 ),
             }
         }
@@ -87,6 +117,32 @@ impl Faults {
             && prompt.contains(marker.as_str())
         {
             panic!("injected fault: a generation that panics ({marker:?} in the prompt)");
+        }
+    }
+
+    /// At the start of a job's first decode (its latents just kept): fails it as asked when the
+    /// prompt contains the chosen text.
+    pub fn before_decoding(&self, prompt: &str) -> Result<(), model::generate::GenerateError> {
+        let Some((fault, marker)) = &self.decode else { return Ok(()) };
+        if !prompt.contains(marker.as_str()) {
+            return Ok(());
+        }
+        match fault {
+            DecodeFault::Fails => {
+                Err(model::generate::GenerateError::Backend("injected fault: the decode ran out of GPU memory".into()))
+            }
+            DecodeFault::Panics => panic!("injected fault: a decode that panics ({marker:?} in the prompt)"),
+            DecodeFault::Aborts => {
+                eprintln!("injected fault: the process ends while decoding");
+                std::process::abort();
+            }
+        }
+    }
+
+    /// After each file of a result is written.
+    pub fn while_writing(&self) {
+        if let Some(pause) = self.pause_while_writing {
+            std::thread::sleep(pause);
         }
     }
 
@@ -137,5 +193,10 @@ mod tests {
         assert!(Faults::parse("explode").is_err());
         f.at(CrashPoint::AfterWrite); // not the chosen point: nothing happens
         f.before_generating("a calm prompt");
+        let d = Faults::parse("fail-decode-on=OOM").unwrap();
+        assert!(d.before_decoding("an OOM prompt").is_err());
+        assert!(d.before_decoding("a calm prompt").is_ok());
+        assert_eq!(Faults::parse("panic-decode-on=X").unwrap().decode, Some((DecodeFault::Panics, "X".into())));
+        assert!(Faults::parse("fail-decode-on=").is_err());
     }
 }

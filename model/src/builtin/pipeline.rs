@@ -14,6 +14,7 @@ use crate::builtin::vocab::NUM_TOKENS;
 use crate::builtin::weights::{ModelError, load_net};
 use crate::builtin::world::Scene;
 use crate::generate::{GenerateError, PreviewClock, Progress};
+use crate::latents::Latents;
 use crate::rng::Rng;
 use burn::prelude::*;
 use burn::store::SafetensorsStore;
@@ -28,6 +29,8 @@ pub const BUILTIN_MODEL_ID: &str = "vidplay-toy-1";
 
 const SHIPPED_WEIGHTS: &[u8] = include_bytes!("../../weights/toy.safetensors");
 const SHIPPED_CONFIG: &str = include_str!("../../weights/toy.json");
+/// The note of kept latents that says how long sampling took, in seconds.
+const SAMPLING_SECONDS: &str = "sampling_s";
 
 /// Longest prompt accepted, in characters.
 pub const MAX_PROMPT_CHARS: usize = 1000;
@@ -181,10 +184,24 @@ impl BuiltinModel {
         on_progress: &mut dyn FnMut(Progress),
         cancelled: &dyn Fn() -> bool,
     ) -> Result<GeneratedClip, GenerateError> {
-        self.validate(req, image.is_some())?;
         if let Some(image) = image {
+            self.validate(req, true)?;
             return self.animate(req, image, on_progress, cancelled);
         }
+        let latents = self.sample(req, on_progress, cancelled)?;
+        self.decode(req, &latents)
+    }
+
+    /// Text-to-video up to the decode: the sampled clip at the model's resolution, [1, frames,
+    /// 3, size, size] in about [-1, 1], with how long sampling took (note `sampling_s`).
+    pub fn sample(
+        &self,
+        req: &GenerationRequest,
+        on_progress: &mut dyn FnMut(Progress),
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<Latents, GenerateError> {
+        self.validate(req, false)?;
+        let image: Option<&RgbImage> = None;
         let started = Instant::now();
         let (t, s) = (self.config.frames, self.config.size);
         let understood = parse(&req.prompt);
@@ -299,8 +316,25 @@ impl BuiltinModel {
             .convert::<f32>()
             .try_to_vec()
             .map_err(|e| GenerateError::InvalidRequest(format!("reading frames: {e:?}")))?;
-        let sampling_seconds = started.elapsed().as_secs_f64();
+        let latents = Latents::new(shape.to_vec(), data).map_err(GenerateError::Backend)?;
+        Ok(latents.with_note(SAMPLING_SECONDS, started.elapsed().as_secs_f64()))
+    }
 
+    /// The clip of sampled latents ([`Self::sample`]): the frames asked for, upscaled to the
+    /// display size. This model samples pixels, so its decode only picks and upscales frames and
+    /// has no smaller pieces to retry in: a retried decode runs the same way.
+    pub fn decode(&self, req: &GenerationRequest, latents: &Latents) -> Result<GeneratedClip, GenerateError> {
+        let (t, s) = (self.config.frames, self.config.size);
+        if latents.shape != [1, t, 3, s, s] {
+            return Err(GenerateError::InvalidRequest(format!(
+                "latents of shape {:?} are not this model's (it samples [1, {t}, 3, {s}, {s}])",
+                latents.shape
+            )));
+        }
+        let data = &latents.values;
+        let sampling_seconds = latents.number(SAMPLING_SECONDS).unwrap_or(0.0);
+        let understood = parse(&req.prompt);
+        let native_input = None;
         let wanted = req.frames.unwrap_or(t);
         let native_frames: Vec<RgbImage> = frame_indices(t, wanted)
             .into_iter()

@@ -356,6 +356,13 @@ fn vae_tiles_real_sizes_above_a_megapixel() {
     let tiled = |w: usize, h: usize| Tiling::for_latent(&cfg, h / 8, w / 8).is_some();
     assert!(!tiled(512, 512) && !tiled(1024, 1024) && !tiled(768, 1024));
     assert!(tiled(1024, 1032) && tiled(2048, 2048) && tiled(1920, 1088));
+    // A decode retried after one that failed: tiles of half the latent's longer side, then a
+    // quarter, never above the VAE's own tile nor below four latents.
+    let retry = |h: usize, w: usize, n: u32| Tiling::for_retry(&cfg, h, w, n);
+    assert_eq!((retry(128, 128, 1).latent_tile, retry(256, 200, 1).latent_tile), (64, 96));
+    assert_eq!((retry(96, 128, 2).latent_tile, retry(64, 64, 30).latent_tile), (32, 4));
+    let small = retry(128, 128, 2);
+    assert_eq!((small.stride, small.blend, small.keep), (24, 64, 192), "diffusers' overlaps, scaled");
 
     // `sample_size` may be a list (its first entry is the tile, as for diffusers' latent tile); a tile too small to step
     // gives no grid, so such a VAE always decodes whole.
@@ -369,4 +376,5 @@ fn vae_tiles_real_sizes_above_a_megapixel() {
     let tiny: AutoencoderKLConfig = serde_json::from_value(raw).unwrap();
     assert_eq!(Tiling::of(&tiny), None);
     assert_eq!(Tiling::for_latent(&tiny, 300, 300), None);
+    assert_eq!(Tiling::for_retry(&tiny, 300, 300, 1).latent_tile, 4, "a retry tiles even so");
 }

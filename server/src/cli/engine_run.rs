@@ -98,7 +98,7 @@ pub fn run(
     let bar = step_bar(engine.total_steps(&params, mode) as usize);
     let mut rendered = {
         let mut progress = metered_steps(&bar, &mut meter);
-        let mut ctx = RunContext { device, models, progress: &mut progress, cancelled: &|| false };
+        let mut ctx = RunContext { device, models, progress: &mut progress, cancelled: &|| false, keep: None };
         let job = EngineJob { params: &params, mode, input: run.input, overrides: run.overrides };
         engine.run(job, &mut ctx)?
     };

@@ -109,8 +109,13 @@ pub fn run(a: ExtendArgs) -> anyhow::Result<()> {
     let source_frames = frames.len();
     let mut result = {
         let mut progress = metered_steps(&bar, &mut meter);
-        let mut ctx =
-            RunContext { device: &opened, models: &mut models, progress: &mut progress, cancelled: &|| false };
+        let mut ctx = RunContext {
+            device: &opened,
+            models: &mut models,
+            progress: &mut progress,
+            cancelled: &|| false,
+            keep: None,
+        };
         segments::run(&engine, &params, frames, None, &mut ctx)?
     };
     bar.finish_and_clear();

@@ -5,8 +5,11 @@ use app::models::{ChipGroup, ModelInfo, ParamSpec};
 use app::results::{Resolution, ResultMeta, Timings};
 use app::types::{JobParams, Mode};
 use model::builtin::net::NetConfig;
-use model::builtin::pipeline::{BUILTIN_MODEL_ID, BuiltinModel, GenerationRequest, MAX_DISPLAY_SIZE, MAX_STEPS};
+use model::builtin::pipeline::{
+    BUILTIN_MODEL_ID, BuiltinModel, GeneratedClip, GenerationRequest, MAX_DISPLAY_SIZE, MAX_STEPS,
+};
 use model::generate::GenerateError;
+use model::latents::Latents;
 use std::time::Instant;
 
 pub struct BuiltinEngine {
@@ -147,23 +150,72 @@ impl super::Engine for BuiltinEngine {
 
     fn run(&self, job: EngineJob<'_>, ctx: &mut RunContext<'_>) -> Result<Rendered, GenerateError> {
         let started = Instant::now();
-        let model = ctx.models.get_or_load::<BuiltinModel, _>(BUILTIN_MODEL_ID, self.info.memory_mib, || {
+        let model = self.model(ctx)?;
+        let req = self.request(&job);
+        let clip = {
+            let _s = tracing::info_span!("sampling", steps = req.steps).entered();
+            match job.input {
+                Some(_) => model.generate(&req, job.input, ctx.progress, ctx.cancelled)?,
+                None => {
+                    let latents = model.sample(&req, ctx.progress, ctx.cancelled)?;
+                    ctx.sampled(&latents)?;
+                    model.decode(&req, &latents)?
+                }
+            }
+        };
+        Ok(self.rendered(&job, clip, &req, started, ctx))
+    }
+
+    /// Text-to-video samples its frames as latents (pixels at the model's size), then decodes.
+    fn keeps_latents(&self, mode: Mode) -> bool {
+        mode == Mode::TextToVideo
+    }
+
+    fn decode(
+        &self,
+        job: EngineJob<'_>,
+        latents: &Latents,
+        _retry: u32,
+        ctx: &mut RunContext<'_>,
+    ) -> Result<Rendered, GenerateError> {
+        let started = Instant::now();
+        let model = self.model(ctx)?;
+        let req = self.request(&job);
+        let clip = model.decode(&req, latents)?;
+        Ok(self.rendered(&job, clip, &req, started, ctx))
+    }
+}
+
+impl BuiltinEngine {
+    fn model(&self, ctx: &mut RunContext<'_>) -> Result<std::rc::Rc<BuiltinModel>, GenerateError> {
+        ctx.models.get_or_load::<BuiltinModel, _>(BUILTIN_MODEL_ID, self.info.memory_mib, || {
             Err(GenerateError::Load("the built-in model is not loaded".into()))
-        })?;
+        })
+    }
+
+    /// The model request of a job, with the command line's size.
+    fn request(&self, job: &EngineJob<'_>) -> GenerationRequest {
         let mut req = request_of(job.params);
         match (job.overrides.size, job.input) {
             (Some(side), Some(_)) => req.image_long_side = Some(side),
             (Some(side), None) => req.display_size = side,
             (None, _) => {}
         }
-        let clip = {
-            let _s = tracing::info_span!("sampling", steps = req.steps).entered();
-            model.generate(&req, job.input, ctx.progress, ctx.cancelled)?
-        };
-        let mut meta = result_meta(job.params, &clip, &req, &ctx.device.description);
+        req
+    }
+
+    fn rendered(
+        &self,
+        job: &EngineJob<'_>,
+        clip: GeneratedClip,
+        req: &GenerationRequest,
+        started: Instant,
+        ctx: &RunContext<'_>,
+    ) -> Rendered {
+        let mut meta = result_meta(job.params, &clip, req, &ctx.device.description);
         meta.input_image = job.input.map(|_| "upload".into());
         meta.timings.total_s = started.elapsed().as_secs_f64();
-        Ok(Rendered {
+        Rendered {
             frames: clip.frames,
             fps: clip.fps,
             still: false,
@@ -171,6 +223,6 @@ impl super::Engine for BuiltinEngine {
             keyframe: None,
             continue_from: clip.continue_from,
             meta,
-        })
+        }
     }
 }

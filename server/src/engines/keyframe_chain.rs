@@ -126,6 +126,7 @@ impl super::Engine for KeyframeChain {
                 models: &mut *ctx.models,
                 progress: &mut phase,
                 cancelled: ctx.cancelled,
+                keep: None,
             };
             let params = keyframe_params(p, keyframer.info());
             // The command line's options are the video model's (its noise file, its decode
@@ -149,6 +150,7 @@ impl super::Engine for KeyframeChain {
                 models: &mut *ctx.models,
                 progress: &mut phase,
                 cancelled: ctx.cancelled,
+                keep: None,
             };
             self.video.run(
                 EngineJob { params: p, mode: Mode::ImageToVideo, input: Some(&image), overrides: job.overrides },

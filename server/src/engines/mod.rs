@@ -28,6 +28,7 @@ use cache::ModelCache;
 use image::RgbImage;
 use model::device::OpenedDevice;
 use model::generate::{GenerateError, Progress};
+use model::latents::Latents;
 
 pub use overrides::Overrides;
 pub use registry::Registry;
@@ -50,6 +51,24 @@ pub struct RunContext<'a> {
     pub progress: &'a mut dyn FnMut(Progress),
     /// Checked between steps.
     pub cancelled: &'a dyn Fn() -> bool,
+    /// Takes the sampled latents of an engine that can decode again ([`Engine::decode`]), just
+    /// before it decodes them: the queue keeps them with the job, so a failed decode costs no
+    /// sampling. An error stops the job there. `None` where nobody keeps them (the command line,
+    /// the parts of a chain).
+    pub keep: Option<KeepHook<'a>>,
+}
+
+/// What takes sampled latents before the decode ([`RunContext::keep`]).
+pub type KeepHook<'a> = &'a mut dyn FnMut(&Latents) -> Result<(), GenerateError>;
+
+impl RunContext<'_> {
+    /// Hands sampled latents to [`RunContext::keep`], before the decode.
+    pub fn sampled(&mut self, latents: &Latents) -> Result<(), GenerateError> {
+        match self.keep.as_mut() {
+            Some(keep) => keep(latents),
+            None => Ok(()),
+        }
+    }
 }
 
 /// A finished result, in memory: what the media writer turns into files.
@@ -105,6 +124,25 @@ pub trait Engine: Send + Sync {
 
     /// Runs a checked job on the generation thread.
     fn run(&self, job: EngineJob<'_>, ctx: &mut RunContext<'_>) -> Result<Rendered, GenerateError>;
+
+    /// Whether [`Engine::run`] hands its latents to [`RunContext::keep`] before decoding for
+    /// `mode`, so that [`Engine::decode`] can be retried on them.
+    fn keeps_latents(&self, _mode: Mode) -> bool {
+        false
+    }
+
+    /// Decodes the latents a run of the same job kept, after its decode failed: the decoder
+    /// alone, in smaller pieces the higher `retry` is (1 for the first retry). The job has no
+    /// input image: only tasks that start from nothing keep latents.
+    fn decode(
+        &self,
+        _job: EngineJob<'_>,
+        _latents: &Latents,
+        _retry: u32,
+        _ctx: &mut RunContext<'_>,
+    ) -> Result<Rendered, GenerateError> {
+        Err(GenerateError::InvalidRequest(format!("{} keeps no latents to decode again", self.info().id)))
+    }
 }
 
 /// The task a request asks of a model: image-to-video with an image, else its first text task.

@@ -167,6 +167,7 @@ pub fn run(
             models: &mut *ctx.models,
             progress: &mut progress,
             cancelled: ctx.cancelled,
+            keep: None,
         };
         let mode = if image.is_some() { Mode::ImageToVideo } else { c.mode };
         let mut rendered = engine.run(

@@ -6,8 +6,9 @@ use super::{EngineJob, Overrides, Rendered, RunContext};
 use app::models::{ModelInfo, ParamSpec};
 use app::results::{Resolution, ResultMeta, Timings};
 use app::types::{JobParams, Mode};
-use model::diffusers::stable_diffusion::{ImageRequest, StableDiffusion};
+use model::diffusers::stable_diffusion::{GeneratedImage, ImageRequest, StableDiffusion};
 use model::generate::GenerateError;
+use model::latents::Latents;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -73,18 +74,40 @@ impl StableDiffusionEngine {
     }
 
     /// Makes the image of `params` (its prompt, negative prompt, size, steps, guidance and
-    /// seed), reporting steps through `ctx`.
+    /// seed), reporting steps through `ctx`; the sampled latents go to [`RunContext::keep`]
+    /// before the decode.
     fn make(&self, params: &JobParams, o: &Overrides, ctx: &mut RunContext<'_>) -> Result<Rendered, GenerateError> {
         let started = Instant::now();
+        let sd = self.load(o, ctx)?;
+        let load_s = started.elapsed().as_secs_f64();
+        let req = self.request(params, o, &sd)?;
+        let warmup_s =
+            o.warm_up(|| sd.generate(&ImageRequest { steps: 1, ..req.clone() }, &mut |_| {}, ctx.cancelled))?;
+        let latents = {
+            let _s = tracing::info_span!("sampling", steps = req.steps).entered();
+            sd.sample(&req, ctx.progress, ctx.cancelled)?
+        };
+        ctx.sampled(&latents)?;
+        let image = sd.decode_kept(&latents, 0)?;
+        let mut rendered = self.rendered(params, o, &sd, &req, &image, ctx);
+        rendered.meta.timings.load_s = load_s;
+        rendered.meta.timings.warmup_s = warmup_s;
+        rendered.meta.timings.total_s = started.elapsed().as_secs_f64();
+        Ok(rendered)
+    }
+
+    fn load(&self, o: &Overrides, ctx: &mut RunContext<'_>) -> Result<std::rc::Rc<StableDiffusion>, GenerateError> {
         let dtype = o.precision.resolve(ctx.device);
         let device = ctx.device.device.clone();
-        let sd = ctx.models.get_or_load(&self.info.id, self.info.memory_mib, || {
+        ctx.models.get_or_load(&self.info.id, self.info.memory_mib, || {
             StableDiffusion::load(&self.path, &device, dtype).map_err(|e| super::load_error(&self.info.id, e))
-        })?;
-        let load_s = started.elapsed().as_secs_f64();
+        })
+    }
+
+    fn request(&self, params: &JobParams, o: &Overrides, sd: &StableDiffusion) -> Result<ImageRequest, GenerateError> {
         let (width, height) = (params.width as usize, params.height as usize);
         let f = sd.scale_factor();
-        let req = ImageRequest {
+        Ok(ImageRequest {
             prompt: params.prompt.clone(),
             negative: params.negative.clone(),
             steps: params.steps as usize,
@@ -94,20 +117,22 @@ impl StableDiffusionEngine {
             seed: params.seed.unwrap_or(0),
             noise: o.noise_tensor(&[1, sd.vae.config.latent_channels, height / f, width / f])?,
             scheduler: o.scheduler,
-        };
-        let warmup_s =
-            o.warm_up(|| sd.generate(&ImageRequest { steps: 1, ..req.clone() }, &mut |_| {}, ctx.cancelled))?;
-        let image = {
-            let _s = tracing::info_span!("sampling", steps = req.steps).entered();
-            sd.generate(&req, ctx.progress, ctx.cancelled)?
-        };
-        let mut meta = image_meta(&self.info.id, &sd, &req, &image, &ctx.device.description);
+        })
+    }
+
+    fn rendered(
+        &self,
+        params: &JobParams,
+        o: &Overrides,
+        sd: &StableDiffusion,
+        req: &ImageRequest,
+        image: &GeneratedImage,
+        ctx: &RunContext<'_>,
+    ) -> Rendered {
+        let mut meta = image_meta(&self.info.id, sd, req, image, &ctx.device.description);
         meta.params = JobParams { model: self.info.id.clone(), ..params.clone() };
         o.record(&mut meta);
-        meta.timings.load_s = load_s;
-        meta.timings.warmup_s = warmup_s;
-        meta.timings.total_s = started.elapsed().as_secs_f64();
-        Ok(Rendered {
+        Rendered {
             frames: vec![image.to_rgb8()],
             fps: 1,
             still: true,
@@ -115,7 +140,7 @@ impl StableDiffusionEngine {
             keyframe: None,
             continue_from: None,
             meta,
-        })
+        }
     }
 }
 
@@ -166,5 +191,26 @@ impl super::Engine for StableDiffusionEngine {
 
     fn run(&self, job: EngineJob<'_>, ctx: &mut RunContext<'_>) -> Result<Rendered, GenerateError> {
         self.make(job.params, job.overrides, ctx)
+    }
+
+    fn keeps_latents(&self, _mode: Mode) -> bool {
+        true
+    }
+
+    /// The VAE alone, in tiles that halve with every retry ([`StableDiffusion::decode_kept`]).
+    fn decode(
+        &self,
+        job: EngineJob<'_>,
+        latents: &Latents,
+        retry: u32,
+        ctx: &mut RunContext<'_>,
+    ) -> Result<Rendered, GenerateError> {
+        let started = Instant::now();
+        let sd = self.load(job.overrides, ctx)?;
+        let req = self.request(job.params, job.overrides, &sd)?;
+        let image = sd.decode_kept(latents, retry)?;
+        let mut rendered = self.rendered(job.params, job.overrides, &sd, &req, &image, ctx);
+        rendered.meta.timings.total_s = started.elapsed().as_secs_f64();
+        Ok(rendered)
     }
 }

@@ -58,6 +58,18 @@ pub async fn run(store: &dyn MediaStore) {
     let again = store.get("media/0123456789abcdef/video.mp4", None).await.unwrap().unwrap();
     assert_eq!((again.bytes.as_ref(), again.size), (&b"short"[..], 5));
 
+    // Copies replace what is at the destination, and leave the source.
+    store.put("attempts/0123456789abcdef/a1/poster.png", Bytes::from_static(b"new")).await.unwrap();
+    store.put("media/0123456789abcdef/poster.png", Bytes::from_static(b"old")).await.unwrap();
+    store.copy("attempts/0123456789abcdef/a1/poster.png", "media/0123456789abcdef/poster.png").await.unwrap();
+    let copied = store.get("media/0123456789abcdef/poster.png", None).await.unwrap().unwrap();
+    assert_eq!(copied.bytes.as_ref(), b"new");
+    assert!(store.get("attempts/0123456789abcdef/a1/poster.png", None).await.unwrap().is_some());
+    assert!(store.copy("attempts/0123456789abcdef/none.png", "media/0123456789abcdef/x.png").await.is_err());
+    assert!(store.copy("attempts/0123456789abcdef/a1/poster.png", "../x").await.is_err());
+    delete_prefix(store, "attempts/").await.unwrap();
+    store.delete("media/0123456789abcdef/poster.png").await.unwrap();
+
     // Listing by folder, and removing a folder.
     store.put("media/0123456789abcdef/frames/0000.png", Bytes::from_static(b"f0")).await.unwrap();
     store.put("media/0123456789abcdef0/poster.png", Bytes::from_static(b"p")).await.unwrap();

@@ -80,6 +80,11 @@ impl MediaStore for ObjectMedia {
         })
     }
 
+    fn copy(&self, from: &str, to: &str) -> BoxFuture<'_, MediaResult<()>> {
+        let (from, to) = (path(from), path(to));
+        Box::pin(async move { self.inner.copy(&from?, &to?).await.map_err(backend) })
+    }
+
     fn delete(&self, key: &str) -> BoxFuture<'_, MediaResult<()>> {
         let location = path(key);
         Box::pin(async move {

@@ -81,6 +81,9 @@ pub trait MediaStore: Send + Sync + 'static {
             Ok(Some(Fetched { bytes, range: streamed.range, size: streamed.size }))
         })
     }
+    /// Copies the object at `from` to `to` (replacing what is there) within the store, without
+    /// reading it through this process where the store can (a bucket copies it itself).
+    fn copy(&self, from: &str, to: &str) -> BoxFuture<'_, MediaResult<()>>;
     /// Removes the object at `key`; removing a missing object is not an error.
     fn delete(&self, key: &str) -> BoxFuture<'_, MediaResult<()>>;
     /// Every key under `prefix` (a folder: `media/ID/`), in no particular order.

@@ -65,6 +65,9 @@ pub enum ChangeError {
     /// Someone else's work ([`Viewer::may_change`]); the message says whose.
     #[error("{0}")]
     Forbidden(String),
+    /// The change does not apply to it as it is now; the message says why.
+    #[error("{0}")]
+    Conflict(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -366,6 +369,29 @@ impl Jobs {
                 self.inner.control.forget_cancel_flag(id);
             }
         }
+        Ok(Some(job))
+    }
+
+    /// Queues a decode-failed job again, for `viewer`, who must be allowed to change it: a
+    /// worker decodes its kept latents alone, in smaller pieces than last time. `None` when
+    /// there is no such job; [`ChangeError::Conflict`] when its decode did not fail.
+    pub async fn retry_decode(&self, id: &str, viewer: &Viewer) -> Result<Option<Job>, ChangeError> {
+        let Some(job) = self.inner.store.job(id.to_string()).await? else {
+            return Ok(None);
+        };
+        if !viewer.may_change(&job.owner) {
+            return Err(ChangeError::Forbidden(viewer.refusal("this job", &job.owner)));
+        }
+        if !self.inner.store.retry_decode(id.to_string()).await? {
+            let now = self.inner.store.job(id.to_string()).await?.unwrap_or(job);
+            return Err(ChangeError::Conflict(format!(
+                "only a job whose decode failed can decode again; this one is {}",
+                now.state.as_str()
+            )));
+        }
+        let job = self.inner.store.job(id.to_string()).await?.unwrap_or(job);
+        self.inner.fanout.changed(&job);
+        self.inner.control.wake();
         Ok(Some(job))
     }
 

@@ -1,7 +1,8 @@
-//! Publishing a result: its files to the media store, its scores and what it shows (with a CLIP
-//! model) measured, then its gallery record, in that order, so nothing serves a result before
-//! its files are all stored. The idle worker measures stored clips that have no scores yet the
-//! same way.
+//! Publishing a result: its files to the media store (under the run's own prefix, then into the
+//! result's folder once the store decided this run made it), its scores and what it shows
+//! (with a CLIP model) measured, then its gallery record, in that order, so nothing serves a
+//! result before its files are all stored. The idle worker measures stored clips that have no
+//! scores yet the same way.
 
 use crate::engines::{Registry, Rendered};
 use crate::faults::{CrashPoint, Faults};
@@ -31,23 +32,26 @@ pub(super) struct Publisher {
 }
 
 impl Publisher {
-    /// Writes a result's files to the media store, then records it in the gallery; on any
-    /// failure nothing of it stays. `holds` says whether this worker still holds the job (its
-    /// lease, in a shared queue): a job taken over by another worker is that worker's to save.
+    /// Writes a result's files to the media store under this run's own prefix, has the store
+    /// decide (while `worker` holds the job) that this run made the job's result, then
+    /// publishes them ([`Publisher::complete`]). `holds` says whether this worker still holds
+    /// the job (its lease, in a shared queue). A worker that lost the job (frozen past its
+    /// lease, then continued) writes and removes only its own run's files: it can neither
+    /// overwrite nor remove the result of the worker that took the job over.
     pub(super) fn publish(
         &self,
         rt: &Handle,
         job: &Job,
+        worker: &str,
         rendered: &mut Rendered,
         holds: &dyn Fn() -> bool,
     ) -> Result<(), GenerateError> {
         let media = self.media.as_ref();
-        // What this worker wrote, taken back; only while the job is still its own (the same
-        // keys may be another worker's by now).
+        let attempt = crate::ids::new_id();
+        let staging = media_files::attempt_prefix(&job.id, &attempt);
+        // This run's files, taken back (never anyone else's).
         let remove = || {
-            if holds() {
-                let _ = rt.block_on(crate::media::store::delete_prefix(media, &media_files::result_prefix(&job.id)));
-            }
+            let _ = rt.block_on(crate::media::store::delete_prefix(media, &staging));
         };
         let lost = || {
             GenerateError::Backend("this worker no longer holds the job (its lease ended while the database or the worker was unreachable); another worker runs it".into())
@@ -58,7 +62,9 @@ impl Publisher {
         let written = {
             let _encode = tracing::info_span!("encode").entered();
             write_result(rendered, WriteOptions::GALLERY, &mut |file: MediaFile, bytes: Vec<u8>| {
-                rt.block_on(media.put(&media_files::key(&job.id, file), bytes.into())).map_err(anyhow::Error::from)
+                let put = rt.block_on(media.put(&format!("{staging}{}", file.name()), bytes.into()));
+                self.faults.while_writing();
+                put.map_err(anyhow::Error::from)
             })
         };
         if let Err(e) = written {
@@ -67,10 +73,6 @@ impl Publisher {
         }
         self.faults.at(CrashPoint::AfterWrite);
         let (scores, embedding) = self.measure(job, rendered);
-        if !holds() {
-            // The files are the other worker's to write (the same keys); they are left alone.
-            return Err(lost());
-        }
         let video = Video {
             id: job.id.clone(),
             mode: job.mode,
@@ -81,16 +83,26 @@ impl Publisher {
             metadata: rendered.meta.clone(),
             scores,
         };
-        if let Err(e) = self.insert_video(rt, video) {
-            // Already in the gallery (a shutdown put the job back after its insert): the files
-            // just written are that video's; keep them.
-            if rt.block_on(self.store.video_exists(job.id.clone())).unwrap_or(false) {
+        let decided =
+            self.retried(rt, || self.store.decide_result(job.id.clone(), worker.to_string(), attempt.clone()));
+        match decided {
+            Ok(Some(run)) if run == attempt => self.complete(rt, job, &attempt, Some(video))?,
+            Ok(Some(run)) => {
+                // An earlier run made the job's result before its worker stopped: that one is
+                // published, not this one.
+                remove();
+                self.complete(rt, job, &run, None)?;
                 return Ok(());
             }
-            remove();
-            return Err(GenerateError::Backend(format!("saving the result failed: {e}")));
+            Ok(None) => {
+                remove();
+                return Err(lost());
+            }
+            Err(e) => {
+                remove();
+                return Err(GenerateError::Backend(format!("saving the result failed: {e}")));
+            }
         }
-        self.faults.at(CrashPoint::AfterInsert);
         if let (Some(visual), Some(embedding)) = (&self.visual, embedding)
             && let Err(e) = rt.block_on(visual.remember(self.store.as_ref(), &job.id, embedding))
         {
@@ -98,6 +110,92 @@ impl Publisher {
             tracing::warn!(id = %job.id, "storing what the clip shows: {e}");
         }
         Ok(())
+    }
+
+    /// Publishes run `attempt`'s result, which the store decided is job `job`'s: its files
+    /// copied into the result's folder (a copy interrupted before is done again, with the same
+    /// bytes), then its gallery record (`video`, or one made from the files' metadata), then
+    /// the run's own files removed. Whoever finishes the job does it: the worker of that run,
+    /// or one that took the job over after it stopped.
+    pub(super) fn complete(
+        &self,
+        rt: &Handle,
+        job: &Job,
+        attempt: &str,
+        video: Option<Video>,
+    ) -> Result<(), GenerateError> {
+        let media = self.media.as_ref();
+        let failed = |e: &dyn std::fmt::Display| GenerateError::Backend(format!("publishing the result failed: {e}"));
+        let staging = media_files::attempt_prefix(&job.id, attempt);
+        let keys = rt.block_on(media.list(&staging)).map_err(|e| failed(&e))?;
+        for key in &keys {
+            let name = key.strip_prefix(&staging).unwrap_or(key);
+            let to = format!("{}{name}", media_files::result_prefix(&job.id));
+            rt.block_on(media.copy(key, &to)).map_err(|e| failed(&e))?;
+        }
+        let video = match video {
+            Some(video) => video,
+            None => self.stored_video(rt, job).map_err(|e| failed(&e))?,
+        };
+        if let Err(e) = self.insert_video(rt, video) {
+            // Already in the gallery (finished by another, or before a shutdown put the job
+            // back): the files are that video's.
+            if !rt.block_on(self.store.video_exists(job.id.clone())).unwrap_or(false) {
+                return Err(GenerateError::Backend(format!("saving the result failed: {e}")));
+            }
+        }
+        self.faults.at(CrashPoint::AfterInsert);
+        let _ = rt.block_on(crate::media::store::delete_prefix(media, &staging));
+        Ok(())
+    }
+
+    /// The gallery record of job `job`'s published files (a result another worker made), from
+    /// their metadata; unmeasured (the idle worker measures it).
+    fn stored_video(&self, rt: &Handle, job: &Job) -> Result<Video, String> {
+        let key = media_files::key(&job.id, MediaFile::Metadata);
+        let fetched = rt.block_on(self.media.get(&key, None)).map_err(|e| e.to_string())?;
+        let bytes = fetched.ok_or("its files are gone")?.bytes;
+        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+        Ok(Video {
+            id: job.id.clone(),
+            mode: job.mode,
+            params: job.params.clone(),
+            created_ms: now_ms(),
+            favorite: false,
+            owner: job.owner.clone(),
+            metadata: app::results::ResultMeta::from_value(value),
+            scores: None,
+        })
+    }
+
+    /// Removes the files of job `id`'s runs that will never be its result (runs of workers
+    /// that stopped, or lost the job): all but the decided run `keep`. Only for the worker
+    /// that holds the job now, which no other run may still be writing for.
+    pub(super) fn forget_runs(&self, rt: &Handle, id: &str, keep: Option<&str>) {
+        let media = self.media.as_ref();
+        let Ok(keys) = rt.block_on(media.list(&media_files::attempts_prefix(id))) else { return };
+        let kept = keep.map(|run| media_files::attempt_prefix(id, run));
+        for key in keys.iter().filter(|k| kept.as_ref().is_none_or(|p| !k.starts_with(p.as_str()))) {
+            let _ = rt.block_on(media.delete(key));
+        }
+    }
+
+    /// `call` again while the database is away, for up to a lease.
+    fn retried<'a, T>(
+        &self,
+        rt: &Handle,
+        call: impl Fn() -> futures_util::future::BoxFuture<'a, Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let deadline = Instant::now() + self.retry_for;
+        loop {
+            match rt.block_on(call()) {
+                Err(StoreError::Database(e)) if Instant::now() < deadline => {
+                    tracing::warn!("the database: {e}; retrying");
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+                other => return other,
+            }
+        }
     }
 
     /// A clip's scores and, with a CLIP model, what it shows (for visual search) and its CLIP

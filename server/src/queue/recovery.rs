@@ -1,13 +1,15 @@
 //! What the stores must look like after any crash: at start, the results of this store's
 //! finished jobs that have no gallery record (written just before a crash, or whose removal
-//! failed) and the uploads of its jobs that will never run again are removed. Nothing else is:
+//! failed), the files of its finished jobs' runs, the uploads of its jobs that will never run
+//! again and the sampled latents of its jobs that will never decode them again are removed. Nothing else is:
 //! a media folder or bucket may be shared with other stores (a lab's gallery, another
 //! playground), so an id this store does not know is never its to delete.
 
 use crate::media::MediaStore;
 use crate::media::store::{delete_prefix, result_ids};
 use crate::storage::{Store, StoreError};
-use app::media_files::{UPLOADS, result_prefix};
+use app::media_files::{ATTEMPTS, LATENTS, UPLOADS, attempts_prefix, result_prefix};
+use app::types::JobState;
 use app::types::is_valid_id;
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +54,42 @@ pub async fn clean_orphans(store: &dyn Store, media: &dyn MediaStore) -> Result<
             match media.delete(&key).await {
                 Ok(()) => removed += 1,
                 Err(e) => tracing::warn!(key, "cannot remove it: {e}"),
+            }
+        }
+    }
+    // Runs' own files (attempts/ID/RUN/...): the job's result is published from them, so once
+    // the job is finished they are not needed.
+    let mut runs: Vec<String> = media
+        .list(&format!("{ATTEMPTS}/"))
+        .await?
+        .iter()
+        .filter_map(|k| k.strip_prefix(&format!("{ATTEMPTS}/"))?.split('/').next().map(str::to_string))
+        .collect();
+    runs.sort();
+    runs.dedup();
+    for id in runs {
+        if finished_here(store, &id).await? {
+            tracing::warn!(id, "removing the files of runs of a finished job");
+            match delete_prefix(media, &attempts_prefix(&id)).await {
+                Ok(_) => removed += 1,
+                Err(e) => tracing::warn!(id, "cannot remove them: {e}"),
+            }
+        }
+    }
+    for key in media.list(&format!("{LATENTS}/")).await? {
+        let id =
+            key.strip_prefix(&format!("{LATENTS}/")).and_then(|n| n.strip_suffix(".safetensors")).unwrap_or_default();
+        // A decode-failed job's latents wait for a retry; a running one's are being decoded.
+        let needless = is_valid_id(id)
+            && store
+                .job(id.to_string())
+                .await?
+                .is_some_and(|job| job.state.is_finished() && job.state != JobState::DecodeFailed);
+        if needless {
+            tracing::warn!(key, "removing the latents of a job that will not decode them again");
+            match media.delete(&key).await {
+                Ok(()) => removed += 1,
+                Err(e) => tracing::warn!(key, "cannot remove them: {e}"),
             }
         }
     }

@@ -150,6 +150,7 @@ impl Intake {
             video_id: None,
             owner: owner.to_string(),
             input,
+            decode_retries: None,
         };
         let refused = match self.store.enqueue(job.clone(), QUEUE_LIMIT).await {
             Ok(true) => None,

@@ -121,7 +121,7 @@ impl Warmer {
                 job_of(engine.as_ref()).ok_or("its default settings do not make a valid job".to_string())?;
             let mut progress = |_: model::generate::Progress| {};
             let cancelled = || self.control.stopping();
-            let mut ctx = RunContext { device, models, progress: &mut progress, cancelled: &cancelled };
+            let mut ctx = RunContext { device, models, progress: &mut progress, cancelled: &cancelled, keep: None };
             let job = EngineJob { params: &params, mode, input: image.as_ref(), overrides: &Overrides::NONE };
             engine.run(job, &mut ctx).map(|_| ()).map_err(|e| e.to_string())
         });

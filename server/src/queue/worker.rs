@@ -16,12 +16,14 @@ use crate::faults::{CrashPoint, Faults};
 use crate::ids::now_ms;
 use crate::media::{MediaStore, input};
 use crate::storage::{Claim, Lease, NoticeKind, Store};
-use app::media_files::{self, upload_key};
+use app::media_files::{latents_key, upload_key};
 use app::types::{Job, JobState, Mode, StepUpdate};
 use model::builtin::pipeline::{BUILTIN_MODEL_ID, BuiltinModel};
 use model::device::OpenedDevice;
 use model::generate::{GenerateError, Progress, panic_message};
 use model::gpu_memory::GpuMemoryMeter;
+use model::latents::Latents;
+use std::cell::Cell;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::sync::mpsc;
@@ -35,6 +37,19 @@ pub(super) fn put_back_for_shutdown(job: &mut Job) {
     job.started_ms = None;
     job.finished_ms = None;
     job.message = Some("interrupted by a server shutdown; queued again".into());
+}
+
+/// A job whose decode failed (`why`) with its sampled latents kept: its owner may ask for the
+/// decode again ([`crate::queue::Jobs::retry_decode`]).
+fn decode_failed(job: Job, why: &str) -> Job {
+    Job {
+        state: JobState::DecodeFailed,
+        decode_retries: Some(job.decode_retries.unwrap_or(0)),
+        message: Some(format!(
+            "decoding failed: {why}. The sampled latents are kept: Retry decode decodes them again in smaller pieces, without sampling again."
+        )),
+        ..job
+    }
 }
 
 /// The worker, owned by its thread.
@@ -132,18 +147,21 @@ impl Worker {
                     std::panic::catch_unwind(run).unwrap_or_else(|panic| {
                         let why = panic_message(&*panic);
                         tracing::error!(id = %claimed.id, "generation panicked: {why}");
-                        // Only while the job is still this worker's: the files may be another's.
+                        // Its runs' files, only while the job is still this worker's: else
+                        // another worker's run may be writing them.
                         if self.still_holds(&rt, &claimed.id) {
-                            let _ = rt.block_on(crate::media::store::delete_prefix(
-                                self.media.as_ref(),
-                                &media_files::result_prefix(&claimed.id),
-                            ));
+                            self.publisher.forget_runs(&rt, &claimed.id, None);
                         }
-                        Job {
-                            state: JobState::Failed,
-                            message: Some(format!("the model crashed while generating: {why}")),
-                            finished_ms: Some(now_ms()),
-                            ..claimed
+                        let finished = Job { finished_ms: Some(now_ms()), ..claimed };
+                        if self.has_latents(&rt, &finished.id) {
+                            decode_failed(finished, &format!("the decoder crashed: {why}"))
+                        } else {
+                            Job {
+                                state: JobState::Failed,
+                                message: Some(format!("the model crashed while generating: {why}")),
+                                decode_retries: None,
+                                ..finished
+                            }
                         }
                     })
                 }
@@ -154,15 +172,25 @@ impl Worker {
                     ..job
                 },
             };
-            if finished.state.is_finished() && finished.state != JobState::Done {
-                // Nothing will read a failed or cancelled job's upload again.
-                let _ = rt.block_on(self.media.delete(&upload_key(&id)));
+            // What the job is done with goes, while it is this worker's: a worker that lost it
+            // (frozen past its lease) leaves the upload and latents to the one running it now.
+            let upload_done = finished.state.is_finished() && finished.state != JobState::Done;
+            let latents_done = finished.state.is_finished() && finished.state != JobState::DecodeFailed;
+            if (upload_done || latents_done) && self.still_holds(&rt, &id) {
+                if upload_done {
+                    // Nothing will read a failed or cancelled job's upload again.
+                    let _ = rt.block_on(self.media.delete(&upload_key(&id)));
+                }
+                if latents_done {
+                    // Decoded, or never to be: its latents are not needed any more.
+                    let _ = rt.block_on(self.media.delete(&latents_key(&id)));
+                }
             }
             if finished.state == JobState::Done {
                 // Its model's kernels are prepared now.
                 warm_up.ran(&finished.params.model);
             }
-            if finished.state == JobState::Failed {
+            if matches!(finished.state, JobState::Failed | JobState::DecodeFailed) {
                 self.report.set_last_error(format!("job {id}: {}", finished.message.as_deref().unwrap_or("failed")));
             }
             self.faults.at(CrashPoint::BeforeJobUpdate);
@@ -266,39 +294,68 @@ impl Worker {
         tracing::info!(queue_wait_s, "job started");
         self.fanout.changed(&job);
         let cancel = self.control.cancel_flag(&job.id);
+        // Whether this job's sampled latents are kept (a failure from then on is the decode's).
+        let kept = Cell::new(false);
+        // A run of this job whose result the store decided (its worker stopped while publishing
+        // it) is the job's result; any other run's files are not, and no other run writes them
+        // now that this worker holds the job.
+        let decided = rt.block_on(self.store.decided_result(job.id.clone())).unwrap_or_default();
+        self.publisher.forget_runs(rt, &job.id, decided.as_deref());
         let result = if self.control.cancelled(&cancel) {
             // Cancelled while it was being claimed.
             Err(GenerateError::Cancelled)
+        } else if let Some(run) = &decided {
+            self.publisher.complete(rt, &job, run, None)
+        } else if !job.decodes_again() && self.has_latents(rt, &job.id) {
+            // A run of it sampled, then ended before its result was stored: while decoding
+            // (out of memory, as often as not: decoding the same way would end the same way),
+            // or after. Its latents are decoded again, in smaller pieces, without sampling.
+            job.decode_retries = Some(1);
+            self.generate(rt, device, models, &mut job, &cancel, &kept)
         } else {
             self.faults.before_generating(&job.params.prompt);
-            self.generate(rt, device, models, &mut job, &cancel)
+            self.generate(rt, device, models, &mut job, &cancel, &kept)
         };
         job.finished_ms = Some(now_ms());
         match result {
             Ok(()) => {
                 job.state = JobState::Done;
+                job.step = job.total;
                 job.video_id = Some(job.id.clone());
                 let _ = rt.block_on(self.media.delete(&upload_key(&job.id)));
             }
             Err(GenerateError::Cancelled)
                 if self.control.stopping() && !cancel.load(std::sync::atomic::Ordering::Relaxed) =>
             {
+                if kept.get() && !job.decodes_again() {
+                    // It samples again when it runs again.
+                    let _ = rt.block_on(self.media.delete(&latents_key(&job.id)));
+                }
                 put_back_for_shutdown(&mut job);
+            }
+            Err(GenerateError::Cancelled) if job.decodes_again() => {
+                // The kept latents stay: the decode can be asked again.
+                job = decode_failed(job, "the decode was cancelled");
             }
             Err(GenerateError::Cancelled) => {
                 job.state = JobState::Cancelled;
                 job.message = Some("cancelled".into());
             }
+            Err(e) if kept.get() => job = decode_failed(job, &e.to_string()),
             Err(e) => {
                 job.state = JobState::Failed;
                 job.message = Some(e.to_string());
+                // No latents to decode again (gone, or never kept).
+                job.decode_retries = None;
             }
         }
         tracing::info!(state = job.state.as_str(), "job finished");
         job
     }
 
-    /// Runs the job's engine and publishes what it made.
+    /// Runs the job's engine and publishes what it made: sampling and decoding, keeping the
+    /// sampled latents in between (`kept` says when they are), or the decoder alone on latents
+    /// kept before ([`Job::decodes_again`]).
     fn generate(
         &self,
         rt: &Handle,
@@ -306,16 +363,23 @@ impl Worker {
         models: &mut ModelCache,
         job: &mut Job,
         cancel: &AtomicBool,
+        kept: &Cell<bool>,
     ) -> Result<(), GenerateError> {
         let Some(engine) = self.registry.get(&job.params.model).cloned() else {
             return Err(GenerateError::InvalidRequest(format!("the model {} is not installed", job.params.model)));
         };
+        let latents = match job.decodes_again() {
+            true => Some(self.load_latents(rt, &job.id)?),
+            false => None,
+        };
+        kept.set(latents.is_some());
+        // A decode alone reads neither (only tasks that start from nothing keep latents).
         let input = match job.mode {
-            Mode::ImageToVideo | Mode::Edit => Some(self.load_input(rt, job)?),
+            Mode::ImageToVideo | Mode::Edit if latents.is_none() => Some(self.load_input(rt, job)?),
             _ => None,
         };
         let prior = match job.mode {
-            Mode::Extend => self.load_frames(rt, &job.params.source)?,
+            Mode::Extend if latents.is_none() => self.load_frames(rt, &job.params.source)?,
             _ => Vec::new(),
         };
         let params = job.params.clone();
@@ -323,6 +387,20 @@ impl Worker {
         // Pages cached by earlier jobs go back, so the figure is this job's.
         device.device.memory_cleanup();
         let mut meter = GpuMemoryMeter::start(&device.device);
+        let (id, prompt, retry) = (job.id.clone(), params.prompt.clone(), job.decode_retries.unwrap_or(0));
+        let mut keep = |latents: &Latents| -> Result<(), GenerateError> {
+            if !self.still_holds(rt, &id) {
+                return Err(GenerateError::Backend("this worker no longer holds the job".into()));
+            }
+            match latents.to_bytes() {
+                Ok(bytes) => match rt.block_on(self.media.put(&latents_key(&id), bytes.into())) {
+                    Ok(()) => kept.set(true),
+                    Err(e) => tracing::warn!(%id, "keeping the sampled latents (the decode runs without them): {e}"),
+                },
+                Err(e) => tracing::warn!(%id, "{e}"),
+            }
+            self.faults.before_decoding(&prompt)
+        };
         let mut rendered = {
             let mut report = self.progress(rt, job);
             let mut progress = |p: Progress| {
@@ -330,20 +408,26 @@ impl Worker {
                 report(p)
             };
             let cancelled = || self.control.cancelled(cancel);
-            let mut ctx = RunContext { device, models, progress: &mut progress, cancelled: &cancelled };
-            if segments::is_segmented(&params) {
+            let mut ctx =
+                RunContext { device, models, progress: &mut progress, cancelled: &cancelled, keep: Some(&mut keep) };
+            let job = EngineJob { params: &params, mode, input: input.as_ref(), overrides: &Overrides::NONE };
+            if let Some(latents) = &latents {
+                // The decoder alone: one step, in pieces that shrink with every retry.
+                (ctx.progress)(Progress::new(0, 1));
+                let mut decoded = engine.decode(job, latents, retry, &mut ctx)?;
+                (ctx.progress)(Progress::new(1, 1));
+                decoded.meta.details.insert("decode_retry".into(), retry.into());
+                decoded
+            } else if segments::is_segmented(&params) {
                 segments::run(engine.as_ref(), &params, prior, input, &mut ctx)?
             } else {
-                engine.run(
-                    EngineJob { params: &params, mode, input: input.as_ref(), overrides: &Overrides::NONE },
-                    &mut ctx,
-                )?
+                engine.run(job, &mut ctx)?
             }
         };
         rendered.meta.mode = mode;
         rendered.meta.peak_gpu_memory_mib = meter.peak_mib();
         rendered.meta.peak_host_memory_mib = crate::memory::peak_rss_mib();
-        self.publisher.publish(rt, job, &mut rendered, &|| self.still_holds(rt, &job.id))
+        self.publisher.publish(rt, job, &self.worker_id(), &mut rendered, &|| self.still_holds(rt, &job.id))
     }
 
     /// Progress reporting for a running job: live to listeners here (with previews), to
@@ -371,6 +455,20 @@ impl Worker {
                 let _ = rt.block_on(self.store.save_progress(id, worker.clone(), step, total));
             }
         }
+    }
+
+    /// Whether job `id` has sampled latents kept.
+    fn has_latents(&self, rt: &Handle, id: &str) -> bool {
+        matches!(rt.block_on(self.media.get(&latents_key(id), Some(0..1))), Ok(Some(_)))
+    }
+
+    /// The sampled latents kept for job `id` (no paths in the message: it is shown to users).
+    fn load_latents(&self, rt: &Handle, id: &str) -> Result<Latents, GenerateError> {
+        let gone =
+            |why: &str| GenerateError::InvalidRequest(format!("the kept latents cannot be decoded again ({why})"));
+        let fetched = rt.block_on(self.media.get(&latents_key(id), None)).map_err(|e| gone(&e.to_string()))?;
+        let bytes = fetched.ok_or_else(|| gone("they are gone"))?.bytes;
+        Latents::from_bytes(&bytes).map_err(|e| gone(&e))
     }
 
     /// The image a job starts from, by the media key its submission resolved (no paths in the

@@ -22,6 +22,8 @@ pub async fn run(fresh: &dyn Fn(&str) -> BoxFuture<'static, Box<dyn Store>>) {
     workers_report_themselves(fresh("workers").await.as_ref()).await;
     owners_take_turns_and_have_their_own_limit(fresh("owners").await.as_ref()).await;
     jobs_moved_in_keep_their_state(fresh("imports").await.as_ref()).await;
+    a_failed_decode_is_retried_once_per_ask(fresh("decodes").await.as_ref()).await;
+    a_result_is_decided_once_and_only_by_the_worker_holding_the_job(fresh("results").await.as_ref()).await;
 }
 
 /// A queued job, as tests make them.
@@ -40,6 +42,7 @@ pub fn job(id: &str, ms: i64, prompt: &str) -> Job {
         video_id: None,
         owner: String::new(),
         input: None,
+        decode_retries: None,
     }
 }
 
@@ -686,4 +689,71 @@ async fn owners_take_turns_and_have_their_own_limit(store: &dyn Store) {
     }
     assert_eq!(order, ["ann:c0000001", "bob:c0000004", "cat:c0000007", "ann:c0000002", "bob:c0000005", "ann:c0000003"]);
     assert_eq!(store.job("c0000004".into()).await.unwrap().unwrap().owner, "bob");
+}
+
+/// A job whose decode failed is stored as such, and queued again (for its decoder alone) once
+/// per ask; nothing else is.
+async fn a_failed_decode_is_retried_once_per_ask(store: &dyn Store) {
+    assert!(store.enqueue(job("ffff0001", 1, "a"), 10).await.unwrap());
+    let running = store.claim_next(2).await.unwrap().unwrap();
+    assert!(!running.decodes_again());
+    assert!(!store.retry_decode("ffff0001".into()).await.unwrap(), "running, not decode-failed");
+    let failed = Job {
+        state: JobState::DecodeFailed,
+        finished_ms: Some(3),
+        message: Some("out of memory".into()),
+        decode_retries: Some(0),
+        ..running
+    };
+    assert!(store.finish_job(failed.clone(), String::new()).await.unwrap());
+    assert_eq!(store.job("ffff0001".into()).await.unwrap(), Some(failed.clone()));
+    assert!(store.retry_decode("ffff0001".into()).await.unwrap());
+    assert!(!store.retry_decode("ffff0001".into()).await.unwrap(), "queued once");
+    let queued = store.job("ffff0001".into()).await.unwrap().unwrap();
+    assert_eq!((queued.state, queued.decode_retries, queued.finished_ms), (JobState::Queued, Some(1), None));
+    let again = store.claim_next(4).await.unwrap().unwrap();
+    assert!(again.decodes_again());
+    // Failed again: a second retry counts on.
+    assert!(store.finish_job(Job { state: JobState::DecodeFailed, ..again }, String::new()).await.unwrap());
+    assert!(store.retry_decode("ffff0001".into()).await.unwrap());
+    assert_eq!(store.job("ffff0001".into()).await.unwrap().unwrap().decode_retries, Some(2));
+    // A plain failure, and a missing job, are not retried.
+    let plain = Job { state: JobState::Failed, message: Some("bad".into()), ..job("ffff0002", 5, "b") };
+    assert!(store.import_job(plain.clone()).await.unwrap());
+    assert_eq!(store.job("ffff0002".into()).await.unwrap(), Some(plain));
+    assert!(!store.retry_decode("ffff0002".into()).await.unwrap());
+    assert!(!store.retry_decode("ffff0009".into()).await.unwrap());
+}
+
+/// The fence of a job's result: only the worker holding the job decides which run made it, once;
+/// a job that does not end done forgets it.
+async fn a_result_is_decided_once_and_only_by_the_worker_holding_the_job(store: &dyn Store) {
+    let claim = |worker: &str, now_ms| Claim {
+        worker: worker.into(),
+        now_ms,
+        lease_ms: Some(1_000),
+        models: Vec::new(),
+        loaded: Vec::new(),
+    };
+    let decide = |worker: &str, attempt: &str| store.decide_result("abab0001".into(), worker.into(), attempt.into());
+    assert!(store.enqueue(job("abab0001", 1, "a"), 10).await.unwrap());
+    assert_eq!(decide("w1", "a1").await.unwrap(), None, "queued: nobody holds it");
+    let running = store.claim(claim("w1", 2)).await.unwrap().unwrap();
+    assert_eq!(decide("w2", "a2").await.unwrap(), None, "not w2's");
+    assert_eq!(store.decided_result("abab0001".into()).await.unwrap(), None);
+    assert_eq!(decide("w1", "a1").await.unwrap().as_deref(), Some("a1"));
+    assert_eq!(decide("w1", "a3").await.unwrap().as_deref(), Some("a1"), "decided once");
+    let done = Job { state: JobState::Done, video_id: Some(running.id.clone()), ..running };
+    assert!(store.finish_job(done, "w1".into()).await.unwrap());
+    assert_eq!(store.decided_result("abab0001".into()).await.unwrap().as_deref(), Some("a1"));
+    assert_eq!(decide("w1", "a4").await.unwrap(), None, "finished: nobody holds it");
+
+    assert!(store.enqueue(job("abab0002", 3, "b"), 10).await.unwrap());
+    let running = store.claim(claim("w1", 4)).await.unwrap().unwrap();
+    let decided = store.decide_result("abab0002".into(), "w1".into(), "b1".into()).await.unwrap();
+    assert_eq!(decided.as_deref(), Some("b1"));
+    let failed = Job { state: JobState::Failed, message: Some("saving failed".into()), ..running };
+    assert!(store.finish_job(failed, "w1".into()).await.unwrap());
+    assert_eq!(store.decided_result("abab0002".into()).await.unwrap(), None, "not done: forgotten");
+    assert_eq!(store.decided_result("abab0009".into()).await.unwrap(), None);
 }

@@ -149,6 +149,10 @@ pub trait JobStore: Send + Sync {
     fn claim(&self, claim: Claim) -> BoxFuture<'_, StoreResult<Option<Job>>>;
     /// Cancels a job if it is still queued; returns whether it was.
     fn cancel_queued(&self, id: String, now_ms: i64) -> BoxFuture<'_, StoreResult<bool>>;
+    /// Queues a decode-failed job again to decode its kept latents ([`Job::decodes_again`]),
+    /// one more retry counted; returns false when it is not decode-failed (any more: atomic, so
+    /// two asks queue it once).
+    fn retry_decode(&self, id: String) -> BoxFuture<'_, StoreResult<bool>>;
     /// After a restart, jobs left running by a crash: one whose video is already in the gallery
     /// is done; one that was running during two crashes is failed; the rest go back to the queue.
     fn recover_interrupted(&self, now_ms: i64) -> BoxFuture<'_, StoreResult<Recovered>>;
@@ -183,6 +187,13 @@ pub trait LeaseStore: Send + Sync {
     fn workers(&self, since_ms: i64) -> BoxFuture<'_, StoreResult<Vec<WorkerStatus>>>;
     /// Records a running job's progress while `worker` holds it; returns whether it does.
     fn save_progress(&self, id: String, worker: String, step: u32, total: u32) -> BoxFuture<'_, StoreResult<bool>>;
+    /// Decides that run `attempt` of job `id` made the job's result, while `worker` holds the
+    /// job (the fence: a worker that lost the job decides nothing). Returns the run whose
+    /// files are the job's result: `attempt`, or a run decided before (its files are the
+    /// result, whoever finishes the job); `None` when `worker` does not hold the job.
+    fn decide_result(&self, id: String, worker: String, attempt: String) -> BoxFuture<'_, StoreResult<Option<String>>>;
+    /// The run decided to be job `id`'s result ([`LeaseStore::decide_result`]), if any.
+    fn decided_result(&self, id: String) -> BoxFuture<'_, StoreResult<Option<String>>>;
 }
 
 /// What processes sharing a store tell each other (nothing to tell when not shared).

@@ -12,8 +12,26 @@ use app::votes::{Comparison, GroupBy, PairCount, Vote, VoteAxis};
 pub const VOTE_COLUMNS: &str = "id, created_ms, comparison_id, voter, axis, winner, candidates, reasons, blind";
 
 /// The columns a job record is read from, in both databases.
-pub const JOB_COLUMNS: &str =
-    "id, state, mode, params, created_ms, started_ms, finished_ms, step, total, message, video_id, owner, input";
+pub const JOB_COLUMNS: &str = "id, state, mode, params, created_ms, started_ms, finished_ms, step, total, message, \
+     video_id, owner, input, decode_retries";
+
+/// The state column's value for `state`. A decode-failed job is stored as failed with a count
+/// of decode retries ([`Job::decode_retries`]): the column's check predates that state.
+pub fn state_column(state: JobState) -> &'static str {
+    match state {
+        JobState::DecodeFailed => JobState::Failed.as_str(),
+        other => other.as_str(),
+    }
+}
+
+/// A job's state from its state column and its count of decode retries ([`state_column`]).
+fn state_of(column: &str, decode_retries: Option<u32>) -> StoreResult<JobState> {
+    match JobState::parse(column) {
+        Some(JobState::Failed) if decode_retries.is_some() => Ok(JobState::DecodeFailed),
+        Some(JobState::DecodeFailed) | None => Err(corrupt(format!("job state {column:?}"))),
+        Some(state) => Ok(state),
+    }
+}
 
 /// A query with every [`JOB_COLUMNS`] of `job` bound in that order, `params` as the database
 /// keeps JSON (a `JOB_COLUMNS` insert is written alike for both databases).
@@ -32,7 +50,7 @@ where
 {
     query
         .bind(job.id.clone())
-        .bind(job.state.as_str().to_string())
+        .bind(state_column(job.state).to_string())
         .bind(job.mode.as_str().to_string())
         .bind(params)
         .bind(job.created_ms)
@@ -44,6 +62,7 @@ where
         .bind(job.video_id.clone())
         .bind(job.owner.clone())
         .bind(job.input.clone())
+        .bind(job.decode_retries.map(i64::from))
 }
 
 /// One row, read column by column.
@@ -84,9 +103,10 @@ pub(super) use read_alike;
 pub fn job(row: &impl RowRead) -> StoreResult<Job> {
     let state = row.text("state")?;
     let mode = row.text("mode")?;
+    let decode_retries = row.optional_integer("decode_retries")?.map(|n| n.clamp(0, u32::MAX as i64) as u32);
     Ok(Job {
         id: row.text("id")?,
-        state: JobState::parse(&state).ok_or_else(|| corrupt(format!("job state {state:?}")))?,
+        state: state_of(&state, decode_retries)?,
         mode: Mode::parse(&mode).ok_or_else(|| corrupt(format!("mode {mode:?}")))?,
         params: serde_json::from_value::<JobParams>(row.json("params")?).map_err(corrupt)?,
         created_ms: row.integer("created_ms")?,
@@ -98,6 +118,7 @@ pub fn job(row: &impl RowRead) -> StoreResult<Job> {
         video_id: row.optional_text("video_id")?,
         owner: row.text("owner")?,
         input: row.optional_text("input")?,
+        decode_retries,
     })
 }
 
@@ -122,6 +143,7 @@ pub fn job_or_failed(row: &impl RowRead) -> StoreResult<Job> {
                 video_id: None,
                 owner: row.text("owner").unwrap_or_default(),
                 input: None,
+                decode_retries: None,
             })
         }
         other => other,

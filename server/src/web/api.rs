@@ -68,6 +68,7 @@ impl From<ChangeError> for Failure {
     fn from(e: ChangeError) -> Self {
         match e {
             ChangeError::Forbidden(why) => Failure(StatusCode::FORBIDDEN, why),
+            ChangeError::Conflict(why) => Failure(StatusCode::CONFLICT, why),
             ChangeError::Store(e) => e.into(),
         }
     }
@@ -85,6 +86,7 @@ pub fn routes() -> Router<WebState> {
         .route("/api/jobs", get(list_jobs).post(create_job))
         .route("/api/jobs/events", get(job_events))
         .route("/api/jobs/{id}", get(get_job).delete(cancel_job))
+        .route("/api/jobs/{id}/retry-decode", axum::routing::post(retry_decode))
         .route("/api/videos", get(list_videos))
         .route("/api/videos/{id}", get(get_video).delete(delete_video))
         .route("/api/videos/{id}/chain", get(get_chain))
@@ -399,6 +401,18 @@ async fn cancel_job(
     check_id(&id, "job")?;
     let job = web.jobs.cancel(&id, &viewer(who)).await?.ok_or_else(|| Failure::not_found("job"))?;
     Ok(Json(job).into_response())
+}
+
+/// Decodes a decode-failed job's kept latents again (202 with the queued job; 409 when its
+/// decode did not fail).
+async fn retry_decode(
+    State(web): State<WebState>,
+    who: Option<Extension<Viewer>>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    check_id(&id, "job")?;
+    let job = web.jobs.retry_decode(&id, &viewer(who)).await?.ok_or_else(|| Failure::not_found("job"))?;
+    Ok((StatusCode::ACCEPTED, Json(job)).into_response())
 }
 
 #[derive(Debug, Deserialize, Default)]

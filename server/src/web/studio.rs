@@ -37,7 +37,7 @@ fn refusable<T>(result: Result<T, crate::compare::VoteError>) -> StudioResult<Ch
 fn change<T>(result: Result<T, crate::queue::ChangeError>) -> StudioResult<Change<T>> {
     match result {
         Ok(done) => Ok(Ok(done)),
-        Err(crate::queue::ChangeError::Forbidden(why)) => Ok(Err(why)),
+        Err(crate::queue::ChangeError::Forbidden(why) | crate::queue::ChangeError::Conflict(why)) => Ok(Err(why)),
         Err(crate::queue::ChangeError::Store(e)) => Err(e.to_string()),
     }
 }
@@ -161,6 +161,20 @@ impl Studio for ServerStudio {
     fn cancel(&self, id: String) -> BoxFuture<'_, StudioResult<Change<Option<Job>>>> {
         let viewer = from_request::<Viewer>();
         Box::pin(async move { change(self.web.jobs.cancel(&id, &viewer).await) })
+    }
+
+    fn retry_decode(&self, id: String) -> BoxFuture<'_, StudioResult<Change<Option<Job>>>> {
+        let viewer = from_request::<Viewer>();
+        Box::pin(async move {
+            match self.web.jobs.retry_decode(&id, &viewer).await {
+                // Its decode did not fail (any more: asked twice, or retried elsewhere): the
+                // page shows the job as it is now, as a cancel of a finished job does.
+                Err(crate::queue::ChangeError::Conflict(_)) => {
+                    self.web.store.job(id).await.map(Ok).map_err(|e| e.to_string())
+                }
+                other => change(other),
+            }
+        })
     }
 
     fn recent_prompts(&self, limit: u32) -> BoxFuture<'_, StudioResult<Vec<String>>> {

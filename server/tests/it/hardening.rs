@@ -735,6 +735,34 @@ fn a_crash_at_any_step_of_finishing_a_job_loses_nothing() {
     }
 }
 
+/// The process ends while decoding (as when the system runs out of memory): after the
+/// restart the job is not sampled again: its kept latents are decoded again, in smaller pieces.
+#[test]
+fn a_process_that_dies_while_decoding_loses_no_sampling() {
+    let data = data_dir("decode-abort");
+    let id = {
+        let mut server = Server::start(&data, Some("abort-decode-on=DECODEFAULT"));
+        let (status, job) = server.request(
+            "POST",
+            "/api/jobs",
+            Some(json!({"prompt": "a red ball moving right DECODEFAULT", "steps": 2, "seed": 3})),
+        );
+        assert_eq!(status, 201, "{job}");
+        assert!(!server.wait_exit(Duration::from_secs(120)).success(), "the injected end happened");
+        serde_json::from_str::<Value>(&job).unwrap()["id"].as_str().unwrap().to_string()
+    };
+    assert!(data.join("latents").join(format!("{id}.safetensors")).is_file(), "sampled, then kept");
+    let server = Server::start(&data, None);
+    let job = server.wait_job(&id, |j| j["state"] != "queued" && j["state"] != "running");
+    assert_eq!((&job["state"], &job["decode_retries"]), (&json!("done"), &json!(1)), "{job}");
+    let (_, video) = server.request("GET", &format!("/api/videos/{id}"), None);
+    let video: Value = serde_json::from_str(&video).unwrap();
+    assert_eq!(video["metadata"]["decode_retry"], 1, "the decoder alone: {video}");
+    let (status, _) = server.request("GET", &format!("/media/{id}/video.mp4"), None);
+    assert_eq!(status, 200);
+    assert!(!data.join("latents").join(format!("{id}.safetensors")).exists());
+}
+
 #[test]
 fn listening_beyond_loopback_needs_a_token() {
     let data = data_dir("exposed");

@@ -7,6 +7,7 @@ mod common;
 
 mod cli;
 mod compare;
+mod decode;
 mod docs;
 mod edit;
 mod extend;

@@ -117,6 +117,13 @@ impl Process {
         Process { child, addr: None, first_line, _stdout: stdout }
     }
 
+    /// Sends the process `signal` (`STOP` freezes every thread of it, heartbeats too; `CONT`
+    /// lets it go on).
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill").args([&format!("-{signal}"), &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+    }
+
     fn kill9(&mut self) {
         let status = Command::new("kill").args(["-KILL", &self.child.id().to_string()]).status().unwrap();
         assert!(status.success());
@@ -282,6 +289,64 @@ async fn a_killed_workers_job_is_finished_by_another_after_its_lease() {
     let attempts: i32 =
         sqlx::query_scalar("SELECT attempts FROM jobs WHERE id = $1").bind(&id).fetch_one(&db).await.unwrap();
     assert_eq!(attempts, 2, "taken again after the first worker's lease ended");
+}
+
+/// A worker frozen (SIGSTOP) while it writes a result, past its lease: another takes the job
+/// over and publishes its own result; the first, continued (SIGCONT), writes its remaining
+/// files and tries to publish them, yet neither overwrites nor removes any of the result, and
+/// leaves none of its own files behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_frozen_past_its_lease_cannot_touch_the_result_of_the_one_that_took_over() {
+    let services = Services::start("frozen").await;
+    let web = services.web();
+    let first = Process::spawn(
+        services
+            .command(&["worker", "--name", "first", "--lease-seconds", "2"])
+            .env("VIDPLAY_TEST_FAULTS", "pause-while-writing=300"),
+    );
+    let id = web.submit(json!({"prompt": "a red ball moving right", "steps": 2, "seed": 9, "frames": 8}));
+    let (bucket, prefix) = services.media.strip_prefix("s3://").unwrap().split_once('/').unwrap();
+    let vars = services.weed.env().into_iter().map(|(k, v)| (k.to_string(), v));
+    let media = server::media::s3::open_with(bucket, prefix, None, vars).unwrap();
+    use server::media::MediaStore;
+    let runs = || async { media.list(&app::media_files::attempts_prefix(&id)).await.unwrap().len() };
+    // Stopped midway through writing its files (one each 0.3 s).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while runs().await < 2 {
+        assert!(Instant::now() < deadline, "the first worker wrote no files");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    first.signal("STOP");
+    let _second = services.worker("second", 2);
+    let job = web.wait_job(&id, Duration::from_secs(300), finished);
+    assert_eq!(job["state"], "done", "{job}");
+    let files = || {
+        ["video.mp4", "video.gif", "poster.png", "frames.zip", "metadata.json", "frames/0007.png"].map(|name| {
+            let (status, body) = web.request("GET", &format!("/media/{id}/{name}"), None);
+            assert_eq!(status, 200, "{name}");
+            body
+        })
+    };
+    let published = files();
+
+    first.signal("CONT");
+    // It writes its other files, finds the job no longer its own and removes them.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while runs().await == 0 {
+        assert!(Instant::now() < deadline, "the first worker never went on writing");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    while runs().await > 0 {
+        assert!(Instant::now() < deadline, "the first worker left its files behind");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(files() == published, "the result is the second worker's, whole and untouched");
+    assert_eq!(web.video_ids(), std::slice::from_ref(&id));
+    let db = services.db().await;
+    let (attempts, state): (i32, String) =
+        sqlx::query_as("SELECT attempts, state FROM jobs WHERE id = $1").bind(&id).fetch_one(&db).await.unwrap();
+    assert_eq!((attempts, state.as_str()), (2, "done"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

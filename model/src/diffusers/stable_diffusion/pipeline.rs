@@ -8,12 +8,17 @@ use crate::diffusers::common::latent_preview::latent_to_rgb;
 use crate::diffusers::common::scheduler::{Kind, Scheduler, SchedulerConfig, StepNoise};
 use crate::diffusers::common::weights::LoadError;
 use crate::diffusers::stable_diffusion::autoencoder_kl::{AutoencoderKL, AutoencoderKLConfig};
+use crate::diffusers::stable_diffusion::vae_tiling::Tiling;
 use crate::generate::{GenerateError, PreviewClock, Progress};
+use crate::latents::Latents;
 use crate::rng::Rng;
 use burn::prelude::*;
 use burn::tensor::DType;
 use std::path::Path;
 use std::time::Instant;
+
+/// The note of kept latents that says how long sampling took, in seconds.
+const SAMPLING_SECONDS: &str = "sampling_s";
 
 /// One text-to-image request.
 #[derive(Debug, Clone)]
@@ -168,6 +173,18 @@ impl StableDiffusion {
         on_progress: &mut dyn FnMut(Progress),
         cancelled: &dyn Fn() -> bool,
     ) -> Result<GeneratedImage, GenerateError> {
+        let latents = self.sample(req, on_progress, cancelled)?;
+        self.decode_kept(&latents, 0)
+    }
+
+    /// [`Self::generate`] up to the decode: the final latents [1, 4, h, w], with how long
+    /// sampling took (note `sampling_s`).
+    pub fn sample(
+        &self,
+        req: &ImageRequest,
+        on_progress: &mut dyn FnMut(Progress),
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<Latents, GenerateError> {
         self.validate(req)?;
         let started = Instant::now();
         let config = match req.scheduler {
@@ -214,19 +231,65 @@ impl StableDiffusion {
             let preview = clock.due(i + 1, total).then(|| latent_to_rgb(latents.clone().squeeze_dim(0))).flatten();
             on_progress(Progress::new(i + 1, total).with_preview(preview));
         }
-        let sampling_seconds = started.elapsed().as_secs_f64();
-        self.decode(latents, sampling_seconds)
+        let shape = latents.dims().to_vec();
+        let values = latents
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .map_err(|e| GenerateError::Backend(format!("reading the latents back: {e:?}")))?;
+        let latents = Latents::new(shape, values).map_err(GenerateError::Backend)?;
+        Ok(latents.with_note(SAMPLING_SECONDS, started.elapsed().as_secs_f64()))
+    }
+
+    /// Decodes latents of [`Self::sample`]. `retry` 0 decodes as [`Self::generate`] does; a
+    /// retry after a failed decode (out of memory) decodes in diffusers' tiles, each retry's
+    /// tiles half the side of the last one's ([`Tiling::for_retry`]), so memory follows the tile.
+    pub fn decode_kept(&self, latents: &Latents, retry: u32) -> Result<GeneratedImage, GenerateError> {
+        let [n, c, h, w] = latents.shape[..] else {
+            return Err(GenerateError::InvalidRequest(format!(
+                "latents of shape {:?} are not an image's",
+                latents.shape
+            )));
+        };
+        if n != 1 || c != self.vae.config.latent_channels {
+            return Err(GenerateError::InvalidRequest(format!(
+                "latents of shape {:?} are not this model's ({} channels)",
+                latents.shape, self.vae.config.latent_channels
+            )));
+        }
+        let tensor = Tensor::<4>::from_data(TensorData::new(latents.values.clone(), [n, c, h, w]), &self.device);
+        let tiling = match retry {
+            0 => Tiling::for_latent(&self.vae.config, h, w),
+            _ => Some(Tiling::for_retry(&self.vae.config, h, w, retry)),
+        };
+        self.decode_with(tensor, latents.number(SAMPLING_SECONDS).unwrap_or(0.0), tiling)
     }
 
     /// Decodes final latents [1, 4, h, w] to an image, as diffusers' postprocess does; images
     /// above 1024x1024 pixels in tiles, as diffusers decodes after `enable_vae_tiling()` (the
     /// threshold is ours: diffusers, once asked, tiles any latent bigger than one tile).
     pub(crate) fn decode(&self, latents: Tensor<4>, sampling_seconds: f64) -> Result<GeneratedImage, GenerateError> {
+        let [_, _, h, w] = latents.dims();
+        let tiling = Tiling::for_latent(&self.vae.config, h, w);
+        self.decode_with(latents, sampling_seconds, tiling)
+    }
+
+    /// Decodes final latents whole, or in `tiling`'s tiles.
+    fn decode_with(
+        &self,
+        latents: Tensor<4>,
+        sampling_seconds: f64,
+        tiling: Option<Tiling>,
+    ) -> Result<GeneratedImage, GenerateError> {
         let decode_started = Instant::now();
         let [_, _, h, w] = latents.dims();
         let f = self.scale_factor();
         let z = (latents / self.vae.config.scaling_factor as f32).cast(self.dtype);
-        let image = self.vae.decode_sized(z).cast(DType::F32);
+        let image = match tiling {
+            Some(t) => self.vae.decode_tiled(z, t),
+            None => self.vae.decode(z),
+        };
+        let image = image.cast(DType::F32);
         let image = (image / 2.0 + 0.5).clamp(0.0, 1.0);
         let pixels = image
             .permute([0, 2, 3, 1])

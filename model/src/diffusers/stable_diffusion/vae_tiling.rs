@@ -17,6 +17,9 @@ pub const TILED_ABOVE_PIXELS: usize = 1024 * 1024;
 /// diffusers' `tile_overlap_factor`.
 const OVERLAP: f64 = 0.25;
 
+/// The smallest tile a retried decode uses, in latents (smaller ones are mostly overlap).
+pub const MIN_RETRY_TILE: usize = 4;
+
 /// The tile grid of one VAE, in diffusers' terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tiling {
@@ -34,11 +37,26 @@ impl Tiling {
     /// The grid diffusers derives from `sample_size`; `None` when the tile is too small to step
     /// (a VAE trained on tiny images), where diffusers' own loop fails (a zero range step).
     pub fn of(config: &AutoencoderKLConfig) -> Option<Self> {
-        let sample_tile = config.sample_size;
-        let latent_tile = sample_tile / config.scale_factor();
+        Self::with_tile(config.sample_size / config.scale_factor(), config.scale_factor())
+    }
+
+    /// diffusers' grid for tiles of `latent_tile` latents, on a VAE that upsamples `scale` times.
+    fn with_tile(latent_tile: usize, scale: usize) -> Option<Self> {
+        let sample_tile = latent_tile * scale;
         let stride = (latent_tile as f64 * (1.0 - OVERLAP)) as usize;
         let blend = (sample_tile as f64 * OVERLAP) as usize;
         (stride > 0 && blend < sample_tile).then_some(Self { latent_tile, stride, blend, keep: sample_tile - blend })
+    }
+
+    /// The grid a retried decode of a latent of `height` x `width` uses after a decode that
+    /// failed (out of memory): the same overlaps, with tiles of half the latent's longer side at
+    /// the first retry, a quarter at the second, and so on, never above the VAE's own tile nor
+    /// below [`MIN_RETRY_TILE`] latents.
+    pub fn for_retry(config: &AutoencoderKLConfig, height: usize, width: usize, retry: u32) -> Self {
+        let own = config.sample_size / config.scale_factor();
+        let halved = height.max(width).div_ceil(1 << retry.min(16));
+        let tile = halved.min(own.max(MIN_RETRY_TILE)).max(MIN_RETRY_TILE);
+        Self::with_tile(tile, config.scale_factor()).expect("a tile of at least 4 latents steps")
     }
 
     /// The tiling the pipelines decode a latent of `height` x `width` with: tiles when the image

@@ -44,6 +44,11 @@ fn migrations() -> sqlx::migrate::Migrator {
         migration(4, "the image a job starts from", include_str!("migrations/0004_job_input.sql")),
         migration(5, "owners and favourites per person", include_str!("migrations/0005_owners_and_favorites.sql")),
         migration(6, "comparisons and one vote per voter", include_str!("migrations/0006_comparisons.sql")),
+        migration(
+            7,
+            "kept latents of failed decodes, decided results",
+            include_str!("migrations/0007_decodes_and_results.sql"),
+        ),
     ])
 }
 

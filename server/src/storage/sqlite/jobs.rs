@@ -36,7 +36,7 @@ impl JobStore for SqliteStore {
         Box::pin(async move {
             let params = serde_json::to_string(&job.params).map_err(corrupt)?;
             let sql = sqlx::AssertSqlSafe(format!(
-                "INSERT INTO jobs ({JOB_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT (id) DO NOTHING"
+                "INSERT INTO jobs ({JOB_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) ON CONFLICT (id) DO NOTHING"
             ));
             let result = rows::bind_job(sqlx::query(sql), &job, params).execute(&self.pool).await?;
             Ok(result.rows_affected() == 1)
@@ -66,10 +66,10 @@ impl JobStore for SqliteStore {
             let params = serde_json::to_string(&job.params).map_err(corrupt)?;
             sqlx::query(
                 "UPDATE jobs SET state = ?1, params = ?2, started_ms = ?3, finished_ms = ?4, step = ?5, \
-                 total = ?6, message = ?7, video_id = ?8, \
+                 total = ?6, message = ?7, video_id = ?8, decode_retries = ?10, \
                  attempts = CASE WHEN ?1 = 'queued' THEN 0 ELSE attempts END WHERE id = ?9",
             )
-            .bind(job.state.as_str())
+            .bind(crate::storage::rows::state_column(job.state))
             .bind(params)
             .bind(job.started_ms)
             .bind(job.finished_ms)
@@ -78,6 +78,7 @@ impl JobStore for SqliteStore {
             .bind(&job.message)
             .bind(&job.video_id)
             .bind(&job.id)
+            .bind(job.decode_retries.map(i64::from))
             .execute(&self.pool)
             .await?;
             Ok(())
@@ -134,6 +135,21 @@ impl JobStore for SqliteStore {
                  WHERE id = ? AND state = 'queued'",
             )
             .bind(now_ms)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+            Ok(r.rows_affected() == 1)
+        })
+    }
+
+    fn retry_decode(&self, id: String) -> BoxFuture<'_, StoreResult<bool>> {
+        Box::pin(async move {
+            let r = sqlx::query(
+                "UPDATE jobs SET state = 'queued', decode_retries = decode_retries + 1, step = 0, \
+                 started_ms = NULL, finished_ms = NULL, message = NULL, attempts = 0, worker = NULL, \
+                 lease_until_ms = NULL, cancel_requested = 0 \
+                 WHERE id = ? AND state = 'failed' AND decode_retries IS NOT NULL",
+            )
             .bind(id)
             .execute(&self.pool)
             .await?;

@@ -36,12 +36,12 @@ pub(super) async fn request_cancel(pool: &SqlitePool, id: &str) -> StoreResult<b
 pub(super) async fn finish(pool: &SqlitePool, job: &Job, worker: &str) -> StoreResult<bool> {
     let r = sqlx::query(
         "UPDATE jobs SET state = ?1, params = ?2, started_ms = ?3, finished_ms = ?4, step = ?5, total = ?6, \
-         message = ?7, video_id = ?8, lease_until_ms = NULL, cancel_requested = 0, \
+         message = ?7, video_id = ?8, decode_retries = ?11, result_attempt = CASE WHEN ?1 IN ('done', 'queued') THEN result_attempt END, lease_until_ms = NULL, cancel_requested = 0, \
          worker = CASE WHEN ?1 = 'queued' THEN NULL ELSE worker END, \
          attempts = CASE WHEN ?1 = 'queued' THEN 0 ELSE attempts END \
          WHERE id = ?9 AND state = 'running' AND COALESCE(worker, '') = ?10",
     )
-    .bind(job.state.as_str())
+    .bind(crate::storage::rows::state_column(job.state))
     .bind(serde_json::to_string(&job.params).map_err(corrupt)?)
     .bind(job.started_ms)
     .bind(job.finished_ms)
@@ -51,6 +51,7 @@ pub(super) async fn finish(pool: &SqlitePool, job: &Job, worker: &str) -> StoreR
     .bind(&job.video_id)
     .bind(&job.id)
     .bind(worker)
+    .bind(job.decode_retries.map(i64::from))
     .execute(pool)
     .await?;
     Ok(r.rows_affected() == 1)
@@ -186,5 +187,30 @@ impl LeaseStore for SqliteStore {
 
     fn save_progress(&self, id: String, worker: String, step: u32, total: u32) -> BoxFuture<'_, StoreResult<bool>> {
         Box::pin(async move { save_progress(&self.pool, &id, &worker, step, total).await })
+    }
+
+    fn decide_result(&self, id: String, worker: String, attempt: String) -> BoxFuture<'_, StoreResult<Option<String>>> {
+        Box::pin(async move {
+            let decided: Option<Option<String>> = sqlx::query_scalar(
+                "UPDATE jobs SET result_attempt = COALESCE(result_attempt, ?1) \
+                 WHERE id = ?2 AND state = 'running' AND COALESCE(worker, '') = ?3 RETURNING result_attempt",
+            )
+            .bind(attempt)
+            .bind(id)
+            .bind(worker)
+            .fetch_optional(&self.pool)
+            .await?;
+            Ok(decided.flatten())
+        })
+    }
+
+    fn decided_result(&self, id: String) -> BoxFuture<'_, StoreResult<Option<String>>> {
+        Box::pin(async move {
+            let decided: Option<Option<String>> = sqlx::query_scalar("SELECT result_attempt FROM jobs WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+            Ok(decided.flatten())
+        })
     }
 }

@@ -59,6 +59,11 @@ fn migrations() -> sqlx::migrate::Migrator {
         migration(10, "the image a job starts from", include_str!("migrations/0010_job_input.sql")),
         migration(11, "owners and favourites per person", include_str!("migrations/0011_owners_and_favorites.sql")),
         migration(12, "comparisons and one vote per voter", include_str!("migrations/0012_comparisons.sql")),
+        migration(
+            13,
+            "kept latents of failed decodes, decided results",
+            include_str!("migrations/0013_decodes_and_results.sql"),
+        ),
     ])
 }
 
