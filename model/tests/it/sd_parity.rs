@@ -378,3 +378,83 @@ fn vae_tiles_real_sizes_above_a_megapixel() {
     assert_eq!(Tiling::for_latent(&tiny, 300, 300), None);
     assert_eq!(Tiling::for_retry(&tiny, 300, 300, 1).latent_tile, 4, "a retry tiles even so");
 }
+
+/// LoRAs (scripts/lora_fixtures.py: rank 4, alpha 8, on sd1's UNet attention and text encoder)
+/// merged at load, from diffusers' own file (PEFT naming, alpha in its metadata) and from the same
+/// LoRA in kohya naming: the pictures diffusers makes after `load_lora_weights` and
+/// `fuse_lora(lora_scale)`. A LoRA dropped, or its alpha ignored, scores far off; a LoRA for
+/// other weights is refused, naming what matched nothing.
+#[test]
+fn loras_merge_as_diffusers_fuses_them() {
+    use model::diffusers::common::lora::{Lora, LoraUse};
+    use model::diffusers::stable_diffusion::ImageRequest;
+    use std::sync::Arc;
+    let folder = fixture("sd1-lora");
+    let m = meta("sd1-lora");
+    let device = common::cpu();
+    let exp = Expected::open(&folder, &device);
+    let run = |i: usize, loras: &[LoraUse]| {
+        let r = &m["runs"][i];
+        let sd = StableDiffusion::load_with_loras(&fixture("sd1"), &device, DType::F32, loras)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let noise = Weights::open(&[folder.join(format!("noise_{i}.safetensors"))], &device, DType::F32).unwrap();
+        let req = ImageRequest {
+            prompt: r["prompt"].as_str().unwrap().into(),
+            negative: String::new(),
+            steps: r["steps"].as_u64().unwrap() as usize,
+            guidance: r["guidance"].as_f64().unwrap() as f32,
+            width: 64,
+            height: 64,
+            seed: 0,
+            noise: Some(noise.read_f32("noise").unwrap().0),
+            scheduler: None,
+        };
+        sd.generate(&req, &mut |_| {}, &|| false).unwrap().pixels
+    };
+    let scale = |i: usize| m["runs"][i]["scale"].as_f64().unwrap() as f32;
+    for file in ["peft.safetensors", "kohya.safetensors"] {
+        let lora = Arc::new(Lora::read(&folder.join(file)).unwrap_or_else(|e| panic!("{e}")));
+        assert_eq!(lora.components(), ["text_encoder", "unet"], "{file}");
+        assert_eq!(lora.sha256.len(), 64);
+        for i in 0..2 {
+            let got = run(i, &[LoraUse { lora: lora.clone(), scale: scale(i) }]);
+            let d = max_diff(&got, &exp.values(&format!("run.{i}.lora")), file);
+            assert!(d < 1e-4, "{file} run {i}: {d} off diffusers' fused LoRA");
+        }
+    }
+    // Plausible bugs score far off: the LoRA dropped, alpha ignored (alpha / rank is 2 here).
+    let lora = Arc::new(Lora::read(&folder.join("peft.safetensors")).unwrap());
+    let want = exp.values("run.0.lora");
+    let plain = run(0, &[]);
+    assert!(max_diff(&plain, &exp.values("run.0.plain"), "plain") < 1e-3, "without a LoRA: the plain picture");
+    let far = |got: &[f32], what: &str| {
+        let d = max_diff(got, &want, what);
+        assert!(d > 0.05, "{what} is only {d} off");
+    };
+    far(&plain, "the LoRA dropped");
+    far(&run(0, &[LoraUse { lora: lora.clone(), scale: scale(0) / 2.0 }]), "alpha ignored");
+
+    // A LoRA whose names match nothing of the model is an error naming the first such name.
+    let dir = std::env::temp_dir().join(format!("vidplay-lora-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let stray = dir.join("stray.safetensors");
+    let a = vec![0u8; 4 * 4 * 8];
+    let b = vec![0u8; 8 * 4 * 4];
+    let tensors = [
+        ("lora_unet_down_blocks_9_nowhere.lora_down.weight", &a, vec![4, 8]),
+        ("lora_unet_down_blocks_9_nowhere.lora_up.weight", &b, vec![8, 4]),
+    ];
+    let views: Vec<_> = tensors
+        .iter()
+        .map(|(k, d, s)| (*k, safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), d).unwrap()))
+        .collect();
+    std::fs::write(&stray, safetensors::tensor::serialize(views, None).unwrap()).unwrap();
+    let stray = Arc::new(Lora::read(&stray).unwrap());
+    let e =
+        StableDiffusion::load_with_loras(&fixture("sd1"), &device, DType::F32, &[LoraUse { lora: stray, scale: 1.0 }])
+            .err()
+            .expect("refused")
+            .to_string();
+    assert!(e.contains("down_blocks_9_nowhere") && e.contains("matches no weight"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

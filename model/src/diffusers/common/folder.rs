@@ -74,9 +74,22 @@ impl ModelFolder {
         dtype: burn::tensor::DType,
         build: impl FnOnce(&Weights) -> Result<T, LoadError>,
     ) -> Result<(T, usize), LoadError> {
+        self.load_component_with(name, stem, device, dtype, &[], build)
+    }
+
+    /// [`Self::load_component`] with `loras`' updates of the component merged into its weights.
+    pub fn load_component_with<T>(
+        &self,
+        name: &str,
+        stem: &str,
+        device: &burn::prelude::Device,
+        dtype: burn::tensor::DType,
+        loras: &[super::lora::LoraUse],
+        build: impl FnOnce(&Weights) -> Result<T, LoadError>,
+    ) -> Result<(T, usize), LoadError> {
         let precision = if dtype == burn::tensor::DType::F32 { Precision::F32 } else { Precision::F16 };
         let files = self.weights(name, stem, precision)?;
-        let weights = Weights::open(&files, device, dtype)?;
+        let weights = Weights::open(&files, device, dtype)?.with_loras(name, loras)?;
         let built = build(&weights)?;
         weights.finish()?;
         Ok((built, weights.len()))

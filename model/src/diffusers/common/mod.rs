@@ -9,6 +9,7 @@ pub mod folder;
 pub mod image_processing;
 pub mod latent_preview;
 pub mod layers;
+pub mod lora;
 pub mod scheduler;
 pub mod unipc;
 pub mod video;

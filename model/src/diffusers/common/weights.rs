@@ -50,6 +50,8 @@ pub struct Weights {
     pub device: Device,
     /// Floating dtype the model computes in (F32 or F16).
     pub dtype: DType,
+    /// LoRA updates added to the weights as they are read.
+    merge: Option<super::lora::Merge>,
 }
 
 impl Weights {
@@ -79,7 +81,15 @@ impl Weights {
             drop(st);
             files.push(File { path: path.clone(), map });
         }
-        Ok(Self { files, index, used: RefCell::new(BTreeSet::new()), shapes_only: None, device: device.clone(), dtype })
+        Ok(Self {
+            files,
+            index,
+            used: RefCell::new(BTreeSet::new()),
+            shapes_only: None,
+            device: device.clone(),
+            dtype,
+            merge: None,
+        })
     }
 
     /// A stand-in for a checkpoint that only lists tensor names and shapes (`origin` names where
@@ -95,6 +105,7 @@ impl Weights {
             shapes_only: Some((origin.to_path_buf(), shapes)),
             device: device.clone(),
             dtype: DType::F32,
+            merge: None,
         }
     }
 
@@ -109,6 +120,14 @@ impl Weights {
 
     pub fn contains(&self, key: &str) -> bool {
         self.index.contains_key(key)
+    }
+
+    /// Merges `loras`' updates of `component` into its weights as they are read; an update
+    /// that matches no weight of the component is an error naming it.
+    pub fn with_loras(mut self, component: &str, loras: &[super::lora::LoraUse]) -> Result<Self, LoadError> {
+        let merge = super::lora::Merge::resolve(loras, component, self.index.keys())?;
+        self.merge = (!merge.is_empty()).then_some(merge);
+        Ok(self)
     }
 
     /// Finds a key's bytes and hands (dtype, shape, bytes, file) to `decode`; marks it used.
@@ -142,6 +161,14 @@ impl Weights {
 
     /// Reads one floating tensor as f32 values with its shape.
     pub fn read_f32(&self, key: &str) -> Result<(Vec<f32>, Vec<usize>), LoadError> {
+        let (mut values, shape) = self.read_f32_as_stored(key)?;
+        if let Some(merge) = &self.merge {
+            merge.apply(key, &shape, &mut values, self.path_of(key))?;
+        }
+        Ok((values, shape))
+    }
+
+    fn read_f32_as_stored(&self, key: &str) -> Result<(Vec<f32>, Vec<usize>), LoadError> {
         self.read(key, |dtype, b| match dtype {
             StDtype::F32 => Some(b.as_chunks::<4>().0.iter().map(|c| f32::from_le_bytes(*c)).collect()),
             StDtype::F16 => Some(b.as_chunks::<2>().0.iter().map(|c| half::f16::from_le_bytes(*c).to_f32()).collect()),

@@ -73,7 +73,7 @@ impl InstructPix2Pix {
 
     /// Loads a diffusers `StableDiffusionInstructPix2PixPipeline` folder. `dtype` is F32 or F16.
     pub fn load(root: &Path, device: &Device, dtype: DType) -> Result<Self, LoadError> {
-        let sd = StableDiffusion::load_as(root, device, dtype, Self::PIPELINE_CLASS)?;
+        let sd = StableDiffusion::load_as(root, device, dtype, Self::PIPELINE_CLASS, &[])?;
         let latent = sd.vae.config.latent_channels;
         if sd.unet.config.in_channels != 2 * latent {
             return Err(LoadError::config(

@@ -5,6 +5,7 @@ use crate::diffusers::clip::text::{ClipTextConfig, ClipTextModel};
 use crate::diffusers::clip::tokenizer::ClipTokenizer;
 use crate::diffusers::common::folder::ModelFolder;
 use crate::diffusers::common::latent_preview::latent_to_rgb;
+use crate::diffusers::common::lora::LoraUse;
 use crate::diffusers::common::scheduler::{Kind, Scheduler, SchedulerConfig, StepNoise};
 use crate::diffusers::common::weights::LoadError;
 use crate::diffusers::stable_diffusion::autoencoder_kl::{AutoencoderKL, AutoencoderKLConfig};
@@ -77,18 +78,40 @@ impl StableDiffusion {
 
     /// Loads a diffusers `StableDiffusionPipeline` folder. `dtype` is F32 or F16.
     pub fn load(root: &Path, device: &Device, dtype: DType) -> Result<Self, LoadError> {
-        Self::load_as(root, device, dtype, Self::PIPELINE_CLASS)
+        Self::load_as(root, device, dtype, Self::PIPELINE_CLASS, &[])
+    }
+
+    /// [`Self::load`] with LoRAs merged into the UNet and the text encoder (diffusers'
+    /// `load_lora_weights` then `fuse_lora(lora_scale)`, each LoRA at its own scale).
+    pub fn load_with_loras(root: &Path, device: &Device, dtype: DType, loras: &[LoraUse]) -> Result<Self, LoadError> {
+        Self::load_as(root, device, dtype, Self::PIPELINE_CLASS, loras)
     }
 
     /// Loads the Stable Diffusion components of a folder whose `model_index.json` names the
     /// pipeline `class` (text to image, or an instruction editor built on the same parts).
-    pub(crate) fn load_as(root: &Path, device: &Device, dtype: DType, class: &str) -> Result<Self, LoadError> {
+    pub(crate) fn load_as(
+        root: &Path,
+        device: &Device,
+        dtype: DType,
+        class: &str,
+        loras: &[LoraUse],
+    ) -> Result<Self, LoadError> {
+        if let Some(other) =
+            loras.iter().flat_map(|l| l.lora.components()).find(|c| !["unet", "text_encoder"].contains(c))
+        {
+            return Err(LoadError::config(
+                root,
+                "lora",
+                other,
+                "a Stable Diffusion LoRA updates the unet and the text_encoder",
+            ));
+        }
         let folder = ModelFolder::open(root)?;
         folder.expect_class(class)?;
         let tokenizer = ClipTokenizer::load(&root.join("tokenizer"))?;
         let te_cfg_path = folder.config("text_encoder", "config.json")?;
         let te_cfg = ClipTextConfig::read(&te_cfg_path)?;
-        let (text_encoder, n_te) = folder.load_component("text_encoder", "model", device, dtype, |w| {
+        let (text_encoder, n_te) = folder.load_component_with("text_encoder", "model", device, dtype, loras, |w| {
             ClipTextModel::load(w, &te_cfg, &te_cfg_path)
         })?;
         let unet_cfg = UNet2DConditionConfig::read(&folder.config("unet", "config.json")?)?;
@@ -102,9 +125,10 @@ impl StableDiffusion {
                 &format!("the text encoder gives {} features", te_cfg.hidden_size),
             ));
         }
-        let (unet, n_unet) = folder.load_component("unet", "diffusion_pytorch_model", device, dtype, |w| {
-            UNet2DConditionModel::load(w, &unet_cfg)
-        })?;
+        let (unet, n_unet) =
+            folder.load_component_with("unet", "diffusion_pytorch_model", device, dtype, loras, |w| {
+                UNet2DConditionModel::load(w, &unet_cfg)
+            })?;
         let vae_cfg = AutoencoderKLConfig::read(&folder.config("vae", "config.json")?)?;
         let (vae, n_vae) = folder
             .load_component("vae", "diffusion_pytorch_model", device, dtype, |w| AutoencoderKL::load(w, &vae_cfg))?;

@@ -1,0 +1,252 @@
+//! LoRAs: low-rank updates of a model's weights, trained apart and merged into the weights at
+//! load (`W + scale * alpha / rank * B A`, as diffusers' `fuse_lora` does), so a job with a LoRA
+//! runs as fast as one without.
+//!
+//! Two namings are read, the ones LoRAs ship in:
+//! - diffusers / PEFT: `unet.down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q.lora_A.weight`
+//!   and `...lora_B.weight` (`text_encoder.` and `transformer.` for those components), with
+//!   `alpha / rank` from the file's `lora_adapter_metadata` (`lora_alpha`, `r`) when it has
+//!   one, else 1 (diffusers' default for a file without it);
+//! - kohya / ComfyUI: `lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q.lora_down.weight`,
+//!   `...lora_up.weight` and `...alpha` (`lora_te_` for the text encoder): the module's dots
+//!   became underscores, so a name is matched against the component's own weight names.
+//!
+//! A LoRA entry that matches no weight of its component is an error naming it: a LoRA for
+//! another model must not load as a silent no-op.
+
+use super::weights::LoadError;
+use safetensors::{Dtype as StDtype, SafeTensors};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// One low-rank update: `up` [out, rank] times `down` [rank, in...], times `alpha / rank`.
+#[derive(Debug, Clone)]
+struct Update {
+    down: Vec<f32>,
+    down_shape: Vec<usize>,
+    up: Vec<f32>,
+    up_shape: Vec<usize>,
+    alpha: Option<f32>,
+}
+
+/// How an entry names the weight it updates.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Target {
+    /// The weight's own key (diffusers / PEFT naming).
+    Key(String),
+    /// The module's path with dots as underscores (kohya naming).
+    Underscored(String),
+}
+
+/// A LoRA file, read.
+#[derive(Debug)]
+pub struct Lora {
+    pub path: PathBuf,
+    /// SHA-256 of the file, hex (recorded with results).
+    pub sha256: String,
+    /// Component (`unet`, `text_encoder`, `transformer`) -> what each entry updates.
+    updates: BTreeMap<String, BTreeMap<Target, Update>>,
+}
+
+/// A LoRA and the scale a job applies it with.
+#[derive(Debug, Clone)]
+pub struct LoraUse {
+    pub lora: Arc<Lora>,
+    pub scale: f32,
+}
+
+impl Lora {
+    pub fn read(path: &Path) -> Result<Self, LoadError> {
+        let fail = |message: String| LoadError::File { path: path.to_path_buf(), message };
+        let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
+        let sha256 = sha256_hex(&bytes);
+        let st = SafeTensors::deserialize(&bytes).map_err(|e| fail(format!("not a safetensors file: {e}")))?;
+        let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| fail(e.to_string()))?;
+        let alpha_of = peft_alphas(header.metadata().as_ref());
+        let read = |key: &str| -> Result<(Vec<f32>, Vec<usize>), LoadError> {
+            let view = st.tensor(key).map_err(|e| fail(e.to_string()))?;
+            let values = match view.dtype() {
+                StDtype::F32 => view.data().as_chunks::<4>().0.iter().map(|c| f32::from_le_bytes(*c)).collect(),
+                StDtype::F16 => {
+                    view.data().as_chunks::<2>().0.iter().map(|c| half::f16::from_le_bytes(*c).to_f32()).collect()
+                }
+                StDtype::BF16 => {
+                    view.data().as_chunks::<2>().0.iter().map(|c| half::bf16::from_le_bytes(*c).to_f32()).collect()
+                }
+                other => return Err(fail(format!("`{key}` has dtype {other:?}"))),
+            };
+            Ok((values, view.shape().to_vec()))
+        };
+        let mut updates: BTreeMap<String, BTreeMap<Target, Update>> = BTreeMap::new();
+        let mut names: Vec<&str> = st.names();
+        names.sort();
+        for name in names {
+            let (component, target, up_name, alpha) = if let Some(module) = name.strip_suffix(".lora_A.weight") {
+                let (component, module) = module
+                    .split_once('.')
+                    .ok_or_else(|| fail(format!("`{name}` names no component (unet., text_encoder., transformer.)")))?;
+                let alpha = alpha_of.get(component).copied();
+                (
+                    component.to_string(),
+                    Target::Key(format!("{module}.weight")),
+                    format!("{component}.{module}.lora_B.weight"),
+                    alpha,
+                )
+            } else if let Some(module) = name.strip_suffix(".lora_down.weight") {
+                let (component, rest) = if let Some(rest) = module.strip_prefix("lora_unet_") {
+                    ("unet", rest)
+                } else if let Some(rest) = module.strip_prefix("lora_te_") {
+                    ("text_encoder", rest)
+                } else if let Some(rest) = module.strip_prefix("lora_transformer_") {
+                    ("transformer", rest)
+                } else {
+                    return Err(fail(format!("`{name}` names no component (lora_unet_, lora_te_, lora_transformer_)")));
+                };
+                let alpha = match st.tensor(&format!("{module}.alpha")) {
+                    Ok(_) => Some(read(&format!("{module}.alpha"))?.0.first().copied().unwrap_or(1.0)),
+                    Err(_) => None,
+                };
+                (
+                    component.to_string(),
+                    Target::Underscored(rest.to_string()),
+                    format!("{module}.lora_up.weight"),
+                    alpha,
+                )
+            } else if name.ends_with(".lora_B.weight") || name.ends_with(".lora_up.weight") || name.ends_with(".alpha")
+            {
+                continue;
+            } else {
+                return Err(fail(format!("`{name}` is not a LoRA weight (lora_A/lora_B or lora_down/lora_up)")));
+            };
+            let (down, down_shape) = read(name)?;
+            let (up, up_shape) = read(&up_name).map_err(|_| fail(format!("`{name}` has no `{up_name}`")))?;
+            let rank = down_shape.first().copied().unwrap_or(0);
+            if up_shape.get(1) != Some(&rank) || down_shape.len() < 2 {
+                return Err(fail(format!("`{name}` {down_shape:?} and `{up_name}` {up_shape:?} do not multiply")));
+            }
+            updates.entry(component).or_default().insert(target, Update { down, down_shape, up, up_shape, alpha });
+        }
+        if updates.is_empty() {
+            return Err(fail("holds no LoRA weights".into()));
+        }
+        Ok(Self { path: path.to_path_buf(), sha256, updates })
+    }
+
+    /// The file's name, as results record it.
+    pub fn name(&self) -> String {
+        self.path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+    }
+
+    /// The components it updates.
+    pub fn components(&self) -> Vec<&str> {
+        self.updates.keys().map(String::as_str).collect()
+    }
+}
+
+/// diffusers' `lora_adapter_metadata` (JSON in the file's header, each component's PEFT config
+/// under `COMPONENT.KEY`): each component's `lora_alpha`.
+fn peft_alphas(metadata: Option<&HashMap<String, String>>) -> HashMap<String, f32> {
+    let Some(text) = metadata.and_then(|m| m.get("lora_adapter_metadata")) else { return HashMap::new() };
+    let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(text) else {
+        return HashMap::new();
+    };
+    map.iter()
+        .filter_map(|(key, value)| Some((key.strip_suffix(".lora_alpha")?.to_string(), value.as_f64()? as f32)))
+        .collect()
+}
+
+/// The updates of the LoRAs of a job that fall on one component's weights, by weight key:
+/// what [`super::weights::Weights`] adds to a weight as it reads it.
+#[derive(Debug, Default)]
+pub struct Merge {
+    deltas: HashMap<String, Vec<(Update, f32)>>,
+}
+
+impl Merge {
+    /// The updates of `loras` for `component`, each matched against the component's weight
+    /// keys; an entry that matches none is an error naming it.
+    pub fn resolve<'k>(
+        loras: &[LoraUse],
+        component: &str,
+        keys: impl Iterator<Item = &'k String>,
+    ) -> Result<Self, LoadError> {
+        let keys: Vec<&String> = keys.collect();
+        let underscored: HashMap<String, &String> =
+            keys.iter().filter_map(|k| k.strip_suffix(".weight").map(|m| (m.replace('.', "_"), *k))).collect();
+        let mut merge = Merge::default();
+        for used in loras {
+            let Some(updates) = used.lora.updates.get(component) else { continue };
+            for (target, update) in updates {
+                let key = match target {
+                    // PEFT names a module from where its adapter sat, which may be below the
+                    // file's root (the text encoder's `encoder.` for `text_model.encoder.`).
+                    Target::Key(key) => keys.iter().find(|k| **k == key).or_else(|| {
+                        let mut below = keys.iter().filter(|k| k.ends_with(&format!(".{key}")));
+                        below.next().filter(|_| below.next().is_none())
+                    }),
+                    Target::Underscored(name) => underscored.get(name),
+                }
+                .map(|k| (*k).clone());
+                let Some(key) = key else {
+                    let name = match target {
+                        Target::Key(key) => key.clone(),
+                        Target::Underscored(name) => name.clone(),
+                    };
+                    return Err(LoadError::File {
+                        path: used.lora.path.clone(),
+                        message: format!(
+                            "`{name}` matches no weight of the model's {component}: a LoRA for another model?"
+                        ),
+                    });
+                };
+                merge.deltas.entry(key).or_default().push((update.clone(), used.scale));
+            }
+        }
+        Ok(merge)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.deltas.is_empty()
+    }
+
+    /// Adds the updates of weight `key` (of `shape`) to its values.
+    pub fn apply(&self, key: &str, shape: &[usize], values: &mut [f32], path: &Path) -> Result<(), LoadError> {
+        let Some(deltas) = self.deltas.get(key) else { return Ok(()) };
+        let out = shape.first().copied().unwrap_or(0);
+        let inner: usize = shape.iter().skip(1).product();
+        for (update, scale) in deltas {
+            let rank = update.down_shape[0];
+            let down_inner: usize = update.down_shape.iter().skip(1).product();
+            if update.up_shape[0] != out || down_inner != inner {
+                return Err(LoadError::Shape {
+                    path: path.to_path_buf(),
+                    key: key.into(),
+                    found: vec![update.up_shape[0], down_inner],
+                    expected: vec![out, inner],
+                });
+            }
+            let factor = scale * update.alpha.map_or(1.0, |a| a / rank as f32);
+            for o in 0..out {
+                let row = &mut values[o * inner..(o + 1) * inner];
+                for r in 0..rank {
+                    let u = update.up[o * rank + r] * factor;
+                    if u == 0.0 {
+                        continue;
+                    }
+                    let down = &update.down[r * inner..(r + 1) * inner];
+                    for (w, d) in row.iter_mut().zip(down) {
+                        *w += u * d;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// SHA-256 of `bytes`, hex.
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
