@@ -9,6 +9,7 @@ use crate::precision::PrecisionChoice;
 use anyhow::bail;
 use app::types::{JobParams, Mode};
 use model::device::{self, DeviceChoice};
+use model::diffusers::common::lora::{Lora, LoraUse};
 use model::diffusers::common::scheduler::Kind;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -51,6 +52,10 @@ pub struct ImageArgs {
     /// Sampler: euler, euler-ancestral or ddim (default: the model's own scheduler config).
     #[arg(long)]
     scheduler: Option<String>,
+    /// A LoRA to merge into the model, at a scale (default 1): `FILE` or `FILE:SCALE`, in
+    /// diffusers/PEFT or kohya naming; repeat for several.
+    #[arg(long = "lora", value_name = "FILE[:SCALE]")]
+    loras: Vec<String>,
     #[arg(long, value_enum, default_value = "auto")]
     precision: PrecisionChoice,
     #[arg(long, env = "VIDPLAY_DEVICE", default_value = "auto")]
@@ -87,8 +92,9 @@ pub fn run(a: ImageArgs) -> anyhow::Result<()> {
         p.width = a.width.unwrap_or(p.width);
         p.height = a.height.unwrap_or(p.height);
     });
+    let loras = a.loras.iter().map(|spec| read_lora(spec)).collect::<anyhow::Result<Vec<_>>>()?;
     let overrides =
-        Overrides { precision: a.precision, noise: a.noise, scheduler, warmup: a.warmup, ..Overrides::NONE };
+        Overrides { precision: a.precision, noise: a.noise, scheduler, warmup: a.warmup, loras, ..Overrides::NONE };
     let given = given(&[
         ("negative", a.negative.is_some()),
         ("steps", a.steps.is_some()),
@@ -108,3 +114,20 @@ pub fn run(a: ImageArgs) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// A `--lora FILE[:SCALE]`: the file read, at its scale (1 when none is given).
+fn read_lora(spec: &str) -> anyhow::Result<LoraUse> {
+    let (path, scale) = match spec.rsplit_once(':') {
+        Some((path, scale)) if scale.parse::<f32>().is_ok() => (path, scale.parse::<f32>()?),
+        _ => (spec, 1.0),
+    };
+    if !scale.is_finite() || scale.abs() > MAX_LORA_SCALE {
+        bail!("--lora {spec}: the scale must be between -{MAX_LORA_SCALE} and {MAX_LORA_SCALE}");
+    }
+    let lora = Lora::read(std::path::Path::new(path)).map_err(|e| anyhow::anyhow!("--lora {spec}: {e}"))?;
+    Ok(LoraUse { lora: std::sync::Arc::new(lora), scale })
+}
+
+/// The largest LoRA scale taken (diffusers takes any; far beyond a few, a LoRA only breaks the
+/// picture).
+const MAX_LORA_SCALE: f32 = 4.0;

@@ -5,6 +5,7 @@
 use crate::precision::PrecisionChoice;
 use model::device::DeviceChoice;
 use model::diffusers::DType;
+use model::diffusers::common::lora::LoraUse;
 use model::diffusers::common::scheduler::Kind;
 use model::diffusers::common::weights::Weights;
 use model::generate::GenerateError;
@@ -37,6 +38,9 @@ pub struct Overrides {
     /// Stable Video Diffusion: guidance on the first frame (default: 1, or the guidance when
     /// that is lower); it ramps to the guidance on the last.
     pub min_guidance: Option<f32>,
+    /// LoRAs merged into the model's weights at load, each at its scale (families that take
+    /// them: Stable Diffusion).
+    pub loras: Vec<LoraUse>,
 }
 
 /// Where a text encoder runs.
@@ -63,6 +67,7 @@ impl Overrides {
         edit_size: None,
         noise_aug: None,
         min_guidance: None,
+        loras: Vec::new(),
     };
 
     /// The tensors `(key, shape, required)` of the noise file, in order, each as f32 of exactly
@@ -99,6 +104,19 @@ impl Overrides {
         if let Some(noise) = &self.noise {
             meta.details.insert("noise_file".into(), noise.display().to_string().into());
         }
+        if !self.loras.is_empty() {
+            let loras = self
+                .loras
+                .iter()
+                .map(|l| serde_json::json!({"file": l.lora.name(), "sha256": l.lora.sha256, "scale": l.scale}))
+                .collect();
+            meta.details.insert("loras".into(), serde_json::Value::Array(loras));
+        }
+    }
+
+    /// A name for what the LoRAs make of a model, for caching it loaded: empty without any.
+    pub fn loras_key(&self) -> String {
+        self.loras.iter().map(|l| format!("+{}@{}", l.lora.sha256, l.scale)).collect()
     }
 
     /// Runs the warm-up pass when asked and returns its seconds (0 without one).

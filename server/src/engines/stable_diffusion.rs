@@ -96,11 +96,14 @@ impl StableDiffusionEngine {
         Ok(rendered)
     }
 
+    /// The model, with the LoRAs `o` names merged in (cached per combination).
     fn load(&self, o: &Overrides, ctx: &mut RunContext<'_>) -> Result<std::rc::Rc<StableDiffusion>, GenerateError> {
         let dtype = o.precision.resolve(ctx.device);
         let device = ctx.device.device.clone();
-        ctx.models.get_or_load(&self.info.id, self.info.memory_mib, || {
-            StableDiffusion::load(&self.path, &device, dtype).map_err(|e| super::load_error(&self.info.id, e))
+        let key = format!("{}{}", self.info.id, o.loras_key());
+        ctx.models.get_or_load(&key, self.info.memory_mib, || {
+            StableDiffusion::load_with_loras(&self.path, &device, dtype, &o.loras)
+                .map_err(|e| super::load_error(&self.info.id, e))
         })
     }
 

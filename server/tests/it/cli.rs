@@ -310,6 +310,63 @@ fn image_reproduces_diffusers_from_the_same_noise() {
     assert!(out.status.success() && listing.contains("sd1") && listing.contains("text-to-image"), "{listing}");
 }
 
+/// `vidplay image --lora FILE:SCALE` (kohya naming) makes diffusers' picture with the same LoRA
+/// loaded and fused at that scale, and the metadata records the LoRA.
+#[test]
+fn image_with_a_lora_reproduces_diffusers_fused_lora() {
+    let dir = temp_dir("image-lora");
+    let (model, lora) = (sd_fixture("sd1"), sd_fixture("sd1-lora"));
+    let noise = lora.join("noise_0.safetensors");
+    let spec = format!("{}:0.8", lora.join("kohya.safetensors").display());
+    let out = vidplay(&[
+        "image",
+        "--model-dir",
+        model.to_str().unwrap(),
+        "--prompt",
+        "a red cat in space",
+        "--steps",
+        "3",
+        "--guidance",
+        "7.5",
+        "--width",
+        "64",
+        "--height",
+        "64",
+        "--noise",
+        noise.to_str().unwrap(),
+        "--lora",
+        &spec,
+        "--device",
+        "cpu",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let got = image::open(dir.join("image.png")).unwrap().to_rgb8();
+    let device = model::device::open(model::device::DeviceChoice::Cpu).unwrap().device;
+    let expected = model::diffusers::common::weights::Weights::open(
+        &[lora.join("expected.safetensors")],
+        &device,
+        model::diffusers::DType::F32,
+    )
+    .unwrap();
+    let psnr = |want: &[f32]| {
+        let mse = got.as_raw().iter().zip(want).map(|(&a, &b)| ((a as f64 / 255.0) - b as f64).powi(2)).sum::<f64>()
+            / want.len() as f64;
+        10.0 * (1.0 / mse).log10()
+    };
+    let with = psnr(&expected.read_f32("run.0.lora").unwrap().0);
+    let without = psnr(&expected.read_f32("run.0.plain").unwrap().0);
+    assert!(with >= 40.0 && without < 25.0, "PSNR {with:.1} dB against the fused LoRA, {without:.1} without");
+    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("metadata.json")).unwrap()).unwrap();
+    let recorded = &meta["loras"][0];
+    assert_eq!(
+        (&recorded["file"], &recorded["scale"]),
+        (&serde_json::json!("kohya.safetensors"), &serde_json::json!(0.8f32))
+    );
+    assert_eq!(recorded["sha256"].as_str().unwrap().len(), 64);
+}
+
 #[test]
 fn image_bad_input_is_a_clear_error() {
     let dir = temp_dir("image-bad");
@@ -338,6 +395,11 @@ fn image_bad_input_is_a_clear_error() {
     run(base(&["--width", "64", "--height", "64", "--noise", wrong.to_str().unwrap()]), "has shape");
     run(base(&["--noise", "/nonexistent.safetensors"]), "nonexistent.safetensors");
     run(base(&["--scheduler", "heun"]), "unknown scheduler");
+    run(base(&["--lora", "/nonexistent.safetensors"]), "nonexistent.safetensors");
+    let lora = sd_fixture("sd1-lora").join("peft.safetensors");
+    run(base(&["--lora", &format!("{}:9", lora.display())]), "scale must be between");
+    let not_a_lora = model.join("noise_0.safetensors");
+    run(base(&["--lora", not_a_lora.to_str().unwrap()]), "not a LoRA weight");
     // A model of another task: its engine says what it does.
     let mut video = base(&[]);
     video[2] = svd_fixture("svd1").to_str().unwrap().into();
@@ -900,6 +962,11 @@ fn edit_bad_input_is_a_clear_error() {
     run(base(&["--image-guidance", "-1"]), "unexpected argument");
     run(base(&["--image-guidance", "1000"]), "image-guidance");
     run(base(&["--scheduler", "heun"]), "unknown scheduler");
+    run(base(&["--lora", "/nonexistent.safetensors"]), "nonexistent.safetensors");
+    let lora = sd_fixture("sd1-lora").join("peft.safetensors");
+    run(base(&["--lora", &format!("{}:9", lora.display())]), "scale must be between");
+    let not_a_lora = model.join("noise_0.safetensors");
+    run(base(&["--lora", not_a_lora.to_str().unwrap()]), "not a LoRA weight");
     // ip2p1's second noise is for 128x64; this image makes 64x64.
     run(base(&["--noise", model.join("noise_1.safetensors").to_str().unwrap()]), "has shape");
     // A recording of fewer steps than asked.
