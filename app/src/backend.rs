@@ -21,6 +21,8 @@ pub type Change<T> = Result<T, String>;
 pub trait Studio: Send + Sync + 'static {
     /// Every model the server can run, the default (built-in) one first.
     fn models(&self) -> Vec<ModelInfo>;
+    /// The LoRA files jobs may name, for the models that take LoRAs.
+    fn loras(&self) -> Vec<String>;
     fn read_prompt(&self, prompt: &str) -> PromptReading;
     /// A natural random prompt from the model's vocabulary.
     fn surprise(&self, seed: u64) -> String;

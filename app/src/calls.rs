@@ -43,6 +43,11 @@ pub async fn list_models() -> Result<Vec<ModelInfo>, ServerFnError> {
 }
 
 #[server]
+pub async fn list_loras() -> Result<Vec<String>, ServerFnError> {
+    Ok(studio()?.loras())
+}
+
+#[server]
 pub async fn read_prompt(prompt: String) -> Result<PromptReading, ServerFnError> {
     crate::limits::check_text("the prompt", &prompt, crate::limits::MAX_PROMPT_CHARS).map_err(refuse)?;
     Ok(studio()?.read_prompt(&prompt))

@@ -191,6 +191,7 @@ fn CreateForm(
     recent: Vec<String>,
 ) -> impl IntoView {
     let models = StoredValue::new(models);
+    let start_loras = StoredValue::new(start.loras.clone());
     let first = pick_model(&models.get_value(), &start.model, start_mode);
     let start_mode = task_for(&first, start_mode);
     let prompt = RwSignal::new(start.prompt.clone());
@@ -534,6 +535,9 @@ fn CreateForm(
                         let task = mode.get();
                         m.params_for(task).map(|spec| param_control(spec, values)).collect_view()
                     }}
+                    {move || model.with(|m| m.takes_loras).then(|| view! {
+                        <crate::lora_picker::LoraPicker start=start_loras.get_value()/>
+                    })}
                     <label>"Seed"
                         <input type="number" name="seed" min="0" placeholder="random"
                             prop:value=move || seed.get() value=seed.get_untracked()

@@ -16,6 +16,7 @@ mod gallery;
 mod job_card;
 mod leaderboard;
 pub mod limits;
+mod lora_picker;
 pub mod media_files;
 pub mod models;
 pub mod params;

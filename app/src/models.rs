@@ -187,6 +187,9 @@ pub struct ModelInfo {
     pub reads_prompt: bool,
     /// How an image to animate is used, for people (empty when it takes none).
     pub input_note: String,
+    /// Whether a job may merge LoRAs into it (`JobParams::loras`).
+    #[serde(default)]
+    pub takes_loras: bool,
 }
 
 /// One category of prompt words, e.g. "subject": ball, square, ...
@@ -282,6 +285,7 @@ mod tests {
             chips: Vec::new(),
             reads_prompt: false,
             input_note: String::new(),
+            takes_loras: false,
         }
     }
 

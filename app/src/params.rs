@@ -94,7 +94,30 @@ pub struct JobParams {
     /// The variants group this result belongs to (set by the server for every result of one
     /// variants request; empty otherwise).
     pub group: String,
+    /// LoRAs merged into the model for this job (the models that take them: their description
+    /// says so), from the server's LoRA folder (`GET /api/loras`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub loras: Vec<LoraChoice>,
 }
+
+/// One LoRA of a job: its file in the server's LoRA folder, and its scale.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoraChoice {
+    pub file: String,
+    #[serde(default = "one")]
+    pub scale: f32,
+}
+
+fn one() -> f32 {
+    1.0
+}
+
+/// Most LoRAs one job merges.
+pub const MAX_LORAS: usize = 4;
+/// The largest LoRA scale either way (diffusers takes any; far beyond a few, a LoRA only
+/// breaks the picture).
+pub const MAX_LORA_SCALE: f32 = 4.0;
 
 /// One segment of a shot list.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -137,6 +160,7 @@ impl Default for JobParams {
             source_frame: 0,
             segments: Vec::new(),
             group: String::new(),
+            loras: Vec::new(),
         }
     }
 }

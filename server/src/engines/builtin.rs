@@ -69,6 +69,7 @@ fn info(config: &NetConfig) -> ModelInfo {
         input_note: "The picture itself moves, at its own resolution (up to 1024 pixels on the longest side): \
              say how (\"camera pans left\", \"zoom in\", \"snow\", \"the red ball moving right\")."
             .into(),
+        takes_loras: false,
     }
 }
 

@@ -39,6 +39,7 @@ impl BuiltinEditEngine {
             chips: Vec::new(),
             reads_prompt: false,
             input_note: "The picture keeps its own resolution; only what the instruction names changes.".into(),
+            takes_loras: false,
         };
         Self { info }
     }

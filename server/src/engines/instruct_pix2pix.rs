@@ -121,6 +121,7 @@ impl InstructPix2PixEngine {
             chips: Vec::new(),
             reads_prompt: false,
             input_note: "The image keeps its aspect, its longer side at the model's size (512).".into(),
+            takes_loras: false,
         };
         Self { info, path: path.to_path_buf() }
     }

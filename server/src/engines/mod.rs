@@ -13,6 +13,7 @@ pub mod cache;
 pub mod family;
 pub mod instruct_pix2pix;
 pub mod keyframe_chain;
+pub mod loras;
 pub mod metadata;
 pub mod overrides;
 pub mod registry;

@@ -108,7 +108,11 @@ impl Overrides {
             let loras = self
                 .loras
                 .iter()
-                .map(|l| serde_json::json!({"file": l.lora.name(), "sha256": l.lora.sha256, "scale": l.scale}))
+                // The scale as it was written (an f32 widened to JSON's f64 reads 0.800000011920929).
+                .map(|l| {
+                    let scale = (f64::from(l.scale) * 1e6).round() / 1e6;
+                    serde_json::json!({"file": l.lora.name(), "sha256": l.lora.sha256, "scale": scale})
+                })
                 .collect();
             meta.details.insert("loras".into(), serde_json::Value::Array(loras));
         }

@@ -7,6 +7,7 @@ use super::builtin::BuiltinEngine;
 use super::builtin_edit::BuiltinEditEngine;
 use super::family::Family;
 use super::keyframe_chain::KeyframeChain;
+use super::loras::LoraLibrary;
 use super::{instruct_pix2pix, stable_diffusion, stable_video_diffusion, wan};
 use app::models::ModelInfo;
 use app::types::Mode;
@@ -30,6 +31,8 @@ const TASK_ORDER: [Mode; 4] = [Mode::TextToVideo, Mode::TextToImage, Mode::Image
 pub struct Registry {
     /// The default first: an installed native text-to-video model (Wan), else the built-in one.
     engines: Vec<Arc<dyn Engine>>,
+    /// The LoRAs jobs may merge into the models that take them (the models folder's `loras/`).
+    pub loras: LoraLibrary,
 }
 
 impl Registry {
@@ -47,7 +50,9 @@ impl Registry {
             tracing::info!(name = %m.name, path = %m.path.display(), family = family.name, "installed model");
             installed.push((family.build)(&m.name, &m.path));
         }
-        Registry::arrange(vec![Arc::new(builtin), Arc::new(BuiltinEditEngine::new())], installed)
+        let mut registry = Registry::arrange(vec![Arc::new(builtin), Arc::new(BuiltinEditEngine::new())], installed);
+        registry.loras = LoraLibrary::new(models_dir.map(|d| d.join("loras")));
+        registry
     }
 
     /// Orders the engines by their first task (text to video, text to image, image to video,
@@ -82,12 +87,12 @@ impl Registry {
                 }
             })
             .collect();
-        Registry { engines }
+        Registry { engines, loras: LoraLibrary::default() }
     }
 
     /// A registry of exactly these engines (the first is the default).
     pub fn of(engines: Vec<Arc<dyn Engine>>) -> Registry {
-        Registry { engines }
+        Registry { engines, loras: LoraLibrary::default() }
     }
 
     pub fn get(&self, id: &str) -> Option<&Arc<dyn Engine>> {

@@ -69,6 +69,7 @@ impl StableDiffusionEngine {
             chips: Vec::new(),
             reads_prompt: false,
             input_note: String::new(),
+            takes_loras: true,
         };
         Self { info, path: path.to_path_buf() }
     }

@@ -89,6 +89,7 @@ impl StableVideoDiffusionEngine {
             chips: Vec::new(),
             reads_prompt: false,
             input_note: "The image is resized to the width and height below.".into(),
+            takes_loras: false,
         };
         Self { info, path: path.to_path_buf() }
     }

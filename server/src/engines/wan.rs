@@ -93,6 +93,7 @@ impl WanEngine {
             // The text goes to UMT5 as written: no word-by-word reading to show.
             reads_prompt: false,
             input_note: String::new(),
+            takes_loras: false,
         };
         Self { info, path: path.to_path_buf() }
     }

@@ -101,6 +101,7 @@ impl Intake {
             params.prompt = segments::shot_list_prompt(&params.segments);
         }
         let from_image = picture.is_some();
+        self.registry.loras.check(&params.loras, engine.info()).map_err(SubmitError::Invalid)?;
         let (mode, total) = if segments::is_segmented(&params) {
             let checked =
                 segments::check(engine.as_ref(), &params, extending || from_image).map_err(SubmitError::Invalid)?;

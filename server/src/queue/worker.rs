@@ -388,6 +388,7 @@ impl Worker {
         device.device.memory_cleanup();
         let mut meter = GpuMemoryMeter::start(&device.device);
         let (id, prompt, retry) = (job.id.clone(), params.prompt.clone(), job.decode_retries.unwrap_or(0));
+        let overrides = Overrides { loras: self.registry.loras.load(&params.loras)?, ..Overrides::NONE };
         let mut keep = |latents: &Latents| -> Result<(), GenerateError> {
             if !self.still_holds(rt, &id) {
                 return Err(GenerateError::Backend("this worker no longer holds the job".into()));
@@ -410,7 +411,7 @@ impl Worker {
             let cancelled = || self.control.cancelled(cancel);
             let mut ctx =
                 RunContext { device, models, progress: &mut progress, cancelled: &cancelled, keep: Some(&mut keep) };
-            let job = EngineJob { params: &params, mode, input: input.as_ref(), overrides: &Overrides::NONE };
+            let job = EngineJob { params: &params, mode, input: input.as_ref(), overrides: &overrides };
             if let Some(latents) = &latents {
                 // The decoder alone: one step, in pieces that shrink with every retry.
                 (ctx.progress)(Progress::new(0, 1));

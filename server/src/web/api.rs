@@ -92,6 +92,7 @@ pub fn routes() -> Router<WebState> {
         .route("/api/videos/{id}/chain", get(get_chain))
         .route("/api/health", get(health))
         .route("/api/models", get(list_models))
+        .route("/api/loras", get(list_loras))
         .route("/api/settings", axum::routing::post(settings_of_file))
 }
 
@@ -183,6 +184,8 @@ async fn read_form(
     // A shot list: `segment` fields in order, each optionally followed by its `segment_seed`
     // ("new" draws a fresh one: a re-roll); or `shots`, one prompt per line after `prompt`.
     let mut shots: Option<String> = None;
+    // Whether the last `lora` field named one (its `lora_scale` follows).
+    let mut lora_row = false;
     let too_big = |e: axum::extract::multipart::MultipartError| {
         let text = e.body_text();
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE || exceeded_limit(&e) {
@@ -236,6 +239,22 @@ async fn read_form(
                 };
             }
             "shots" if !value.is_empty() => shots = Some(value.to_string()),
+            // LoRAs: `lora` fields in order, each optionally followed by its `lora_scale` (an
+            // empty `lora`, a row left at none, takes the scale after it with it).
+            "lora" => {
+                lora_row = !value.is_empty();
+                if lora_row {
+                    params.loras.push(app::params::LoraChoice { file: value.to_string(), scale: 1.0 });
+                }
+            }
+            "lora_scale" if value.is_empty() || !lora_row => {}
+            "lora_scale" => {
+                if let Some(last) = params.loras.last_mut() {
+                    last.scale = value
+                        .parse()
+                        .map_err(|_| Failure::bad(format!("a LoRA's scale must be a number, not {value:?}")))?;
+                }
+            }
             "vary" => vary.0 = value.to_string(),
             "vary_values" => vary.1 = value.to_string(),
             // Every model parameter, by its name in `JobParams`.
@@ -538,6 +557,11 @@ async fn delete_video(
 /// help: what the Create page draws its form from, and what job requests are checked against.
 async fn list_models(State(web): State<WebState>) -> ApiResult<Response> {
     Ok(Json(web.registry.infos()).into_response())
+}
+
+/// The LoRA files jobs may name (`{"loras": [file, ...]}`), for the models that take them.
+async fn list_loras(State(web): State<WebState>) -> ApiResult<Response> {
+    Ok(Json(serde_json::json!({ "loras": web.registry.loras.list() })).into_response())
 }
 
 /// The settings embedded in a file this server made (an MP4, GIF or PNG, sent as the body):

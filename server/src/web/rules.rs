@@ -42,6 +42,7 @@ pub const ROUTES: &[(&str, &str, Rule)] = &[
     ("GET", "/api/videos/{id}/chain", Rule::SignedIn),
     ("GET", "/api/health", Rule::SignedIn),
     ("GET", "/api/models", Rule::SignedIn),
+    ("GET", "/api/loras", Rule::SignedIn),
     ("POST", "/api/settings", Rule::SignedIn),
     ("POST", "/api/comparisons", Rule::SignedIn),
     ("GET", "/api/votes", Rule::SignedIn),
@@ -53,6 +54,7 @@ pub const ROUTES: &[(&str, &str, Rule)] = &[
 /// rule; those that change a job or video take its id as `id`.
 pub const SERVER_FUNCTIONS: &[(&str, Rule)] = &[
     ("list_models", Rule::SignedIn),
+    ("list_loras", Rule::SignedIn),
     ("read_prompt", Rule::SignedIn),
     ("surprise_prompt", Rule::SignedIn),
     ("example_images", Rule::SignedIn),

@@ -90,6 +90,10 @@ impl Studio for ServerStudio {
         self.web.registry.infos()
     }
 
+    fn loras(&self) -> Vec<String> {
+        self.web.registry.loras.list()
+    }
+
     fn read_prompt(&self, prompt: &str) -> PromptReading {
         reading(&parse(prompt))
     }

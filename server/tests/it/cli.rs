@@ -362,7 +362,7 @@ fn image_with_a_lora_reproduces_diffusers_fused_lora() {
     let recorded = &meta["loras"][0];
     assert_eq!(
         (&recorded["file"], &recorded["scale"]),
-        (&serde_json::json!("kohya.safetensors"), &serde_json::json!(0.8f32))
+        (&serde_json::json!("kohya.safetensors"), &serde_json::json!(0.8))
     );
     assert_eq!(recorded["sha256"].as_str().unwrap().len(), 64);
 }

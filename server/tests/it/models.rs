@@ -425,3 +425,75 @@ async fn missing_parameters_take_the_models_defaults() {
     assert_eq!((&p["guidance"], &p["fps"]), (&json!(5.0), &json!(16)));
     let _ = std::fs::remove_dir_all(&data);
 }
+
+/// LoRAs from the models folder's `loras/`: listed, offered for the models that take them, merged
+/// into a job's model (the picture changes; the metadata records each LoRA), read from a form's
+/// rows, and refused with a reason for anything else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loras_from_the_folder_merge_into_jobs() {
+    let data = data_dir("models-loras");
+    let models = models_dir("loras", &["sd/sd1"]);
+    std::fs::create_dir_all(models.join("loras")).unwrap();
+    for file in ["peft.safetensors", "kohya.safetensors"] {
+        std::fs::copy(fixtures().join("sd/sd1-lora").join(file), models.join("loras").join(file)).unwrap();
+    }
+    let (app, _jobs) = start_with(&data, models).await;
+    let (status, listed) = send_json(&app, get("/api/loras")).await;
+    assert_eq!((status, listed), (StatusCode::OK, json!({"loras": ["kohya.safetensors", "peft.safetensors"]})));
+    let (_, infos) = send_json(&app, get("/api/models")).await;
+    let takes = |id: &str| infos.as_array().unwrap().iter().find(|m| m["id"] == id).unwrap()["takes_loras"].clone();
+    assert_eq!((takes("sd1"), takes("vidplay-toy-1")), (json!(true), json!(false)));
+
+    let job = |loras: serde_json::Value| json!({"model": "sd1", "prompt": "a red cat in space", "width": 64, "height": 64, "steps": 3, "seed": 4, "loras": loras});
+    let mut images = Vec::new();
+    for loras in [json!([{"file": "peft.safetensors", "scale": 0.8}]), json!([])] {
+        let (status, queued) = send_json(&app, post_json(job(loras))).await;
+        assert_eq!(status, StatusCode::CREATED, "{queued}");
+        let id = queued["id"].as_str().unwrap().to_string();
+        let done = wait_for(&app, &id, |j| j["state"] != "queued" && j["state"] != "running").await;
+        assert_eq!(done["state"], "done", "{done}");
+        let (_, video) = send_json(&app, get(&format!("/api/videos/{id}"))).await;
+        images.push((video, send(&app, get(&format!("/media/{id}/image.png"))).await.1));
+    }
+    let recorded = &images[0].0["metadata"]["loras"][0];
+    assert_eq!((&recorded["file"], &recorded["scale"]), (&json!("peft.safetensors"), &json!(0.8)), "{recorded}");
+    assert_eq!(recorded["sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(images[0].0["params"]["loras"], json!([{"file": "peft.safetensors", "scale": 0.8}]));
+    assert!(images[1].0["metadata"].get("loras").is_none());
+    assert_ne!(images[0].1, images[1].1, "the LoRA changes the picture");
+    // Remixing it opens the form on that model, with its LoRA rows.
+    let (_, html) = send(&app, get(&format!("/?remix={}", images[0].0["id"].as_str().unwrap()))).await;
+    let html = String::from_utf8_lossy(&html);
+    assert!(html.contains(r#"name="lora""#) && html.contains(r#"name="lora_scale""#), "LoRA rows");
+    assert!(html.contains(r#"<option value="peft.safetensors" selected"#), "the remixed LoRA is chosen");
+
+    // A form's rows: a LoRA with its scale, then a row left at none.
+    let form = multipart(
+        &[
+            ("model", "sd1"),
+            ("prompt", "a dog"),
+            ("width", "64"),
+            ("height", "64"),
+            ("steps", "1"),
+            ("lora", "kohya.safetensors"),
+            ("lora_scale", "0.5"),
+            ("lora", ""),
+            ("lora_scale", "1"),
+        ],
+        None,
+    );
+    let (status, queued) = send_json(&app, post_multipart(form)).await;
+    assert_eq!(status, StatusCode::CREATED, "{queued}");
+    assert_eq!(queued["params"]["loras"], json!([{"file": "kohya.safetensors", "scale": 0.5}]));
+
+    for (body, needle) in [
+        (json!({"prompt": "a red ball", "loras": [{"file": "peft.safetensors"}]}), "takes no LoRAs"),
+        (job(json!([{"file": "other.safetensors"}])), "no LoRA \"other.safetensors\""),
+        (job(json!([{"file": "../peft.safetensors"}])), "no LoRA"),
+        (job(json!([{"file": "peft.safetensors", "scale": 9}])), "between -4 and 4"),
+        (job(serde_json::Value::Array(vec![json!({"file": "peft.safetensors"}); 5])), "at most 4"),
+    ] {
+        assert_rejected(&app, post_json(body), StatusCode::BAD_REQUEST, needle).await;
+    }
+    let _ = std::fs::remove_dir_all(&data);
+}
