@@ -962,11 +962,6 @@ fn edit_bad_input_is_a_clear_error() {
     run(base(&["--image-guidance", "-1"]), "unexpected argument");
     run(base(&["--image-guidance", "1000"]), "image-guidance");
     run(base(&["--scheduler", "heun"]), "unknown scheduler");
-    run(base(&["--lora", "/nonexistent.safetensors"]), "nonexistent.safetensors");
-    let lora = sd_fixture("sd1-lora").join("peft.safetensors");
-    run(base(&["--lora", &format!("{}:9", lora.display())]), "scale must be between");
-    let not_a_lora = model.join("noise_0.safetensors");
-    run(base(&["--lora", not_a_lora.to_str().unwrap()]), "not a LoRA weight");
     // ip2p1's second noise is for 128x64; this image makes 64x64.
     run(base(&["--noise", model.join("noise_1.safetensors").to_str().unwrap()]), "has shape");
     // A recording of fewer steps than asked.
