@@ -332,6 +332,28 @@ test("make a keyframe with an installed SD model, re-roll it, keep it, animate i
   await expect(page.locator("figure.source img")).toBeVisible();
 });
 
+test("a keyframe with a LoRA from the LoRA folder, recorded with the image", async ({ page }) => {
+  await page.goto("/");
+  await hydrated(page);
+  // The built-in model takes no LoRAs: no rows.
+  await expect(page.getByLabel("LoRA 1")).toHaveCount(0);
+  await page.getByLabel("Keyframe (text to image)").check();
+  await expect(page.getByRole("combobox", { name: /Model/ })).toHaveValue("sd1");
+  await page.getByLabel("LoRA 1").selectOption("style.safetensors");
+  await page.getByLabel("Scale").first().fill("0.7");
+  await page.getByRole("textbox", { name: "Prompt", exact: true }).fill("a red cat in space");
+  await page.getByLabel("Width").fill("64");
+  await page.getByLabel("Height").fill("64");
+  await setSteps(page, 2);
+  await page.getByRole("button", { name: "Generate" }).click();
+  const card = page.locator("section.jobs article.job").first();
+  await expect(card).toHaveAttribute("data-state", "done", { timeout: 150_000 });
+  const href = await card.getByRole("link", { name: "Open the image page" }).getAttribute("href");
+  const video = await (await page.request.get(`/api/videos/${href!.slice(3)}`)).json();
+  expect(video.params.loras).toEqual([{ file: "style.safetensors", scale: 0.7 }]);
+  expect(video.metadata.loras[0].file).toBe("style.safetensors");
+});
+
 test("text to video through a keyframe and an installed SVD model", async ({ page }) => {
   await page.goto("/");
   await hydrated(page);
