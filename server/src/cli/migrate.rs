@@ -148,18 +148,30 @@ pub async fn migrate(
         if of_held_back || target.job(job.id.clone()).await?.is_some() {
             continue;
         }
+        // What it still needs: the upload of a job that has not run, the kept latents of one
+        // whose decode failed or is to run again.
+        let mut needed = Vec::new();
         if !job.state.is_finished() {
-            let upload = app::media_files::upload_key(&job.id);
-            if let Some(f) = source_media.get(&upload, None).await? {
-                match target_media.get(&upload, None).await? {
-                    None => target_media.put(&upload, f.bytes).await?,
+            needed.push(app::media_files::upload_key(&job.id));
+        }
+        if job.state == JobState::DecodeFailed || job.decodes_again() {
+            needed.push(app::media_files::latents_key(&job.id));
+        }
+        let mut conflict = false;
+        for key in needed {
+            if let Some(f) = source_media.get(&key, None).await? {
+                match target_media.get(&key, None).await? {
+                    None => target_media.put(&key, f.bytes).await?,
                     Some(there) if there.bytes == f.bytes => {}
                     Some(_) => {
-                        moved.conflicts.push(upload);
-                        continue;
+                        moved.conflicts.push(key);
+                        conflict = true;
                     }
                 }
             }
+        }
+        if conflict {
+            continue;
         }
         // In its final state, in one statement: a finished job is never queued meanwhile, where a
         // live worker could take it. A job a crash left running waits again.

@@ -167,11 +167,6 @@ impl super::Engine for BuiltinEngine {
         Ok(self.rendered(&job, clip, &req, started, ctx))
     }
 
-    /// Text-to-video samples its frames as latents (pixels at the model's size), then decodes.
-    fn keeps_latents(&self, mode: Mode) -> bool {
-        mode == Mode::TextToVideo
-    }
-
     fn decode(
         &self,
         job: EngineJob<'_>,

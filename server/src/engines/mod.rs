@@ -126,13 +126,8 @@ pub trait Engine: Send + Sync {
     /// Runs a checked job on the generation thread.
     fn run(&self, job: EngineJob<'_>, ctx: &mut RunContext<'_>) -> Result<Rendered, GenerateError>;
 
-    /// Whether [`Engine::run`] hands its latents to [`RunContext::keep`] before decoding for
-    /// `mode`, so that [`Engine::decode`] can be retried on them.
-    fn keeps_latents(&self, _mode: Mode) -> bool {
-        false
-    }
-
-    /// Decodes the latents a run of the same job kept, after its decode failed: the decoder
+    /// Decodes the latents a run of the same job kept, after its decode failed ([`Engine::run`]
+    /// of an engine that can hands them to [`RunContext::keep`] before decoding): the decoder
     /// alone, in smaller pieces the higher `retry` is (1 for the first retry). The job has no
     /// input image: only tasks that start from nothing keep latents.
     fn decode(

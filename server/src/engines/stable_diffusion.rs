@@ -197,10 +197,6 @@ impl super::Engine for StableDiffusionEngine {
         self.make(job.params, job.overrides, ctx)
     }
 
-    fn keeps_latents(&self, _mode: Mode) -> bool {
-        true
-    }
-
     /// The VAE alone, in tiles that halve with every retry ([`StableDiffusion::decode_kept`]).
     fn decode(
         &self,
@@ -210,7 +206,9 @@ impl super::Engine for StableDiffusionEngine {
         ctx: &mut RunContext<'_>,
     ) -> Result<Rendered, GenerateError> {
         let started = Instant::now();
-        let sd = self.load(job.overrides, ctx)?;
+        // The VAE alone, which LoRAs leave as it is: the model without them (the LoRAs are
+        // still recorded with the result).
+        let sd = self.load(&Overrides { loras: Vec::new(), ..job.overrides.clone() }, ctx)?;
         let req = self.request(job.params, job.overrides, &sd)?;
         let image = sd.decode_kept(latents, retry)?;
         let mut rendered = self.rendered(job.params, job.overrides, &sd, &req, &image, ctx);

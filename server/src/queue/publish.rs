@@ -86,12 +86,12 @@ impl Publisher {
         let decided =
             self.retried(rt, || self.store.decide_result(job.id.clone(), worker.to_string(), attempt.clone()));
         match decided {
-            Ok(Some(run)) if run == attempt => self.complete(rt, job, &attempt, Some(video))?,
+            Ok(Some(run)) if run == attempt => self.complete(rt, job, &attempt, Some(video), holds)?,
             Ok(Some(run)) => {
                 // An earlier run made the job's result before its worker stopped: that one is
                 // published, not this one.
                 remove();
-                self.complete(rt, job, &run, None)?;
+                self.complete(rt, job, &run, None, holds)?;
                 return Ok(());
             }
             Ok(None) => {
@@ -115,23 +115,31 @@ impl Publisher {
     /// Publishes run `attempt`'s result, which the store decided is job `job`'s: its files
     /// copied into the result's folder (a copy interrupted before is done again, with the same
     /// bytes), then its gallery record (`video`, or one made from the files' metadata), then
-    /// the run's own files removed. Whoever finishes the job does it: the worker of that run,
-    /// or one that took the job over after it stopped.
+    /// the run's own files removed while this worker holds the job (`holds`). Whoever finishes
+    /// the job does it: the worker of that run, or one that took the job over after it stopped
+    /// (two may, one of them frozen meanwhile: the first to record the video wins, and the
+    /// other finds it recorded).
     pub(super) fn complete(
         &self,
         rt: &Handle,
         job: &Job,
         attempt: &str,
         video: Option<Video>,
+        holds: &dyn Fn() -> bool,
     ) -> Result<(), GenerateError> {
         let media = self.media.as_ref();
+        let recorded = || rt.block_on(self.store.video_exists(job.id.clone())).unwrap_or(false);
         let failed = |e: &dyn std::fmt::Display| GenerateError::Backend(format!("publishing the result failed: {e}"));
         let staging = media_files::attempt_prefix(&job.id, attempt);
         let keys = rt.block_on(media.list(&staging)).map_err(|e| failed(&e))?;
         for key in &keys {
             let name = key.strip_prefix(&staging).unwrap_or(key);
             let to = format!("{}{name}", media_files::result_prefix(&job.id));
-            rt.block_on(media.copy(key, &to)).map_err(|e| failed(&e))?;
+            if let Err(e) = rt.block_on(media.copy(key, &to)) {
+                // Published meanwhile by the other worker finishing it (which removed the run's
+                // files after recording the video).
+                return if recorded() { Ok(()) } else { Err(failed(&e)) };
+            }
         }
         let video = match video {
             Some(video) => video,
@@ -140,12 +148,14 @@ impl Publisher {
         if let Err(e) = self.insert_video(rt, video) {
             // Already in the gallery (finished by another, or before a shutdown put the job
             // back): the files are that video's.
-            if !rt.block_on(self.store.video_exists(job.id.clone())).unwrap_or(false) {
+            if !recorded() {
                 return Err(GenerateError::Backend(format!("saving the result failed: {e}")));
             }
         }
         self.faults.at(CrashPoint::AfterInsert);
-        let _ = rt.block_on(crate::media::store::delete_prefix(media, &staging));
+        if holds() {
+            let _ = rt.block_on(crate::media::store::delete_prefix(media, &staging));
+        }
         Ok(())
     }
 

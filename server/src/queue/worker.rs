@@ -165,10 +165,15 @@ impl Worker {
                         }
                     })
                 }
+                Err(e) if job.decodes_again() => decode_failed(
+                    Job { finished_ms: Some(now_ms()), ..job },
+                    &format!("the model could not be loaded: {e:#}"),
+                ),
                 Err(e) => Job {
                     state: JobState::Failed,
                     message: Some(format!("the model could not be loaded: {e:#}")),
                     finished_ms: Some(now_ms()),
+                    decode_retries: None,
                     ..job
                 },
             };
@@ -299,13 +304,20 @@ impl Worker {
         // A run of this job whose result the store decided (its worker stopped while publishing
         // it) is the job's result; any other run's files are not, and no other run writes them
         // now that this worker holds the job.
-        let decided = rt.block_on(self.store.decided_result(job.id.clone())).unwrap_or_default();
-        self.publisher.forget_runs(rt, &job.id, decided.as_deref());
+        let decided = rt.block_on(self.store.decided_result(job.id.clone()));
+        if let Ok(decided) = &decided {
+            self.publisher.forget_runs(rt, &job.id, decided.as_deref());
+        }
+        let holds = || self.still_holds(rt, &job.id);
         let result = if self.control.cancelled(&cancel) {
             // Cancelled while it was being claimed.
             Err(GenerateError::Cancelled)
-        } else if let Some(run) = &decided {
-            self.publisher.complete(rt, &job, run, None)
+        } else if let Err(e) = &decided {
+            // Nothing is removed or made without knowing whether a result was decided.
+            kept.set(self.has_latents(rt, &job.id));
+            Err(GenerateError::Backend(format!("reading the job's state failed: {e}")))
+        } else if let Ok(Some(run)) = &decided {
+            self.publisher.complete(rt, &job, run, None, &holds)
         } else if !job.decodes_again() && self.has_latents(rt, &job.id) {
             // A run of it sampled, then ended before its result was stored: while decoding
             // (out of memory, as often as not: decoding the same way would end the same way),
@@ -327,7 +339,7 @@ impl Worker {
             Err(GenerateError::Cancelled)
                 if self.control.stopping() && !cancel.load(std::sync::atomic::Ordering::Relaxed) =>
             {
-                if kept.get() && !job.decodes_again() {
+                if kept.get() && !job.decodes_again() && self.still_holds(rt, &job.id) {
                     // It samples again when it runs again.
                     let _ = rt.block_on(self.media.delete(&latents_key(&job.id)));
                 }
@@ -365,14 +377,24 @@ impl Worker {
         cancel: &AtomicBool,
         kept: &Cell<bool>,
     ) -> Result<(), GenerateError> {
+        // A decode again keeps its latents whatever fails (the storage away, the model not
+        // installed now), unless they are gone or unreadable.
+        kept.set(job.decodes_again());
+        let latents = match job.decodes_again() {
+            true => match self.load_latents(rt, &job.id)? {
+                Some(latents) => Some(latents),
+                None => {
+                    kept.set(false);
+                    return Err(GenerateError::InvalidRequest(
+                        "the kept latents cannot be decoded again: they are gone or unreadable".into(),
+                    ));
+                }
+            },
+            false => None,
+        };
         let Some(engine) = self.registry.get(&job.params.model).cloned() else {
             return Err(GenerateError::InvalidRequest(format!("the model {} is not installed", job.params.model)));
         };
-        let latents = match job.decodes_again() {
-            true => Some(self.load_latents(rt, &job.id)?),
-            false => None,
-        };
-        kept.set(latents.is_some());
         // A decode alone reads neither (only tasks that start from nothing keep latents).
         let input = match job.mode {
             Mode::ImageToVideo | Mode::Edit if latents.is_none() => Some(self.load_input(rt, job)?),
@@ -388,14 +410,25 @@ impl Worker {
         device.device.memory_cleanup();
         let mut meter = GpuMemoryMeter::start(&device.device);
         let (id, prompt, retry) = (job.id.clone(), params.prompt.clone(), job.decode_retries.unwrap_or(0));
-        let overrides = Overrides { loras: self.registry.loras.load(&params.loras)?, ..Overrides::NONE };
+        // A decode alone needs no LoRA (the VAE is the model's own): they are only recorded.
+        let loras = match &latents {
+            Some(_) => self.registry.loras.load(&params.loras).unwrap_or_default(),
+            None => self.registry.loras.load(&params.loras)?,
+        };
+        let overrides = Overrides { loras, ..Overrides::NONE };
         let mut keep = |latents: &Latents| -> Result<(), GenerateError> {
             if !self.still_holds(rt, &id) {
                 return Err(GenerateError::Backend("this worker no longer holds the job".into()));
             }
             match latents.to_bytes() {
                 Ok(bytes) => match rt.block_on(self.media.put(&latents_key(&id), bytes.into())) {
-                    Ok(()) => kept.set(true),
+                    Ok(()) => {
+                        kept.set(true);
+                        // So that a crash from here leaves the job decode-failed, not failed.
+                        if let Err(e) = rt.block_on(self.store.latents_kept(id.clone(), self.worker_id())) {
+                            tracing::warn!(%id, "recording the kept latents: {e}");
+                        }
+                    }
                     Err(e) => tracing::warn!(%id, "keeping the sampled latents (the decode runs without them): {e}"),
                 },
                 Err(e) => tracing::warn!(%id, "{e}"),
@@ -463,13 +496,13 @@ impl Worker {
         matches!(rt.block_on(self.media.get(&latents_key(id), Some(0..1))), Ok(Some(_)))
     }
 
-    /// The sampled latents kept for job `id` (no paths in the message: it is shown to users).
-    fn load_latents(&self, rt: &Handle, id: &str) -> Result<Latents, GenerateError> {
-        let gone =
-            |why: &str| GenerateError::InvalidRequest(format!("the kept latents cannot be decoded again ({why})"));
-        let fetched = rt.block_on(self.media.get(&latents_key(id), None)).map_err(|e| gone(&e.to_string()))?;
-        let bytes = fetched.ok_or_else(|| gone("they are gone"))?.bytes;
-        Latents::from_bytes(&bytes).map_err(|e| gone(&e))
+    /// The sampled latents kept for job `id`: `None` when they are gone or unreadable, an error
+    /// when the media store cannot be read now (no paths in the message: it is shown to users).
+    fn load_latents(&self, rt: &Handle, id: &str) -> Result<Option<Latents>, GenerateError> {
+        let fetched = rt
+            .block_on(self.media.get(&latents_key(id), None))
+            .map_err(|e| GenerateError::Backend(format!("the kept latents cannot be read now ({e}); they are kept")))?;
+        Ok(fetched.and_then(|f| Latents::from_bytes(&f.bytes).map_err(|e| tracing::warn!(%id, "{e}")).ok()))
     }
 
     /// The image a job starts from, by the media key its submission resolved (no paths in the

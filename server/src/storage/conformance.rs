@@ -717,6 +717,20 @@ async fn a_failed_decode_is_retried_once_per_ask(store: &dyn Store) {
     assert!(store.finish_job(Job { state: JobState::DecodeFailed, ..again }, String::new()).await.unwrap());
     assert!(store.retry_decode("ffff0001".into()).await.unwrap());
     assert_eq!(store.job("ffff0001".into()).await.unwrap().unwrap().decode_retries, Some(2));
+    // A queued decode retry cancelled goes back to decode-failed, its latents still wanted.
+    assert!(store.cancel_queued("ffff0001".into(), 5).await.unwrap());
+    let cancelled = store.job("ffff0001".into()).await.unwrap().unwrap();
+    assert_eq!((cancelled.state, cancelled.decode_retries), (JobState::DecodeFailed, Some(2)));
+    // Latents kept, then two crashes while decoding: decode-failed, not failed.
+    assert!(store.enqueue(job("ffff0003", 6, "c"), 10).await.unwrap());
+    assert_eq!(store.claim_next(7).await.unwrap().unwrap().id, "ffff0003");
+    assert!(store.latents_kept("ffff0003".into(), String::new()).await.unwrap());
+    assert_eq!(store.recover_interrupted(8).await.unwrap().requeued, ["ffff0003"]);
+    assert_eq!(store.claim_next(9).await.unwrap().unwrap().id, "ffff0003");
+    assert_eq!(store.recover_interrupted(10).await.unwrap().failed, ["ffff0003"]);
+    let crashed = store.job("ffff0003".into()).await.unwrap().unwrap();
+    assert_eq!((crashed.state, crashed.decode_retries), (JobState::DecodeFailed, Some(0)));
+    assert!(!store.latents_kept("ffff0003".into(), String::new()).await.unwrap(), "not running");
     // A plain failure, and a missing job, are not retried.
     let plain = Job { state: JobState::Failed, message: Some("bad".into()), ..job("ffff0002", 5, "b") };
     assert!(store.import_job(plain.clone()).await.unwrap());

@@ -192,6 +192,9 @@ pub trait LeaseStore: Send + Sync {
     /// files are the job's result: `attempt`, or a run decided before (its files are the
     /// result, whoever finishes the job); `None` when `worker` does not hold the job.
     fn decide_result(&self, id: String, worker: String, attempt: String) -> BoxFuture<'_, StoreResult<Option<String>>>;
+    /// Records that running job `id` has sampled latents kept (its decode retries counted from
+    /// 0), while `worker` holds it: a crash from then on leaves it decode-failed, not failed.
+    fn latents_kept(&self, id: String, worker: String) -> BoxFuture<'_, StoreResult<bool>>;
     /// The run decided to be job `id`'s result ([`LeaseStore::decide_result`]), if any.
     fn decided_result(&self, id: String) -> BoxFuture<'_, StoreResult<Option<String>>>;
 }

@@ -49,13 +49,13 @@ impl Tiling {
     }
 
     /// The grid a retried decode of a latent of `height` x `width` uses after a decode that
-    /// failed (out of memory): the same overlaps, with tiles of half the latent's longer side at
-    /// the first retry, a quarter at the second, and so on, never above the VAE's own tile nor
-    /// below [`MIN_RETRY_TILE`] latents.
+    /// failed (out of memory): the same overlaps, with tiles of half the side of the first
+    /// decode's (the latent's longer side when it was decoded whole, the VAE's own tile when it
+    /// was tiled) at the first retry, a quarter at the second, and so on, never below
+    /// [`MIN_RETRY_TILE`] latents.
     pub fn for_retry(config: &AutoencoderKLConfig, height: usize, width: usize, retry: u32) -> Self {
-        let own = config.sample_size / config.scale_factor();
-        let halved = height.max(width).div_ceil(1 << retry.min(16));
-        let tile = halved.min(own.max(MIN_RETRY_TILE)).max(MIN_RETRY_TILE);
+        let first = Self::for_latent(config, height, width).map_or(height.max(width), |t| t.latent_tile);
+        let tile = first.div_ceil(1 << retry.min(16)).max(MIN_RETRY_TILE);
         Self::with_tile(tile, config.scale_factor()).expect("a tile of at least 4 latents steps")
     }
 

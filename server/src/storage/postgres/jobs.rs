@@ -130,7 +130,9 @@ impl JobStore for PostgresStore {
     fn cancel_queued(&self, id: String, now_ms: i64) -> BoxFuture<'_, StoreResult<bool>> {
         Box::pin(async move {
             let r = sqlx::query(
-                "UPDATE jobs SET state = 'cancelled', finished_ms = $1, message = 'cancelled before it started' \
+                "UPDATE jobs SET state = CASE WHEN decode_retries > 0 THEN 'failed' ELSE 'cancelled' END, finished_ms = $1, \
+                 message = CASE WHEN decode_retries > 0 THEN 'decoding failed: the decode retry was cancelled. The sampled latents are kept.' \
+                 ELSE 'cancelled before it started' END \
                  WHERE id = $2 AND state = 'queued'",
             )
             .bind(now_ms)
@@ -146,7 +148,7 @@ impl JobStore for PostgresStore {
             let r = sqlx::query(
                 "UPDATE jobs SET state = 'queued', decode_retries = decode_retries + 1, step = 0, \
                  started_ms = NULL, finished_ms = NULL, message = NULL, attempts = 0, worker = NULL, \
-                 lease_until_ms = NULL, cancel_requested = FALSE \
+                 lease_until_ms = NULL, result_attempt = NULL, cancel_requested = FALSE \
                  WHERE id = $1 AND state = 'failed' AND decode_retries IS NOT NULL",
             )
             .bind(id)
@@ -168,7 +170,7 @@ impl JobStore for PostgresStore {
             .fetch_all(&mut *tx)
             .await?;
             let failed = sqlx::query_scalar(
-                "UPDATE jobs SET state = 'failed', finished_ms = $1, message = $2 \
+                "UPDATE jobs SET state = 'failed', finished_ms = $1, message = $2, result_attempt = NULL \
                  WHERE state = 'running' AND attempts >= 2 RETURNING id",
             )
             .bind(now_ms)

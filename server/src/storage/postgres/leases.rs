@@ -92,14 +92,16 @@ pub(super) async fn requeue_expired(pool: &PgPool, now_ms: i64, max_attempts: u3
     .fetch_all(&mut *tx)
     .await?;
     let cancelled = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "UPDATE jobs SET state = 'cancelled', finished_ms = $1, message = 'cancelled', lease_until_ms = NULL \
+        "UPDATE jobs SET state = CASE WHEN decode_retries > 0 THEN 'failed' ELSE 'cancelled' END, finished_ms = $1, \
+         message = CASE WHEN decode_retries > 0 THEN 'decoding failed: the decode retry was cancelled. The sampled latents are kept.' \
+         ELSE 'cancelled' END, lease_until_ms = NULL, result_attempt = NULL \
          WHERE {EXPIRED} AND cancel_requested RETURNING id"
     )))
     .bind(now_ms)
     .fetch_all(&mut *tx)
     .await?;
     let failed = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "UPDATE jobs SET state = 'failed', finished_ms = $1, message = $2, lease_until_ms = NULL \
+        "UPDATE jobs SET state = 'failed', finished_ms = $1, message = $2, lease_until_ms = NULL, result_attempt = NULL \
          WHERE {EXPIRED} AND attempts >= $3 RETURNING id"
     )))
     .bind(now_ms)
@@ -207,6 +209,20 @@ impl LeaseStore for PostgresStore {
             .fetch_optional(&self.pool)
             .await?;
             Ok(decided.flatten())
+        })
+    }
+
+    fn latents_kept(&self, id: String, worker: String) -> BoxFuture<'_, StoreResult<bool>> {
+        Box::pin(async move {
+            let r = sqlx::query(
+                "UPDATE jobs SET decode_retries = COALESCE(decode_retries, 0) \
+                 WHERE id = $1 AND state = 'running' AND COALESCE(worker, '') = $2",
+            )
+            .bind(id)
+            .bind(worker)
+            .execute(&self.pool)
+            .await?;
+            Ok(r.rows_affected() == 1)
         })
     }
 

@@ -131,7 +131,9 @@ impl JobStore for SqliteStore {
     fn cancel_queued(&self, id: String, now_ms: i64) -> BoxFuture<'_, StoreResult<bool>> {
         Box::pin(async move {
             let r = sqlx::query(
-                "UPDATE jobs SET state = 'cancelled', finished_ms = ?, message = 'cancelled before it started' \
+                "UPDATE jobs SET state = CASE WHEN decode_retries > 0 THEN 'failed' ELSE 'cancelled' END, finished_ms = ?, \
+                 message = CASE WHEN decode_retries > 0 THEN 'decoding failed: the decode retry was cancelled. The sampled latents are kept.' \
+                 ELSE 'cancelled before it started' END \
                  WHERE id = ? AND state = 'queued'",
             )
             .bind(now_ms)
@@ -147,7 +149,7 @@ impl JobStore for SqliteStore {
             let r = sqlx::query(
                 "UPDATE jobs SET state = 'queued', decode_retries = decode_retries + 1, step = 0, \
                  started_ms = NULL, finished_ms = NULL, message = NULL, attempts = 0, worker = NULL, \
-                 lease_until_ms = NULL, cancel_requested = 0 \
+                 lease_until_ms = NULL, result_attempt = NULL, cancel_requested = 0 \
                  WHERE id = ? AND state = 'failed' AND decode_retries IS NOT NULL",
             )
             .bind(id)
@@ -169,7 +171,7 @@ impl JobStore for SqliteStore {
             .fetch_all(&mut *tx)
             .await?;
             let failed = sqlx::query_scalar(
-                "UPDATE jobs SET state = 'failed', finished_ms = ?, message = ? \
+                "UPDATE jobs SET state = 'failed', finished_ms = ?, message = ?, result_attempt = NULL \
                  WHERE state = 'running' AND attempts >= 2 RETURNING id",
             )
             .bind(now_ms)
