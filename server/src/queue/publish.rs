@@ -19,6 +19,20 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
 
+/// The gallery record of job `job`'s result, made now.
+fn video_of(job: &Job, metadata: app::results::ResultMeta, scores: Option<app::scores::Scores>) -> Video {
+    Video {
+        id: job.id.clone(),
+        mode: job.mode,
+        params: job.params.clone(),
+        created_ms: now_ms(),
+        favorite: false,
+        owner: job.owner.clone(),
+        metadata,
+        scores,
+    }
+}
+
 pub(super) struct Publisher {
     pub(super) store: Arc<dyn Store>,
     pub(super) media: Arc<dyn MediaStore>,
@@ -73,16 +87,7 @@ impl Publisher {
         }
         self.faults.at(CrashPoint::AfterWrite);
         let (scores, embedding) = self.measure(job, rendered);
-        let video = Video {
-            id: job.id.clone(),
-            mode: job.mode,
-            params: job.params.clone(),
-            created_ms: now_ms(),
-            favorite: false,
-            owner: job.owner.clone(),
-            metadata: rendered.meta.clone(),
-            scores,
-        };
+        let video = video_of(job, rendered.meta.clone(), scores);
         let decided =
             self.retried(rt, || self.store.decide_result(job.id.clone(), worker.to_string(), attempt.clone()));
         match decided {
@@ -166,16 +171,7 @@ impl Publisher {
         let fetched = rt.block_on(self.media.get(&key, None)).map_err(|e| e.to_string())?;
         let bytes = fetched.ok_or("its files are gone")?.bytes;
         let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
-        Ok(Video {
-            id: job.id.clone(),
-            mode: job.mode,
-            params: job.params.clone(),
-            created_ms: now_ms(),
-            favorite: false,
-            owner: job.owner.clone(),
-            metadata: app::results::ResultMeta::from_value(value),
-            scores: None,
-        })
+        Ok(video_of(job, app::results::ResultMeta::from_value(value), None))
     }
 
     /// Removes the files of job `id`'s runs that will never be its result (runs of workers
