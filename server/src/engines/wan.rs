@@ -93,7 +93,7 @@ impl WanEngine {
             // The text goes to UMT5 as written: no word-by-word reading to show.
             reads_prompt: false,
             input_note: String::new(),
-            takes_loras: false,
+            takes_loras: true,
         };
         Self { info, path: path.to_path_buf() }
     }
@@ -115,9 +115,12 @@ impl WanEngine {
                     .device,
                 text_dtype: DType::F32,
                 memory,
+                loras: Vec::new(),
             },
         };
-        let wan = ctx.models.get_or_load(&self.info.id, self.info.memory_mib, || {
+        let options = WanOptions { loras: o.loras.clone(), ..options };
+        let key = format!("{}{}", self.info.id, o.loras_key());
+        let wan = ctx.models.get_or_load(&key, self.info.memory_mib, || {
             Wan::load(&self.path, &opened.device, dtype, options).map_err(|e| super::load_error(&self.info.id, e))
         })?;
         let load_s = started.elapsed().as_secs_f64();

@@ -432,17 +432,38 @@ async fn missing_parameters_take_the_models_defaults() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loras_from_the_folder_merge_into_jobs() {
     let data = data_dir("models-loras");
-    let models = models_dir("loras", &["sd/sd1"]);
+    let models = models_dir("loras", &["sd/sd1", "wan/wan1"]);
     std::fs::create_dir_all(models.join("loras")).unwrap();
     for file in ["peft.safetensors", "kohya.safetensors"] {
         std::fs::copy(fixtures().join("sd/sd1-lora").join(file), models.join("loras").join(file)).unwrap();
     }
+    std::fs::copy(fixtures().join("wan/wan1-lora/comfyui.safetensors"), models.join("loras/wan-comfyui.safetensors"))
+        .unwrap();
     let (app, _jobs) = start_with(&data, models).await;
     let (status, listed) = send_json(&app, get("/api/loras")).await;
-    assert_eq!((status, listed), (StatusCode::OK, json!({"loras": ["kohya.safetensors", "peft.safetensors"]})));
+    let all = json!({"loras": ["kohya.safetensors", "peft.safetensors", "wan-comfyui.safetensors"]});
+    assert_eq!((status, listed), (StatusCode::OK, all));
     let (_, infos) = send_json(&app, get("/api/models")).await;
     let takes = |id: &str| infos.as_array().unwrap().iter().find(|m| m["id"] == id).unwrap()["takes_loras"].clone();
-    assert_eq!((takes("sd1"), takes("vidplay-toy-1")), (json!(true), json!(false)));
+    assert_eq!((takes("sd1"), takes("wan1"), takes("vidplay-toy-1")), (json!(true), json!(true), json!(false)));
+    // A Wan LoRA in ComfyUI's naming, on the Wan fixture.
+    let wan = json!({"model": "wan1", "prompt": "a red ball", "width": 48, "height": 32, "frames": 5, "steps": 2,
+        "loras": [{"file": "wan-comfyui.safetensors", "scale": 0.9}]});
+    let (status, queued) = send_json(&app, post_json(wan)).await;
+    assert_eq!(status, StatusCode::CREATED, "{queued}");
+    let id = queued["id"].as_str().unwrap().to_string();
+    let done = wait_for(&app, &id, |j| j["state"] != "queued" && j["state"] != "running").await;
+    assert_eq!(done["state"], "done", "{done}");
+    let (_, video) = send_json(&app, get(&format!("/api/videos/{id}"))).await;
+    assert_eq!(video["metadata"]["loras"][0]["file"], "wan-comfyui.safetensors", "{video}");
+    // An SD LoRA names nothing of Wan: the job fails saying so.
+    let wrong = json!({"model": "wan1", "prompt": "a red ball", "width": 48, "height": 32, "frames": 5, "steps": 1,
+        "loras": [{"file": "peft.safetensors"}]});
+    let (_, queued) = send_json(&app, post_json(wrong)).await;
+    let failed =
+        wait_for(&app, queued["id"].as_str().unwrap(), |j| j["state"] != "queued" && j["state"] != "running").await;
+    assert_eq!(failed["state"], "failed", "{failed}");
+    assert!(failed["message"].as_str().unwrap().contains("updates the transformer"), "{failed}");
 
     let job = |loras: serde_json::Value| json!({"model": "sd1", "prompt": "a red cat in space", "width": 64, "height": 64, "steps": 3, "seed": 4, "loras": loras});
     let mut images = Vec::new();
@@ -487,7 +508,10 @@ async fn loras_from_the_folder_merge_into_jobs() {
     assert_eq!(queued["params"]["loras"], json!([{"file": "kohya.safetensors", "scale": 0.5}]));
 
     for (body, needle) in [
-        (json!({"prompt": "a red ball", "loras": [{"file": "peft.safetensors"}]}), "takes no LoRAs"),
+        (
+            json!({"model": "vidplay-toy-1", "prompt": "a red ball", "loras": [{"file": "peft.safetensors"}]}),
+            "takes no LoRAs",
+        ),
         (job(json!([{"file": "other.safetensors"}])), "no LoRA \"other.safetensors\""),
         (job(json!([{"file": "../peft.safetensors"}])), "no LoRA"),
         (job(json!([{"file": "peft.safetensors", "scale": 9}])), "between -4 and 4"),

@@ -74,10 +74,12 @@ impl ModelFolder {
         dtype: burn::tensor::DType,
         build: impl FnOnce(&Weights) -> Result<T, LoadError>,
     ) -> Result<(T, usize), LoadError> {
-        self.load_component_with(name, stem, device, dtype, &[], build)
+        self.load_component_with(name, stem, device, dtype, &[], &|_| None, build)
     }
 
-    /// [`Self::load_component`] with `loras`' updates of the component merged into its weights.
+    /// [`Self::load_component`] with `loras`' updates of the component merged into its weights
+    /// (`rename`: see [`Weights::with_loras`]).
+    #[allow(clippy::too_many_arguments)]
     pub fn load_component_with<T>(
         &self,
         name: &str,
@@ -85,11 +87,12 @@ impl ModelFolder {
         device: &burn::prelude::Device,
         dtype: burn::tensor::DType,
         loras: &[super::lora::LoraUse],
+        rename: &dyn Fn(&str) -> Option<String>,
         build: impl FnOnce(&Weights) -> Result<T, LoadError>,
     ) -> Result<(T, usize), LoadError> {
         let precision = if dtype == burn::tensor::DType::F32 { Precision::F32 } else { Precision::F16 };
         let files = self.weights(name, stem, precision)?;
-        let weights = Weights::open(&files, device, dtype)?.with_loras(name, loras)?;
+        let weights = Weights::open(&files, device, dtype)?.with_loras(name, loras, rename)?;
         let built = build(&weights)?;
         weights.finish()?;
         Ok((built, weights.len()))

@@ -9,7 +9,10 @@
 //!   one, else 1 (diffusers' default for a file without it);
 //! - kohya / ComfyUI: `lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q.lora_down.weight`,
 //!   `...lora_up.weight` and `...alpha` (`lora_te_` for the text encoder): the module's dots
-//!   became underscores, so a name is matched against the component's own weight names.
+//!   became underscores, so a name is matched against the component's own weight names;
+//! - the original model's module names under `diffusion_model.` (ComfyUI's Wan LoRAs:
+//!   `diffusion_model.blocks.0.self_attn.q.lora_down.weight`, or `lora_A`/`lora_B`), which the
+//!   family renames to diffusers' ([`Merge::resolve`]'s `rename`).
 //!
 //! A LoRA entry that matches no weight of its component is an error naming it: a LoRA for
 //! another model must not load as a silent no-op.
@@ -37,6 +40,8 @@ enum Target {
     Key(String),
     /// The module's path with dots as underscores (kohya naming).
     Underscored(String),
+    /// The module's path in the original model's code (ComfyUI's naming of Wan).
+    Original(String),
 }
 
 /// A LoRA file, read.
@@ -82,7 +87,21 @@ impl Lora {
         let mut names: Vec<&str> = st.names();
         names.sort();
         for name in names {
-            let (component, target, up_name, alpha) = if let Some(module) = name.strip_suffix(".lora_A.weight") {
+            let original =
+                |module: &str| module.strip_prefix("diffusion_model.").map(|m| Target::Original(m.to_string()));
+            let (component, target, up_name, alpha) = if let Some(module) = name.strip_suffix(".lora_A.weight")
+                && let Some(target) = original(module)
+            {
+                ("transformer".to_string(), target, format!("{module}.lora_B.weight"), None)
+            } else if let Some(module) = name.strip_suffix(".lora_down.weight")
+                && let Some(target) = original(module)
+            {
+                let alpha = match st.tensor(&format!("{module}.alpha")) {
+                    Ok(_) => Some(read(&format!("{module}.alpha"))?.0.first().copied().unwrap_or(1.0)),
+                    Err(_) => None,
+                };
+                ("transformer".to_string(), target, format!("{module}.lora_up.weight"), alpha)
+            } else if let Some(module) = name.strip_suffix(".lora_A.weight") {
                 let (component, module) = module
                     .split_once('.')
                     .ok_or_else(|| fail(format!("`{name}` names no component (unet., text_encoder., transformer.)")))?;
@@ -116,6 +135,10 @@ impl Lora {
             } else if name.ends_with(".lora_B.weight") || name.ends_with(".lora_up.weight") || name.ends_with(".alpha")
             {
                 continue;
+            } else if name.ends_with(".diff") || name.ends_with(".diff_b") {
+                return Err(fail(format!(
+                    "`{name}` is a full-weight difference; those are not merged yet (only low-rank lora_A/lora_B or lora_down/lora_up pairs)"
+                )));
             } else {
                 return Err(fail(format!("`{name}` is not a LoRA weight (lora_A/lora_B or lora_down/lora_up)")));
             };
@@ -165,11 +188,13 @@ pub struct Merge {
 
 impl Merge {
     /// The updates of `loras` for `component`, each matched against the component's weight
-    /// keys; an entry that matches none is an error naming it.
+    /// keys (an original module name first renamed by `rename`, the family's map to diffusers'
+    /// names); an entry that matches none is an error naming it.
     pub fn resolve<'k>(
         loras: &[LoraUse],
         component: &str,
         keys: impl Iterator<Item = &'k String>,
+        rename: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, LoadError> {
         let keys: Vec<&String> = keys.collect();
         let underscored: HashMap<String, &String> =
@@ -186,12 +211,16 @@ impl Merge {
                         below.next().filter(|_| below.next().is_none())
                     }),
                     Target::Underscored(name) => underscored.get(name),
+                    Target::Original(module) => rename(module).and_then(|m| {
+                        let key = format!("{m}.weight");
+                        keys.iter().find(|k| ***k == key)
+                    }),
                 }
                 .map(|k| (*k).clone());
                 let Some(key) = key else {
                     let name = match target {
                         Target::Key(key) => key.clone(),
-                        Target::Underscored(name) => name.clone(),
+                        Target::Underscored(name) | Target::Original(name) => name.clone(),
                     };
                     return Err(LoadError::File {
                         path: used.lora.path.clone(),

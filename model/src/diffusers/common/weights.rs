@@ -122,10 +122,16 @@ impl Weights {
         self.index.contains_key(key)
     }
 
-    /// Merges `loras`' updates of `component` into its weights as they are read; an update
-    /// that matches no weight of the component is an error naming it.
-    pub fn with_loras(mut self, component: &str, loras: &[super::lora::LoraUse]) -> Result<Self, LoadError> {
-        let merge = super::lora::Merge::resolve(loras, component, self.index.keys())?;
+    /// Merges `loras`' updates of `component` into its weights as they are read (`rename`: the
+    /// family's diffusers name of an original module name); an update that matches no weight
+    /// of the component is an error naming it.
+    pub fn with_loras(
+        mut self,
+        component: &str,
+        loras: &[super::lora::LoraUse],
+        rename: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, LoadError> {
+        let merge = super::lora::Merge::resolve(loras, component, self.index.keys(), rename)?;
         self.merge = (!merge.is_empty()).then_some(merge);
         Ok(self)
     }

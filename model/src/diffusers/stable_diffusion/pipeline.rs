@@ -111,9 +111,10 @@ impl StableDiffusion {
         let tokenizer = ClipTokenizer::load(&root.join("tokenizer"))?;
         let te_cfg_path = folder.config("text_encoder", "config.json")?;
         let te_cfg = ClipTextConfig::read(&te_cfg_path)?;
-        let (text_encoder, n_te) = folder.load_component_with("text_encoder", "model", device, dtype, loras, |w| {
-            ClipTextModel::load(w, &te_cfg, &te_cfg_path)
-        })?;
+        let (text_encoder, n_te) =
+            folder.load_component_with("text_encoder", "model", device, dtype, loras, &|_| None, |w| {
+                ClipTextModel::load(w, &te_cfg, &te_cfg_path)
+            })?;
         let unet_cfg = UNet2DConditionConfig::read(&folder.config("unet", "config.json")?)?;
         let blocks = unet_cfg.block_out_channels.len();
         let dims = unet_cfg.cross_attention_dim.per_block(blocks).unwrap_or_default();
@@ -126,7 +127,7 @@ impl StableDiffusion {
             ));
         }
         let (unet, n_unet) =
-            folder.load_component_with("unet", "diffusion_pytorch_model", device, dtype, loras, |w| {
+            folder.load_component_with("unet", "diffusion_pytorch_model", device, dtype, loras, &|_| None, |w| {
                 UNet2DConditionModel::load(w, &unet_cfg)
             })?;
         let vae_cfg = AutoencoderKLConfig::read(&folder.config("vae", "config.json")?)?;

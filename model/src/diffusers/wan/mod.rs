@@ -3,5 +3,6 @@
 //! scheduler (UniPC or Euler).
 
 pub mod autoencoder_kl_wan;
+pub mod lora_names;
 pub mod pipeline;
 pub mod transformer_wan;

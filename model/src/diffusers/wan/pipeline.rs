@@ -16,6 +16,7 @@
 use crate::device::{self, DeviceChoice, OpenedDevice};
 use crate::diffusers::common::flow_scheduler::FlowScheduler;
 use crate::diffusers::common::folder::ModelFolder;
+use crate::diffusers::common::lora::LoraUse;
 use crate::diffusers::common::video::{GeneratedVideo, MemoryMode};
 use crate::diffusers::common::weights::LoadError;
 use crate::diffusers::umt5::encoder::{UMT5Config, UMT5EncoderModel};
@@ -73,6 +74,8 @@ pub struct WanOptions {
     pub text_device: Device,
     pub text_dtype: DType,
     pub memory: MemoryMode,
+    /// LoRAs merged into the transformer at load (diffusers or ComfyUI naming).
+    pub loras: Vec<LoraUse>,
 }
 
 /// GPUs with less memory than this run the text encoder on the CPU: UMT5-xxl's weights take
@@ -82,7 +85,7 @@ pub const TEXT_ENCODER_GPU_MIN_BYTES: u64 = 24 << 30;
 impl WanOptions {
     /// Everything on one device and precision.
     pub fn on(device: &Device, dtype: DType, memory: MemoryMode) -> Self {
-        Self { text_device: device.clone(), text_dtype: dtype, memory }
+        Self { text_device: device.clone(), text_dtype: dtype, memory, loras: Vec::new() }
     }
 
     /// The text encoder on the GPU in bf16 when the driver says it has room
@@ -90,7 +93,7 @@ impl WanOptions {
     pub fn auto(opened: &OpenedDevice, memory: MemoryMode) -> Self {
         let roomy = opened.gpu && device::memory_bytes(opened.choice).is_some_and(|b| b >= TEXT_ENCODER_GPU_MIN_BYTES);
         if roomy {
-            Self { text_device: opened.device.clone(), text_dtype: DType::BF16, memory }
+            Self { text_device: opened.device.clone(), text_dtype: DType::BF16, memory, loras: Vec::new() }
         } else {
             Self {
                 text_device: device::open(DeviceChoice::Cpu)
@@ -98,6 +101,7 @@ impl WanOptions {
                     .unwrap_or_else(|_| opened.device.clone()),
                 text_dtype: DType::F32,
                 memory,
+                loras: Vec::new(),
             }
         }
     }
@@ -136,6 +140,9 @@ impl Wan {
     pub fn load(root: &Path, device: &Device, dtype: DType, options: WanOptions) -> Result<Self, LoadError> {
         let folder = ModelFolder::open(root)?;
         folder.expect_class(Self::PIPELINE_CLASS)?;
+        if let Some(other) = options.loras.iter().flat_map(|l| l.lora.components()).find(|c| *c != "transformer") {
+            return Err(LoadError::config(root, "lora", other, "a Wan LoRA updates the transformer"));
+        }
         let tokenizer = T5Tokenizer::from_file(&folder.config("tokenizer", "tokenizer.json")?)?;
         let text_path = folder.config("text_encoder", "config.json")?;
         let text_config = UMT5Config::read(&text_path)?;
@@ -195,7 +202,10 @@ impl Wan {
     }
 
     fn load_transformer(&self) -> Result<(WanTransformer3DModel, usize), LoadError> {
-        self.folder.load_component("transformer", "diffusion_pytorch_model", &self.device, self.dtype, |w| {
+        let loras = &self.options.loras;
+        let (device, dtype) = (&self.device, self.dtype);
+        let rename = |original: &str| super::lora_names::diffusers_module(original);
+        self.folder.load_component_with("transformer", "diffusion_pytorch_model", device, dtype, loras, &rename, |w| {
             WanTransformer3DModel::load(&w.root(), &self.transformer_config)
         })
     }

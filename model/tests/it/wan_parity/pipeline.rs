@@ -107,3 +107,59 @@ fn bad_folders_give_errors_naming_the_file() {
     assert!(err.contains("vae"), "{err}");
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// LoRAs for the Wan transformer (scripts/wan_lora_fixtures.py: rank 4, alpha 8 on every
+/// attention projection and the feed-forward), from diffusers' own file and from the same LoRA
+/// in ComfyUI's naming of the original Wan modules: the frames diffusers makes after
+/// `load_lora_weights` and `fuse_lora(0.9)`; without the LoRA, far off.
+#[test]
+fn loras_merge_into_the_transformer_as_diffusers_fuses_them() {
+    use model::diffusers::common::lora::{Lora, LoraUse};
+    use std::sync::Arc;
+    let device = cpu();
+    let folder = fixture("wan1").parent().unwrap().join("wan1-lora");
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(folder.join("expected.json")).unwrap()).unwrap();
+    let expected =
+        model::diffusers::common::weights::Weights::open(&[folder.join("expected.safetensors")], &device, DType::F32)
+            .unwrap();
+    let noise = model::diffusers::common::weights::Weights::open(
+        &[fixture("wan1").join("noise_0.safetensors")],
+        &device,
+        DType::F32,
+    )
+    .unwrap()
+    .read_f32("noise")
+    .unwrap()
+    .0;
+    let run = &meta["run"];
+    let frames = |loras: Vec<LoraUse>| {
+        let options = WanOptions { loras, ..WanOptions::on(&device, DType::F32, MemoryMode::Resident) };
+        let wan = Wan::load(&fixture("wan1"), &device, DType::F32, options).unwrap_or_else(|e| panic!("{e}"));
+        let mut req = TextVideoRequest::new(run["prompt"].as_str().unwrap());
+        req.negative_prompt = run["negative"].as_str().unwrap().into();
+        req.width = run["width"].as_u64().unwrap() as usize;
+        req.height = run["height"].as_u64().unwrap() as usize;
+        req.frames = run["frames"].as_u64().unwrap() as usize;
+        req.steps = run["steps"].as_u64().unwrap() as usize;
+        req.guidance = run["guidance"].as_f64().unwrap() as f32;
+        req.noise = Some(noise.clone());
+        wan.generate(&req, &mut |_| {}, &|| false).unwrap().frames.concat()
+    };
+    let diff = |got: &[f32], key: &str| {
+        let want = expected.read_f32(key).unwrap().0;
+        assert_eq!(got.len(), want.len());
+        got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max)
+    };
+    let scale = meta["scale"].as_f64().unwrap() as f32;
+    for file in ["diffusers.safetensors", "comfyui.safetensors"] {
+        let lora = Arc::new(Lora::read(&folder.join(file)).unwrap_or_else(|e| panic!("{e}")));
+        assert_eq!(lora.components(), ["transformer"]);
+        let d = diff(&frames(vec![LoraUse { lora, scale }]), "run.0.lora");
+        assert!(d < 1e-4, "{file}: {d} off diffusers' fused LoRA");
+    }
+    let plain = frames(Vec::new());
+    assert!(diff(&plain, "run.0.plain") < 1e-4, "without a LoRA: diffusers' plain frames");
+    let d = diff(&plain, "run.0.lora");
+    assert!(d > 0.05, "the LoRA dropped is only {d} off");
+}
