@@ -83,6 +83,14 @@ impl Lora {
             };
             Ok((values, view.shape().to_vec()))
         };
+        // kohya's and ComfyUI's per-module alpha (`MODULE.alpha`), when there is one.
+        let alpha_of_module = |module: &str| -> Result<Option<f32>, LoadError> {
+            let key = format!("{module}.alpha");
+            match st.tensor(&key) {
+                Ok(_) => Ok(read(&key)?.0.first().copied()),
+                Err(_) => Ok(None),
+            }
+        };
         let mut updates: BTreeMap<String, BTreeMap<Target, Update>> = BTreeMap::new();
         let mut names: Vec<&str> = st.names();
         names.sort();
@@ -96,10 +104,7 @@ impl Lora {
             } else if let Some(module) = name.strip_suffix(".lora_down.weight")
                 && let Some(target) = original(module)
             {
-                let alpha = match st.tensor(&format!("{module}.alpha")) {
-                    Ok(_) => Some(read(&format!("{module}.alpha"))?.0.first().copied().unwrap_or(1.0)),
-                    Err(_) => None,
-                };
+                let alpha = alpha_of_module(module)?;
                 ("transformer".to_string(), target, format!("{module}.lora_up.weight"), alpha)
             } else if let Some(module) = name.strip_suffix(".lora_A.weight") {
                 let (component, module) = module
@@ -122,10 +127,7 @@ impl Lora {
                 } else {
                     return Err(fail(format!("`{name}` names no component (lora_unet_, lora_te_, lora_transformer_)")));
                 };
-                let alpha = match st.tensor(&format!("{module}.alpha")) {
-                    Ok(_) => Some(read(&format!("{module}.alpha"))?.0.first().copied().unwrap_or(1.0)),
-                    Err(_) => None,
-                };
+                let alpha = alpha_of_module(module)?;
                 (
                     component.to_string(),
                     Target::Underscored(rest.to_string()),
@@ -145,7 +147,8 @@ impl Lora {
             let (down, down_shape) = read(name)?;
             let (up, up_shape) = read(&up_name).map_err(|_| fail(format!("`{name}` has no `{up_name}`")))?;
             let rank = down_shape.first().copied().unwrap_or(0);
-            if up_shape.get(1) != Some(&rank) || down_shape.len() < 2 {
+            // `up` is [out, rank] (or [out, rank, 1, 1] for a convolution's update).
+            if up_shape.get(1) != Some(&rank) || up_shape.iter().skip(2).any(|&d| d != 1) || down_shape.len() < 2 {
                 return Err(fail(format!("`{name}` {down_shape:?} and `{up_name}` {up_shape:?} do not multiply")));
             }
             updates.entry(component).or_default().insert(target, Update { down, down_shape, up, up_shape, alpha });
