@@ -2,10 +2,12 @@
 //! shared bounds, the terminal progress bar, and finding a diffusers folder.
 
 use anyhow::bail;
+use app::params::MAX_LORA_SCALE;
 use model::builtin::pipeline::BuiltinModel;
 use model::device::{self, DeviceChoice};
 use model::diffusers::DType;
 use model::diffusers::common::folder::{self, Precision};
+use model::diffusers::common::lora::{Lora, LoraUse};
 use std::path::{Path, PathBuf};
 
 /// Where jobs, the gallery and media are kept when not in the data directory.
@@ -165,4 +167,17 @@ pub async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+}
+
+/// A `--lora FILE[:SCALE]`: the file read, at its scale (1 when none is given).
+pub fn read_lora(spec: &str) -> anyhow::Result<LoraUse> {
+    let (path, scale) = match spec.rsplit_once(':') {
+        Some((path, scale)) if scale.parse::<f32>().is_ok() => (path, scale.parse::<f32>()?),
+        _ => (spec, 1.0),
+    };
+    if !scale.is_finite() || scale.abs() > MAX_LORA_SCALE {
+        bail!("--lora {spec}: the scale must be between -{MAX_LORA_SCALE} and {MAX_LORA_SCALE}");
+    }
+    let lora = Lora::read(std::path::Path::new(path)).map_err(|e| anyhow::anyhow!("--lora {spec}: {e}"))?;
+    Ok(LoraUse { lora: std::sync::Arc::new(lora), scale })
 }

@@ -65,6 +65,10 @@ pub struct InstalledArgs {
     /// Load each component only while it runs and run the guidance halves one at a time.
     #[arg(long)]
     low_memory: bool,
+    /// Wan: a LoRA to merge into the transformer, at a scale (default 1): `FILE` or
+    /// `FILE:SCALE`, in diffusers or ComfyUI naming; repeat for several.
+    #[arg(long = "lora", value_name = "FILE[:SCALE]")]
+    loras: Vec<String>,
     /// Benchmarks: one one-step run at the same size first, so the timings leave out kernel
     /// compilation and autotuning (that run's seconds are `timings.warmup_s`).
     #[arg(long)]
@@ -183,6 +187,9 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
         }
     };
     let info = engine.info();
+    if !o.loras.is_empty() && !info.takes_loras {
+        bail!("{} takes no LoRAs (--lora is for Wan and Stable Diffusion models)", info.id);
+    }
     let task = match &input_image {
         Some(_) if !info.tasks.contains(&Mode::ImageToVideo) => {
             bail!("{} makes videos from text; it does not take --image", info.id)
@@ -233,6 +240,7 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
         noise_aug: o.noise_aug,
         min_guidance: o.min_guidance,
         size: a.size,
+        loras: o.loras.iter().map(|spec| super::common::read_lora(spec)).collect::<anyhow::Result<_>>()?,
         ..Overrides::NONE
     };
     let run = engine_run::Run { input: input_image.as_ref(), overrides: &overrides, given: &given, started };

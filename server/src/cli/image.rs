@@ -1,6 +1,6 @@
 //! `vidplay image`: an image from a prompt with a Stable Diffusion-family model.
 
-use super::common::{check_given, check_sides, check_text, given, locate};
+use super::common::{check_given, check_sides, check_text, given, locate, read_lora};
 use super::engine_run;
 use crate::engines::Overrides;
 use crate::engines::cache::ModelCache;
@@ -9,7 +9,6 @@ use crate::precision::PrecisionChoice;
 use anyhow::bail;
 use app::types::{JobParams, Mode};
 use model::device::{self, DeviceChoice};
-use model::diffusers::common::lora::{Lora, LoraUse};
 use model::diffusers::common::scheduler::Kind;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -114,20 +113,3 @@ pub fn run(a: ImageArgs) -> anyhow::Result<()> {
     );
     Ok(())
 }
-
-/// A `--lora FILE[:SCALE]`: the file read, at its scale (1 when none is given).
-fn read_lora(spec: &str) -> anyhow::Result<LoraUse> {
-    let (path, scale) = match spec.rsplit_once(':') {
-        Some((path, scale)) if scale.parse::<f32>().is_ok() => (path, scale.parse::<f32>()?),
-        _ => (spec, 1.0),
-    };
-    if !scale.is_finite() || scale.abs() > MAX_LORA_SCALE {
-        bail!("--lora {spec}: the scale must be between -{MAX_LORA_SCALE} and {MAX_LORA_SCALE}");
-    }
-    let lora = Lora::read(std::path::Path::new(path)).map_err(|e| anyhow::anyhow!("--lora {spec}: {e}"))?;
-    Ok(LoraUse { lora: std::sync::Arc::new(lora), scale })
-}
-
-/// The largest LoRA scale taken (diffusers takes any; far beyond a few, a LoRA only breaks the
-/// picture).
-const MAX_LORA_SCALE: f32 = 4.0;

@@ -64,6 +64,9 @@ fn bad_input_is_a_clear_error() {
     let out = out.to_str().unwrap();
     assert_fails_with(&["generate", "--prompt", "", "--out", out], "prompt is empty");
     assert_fails_with(&["generate", "--prompt", "   ", "--out", out], "prompt is empty");
+    let lora = Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/tests/fixtures/wan/wan1-lora/comfyui.safetensors");
+    let lora = lora.to_str().unwrap();
+    assert_fails_with(&["generate", "--prompt", "a red ball", "--lora", lora, "--out", out], "takes no LoRAs");
     assert_fails_with(&["generate", "--prompt", "qwerty zxcv", "--out", out], "names nothing");
     assert_fails_with(
         &["generate", "--prompt", "a red ball", "--image", "/no/such/image.png", "--out", out],
@@ -425,6 +428,11 @@ fn image_bad_input_is_a_clear_error() {
 /// PSNR of the PNG frames `vidplay generate --png-frames` wrote to `dir` against the frames
 /// diffusers made for a fixture's first run, and their shape [frames, H, W, 3].
 fn frames_psnr(dir: &Path, fixture: &Path, name: &str) -> (f64, Vec<usize>) {
+    frames_psnr_of(dir, fixture, "pipeline.0.frames", name)
+}
+
+/// [`frames_psnr`] against the fixture's frames under `key`.
+fn frames_psnr_of(dir: &Path, fixture: &Path, key: &str, name: &str) -> (f64, Vec<usize>) {
     let device = model::device::open(model::device::DeviceChoice::Cpu).unwrap().device;
     let expected = model::diffusers::common::weights::Weights::open(
         &[fixture.join("expected.safetensors")],
@@ -432,7 +440,7 @@ fn frames_psnr(dir: &Path, fixture: &Path, name: &str) -> (f64, Vec<usize>) {
         model::diffusers::DType::F32,
     )
     .unwrap();
-    let (want, shape) = expected.read_f32("pipeline.0.frames").unwrap();
+    let (want, shape) = expected.read_f32(key).unwrap();
     let mut got = Vec::new();
     for i in 0..shape[0] {
         got.extend(image::open(dir.join(format!("frames/{i:04}.png"))).unwrap().to_rgb8().into_raw());
@@ -594,6 +602,47 @@ fn generate_with_wan_reproduces_diffusers_from_the_same_noise() {
         assert_eq!(written["fps"], 16);
         assert_eq!(written["frames"].as_u64(), Some(shape[0] as u64));
         assert_eq!(written["params"]["negative"], negative);
+        if name != "wan1" {
+            continue;
+        }
+        // With a LoRA in ComfyUI's naming: diffusers' frames with the same LoRA fused.
+        let lora = wan_fixture("wan1-lora");
+        let with = temp_dir("wan-lora");
+        let spec = format!("{}:0.9", lora.join("comfyui.safetensors").display());
+        let (model_s, noise_s, out_s) = (model.to_str().unwrap(), noise.to_str().unwrap(), with.to_str().unwrap());
+        let args = [
+            "generate",
+            "--model-dir",
+            model_s,
+            "--prompt",
+            &prompt,
+            "--negative",
+            &negative,
+            "--frames",
+            &frames,
+            "--width",
+            &width,
+            "--height",
+            &height,
+            "--steps",
+            &steps,
+            "--guidance",
+            &guidance,
+            "--noise",
+            noise_s,
+            "--lora",
+            &spec,
+            "--png-frames",
+            "--device",
+            "cpu",
+            "--out",
+            out_s,
+        ];
+        let out = vidplay(&args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let (psnr, _) = frames_psnr_of(&with, &lora, "run.0.lora", "wan1 with a LoRA");
+        let (plain, _) = frames_psnr_of(&with, &lora, "run.0.plain", "wan1 with a LoRA");
+        assert!(psnr >= 40.0 && plain < psnr - 5.0, "PSNR {psnr:.1} dB with the LoRA, {plain:.1} against no LoRA");
     }
 }
 
