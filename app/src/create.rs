@@ -211,6 +211,8 @@ fn CreateForm(
     let notice = RwSignal::new(None::<String>);
     let jobs = RwSignal::new(Vec::<RwSignal<Job>>::new());
     let preview = RwSignal::new(source.clone());
+    // Animate many: how many pictures the file field holds (each becomes a clip of one group).
+    let pictures = RwSignal::new(0u32);
     let example = RwSignal::new(source.as_ref().map(|_| "remix".to_string()));
     let busy = RwSignal::new(false);
     crate::job_card::follow_jobs(jobs, false);
@@ -303,6 +305,7 @@ fn CreateForm(
         if let Some(input) = file_ref.get()
             && let Some(file) = crate::browser::chosen_file(&input)
         {
+            pictures.set(input.files().map_or(0, |f| f.length()));
             preview.set(crate::browser::object_url(&file));
             example.set(None);
             choose(if mode.get_untracked() == Mode::Edit { Mode::Edit } else { Mode::ImageToVideo }, None);
@@ -353,6 +356,7 @@ fn CreateForm(
                         if let Some(input) = file_ref.get_untracked() {
                             crate::browser::put_file(&input, &file);
                         }
+                        pictures.set(1);
                         preview.set(crate::browser::object_url(&file));
                         example.set(None);
                         choose(if mode.get_untracked() == Mode::Edit { Mode::Edit } else { Mode::ImageToVideo }, None);
@@ -369,6 +373,7 @@ fn CreateForm(
             && let Some(file) = crate::browser::take_image(&input, ev.clipboard_data())
         {
             ev.prevent_default();
+            pictures.set(1);
             preview.set(crate::browser::object_url(&file));
             example.set(None);
             choose(if mode.get_untracked() == Mode::Edit { Mode::Edit } else { Mode::ImageToVideo }, None);
@@ -470,9 +475,15 @@ fn CreateForm(
             <section class="upload" class:hidden=move || !image_mode() aria-labelledby="upload-title">
                 <h2 id="upload-title">{move || if editing() { "Image to edit" } else { "Image to animate" }}</h2>
                 <div class="dropzone">
-                    <label for="image">"Drop an image here, paste one, or choose a file. Drop a video, GIF or image made here to restore its settings."</label>
+                    <label for="image">"Drop an image here, paste one, or choose a file (or several: one clip each, as a group to compare). Drop a video, GIF or image made here to restore its settings."</label>
                     <input id="image" type="file" name="image" accept="image/png,image/jpeg,image/gif,image/webp,image/bmp"
-                        node_ref=file_ref on:change=on_file/>
+                        multiple=move || !editing() node_ref=file_ref on:change=on_file/>
+                    <Show when=move || { pictures.get() > 1 && !editing() }>
+                        <p class="note" role="status">{move || format!(
+                            "{} pictures: each is animated with these settings, as one group (compare them from any of their pages).",
+                            pictures.get()
+                        )}</p>
+                    </Show>
                     <Show when=move || preview.get().is_some()>
                         <figure class="preview">
                             <div class="crop" style=move || format!("--native: {}px", model.with(|m| m.native_width))>
@@ -497,7 +508,7 @@ fn CreateForm(
                                         preview.set(Some(format!("/examples/{n3}")));
                                         choose(if mode.get_untracked() == Mode::Edit { Mode::Edit } else { Mode::ImageToVideo }, None);
                                         #[cfg(feature = "hydrate")]
-                                        if let Some(input) = file_ref.get_untracked() { input.set_value(""); }
+                                        if let Some(input) = file_ref.get_untracked() { input.set_value(""); pictures.set(0); }
                                     }/>
                                 <img src=format!("/examples/{n4}") alt=format!("Example {name}") width="64" height="64"/>
                             </label>

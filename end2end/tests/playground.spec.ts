@@ -133,6 +133,27 @@ test("upload an image and animate it; the first frame resembles the upload", asy
   expect(diffs.same * 3).toBeLessThan(diffs.other);
 });
 
+test("animate several pictures at once: one clip each, as one group", async ({ page }) => {
+  await page.goto("/");
+  await hydrated(page);
+  await page.getByLabel("Image to video").check();
+  const photo = path.join(fixtures, "photo.png");
+  await page.getByLabel("Drop an image here, paste one, or choose a file").setInputFiles([photo, photo]);
+  await expect(page.getByText("2 pictures: each is animated")).toBeVisible();
+  await page.getByLabel("Assembled prompt (editable)").fill("zoom in");
+  await page.getByLabel("Frames", { exact: true }).fill("4");
+  await page.getByRole("button", { name: "Generate" }).click();
+  const cards = page.locator("section.jobs article.job");
+  await expect(cards).toHaveCount(2);
+  for (const i of [0, 1]) {
+    await expect(cards.nth(i)).toHaveAttribute("data-state", "done", { timeout: 150_000 });
+  }
+  const href = await cards.first().getByRole("link", { name: "Open the video page" }).getAttribute("href");
+  const video = await (await page.request.get(`/api/videos/${href!.slice(3)}`)).json();
+  const group = await (await page.request.get(`/api/videos?group=${video.params.group}`)).json();
+  expect(group.videos).toHaveLength(2);
+});
+
 /** Waits on the queue page (where a form without JavaScript lands) for the newest job. */
 async function waitForQueued(page: Page): Promise<string> {
   await expect(page).toHaveURL(/\/queue/);

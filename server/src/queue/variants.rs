@@ -1,5 +1,5 @@
 //! Variants in the queue: one request becomes a group of jobs (seeds, one parameter's values,
-//! or models), all or none of them queued.
+//! or models; or several pictures, each animated alike), all or none of them queued.
 
 use super::defaults::Given;
 use super::{Jobs, Picture, SubmitError};
@@ -28,11 +28,42 @@ impl Jobs {
         };
         let given = given.with(varied);
         let requests = variants.expand(&base, crate::ids::random_seed).map_err(SubmitError::Invalid)?;
+        self.submit_group(
+            owner,
+            requests.into_iter().map(|params| (params, picture.clone())).collect(),
+            &given,
+            "variant",
+        )
+        .await
+    }
+
+    /// Animate many: one job per picture, each with `base`'s settings, as one group (compared
+    /// side by side afterwards). All or none are queued, as for variants.
+    pub async fn submit_pictures(
+        &self,
+        owner: &str,
+        base: JobParams,
+        pictures: Vec<Picture>,
+        given: &Given,
+    ) -> Result<VariantGroup, SubmitError> {
+        let requests = pictures.into_iter().map(|picture| (base.clone(), Some(picture))).collect();
+        self.submit_group(owner, requests, given, "picture").await
+    }
+
+    /// Queues `requests` as one new group (in each job's `params.group`); on a refusal, takes
+    /// back those already queued and says which `what` (variant, picture) was refused.
+    async fn submit_group(
+        &self,
+        owner: &str,
+        requests: Vec<(JobParams, Option<Picture>)>,
+        given: &Given,
+        what: &str,
+    ) -> Result<VariantGroup, SubmitError> {
         let group = crate::ids::new_id();
         let mut jobs = Vec::with_capacity(requests.len());
-        for mut params in requests {
+        for (mut params, picture) in requests {
             params.group = group.clone();
-            match self.submit_given(owner, params, picture.clone(), &given).await {
+            match self.submit_given(owner, params, picture, given).await {
                 Ok(job) => jobs.push(job),
                 Err(e) => {
                     for job in &jobs {
@@ -40,7 +71,7 @@ impl Jobs {
                         let _ = self.cancel(&job.id, &app::people::Viewer::everyone()).await;
                     }
                     return Err(match e {
-                        SubmitError::Invalid(why) => SubmitError::Invalid(format!("variant {}: {why}", jobs.len() + 1)),
+                        SubmitError::Invalid(why) => SubmitError::Invalid(format!("{what} {}: {why}", jobs.len() + 1)),
                         other => other,
                     });
                 }

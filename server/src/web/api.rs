@@ -146,7 +146,7 @@ pub async fn read_job_request(req: Request, web: &WebState) -> ApiResult<JobRequ
             .map_err(|e| Failure::bad(format!("invalid JSON job request: {e}")))?;
         // A stored result's parameters posted again make a new result, not one of its group.
         params.group.clear();
-        Ok(JobRequest { params, picture: None, variants, given })
+        Ok(JobRequest { params, picture: None, more_pictures: Vec::new(), variants, given })
     } else {
         Err(Failure(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -160,6 +160,9 @@ pub async fn read_job_request(req: Request, web: &WebState) -> ApiResult<JobRequ
 pub struct JobRequest {
     pub params: JobParams,
     pub picture: Option<Picture>,
+    /// Animate many: the pictures after the first, each animated by a job of its own (one
+    /// group with the first's).
+    pub more_pictures: Vec<Picture>,
     pub variants: Option<Variants>,
     pub given: Given,
 }
@@ -167,9 +170,10 @@ pub struct JobRequest {
 async fn read_multipart(form: Multipart, web: &WebState) -> ApiResult<JobRequest> {
     let mut vary = (String::new(), String::new());
     let mut names = std::collections::HashSet::new();
-    let (params, picture) = read_form(form, web, &mut vary, &mut names).await?;
+    let mut more_pictures = Vec::new();
+    let (params, picture) = read_form(form, web, &mut vary, &mut names, &mut more_pictures).await?;
     let variants = Variants::from_form(&vary.0, &vary.1).map_err(Failure::bad)?;
-    Ok(JobRequest { params, picture, variants, given: Given::Only(names) })
+    Ok(JobRequest { params, picture, more_pictures, variants, given: Given::Only(names) })
 }
 
 async fn read_form(
@@ -177,9 +181,12 @@ async fn read_form(
     web: &WebState,
     vary: &mut (String, String),
     names: &mut std::collections::HashSet<String>,
+    more_pictures: &mut Vec<Picture>,
 ) -> ApiResult<(JobParams, Option<Picture>)> {
     let mut params = JobParams::default();
     let mut upload = None;
+    // Animate many: every `image` field after the first, one job each.
+    let mut more_uploads = Vec::new();
     let (mut mode, mut example, mut source) = (None, None, None);
     // A shot list: `segment` fields in order, each optionally followed by its `segment_seed`
     // ("new" draws a fresh one: a re-roll); or `shots`, one prompt per line after `prompt`.
@@ -203,7 +210,17 @@ async fn read_form(
             let file_name = field.file_name().unwrap_or("upload").to_string();
             let bytes = field.bytes().await.map_err(too_big)?;
             if !bytes.is_empty() {
-                upload = Some(Upload { bytes: bytes.to_vec(), name: file_name });
+                let this = Upload { bytes: bytes.to_vec(), name: file_name };
+                if upload.is_none() {
+                    upload = Some(this);
+                } else if more_uploads.len() + 1 < app::variants::MAX_VARIANTS {
+                    more_uploads.push(this);
+                } else {
+                    return Err(Failure::bad(format!(
+                        "at most {} pictures are animated at once",
+                        app::variants::MAX_VARIANTS
+                    )));
+                }
             }
             continue;
         }
@@ -297,9 +314,13 @@ async fn read_form(
             .map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, format!("reading example {name}: {e}")))?;
         upload = Some(Upload { bytes, name });
     }
+    if !more_uploads.is_empty() && (params.task == app::params::EDIT_TASK || mode == Some(Mode::Edit)) {
+        return Err(Failure::bad("an edit changes one image: choose one"));
+    }
     if params.task == app::params::EDIT_TASK {
         return edit_source(params, upload.map(Picture::Upload), source, web).await;
     }
+    more_pictures.extend(more_uploads.into_iter().map(Picture::Upload));
     let mut picture = upload.map(Picture::Upload);
     if picture.is_none()
         && let Some(source) = source
@@ -386,7 +407,20 @@ async fn create_job(State(web): State<WebState>, req: Request) -> ApiResult<Resp
     // Whose token sent it (set by the security guard): it is theirs, and queued jobs take
     // turns by owner.
     let owner = req.extensions().get::<Viewer>().map(|v| v.name.clone()).unwrap_or_default();
-    let JobRequest { params, picture, variants, given } = read_job_request(req, &web).await?;
+    let JobRequest { params, picture, more_pictures, variants, given } = read_job_request(req, &web).await?;
+    if !more_pictures.is_empty() {
+        if variants.is_some() {
+            return Err(Failure::bad(
+                "variants of several pictures at once are not offered: vary one picture, or animate several",
+            ));
+        }
+        let pictures = picture.into_iter().chain(more_pictures).collect();
+        let group = web.jobs.submit_pictures(&owner, params, pictures, &given).await?;
+        if html {
+            return Ok(Redirect::to("/queue").into_response());
+        }
+        return Ok((StatusCode::CREATED, Json(group)).into_response());
+    }
     if let Some(variants) = variants {
         let group = web.jobs.submit_variants(&owner, params, picture, &variants, &given).await?;
         if html {

@@ -300,3 +300,44 @@ async fn scores_variants_votes_and_the_leaderboard() {
     assert!(v["scores"]["fidelity"]["psnr"].as_f64().unwrap() > 20.0, "measured again with its input: {v}");
     jobs.shutdown().await;
 }
+
+/// Animate many: several pictures in one form, each animated with the form's settings, as one
+/// group; more than 8, several to edit, or variants of several are refused, and nothing queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_pictures_are_animated_as_one_group() {
+    let data = data_dir("animate-many");
+    let (app, _jobs) = start_with(&data, no_models()).await;
+    let app = &app;
+    let images: Vec<Vec<u8>> = (0..3).map(|i| png(48 + 8 * i, 40)).collect();
+    let files: Vec<(&str, &[u8])> = images.iter().map(|b| ("p.png", b.as_slice())).collect();
+    let fields = [("mode", "image-to-video"), ("prompt", "camera pans left"), ("frames", "4")];
+    let (status, group) = send_json(app, post_multipart(multipart_files(&fields, &files))).await;
+    assert_eq!(status, StatusCode::CREATED, "{group}");
+    let jobs = group["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 3);
+    let mut sizes = Vec::new();
+    for job in jobs {
+        assert_eq!((&job["params"]["group"], &job["mode"]), (&group["group"], &json!("image-to-video")));
+        let id = job["id"].as_str().unwrap();
+        wait_for(app, id, |j| j["state"] == "done").await;
+        let (_, input) = send(app, get(&format!("/media/{id}/input.png"))).await;
+        sizes.push(image::load_from_memory(&input).unwrap().width());
+    }
+    assert_eq!(sizes, [48, 56, 64], "each its own picture, in order");
+
+    let before = send_json(app, get("/api/jobs")).await.1.as_array().unwrap().len();
+    let nine: Vec<(&str, &[u8])> = (0..9).map(|_| ("p.png", images[0].as_slice())).collect();
+    let refused = [
+        (multipart_files(&fields, &nine), "at most 8 pictures"),
+        (multipart_files(&[("mode", "edit"), ("prompt", "add snow")], &files), "an edit changes one image"),
+        (
+            multipart_files(&[fields[0], fields[1], ("vary", "seed"), ("vary_values", "2")], &files),
+            "variants of several",
+        ),
+    ];
+    for (body, needle) in refused {
+        assert_rejected(app, post_multipart(body), StatusCode::BAD_REQUEST, needle).await;
+    }
+    assert_eq!(send_json(app, get("/api/jobs")).await.1.as_array().unwrap().len(), before, "nothing queued");
+    let _ = std::fs::remove_dir_all(&data);
+}

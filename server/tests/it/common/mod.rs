@@ -20,13 +20,18 @@ use tower::ServiceExt;
 pub const BOUNDARY: &str = "vidplayboundary";
 
 pub fn multipart(fields: &[(&str, &str)], file: Option<(&str, &[u8])>) -> Body {
+    multipart_files(fields, file.as_slice())
+}
+
+/// A form with several `image` files (animate many).
+pub fn multipart_files(fields: &[(&str, &str)], files: &[(&str, &[u8])]) -> Body {
     let mut body = Vec::new();
     for (name, value) in fields {
         body.extend_from_slice(
             format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").as_bytes(),
         );
     }
-    if let Some((filename, bytes)) = file {
+    for (filename, bytes) in files {
         body.extend_from_slice(
             format!(
                 "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
