@@ -20,6 +20,8 @@ for (const [name, rel] of [
   ["svd1", "svd/svd1"],
   ["ip2p1", "ip2p/ip2p1"],
   ["loras/style.safetensors", "sd/sd1-lora/peft.safetensors"],
+  // Named as a step distillation: the form offers its settings.
+  ["loras/style-lightning-4steps.safetensors", "sd/sd1-lora/kohya.safetensors"],
 ]) {
   const link = path.join(modelsDir, name);
   const fixture = path.resolve(__dirname, "..", "model/tests/fixtures", rel);

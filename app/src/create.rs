@@ -547,7 +547,7 @@ fn CreateForm(
                         m.params_for(task).map(|spec| param_control(spec, values)).collect_view()
                     }}
                     {move || model.with(|m| m.takes_loras).then(|| view! {
-                        <crate::lora_picker::LoraPicker start=start_loras.get_value()/>
+                        <crate::lora_picker::LoraPicker start=start_loras.get_value() values/>
                     })}
                     <label>"Seed"
                         <input type="number" name="seed" min="0" placeholder="random"

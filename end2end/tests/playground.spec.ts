@@ -360,6 +360,13 @@ test("a keyframe with a LoRA from the LoRA folder, recorded with the image", asy
   await expect(page.getByLabel("LoRA 1")).toHaveCount(0);
   await page.getByLabel("Keyframe (text to image)").check();
   await expect(page.getByRole("combobox", { name: /Model/ })).toHaveValue("sd1");
+  // A step distillation offers the settings it was trained for.
+  await page.getByLabel("LoRA 2").selectOption("style-lightning-4steps.safetensors");
+  await page.getByRole("button", { name: "Use its settings" }).click();
+  await expect(page.getByLabel("Steps", { exact: true })).toHaveValue("4");
+  await expect(page.getByLabel("Guidance", { exact: true })).toHaveValue("1");
+  await page.getByLabel("LoRA 2").selectOption("");
+  await expect(page.getByRole("button", { name: "Use its settings" })).toHaveCount(0);
   await page.getByLabel("LoRA 1").selectOption("style.safetensors");
   await page.getByLabel("Scale").first().fill("0.7");
   await page.getByRole("textbox", { name: "Prompt", exact: true }).fill("a red cat in space");
