@@ -562,10 +562,12 @@ fn generate_with_wan_reproduces_diffusers_from_the_same_noise() {
         let (frames, width, height, steps, guidance) =
             (arg("frames"), arg("width"), arg("height"), arg("steps"), arg("guidance"));
         let noise = model.join("noise_0.safetensors");
-        let out = vidplay(&[
+        // The run's settings, then what differs between the runs of this test.
+        let (model_s, noise_s) = (model.to_str().unwrap(), noise.to_str().unwrap());
+        let settings = [
             "generate",
             "--model-dir",
-            model.to_str().unwrap(),
+            model_s,
             "--prompt",
             &prompt,
             "--negative",
@@ -581,13 +583,12 @@ fn generate_with_wan_reproduces_diffusers_from_the_same_noise() {
             "--guidance",
             &guidance,
             "--noise",
-            noise.to_str().unwrap(),
+            noise_s,
             "--png-frames",
             "--device",
             "cpu",
-            "--out",
-            dir.to_str().unwrap(),
-        ]);
+        ];
+        let out = vidplay(&[&settings[..], &["--out", dir.to_str().unwrap()]].concat());
         assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
         for f in ["video.mp4", "video.gif", "metadata.json"] {
             assert!(dir.join(f).is_file(), "{name}: {f} missing");
@@ -609,35 +610,7 @@ fn generate_with_wan_reproduces_diffusers_from_the_same_noise() {
         let lora = wan_fixture("wan1-lora");
         let with = temp_dir("wan-lora");
         let spec = format!("{}:0.9", lora.join("comfyui.safetensors").display());
-        let (model_s, noise_s, out_s) = (model.to_str().unwrap(), noise.to_str().unwrap(), with.to_str().unwrap());
-        let args = [
-            "generate",
-            "--model-dir",
-            model_s,
-            "--prompt",
-            &prompt,
-            "--negative",
-            &negative,
-            "--frames",
-            &frames,
-            "--width",
-            &width,
-            "--height",
-            &height,
-            "--steps",
-            &steps,
-            "--guidance",
-            &guidance,
-            "--noise",
-            noise_s,
-            "--lora",
-            &spec,
-            "--png-frames",
-            "--device",
-            "cpu",
-            "--out",
-            out_s,
-        ];
+        let args = [&settings[..], &["--lora", &spec, "--out", with.to_str().unwrap()]].concat();
         let out = vidplay(&args);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let (psnr, _) = frames_psnr_of(&with, &lora, "run.0.lora", "wan1 with a LoRA");
