@@ -318,8 +318,10 @@ impl Worker {
             Err(GenerateError::Backend(format!("reading the job's state failed: {e}")))
         } else if let Ok(Some(run)) = &decided {
             self.publisher.complete(rt, &job, run, None, &holds)
-        } else if !job.decodes_again() && self.has_latents(rt, &job.id) {
-            // A run of it sampled, then ended before its result was stored: while decoding
+        } else if job.decode_retries == Some(0) && self.has_latents(rt, &job.id) {
+            // The store says a run of it kept its latents (`LeaseStore::latents_kept`; only that
+            // job's media are looked at, not every job's), then ended before its result was
+            // stored: while decoding
             // (out of memory, as often as not: decoding the same way would end the same way),
             // or after. Its latents are decoded again, in smaller pieces, without sampling.
             job.decode_retries = Some(1);
