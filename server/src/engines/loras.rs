@@ -65,12 +65,16 @@ impl LoraLibrary {
 
     /// The files of `loras`, read (a file that went away or is not a LoRA fails the job).
     pub fn load(&self, loras: &[LoraChoice]) -> Result<Vec<LoraUse>, GenerateError> {
+        if loras.is_empty() {
+            return Ok(Vec::new());
+        }
+        let offered = self.list();
         loras
             .iter()
             .map(|choice| {
                 let gone = || GenerateError::InvalidRequest(format!("the LoRA {:?} is no longer offered", choice.file));
                 let dir = self.dir.as_ref().ok_or_else(gone)?;
-                if !self.list().contains(&choice.file) {
+                if !offered.contains(&choice.file) {
                     return Err(gone());
                 }
                 let lora = Lora::read(&dir.join(&choice.file))
