@@ -17,8 +17,8 @@
 //! A LoRA entry that matches no weight of its component is an error naming it: a LoRA for
 //! another model must not load as a silent no-op.
 
-use super::weights::LoadError;
-use safetensors::{Dtype as StDtype, SafeTensors};
+use super::weights::{LoadError, decode_f32};
+use safetensors::SafeTensors;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -71,16 +71,8 @@ impl Lora {
         let alpha_of = peft_alphas(header.metadata().as_ref());
         let read = |key: &str| -> Result<(Vec<f32>, Vec<usize>), LoadError> {
             let view = st.tensor(key).map_err(|e| fail(e.to_string()))?;
-            let values = match view.dtype() {
-                StDtype::F32 => view.data().as_chunks::<4>().0.iter().map(|c| f32::from_le_bytes(*c)).collect(),
-                StDtype::F16 => {
-                    view.data().as_chunks::<2>().0.iter().map(|c| half::f16::from_le_bytes(*c).to_f32()).collect()
-                }
-                StDtype::BF16 => {
-                    view.data().as_chunks::<2>().0.iter().map(|c| half::bf16::from_le_bytes(*c).to_f32()).collect()
-                }
-                other => return Err(fail(format!("`{key}` has dtype {other:?}"))),
-            };
+            let values = decode_f32(view.dtype(), view.data())
+                .ok_or_else(|| fail(format!("`{key}` has dtype {:?}", view.dtype())))?;
             Ok((values, view.shape().to_vec()))
         };
         // kohya's and ComfyUI's per-module alpha (`MODULE.alpha`), when there is one.

@@ -175,14 +175,7 @@ impl Weights {
     }
 
     fn read_f32_as_stored(&self, key: &str) -> Result<(Vec<f32>, Vec<usize>), LoadError> {
-        self.read(key, |dtype, b| match dtype {
-            StDtype::F32 => Some(b.as_chunks::<4>().0.iter().map(|c| f32::from_le_bytes(*c)).collect()),
-            StDtype::F16 => Some(b.as_chunks::<2>().0.iter().map(|c| half::f16::from_le_bytes(*c).to_f32()).collect()),
-            StDtype::BF16 => {
-                Some(b.as_chunks::<2>().0.iter().map(|c| half::bf16::from_le_bytes(*c).to_f32()).collect())
-            }
-            _ => None,
-        })
+        self.read(key, decode_f32)
     }
 
     /// Reads an integer buffer (e.g. CLIP's `position_ids`).
@@ -282,6 +275,19 @@ impl Weights {
     /// The root scope.
     pub fn root(&self) -> Vb<'_> {
         Vb { weights: self, prefix: String::new() }
+    }
+}
+
+/// A floating tensor's little-endian bytes as f32 values; `None` for a dtype that is not F32,
+/// F16 or BF16.
+pub fn decode_f32(dtype: StDtype, bytes: &[u8]) -> Option<Vec<f32>> {
+    match dtype {
+        StDtype::F32 => Some(bytes.as_chunks::<4>().0.iter().map(|c| f32::from_le_bytes(*c)).collect()),
+        StDtype::F16 => Some(bytes.as_chunks::<2>().0.iter().map(|c| half::f16::from_le_bytes(*c).to_f32()).collect()),
+        StDtype::BF16 => {
+            Some(bytes.as_chunks::<2>().0.iter().map(|c| half::bf16::from_le_bytes(*c).to_f32()).collect())
+        }
+        _ => None,
     }
 }
 
