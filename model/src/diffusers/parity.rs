@@ -10,7 +10,7 @@ use super::common::video::MemoryMode;
 use super::common::weights::{LoadError, Weights};
 use super::stable_diffusion::{EditRequest, ImageRequest, InstructPix2Pix, StableDiffusion};
 use super::stable_video_diffusion::{StableVideoDiffusion, VideoRequest};
-use super::wan::pipeline::{TextVideoRequest, Wan, WanOptions};
+use super::wan::pipeline::{Wan, WanOptions, WanRequest};
 use crate::generate::GenerateError;
 use burn::prelude::*;
 use burn::tensor::DType;
@@ -229,7 +229,7 @@ pub fn run_svd(folder: &Path, device: &Device, dtype: DType) -> Result<Vec<RunRe
 
 /// The text-to-video runs of a Wan fixture: the request with diffusers' noise, and the frames
 /// diffusers made (values in [0, 1]).
-pub fn wan_runs(folder: &Path, device: &Device) -> Result<Vec<(TextVideoRequest, Vec<f32>)>, FixtureError> {
+pub fn wan_runs(folder: &Path, device: &Device) -> Result<Vec<(WanRequest, Vec<f32>)>, FixtureError> {
     let exp = expected(folder, device)?;
     let m = meta(folder)?;
     let runs = m["pipelines"].as_array().cloned().unwrap_or_default();
@@ -237,13 +237,23 @@ pub fn wan_runs(folder: &Path, device: &Device) -> Result<Vec<(TextVideoRequest,
         .enumerate()
         .map(|(i, run)| {
             let num = |k: &str| run[k].as_f64().unwrap_or_default();
-            let mut req = TextVideoRequest::new(run["prompt"].as_str().unwrap_or_default());
+            let mut req = WanRequest::new(run["prompt"].as_str().unwrap_or_default());
             req.negative_prompt = run["negative"].as_str().unwrap_or_default().to_string();
             req.width = num("width") as usize;
             req.height = num("height") as usize;
             req.frames = num("frames") as usize;
             req.steps = num("steps") as usize;
             req.guidance = num("guidance") as f32;
+            req.guidance_2 = run["guidance_2"].as_f64().map(|g| g as f32);
+            // Image to video: the pictures, by file name in the folder.
+            let picture = |key: &str| -> Result<Option<image::RgbImage>, FixtureError> {
+                let Some(name) = run[key].as_str() else { return Ok(None) };
+                let path = folder.join(name);
+                let img = image::open(&path).map_err(|e| FixtureError::Read(path.clone(), e.to_string()))?;
+                Ok(Some(img.to_rgb8()))
+            };
+            req.image = picture("image")?;
+            req.last_image = picture("last_image")?;
             req.noise = Some(values(&exp, &format!("pipeline.{i}.noise"))?);
             Ok((req, values(&exp, &format!("pipeline.{i}.frames"))?))
         })

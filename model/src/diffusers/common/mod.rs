@@ -10,6 +10,7 @@ pub mod image_processing;
 pub mod latent_preview;
 pub mod layers;
 pub mod lora;
+pub mod pil_resize;
 pub mod scheduler;
 pub mod unipc;
 pub mod video;

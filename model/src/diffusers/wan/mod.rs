@@ -3,6 +3,7 @@
 //! scheduler (UniPC or Euler).
 
 pub mod autoencoder_kl_wan;
+pub mod image_condition;
 pub mod lora_names;
 pub mod pipeline;
 pub mod transformer_wan;

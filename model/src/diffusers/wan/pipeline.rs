@@ -1,4 +1,5 @@
-//! diffusers' `WanPipeline`: text to video with Wan 2.1.
+//! diffusers' `WanPipeline` (text to video) and `WanImageToVideoPipeline` (a picture, and
+//! optionally a last picture, to video) for Wan 2.1 and Wan 2.2's two-expert A14B models.
 //!
 //! The prompt and the negative prompt are cleaned (`prompt_clean`), tokenized to at most
 //! `max_sequence_length` tokens, encoded by UMT5, cut to their true length and zero-padded back
@@ -8,31 +9,40 @@
 //! are unnormalised with the VAE's per-channel mean and std and decoded one latent frame at a
 //! time, each frame read back to the host as it comes.
 //!
+//! Wan 2.2 A14B folders hold two transformers and `model_index.json`'s `boundary_ratio`:
+//! `transformer` (the high-noise expert, with `guidance`) runs the steps whose timestep is at
+//! least `boundary_ratio * num_train_timesteps`, `transformer_2` (low noise, `guidance_2`) the
+//! rest. Image to video adds the picture's VAE latents and a frame mask to the transformer's
+//! input channels ([`super::image_condition`]).
+//!
 //! Memory: the text encoder runs once per request, on its own device (the CPU by default on
 //! GPUs with little memory, see [`WanOptions`]), and is freed before sampling unless the model
-//! is resident; in [`MemoryMode::Low`] the transformer and the VAE are also loaded only for
-//! their phase.
+//! is resident; in [`MemoryMode::Low`] the transformers and the VAE are also loaded only for
+//! their phase, one expert at a time (the second loaded at the boundary, after the first is
+//! freed).
 
 use crate::device::{self, DeviceChoice, OpenedDevice};
 use crate::diffusers::common::flow_scheduler::FlowScheduler;
-use crate::diffusers::common::folder::ModelFolder;
+use crate::diffusers::common::folder::{ModelFolder, Precision};
 use crate::diffusers::common::lora::LoraUse;
 use crate::diffusers::common::video::{GeneratedVideo, MemoryMode};
-use crate::diffusers::common::weights::LoadError;
+use crate::diffusers::common::weights::{LoadError, Weights};
 use crate::diffusers::umt5::encoder::{UMT5Config, UMT5EncoderModel};
 use crate::diffusers::umt5::tokenizer::{T5Tokenizer, prompt_clean};
 use crate::diffusers::wan::autoencoder_kl_wan::{AutoencoderKLWan, WanVaeConfig};
+use crate::diffusers::wan::image_condition;
 use crate::diffusers::wan::transformer_wan::{Rotary, WanTransformer3DModel, WanTransformerConfig};
 use crate::generate::{GenerateError, Progress};
 use crate::rng::Rng;
 use burn::prelude::*;
 use burn::tensor::DType;
+use image::RgbImage;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// One text-to-video request; defaults are diffusers' `WanPipeline.__call__`'s.
+/// One request; defaults are diffusers' `WanPipeline.__call__`'s.
 #[derive(Debug, Clone)]
-pub struct TextVideoRequest {
+pub struct WanRequest {
     pub prompt: String,
     /// Empty for none (diffusers' default).
     pub negative_prompt: String,
@@ -43,6 +53,12 @@ pub struct TextVideoRequest {
     pub steps: usize,
     /// Classifier-free guidance; at most 1 runs the conditional pass only.
     pub guidance: f32,
+    /// The low-noise expert's guidance (two-expert models); `guidance` when absent.
+    pub guidance_2: Option<f32>,
+    /// The first frame (image-to-video folders only, where it is required).
+    pub image: Option<RgbImage>,
+    /// The last frame (image-to-video only).
+    pub last_image: Option<RgbImage>,
     pub seed: u64,
     /// Initial latents [1, z_dim, (frames - 1) / 4 + 1, H / 8, W / 8], as diffusers' `latents`.
     pub noise: Option<Vec<f32>>,
@@ -50,7 +66,7 @@ pub struct TextVideoRequest {
     pub max_sequence_length: usize,
 }
 
-impl TextVideoRequest {
+impl WanRequest {
     pub fn new(prompt: impl Into<String>) -> Self {
         Self {
             prompt: prompt.into(),
@@ -60,6 +76,9 @@ impl TextVideoRequest {
             frames: 81,
             steps: 50,
             guidance: 5.0,
+            guidance_2: None,
+            image: None,
+            last_image: None,
             seed: 0,
             noise: None,
             max_sequence_length: 512,
@@ -76,6 +95,8 @@ pub struct WanOptions {
     pub memory: MemoryMode,
     /// LoRAs merged into the transformer at load (diffusers or ComfyUI naming).
     pub loras: Vec<LoraUse>,
+    /// LoRAs merged into `transformer_2`, the low-noise expert of a two-expert folder.
+    pub loras_2: Vec<LoraUse>,
 }
 
 /// GPUs with less memory than this run the text encoder on the CPU: UMT5-xxl's weights take
@@ -85,15 +106,38 @@ pub const TEXT_ENCODER_GPU_MIN_BYTES: u64 = 24 << 30;
 impl WanOptions {
     /// Everything on one device and precision.
     pub fn on(device: &Device, dtype: DType, memory: MemoryMode) -> Self {
-        Self { text_device: device.clone(), text_dtype: dtype, memory, loras: Vec::new() }
+        Self { text_device: device.clone(), text_dtype: dtype, memory, loras: Vec::new(), loras_2: Vec::new() }
     }
 
     /// The text encoder on the GPU in bf16 when the driver says it has room
     /// ([`TEXT_ENCODER_GPU_MIN_BYTES`]), else on the CPU in f32 (T5 models overflow in f16).
+    /// Sorts LoRAs between the experts as Wan 2.2's ship: a file named for the high-noise
+    /// model (`high_noise`) updates `transformer`, one for the low-noise model (`low_noise`)
+    /// `transformer_2`, any other both (diffusers' `load_into_transformer_2`).
+    pub fn with_loras(mut self, loras: Vec<LoraUse>) -> Self {
+        for l in loras {
+            let name = l.lora.name().to_lowercase().replace('-', "_");
+            let (high, low) = (name.contains("high_noise"), name.contains("low_noise"));
+            if high || !low {
+                self.loras.push(l.clone());
+            }
+            if low || !high {
+                self.loras_2.push(l);
+            }
+        }
+        self
+    }
+
     pub fn auto(opened: &OpenedDevice, memory: MemoryMode) -> Self {
         let roomy = opened.gpu && device::memory_bytes(opened.choice).is_some_and(|b| b >= TEXT_ENCODER_GPU_MIN_BYTES);
         if roomy {
-            Self { text_device: opened.device.clone(), text_dtype: DType::BF16, memory, loras: Vec::new() }
+            Self {
+                text_device: opened.device.clone(),
+                text_dtype: DType::BF16,
+                memory,
+                loras: Vec::new(),
+                loras_2: Vec::new(),
+            }
         } else {
             Self {
                 text_device: device::open(DeviceChoice::Cpu)
@@ -102,6 +146,7 @@ impl WanOptions {
                 text_dtype: DType::F32,
                 memory,
                 loras: Vec::new(),
+                loras_2: Vec::new(),
             }
         }
     }
@@ -111,7 +156,22 @@ impl WanOptions {
 struct Components {
     text_encoder: UMT5EncoderModel,
     transformer: WanTransformer3DModel,
+    transformer_2: Option<WanTransformer3DModel>,
     vae: AutoencoderKLWan,
+}
+
+/// What a folder's pipeline makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WanTask {
+    TextToVideo,
+    ImageToVideo,
+}
+
+/// Which transformer a step runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expert {
+    High,
+    Low,
 }
 
 #[derive(Clone)]
@@ -120,6 +180,9 @@ pub struct Wan {
     tokenizer: T5Tokenizer,
     text_config: UMT5Config,
     pub transformer_config: WanTransformerConfig,
+    pub task: WanTask,
+    /// The timestep (`boundary_ratio * num_train_timesteps`) below which `transformer_2` runs.
+    pub boundary: Option<f32>,
     pub vae_config: WanVaeConfig,
     scheduler_path: PathBuf,
     pub device: Device,
@@ -131,17 +194,56 @@ pub struct Wan {
 }
 
 impl Wan {
-    /// diffusers' pipeline class this runs (`model_index.json`'s `_class_name`).
+    /// diffusers' pipeline classes this runs (`model_index.json`'s `_class_name`).
     pub const PIPELINE_CLASS: &str = "WanPipeline";
+    pub const IMAGE_PIPELINE_CLASS: &str = "WanImageToVideoPipeline";
 
     /// Opens a diffusers `WanPipeline` folder: reads and checks every config and the tokenizer,
     /// and loads every component once (each checked tensor by tensor), keeping them when
     /// resident.
     pub fn load(root: &Path, device: &Device, dtype: DType, options: WanOptions) -> Result<Self, LoadError> {
         let folder = ModelFolder::open(root)?;
-        folder.expect_class(Self::PIPELINE_CLASS)?;
-        if let Some(other) = options.loras.iter().flat_map(|l| l.lora.components()).find(|c| *c != "transformer") {
+        let task = if folder.class_name == Self::IMAGE_PIPELINE_CLASS {
+            WanTask::ImageToVideo
+        } else {
+            folder.expect_class(Self::PIPELINE_CLASS)?;
+            WanTask::TextToVideo
+        };
+        let loras = options.loras.iter().chain(&options.loras_2);
+        if let Some(other) = loras.flat_map(|l| l.lora.components()).find(|c| *c != "transformer") {
             return Err(LoadError::config(root, "lora", other, "a Wan LoRA updates the transformer"));
+        }
+        let index_path = root.join("model_index.json");
+        let index: serde_json::Value = crate::diffusers::common::config::read_json(&index_path)?;
+        if index.get("expand_timesteps").and_then(|v| v.as_bool()) == Some(true) {
+            return Err(LoadError::config(
+                &index_path,
+                "expand_timesteps",
+                true,
+                "per-frame timesteps (Wan 2.2 TI2V-5B) are not supported yet",
+            ));
+        }
+        if folder.components.iter().any(|c| c == "image_encoder") {
+            return Err(LoadError::config(
+                &index_path,
+                "image_encoder",
+                "CLIPVisionModel",
+                "Wan 2.1 image-to-video's CLIP image conditioning is not supported yet (Wan 2.2 A14B is)",
+            ));
+        }
+        let boundary_ratio = index.get("boundary_ratio").and_then(|v| v.as_f64());
+        if let Some(r) = boundary_ratio
+            && !(0.0..=1.0).contains(&r)
+        {
+            return Err(LoadError::config(&index_path, "boundary_ratio", r, "a fraction of the timesteps, 0..=1"));
+        }
+        if boundary_ratio.is_some() && !folder.components.iter().any(|c| c == "transformer_2") {
+            return Err(LoadError::config(
+                &index_path,
+                "transformer_2",
+                "null",
+                "a boundary_ratio switches to transformer_2, which the folder lacks",
+            ));
         }
         let tokenizer = T5Tokenizer::from_file(&folder.config("tokenizer", "tokenizer.json")?)?;
         let text_path = folder.config("text_encoder", "config.json")?;
@@ -157,21 +259,53 @@ impl Wan {
                 &format!("the text encoder gives {} features", text_config.d_model),
             ));
         }
-        if transformer_config.in_channels != vae_config.z_dim || transformer_config.out_channels() != vae_config.z_dim {
-            return Err(LoadError::config(
-                &transformer_path,
-                "in_channels",
-                transformer_config.in_channels,
-                &format!("the VAE has {} latent channels", vae_config.z_dim),
-            ));
+        let z = vae_config.z_dim;
+        let in_channels = match task {
+            WanTask::TextToVideo => z,
+            // Noise, mask and condition latents.
+            WanTask::ImageToVideo => 2 * z + vae_config.scale_factor_temporal(),
+        };
+        let experts: &[&str] =
+            if boundary_ratio.is_some() { &["transformer", "transformer_2"] } else { &["transformer"] };
+        for expert in experts {
+            let path = folder.config(expert, "config.json")?;
+            let c = WanTransformerConfig::read(&path)?;
+            if c.in_channels != in_channels || c.out_channels() != z {
+                return Err(LoadError::config(
+                    &path,
+                    "in_channels",
+                    c.in_channels,
+                    &format!("this pipeline gives {in_channels} input channels and the VAE has {z} latent channels"),
+                ));
+            }
+            if (c.text_dim, c.inner_dim(), c.attention_head_dim, c.patch_size)
+                != (
+                    transformer_config.text_dim,
+                    transformer_config.inner_dim(),
+                    transformer_config.attention_head_dim,
+                    transformer_config.patch_size,
+                )
+            {
+                return Err(LoadError::config(
+                    &path,
+                    "attention_head_dim",
+                    c.attention_head_dim,
+                    "the two experts must share their widths and patch size",
+                ));
+            }
         }
         let scheduler_path = folder.config("scheduler", "scheduler_config.json")?;
         FlowScheduler::from_folder_config(&scheduler_path, 1)?;
+        let scheduler_raw: serde_json::Value = crate::diffusers::common::config::read_json(&scheduler_path)?;
+        let train_steps = scheduler_raw.get("num_train_timesteps").and_then(|v| v.as_f64()).unwrap_or(1000.0);
+        let boundary = boundary_ratio.map(|r| (r * train_steps) as f32);
         let mut wan = Self {
             folder,
             tokenizer,
             text_config,
             transformer_config,
+            task,
+            boundary,
             vae_config,
             scheduler_path,
             device: device.clone(),
@@ -181,11 +315,18 @@ impl Wan {
             parameters: 0,
         };
         let (text_encoder, a) = wan.load_text_encoder()?;
-        let (transformer, b) = wan.load_transformer()?;
+        let (transformer, b) = wan.load_transformer(Expert::High)?;
+        let (transformer_2, b2) = match wan.boundary {
+            Some(_) => {
+                let (t, n) = wan.load_transformer(Expert::Low)?;
+                (Some(t), n)
+            }
+            None => (None, 0),
+        };
         let (vae, c) = wan.load_vae()?;
-        wan.parameters = a + b + c;
+        wan.parameters = a + b + b2 + c;
         if wan.options.memory == MemoryMode::Resident {
-            wan.resident = Some(Components { text_encoder, transformer, vae });
+            wan.resident = Some(Components { text_encoder, transformer, transformer_2, vae });
         }
         Ok(wan)
     }
@@ -201,13 +342,24 @@ impl Wan {
         })
     }
 
-    fn load_transformer(&self) -> Result<(WanTransformer3DModel, usize), LoadError> {
-        let loras = &self.options.loras;
+    fn load_transformer(&self, expert: Expert) -> Result<(WanTransformer3DModel, usize), LoadError> {
+        let (name, loras) = match expert {
+            Expert::High => ("transformer", &self.options.loras),
+            Expert::Low => ("transformer_2", &self.options.loras_2),
+        };
+        let config = match expert {
+            Expert::High => self.transformer_config.clone(),
+            Expert::Low => WanTransformerConfig::read(&self.folder.config(name, "config.json")?)?,
+        };
         let (device, dtype) = (&self.device, self.dtype);
         let rename = |original: &str| super::lora_names::diffusers_module(original);
-        self.folder.load_component_with("transformer", "diffusion_pytorch_model", device, dtype, loras, &rename, |w| {
-            WanTransformer3DModel::load(&w.root(), &self.transformer_config)
-        })
+        let precision = if dtype == DType::F32 { Precision::F32 } else { Precision::F16 };
+        let files = self.folder.weights(name, "diffusion_pytorch_model", precision)?;
+        // A LoRA's entries name `transformer`: each expert takes them as its own.
+        let weights = Weights::open(&files, device, dtype)?.with_loras("transformer", loras, &rename)?;
+        let model = WanTransformer3DModel::load(&weights.root(), &config)?;
+        weights.finish()?;
+        Ok((model, weights.len()))
     }
 
     /// The VAE runs in f32 (diffusers' Wan pipelines keep it there).
@@ -223,12 +375,12 @@ impl Wan {
     }
 
     /// The latent shape [channels, frames, height, width] of a request.
-    pub fn latent_shape(&self, req: &TextVideoRequest) -> [usize; 4] {
+    pub fn latent_shape(&self, req: &WanRequest) -> [usize; 4] {
         let (t, s) = self.scale_factors();
         [self.vae_config.z_dim, (req.frames - 1) / t + 1, req.height / s, req.width / s]
     }
 
-    pub fn validate(&self, req: &TextVideoRequest) -> Result<(), GenerateError> {
+    pub fn validate(&self, req: &WanRequest) -> Result<(), GenerateError> {
         let bad = |m: String| Err(GenerateError::InvalidRequest(m));
         let (t, s) = self.scale_factors();
         let unit = s * self.transformer_config.patch_size[1].max(self.transformer_config.patch_size[2]);
@@ -249,6 +401,26 @@ impl Wan {
         }
         if !req.guidance.is_finite() || !(0.0..=50.0).contains(&req.guidance) {
             return bad(format!("guidance must be 0..=50, got {}", req.guidance));
+        }
+        if let Some(g) = req.guidance_2 {
+            if self.boundary.is_none() {
+                return bad("guidance 2 is for two-expert (Wan 2.2 A14B) models; this one has one transformer".into());
+            }
+            if !g.is_finite() || !(0.0..=50.0).contains(&g) {
+                return bad(format!("guidance 2 must be 0..=50, got {g}"));
+            }
+        }
+        match self.task {
+            WanTask::TextToVideo if req.image.is_some() || req.last_image.is_some() => {
+                return bad("this is a text-to-video model: it takes no picture".into());
+            }
+            WanTask::ImageToVideo if req.image.is_none() => {
+                return bad("this image-to-video model needs a picture to start from".into());
+            }
+            _ => {}
+        }
+        if req.last_image.is_some() && req.frames < 2 {
+            return bad("a clip with a last frame needs at least 2 frames".into());
         }
         if req.max_sequence_length == 0 || req.max_sequence_length > 4096 {
             return bad(format!("max sequence length must be 1..=4096, got {}", req.max_sequence_length));
@@ -299,11 +471,29 @@ impl Wan {
         Ok(Tensor::from_data(TensorData::new(padded, [1, max_len, d]), &self.device))
     }
 
+    /// The conditioning an image-to-video request adds to the transformer's input (mask and
+    /// picture latents, [`image_condition::build`]); none for text to video.
+    pub fn image_condition(&self, req: &WanRequest) -> Result<Option<Tensor<5>>, GenerateError> {
+        let Some(image) = &req.image else { return Ok(None) };
+        let owned;
+        let vae = match &self.resident {
+            Some(c) => &c.vae,
+            None => {
+                owned =
+                    self.load_vae().map_err(|e| GenerateError::InvalidRequest(format!("loading the model: {e}")))?.0;
+                &owned
+            }
+        };
+        let first = image_condition::preprocess(image, req.width, req.height);
+        let last = req.last_image.as_ref().map(|l| image_condition::preprocess(l, req.width, req.height));
+        Ok(Some(image_condition::build(vae, &self.vae_config, &first, last.as_ref(), req.frames, &self.device)))
+    }
+
     /// Makes a video from text, calling `on_progress` after every step and stopping when
     /// `cancelled`.
     pub fn generate(
         &self,
-        req: &TextVideoRequest,
+        req: &WanRequest,
         on_progress: &mut dyn FnMut(Progress),
         cancelled: &dyn Fn() -> bool,
     ) -> Result<GeneratedVideo, GenerateError> {
@@ -311,7 +501,9 @@ impl Wan {
         let load_err = |e: LoadError| GenerateError::InvalidRequest(format!("loading the model: {e}"));
         let started = Instant::now();
         let device = &self.device;
-        let guided = req.guidance > 1.0;
+        // diffusers' `do_classifier_free_guidance` looks at `guidance_scale` only: with it at
+        // most 1 neither expert runs the unconditional pass.
+        let guided = guided_at(req.guidance);
         let mut scheduler = FlowScheduler::from_folder_config(&self.scheduler_path, req.steps).map_err(load_err)?;
 
         // Phase 1: the text, once per request.
@@ -332,47 +524,86 @@ impl Wan {
             };
             (text, negative)
         };
+
+        // The picture's condition (image to video), with the VAE, which low-memory mode then
+        // frees until decoding.
+        let shape = self.latent_shape(req);
+        let [c, f, h, w] = shape;
+        let condition = self.image_condition(req)?;
         let encode_seconds = started.elapsed().as_secs_f64();
         if cancelled() {
             return Err(GenerateError::Cancelled);
         }
 
-        // Phase 2: sampling.
+        // Phase 2: sampling, each step by the expert its timestep falls to.
         let sampling_started = Instant::now();
-        let shape = self.latent_shape(req);
-        let [c, f, h, w] = shape;
         let noise = match &req.noise {
             Some(n) => n.clone(),
             None => Rng::new(req.seed).normals(c * f * h * w),
         };
         let mut latents = Tensor::<5>::from_data(TensorData::new(noise, [1, c, f, h, w]), device);
         {
-            let owned;
-            let transformer = match &self.resident {
-                Some(c) => &c.transformer,
-                None => {
-                    owned = self.load_transformer().map_err(load_err)?.0;
-                    &owned
-                }
+            // The expert in use, with the text through its own text embedder.
+            struct Current {
+                expert: Expert,
+                owned: Option<WanTransformer3DModel>,
+                text: Tensor<3>,
+                negative: Option<Tensor<3>>,
+            }
+            let mut current: Option<Current> = None;
+            let resident = |expert: Expert| {
+                self.resident.as_ref().map(|c| match expert {
+                    Expert::High => &c.transformer,
+                    Expert::Low => c.transformer_2.as_ref().expect("a boundary loads transformer_2"),
+                })
             };
-            let grid = transformer.grid([f, h, w]).map_err(GenerateError::InvalidRequest)?;
-            let rotary = Rotary::new(&transformer.config, grid, device);
-            let text = transformer.embed_text(text);
-            let negative = negative.map(|n| transformer.embed_text(n));
+            let grid = {
+                let [pt, ph, pw] = self.transformer_config.patch_size;
+                [f / pt, h / ph, w / pw]
+            };
+            let rotary = Rotary::new(&self.transformer_config, grid, device);
             let total = scheduler.num_steps();
             for i in 0..total {
                 if cancelled() {
                     return Err(GenerateError::Cancelled);
                 }
                 let t = [scheduler.timesteps()[i]];
-                let input = latents.clone().cast(self.dtype);
-                let cond = transformer.forward(input.clone(), &t, &text, &rotary);
-                let prediction = match &negative {
-                    Some(negative) => {
+                let expert = match self.boundary {
+                    Some(b) if t[0] < b => Expert::Low,
+                    _ => Expert::High,
+                };
+                if current.as_ref().is_none_or(|c| c.expert != expert) {
+                    // Free the other expert before loading this one.
+                    drop(current.take());
+                    let owned = match resident(expert) {
+                        Some(_) => None,
+                        None => Some(self.load_transformer(expert).map_err(load_err)?.0),
+                    };
+                    let model = owned.as_ref().or(resident(expert)).expect("an expert is loaded");
+                    let text = model.embed_text(text.clone());
+                    let negative = negative.clone().map(|n| model.embed_text(n));
+                    current = Some(Current { expert, owned, text, negative });
+                }
+                let now = current.as_ref().expect("an expert is chosen");
+                let transformer = now.owned.as_ref().or(resident(expert)).expect("an expert is loaded");
+                let guidance = match expert {
+                    Expert::High => req.guidance,
+                    Expert::Low => req.guidance_2.unwrap_or(req.guidance),
+                };
+                let input = match &condition {
+                    Some(condition) => Tensor::cat(vec![latents.clone(), condition.clone()], 1),
+                    None => latents.clone(),
+                }
+                .cast(self.dtype);
+                let cond = transformer.forward(input.clone(), &t, &now.text, &rotary);
+                // With guidance on (the first expert's above 1), a scale of exactly 1 is the
+                // conditional prediction: its unconditional pass is skipped.
+                let prediction = match &now.negative {
+                    Some(negative) if guidance != 1.0 => {
                         let uncond = transformer.forward(input, &t, negative, &rotary);
-                        uncond.clone() + (cond - uncond) * req.guidance
+                        uncond.clone() + (cond - uncond) * guidance
                     }
-                    None => cond,
+                    _ => cond,
                 };
                 latents = scheduler.step(prediction, i, latents);
                 on_progress(Progress::new(i + 1, total));
@@ -421,4 +652,9 @@ impl Wan {
             decode_seconds: decode_started.elapsed().as_secs_f64(),
         })
     }
+}
+
+/// Whether a guidance scale runs the unconditional pass (diffusers: `guidance_scale > 1`).
+fn guided_at(guidance: f32) -> bool {
+    guidance > 1.0
 }

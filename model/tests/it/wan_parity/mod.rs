@@ -3,6 +3,7 @@
 //! transformer and the VAE block by block, whole pipelines from the same noise, and Wan 2.1
 //! 1.3B's published names and shapes.
 
+mod image_to_video;
 mod pipeline;
 mod schedulers;
 mod text;

@@ -6,7 +6,7 @@ use crate::common::{assert_pipelines, copy_dir, cpu, devices};
 use burn::tensor::DType;
 use model::diffusers::common::video::MemoryMode;
 use model::diffusers::parity;
-use model::diffusers::wan::pipeline::{TextVideoRequest, Wan, WanOptions};
+use model::diffusers::wan::pipeline::{Wan, WanOptions, WanRequest};
 use model::generate::GenerateError;
 
 #[test]
@@ -37,7 +37,7 @@ fn progress_cancel_and_bad_requests() {
     let wan =
         Wan::load(&fixture("wan1"), &device, DType::F32, WanOptions::on(&device, DType::F32, MemoryMode::Resident))
             .unwrap();
-    let mut req = TextVideoRequest::new("a cat walks through the snow");
+    let mut req = WanRequest::new("a cat walks through the snow");
     (req.width, req.height, req.frames, req.steps, req.seed) = (32, 32, 5, 3, 9);
 
     let mut steps = Vec::new();
@@ -48,7 +48,7 @@ fn progress_cancel_and_bad_requests() {
     // The seed decides the noise: the same seed gives the same clip, another one another.
     let again = wan.generate(&req, &mut |_| {}, &|| false).unwrap();
     assert_eq!(video.frames, again.frames);
-    let other = wan.generate(&TextVideoRequest { seed: 10, ..req.clone() }, &mut |_| {}, &|| false).unwrap();
+    let other = wan.generate(&WanRequest { seed: 10, ..req.clone() }, &mut |_| {}, &|| false).unwrap();
     assert_ne!(video.frames, other.frames);
 
     let calls = std::cell::Cell::new(0);
@@ -59,13 +59,13 @@ fn progress_cancel_and_bad_requests() {
     assert!(matches!(cancelled, Err(GenerateError::Cancelled)), "{cancelled:?}");
 
     for (bad, needle) in [
-        (TextVideoRequest { frames: 8, ..req.clone() }, "4k + 1"),
-        (TextVideoRequest { width: 40, ..req.clone() }, "multiples of 16"),
-        (TextVideoRequest { steps: 0, ..req.clone() }, "steps"),
-        (TextVideoRequest { guidance: f32::NAN, ..req.clone() }, "guidance"),
-        (TextVideoRequest { noise: Some(vec![0.0; 7]), ..req.clone() }, "noise must hold"),
-        (TextVideoRequest { width: 32 * 70, height: 32 * 40, ..req.clone() }, "too large"),
-        (TextVideoRequest { width: 32 * 40, ..req.clone() }, "position table"),
+        (WanRequest { frames: 8, ..req.clone() }, "4k + 1"),
+        (WanRequest { width: 40, ..req.clone() }, "multiples of 16"),
+        (WanRequest { steps: 0, ..req.clone() }, "steps"),
+        (WanRequest { guidance: f32::NAN, ..req.clone() }, "guidance"),
+        (WanRequest { noise: Some(vec![0.0; 7]), ..req.clone() }, "noise must hold"),
+        (WanRequest { width: 32 * 70, height: 32 * 40, ..req.clone() }, "too large"),
+        (WanRequest { width: 32 * 40, ..req.clone() }, "position table"),
     ] {
         match wan.generate(&bad, &mut |_| {}, &|| false) {
             Err(GenerateError::InvalidRequest(m)) => assert!(m.contains(needle), "{m}"),
@@ -136,7 +136,7 @@ fn loras_merge_into_the_transformer_as_diffusers_fuses_them() {
     let frames = |loras: Vec<LoraUse>| {
         let options = WanOptions { loras, ..WanOptions::on(&device, DType::F32, MemoryMode::Resident) };
         let wan = Wan::load(&fixture("wan1"), &device, DType::F32, options).unwrap_or_else(|e| panic!("{e}"));
-        let mut req = TextVideoRequest::new(run["prompt"].as_str().unwrap());
+        let mut req = WanRequest::new(run["prompt"].as_str().unwrap());
         req.negative_prompt = run["negative"].as_str().unwrap().into();
         req.width = run["width"].as_u64().unwrap() as usize;
         req.height = run["height"].as_u64().unwrap() as usize;

@@ -1,0 +1,144 @@
+//! Wan 2.2 image to video (the A14B layout: two experts switched at `boundary_ratio`, 36 input
+//! channels, no image encoder) against diffusers' `WanImageToVideoPipeline` on the tiny fixture
+//! scripts/wan_i2v_fixtures.py wrote: the condition `prepare_latents` builds, whole clips from
+//! the same noise with and without a last picture (one resized), a LoRA loaded into both
+//! experts, the low-memory mode (one expert at a time), and bad requests. The fixture's weights
+//! are scaled so that simulated bugs score far below the bound (its `expected.json`, `bugs`).
+
+use super::transformer::fixture;
+use crate::common::{Expected, assert_pipelines, cpu, devices, max_diff, meta, values};
+use burn::tensor::DType;
+use model::diffusers::common::lora::{Lora, LoraUse};
+use model::diffusers::common::video::MemoryMode;
+use model::diffusers::parity;
+use model::diffusers::wan::pipeline::{Wan, WanOptions, WanRequest, WanTask};
+use model::generate::GenerateError;
+use std::sync::Arc;
+
+const NAME: &str = "wan-i2v1";
+
+fn load(memory: MemoryMode, loras: Vec<LoraUse>) -> Wan {
+    let device = cpu();
+    let options = WanOptions::on(&device, DType::F32, memory).with_loras(loras);
+    Wan::load(&fixture(NAME), &device, DType::F32, options).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn clips_match_diffusers_with_and_without_a_last_picture() {
+    for (label, device) in devices() {
+        let results = parity::run_wan(&fixture(NAME), &device, DType::F32, MemoryMode::Resident)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(results.len(), 2);
+        assert_pipelines(results, 40.0, &format!("{NAME} on {label}"));
+    }
+    // The simulated bugs the fixture was tuned against stay far below the bound.
+    let m = meta(&fixture(NAME));
+    for bug in m["bugs"].as_array().unwrap() {
+        assert!(bug["psnr_db"].as_f64().unwrap() < 37.0, "{bug}");
+    }
+}
+
+#[test]
+fn the_condition_is_built_as_diffusers_builds_it() {
+    let device = cpu();
+    let wan = load(MemoryMode::Resident, Vec::new());
+    assert_eq!((wan.task, wan.boundary), (WanTask::ImageToVideo, Some(900.0)));
+    let expected = Expected::open(&fixture(NAME), &device);
+    for (i, (req, _)) in parity::wan_runs(&fixture(NAME), &device).unwrap().into_iter().enumerate() {
+        let got = values(wan.image_condition(&req).unwrap().expect("an image-to-video condition"));
+        let d = max_diff(&got, &expected.values(&format!("pipeline.{i}.condition")), "condition");
+        assert!(d < 1e-4, "run {i}: the condition is {d} off");
+    }
+}
+
+#[test]
+fn one_expert_at_a_time_gives_the_same_clip() {
+    let device = cpu();
+    let (req, want) = parity::wan_runs(&fixture(NAME), &device).unwrap().remove(0);
+    let low = load(MemoryMode::Low, Vec::new());
+    let got = low.generate(&req, &mut |_| {}, &|| false).unwrap().frames.concat();
+    assert!(parity::psnr(&got, &want) >= 40.0);
+}
+
+/// A PEFT LoRA saved by diffusers, loaded into both experts (`load_into_transformer_2`) and
+/// fused at 0.9: the frames diffusers makes; without it, far off.
+#[test]
+fn a_lora_merges_into_both_experts() {
+    let device = cpu();
+    let m = meta(&fixture(NAME));
+    let lora = Arc::new(Lora::read(&fixture(NAME).join("lora.safetensors")).unwrap());
+    let scale = m["lora"]["scale"].as_f64().unwrap() as f32;
+    let wan = load(MemoryMode::Resident, vec![LoraUse { lora, scale }]);
+    let (req, _) = parity::wan_runs(&fixture(NAME), &device).unwrap().remove(0);
+    let got = wan.generate(&req, &mut |_| {}, &|| false).unwrap().frames.concat();
+    let want = Expected::open(&fixture(NAME), &device).values("lora.0.frames");
+    let db = parity::psnr(&got, &want);
+    assert!(db >= 40.0, "with the LoRA: {db:.1} dB");
+    let without = m["lora"]["psnr_without_db"].as_f64().unwrap();
+    assert!(without < 37.0, "the LoRA dropped scores {without} dB");
+}
+
+#[test]
+fn image_requests_are_checked() {
+    let device = cpu();
+    let wan = load(MemoryMode::Resident, Vec::new());
+    let (req, _) = parity::wan_runs(&fixture(NAME), &device).unwrap().remove(1);
+    for (bad, needle) in [
+        (WanRequest { image: None, last_image: None, ..req.clone() }, "needs a picture"),
+        (WanRequest { guidance_2: Some(f32::INFINITY), ..req.clone() }, "guidance 2"),
+    ] {
+        match wan.generate(&bad, &mut |_| {}, &|| false) {
+            Err(GenerateError::InvalidRequest(m)) => assert!(m.contains(needle), "{m}"),
+            other => panic!("{needle}: {other:?}"),
+        }
+    }
+    // A text-to-video folder takes no picture, nor a second guidance.
+    let t2v =
+        Wan::load(&fixture("wan1"), &device, DType::F32, WanOptions::on(&device, DType::F32, MemoryMode::Resident))
+            .unwrap();
+    let mut text = WanRequest::new("a cat");
+    (text.width, text.height, text.frames, text.steps) = (32, 32, 5, 1);
+    for (bad, needle) in [
+        (WanRequest { image: req.image.clone(), ..text.clone() }, "takes no picture"),
+        (WanRequest { guidance_2: Some(3.0), ..text.clone() }, "two-expert"),
+    ] {
+        match t2v.generate(&bad, &mut |_| {}, &|| false) {
+            Err(GenerateError::InvalidRequest(m)) => assert!(m.contains(needle), "{m}"),
+            other => panic!("{needle}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn folders_the_port_does_not_run_are_refused_by_name() {
+    let device = cpu();
+    let options = WanOptions::on(&device, DType::F32, MemoryMode::Resident);
+    let root = std::env::temp_dir().join(format!("wan-i2v-bad-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    crate::common::copy_dir(&fixture(NAME), &root);
+    let index_path = root.join("model_index.json");
+    let index = std::fs::read_to_string(&index_path).unwrap();
+    for (edit, needle) in [
+        (("\"expand_timesteps\": false", "\"expand_timesteps\": true"), "expand_timesteps"),
+        (
+            (
+                "\"image_encoder\": [\n    null,\n    null\n  ]",
+                "\"image_encoder\": [\"transformers\", \"CLIPVisionModel\"]",
+            ),
+            "image_encoder",
+        ),
+        (
+            (
+                "\"transformer_2\": [\n    \"diffusers\",\n    \"WanTransformer3DModel\"\n  ]",
+                "\"transformer_2\": [null, null]",
+            ),
+            "transformer_2",
+        ),
+    ] {
+        assert!(index.contains(edit.0), "{index}");
+        std::fs::write(&index_path, index.replace(edit.0, edit.1)).unwrap();
+        let err = Wan::load(&root, &device, DType::F32, options.clone()).err().expect("refused").to_string();
+        assert!(err.contains(needle), "{needle}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}

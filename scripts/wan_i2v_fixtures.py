@@ -1,0 +1,247 @@
+#!/usr/bin/env python3
+"""Builds the tiny Wan 2.2 image-to-video (A14B layout) parity fixture under
+model/tests/fixtures/wan/wan-i2v1/.
+
+Run by hand (CI needs no Python):
+
+    python3 -m venv /tmp/venv && /tmp/venv/bin/pip install torch diffusers transformers sentencepiece safetensors peft
+    /tmp/venv/bin/python scripts/wan_i2v_fixtures.py
+
+A complete diffusers `WanImageToVideoPipeline` folder as Wan-AI/Wan2.2-I2V-A14B-Diffusers lays
+it out: two transformers (36 input channels: noise, the 4-channel frame mask, the picture's
+latents) switched at `boundary_ratio`, no image encoder, a VAE, UMT5 and its tokenizer, the
+published UniPC scheduler, random weights. `expected.safetensors` holds, per run, the noise, the
+condition diffusers' `prepare_latents` builds, and the frames; runs use a picture at the clip's
+size and one that is resized, with and without a last frame, and with a PEFT LoRA (rank 4,
+alpha 8, `lora.safetensors`) loaded into both experts and fused at 0.9.
+
+Random tiny weights can hide bugs, so the script also runs simulated bugs through diffusers
+(the last picture ignored, one expert only, `guidance_2` ignored, the negative prompt dropped,
+the mask zeroed, the picture's latents zeroed) and records their PSNR against the right frames
+in `expected.json` (`bugs`): the weights are scaled (`GAIN`) until every one is far below the
+37 dB a port has to beat.
+"""
+
+import json
+import os
+import shutil
+import sys
+
+import numpy as np
+import torch
+from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanImageToVideoPipeline, WanTransformer3DModel
+from PIL import Image
+from peft import LoraConfig
+from peft.utils import get_peft_model_state_dict
+from safetensors.torch import save_file
+from transformers import UMT5Config, UMT5EncoderModel
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from wan_fixtures import UNIPC, perturb, write_tokenizer  # noqa: E402
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "model", "tests", "fixtures", "wan")
+NAME = "wan-i2v1"
+# Wan-AI/Wan2.2-I2V-A14B-Diffusers' boundary and scheduler shift.
+BOUNDARY, FLOW_SHIFT = 0.9, 5.0
+TEXT = dict(d_model=32, d_ff=37, d_kv=8, num_heads=4, num_layers=2, relative_attention_num_buckets=8,
+            relative_attention_max_distance=16)
+TRANSFORMER = dict(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=36,
+                   out_channels=16, text_dim=32, freq_dim=256, ffn_dim=32, num_layers=2, cross_attn_norm=True,
+                   qk_norm="rms_norm_across_heads", rope_max_seq_len=32)
+VAE = dict(base_dim=8, z_dim=16, dim_mult=[1, 2, 2, 2], num_res_blocks=1, temperal_downsample=[False, True, True],
+           latents_mean=[0.0] * 16, latents_std=[0.5] * 16)
+# Scales of weights so that the text, the picture, the last picture and each expert reach the
+# pixels (tuned with WAN_I2V_GAIN='{...}' until every simulated bug is far below 37 dB).
+GAIN = json.loads(os.environ.get("WAN_I2V_GAIN", "null")) or dict(
+    proj_out=3.0, patch_embedding=2.0, cross_attention=16.0, text_embedder=4.0, decoder_out=1.3,
+    encoder_newest_frame=30.0, decoder_newest_frame=30.0, condition_channels=16.0, mask_channels=8.0)
+RANK, ALPHA, SCALE = 4, 8.0, 0.9
+
+RUNS = [
+    dict(prompt="a red ball bounces across a wooden table", negative="blurry, static", frames=9, width=48,
+         height=32, steps=4, guidance=5.0, guidance_2=3.0, image="image_0.png", last_image=None),
+    dict(prompt="a cat walks through the snow at night", negative="", frames=9, width=32, height=32, steps=4,
+         guidance=4.0, guidance_2=None, image="image_1.png", last_image="last_1.png"),
+]
+
+
+def picture(width, height, seed):
+    """A picture with structure a VAE keeps: a gradient, a disc and a bar, colours from `seed`."""
+    g = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width] / max(width, height)
+    c = g.uniform(0, 1, (3, 3))
+    img = c[0][None, None] * x[..., None] + c[1][None, None] * y[..., None]
+    cy, cx, r = g.uniform(0.3, 0.7), g.uniform(0.3, 0.7), g.uniform(0.15, 0.3)
+    img[((y - cy) ** 2 + (x - cx) ** 2) < r * r] = c[2]
+    img[:, int(width * g.uniform(0.1, 0.8)):][:, :2] = 1.0
+    return Image.fromarray((np.clip(img, 0, 1) * 255).round().astype(np.uint8))
+
+
+def psnr(a, b):
+    mse = float(((a - b) ** 2).mean())
+    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
+
+
+def run_pipe(pipe, run, folder, noise, **over):
+    args = dict(image=Image.open(os.path.join(folder, run["image"])).convert("RGB"), prompt=run["prompt"],
+                negative_prompt=run["negative"], height=run["height"], width=run["width"],
+                num_frames=run["frames"], num_inference_steps=run["steps"], guidance_scale=run["guidance"],
+                guidance_scale_2=run["guidance_2"], latents=noise.clone(), output_type="np")
+    if run["last_image"]:
+        args["last_image"] = Image.open(os.path.join(folder, run["last_image"])).convert("RGB")
+    args.update(over)
+    return pipe(**args).frames[0]
+
+
+def main():
+    torch.manual_seed(31)
+    folder = os.path.join(ROOT, NAME)
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder)
+    tokenizer = write_tokenizer(os.path.join(folder, "tokenizer"), "nmt_nfkc")
+    tokenizer_files = {n: open(os.path.join(folder, "tokenizer", n), "rb").read()
+                       for n in os.listdir(os.path.join(folder, "tokenizer"))}
+    text_encoder = UMT5EncoderModel(UMT5Config(vocab_size=len(tokenizer), feed_forward_proj="gated-gelu",
+                                               dense_act_fn="gelu_new", is_gated_act=True, dropout_rate=0.0,
+                                               tie_word_embeddings=False, pad_token_id=0, eos_token_id=1,
+                                               **TEXT)).eval()
+    experts = [WanTransformer3DModel(**TRANSFORMER).eval() for _ in range(2)]
+    vae = AutoencoderKLWan(**VAE).eval()
+    perturb(text_encoder, vae, *experts)
+    with torch.no_grad():
+        for t in experts:
+            t.proj_out.weight.mul_(GAIN["proj_out"])
+            t.patch_embedding.weight.mul_(GAIN["patch_embedding"])
+            t.condition_embedder.text_embedder.linear_2.weight.mul_(GAIN["text_embedder"])
+            for block in t.blocks:
+                block.attn2.to_out[0].weight.mul_(GAIN["cross_attention"])
+    with torch.no_grad():
+        vae.decoder.conv_out.weight.mul_(GAIN.get("decoder_out", 1.0))
+        vae.decoder.conv_out.bias.mul_(GAIN.get("decoder_out", 1.0))
+        # The encoder's temporal downsampling: its kernel's newest tap, which carries the last
+        # frame of each chunk (a random encoder barely passes it on).
+        for m in vae.encoder.modules():
+            if hasattr(m, "time_conv"):
+                m.time_conv.weight[:, :, -1].mul_(GAIN.get("encoder_newest_frame", 1.0))
+        for m in vae.decoder.modules():
+            if hasattr(m, "time_conv"):
+                m.time_conv.weight[:, :, -1].mul_(GAIN.get("decoder_newest_frame", 1.0))
+        for t in experts:
+            t.patch_embedding.weight[:, 20:].mul_(GAIN.get("condition_channels", 1.0))
+            t.patch_embedding.weight[:, 16:20].mul_(GAIN.get("mask_channels", 1.0))
+    scheduler = UniPCMultistepScheduler.from_config(dict(UNIPC, flow_shift=FLOW_SHIFT))
+    pipe = WanImageToVideoPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, scheduler=scheduler,
+                                   transformer=experts[0], transformer_2=experts[1], image_encoder=None,
+                                   image_processor=None, boundary_ratio=BOUNDARY)
+    pipe.save_pretrained(folder, safe_serialization=True)
+    shutil.rmtree(os.path.join(folder, "tokenizer"))
+    os.makedirs(os.path.join(folder, "tokenizer"))
+    for n, data in tokenizer_files.items():
+        with open(os.path.join(folder, "tokenizer", n), "wb") as f:
+            f.write(data)
+
+    # Pictures: at the clip's size, a resized one (64x40 to 32x32) as the last frame.
+    picture(48, 32, 1).save(os.path.join(folder, "image_0.png"))
+    picture(32, 32, 2).save(os.path.join(folder, "image_1.png"))
+    picture(64, 40, 3).save(os.path.join(folder, "last_1.png"))
+
+    gen = torch.Generator().manual_seed(7)
+    tensors, meta = {}, {"boundary_ratio": BOUNDARY, "gain": GAIN, "pipelines": [], "bugs": []}
+    conditions = []
+    original_prepare = pipe.prepare_latents
+
+    def recording_prepare(*args, **kwargs):
+        out = original_prepare(*args, **kwargs)
+        conditions.append(out[1].clone())
+        return out
+
+    with torch.no_grad():
+        frames = []
+        for i, run in enumerate(RUNS):
+            noise = torch.randn(1, 16, (run["frames"] - 1) // 4 + 1, run["height"] // 8, run["width"] // 8,
+                                generator=gen)
+            pipe.prepare_latents = recording_prepare
+            video = run_pipe(pipe, run, folder, noise)
+            pipe.prepare_latents = original_prepare
+            frames.append(video)
+            tensors[f"pipeline.{i}.noise"] = noise
+            tensors[f"pipeline.{i}.condition"] = conditions[-1]
+            tensors[f"pipeline.{i}.frames"] = torch.from_numpy(np.ascontiguousarray(video))
+            save_file({"noise": noise.clone().contiguous()}, os.path.join(folder, f"noise_{i}.safetensors"))
+            meta["pipelines"].append(dict(run, noise=f"noise_{i}.safetensors"))
+
+        # Simulated bugs, each against the run it breaks.
+        def bug(label, i, **over):
+            noise = tensors[f"pipeline.{i}.noise"]
+            got = run_pipe(pipe, RUNS[i], folder, noise, **over)
+            meta["bugs"].append({"bug": label, "run": i, "psnr_db": round(psnr(got, frames[i]), 2)})
+
+        bug("the last picture ignored", 1, last_image=None)
+        bug("guidance_2 ignored (guidance for both experts)", 0, guidance_scale_2=RUNS[0]["guidance"])
+        bug("the negative prompt dropped", 0, negative_prompt="")
+        pipe.register_to_config(boundary_ratio=None)
+        bug("one expert only (transformer for every step)", 1, guidance_scale_2=None)
+        pipe.register_to_config(boundary_ratio=BOUNDARY)
+
+        def broken(change):
+            def prepare(*args, **kwargs):
+                latents, condition = original_prepare(*args, **kwargs)
+                return latents, change(condition.clone())
+            return prepare
+
+        def zero_mask(c):
+            c[:, :4] = 0
+            return c
+
+        def zero_picture(c):
+            c[:, 4:] = 0
+            return c
+
+        def mask_first_channel_only(c):
+            c[:, 1:4, 0] = 0
+            return c
+
+        for label, change in [("the mask zeroed", zero_mask), ("the first latent frame's mask on one channel",
+                                                                mask_first_channel_only),
+                              ("the picture's latents zeroed", zero_picture)]:
+            pipe.prepare_latents = broken(change)
+            bug(label, 0)
+            pipe.prepare_latents = original_prepare
+
+        # A LoRA for both experts, made with PEFT; diffusers loads it into each and fuses it.
+        cfg = LoraConfig(r=RANK, lora_alpha=ALPHA, init_lora_weights=False,
+                         target_modules=["to_q", "to_k", "to_v", "to_out.0", "ffn.net.0.proj", "ffn.net.2"])
+        probe = WanTransformer3DModel(**TRANSFORMER)
+        probe.add_adapter(cfg)
+        for name, p in probe.named_parameters():
+            if "lora_" in name:
+                p.copy_(torch.randn_like(p) * 0.5)
+        sd = get_peft_model_state_dict(probe)
+        WanImageToVideoPipeline.save_lora_weights(folder, transformer_lora_layers=sd, weight_name="lora.safetensors",
+                                                  transformer_lora_adapter_metadata=cfg.to_dict())
+        lora_pipe = WanImageToVideoPipeline.from_pretrained(folder)
+        # `load_into_transformer_2` loads into transformer_2 only: once for each expert.
+        lora_pipe.load_lora_weights(folder, weight_name="lora.safetensors", adapter_name="high")
+        lora_pipe.load_lora_weights(folder, weight_name="lora.safetensors", adapter_name="low",
+                                    load_into_transformer_2=True)
+        lora_pipe.fuse_lora(lora_scale=SCALE, components=["transformer", "transformer_2"])
+        video = run_pipe(lora_pipe, RUNS[0], folder, tensors["pipeline.0.noise"])
+        tensors["lora.0.frames"] = torch.from_numpy(np.ascontiguousarray(video))
+        meta["lora"] = {"file": "lora.safetensors", "rank": RANK, "alpha": ALPHA, "scale": SCALE, "run": 0,
+                        "psnr_without_db": round(psnr(video, frames[0]), 2)}
+
+    tensors = {k: v.detach().float().contiguous() for k, v in tensors.items()}
+    save_file(tensors, os.path.join(folder, "expected.safetensors"))
+    with open(os.path.join(folder, "expected.json"), "w") as f:
+        json.dump(meta, f, indent=1, default=lambda o: list(o) if isinstance(o, tuple) else str(o))
+    meta["saturated"] = round(float(np.mean([(np.isin(f, [0.0, 1.0])).mean() for f in frames])), 3)
+    print("saturated pixels:", meta["saturated"])
+    for b in meta["bugs"]:
+        print(f"{b['psnr_db']:7.2f} dB  {b['bug']}")
+    print(f"{meta['lora']['psnr_without_db']:7.2f} dB  the LoRA dropped")
+    print(NAME, "written:", sum(os.path.getsize(os.path.join(d, x)) for d, _, xs in os.walk(folder) for x in xs),
+          "bytes")
+
+
+if __name__ == "__main__":
+    main()
