@@ -73,6 +73,7 @@ fn form_values(params: &JobParams) -> HashMap<String, String> {
         "fps",
         "steps",
         "guidance",
+        "guidance_2",
         "image_guidance",
         "motion",
         "width",
@@ -159,6 +160,13 @@ fn param_control(spec: &ParamSpec, values: RwSignal<HashMap<String, String>>) ->
             <label title=help.clone()>{label}
                 <input type="text" name=name.clone() maxlength=spec.max placeholder=help.clone()
                     value=initial.clone() prop:value=current.clone() on:input:target=move |ev| set(ev.target().value())/>
+            </label>
+        }
+        .into_any(),
+        // The file goes with the form under the parameter's name; nothing to keep in `values`.
+        ParamKind::Image => view! {
+            <label title=help.clone()>{label}
+                <input type="file" name=name.clone() accept="image/png,image/jpeg,image/webp,image/gif"/>
             </label>
         }
         .into_any(),

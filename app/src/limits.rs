@@ -15,11 +15,12 @@ pub struct NumberLimit {
 }
 
 /// Every numeric job parameter. The seed is any unsigned 64-bit number.
-pub const NUMBERS: [NumberLimit; 11] = [
+pub const NUMBERS: [NumberLimit; 12] = [
     NumberLimit { name: "frames", min: 1.0, max: 256.0, help: "frames in the clip" },
     NumberLimit { name: "fps", min: 1.0, max: 60.0, help: "frames per second" },
     NumberLimit { name: "steps", min: 1.0, max: 1000.0, help: "sampling steps" },
     NumberLimit { name: "guidance", min: 0.0, max: 30.0, help: "text guidance scale" },
+    NumberLimit { name: "guidance_2", min: 0.0, max: 30.0, help: "low-noise guidance scale" },
     NumberLimit { name: "image_guidance", min: 0.0, max: 30.0, help: "image guidance scale" },
     NumberLimit { name: "motion", min: 0.0, max: 2.0, help: "motion strength (1 is normal)" },
     NumberLimit { name: "width", min: 8.0, max: 4096.0, help: "width in pixels" },
@@ -92,6 +93,7 @@ pub fn check_params(p: &JobParams) -> Result<(), String> {
         ("fps", p.fps as f64),
         ("steps", p.steps as f64),
         ("guidance", p.guidance as f64),
+        ("guidance_2", p.guidance_2 as f64),
         ("image_guidance", p.image_guidance as f64),
         ("motion", p.motion as f64),
         ("width", p.width as f64),

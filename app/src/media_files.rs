@@ -97,6 +97,22 @@ pub fn upload_key(id: &str) -> String {
     format!("{UPLOADS}/{id}.png")
 }
 
+/// The key of a job's uploaded last frame (the models that take one), kept as its first.
+pub fn last_upload_key(id: &str) -> String {
+    format!("{UPLOADS}/{id}-last.png")
+}
+
+/// Every upload key job `id` may have (what goes when the job is done with them).
+pub fn upload_keys(id: &str) -> [String; 2] {
+    [upload_key(id), last_upload_key(id)]
+}
+
+/// The job an upload's key belongs to.
+pub fn upload_job(key: &str) -> Option<&str> {
+    let name = key.strip_prefix(UPLOADS)?.strip_prefix('/')?.strip_suffix(".png")?;
+    Some(name.strip_suffix("-last").unwrap_or(name))
+}
+
 /// Where each run of a job writes its result before the store decides which run's result is
 /// the job's (`attempts/ID/ATTEMPT/NAME`; never served): a worker that lost its job writes and
 /// removes only its own run's files, never the result of the worker that took the job over.

@@ -6,6 +6,9 @@
 use crate::params::{JobParams, Mode};
 use serde::{Deserialize, Serialize};
 
+/// The picture parameter of a clip's last frame (and the form's file field for it).
+pub const LAST_IMAGE: &str = "last_image";
+
 /// How a parameter is entered and stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -18,6 +21,9 @@ pub enum ParamKind {
     Text,
     /// One of the listed values (e.g. the model that makes a keyframe).
     Choice(Vec<String>),
+    /// A picture uploaded with the request under the parameter's name (e.g. a clip's last
+    /// frame); the job keeps whether it had one.
+    Image,
 }
 
 /// One parameter of a model, named as the field of [`JobParams`] (and of the API's form) it sets.
@@ -50,6 +56,11 @@ impl ParamSpec {
     /// A text parameter of at most `max_chars` characters.
     pub fn text(name: &str, label: &str, max_chars: usize, help: &str) -> Self {
         Self::new(name, label, ParamKind::Text, 0.0, max_chars as f64, 1.0, String::new(), help)
+    }
+
+    /// A picture sent with the request (a file field of the form).
+    pub fn image(name: &str, label: &str, help: &str) -> Self {
+        Self::new(name, label, ParamKind::Image, 0.0, 0.0, 1.0, String::new(), help)
     }
 
     /// A choice among `options`; the first is the default.
@@ -151,6 +162,7 @@ impl JobParams {
             "fps" => N(self.fps as f64),
             "steps" => N(self.steps as f64),
             "guidance" => N(decimal(self.guidance)),
+            "guidance_2" => N(decimal(self.guidance_2)),
             "image_guidance" => N(decimal(self.image_guidance)),
             "motion" => N(decimal(self.motion)),
             "width" => N(self.width as f64),
@@ -204,6 +216,11 @@ impl ModelInfo {
         self.params.iter().find(|p| p.name == name)
     }
 
+    /// Whether it ends a clip on a given last frame (a `last_image` picture parameter).
+    pub fn takes_last_image(&self) -> bool {
+        self.param(LAST_IMAGE).is_some_and(|p| p.kind == ParamKind::Image)
+    }
+
     /// The parameters shown and checked for `task`.
     pub fn params_for(&self, task: Mode) -> impl Iterator<Item = &ParamSpec> {
         self.params.iter().filter(move |p| p.applies_to(task))
@@ -243,6 +260,7 @@ pub fn set_value(params: &mut JobParams, name: &str, text: &str) -> bool {
         "fps" => parse(text, &mut params.fps),
         "steps" => parse(text, &mut params.steps),
         "guidance" => parse(text, &mut params.guidance),
+        "guidance_2" => parse(text, &mut params.guidance_2),
         "image_guidance" => parse(text, &mut params.image_guidance),
         "motion" => parse(text, &mut params.motion),
         "width" => parse(text, &mut params.width),

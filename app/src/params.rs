@@ -65,6 +65,10 @@ pub struct JobParams {
     pub fps: u32,
     pub steps: u32,
     pub guidance: f32,
+    /// Two-expert models (Wan 2.2 A14B): the guidance of the low-noise expert, which makes the
+    /// last steps (0: the same as `guidance`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub guidance_2: f32,
     pub image_guidance: f32,
     pub motion: f32,
     /// `None`: a random seed is drawn (and recorded) when the job is created.
@@ -98,6 +102,15 @@ pub struct JobParams {
     /// says so), from the server's LoRA folder (`GET /api/loras`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub loras: Vec<LoraChoice>,
+    /// Whether the job has a last frame (the models that take one: their description has a
+    /// `last_image` picture): the server sets it when the request uploads one, which it keeps
+    /// for the job beside the first picture.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub last_image: bool,
+}
+
+fn is_zero(v: &f32) -> bool {
+    *v == 0.0
 }
 
 /// One LoRA of a job: its file in the server's LoRA folder, and its scale.
@@ -146,6 +159,7 @@ impl Default for JobParams {
             fps: 8,
             steps: 24,
             guidance: 3.0,
+            guidance_2: 0.0,
             image_guidance: 1.5,
             motion: 1.0,
             seed: None,
@@ -161,6 +175,7 @@ impl Default for JobParams {
             segments: Vec::new(),
             group: String::new(),
             loras: Vec::new(),
+            last_image: false,
         }
     }
 }

@@ -80,6 +80,13 @@ fn VideoDetails(video: Video) -> impl IntoView {
         ("Encoding time", seconds(m.timings.encode_s)),
         ("Created", format::utc(video.created_ms)),
     ];
+    let mut rows = rows;
+    if p.guidance_2 > 0.0 {
+        rows.insert(7, ("Guidance (low-noise expert)", p.guidance_2.to_string()));
+    }
+    if p.last_image {
+        rows.insert(1, ("Last frame", "given (the clip ends on an uploaded picture)".to_string()));
+    }
     let id = video.id.clone();
     let title = if p.prompt.is_empty() { "Untitled video".to_string() } else { p.prompt.clone() };
     let parent = (video.mode == crate::types::Mode::Extend && !p.source.is_empty()).then(|| p.source.clone());
@@ -160,6 +167,7 @@ fn kept_fields(video: &Video) -> impl IntoView + use<> {
         ("fps", p.fps.to_string()),
         ("steps", p.steps.to_string()),
         ("guidance", p.guidance.to_string()),
+        ("guidance_2", p.guidance_2.to_string()),
         ("image_guidance", p.image_guidance.to_string()),
         ("width", p.width.to_string()),
         ("height", p.height.to_string()),

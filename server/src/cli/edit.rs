@@ -143,7 +143,7 @@ pub fn run(a: EditArgs) -> anyhow::Result<()> {
         ("guidance", a.guidance.is_some()),
         ("image_guidance", a.image_guidance.is_some()),
     ]);
-    let run = engine_run::Run { input: Some(&source), overrides: &overrides, given: &given, started };
+    let run = engine_run::Run { input: Some(&source), last_image: None, overrides: &overrides, given: &given, started };
     let mut result = engine_run::run(engine.as_ref(), params, run, &opened, &mut ModelCache::new(0))?;
     let meta = &mut result.meta;
     meta.details.insert("source_path".into(), a.image.display().to_string().into());

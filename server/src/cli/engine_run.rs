@@ -50,6 +50,8 @@ pub fn params_for(engine: &dyn Engine, task: Mode, start: JobParams, given: impl
 /// What a command runs besides the parameters.
 pub struct Run<'a> {
     pub input: Option<&'a RgbImage>,
+    /// The clip's last frame (`--last-image`).
+    pub last_image: Option<&'a RgbImage>,
     pub overrides: &'a Overrides,
     /// The parameters the command line gave: one the model does not take, or a value it would
     /// change (Wan rounds frames to 4k + 1), is an error here rather than silently another clip.
@@ -99,7 +101,8 @@ pub fn run(
     let mut rendered = {
         let mut progress = metered_steps(&bar, &mut meter);
         let mut ctx = RunContext { device, models, progress: &mut progress, cancelled: &|| false, keep: None };
-        let job = EngineJob { params: &params, mode, input: run.input, overrides: run.overrides };
+        let job =
+            EngineJob { params: &params, mode, input: run.input, last_image: run.last_image, overrides: run.overrides };
         engine.run(job, &mut ctx)?
     };
     bar.finish_and_clear();

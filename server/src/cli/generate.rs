@@ -48,6 +48,13 @@ pub struct InstalledArgs {
     /// Wan: what the clip should not show.
     #[arg(long)]
     negative: Option<String>,
+    /// Wan image to video: the clip's last frame (it ends on this picture).
+    #[arg(long, requires = "image")]
+    last_image: Option<PathBuf>,
+    /// Wan 2.2 A14B: guidance of the low-noise expert, which makes the last steps (default:
+    /// the model's).
+    #[arg(long = "guidance-2")]
+    guidance_2: Option<f32>,
     /// Wan: where the text encoder runs (auto: the GPU when it has 24 GiB or more, else the CPU).
     #[arg(long, value_enum, default_value = "auto")]
     text_encoder_device: TextEncoderPlacement,
@@ -66,7 +73,9 @@ pub struct InstalledArgs {
     #[arg(long)]
     low_memory: bool,
     /// Wan: a LoRA to merge into the transformer, at a scale (default 1): `FILE` or
-    /// `FILE:SCALE`, in diffusers or ComfyUI naming; repeat for several.
+    /// `FILE:SCALE`, in diffusers or ComfyUI naming; repeat for several. With Wan 2.2's two
+    /// experts, a file named `*high_noise*` goes to the first, `*low_noise*` to the second,
+    /// any other to both.
     #[arg(long = "lora", value_name = "FILE[:SCALE]")]
     loras: Vec<String>,
     /// Benchmarks: one one-step run at the same size first, so the timings leave out kernel
@@ -136,6 +145,7 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
     check_text("the negative prompt", o.negative.as_deref().unwrap_or_default())?;
     let numbers = [
         ("guidance", a.guidance.or(o.max_guidance).map(f64::from)),
+        ("guidance_2", o.guidance_2.map(f64::from)),
         ("image_guidance", a.image_guidance.map(f64::from)),
         ("motion", a.motion.map(f64::from)),
         ("fps", a.fps.map(f64::from)),
@@ -147,6 +157,7 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
     }
     // Read the input before loading anything, so bad input fails fast.
     let input_image = a.image.as_deref().map(input::load).transpose()?;
+    let last_image = o.last_image.as_deref().map(input::load).transpose()?;
     let mut load_s = 0.0;
     let (engine, opened, mut models) = match (&a.model_dir, &a.model) {
         (None, None) => {
@@ -158,6 +169,8 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
                 ("--max-guidance", o.max_guidance.is_some()),
                 ("--motion-bucket", o.motion_bucket.is_some()),
                 ("--negative", o.negative.is_some()),
+                ("--last-image", o.last_image.is_some()),
+                ("--guidance-2", o.guidance_2.is_some()),
                 ("--low-memory", o.low_memory),
                 ("--warmup", o.warmup),
                 ("--precision", o.precision != PrecisionChoice::Auto),
@@ -198,6 +211,9 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
         None if !info.tasks.contains(&Mode::TextToVideo) => bail!("{} animates an image: give --image PATH", info.id),
         None => Mode::TextToVideo,
     };
+    if last_image.is_some() && !info.takes_last_image() {
+        bail!("{} takes no --last-image (Wan image-to-video models do)", info.id);
+    }
     if task == Mode::TextToVideo && a.prompt.trim().is_empty() {
         bail!("the prompt is empty: give --prompt TEXT, what the clip shows");
     }
@@ -213,6 +229,8 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
         p.fps = a.fps.unwrap_or(p.fps);
         p.steps = a.steps.unwrap_or(p.steps);
         p.guidance = a.guidance.or(o.max_guidance).unwrap_or(p.guidance);
+        p.guidance_2 = o.guidance_2.unwrap_or(p.guidance_2);
+        p.last_image = last_image.is_some();
         p.image_guidance = a.image_guidance.unwrap_or(p.image_guidance);
         p.motion = o.motion_bucket.map(|b| b as f32 / 127.0).or(a.motion).unwrap_or(p.motion);
         p.width = o.width.unwrap_or(p.width);
@@ -224,6 +242,7 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
         ("fps", a.fps.is_some()),
         ("steps", a.steps.is_some()),
         ("guidance", a.guidance.or(o.max_guidance).is_some()),
+        ("guidance_2", o.guidance_2.is_some()),
         ("image_guidance", a.image_guidance.is_some()),
         ("motion", a.motion.or(o.motion_bucket.map(|b| b as f32)).is_some()),
         ("width", o.width.is_some()),
@@ -243,7 +262,13 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
         loras: o.loras.iter().map(|spec| super::common::read_lora(spec)).collect::<anyhow::Result<_>>()?,
         ..Overrides::NONE
     };
-    let run = engine_run::Run { input: input_image.as_ref(), overrides: &overrides, given: &given, started };
+    let run = engine_run::Run {
+        input: input_image.as_ref(),
+        last_image: last_image.as_ref(),
+        overrides: &overrides,
+        given: &given,
+        started,
+    };
     let mut result = engine_run::run(engine.as_ref(), params, run, &opened, &mut models)?;
     result.meta.input_image = a.image.as_ref().map(|p| p.display().to_string());
     // The built-in model was loaded before its engine ran.

@@ -101,7 +101,7 @@ pub fn run(a: ImageArgs) -> anyhow::Result<()> {
         ("width", a.width.is_some()),
         ("height", a.height.is_some()),
     ]);
-    let run = engine_run::Run { input: None, overrides: &overrides, given: &given, started };
+    let run = engine_run::Run { input: None, last_image: None, overrides: &overrides, given: &given, started };
     let mut result = engine_run::run(engine.as_ref(), params, run, &opened, &mut ModelCache::new(0))?;
     write_to_folder(&mut result, WriteOptions { png_frames: false, gallery: false }, &a.out)?;
     let [width, height] = result.meta.resolution.native;

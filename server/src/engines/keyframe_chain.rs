@@ -136,8 +136,10 @@ impl super::Engine for KeyframeChain {
                 low_memory: job.overrides.low_memory,
                 ..Overrides::NONE
             };
-            keyframer
-                .run(EngineJob { params: &params, mode: Mode::TextToImage, input: None, overrides: &o }, &mut inner)?
+            keyframer.run(
+                EngineJob { params: &params, mode: Mode::TextToImage, input: None, last_image: None, overrides: &o },
+                &mut inner,
+            )?
         };
         // Phase 2: the video from it.
         let image = keyframe.frames[0].clone();
@@ -153,7 +155,13 @@ impl super::Engine for KeyframeChain {
                 keep: None,
             };
             self.video.run(
-                EngineJob { params: p, mode: Mode::ImageToVideo, input: Some(&image), overrides: job.overrides },
+                EngineJob {
+                    params: p,
+                    mode: Mode::ImageToVideo,
+                    input: Some(&image),
+                    last_image: job.last_image,
+                    overrides: job.overrides,
+                },
                 &mut inner,
             )?
         };

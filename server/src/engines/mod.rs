@@ -21,6 +21,7 @@ pub mod segments;
 pub mod stable_diffusion;
 pub mod stable_video_diffusion;
 pub mod wan;
+pub mod wan_image_to_video;
 
 use app::models::ModelInfo;
 use app::results::ResultMeta;
@@ -40,6 +41,8 @@ pub struct EngineJob<'a> {
     pub mode: Mode,
     /// The image to animate (image-to-video), or to edit.
     pub input: Option<&'a RgbImage>,
+    /// The clip's last frame (the models that take one: their description says so).
+    pub last_image: Option<&'a RgbImage>,
     /// What the command line sets beyond the parameters; [`Overrides::NONE`] for the queue.
     pub overrides: &'a Overrides,
 }

@@ -8,7 +8,7 @@ use super::builtin_edit::BuiltinEditEngine;
 use super::family::Family;
 use super::keyframe_chain::KeyframeChain;
 use super::loras::LoraLibrary;
-use super::{instruct_pix2pix, stable_diffusion, stable_video_diffusion, wan};
+use super::{instruct_pix2pix, stable_diffusion, stable_video_diffusion, wan, wan_image_to_video};
 use app::models::ModelInfo;
 use app::types::Mode;
 use model::diffusers::common::folder;
@@ -16,8 +16,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// Every family of installed models, one line each.
-pub const FAMILIES: &[Family] =
-    &[stable_diffusion::FAMILY, stable_video_diffusion::FAMILY, wan::FAMILY, instruct_pix2pix::FAMILY];
+pub const FAMILIES: &[Family] = &[
+    stable_diffusion::FAMILY,
+    stable_video_diffusion::FAMILY,
+    wan::FAMILY,
+    wan_image_to_video::FAMILY,
+    instruct_pix2pix::FAMILY,
+];
 
 /// The family that runs diffusers' pipeline `class`, if any does.
 pub fn family_of(class: &str) -> Option<&'static Family> {

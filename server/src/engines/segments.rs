@@ -171,7 +171,7 @@ pub fn run(
         };
         let mode = if image.is_some() { Mode::ImageToVideo } else { c.mode };
         let mut rendered = engine.run(
-            EngineJob { params: &c.params, mode, input: image.as_ref(), overrides: &Overrides::NONE },
+            EngineJob { params: &c.params, mode, input: image.as_ref(), last_image: None, overrides: &Overrides::NONE },
             &mut sub_ctx,
         )?;
         offset += c.steps;

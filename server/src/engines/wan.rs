@@ -11,7 +11,7 @@ use app::types::{JobParams, Mode};
 use model::device::DeviceChoice;
 use model::diffusers::DType;
 use model::diffusers::common::video::{GeneratedVideo, MemoryMode};
-use model::diffusers::wan::pipeline::{TextVideoRequest, Wan, WanOptions};
+use model::diffusers::wan::pipeline::{Wan, WanOptions, WanRequest};
 use model::generate::GenerateError;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -100,29 +100,7 @@ impl WanEngine {
 
     fn make(&self, params: &JobParams, o: &Overrides, ctx: &mut RunContext<'_>) -> Result<Rendered, GenerateError> {
         let started = Instant::now();
-        let dtype = o.precision.resolve(ctx.device);
-        let memory = if o.low_memory { MemoryMode::Low } else { MemoryMode::Resident };
-        let opened = ctx.device.clone();
-        let options = match o.text_encoder {
-            TextEncoderPlacement::Auto => WanOptions::auto(&opened, memory),
-            // UMT5 in f16 overflows; bf16 keeps its range.
-            TextEncoderPlacement::Same => {
-                WanOptions::on(&opened.device, if dtype == DType::F16 { DType::BF16 } else { dtype }, memory)
-            }
-            TextEncoderPlacement::Cpu => WanOptions {
-                text_device: model::device::open(DeviceChoice::Cpu)
-                    .map_err(|e| GenerateError::Backend(format!("the CPU device: {e}")))?
-                    .device,
-                text_dtype: DType::F32,
-                memory,
-                loras: Vec::new(),
-            },
-        };
-        let options = WanOptions { loras: o.loras.clone(), ..options };
-        let key = format!("{}{}", self.info.id, o.loras_key());
-        let wan = ctx.models.get_or_load(&key, self.info.memory_mib, || {
-            Wan::load(&self.path, &opened.device, dtype, options).map_err(|e| super::load_error(&self.info.id, e))
-        })?;
+        let wan = load(&self.info, &self.path, o, ctx)?;
         let load_s = started.elapsed().as_secs_f64();
         let mut req = request_of(params);
         if o.noise.is_some() {
@@ -130,7 +108,7 @@ impl WanEngine {
             req.noise = o.noise_tensor(&[1, c, f, h, w])?;
         }
         let warmup_s =
-            o.warm_up(|| wan.generate(&TextVideoRequest { steps: 1, ..req.clone() }, &mut |_| {}, ctx.cancelled))?;
+            o.warm_up(|| wan.generate(&WanRequest { steps: 1, ..req.clone() }, &mut |_| {}, ctx.cancelled))?;
         let video = wan.generate(&req, ctx.progress, ctx.cancelled)?;
         let fps = params.fps.max(1);
         let mut meta = video_meta(&self.info.id, &wan, &req, &video, fps, &ctx.device.description, load_s);
@@ -150,9 +128,42 @@ impl WanEngine {
     }
 }
 
+/// The Wan model in `path` (either pipeline), from the cache or loaded with the overrides'
+/// precision, memory mode, text-encoder placement and LoRAs (a combination of LoRAs is cached
+/// as a model of its own).
+pub(super) fn load(
+    info: &ModelInfo,
+    path: &Path,
+    o: &Overrides,
+    ctx: &mut RunContext<'_>,
+) -> Result<std::rc::Rc<Wan>, GenerateError> {
+    let dtype = o.precision.resolve(ctx.device);
+    let memory = if o.low_memory { MemoryMode::Low } else { MemoryMode::Resident };
+    let opened = ctx.device.clone();
+    let options = match o.text_encoder {
+        TextEncoderPlacement::Auto => WanOptions::auto(&opened, memory),
+        // UMT5 in f16 overflows; bf16 keeps its range.
+        TextEncoderPlacement::Same => {
+            WanOptions::on(&opened.device, if dtype == DType::F16 { DType::BF16 } else { dtype }, memory)
+        }
+        TextEncoderPlacement::Cpu => WanOptions::on(
+            &model::device::open(DeviceChoice::Cpu)
+                .map_err(|e| GenerateError::Backend(format!("the CPU device: {e}")))?
+                .device,
+            DType::F32,
+            memory,
+        ),
+    };
+    let options = options.with_loras(o.loras.clone());
+    let key = format!("{}{}", info.id, o.loras_key());
+    ctx.models.get_or_load(&key, info.memory_mib, || {
+        Wan::load(path, &opened.device, dtype, options).map_err(|e| super::load_error(&info.id, e))
+    })
+}
+
 /// Parts of a prompt to click: Wan follows free text, so these are the camera, motion, light
 /// and style phrases its prompts commonly carry.
-fn chips() -> Vec<ChipGroup> {
+pub(super) fn chips() -> Vec<ChipGroup> {
     let group = |name: &str, phrases: &[&str]| ChipGroup {
         name: name.into(),
         phrases: phrases.iter().map(|p| p.to_string()).collect(),
@@ -176,8 +187,8 @@ fn chips() -> Vec<ChipGroup> {
 }
 
 /// The Wan request a job makes.
-pub fn request_of(p: &JobParams) -> TextVideoRequest {
-    let mut req = TextVideoRequest::new(p.prompt.clone());
+pub fn request_of(p: &JobParams) -> WanRequest {
+    let mut req = WanRequest::new(p.prompt.clone());
     req.negative_prompt = p.negative.clone();
     req.width = p.width as usize;
     req.height = p.height as usize;
@@ -192,7 +203,7 @@ pub fn request_of(p: &JobParams) -> TextVideoRequest {
 pub fn video_meta(
     model: &str,
     wan: &Wan,
-    req: &TextVideoRequest,
+    req: &WanRequest,
     video: &GeneratedVideo,
     fps: u32,
     device: &str,
@@ -207,8 +218,12 @@ pub fn video_meta(
     details.insert("text_encoder_device".into(), format!("{:?}", wan.options.text_device).into());
     details.insert("text_encoder_precision".into(), format!("{:?}", wan.options.text_dtype).into());
     details.insert("memory_mode".into(), wan.options.memory.name().into());
+    if let Some(boundary) = wan.boundary {
+        details.insert("boundary_timestep".into(), boundary.into());
+        details.insert("guidance_2".into(), req.guidance_2.unwrap_or(req.guidance).into());
+    }
     ResultMeta {
-        mode: Mode::TextToVideo,
+        mode: if req.image.is_some() { Mode::ImageToVideo } else { Mode::TextToVideo },
         model: model.into(),
         family: FAMILY.name.into(),
         prompt: req.prompt.clone(),
@@ -220,6 +235,8 @@ pub fn video_meta(
             fps,
             steps: req.steps as u32,
             guidance: req.guidance,
+            guidance_2: req.guidance_2.unwrap_or_default(),
+            last_image: req.last_image.is_some(),
             width: size[0],
             height: size[1],
             seed: Some(req.seed),

@@ -22,14 +22,14 @@ mod variants;
 pub mod warm_up;
 mod worker;
 
-pub use submit::{Picture, Upload};
+pub use submit::{Picture, Pictures, Upload};
 
 use crate::engines::Registry;
 use crate::faults::Faults;
 use crate::ids::{new_id, now_ms};
 use crate::media::MediaStore;
 use crate::storage::{Store, StoreError};
-use app::media_files::upload_key;
+use app::media_files::upload_keys;
 use app::people::Viewer;
 use app::types::{Job, JobParams, JobState, Video, WorkerHealth};
 use control::Control;
@@ -314,7 +314,7 @@ impl Jobs {
 
     /// Checks and queues a job (see [`submit`]).
     pub async fn submit(&self, params: JobParams, upload: Option<Upload>) -> Result<Job, SubmitError> {
-        self.submit_given("", params, upload.map(Picture::Upload), &Given::All).await
+        self.submit_given("", params, upload.map(Picture::Upload).into(), &Given::All).await
     }
 
     /// [`Jobs::submit`] for the owner of a named token (empty: the administrator's token, or none), with
@@ -325,10 +325,10 @@ impl Jobs {
         &self,
         owner: &str,
         params: JobParams,
-        picture: Option<Picture>,
+        pictures: Pictures,
         given: &Given,
     ) -> Result<Job, SubmitError> {
-        let job = self.inner.intake.accept(owner, params, picture, given).await?;
+        let job = self.inner.intake.accept(owner, params, pictures, given).await?;
         self.inner.fanout.changed(&job);
         self.inner.control.wake();
         Ok(job)
@@ -356,7 +356,9 @@ impl Jobs {
         self.inner.control.cancel_flag(id).store(true, std::sync::atomic::Ordering::Relaxed);
         if self.inner.store.cancel_queued(id.to_string(), now_ms()).await? {
             self.inner.control.forget_cancel_flag(id);
-            let _ = self.inner.media.delete(&upload_key(id)).await;
+            for key in upload_keys(id) {
+                let _ = self.inner.media.delete(&key).await;
+            }
             job = self.inner.store.job(id.to_string()).await?.unwrap_or(job);
             self.inner.fanout.changed(&job);
         } else {

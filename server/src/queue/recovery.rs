@@ -48,7 +48,7 @@ pub async fn clean_orphans(store: &dyn Store, media: &dyn MediaStore) -> Result<
         }
     }
     for key in media.list(&format!("{UPLOADS}/")).await? {
-        let id = key.strip_prefix(&format!("{UPLOADS}/")).and_then(|n| n.strip_suffix(".png")).unwrap_or_default();
+        let id = app::media_files::upload_job(&key).unwrap_or_default();
         if finished_here(store, id).await? {
             tracing::warn!(key, "removing the upload of a job that will not run again");
             match media.delete(&key).await {

@@ -34,6 +34,21 @@ pub enum Picture {
     Stored { id: String, file: MediaFile },
 }
 
+/// The pictures a job starts from.
+#[derive(Clone, Default)]
+pub struct Pictures {
+    /// The picture to animate or edit.
+    pub first: Option<Picture>,
+    /// The clip's last frame (the models that take one: Wan image to video).
+    pub last: Option<Upload>,
+}
+
+impl From<Option<Picture>> for Pictures {
+    fn from(first: Option<Picture>) -> Self {
+        Self { first, last: None }
+    }
+}
+
 pub(super) struct Intake {
     pub(super) store: Arc<dyn Store>,
     pub(super) media: Arc<dyn MediaStore>,
@@ -54,10 +69,13 @@ impl Intake {
         &self,
         owner: &str,
         mut params: JobParams,
-        mut picture: Option<Picture>,
+        pictures: Pictures,
         given: &Given,
     ) -> Result<Job, SubmitError> {
         app::limits::check_params(&params).map_err(SubmitError::Invalid)?;
+        let Pictures { first: mut picture, last } = pictures;
+        // Set by the upload alone: a request cannot name another job's picture.
+        params.last_image = last.is_some();
         let registry = &self.registry;
         self.route_edit(&mut params);
         let extending = params.task == app::params::EXTEND_TASK;
@@ -102,6 +120,17 @@ impl Intake {
         }
         let from_image = picture.is_some();
         self.registry.loras.check(&params.loras, engine.info()).map_err(SubmitError::Invalid)?;
+        if params.last_image {
+            if !engine.info().takes_last_image() {
+                return Err(SubmitError::Invalid(format!("{} takes no last frame", params.model)));
+            }
+            if !from_image || extending || !params.segments.is_empty() {
+                return Err(SubmitError::Invalid(
+                    "a last frame ends one clip animated from a first picture (not an extension, a shot list or text alone)"
+                        .into(),
+                ));
+            }
+        }
         let (mode, total) = if segments::is_segmented(&params) {
             let checked =
                 segments::check(engine.as_ref(), &params, extending || from_image).map_err(SubmitError::Invalid)?;
@@ -137,6 +166,12 @@ impl Intake {
             }
             None => stored,
         };
+        if let Some(last) = last
+            && let Err(e) = self.store_upload(&media_files::last_upload_key(&id), last).await
+        {
+            let _ = self.media.delete(&key).await;
+            return Err(e);
+        }
         let job = Job {
             id: id.clone(),
             state: JobState::Queued,
@@ -159,7 +194,9 @@ impl Intake {
             Err(e) => Some(e.into()),
         };
         if let Some(refused) = refused {
-            let _ = self.media.delete(&key).await;
+            for key in media_files::upload_keys(&id) {
+                let _ = self.media.delete(&key).await;
+            }
             return Err(refused);
         }
         tracing::info!(id = %job.id, mode = job.mode.as_str(), model = %job.params.model, "job queued");

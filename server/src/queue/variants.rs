@@ -2,7 +2,7 @@
 //! or models; or several pictures, each animated alike), all or none of them queued.
 
 use super::defaults::Given;
-use super::{Jobs, Picture, SubmitError};
+use super::{Jobs, Picture, Pictures, SubmitError, Upload};
 use app::types::JobParams;
 use app::variants::{VariantGroup, Variants};
 
@@ -15,7 +15,7 @@ impl Jobs {
         &self,
         owner: &str,
         base: JobParams,
-        picture: Option<Picture>,
+        pictures: Pictures,
         variants: &Variants,
         given: &Given,
     ) -> Result<VariantGroup, SubmitError> {
@@ -30,23 +30,28 @@ impl Jobs {
         let requests = variants.expand(&base, crate::ids::random_seed).map_err(SubmitError::Invalid)?;
         self.submit_group(
             owner,
-            requests.into_iter().map(|params| (params, picture.clone())).collect(),
+            requests.into_iter().map(|params| (params, pictures.clone())).collect(),
             &given,
             "variant",
         )
         .await
     }
 
-    /// Animate many: one job per picture, each with `base`'s settings, as one group (compared
-    /// side by side afterwards). All or none are queued, as for variants.
+    /// Animate many: one job per picture, each with `base`'s settings (and the same last frame,
+    /// when one is given), as one group (compared side by side afterwards). All or none are
+    /// queued, as for variants.
     pub async fn submit_pictures(
         &self,
         owner: &str,
         base: JobParams,
         pictures: Vec<Picture>,
+        last: Option<Upload>,
         given: &Given,
     ) -> Result<VariantGroup, SubmitError> {
-        let requests = pictures.into_iter().map(|picture| (base.clone(), Some(picture))).collect();
+        let requests = pictures
+            .into_iter()
+            .map(|picture| (base.clone(), Pictures { first: Some(picture), last: last.clone() }))
+            .collect();
         self.submit_group(owner, requests, given, "picture").await
     }
 
@@ -55,7 +60,7 @@ impl Jobs {
     async fn submit_group(
         &self,
         owner: &str,
-        requests: Vec<(JobParams, Option<Picture>)>,
+        requests: Vec<(JobParams, Pictures)>,
         given: &Given,
         what: &str,
     ) -> Result<VariantGroup, SubmitError> {

@@ -122,7 +122,13 @@ impl Warmer {
             let mut progress = |_: model::generate::Progress| {};
             let cancelled = || self.control.stopping();
             let mut ctx = RunContext { device, models, progress: &mut progress, cancelled: &cancelled, keep: None };
-            let job = EngineJob { params: &params, mode, input: image.as_ref(), overrides: &Overrides::NONE };
+            let job = EngineJob {
+                params: &params,
+                mode,
+                input: image.as_ref(),
+                last_image: None,
+                overrides: &Overrides::NONE,
+            };
             engine.run(job, &mut ctx).map(|_| ()).map_err(|e| e.to_string())
         });
         let outcome =

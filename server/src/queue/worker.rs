@@ -16,7 +16,7 @@ use crate::faults::{CrashPoint, Faults};
 use crate::ids::now_ms;
 use crate::media::{MediaStore, input};
 use crate::storage::{Claim, Lease, NoticeKind, Store};
-use app::media_files::{latents_key, upload_key};
+use app::media_files::{last_upload_key, latents_key, upload_keys};
 use app::types::{Job, JobState, Mode, StepUpdate};
 use model::builtin::pipeline::{BUILTIN_MODEL_ID, BuiltinModel};
 use model::device::OpenedDevice;
@@ -184,7 +184,9 @@ impl Worker {
             if (upload_done || latents_done) && self.still_holds(&rt, &id) {
                 if upload_done {
                     // Nothing will read a failed or cancelled job's upload again.
-                    let _ = rt.block_on(self.media.delete(&upload_key(&id)));
+                    for key in upload_keys(&id) {
+                        let _ = rt.block_on(self.media.delete(&key));
+                    }
                 }
                 if latents_done {
                     // Decoded, or never to be: its latents are not needed any more.
@@ -336,7 +338,9 @@ impl Worker {
                 job.state = JobState::Done;
                 job.step = job.total;
                 job.video_id = Some(job.id.clone());
-                let _ = rt.block_on(self.media.delete(&upload_key(&job.id)));
+                for key in upload_keys(&job.id) {
+                    let _ = rt.block_on(self.media.delete(&key));
+                }
             }
             Err(GenerateError::Cancelled)
                 if self.control.stopping() && !cancel.load(std::sync::atomic::Ordering::Relaxed) =>
@@ -402,6 +406,10 @@ impl Worker {
             Mode::ImageToVideo | Mode::Edit if latents.is_none() => Some(self.load_input(rt, job)?),
             _ => None,
         };
+        let last_image = match job.params.last_image && input.is_some() {
+            true => Some(self.load_picture(rt, &last_upload_key(&job.id), "the last frame of this job")?),
+            false => None,
+        };
         let prior = match job.mode {
             Mode::Extend if latents.is_none() => self.load_frames(rt, &job.params.source)?,
             _ => Vec::new(),
@@ -446,7 +454,13 @@ impl Worker {
             let cancelled = || self.control.cancelled(cancel);
             let mut ctx =
                 RunContext { device, models, progress: &mut progress, cancelled: &cancelled, keep: Some(&mut keep) };
-            let job = EngineJob { params: &params, mode, input: input.as_ref(), overrides: &overrides };
+            let job = EngineJob {
+                params: &params,
+                mode,
+                input: input.as_ref(),
+                last_image: last_image.as_ref(),
+                overrides: &overrides,
+            };
             if let Some(latents) = &latents {
                 // The decoder alone: one step, in pieces that shrink with every retry.
                 (ctx.progress)(Progress::new(0, 1));
@@ -510,12 +524,18 @@ impl Worker {
     /// The image a job starts from, by the media key its submission resolved (no paths in the
     /// message: it is shown to users).
     fn load_input(&self, rt: &Handle, job: &Job) -> Result<image::RgbImage, GenerateError> {
-        let gone = |why: &str| GenerateError::InvalidRequest(format!("the image this job starts from is gone ({why})"));
-        let key = job.input.as_deref().ok_or_else(|| gone("the job names none"))?;
+        let key = job.input.as_deref().ok_or_else(|| {
+            GenerateError::InvalidRequest("the image this job starts from is gone (the job names none)".into())
+        })?;
+        self.load_picture(rt, key, "the image this job starts from")
+    }
+
+    /// A picture a job was given, by its media key (`what` names it for people).
+    fn load_picture(&self, rt: &Handle, key: &str, what: &str) -> Result<image::RgbImage, GenerateError> {
+        let gone = |why: &str| GenerateError::InvalidRequest(format!("{what} is gone ({why})"));
         let fetched = rt.block_on(self.media.get(key, None)).map_err(|e| gone(&e.to_string()))?;
         let bytes = fetched.ok_or_else(|| gone("deleted before the job ran"))?.bytes;
-        input::decode(&bytes, "the image this job starts from")
-            .map_err(|e| GenerateError::InvalidRequest(e.to_string()))
+        input::decode(&bytes, what).map_err(|e| GenerateError::InvalidRequest(e.to_string()))
     }
 
     /// The stored frames of video `id`, in order (what an extension continues).

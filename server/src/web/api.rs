@@ -6,7 +6,7 @@
 use super::state::WebState;
 use crate::queue::defaults::Given;
 use crate::queue::events::JobEvent;
-use crate::queue::{ChangeError, Picture, SubmitError, Upload};
+use crate::queue::{ChangeError, Picture, Pictures, SubmitError, Upload};
 use crate::storage::StoreError;
 use crate::web::security::Client;
 use app::media_files::MediaFile;
@@ -146,7 +146,7 @@ pub async fn read_job_request(req: Request, web: &WebState) -> ApiResult<JobRequ
             .map_err(|e| Failure::bad(format!("invalid JSON job request: {e}")))?;
         // A stored result's parameters posted again make a new result, not one of its group.
         params.group.clear();
-        Ok(JobRequest { params, picture: None, more_pictures: Vec::new(), variants, given })
+        Ok(JobRequest { params, picture: None, more_pictures: Vec::new(), last_picture: None, variants, given })
     } else {
         Err(Failure(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -163,6 +163,8 @@ pub struct JobRequest {
     /// Animate many: the pictures after the first, each animated by a job of its own (one
     /// group with the first's).
     pub more_pictures: Vec<Picture>,
+    /// The clip's last frame (the models that take one), for every job of the request.
+    pub last_picture: Option<Upload>,
     pub variants: Option<Variants>,
     pub given: Given,
 }
@@ -171,9 +173,13 @@ async fn read_multipart(form: Multipart, web: &WebState) -> ApiResult<JobRequest
     let mut vary = (String::new(), String::new());
     let mut names = std::collections::HashSet::new();
     let mut more_pictures = Vec::new();
-    let (params, picture) = read_form(form, web, &mut vary, &mut names, &mut more_pictures).await?;
+    let mut last_picture = None;
+    let (params, picture) = read_form(form, web, &mut vary, &mut names, &mut more_pictures, &mut last_picture).await?;
+    // Text alone, an extension or an edit: the form may still hold a last frame chosen for
+    // animating a picture, which they do not use.
+    let last_picture = last_picture.filter(|_| picture.is_some() && params.task.is_empty());
     let variants = Variants::from_form(&vary.0, &vary.1).map_err(Failure::bad)?;
-    Ok(JobRequest { params, picture, more_pictures, variants, given: Given::Only(names) })
+    Ok(JobRequest { params, picture, more_pictures, last_picture, variants, given: Given::Only(names) })
 }
 
 async fn read_form(
@@ -182,6 +188,7 @@ async fn read_form(
     vary: &mut (String, String),
     names: &mut std::collections::HashSet<String>,
     more_pictures: &mut Vec<Picture>,
+    last_picture: &mut Option<Upload>,
 ) -> ApiResult<(JobParams, Option<Picture>)> {
     let mut params = JobParams::default();
     let mut upload = None;
@@ -221,6 +228,14 @@ async fn read_form(
                         app::variants::MAX_VARIANTS
                     )));
                 }
+            }
+            continue;
+        }
+        if name == app::models::LAST_IMAGE {
+            let file_name = field.file_name().unwrap_or("last frame").to_string();
+            let bytes = field.bytes().await.map_err(too_big)?;
+            if !bytes.is_empty() {
+                *last_picture = Some(Upload { bytes: bytes.to_vec(), name: file_name });
             }
             continue;
         }
@@ -407,7 +422,8 @@ async fn create_job(State(web): State<WebState>, req: Request) -> ApiResult<Resp
     // Whose token sent it (set by the security guard): it is theirs, and queued jobs take
     // turns by owner.
     let owner = req.extensions().get::<Viewer>().map(|v| v.name.clone()).unwrap_or_default();
-    let JobRequest { params, picture, more_pictures, variants, given } = read_job_request(req, &web).await?;
+    let JobRequest { params, picture, more_pictures, last_picture, variants, given } =
+        read_job_request(req, &web).await?;
     if !more_pictures.is_empty() {
         if variants.is_some() {
             return Err(Failure::bad(
@@ -415,20 +431,21 @@ async fn create_job(State(web): State<WebState>, req: Request) -> ApiResult<Resp
             ));
         }
         let pictures = picture.into_iter().chain(more_pictures).collect();
-        let group = web.jobs.submit_pictures(&owner, params, pictures, &given).await?;
+        let group = web.jobs.submit_pictures(&owner, params, pictures, last_picture, &given).await?;
         if html {
             return Ok(Redirect::to("/queue").into_response());
         }
         return Ok((StatusCode::CREATED, Json(group)).into_response());
     }
     if let Some(variants) = variants {
-        let group = web.jobs.submit_variants(&owner, params, picture, &variants, &given).await?;
+        let pictures = Pictures { first: picture, last: last_picture };
+        let group = web.jobs.submit_variants(&owner, params, pictures, &variants, &given).await?;
         if html {
             return Ok(Redirect::to("/queue").into_response());
         }
         return Ok((StatusCode::CREATED, Json(group)).into_response());
     }
-    let job = web.jobs.submit_given(&owner, params, picture, &given).await?;
+    let job = web.jobs.submit_given(&owner, params, Pictures { first: picture, last: last_picture }, &given).await?;
     if html {
         // A browser without JavaScript posted the Create form: show the queue.
         return Ok(Redirect::to(&format!("/queue#job-{}", job.id)).into_response());

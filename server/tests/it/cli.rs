@@ -619,6 +619,90 @@ fn generate_with_wan_reproduces_diffusers_from_the_same_noise() {
     }
 }
 
+/// `vidplay generate --image` with a Wan 2.2 image-to-video folder (two experts, the tiny
+/// wan-i2v1 fixture) reproduces diffusers' clips from the same noise: with a second guidance,
+/// with a last frame (resized to the clip), and with a LoRA merged into both experts.
+#[test]
+fn generate_with_wan_image_to_video_reproduces_diffusers() {
+    let model = wan_fixture("wan-i2v1");
+    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(model.join("expected.json")).unwrap()).unwrap();
+    let lora = format!("{}:0.9", model.join("lora.safetensors").display());
+    for (i, extra, key) in
+        [(0, None, "pipeline.0.frames"), (1, None, "pipeline.1.frames"), (0, Some(&lora), "lora.0.frames")]
+    {
+        let run = &meta["pipelines"][i];
+        let arg = |k: &str| run[k].to_string().trim_matches('"').to_string();
+        let dir = temp_dir(&format!("wan-i2v-{key}"));
+        let mut args: Vec<String> = [
+            "generate",
+            "--model-dir",
+            model.to_str().unwrap(),
+            "--image",
+            model.join(arg("image")).to_str().unwrap(),
+            "--prompt",
+            &arg("prompt"),
+            "--negative",
+            &arg("negative"),
+            "--frames",
+            &arg("frames"),
+            "--width",
+            &arg("width"),
+            "--height",
+            &arg("height"),
+            "--steps",
+            &arg("steps"),
+            "--guidance",
+            &arg("guidance"),
+            "--noise",
+            model.join(format!("noise_{i}.safetensors")).to_str().unwrap(),
+            "--png-frames",
+            "--device",
+            "cpu",
+            "--out",
+            dir.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        if let Some(g) = run["guidance_2"].as_f64() {
+            args.extend(["--guidance-2".into(), g.to_string()]);
+        }
+        if let Some(last) = run["last_image"].as_str() {
+            args.extend(["--last-image".into(), model.join(last).display().to_string()]);
+        }
+        if let Some(lora) = extra {
+            args.extend(["--lora".into(), lora.clone()]);
+        }
+        let out = vidplay(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(out.status.success(), "{key}: {}", String::from_utf8_lossy(&out.stderr));
+        let (psnr, _) = frames_psnr_of(&dir, &model, key, key);
+        assert!(psnr >= 40.0, "{key}: PSNR {psnr:.1} dB against diffusers");
+        let written: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("metadata.json")).unwrap()).unwrap();
+        assert_eq!(
+            (written["mode"].as_str(), written["family"].as_str()),
+            (Some("image-to-video"), Some("wan-image-to-video"))
+        );
+        assert_eq!(written["params"]["last_image"].as_bool().unwrap_or(false), run["last_image"].is_string());
+        assert!(dir.join("input.png").is_file(), "{key}: the picture animated is kept");
+        if extra.is_some() {
+            assert_eq!(written["loras"][0]["scale"].as_f64(), Some(0.9), "{written}");
+        }
+    }
+    // What the model does not take, or a picture it cannot end on, is a clear error.
+    let image = model.join("image_0.png");
+    let wan1 = wan_fixture("wan1");
+    let dir = temp_dir("wan-i2v-bad");
+    let small = ["--frames", "5", "--width", "32", "--height", "32", "--steps", "1", "--device", "cpu"];
+    let out = ["--out", dir.to_str().unwrap()];
+    let t2v = ["generate", "--model-dir", wan1.to_str().unwrap(), "--prompt", "a cat"];
+    assert_fails_with(&[&t2v[..], &small, &out, &["--guidance-2", "3"]].concat(), "--guidance-2");
+    let i2v = ["generate", "--model-dir", model.to_str().unwrap(), "--prompt", "a cat"];
+    assert_fails_with(&[&i2v[..], &small, &out].concat(), "--image");
+    assert_fails_with(&[&i2v[..], &small, &out, &["--last-image", image.to_str().unwrap()]].concat(), "--image");
+    assert!(!dir.join("metadata.json").exists(), "nothing written on errors");
+}
+
 /// The command line runs installed models through their engines: what it leaves out takes the
 /// model's own defaults (its description, as the server's jobs do), here SVD's clip length from
 /// the folder's UNet config and its 7 fps, and Wan's 81 frames at 16 fps, guidance 5.

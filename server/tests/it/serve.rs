@@ -615,6 +615,83 @@ async fn text_to_video_with_an_installed_wan_model() {
     let _ = std::fs::remove_dir_all(&models);
 }
 
+/// An installed Wan 2.2 image-to-video model (the tiny two-expert wan-i2v1 fixture) animates an
+/// upload from the form, with a last frame and the second expert's guidance among its controls;
+/// a last frame is refused where it cannot be used, and both uploads go once the job is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_to_video_with_an_installed_wan_model_and_a_last_frame() {
+    let data = data_dir("wan-i2v");
+    let models = data.with_extension("models");
+    let _ = std::fs::remove_dir_all(&models);
+    std::fs::create_dir_all(&models).unwrap();
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../model/tests/fixtures");
+    std::os::unix::fs::symlink(fixtures.join("wan/wan-i2v1"), models.join("wan-i2v1")).unwrap();
+    let (app, _jobs) = start_with(&data, models.clone()).await;
+
+    let (_, listed) = send_json(&app, get("/api/models")).await;
+    let wan = listed.as_array().unwrap().iter().find(|m| m["id"] == "wan-i2v1").expect("wan-i2v1 listed").clone();
+    assert_eq!((wan["family"].as_str(), &wan["tasks"]), (Some("wan-image-to-video"), &json!(["image-to-video"])));
+    let param = |name: &str| wan["params"].as_array().unwrap().iter().find(|p| p["name"] == name).cloned();
+    assert_eq!(param("last_image").expect("a last frame")["kind"], "image");
+    assert_eq!(param("guidance_2").expect("the second expert's guidance")["default"], "3.5");
+
+    let fields = [
+        ("model", "wan-i2v1"),
+        ("prompt", "the ball rolls away"),
+        ("steps", "2"),
+        ("frames", "5"),
+        ("width", "32"),
+        ("height", "32"),
+        ("guidance", "4"),
+        ("guidance_2", "2"),
+    ];
+    let (first, last) = (png(64, 48), png(40, 40));
+    let files = [("image", "photo.png", &first[..]), ("last_image", "end.png", &last[..])];
+    let (status, job) = send_json(&app, post_multipart(multipart_named(&fields, &files))).await;
+    assert_eq!(status, StatusCode::CREATED, "{job}");
+    assert_eq!((job["mode"].as_str(), job["params"]["last_image"].as_bool()), (Some("image-to-video"), Some(true)));
+    let id = job["id"].as_str().unwrap().to_string();
+    let done = wait_for(&app, &id, |j| j["state"].as_str().is_some_and(|s| s != "queued" && s != "running")).await;
+    assert_eq!(done["state"], "done", "{done}");
+    let (_, video) = send_json(&app, get(&format!("/api/videos/{id}"))).await;
+    let meta = &video["metadata"];
+    assert_eq!((meta["family"].as_str(), meta["mode"].as_str()), (Some("wan-image-to-video"), Some("image-to-video")));
+    assert_eq!(
+        (meta["params"]["last_image"].as_bool(), meta["params"]["guidance_2"].as_f64()),
+        (Some(true), Some(2.0))
+    );
+    assert_eq!(meta["resolution"]["native"], json!([32, 32]), "the picture's shape at about 32x32");
+    let (status, _) = send(&app, get(&format!("/media/{id}/input.png"))).await;
+    assert_eq!(status, StatusCode::OK, "the picture animated is kept");
+    let (_, page) = send(&app, get(&format!("/v/{id}"))).await;
+    assert!(String::from_utf8_lossy(&page).contains("Last frame"), "the page says the clip had a last frame");
+    let leftover: Vec<_> = walk_files(&data)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains(&id) && p.to_string_lossy().contains("uploads"))
+        .collect();
+    assert!(leftover.is_empty(), "uploads left after the job: {leftover:?}");
+
+    // A JSON request cannot claim a last frame; one without a picture is refused for the picture.
+    assert_rejected(
+        &app,
+        post_json(json!({"prompt": "a cat", "model": "wan-i2v1", "last_image": true})),
+        StatusCode::BAD_REQUEST,
+        "animates images",
+    )
+    .await;
+    // The built-in model takes no last frame.
+    let builtin = [("model", "vidplay-toy-1"), ("steps", "1")];
+    assert_rejected(
+        &app,
+        post_multipart(multipart_named(&builtin, &files)),
+        StatusCode::BAD_REQUEST,
+        "takes no last frame",
+    )
+    .await;
+    let _ = std::fs::remove_dir_all(&data);
+    let _ = std::fs::remove_dir_all(&models);
+}
+
 /// A worker that prepares GPU kernels (`--warm-up always`; on a GPU `auto` does) runs every
 /// installed model once while no job waits, says so in the health answer and on the queue page,
 /// runs a job that comes meanwhile before the models left, and goes on when one model fails.

@@ -25,16 +25,22 @@ pub fn multipart(fields: &[(&str, &str)], file: Option<(&str, &[u8])>) -> Body {
 
 /// A form with several `image` files (animate many).
 pub fn multipart_files(fields: &[(&str, &str)], files: &[(&str, &[u8])]) -> Body {
+    let named: Vec<(&str, &str, &[u8])> = files.iter().map(|(file, bytes)| ("image", *file, *bytes)).collect();
+    multipart_named(fields, &named)
+}
+
+/// A form with files under their own field names: (field, file name, bytes).
+pub fn multipart_named(fields: &[(&str, &str)], files: &[(&str, &str, &[u8])]) -> Body {
     let mut body = Vec::new();
     for (name, value) in fields {
         body.extend_from_slice(
             format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").as_bytes(),
         );
     }
-    for (filename, bytes) in files {
+    for (field, filename, bytes) in files {
         body.extend_from_slice(
             format!(
-                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
             )
             .as_bytes(),
         );
@@ -161,4 +167,18 @@ pub fn png(w: u32, h: u32) -> Vec<u8> {
     let mut bytes = Vec::new();
     img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png).unwrap();
     bytes
+}
+
+/// Every file under `dir`, recursively.
+pub fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk_files(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
 }
