@@ -8,8 +8,9 @@ import * as path from "path";
 const port = Number(process.env.VIDPLAY_E2E_PORT ?? 3917);
 const dataDir = path.join(os.tmpdir(), `vidplay-e2e-${process.pid}`);
 const root = path.resolve(__dirname, "..");
-// Installed models: the tiny SD fixture (keyframes), the tiny SVD fixture (image to video) and the
-// tiny InstructPix2Pix fixture (an image editor); and a LoRA for the SD fixture in `loras/`.
+// Installed models: the tiny SD fixture (keyframes), the tiny SVD and Wan 2.2 fixtures (image to
+// video) and the tiny InstructPix2Pix fixture (an image editor); and a LoRA for the SD fixture in
+// `loras/`.
 // Both are named by this process's id, which an earlier run (of another checkout) may have had:
 // links to anything but this checkout's fixtures are replaced.
 const modelsDir = path.join(os.tmpdir(), `vidplay-e2e-models-${process.pid}`);
@@ -19,6 +20,7 @@ for (const [name, rel] of [
   ["sd1", "sd/sd1"],
   ["svd1", "svd/svd1"],
   ["ip2p1", "ip2p/ip2p1"],
+  ["wan-i2v1", "wan/wan-i2v1"],
   ["loras/style.safetensors", "sd/sd1-lora/peft.safetensors"],
   // Named as a step distillation: the form offers its settings.
   ["loras/style-lightning-4steps.safetensors", "sd/sd1-lora/kohya.safetensors"],

@@ -404,6 +404,29 @@ test("text to video through a keyframe and an installed SVD model", async ({ pag
   await page.screenshot({ path: `${shots}/svd-text-to-video.png`, fullPage: true });
 });
 
+test("animate a picture to a last frame with an installed Wan image-to-video model", async ({ page }) => {
+  await page.goto("/");
+  await hydrated(page);
+  await page.getByLabel("Image to video").check();
+  await page.getByRole("combobox", { name: /Model/ }).selectOption("wan-i2v1");
+  await page.getByLabel("Drop an image here, paste one, or choose a file").setInputFiles(path.join(fixtures, "photo.png"));
+  await page.getByLabel("Last frame", { exact: true }).setInputFiles(path.join(fixtures, "photo.png"));
+  await expect(page.getByLabel("Guidance, low noise")).toHaveValue("3.5");
+  await page.getByLabel("Assembled prompt (editable)").fill("the picture comes alive");
+  await page.getByLabel("Width").fill("32");
+  await page.getByLabel("Height").fill("32");
+  await page.getByLabel("Frames", { exact: true }).fill("5");
+  await setSteps(page, 2);
+  await page.getByRole("button", { name: "Generate" }).click();
+  const video = await waitForDone(page);
+  const meta = (await (await page.request.get(`/api/videos/${video}`)).json()).metadata;
+  expect([meta.family, meta.params.last_image, meta.params.guidance_2]).toEqual(["wan-image-to-video", true, 3.5]);
+  await page.goto(`/v/${video}`);
+  await hydrated(page);
+  await expect(page.getByText("given (the clip ends on an uploaded picture)")).toBeVisible();
+  await expectPlays(page, "video.player");
+});
+
 test("dropping a video made here restores all its settings", async ({ page }) => {
   const job = await page.request
     .post("/api/jobs", { data: { prompt: "a blue star moving left in the night sky", steps: 2, seed: 77, frames: 6, fps: 5, motion: 1.5 } })

@@ -28,7 +28,7 @@ impl KeyframeChain {
         let max_steps =
             keyframers.iter().filter_map(|k| k.info().param("steps")).map(|s| s.max as u32).max().unwrap_or(1);
         let names: Vec<String> = keyframers.iter().map(|k| k.info().id.clone()).collect();
-        info.params.extend([
+        let chained = [
             ParamSpec::text(
                 "negative",
                 "Negative prompt",
@@ -63,7 +63,10 @@ impl KeyframeChain {
                 "how strongly the keyframe follows the prompt",
             )
             .for_tasks(&t2v),
-        ]);
+        ];
+        // A setting the video model has itself (Wan's negative prompt) is one control for both.
+        let own: Vec<String> = info.params.iter().map(|p| p.name.clone()).collect();
+        info.params.extend(chained.into_iter().filter(|p| !own.contains(&p.name)));
         info.memory_mib += keyframers.iter().map(|k| k.info().memory_mib).max().unwrap_or(0);
         Self { info, video, keyframers }
     }

@@ -110,9 +110,8 @@ impl WanImageToVideoEngine {
                 "the guidance of the second expert, which makes the last steps (the details)",
             ));
         }
-        for p in &mut params {
-            p.tasks = vec![Mode::ImageToVideo];
-        }
+        // The last frame ends a clip animated from a picture: not one from a keyframe.
+        params[0].tasks = vec![Mode::ImageToVideo];
         let info = ModelInfo {
             id: name.into(),
             family: FAMILY.name.into(),
