@@ -6,6 +6,7 @@ Run by hand (CI needs no Python):
 
     python3 -m venv /tmp/venv && /tmp/venv/bin/pip install torch diffusers transformers sentencepiece safetensors peft
     /tmp/venv/bin/python scripts/wan_i2v_fixtures.py
+    /tmp/venv/bin/python scripts/wan_i2v_fixtures.py wan2.2-i2v-a14b-shapes
 
 A complete diffusers `WanImageToVideoPipeline` folder as Wan-AI/Wan2.2-I2V-A14B-Diffusers lays
 it out: two transformers (36 input channels: noise, the 4-channel frame mask, the picture's
@@ -243,5 +244,42 @@ def main():
           "bytes")
 
 
+# Wan-AI/Wan2.2-I2V-A14B-Diffusers' transformer config (both experts have it) and pipeline index,
+# transcribed.
+A14B_TRANSFORMER = dict(_class_name="WanTransformer3DModel", added_kv_proj_dim=None, attention_head_dim=128,
+                        cross_attn_norm=True, eps=1e-06, ffn_dim=13824, freq_dim=256, image_dim=None, in_channels=36,
+                        num_attention_heads=40, num_layers=40, out_channels=16, patch_size=[1, 2, 2],
+                        pos_embed_seq_len=None, qk_norm="rms_norm_across_heads", rope_max_seq_len=1024, text_dim=4096)
+A14B_INDEX = {"_class_name": "WanImageToVideoPipeline", "boundary_ratio": 0.9, "expand_timesteps": False,
+              "image_encoder": [None, None], "image_processor": [None, None],
+              "scheduler": ["diffusers", "UniPCMultistepScheduler"], "text_encoder": ["transformers", "UMT5EncoderModel"],
+              "tokenizer": ["transformers", "T5TokenizerFast"], "transformer": ["diffusers", "WanTransformer3DModel"],
+              "transformer_2": ["diffusers", "WanTransformer3DModel"], "vae": ["diffusers", "AutoencoderKLWan"]}
+
+
+def a14b_shapes():
+    """`wan2.2-i2v-a14b-shapes/`: the A14B folder's index, its experts' config and every tensor name
+    and shape diffusers gives an expert (built on the meta device); the VAE and UMT5 are Wan
+    2.1's (`wan2.1-t2v-1.3b-shapes/`)."""
+    folder = os.path.join(ROOT, "wan2.2-i2v-a14b-shapes")
+    os.makedirs(folder, exist_ok=True)
+    with torch.device("meta"):
+        expert = WanTransformer3DModel(**{k: v for k, v in A14B_TRANSFORMER.items() if not k.startswith("_")})
+    shapes = {k: list(v.shape) for k, v in expert.state_dict().items()}
+    for name in ("transformer", "transformer_2"):
+        os.makedirs(os.path.join(folder, name), exist_ok=True)
+        with open(os.path.join(folder, name, "config.json"), "w") as f:
+            json.dump(A14B_TRANSFORMER, f, indent=1)
+    with open(os.path.join(folder, "model_index.json"), "w") as f:
+        json.dump(A14B_INDEX, f, indent=1)
+    with open(os.path.join(folder, "shapes.json"), "w") as f:
+        json.dump({"transformer": shapes}, f)
+    print("wan 2.2 i2v a14b expert:", len(shapes), "tensors,", sum(int(np.prod(s)) for s in shapes.values()),
+          "parameters")
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["wan2.2-i2v-a14b-shapes"]:
+        a14b_shapes()
+    else:
+        main()

@@ -10,8 +10,9 @@ A LoRA made with PEFT for wan1's transformer (every attention projection and the
 rank 4 with lora_alpha 8, saved by diffusers' `save_lora_weights` (diffusers naming), and the same
 LoRA in the original Wan naming that ComfyUI's Wan LoRAs (Lightning, lightx2v) ship in
 (`diffusion_model.blocks.0.self_attn.q.lora_down.weight`, `...lora_up.weight`, `...alpha`).
-`expected.safetensors` holds the frames diffusers makes from wan1's first run's noise, without the
-LoRA and with it loaded and fused.
+`comfyui-diff.safetensors` adds the full differences lightx2v's files carry (`.diff_b`, the head's
+`.diff`, a norm's and a block weight's `.diff`). `expected.safetensors` holds the frames diffusers
+makes from wan1's first run's noise, without a LoRA and with each loaded and fused at 0.9.
 """
 
 import json
@@ -69,18 +70,38 @@ def main():
         original[f"{name}.lora_down.weight" if kind == "A.weight" else f"{name}.lora_up.weight"] = value.contiguous()
         original[f"{name}.alpha"] = torch.tensor(ALPHA)
     save_file(original, os.path.join(out, "comfyui.safetensors"))
+    # The same with the full differences the lightx2v / Lightning files carry: `diff_b` bias
+    # differences of every LoRA'd module and of the output head, the head's weight difference
+    # (`head.head.diff`), a norm's difference and a block weight's difference (both of which
+    # diffusers leaves out).
+    g = torch.Generator().manual_seed(3)
+    with_diffs = dict(original)
+    for key in original:
+        if key.endswith(".lora_up.weight"):
+            module = key[: -len(".lora_up.weight")]
+            with_diffs[f"{module}.diff_b"] = torch.randn(original[key].shape[0], generator=g) * 0.2
+    head = pipe.transformer.proj_out
+    with_diffs["diffusion_model.head.head.diff"] = torch.randn(head.weight.shape, generator=g) * 0.2
+    with_diffs["diffusion_model.head.head.diff_b"] = torch.randn(head.bias.shape, generator=g) * 0.2
+    with_diffs["diffusion_model.blocks.0.norm3.diff"] = torch.randn(pipe.transformer.blocks[0].norm2.weight.shape,
+                                                                    generator=g)
+    with_diffs["diffusion_model.blocks.0.self_attn.q.diff"] = torch.randn(
+        pipe.transformer.blocks[0].attn1.to_q.weight.shape, generator=g)
+    save_file({k: v.contiguous() for k, v in with_diffs.items()}, os.path.join(out, "comfyui-diff.safetensors"))
 
     tensors = {}
-    for label, scale in (("plain", None), ("lora", SCALE)):
+    for label, file in (("plain", None), ("lora", "diffusers.safetensors"), ("lora_diff", "comfyui-diff.safetensors")):
         p = WanPipeline.from_pretrained(base)
-        if scale is not None:
-            p.load_lora_weights(out, weight_name="diffusers.safetensors")
-            p.fuse_lora(lora_scale=scale)
+        if file is not None:
+            p.load_lora_weights(out, weight_name=file)
+            p.fuse_lora(lora_scale=SCALE)
         video = p(prompt=run["prompt"], negative_prompt=run["negative"], height=run["height"], width=run["width"],
                   num_frames=run["frames"], num_inference_steps=run["steps"], guidance_scale=run["guidance"],
                   latents=noise.clone(), output_type="np").frames[0]
         tensors[f"run.0.{label}"] = torch.from_numpy(np.ascontiguousarray(video)).float()
     diff = float((tensors["run.0.plain"] - tensors["run.0.lora"]).abs().max())
+    print("the differences move pixels by up to",
+          float((tensors["run.0.lora_diff"] - tensors["run.0.lora"]).abs().max()))
     print(f"the LoRA moves pixels by up to {diff:.3f}")
     save_file(tensors, os.path.join(out, "expected.safetensors"))
     with open(os.path.join(out, "expected.json"), "w") as f:

@@ -14,6 +14,12 @@
 //!   `diffusion_model.blocks.0.self_attn.q.lora_down.weight`, or `lora_A`/`lora_B`), which the
 //!   family renames to diffusers' ([`Merge::resolve`]'s `rename`).
 //!
+//! ComfyUI's Wan LoRAs (lightx2v's distillations) also carry whole differences, read as
+//! diffusers reads them: `MODULE.diff_b` adds to the module's bias, `head.head.diff` to the
+//! output head's weight; the norms' differences (zeros in the files that ship them), other
+//! weights' `.diff` and, in a file without a LoRA on `time_projection`, its differences are left
+//! out, as diffusers leaves them.
+//!
 //! A LoRA entry that matches no weight of its component is an error naming it: a LoRA for
 //! another model must not load as a silent no-op.
 
@@ -23,14 +29,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// One low-rank update: `up` [out, rank] times `down` [rank, in...], times `alpha / rank`.
+/// What an entry adds to a tensor, before the job's scale.
 #[derive(Debug, Clone)]
-struct Update {
-    down: Vec<f32>,
-    down_shape: Vec<usize>,
-    up: Vec<f32>,
-    up_shape: Vec<usize>,
-    alpha: Option<f32>,
+enum Update {
+    /// `up` [out, rank] times `down` [rank, in...], times `alpha / rank`.
+    LowRank { down: Vec<f32>, down_shape: Vec<usize>, up: Vec<f32>, up_shape: Vec<usize>, alpha: Option<f32> },
+    /// A whole difference, of the tensor's shape.
+    Full { values: Vec<f32>, shape: Vec<usize> },
 }
 
 /// How an entry names the weight it updates.
@@ -42,6 +47,8 @@ enum Target {
     Underscored(String),
     /// The module's path in the original model's code (ComfyUI's naming of Wan).
     Original(String),
+    /// The bias of such a module (`MODULE.diff_b`).
+    OriginalBias(String),
 }
 
 /// A LoRA file, read.
@@ -51,7 +58,7 @@ pub struct Lora {
     /// SHA-256 of the file, hex (recorded with results).
     pub sha256: String,
     /// Component (`unet`, `text_encoder`, `transformer`) -> what each entry updates.
-    updates: BTreeMap<String, BTreeMap<Target, Update>>,
+    updates: BTreeMap<String, Vec<(Target, Update)>>,
 }
 
 /// A LoRA and the scale a job applies it with.
@@ -83,10 +90,34 @@ impl Lora {
                 Err(_) => Ok(None),
             }
         };
-        let mut updates: BTreeMap<String, BTreeMap<Target, Update>> = BTreeMap::new();
+        let mut updates: BTreeMap<String, Vec<(Target, Update)>> = BTreeMap::new();
         let mut names: Vec<&str> = st.names();
         names.sort();
+        // diffusers keeps `time_projection`'s differences only beside a LoRA on it.
+        let time_projection_lora = names.iter().any(|n| {
+            n.starts_with("diffusion_model.time_projection") && (n.contains(".lora_down.") || n.contains(".lora_A."))
+        });
         for name in names {
+            let difference = name
+                .strip_suffix(".diff_b")
+                .map(|m| (m, true))
+                .or_else(|| name.strip_suffix(".diff").map(|m| (m, false)));
+            if let Some((module, bias)) = difference
+                && let Some(module) = module.strip_prefix("diffusion_model.")
+            {
+                let norm = module.split('.').any(|part| part.starts_with("norm"));
+                let time_projection = module.starts_with("time_projection") && !time_projection_lora;
+                let target = match (bias, module) {
+                    _ if norm || time_projection => continue,
+                    (true, _) => Target::OriginalBias(module.to_string()),
+                    (false, "head.head") => Target::Original(module.to_string()),
+                    // diffusers applies no other weight's difference.
+                    (false, _) => continue,
+                };
+                let (values, shape) = read(name)?;
+                updates.entry("transformer".into()).or_default().push((target, Update::Full { values, shape }));
+                continue;
+            }
             let original =
                 |module: &str| module.strip_prefix("diffusion_model.").map(|m| Target::Original(m.to_string()));
             let (component, target, up_name, alpha) = if let Some(module) = name.strip_suffix(".lora_A.weight")
@@ -131,7 +162,7 @@ impl Lora {
                 continue;
             } else if name.ends_with(".diff") || name.ends_with(".diff_b") {
                 return Err(fail(format!(
-                    "`{name}` is a full-weight difference; those are not merged yet (only low-rank lora_A/lora_B or lora_down/lora_up pairs)"
+                    "`{name}` is a whole difference; those are read in the original Wan naming (`diffusion_model.MODULE.diff`) only"
                 )));
             } else {
                 return Err(fail(format!("`{name}` is not a LoRA weight (lora_A/lora_B or lora_down/lora_up)")));
@@ -143,7 +174,10 @@ impl Lora {
             if up_shape.get(1) != Some(&rank) || up_shape.iter().skip(2).any(|&d| d != 1) || down_shape.len() < 2 {
                 return Err(fail(format!("`{name}` {down_shape:?} and `{up_name}` {up_shape:?} do not multiply")));
             }
-            updates.entry(component).or_default().insert(target, Update { down, down_shape, up, up_shape, alpha });
+            updates
+                .entry(component)
+                .or_default()
+                .push((target, Update::LowRank { down, down_shape, up, up_shape, alpha }));
         }
         if updates.is_empty() {
             return Err(fail("holds no LoRA weights".into()));
@@ -210,12 +244,17 @@ impl Merge {
                         let key = format!("{m}.weight");
                         keys.iter().find(|k| ***k == key)
                     }),
+                    Target::OriginalBias(module) => rename(module).and_then(|m| {
+                        let key = format!("{m}.bias");
+                        keys.iter().find(|k| ***k == key)
+                    }),
                 }
                 .map(|k| (*k).clone());
                 let Some(key) = key else {
                     let name = match target {
                         Target::Key(key) => key.clone(),
                         Target::Underscored(name) | Target::Original(name) => name.clone(),
+                        Target::OriginalBias(name) => format!("{name}.diff_b"),
                     };
                     return Err(LoadError::File {
                         path: used.lora.path.clone(),
@@ -234,31 +273,44 @@ impl Merge {
         self.deltas.is_empty()
     }
 
-    /// Adds the updates of weight `key` (of `shape`) to its values.
+    /// Adds the updates of tensor `key` (of `shape`) to its values.
     pub fn apply(&self, key: &str, shape: &[usize], values: &mut [f32], path: &Path) -> Result<(), LoadError> {
         let Some(deltas) = self.deltas.get(key) else { return Ok(()) };
         let out = shape.first().copied().unwrap_or(0);
         let inner: usize = shape.iter().skip(1).product();
+        let mismatch = |found: Vec<usize>, expected: Vec<usize>| LoadError::Shape {
+            path: path.to_path_buf(),
+            key: key.into(),
+            found,
+            expected,
+        };
         for (update, scale) in deltas {
-            let rank = update.down_shape[0];
-            let down_inner: usize = update.down_shape.iter().skip(1).product();
-            if update.up_shape[0] != out || down_inner != inner {
-                return Err(LoadError::Shape {
-                    path: path.to_path_buf(),
-                    key: key.into(),
-                    found: vec![update.up_shape[0], down_inner],
-                    expected: vec![out, inner],
-                });
+            let (down, down_shape, up, up_shape, alpha) = match update {
+                Update::Full { values: diff, shape: diff_shape } => {
+                    if diff_shape.as_slice() != shape {
+                        return Err(mismatch(diff_shape.clone(), shape.to_vec()));
+                    }
+                    for (w, d) in values.iter_mut().zip(diff) {
+                        *w += scale * d;
+                    }
+                    continue;
+                }
+                Update::LowRank { down, down_shape, up, up_shape, alpha } => (down, down_shape, up, up_shape, alpha),
+            };
+            let rank = down_shape[0];
+            let down_inner: usize = down_shape.iter().skip(1).product();
+            if up_shape[0] != out || down_inner != inner {
+                return Err(mismatch(vec![up_shape[0], down_inner], vec![out, inner]));
             }
-            let factor = scale * update.alpha.map_or(1.0, |a| a / rank as f32);
+            let factor = scale * alpha.map_or(1.0, |a| a / rank as f32);
             for o in 0..out {
                 let row = &mut values[o * inner..(o + 1) * inner];
                 for r in 0..rank {
-                    let u = update.up[o * rank + r] * factor;
+                    let u = up[o * rank + r] * factor;
                     if u == 0.0 {
                         continue;
                     }
-                    let down = &update.down[r * inner..(r + 1) * inner];
+                    let down = &down[r * inner..(r + 1) * inner];
                     for (w, d) in row.iter_mut().zip(down) {
                         *w += u * d;
                     }

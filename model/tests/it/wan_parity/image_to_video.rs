@@ -142,3 +142,37 @@ fn folders_the_port_does_not_run_are_refused_by_name() {
     }
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// Wan 2.2 I2V A14B's experts without their weights (`wan2.2-i2v-a14b-shapes/`: the published
+/// configs and every name and shape diffusers gives an expert): each loads unchanged, with the
+/// 36 input channels the image condition fills, and has 14.3 billion parameters.
+#[test]
+fn a14b_expert_names_and_shapes_load_unchanged() {
+    use model::diffusers::common::weights::Weights;
+    use model::diffusers::wan::transformer_wan::{WanTransformer3DModel, WanTransformerConfig};
+    use std::collections::BTreeMap;
+    let root = fixture("wan2.2-i2v-a14b-shapes");
+    let all: BTreeMap<String, BTreeMap<String, Vec<usize>>> =
+        serde_json::from_str(&std::fs::read_to_string(root.join("shapes.json")).unwrap()).unwrap();
+    for expert in ["transformer", "transformer_2"] {
+        let config = WanTransformerConfig::read(&root.join(expert).join("config.json")).unwrap();
+        assert_eq!(
+            (config.inner_dim(), config.num_layers, config.in_channels, config.out_channels()),
+            (5120, 40, 36, 16)
+        );
+        let weights = Weights::shapes_only(&root.join(expert), all["transformer"].clone(), &cpu());
+        WanTransformer3DModel::load(&weights.root(), &config).unwrap_or_else(|e| panic!("{expert}: {e}"));
+        weights.finish().unwrap_or_else(|e| panic!("{expert}: {e}"));
+    }
+    let count: usize = all["transformer"].values().map(|s| s.iter().product::<usize>()).sum();
+    assert_eq!(count, 14_288_901_184);
+    let index = meta_of(&root.join("model_index.json"));
+    assert_eq!(
+        (index["_class_name"].as_str(), index["boundary_ratio"].as_f64()),
+        (Some(Wan::IMAGE_PIPELINE_CLASS), Some(0.9))
+    );
+}
+
+fn meta_of(path: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}

@@ -110,7 +110,7 @@ fn bad_folders_give_errors_naming_the_file() {
 
 /// LoRAs for the Wan transformer (scripts/wan_lora_fixtures.py: rank 4, alpha 8 on every
 /// attention projection and the feed-forward), from diffusers' own file and from the same LoRA
-/// in ComfyUI's naming of the original Wan modules: the frames diffusers makes after
+/// in ComfyUI's naming of the original Wan modules, with and without whole differences: the frames diffusers makes after
 /// `load_lora_weights` and `fuse_lora(0.9)`; without the LoRA, far off.
 #[test]
 fn loras_merge_into_the_transformer_as_diffusers_fuses_them() {
@@ -152,11 +152,22 @@ fn loras_merge_into_the_transformer_as_diffusers_fuses_them() {
         got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max)
     };
     let scale = meta["scale"].as_f64().unwrap() as f32;
-    for file in ["diffusers.safetensors", "comfyui.safetensors"] {
+    // comfyui-diff.safetensors also carries lightx2v's whole differences (bias `.diff_b`, the
+    // head's `.diff`; a norm's and a block weight's `.diff`, which diffusers leaves out).
+    for (file, key) in [
+        ("diffusers.safetensors", "run.0.lora"),
+        ("comfyui.safetensors", "run.0.lora"),
+        ("comfyui-diff.safetensors", "run.0.lora_diff"),
+    ] {
         let lora = Arc::new(Lora::read(&folder.join(file)).unwrap_or_else(|e| panic!("{e}")));
         assert_eq!(lora.components(), ["transformer"]);
-        let d = diff(&frames(vec![LoraUse { lora, scale }]), "run.0.lora");
+        let got = frames(vec![LoraUse { lora, scale }]);
+        let d = diff(&got, key);
         assert!(d < 1e-4, "{file}: {d} off diffusers' fused LoRA");
+        if key == "run.0.lora_diff" {
+            let without = diff(&got, "run.0.lora");
+            assert!(without > 0.05, "the differences left out are only {without} off");
+        }
     }
     let plain = frames(Vec::new());
     assert!(diff(&plain, "run.0.plain") < 1e-4, "without a LoRA: diffusers' plain frames");
