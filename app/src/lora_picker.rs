@@ -39,6 +39,8 @@ pub fn LoraPicker(
             values.update(|v| {
                 v.insert("steps".into(), steps.to_string());
                 v.insert("guidance".into(), guidance.to_string());
+                // Both experts of a two-expert model (Wan 2.2 A14B) sample without guidance.
+                v.insert("guidance_2".into(), guidance.to_string());
             });
         }
     };

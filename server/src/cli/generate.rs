@@ -1,8 +1,8 @@
 //! `vidplay generate`: a clip from a prompt, or an animated image, with the built-in model or an
-//! installed video model (`--model-dir`, `--model`: Stable Video Diffusion animates an image, Wan
-//! makes a clip from text), run through the model's engine as the queue runs a job, and written
-//! as the playground writes results (video.mp4, video.gif, metadata.json, input.png when
-//! animating, optionally frames/*.png).
+//! installed video model (`--model-dir`, `--model`: Stable Video Diffusion and Wan image-to-video
+//! animate an image, Wan text-to-video makes a clip from text), run through the model's engine
+//! as the queue runs a job, and written as the playground writes results (video.mp4, video.gif,
+//! metadata.json, input.png when animating, optionally frames/*.png).
 
 use super::common::{ModelArgs, check_given, check_sides, check_text, given, locate};
 use super::engine_run;
@@ -74,8 +74,8 @@ pub struct InstalledArgs {
     low_memory: bool,
     /// Wan: a LoRA to merge into the transformer, at a scale (default 1): `FILE` or
     /// `FILE:SCALE`, in diffusers or ComfyUI naming; repeat for several. With Wan 2.2's two
-    /// experts, a file named `*high_noise*` goes to the first, `*low_noise*` to the second,
-    /// any other to both.
+    /// experts, a file named for the high-noise model (`high_noise_model`, `..._HIGH_...`) goes
+    /// to the first, one for the low-noise model to the second, any other to both.
     #[arg(long = "lora", value_name = "FILE[:SCALE]")]
     loras: Vec<String>,
     /// Benchmarks: one one-step run at the same size first, so the timings leave out kernel

@@ -112,12 +112,12 @@ impl WanOptions {
     /// The text encoder on the GPU in bf16 when the driver says it has room
     /// ([`TEXT_ENCODER_GPU_MIN_BYTES`]), else on the CPU in f32 (T5 models overflow in f16).
     /// Sorts LoRAs between the experts as Wan 2.2's ship: a file named for the high-noise
-    /// model (`high_noise`) updates `transformer`, one for the low-noise model (`low_noise`)
-    /// `transformer_2`, any other both (diffusers' `load_into_transformer_2`).
+    /// model (`high_noise_model.safetensors`, `..._HIGH_fp16.safetensors`) updates
+    /// `transformer`, one for the low-noise model `transformer_2`, any other both (diffusers'
+    /// `load_lora_weights`, once more with `load_into_transformer_2`).
     pub fn with_loras(mut self, loras: Vec<LoraUse>) -> Self {
         for l in loras {
-            let name = l.lora.name().to_lowercase().replace('-', "_");
-            let (high, low) = (name.contains("high_noise"), name.contains("low_noise"));
+            let (high, low) = (expert_named(&l.lora.name(), "high"), expert_named(&l.lora.name(), "low"));
             if high || !low {
                 self.loras.push(l.clone());
             }
@@ -657,4 +657,32 @@ impl Wan {
 /// Whether a guidance scale runs the unconditional pass (diffusers: `guidance_scale > 1`).
 fn guided_at(guidance: f32) -> bool {
     guidance > 1.0
+}
+
+/// Whether a LoRA file's name says it is for the `which` ("high" or "low") noise expert: the
+/// word on its own (`_HIGH_`) or run into "noise" (`high_noise`, `highnoise`).
+fn expert_named(file: &str, which: &str) -> bool {
+    let lower = file.to_lowercase();
+    let words: Vec<&str> = lower.split(|c: char| !c.is_ascii_alphanumeric()).collect();
+    words.contains(&which) || words.contains(&format!("{which}noise").as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::expert_named;
+
+    #[test]
+    fn lora_files_are_sorted_to_the_expert_their_name_says() {
+        for (file, high, low) in [
+            ("high_noise_model.safetensors", true, false),
+            ("low_noise_model.safetensors", false, true),
+            ("Wan2.2-Lightning_I2V-A14B-4steps-lora_HIGH_fp16.safetensors", true, false),
+            ("Wan2.2-Lightning_I2V-A14B-4steps-lora_LOW_fp16.safetensors", false, true),
+            ("wan22_highnoise_style.safetensors", true, false),
+            ("lightx2v_I2V_14B_480p_cfg_step_distill_rank64.safetensors", false, false),
+            ("highlights.safetensors", false, false),
+        ] {
+            assert_eq!((expert_named(file, "high"), expert_named(file, "low")), (high, low), "{file}");
+        }
+    }
 }
