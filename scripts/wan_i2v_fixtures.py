@@ -6,7 +6,7 @@ Run by hand (CI needs no Python):
 
     python3 -m venv /tmp/venv && /tmp/venv/bin/pip install torch diffusers transformers sentencepiece safetensors peft
     /tmp/venv/bin/python scripts/wan_i2v_fixtures.py
-    /tmp/venv/bin/python scripts/wan_i2v_fixtures.py wan2.2-i2v-a14b-shapes
+    /tmp/venv/bin/python scripts/wan_i2v_fixtures.py wan2.2-i2v-a14b-shapes wan2.1-i2v-14b-shapes
 
 A complete diffusers `WanImageToVideoPipeline` folder as Wan-AI/Wan2.2-I2V-A14B-Diffusers lays
 it out: two transformers (36 input channels: noise, the 4-channel frame mask, the picture's
@@ -244,6 +244,110 @@ def main():
           "bytes")
 
 
+# Wan 2.1 image to video: one transformer with image cross-attention (`image_dim`,
+# `added_kv_proj_dim`), a CLIP image encoder whose penultimate layer it reads, and its image
+# processor; the first-last-frame model (FLF2V) adds position embeddings over both pictures'
+# tokens (`pos_embed_seq_len`) and always takes a last picture.
+CLIP_VISION = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=3, num_attention_heads=4, image_size=32,
+                   patch_size=8, hidden_act="gelu", layer_norm_eps=1e-5)
+CLIP_TOKENS = (32 // 8) ** 2 + 1
+WAN21 = {
+    "wan-i2v21": dict(seed=41, transformer=dict(TRANSFORMER, image_dim=32, added_kv_proj_dim=24),
+                      runs=[dict(RUNS[0], guidance_2=None, image="image_0.png", last_image=None)]),
+    "wan-flf21": dict(seed=42, transformer=dict(TRANSFORMER, image_dim=32, added_kv_proj_dim=24,
+                                                pos_embed_seq_len=2 * CLIP_TOKENS),
+                      runs=[dict(RUNS[1], image="image_0.png", last_image="last_1.png", width=48, height=32)]),
+}
+# Scales for the image tokens, on top of GAIN.
+IMAGE_GAIN = dict(add_kv=8.0)
+
+
+def build_21(name, cfg):
+    """A tiny Wan 2.1 image-to-video folder (`name` in WAN21), its runs, and what the image
+    tokens change."""
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
+
+    torch.manual_seed(cfg["seed"])
+    folder = os.path.join(ROOT, name)
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder)
+    tokenizer = write_tokenizer(os.path.join(folder, "tokenizer"), "nmt_nfkc")
+    tokenizer_files = {n: open(os.path.join(folder, "tokenizer", n), "rb").read()
+                       for n in os.listdir(os.path.join(folder, "tokenizer"))}
+    text_encoder = UMT5EncoderModel(UMT5Config(vocab_size=len(tokenizer), feed_forward_proj="gated-gelu",
+                                               dense_act_fn="gelu_new", is_gated_act=True, dropout_rate=0.0,
+                                               tie_word_embeddings=False, pad_token_id=0, eos_token_id=1,
+                                               **TEXT)).eval()
+    transformer = WanTransformer3DModel(**cfg["transformer"]).eval()
+    # wan-i2v1's VAE, weights scaled already: the same bytes, which git stores once.
+    vae = AutoencoderKLWan.from_pretrained(os.path.join(ROOT, NAME, "vae")).eval()
+    image_encoder = CLIPVisionModel(CLIPVisionConfig(**CLIP_VISION)).eval()
+    processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    perturb(text_encoder, transformer, image_encoder)
+    with torch.no_grad():
+        transformer.proj_out.weight.mul_(GAIN["proj_out"])
+        transformer.patch_embedding.weight.mul_(GAIN["patch_embedding"])
+        transformer.patch_embedding.weight[:, 20:].mul_(GAIN["condition_channels"])
+        transformer.patch_embedding.weight[:, 16:20].mul_(GAIN["mask_channels"])
+        transformer.condition_embedder.text_embedder.linear_2.weight.mul_(GAIN["text_embedder"])
+        if transformer.condition_embedder.image_embedder.pos_embed is not None:
+            transformer.condition_embedder.image_embedder.pos_embed.normal_()
+        for block in transformer.blocks:
+            block.attn2.to_out[0].weight.mul_(GAIN["cross_attention"])
+            block.attn2.add_v_proj.weight.mul_(IMAGE_GAIN["add_kv"])
+            block.attn2.add_k_proj.weight.mul_(IMAGE_GAIN["add_kv"])
+    scheduler = UniPCMultistepScheduler.from_config(dict(UNIPC, flow_shift=FLOW_SHIFT))
+    pipe = WanImageToVideoPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, scheduler=scheduler,
+                                   transformer=transformer, image_encoder=image_encoder, image_processor=processor)
+    pipe.save_pretrained(folder, safe_serialization=True)
+    shutil.rmtree(os.path.join(folder, "tokenizer"))
+    os.makedirs(os.path.join(folder, "tokenizer"))
+    for n, data in tokenizer_files.items():
+        with open(os.path.join(folder, "tokenizer", n), "wb") as f:
+            f.write(data)
+    picture(48, 32, 1).save(os.path.join(folder, "image_0.png"))
+    picture(64, 40, 3).save(os.path.join(folder, "last_1.png"))
+
+    gen = torch.Generator().manual_seed(8)
+    tensors, meta = {}, {"gain": GAIN, "image_gain": IMAGE_GAIN, "pipelines": [], "bugs": []}
+    with torch.no_grad():
+        for i, run in enumerate(cfg["runs"]):
+            pictures = [Image.open(os.path.join(folder, run[k])).convert("RGB") for k in ("image", "last_image")
+                        if run[k]]
+            # The image encoder's input and output as the pipeline makes them.
+            pixels = processor(images=pictures, return_tensors="pt").pixel_values
+            tensors[f"pipeline.{i}.clip_pixels"] = pixels
+            tensors[f"pipeline.{i}.image_embeds"] = pipe.encode_image(pictures if len(pictures) > 1 else pictures[0],
+                                                                      "cpu")
+            noise = torch.randn(1, 16, (run["frames"] - 1) // 4 + 1, run["height"] // 8, run["width"] // 8,
+                                generator=gen)
+            video = run_pipe(pipe, run, folder, noise)
+            tensors[f"pipeline.{i}.noise"] = noise
+            tensors[f"pipeline.{i}.frames"] = torch.from_numpy(np.ascontiguousarray(video))
+            save_file({"noise": noise.clone().contiguous()}, os.path.join(folder, f"noise_{i}.safetensors"))
+            meta["pipelines"].append(dict(run, noise=f"noise_{i}.safetensors"))
+            # Simulated bugs in the image tokens (the pipeline's `encode_image` replaced).
+            embeds = tensors[f"pipeline.{i}.image_embeds"]
+            first = embeds[:1]
+            bugs = [("the image tokens zeroed", torch.zeros_like(embeds))]
+            if run["last_image"]:
+                bugs.append(("the last picture's tokens from the first", torch.cat([first, first])))
+            encode = pipe.encode_image
+            for label, wrong in bugs:
+                pipe.encode_image = lambda *_, wrong=wrong: wrong
+                got = run_pipe(pipe, run, folder, noise)
+                meta["bugs"].append({"bug": label, "run": i, "psnr_db": round(psnr(got, video), 2)})
+            pipe.encode_image = encode
+    tensors = {k: v.detach().float().contiguous() for k, v in tensors.items()}
+    save_file(tensors, os.path.join(folder, "expected.safetensors"))
+    with open(os.path.join(folder, "expected.json"), "w") as f:
+        json.dump(meta, f, indent=1, default=lambda o: list(o) if isinstance(o, tuple) else str(o))
+    for b in meta["bugs"]:
+        print(f"{name}: {b['psnr_db']:7.2f} dB  {b['bug']}")
+    print(name, "written:", sum(os.path.getsize(os.path.join(d, x)) for d, _, xs in os.walk(folder) for x in xs),
+          "bytes")
+
+
 # Wan-AI/Wan2.2-I2V-A14B-Diffusers' transformer config (both experts have it) and pipeline index,
 # transcribed.
 A14B_TRANSFORMER = dict(_class_name="WanTransformer3DModel", added_kv_proj_dim=None, attention_head_dim=128,
@@ -278,8 +382,44 @@ def a14b_shapes():
           "parameters")
 
 
+# Wan-AI/Wan2.1-I2V-14B-480P-Diffusers' transformer and image encoder configs, transcribed.
+I2V_14B_TRANSFORMER = dict(A14B_TRANSFORMER, image_dim=1280, added_kv_proj_dim=5120)
+I2V_14B_IMAGE_ENCODER = dict(hidden_size=1280, intermediate_size=5120, num_attention_heads=16, num_hidden_layers=32,
+                             patch_size=14, image_size=224, hidden_act="gelu", layer_norm_eps=1e-05,
+                             projection_dim=1024)
+
+
+def i2v_14b_shapes():
+    """`wan2.1-i2v-14b-shapes/`: the transformer and CLIP image encoder of Wan 2.1 I2V 14B, their
+    configs and every tensor name and shape (the image encoder's under `vision_model.`, as the
+    published file, saved by transformers 4, names them)."""
+    from transformers import CLIPVisionConfig, CLIPVisionModel
+
+    folder = os.path.join(ROOT, "wan2.1-i2v-14b-shapes")
+    os.makedirs(folder, exist_ok=True)
+    strip = lambda d: {k: v for k, v in d.items() if not k.startswith("_")}  # noqa: E731
+    with torch.device("meta"):
+        transformer = WanTransformer3DModel(**strip(I2V_14B_TRANSFORMER))
+        encoder = CLIPVisionModel(CLIPVisionConfig(**I2V_14B_IMAGE_ENCODER))
+    prefixed = lambda k: k if k.startswith("vision_model.") else "vision_model." + k  # noqa: E731
+    shapes = {"transformer": {k: list(v.shape) for k, v in transformer.state_dict().items()},
+              "image_encoder": {prefixed(k): list(v.shape) for k, v in encoder.state_dict().items()}}
+    for name, cfg in (("transformer", I2V_14B_TRANSFORMER), ("image_encoder", I2V_14B_IMAGE_ENCODER)):
+        os.makedirs(os.path.join(folder, name), exist_ok=True)
+        with open(os.path.join(folder, name, "config.json"), "w") as f:
+            json.dump(cfg, f, indent=1)
+    with open(os.path.join(folder, "shapes.json"), "w") as f:
+        json.dump(shapes, f)
+    print("wan 2.1 i2v 14b:", {k: (len(v), sum(int(np.prod(s)) for s in v.values())) for k, v in shapes.items()})
+
+
 if __name__ == "__main__":
-    if sys.argv[1:] == ["wan2.2-i2v-a14b-shapes"]:
-        a14b_shapes()
-    else:
-        main()
+    for arg in sys.argv[1:] or [NAME, *WAN21]:
+        if arg == "wan2.2-i2v-a14b-shapes":
+            a14b_shapes()
+        elif arg == "wan2.1-i2v-14b-shapes":
+            i2v_14b_shapes()
+        elif arg in WAN21:
+            build_21(arg, WAN21[arg])
+        else:
+            main()

@@ -1,8 +1,10 @@
-//! Wan image-to-video models (diffusers `WanImageToVideoPipeline` folders: Wan 2.2 I2V A14B,
-//! two experts) as an engine: the picture is the clip's first frame, an optional second picture
-//! its last, and the prompt says what happens between. Its controls and defaults are the
-//! model's own: Wan 2.2's (832x480, 81 frames at 16 fps, 40 steps, guidance 3.5 for both
-//! experts); the low-noise expert's guidance is offered only where the folder has two.
+//! Wan image-to-video models (diffusers `WanImageToVideoPipeline` folders: Wan 2.2 I2V A14B with
+//! two experts, Wan 2.1 I2V 14B and FLF2V with a CLIP image encoder) as an engine: the picture
+//! is the clip's first frame, a second picture its last (optional for Wan 2.2, required by the
+//! first-last-frame model, not taken by Wan 2.1's others), and the prompt says what happens
+//! between. Its controls and defaults are the model's own: Wan 2.2's (832x480, 81 frames at 16
+//! fps, 40 steps, guidance 3.5 for both experts); the low-noise expert's guidance is offered only
+//! where the folder has two.
 
 use super::family::Family;
 use super::wan::{FPS, MAX_FRAMES, MAX_STEPS, MAX_WIDTH, chips, load, request_of, video_meta};
@@ -30,21 +32,47 @@ const SIZE_UNIT: u32 = 16;
 pub struct WanImageToVideoEngine {
     info: ModelInfo,
     path: PathBuf,
+    /// The first-last-frame model: every clip needs a last frame.
+    needs_last_image: bool,
+}
+
+/// What a folder's configs say about its last frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LastFrame {
+    Optional,
+    Required,
+    /// Wan 2.1 image to video without the first-last-frame position embeddings.
+    None,
+}
+
+fn read_json(path: &Path) -> Option<serde_json::Value> {
+    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
 }
 
 impl WanImageToVideoEngine {
     pub fn new(name: &str, path: &Path) -> Self {
-        // Two experts when model_index.json has a boundary (read again, and checked, at load).
-        let two_experts = std::fs::read_to_string(path.join("model_index.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        // Two experts when model_index.json has a boundary; the transformer's image settings
+        // decide the last frame (all read again, and checked, at load).
+        let two_experts = read_json(&path.join("model_index.json"))
             .is_some_and(|v| v.get("boundary_ratio").is_some_and(|b| b.is_number()));
-        let mut params = vec![
-            ParamSpec::image(
-                LAST_IMAGE,
-                "Last frame",
-                "optional: a picture the clip ends on (first-and-last-frame animation)",
-            ),
+        let transformer = read_json(&path.join("transformer/config.json")).unwrap_or_default();
+        let set = |key: &str| transformer.get(key).is_some_and(|v| !v.is_null());
+        let last_frame = match (set("image_dim"), set("pos_embed_seq_len")) {
+            (false, _) => LastFrame::Optional,
+            (true, true) => LastFrame::Required,
+            (true, false) => LastFrame::None,
+        };
+        let mut params = Vec::new();
+        let last_help = match last_frame {
+            LastFrame::Optional => Some("optional: a picture the clip ends on (first-and-last-frame animation)"),
+            LastFrame::Required => Some("the picture the clip ends on (this first-last-frame model needs one)"),
+            LastFrame::None => None,
+        };
+        if let Some(help) = last_help {
+            // The last frame ends a clip animated from a picture: not one from a keyframe.
+            params.push(ParamSpec::image(LAST_IMAGE, "Last frame", help).for_tasks(&[Mode::ImageToVideo]));
+        }
+        params.extend([
             ParamSpec::text(
                 "negative",
                 "Negative prompt",
@@ -98,7 +126,7 @@ impl WanImageToVideoEngine {
                 3.5,
                 "how strongly the clip follows the prompt (1 or less: off, as with a distillation LoRA)",
             ),
-        ];
+        ]);
         if two_experts {
             params.push(ParamSpec::number(
                 "guidance_2",
@@ -110,14 +138,17 @@ impl WanImageToVideoEngine {
                 "the guidance of the second expert, which makes the last steps (the details)",
             ));
         }
-        // The last frame ends a clip animated from a picture: not one from a keyframe.
-        params[0].tasks = vec![Mode::ImageToVideo];
         let info = ModelInfo {
             id: name.into(),
             family: FAMILY.name.into(),
             description: format!(
-                "Wan image-to-video (diffusers folder {}): animates a picture as the prompt describes, optionally ending on a second picture.{}",
+                "Wan image-to-video (diffusers folder {}): animates a picture as the prompt describes{}.{}",
                 path.display(),
+                match last_frame {
+                    LastFrame::Optional => ", optionally ending on a second picture",
+                    LastFrame::Required => ", ending on a second picture",
+                    LastFrame::None => "",
+                },
                 if two_experts {
                     " Two experts (Wan 2.2 A14B): one for the noisy first steps, one for the details."
                 } else {
@@ -135,7 +166,7 @@ impl WanImageToVideoEngine {
             input_note: "The clip starts on this picture, at its shape.".into(),
             takes_loras: true,
         };
-        Self { info, path: path.to_path_buf() }
+        Self { info, path: path.to_path_buf(), needs_last_image: last_frame == LastFrame::Required }
     }
 }
 
@@ -162,6 +193,9 @@ impl super::Engine for WanImageToVideoEngine {
         params.width = (params.width / SIZE_UNIT * SIZE_UNIT).max(SIZE_UNIT);
         params.height = (params.height / SIZE_UNIT * SIZE_UNIT).max(SIZE_UNIT);
         self.info.check(params, task)?;
+        if self.needs_last_image && task == Mode::ImageToVideo && !params.last_image {
+            return Err(format!("{} ends every clip on a given picture: add a last frame", self.info.id));
+        }
         Ok(task)
     }
 

@@ -624,15 +624,22 @@ fn generate_with_wan_reproduces_diffusers_from_the_same_noise() {
 /// with a last frame (resized to the clip), and with a LoRA merged into both experts.
 #[test]
 fn generate_with_wan_image_to_video_reproduces_diffusers() {
-    let model = wan_fixture("wan-i2v1");
-    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(model.join("expected.json")).unwrap()).unwrap();
-    let lora = format!("{}:0.9", model.join("lora.safetensors").display());
-    for (i, extra, key) in
-        [(0, None, "pipeline.0.frames"), (1, None, "pipeline.1.frames"), (0, Some(&lora), "lora.0.frames")]
-    {
+    let lora = format!("{}:0.9", wan_fixture("wan-i2v1").join("lora.safetensors").display());
+    // Wan 2.2 (two experts), and Wan 2.1 with its CLIP image encoder: one model without a last
+    // frame, the first-last-frame model with one.
+    for (fixture, i, extra, key) in [
+        ("wan-i2v1", 0, None, "pipeline.0.frames"),
+        ("wan-i2v1", 1, None, "pipeline.1.frames"),
+        ("wan-i2v1", 0, Some(&lora), "lora.0.frames"),
+        ("wan-i2v21", 0, None, "pipeline.0.frames"),
+        ("wan-flf21", 0, None, "pipeline.0.frames"),
+    ] {
+        let model = wan_fixture(fixture);
+        let meta: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(model.join("expected.json")).unwrap()).unwrap();
         let run = &meta["pipelines"][i];
         let arg = |k: &str| run[k].to_string().trim_matches('"').to_string();
-        let dir = temp_dir(&format!("wan-i2v-{key}"));
+        let dir = temp_dir(&format!("{fixture}-{key}"));
         let mut args: Vec<String> = [
             "generate",
             "--model-dir",
@@ -690,6 +697,7 @@ fn generate_with_wan_image_to_video_reproduces_diffusers() {
         }
     }
     // What the model does not take, or a picture it cannot end on, is a clear error.
+    let model = wan_fixture("wan-i2v1");
     let image = model.join("image_0.png");
     let wan1 = wan_fixture("wan1");
     let dir = temp_dir("wan-i2v-bad");
@@ -700,6 +708,14 @@ fn generate_with_wan_image_to_video_reproduces_diffusers() {
     let i2v = ["generate", "--model-dir", model.to_str().unwrap(), "--prompt", "a cat"];
     assert_fails_with(&[&i2v[..], &small, &out].concat(), "--image");
     assert_fails_with(&[&i2v[..], &small, &out, &["--last-image", image.to_str().unwrap()]].concat(), "--image");
+    let with_image = ["--image", image.to_str().unwrap()];
+    let i2v21 = wan_fixture("wan-i2v21");
+    let plain = ["generate", "--model-dir", i2v21.to_str().unwrap(), "--prompt", "a cat"];
+    let last = ["--last-image", image.to_str().unwrap()];
+    assert_fails_with(&[&plain[..], &small, &out, &with_image, &last].concat(), "takes no --last-image");
+    let flf = wan_fixture("wan-flf21");
+    let flf = ["generate", "--model-dir", flf.to_str().unwrap(), "--prompt", "a cat"];
+    assert_fails_with(&[&flf[..], &small, &out, &with_image].concat(), "add a last frame");
     assert!(!dir.join("metadata.json").exists(), "nothing written on errors");
 }
 

@@ -2,6 +2,7 @@
 //! (Stable Video Diffusion's image conditioning), the BPE tokenizer, and the whole CLIPModel with
 //! both projections (visual search and CLIP scores).
 
+pub mod image_processor;
 pub mod model;
 pub mod text;
 pub mod tokenizer;

@@ -1,6 +1,8 @@
-//! transformers' `CLIPVisionModelWithProjection` (SVD's `image_encoder`), driven by its
-//! config.json: patch embedding, class token, positions, pre-norm, encoder layers without a
-//! causal mask, the class token's post-norm, and the projection to `image_embeds`.
+//! transformers' `CLIPVisionModelWithProjection` (SVD's `image_encoder`) and `CLIPVisionModel`
+//! (Wan 2.1 image-to-video's, without the projection), driven by its config.json: patch
+//! embedding, class token, positions, pre-norm, encoder layers without a causal mask, the class
+//! token's post-norm, and the projection to `image_embeds`; or the hidden states of the
+//! penultimate layer, which Wan reads.
 
 use crate::diffusers::clip::text::{ClipEncoderLayer, LayerShape};
 use crate::diffusers::common::layers::{Activation, LayerNorm, Linear};
@@ -61,17 +63,41 @@ pub struct ClipVisionModelWithProjection {
     pre_layrnorm: LayerNorm,
     pub layers: Vec<ClipEncoderLayer>,
     post_layernorm: LayerNorm,
-    visual_projection: Linear,
+    /// `None` for a `CLIPVisionModel`.
+    visual_projection: Option<Linear>,
     pub config: ClipVisionConfig,
 }
 
 impl ClipVisionModelWithProjection {
     pub fn load(weights: &Weights, config: &ClipVisionConfig, config_path: &Path) -> Result<Self, LoadError> {
+        Self::load_with(weights, config, config_path, true)
+    }
+
+    /// A `CLIPVisionModel`: the same tower without `visual_projection`.
+    pub fn load_without_projection(
+        weights: &Weights,
+        config: &ClipVisionConfig,
+        config_path: &Path,
+    ) -> Result<Self, LoadError> {
+        Self::load_with(weights, config, config_path, false)
+    }
+
+    fn load_with(
+        weights: &Weights,
+        config: &ClipVisionConfig,
+        config_path: &Path,
+        projection: bool,
+    ) -> Result<Self, LoadError> {
         let act = Activation::parse(&config.hidden_act).ok_or_else(|| {
             LoadError::config(config_path, "hidden_act", &config.hidden_act, "not a supported activation")
         })?;
         let root = weights.root();
-        let vm = root.pp("vision_model");
+        // transformers 4 saves the tower under `vision_model.`; transformers 5 saves a
+        // `CLIPVisionModel` without it.
+        let vm = match root.pp("vision_model").pp("embeddings").contains("class_embedding") || projection {
+            true => root.pp("vision_model"),
+            false => weights.root(),
+        };
         let emb = vm.pp("embeddings");
         let d = config.hidden_size;
         let positions = config.patches() + 1;
@@ -104,13 +130,35 @@ impl ClipVisionModelWithProjection {
                 .map(|i| ClipEncoderLayer::load(&vm.pp("encoder").pp("layers").pp(i), shape, act))
                 .collect::<Result<_, _>>()?,
             post_layernorm: LayerNorm::load(&vm.pp("post_layernorm"), d, config.layer_norm_eps)?,
-            visual_projection: Linear::load(&root.pp("visual_projection"), d, config.projection_dim, false)?,
+            visual_projection: match projection {
+                true => Some(Linear::load(&root.pp("visual_projection"), d, config.projection_dim, false)?),
+                false => None,
+            },
             config: config.clone(),
         })
     }
 
-    /// `image_embeds` [B, projection_dim] for normalised pixels [B, C, image_size, image_size].
+    /// `image_embeds` [B, projection_dim] for normalised pixels [B, C, image_size, image_size]
+    /// (the pooled, post-normed class token for a model without the projection).
     pub fn forward(&self, pixels: Tensor<4>) -> Tensor<2> {
+        let [b, _, _, _] = pixels.dims();
+        let d = self.config.hidden_size;
+        let x = self.layers.iter().fold(self.embed(pixels), |x, layer| layer.forward(x, false));
+        let pooled = self.post_layernorm.forward(x.slice([0..b, 0..1]).reshape([b, d]));
+        match &self.visual_projection {
+            Some(projection) => projection.forward(pooled),
+            None => pooled,
+        }
+    }
+
+    /// `hidden_states[-2]`: the tokens [B, patches + 1, hidden] after all layers but the last.
+    pub fn penultimate_states(&self, pixels: Tensor<4>) -> Tensor<3> {
+        let n = self.layers.len().saturating_sub(1);
+        self.layers[..n].iter().fold(self.embed(pixels), |x, layer| layer.forward(x, false))
+    }
+
+    /// Patches, class token and positions, pre-normed: [B, patches + 1, hidden].
+    fn embed(&self, pixels: Tensor<4>) -> Tensor<3> {
         let [b, _, _, _] = pixels.dims();
         let p = self.config.patch_size;
         let d = self.config.hidden_size;
@@ -121,11 +169,6 @@ impl ClipVisionModelWithProjection {
         let patches = patches.reshape([b, d, n]).swap_dims(1, 2);
         let class = self.class_embedding.clone().reshape([1, 1, d]).expand([b, 1, d]);
         let x = Tensor::cat(vec![class, patches], 1) + self.position_embedding.clone().unsqueeze_dim::<3>(0);
-        let mut x = self.pre_layrnorm.forward(x);
-        for layer in &self.layers {
-            x = layer.forward(x, false);
-        }
-        let pooled = x.slice([0..b, 0..1]).reshape([b, d]);
-        self.visual_projection.forward(self.post_layernorm.forward(pooled))
+        self.pre_layrnorm.forward(x)
     }
 }

@@ -22,6 +22,8 @@
 //! freed).
 
 use crate::device::{self, DeviceChoice, OpenedDevice};
+use crate::diffusers::clip::image_processor::ClipImageProcessor;
+use crate::diffusers::clip::vision::{ClipVisionConfig, ClipVisionModelWithProjection};
 use crate::diffusers::common::flow_scheduler::FlowScheduler;
 use crate::diffusers::common::folder::{ModelFolder, Precision};
 use crate::diffusers::common::lora::LoraUse;
@@ -155,6 +157,7 @@ impl WanOptions {
 #[derive(Clone)]
 struct Components {
     text_encoder: UMT5EncoderModel,
+    image_encoder: Option<ClipVisionModelWithProjection>,
     transformer: WanTransformer3DModel,
     transformer_2: Option<WanTransformer3DModel>,
     vae: AutoencoderKLWan,
@@ -184,6 +187,9 @@ pub struct Wan {
     /// The timestep (`boundary_ratio * num_train_timesteps`) below which `transformer_2` runs.
     pub boundary: Option<f32>,
     pub vae_config: WanVaeConfig,
+    /// Wan 2.1 image to video: the CLIP image encoder's config (and its path) and its image
+    /// processor.
+    image_encoder: Option<(ClipVisionConfig, PathBuf, ClipImageProcessor)>,
     scheduler_path: PathBuf,
     pub device: Device,
     pub dtype: DType,
@@ -221,14 +227,6 @@ impl Wan {
                 "expand_timesteps",
                 true,
                 "per-frame timesteps (Wan 2.2 TI2V-5B) are not supported yet",
-            ));
-        }
-        if folder.components.iter().any(|c| c == "image_encoder") {
-            return Err(LoadError::config(
-                &index_path,
-                "image_encoder",
-                "CLIPVisionModel",
-                "Wan 2.1 image-to-video's CLIP image conditioning is not supported yet (Wan 2.2 A14B is)",
             ));
         }
         let boundary_ratio = index.get("boundary_ratio").and_then(|v| v.as_f64());
@@ -294,6 +292,35 @@ impl Wan {
                 ));
             }
         }
+        let image_encoder = match transformer_config.image_dim {
+            None => None,
+            Some(image_dim) => {
+                let path = folder.config("image_encoder", "config.json")?;
+                let config = ClipVisionConfig::read(&path)?;
+                if config.hidden_size != image_dim {
+                    return Err(LoadError::config(
+                        &transformer_path,
+                        "image_dim",
+                        image_dim,
+                        &format!("the image encoder gives {} features", config.hidden_size),
+                    ));
+                }
+                let tokens = (config.image_size / config.patch_size).pow(2) + 1;
+                if let Some(n) = transformer_config.pos_embed_seq_len
+                    && n != 2 * tokens
+                {
+                    return Err(LoadError::config(
+                        &transformer_path,
+                        "pos_embed_seq_len",
+                        n,
+                        &format!("two pictures' image tokens are {}", 2 * tokens),
+                    ));
+                }
+                let processor =
+                    ClipImageProcessor::read(&folder.config("image_processor", "preprocessor_config.json")?)?;
+                Some((config, path, processor))
+            }
+        };
         let scheduler_path = folder.config("scheduler", "scheduler_config.json")?;
         FlowScheduler::from_folder_config(&scheduler_path, 1)?;
         let scheduler_raw: serde_json::Value = crate::diffusers::common::config::read_json(&scheduler_path)?;
@@ -307,6 +334,7 @@ impl Wan {
             task,
             boundary,
             vae_config,
+            image_encoder,
             scheduler_path,
             device: device.clone(),
             dtype,
@@ -324,9 +352,16 @@ impl Wan {
             None => (None, 0),
         };
         let (vae, c) = wan.load_vae()?;
-        wan.parameters = a + b + b2 + c;
+        let (image_encoder, d) = match wan.image_encoder {
+            Some(_) => {
+                let (e, n) = wan.load_image_encoder()?;
+                (Some(e), n)
+            }
+            None => (None, 0),
+        };
+        wan.parameters = a + b + b2 + c + d;
         if wan.options.memory == MemoryMode::Resident {
-            wan.resident = Some(Components { text_encoder, transformer, transformer_2, vae });
+            wan.resident = Some(Components { text_encoder, image_encoder, transformer, transformer_2, vae });
         }
         Ok(wan)
     }
@@ -360,6 +395,16 @@ impl Wan {
         let model = WanTransformer3DModel::load(&weights.root(), &config)?;
         weights.finish()?;
         Ok((model, weights.len()))
+    }
+
+    /// The CLIP image encoder, in f32 (diffusers' Wan 2.1 examples load it so).
+    fn load_image_encoder(&self) -> Result<(ClipVisionModelWithProjection, usize), LoadError> {
+        let Some((config, path, _)) = &self.image_encoder else {
+            return Err(LoadError::config(&self.folder.root, "image_encoder", "null", "this model has none"));
+        };
+        self.folder.load_component("image_encoder", "model", &self.device, DType::F32, |w| {
+            ClipVisionModelWithProjection::load_without_projection(w, config, path)
+        })
     }
 
     /// The VAE runs in f32 (diffusers' Wan pipelines keep it there).
@@ -418,6 +463,15 @@ impl Wan {
                 return bad("this image-to-video model needs a picture to start from".into());
             }
             _ => {}
+        }
+        if self.image_encoder.is_some() {
+            match (self.transformer_config.pos_embed_seq_len, &req.last_image) {
+                (Some(_), None) => return bad("this first-last-frame model needs a last frame".into()),
+                (None, Some(_)) => {
+                    return bad("this model takes no last frame (Wan 2.1's first-last-frame model does)".into());
+                }
+                _ => {}
+            }
         }
         if req.last_image.is_some() && req.frames < 2 {
             return bad("a clip with a last frame needs at least 2 frames".into());
@@ -489,6 +543,32 @@ impl Wan {
         Ok(Some(image_condition::build(vae, &self.vae_config, &first, last.as_ref(), req.frames, &self.device)))
     }
 
+    /// A Wan 2.1 image model's image tokens: the CLIP image encoder's penultimate states of the
+    /// picture (and the last picture) [pictures, tokens, image_dim] on the main device; none for
+    /// other models.
+    pub fn image_tokens(&self, req: &WanRequest) -> Result<Option<Tensor<3>>, GenerateError> {
+        let (Some((_, _, processor)), Some(image)) = (&self.image_encoder, &req.image) else { return Ok(None) };
+        let owned;
+        let encoder = match self.resident.as_ref().and_then(|c| c.image_encoder.as_ref()) {
+            Some(e) => e,
+            None => {
+                owned = self
+                    .load_image_encoder()
+                    .map_err(|e| GenerateError::InvalidRequest(format!("loading the model: {e}")))?
+                    .0;
+                &owned
+            }
+        };
+        let pixels: Vec<Tensor<4>> = std::iter::once(image)
+            .chain(req.last_image.as_ref())
+            .map(|picture| {
+                let p = processor.preprocess(picture);
+                Tensor::<3>::from_data(TensorData::new(p.data, [3, p.height, p.width]), &self.device).unsqueeze::<4>()
+            })
+            .collect();
+        Ok(Some(encoder.penultimate_states(Tensor::cat(pixels, 0)).cast(DType::F32)))
+    }
+
     /// Makes a video from text, calling `on_progress` after every step and stopping when
     /// `cancelled`.
     pub fn generate(
@@ -530,6 +610,7 @@ impl Wan {
         let shape = self.latent_shape(req);
         let [c, f, h, w] = shape;
         let condition = self.image_condition(req)?;
+        let image_tokens = self.image_tokens(req)?;
         let encode_seconds = started.elapsed().as_secs_f64();
         if cancelled() {
             return Err(GenerateError::Cancelled);
@@ -549,6 +630,7 @@ impl Wan {
                 owned: Option<WanTransformer3DModel>,
                 text: Tensor<3>,
                 negative: Option<Tensor<3>>,
+                image: Option<Tensor<3>>,
             }
             let mut current: Option<Current> = None;
             let resident = |expert: Expert| {
@@ -582,7 +664,11 @@ impl Wan {
                     let model = owned.as_ref().or(resident(expert)).expect("an expert is loaded");
                     let text = model.embed_text(text.clone());
                     let negative = negative.clone().map(|n| model.embed_text(n));
-                    current = Some(Current { expert, owned, text, negative });
+                    let image = match (&model.image_embedder, &image_tokens) {
+                        (Some(embedder), Some(tokens)) => Some(embedder.forward(tokens.clone())),
+                        _ => None,
+                    };
+                    current = Some(Current { expert, owned, text, negative, image });
                 }
                 let now = current.as_ref().expect("an expert is chosen");
                 let transformer = now.owned.as_ref().or(resident(expert)).expect("an expert is loaded");
@@ -595,12 +681,12 @@ impl Wan {
                     None => latents.clone(),
                 }
                 .cast(self.dtype);
-                let cond = transformer.forward(input.clone(), &t, &now.text, &rotary);
+                let cond = transformer.forward(input.clone(), &t, &now.text, &rotary, now.image.as_ref());
                 // With guidance on (the first expert's above 1), a scale of exactly 1 is the
                 // conditional prediction: its unconditional pass is skipped.
                 let prediction = match &now.negative {
                     Some(negative) if guidance != 1.0 => {
-                        let uncond = transformer.forward(input, &t, negative, &rotary);
+                        let uncond = transformer.forward(input, &t, negative, &rotary, now.image.as_ref());
                         uncond.clone() + (cond - uncond) * guidance
                     }
                     _ => cond,

@@ -1,11 +1,16 @@
-//! diffusers' `WanTransformer3DModel` (Wan 2.1 text to video), driven by its config.json.
+//! diffusers' `WanTransformer3DModel` (Wan 2.1 and 2.2, text and image to video), driven by its
+//! config.json.
 //!
 //! The latent video [B, C, F, H, W] is cut into patches (the `patch_embedding` Conv3d, whose
 //! kernel equals its stride, is a linear map of each patch), every patch is a token with a 3D
 //! rotary position (frame, row, column), and each block runs self-attention over all tokens
 //! (RMS-normed q and k, rotary), cross-attention on the text, and a feed-forward, modulated by
 //! the timestep through a learned shift/scale/gate table. The output norm and `proj_out` give
-//! each token's patch back (unpatchify).
+//! each token's patch back (unpatchify). Wan 2.1's image-to-video models also embed a CLIP
+//! image encoder's tokens (`condition_embedder.image_embedder`, with position embeddings over
+//! two pictures' tokens in the first-last-frame model) and attend to them in the
+//! cross-attention beside the text (`add_k_proj`, `add_v_proj`, `norm_added_k`), the two
+//! attentions' outputs summed.
 //!
 //! Precision follows diffusers' `_keep_in_fp32_modules`: the rotary table, the time embedder,
 //! the modulation tables and the norms are f32; everything else runs in the weights' dtype.
@@ -45,6 +50,15 @@ pub struct WanTransformerConfig {
     pub eps: f64,
     #[serde(default = "default_rope_len")]
     pub rope_max_seq_len: usize,
+    /// Width of the image encoder's tokens (Wan 2.1 image to video).
+    #[serde(default)]
+    pub image_dim: Option<usize>,
+    /// Input width of the image keys and values (the embedded image tokens: `inner_dim`).
+    #[serde(default)]
+    pub added_kv_proj_dim: Option<usize>,
+    /// Image tokens of two pictures with position embeddings (the first-last-frame model).
+    #[serde(default)]
+    pub pos_embed_seq_len: Option<usize>,
 }
 
 fn default_patch() -> [usize; 3] {
@@ -70,20 +84,38 @@ fn default_rope_len() -> usize {
 }
 
 impl WanTransformerConfig {
-    /// Reads and checks `transformer/config.json`; image conditioning (Wan's I2V models) and
-    /// other settings this port does not run are refused by name.
+    /// Reads and checks `transformer/config.json`; settings this port does not run are refused
+    /// by name.
     pub fn read(path: &Path) -> Result<Self, LoadError> {
-        let raw: serde_json::Value = read_json(path)?;
-        for (key, why) in [
-            ("image_dim", "image conditioning (Wan image-to-video) is not supported yet"),
-            ("added_kv_proj_dim", "image conditioning (Wan image-to-video) is not supported yet"),
-            ("pos_embed_seq_len", "image position embeddings (Wan first-last-frame) are not supported yet"),
-        ] {
-            if let Some(value) = raw.get(key).filter(|v| !v.is_null()) {
-                return Err(LoadError::config(path, key, value, why));
+        let c: Self = read_json(path)?;
+        match (c.image_dim, c.added_kv_proj_dim) {
+            (None, None) if c.pos_embed_seq_len.is_some() => {
+                return Err(LoadError::config(
+                    path,
+                    "pos_embed_seq_len",
+                    format!("{:?}", c.pos_embed_seq_len),
+                    "image positions need image_dim",
+                ));
+            }
+            (None, None) => {}
+            (Some(_), Some(kv)) if kv == c.inner_dim() => {}
+            (Some(_), kv) => {
+                return Err(LoadError::config(
+                    path,
+                    "added_kv_proj_dim",
+                    format!("{kv:?}"),
+                    &format!("the image keys read the embedded image tokens: {} wide", c.inner_dim()),
+                ));
+            }
+            (None, Some(kv)) => {
+                return Err(LoadError::config(path, "added_kv_proj_dim", kv, "image keys need image_dim"));
             }
         }
-        let c: Self = read_json(path)?;
+        if let Some(n) = c.pos_embed_seq_len
+            && (n == 0 || !n.is_multiple_of(2))
+        {
+            return Err(LoadError::config(path, "pos_embed_seq_len", n, "two pictures' tokens: an even count"));
+        }
         if c.qk_norm.as_deref() != Some("rms_norm_across_heads") {
             return Err(LoadError::config(
                 path,
@@ -186,8 +218,9 @@ impl Rotary {
     }
 }
 
-/// `WanAttention` without image keys: q, k, v projections, RMS norms across heads, optional
-/// rotary (self-attention), attention, `to_out.0`.
+/// `WanAttention`: q, k, v projections, RMS norms across heads, optional rotary
+/// (self-attention), attention, `to_out.0`; in an image model's cross-attention, also the
+/// image tokens' keys and values, attended to apart and added.
 #[derive(Debug, Clone)]
 struct WanAttention {
     to_q: Linear,
@@ -196,11 +229,21 @@ struct WanAttention {
     to_out: Linear,
     norm_q: RmsNorm,
     norm_k: RmsNorm,
+    /// `add_k_proj`, `add_v_proj`, `norm_added_k`.
+    image: Option<(Linear, Linear, RmsNorm)>,
     heads: usize,
 }
 
 impl WanAttention {
-    fn load(vb: &Vb, dim: usize, heads: usize, eps: f64) -> Result<Self, LoadError> {
+    fn load(vb: &Vb, dim: usize, heads: usize, eps: f64, image_kv: Option<usize>) -> Result<Self, LoadError> {
+        let image = match image_kv {
+            Some(kv) => Some((
+                Linear::load(&vb.pp("add_k_proj"), kv, dim, true)?,
+                Linear::load(&vb.pp("add_v_proj"), kv, dim, true)?,
+                RmsNorm::load(&vb.pp("norm_added_k"), dim, eps)?,
+            )),
+            None => None,
+        };
         Ok(Self {
             to_q: Linear::load(&vb.pp("to_q"), dim, dim, true)?,
             to_k: Linear::load(&vb.pp("to_k"), dim, dim, true)?,
@@ -208,11 +251,19 @@ impl WanAttention {
             to_out: Linear::load(&vb.pp("to_out").pp(0), dim, dim, true)?,
             norm_q: RmsNorm::load(&vb.pp("norm_q"), dim, eps)?,
             norm_k: RmsNorm::load(&vb.pp("norm_k"), dim, eps)?,
+            image,
             heads,
         })
     }
 
-    fn forward(&self, x: Tensor<3>, context: Option<&Tensor<3>>, rotary: Option<&Rotary>) -> Tensor<3> {
+    /// `image`: the embedded image tokens, for an attention that has image keys.
+    fn forward(
+        &self,
+        x: Tensor<3>,
+        context: Option<&Tensor<3>>,
+        rotary: Option<&Rotary>,
+        image: Option<&Tensor<3>>,
+    ) -> Tensor<3> {
         let context = context.unwrap_or(&x);
         let mut q = self.norm_q.forward(self.to_q.forward(x.clone()));
         let mut k = self.norm_k.forward(self.to_k.forward(context.clone()));
@@ -221,7 +272,20 @@ impl WanAttention {
             q = r.apply(q, self.heads);
             k = r.apply(k, self.heads);
         }
-        self.to_out.forward(multi_head_attention(q, k, v, self.heads, false))
+        let from_image = match (&self.image, image) {
+            (Some((add_k, add_v, norm)), Some(tokens)) => {
+                let k = norm.forward(add_k.forward(tokens.clone()));
+                let v = add_v.forward(tokens.clone());
+                Some(multi_head_attention(q.clone(), k, v, self.heads, false))
+            }
+            _ => None,
+        };
+        let out = multi_head_attention(q, k, v, self.heads, false);
+        let out = match from_image {
+            Some(i) => out + i,
+            None => out,
+        };
+        self.to_out.forward(out)
     }
 }
 
@@ -244,8 +308,8 @@ impl WanTransformerBlock {
         let heads = c.num_attention_heads;
         let ffn = vb.pp("ffn").pp("net");
         Ok(Self {
-            attn1: WanAttention::load(&vb.pp("attn1"), dim, heads, c.eps)?,
-            attn2: WanAttention::load(&vb.pp("attn2"), dim, heads, c.eps)?,
+            attn1: WanAttention::load(&vb.pp("attn1"), dim, heads, c.eps, None)?,
+            attn2: WanAttention::load(&vb.pp("attn2"), dim, heads, c.eps, c.added_kv_proj_dim)?,
             norm2: if c.cross_attn_norm { Some(LayerNorm::load(&vb.pp("norm2"), dim, c.eps)?) } else { None },
             ffn_in: Linear::load(&ffn.pp(0).pp("proj"), dim, c.ffn_dim, true)?,
             ffn_out: Linear::load(&ffn.pp(2), c.ffn_dim, dim, true)?,
@@ -255,8 +319,16 @@ impl WanTransformerBlock {
     }
 
     /// `x` [B, N, dim]; `text` [B, L, dim] (already through the text embedder); `modulation`
-    /// [B, 6, dim] in f32 (the time projection).
-    pub fn forward(&self, x: Tensor<3>, text: &Tensor<3>, modulation: &Tensor<3>, rotary: &Rotary) -> Tensor<3> {
+    /// [B, 6, dim] in f32 (the time projection); `image` [B, T, dim], the embedded image tokens
+    /// of an image model.
+    pub fn forward(
+        &self,
+        x: Tensor<3>,
+        text: &Tensor<3>,
+        modulation: &Tensor<3>,
+        rotary: &Rotary,
+        image: Option<&Tensor<3>>,
+    ) -> Tensor<3> {
         let dtype = x.dtype();
         let [b, _, dim] = modulation.dims();
         let m = self.scale_shift_table.clone().unsqueeze::<3>() + modulation.clone();
@@ -265,18 +337,73 @@ impl WanTransformerBlock {
         let (c_shift, c_scale, c_gate) = (part(3), part(4), part(5));
 
         let h = (plain_layer_norm(x.clone(), self.eps) * (scale + 1.0) + shift).cast(dtype);
-        let attn = self.attn1.forward(h, None, Some(rotary));
+        let attn = self.attn1.forward(h, None, Some(rotary), None);
         let x = (x.cast(DType::F32) + attn.cast(DType::F32) * gate).cast(dtype);
 
         let h = match &self.norm2 {
             Some(norm) => norm.forward(x.clone()),
             None => x.clone(),
         };
-        let x = x + self.attn2.forward(h, Some(text), None);
+        let x = x + self.attn2.forward(h, Some(text), None, image);
 
         let h = (plain_layer_norm(x.clone(), self.eps) * (c_scale + 1.0) + c_shift).cast(dtype);
         let ff = self.ffn_out.forward(Activation::GeluTanh.forward(self.ffn_in.forward(h)));
         (x.cast(DType::F32) + ff.cast(DType::F32) * c_gate).cast(dtype)
+    }
+}
+
+/// `condition_embedder.image_embedder` (`WanImageEmbedding`): an image encoder's tokens
+/// through a norm, a GELU feed-forward to the model's width and a norm (the norms in f32, with
+/// torch's default eps), after position embeddings over two pictures' tokens where it has them.
+#[derive(Debug, Clone)]
+pub struct WanImageEmbedding {
+    norm1: LayerNorm,
+    ff_in: Linear,
+    ff_out: Linear,
+    norm2: LayerNorm,
+    /// [2 x tokens per picture, image_dim], in f32.
+    pos_embed: Option<Tensor<2>>,
+    dtype: DType,
+}
+
+/// `FP32LayerNorm`'s eps (torch's `LayerNorm` default).
+const FP32_LAYER_NORM_EPS: f64 = 1e-5;
+
+impl WanImageEmbedding {
+    fn load(vb: &Vb, image_dim: usize, dim: usize, positions: Option<usize>) -> Result<Self, LoadError> {
+        let ff = vb.pp("ff").pp("net");
+        Ok(Self {
+            norm1: LayerNorm::load(&vb.pp("norm1"), image_dim, FP32_LAYER_NORM_EPS)?,
+            ff_in: Linear::load(&ff.pp(0).pp("proj"), image_dim, image_dim, true)?,
+            ff_out: Linear::load(&ff.pp(2), image_dim, dim, true)?,
+            norm2: LayerNorm::load(&vb.pp("norm2"), dim, FP32_LAYER_NORM_EPS)?,
+            pos_embed: match positions {
+                Some(n) => Some(vb.get_f32("pos_embed", [1, n, image_dim])?.squeeze_dim(0)),
+                None => None,
+            },
+            dtype: vb.weights.dtype,
+        })
+    }
+
+    /// Tokens [pictures, T, image_dim] -> [1 (two pictures in one with positions), T', dim].
+    pub fn forward(&self, tokens: Tensor<3>) -> Tensor<3> {
+        let dtype = self.dtype;
+        let x = match &self.pos_embed {
+            Some(pos) => {
+                let [_, _, d] = tokens.dims();
+                let [n, _] = pos.dims();
+                tokens.cast(DType::F32).reshape([1, n, d]) + pos.clone().unsqueeze_dim::<3>(0)
+            }
+            None => tokens.cast(DType::F32),
+        };
+        let h = self.norm1.forward(x).cast(dtype);
+        let h = self.ff_out.forward(Activation::Gelu.forward(self.ff_in.forward(h)));
+        self.norm2.forward(h.cast(DType::F32)).cast(dtype)
+    }
+
+    /// Tokens per call it takes: two pictures' with positions, else one's (`None`: any).
+    pub fn tokens(&self) -> Option<usize> {
+        self.pos_embed.as_ref().map(|p| p.dims()[0])
     }
 }
 
@@ -296,6 +423,7 @@ pub struct WanTransformer3DModel {
     time_proj: Linear,
     text_linear_1: Linear,
     text_linear_2: Linear,
+    pub image_embedder: Option<WanImageEmbedding>,
     pub blocks: Vec<WanTransformerBlock>,
     proj_out: Linear,
     /// [2, dim] in f32: shift and scale of the output norm.
@@ -335,6 +463,12 @@ impl WanTransformer3DModel {
             time_proj: Linear::load(&ce.pp("time_proj"), dim, 6 * dim, true)?,
             text_linear_1: Linear::load(&text.pp("linear_1"), c.text_dim, dim, true)?,
             text_linear_2: Linear::load(&text.pp("linear_2"), dim, dim, true)?,
+            image_embedder: match c.image_dim {
+                Some(image_dim) => {
+                    Some(WanImageEmbedding::load(&ce.pp("image_embedder"), image_dim, dim, c.pos_embed_seq_len)?)
+                }
+                None => None,
+            },
             blocks: (0..c.num_layers)
                 .map(|i| WanTransformerBlock::load(&vb.pp("blocks").pp(i), c))
                 .collect::<Result<_, _>>()?,
@@ -412,16 +546,24 @@ impl WanTransformer3DModel {
     }
 
     /// The whole model on latents [B, C, F, H, W] at `timesteps` (one per item), with `text`
-    /// already through [`Self::embed_text`] and the grid's [`Rotary`] table. Panics when the
-    /// latent does not fit (check with [`Self::grid`] first).
-    pub fn forward(&self, x: Tensor<5>, timesteps: &[f32], text: &Tensor<3>, rotary: &Rotary) -> Tensor<5> {
+    /// already through [`Self::embed_text`], an image model's `image` tokens through
+    /// [`WanImageEmbedding::forward`], and the grid's [`Rotary`] table. Panics when the latent
+    /// does not fit (check with [`Self::grid`] first).
+    pub fn forward(
+        &self,
+        x: Tensor<5>,
+        timesteps: &[f32],
+        text: &Tensor<3>,
+        rotary: &Rotary,
+        image: Option<&Tensor<3>>,
+    ) -> Tensor<5> {
         let [_, _, f, h, w] = x.dims();
         let grid = self.grid([f, h, w]).unwrap_or_else(|e| panic!("{e}"));
         let device = x.device();
         let time = self.embed_time(timesteps, &device);
         let mut tokens = self.patchify(x);
         for block in &self.blocks {
-            tokens = block.forward(tokens, text, &time.modulation, rotary);
+            tokens = block.forward(tokens, text, &time.modulation, rotary, image);
         }
         self.unpatchify(tokens, &time.temb, grid).cast(DType::F32)
     }

@@ -122,13 +122,6 @@ fn folders_the_port_does_not_run_are_refused_by_name() {
         (("\"expand_timesteps\": false", "\"expand_timesteps\": true"), "expand_timesteps"),
         (
             (
-                "\"image_encoder\": [\n    null,\n    null\n  ]",
-                "\"image_encoder\": [\"transformers\", \"CLIPVisionModel\"]",
-            ),
-            "image_encoder",
-        ),
-        (
-            (
                 "\"transformer_2\": [\n    \"diffusers\",\n    \"WanTransformer3DModel\"\n  ]",
                 "\"transformer_2\": [null, null]",
             ),
@@ -175,4 +168,80 @@ fn a14b_expert_names_and_shapes_load_unchanged() {
 
 fn meta_of(path: &std::path::Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Wan 2.1 image to video (`wan-i2v21`: one transformer with image cross-attention, a CLIP
+/// image encoder and its processor) and its first-last-frame model (`wan-flf21`: position
+/// embeddings over both pictures' tokens) against diffusers: the image processor's pixels, the
+/// encoder's penultimate states, whole clips; and the last frame each requires or refuses.
+#[test]
+fn wan_2_1_image_models_match_diffusers() {
+    use model::diffusers::clip::image_processor::ClipImageProcessor;
+    let device = cpu();
+    for name in ["wan-i2v21", "wan-flf21"] {
+        let folder = fixture(name);
+        let wan = Wan::load(&folder, &device, DType::F32, WanOptions::on(&device, DType::F32, MemoryMode::Resident))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let expected = Expected::open(&folder, &device);
+        let processor = ClipImageProcessor::read(&folder.join("image_processor/preprocessor_config.json")).unwrap();
+        for (i, (req, want)) in parity::wan_runs(&folder, &device).unwrap().into_iter().enumerate() {
+            let pixels: Vec<f32> = std::iter::once(req.image.as_ref().unwrap())
+                .chain(req.last_image.as_ref())
+                .flat_map(|p| processor.preprocess(p).data)
+                .collect();
+            let d = max_diff(&pixels, &expected.values(&format!("pipeline.{i}.clip_pixels")), "pixels");
+            assert!(d < 1e-5, "{name}: the image processor's pixels are {d} off");
+            let tokens = values(wan.image_tokens(&req).unwrap().expect("image tokens"));
+            let d = max_diff(&tokens, &expected.values(&format!("pipeline.{i}.image_embeds")), "image tokens");
+            assert!(d < 1e-4, "{name}: the image encoder's states are {d} off");
+            let got = wan.generate(&req, &mut |_| {}, &|| false).unwrap().frames.concat();
+            let db = parity::psnr(&got, &want);
+            eprintln!("{name} run {i}: PSNR {db:.1} dB against diffusers");
+            assert!(db >= 40.0, "{name} run {i}: {db:.1} dB");
+            // The last frame: the first-last-frame model needs one, the other takes none.
+            let flipped = WanRequest {
+                last_image: match req.last_image {
+                    Some(_) => None,
+                    None => req.image.clone(),
+                },
+                ..req.clone()
+            };
+            match wan.generate(&flipped, &mut |_| {}, &|| false) {
+                Err(GenerateError::InvalidRequest(m)) => assert!(m.contains("last frame"), "{name}: {m}"),
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+        for bug in meta(&folder)["bugs"].as_array().unwrap() {
+            assert!(bug["psnr_db"].as_f64().unwrap() < 37.0, "{name}: {bug}");
+        }
+    }
+}
+
+/// Wan 2.1 I2V 14B without its weights (`wan2.1-i2v-14b-shapes/`: the published configs, every
+/// name and shape of the transformer with its image cross-attention and of the CLIP ViT-H image
+/// encoder): both load unchanged.
+#[test]
+fn wan_2_1_i2v_14b_names_and_shapes_load_unchanged() {
+    use model::diffusers::clip::vision::{ClipVisionConfig, ClipVisionModelWithProjection};
+    use model::diffusers::common::weights::Weights;
+    use model::diffusers::wan::transformer_wan::{WanTransformer3DModel, WanTransformerConfig};
+    use std::collections::BTreeMap;
+    let root = fixture("wan2.1-i2v-14b-shapes");
+    let all: BTreeMap<String, BTreeMap<String, Vec<usize>>> =
+        serde_json::from_str(&std::fs::read_to_string(root.join("shapes.json")).unwrap()).unwrap();
+    let count = |part: &str| all[part].values().map(|s| s.iter().product::<usize>()).sum::<usize>();
+
+    let config = WanTransformerConfig::read(&root.join("transformer/config.json")).unwrap();
+    let weights = Weights::shapes_only(&root.join("transformer"), all["transformer"].clone(), &cpu());
+    let transformer = WanTransformer3DModel::load(&weights.root(), &config).unwrap_or_else(|e| panic!("{e}"));
+    weights.finish().unwrap_or_else(|e| panic!("{e}"));
+    assert!(transformer.image_embedder.is_some());
+    assert_eq!(count("transformer"), 16_394_878_784);
+
+    let path = root.join("image_encoder/config.json");
+    let config = ClipVisionConfig::read(&path).unwrap();
+    let weights = Weights::shapes_only(&root.join("image_encoder"), all["image_encoder"].clone(), &cpu());
+    ClipVisionModelWithProjection::load_without_projection(&weights, &config, &path).unwrap_or_else(|e| panic!("{e}"));
+    weights.finish().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(count("image_encoder"), 630_766_080);
 }

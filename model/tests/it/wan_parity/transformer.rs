@@ -70,12 +70,12 @@ fn transformer_blocks_and_whole_model_match_diffusers() {
             // Every block on diffusers' own inputs.
             for (i, block) in model.blocks.iter().enumerate() {
                 let key = |k: &str| format!("block.transformer.blocks.{i}.{k}");
-                let out = block.forward(exp.t(&key("in0")), &exp.t(&key("in1")), &exp.t(&key("in2")), &rotary);
+                let out = block.forward(exp.t(&key("in0")), &exp.t(&key("in1")), &exp.t(&key("in2")), &rotary, None);
                 assert_close(out, &exp.values(&key("out")), 1e-4, &what(&format!("block {i}")));
             }
 
             // The whole model.
-            let out = model.forward(x, &timesteps, &text, &rotary);
+            let out = model.forward(x, &timesteps, &text, &rotary, None);
             assert_close(out, &exp.values("transformer.out"), 1e-4, &what("whole transformer"));
         }
     }
@@ -105,18 +105,21 @@ fn unsupported_transformer_configs_are_refused_by_name() {
     let base: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(fixture("wan1").join("transformer/config.json")).unwrap())
             .unwrap();
-    for (key, value) in [
-        ("image_dim", serde_json::json!(1280)),
-        ("added_kv_proj_dim", serde_json::json!(5120)),
-        ("qk_norm", serde_json::json!("rms_norm")),
-        ("attention_head_dim", serde_json::json!(5)),
+    // Image settings that do not fit together are named: image tokens without image keys (or
+    // keys of another width), keys or positions without image tokens.
+    for (key, value, needle) in [
+        ("image_dim", serde_json::json!(1280), "added_kv_proj_dim"),
+        ("added_kv_proj_dim", serde_json::json!(5120), "added_kv_proj_dim"),
+        ("pos_embed_seq_len", serde_json::json!(514), "pos_embed_seq_len"),
+        ("qk_norm", serde_json::json!("rms_norm"), "qk_norm"),
+        ("attention_head_dim", serde_json::json!(5), "attention_head_dim"),
     ] {
         let mut c = base.clone();
         c[key] = value;
         let path = dir.join("config.json");
         std::fs::write(&path, c.to_string()).unwrap();
         let err = WanTransformerConfig::read(&path).unwrap_err().to_string();
-        assert!(err.contains(key), "{key}: {err}");
+        assert!(err.contains(needle), "{key}: {err}");
     }
 }
 
