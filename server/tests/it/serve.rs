@@ -671,6 +671,29 @@ async fn image_to_video_with_an_installed_wan_model_and_a_last_frame() {
         .collect();
     assert!(leftover.is_empty(), "uploads left after the job: {leftover:?}");
 
+    // It continues a clip from its last frame, and plans a shot list from a picture.
+    let extend = json!({"task": "extend", "source": id, "model": "wan-i2v1", "prompt": "it rolls on", "frames": 5,
+                        "width": 32, "height": 32, "steps": 2});
+    let (status, job) = send_json(&app, post_json(extend)).await;
+    assert_eq!((status, job["mode"].as_str()), (StatusCode::CREATED, Some("extend")), "{job}");
+    let done = wait_for(&app, job["id"].as_str().unwrap(), |j| j["state"] != "queued" && j["state"] != "running").await;
+    assert_eq!(done["state"], "done", "{done}");
+    let (_, video) = send_json(&app, get(&format!("/api/videos/{}", job["id"].as_str().unwrap()))).await;
+    assert_eq!(video["metadata"]["frames"].as_u64(), Some(9), "the source's 5, then 4 new (the 5th is its last)");
+    let shots = [
+        ("model", "wan-i2v1"),
+        ("segment", "the ball rolls left"),
+        ("segment", "the ball stops"),
+        ("steps", "1"),
+        ("frames", "5"),
+        ("width", "32"),
+        ("height", "32"),
+    ];
+    let (status, job) = send_json(&app, post_multipart(multipart_named(&shots, &files[..1]))).await;
+    assert_eq!(status, StatusCode::CREATED, "{job}");
+    let done = wait_for(&app, job["id"].as_str().unwrap(), |j| j["state"] != "queued" && j["state"] != "running").await;
+    assert_eq!(done["state"], "done", "{done}");
+
     // A JSON request cannot claim a last frame; one without a picture is refused for the picture.
     assert_rejected(
         &app,
