@@ -6,18 +6,51 @@ use app::models::ModelInfo;
 use app::params::{LoraChoice, MAX_LORA_SCALE, MAX_LORAS};
 use model::diffusers::common::lora::{Lora, LoraUse};
 use model::generate::GenerateError;
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
-#[derive(Debug, Clone, Default)]
+/// LoRA files kept read: a job that uses one again (the merged model is cached by the LoRAs'
+/// hashes) does not read and hash the file again.
+const KEPT: usize = 4;
+
+/// A file read: its path, the modification time and size it had, and what it holds.
+type Kept = (PathBuf, SystemTime, u64, Arc<Lora>);
+
+#[derive(Clone, Default)]
 pub struct LoraLibrary {
     /// The folder (none: no LoRAs offered).
     dir: Option<PathBuf>,
+    /// The last files read, newest last.
+    read: Arc<Mutex<Vec<Kept>>>,
 }
 
 impl LoraLibrary {
     pub fn new(dir: Option<PathBuf>) -> Self {
-        Self { dir }
+        Self { dir, read: Arc::default() }
+    }
+
+    /// The file at `path`, from those kept when it has not changed since, else read.
+    fn read(&self, path: &Path) -> Result<Arc<Lora>, model::diffusers::common::weights::LoadError> {
+        let stamp = std::fs::metadata(path).ok().and_then(|m| Some((m.modified().ok()?, m.len())));
+        let mut kept = self.read.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((modified, len)) = stamp
+            && let Some(i) = kept.iter().position(|(p, t, l, _)| p == path && *t == modified && *l == len)
+        {
+            let entry = kept.remove(i);
+            let lora = entry.3.clone();
+            kept.push(entry);
+            return Ok(lora);
+        }
+        let lora = Arc::new(Lora::read(path)?);
+        kept.retain(|(p, ..)| p != path);
+        if let Some((modified, len)) = stamp {
+            kept.push((path.to_path_buf(), modified, len, lora.clone()));
+        }
+        if kept.len() > KEPT {
+            kept.remove(0);
+        }
+        Ok(lora)
     }
 
     /// The LoRA files offered, by name, sorted.
@@ -77,10 +110,37 @@ impl LoraLibrary {
                 if !offered.contains(&choice.file) {
                     return Err(gone());
                 }
-                let lora = Lora::read(&dir.join(&choice.file))
+                let lora = self
+                    .read(&dir.join(&choice.file))
                     .map_err(|e| GenerateError::InvalidRequest(format!("the LoRA {:?}: {e}", choice.file)))?;
-                Ok(LoraUse { lora: Arc::new(lora), scale: choice.scale })
+                Ok(LoraUse { lora, scale: choice.scale })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LoraLibrary;
+    use app::params::LoraChoice;
+    use std::sync::Arc;
+
+    /// A file used again is the one read before; a changed file is read again.
+    #[test]
+    fn files_are_read_once_until_they_change() {
+        let dir = std::env::temp_dir().join(format!("vidplay-loras-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/tests/fixtures/wan");
+        std::fs::copy(fixtures.join("wan1-lora/comfyui.safetensors"), dir.join("a.safetensors")).unwrap();
+        let library = LoraLibrary::new(Some(dir.clone()));
+        let choice = [LoraChoice { file: "a.safetensors".into(), scale: 1.0 }];
+        let first = library.load(&choice).unwrap().remove(0).lora;
+        let again = library.load(&choice).unwrap().remove(0).lora;
+        assert!(Arc::ptr_eq(&first, &again), "read once");
+        std::fs::copy(fixtures.join("wan1-lora/comfyui-diff.safetensors"), dir.join("a.safetensors")).unwrap();
+        let changed = library.load(&choice).unwrap().remove(0).lora;
+        assert_ne!(changed.sha256, first.sha256, "a changed file is read again");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
