@@ -34,7 +34,7 @@ pub mod votes;
 use leptos::prelude::*;
 use leptos_meta::{Link, Meta, MetaTags, Title, provide_meta_context};
 use leptos_router::components::{A, Route, Router, Routes};
-use leptos_router::{SsrMode, path};
+use leptos_router::{Lazy, LazyRoute, SsrMode, lazy_route, path};
 
 /// The name of the page's meta tag that says how its views were built ([`view_build`]).
 pub const VIEW_BUILD_META: &str = "vidplay-view-build";
@@ -93,16 +93,97 @@ pub fn App() -> impl IntoView {
             </header>
             <main id="main">
                 <Routes fallback=NotFound>
-                    <Route path=path!("") view=create::CreatePage/>
-                    <Route path=path!("/gallery") view=gallery::GalleryPage/>
+                    <Route path=path!("") view={Lazy::<CreateRoute>::new()}/>
+                    <Route path=path!("/gallery") view={Lazy::<GalleryRoute>::new()}/>
                     // Rendered whole before answering, so an unknown id is a real 404.
-                    <Route path=path!("/v/:id") view=video_page::VideoPage ssr=SsrMode::Async/>
-                    <Route path=path!("/queue") view=queue::QueuePage/>
-                    <Route path=path!("/compare") view=compare::ComparePage/>
-                    <Route path=path!("/leaderboard") view=leaderboard::LeaderboardPage/>
+                    <Route path=path!("/v/:id") view={Lazy::<VideoRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/queue") view={Lazy::<QueueRoute>::new()}/>
+                    <Route path=path!("/compare") view={Lazy::<CompareRoute>::new()}/>
+                    <Route path=path!("/leaderboard") view={Lazy::<LeaderboardRoute>::new()}/>
                 </Routes>
             </main>
         </Router>
+    }
+}
+
+// Each page is a lazy route: a release bundle is split per page (`cargo xtask site`), and a
+// page loads its own code (and what it shares with others) when it is shown.
+
+struct CreateRoute;
+
+#[lazy_route]
+impl LazyRoute for CreateRoute {
+    fn data() -> Self {
+        Self
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <create::CreatePage/> }.into_any()
+    }
+}
+
+struct GalleryRoute;
+
+#[lazy_route]
+impl LazyRoute for GalleryRoute {
+    fn data() -> Self {
+        Self
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <gallery::GalleryPage/> }.into_any()
+    }
+}
+
+struct VideoRoute;
+
+#[lazy_route]
+impl LazyRoute for VideoRoute {
+    fn data() -> Self {
+        Self
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <video_page::VideoPage/> }.into_any()
+    }
+}
+
+struct QueueRoute;
+
+#[lazy_route]
+impl LazyRoute for QueueRoute {
+    fn data() -> Self {
+        Self
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <queue::QueuePage/> }.into_any()
+    }
+}
+
+struct CompareRoute;
+
+#[lazy_route]
+impl LazyRoute for CompareRoute {
+    fn data() -> Self {
+        Self
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <compare::ComparePage/> }.into_any()
+    }
+}
+
+struct LeaderboardRoute;
+
+#[lazy_route]
+impl LazyRoute for LeaderboardRoute {
+    fn data() -> Self {
+        Self
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <leaderboard::LeaderboardPage/> }.into_any()
     }
 }
 

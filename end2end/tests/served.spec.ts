@@ -25,7 +25,7 @@ test("the first page load is small, hydrates under the CSP, and the bundle is ca
   await page.waitForLoadState("networkidle");
   const loaded = await Promise.all(sizes);
   const total = loaded.reduce((sum, r) => sum + r.bytes, 0);
-  const wasm = loaded.find((r) => r.url.endsWith(".wasm"));
+  const wasm = loaded.find((r) => r.url.endsWith("/vidplay_bg.wasm"));
   const report = { total_bytes: total, wasm_bytes: wasm?.bytes, requests: loaded };
   fs.mkdirSync(path.join(__dirname, "..", "test-results"), { recursive: true });
   fs.writeFileSync(path.join(__dirname, "..", "test-results", "page-weight.json"), JSON.stringify(report, null, 2));
@@ -33,11 +33,22 @@ test("the first page load is small, hydrates under the CSP, and the bundle is ca
   expect(violations).toEqual([]);
   expect(wasm, "the wasm bundle was loaded").toBeTruthy();
   expect(total).toBeLessThanOrEqual(500 * 1024);
+  // Each page loads its own code: Create's module, none of another page's.
+  const splits = loaded.map((r) => r.url).filter((u) => /\/split_[^/]*\.wasm$/.test(u));
+  expect(splits.some((u) => u.includes("create_route"))).toBe(true);
+  expect(splits.filter((u) => !u.includes("create_route"))).toEqual([]);
 
   // The bundle is content-named and cached for good, and sent compressed.
   const wasmResponse = await page.request.get(wasm!.url, { headers: { "accept-encoding": "br" } });
   expect(wasmResponse.headers()["cache-control"]).toContain("immutable");
   expect(wasmResponse.headers()["content-encoding"]).toBe("br");
+
+  // Going to the gallery loads the gallery's module then, compressed and cached for good.
+  const gallery = page.waitForResponse((r) => /\/split_[^/]*gallery_route[^/]*\.wasm$/.test(r.url()));
+  await page.getByRole("link", { name: "Gallery" }).click();
+  const module = await gallery;
+  expect(module.headers()["cache-control"]).toContain("immutable");
+  await expect(page.getByRole("heading", { level: 1 })).toContainText("Gallery");
 });
 
 // A server and a bundle built with different view kinds (Leptos' type-erased components or

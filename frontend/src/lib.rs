@@ -24,9 +24,12 @@ pub fn hydrate() {
         );
         return;
     }
-    leptos::mount::hydrate_body(app::App);
-    // Tells tests (and curious people) that the page is interactive now.
-    if let Some(root) = document.and_then(|d| d.document_element()) {
-        let _ = root.set_attribute("data-hydrated", "true");
-    }
+    // The pages are lazy routes: hydration waits for the page's own code, then says so.
+    wasm_bindgen_futures::spawn_local(async move {
+        leptos::mount::hydrate_from_async(leptos::tachys::dom::body(), app::App).await.forget();
+        // Tells tests (and curious people) that the page is interactive now.
+        if let Some(root) = document.and_then(|d| d.document_element()) {
+            let _ = root.set_attribute("data-hydrated", "true");
+        }
+    });
 }

@@ -1,12 +1,21 @@
 //! Builds the playground's browser assets: `cargo xtask site [--release]` (alias in
-//! .cargo/config.toml) compiles `frontend` to wasm, generates its JS bindings and copies the
-//! stylesheet and public files into the site directory the server serves (target/site).
+//! .cargo/config.toml) compiles `frontend` to wasm, splits it per page, generates its JS
+//! bindings and copies the stylesheet and public files into the site directory the server
+//! serves (target/site).
 //!
-//! A release build also shrinks the wasm with `wasm-opt -Oz` (binaryen; `scripts/setup`
-//! installs it into tools/), names the bundle after its content (`vidplay.HASH.js`,
-//! `vidplay.HASH_bg.wasm`, `vidplay.HASH.css`, so browsers may cache them for good; the name
-//! is in `pkg/bundle.txt`, which the server reads) and writes brotli and gzip copies next to
-//! each file for the server to send as they are.
+//! The split: every page is a lazy route (`app/src/lib.rs`), and `wasm_split_cli_support` (what
+//! `cargo leptos --split` runs) cuts the linked wasm (built with `--emit-relocs`, so its
+//! references can be followed) into the main module, one module per page and chunks of code
+//! pages share, with a loader script and a manifest (`__wasm_split_manifest.json`) from which
+//! the server preloads the page's modules; wasm-bindgen then runs on the main module. The files
+//! load each other by fixed relative names, so the bundle is a folder: `pkg/vidplay/` for a
+//! development build.
+//!
+//! A release build also shrinks every module with `wasm-opt -Oz` (binaryen; `scripts/setup`
+//! installs it into tools/), names the folder after its content (`pkg/vidplay.HASH/`, so
+//! browsers may cache its files for good; the name is in `pkg/bundle.txt`, which the server
+//! reads) and writes brotli and gzip copies next to each file for the server to send as they
+//! are.
 
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
@@ -31,9 +40,12 @@ fn site(release: bool) -> anyhow::Result<()> {
     let target_dir = std::env::var_os("CARGO_TARGET_DIR").map_or(root.join("target"), PathBuf::from);
     let profile = if release { "wasm-release" } else { "dev" };
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    // `cargo rustc` adds the link flag to this crate's link alone, keeping the configured
+    // RUSTFLAGS (a RUSTFLAGS variable would replace them).
     let status = Command::new(cargo)
         .current_dir(&root)
-        .args(["build", "-p", "frontend", "--lib", "--target", "wasm32-unknown-unknown", "--profile", profile])
+        .args(["rustc", "-p", "frontend", "--lib", "--target", "wasm32-unknown-unknown", "--profile", profile])
+        .args(["--", "-Clink-args=--emit-relocs"])
         .status()
         .context("running cargo")?;
     if !status.success() {
@@ -45,39 +57,67 @@ fn site(release: bool) -> anyhow::Result<()> {
     let wasm = target_dir.join("wasm32-unknown-unknown").join(out_profile).join("frontend.wasm");
     let site = target_dir.join("site");
     let pkg = site.join("pkg");
-    std::fs::create_dir_all(&pkg)?;
-    let mut bindgen = wasm_bindgen_cli_support::Bindgen::new();
-    bindgen.input_path(&wasm).web(true)?.out_name(NAME).debug(!release).keep_debug(!release);
     // Bundles of earlier builds go; only this one is served.
     if pkg.exists() {
         std::fs::remove_dir_all(&pkg)?;
     }
-    std::fs::create_dir_all(&pkg)?;
-    bindgen.generate(&pkg).map_err(|e| anyhow::anyhow!("wasm-bindgen: {e:#}"))?;
-    std::fs::copy(root.join("style/main.css"), pkg.join(format!("{NAME}.css"))).context("copying style/main.css")?;
+    let staging = pkg.join(NAME);
+    std::fs::create_dir_all(&staging)?;
+
+    let raw = std::fs::read(&wasm).with_context(|| format!("reading {}", wasm.display()))?;
+    let main = target_dir.join(format!("{NAME}_split_main.wasm"));
+    let mut options = wasm_split_cli_support::Options::new(&raw);
+    options.output_dir = &staging;
+    options.main_out_path = &main;
+    options.main_module = MAIN_MODULE;
+    options.link_name = SPLIT_LOADER;
+    let split = wasm_split_cli_support::transform(options).map_err(|e| anyhow::anyhow!("splitting the wasm: {e:#}"))?;
+    let manifest: std::collections::BTreeMap<_, _> = split.prefetch_map.into_iter().collect();
+    std::fs::write(staging.join("__wasm_split_manifest.json"), serde_json::to_string(&manifest)?)?;
+
+    let mut bindgen = wasm_bindgen_cli_support::Bindgen::new();
+    bindgen
+        .input_path(&main)
+        .web(true)?
+        .out_name(NAME)
+        .keep_lld_exports(true)
+        .demangle(false)
+        .debug(!release)
+        .keep_debug(!release);
+    bindgen.generate(&staging).map_err(|e| anyhow::anyhow!("wasm-bindgen: {e:#}"))?;
+    std::fs::copy(root.join("style/main.css"), staging.join(format!("{NAME}.css")))
+        .context("copying style/main.css")?;
     if release {
-        shrink(&root, &pkg.join(format!("{NAME}_bg.wasm")))?;
-        let name = content_name(&pkg)?;
-        for file in ["js", "css", "wasm"] {
-            let (from, to) = match file {
-                "wasm" => (format!("{NAME}_bg.wasm"), format!("{name}_bg.wasm")),
-                ext => (format!("{NAME}.{ext}"), format!("{name}.{ext}")),
-            };
-            std::fs::rename(pkg.join(from), pkg.join(&to))?;
-            precompress(&pkg.join(to))?;
+        shrink(&root, &staging.join(format!("{NAME}_bg.wasm")))?;
+        for module in &split.split_modules {
+            shrink(&root, module)?;
         }
+        let name = content_name(&staging)?;
+        let bundle = pkg.join(&name);
+        std::fs::rename(&staging, &bundle)?;
+        let mut total_br = 0;
+        for entry in std::fs::read_dir(&bundle)? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "js" || e == "wasm" || e == "css" || e == "json") {
+                precompress(&path)?;
+                let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+                let br = path.with_file_name(format!("{}.br", path.file_name().unwrap().to_string_lossy()));
+                total_br += size(&br);
+                println!("{}: {} bytes, {} with brotli", path.display(), size(&path), size(&br));
+            }
+        }
+        println!("{} files of the bundle: {total_br} bytes with brotli", bundle.display());
         std::fs::write(pkg.join("bundle.txt"), format!("{name}\n"))?;
-        for file in ["js", "wasm", "css"] {
-            let path = pkg.join(if file == "wasm" { format!("{name}_bg.wasm") } else { format!("{name}.{file}") });
-            let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
-            let br = path.with_file_name(format!("{}.br", path.file_name().unwrap().to_string_lossy()));
-            println!("{}: {} bytes, {} with brotli", path.display(), size(&path), size(&br));
-        }
     }
     copy_dir(&root.join("public"), &site)?;
     println!("site written to {}", site.display());
     Ok(())
 }
+
+/// The generated bindings, which the split loader imports `initSync` from.
+const MAIN_MODULE: &str = "./vidplay.js";
+/// The loader's name where Leptos looks for it (`HydrationScripts` without hashed file names).
+const SPLIT_LOADER: &str = "./__wasm_split.______________________.js";
 
 /// `wasm-opt -Oz` in place: from tools/ (scripts/setup), else from PATH; skipped with a
 /// warning when there is none.
@@ -95,13 +135,15 @@ fn shrink(root: &Path, wasm: &Path) -> anyhow::Result<()> {
         .arg(wasm)
         .arg("-o")
         .arg(&out)
-        .status();
+        .output();
     match status {
-        Ok(s) if s.success() => {
+        Ok(o) if o.status.success() => {
             std::fs::rename(&out, wasm)?;
             Ok(())
         }
-        Ok(s) => bail!("wasm-opt failed ({s})"),
+        // Its warnings (one per name subsection of a split module it does not know) only
+        // when it fails.
+        Ok(o) => bail!("wasm-opt failed ({}): {}", o.status, String::from_utf8_lossy(&o.stderr)),
         Err(e) => {
             eprintln!("warning: wasm-opt not found ({e}); the wasm is not shrunk. scripts/setup installs it.");
             Ok(())
@@ -109,11 +151,16 @@ fn shrink(root: &Path, wasm: &Path) -> anyhow::Result<()> {
     }
 }
 
-/// `vidplay.HASH`: a hash of the bundle's three files (FNV-1a, 64 bits).
-fn content_name(pkg: &Path) -> anyhow::Result<String> {
+/// `vidplay.HASH`: a hash of the bundle's files, names and contents in name order (FNV-1a, 64
+/// bits).
+fn content_name(dir: &Path) -> anyhow::Result<String> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>()?;
+    files.sort();
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for file in [format!("{NAME}.js"), format!("{NAME}_bg.wasm"), format!("{NAME}.css")] {
-        for b in std::fs::read(pkg.join(&file)).with_context(|| format!("reading {file}"))? {
+    for file in files {
+        let name = file.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+        for b in name.bytes().chain(bytes) {
             hash = (hash ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
         }
     }

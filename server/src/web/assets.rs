@@ -1,7 +1,9 @@
 //! The browser bundle in the site directory (`cargo xtask site` writes it): which bundle to
-//! load, and serving it compressed and cached. A release bundle is named after its content
-//! (`pkg/bundle.txt` says `vidplay.HASH`), so browsers keep it for good; a development bundle
-//! is plain `vidplay` and is checked again on every load.
+//! load, and serving it compressed and cached. The bundle is a folder of files that load each
+//! other by fixed names (the main module `vidplay.js` and `vidplay_bg.wasm`, a module per
+//! page and shared chunks, their loader, `vidplay.css`). A release bundle's folder is named
+//! after its content (`pkg/bundle.txt` says `vidplay.HASH`), so browsers keep its files for
+//! good; a development bundle is `pkg/vidplay/` and is checked again on every load.
 
 use axum::Router;
 use axum::extract::Request;
@@ -11,7 +13,10 @@ use axum::response::Response;
 use std::path::Path;
 use tower_http::services::ServeDir;
 
-/// The bundle's base name: `vidplay.HASH` for a release build, else `vidplay`.
+/// The base name of the bundle's own files inside its folder.
+pub const BUNDLE_FILES: &str = "vidplay";
+
+/// The bundle's folder under `pkg/`: `vidplay.HASH` for a release build, else `vidplay`.
 pub fn bundle_name(site_root: &Path) -> String {
     std::fs::read_to_string(site_root.join("pkg").join("bundle.txt"))
         .ok()
@@ -22,9 +27,8 @@ pub fn bundle_name(site_root: &Path) -> String {
 
 /// Whether the browser bundle has been built into `site_root`.
 pub fn site_is_built(site_root: &Path) -> bool {
-    let name = bundle_name(site_root);
-    let pkg = site_root.join("pkg");
-    pkg.join(format!("{name}.js")).is_file() && pkg.join(format!("{name}_bg.wasm")).is_file()
+    let bundle = site_root.join("pkg").join(bundle_name(site_root));
+    bundle.join(format!("{BUNDLE_FILES}.js")).is_file() && bundle.join(format!("{BUNDLE_FILES}_bg.wasm")).is_file()
 }
 
 /// `/pkg/...`: the brotli or gzip copy when the browser takes it, cached for good when the
@@ -34,8 +38,7 @@ pub fn routes(site_root: &Path) -> Router {
     let serve = ServeDir::new(site_root.join("pkg")).precompressed_br().precompressed_gzip();
     Router::new().fallback_service(serve).layer(middleware::from_fn(move |req: Request, next: Next| {
         let file = req.uri().path().trim_start_matches('/');
-        let immutable = hashed != "vidplay"
-            && (file.starts_with(&format!("{hashed}.")) || file.starts_with(&format!("{hashed}_bg.")));
+        let immutable = hashed != BUNDLE_FILES && file.starts_with(&format!("{hashed}/"));
         async move { cache(next.run(req).await, immutable) }
     }))
 }

@@ -118,9 +118,9 @@ pub async fn build(
 
 pub fn leptos_options(opts: &ServeOptions) -> LeptosOptions {
     LeptosOptions::builder()
-        .output_name(assets::bundle_name(&opts.site_root))
+        .output_name(assets::BUNDLE_FILES)
         .site_root(opts.site_root.display().to_string())
-        .site_pkg_dir("pkg")
+        .site_pkg_dir(format!("pkg/{}", assets::bundle_name(&opts.site_root)))
         .site_addr(opts.addr)
         .build()
 }
