@@ -78,6 +78,18 @@ def picture(width, height, seed):
     return Image.fromarray((np.clip(img, 0, 1) * 255).round().astype(np.uint8))
 
 
+def scale_transformer(t):
+    """GAIN on a transformer: its output, its patch embedding (more on the condition's channels),
+    its text embedding and its cross-attention outputs."""
+    t.proj_out.weight.mul_(GAIN["proj_out"])
+    t.patch_embedding.weight.mul_(GAIN["patch_embedding"])
+    t.patch_embedding.weight[:, 20:].mul_(GAIN["condition_channels"])
+    t.patch_embedding.weight[:, 16:20].mul_(GAIN["mask_channels"])
+    t.condition_embedder.text_embedder.linear_2.weight.mul_(GAIN["text_embedder"])
+    for block in t.blocks:
+        block.attn2.to_out[0].weight.mul_(GAIN["cross_attention"])
+
+
 def psnr(a, b):
     mse = float(((a - b) ** 2).mean())
     return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
@@ -111,12 +123,7 @@ def main():
     perturb(text_encoder, vae, *experts)
     with torch.no_grad():
         for t in experts:
-            t.proj_out.weight.mul_(GAIN["proj_out"])
-            t.patch_embedding.weight.mul_(GAIN["patch_embedding"])
-            t.condition_embedder.text_embedder.linear_2.weight.mul_(GAIN["text_embedder"])
-            for block in t.blocks:
-                block.attn2.to_out[0].weight.mul_(GAIN["cross_attention"])
-    with torch.no_grad():
+            scale_transformer(t)
         vae.decoder.conv_out.weight.mul_(GAIN.get("decoder_out", 1.0))
         vae.decoder.conv_out.bias.mul_(GAIN.get("decoder_out", 1.0))
         # The encoder's temporal downsampling: its kernel's newest tap, which carries the last
@@ -127,9 +134,6 @@ def main():
         for m in vae.decoder.modules():
             if hasattr(m, "time_conv"):
                 m.time_conv.weight[:, :, -1].mul_(GAIN.get("decoder_newest_frame", 1.0))
-        for t in experts:
-            t.patch_embedding.weight[:, 20:].mul_(GAIN.get("condition_channels", 1.0))
-            t.patch_embedding.weight[:, 16:20].mul_(GAIN.get("mask_channels", 1.0))
     scheduler = UniPCMultistepScheduler.from_config(dict(UNIPC, flow_shift=FLOW_SHIFT))
     pipe = WanImageToVideoPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, scheduler=scheduler,
                                    transformer=experts[0], transformer_2=experts[1], image_encoder=None,
@@ -285,15 +289,10 @@ def build_21(name, cfg):
     processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
     perturb(text_encoder, transformer, image_encoder)
     with torch.no_grad():
-        transformer.proj_out.weight.mul_(GAIN["proj_out"])
-        transformer.patch_embedding.weight.mul_(GAIN["patch_embedding"])
-        transformer.patch_embedding.weight[:, 20:].mul_(GAIN["condition_channels"])
-        transformer.patch_embedding.weight[:, 16:20].mul_(GAIN["mask_channels"])
-        transformer.condition_embedder.text_embedder.linear_2.weight.mul_(GAIN["text_embedder"])
+        scale_transformer(transformer)
         if transformer.condition_embedder.image_embedder.pos_embed is not None:
             transformer.condition_embedder.image_embedder.pos_embed.normal_()
         for block in transformer.blocks:
-            block.attn2.to_out[0].weight.mul_(GAIN["cross_attention"])
             block.attn2.add_v_proj.weight.mul_(IMAGE_GAIN["add_kv"])
             block.attn2.add_k_proj.weight.mul_(IMAGE_GAIN["add_kv"])
     scheduler = UniPCMultistepScheduler.from_config(dict(UNIPC, flow_shift=FLOW_SHIFT))

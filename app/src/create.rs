@@ -166,7 +166,7 @@ fn param_control(spec: &ParamSpec, values: RwSignal<HashMap<String, String>>) ->
         // The file goes with the form under the parameter's name; nothing to keep in `values`.
         ParamKind::Image => view! {
             <label title=help.clone()>{label}
-                <input type="file" name=name.clone() accept="image/png,image/jpeg,image/webp,image/gif"/>
+                <input type="file" name=name.clone() accept="image/png,image/jpeg,image/gif,image/webp,image/bmp"/>
             </label>
         }
         .into_any(),
@@ -573,7 +573,7 @@ fn CreateForm(
                         <select id="vary" name="vary">
                             <option value="">"Nothing (one result)"</option>
                             <option value="seed">"Seed (number of seeds below)"</option>
-                            {move || model.get().params_for(mode.get()).filter(|spec| !matches!(spec.kind, ParamKind::Text)).map(|spec| {
+                            {move || model.get().params_for(mode.get()).filter(|spec| !matches!(spec.kind, ParamKind::Text | ParamKind::Image)).map(|spec| {
                                 view! { <option value=spec.name.clone()>{spec.label.clone()}</option> }
                             }).collect_view()}
                             <option value="model">"Model (ids below)"</option>

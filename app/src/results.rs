@@ -160,9 +160,6 @@ fn upgrade_v1(mut map: Map<String, Value>) -> Map<String, Value> {
         if let Some(v) = num(&p, "guidance") {
             params.guidance = v as f32
         }
-        if let Some(v) = num(&p, "guidance_2") {
-            params.guidance_2 = v as f32
-        }
         if let Some(v) = num(&p, "image_guidance") {
             params.image_guidance = v as f32
         }

@@ -411,7 +411,8 @@ test("animate a picture to a last frame with an installed Wan image-to-video mod
   await page.getByRole("combobox", { name: /Model/ }).selectOption("wan-i2v1");
   await page.getByLabel("Drop an image here, paste one, or choose a file").setInputFiles(path.join(fixtures, "photo.png"));
   await page.getByLabel("Last frame", { exact: true }).setInputFiles(path.join(fixtures, "photo.png"));
-  await expect(page.getByLabel("Guidance, low noise")).toHaveValue("3.5");
+  await expect(page.getByLabel("Guidance, low noise")).toHaveValue("0");
+  await page.getByLabel("Guidance, low noise").fill("2.5");
   await page.getByLabel("Assembled prompt (editable)").fill("the picture comes alive");
   await page.getByLabel("Width").fill("32");
   await page.getByLabel("Height").fill("32");
@@ -420,7 +421,7 @@ test("animate a picture to a last frame with an installed Wan image-to-video mod
   await page.getByRole("button", { name: "Generate" }).click();
   const video = await waitForDone(page);
   const meta = (await (await page.request.get(`/api/videos/${video}`)).json()).metadata;
-  expect([meta.family, meta.params.last_image, meta.params.guidance_2]).toEqual(["wan-image-to-video", true, 3.5]);
+  expect([meta.family, meta.params.last_image, meta.params.guidance_2]).toEqual(["wan-image-to-video", true, 2.5]);
   await page.goto(`/v/${video}`);
   await hydrated(page);
   await expect(page.getByText("given (the clip ends on an uploaded picture)")).toBeVisible();

@@ -152,7 +152,7 @@ pub async fn migrate(
         // whose decode failed or is to run again.
         let mut needed = Vec::new();
         if !job.state.is_finished() {
-            needed.push(app::media_files::upload_key(&job.id));
+            needed.extend(app::media_files::upload_keys(&job.id));
         }
         if job.state == JobState::DecodeFailed || job.decodes_again() {
             needed.push(app::media_files::latents_key(&job.id));

@@ -92,6 +92,9 @@ impl super::Engine for KeyframeChain {
             }
         }
         self.info.check(params, task)?;
+        // The video step as the video model checks it (it rounds frames, asks for what it
+        // needs): the keyframe is its picture.
+        self.video.validate(params, true)?;
         if task == Mode::TextToVideo
             && let Some(keyframer) = self.keyframer(&params.keyframe_model)
         {

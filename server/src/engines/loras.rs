@@ -10,9 +10,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-/// LoRA files kept read: a job that uses one again (the merged model is cached by the LoRAs'
-/// hashes) does not read and hash the file again.
-const KEPT: usize = 4;
+/// LoRA files kept read, by their size on disk: a job that uses one again (the merged model is
+/// cached by the LoRAs' hashes) does not read and hash the file again. Their f32 copies sit
+/// outside the model memory budget, so this stays small, and a larger file is read every time.
+const KEPT_BYTES: u64 = 512 << 20;
 
 /// A file read: its path, the modification time and size it had, and what it holds.
 type Kept = (PathBuf, SystemTime, u64, Arc<Lora>);
@@ -33,22 +34,25 @@ impl LoraLibrary {
     /// The file at `path`, from those kept when it has not changed since, else read.
     fn read(&self, path: &Path) -> Result<Arc<Lora>, model::diffusers::common::weights::LoadError> {
         let stamp = std::fs::metadata(path).ok().and_then(|m| Some((m.modified().ok()?, m.len())));
-        let mut kept = self.read.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((modified, len)) = stamp
-            && let Some(i) = kept.iter().position(|(p, t, l, _)| p == path && *t == modified && *l == len)
-        {
-            let entry = kept.remove(i);
-            let lora = entry.3.clone();
-            kept.push(entry);
-            return Ok(lora);
-        }
-        let lora = Arc::new(Lora::read(path)?);
-        kept.retain(|(p, ..)| p != path);
+        let kept = || self.read.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((modified, len)) = stamp {
-            kept.push((path.to_path_buf(), modified, len, lora.clone()));
+            let mut kept = kept();
+            if let Some(i) = kept.iter().position(|(p, t, l, _)| p == path && *t == modified && *l == len) {
+                let entry = kept.remove(i);
+                let lora = entry.3.clone();
+                kept.push(entry);
+                return Ok(lora);
+            }
         }
-        if kept.len() > KEPT {
-            kept.remove(0);
+        // Read without holding the others up.
+        let lora = Arc::new(Lora::read(path)?);
+        let mut kept = kept();
+        kept.retain(|(p, ..)| p != path);
+        if let Some((modified, len)) = stamp.filter(|(_, len)| *len <= KEPT_BYTES) {
+            kept.push((path.to_path_buf(), modified, len, lora.clone()));
+            while kept.iter().map(|(_, _, len, _)| len).sum::<u64>() > KEPT_BYTES {
+                kept.remove(0);
+            }
         }
         Ok(lora)
     }

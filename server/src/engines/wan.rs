@@ -37,9 +37,55 @@ pub struct WanEngine {
     path: PathBuf,
 }
 
+/// Whether the folder's `model_index.json` has a `boundary_ratio`: two experts (Wan 2.2 A14B).
+/// Read again, and checked, when the model loads.
+pub(super) fn two_experts(path: &Path) -> bool {
+    std::fs::read_to_string(path.join("model_index.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .is_some_and(|v| v.get("boundary_ratio").is_some_and(|b| b.is_number()))
+}
+
+/// The controls every Wan engine has alike: the negative prompt, the frames and the files' frame
+/// rate.
+pub(super) fn clip_params() -> [ParamSpec; 3] {
+    [
+        ParamSpec::text("negative", "Negative prompt", app::limits::MAX_PROMPT_CHARS, "what the clip should not show"),
+        ParamSpec::integer(
+            "frames",
+            "Frames",
+            1,
+            MAX_FRAMES,
+            4,
+            81,
+            "frames in the clip (4k + 1: 81 is 5 s at 16 fps)",
+        ),
+        ParamSpec::integer("fps", "Frames per second", 1, 60, 1, FPS, "the files' frame rate (the model makes 16)"),
+    ]
+}
+
+/// The second expert's guidance, for a two-expert model's controls.
+pub(super) fn guidance_2_param() -> ParamSpec {
+    ParamSpec::number(
+        "guidance_2",
+        "Guidance, low noise",
+        0.0,
+        20.0,
+        0.5,
+        0.0,
+        "the guidance of the second expert, which makes the last steps (0: the same as Guidance)",
+    )
+}
+
+/// The second expert's guidance a job asks of `wan`: none (the first's) for a model with one
+/// transformer, or when the job leaves it at 0.
+pub(super) fn guidance_2_of(wan: &Wan, params: &JobParams) -> Option<f32> {
+    (wan.boundary.is_some() && params.guidance_2 > 0.0).then_some(params.guidance_2)
+}
+
 impl WanEngine {
     pub fn new(name: &str, path: &Path) -> Self {
-        let info = ModelInfo {
+        let mut info = ModelInfo {
             id: name.into(),
             family: FAMILY.name.into(),
             description: format!(
@@ -47,44 +93,40 @@ impl WanEngine {
                 path.display()
             ),
             tasks: FAMILY.tasks.to_vec(),
-            params: vec![
-                ParamSpec::text(
-                    "negative",
-                    "Negative prompt",
-                    app::limits::MAX_PROMPT_CHARS,
-                    "what the clip should not show",
-                ),
-                ParamSpec::integer("width", "Width", 16, MAX_WIDTH, 16, 832, "width in pixels, in multiples of 16"),
-                ParamSpec::integer("height", "Height", 16, MAX_HEIGHT, 16, 480, "height in pixels, in multiples of 16"),
-                ParamSpec::integer(
-                    "frames",
-                    "Frames",
-                    1,
-                    MAX_FRAMES,
-                    4,
-                    81,
-                    "frames in the clip (4k + 1: 81 is 5 s at 16 fps)",
-                ),
-                ParamSpec::integer(
-                    "fps",
-                    "Frames per second",
-                    1,
-                    60,
-                    1,
-                    FPS,
-                    "the files' frame rate (the model makes 16)",
-                ),
-                ParamSpec::integer("steps", "Steps", 1, MAX_STEPS, 1, 50, "sampling steps: more is slower and cleaner"),
-                ParamSpec::number(
-                    "guidance",
-                    "Guidance",
-                    0.0,
-                    20.0,
-                    0.5,
-                    5.0,
-                    "how strongly the clip follows the prompt (1 or less: off)",
-                ),
-            ],
+            params: [
+                clip_params().to_vec(),
+                vec![
+                    ParamSpec::integer("width", "Width", 16, MAX_WIDTH, 16, 832, "width in pixels, in multiples of 16"),
+                    ParamSpec::integer(
+                        "height",
+                        "Height",
+                        16,
+                        MAX_HEIGHT,
+                        16,
+                        480,
+                        "height in pixels, in multiples of 16",
+                    ),
+                    ParamSpec::integer(
+                        "steps",
+                        "Steps",
+                        1,
+                        MAX_STEPS,
+                        1,
+                        50,
+                        "sampling steps: more is slower and cleaner",
+                    ),
+                    ParamSpec::number(
+                        "guidance",
+                        "Guidance",
+                        0.0,
+                        20.0,
+                        0.5,
+                        5.0,
+                        "how strongly the clip follows the prompt (1 or less: off)",
+                    ),
+                ],
+            ]
+            .concat(),
             native_width: 832,
             native_height: 480,
             native_frames: 81,
@@ -95,6 +137,9 @@ impl WanEngine {
             input_note: String::new(),
             takes_loras: true,
         };
+        if two_experts(path) {
+            info.params.push(guidance_2_param());
+        }
         Self { info, path: path.to_path_buf() }
     }
 
@@ -103,6 +148,7 @@ impl WanEngine {
         let wan = load(&self.info, &self.path, o, ctx)?;
         let load_s = started.elapsed().as_secs_f64();
         let mut req = request_of(params);
+        req.guidance_2 = guidance_2_of(&wan, params);
         if o.noise.is_some() {
             let [c, f, h, w] = wan.latent_shape(&req);
             req.noise = o.noise_tensor(&[1, c, f, h, w])?;
@@ -114,7 +160,12 @@ impl WanEngine {
         let mut meta = video_meta(&self.info.id, &wan, &req, &video, fps, &ctx.device.description, load_s);
         meta.timings.warmup_s = warmup_s;
         o.record(&mut meta);
-        meta.params = JobParams { model: self.info.id.clone(), seed: Some(req.seed), ..params.clone() };
+        meta.params = JobParams {
+            model: self.info.id.clone(),
+            seed: Some(req.seed),
+            guidance_2: req.guidance_2.unwrap_or_default(),
+            ..params.clone()
+        };
         meta.timings.total_s = started.elapsed().as_secs_f64();
         Ok(Rendered {
             frames: video.to_rgb8(),

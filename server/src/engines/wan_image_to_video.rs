@@ -2,12 +2,15 @@
 //! two experts, Wan 2.1 I2V 14B and FLF2V with a CLIP image encoder) as an engine: the picture
 //! is the clip's first frame, a second picture its last (optional for Wan 2.2, required by the
 //! first-last-frame model, not taken by Wan 2.1's others), and the prompt says what happens
-//! between. Its controls and defaults are the model's own: Wan 2.2's (832x480, 81 frames at 16
-//! fps, 40 steps, guidance 3.5 for both experts); the low-noise expert's guidance is offered only
-//! where the folder has two.
+//! between. Its defaults are those Wan 2.2 I2V A14B is published with (832x480, 81 frames at 16
+//! fps, 40 steps, guidance 3.5), for every folder of the pipeline; the low-noise expert's
+//! guidance is offered only where the folder has two.
 
 use super::family::Family;
-use super::wan::{FPS, MAX_FRAMES, MAX_STEPS, MAX_WIDTH, chips, load, request_of, video_meta};
+use super::wan::{
+    MAX_STEPS, MAX_WIDTH, chips, clip_params, guidance_2_of, guidance_2_param, load, request_of, two_experts,
+    video_meta,
+};
 use super::{EngineJob, Rendered, RunContext};
 use app::models::{LAST_IMAGE, ModelInfo, ParamSpec};
 use app::types::{JobParams, Mode};
@@ -53,8 +56,7 @@ impl WanImageToVideoEngine {
     pub fn new(name: &str, path: &Path) -> Self {
         // Two experts when model_index.json has a boundary; the transformer's image settings
         // decide the last frame (all read again, and checked, at load).
-        let two_experts = read_json(&path.join("model_index.json"))
-            .is_some_and(|v| v.get("boundary_ratio").is_some_and(|b| b.is_number()));
+        let two_experts = two_experts(path);
         let transformer = read_json(&path.join("transformer/config.json")).unwrap_or_default();
         let set = |key: &str| transformer.get(key).is_some_and(|v| !v.is_null());
         let last_frame = match (set("image_dim"), set("pos_embed_seq_len")) {
@@ -72,13 +74,8 @@ impl WanImageToVideoEngine {
             // The last frame ends a clip animated from a picture: not one from a keyframe.
             params.push(ParamSpec::image(LAST_IMAGE, "Last frame", help).for_tasks(&[Mode::ImageToVideo]));
         }
+        params.extend(clip_params());
         params.extend([
-            ParamSpec::text(
-                "negative",
-                "Negative prompt",
-                app::limits::MAX_PROMPT_CHARS,
-                "what the clip should not show",
-            ),
             ParamSpec::integer(
                 "width",
                 "Width",
@@ -99,16 +96,6 @@ impl WanImageToVideoEngine {
                 "about this many pixels high: the clip keeps the picture's shape at width x height pixels",
             ),
             ParamSpec::integer(
-                "frames",
-                "Frames",
-                1,
-                MAX_FRAMES,
-                4,
-                81,
-                "frames in the clip (4k + 1: 81 is 5 s at 16 fps)",
-            ),
-            ParamSpec::integer("fps", "Frames per second", 1, 60, 1, FPS, "the files' frame rate (the model makes 16)"),
-            ParamSpec::integer(
                 "steps",
                 "Steps",
                 1,
@@ -128,15 +115,7 @@ impl WanImageToVideoEngine {
             ),
         ]);
         if two_experts {
-            params.push(ParamSpec::number(
-                "guidance_2",
-                "Guidance, low noise",
-                0.0,
-                20.0,
-                0.5,
-                3.5,
-                "the guidance of the second expert, which makes the last steps (the details)",
-            ));
+            params.push(guidance_2_param());
         }
         let info = ModelInfo {
             id: name.into(),
@@ -196,6 +175,9 @@ impl super::Engine for WanImageToVideoEngine {
         if self.needs_last_image && task == Mode::ImageToVideo && !params.last_image {
             return Err(format!("{} ends every clip on a given picture: add a last frame", self.info.id));
         }
+        if params.last_image && params.frames < 5 {
+            return Err(format!("a clip with a last frame has at least 5 frames, not {}", params.frames));
+        }
         Ok(task)
     }
 
@@ -213,7 +195,7 @@ impl super::Engine for WanImageToVideoEngine {
             height: height as usize,
             image: Some(picture.clone()),
             last_image: job.last_image.cloned(),
-            guidance_2: (wan.boundary.is_some() && job.params.guidance_2 > 0.0).then_some(job.params.guidance_2),
+            guidance_2: guidance_2_of(&wan, job.params),
             ..request_of(job.params)
         };
         if o.noise.is_some() {
@@ -229,8 +211,16 @@ impl super::Engine for WanImageToVideoEngine {
         meta.family = FAMILY.name.into();
         meta.input_image = Some("upload".into());
         o.record(&mut meta);
-        meta.params =
-            JobParams { model: self.info.id.clone(), seed: Some(req.seed), width, height, ..job.params.clone() };
+        meta.params = JobParams {
+            model: self.info.id.clone(),
+            seed: Some(req.seed),
+            width,
+            height,
+            // What ran: no second guidance for one transformer.
+            guidance_2: req.guidance_2.unwrap_or_default(),
+            last_image: req.last_image.is_some(),
+            ..job.params.clone()
+        };
         meta.timings.total_s = started.elapsed().as_secs_f64();
         // The picture as the model saw it: at the clip's size.
         let input = model::diffusers::common::pil_resize::resize_lanczos(picture, width, height);

@@ -42,7 +42,8 @@ impl WarmUpPolicy {
 
 /// The short job that prepares `engine`'s kernels: its first task at the model's default
 /// settings, one sampling step (one keyframe step for a chain), a grey picture of that size
-/// where the task takes one.
+/// where the task takes one (and as the last frame where the model takes one: a model may
+/// require it).
 pub fn job_of(engine: &dyn Engine) -> Option<(JobParams, Mode, Option<image::RgbImage>)> {
     let info = engine.info();
     let task = *info.tasks.first()?;
@@ -58,6 +59,7 @@ pub fn job_of(engine: &dyn Engine) -> Option<(JobParams, Mode, Option<image::Rgb
     let mut params = info.defaults(task, start);
     params.steps = 1;
     params.keyframe_steps = params.keyframe_steps.min(1);
+    params.last_image = has_image && info.takes_last_image();
     let mode = engine.validate(&mut params, has_image).ok()?;
     let image = has_image.then(|| image::RgbImage::from_pixel(params.width, params.height, image::Rgb([128; 3])));
     Some((params, mode, image))
@@ -126,7 +128,7 @@ impl Warmer {
                 params: &params,
                 mode,
                 input: image.as_ref(),
-                last_image: None,
+                last_image: image.as_ref().filter(|_| params.last_image),
                 overrides: &Overrides::NONE,
             };
             engine.run(job, &mut ctx).map(|_| ()).map_err(|e| e.to_string())

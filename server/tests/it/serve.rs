@@ -633,7 +633,7 @@ async fn image_to_video_with_an_installed_wan_model_and_a_last_frame() {
     assert_eq!((wan["family"].as_str(), &wan["tasks"]), (Some("wan-image-to-video"), &json!(["image-to-video"])));
     let param = |name: &str| wan["params"].as_array().unwrap().iter().find(|p| p["name"] == name).cloned();
     assert_eq!(param("last_image").expect("a last frame")["kind"], "image");
-    assert_eq!(param("guidance_2").expect("the second expert's guidance")["default"], "3.5");
+    assert_eq!(param("guidance_2").expect("the second expert's guidance")["default"], "0", "0: the same as guidance");
 
     let fields = [
         ("model", "wan-i2v1"),
@@ -700,6 +700,15 @@ async fn image_to_video_with_an_installed_wan_model_and_a_last_frame() {
         post_json(json!({"prompt": "a cat", "model": "wan-i2v1", "last_image": true})),
         StatusCode::BAD_REQUEST,
         "animates images",
+    )
+    .await;
+    // A last frame needs a clip of at least 5 frames (4k + 1, the first and the last).
+    let short = [("model", "wan-i2v1"), ("prompt", "a cat"), ("frames", "1"), ("width", "32"), ("height", "32")];
+    assert_rejected(
+        &app,
+        post_multipart(multipart_named(&short, &files)),
+        StatusCode::BAD_REQUEST,
+        "at least 5 frames",
     )
     .await;
     // The built-in model takes no last frame.

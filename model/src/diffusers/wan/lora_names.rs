@@ -18,7 +18,7 @@ const IN_BLOCKS: [(&str, &str); 12] = [
 ];
 
 /// Top-level renames.
-const TOP: [(&str, &str); 7] = [
+const TOP: [(&str, &str); 9] = [
     ("head.head", "proj_out"),
     ("text_embedding.0", "condition_embedder.text_embedder.linear_1"),
     ("text_embedding.2", "condition_embedder.text_embedder.linear_2"),
@@ -26,6 +26,9 @@ const TOP: [(&str, &str); 7] = [
     ("time_embedding.2", "condition_embedder.time_embedder.linear_2"),
     ("time_projection.1", "condition_embedder.time_proj"),
     ("patch_embedding", "patch_embedding"),
+    // Wan 2.1 image-to-video's image embedder (its feed-forward).
+    ("img_emb.proj.1", "condition_embedder.image_embedder.ff.net.0.proj"),
+    ("img_emb.proj.3", "condition_embedder.image_embedder.ff.net.2"),
 ];
 
 /// diffusers' path of the original module `original` (`blocks.3.self_attn.q` ->
@@ -47,6 +50,7 @@ mod tests {
         assert_eq!(diffusers_module("blocks.0.cross_attn.k_img").as_deref(), Some("blocks.0.attn2.add_k_proj"));
         assert_eq!(diffusers_module("blocks.12.ffn.2").as_deref(), Some("blocks.12.ffn.net.2"));
         assert_eq!(diffusers_module("head.head").as_deref(), Some("proj_out"));
+        assert_eq!(diffusers_module("img_emb.proj.3").as_deref(), Some("condition_embedder.image_embedder.ff.net.2"));
         assert_eq!(diffusers_module("blocks.1.modulation"), None);
         assert_eq!(diffusers_module("nowhere"), None);
     }

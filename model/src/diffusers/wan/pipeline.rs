@@ -40,6 +40,7 @@ use burn::prelude::*;
 use burn::tensor::DType;
 use image::RgbImage;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// One request; defaults are diffusers' `WanPipeline.__call__`'s.
@@ -111,12 +112,11 @@ impl WanOptions {
         Self { text_device: device.clone(), text_dtype: dtype, memory, loras: Vec::new(), loras_2: Vec::new() }
     }
 
-    /// The text encoder on the GPU in bf16 when the driver says it has room
-    /// ([`TEXT_ENCODER_GPU_MIN_BYTES`]), else on the CPU in f32 (T5 models overflow in f16).
     /// Sorts LoRAs between the experts as Wan 2.2's ship: a file named for the high-noise
     /// model (`high_noise_model.safetensors`, `..._HIGH_fp16.safetensors`) updates
     /// `transformer`, one for the low-noise model `transformer_2`, any other both (diffusers'
-    /// `load_lora_weights`, once more with `load_into_transformer_2`).
+    /// `load_lora_weights`, once more with `load_into_transformer_2`). A folder with one
+    /// transformer takes them all.
     pub fn with_loras(mut self, loras: Vec<LoraUse>) -> Self {
         for l in loras {
             let (high, low) = (expert_named(&l.lora.name(), "high"), expert_named(&l.lora.name(), "low"));
@@ -130,6 +130,8 @@ impl WanOptions {
         self
     }
 
+    /// The text encoder on the GPU in bf16 when the driver says it has room
+    /// ([`TEXT_ENCODER_GPU_MIN_BYTES`]), else on the CPU in f32 (T5 models overflow in f16).
     pub fn auto(opened: &OpenedDevice, memory: MemoryMode) -> Self {
         let roomy = opened.gpu && device::memory_bytes(opened.choice).is_some_and(|b| b >= TEXT_ENCODER_GPU_MIN_BYTES);
         if roomy {
@@ -204,10 +206,11 @@ impl Wan {
     pub const PIPELINE_CLASS: &str = "WanPipeline";
     pub const IMAGE_PIPELINE_CLASS: &str = "WanImageToVideoPipeline";
 
-    /// Opens a diffusers `WanPipeline` folder: reads and checks every config and the tokenizer,
-    /// and loads every component once (each checked tensor by tensor), keeping them when
-    /// resident.
+    /// Opens a diffusers `WanPipeline` or `WanImageToVideoPipeline` folder: reads and checks
+    /// every config, the tokenizer and the image processor, and loads every component once
+    /// (each checked tensor by tensor), keeping them when resident.
     pub fn load(root: &Path, device: &Device, dtype: DType, options: WanOptions) -> Result<Self, LoadError> {
+        let mut options = options;
         let folder = ModelFolder::open(root)?;
         let task = if folder.class_name == Self::IMAGE_PIPELINE_CLASS {
             WanTask::ImageToVideo
@@ -326,6 +329,14 @@ impl Wan {
         let scheduler_raw: serde_json::Value = crate::diffusers::common::config::read_json(&scheduler_path)?;
         let train_steps = scheduler_raw.get("num_train_timesteps").and_then(|v| v.as_f64()).unwrap_or(1000.0);
         let boundary = boundary_ratio.map(|r| (r * train_steps) as f32);
+        if boundary.is_none() {
+            // One transformer: a LoRA sorted to the second expert by its name is for it too.
+            for l in std::mem::take(&mut options.loras_2) {
+                if !options.loras.iter().any(|m| Arc::ptr_eq(&m.lora, &l.lora)) {
+                    options.loras.push(l);
+                }
+            }
+        }
         let mut wan = Self {
             folder,
             tokenizer,
@@ -569,7 +580,7 @@ impl Wan {
         Ok(Some(encoder.penultimate_states(Tensor::cat(pixels, 0)).cast(DType::F32)))
     }
 
-    /// Makes a video from text, calling `on_progress` after every step and stopping when
+    /// Makes a video from text (and a picture, for an image-to-video folder), calling `on_progress` after every step and stopping when
     /// `cancelled`.
     pub fn generate(
         &self,
