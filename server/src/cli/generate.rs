@@ -51,6 +51,11 @@ pub struct InstalledArgs {
     /// Wan image to video: the clip's last frame (it ends on this picture).
     #[arg(long, requires = "image")]
     last_image: Option<PathBuf>,
+    /// Wan: block swap, the transformer blocks kept on the GPU (each expert's), the others
+    /// streamed from host memory for each pass; `auto`: as many as 60% of the free memory holds
+    /// (default: all on the GPU).
+    #[arg(long, value_name = "N|auto")]
+    gpu_blocks: Option<crate::engines::overrides::GpuBlocks>,
     /// Wan 2.2 A14B: guidance of the low-noise expert, which makes the last steps (default:
     /// the model's).
     #[arg(long = "guidance-2")]
@@ -171,6 +176,7 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
                 ("--negative", o.negative.is_some()),
                 ("--last-image", o.last_image.is_some()),
                 ("--guidance-2", o.guidance_2.is_some()),
+                ("--gpu-blocks", o.gpu_blocks.is_some()),
                 ("--low-memory", o.low_memory),
                 ("--warmup", o.warmup),
                 ("--precision", o.precision != PrecisionChoice::Auto),
@@ -211,6 +217,9 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
         None if !info.tasks.contains(&Mode::TextToVideo) => bail!("{} animates an image: give --image PATH", info.id),
         None => Mode::TextToVideo,
     };
+    if o.gpu_blocks.is_some() && !info.family.starts_with("wan") {
+        bail!("{} takes no --gpu-blocks (block swap is for Wan models)", info.id);
+    }
     if last_image.is_some() && !info.takes_last_image() {
         bail!("{} takes no --last-image (Wan image-to-video models do)", info.id);
     }
@@ -260,6 +269,7 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
         min_guidance: o.min_guidance,
         size: a.size,
         loras: o.loras.iter().map(|spec| super::common::read_lora(spec)).collect::<anyhow::Result<_>>()?,
+        gpu_blocks: o.gpu_blocks,
         ..Overrides::NONE
     };
     let run = engine_run::Run {

@@ -41,6 +41,28 @@ pub struct Overrides {
     /// LoRAs merged into the model's weights at load, each at its scale (families that take
     /// them: Stable Diffusion).
     pub loras: Vec<LoraUse>,
+    /// Block swap (Wan): the transformer blocks kept on the device, the others streamed from
+    /// host memory for each pass.
+    pub gpu_blocks: Option<GpuBlocks>,
+}
+
+/// How many transformer blocks stay on the device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GpuBlocks {
+    Count(usize),
+    /// As many as the device's free memory holds (where it is known; else all).
+    Auto,
+}
+
+impl std::str::FromStr for GpuBlocks {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(GpuBlocks::Auto),
+            n => n.parse().map(GpuBlocks::Count).map_err(|_| format!("a number of blocks or auto, not {n:?}")),
+        }
+    }
 }
 
 /// Where a text encoder runs.
@@ -68,6 +90,7 @@ impl Overrides {
         noise_aug: None,
         min_guidance: None,
         loras: Vec::new(),
+        gpu_blocks: None,
     };
 
     /// The tensors `(key, shape, required)` of the noise file, in order, each as f32 of exactly

@@ -3,12 +3,12 @@
 //! (diffusers' `WanPipeline` defaults: 832x480, 81 frames at 16 fps, 50 steps, guidance 5).
 
 use super::family::Family;
-use super::overrides::TextEncoderPlacement;
+use super::overrides::{GpuBlocks, TextEncoderPlacement};
 use super::{EngineJob, Overrides, Rendered, RunContext};
 use app::models::{ChipGroup, ModelInfo, ParamSpec};
 use app::results::{Resolution, ResultMeta};
 use app::types::{JobParams, Mode};
-use model::device::DeviceChoice;
+use model::device::{DeviceChoice, OpenedDevice};
 use model::diffusers::DType;
 use model::diffusers::common::video::{GeneratedVideo, MemoryMode};
 use model::diffusers::wan::pipeline::{Wan, WanOptions, WanRequest};
@@ -205,11 +205,33 @@ pub(super) fn load(
             memory,
         ),
     };
-    let options = options.with_loras(o.loras.clone());
-    let key = format!("{}{}", info.id, o.loras_key());
+    let mut options = options.with_loras(o.loras.clone());
+    options.gpu_blocks = gpu_blocks(path, o, &opened, memory);
+    let swap = options.gpu_blocks.map_or(String::new(), |n| format!("@{n}blocks"));
+    let key = format!("{}{}{swap}", info.id, o.loras_key());
     ctx.models.get_or_load(&key, info.memory_mib, || {
         Wan::load(path, &opened.device, dtype, options).map_err(|e| super::load_error(&info.id, e))
     })
+}
+
+/// The blocks each expert keeps on the device for `o.gpu_blocks`. `auto` gives the blocks 60%
+/// of the free memory (the rest is for activations, the VAE and the text) shared by the
+/// experts held at once, a block's size taken from the transformer's files; all where the free
+/// memory is unknown (wgpu) or the blocks fit.
+fn gpu_blocks(path: &Path, o: &Overrides, opened: &OpenedDevice, memory: MemoryMode) -> Option<usize> {
+    match o.gpu_blocks? {
+        GpuBlocks::Count(n) => Some(n),
+        GpuBlocks::Auto => {
+            let free = model::free_memory::free_bytes(opened.choice, &opened.device)?;
+            let config: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(path.join("transformer/config.json")).ok()?).ok()?;
+            let layers = config.get("num_layers")?.as_u64()?.max(1);
+            let block_bytes = (super::family::weights_mib(&path.join("transformer")) << 20) / layers;
+            let experts = if two_experts(path) && memory == MemoryMode::Resident { 2 } else { 1 };
+            let fit = (free / 10 * 6 / experts / block_bytes.max(1)).min(layers);
+            (fit < layers).then_some(fit as usize)
+        }
+    }
 }
 
 /// Parts of a prompt to click: Wan follows free text, so these are the camera, motion, light
@@ -269,6 +291,9 @@ pub fn video_meta(
     details.insert("text_encoder_device".into(), format!("{:?}", wan.options.text_device).into());
     details.insert("text_encoder_precision".into(), format!("{:?}", wan.options.text_dtype).into());
     details.insert("memory_mode".into(), wan.options.memory.name().into());
+    if let Some(n) = wan.options.gpu_blocks {
+        details.insert("gpu_blocks".into(), n.into());
+    }
     if let Some(boundary) = wan.boundary {
         details.insert("boundary_timestep".into(), boundary.into());
         details.insert("guidance_2".into(), req.guidance_2.unwrap_or(req.guidance).into());

@@ -627,19 +627,26 @@ fn generate_with_wan_image_to_video_reproduces_diffusers() {
     let lora = format!("{}:0.9", wan_fixture("wan-i2v1").join("lora.safetensors").display());
     // Wan 2.2 (two experts), and Wan 2.1 with its CLIP image encoder: one model without a last
     // frame, the first-last-frame model with one.
-    for (fixture, i, extra, key) in [
+    let swap = "--gpu-blocks=1".to_string();
+    for (fixture, i, extra, key, n) in [
         ("wan-i2v1", 0, None, "pipeline.0.frames"),
+        // Block swap: one block of two on the device, the other streamed.
+        ("wan-i2v1", 0, Some(&swap), "pipeline.0.frames"),
         ("wan-i2v1", 1, None, "pipeline.1.frames"),
         ("wan-i2v1", 0, Some(&lora), "lora.0.frames"),
         ("wan-i2v21", 0, None, "pipeline.0.frames"),
         ("wan-flf21", 0, None, "pipeline.0.frames"),
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(n, (fixture, i, extra, key))| (fixture, i, extra, key, n))
+    {
         let model = wan_fixture(fixture);
         let meta: serde_json::Value =
             serde_json::from_slice(&std::fs::read(model.join("expected.json")).unwrap()).unwrap();
         let run = &meta["pipelines"][i];
         let arg = |k: &str| run[k].to_string().trim_matches('"').to_string();
-        let dir = temp_dir(&format!("{fixture}-{key}"));
+        let dir = temp_dir(&format!("{fixture}-{key}-{n}"));
         let mut args: Vec<String> = [
             "generate",
             "--model-dir",
@@ -677,8 +684,10 @@ fn generate_with_wan_image_to_video_reproduces_diffusers() {
         if let Some(last) = run["last_image"].as_str() {
             args.extend(["--last-image".into(), model.join(last).display().to_string()]);
         }
-        if let Some(lora) = extra {
-            args.extend(["--lora".into(), lora.clone()]);
+        match extra {
+            Some(flag) if flag.starts_with("--") => args.push(flag.clone()),
+            Some(lora) => args.extend(["--lora".into(), lora.clone()]),
+            None => {}
         }
         let out = vidplay(&args.iter().map(String::as_str).collect::<Vec<_>>());
         assert!(out.status.success(), "{key}: {}", String::from_utf8_lossy(&out.stderr));
@@ -692,8 +701,10 @@ fn generate_with_wan_image_to_video_reproduces_diffusers() {
         );
         assert_eq!(written["params"]["last_image"].as_bool().unwrap_or(false), run["last_image"].is_string());
         assert!(dir.join("input.png").is_file(), "{key}: the picture animated is kept");
-        if extra.is_some() {
-            assert_eq!(written["loras"][0]["scale"].as_f64(), Some(0.9), "{written}");
+        match extra {
+            Some(flag) if flag.starts_with("--") => assert_eq!(written["gpu_blocks"].as_u64(), Some(1), "{written}"),
+            Some(_) => assert_eq!(written["loras"][0]["scale"].as_f64(), Some(0.9), "{written}"),
+            None => {}
         }
     }
     // What the model does not take, or a picture it cannot end on, is a clear error.
@@ -716,6 +727,9 @@ fn generate_with_wan_image_to_video_reproduces_diffusers() {
     let flf = wan_fixture("wan-flf21");
     let flf = ["generate", "--model-dir", flf.to_str().unwrap(), "--prompt", "a cat"];
     assert_fails_with(&[&flf[..], &small, &out, &with_image].concat(), "add a last frame");
+    let svd = svd_fixture("svd1");
+    let svd = ["generate", "--model-dir", svd.to_str().unwrap(), "--prompt", "a cat", "--gpu-blocks", "1"];
+    assert_fails_with(&[&svd[..], &small, &out, &with_image].concat(), "takes no --gpu-blocks");
     assert!(!dir.join("metadata.json").exists(), "nothing written on errors");
 }
 

@@ -22,6 +22,11 @@ impl Linear {
         })
     }
 
+    /// A copy on `device` (block swap moves layers between the host and the GPU).
+    pub fn to_device(&self, device: &Device) -> Self {
+        Self { weight: self.weight.clone().to_device(device), bias: self.bias.clone().map(|b| b.to_device(device)) }
+    }
+
     /// From a PyTorch-layout `weight` [out, in] and optional `bias` [out] already loaded.
     pub fn from_tensors(weight: Tensor<2>, bias: Option<Tensor<1>>) -> Self {
         Self { weight: weight.transpose(), bias }
@@ -126,6 +131,11 @@ impl LayerNorm {
         Ok(Self { weight: vb.get("weight", [dim])?, bias: vb.get("bias", [dim])?, eps })
     }
 
+    /// A copy on `device`.
+    pub fn to_device(&self, device: &Device) -> Self {
+        Self { weight: self.weight.clone().to_device(device), bias: self.bias.clone().to_device(device), eps: self.eps }
+    }
+
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         let dtype = x.dtype();
         let x = x.cast(DType::F32);
@@ -149,6 +159,11 @@ pub struct RmsNorm {
 impl RmsNorm {
     pub fn load(vb: &Vb, dim: usize, eps: f64) -> Result<Self, LoadError> {
         Ok(Self { weight: vb.get_f32("weight", [dim])?, eps })
+    }
+
+    /// A copy on `device`.
+    pub fn to_device(&self, device: &Device) -> Self {
+        Self { weight: self.weight.clone().to_device(device), eps: self.eps }
     }
 
     /// Normalised in f32, returned in `dtype`.

@@ -100,6 +100,9 @@ pub struct WanOptions {
     pub loras: Vec<LoraUse>,
     /// LoRAs merged into `transformer_2`, the low-noise expert of a two-expert folder.
     pub loras_2: Vec<LoraUse>,
+    /// Block swap: the transformer blocks each expert keeps on the device; the others stay in
+    /// host memory and are copied over for each pass. `None`: all on the device.
+    pub gpu_blocks: Option<usize>,
 }
 
 /// GPUs with less memory than this run the text encoder on the CPU: UMT5-xxl's weights take
@@ -109,7 +112,14 @@ pub const TEXT_ENCODER_GPU_MIN_BYTES: u64 = 24 << 30;
 impl WanOptions {
     /// Everything on one device and precision.
     pub fn on(device: &Device, dtype: DType, memory: MemoryMode) -> Self {
-        Self { text_device: device.clone(), text_dtype: dtype, memory, loras: Vec::new(), loras_2: Vec::new() }
+        Self {
+            text_device: device.clone(),
+            text_dtype: dtype,
+            memory,
+            loras: Vec::new(),
+            loras_2: Vec::new(),
+            gpu_blocks: None,
+        }
     }
 
     /// Sorts LoRAs between the experts as Wan 2.2's ship: a file named for the high-noise
@@ -135,23 +145,10 @@ impl WanOptions {
     pub fn auto(opened: &OpenedDevice, memory: MemoryMode) -> Self {
         let roomy = opened.gpu && device::memory_bytes(opened.choice).is_some_and(|b| b >= TEXT_ENCODER_GPU_MIN_BYTES);
         if roomy {
-            Self {
-                text_device: opened.device.clone(),
-                text_dtype: DType::BF16,
-                memory,
-                loras: Vec::new(),
-                loras_2: Vec::new(),
-            }
+            Self::on(&opened.device, DType::BF16, memory)
         } else {
-            Self {
-                text_device: device::open(DeviceChoice::Cpu)
-                    .map(|d| d.device)
-                    .unwrap_or_else(|_| opened.device.clone()),
-                text_dtype: DType::F32,
-                memory,
-                loras: Vec::new(),
-                loras_2: Vec::new(),
-            }
+            let cpu = device::open(DeviceChoice::Cpu).map(|d| d.device).unwrap_or_else(|_| opened.device.clone());
+            Self::on(&cpu, DType::F32, memory)
         }
     }
 }
@@ -403,8 +400,14 @@ impl Wan {
         let files = self.folder.weights(name, "diffusion_pytorch_model", precision)?;
         // A LoRA's entries name `transformer`: each expert takes them as its own.
         let weights = Weights::open(&files, device, dtype)?.with_loras("transformer", loras, &rename)?;
-        let model = WanTransformer3DModel::load(&weights.root(), &config)?;
+        let mut model = WanTransformer3DModel::load(&weights.root(), &config)?;
         weights.finish()?;
+        if let Some(keep) = self.options.gpu_blocks.filter(|&n| n < config.num_layers) {
+            let host = crate::device::open(DeviceChoice::Cpu).map_err(|e| {
+                LoadError::config(&self.folder.root, "gpu_blocks", keep, &format!("no host device: {e}"))
+            })?;
+            model.swap_blocks(keep, &host.device);
+        }
         Ok((model, weights.len()))
     }
 

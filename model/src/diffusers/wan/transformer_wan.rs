@@ -256,6 +256,19 @@ impl WanAttention {
         })
     }
 
+    fn to_device(&self, device: &Device) -> Self {
+        Self {
+            to_q: self.to_q.to_device(device),
+            to_k: self.to_k.to_device(device),
+            to_v: self.to_v.to_device(device),
+            to_out: self.to_out.to_device(device),
+            norm_q: self.norm_q.to_device(device),
+            norm_k: self.norm_k.to_device(device),
+            image: self.image.as_ref().map(|(k, v, n)| (k.to_device(device), v.to_device(device), n.to_device(device))),
+            heads: self.heads,
+        }
+    }
+
     /// `image`: the embedded image tokens, for an attention that has image keys.
     fn forward(
         &self,
@@ -316,6 +329,19 @@ impl WanTransformerBlock {
             scale_shift_table: vb.get_f32("scale_shift_table", [1, 6, dim])?.squeeze_dim(0),
             eps: c.eps,
         })
+    }
+
+    /// A copy on `device` (block swap).
+    pub fn to_device(&self, device: &Device) -> Self {
+        Self {
+            attn1: self.attn1.to_device(device),
+            attn2: self.attn2.to_device(device),
+            norm2: self.norm2.as_ref().map(|n| n.to_device(device)),
+            ffn_in: self.ffn_in.to_device(device),
+            ffn_out: self.ffn_out.to_device(device),
+            scale_shift_table: self.scale_shift_table.clone().to_device(device),
+            eps: self.eps,
+        }
     }
 
     /// `x` [B, N, dim]; `text` [B, L, dim] (already through the text embedder); `modulation`
@@ -425,6 +451,9 @@ pub struct WanTransformer3DModel {
     text_linear_2: Linear,
     pub image_embedder: Option<WanImageEmbedding>,
     pub blocks: Vec<WanTransformerBlock>,
+    /// Blocks from this index on are kept in host memory and copied to the model's device for
+    /// each pass (block swap); `blocks.len()` when all are on the device.
+    gpu_blocks: usize,
     proj_out: Linear,
     /// [2, dim] in f32: shift and scale of the output norm.
     scale_shift_table: Tensor<2>,
@@ -472,10 +501,26 @@ impl WanTransformer3DModel {
             blocks: (0..c.num_layers)
                 .map(|i| WanTransformerBlock::load(&vb.pp("blocks").pp(i), c))
                 .collect::<Result<_, _>>()?,
+            gpu_blocks: c.num_layers,
             proj_out: Linear::load(&vb.pp("proj_out"), dim, c.out_channels() * pt * ph * pw, true)?,
             scale_shift_table: vb.get_f32("scale_shift_table", [1, 2, dim])?.squeeze_dim(0),
             dtype: vb.weights.dtype,
         })
+    }
+
+    /// Block swap: keeps the first `gpu_blocks` blocks on the model's device and moves the rest
+    /// to `host` (the CPU), from where each pass copies them over one at a time, the next while
+    /// the current one computes where the backend queues work. Frees their device memory.
+    pub fn swap_blocks(&mut self, gpu_blocks: usize, host: &Device) {
+        self.gpu_blocks = gpu_blocks.min(self.blocks.len());
+        for block in &mut self.blocks[self.gpu_blocks..] {
+            *block = block.to_device(host);
+        }
+    }
+
+    /// Blocks kept on the model's device.
+    pub fn gpu_blocks(&self) -> usize {
+        self.gpu_blocks
     }
 
     /// The token grid (frames, rows, columns) of a latent of `[frames, height, width]`, or why
@@ -562,8 +607,18 @@ impl WanTransformer3DModel {
         let device = x.device();
         let time = self.embed_time(timesteps, &device);
         let mut tokens = self.patchify(x);
-        for block in &self.blocks {
-            tokens = block.forward(tokens, text, &time.modulation, rotary, image);
+        let swapped =
+            |i: usize| (i >= self.gpu_blocks && i < self.blocks.len()).then(|| self.blocks[i].to_device(&device));
+        let mut next = swapped(self.gpu_blocks);
+        for (i, block) in self.blocks.iter().enumerate() {
+            if i < self.gpu_blocks {
+                tokens = block.forward(tokens, text, &time.modulation, rotary, image);
+            } else {
+                let here = next.take().expect("the swapped block is copied ahead");
+                // The next block's copy is issued before this one computes.
+                next = swapped(i + 1);
+                tokens = here.forward(tokens, text, &time.modulation, rotary, image);
+            }
         }
         self.unpatchify(tokens, &time.temb, grid).cast(DType::F32)
     }

@@ -60,6 +60,23 @@ fn one_expert_at_a_time_gives_the_same_clip() {
     assert!(parity::psnr(&got, &want) >= 40.0);
 }
 
+/// Block swap: blocks kept in host memory and copied over for each pass give the same clip
+/// (here the host is the device itself; on a GPU the copies cross to it).
+#[test]
+fn block_swap_gives_the_same_clip() {
+    let device = cpu();
+    let (req, _) = parity::wan_runs(&fixture(NAME), &device).unwrap().remove(0);
+    let resident =
+        load(MemoryMode::Resident, Vec::new()).generate(&req, &mut |_| {}, &|| false).unwrap().frames.concat();
+    for keep in [0, 1] {
+        let options =
+            WanOptions { gpu_blocks: Some(keep), ..WanOptions::on(&device, DType::F32, MemoryMode::Resident) };
+        let wan = Wan::load(&fixture(NAME), &device, DType::F32, options).unwrap();
+        let got = wan.generate(&req, &mut |_| {}, &|| false).unwrap().frames.concat();
+        assert_eq!(got, resident, "{keep} blocks on the device");
+    }
+}
+
 /// A PEFT LoRA saved by diffusers, loaded into both experts (`load_into_transformer_2`) and
 /// fused at 0.9: the frames diffusers makes; without it, far off.
 #[test]
