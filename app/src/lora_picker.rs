@@ -52,7 +52,7 @@ pub fn LoraPicker(
                     let files = files.await.unwrap_or_default();
                     if files.is_empty() {
                         return view! {
-                            <p class="hint">"Put LoRA files (.safetensors) in the models folder's loras/ to merge them into this model."</p>
+                            <p class="hint">"Put LoRA files (.safetensors) in the models folder's loras/, or download a LoRA repo into the Hugging Face cache, to merge them into this model."</p>
                         }.into_any();
                     }
                     (0..ROWS).map(|row| {

@@ -1,6 +1,8 @@
 //! The LoRAs jobs may use: the `.safetensors` files of the models folder's `loras/` (a job names
-//! a file there and a scale, `JobParams::loras`); checked when a job is submitted and read when
-//! it runs, for the engines whose description says they take LoRAs.
+//! a file there and a scale, `JobParams::loras`), and those of LoRA repos in the Hugging Face
+//! cache (`ORG/NAME/FILE`: a repo downloaded with the hub's tools that holds no model, that is
+//! no `model_index.json` and no `config.json`); checked when a job is submitted and read when it
+//! runs, for the engines whose description says they take LoRAs.
 
 use app::models::ModelInfo;
 use app::params::{LoraChoice, MAX_LORA_SCALE, MAX_LORAS};
@@ -22,13 +24,43 @@ type Kept = (PathBuf, SystemTime, u64, Arc<Lora>);
 pub struct LoraLibrary {
     /// The folder (none: no LoRAs offered).
     dir: Option<PathBuf>,
+    /// The Hugging Face cache's `hub` folder, whose LoRA repos are offered too.
+    hub: Option<PathBuf>,
     /// The last files read, newest last.
     read: Arc<Mutex<Vec<Kept>>>,
 }
 
 impl LoraLibrary {
     pub fn new(dir: Option<PathBuf>) -> Self {
-        Self { dir, read: Arc::default() }
+        Self { dir, hub: None, read: Arc::default() }
+    }
+
+    /// Also the LoRA repos of the Hugging Face cache at `hub`.
+    pub fn with_hub(mut self, hub: PathBuf) -> Self {
+        self.hub = Some(hub);
+        self
+    }
+
+    /// The cached LoRA repos' files: (`ORG/NAME/FILE`, its path).
+    fn hub_files(&self) -> Vec<(String, PathBuf)> {
+        let Some(hub) = &self.hub else { return Vec::new() };
+        let Ok(repos) = std::fs::read_dir(hub) else { return Vec::new() };
+        let mut found = Vec::new();
+        for repo in repos.flatten() {
+            let folder = repo.file_name().to_string_lossy().into_owned();
+            let Some(id) = folder.strip_prefix("models--").map(|r| r.replacen("--", "/", 1)) else { continue };
+            // The snapshot `main` points at.
+            let Ok(rev) = std::fs::read_to_string(repo.path().join("refs/main")) else { continue };
+            let snapshot = repo.path().join("snapshots").join(rev.trim());
+            if snapshot.join("model_index.json").exists() || snapshot.join("config.json").exists() {
+                continue;
+            }
+            for (rel, path) in safetensors_under(&snapshot, "", 2) {
+                found.push((format!("{id}/{rel}"), path));
+            }
+        }
+        found.sort();
+        found
     }
 
     /// The file at `path`, from those kept when it has not changed since, else read.
@@ -57,18 +89,16 @@ impl LoraLibrary {
         Ok(lora)
     }
 
-    /// The LoRA files offered, by name, sorted.
+    /// The LoRA files offered, by name: the folder's, sorted, then the cache's.
     pub fn list(&self) -> Vec<String> {
-        let Some(dir) = &self.dir else { return Vec::new() };
-        let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
-        let mut names: Vec<String> = entries
-            .flatten()
-            .filter(|e| e.path().is_file())
-            .filter_map(|e| e.file_name().to_str().map(str::to_string))
-            .filter(|n| n.ends_with(".safetensors") && !n.starts_with('.'))
-            .collect();
-        names.sort();
-        names
+        self.offered().into_iter().map(|(name, _)| name).collect()
+    }
+
+    /// The LoRA files offered, by name, with their paths.
+    fn offered(&self) -> Vec<(String, PathBuf)> {
+        let mut offered = self.dir.as_ref().map_or_else(Vec::new, |dir| safetensors_under(dir, "", 0));
+        offered.extend(self.hub_files());
+        offered
     }
 
     /// Whether a job for `model` may use `loras` (a message for the person who sent it if not).
@@ -105,22 +135,40 @@ impl LoraLibrary {
         if loras.is_empty() {
             return Ok(Vec::new());
         }
-        let offered = self.list();
+        let offered = self.offered();
         loras
             .iter()
             .map(|choice| {
                 let gone = || GenerateError::InvalidRequest(format!("the LoRA {:?} is no longer offered", choice.file));
-                let dir = self.dir.as_ref().ok_or_else(gone)?;
-                if !offered.contains(&choice.file) {
-                    return Err(gone());
-                }
+                let (_, path) = offered.iter().find(|(name, _)| *name == choice.file).ok_or_else(gone)?;
                 let lora = self
-                    .read(&dir.join(&choice.file))
+                    .read(path)
                     .map_err(|e| GenerateError::InvalidRequest(format!("the LoRA {:?}: {e}", choice.file)))?;
                 Ok(LoraUse { lora, scale: choice.scale })
             })
             .collect()
     }
+}
+
+/// The `.safetensors` files under `dir` (`prefix` before their names), `depth` folders down,
+/// hidden ones left out, sorted.
+fn safetensors_under(dir: &Path, prefix: &str, depth: usize) -> Vec<(String, PathBuf)> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let Some(name) = entry.file_name().to_str().map(str::to_string) else { continue };
+        if name.starts_with('.') {
+            continue;
+        }
+        let path = entry.path();
+        if path.is_dir() && depth > 0 {
+            found.extend(safetensors_under(&path, &format!("{prefix}{name}/"), depth - 1));
+        } else if path.is_file() && name.ends_with(".safetensors") {
+            found.push((format!("{prefix}{name}"), path));
+        }
+    }
+    found.sort();
+    found
 }
 
 #[cfg(test)]
@@ -146,5 +194,33 @@ mod tests {
         let changed = library.load(&choice).unwrap().remove(0).lora;
         assert_ne!(changed.sha256, first.sha256, "a changed file is read again");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A LoRA repo in the Hugging Face cache is offered by `ORG/NAME/FILE` and loads; a model
+    /// repo there is not offered, nor is a name outside what is listed.
+    #[test]
+    fn lora_repos_of_the_hub_cache_are_offered() {
+        let hub = std::env::temp_dir().join(format!("vidplay-hub-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&hub);
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/tests/fixtures/wan");
+        for (repo, extra) in [("models--lightx2v--Wan-Lora", None), ("models--org--a-model", Some("model_index.json"))]
+        {
+            let snapshot = hub.join(repo).join("snapshots/abc123");
+            std::fs::create_dir_all(snapshot.join("high")).unwrap();
+            std::fs::create_dir_all(hub.join(repo).join("refs")).unwrap();
+            std::fs::write(hub.join(repo).join("refs/main"), "abc123\n").unwrap();
+            std::fs::copy(fixtures.join("wan1-lora/comfyui.safetensors"), snapshot.join("high/model.safetensors"))
+                .unwrap();
+            if let Some(file) = extra {
+                std::fs::write(snapshot.join(file), "{}").unwrap();
+            }
+        }
+        let library = LoraLibrary::new(None).with_hub(hub.clone());
+        assert_eq!(library.list(), ["lightx2v/Wan-Lora/high/model.safetensors"]);
+        let choice = [LoraChoice { file: "lightx2v/Wan-Lora/high/model.safetensors".into(), scale: 1.0 }];
+        assert_eq!(library.load(&choice).unwrap()[0].lora.components(), ["transformer"]);
+        let outside = [LoraChoice { file: "org/a-model/high/model.safetensors".into(), scale: 1.0 }];
+        assert!(library.load(&outside).is_err());
+        let _ = std::fs::remove_dir_all(&hub);
     }
 }

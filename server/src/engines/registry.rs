@@ -56,7 +56,7 @@ impl Registry {
             installed.push((family.build)(&m.name, &m.path));
         }
         let mut registry = Registry::arrange(vec![Arc::new(builtin), Arc::new(BuiltinEditEngine::new())], installed);
-        registry.loras = LoraLibrary::new(models_dir.map(|d| d.join("loras")));
+        registry.loras = LoraLibrary::new(models_dir.map(|d| d.join("loras"))).with_hub(folder::hub_cache());
         registry
     }
 
