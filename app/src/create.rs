@@ -82,6 +82,7 @@ fn form_values(params: &JobParams) -> HashMap<String, String> {
         "keyframe_guidance",
         "negative",
         "keyframe_model",
+        "memory",
     ];
     names
         .into_iter()

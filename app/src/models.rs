@@ -171,6 +171,7 @@ impl JobParams {
             "keyframe_guidance" => N(decimal(self.keyframe_guidance)),
             "negative" => T(self.negative.clone()),
             "keyframe_model" => T(self.keyframe_model.clone()),
+            "memory" => T(self.memory.clone()),
             _ => return None,
         })
     }
@@ -273,6 +274,10 @@ pub fn set_value(params: &mut JobParams, name: &str, text: &str) -> bool {
         }
         "keyframe_model" => {
             params.keyframe_model = text.to_string();
+            true
+        }
+        "memory" => {
+            params.memory = text.to_string();
             true
         }
         _ => false,

@@ -107,6 +107,11 @@ pub struct JobParams {
     /// for the job beside the first picture.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub last_image: bool,
+    /// How a model that offers the choice holds its weights while it runs (its description's
+    /// `memory` values, e.g. Wan's "resident", "one component at a time", "block swap"); empty:
+    /// the model's first.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub memory: String,
 }
 
 fn is_zero(v: &f32) -> bool {
@@ -176,6 +181,7 @@ impl Default for JobParams {
             group: String::new(),
             loras: Vec::new(),
             last_image: false,
+            memory: String::new(),
         }
     }
 }

@@ -173,6 +173,7 @@ fn kept_fields(video: &Video) -> impl IntoView + use<> {
         ("height", p.height.to_string()),
         ("negative", p.negative.clone()),
         ("keyframe_model", p.keyframe_model.clone()),
+        ("memory", p.memory.clone()),
         ("keyframe_steps", p.keyframe_steps.to_string()),
         ("keyframe_guidance", p.keyframe_guidance.to_string()),
     ];

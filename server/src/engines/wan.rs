@@ -64,6 +64,21 @@ pub(super) fn clip_params() -> [ParamSpec; 3] {
     ]
 }
 
+/// How the model holds its weights while it runs, as the Create page offers it (the command
+/// line's `--low-memory` and `--gpu-blocks` say the same and more).
+pub(super) fn memory_param() -> ParamSpec {
+    ParamSpec::choice(
+        "memory",
+        "Memory",
+        vec![RESIDENT.into(), ONE_AT_A_TIME.into(), BLOCK_SWAP.into()],
+        "resident: everything stays on the GPU (fastest); one component at a time: the text encoder, each expert and the VAE loaded for their phase; block swap: as many transformer blocks on the GPU as its free memory holds, the others streamed from host memory",
+    )
+}
+
+const RESIDENT: &str = "resident";
+const ONE_AT_A_TIME: &str = "one component at a time";
+const BLOCK_SWAP: &str = "block swap";
+
 /// The second expert's guidance, for a two-expert model's controls.
 pub(super) fn guidance_2_param() -> ParamSpec {
     ParamSpec::number(
@@ -140,12 +155,13 @@ impl WanEngine {
         if two_experts(path) {
             info.params.push(guidance_2_param());
         }
+        info.params.push(memory_param());
         Self { info, path: path.to_path_buf() }
     }
 
     fn make(&self, params: &JobParams, o: &Overrides, ctx: &mut RunContext<'_>) -> Result<Rendered, GenerateError> {
         let started = Instant::now();
-        let wan = load(&self.info, &self.path, o, ctx)?;
+        let wan = load(&self.info, &self.path, params, o, ctx)?;
         let load_s = started.elapsed().as_secs_f64();
         let mut req = request_of(params);
         req.guidance_2 = guidance_2_of(&wan, params);
@@ -185,11 +201,13 @@ impl WanEngine {
 pub(super) fn load(
     info: &ModelInfo,
     path: &Path,
+    params: &JobParams,
     o: &Overrides,
     ctx: &mut RunContext<'_>,
 ) -> Result<std::rc::Rc<Wan>, GenerateError> {
     let dtype = o.precision.resolve(ctx.device);
-    let memory = if o.low_memory { MemoryMode::Low } else { MemoryMode::Resident };
+    let low = o.low_memory || params.memory == ONE_AT_A_TIME;
+    let memory = if low { MemoryMode::Low } else { MemoryMode::Resident };
     let opened = ctx.device.clone();
     let options = match o.text_encoder {
         TextEncoderPlacement::Auto => WanOptions::auto(&opened, memory),
@@ -206,9 +224,10 @@ pub(super) fn load(
         ),
     };
     let mut options = options.with_loras(o.loras.clone());
-    options.gpu_blocks = gpu_blocks(path, o, &opened, memory);
+    let swap = o.gpu_blocks.or((params.memory == BLOCK_SWAP).then_some(GpuBlocks::Auto));
+    options.gpu_blocks = gpu_blocks(path, swap, &opened, memory);
     let swap = options.gpu_blocks.map_or(String::new(), |n| format!("@{n}blocks"));
-    let key = format!("{}{}{swap}", info.id, o.loras_key());
+    let key = format!("{}{}{swap}@{}", info.id, o.loras_key(), memory.name());
     ctx.models.get_or_load(&key, info.memory_mib, || {
         Wan::load(path, &opened.device, dtype, options).map_err(|e| super::load_error(&info.id, e))
     })
@@ -218,8 +237,8 @@ pub(super) fn load(
 /// of the free memory (the rest is for activations, the VAE and the text) shared by the
 /// experts held at once, a block's size taken from the transformer's files; all where the free
 /// memory is unknown (wgpu) or the blocks fit.
-fn gpu_blocks(path: &Path, o: &Overrides, opened: &OpenedDevice, memory: MemoryMode) -> Option<usize> {
-    match o.gpu_blocks? {
+fn gpu_blocks(path: &Path, swap: Option<GpuBlocks>, opened: &OpenedDevice, memory: MemoryMode) -> Option<usize> {
+    match swap? {
         GpuBlocks::Count(n) => Some(n),
         GpuBlocks::Auto => {
             let free = model::free_memory::free_bytes(opened.choice, &opened.device)?;

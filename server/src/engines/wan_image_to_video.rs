@@ -8,8 +8,8 @@
 
 use super::family::Family;
 use super::wan::{
-    MAX_STEPS, MAX_WIDTH, chips, clip_params, guidance_2_of, guidance_2_param, load, request_of, two_experts,
-    video_meta,
+    MAX_STEPS, MAX_WIDTH, chips, clip_params, guidance_2_of, guidance_2_param, load, memory_param, request_of,
+    two_experts, video_meta,
 };
 use super::{EngineJob, Rendered, RunContext};
 use app::models::{LAST_IMAGE, ModelInfo, ParamSpec};
@@ -117,6 +117,7 @@ impl WanImageToVideoEngine {
         if two_experts {
             params.push(guidance_2_param());
         }
+        params.push(memory_param());
         let info = ModelInfo {
             id: name.into(),
             family: FAMILY.name.into(),
@@ -187,7 +188,7 @@ impl super::Engine for WanImageToVideoEngine {
             return Err(GenerateError::InvalidRequest(format!("{} animates a picture: give one", self.info.id)));
         };
         let o = job.overrides;
-        let wan = load(&self.info, &self.path, o, ctx)?;
+        let wan = load(&self.info, &self.path, job.params, o, ctx)?;
         let load_s = started.elapsed().as_secs_f64();
         let (width, height) = fitted_size(job.params.width, job.params.height, picture);
         let mut req = WanRequest {

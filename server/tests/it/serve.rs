@@ -644,6 +644,7 @@ async fn image_to_video_with_an_installed_wan_model_and_a_last_frame() {
         ("height", "32"),
         ("guidance", "4"),
         ("guidance_2", "2"),
+        ("memory", "one component at a time"),
     ];
     let (first, last) = (png(64, 48), png(40, 40));
     let files = [("image", "photo.png", &first[..]), ("last_image", "end.png", &last[..])];
@@ -661,6 +662,7 @@ async fn image_to_video_with_an_installed_wan_model_and_a_last_frame() {
         (Some(true), Some(2.0))
     );
     assert_eq!(meta["resolution"]["native"], json!([32, 32]), "the picture's shape at about 32x32");
+    assert_eq!(meta["memory_mode"], "low", "the components loaded one at a time: {meta}");
     let (status, _) = send(&app, get(&format!("/media/{id}/input.png"))).await;
     assert_eq!(status, StatusCode::OK, "the picture animated is kept");
     let (_, page) = send(&app, get(&format!("/v/{id}"))).await;
