@@ -23,7 +23,7 @@
 //! A LoRA entry that matches no weight of its component is an error naming it: a LoRA for
 //! another model must not load as a silent no-op.
 
-use super::weights::{LoadError, decode_f32};
+use super::load_error::{LoadError, decode_f32};
 use safetensors::SafeTensors;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};

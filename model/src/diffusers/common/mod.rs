@@ -9,6 +9,7 @@ pub mod folder;
 pub mod image_processing;
 pub mod latent_preview;
 pub mod layers;
+pub mod load_error;
 pub mod lora;
 pub mod pil_resize;
 pub mod scheduler;
