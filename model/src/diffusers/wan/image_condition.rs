@@ -58,11 +58,13 @@ pub fn build(
     let frame = |p: &Planar| {
         Tensor::<3>::from_data(TensorData::new(p.data.clone(), [3, h, w]), device).reshape([1, 3, 1, h, w])
     };
-    let zeros = |n: usize| Tensor::<5>::zeros([1, 3, n, h, w], device);
-    let video = match last_image {
-        None => Tensor::cat(vec![frame(image), zeros(frames - 1)], 2),
-        Some(last) => Tensor::cat(vec![frame(image), zeros(frames - 2), frame(last)], 2),
+    // No empty part: a one-frame clip is the picture alone.
+    let zeros = |n: usize| (n > 0).then(|| Tensor::<5>::zeros([1, 3, n, h, w], device));
+    let parts: Vec<Tensor<5>> = match last_image {
+        None => std::iter::once(frame(image)).chain(zeros(frames - 1)).collect(),
+        Some(last) => std::iter::once(frame(image)).chain(zeros(frames - 2)).chain([frame(last)]).collect(),
     };
+    let video = Tensor::cat(parts, 2);
     let (mean, _) = vae.encode(video);
     let [_, z, f, lh, lw] = mean.dims();
     let stats = |v: Vec<f32>| Tensor::<1>::from_data(TensorData::new(v, [z]), device).reshape([1, z, 1, 1, 1]);

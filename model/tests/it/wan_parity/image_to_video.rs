@@ -109,6 +109,9 @@ fn image_requests_are_checked() {
             other => panic!("{needle}: {other:?}"),
         }
     }
+    // A one-frame clip is the picture alone.
+    let one = WanRequest { frames: 1, last_image: None, steps: 1, noise: None, ..req.clone() };
+    assert_eq!(wan.generate(&one, &mut |_| {}, &|| false).unwrap().frames.len(), 1);
     // A text-to-video folder takes no picture, nor a second guidance.
     let t2v =
         Wan::load(&fixture("wan1"), &device, DType::F32, WanOptions::on(&device, DType::F32, MemoryMode::Resident))
