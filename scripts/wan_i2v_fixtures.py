@@ -78,6 +78,16 @@ def picture(width, height, seed):
     return Image.fromarray((np.clip(img, 0, 1) * 255).round().astype(np.uint8))
 
 
+def save(pipe, folder, tokenizer_files):
+    """`save_pretrained`, with the fast tokenizer's files put back (it rewrites the folder)."""
+    pipe.save_pretrained(folder, safe_serialization=True)
+    shutil.rmtree(os.path.join(folder, "tokenizer"))
+    os.makedirs(os.path.join(folder, "tokenizer"))
+    for n, data in tokenizer_files.items():
+        with open(os.path.join(folder, "tokenizer", n), "wb") as f:
+            f.write(data)
+
+
 def scale_transformer(t):
     """GAIN on a transformer: its output, its patch embedding (more on the condition's channels),
     its text embedding and its cross-attention outputs."""
@@ -138,12 +148,7 @@ def main():
     pipe = WanImageToVideoPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, scheduler=scheduler,
                                    transformer=experts[0], transformer_2=experts[1], image_encoder=None,
                                    image_processor=None, boundary_ratio=BOUNDARY)
-    pipe.save_pretrained(folder, safe_serialization=True)
-    shutil.rmtree(os.path.join(folder, "tokenizer"))
-    os.makedirs(os.path.join(folder, "tokenizer"))
-    for n, data in tokenizer_files.items():
-        with open(os.path.join(folder, "tokenizer", n), "wb") as f:
-            f.write(data)
+    save(pipe, folder, tokenizer_files)
 
     # Pictures: at the clip's size, a resized one (64x40 to 32x32) as the last frame.
     picture(48, 32, 1).save(os.path.join(folder, "image_0.png"))
@@ -298,12 +303,7 @@ def build_21(name, cfg):
     scheduler = UniPCMultistepScheduler.from_config(dict(UNIPC, flow_shift=FLOW_SHIFT))
     pipe = WanImageToVideoPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, scheduler=scheduler,
                                    transformer=transformer, image_encoder=image_encoder, image_processor=processor)
-    pipe.save_pretrained(folder, safe_serialization=True)
-    shutil.rmtree(os.path.join(folder, "tokenizer"))
-    os.makedirs(os.path.join(folder, "tokenizer"))
-    for n, data in tokenizer_files.items():
-        with open(os.path.join(folder, "tokenizer", n), "wb") as f:
-            f.write(data)
+    save(pipe, folder, tokenizer_files)
     picture(48, 32, 1).save(os.path.join(folder, "image_0.png"))
     picture(64, 40, 3).save(os.path.join(folder, "last_1.png"))
 

@@ -165,13 +165,7 @@ impl WanEngine {
         let load_s = started.elapsed().as_secs_f64();
         let mut req = request_of(params);
         req.guidance_2 = guidance_2_of(&wan, params);
-        if o.noise.is_some() {
-            let [c, f, h, w] = wan.latent_shape(&req);
-            req.noise = o.noise_tensor(&[1, c, f, h, w])?;
-        }
-        let warmup_s =
-            o.warm_up(|| wan.generate(&WanRequest { steps: 1, ..req.clone() }, &mut |_| {}, ctx.cancelled))?;
-        let video = wan.generate(&req, ctx.progress, ctx.cancelled)?;
+        let (video, warmup_s) = generate(&wan, &mut req, o, ctx)?;
         let fps = params.fps.max(1);
         let mut meta = video_meta(&self.info.id, &wan, &req, &video, fps, &ctx.device.description, load_s);
         meta.timings.warmup_s = warmup_s;
@@ -251,6 +245,23 @@ fn gpu_blocks(path: &Path, swap: Option<GpuBlocks>, opened: &OpenedDevice, memor
             (fit < layers).then_some(fit as usize)
         }
     }
+}
+
+/// Runs `req` on `wan` as the overrides ask: its noise from their file, after a one-step run
+/// when they warm up (whose seconds come back with the clip).
+pub(super) fn generate(
+    wan: &Wan,
+    req: &mut WanRequest,
+    o: &Overrides,
+    ctx: &mut RunContext<'_>,
+) -> Result<(GeneratedVideo, f64), GenerateError> {
+    if o.noise.is_some() {
+        let [c, f, h, w] = wan.latent_shape(req);
+        req.noise = o.noise_tensor(&[1, c, f, h, w])?;
+    }
+    let warmup_s = o.warm_up(|| wan.generate(&WanRequest { steps: 1, ..req.clone() }, &mut |_| {}, ctx.cancelled))?;
+    let video = wan.generate(req, ctx.progress, ctx.cancelled)?;
+    Ok((video, warmup_s))
 }
 
 /// Parts of a prompt to click: Wan follows free text, so these are the camera, motion, light

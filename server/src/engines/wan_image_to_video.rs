@@ -8,8 +8,8 @@
 
 use super::family::Family;
 use super::wan::{
-    MAX_STEPS, MAX_WIDTH, chips, clip_params, guidance_2_of, guidance_2_param, load, memory_param, request_of,
-    two_experts, video_meta,
+    MAX_STEPS, MAX_WIDTH, chips, clip_params, generate, guidance_2_of, guidance_2_param, load, memory_param,
+    request_of, two_experts, video_meta,
 };
 use super::{EngineJob, Rendered, RunContext};
 use app::models::{LAST_IMAGE, ModelInfo, ParamSpec};
@@ -199,13 +199,7 @@ impl super::Engine for WanImageToVideoEngine {
             guidance_2: guidance_2_of(&wan, job.params),
             ..request_of(job.params)
         };
-        if o.noise.is_some() {
-            let [c, f, h, w] = wan.latent_shape(&req);
-            req.noise = o.noise_tensor(&[1, c, f, h, w])?;
-        }
-        let warmup_s =
-            o.warm_up(|| wan.generate(&WanRequest { steps: 1, ..req.clone() }, &mut |_| {}, ctx.cancelled))?;
-        let video = wan.generate(&req, ctx.progress, ctx.cancelled)?;
+        let (video, warmup_s) = generate(&wan, &mut req, o, ctx)?;
         let fps = job.params.fps.max(1);
         let mut meta = video_meta(&self.info.id, &wan, &req, &video, fps, &ctx.device.description, load_s);
         meta.timings.warmup_s = warmup_s;
