@@ -78,6 +78,23 @@ def picture(width, height, seed):
     return Image.fromarray((np.clip(img, 0, 1) * 255).round().astype(np.uint8))
 
 
+def start(name, seed):
+    """A fresh fixture folder `name` after seeding torch: its tokenizer (and the tokenizer
+    files, which `save` puts back) and a tiny UMT5 text encoder."""
+    torch.manual_seed(seed)
+    folder = os.path.join(ROOT, name)
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder)
+    tokenizer = write_tokenizer(os.path.join(folder, "tokenizer"), "nmt_nfkc")
+    tokenizer_files = {n: open(os.path.join(folder, "tokenizer", n), "rb").read()
+                       for n in os.listdir(os.path.join(folder, "tokenizer"))}
+    text_encoder = UMT5EncoderModel(UMT5Config(vocab_size=len(tokenizer), feed_forward_proj="gated-gelu",
+                                               dense_act_fn="gelu_new", is_gated_act=True, dropout_rate=0.0,
+                                               tie_word_embeddings=False, pad_token_id=0, eos_token_id=1,
+                                               **TEXT)).eval()
+    return folder, tokenizer, tokenizer_files, text_encoder
+
+
 def save(pipe, folder, tokenizer_files):
     """`save_pretrained`, with the fast tokenizer's files put back (it rewrites the folder)."""
     pipe.save_pretrained(folder, safe_serialization=True)
@@ -117,17 +134,7 @@ def run_pipe(pipe, run, folder, noise, **over):
 
 
 def main():
-    torch.manual_seed(31)
-    folder = os.path.join(ROOT, NAME)
-    shutil.rmtree(folder, ignore_errors=True)
-    os.makedirs(folder)
-    tokenizer = write_tokenizer(os.path.join(folder, "tokenizer"), "nmt_nfkc")
-    tokenizer_files = {n: open(os.path.join(folder, "tokenizer", n), "rb").read()
-                       for n in os.listdir(os.path.join(folder, "tokenizer"))}
-    text_encoder = UMT5EncoderModel(UMT5Config(vocab_size=len(tokenizer), feed_forward_proj="gated-gelu",
-                                               dense_act_fn="gelu_new", is_gated_act=True, dropout_rate=0.0,
-                                               tie_word_embeddings=False, pad_token_id=0, eos_token_id=1,
-                                               **TEXT)).eval()
+    folder, tokenizer, tokenizer_files, text_encoder = start(NAME, 31)
     experts = [WanTransformer3DModel(**TRANSFORMER).eval() for _ in range(2)]
     vae = AutoencoderKLWan(**VAE).eval()
     perturb(text_encoder, vae, *experts)
@@ -276,17 +283,7 @@ def build_21(name, cfg):
     tokens change."""
     from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
 
-    torch.manual_seed(cfg["seed"])
-    folder = os.path.join(ROOT, name)
-    shutil.rmtree(folder, ignore_errors=True)
-    os.makedirs(folder)
-    tokenizer = write_tokenizer(os.path.join(folder, "tokenizer"), "nmt_nfkc")
-    tokenizer_files = {n: open(os.path.join(folder, "tokenizer", n), "rb").read()
-                       for n in os.listdir(os.path.join(folder, "tokenizer"))}
-    text_encoder = UMT5EncoderModel(UMT5Config(vocab_size=len(tokenizer), feed_forward_proj="gated-gelu",
-                                               dense_act_fn="gelu_new", is_gated_act=True, dropout_rate=0.0,
-                                               tie_word_embeddings=False, pad_token_id=0, eos_token_id=1,
-                                               **TEXT)).eval()
+    folder, tokenizer, tokenizer_files, text_encoder = start(name, cfg["seed"])
     transformer = WanTransformer3DModel(**cfg["transformer"]).eval()
     # wan-i2v1's VAE, weights scaled already: the same bytes, which git stores once.
     vae = AutoencoderKLWan.from_pretrained(os.path.join(ROOT, NAME, "vae")).eval()

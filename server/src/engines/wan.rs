@@ -40,10 +40,13 @@ pub struct WanEngine {
 /// Whether the folder's `model_index.json` has a `boundary_ratio`: two experts (Wan 2.2 A14B).
 /// Read again, and checked, when the model loads.
 pub(super) fn two_experts(path: &Path) -> bool {
-    std::fs::read_to_string(path.join("model_index.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .is_some_and(|v| v.get("boundary_ratio").is_some_and(|b| b.is_number()))
+    folder_json(path, "model_index.json").is_some_and(|v| v.get("boundary_ratio").is_some_and(|b| b.is_number()))
+}
+
+/// A JSON file of the model folder (`file` below it), if it reads; what the engines look at
+/// before the model loads (which checks every config and says what is wrong).
+pub(super) fn folder_json(path: &Path, file: &str) -> Option<serde_json::Value> {
+    serde_json::from_str(&std::fs::read_to_string(path.join(file)).ok()?).ok()
 }
 
 /// The controls every Wan engine has alike: the negative prompt, the frames and the files' frame
@@ -236,8 +239,7 @@ fn gpu_blocks(path: &Path, swap: Option<GpuBlocks>, opened: &OpenedDevice, memor
         GpuBlocks::Count(n) => Some(n),
         GpuBlocks::Auto => {
             let free = model::free_memory::free_bytes(opened.choice, &opened.device)?;
-            let config: serde_json::Value =
-                serde_json::from_str(&std::fs::read_to_string(path.join("transformer/config.json")).ok()?).ok()?;
+            let config = folder_json(path, "transformer/config.json")?;
             let layers = config.get("num_layers")?.as_u64()?.max(1);
             let block_bytes = (super::family::weights_mib(&path.join("transformer")) << 20) / layers;
             let experts = if two_experts(path) && memory == MemoryMode::Resident { 2 } else { 1 };

@@ -8,8 +8,8 @@
 
 use super::family::Family;
 use super::wan::{
-    MAX_STEPS, MAX_WIDTH, chips, clip_params, generate, guidance_2_of, guidance_2_param, load, memory_param,
-    request_of, two_experts, video_meta,
+    MAX_STEPS, MAX_WIDTH, chips, clip_params, folder_json, generate, guidance_2_of, guidance_2_param, load,
+    memory_param, request_of, two_experts, video_meta,
 };
 use super::{EngineJob, Rendered, RunContext};
 use app::models::{LAST_IMAGE, ModelInfo, ParamSpec};
@@ -48,16 +48,12 @@ enum LastFrame {
     None,
 }
 
-fn read_json(path: &Path) -> Option<serde_json::Value> {
-    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
-}
-
 impl WanImageToVideoEngine {
     pub fn new(name: &str, path: &Path) -> Self {
         // Two experts when model_index.json has a boundary; the transformer's image settings
         // decide the last frame (all read again, and checked, at load).
         let two_experts = two_experts(path);
-        let transformer = read_json(&path.join("transformer/config.json")).unwrap_or_default();
+        let transformer = folder_json(path, "transformer/config.json").unwrap_or_default();
         let set = |key: &str| transformer.get(key).is_some_and(|v| !v.is_null());
         let last_frame = match (set("image_dim"), set("pos_embed_seq_len")) {
             (false, _) => LastFrame::Optional,

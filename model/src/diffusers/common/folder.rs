@@ -10,6 +10,8 @@ pub struct ModelFolder {
     pub class_name: String,
     /// Component names listed in model_index.json (non-null entries).
     pub components: Vec<String>,
+    /// model_index.json as read (a pipeline's own settings, e.g. Wan's `boundary_ratio`).
+    pub index: serde_json::Value,
 }
 
 /// Weight precision preference when a folder holds both plain and `fp16` variant files.
@@ -41,7 +43,7 @@ impl ModelFolder {
                     .collect()
             })
             .unwrap_or_default();
-        Ok(Self { root: root.to_path_buf(), class_name, components })
+        Ok(Self { root: root.to_path_buf(), class_name, components, index: raw })
     }
 
     /// Checks the folder holds the pipeline `class` (`model_index.json`'s `_class_name`), which

@@ -220,7 +220,7 @@ impl Wan {
             return Err(LoadError::config(root, "lora", other, "a Wan LoRA updates the transformer"));
         }
         let index_path = root.join("model_index.json");
-        let index: serde_json::Value = crate::diffusers::common::config::read_json(&index_path)?;
+        let index = &folder.index;
         if index.get("expand_timesteps").and_then(|v| v.as_bool()) == Some(true) {
             return Err(LoadError::config(
                 &index_path,
